@@ -1,0 +1,1786 @@
+#!/usr/bin/env python3
+"""Sincroniza os servidores de backup da API de licenças com o servidor principal.
+
+Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam):
+
+    configuração (.env / ambiente / opções)
+        → cliente HTTP (uma requests.Session por servidor, com novas tentativas)
+        → retrato (busca usuários e licenças, valida e normaliza)
+        → planejador (puro: retratos + data de hoje → lista de ações; sem E/S)
+        → executor (aplica as ações pela API, em paralelo limitado)
+        → estado e histórico (arquivos gravados de forma atômica em DADOS_DIR)
+        → relatório (texto em português e JSON)
+        → linha de comando (main)
+
+Regra de ouro: depois de uma execução, o programa de um cliente que cair no backup
+recebe a MESMA resposta (liberado / negado) que receberia do principal. O que a API
+não permite copiar (datas, status "pending", features, custom_interval, senhas,
+e-mail e papel de usuários) é listado como "divergência não sincronizável", nunca
+escondido.
+
+Uso rápido:
+    python sincronizar_bancos.py demo        # demonstração com dois servidores locais
+    python sincronizar_bancos.py             # sincroniza conforme o .env
+    python sincronizar_bancos.py --simular   # mostra o plano sem gravar nada
+    python sincronizar_bancos.py --json      # relatório em JSON no stdout
+
+Códigos de saída: 0 tudo certo e paridade de veredito em todos os backups;
+1 alguma ação falhou; 2 problema de configuração ou credenciais; 3 outra execução
+em andamento; 4 servidor inacessível ou com dados inutilizáveis (nada gravado nesse par).
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import concurrent.futures
+import dataclasses
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from typing import Any, Callable, Iterable
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+    from dotenv import dotenv_values
+    from filelock import FileLock, Timeout as LockTimeout
+except ImportError as _erro:  # pragma: no cover - depende da instalação do usuário
+    sys.stderr.write(
+        f"❌ Dependência ausente: {_erro.name}. Instale com:\n"
+        "   pip install -r requirements.txt\n"
+    )
+    raise SystemExit(2)
+
+VERSAO = "1.0.0"
+SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+EXIT_OK = 0
+EXIT_FALHAS = 1
+EXIT_CONFIG = 2
+EXIT_EM_ANDAMENTO = 3
+EXIT_SERVIDOR = 4
+
+EXIT_SIGNIFICADO = {
+    EXIT_OK: "concluída, todos os backups com o mesmo veredito do principal",
+    EXIT_FALHAS: "concluída com falhas em algumas ações",
+    EXIT_CONFIG: "problema de configuração ou credenciais",
+    EXIT_EM_ANDAMENTO: "outra sincronização já está em andamento",
+    EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
+}
+
+LICENSE_PERIOD_MONTHS = {
+    "mensal": 1,
+    "trimestral": 3,
+    "semestral": 6,
+    "anual": 12,
+    "trianual": 36,
+    "vitalicia": None,
+}
+LICENSE_STATUSES = ("active", "blocked", "pending")
+USER_ROLES = ("admin", "user")
+SETTABLE_FIELDS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
+TEXT_FIELDS = SETTABLE_FIELDS + ("status", "features")
+MAX_TEXT_LEN = 10_000
+DEFAULT_CREATED_BY = "admin"
+
+SEP = "=" * 60
+
+
+# ============================================================================
+# Segredos: tudo o que sai do programa passa por aqui
+# ============================================================================
+
+class Secrets:
+    """Guarda senhas e tokens conhecidos e os mascara em qualquer texto."""
+
+    _PATTERNS = (
+        (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
+        (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
+        (re.compile(r"([?&](?:password|senha|token)=)[^&\s]+", re.I), r"\1***"),
+        (re.compile(r"(https?://)[^/\s@]+@", re.I), r"\1***@"),
+    )
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 4:
+            with self._lock:
+                self._values.add(value)
+
+    def mask(self, text: Any) -> str:
+        text = str(text)
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            text = text.replace(value, "***")
+        for pattern, repl in self._PATTERNS:
+            text = pattern.sub(repl, text)
+        return text
+
+
+SECRETS = Secrets()
+
+
+# ============================================================================
+# Configuração
+# ============================================================================
+
+class ConfigError(Exception):
+    """Configuração ausente ou inválida (código de saída 2)."""
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    role: str  # "principal" ou "backup"
+    url: str
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{'Principal' if self.role == 'principal' else 'Backup'} ({self.url})"
+
+
+@dataclasses.dataclass
+class Config:
+    primary: ServerConfig
+    backups: list[ServerConfig]
+    data_dir: str
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    wake_wait: float = 90.0
+    http_retries: int = 5
+    backoff: float = 0.5
+    parallel: int = 8
+    ca_bundle: str | None = None
+    simulate: bool = False
+    json_output: bool = False
+    today: dt.date | None = None
+    progress: bool = True
+    allow_http: bool = False
+
+
+def normalize_url(url: str) -> str:
+    """Forma canônica de uma URL de servidor, para comparar e exibir."""
+    raw = (url or "").strip()
+    parts = urllib.parse.urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"URL inválida: {SECRETS.mask(raw)!r}. Use o formato https://servidor.exemplo.com"
+        )
+    if parts.username or parts.password:
+        raise ConfigError("Não coloque usuário ou senha dentro da URL; use ADMIN_USER e ADMIN_PASSWORD.")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"A URL {parts.hostname} não deve ter '?' nem '#'.")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"Porta inválida na URL do servidor {parts.hostname}.") from None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 443 if scheme == "https" else 80
+    netloc = host if port in (None, default_port) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}"
+
+
+def is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_env_file(path: str, required: bool) -> dict[str, str]:
+    """Lê um arquivo .env; ausente é aceito só quando não foi pedido explicitamente."""
+    if not os.path.exists(path):
+        if required:
+            raise ConfigError(f"Arquivo de configuração não encontrado: {path}")
+        return {}
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            handle.read(1)
+        values = dotenv_values(path, encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Não foi possível ler o arquivo de configuração {path}: {exc.__class__.__name__}") from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _setting(name: str, cli_value: Any, env: dict[str, str], file_values: dict[str, str]) -> Any:
+    if cli_value not in (None, ""):
+        return cli_value
+    if env.get(name, "").strip():
+        return env[name].strip()
+    if file_values.get(name, "").strip():
+        return file_values[name].strip()
+    return None
+
+
+def _number(name: str, value: Any, default: float, minimum: float, cast=float) -> Any:
+    if value in (None, ""):
+        return cast(default)
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} deve ser um número (recebido: {value!r}).") from None
+    if number < minimum:
+        raise ConfigError(f"{name} deve ser no mínimo {minimum} (recebido: {value!r}).")
+    return number
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "sim", "yes", "s", "y", "on")
+
+
+def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
+    """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
+    env = dict(os.environ if env is None else env)
+    env_path = args.env or os.path.join(SCRIPT_DIR, ".env")
+    file_values = read_env_file(env_path, required=bool(args.env))
+
+    def get(name: str, cli: Any = None) -> Any:
+        return _setting(name, cli, env, file_values)
+
+    primary_url = get("SERVIDOR_PRINCIPAL", args.principal)
+    backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
+    if not primary_url:
+        raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example).")
+    if not backup_raw:
+        raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula).")
+
+    admin_user = get("ADMIN_USER", args.usuario)
+    admin_password = get("ADMIN_PASSWORD")
+    primary = _server_config("principal", primary_url, get("PRINCIPAL_ADMIN_USER") or admin_user,
+                             get("PRINCIPAL_ADMIN_PASSWORD") or admin_password)
+    backup_user = get("BACKUP_ADMIN_USER") or admin_user
+    backup_password = get("BACKUP_ADMIN_PASSWORD") or admin_password
+    backups = [
+        _server_config("backup", url, backup_user, backup_password)
+        for url in (part.strip() for part in str(backup_raw).split(",")) if url
+    ]
+    if not backups:
+        raise ConfigError("SERVIDOR_BACKUP está vazio.")
+    _check_distinct(primary, backups)
+
+    allow_http = bool(args.permitir_http) or _truthy(get("SYNC_PERMITIR_HTTP") or "")
+    for server in [primary] + backups:
+        if server.url.startswith("http://") and not is_loopback(server.url) and not allow_http:
+            raise ConfigError(
+                f"{server.label} usa http:// (sem criptografia): a senha e o token iriam abertos pela rede. "
+                "Use https:// ou, se tiver certeza, a opção --permitir-http."
+            )
+
+    data_dir = get("DADOS_DIR", args.dados_dir) or os.path.join(SCRIPT_DIR, "dados")
+    if not os.path.isabs(data_dir):
+        data_dir = os.path.join(SCRIPT_DIR, data_dir)
+    today = None
+    if args.hoje:
+        try:
+            today = dt.date.fromisoformat(args.hoje)
+        except ValueError:
+            raise ConfigError(f"--hoje deve estar no formato AAAA-MM-DD (recebido: {args.hoje!r}).") from None
+    ca_bundle = get("SYNC_CA_BUNDLE")
+    if ca_bundle and not os.path.isfile(ca_bundle):
+        raise ConfigError(f"SYNC_CA_BUNDLE aponta para um arquivo que não existe: {ca_bundle}")
+
+    return Config(
+        primary=primary,
+        backups=backups,
+        data_dir=os.path.abspath(data_dir),
+        timeout=_number("SYNC_TIMEOUT", get("SYNC_TIMEOUT", args.timeout), 30, 0.1),
+        wake_wait=_number("SYNC_ESPERA_DESPERTAR", get("SYNC_ESPERA_DESPERTAR", args.espera_despertar), 90, 0),
+        http_retries=_number("SYNC_TENTATIVAS_HTTP", get("SYNC_TENTATIVAS_HTTP", args.tentativas_http), 5, 0, int),
+        parallel=_number("SYNC_PARALELO", get("SYNC_PARALELO", args.paralelo), 8, 1, int),
+        ca_bundle=ca_bundle,
+        simulate=bool(args.simular),
+        json_output=bool(args.json),
+        today=today,
+        progress=not args.json and not args.sem_progresso,
+        allow_http=allow_http,
+    )
+
+
+def _server_config(role: str, url: str, username: str | None, password: str | None) -> ServerConfig:
+    normalized = normalize_url(url)
+    who = "principal" if role == "principal" else "de backup"
+    if not username:
+        raise ConfigError(f"Usuário administrador do servidor {who} não configurado (ADMIN_USER).")
+    if not password:
+        raise ConfigError(f"Senha do servidor {who} não configurada (ADMIN_PASSWORD).")
+    SECRETS.add(password)
+    return ServerConfig(role=role, url=normalized, username=username, password=password)
+
+
+def _check_distinct(primary: ServerConfig, backups: list[ServerConfig]) -> None:
+    seen = {primary.url}
+    for backup in backups:
+        if backup.url == primary.url:
+            raise ConfigError(f"O servidor principal {primary.url} também está listado como backup.")
+        if backup.url in seen:
+            raise ConfigError(f"O backup {backup.url} está listado mais de uma vez.")
+        seen.add(backup.url)
+
+
+# ============================================================================
+# Cliente HTTP (uma requests.Session por servidor)
+# ============================================================================
+
+class ApiError(Exception):
+    """Falha ao falar com um servidor; a mensagem já está em português e sem segredos."""
+
+    def __init__(self, message: str, status: int | None = None, server_message: str | None = None):
+        super().__init__(SECRETS.mask(message))
+        self.status = status
+        self.server_message = server_message
+
+
+class AuthError(ApiError):
+    """Credenciais recusadas ou conta sem papel de administrador (código 2)."""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "erro de certificado TLS (use SYNC_CA_BUNDLE para uma CA própria)"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "tempo esgotado ao conectar"
+    if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
+        return "tempo esgotado esperando a resposta"
+    if isinstance(exc, requests.exceptions.RetryError):
+        return "o servidor continuou respondendo com erro depois de várias tentativas"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if "Connection refused" in text or "Errno 111" in text or "10061" in text:
+            return "conexão recusada (servidor fora do ar?)"
+        if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+            return "nome do servidor não encontrado (DNS)"
+        return "conexão interrompida"
+    return exc.__class__.__name__
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: Any
+    retried: bool
+
+
+class ApiClient:
+    """Fala com um servidor da API de licenças: login, listagens e escritas."""
+
+    def __init__(self, server: ServerConfig, config: Config):
+        self.server = server
+        self.config = config
+        self.token: str | None = None
+        self.role: str | None = None
+        self.waited_seconds = 0.0
+        self._login_lock = threading.Lock()
+        self._token_generation = 0
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"sincronizar-bancos/{VERSAO}"
+        self.session.verify = config.ca_bundle or True
+        retry = Retry(
+            total=config.http_retries,
+            connect=config.http_retries,
+            read=config.http_retries,
+            status=config.http_retries,
+            other=config.http_retries,
+            backoff_factor=config.backoff,
+            backoff_max=30,
+            backoff_jitter=config.backoff / 2,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=None,  # todas as escritas que fazemos podem ser repetidas com segurança
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- baixo nível -------------------------------------------------------
+    def _send(self, method: str, path: str, payload: Any = None, auth: bool = True,
+              timeout: float | None = None) -> Response:
+        headers = {"Accept": "application/json"}
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        url = self.server.url + path
+        attempts = max(1, self.config.http_retries + 1)
+        retried = False
+        for attempt in range(attempts):
+            try:
+                resp = self.session.request(
+                    method, url, json=payload, headers=headers,
+                    timeout=(self.config.connect_timeout, timeout or self.config.timeout),
+                )
+            except requests.exceptions.RequestException as exc:
+                raise ApiError(f"{self.server.label}: {describe_exception(exc)}") from None
+            history = getattr(getattr(resp.raw, "retries", None), "history", None)
+            retried = retried or bool(history)
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+            if body is not None or not 200 <= resp.status_code < 300 or attempt + 1 >= attempts:
+                return Response(resp.status_code, body, retried)
+            # Resposta 2xx ilegível (cortada no meio): repete; todas as nossas
+            # requisições podem ser repetidas com segurança.
+            retried = True
+            time.sleep(min(self.config.backoff * (2 ** attempt), 10))
+        raise AssertionError("inalcançável")
+
+    def request(self, method: str, path: str, payload: Any = None) -> Response:
+        """Requisição autenticada; um 401 no meio da execução leva a um novo login (uma vez)."""
+        generation = self._token_generation
+        resp = self._send(method, path, payload)
+        if resp.status == 401:
+            self._relogin(generation)
+            resp = self._send(method, path, payload)
+            resp.retried = True
+        return resp
+
+    def _relogin(self, seen_generation: int) -> None:
+        with self._login_lock:
+            if self._token_generation == seen_generation:
+                self.login()
+
+    # -- operações ---------------------------------------------------------
+    def wake(self) -> float:
+        """Acorda um servidor que dorme (hospedagem gratuita) com GET /health."""
+        if self.config.wake_wait <= 0:
+            return 0.0
+        start = time.monotonic()
+        deadline = start + self.config.wake_wait
+        last_error = "sem resposta"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ApiError(
+                    f"{self.server.label} não respondeu a /health em {self.config.wake_wait:.0f} s "
+                    f"({last_error})."
+                )
+            try:
+                resp = self._send("GET", "/health", auth=False, timeout=max(remaining, 1.0))
+                if resp.status == 200:
+                    break
+                last_error = f"HTTP {resp.status}"
+            except ApiError as exc:
+                last_error = str(exc).split(": ", 1)[-1]
+            time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
+        self.waited_seconds = time.monotonic() - start
+        return self.waited_seconds
+
+    def login(self) -> str:
+        resp = self._send("POST", "/admin/login",
+                          {"username": self.server.username, "password": self.server.password}, auth=False)
+        body = resp.body if isinstance(resp.body, dict) else {}
+        if resp.status in (400, 401):
+            raise AuthError(
+                f"{self.server.label}: login recusado para o usuário '{self.server.username}' "
+                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha.",
+                resp.status,
+            )
+        token = body.get("token")
+        if resp.status != 200 or not isinstance(token, str) or not token:
+            raise ApiError(f"{self.server.label}: resposta inesperada ao fazer login ({_status_text(resp)}).",
+                           resp.status)
+        SECRETS.add(token)
+        role = body.get("role")
+        if role != "admin":
+            raise AuthError(
+                f"{self.server.label}: a conta '{self.server.username}' tem papel '{role}', não 'admin'. "
+                "Com uma conta comum a API mostra só parte das licenças; use uma conta de administrador."
+            )
+        self.token = token
+        self.role = role
+        self._token_generation += 1
+        return role
+
+    def list_items(self, path: str) -> list[Any]:
+        resp = self.request("GET", path)
+        if resp.status != 200:
+            raise ApiError(f"{self.server.label}: GET {path} respondeu {_status_text(resp)}.", resp.status)
+        if resp.body is None:
+            raise ApiError(f"{self.server.label}: GET {path} não devolveu JSON (página HTML de proxy ou resposta cortada).")
+        if not isinstance(resp.body, dict) or "items" not in resp.body:
+            raise ApiError(f"{self.server.label}: GET {path} devolveu JSON sem o campo 'items'.")
+        if not isinstance(resp.body["items"], list):
+            raise ApiError(f"{self.server.label}: GET {path} devolveu 'items' que não é uma lista.")
+        return resp.body["items"]
+
+
+def _status_text(resp: Response) -> str:
+    message = resp.body.get("error") if isinstance(resp.body, dict) else None
+    return f"HTTP {resp.status}" + (f": {message}" if message else "")
+
+
+# ============================================================================
+# Retrato: busca, valida e normaliza os dados de um servidor
+# ============================================================================
+
+class SnapshotError(Exception):
+    """A listagem de um servidor não é confiável: nada é gravado nesse par."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    email: str | None
+    role: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class License:
+    device_id: str
+    owner_name: str | None
+    cpf: str | None
+    email: str | None
+    address: str | None
+    license_type: str | None
+    created_by: str | None
+    status: str | None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    custom_interval: int | None = None
+    features: str | None = None
+
+    def settable(self) -> tuple:
+        return (self.owner_name, self.cpf, self.email, self.address, self.license_type, self.created_by)
+
+    def desired_settable(self) -> tuple:
+        """O que o backup guardará ao receber este registro (created_by vazio vira 'admin')."""
+        return self.settable()[:-1] + (self.created_by or DEFAULT_CREATED_BY,)
+
+    def payload(self) -> dict[str, Any]:
+        """Registro completo para o upsert (a API apaga o que não for enviado)."""
+        values = dict(zip(SETTABLE_FIELDS, self.desired_settable()))
+        return {"device_id": self.device_id, **values}
+
+
+@dataclasses.dataclass
+class Snapshot:
+    server_url: str
+    users: dict[str, User]
+    licenses: dict[str, License]
+    problems: list[dict[str, str]] = dataclasses.field(default_factory=list)  # registros estranhos
+    login_username: str | None = None
+
+    @property
+    def invalid_keys(self) -> set[str]:
+        return {p["chave"] for p in self.problems if p["tipo"] == "licenca"}
+
+
+def normalize_text(value: Any, field: str, key: str) -> str | None:
+    """Como o servidor guarda textos: sem espaços nas pontas, vazio vira nulo."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SnapshotError(f"campo '{field}' com tipo inesperado ({type(value).__name__}) no registro {key!r}")
+    value = value.strip()
+    return value or None
+
+
+_RFC1123 = re.compile(r"^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4}")
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """Aceita AAAA-MM-DD (com ou sem hora) e o formato RFC 1123 do Flask; None se vazio."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(value)
+    text = value.strip()
+    if re.match(r"^\d{4}-\d{2}-\d{2}", text):
+        return dt.date.fromisoformat(text[:10])
+    if _RFC1123.match(text):
+        import email.utils
+        return email.utils.parsedate_to_datetime(text).date()
+    raise ValueError(value)
+
+
+def _parse_interval(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise SnapshotError(f"campo 'custom_interval' com tipo inesperado ({type(value).__name__}) no registro {key!r}")
+
+
+def _item_key(item: Any, index: int, key_field: str) -> str:
+    if not isinstance(item, dict):
+        raise SnapshotError(f"o item {index + 1} da lista não é um objeto JSON")
+    key = item.get(key_field)
+    if not isinstance(key, str) or not key.strip():
+        raise SnapshotError(f"o item {index + 1} da lista não tem '{key_field}' válido")
+    return key
+
+
+def _problem(kind: str, key: str, text: str) -> dict[str, str]:
+    return {"tipo": kind, "chave": key, "problema": text}
+
+
+def parse_users(items: list[Any]) -> tuple[dict[str, User], list[dict[str, str]]]:
+    users: dict[str, User] = {}
+    problems = []
+    for index, item in enumerate(items):
+        key = _item_key(item, index, "username")
+        if key in users:
+            raise SnapshotError(f"usuário duplicado na listagem: {key!r}")
+        user = User(key, normalize_text(item.get("email"), "email", key), normalize_text(item.get("role"), "role", key))
+        if user.role not in USER_ROLES:
+            problems.append(_problem("usuario", key, f"papel desconhecido {user.role!r}"))
+        users[key] = user
+    return users, problems
+
+
+def parse_license(item: dict[str, Any], key: str) -> tuple[License, list[str]]:
+    issues = []
+    texts = {name: normalize_text(item.get(name), name, key) for name in TEXT_FIELDS}
+    for name, value in texts.items():
+        if value and len(value) > MAX_TEXT_LEN:
+            issues.append(f"campo '{name}' com {len(value)} caracteres (limite {MAX_TEXT_LEN})")
+    if texts["license_type"] not in LICENSE_PERIOD_MONTHS:
+        issues.append(f"tipo de licença desconhecido {texts['license_type']!r}")
+    if texts["status"] not in LICENSE_STATUSES:
+        issues.append(f"status desconhecido {texts['status']!r}")
+    dates = {}
+    for name in ("start_date", "end_date"):
+        try:
+            dates[name] = parse_date(item.get(name))
+        except (ValueError, TypeError, OverflowError):
+            dates[name] = None
+            issues.append(f"data inválida em '{name}': {str(item.get(name))[:40]!r}")
+    lic = License(
+        device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
+        features=texts["features"], custom_interval=_parse_interval(item.get("custom_interval"), key), **dates,
+    )
+    return lic, issues
+
+
+def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[dict[str, str]]]:
+    licenses: dict[str, License] = {}
+    problems = []
+    for index, item in enumerate(items):
+        key = _item_key(item, index, "device_id")
+        if key in licenses:
+            raise SnapshotError(f"device_id duplicado na listagem: {key!r}")
+        lic, issues = parse_license(item, key)
+        problems.extend(_problem("licenca", key, text) for text in issues)
+        licenses[key] = lic
+    return licenses, problems
+
+
+def fetch_snapshot(client: ApiClient) -> Snapshot:
+    """Busca usuários e licenças; levanta SnapshotError se algo não for confiável."""
+    try:
+        users, user_problems = parse_users(client.list_items("/admin/users"))
+        licenses, license_problems = parse_licenses(client.list_items("/admin/devices"))
+    except SnapshotError as exc:
+        raise SnapshotError(f"{client.server.label}: dados inutilizáveis: {exc}") from None
+    return Snapshot(client.server.url, users, licenses, user_problems + license_problems,
+                    login_username=client.server.username)
+
+
+# ============================================================================
+# Planejador (puro): retratos + hoje → ações. Sem rede, sem arquivos.
+# ============================================================================
+
+CREATE_USER = "criar_usuario"
+CREATE = "criar_licenca"
+UPDATE = "atualizar_licenca"
+RENEW = "renovar_licenca"
+BLOCK = "bloquear"
+ACTIVATE = "ativar"
+UPSERTS = (CREATE, UPDATE, RENEW)
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    kind: str
+    key: str
+    reason: str
+    payload: dict[str, Any] | None = None
+    changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
+
+
+class Divergence(tuple):
+    """Diferença que a API não permite corrigir: (tipo, chave, campo, principal, backup, observação)."""
+
+    __slots__ = ()
+
+    def __new__(cls, kind: str, key: str, field: str, primary: Any, backup: Any, note: str):
+        return super().__new__(cls, (kind, key, field, primary, backup, note))
+
+    def as_dict(self) -> dict[str, Any]:
+        kind, key, field, primary, backup, note = self
+        return {"tipo": kind, "chave": key, "campo": field, "principal": _jsonable(primary),
+                "backup": _jsonable(backup), "observacao": note}
+
+
+@dataclasses.dataclass
+class Plan:
+    user_actions: list[Action]
+    license_chains: list[list[Action]]
+    divergences: list[Divergence]
+    backup_only_users: list[str]
+    backup_only_licenses: list[str]
+    skipped: list[dict[str, str]]
+    licenses_compared: int
+    parity_mismatches: list[str]
+
+    @property
+    def actions(self) -> list[Action]:
+        return self.user_actions + [a for chain in self.license_chains for a in chain]
+
+
+def add_months(start: dt.date, months: int) -> dt.date:
+    """Soma meses como o servidor: o dia é limitado ao último dia do mês de destino."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def period_end(license_type: str | None, start: dt.date) -> dt.date | None:
+    months = LICENSE_PERIOD_MONTHS.get(license_type or "anual", 12)
+    return None if months is None else add_months(start, months)
+
+
+def is_expired(lic: License, today: dt.date) -> bool:
+    return lic.license_type != "vitalicia" and lic.end_date is not None and lic.end_date < today
+
+
+def allows(lic: License | None, today: dt.date) -> bool:
+    """O veredito que o servidor dá ao programa do cliente: liberado (True) ou negado."""
+    return lic is not None and lic.status == "active" and not is_expired(lic, today)
+
+
+def model_upsert(before: License | None, source: License, today: dt.date) -> License:
+    """O que o servidor guarda depois de POST /admin/devices/create com o registro de `source`."""
+    fields = dict(zip(SETTABLE_FIELDS, source.desired_settable()))
+    kept = {"custom_interval": 60, "features": "core"} if before is None else {
+        "custom_interval": before.custom_interval, "features": before.features}
+    return License(device_id=source.device_id, **fields, status="active", start_date=today,
+                   end_date=period_end(source.license_type, today), **kept)
+
+
+def model_apply(lic: License | None, action: Action, today: dt.date, source: License | None = None) -> License | None:
+    """Efeito de uma ação sobre a licença do backup (modelo usado pelo planejador e pelos testes)."""
+    if action.kind in UPSERTS:
+        return model_upsert(lic, source, today)
+    if lic is None:
+        return None
+    if action.kind == BLOCK:
+        return dataclasses.replace(lic, status="blocked")
+    if action.kind == ACTIVATE:
+        return dataclasses.replace(lic, status="active")
+    return lic
+
+
+def target_status(primary: License, after: License, today: dt.date) -> str:
+    """Status que o backup deve ter para dar o mesmo veredito do principal.
+
+    Copia o status quando a API permite; 'pending' (que a API não define) vira
+    'blocked'; uma licença vencida no principal que no backup ainda estaria no
+    prazo (as datas não podem ser copiadas) é bloqueada no backup.
+    """
+    if primary.status == "blocked":
+        return "blocked"
+    if primary.status == "pending":
+        return "pending" if after.status == "pending" else "blocked"
+    if not is_expired(primary, today) or is_expired(after, today):
+        return "active"
+    return "blocked"
+
+
+def _changes(before: License | None, after: License) -> tuple[tuple[str, Any, Any], ...]:
+    fields = SETTABLE_FIELDS + ("status",)
+    if before is None:
+        return tuple((f, None, getattr(after, f)) for f in fields if getattr(after, f) is not None)
+    return tuple((f, getattr(before, f), getattr(after, f)) for f in fields
+                 if getattr(before, f) != getattr(after, f))
+
+
+def plan_license(primary: License, backup: License | None, today: dt.date) -> tuple[list[Action], License]:
+    """Ações (em ordem) para um device_id, e como o backup ficará depois delas."""
+    chain: list[Action] = []
+    after = backup
+    if backup is None:
+        after = model_upsert(None, primary, today)
+        chain.append(Action(CREATE, primary.device_id, "não existe no backup", primary.payload(),
+                            _changes(None, after)))
+    elif backup.settable() != primary.desired_settable():
+        after = model_upsert(backup, primary, today)
+        changed = ", ".join(f for f, _, _ in _changes(backup, after) if f != "status")
+        chain.append(Action(UPDATE, primary.device_id, f"dados diferentes ({changed})", primary.payload(),
+                            _changes(backup, after)))
+    target = target_status(primary, after, today)
+    if target == "active" and is_expired(after, today):
+        renewed = model_upsert(after, primary, today)
+        chain.append(Action(RENEW, primary.device_id,
+                            "vencida no backup e válida no principal: o período recomeça", primary.payload(),
+                            (("end_date", after.end_date, renewed.end_date),)))
+        after = renewed
+    if after.status != target and target in ("active", "blocked"):
+        kind = BLOCK if target == "blocked" else ACTIVATE
+        chain.append(Action(kind, primary.device_id, _status_reason(primary, target, today),
+                            changes=(("status", after.status, target),)))
+        after = dataclasses.replace(after, status=target)
+    return chain, after
+
+
+def _status_reason(primary: License, target: str, today: dt.date) -> str:
+    if target == "active":
+        return "ativa e no prazo no principal"
+    if primary.status == "blocked":
+        return "bloqueada no principal"
+    if primary.status == "pending":
+        return "pendente no principal (a API não define 'pending'; bloqueada para negar igual)"
+    return "vencida no principal (datas não são copiáveis; bloqueada para negar igual)"
+
+
+_NOTE_DATES = "datas não podem ser definidas pela API (o período recomeça no backup)"
+_NOTE_FIELD = "a API não permite definir este campo"
+
+
+def license_divergences(primary: License, after: License) -> list[Divergence]:
+    """O que continuará diferente depois do plano, por limitação da API."""
+    found = []
+    key = primary.device_id
+    for field in ("start_date", "end_date"):
+        if getattr(primary, field) != getattr(after, field):
+            found.append(Divergence("licenca", key, field, getattr(primary, field), getattr(after, field), _NOTE_DATES))
+    for field in ("custom_interval", "features"):
+        if getattr(primary, field) != getattr(after, field):
+            found.append(Divergence("licenca", key, field, getattr(primary, field), getattr(after, field), _NOTE_FIELD))
+    if primary.status != after.status:
+        note = ("a API não define 'pending'" if primary.status == "pending"
+                else "status diferente para manter o mesmo veredito (datas não copiáveis)")
+        found.append(Divergence("licenca", key, "status", primary.status, after.status, note))
+    if primary.created_by is None and after.created_by == DEFAULT_CREATED_BY:
+        found.append(Divergence("licenca", key, "created_by", None, DEFAULT_CREATED_BY,
+                                "vazio no principal; a API grava 'admin'"))
+    return found
+
+
+def plan_users(primary: Snapshot, backup: Snapshot) -> tuple[list[Action], list[Divergence], list[str]]:
+    actions, divergences = [], []
+    for name in sorted(primary.users):
+        p_user = primary.users[name]
+        b_user = backup.users.get(name)
+        if b_user is None and name == backup.login_username:
+            divergences.append(Divergence("usuario", name, "username", name, name,
+                                          "nome já usado por um super-admin no backup (não listado pela API)"))
+        elif b_user is None:
+            payload = {"username": name, "email": p_user.email, "role": p_user.role or "user"}
+            actions.append(Action(CREATE_USER, name, "não existe no backup", payload,
+                                  tuple((f, None, v) for f, v in payload.items() if v is not None)))
+            divergences.append(Divergence("usuario", name, "senha", None, None,
+                                          "senhas não são expostas pela API; uma senha nova foi gerada"))
+        else:
+            for field in ("email", "role"):
+                if getattr(p_user, field) != getattr(b_user, field):
+                    divergences.append(Divergence("usuario", name, field, getattr(p_user, field),
+                                                  getattr(b_user, field),
+                                                  "a API não altera e-mail nem papel de usuário existente"))
+    backup_only = sorted(set(backup.users) - set(primary.users))
+    return actions, divergences, backup_only
+
+
+def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date) -> Plan:
+    """Planeja a sincronização principal → um backup."""
+    user_actions, divergences, backup_only_users = plan_users(primary, backup)
+    skipped = [p for p in primary.problems if p["tipo"] == "licenca"]
+    invalid = primary.invalid_keys
+    chains: list[list[Action]] = []
+    mismatches: list[str] = []
+    compared = 0
+    for key in sorted(primary.licenses):
+        if key in invalid:
+            continue
+        p_lic = primary.licenses[key]
+        chain, after = plan_license(p_lic, backup.licenses.get(key), today)
+        compared += 1
+        if chain:
+            chains.append(chain)
+        divergences.extend(license_divergences(p_lic, after))
+        if allows(p_lic, today) != allows(after, today):
+            mismatches.append(key)
+    backup_only = sorted(set(backup.licenses) - set(primary.licenses))
+    return Plan(user_actions, chains, divergences, backup_only_users, backup_only, skipped, compared, mismatches)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+# ============================================================================
+# Executor: aplica as ações pela API, em paralelo limitado
+# ============================================================================
+
+@dataclasses.dataclass
+class Result:
+    action: Action
+    ok: bool
+    message: str = ""
+    unsyncable: bool = False  # não é falha: a API não permite (ex.: nome de super-admin)
+
+
+class Progress:
+    """Contador ao vivo no terminal (só em terminal interativo)."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.done = label, total, 0
+        self.enabled = enabled and total >= 20 and sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def step(self) -> None:
+        with self._lock:
+            self.done += 1
+            now = time.monotonic()
+            if self.enabled and (now - self._last > 0.2 or self.done == self.total):
+                self._last = now
+                sys.stderr.write(f"\r   {self.label}: {self.done}/{self.total}")
+                if self.done == self.total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+
+class Executor:
+    def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config):
+        self.client = client
+        self.credentials = credentials
+        self.config = config
+
+    def run(self, plan: Plan) -> list[Result]:
+        results = self._run_chains([[a] for a in plan.user_actions], "usuários")
+        results += self._run_chains(plan.license_chains, "licenças")
+        return results
+
+    def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
+        progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
+        if self.config.parallel <= 1 or len(chains) <= 1:
+            return [r for chain in chains for r in self._run_chain(chain, progress)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel) as pool:
+            outcomes = pool.map(lambda chain: self._run_chain(chain, progress), chains)
+            return [r for chain_results in outcomes for r in chain_results]
+
+    def _run_chain(self, chain: list[Action], progress: Progress) -> list[Result]:
+        """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
+        depois de um upsert incerto é o que mantém o backup negando como o principal."""
+        results = []
+        for action in chain:
+            try:
+                results.append(self.apply(action))
+            except ApiError as exc:
+                results.append(Result(action, False, str(exc)))
+            progress.step()
+        return results
+
+    def apply(self, action: Action) -> Result:
+        if action.kind == CREATE_USER:
+            return self._create_user(action)
+        if action.kind in UPSERTS:
+            resp = self.client.request("POST", "/admin/devices/create", action.payload)
+            return self._result(action, resp, 201)
+        path = f"/admin/devices/{urllib.parse.quote(action.key, safe='')}/deactivate"
+        wanted = "blocked" if action.kind == BLOCK else "active"
+        resp = self.client.request("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
+        result = self._result(action, resp, 200)
+        if result.ok and isinstance(resp.body, dict) and resp.body.get("status") not in (None, wanted):
+            return Result(action, False, f"o servidor respondeu status {resp.body.get('status')!r}")
+        return result
+
+    @staticmethod
+    def _result(action: Action, resp: Response, expected: int) -> Result:
+        if resp.status == expected or (200 <= resp.status < 300 and resp.body is not None):
+            return Result(action, True)
+        return Result(action, False, f"o servidor respondeu {_status_text(resp)}")
+
+    def _create_user(self, action: Action) -> Result:
+        password = secrets.token_urlsafe(18)  # 24 caracteres aleatórios
+        SECRETS.add(password)
+        entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
+        resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
+        if resp.status == 201:
+            self.credentials.update(entry, "criado")
+            return Result(action, True)
+        error = resp.body.get("error") if isinstance(resp.body, dict) else None
+        if resp.status == 400 and error == "Usuário já existe.":
+            return self._user_exists(action, entry, resp.retried)
+        self.credentials.update(entry, "falhou (usuário não criado)")
+        return Result(action, False, f"o servidor respondeu {_status_text(resp)}")
+
+    def _user_exists(self, action: Action, entry: int, retried: bool) -> Result:
+        """"Usuário já existe." depois de uma nova tentativa nossa = foi criado por nós."""
+        listed = {item.get("username") for item in self.client.list_items("/admin/users") if isinstance(item, dict)}
+        if action.key in listed and retried:
+            self.credentials.update(entry, "criado (confirmado após nova tentativa)")
+            return Result(action, True, "confirmado após nova tentativa")
+        if action.key in listed:
+            self.credentials.update(entry, "não usada: o usuário já existia")
+            return Result(action, True, "já existia no backup (criado por outra via)")
+        self.credentials.update(entry, "não usada: nome de super-admin no backup")
+        return Result(action, True, "nome já usado por um super-admin no backup (não sincronizável)",
+                      unsyncable=True)
+
+
+# ============================================================================
+# Estado e histórico (arquivos gravados de forma atômica em DADOS_DIR)
+# ============================================================================
+
+CREDENTIALS_FILE = "credenciais_usuarios_criados.txt"
+LAST_RUN_FILE = "ultima_execucao.json"
+HISTORY_FILE = "historico.sqlite3"
+LOCK_FILE = "sincronizacao.lock"
+
+
+def ensure_data_dir(path: str) -> str:
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Não foi possível criar a pasta de dados {path}: {exc.strerror}") from None
+    return path
+
+
+def atomic_write(path: str, text: str, private: bool = False) -> None:
+    """Grava num arquivo temporário na mesma pasta e troca de uma vez (os.replace):
+    quem ler, ou uma execução morta no meio, vê o arquivo antigo inteiro ou o novo inteiro."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        if private:
+            os.chmod(tmp, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class CredentialStore:
+    """Senhas dos usuários criados nos backups (arquivo 0600 em DADOS_DIR; nunca no relatório)."""
+
+    HEADER = ("# Senhas geradas para usuários criados pela sincronização. Arquivo PRIVADO:\n"
+              "# entregue cada senha só ao próprio revendedor e peça que a troque.\n"
+              "# data_hora_utc | servidor | usuario | senha | situacao\n")
+
+    def __init__(self, data_dir: str):
+        self.path = os.path.join(data_dir, CREDENTIALS_FILE)
+        self._lock = threading.Lock()
+        self._lines: list[list[str]] = []
+        self._old = ""
+        self.used = False
+
+    def _load(self) -> None:
+        if os.path.exists(self.path) and not self._old:
+            with open(self.path, encoding="utf-8") as handle:
+                self._old = handle.read()
+            if self._old and not self._old.endswith("\n"):
+                self._old += "\n"
+
+    def record(self, server: str, username: str, password: str, status: str) -> int:
+        with self._lock:
+            self._load()
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._lines.append([stamp, server, username, password, status])
+            self._save()
+            self.used = True
+            return len(self._lines) - 1
+
+    def update(self, entry: int, status: str) -> None:
+        with self._lock:
+            self._lines[entry][4] = status
+            self._save()
+
+    def _save(self) -> None:
+        body = self._old or self.HEADER
+        body += "".join(" | ".join(line) + "\n" for line in self._lines)
+        atomic_write(self.path, body, private=True)
+
+
+class History:
+    """Histórico em SQLite: uma linha por execução e par, mais a auditoria de cada escrita."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS execucoes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        execucao TEXT NOT NULL, inicio TEXT NOT NULL, fim TEXT, duracao_s REAL,
+        modo TEXT NOT NULL, principal TEXT NOT NULL, backup TEXT NOT NULL,
+        situacao TEXT NOT NULL, codigo_saida INTEGER, contagens TEXT, falhas INTEGER DEFAULT 0,
+        conflitos INTEGER DEFAULT 0, divergencias INTEGER DEFAULT 0, paridade_ok INTEGER,
+        paridade_total INTEGER, paridade_diferentes INTEGER, erro TEXT);
+    CREATE INDEX IF NOT EXISTS idx_execucoes_inicio ON execucoes(inicio);
+    CREATE TABLE IF NOT EXISTS auditoria (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        execucao TEXT NOT NULL, momento TEXT NOT NULL, servidor TEXT NOT NULL, chave TEXT NOT NULL,
+        acao TEXT NOT NULL, ok INTEGER NOT NULL, mensagem TEXT, mudancas TEXT);
+    CREATE INDEX IF NOT EXISTS idx_auditoria_execucao ON auditoria(execucao);
+    """
+
+    def __init__(self, data_dir: str, retention_days: int = 90):
+        import sqlite3
+        self.path = os.path.join(data_dir, HISTORY_FILE)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(self.SCHEMA)
+        self.retention_days = retention_days
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def start_pair(self, run_id: str, started: str, mode: str, primary: str, backup: str) -> int:
+        with self._lock, self.db:
+            self.db.execute("UPDATE execucoes SET situacao='interrompida' WHERE situacao='em andamento' "
+                            "AND execucao != ?", (run_id,))
+            cursor = self.db.execute(
+                "INSERT INTO execucoes (execucao, inicio, modo, principal, backup, situacao) "
+                "VALUES (?, ?, ?, ?, ?, 'em andamento')", (run_id, started, mode, primary, backup))
+            return cursor.lastrowid
+
+    def audit(self, run_id: str, server: str, result: Result) -> None:
+        changes = [[f, _jsonable(a), _jsonable(b)] for f, a, b in result.action.changes]
+        with self._lock, self.db:
+            self.db.execute(
+                "INSERT INTO auditoria (execucao, momento, servidor, chave, acao, ok, mensagem, mudancas) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, now_iso(), server, result.action.key, result.action.kind, int(result.ok),
+                 SECRETS.mask(result.message) or None, json.dumps(changes, ensure_ascii=False)))
+
+    def finish_pair(self, row_id: int, pair: dict[str, Any]) -> None:
+        parity = pair.get("paridade") or {}
+        with self._lock, self.db:
+            self.db.execute(
+                "UPDATE execucoes SET fim=?, duracao_s=?, situacao=?, codigo_saida=?, contagens=?, falhas=?, "
+                "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=? "
+                "WHERE id=?",
+                (pair["fim"], pair["duracao_s"], pair["situacao"], pair["codigo_saida"],
+                 json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(pair.get("falhas", [])),
+                 len(pair.get("conflitos", [])), len(pair.get("divergencias", [])),
+                 None if not parity else int(bool(parity.get("ok"))), parity.get("total"),
+                 len(parity.get("diferentes", [])) if parity else None, pair.get("erro"), row_id))
+
+    def prune(self) -> int:
+        if self.retention_days <= 0:
+            return 0
+        limit = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=self.retention_days)).isoformat()
+        with self._lock, self.db:
+            old = [r[0] for r in self.db.execute("SELECT execucao FROM execucoes WHERE inicio < ?", (limit,))]
+            self.db.executemany("DELETE FROM auditoria WHERE execucao = ?", [(r,) for r in set(old)])
+            return self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def acquire_lock(data_dir: str) -> FileLock:
+    """Impede duas sincronizações ao mesmo tempo. A trava é do sistema operacional:
+    se o processo morrer (até com kill -9), ela é liberada sozinha."""
+    lock = FileLock(os.path.join(data_dir, LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except LockTimeout:
+        raise LockBusy() from None
+    return lock
+
+
+class LockBusy(Exception):
+    """Outra execução segura a trava (código de saída 3)."""
+
+
+# ============================================================================
+# Relatório (texto em português e JSON)
+# ============================================================================
+
+ACTION_LABELS = {
+    CREATE_USER: ("👤", "usuário criado", "usuário a criar"),
+    CREATE: ("➕", "criada", "a criar"),
+    UPDATE: ("✏️ ", "atualizada", "a atualizar"),
+    RENEW: ("🔁", "período reiniciado", "a reiniciar o período"),
+    BLOCK: ("🔒", "bloqueada", "a bloquear"),
+    ACTIVATE: ("🔓", "ativada", "a ativar"),
+}
+COUNT_KEYS = {
+    CREATE_USER: "usuarios_criados", CREATE: "licencas_criadas", UPDATE: "licencas_atualizadas",
+    RENEW: "licencas_renovadas", BLOCK: "licencas_bloqueadas", ACTIVATE: "licencas_ativadas",
+}
+MAX_LINES = 20
+
+
+class Reporter:
+    """Escreve o relatório humano à medida que a execução anda (nada no modo --json)."""
+
+    def __init__(self, json_mode: bool, stream=None):
+        self.json_mode = json_mode
+        self.stream = stream or sys.stdout
+
+    def say(self, text: str = "") -> None:
+        if not self.json_mode:
+            self.stream.write(SECRETS.mask(text) + "\n")
+            self.stream.flush()
+
+    def warn(self, text: str) -> None:
+        """Avisos vão para stderr também no modo --json (o stdout fica só com o JSON)."""
+        if self.json_mode:
+            sys.stderr.write(SECRETS.mask(text) + "\n")
+        else:
+            self.say(text)
+
+
+def count_results(plan: Plan, results: list[Result] | None) -> dict[str, int]:
+    counts = {name: 0 for name in COUNT_KEYS.values()}
+    counts["falhas"] = 0
+    items = results if results is not None else [Result(a, True) for a in plan.actions]
+    for result in items:
+        if result.unsyncable:
+            continue
+        if result.ok:
+            counts[COUNT_KEYS[result.action.kind]] += 1
+        else:
+            counts["falhas"] += 1
+    counts["licencas_sem_mudanca"] = plan.licenses_compared - len(plan.license_chains)
+    counts["divergencias"] = len(plan.divergences)
+    return counts
+
+
+def _action_line(result: Result, simulate: bool) -> str:
+    icon, done, todo = ACTION_LABELS[result.action.kind]
+    if not result.ok:
+        return f"   ❌ {result.action.key}: falhou ao {todo.replace('a ', '', 1)} — {result.message}"
+    extra = f" ({result.message})" if result.message else ""
+    return f"   {icon} {result.action.key}: {todo if simulate else done} — {result.action.reason}{extra}"
+
+
+def report_actions(rep: Reporter, results: list[Result], simulate: bool, total: int, noun: str, synced: int,
+                   done_word: str) -> None:
+    shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
+    for result in shown[:MAX_LINES]:
+        rep.say(_action_line(result, simulate))
+    if len(shown) > MAX_LINES:
+        rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa com --json ou no histórico)")
+    rep.say(f"   ✅ {synced}/{total} {noun} {'em dia após o plano' if simulate else done_word}")
+
+
+def summarize_divergences(divergences: list[Divergence]) -> list[str]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for kind, key, field, _p, _b, _note in divergences:
+        groups.setdefault((kind, field), []).append(key)
+    lines = []
+    for (kind, field), keys in sorted(groups.items()):
+        noun = "usuário(s)" if kind == "usuario" else "licença(s)"
+        sample = ", ".join(keys[:5]) + (f", … (+{len(keys) - 5})" if len(keys) > 5 else "")
+        lines.append(f"   - {field}: {len(keys)} {noun}: {sample}")
+    return lines
+
+
+def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | None, simulate: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {"backup": backup_url, "simulacao": simulate}
+    if plan is None:
+        return doc
+    failed_keys = {r.action.key for r in results or [] if not r.ok}
+    mismatches = sorted(set(plan.parity_mismatches) | {k for k in failed_keys if k in _license_keys(plan)})
+    doc.update({
+        "contagens": count_results(plan, results),
+        "acoes": [_result_dict(r) for r in (results if results is not None else [Result(a, True) for a in plan.actions])],
+        "falhas": [_result_dict(r) for r in results or [] if not r.ok],
+        "divergencias": [d.as_dict() for d in plan.divergences],
+        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses},
+        "registros_ignorados": plan.skipped,
+        "paridade": {"ok": not mismatches and not plan.skipped, "total": plan.licenses_compared,
+                     "iguais": plan.licenses_compared - len(mismatches), "diferentes": mismatches,
+                     "ignoradas": len(plan.skipped)},
+    })
+    return doc
+
+
+def _license_keys(plan: Plan) -> set[str]:
+    return {chain[0].key for chain in plan.license_chains}
+
+
+def _result_dict(result: Result) -> dict[str, Any]:
+    return {"tipo": result.action.kind, "chave": result.action.key, "motivo": result.action.reason,
+            "ok": result.ok, "mensagem": result.message or None, "nao_sincronizavel": result.unsyncable,
+            "mudancas": [{"campo": f, "antes": _jsonable(a), "depois": _jsonable(b)}
+                         for f, a, b in result.action.changes]}
+
+
+# ============================================================================
+# Demonstração: dois servidores de referência locais e uma sincronização real
+# ============================================================================
+
+def load_reference_server():
+    """Carrega tests/servidor_referencia.py (vem junto do repositório)."""
+    import importlib.util
+    path = os.path.join(SCRIPT_DIR, "tests", "servidor_referencia.py")
+    if not os.path.exists(path):
+        raise ConfigError(f"A demonstração precisa do servidor de referência em {path} (baixe o repositório completo).")
+    spec = importlib.util.spec_from_file_location("servidor_referencia", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("servidor_referencia", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def seed_demo(primary, backup, today: dt.date) -> None:
+    """Dados pequenos e realistas: novidades, bloqueio, vencimento, renovação e acentos."""
+    past, future = (today - dt.timedelta(days=40)).isoformat(), add_months(today, 11).isoformat()
+    primary.add_user("sergio", secrets.token_urlsafe(12), email="sergio@exemplo.com.br")
+    primary.add_user("conceicao", secrets.token_urlsafe(12), email="conceicao@exemplo.com.br", role="admin")
+    primary.add_user("joao.revenda", secrets.token_urlsafe(12))
+    backup.add_user("sergio", secrets.token_urlsafe(12), email="sergio@exemplo.com.br")
+    licenses = [
+        ("DEMO-0001", "mensal", "José da Silva", "active", None, "sergio"),
+        ("DEMO-0002", "anual", "Maria Conceição Araújo", "blocked", None, "conceicao"),
+        ("DEMO-0003", "trimestral", "Padaria Pão de Açúcar LTDA", "active", past, "sergio"),
+        ("DEMO-0004", "anual", "Oficina São João", "active", future, "joao.revenda"),
+        ("DEMO-0005", "vitalicia", "Ótica Visão Clara", "active", None, "admin"),
+        ("DEMO-0006", "semestral", "Açougue Boi Feliz", "pending", None, "sergio"),
+        ("DEMO-0007", "anual", "Farmácia Saúde & Cia", "active", None, "conceicao"),
+    ]
+    for device_id, kind, owner, status, end, creator in licenses:
+        primary.add_device(device_id, license_type=kind, owner_name=owner, cpf="123.456.789-09",
+                           email=None, address="Rua das Flores, 10 - São Paulo", created_by=creator,
+                           status=status, end_date=end)
+    # No backup: a renovada (DEMO-0004) está vencida, a DEMO-0005 tem endereço antigo,
+    # a DEMO-0007 já está igual e a DEMO-0099 só existe lá.
+    backup.add_device("DEMO-0004", license_type="anual", owner_name="Oficina São João", cpf="123.456.789-09",
+                      address="Rua das Flores, 10 - São Paulo", created_by="joao.revenda", end_date=past)
+    backup.add_device("DEMO-0005", license_type="vitalicia", owner_name="Ótica Visão Clara", cpf="123.456.789-09",
+                      address="Av. Antiga, 1", created_by="admin")
+    backup.add_device("DEMO-0007", license_type="anual", owner_name="Farmácia Saúde & Cia", cpf="123.456.789-09",
+                      address="Rua das Flores, 10 - São Paulo", created_by="conceicao")
+    backup.add_device("DEMO-0099", license_type="mensal", owner_name="Loja Só no Backup", created_by="admin")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    module = load_reference_server()
+    rep = Reporter(bool(args.json))
+    today = dt.datetime.now(dt.timezone.utc).date()
+    passwords = [secrets.token_urlsafe(16), secrets.token_urlsafe(16)]  # nunca uma senha fixa
+    for password in passwords:
+        SECRETS.add(password)
+    with module.ServidorReferencia(admins={"admin": passwords[0]}) as primary, \
+            module.ServidorReferencia(admins={"admin": passwords[1]}) as backup, \
+            tempfile.TemporaryDirectory(prefix="demo-sincronizar-") as data_dir:
+        seed_demo(primary, backup, today)
+        config = Config(primary=ServerConfig("principal", primary.url, "admin", passwords[0]),
+                        backups=[ServerConfig("backup", backup.url, "admin", passwords[1])],
+                        data_dir=data_dir, wake_wait=10, json_output=bool(args.json),
+                        progress=not args.json)
+        rep.say("🎬 DEMONSTRAÇÃO: dois servidores de referência locais, com dados de exemplo.")
+        rep.say("   (senhas de administrador aleatórias; tudo é apagado ao final)")
+        rep.say("")
+        first = run_sync(config, rep)
+        backup.reset_counts()
+        rep.say("")
+        rep.say("🔁 Segunda execução: não deve restar nada a fazer.")
+        rep.say("")
+        second = run_sync(config, rep)
+        writes = backup.write_count()
+        rep.say(f"📊 Escritas no backup durante a segunda execução: {writes} (esperado: 0)")
+        same = demo_verdicts_match(primary, backup, today)
+        rep.say(f"⚖️  Veredito conferido direto nos dois bancos: {'igual' if same else 'DIFERENTE'} "
+                "para todas as licenças do principal.")
+    if args.json:
+        print_json({"primeira_execucao": first, "segunda_execucao": second, "escritas_na_segunda": writes})
+    ok = first["codigo_saida"] == EXIT_OK and second["codigo_saida"] == EXIT_OK and writes == 0 and same
+    return EXIT_OK if ok else EXIT_FALHAS
+
+
+def demo_verdicts_match(primary, backup, today: dt.date) -> bool:
+    def verdicts(server):
+        licenses, _ = parse_licenses(list(server.devices().values()))
+        return {key: allows(lic, today) for key, lic in licenses.items()}
+    mine, theirs = verdicts(primary), verdicts(backup)
+    return all(theirs.get(key) == value for key, value in mine.items())
+
+
+# ============================================================================
+# Linha de comando: conduz a execução e escolhe o código de saída
+# ============================================================================
+
+def parallel_map(func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """Roda func em cada item em paralelo; devolve o resultado ou a exceção, na ordem dos itens."""
+    items = list(items)
+
+    def safe(item):
+        try:
+            return func(item)
+        except Exception as exc:  # devolvida ao chamador, que decide o que fazer
+            return exc
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(safe, items))
+
+
+def _connect(client: ApiClient) -> None:
+    client.wake()
+    client.login()
+
+
+def _error_code(exc: BaseException) -> int:
+    return EXIT_CONFIG if isinstance(exc, AuthError) else EXIT_SERVIDOR
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, (ApiError, SnapshotError)):
+        return SECRETS.mask(exc)
+    return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
+
+
+class Run:
+    """Uma execução: servidores, retratos, pares e o documento final."""
+
+    def __init__(self, config: Config, rep: Reporter):
+        self.config = config
+        self.rep = rep
+        self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.started = now_iso()
+        self.clock = time.monotonic()
+        self.today = config.today or dt.datetime.now(dt.timezone.utc).date()
+        self.clients = {s.url: ApiClient(s, config) for s in [config.primary] + config.backups}
+        self.errors: dict[str, BaseException] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.history: History | None = None
+        self.credentials: CredentialStore | None = None
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        if self.history:
+            self.history.close()
+
+    # -- fases -------------------------------------------------------------
+    def header(self) -> None:
+        rep, cfg = self.rep, self.config
+        rep.say(SEP)
+        rep.say("🔄 SISTEMA DE SINCRONIZAÇÃO DE BANCO DE DADOS")
+        rep.say(SEP)
+        rep.say(f"Principal: {cfg.primary.url}")
+        for backup in cfg.backups:
+            rep.say(f"Backup: {backup.url}")
+        rep.say(SEP)
+        if cfg.simulate:
+            rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
+        rep.say("")
+        rep.say("🔄 Sincronizando banco de dados: Principal → Backup" + ("s" if len(cfg.backups) > 1 else ""))
+        rep.say("")
+
+    def connect_all(self) -> None:
+        self.rep.say("🔐 Fazendo login nos servidores...")
+        clients = list(self.clients.values())
+        for client, outcome in zip(clients, parallel_map(_connect, clients)):
+            name = "Principal" if client.server.role == "principal" else "Backup"
+            if isinstance(outcome, BaseException):
+                self.errors[client.server.url] = outcome
+                self.rep.say(f"   ❌ {name}: {_error_text(outcome)}")
+                continue
+            waited = f" (aguardou {client.waited_seconds:.0f} s o servidor acordar)" if client.waited_seconds >= 2 else ""
+            self.rep.say(f"   {name}: {client.server.url}{waited}")
+        if not self.errors:
+            self.rep.say("✅ Login realizado em " + ("ambos os servidores!" if len(clients) == 2 else "todos os servidores!"))
+        self.rep.say("")
+
+    def fetch_all(self) -> None:
+        ready = [c for c in self.clients.values() if c.server.url not in self.errors]
+        for client, outcome in zip(ready, parallel_map(fetch_snapshot, ready)):
+            if isinstance(outcome, BaseException):
+                self.errors[client.server.url] = outcome
+            else:
+                self.snapshots[client.server.url] = outcome
+        for client in ready:
+            self._report_fetch(client)
+
+    def _report_fetch(self, client: ApiClient) -> None:
+        where = "principal" if client.server.role == "principal" else f"backup ({client.server.url})"
+        self.rep.say(f"📥 Buscando dados do servidor {where}...")
+        snap = self.snapshots.get(client.server.url)
+        if snap is None:
+            self.rep.say(f"   ❌ {_error_text(self.errors[client.server.url])}")
+        else:
+            self.rep.say(f"   ✅ {len(snap.users)} usuários encontrados")
+            self.rep.say(f"   ✅ {len(snap.licenses)} licenças encontradas")
+            for problem in snap.problems[:MAX_LINES]:
+                what = "Licença" if problem["tipo"] == "licenca" else "Usuário"
+                action = "ignorada" if client.server.role == "principal" and problem["tipo"] == "licenca" else "anotada"
+                self.rep.warn(f"   ⚠️  {what} {problem['chave']!r} com problema ({action}): {problem['problema']}")
+        self.rep.say("")
+
+    def sync_pair(self, backup: ServerConfig) -> dict[str, Any]:
+        started, clock = now_iso(), time.monotonic()
+        if len(self.config.backups) > 1:
+            self.rep.say(f"🔄 Principal → Backup {backup.url}")
+        primary_url = self.config.primary.url
+        error = self.errors.get(primary_url) or self.errors.get(backup.url)
+        row = self.history.start_pair(self.run_id, started, "unidirecional", primary_url, backup.url) if self.history else None
+        if error is not None:
+            pair = pair_document(backup.url, None, None, self.config.simulate)
+            pair.update(situacao="erro", codigo_saida=_error_code(error), erro=_error_text(error))
+            self.rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {pair['erro']}")
+            self.rep.say("")
+        else:
+            pair = self._apply(backup)
+        pair.update(inicio=started, fim=now_iso(), duracao_s=round(time.monotonic() - clock, 3))
+        if self.history and row is not None:
+            self.history.finish_pair(row, pair)
+        return pair
+
+    def _apply(self, backup: ServerConfig) -> dict[str, Any]:
+        plan = plan_pair(self.snapshots[self.config.primary.url], self.snapshots[backup.url], self.today)
+        client = self.clients[backup.url]
+        results = None
+        if not self.config.simulate:
+            executor = Executor(client, self.credentials, self.config)
+            results = executor.run(plan)
+            for result in results:
+                self.history.audit(self.run_id, backup.url, result)
+        pair = pair_document(backup.url, plan, results, self.config.simulate)
+        pair["espera_despertar_s"] = round(client.waited_seconds, 1)
+        self._report_pair(plan, results, pair)
+        failed = pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"]
+        pair.update(situacao="falhas" if failed else "ok", codigo_saida=EXIT_FALHAS if failed else EXIT_OK,
+                    erro=None)
+        return pair
+
+    def _report_pair(self, plan: Plan, results: list[Result] | None, pair: dict[str, Any]) -> None:
+        rep, simulate = self.rep, self.config.simulate
+        results = results if results is not None else [Result(a, True) for a in plan.actions]
+        primary = self.snapshots[self.config.primary.url]
+        user_results = [r for r in results if r.action.kind == CREATE_USER]
+        license_results = [r for r in results if r.action.kind != CREATE_USER]
+        rep.say("👥 Sincronizando usuários...")
+        failed_users = sum(1 for r in user_results if not r.ok or r.unsyncable)
+        report_actions(rep, user_results, simulate, len(primary.users), "usuários", len(primary.users) - failed_users,
+                       "sincronizados")
+        if self.credentials and self.credentials.used:
+            rep.say(f"   🔑 Senhas dos usuários criados (novas, aleatórias): {self.credentials.path}")
+        rep.say("")
+        rep.say("📋 Sincronizando licenças...")
+        failed = {r.action.key for r in license_results if not r.ok}
+        report_actions(rep, license_results, simulate, plan.licenses_compared, "licenças",
+                       plan.licenses_compared - len(failed), "sincronizadas")
+        parity = pair["paridade"]
+        icon = "✅" if parity["ok"] else "❌"
+        rep.say(f"   {icon} Paridade de veredito: {parity['iguais']}/{parity['total']} licenças com a mesma "
+                "resposta (liberada/negada) no principal e no backup")
+        if parity["diferentes"]:
+            rep.say("      Diferentes: " + ", ".join(parity["diferentes"][:MAX_LINES]))
+        if plan.skipped:
+            rep.say(f"   ⚠️  {len(plan.skipped)} licença(s) do principal ignorada(s) por dados inválidos")
+        if plan.divergences:
+            rep.say(f"   ⚠️  Divergências não sincronizáveis (a API não permite copiar): {len(plan.divergences)}")
+            for line in summarize_divergences(plan.divergences):
+                rep.say(line)
+        if plan.backup_only_users or plan.backup_only_licenses:
+            rep.say(f"   ℹ️  Só no backup (mantidos, nada apagado): {len(plan.backup_only_users)} usuário(s), "
+                    f"{len(plan.backup_only_licenses)} licença(s)"
+                    + (": " + ", ".join((plan.backup_only_users + plan.backup_only_licenses)[:10])))
+        rep.say("")
+
+    def finish(self, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+        codes = [p["codigo_saida"] for p in pairs]
+        code = next((c for c in (EXIT_CONFIG, EXIT_SERVIDOR, EXIT_FALHAS) if c in codes), EXIT_OK)
+        primary = self.snapshots.get(self.config.primary.url)
+        doc = {
+            "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": self.run_id,
+            "inicio": self.started, "fim": now_iso(), "duracao_s": round(time.monotonic() - self.clock, 3),
+            "modo": "unidirecional", "simulacao": self.config.simulate, "hoje": self.today.isoformat(),
+            "codigo_saida": code, "significado": EXIT_SIGNIFICADO[code],
+            "principal": {"url": self.config.primary.url,
+                          "usuarios": len(primary.users) if primary else None,
+                          "licencas": len(primary.licenses) if primary else None,
+                          "espera_despertar_s": round(self.clients[self.config.primary.url].waited_seconds, 1),
+                          "erro": _error_text(self.errors[self.config.primary.url])
+                          if self.config.primary.url in self.errors else None},
+            "backups": pairs,
+            "arquivo_credenciais": self.credentials.path if self.credentials and self.credentials.used else None,
+        }
+        self._report_summary(doc)
+        return doc
+
+    def _report_summary(self, doc: dict[str, Any]) -> None:
+        rep, code = self.rep, doc["codigo_saida"]
+        rep.say(SEP)
+        title = {EXIT_OK: "✅ Sincronização concluída!", EXIT_FALHAS: "⚠️  Sincronização concluída com falhas."}
+        prefix = "🧪 Simulação" if self.config.simulate else ""
+        rep.say(prefix or title.get(code, "❌ Sincronização não concluída."))
+        rep.say("-" * 60)
+        rep.say("Resumo por backup:")
+        for pair in doc["backups"]:
+            if pair["situacao"] == "erro":
+                rep.say(f"   ❌ {pair['backup']}: {pair['erro']}")
+                continue
+            c, parity = pair["contagens"], pair["paridade"]
+            verb = "planejadas" if self.config.simulate else "aplicadas"
+            changes = sum(v for k, v in c.items() if k in COUNT_KEYS.values())
+            icon = "✅" if pair["situacao"] == "ok" else "⚠️ "
+            rep.say(f"   {icon} {pair['backup']}: {changes} mudança(s) {verb} "
+                    f"({c['usuarios_criados']} usuário(s) criado(s), {c['licencas_criadas']} licença(s) criada(s), "
+                    f"{c['licencas_atualizadas']} atualizada(s), {c['licencas_renovadas']} renovada(s), "
+                    f"{c['licencas_bloqueadas']} bloqueada(s), {c['licencas_ativadas']} ativada(s)), "
+                    f"{c['falhas']} falha(s), paridade {parity['iguais']}/{parity['total']}, "
+                    f"{c['divergencias']} divergência(s) não sincronizável(is)")
+        rep.say(f"Código de saída: {code} ({EXIT_SIGNIFICADO[code]})")
+        rep.say(SEP)
+
+
+def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
+    """Uma sincronização completa principal → backups; devolve o documento JSON."""
+    run = Run(config, rep)
+    try:
+        if not config.simulate:
+            ensure_data_dir(config.data_dir)
+            run.history = History(config.data_dir, retention_days=90)
+            run.history.prune()
+            run.credentials = CredentialStore(config.data_dir)
+        run.header()
+        run.connect_all()
+        run.fetch_all()
+        pairs = [run.sync_pair(backup) for backup in config.backups]
+        doc = run.finish(pairs)
+    finally:
+        run.close()
+    if not config.simulate:
+        write_last_run(config, doc)
+    return doc
+
+
+def write_last_run(config: Config, doc: dict[str, Any]) -> None:
+    servers = [{"papel": "principal", "url": config.primary.url, "ok": doc["principal"]["erro"] is None,
+                "erro": doc["principal"]["erro"]}]
+    servers += [{"papel": "backup", "url": p["backup"], "ok": p["situacao"] == "ok",
+                 "erro": p.get("erro") or (f"{p['contagens']['falhas']} ação(ões) falharam"
+                                           if p.get("contagens", {}).get("falhas") else None)}
+                for p in doc["backups"]]
+    summary = {"versao": 1, "inicio": doc["inicio"], "fim": doc["fim"], "codigo_saida": doc["codigo_saida"],
+               "mensagem": EXIT_SIGNIFICADO[doc["codigo_saida"]], "servidores": servers}
+    atomic_write(os.path.join(config.data_dir, LAST_RUN_FILE),
+                 SECRETS.mask(json.dumps(summary, ensure_ascii=False, indent=2)))
+
+
+def print_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(SECRETS.mask(json.dumps(doc, ensure_ascii=False, indent=2, default=_jsonable)) + "\n")
+    sys.stdout.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sincronizar_bancos.py",
+        description="Sincroniza os servidores de backup da API de licenças com o principal.",
+        epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
+    )
+    parser.add_argument("comando", nargs="?", default="sincronizar", choices=["sincronizar", "demo"],
+                        help="sincronizar (padrão) ou demo (dois servidores locais de referência)")
+    parser.add_argument("--env", metavar="ARQUIVO", help="arquivo .env a usar (padrão: .env ao lado do script)")
+    parser.add_argument("--principal", metavar="URL", help="URL do servidor principal (SERVIDOR_PRINCIPAL)")
+    parser.add_argument("--backup", metavar="URL", action="append",
+                        help="URL de um backup (repita para vários; SERVIDOR_BACKUP)")
+    parser.add_argument("--usuario", metavar="NOME", help="usuário administrador (ADMIN_USER)")
+    parser.add_argument("--dados-dir", metavar="PASTA", help="pasta de estado, histórico e logs (DADOS_DIR)")
+    parser.add_argument("--simular", action="store_true", help="mostra o plano e não grava nada")
+    parser.add_argument("--json", action="store_true", help="imprime só um documento JSON no stdout")
+    parser.add_argument("--timeout", type=float, metavar="SEG", help="tempo máximo de resposta (SYNC_TIMEOUT, 30)")
+    parser.add_argument("--espera-despertar", type=float, metavar="SEG",
+                        help="quanto esperar um servidor adormecido acordar (SYNC_ESPERA_DESPERTAR, 90)")
+    parser.add_argument("--tentativas-http", type=int, metavar="N",
+                        help="novas tentativas por requisição (SYNC_TENTATIVAS_HTTP, 5)")
+    parser.add_argument("--paralelo", type=int, metavar="N", help="escritas simultâneas por servidor (SYNC_PARALELO, 8)")
+    parser.add_argument("--permitir-http", action="store_true",
+                        help="aceita http:// sem criptografia para servidores que não são locais")
+    parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
+    parser.add_argument("--sem-progresso", action="store_true", help="não mostra o contador de progresso")
+    return parser
+
+
+def configure_output() -> None:
+    """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                stream.reconfigure(errors="replace")
+            else:
+                stream.reconfigure(encoding="utf-8", errors="replace")
+        except (AttributeError, ValueError):
+            pass
+
+
+def fail(message: str, code: int) -> int:
+    sys.stderr.write(SECRETS.mask(f"❌ {message}") + "\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_output()
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse já explicou o erro
+        return EXIT_CONFIG if exc.code else EXIT_OK
+    try:
+        if args.comando == "demo":
+            return run_demo(args)
+        config = build_config(args)
+        rep = Reporter(config.json_output)
+        if config.allow_http:
+            rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
+        lock = None
+        if not config.simulate:
+            ensure_data_dir(config.data_dir)
+            lock = acquire_lock(config.data_dir)
+        try:
+            doc = run_sync(config, rep)
+        finally:
+            if lock is not None:
+                lock.release()
+        if config.json_output:
+            print_json(doc)
+        return doc["codigo_saida"]
+    except ConfigError as exc:
+        return fail(f"Configuração: {exc}", EXIT_CONFIG)
+    except LockBusy:
+        return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
+                    EXIT_EM_ANDAMENTO)
+    except KeyboardInterrupt:
+        return fail("Interrompido pelo usuário.", 130)
+    except OSError as exc:
+        return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
+                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS)
+    except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
+        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
