@@ -838,7 +838,7 @@ def plan_license(primary: License, backup: License | None, today: dt.date) -> tu
         chain.append(Action(UPDATE, primary.device_id, f"dados diferentes ({changed})", primary.payload(),
                             _changes(backup, after)))
     target = target_status(primary, after, today)
-    if target == "active" and is_expired(after, today):
+    if target == "active" and is_expired(after, today) and not is_expired(primary, today):
         renewed = model_upsert(after, primary, today)
         chain.append(Action(RENEW, primary.device_id,
                             "vencida no backup e válida no principal: o período recomeça", primary.payload(),

@@ -1,0 +1,182 @@
+"""Planejador (puro): tabelas de casos, sem rede e sem arquivos."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+import sincronizar_bancos as sb
+
+HOJE = dt.date(2026, 11, 29)
+PASSADO = dt.date(2026, 10, 1)
+FUTURO = dt.date(2027, 6, 1)
+
+
+def lic(device_id="L1", status="active", end=FUTURO, license_type="anual", **kw) -> sb.License:
+    base = dict(owner_name="José da Silva", cpf="123", email="j@x.com", address="Rua A, 10",
+                license_type=license_type, created_by="sergio", status=status,
+                start_date=dt.date(2026, 6, 1), end_date=end, custom_interval=60, features="core")
+    base.update(kw)
+    return sb.License(device_id=device_id, **base)
+
+
+def snap(*licenses, users=(), login="admin") -> sb.Snapshot:
+    return sb.Snapshot("http://x", {u.username: u for u in users}, {l.device_id: l for l in licenses},
+                       login_username=login)
+
+
+def kinds(plan: sb.Plan) -> list[tuple[str, str]]:
+    return [(a.kind, a.key) for a in plan.actions]
+
+
+# (descrição, licença no principal, licença no backup, ações esperadas em ordem)
+CASOS_LICENCA = [
+    ("ausente e ativa → cria", lic(), None, [sb.CREATE]),
+    ("ausente e bloqueada → cria e bloqueia", lic(status="blocked"), None, [sb.CREATE, sb.BLOCK]),
+    ("ausente e pendente → cria e bloqueia", lic(status="pending"), None, [sb.CREATE, sb.BLOCK]),
+    ("ausente e vencida → cria e bloqueia", lic(end=PASSADO), None, [sb.CREATE, sb.BLOCK]),
+    ("ausente e vitalícia com data passada → cria", lic(license_type="vitalicia", end=PASSADO), None, [sb.CREATE]),
+    ("igual → nada", lic(), lic(), []),
+    ("igual com datas diferentes → nada", lic(), lic(start_date=HOJE, end=dt.date(2027, 11, 29)), []),
+    ("nome diferente → atualiza", lic(), lic(owner_name="Outro"), [sb.UPDATE]),
+    ("tipo diferente → atualiza", lic(license_type="mensal"), lic(), [sb.UPDATE]),
+    ("created_by diferente → atualiza", lic(), lic(created_by="admin"), [sb.UPDATE]),
+    ("created_by nulo no principal e 'admin' no backup → nada", lic(created_by=None), lic(created_by="admin"), []),
+    ("created_by nulo no principal e outro no backup → atualiza", lic(created_by=None), lic(), [sb.UPDATE]),
+    ("diferente e bloqueada no principal → atualiza e bloqueia de novo",
+     lic(status="blocked", owner_name="Novo"), lic(status="blocked"), [sb.UPDATE, sb.BLOCK]),
+    ("bloqueada no principal, ativa no backup → bloqueia", lic(status="blocked"), lic(), [sb.BLOCK]),
+    ("bloqueada nos dois → nada", lic(status="blocked"), lic(status="blocked"), []),
+    ("ativa no principal, bloqueada no backup → ativa", lic(), lic(status="blocked"), [sb.ACTIVATE]),
+    ("ativa no principal, pendente no backup → ativa", lic(), lic(status="pending"), [sb.ACTIVATE]),
+    ("pendente nos dois → nada", lic(status="pending"), lic(status="pending"), []),
+    ("pendente no principal, ativa no backup → bloqueia", lic(status="pending"), lic(), [sb.BLOCK]),
+    ("pendente no principal, bloqueada no backup → nada", lic(status="pending"), lic(status="blocked"), []),
+    ("renovada no principal, vencida no backup → reinicia período", lic(), lic(end=PASSADO), [sb.RENEW]),
+    ("renovada no principal, vencida e bloqueada no backup → reinicia (upsert já ativa)",
+     lic(), lic(end=PASSADO, status="blocked"), [sb.RENEW]),
+    ("vencida no principal, no prazo no backup → bloqueia", lic(end=PASSADO), lic(), [sb.BLOCK]),
+    ("vencida nos dois → nada", lic(end=PASSADO), lic(end=PASSADO), []),
+    ("vencida nos dois e bloqueada no backup → ativa (status igual, ambas negam)",
+     lic(end=PASSADO), lic(end=PASSADO, status="blocked"), [sb.ACTIVATE]),
+    ("vencida no principal e bloqueada no backup no prazo → nada", lic(end=PASSADO), lic(status="blocked"), []),
+    ("vence hoje no principal (ainda vale) e ausente → cria", lic(end=HOJE), None, [sb.CREATE]),
+    ("atualização de licença vencida no principal → atualiza e bloqueia",
+     lic(end=PASSADO, owner_name="Novo"), lic(), [sb.UPDATE, sb.BLOCK]),
+]
+
+
+@pytest.mark.parametrize("descricao,principal,backup,esperado", CASOS_LICENCA, ids=[c[0] for c in CASOS_LICENCA])
+def test_plano_por_licenca(descricao, principal, backup, esperado):
+    plan = sb.plan_pair(snap(principal), snap(*([backup] if backup else [])), HOJE)
+    assert [a.kind for a in plan.actions] == esperado
+    assert plan.parity_mismatches == []
+    # O modelo do backup depois do plano dá o mesmo veredito do principal.
+    estado = backup
+    for acao in plan.actions:
+        estado = sb.model_apply(estado, acao, HOJE, principal)
+    assert sb.allows(estado, HOJE) == sb.allows(principal, HOJE)
+
+
+def test_upsert_envia_registro_completo_com_created_by():
+    principal = lic(owner_name="Conceição Araújo", email=None, created_by=None)
+    plan = sb.plan_pair(snap(principal), snap(), HOJE)
+    assert plan.actions[0].payload == {"device_id": "L1", "owner_name": "Conceição Araújo", "cpf": "123",
+                                       "email": None, "address": "Rua A, 10", "license_type": "anual",
+                                       "created_by": "admin"}
+
+
+def test_licencas_so_no_backup_sao_mantidas_e_listadas():
+    plan = sb.plan_pair(snap(lic("A")), snap(lic("A"), lic("Z")), HOJE)
+    assert plan.actions == [] and plan.backup_only_licenses == ["Z"]
+
+
+def test_registro_invalido_do_principal_e_ignorado():
+    principal = snap(lic("A"), lic("B", license_type="desconhecido"))
+    principal.problems.append({"tipo": "licenca", "chave": "B", "problema": "tipo desconhecido"})
+    plan = sb.plan_pair(principal, snap(), HOJE)
+    assert kinds(plan) == [(sb.CREATE, "A")]
+    assert plan.skipped[0]["chave"] == "B"
+
+
+def test_divergencias_nao_sincronizaveis_sao_listadas():
+    principal = lic(status="pending", features="core,extra", custom_interval=30, created_by=None)
+    plan = sb.plan_pair(snap(principal), snap(), HOJE)
+    campos = {d[2] for d in plan.divergences}
+    assert {"start_date", "end_date", "features", "custom_interval", "status", "created_by"} <= campos
+
+
+def test_usuarios():
+    u = sb.User
+    principal = snap(users=[u("ana", "a@x.com", "user"), u("bia", "b@x.com", "admin"), u("admin", None, "user")])
+    backup = snap(users=[u("bia", "outro@x.com", "user"), u("caio", None, "user")], login="admin")
+    plan = sb.plan_pair(principal, backup, HOJE)
+    assert kinds(plan) == [(sb.CREATE_USER, "ana")]
+    assert plan.actions[0].payload == {"username": "ana", "email": "a@x.com", "role": "user"}
+    assert "password" not in plan.actions[0].payload
+    div = {(d[1], d[2]) for d in plan.divergences}
+    assert {("bia", "email"), ("bia", "role"), ("admin", "username"), ("ana", "senha")} <= div
+    assert plan.backup_only_users == ["caio"]
+
+
+@pytest.mark.parametrize("inicio,tipo,fim", [
+    (dt.date(2026, 1, 31), "mensal", dt.date(2026, 2, 28)),
+    (dt.date(2024, 1, 31), "mensal", dt.date(2024, 2, 29)),
+    (dt.date(2026, 11, 30), "trimestral", dt.date(2027, 2, 28)),
+    (dt.date(2026, 8, 31), "semestral", dt.date(2027, 2, 28)),
+    (dt.date(2024, 2, 29), "anual", dt.date(2025, 2, 28)),
+    (dt.date(2026, 5, 15), "trianual", dt.date(2029, 5, 15)),
+    (dt.date(2026, 5, 15), "vitalicia", None),
+])
+def test_periodos(inicio, tipo, fim):
+    assert sb.period_end(tipo, inicio) == fim
+
+
+@pytest.mark.parametrize("status,tipo,fim,liberada", [
+    ("active", "anual", FUTURO, True), ("active", "anual", HOJE, True), ("active", "anual", PASSADO, False),
+    ("active", "vitalicia", PASSADO, True), ("active", "anual", None, True), ("blocked", "anual", FUTURO, False),
+    ("pending", "vitalicia", None, False), (None, "anual", FUTURO, False),
+])
+def test_veredito(status, tipo, fim, liberada):
+    assert sb.allows(lic(status=status, license_type=tipo, end=fim), HOJE) is liberada
+
+
+def test_plano_e_deterministico_e_ordenado():
+    chaves = ["c", "a", "b"]
+    plan = sb.plan_pair(snap(*[lic(k, status="blocked") for k in chaves]), snap(), HOJE)
+    assert [a.key for a in plan.actions] == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_normalizacao_como_o_servidor():
+    licencas, problemas = sb.parse_licenses([
+        {"device_id": "X", "owner_name": "  Ana  ", "cpf": "", "email": None, "address": " ",
+         "license_type": "anual", "status": "active", "start_date": "Sat, 28 Nov 2026 00:00:00 GMT",
+         "end_date": "2027-11-28", "custom_interval": "60", "features": "core", "created_by": "admin"}])
+    x = licencas["X"]
+    assert (x.owner_name, x.cpf, x.address, x.custom_interval) == ("Ana", None, None, 60)
+    assert x.start_date == dt.date(2026, 11, 28) and x.end_date == dt.date(2027, 11, 28)
+    assert problemas == []
+
+
+@pytest.mark.parametrize("itens,trecho", [
+    ([{"device_id": "A"}, {"device_id": "A"}], "duplicado"),
+    ([{"device_id": None}], "device_id"),
+    (["texto"], "objeto"),
+    ([{"device_id": "A", "owner_name": 12}], "tipo inesperado"),
+])
+def test_listagem_nao_confiavel(itens, trecho):
+    with pytest.raises(sb.SnapshotError, match=trecho):
+        sb.parse_licenses(itens)
+
+
+def test_model_upsert_segue_o_contrato():
+    antes = lic(status="blocked", custom_interval=30, features="x")
+    depois = sb.model_upsert(antes, lic(owner_name="Novo"), HOJE)
+    assert depois.status == "active" and depois.start_date == HOJE
+    assert depois.end_date == dt.date(2027, 11, 29)
+    assert (depois.custom_interval, depois.features) == (30, "x")  # o upsert de atualização não mexe neles
+    novo = sb.model_upsert(None, lic(), HOJE)
+    assert (novo.custom_interval, novo.features) == (60, "core")
+    assert dataclasses.replace(novo, owner_name="?").owner_name == "?"
