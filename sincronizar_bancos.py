@@ -78,6 +78,11 @@ EXIT_SIGNIFICADO = {
     EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
 }
 
+CHECK_SIGNIFICADO = {
+    EXIT_OK: "todos os backups em dia e com o mesmo veredito do principal",
+    EXIT_FALHAS: "há diferenças a sincronizar ou veredito diferente em algum backup",
+}
+
 LICENSE_PERIOD_MONTHS = {
     "mensal": 1,
     "trimestral": 3,
@@ -170,6 +175,7 @@ class Config:
     today: dt.date | None = None
     progress: bool = True
     allow_http: bool = False
+    check: bool = False  # subcomando verificar: só compara, nunca grava
 
 
 def normalize_url(url: str) -> str:
@@ -249,15 +255,27 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "sim", "yes", "s", "y", "on")
 
 
-def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
-    """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
+def settings_reader(args: argparse.Namespace, env: dict[str, str] | None = None) -> Callable[..., Any]:
+    """Devolve get(NOME, valor_da_opção): opção da linha de comando > ambiente > arquivo .env."""
     env = dict(os.environ if env is None else env)
     env_path = args.env or os.path.join(SCRIPT_DIR, ".env")
     file_values = read_env_file(env_path, required=bool(args.env))
 
     def get(name: str, cli: Any = None) -> Any:
         return _setting(name, cli, env, file_values)
+    return get
 
+
+def resolve_data_dir(get: Callable[..., Any], cli_value: str | None) -> str:
+    data_dir = get("DADOS_DIR", cli_value) or os.path.join(SCRIPT_DIR, "dados")
+    if not os.path.isabs(data_dir):
+        data_dir = os.path.join(SCRIPT_DIR, data_dir)
+    return os.path.abspath(data_dir)
+
+
+def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
+    """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
+    get = settings_reader(args, env)
     primary_url = get("SERVIDOR_PRINCIPAL", args.principal)
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
@@ -287,9 +305,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
                 "Use https:// ou, se tiver certeza, a opção --permitir-http."
             )
 
-    data_dir = get("DADOS_DIR", args.dados_dir) or os.path.join(SCRIPT_DIR, "dados")
-    if not os.path.isabs(data_dir):
-        data_dir = os.path.join(SCRIPT_DIR, data_dir)
+    data_dir = resolve_data_dir(get, args.dados_dir)
     today = None
     if args.hoje:
         try:
@@ -303,7 +319,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     return Config(
         primary=primary,
         backups=backups,
-        data_dir=os.path.abspath(data_dir),
+        data_dir=data_dir,
         timeout=_number("SYNC_TIMEOUT", get("SYNC_TIMEOUT", args.timeout), 30, 0.1),
         wake_wait=_number("SYNC_ESPERA_DESPERTAR", get("SYNC_ESPERA_DESPERTAR", args.espera_despertar), 90, 0),
         http_retries=_number("SYNC_TENTATIVAS_HTTP", get("SYNC_TENTATIVAS_HTTP", args.tentativas_http), 5, 0, int),
@@ -750,7 +766,8 @@ class Plan:
     backup_only_licenses: list[str]
     skipped: list[dict[str, str]]
     licenses_compared: int
-    parity_mismatches: list[str]
+    parity_mismatches: list[str]  # veredito diferente mesmo depois do plano (não deveria acontecer)
+    current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
 
     @property
     def actions(self) -> list[Action]:
@@ -917,20 +934,26 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date) -> Plan:
     invalid = primary.invalid_keys
     chains: list[list[Action]] = []
     mismatches: list[str] = []
+    current: list[str] = []
     compared = 0
     for key in sorted(primary.licenses):
         if key in invalid:
             continue
         p_lic = primary.licenses[key]
-        chain, after = plan_license(p_lic, backup.licenses.get(key), today)
+        b_lic = backup.licenses.get(key)
+        chain, after = plan_license(p_lic, b_lic, today)
         compared += 1
         if chain:
             chains.append(chain)
         divergences.extend(license_divergences(p_lic, after))
-        if allows(p_lic, today) != allows(after, today):
+        verdict = allows(p_lic, today)
+        if verdict != allows(after, today):
             mismatches.append(key)
+        if verdict != allows(b_lic, today):
+            current.append(key)
     backup_only = sorted(set(backup.licenses) - set(primary.licenses))
-    return Plan(user_actions, chains, divergences, backup_only_users, backup_only, skipped, compared, mismatches)
+    return Plan(user_actions, chains, divergences, backup_only_users, backup_only, skipped, compared, mismatches,
+                current)
 
 
 def _jsonable(value: Any) -> Any:
@@ -1139,7 +1162,7 @@ class History:
         modo TEXT NOT NULL, principal TEXT NOT NULL, backup TEXT NOT NULL,
         situacao TEXT NOT NULL, codigo_saida INTEGER, contagens TEXT, falhas INTEGER DEFAULT 0,
         conflitos INTEGER DEFAULT 0, divergencias INTEGER DEFAULT 0, paridade_ok INTEGER,
-        paridade_total INTEGER, paridade_diferentes INTEGER, erro TEXT);
+        paridade_total INTEGER, paridade_diferentes INTEGER, erro TEXT, detalhes TEXT);
     CREATE INDEX IF NOT EXISTS idx_execucoes_inicio ON execucoes(inicio);
     CREATE TABLE IF NOT EXISTS auditoria (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -1185,13 +1208,37 @@ class History:
         with self._lock, self.db:
             self.db.execute(
                 "UPDATE execucoes SET fim=?, duracao_s=?, situacao=?, codigo_saida=?, contagens=?, falhas=?, "
-                "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=? "
-                "WHERE id=?",
+                "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
+                "detalhes=? WHERE id=?",
                 (pair["fim"], pair["duracao_s"], pair["situacao"], pair["codigo_saida"],
                  json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(pair.get("falhas", [])),
                  len(pair.get("conflitos", [])), len(pair.get("divergencias", [])),
                  None if not parity else int(bool(parity.get("ok"))), parity.get("total"),
-                 len(parity.get("diferentes", [])) if parity else None, pair.get("erro"), row_id))
+                 len(parity.get("diferentes", [])) if parity else None, pair.get("erro"),
+                 SECRETS.mask(json.dumps(_pair_details(pair), ensure_ascii=False)), row_id))
+
+    # -- leitura (historico, painel) ------------------------------------------
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Últimas execuções (uma linha por par), da mais nova para a mais antiga."""
+        with self._lock:
+            cursor = self.db.execute("SELECT * FROM execucoes ORDER BY id DESC LIMIT ?", (limit,))
+            names = [c[0] for c in cursor.description]
+            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        for row in rows:
+            row["contagens"] = json.loads(row["contagens"] or "{}")
+            row["detalhes"] = json.loads(row["detalhes"] or "{}")
+        return rows
+
+    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self.db.execute("SELECT momento, servidor, chave, acao, ok, mensagem, mudancas FROM auditoria "
+                                     "WHERE execucao = ? ORDER BY servidor, chave, id", (run_id,))
+            names = [c[0] for c in cursor.description]
+            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        for row in rows:
+            row["ok"] = bool(row["ok"])
+            row["mudancas"] = json.loads(row["mudancas"] or "[]")
+        return rows
 
     def prune(self) -> int:
         if self.retention_days <= 0:
@@ -1201,6 +1248,21 @@ class History:
             old = [r[0] for r in self.db.execute("SELECT execucao FROM execucoes WHERE inicio < ?", (limit,))]
             self.db.executemany("DELETE FROM auditoria WHERE execucao = ?", [(r,) for r in set(old)])
             return self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
+
+
+def _pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
+    """O que o painel mostra de um par: divergências (amostra), falhas, só no backup, diferentes."""
+    by_field: dict[str, int] = {}
+    for item in pair.get("divergencias", []):
+        by_field[item["campo"]] = by_field.get(item["campo"], 0) + 1
+    return {
+        "divergencias_por_campo": by_field,
+        "divergencias": pair.get("divergencias", [])[:limit],
+        "falhas": pair.get("falhas", [])[:limit],
+        "conflitos": pair.get("conflitos", [])[:limit],
+        "so_no_backup": {k: v[:limit] for k, v in pair.get("so_no_backup", {}).items()},
+        "paridade_diferentes": (pair.get("paridade") or {}).get("diferentes", [])[:limit],
+    }
 
 
 def now_iso() -> str:
@@ -1323,6 +1385,9 @@ def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | No
         "paridade": {"ok": not mismatches and not plan.skipped, "total": plan.licenses_compared,
                      "iguais": plan.licenses_compared - len(mismatches), "diferentes": mismatches,
                      "ignoradas": len(plan.skipped)},
+        "paridade_antes": {"ok": not plan.current_mismatches, "total": plan.licenses_compared,
+                           "diferentes": plan.current_mismatches},
+        "pendencias": len(plan.actions),
     })
     return doc
 
@@ -1337,6 +1402,264 @@ def _result_dict(result: Result) -> dict[str, Any]:
             "mudancas": [{"campo": f, "antes": _jsonable(a), "depois": _jsonable(b)}
                          for f, a, b in result.action.changes]}
 
+
+# ============================================================================
+# Painel web e /status.json (servidor HTTP da biblioteca padrão)
+# ============================================================================
+
+PANEL_DEFAULT_PORT = 8765
+PANEL_DEFAULT_MAX_DELAY_MIN = 120.0
+
+
+def _parse_iso(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.datetime) -> list[dict[str, Any]]:
+    """Estado de cada par (principal → backup) a partir das execuções, da mais nova para a mais antiga."""
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["principal"], row["backup"])
+        info = pairs.setdefault(key, {"principal": key[0], "backup": key[1], "ultima": None, "ultimo_sucesso": None})
+        if row["situacao"] == "em andamento":
+            continue
+        if info["ultima"] is None:
+            info["ultima"] = row
+        if info["ultimo_sucesso"] is None and row["situacao"] == "ok":
+            info["ultimo_sucesso"] = row
+    result = []
+    for info in pairs.values():
+        last, success = info["ultima"], info["ultimo_sucesso"]
+        ended = _parse_iso(success["fim"]) if success else None
+        delay = (now - ended).total_seconds() / 60 if ended else None
+        if last is None:
+            state = "sem execuções concluídas"
+        elif last["situacao"] != "ok":
+            state = "falhando"
+        elif delay is None or delay > max_delay_min:
+            state = "atrasado"
+        else:
+            state = "saudável"
+        result.append({
+            "principal": info["principal"], "backup": info["backup"], "estado": state,
+            "saudavel": state == "saudável", "ultima_execucao": last["fim"] if last else None,
+            "ultima_situacao": last["situacao"] if last else None, "ultimo_erro": last["erro"] if last else None,
+            "ultimo_sucesso": success["fim"] if success else None,
+            "atraso_min": None if delay is None else round(delay, 1),
+            "detalhes": last["detalhes"] if last else {},
+        })
+    return sorted(result, key=lambda item: (item["principal"], item["backup"]))
+
+
+def status_document(history: History, max_delay_min: float) -> tuple[int, dict[str, Any]]:
+    """Resposta de /status.json: 200 se todo par teve sucesso recente, 503 caso contrário."""
+    now = dt.datetime.now(dt.timezone.utc)
+    pairs = pair_health(history.runs(500), max_delay_min, now)
+    ok = bool(pairs) and all(p["saudavel"] for p in pairs)
+    body = {"ok": ok, "gerado_em": now.isoformat(timespec="seconds"), "max_atraso_min": max_delay_min,
+            "mensagem": "todos os backups sincronizados" if ok else (
+                "nenhuma execução registrada" if not pairs else "há backups atrasados ou falhando"),
+            "pares": [{k: v for k, v in p.items() if k != "detalhes"} for p in pairs]}
+    return (200 if ok else 503), body
+
+
+def _esc(value: Any) -> str:
+    import html
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def render_chart(rows: list[dict[str, Any]], width: int = 640, height: int = 160) -> str:
+    """Gráfico SVG (inline) das mudanças aplicadas por execução, da mais antiga à mais nova."""
+    rows = list(reversed(rows[:40]))
+    if not rows:
+        return '<p class="vazio">Sem execuções para o gráfico.</p>'
+    values = [sum(v for k, v in r["contagens"].items() if k in COUNT_KEYS.values()) for r in rows]
+    failures = [r["contagens"].get("falhas", 0) + (1 if r["situacao"] not in ("ok", "em andamento") else 0)
+                for r in rows]
+    top = max(values + failures + [1])
+    step = width / len(rows)
+    bars = []
+    for index, (row, value, failed) in enumerate(zip(rows, values, failures)):
+        x = index * step + step * 0.15
+        h = (height - 20) * value / top
+        color = "#c0392b" if failed else "#2e86de"
+        bars.append(f'<rect x="{x:.1f}" y="{height - 15 - h:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
+                    f'fill="{color}"><title>{_esc(row["inicio"])} → {_esc(row["backup"])}: {value} mudança(s), '
+                    f'{_esc(row["situacao"])}</title></rect>')
+    return (f'<svg class="grafico" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="Mudanças por execução" xmlns="http://www.w3.org/2000/svg">'
+            f'<line x1="0" y1="{height - 15}" x2="{width}" y2="{height - 15}" stroke="#888"/>'
+            + "".join(bars) +
+            f'<text x="2" y="12" font-size="11" fill="#555">máx. {top} mudança(s) por execução</text></svg>')
+
+
+PANEL_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:1rem;background:#f5f6f8;color:#222}
+h1{font-size:1.4rem;margin:.2rem 0 1rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
+.pares{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:.8rem}
+.par{background:#fff;border-radius:8px;padding:.8rem;border-left:6px solid #999;box-shadow:0 1px 2px #0002}
+.par.saudavel{border-color:#27ae60}.par.atrasado{border-color:#f39c12}.par.falhando{border-color:#c0392b}
+.estado{font-weight:bold} .url{word-break:break-all;font-size:.9rem;color:#444}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.85rem}
+th,td{padding:.35rem .4rem;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
+.tabela{overflow-x:auto} .grafico{width:100%;height:auto;background:#fff;border-radius:8px}
+.vazio{color:#666;font-style:italic} footer{margin-top:1.5rem;font-size:.8rem;color:#666}
+"""
+
+
+def render_panel(history: History, max_delay_min: float, refresh_s: int = 60) -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = history.runs(200)
+    pairs = pair_health(rows, max_delay_min, now)
+    parts = [
+        "<!DOCTYPE html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="refresh" content="{refresh_s}">',
+        f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>",
+        "<h1>🔄 Sincronização dos servidores de licença</h1>",
+        "<h2>Estado agora</h2>", _render_pairs(pairs),
+        "<h2>Mudanças por execução</h2>", render_chart(rows),
+        "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
+        "<h2>Conflitos abertos</h2>", _render_conflicts(pairs),
+        "<h2>Divergências não sincronizáveis (última execução)</h2>", _render_divergences(pairs),
+        f"<footer>Atualizado em {_esc(now.strftime('%d/%m/%Y %H:%M:%S'))} UTC · recarrega a cada {refresh_s} s · "
+        f"atraso máximo aceito: {max_delay_min:.0f} min · <a href=\"status.json\">status.json</a></footer>",
+        "</body></html>",
+    ]
+    return "".join(parts)
+
+
+def _render_pairs(pairs: list[dict[str, Any]]) -> str:
+    if not pairs:
+        return '<p class="vazio">Nenhuma sincronização registrada ainda.</p>'
+    cards = []
+    for p in pairs:
+        css = {"saudável": "saudavel", "atrasado": "atrasado", "falhando": "falhando"}.get(p["estado"], "")
+        delay = "" if p["atraso_min"] is None else f" (há {p['atraso_min']:.0f} min)"
+        error = f"<div>Erro: {_esc(p['ultimo_erro'])}</div>" if p["ultimo_erro"] else ""
+        cards.append(
+            f'<div class="par {css}" data-backup="{_esc(p["backup"])}">'
+            f'<div class="estado">{_esc(p["estado"]).upper()}</div>'
+            f'<div class="url">{_esc(p["principal"])} → {_esc(p["backup"])}</div>'
+            f'<div>Última execução: {_esc(p["ultima_execucao"] or "—")} ({_esc(p["ultima_situacao"] or "—")})</div>'
+            f'<div>Último sucesso: {_esc(p["ultimo_sucesso"] or "nunca")}{_esc(delay)}</div>{error}</div>')
+    return f'<div class="pares">{"".join(cards)}</div>'
+
+
+def _render_runs(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return '<p class="vazio">Nenhuma execução.</p>'
+    body = []
+    for r in rows:
+        c = r["contagens"]
+        changes = sum(v for k, v in c.items() if k in COUNT_KEYS.values())
+        parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
+        body.append(f"<tr class=\"execucao\"><td>{_esc(r['inicio'])}</td><td>{_esc(r['backup'])}</td>"
+                    f"<td>{_esc(r['modo'])}</td><td>{_esc(r['situacao'])}</td><td>{changes}</td>"
+                    f"<td>{c.get('falhas', 0)}</td><td>{parity}</td><td>{_esc(r['duracao_s'])}</td>"
+                    f"<td>{_esc(r['execucao'])}</td></tr>")
+    head = ("<tr><th>Início (UTC)</th><th>Backup</th><th>Modo</th><th>Situação</th><th>Mudanças</th>"
+            "<th>Falhas</th><th>Paridade</th><th>Duração (s)</th><th>Execução</th></tr>")
+    return f'<div class="tabela"><table>{head}{"".join(body)}</table></div>'
+
+
+def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
+    items = [(p["backup"], c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
+    if not items:
+        return '<p class="vazio">Nenhum conflito aberto.</p>'
+    rows = "".join(f"<tr><td>{_esc(b)}</td><td>{_esc(c.get('chave'))}</td><td>{_esc(c.get('descricao', c))}</td></tr>"
+                   for b, c in items)
+    return f'<div class="tabela"><table><tr><th>Backup</th><th>Registro</th><th>Conflito</th></tr>{rows}</table></div>'
+
+
+def _render_divergences(pairs: list[dict[str, Any]]) -> str:
+    items = [(p["backup"], d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
+    if not items:
+        return '<p class="vazio">Nenhuma divergência registrada.</p>'
+    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(f"{_esc(k)} {v}" for k, v in
+                                                            p["detalhes"].get("divergencias_por_campo", {}).items())
+                       for p in pairs if p["detalhes"].get("divergencias_por_campo"))
+    rows = "".join(f"<tr><td>{_esc(b)}</td><td>{_esc(d['tipo'])} {_esc(d['chave'])}</td><td>{_esc(d['campo'])}</td>"
+                   f"<td>{_esc(d['principal'])}</td><td>{_esc(d['backup'])}</td><td>{_esc(d['observacao'])}</td></tr>"
+                   for b, d in items[:200])
+    return (f"<p>Totais por campo — {totals}</p><div class=\"tabela\"><table><tr><th>Backup</th><th>Registro</th>"
+            f"<th>Campo</th><th>Principal</th><th>Backup</th><th>Por quê</th></tr>{rows}</table></div>")
+
+
+def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float):
+    import http.server
+
+    class PanelHandler(http.server.BaseHTTPRequestHandler):
+        server_version = "painel-sincronizacao"
+        sys_version = ""
+
+        def log_message(self, fmt: str, *args: Any) -> None:  # sem token nos logs
+            sys.stderr.write(SECRETS.mask(f"   painel: {self.address_string()} {fmt % args}") + "\n")
+
+        def _authorized(self) -> bool:
+            if not token:
+                return True
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            given = (query.get("token") or [""])[0]
+            header = self.headers.get("Authorization", "")
+            if header.startswith("Bearer "):
+                given = header[7:]
+            return secrets.compare_digest(given.encode(), token.encode())
+
+        def _send(self, status: int, body: str, content_type: str) -> None:
+            data = body.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 (nome exigido pelo http.server)
+            if not self._authorized():
+                self._send(401, json.dumps({"erro": "token do painel ausente ou inválido"}), "application/json")
+                return
+            path = urllib.parse.urlsplit(self.path).path
+            history = History(data_dir)
+            try:
+                if path in ("/", "/index.html"):
+                    self._send(200, render_panel(history, max_delay_min), "text/html; charset=utf-8")
+                elif path == "/status.json":
+                    status, body = status_document(history, max_delay_min)
+                    self._send(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
+                else:
+                    self._send(404, json.dumps({"erro": "não encontrado"}), "application/json")
+            finally:
+                history.close()
+
+    return PanelHandler
+
+
+def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
+                ready: Callable[[Any], None] | None = None) -> None:
+    import http.server
+    if not token and not is_loopback(f"http://{host}/"):
+        raise ConfigError(f"Para abrir o painel em {host} (fora desta máquina) defina PAINEL_TOKEN; "
+                          "o token será exigido em toda requisição.")
+    SECRETS.add(token)
+    ensure_data_dir(data_dir)
+    History(data_dir).close()  # cria o banco vazio se ainda não existir
+    handler = make_panel_handler(data_dir, token, max_delay_min)
+    try:
+        httpd = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise ConfigError(f"Não foi possível abrir o painel em {host}:{port}: {exc.strerror}") from None
+    httpd.daemon_threads = True
+    if ready:
+        ready(httpd)
+    try:
+        httpd.serve_forever()
+    finally:
+        httpd.server_close()
 
 # ============================================================================
 # Demonstração: dois servidores de referência locais e uma sincronização real
@@ -1494,7 +1817,9 @@ class Run:
         for backup in cfg.backups:
             rep.say(f"Backup: {backup.url}")
         rep.say(SEP)
-        if cfg.simulate:
+        if cfg.check:
+            rep.say("🔎 VERIFICAÇÃO: só compara os servidores; nada será gravado.")
+        elif cfg.simulate:
             rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
         rep.say("")
         rep.say("🔄 Sincronizando banco de dados: Principal → Backup" + ("s" if len(cfg.backups) > 1 else ""))
@@ -1572,6 +1897,8 @@ class Run:
         pair["espera_despertar_s"] = round(client.waited_seconds, 1)
         self._report_pair(plan, results, pair)
         failed = pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"]
+        if self.config.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+            failed = bool(plan.actions or plan.current_mismatches or plan.skipped)
         pair.update(situacao="falhas" if failed else "ok", codigo_saida=EXIT_FALHAS if failed else EXIT_OK,
                     erro=None)
         return pair
@@ -1594,9 +1921,14 @@ class Run:
         report_actions(rep, license_results, simulate, plan.licenses_compared, "licenças",
                        plan.licenses_compared - len(failed), "sincronizadas")
         parity = pair["paridade"]
+        if self.config.check:
+            now_ok = pair["paridade_antes"]
+            rep.say(f"   {'✅' if now_ok['ok'] else '❌'} Veredito agora: {parity['total'] - len(now_ok['diferentes'])}"
+                    f"/{parity['total']} licenças com a mesma resposta (liberada/negada) no principal e no backup")
         icon = "✅" if parity["ok"] else "❌"
+        when = "depois do plano" if simulate else "no principal e no backup"
         rep.say(f"   {icon} Paridade de veredito: {parity['iguais']}/{parity['total']} licenças com a mesma "
-                "resposta (liberada/negada) no principal e no backup")
+                f"resposta (liberada/negada) {when}")
         if parity["diferentes"]:
             rep.say("      Diferentes: " + ", ".join(parity["diferentes"][:MAX_LINES]))
         if plan.skipped:
@@ -1618,8 +1950,10 @@ class Run:
         doc = {
             "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": self.run_id,
             "inicio": self.started, "fim": now_iso(), "duracao_s": round(time.monotonic() - self.clock, 3),
-            "modo": "unidirecional", "simulacao": self.config.simulate, "hoje": self.today.isoformat(),
-            "codigo_saida": code, "significado": EXIT_SIGNIFICADO[code],
+            "modo": "verificacao" if self.config.check else "unidirecional", "simulacao": self.config.simulate, "hoje": self.today.isoformat(),
+            "codigo_saida": code,
+            "significado": CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.config.check
+            else EXIT_SIGNIFICADO[code],
             "principal": {"url": self.config.primary.url,
                           "usuarios": len(primary.users) if primary else None,
                           "licencas": len(primary.licenses) if primary else None,
@@ -1636,8 +1970,13 @@ class Run:
         rep, code = self.rep, doc["codigo_saida"]
         rep.say(SEP)
         title = {EXIT_OK: "✅ Sincronização concluída!", EXIT_FALHAS: "⚠️  Sincronização concluída com falhas."}
-        prefix = "🧪 Simulação" if self.config.simulate else ""
-        rep.say(prefix or title.get(code, "❌ Sincronização não concluída."))
+        if self.config.check:
+            title = {EXIT_OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
+                     EXIT_FALHAS: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}
+        elif self.config.simulate:
+            title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
+                     EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
+        rep.say(title.get(code, "❌ Não concluída."))
         rep.say("-" * 60)
         rep.say("Resumo por backup:")
         for pair in doc["backups"]:
@@ -1654,7 +1993,7 @@ class Run:
                     f"{c['licencas_bloqueadas']} bloqueada(s), {c['licencas_ativadas']} ativada(s)), "
                     f"{c['falhas']} falha(s), paridade {parity['iguais']}/{parity['total']}, "
                     f"{c['divergencias']} divergência(s) não sincronizável(is)")
-        rep.say(f"Código de saída: {code} ({EXIT_SIGNIFICADO[code]})")
+        rep.say(f"Código de saída: {code} ({doc['significado']})")
         rep.say(SEP)
 
 
@@ -1703,8 +2042,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
         epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
     )
-    parser.add_argument("comando", nargs="?", default="sincronizar", choices=["sincronizar", "demo"],
-                        help="sincronizar (padrão) ou demo (dois servidores locais de referência)")
+    parser.add_argument("comando", nargs="?", default="sincronizar",
+                        choices=["sincronizar", "demo", "verificar", "historico", "painel"],
+                        help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
+                             "(só compara, nunca grava); historico (últimas execuções); painel (página web)")
     parser.add_argument("--env", metavar="ARQUIVO", help="arquivo .env a usar (padrão: .env ao lado do script)")
     parser.add_argument("--principal", metavar="URL", help="URL do servidor principal (SERVIDOR_PRINCIPAL)")
     parser.add_argument("--backup", metavar="URL", action="append",
@@ -1723,7 +2064,77 @@ def build_parser() -> argparse.ArgumentParser:
                         help="aceita http:// sem criptografia para servidores que não são locais")
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
     parser.add_argument("--sem-progresso", action="store_true", help="não mostra o contador de progresso")
+    parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
+    parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
+    parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)")
     return parser
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """historico: últimas execuções em tabela (ou JSON); --detalhes mostra a auditoria de uma."""
+    data_dir = resolve_data_dir(settings_reader(args), args.dados_dir)
+    if not os.path.exists(os.path.join(data_dir, HISTORY_FILE)):
+        return fail(f"Nenhum histórico em {data_dir} (ainda não houve sincronização).", EXIT_CONFIG)
+    history = History(data_dir)
+    try:
+        if args.detalhes:
+            trail = history.audit_trail(args.detalhes)
+            if args.json:
+                print_json({"execucao": args.detalhes, "auditoria": trail})
+            else:
+                print_audit(args.detalhes, trail)
+            return EXIT_OK
+        rows = history.runs(max(1, args.limite))
+    finally:
+        history.close()
+    if args.json:
+        print_json({"execucoes": rows})
+    else:
+        print_history(rows)
+    return EXIT_OK
+
+
+def print_history(rows: list[dict[str, Any]]) -> None:
+    rep = Reporter(False)
+    if not rows:
+        rep.say("Nenhuma execução registrada.")
+        return
+    rep.say(f"{'Início (UTC)':<26} {'Situação':<13} {'Mudanças':>8} {'Falhas':>6} {'Paridade':>11} {'Duração':>8}  "
+            "Backup / Execução")
+    for r in rows:
+        changes = sum(v for k, v in r["contagens"].items() if k in COUNT_KEYS.values())
+        parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
+        duration = "—" if r["duracao_s"] is None else f"{r['duracao_s']:.1f}s"
+        rep.say(f"{r['inicio']:<26} {r['situacao']:<13} {changes:>8} {r['contagens'].get('falhas', 0):>6} "
+                f"{parity:>11} {duration:>8}  {r['backup']} / {r['execucao']}")
+        if r["erro"]:
+            rep.say(f"{'':<26} ↳ {r['erro']}")
+
+
+def print_audit(run_id: str, trail: list[dict[str, Any]]) -> None:
+    rep = Reporter(False)
+    rep.say(f"Auditoria da execução {run_id}: {len(trail)} escrita(s)")
+    for item in trail:
+        changes = "; ".join(f"{f}: {a!r} → {b!r}" for f, a, b in item["mudancas"])
+        status = "✅" if item["ok"] else f"❌ {item['mensagem']}"
+        rep.say(f"   {item['momento']} {item['servidor']} {item['acao']} {item['chave']} {status}  {changes}")
+
+
+def cmd_panel(args: argparse.Namespace) -> int:
+    get = settings_reader(args)
+    data_dir = resolve_data_dir(get, args.dados_dir)
+    max_delay = _number("PAINEL_MAX_ATRASO", get("PAINEL_MAX_ATRASO"), PANEL_DEFAULT_MAX_DELAY_MIN, 1)
+    token = get("PAINEL_TOKEN")
+
+    def ready(httpd: Any) -> None:
+        host, port = httpd.server_address[:2]
+        sys.stdout.write(f"🖥️  Painel em http://{host}:{port}/ (status para monitores: /status.json). "
+                         "Ctrl+C para sair.\n")
+        sys.stdout.flush()
+    serve_panel(data_dir, args.host, args.porta, token, max_delay, ready)
+    return EXIT_OK
 
 
 def configure_output() -> None:
@@ -1752,7 +2163,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.comando == "demo":
             return run_demo(args)
+        if args.comando == "historico":
+            return cmd_history(args)
+        if args.comando == "painel":
+            return cmd_panel(args)
         config = build_config(args)
+        if args.comando == "verificar":
+            config.check = config.simulate = True
         rep = Reporter(config.json_output)
         if config.allow_http:
             rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
