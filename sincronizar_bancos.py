@@ -176,6 +176,7 @@ class Config:
     progress: bool = True
     allow_http: bool = False
     check: bool = False  # subcomando verificar: só compara, nunca grava
+    history_days: int = 90
 
 
 def normalize_url(url: str) -> str:
@@ -325,6 +326,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         http_retries=_number("SYNC_TENTATIVAS_HTTP", get("SYNC_TENTATIVAS_HTTP", args.tentativas_http), 5, 0, int),
         parallel=_number("SYNC_PARALELO", get("SYNC_PARALELO", args.paralelo), 8, 1, int),
         ca_bundle=ca_bundle,
+        history_days=_number("SYNC_HISTORICO_DIAS", get("SYNC_HISTORICO_DIAS"), 90, 0, int),
         simulate=bool(args.simular),
         json_output=bool(args.json),
         today=today,
@@ -994,10 +996,12 @@ class Progress:
 
 
 class Executor:
-    def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config):
+    def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
+                 on_result: Callable[[Result], None] | None = None):
         self.client = client
         self.credentials = credentials
         self.config = config
+        self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
 
     def run(self, plan: Plan) -> list[Result]:
         results = self._run_chains([[a] for a in plan.user_actions], "usuários")
@@ -1018,9 +1022,11 @@ class Executor:
         results = []
         for action in chain:
             try:
-                results.append(self.apply(action))
+                result = self.apply(action)
             except ApiError as exc:
-                results.append(Result(action, False, str(exc)))
+                result = Result(action, False, str(exc))
+            results.append(result)
+            self.on_result(result)
             progress.step()
         return results
 
@@ -1466,6 +1472,11 @@ def status_document(history: History, max_delay_min: float) -> tuple[int, dict[s
     return (200 if ok else 503), body
 
 
+def _when(text: str | None) -> str:
+    moment = _parse_iso(text)
+    return moment.strftime("%d/%m/%Y %H:%M UTC") if moment else "—"
+
+
 def _esc(value: Any) -> str:
     import html
     return html.escape("" if value is None else str(value), quote=True)
@@ -1480,7 +1491,7 @@ def render_chart(rows: list[dict[str, Any]], width: int = 640, height: int = 160
     failures = [r["contagens"].get("falhas", 0) + (1 if r["situacao"] not in ("ok", "em andamento") else 0)
                 for r in rows]
     top = max(values + failures + [1])
-    step = width / len(rows)
+    step = min(width / len(rows), 40.0)
     bars = []
     for index, (row, value, failed) in enumerate(zip(rows, values, failures)):
         x = index * step + step * 0.15
@@ -1544,8 +1555,9 @@ def _render_pairs(pairs: list[dict[str, Any]]) -> str:
             f'<div class="par {css}" data-backup="{_esc(p["backup"])}">'
             f'<div class="estado">{_esc(p["estado"]).upper()}</div>'
             f'<div class="url">{_esc(p["principal"])} → {_esc(p["backup"])}</div>'
-            f'<div>Última execução: {_esc(p["ultima_execucao"] or "—")} ({_esc(p["ultima_situacao"] or "—")})</div>'
-            f'<div>Último sucesso: {_esc(p["ultimo_sucesso"] or "nunca")}{_esc(delay)}</div>{error}</div>')
+            f'<div>Última execução: {_when(p["ultima_execucao"])} ({_esc(p["ultima_situacao"] or "—")})</div>'
+            f'<div>Último sucesso: {_when(p["ultimo_sucesso"]) if p["ultimo_sucesso"] else "nunca"}{_esc(delay)}</div>'
+            f'{error}</div>')
     return f'<div class="pares">{"".join(cards)}</div>'
 
 
@@ -1557,7 +1569,7 @@ def _render_runs(rows: list[dict[str, Any]]) -> str:
         c = r["contagens"]
         changes = sum(v for k, v in c.items() if k in COUNT_KEYS.values())
         parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
-        body.append(f"<tr class=\"execucao\"><td>{_esc(r['inicio'])}</td><td>{_esc(r['backup'])}</td>"
+        body.append(f"<tr class=\"execucao\"><td>{_when(r['inicio'])}</td><td>{_esc(r['backup'])}</td>"
                     f"<td>{_esc(r['modo'])}</td><td>{_esc(r['situacao'])}</td><td>{changes}</td>"
                     f"<td>{c.get('falhas', 0)}</td><td>{parity}</td><td>{_esc(r['duracao_s'])}</td>"
                     f"<td>{_esc(r['execucao'])}</td></tr>")
@@ -1889,10 +1901,9 @@ class Run:
         client = self.clients[backup.url]
         results = None
         if not self.config.simulate:
-            executor = Executor(client, self.credentials, self.config)
+            executor = Executor(client, self.credentials, self.config,
+                                on_result=lambda result: self.history.audit(self.run_id, backup.url, result))
             results = executor.run(plan)
-            for result in results:
-                self.history.audit(self.run_id, backup.url, result)
         pair = pair_document(backup.url, plan, results, self.config.simulate)
         pair["espera_despertar_s"] = round(client.waited_seconds, 1)
         self._report_pair(plan, results, pair)
@@ -2003,7 +2014,7 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
     try:
         if not config.simulate:
             ensure_data_dir(config.data_dir)
-            run.history = History(config.data_dir, retention_days=90)
+            run.history = History(config.data_dir, retention_days=config.history_days)
             run.history.prune()
             run.credentials = CredentialStore(config.data_dir)
         run.header()

@@ -1,0 +1,1185 @@
+"""Servidor de licenças de referência, fiel ao contrato em CONTRATO_API.md.
+
+Reproduz o comportamento dos servidores reais (Flask + SQLite/MySQL), inclusive as
+esquisitices: upsert que sobrescreve tudo e desbloqueia, token que não confere o papel,
+mensagens de erro em pt-BR com os códigos exatos. Só usa a biblioteca padrão.
+
+Além da API HTTP, oferece acesso direto aos dados (para preparar cenários nos testes),
+contagem de requisições e "botões" de falha (latência, 503, página HTML de proxy,
+conexão resetada, conexão pendurada, corpo truncado, resposta perdida depois da
+escrita, host dormindo, respostas enlatadas).
+
+Uso como programa:
+    python tests/servidor_referencia.py --porta 8001 [--hoje 2026-12-01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import collections
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import sqlite3
+import struct
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+from urllib.parse import unquote, urlsplit
+
+# ---------------------------------------------------------------------------
+# Constantes do contrato
+# ---------------------------------------------------------------------------
+
+DEFAULT_ADMIN_PASSWORD = "admin123"
+PERIOD_MONTHS = {"mensal": 1, "trimestral": 3, "semestral": 6, "anual": 12, "trianual": 36}
+LICENSE_TYPES = tuple(PERIOD_MONTHS) + ("vitalicia",)
+DEFAULT_LICENSE_TYPE = "anual"
+USER_ROLES = ("admin", "user")
+DEVICE_ACTIONS = ("block", "activate", "toggle")
+
+USER_FIELDS = ("id", "username", "email", "role", "created_at")
+DEVICE_FIELDS = (
+    "id", "device_id", "owner_name", "cpf", "email", "address", "license_type", "status",
+    "start_date", "end_date", "custom_interval", "features", "last_seen_at", "last_seen_ip",
+    "last_hostname", "last_version", "created_by",
+)
+EDITABLE_TEXT_FIELDS = ("owner_name", "cpf", "email", "address")
+
+MSG_CREDENTIALS_REQUIRED = "Credenciais obrigatórias."
+MSG_BAD_CREDENTIALS = "Usuário ou senha inválidos."
+MSG_USER_FIELDS_REQUIRED = "Usuário e senha são obrigatórios."
+MSG_SHORT_PASSWORD = "Senha deve ter no mínimo 6 caracteres."
+MSG_BAD_ROLE = "Role deve ser 'admin' ou 'user'."
+MSG_USER_EXISTS = "Usuário já existe."
+MSG_DEVICE_ID_REQUIRED = "Device ID é obrigatório."
+MSG_BAD_LICENSE_TYPE = "Tipo de licença inválido."
+MSG_DEVICE_NOT_FOUND = "Licença não encontrada."
+MSG_BAD_ACTION = "Ação inválida."
+MSG_DELETED = "Licença excluída permanentemente."
+MSG_BAD_JSON = "JSON inválido."
+
+JSON_TYPE = "application/json"
+HTML_TYPE = "text/html; charset=utf-8"
+PROXY_502_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    "<body><center><h1>502 Bad Gateway</h1></center>\n"
+    "<hr><center>nginx</center>\n</body></html>\n"
+)
+
+FAULT_MODES = ("503", "html502", "reset", "hang", "truncated", "lost")
+DEFAULT_FAULT_MODES = ("503", "html502", "reset")
+FAULT_KNOBS = (
+    "latency_ms", "fail_rate", "fail_modes", "fail_paths", "hang_seconds",
+    "sleep_first_seconds", "seed",
+)
+PBKDF2_ITERATIONS = 1000
+
+# ---------------------------------------------------------------------------
+# Funções auxiliares
+# ---------------------------------------------------------------------------
+
+
+def add_months(start: dt.date, months: int) -> dt.date:
+    """Soma meses a uma data, limitando o dia ao último dia do mês de destino."""
+    year, month_index = divmod(start.month - 1 + months, 12)
+    year += start.year
+    month = month_index + 1
+    last_day = calendar.monthrange(year, month)[1]
+    return dt.date(year, month, min(start.day, last_day))
+
+
+def end_date_for(start: dt.date, license_type: str) -> Optional[str]:
+    """Data de término de uma licença do tipo dado (None para vitalícia)."""
+    months = PERIOD_MONTHS.get(license_type)
+    return None if months is None else add_months(start, months).isoformat()
+
+
+def to_date(value: Any) -> Optional[dt.date]:
+    """Converte str ISO, date ou datetime em date (None continua None)."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return dt.date.fromisoformat(str(value).strip())
+
+
+def to_date_text(value: Any) -> Optional[str]:
+    """Converte uma data em texto ISO para gravar; texto é gravado como veio."""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def clean_text(value: Any) -> Optional[str]:
+    """Tira espaços das pontas; vazio vira None; não-texto é convertido com str()."""
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else str(value).strip()
+    return text or None
+
+
+def hash_password(password: str) -> str:
+    """Gera o hash com sal (PBKDF2-SHA256, poucas iterações para ser rápido)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, PBKDF2_ITERATIONS)
+    return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Confere a senha contra o hash gravado."""
+    try:
+        _, iterations, salt_hex, digest_hex = stored.split("$")
+        digest = hashlib.pbkdf2_hmac(
+            "sha256", password.encode("utf-8"), bytes.fromhex(salt_hex), int(iterations))
+    except (ValueError, AttributeError):
+        return False
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def json_bytes(payload: Any) -> bytes:
+    """Serializa como o Flask (jsonify escapa não-ASCII)."""
+    return json.dumps(payload).encode("utf-8")
+
+
+def parse_json_body(raw: bytes) -> Optional[dict]:
+    """Lê o corpo JSON; corpo vazio vale {}; inválido ou não-objeto devolve None."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# ---------------------------------------------------------------------------
+# Relógio ("hoje" ajustável)
+# ---------------------------------------------------------------------------
+
+
+class Clock:
+    """Fornece a data de hoje (UTC) ou a data fixada pelos testes."""
+
+    def __init__(self, today: Any = None):
+        self._fixed: Optional[dt.date] = to_date(today)
+
+    def set_today(self, today: Any) -> None:
+        self._fixed = to_date(today)
+
+    def today(self) -> dt.date:
+        return self._fixed or dt.datetime.now(dt.timezone.utc).date()
+
+    def timestamp(self) -> str:
+        """Data e hora no formato do created_at ("AAAA-MM-DD HH:MM:SS")."""
+        now = dt.datetime.now(dt.timezone.utc)
+        return f"{self.today().isoformat()} {now.strftime('%H:%M:%S')}"
+
+
+# ---------------------------------------------------------------------------
+# Banco SQLite (uma conexão compartilhada, protegida por trava)
+# ---------------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE,
+    email TEXT,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL UNIQUE,
+    owner_name TEXT, cpf TEXT, email TEXT, address TEXT,
+    license_type TEXT, status TEXT, start_date TEXT, end_date TEXT,
+    custom_interval INTEGER, features TEXT,
+    last_seen_at TEXT, last_seen_ip TEXT, last_hostname TEXT, last_version TEXT,
+    created_by TEXT
+);
+"""
+
+
+class Database:
+    """Acesso ao SQLite; toda operação é atômica sob a trava."""
+
+    def __init__(self, path: str):
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock, self._conn:
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _query(self, sql: str, params: tuple = ()) -> list[dict]:
+        with self._lock:
+            return [dict(row) for row in self._conn.execute(sql, params).fetchall()]
+
+    def _write(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        with self._lock, self._conn:
+            return self._conn.execute(sql, params)
+
+    # --- usuários (revendedores) ---
+
+    def insert_user(self, username, password_hash, email, role, created_at) -> int:
+        try:
+            cursor = self._write(
+                "INSERT INTO users (username, email, role, password_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?)", (username, email, role, password_hash, created_at))
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"Usuário já existe: {username!r}") from exc
+        return cursor.lastrowid
+
+    def find_user(self, username: str) -> Optional[dict]:
+        rows = self._query("SELECT * FROM users WHERE username = ?", (username,))
+        return rows[0] if rows else None
+
+    def list_users(self) -> list[dict]:
+        columns = ", ".join(USER_FIELDS)
+        return self._query(f"SELECT {columns} FROM users ORDER BY id DESC")
+
+    # --- licenças ---
+
+    def insert_device(self, record: dict) -> int:
+        columns = ", ".join(record)
+        marks = ", ".join("?" for _ in record)
+        try:
+            cursor = self._write(
+                f"INSERT INTO devices ({columns}) VALUES ({marks})", tuple(record.values()))
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"Licença já existe: {record.get('device_id')!r}") from exc
+        return cursor.lastrowid
+
+    def update_device(self, device_id: str, changes: dict) -> bool:
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        cursor = self._write(
+            f"UPDATE devices SET {assignments} WHERE device_id = ?",
+            tuple(changes.values()) + (device_id,))
+        return cursor.rowcount > 0
+
+    def upsert_device(self, device_id: str, changes: dict, insert_defaults: dict) -> None:
+        """Atualiza se existir; senão insere com os padrões de inserção."""
+        with self._lock:
+            if not self.update_device(device_id, changes):
+                self.insert_device({"device_id": device_id, **changes, **insert_defaults})
+
+    def change_status(self, device_id: str, next_status) -> Optional[str]:
+        """Troca o status de forma atômica; devolve o novo status ou None se não existir."""
+        with self._lock:
+            device = self.find_device(device_id)
+            if device is None:
+                return None
+            status = next_status(device["status"])
+            self.update_device(device_id, {"status": status})
+            return status
+
+    def find_device(self, device_id: str) -> Optional[dict]:
+        columns = ", ".join(DEVICE_FIELDS)
+        rows = self._query(f"SELECT {columns} FROM devices WHERE device_id = ?", (device_id,))
+        return rows[0] if rows else None
+
+    def list_devices(self, created_by: Optional[str] = None) -> list[dict]:
+        columns = ", ".join(DEVICE_FIELDS)
+        if created_by is None:
+            return self._query(f"SELECT {columns} FROM devices ORDER BY id DESC")
+        return self._query(
+            f"SELECT {columns} FROM devices WHERE created_by = ? ORDER BY id DESC", (created_by,))
+
+    def delete_device(self, device_id: str) -> bool:
+        return self._write("DELETE FROM devices WHERE device_id = ?", (device_id,)).rowcount > 0
+
+    def delete_all(self) -> None:
+        """Apaga revendedores e licenças e reinicia os ids (como um banco novo)."""
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM users")
+            self._conn.execute("DELETE FROM devices")
+            self._conn.execute("DELETE FROM sqlite_sequence")
+
+
+# ---------------------------------------------------------------------------
+# Rotas
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern
+    template: str
+    action: str
+    needs_auth: bool
+    reads_body: bool
+
+
+def _route(method, regex, template, action, needs_auth=True, reads_body=False) -> Route:
+    return Route(method, re.compile(regex), template, action, needs_auth, reads_body)
+
+
+ROUTES = (
+    _route("POST", r"/admin/login", "/admin/login", "login", False, True),
+    _route("GET", r"/admin/users", "/admin/users", "list_users"),
+    _route("POST", r"/admin/users/create", "/admin/users/create", "create_user", True, True),
+    _route("GET", r"/admin/devices", "/admin/devices", "list_devices"),
+    _route("POST", r"/admin/devices/create", "/admin/devices/create", "upsert_device",
+           True, True),
+    _route("POST", r"/admin/devices/update-created-by", "/admin/devices/update-created-by",
+           "update_created_by", True, True),
+    _route("POST", r"/admin/devices/([^/]+)/deactivate", "/admin/devices/<id>/deactivate",
+           "change_status", True, True),
+    _route("DELETE", r"/admin/devices/([^/]+)/delete", "/admin/devices/<id>/delete",
+           "delete_device"),
+    _route("GET", r"/health", "/health", "health", False),
+    _route("GET", r"/ping", "/ping", "ping", False),
+)
+
+
+@dataclass
+class RouteMatch:
+    """Resultado do roteamento: rota (ou None), modelo do caminho e id da licença."""
+    route: Optional[Route]
+    template: str
+    device_id: Optional[str] = None
+    method_not_allowed: bool = False
+
+
+def resolve_route(method: str, path: str) -> RouteMatch:
+    """Encontra a rota; caminho conhecido com método errado vira 405."""
+    wrong_method = None
+    for route in ROUTES:
+        found = route.pattern.fullmatch(path)
+        if not found:
+            continue
+        if route.method != method:
+            wrong_method = wrong_method or route
+            continue
+        device_id = unquote(found.group(1)) if found.groups() else None
+        return RouteMatch(route, route.template, device_id)
+    if wrong_method:
+        return RouteMatch(None, wrong_method.template, method_not_allowed=True)
+    return RouteMatch(None, path)
+
+
+# ---------------------------------------------------------------------------
+# Aplicação (regras do contrato)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    username: str
+    role: str
+
+
+@dataclass
+class ApiRequest:
+    session: Optional[Session]
+    body: dict
+    device_id: Optional[str]
+
+
+class LicenseApp:
+    """Implementa cada rota do contrato; devolve (status, payload)."""
+
+    def __init__(self, db: Database, clock: Clock, admins: dict):
+        self.db = db
+        self.clock = clock
+        self._admins = {name: hash_password(pw) for name, pw in admins.items()}
+        self._admin_must_change = {name: pw == DEFAULT_ADMIN_PASSWORD
+                                   for name, pw in admins.items()}
+        self._tokens: dict[str, Session] = {}
+        self._tokens_lock = threading.Lock()
+
+    # --- infraestrutura ---
+
+    def handle(self, match: RouteMatch, headers, raw_body: bytes) -> tuple[int, dict]:
+        """Autentica, lê o corpo e chama a ação da rota."""
+        if match.route is None:
+            return self._unrouted(match)
+        session = self._session_from(headers) if match.route.needs_auth else None
+        if match.route.needs_auth and session is None:
+            return 401, {"error": "Unauthorized"}
+        body = parse_json_body(raw_body) if match.route.reads_body else {}
+        if body is None:
+            return 400, {"error": MSG_BAD_JSON}
+        action = getattr(self, match.route.action)
+        return action(ApiRequest(session, body, match.device_id))
+
+    @staticmethod
+    def _unrouted(match: RouteMatch) -> tuple[int, dict]:
+        if match.method_not_allowed:
+            return 405, {"error": "Method Not Allowed"}
+        return 404, {"error": "Not found"}
+
+    def _session_from(self, headers) -> Optional[Session]:
+        header = headers.get("Authorization") or ""
+        if not header.startswith("Bearer "):
+            return None
+        with self._tokens_lock:
+            return self._tokens.get(header[len("Bearer "):].strip())
+
+    def _issue_token(self, username: str, role: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self._tokens_lock:
+            self._tokens[token] = Session(username, role)
+        return token
+
+    def invalidate_tokens(self) -> None:
+        with self._tokens_lock:
+            self._tokens.clear()
+
+    def is_super_admin(self, username: str) -> bool:
+        return username in self._admins
+
+    # --- autenticação ---
+
+    def login(self, req: ApiRequest) -> tuple[int, dict]:
+        username = clean_text(req.body.get("username"))
+        password = req.body.get("password")
+        if not username or not isinstance(password, str) or not password.strip():
+            return 400, {"error": MSG_CREDENTIALS_REQUIRED}
+        account = self._authenticate(username, password)
+        if account is None:
+            return 401, {"error": MSG_BAD_CREDENTIALS}
+        role, must_change = account
+        token = self._issue_token(username, role)
+        return 200, {"token": token, "must_change_password": must_change, "role": role}
+
+    def _authenticate(self, username: str, password: str) -> Optional[tuple[str, bool]]:
+        """Devolve (role, must_change_password) ou None se as credenciais falharem."""
+        if username in self._admins:
+            if check_password(password, self._admins[username]):
+                return "admin", self._admin_must_change[username]
+            return None
+        user = self.db.find_user(username)
+        if user and check_password(password, user["password_hash"]):
+            return user["role"], False
+        return None
+
+    # --- usuários ---
+
+    def list_users(self, req: ApiRequest) -> tuple[int, dict]:
+        return 200, {"items": self.db.list_users()}
+
+    def create_user(self, req: ApiRequest) -> tuple[int, dict]:
+        error = self._validate_new_user(req.body)
+        if error:
+            return 400, {"error": error}
+        username = clean_text(req.body["username"])
+        role = clean_text(req.body.get("role")) or "user"
+        try:
+            user_id = self.db.insert_user(
+                username, hash_password(str(req.body["password"])),
+                clean_text(req.body.get("email")), role, self.clock.timestamp())
+        except ValueError:  # outra requisição criou o mesmo nome no meio do caminho
+            return 400, {"error": MSG_USER_EXISTS}
+        return 201, {"ok": True, "user_id": user_id, "username": username, "role": role}
+
+    def _validate_new_user(self, body: dict) -> Optional[str]:
+        """Aplica as validações na ordem do servidor real; devolve a mensagem de erro."""
+        username = clean_text(body.get("username"))
+        password = body.get("password")
+        password = None if password is None else str(password)
+        if not username or not password or not password.strip():
+            return MSG_USER_FIELDS_REQUIRED
+        if len(password) < 6:
+            return MSG_SHORT_PASSWORD
+        if (clean_text(body.get("role")) or "user") not in USER_ROLES:
+            return MSG_BAD_ROLE
+        if self.is_super_admin(username) or self.db.find_user(username):
+            return MSG_USER_EXISTS
+        return None
+
+    # --- licenças ---
+
+    def list_devices(self, req: ApiRequest) -> tuple[int, dict]:
+        only_mine = req.session.role != "admin"
+        owner = req.session.username if only_mine else None
+        return 200, {"items": self.db.list_devices(created_by=owner)}
+
+    def upsert_device(self, req: ApiRequest) -> tuple[int, dict]:
+        device_id = clean_text(req.body.get("device_id"))
+        if not device_id:
+            return 400, {"error": MSG_DEVICE_ID_REQUIRED}
+        license_type = clean_text(req.body.get("license_type")) or DEFAULT_LICENSE_TYPE
+        if license_type not in LICENSE_TYPES:
+            return 400, {"error": MSG_BAD_LICENSE_TYPE}
+        changes = self._upsert_changes(req.body, license_type)
+        self.db.upsert_device(device_id, changes, {"custom_interval": 60, "features": "core"})
+        return 201, {"success": True, "device_id": device_id, "license_type": license_type}
+
+    def _upsert_changes(self, body: dict, license_type: str) -> dict:
+        """Campos gravados tanto na inserção quanto na atualização (sobrescreve tudo)."""
+        today = self.clock.today()
+        changes = {name: clean_text(body.get(name)) for name in EDITABLE_TEXT_FIELDS}
+        changes.update(
+            license_type=license_type, status="active", start_date=today.isoformat(),
+            end_date=end_date_for(today, license_type),
+            created_by=clean_text(body.get("created_by")) or "admin")
+        return changes
+
+    def change_status(self, req: ApiRequest) -> tuple[int, dict]:
+        action = req.body.get("action")
+        if action not in DEVICE_ACTIONS:
+            return 400, {"error": MSG_BAD_ACTION}
+        status = self.db.change_status(
+            req.device_id, lambda current: self._next_status(action, current))
+        if status is None:
+            return 404, {"error": MSG_DEVICE_NOT_FOUND}
+        return 200, {"success": True, "device_id": req.device_id, "status": status}
+
+    @staticmethod
+    def _next_status(action: str, current: Optional[str]) -> str:
+        """toggle: bloqueada vira ativa; qualquer outro estado vira bloqueada."""
+        if action == "block":
+            return "blocked"
+        if action == "activate":
+            return "active"
+        return "active" if current == "blocked" else "blocked"
+
+    def delete_device(self, req: ApiRequest) -> tuple[int, dict]:
+        if req.session.role != "admin":
+            return 403, {"error": "Forbidden"}
+        if not self.db.delete_device(req.device_id):
+            return 404, {"error": MSG_DEVICE_NOT_FOUND}
+        return 200, {"success": True, "device_id": req.device_id, "message": MSG_DELETED}
+
+    def update_created_by(self, req: ApiRequest) -> tuple[int, dict]:
+        device_id = clean_text(req.body.get("device_id"))
+        if not device_id:
+            return 400, {"error": MSG_DEVICE_ID_REQUIRED}
+        created_by = clean_text(req.body.get("created_by")) or "admin"
+        if not self.db.update_device(device_id, {"created_by": created_by}):
+            return 404, {"error": MSG_DEVICE_NOT_FOUND}
+        return 200, {"success": True, "device_id": device_id, "created_by": created_by}
+
+    # --- diversos ---
+
+    def health(self, req: ApiRequest) -> tuple[int, dict]:
+        return 200, {"status": "ok"}
+
+    def ping(self, req: ApiRequest) -> tuple[int, dict]:
+        return 200, {"pong": True, "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+
+
+# ---------------------------------------------------------------------------
+# Injeção de falhas
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Override:
+    """Resposta enlatada para um método + rota (modelo ou caminho concreto)."""
+    method: str
+    path: str
+    status: int
+    body: bytes
+    content_type: str
+    remaining: Optional[int]
+
+
+class FaultInjector:
+    """Guarda os botões de falha e decide, de forma reprodutível, o que falha."""
+
+    def __init__(self, stop_event: threading.Event):
+        self._stop_event = stop_event
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+        self._overrides: list[Override] = []
+        self._sleeping = True
+        self._wake_at = 0.0
+        self.clear()
+
+    def clear(self) -> None:
+        """Desliga todas as falhas (não mexe nas respostas enlatadas)."""
+        self.latency_ms = 0
+        self.fail_rate = 0.0
+        self.fail_modes = list(DEFAULT_FAULT_MODES)
+        self.fail_paths = None
+        self.hang_seconds = 5.0
+        self.sleep_first_seconds = 0.0
+        self.seed = None
+
+    def set(self, name: str, value: Any) -> None:
+        if name not in FAULT_KNOBS:
+            raise ValueError(f"Botão de falha desconhecido: {name!r}")
+        if name == "fail_modes":
+            value = self._checked_modes(value)
+        if name == "fail_paths" and value is not None:
+            value = set(value)
+        if name in ("latency_ms", "fail_rate", "hang_seconds", "sleep_first_seconds"):
+            value = float(value or 0)
+        if name == "seed":
+            with self._lock:
+                self._rng.seed(value)
+        object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in FAULT_KNOBS:
+            self.set(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _checked_modes(modes) -> list[str]:
+        modes = [modes] if isinstance(modes, str) else list(modes)
+        unknown = [mode for mode in modes if mode not in FAULT_MODES]
+        if unknown or not modes:
+            raise ValueError(f"Modos de falha inválidos: {unknown or modes!r}")
+        return modes
+
+    # --- esperas (interrompíveis pelo stop) ---
+
+    def pause(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stop_event.wait(seconds)
+
+    def apply_latency(self) -> None:
+        self.pause((self.latency_ms or 0) / 1000.0)
+
+    def sleep_again(self) -> None:
+        with self._lock:
+            self._sleeping = True
+
+    def wait_awake(self) -> None:
+        """Host dormindo: a primeira requisição acorda o host e todas esperam o despertar."""
+        with self._lock:
+            if self._sleeping:
+                self._sleeping = False
+                self._wake_at = time.monotonic() + (self.sleep_first_seconds or 0)
+            wake_at = self._wake_at
+        self.pause(wake_at - time.monotonic())
+
+    # --- falhas aleatórias ---
+
+    def pick_fault(self, template: str, path: str) -> Optional[str]:
+        """Sorteia se esta requisição falha e como (None = sem falha)."""
+        if not self.fail_rate or self.fail_rate <= 0:
+            return None
+        paths = self.fail_paths
+        if paths is not None and template not in paths and path not in paths:
+            return None
+        with self._lock:
+            if self._rng.random() >= self.fail_rate:
+                return None
+            return self._rng.choice(self.fail_modes)
+
+    # --- respostas enlatadas ---
+
+    def add_override(self, override: Override) -> None:
+        with self._lock:
+            self._overrides.append(override)
+
+    def clear_overrides(self) -> None:
+        with self._lock:
+            self._overrides.clear()
+
+    def take_override(self, method: str, template: str, path: str) -> Optional[Override]:
+        """Consome a primeira resposta enlatada que casa (ordem de cadastro)."""
+        with self._lock:
+            for override in self._overrides:
+                if override.method == method and override.path in (template, path):
+                    self._consume(override)
+                    return override
+        return None
+
+    def _consume(self, override: Override) -> None:
+        if override.remaining is None:
+            return
+        override.remaining -= 1
+        if override.remaining <= 0:
+            self._overrides.remove(override)
+
+
+def _encode_body(body: Any) -> bytes:
+    """Corpo enlatado: bytes e str vão crus; outros valores viram JSON."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json_bytes(body)
+
+
+# ---------------------------------------------------------------------------
+# Estatísticas de requisições
+# ---------------------------------------------------------------------------
+
+
+class RequestStats:
+    """Conta requisições por (método, modelo de caminho) e guarda o registro em ordem."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: collections.Counter = collections.Counter()
+        self._log: list[list] = []
+        self.connections_accepted = 0
+
+    def arrival(self, method: str, template: str) -> list:
+        entry = [method, template, None]
+        with self._lock:
+            self._counts[(method, template)] += 1
+            self._log.append(entry)
+        return entry
+
+    @staticmethod
+    def finish(entry: list, status: Optional[int]) -> None:
+        entry[2] = status
+
+    def connection_opened(self) -> None:
+        with self._lock:
+            self.connections_accepted += 1
+
+    def counts(self) -> collections.Counter:
+        with self._lock:
+            return collections.Counter(self._counts)
+
+    def log(self) -> list[tuple]:
+        with self._lock:
+            return [tuple(entry) for entry in self._log]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = collections.Counter()
+            self._log = []
+
+
+# ---------------------------------------------------------------------------
+# Camada HTTP
+# ---------------------------------------------------------------------------
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        """Conexões derrubadas pelo cliente ou pelo stop não sujam a saída."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Lê a requisição, entrega ao ServidorReferencia e escreve a resposta."""
+
+    protocol_version = "HTTP/1.1"
+    owner: "ServidorReferencia" = None  # definido na subclasse criada por servidor
+
+    def setup(self):
+        super().setup()
+        # cabeçalho e corpo saem em escritas separadas: sem NODELAY o Nagle atrasa ~40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.owner._connection_opened(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.owner._connection_closed(self.connection)
+
+    def log_message(self, format, *args):  # noqa: A002 - assinatura da stdlib
+        """Silencioso: os testes não querem log de acesso no stderr."""
+
+    def do_GET(self):
+        self.owner._process(self)
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
+
+    def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def send_raw(self, status: int, body: bytes, content_type: str) -> None:
+        """Envia a resposta sempre com Content-Length (mantém a conexão viva)."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def reset_connection(self) -> None:
+        """Fecha com SO_LINGER 0: o cliente recebe um RST, sem resposta."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # o makefile segura o descritor: sem isto o close não fecha
+        self.connection.close()
+        # a stdlib ainda faz flush/close nesses arquivos: troca por arquivos de mentira
+        self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
+
+    def drop_connection(self) -> None:
+        """Fecha normalmente sem ter respondido nada."""
+        self.close_connection = True
+
+
+# ---------------------------------------------------------------------------
+# Servidor de referência
+# ---------------------------------------------------------------------------
+
+
+class ServidorReferencia:
+    """Servidor de licenças de referência, com dados diretos e botões de falha."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: Optional[str] = None,
+                 admins: Optional[dict] = None, today: Any = None, **faults):
+        self.host, self.port = host, port
+        self._temp_db = self._make_temp_db() if db_path is None else None
+        self._clock = Clock(today)
+        self._db = Database(self._temp_db or db_path)
+        admins = {"admin": DEFAULT_ADMIN_PASSWORD} if admins is None else dict(admins)
+        self._app = LicenseApp(self._db, self._clock, admins)
+        self._stop_event = threading.Event()
+        self._faults = FaultInjector(self._stop_event)
+        self._stats = RequestStats()
+        self._sockets: set = set()
+        self._sockets_lock = threading.Lock()
+        self._httpd: Optional[_HTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stopped = False
+        self.set_faults(**faults)
+
+    @staticmethod
+    def _make_temp_db() -> str:
+        fd, path = tempfile.mkstemp(prefix="servidor_referencia_", suffix=".sqlite")
+        os.close(fd)
+        return path
+
+    # --- ciclo de vida ---
+
+    def start(self) -> "ServidorReferencia":
+        if self._httpd is not None or self._stopped:
+            raise RuntimeError("Servidor já foi iniciado (ou já foi parado).")
+        handler = type("BoundRequestHandler", (RequestHandler,), {"owner": self})
+        self._httpd = _HTTPServer((self.host, self.port), handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
+            name=f"servidor-referencia-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("Servidor não iniciado: chame start() antes de usar url.")
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Para o servidor, derruba as conexões abertas e apaga o banco temporário."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop_event.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._close_open_connections()
+            self._thread.join(timeout=5)
+        self._db.close()
+        self._remove_temp_db()
+
+    def _close_open_connections(self) -> None:
+        with self._sockets_lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _remove_temp_db(self) -> None:
+        if self._temp_db:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                try:
+                    os.remove(self._temp_db + suffix)
+                except FileNotFoundError:
+                    pass
+
+    def __enter__(self) -> "ServidorReferencia":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _connection_opened(self, sock) -> None:
+        self._stats.connection_opened()
+        with self._sockets_lock:
+            self._sockets.add(sock)
+
+    def _connection_closed(self, sock) -> None:
+        with self._sockets_lock:
+            self._sockets.discard(sock)
+
+    # --- tratamento de cada requisição ---
+
+    def _process(self, handler: RequestHandler) -> None:
+        path = urlsplit(handler.path).path
+        raw_body = handler.read_body()
+        match = resolve_route(handler.command, path)
+        entry = self._stats.arrival(handler.command, match.template)
+        self._faults.wait_awake()
+        self._faults.apply_latency()
+        if self._stop_event.is_set():
+            return handler.drop_connection()
+        if self._answer_override(handler, match.template, path, entry):
+            return None
+        fault = self._faults.pick_fault(match.template, path)
+        if fault in ("503", "html502", "reset", "hang"):
+            return self._early_fault(handler, fault, entry)
+        status, payload = self._run_app(match, handler.headers, raw_body)
+        return self._deliver(handler, fault, status, payload, entry)
+
+    def _run_app(self, match: RouteMatch, headers, raw_body: bytes) -> tuple[int, dict]:
+        try:
+            return self._app.handle(match, headers, raw_body)
+        except Exception:  # noqa: BLE001 - o servidor real responde 500 em qualquer erro
+            return 500, {"error": "Internal Server Error"}
+
+    def _answer_override(self, handler, template: str, path: str, entry: list) -> bool:
+        override = self._faults.take_override(handler.command, template, path)
+        if override is None:
+            return False
+        self._stats.finish(entry, override.status)
+        handler.send_raw(override.status, override.body, override.content_type)
+        return True
+
+    def _early_fault(self, handler: RequestHandler, fault: str, entry: list) -> None:
+        """Falhas que acontecem antes do processamento (nada é gravado)."""
+        if fault == "503":
+            self._stats.finish(entry, 503)
+            handler.send_raw(503, json_bytes({"error": "Service Unavailable"}), JSON_TYPE)
+        elif fault == "html502":
+            self._stats.finish(entry, 502)
+            handler.send_raw(502, PROXY_502_PAGE.encode("utf-8"), HTML_TYPE)
+        elif fault == "reset":
+            handler.reset_connection()
+        else:
+            self._faults.pause(self._faults.hang_seconds or 0)
+            handler.drop_connection()
+
+    def _deliver(self, handler, fault, status: int, payload: dict, entry: list) -> None:
+        """Entrega a resposta processada; "lost" e "truncated" a estragam depois da escrita."""
+        if fault == "lost":
+            return handler.reset_connection()
+        body = json_bytes(payload)
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        self._stats.finish(entry, status)
+        return handler.send_raw(status, body, JSON_TYPE)
+
+    # --- "hoje" ---
+
+    def set_today(self, today: Any) -> None:
+        """Fixa a data de hoje (str ISO ou date); None volta à data UTC real."""
+        self._clock.set_today(today)
+
+    def today(self) -> dt.date:
+        return self._clock.today()
+
+    # --- acesso direto aos dados ---
+
+    def add_user(self, username: str, password: str, email: Optional[str] = None,
+                 role: str = "user", created_at: Optional[str] = None) -> int:
+        """Cria um revendedor direto no banco (sem HTTP); devolve o id."""
+        if self._app.is_super_admin(username):
+            raise ValueError(f"Nome reservado a um super-admin: {username!r}")
+        return self._db.insert_user(
+            username, hash_password(password), email, role, created_at or self._clock.timestamp())
+
+    def add_device(self, device_id: str, license_type: Optional[str] = "anual",
+                   owner_name=None, cpf=None, email=None, address=None,
+                   created_by: Optional[str] = "admin", status: Optional[str] = "active",
+                   start_date=None, end_date=None, custom_interval=60, features="core",
+                   last_seen_at=None, last_seen_ip=None, last_hostname=None,
+                   last_version=None) -> int:
+        """Grava uma licença exatamente como dada; datas None calculadas como na inserção."""
+        record = dict(locals())
+        del record["self"]
+        start = to_date(start_date) or self._clock.today()
+        record["start_date"] = start.isoformat()
+        record["end_date"] = (to_date_text(end_date) if end_date is not None
+                              else end_date_for(start, license_type))
+        return self._db.insert_device(record)
+
+    def remove_device(self, device_id: str) -> bool:
+        return self._db.delete_device(device_id)
+
+    def set_status(self, device_id: str, status: Optional[str]) -> None:
+        self._update_existing(device_id, {"status": status})
+
+    def set_dates(self, device_id: str, start_date, end_date) -> None:
+        self._update_existing(
+            device_id, {"start_date": to_date_text(start_date), "end_date": to_date_text(end_date)})
+
+    def set_device_fields(self, device_id: str, **fields) -> None:
+        """Altera quaisquer colunas de uma licença (ex.: last_seen_at, features)."""
+        unknown = set(fields) - set(DEVICE_FIELDS[2:])
+        if unknown:
+            raise ValueError(f"Campos desconhecidos: {sorted(unknown)}")
+        self._update_existing(device_id, fields)
+
+    def _update_existing(self, device_id: str, changes: dict) -> None:
+        if not self._db.update_device(device_id, changes):
+            raise KeyError(f"Licença não encontrada: {device_id!r}")
+
+    def users(self) -> dict:
+        return {user["username"]: user for user in self._db.list_users()}
+
+    def devices(self) -> dict:
+        return {device["device_id"]: device for device in self._db.list_devices()}
+
+    def wipe(self) -> None:
+        """Simula um servidor que voltou vazio: só os super-admins continuam."""
+        self._db.delete_all()
+
+    def invalidate_tokens(self) -> None:
+        """Todos os tokens deixam de valer (como depois de um reinício)."""
+        self._app.invalidate_tokens()
+
+    # --- contagem ---
+
+    @property
+    def counts(self) -> collections.Counter:
+        return self._stats.counts()
+
+    @property
+    def requests_log(self) -> list[tuple]:
+        return self._stats.log()
+
+    @property
+    def connections_accepted(self) -> int:
+        return self._stats.connections_accepted
+
+    def reset_counts(self) -> None:
+        self._stats.reset()
+
+    def write_count(self) -> int:
+        return sum(n for (method, template), n in self.counts.items()
+                   if method in ("POST", "DELETE") and template != "/admin/login")
+
+    # --- falhas ---
+
+    def set_faults(self, **knobs) -> None:
+        for name, value in knobs.items():
+            self._faults.set(name, value)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def sleep_again(self) -> None:
+        """O host volta a dormir: a próxima requisição espera sleep_first_seconds."""
+        self._faults.sleep_again()
+
+    def override(self, method: str, path_template: str, status: int, body: Any,
+                 content_type: str = JSON_TYPE, times: Optional[int] = None) -> None:
+        """Responde a rota com um corpo cru `times` vezes (None = sempre)."""
+        self._faults.add_override(Override(
+            method.upper(), path_template, int(status), _encode_body(body), content_type, times))
+
+    def fail_next(self, method: str, path_template: str, status: int, body_dict: Any,
+                  times: int = 1) -> None:
+        self.override(method, path_template, status, json_bytes(body_dict), times=times)
+
+    def clear_overrides(self) -> None:
+        self._faults.clear_overrides()
+
+
+def _fault_property(name: str) -> property:
+    """Expõe um botão de falha como atributo do servidor (srv.latency_ms = 50)."""
+    return property(lambda self: getattr(self._faults, name),
+                    lambda self, value: self._faults.set(name, value))
+
+
+for _knob in FAULT_KNOBS:
+    setattr(ServidorReferencia, _knob, _fault_property(_knob))
+
+
+# ---------------------------------------------------------------------------
+# Linha de comando
+# ---------------------------------------------------------------------------
+
+
+def _cli_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"data inválida (use AAAA-MM-DD): {text!r}") from exc
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Servidor de licenças de referência (fiel ao CONTRATO_API.md).")
+    parser.add_argument("--porta", type=int, default=8001, help="porta (0 = qualquer livre)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--db", default=None, help="arquivo SQLite (padrão: temporário)")
+    parser.add_argument("--admin-user", default="admin")
+    parser.add_argument("--admin-password", default=DEFAULT_ADMIN_PASSWORD)
+    parser.add_argument("--hoje", type=_cli_date, default=None, help="fixa a data de hoje")
+    parser.add_argument("--latencia-ms", type=int, default=0, help="latência por resposta")
+    return parser.parse_args(argv)
+
+
+def _wait_for_interrupt(stop: threading.Event) -> None:
+    """Espera Ctrl+C (SIGINT) ou SIGTERM sem deixar escapar KeyboardInterrupt."""
+    while not stop.wait(0.2):
+        pass
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server = ServidorReferencia(
+        host=args.host, port=args.porta, db_path=args.db,
+        admins={args.admin_user: args.admin_password}, today=args.hoje,
+        latency_ms=args.latencia_ms)
+    try:
+        server.start()
+    except OSError as exc:
+        server.stop()
+        print(f"Não foi possível abrir {args.host}:{args.porta}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Servidor de referência ouvindo em {server.url} (Ctrl+C para parar)", flush=True)
+    try:
+        _wait_for_interrupt(stop)
+    finally:
+        server.stop()
+    print("Servidor encerrado.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

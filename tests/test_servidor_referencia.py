@@ -1,0 +1,710 @@
+"""Testes do servidor de referência: cada regra do CONTRATO_API.md, por HTTP de verdade."""
+
+import datetime as dt
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from servidor_referencia import ServidorReferencia, add_months
+
+TODAY = "2026-11-28"
+TIMEOUT = 5
+DEVICE_KEYS = {
+    "id", "device_id", "owner_name", "cpf", "email", "address", "license_type", "status",
+    "start_date", "end_date", "custom_interval", "features", "last_seen_at", "last_seen_ip",
+    "last_hostname", "last_version", "created_by",
+}
+USER_KEYS = {"id", "username", "email", "role", "created_at"}
+
+
+class Client:
+    """Cliente HTTP mínimo (sessão requests com keep-alive) para um servidor."""
+
+    def __init__(self, srv, token=None):
+        self.base = srv.url
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", TIMEOUT)
+        return self.session.get(self.base + path, **kw)
+
+    def post(self, path, body=None, **kw):
+        kw.setdefault("timeout", TIMEOUT)
+        return self.session.post(self.base + path, json=body, **kw)
+
+    def delete(self, path, **kw):
+        kw.setdefault("timeout", TIMEOUT)
+        return self.session.delete(self.base + path, **kw)
+
+
+def login(srv, username="admin", password="admin123"):
+    credentials = {"username": username, "password": password}
+    response = requests.post(f"{srv.url}/admin/login", json=credentials, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def create_device(client, **fields):
+    return client.post("/admin/devices/create", fields)
+
+
+@pytest.fixture
+def srv():
+    with ServidorReferencia(today=TODAY, seed=1) as server:
+        yield server
+
+
+@pytest.fixture
+def admin(srv):
+    return Client(srv, login(srv))
+
+
+@pytest.fixture
+def anonymous(srv):
+    return Client(srv)
+
+
+@pytest.fixture
+def reseller(srv):
+    srv.add_user("sergio", "senha123", email="s@x.com")
+    return Client(srv, login(srv, "sergio", "senha123"))
+
+
+# ---------------------------------------------------------------------------
+# Autenticação
+# ---------------------------------------------------------------------------
+
+
+def test_login_default_admin_must_change_password(anonymous):
+    response = anonymous.post("/admin/login", {"username": "admin", "password": "admin123"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"token", "must_change_password", "role"}
+    assert body["must_change_password"] is True and body["role"] == "admin"
+    assert isinstance(body["token"], str) and len(body["token"]) >= 20
+
+
+def test_login_changed_password_no_change_required():
+    with ServidorReferencia(admins={"admin": "outra-senha", "chefe": "segredo1"}) as server:
+        for username, password in (("admin", "outra-senha"), ("chefe", "segredo1")):
+            body = Client(server).post(
+                "/admin/login", {"username": username, "password": password}).json()
+            assert body["must_change_password"] is False and body["role"] == "admin"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"username": "admin"}, {"password": "admin123"}, {"username": "   ", "password": "x"},
+    {"username": "admin", "password": ""}, {"username": None, "password": None},
+])
+def test_login_missing_credentials_400(anonymous, body):
+    response = anonymous.post("/admin/login", body)
+    assert response.status_code == 400
+    assert response.json() == {"error": "Credenciais obrigatórias."}
+
+
+@pytest.mark.parametrize("username,password", [("admin", "errada"), ("ninguem", "admin123")])
+def test_login_bad_credentials_401(anonymous, username, password):
+    response = anonymous.post("/admin/login", {"username": username, "password": password})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Usuário ou senha inválidos."}
+
+
+def test_resellers_log_in_with_their_role(srv, admin, anonymous):
+    srv.add_user("sergio", "senha123")
+    admin.post("/admin/users/create",
+               {"username": "manager", "password": "123456", "role": "admin"})
+    accounts = (("sergio", "senha123", "user"), ("manager", "123456", "admin"))
+    for username, password, role in accounts:
+        body = anonymous.post("/admin/login", {"username": username, "password": password}).json()
+        assert body["role"] == role and body["must_change_password"] is False
+
+
+PROTECTED_ROUTES = [
+    ("GET", "/admin/users"), ("POST", "/admin/users/create"), ("GET", "/admin/devices"),
+    ("POST", "/admin/devices/create"), ("POST", "/admin/devices/abc/deactivate"),
+    ("DELETE", "/admin/devices/abc/delete"), ("POST", "/admin/devices/update-created-by"),
+]
+
+
+@pytest.mark.parametrize("method,path", PROTECTED_ROUTES)
+@pytest.mark.parametrize("auth_header", [None, "Bearer token-falso", "Token x", "Bearer "])
+def test_missing_or_bad_token_401(srv, method, path, auth_header):
+    headers = {"Authorization": auth_header} if auth_header else {}
+    response = requests.request(method, srv.url + path, headers=headers, json={},
+                                timeout=TIMEOUT)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Unauthorized"}
+
+
+def test_invalid_json_400(admin, anonymous):
+    for client, path in ((anonymous, "/admin/login"), (admin, "/admin/devices/create"),
+                             (admin, "/admin/users/create")):
+        response = client.session.post(client.base + path, data="{isto não é json",
+                                       headers={"Content-Type": "application/json"},
+                                       timeout=TIMEOUT)
+        assert response.status_code == 400
+        assert response.json() == {"error": "JSON inválido."}
+
+
+def test_unknown_path_404_json(admin, anonymous):
+    for client, path in ((anonymous, "/nada"), (admin, "/admin/qualquer"),
+                             (admin, "/admin/devices/")):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json() == {"error": "Not found"}
+
+
+def test_wrong_method_on_known_route_405(admin):
+    response = admin.get("/admin/devices/create")
+    assert response.status_code == 405 and "error" in response.json()
+
+
+def test_health_and_ping_without_auth(anonymous):
+    assert anonymous.get("/health").json() == {"status": "ok"}
+    body = anonymous.get("/ping").json()
+    assert body["pong"] is True
+    moment = dt.datetime.fromisoformat(body["time"])
+    assert abs((dt.datetime.now(dt.timezone.utc) - moment).total_seconds()) < 60
+
+
+# ---------------------------------------------------------------------------
+# Usuários (revendedores)
+# ---------------------------------------------------------------------------
+
+
+def test_super_admin_not_listed(admin):
+    response = admin.get("/admin/users")
+    assert response.status_code == 200 and response.json() == {"items": []}
+
+
+def test_create_user_and_list(srv, admin):
+    response = admin.post("/admin/users/create",
+                          {"username": " ana ", "password": "123456", "email": "a@x.com"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {"ok": True, "user_id": body["user_id"], "username": "ana", "role": "user"}
+    admin.post("/admin/users/create", {"username": "bia", "password": "abcdef", "email": "",
+                                       "role": "admin"})
+    items = admin.get("/admin/users").json()["items"]
+    assert [item["username"] for item in items] == ["bia", "ana"]  # mais novo primeiro
+    for item in items:
+        assert set(item) == USER_KEYS
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", item["created_at"])
+        assert item["created_at"].startswith(TODAY)
+    assert items[0]["email"] is None and items[0]["role"] == "admin"
+    assert items[1]["email"] == "a@x.com" and items[1]["id"] == body["user_id"]
+    assert "password" not in json.dumps(items) and "pbkdf2" not in json.dumps(items)
+    assert srv.users()["ana"] == items[1]
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"password": "123456"}, "Usuário e senha são obrigatórios."),
+    ({"username": "novo"}, "Usuário e senha são obrigatórios."),
+    ({"username": "  ", "password": "123456"}, "Usuário e senha são obrigatórios."),
+    ({"username": "novo", "password": ""}, "Usuário e senha são obrigatórios."),
+    ({"username": "novo", "password": "12345"}, "Senha deve ter no mínimo 6 caracteres."),
+    ({"username": "novo", "password": "123456", "role": "dono"},
+     "Role deve ser 'admin' ou 'user'."),
+    ({"username": "sergio", "password": "123456"}, "Usuário já existe."),
+    ({"username": "admin", "password": "123456"}, "Usuário já existe."),
+])
+def test_create_user_errors(srv, admin, body, message):
+    srv.add_user("sergio", "senha123")
+    response = admin.post("/admin/users/create", body)
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+
+
+def test_user_created_by_api_logs_in(admin, anonymous):
+    admin.post("/admin/users/create", {"username": "carla", "password": "minhasenha"})
+    body = anonymous.post("/admin/login", {"username": "carla", "password": "minhasenha"}).json()
+    assert body["role"] == "user"
+    assert anonymous.post("/admin/login", {"username": "carla", "password": "outra1"}).status_code \
+        == 401
+
+
+def test_user_token_lists_users(reseller):
+    items = reseller.get("/admin/users").json()["items"]
+    assert [item["username"] for item in items] == ["sergio"]
+
+
+# ---------------------------------------------------------------------------
+# Licenças: upsert
+# ---------------------------------------------------------------------------
+
+
+def test_insert_defaults(srv, admin):
+    response = create_device(
+        admin, device_id="02592614b69110a201bf84c68d1c9247", license_type="mensal",
+        owner_name="José da Silva", cpf="12345678900", email="j@x.com", address="Rua A, 10",
+        created_by="sergio")
+    assert response.status_code == 201
+    assert response.json() == {"success": True, "device_id": "02592614b69110a201bf84c68d1c9247",
+                               "license_type": "mensal"}
+    items = admin.get("/admin/devices").json()["items"]
+    assert items == [{
+        "id": 1, "device_id": "02592614b69110a201bf84c68d1c9247", "owner_name": "José da Silva",
+        "cpf": "12345678900", "email": "j@x.com", "address": "Rua A, 10",
+        "license_type": "mensal", "status": "active", "start_date": TODAY,
+        "end_date": "2026-12-28", "custom_interval": 60, "features": "core",
+        "last_seen_at": None, "last_seen_ip": None, "last_hostname": None,
+        "last_version": None, "created_by": "sergio"}]
+    assert set(items[0]) == DEVICE_KEYS
+
+
+@pytest.mark.parametrize("today,kind,end", [
+    ("2026-01-31", "mensal", "2026-02-28"),
+    ("2026-01-31", "trimestral", "2026-04-30"),
+    ("2026-01-31", "semestral", "2026-07-31"),
+    ("2026-01-31", "anual", "2027-01-31"),
+    ("2026-01-31", "trianual", "2029-01-31"),
+    ("2026-01-31", "vitalicia", None),
+    ("2027-11-30", "trimestral", "2028-02-29"),
+    ("2028-02-29", "anual", "2029-02-28"),
+    ("2026-12-15", "mensal", "2027-01-15"),
+])
+def test_dates_per_type_with_day_clamped(srv, admin, today, kind, end):
+    srv.set_today(today)
+    assert create_device(admin, device_id="d1", license_type=kind).status_code == 201
+    device = srv.devices()["d1"]
+    assert (device["start_date"], device["end_date"]) == (today, end)
+
+
+def test_add_months_clamps_day():
+    assert add_months(dt.date(2026, 1, 31), 1) == dt.date(2026, 2, 28)
+    assert add_months(dt.date(2026, 11, 30), 3) == dt.date(2027, 2, 28)
+
+
+def test_default_today_is_utc_date(srv, admin):
+    srv.set_today(None)
+    create_device(admin, device_id="d1", license_type="vitalicia")
+    assert srv.devices()["d1"]["start_date"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+    srv.set_today(dt.date(2030, 5, 31))
+    create_device(admin, device_id="d2", license_type="mensal")
+    assert srv.devices()["d2"]["end_date"] == "2030-06-30"
+
+
+@pytest.mark.parametrize("extra", [{}, {"license_type": None}, {"license_type": "  "}])
+def test_default_type_is_anual(srv, admin, extra):
+    response = create_device(admin, device_id="d1", **extra)
+    assert response.status_code == 201 and response.json()["license_type"] == "anual"
+    assert srv.devices()["d1"]["end_date"] == "2027-11-28"
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"license_type": "mensal"}, "Device ID é obrigatório."),
+    ({"device_id": "   ", "license_type": "mensal"}, "Device ID é obrigatório."),
+    ({"device_id": None}, "Device ID é obrigatório."),
+    ({"device_id": "d1", "license_type": "semanal"}, "Tipo de licença inválido."),
+    ({"device_id": "d1", "license_type": "Mensal"}, "Tipo de licença inválido."),
+])
+def test_upsert_errors(srv, admin, fields, message):
+    response = create_device(admin, **fields)
+    assert response.status_code == 400 and response.json() == {"error": message}
+    assert srv.devices() == {}
+
+
+def test_text_stripped_and_empty_becomes_null(srv, admin):
+    response = create_device(
+        admin, device_id="  d1 ", license_type=" mensal ", owner_name="  Conceição ", cpf="",
+        email="   ", address=" Rua Ç ", created_by="  ")
+    assert response.json()["device_id"] == "d1"
+    device = srv.devices()["d1"]
+    assert device["owner_name"] == "Conceição" and device["address"] == "Rua Ç"
+    assert device["cpf"] is None and device["email"] is None
+    assert device["license_type"] == "mensal" and device["created_by"] == "admin"
+
+
+def test_update_overwrites_unblocks_and_resets_dates(srv, admin):
+    srv.add_device("d1", license_type="mensal", owner_name="Ana", cpf="1", email="a@x",
+                   address="Rua", created_by="sergio", status="blocked",
+                   start_date="2025-01-01", end_date="2025-02-01", custom_interval=30,
+                   features="core,extra", last_seen_at="2025-01-02 10:00:00")
+    srv.add_device("d2")
+    response = create_device(admin, device_id="d1", owner_name="Ana Maria",
+                             license_type="trimestral")
+    assert response.status_code == 201
+    device = srv.devices()["d1"]
+    assert device["id"] == 1
+    assert device["owner_name"] == "Ana Maria"
+    assert (device["cpf"], device["email"], device["address"]) == (None, None, None)
+    assert device["status"] == "active" and device["created_by"] == "admin"
+    assert (device["start_date"], device["end_date"]) == (TODAY, "2027-02-28")
+    assert device["custom_interval"] == 30 and device["features"] == "core,extra"
+    assert device["last_seen_at"] == "2025-01-02 10:00:00"
+    order = [item["device_id"] for item in admin.get("/admin/devices").json()["items"]]
+    assert order == ["d2", "d1"]
+
+
+def test_update_without_type_becomes_anual_and_active(srv, admin):
+    srv.add_device("d1", license_type="vitalicia", status="pending")
+    create_device(admin, device_id="d1", created_by="sergio")
+    device = srv.devices()["d1"]
+    assert (device["license_type"], device["status"], device["created_by"]) == \
+        ("anual", "active", "sergio")
+
+
+def test_user_token_sees_only_own_licenses(srv, admin, reseller):
+    srv.add_device("da", created_by="admin")
+    srv.add_device("ds", created_by="sergio")
+    assert create_device(reseller, device_id="ds2", created_by="sergio").status_code == 201
+    assert create_device(reseller, device_id="dx").status_code == 201  # created_by vira admin
+    mine = [item["device_id"] for item in reseller.get("/admin/devices").json()["items"]]
+    everything = [item["device_id"] for item in admin.get("/admin/devices").json()["items"]]
+    assert mine == ["ds2", "ds"]
+    assert everything == ["dx", "ds2", "ds", "da"]
+
+
+def test_reseller_with_admin_role_sees_all(srv, admin):
+    srv.add_user("manager", "123456", role="admin")
+    srv.add_device("d1", created_by="outro")
+    manager = Client(srv, login(srv, "manager", "123456"))
+    assert len(manager.get("/admin/devices").json()["items"]) == 1
+    assert manager.delete("/admin/devices/d1/delete").status_code == 200
+
+
+# ---------------------------------------------------------------------------
+# Licenças: bloquear, excluir, dono
+# ---------------------------------------------------------------------------
+
+
+def change_status(client, device_id, action):
+    return client.post(f"/admin/devices/{quote(device_id, safe='')}/deactivate", {"action": action})
+
+
+@pytest.mark.parametrize("initial,action,final", [
+    ("active", "block", "blocked"), ("blocked", "block", "blocked"),
+    ("blocked", "activate", "active"), ("pending", "activate", "active"),
+    ("blocked", "toggle", "active"), ("active", "toggle", "blocked"),
+    ("pending", "toggle", "blocked"),
+])
+def test_deactivate_actions(srv, admin, initial, action, final):
+    srv.add_device("d1", status=initial)
+    response = change_status(admin, "d1", action)
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "device_id": "d1", "status": final}
+    assert srv.devices()["d1"]["status"] == final
+
+
+def test_deactivate_errors_and_decoded_id(srv, admin, reseller):
+    srv.add_device("PC José/01")
+    assert change_status(admin, "PC José/01", "block").json()["device_id"] == "PC José/01"
+    assert change_status(reseller, "PC José/01", "activate").status_code == 200
+    response = change_status(admin, "nao-existe", "block")
+    assert response.status_code == 404 and response.json() == {"error": "Licença não encontrada."}
+    for action in ("desligar", None, ""):
+        response = change_status(admin, "PC José/01", action)
+        assert response.status_code == 400 and response.json() == {"error": "Ação inválida."}
+
+
+def test_delete(srv, admin, reseller):
+    srv.add_device("d1", created_by="sergio")
+    response = reseller.delete("/admin/devices/d1/delete")
+    assert response.status_code == 403 and response.json() == {"error": "Forbidden"}
+    assert "d1" in srv.devices()
+    response = admin.delete("/admin/devices/d1/delete")
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "device_id": "d1",
+                               "message": "Licença excluída permanentemente."}
+    assert srv.devices() == {}
+    response = admin.delete("/admin/devices/d1/delete")
+    assert response.status_code == 404 and response.json() == {"error": "Licença não encontrada."}
+
+
+def test_update_created_by(srv, admin):
+    srv.add_device("d1", created_by="admin")
+    response = admin.post("/admin/devices/update-created-by", {"device_id": "d1",
+                                                               "created_by": "sergio"})
+    assert response.status_code == 200 and srv.devices()["d1"]["created_by"] == "sergio"
+    response = admin.post("/admin/devices/update-created-by", {"device_id": "zz",
+                                                               "created_by": "sergio"})
+    assert response.status_code == 404 and response.json() == {"error": "Licença não encontrada."}
+    response = admin.post("/admin/devices/update-created-by", {"created_by": "sergio"})
+    assert response.status_code == 400
+
+
+def test_direct_access_stores_exactly(srv):
+    srv.add_device("d1", license_type="mensal", start_date="2026-01-31", owner_name="Zé")
+    srv.add_device("d2", license_type="mensal", start_date=dt.date(2026, 1, 1),
+                   end_date="2020-01-01", status="pending", last_version="1.2")
+    assert srv.devices()["d1"]["end_date"] == "2026-02-28"
+    assert srv.devices()["d2"]["end_date"] == "2020-01-01"
+    srv.set_status("d1", "pending")
+    srv.set_dates("d1", None, None)
+    assert (srv.devices()["d1"]["status"], srv.devices()["d1"]["end_date"]) == ("pending", None)
+    with pytest.raises(KeyError):
+        srv.set_status("nao-existe", "active")
+    with pytest.raises(ValueError):
+        srv.add_device("d1")
+    with pytest.raises(ValueError):
+        srv.add_user("admin", "123456")
+
+
+# ---------------------------------------------------------------------------
+# Estado do servidor: wipe, tokens, parada, arquivo
+# ---------------------------------------------------------------------------
+
+
+def test_wipe_removes_resellers_and_licenses(srv, admin):
+    srv.add_user("sergio", "senha123")
+    srv.add_device("d1")
+    srv.wipe()
+    assert admin.get("/admin/devices").json() == {"items": []}
+    assert admin.get("/admin/users").json() == {"items": []}
+    assert login(srv)  # o super-admin continua
+    create_device(admin, device_id="d2")
+    assert srv.devices()["d2"]["id"] == 1  # ids recomeçam como num banco novo
+
+
+def test_invalidate_tokens_gives_401_then_login_works(srv, admin):
+    assert admin.get("/admin/devices").status_code == 200
+    srv.invalidate_tokens()
+    response = admin.get("/admin/devices")
+    assert response.status_code == 401 and response.json() == {"error": "Unauthorized"}
+    assert Client(srv, login(srv)).get("/admin/devices").status_code == 200
+
+
+def test_stop_idempotent_closes_connections_removes_db():
+    server = ServidorReferencia().start()
+    db_file = Path(server._temp_db)
+    client = Client(server)
+    assert client.get("/health").status_code == 200 and db_file.exists()
+    server.stop()
+    server.stop()
+    assert not db_file.exists()
+    with pytest.raises(requests.ConnectionError):
+        client.get("/health", timeout=1)
+
+
+def test_file_database_persists(tmp_path):
+    db_path = str(tmp_path / "licencas.sqlite")
+    with ServidorReferencia(db_path=db_path) as server:
+        create_device(Client(server, login(server)), device_id="d1")
+    with ServidorReferencia(db_path=db_path) as server:
+        assert list(server.devices()) == ["d1"]
+    with ServidorReferencia(db_path=":memory:") as server:
+        server.add_device("m1")
+        assert Client(server, login(server)).get("/admin/devices").json()["items"][0][
+            "device_id"] == "m1"
+
+
+def test_concurrent_requests(srv, admin):
+    token = admin.session.headers["Authorization"]
+
+    def send(index):
+        requests.post(f"{srv.url}/admin/devices/create", json={"device_id": f"c{index}"},
+                      headers={"Authorization": token}, timeout=TIMEOUT)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(srv.devices()) == 20
+
+
+# ---------------------------------------------------------------------------
+# Transporte e contagem
+# ---------------------------------------------------------------------------
+
+
+def test_keep_alive_reuses_connection(srv, anonymous):
+    responses = [anonymous.get("/health"), anonymous.get("/nada"), anonymous.get("/admin/users"),
+                 anonymous.post("/admin/login", {"username": "admin", "password": "x"})]
+    assert [r.status_code for r in responses] == [200, 404, 401, 401]
+    assert srv.connections_accepted == 1
+    for response in responses:
+        assert response.headers["Content-Type"] == "application/json"
+        assert int(response.headers["Content-Length"]) == len(response.content)
+
+
+def test_counts_and_log(srv, admin, anonymous):
+    srv.reset_counts()
+    create_device(admin, device_id="d1")
+    change_status(admin, "d1", "block")
+    change_status(admin, "d1", "toggle")
+    admin.get("/admin/devices")
+    anonymous.post("/admin/login", {"username": "admin", "password": "admin123"})
+    admin.delete("/admin/devices/zz/delete")
+    assert srv.counts[("POST", "/admin/devices/<id>/deactivate")] == 2
+    assert srv.counts[("GET", "/admin/devices")] == 1
+    assert srv.write_count() == 4
+    assert srv.requests_log == [
+        ("POST", "/admin/devices/create", 201), ("POST", "/admin/devices/<id>/deactivate", 200),
+        ("POST", "/admin/devices/<id>/deactivate", 200), ("GET", "/admin/devices", 200),
+        ("POST", "/admin/login", 200), ("DELETE", "/admin/devices/<id>/delete", 404)]
+    srv.reset_counts()
+    assert srv.counts == {} and srv.requests_log == [] and srv.write_count() == 0
+
+
+# ---------------------------------------------------------------------------
+# Falhas simuladas
+# ---------------------------------------------------------------------------
+
+
+def test_fault_503_json(srv, anonymous):
+    srv.set_faults(fail_rate=1, fail_modes=["503"])
+    response = anonymous.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {"error": "Service Unavailable"}
+    assert srv.requests_log[-1] == ("GET", "/health", 503)
+
+
+def test_fault_html_502(srv, anonymous):
+    srv.set_faults(fail_rate=1, fail_modes=["html502"])
+    response = anonymous.post("/admin/login", {"username": "admin", "password": "admin123"})
+    assert response.status_code == 502
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "502 Bad Gateway" in response.text
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_fault_reset(srv, anonymous):
+    srv.set_faults(fail_rate=1, fail_modes=["reset"])
+    with pytest.raises(requests.ConnectionError):
+        anonymous.get("/health")
+    assert srv.requests_log[-1] == ("GET", "/health", None)
+
+
+def test_fault_hang(srv, anonymous):
+    srv.set_faults(fail_rate=1, fail_modes=["hang"], hang_seconds=0.6)
+    with pytest.raises(requests.ReadTimeout):
+        anonymous.get("/health", timeout=0.2)
+
+
+def test_fault_truncated(srv, admin):
+    srv.add_device("d1")
+    srv.set_faults(fail_rate=1, fail_modes=["truncated"])
+    response = admin.get("/admin/devices")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    with pytest.raises(requests.JSONDecodeError):
+        response.json()
+
+
+def test_fault_lost_writes_but_client_gets_error(srv, admin):
+    srv.set_faults(fail_rate=1, fail_modes=["lost"], fail_paths={"/admin/devices/create"})
+    assert admin.get("/admin/devices").status_code == 200  # fora de fail_paths
+    with pytest.raises(requests.ConnectionError):
+        create_device(admin, device_id="d1")
+    assert "d1" in srv.devices()
+    assert srv.write_count() == 1
+
+
+def test_fault_paths_restrict_faults(srv, anonymous):
+    srv.set_faults(fail_rate=1, fail_modes=["503"], fail_paths={"/admin/devices"})
+    assert anonymous.get("/health").status_code == 200
+    srv.fail_paths = None
+    assert anonymous.get("/health").status_code == 503
+    srv.clear_faults()
+    assert anonymous.get("/health").status_code == 200
+
+
+def test_faults_reproducible_with_seed(srv, anonymous):
+    def sequence():
+        srv.set_faults(seed=42, fail_rate=0.5, fail_modes=["503"])
+        return [anonymous.get("/health").status_code for _ in range(12)]
+
+    first = sequence()
+    assert first == sequence()
+    assert set(first) == {200, 503}
+
+
+def test_invalid_fault_knob(srv):
+    with pytest.raises(ValueError):
+        srv.set_faults(fail_modes=["explodir"])
+    with pytest.raises(ValueError):
+        srv.set_faults(nao_existe=1)
+
+
+def test_latency(srv, anonymous):
+    srv.latency_ms = 150
+    started = time.monotonic()
+    anonymous.get("/health")
+    assert time.monotonic() - started >= 0.15
+
+
+def test_sleeping_host(srv, anonymous):
+    srv.sleep_first_seconds = 0.5
+    srv.sleep_again()
+    timings = {}
+
+    def fetch(name):
+        started = time.monotonic()
+        requests.get(f"{srv.url}/health", timeout=TIMEOUT)
+        timings[name] = time.monotonic() - started
+
+    first = threading.Thread(target=fetch, args=("first",))
+    first.start()
+    time.sleep(0.1)
+    fetch("during")
+    first.join()
+    fetch("after")
+    assert max(timings["first"], timings["during"]) >= 0.5
+    assert min(timings["first"], timings["during"]) >= 0.3  # quem chega durante espera junto
+    assert timings["after"] < 0.3
+
+
+def test_override_and_fail_next(srv, admin):
+    srv.override("GET", "/admin/devices", 200, "<html>login</html>", content_type="text/html",
+                 times=1)
+    srv.fail_next("POST", "/admin/devices/create", 500, {"error": "boom"})
+    response = admin.get("/admin/devices")
+    assert response.status_code == 200 and response.text == "<html>login</html>"
+    assert admin.get("/admin/devices").json() == {"items": []}
+    response = create_device(admin, device_id="d1")
+    assert response.status_code == 500 and response.json() == {"error": "boom"}
+    assert srv.devices() == {}
+    assert create_device(admin, device_id="d1").status_code == 201
+
+
+def test_override_forever_concrete_path_and_clear(srv, admin):
+    srv.add_device("a")
+    srv.add_device("b")
+    srv.override("POST", "/admin/devices/a/deactivate", 200, b'{"success": "sim"}')
+    srv.override("GET", "/admin/devices", 200, {"items": [{"device_id": "x"}] * 2})
+    for _ in range(2):
+        assert change_status(admin, "a", "block").json() == {"success": "sim"}
+        assert len(admin.get("/admin/devices").json()["items"]) == 2
+    assert change_status(admin, "b", "block").json()["status"] == "blocked"
+    srv.clear_overrides()
+    assert change_status(admin, "a", "block").json()["status"] == "blocked"
+
+
+# ---------------------------------------------------------------------------
+# Linha de comando
+# ---------------------------------------------------------------------------
+
+
+def test_cli_answers_and_exits_cleanly_on_sigint():
+    script = Path(__file__).with_name("servidor_referencia.py")
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--porta", "0", "--hoje", "2026-12-01",
+         "--latencia-ms", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://\S+", line).group(0)
+        assert requests.get(f"{url}/health", timeout=TIMEOUT).json() == {"status": "ok"}
+        process.send_signal(signal.SIGINT)
+        out, errors = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "Traceback" not in errors
