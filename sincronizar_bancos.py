@@ -25,8 +25,9 @@ Uso rápido:
     python sincronizar_bancos.py --json      # relatório em JSON no stdout
 
 Códigos de saída: 0 tudo certo e paridade de veredito em todos os backups;
-1 alguma ação falhou; 2 problema de configuração ou credenciais; 3 outra execução
-em andamento; 4 servidor inacessível ou com dados inutilizáveis (nada gravado nesse par).
+1 alguma ação falhou (ou há conflitos a resolver); 2 problema de configuração ou
+credenciais; 3 outra execução em andamento; 4 servidor inacessível ou com dados
+inutilizáveis (nada gravado nesse par); 5 exclusões retidas pelas travas de segurança.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ EXIT_FALHAS = 1
 EXIT_CONFIG = 2
 EXIT_EM_ANDAMENTO = 3
 EXIT_SERVIDOR = 4
+EXIT_EXCLUSOES = 5
 
 EXIT_SIGNIFICADO = {
     EXIT_OK: "concluída, todos os backups com o mesmo veredito do principal",
@@ -76,6 +78,7 @@ EXIT_SIGNIFICADO = {
     EXIT_CONFIG: "problema de configuração ou credenciais",
     EXIT_EM_ANDAMENTO: "outra sincronização já está em andamento",
     EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
+    EXIT_EXCLUSOES: "exclusões retidas por segurança (servidor vazio ou limite de exclusões)",
 }
 
 CHECK_SIGNIFICADO = {
@@ -177,6 +180,12 @@ class Config:
     allow_http: bool = False
     check: bool = False  # subcomando verificar: só compara, nunca grava
     history_days: int = 90
+    mode: str = "unidirecional"  # unidirecional | bidirecional | restauracao
+    conflict: str = "relatar"
+    mirror: bool = False
+    max_deletions: int | None = None
+    force: bool = False
+    restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
 
 
 def normalize_url(url: str) -> str:
@@ -327,6 +336,12 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         parallel=_number("SYNC_PARALELO", get("SYNC_PARALELO", args.paralelo), 8, 1, int),
         ca_bundle=ca_bundle,
         history_days=_number("SYNC_HISTORICO_DIAS", get("SYNC_HISTORICO_DIAS"), 90, 0, int),
+        mode="bidirecional" if args.bidirecional else "unidirecional",
+        conflict=args.conflito,
+        mirror=bool(args.espelhar),
+        max_deletions=None if args.max_exclusoes is None else _number("--max-exclusoes", args.max_exclusoes, 0, 0, int),
+        force=bool(args.forcar),
+        restore_from=normalize_url(args.de) if args.de else None,
         simulate=bool(args.simular),
         json_output=bool(args.json),
         today=today,
@@ -733,6 +748,7 @@ UPDATE = "atualizar_licenca"
 RENEW = "renovar_licenca"
 BLOCK = "bloquear"
 ACTIVATE = "ativar"
+DELETE = "excluir_licenca"
 UPSERTS = (CREATE, UPDATE, RENEW)
 
 
@@ -743,6 +759,7 @@ class Action:
     reason: str
     payload: dict[str, Any] | None = None
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
+    side: str = "backup"  # servidor que recebe a escrita: "backup" ou "principal"
 
 
 class Divergence(tuple):
@@ -760,6 +777,28 @@ class Divergence(tuple):
 
 
 @dataclasses.dataclass
+class PlanOptions:
+    mode: str = "unidirecional"  # ou "bidirecional"
+    conflict: str = "relatar"  # relatar | principal | backup
+    mirror: bool = False  # --espelhar: apaga no backup o que não existe no principal
+    max_deletions: int | None = None  # None = 10 % das licenças do lado, no máximo 50
+    force: bool = False  # --forcar: passa por cima das travas de exclusão
+    labels: dict[str, str] | None = None  # nomes exibidos dos lados (restaurar inverte principal e backup)
+
+
+@dataclasses.dataclass
+class PairState:
+    """Última versão sincronizada de cada registro de um par (principal, backup)."""
+    primary_url: str
+    backup_url: str
+    count_primary: int = 0
+    count_backup: int = 0
+    users: set[str] = dataclasses.field(default_factory=set)
+    # device_id → (hash principal, hash backup, status principal, status backup, fim principal, fim backup)
+    licenses: dict[str, tuple] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class Plan:
     user_actions: list[Action]
     license_chains: list[list[Action]]
@@ -770,10 +809,16 @@ class Plan:
     licenses_compared: int
     parity_mismatches: list[str]  # veredito diferente mesmo depois do plano (não deveria acontecer)
     current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
+    deletions: list[Action] = dataclasses.field(default_factory=list)
+    held_deletions: list[Action] = dataclasses.field(default_factory=list)
+    guard_message: str | None = None
+    conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
+    first_sync: bool = True
 
     @property
     def actions(self) -> list[Action]:
-        return self.user_actions + [a for chain in self.license_chains for a in chain]
+        return self.user_actions + [a for chain in self.license_chains for a in chain] + self.deletions
 
 
 def add_months(start: dt.date, months: int) -> dt.date:
@@ -807,10 +852,10 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
 
 
 def model_apply(lic: License | None, action: Action, today: dt.date, source: License | None = None) -> License | None:
-    """Efeito de uma ação sobre a licença do backup (modelo usado pelo planejador e pelos testes)."""
+    """Efeito de uma ação sobre a licença do servidor que a recebe (modelo usado pelo planejador e pelos testes)."""
     if action.kind in UPSERTS:
         return model_upsert(lic, source, today)
-    if lic is None:
+    if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
         return dataclasses.replace(lic, status="blocked")
@@ -819,19 +864,17 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     return lic
 
 
-def target_status(primary: License, after: License, today: dt.date) -> str:
-    """Status que o backup deve ter para dar o mesmo veredito do principal.
+def target_status(source: License, after: License, today: dt.date) -> str:
+    """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
-    Copia o status quando a API permite; 'pending' (que a API não define) vira
-    'blocked'; uma licença vencida no principal que no backup ainda estaria no
-    prazo (as datas não podem ser copiadas) é bloqueada no backup.
+    Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
+    que já nega → fica como está. Origem negada e destino que liberaria → 'blocked'
+    ('pending' não pode ser definido pela API, e as datas não podem ser copiadas).
     """
-    if primary.status == "blocked":
-        return "blocked"
-    if primary.status == "pending":
-        return "pending" if after.status == "pending" else "blocked"
-    if not is_expired(primary, today) or is_expired(after, today):
+    if allows(source, today):
         return "active"
+    if not allows(after, today):
+        return after.status
     return "blocked"
 
 
@@ -843,119 +886,290 @@ def _changes(before: License | None, after: License) -> tuple[tuple[str, Any, An
                  if getattr(before, f) != getattr(after, f))
 
 
-def plan_license(primary: License, backup: License | None, today: dt.date) -> tuple[list[Action], License]:
-    """Ações (em ordem) para um device_id, e como o backup ficará depois delas."""
+SIDE_NAMES = {"backup": ("backup", "principal"), "principal": ("principal", "backup")}
+
+
+def plan_license(source: License, target: License | None, today: dt.date, side: str = "backup",
+                 labels: dict[str, str] | None = None) -> tuple[list[Action], License]:
+    """Ações (em ordem) que levam `target` (no servidor `side`) ao mesmo veredito e dados de `source`,
+    e como o destino ficará depois delas."""
+    here, there = ((labels or {}).get(name, name) for name in SIDE_NAMES[side])
+    key = source.device_id
     chain: list[Action] = []
-    after = backup
-    if backup is None:
-        after = model_upsert(None, primary, today)
-        chain.append(Action(CREATE, primary.device_id, "não existe no backup", primary.payload(),
-                            _changes(None, after)))
-    elif backup.settable() != primary.desired_settable():
-        after = model_upsert(backup, primary, today)
-        changed = ", ".join(f for f, _, _ in _changes(backup, after) if f != "status")
-        chain.append(Action(UPDATE, primary.device_id, f"dados diferentes ({changed})", primary.payload(),
-                            _changes(backup, after)))
-    target = target_status(primary, after, today)
-    if target == "active" and is_expired(after, today) and not is_expired(primary, today):
-        renewed = model_upsert(after, primary, today)
-        chain.append(Action(RENEW, primary.device_id,
-                            "vencida no backup e válida no principal: o período recomeça", primary.payload(),
-                            (("end_date", after.end_date, renewed.end_date),)))
+    after = target
+    if target is None:
+        after = model_upsert(None, source, today)
+        chain.append(Action(CREATE, key, f"não existe no {here}", source.payload(), _changes(None, after), side))
+    elif target.settable() != source.desired_settable():
+        after = model_upsert(target, source, today)
+        changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
+        chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
+                            _changes(target, after), side))
+    status = target_status(source, after, today)
+    if allows(source, today) and is_expired(after, today):
+        renewed = model_upsert(after, source, today)
+        chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
+                            source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
-    if after.status != target and target in ("active", "blocked"):
-        kind = BLOCK if target == "blocked" else ACTIVATE
-        chain.append(Action(kind, primary.device_id, _status_reason(primary, target, today),
-                            changes=(("status", after.status, target),)))
-        after = dataclasses.replace(after, status=target)
+    if after.status != status:
+        kind = BLOCK if status == "blocked" else ACTIVATE
+        chain.append(Action(kind, key, _status_reason(source, status, there),
+                            changes=(("status", after.status, status),), side=side))
+        after = dataclasses.replace(after, status=status)
     return chain, after
 
 
-def _status_reason(primary: License, target: str, today: dt.date) -> str:
-    if target == "active":
-        return "ativa e no prazo no principal"
-    if primary.status == "blocked":
-        return "bloqueada no principal"
-    if primary.status == "pending":
-        return "pendente no principal (a API não define 'pending'; bloqueada para negar igual)"
-    return "vencida no principal (datas não são copiáveis; bloqueada para negar igual)"
+def _status_reason(source: License, status: str, there: str) -> str:
+    if status == "active":
+        return f"ativa e no prazo no {there}"
+    if source.status == "blocked":
+        return f"bloqueada no {there}"
+    if source.status == "pending":
+        return f"pendente no {there} (a API não define 'pending'; bloqueada para negar igual)"
+    return f"vencida no {there} (datas não são copiáveis; bloqueada para negar igual)"
 
 
-_NOTE_DATES = "datas não podem ser definidas pela API (o período recomeça no backup)"
+_NOTE_DATES = "datas não podem ser definidas pela API (o período recomeça onde a licença é criada)"
 _NOTE_FIELD = "a API não permite definir este campo"
+_NOTE_STATUS = "status diferente com o mesmo veredito ('pending' e datas não são copiáveis)"
 
 
-def license_divergences(primary: License, after: License) -> list[Divergence]:
-    """O que continuará diferente depois do plano, por limitação da API."""
+def license_divergences(primary: License, backup: License) -> list[Divergence]:
+    """O que continuará diferente entre os dois lados depois do plano, por limitação da API."""
     found = []
     key = primary.device_id
-    for field in ("start_date", "end_date"):
-        if getattr(primary, field) != getattr(after, field):
-            found.append(Divergence("licenca", key, field, getattr(primary, field), getattr(after, field), _NOTE_DATES))
-    for field in ("custom_interval", "features"):
-        if getattr(primary, field) != getattr(after, field):
-            found.append(Divergence("licenca", key, field, getattr(primary, field), getattr(after, field), _NOTE_FIELD))
-    if primary.status != after.status:
-        note = ("a API não define 'pending'" if primary.status == "pending"
-                else "status diferente para manter o mesmo veredito (datas não copiáveis)")
-        found.append(Divergence("licenca", key, "status", primary.status, after.status, note))
-    if primary.created_by is None and after.created_by == DEFAULT_CREATED_BY:
-        found.append(Divergence("licenca", key, "created_by", None, DEFAULT_CREATED_BY,
-                                "vazio no principal; a API grava 'admin'"))
+    for field, note in (("start_date", _NOTE_DATES), ("end_date", _NOTE_DATES), ("custom_interval", _NOTE_FIELD),
+                        ("features", _NOTE_FIELD), ("status", _NOTE_STATUS)):
+        if getattr(primary, field) != getattr(backup, field):
+            found.append(Divergence("licenca", key, field, getattr(primary, field), getattr(backup, field), note))
+    if primary.created_by != backup.created_by:
+        found.append(Divergence("licenca", key, "created_by", primary.created_by, backup.created_by,
+                                "vazio de um lado; a API grava 'admin'"))
     return found
 
 
-def plan_users(primary: Snapshot, backup: Snapshot) -> tuple[list[Action], list[Divergence], list[str]]:
+def _create_user(user: User, side: str) -> Action:
+    payload = {"username": user.username, "email": user.email, "role": user.role or "user"}
+    return Action(CREATE_USER, user.username, f"não existe no {side}", payload,
+                  tuple((f, None, v) for f, v in payload.items() if v is not None), side)
+
+
+def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = None,
+               two_way: bool = False) -> tuple[list[Action], list[Divergence], list[str]]:
+    """Usuários: só criação (a API não altera nem apaga usuários)."""
     actions, divergences = [], []
-    for name in sorted(primary.users):
-        p_user = primary.users[name]
-        b_user = backup.users.get(name)
-        if b_user is None and name == backup.login_username:
-            divergences.append(Divergence("usuario", name, "username", name, name,
-                                          "nome já usado por um super-admin no backup (não listado pela API)"))
-        elif b_user is None:
-            payload = {"username": name, "email": p_user.email, "role": p_user.role or "user"}
-            actions.append(Action(CREATE_USER, name, "não existe no backup", payload,
-                                  tuple((f, None, v) for f, v in payload.items() if v is not None)))
-            divergences.append(Divergence("usuario", name, "senha", None, None,
-                                          "senhas não são expostas pela API; uma senha nova foi gerada"))
-        else:
-            for field in ("email", "role"):
-                if getattr(p_user, field) != getattr(b_user, field):
-                    divergences.append(Divergence("usuario", name, field, getattr(p_user, field),
-                                                  getattr(b_user, field),
-                                                  "a API não altera e-mail nem papel de usuário existente"))
-    backup_only = sorted(set(backup.users) - set(primary.users))
+    known = state.users if state else set()
+    sources = [(primary, backup, "backup")] + ([(backup, primary, "principal")] if two_way else [])
+    for source, target, side in sources:
+        for name in sorted(source.users):
+            if name in target.users:
+                continue
+            if name in known:  # existia dos dois lados: foi apagado direto no servidor
+                divergences.append(Divergence("usuario", name, "username", name if side == "backup" else None,
+                                              None if side == "backup" else name,
+                                              f"apagado no {side} desde a última sincronização; não foi recriado"))
+            elif name == target.login_username:
+                divergences.append(Divergence("usuario", name, "username", name, name,
+                                              f"nome já usado por um super-admin no {side} (não listado pela API)"))
+            else:
+                actions.append(_create_user(source.users[name], side))
+                divergences.append(Divergence("usuario", name, "senha", None, None,
+                                              "senhas não são expostas pela API; uma senha nova foi gerada"))
+    for name in sorted(set(primary.users) & set(backup.users)):
+        p_user, b_user = primary.users[name], backup.users[name]
+        for field in ("email", "role"):
+            if getattr(p_user, field) != getattr(b_user, field):
+                divergences.append(Divergence("usuario", name, field, getattr(p_user, field), getattr(b_user, field),
+                                              "a API não altera e-mail nem papel de usuário existente"))
+    backup_only = [] if two_way else sorted(set(backup.users) - set(primary.users))
     return actions, divergences, backup_only
 
 
-def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date) -> Plan:
-    """Planeja a sincronização principal → um backup."""
-    user_actions, divergences, backup_only_users = plan_users(primary, backup)
-    skipped = [p for p in primary.problems if p["tipo"] == "licenca"]
-    invalid = primary.invalid_keys
-    chains: list[list[Action]] = []
-    mismatches: list[str] = []
-    current: list[str] = []
-    compared = 0
-    for key in sorted(primary.licenses):
-        if key in invalid:
-            continue
-        p_lic = primary.licenses[key]
-        b_lic = backup.licenses.get(key)
-        chain, after = plan_license(p_lic, b_lic, today)
-        compared += 1
+# -- comparação em três vias (estado × principal × backup) ------------------------
+
+def fingerprint(lic: License) -> str:
+    """Resumo curto dos campos definíveis (o estado não guarda dados pessoais em claro)."""
+    import hashlib
+    return hashlib.blake2b(repr(lic.settable()).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _renewed(now: dt.date | None, stored: str | None) -> bool:
+    """Período renovado desde a última sincronização (o fim andou mais de 2 dias para frente)."""
+    return bool(now and stored) and now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
+
+
+def changed_since(lic: License | None, base: tuple, side: int) -> bool:
+    """O registro de um lado (0 = principal, 1 = backup) mudou desde o estado salvo?"""
+    if lic is None:
+        return True
+    return (fingerprint(lic) != base[side] or lic.status != base[2 + side]
+            or _renewed(lic.end_date, base[4 + side]))
+
+
+def same_record(a: License, b: License, today: dt.date) -> bool:
+    return a.settable() == b.settable() and a.status == b.status and allows(a, today) == allows(b, today)
+
+
+def describe_conflict(key: str, p: License | None, b: License | None, why: str, resolution: str) -> dict[str, Any]:
+    fields = []
+    for field in SETTABLE_FIELDS + ("status", "end_date"):
+        pv, bv = (getattr(p, field) if p else None), (getattr(b, field) if b else None)
+        if pv != bv or p is None or b is None:
+            fields.append({"campo": field, "principal": _jsonable(pv), "backup": _jsonable(bv)})
+    return {"tipo": "licenca", "chave": key, "descricao": why, "resolucao": resolution,
+            "principal_existe": p is not None, "backup_existe": b is not None, "campos": fields}
+
+
+class _Planner:
+    """Monta o plano de um par; acumula ações, divergências e o resultado esperado."""
+
+    def __init__(self, primary: Snapshot, backup: Snapshot, today: dt.date, state: PairState | None,
+                 options: PlanOptions):
+        self.primary, self.backup, self.today, self.state, self.options = primary, backup, today, state, options
+        self.chains: list[list[Action]] = []
+        self.deletions: list[Action] = []
+        self.conflicts: list[dict[str, Any]] = []
+        self.divergences: list[Divergence] = []
+        self.expected: dict[str, tuple[License, License]] = {}
+        self.mismatches: list[str] = []
+        self.current: list[str] = []
+        self.compared = 0
+
+    def sync(self, key: str, source_side: str) -> None:
+        """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
+        p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
+        labels = self.options.labels
+        if source_side == "principal":
+            chain, b_after = plan_license(p, b, self.today, "backup", labels)
+            p_after = p
+        else:
+            chain, p_after = plan_license(b, p, self.today, "principal", labels)
+            b_after = b
         if chain:
-            chains.append(chain)
-        divergences.extend(license_divergences(p_lic, after))
-        verdict = allows(p_lic, today)
-        if verdict != allows(after, today):
-            mismatches.append(key)
-        if verdict != allows(b_lic, today):
-            current.append(key)
-    backup_only = sorted(set(backup.licenses) - set(primary.licenses))
-    return Plan(user_actions, chains, divergences, backup_only_users, backup_only, skipped, compared, mismatches,
-                current)
+            self.chains.append(chain)
+        self._settle(key, p_after, b_after)
+
+    def _settle(self, key: str, p_after: License, b_after: License) -> None:
+        self.expected[key] = (p_after, b_after)
+        self.divergences.extend(license_divergences(p_after, b_after))
+        if allows(p_after, self.today) != allows(b_after, self.today):
+            self.mismatches.append(key)
+
+    def delete(self, key: str, side: str, why: str) -> None:
+        self.deletions.append(Action(DELETE, key, why, side=side))
+
+    def conflict(self, key: str, why: str) -> None:
+        p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
+        winner = self.options.conflict
+        self.conflicts.append(describe_conflict(key, p, b, why, winner))
+        if winner == "relatar":
+            return
+        kept = p if winner == "principal" else b
+        if kept is None:  # a versão vencedora é "apagada"
+            self.delete(key, "backup" if winner == "principal" else "principal",
+                        f"conflito resolvido a favor do {winner} (apagada lá)")
+        else:
+            self.sync(key, winner)
+
+    def one_way(self, key: str) -> None:
+        p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
+        if p is not None:
+            self.sync(key, "principal")
+        elif self.options.mirror and self.state is not None:
+            self.delete(key, "backup", "não existe no principal (--espelhar)")
+
+    def two_way(self, key: str) -> None:
+        p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
+        base = self.state.licenses.get(key) if self.state else None
+        if base is None:
+            if p is not None and b is not None and not same_record(p, b, self.today):
+                if self.state is None:
+                    return self.conflict(key, "diferente nos dois lados e sem estado salvo (primeira sincronização)")
+                return self.conflict(key, "criada nos dois lados com dados diferentes")
+            return self.sync(key, "principal" if p is not None else "backup")
+        changed_p, changed_b = changed_since(p, base, 0), changed_since(b, base, 1)
+        if p is None and b is None:
+            return None
+        if p is None or b is None:
+            gone, present, survivor = ("principal", "backup", b) if p is None else ("backup", "principal", p)
+            if changed_since(survivor, base, 0 if survivor is p else 1):
+                return self.conflict(key, f"apagada no {gone} e alterada no {present}")
+            return self.delete(key, present, f"apagada no {gone} desde a última sincronização")
+        if changed_p and changed_b and not same_record(p, b, self.today):
+            return self.conflict(key, "alterada nos dois lados desde a última sincronização")
+        self.sync(key, "backup" if changed_b and not changed_p else "principal")
+
+    def run(self) -> None:
+        invalid = self.primary.invalid_keys
+        two_way = self.options.mode == "bidirecional"
+        keys = set(self.primary.licenses) | (set(self.backup.licenses) if two_way or self.options.mirror else set())
+        if two_way and self.state:
+            keys |= set(self.state.licenses)
+        for key in sorted(keys - invalid):
+            p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
+            if p is not None or two_way:
+                self.compared += 1
+                if allows(p, self.today) != allows(b, self.today):
+                    self.current.append(key)
+            self.two_way(key) if two_way else self.one_way(key)
+
+
+def default_max_deletions(total: int) -> int:
+    return min(50, max(1, -(-total // 10)))  # 10 % (arredondado para cima), no mínimo 1, no máximo 50
+
+
+def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot, state: PairState | None,
+                    options: PlanOptions) -> tuple[list[Action], list[Action], str | None]:
+    """Travas antes de qualquer exclusão: devolve (permitidas, retidas, explicação)."""
+    if not deletions:
+        return [], [], None
+    reasons = []
+    snapshots = {"principal": primary, "backup": backup}
+    stored = {"principal": state.count_primary if state else 0, "backup": state.count_backup if state else 0}
+    for side in ("backup", "principal"):
+        count = sum(1 for a in deletions if a.side == side)
+        if not count:
+            continue
+        other = "principal" if side == "backup" else "backup"
+        now, before = len(snapshots[other].licenses), stored[other]
+        if now == 0:
+            reasons.append(f"a listagem do {other} está VAZIA ({before} licença(s) na última sincronização)")
+        elif before and now < before / 2:
+            reasons.append(f"o {other} perdeu mais da metade das licenças desde a última sincronização "
+                           f"({before} → {now})")
+        limit = options.max_deletions if options.max_deletions is not None else \
+            default_max_deletions(len(snapshots[side].licenses))
+        if count > limit:
+            reasons.append(f"{count} exclusão(ões) no {side} passam do limite de {limit} (--max-exclusoes)")
+    if not reasons:
+        return deletions, [], None
+    numbers = "; ".join(reasons)
+    if options.force:
+        return deletions, [], f"--forcar: exclusões aplicadas apesar de: {numbers}"
+    return [], deletions, (f"Exclusões RETIDAS ({len(deletions)}): {numbers}. Se um servidor voltou vazio ou "
+                           "perdeu dados, use 'python sincronizar_bancos.py restaurar' para copiá-los de volta; "
+                           "se as exclusões são mesmo desejadas, rode de novo com --forcar.")
+
+
+def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairState | None = None,
+              options: PlanOptions | None = None) -> Plan:
+    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
+    options = options or PlanOptions()
+    two_way = options.mode == "bidirecional"
+    user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way)
+    planner = _Planner(primary, backup, today, state, options)
+    planner.run()
+    allowed, held, message = guard_deletions(planner.deletions, primary, backup, state, options)
+    touched = {key for key, _ in [(a.key, a) for a in allowed + held]}
+    backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
+    return Plan(
+        user_actions=user_actions, license_chains=planner.chains,
+        divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
+        backup_only_licenses=backup_only, skipped=[p for p in primary.problems if p["tipo"] == "licenca"],
+        licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
+        current_mismatches=planner.current, deletions=allowed, held_deletions=held, guard_message=message,
+        conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -1003,9 +1217,11 @@ class Executor:
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
 
-    def run(self, plan: Plan) -> list[Result]:
-        results = self._run_chains([[a] for a in plan.user_actions], "usuários")
-        results += self._run_chains(plan.license_chains, "licenças")
+    def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
+        """Usuários primeiro, depois as licenças (cada cadeia em ordem), por último as exclusões."""
+        results = self._run_chains([[a] for a in user_actions], "usuários")
+        results += self._run_chains(chains, "licenças")
+        results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
 
     def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
@@ -1036,7 +1252,13 @@ class Executor:
         if action.kind in UPSERTS:
             resp = self.client.request("POST", "/admin/devices/create", action.payload)
             return self._result(action, resp, 201)
-        path = f"/admin/devices/{urllib.parse.quote(action.key, safe='')}/deactivate"
+        quoted = urllib.parse.quote(action.key, safe="")
+        if action.kind == DELETE:
+            resp = self.client.request("DELETE", f"/admin/devices/{quoted}/delete")
+            if resp.status == 404:  # já não existia (ex.: nova tentativa depois de uma resposta perdida)
+                return Result(action, True, "já não existia")
+            return self._result(action, resp, 200)
+        path = f"/admin/devices/{quoted}/deactivate"
         wanted = "blocked" if action.kind == BLOCK else "active"
         resp = self.client.request("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
         result = self._result(action, resp, 200)
@@ -1256,6 +1478,94 @@ class History:
             return self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
 
 
+STATE_DIR = "estado"
+STATE_VERSION = 1
+
+
+def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
+    import hashlib
+    digest = hashlib.sha256(f"{primary_url}|{backup_url}".encode("utf-8")).hexdigest()[:16]
+    return os.path.join(data_dir, STATE_DIR, f"par-{digest}.json")
+
+
+def load_state(data_dir: str, primary_url: str, backup_url: str) -> tuple[PairState | None, str | None]:
+    """Lê e valida o estado do par. Ausente ou corrompido → None (primeira sincronização)."""
+    path = state_path(data_dir, primary_url, backup_url)
+    if not os.path.exists(path):
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+        return _state_from_json(raw, primary_url, backup_url), None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        return None, (f"estado salvo do par ilegível ({exc.__class__.__name__}); tratado como primeira "
+                      "sincronização: nenhuma exclusão, conflitos relatados")
+
+
+def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
+    if not isinstance(raw, dict) or raw.get("versao") != STATE_VERSION:
+        raise ValueError("versão desconhecida")
+    if raw.get("principal") != primary_url or raw.get("backup") != backup_url:
+        raise ValueError("par diferente")
+    licenses = {}
+    for key, entry in raw["licencas"].items():
+        if not (isinstance(entry, list) and len(entry) == 6 and all(v is None or isinstance(v, str) for v in entry)):
+            raise ValueError(f"registro inválido {key!r}")
+        for stored in entry[4:]:
+            if stored:
+                dt.date.fromisoformat(stored)
+        licenses[key] = tuple(entry)
+    users = raw["usuarios"]
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise ValueError("usuarios")
+    return PairState(primary_url, backup_url, int(raw["contagem"]["principal"]), int(raw["contagem"]["backup"]),
+                     set(users), licenses)
+
+
+def save_state(data_dir: str, state: PairState) -> None:
+    path = state_path(data_dir, state.primary_url, state.backup_url)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    doc = {"versao": STATE_VERSION, "principal": state.primary_url, "backup": state.backup_url,
+           "atualizado_em": now_iso(),
+           "contagem": {"principal": state.count_primary, "backup": state.count_backup},
+           "usuarios": sorted(state.users),
+           "licencas": {key: list(state.licenses[key]) for key in sorted(state.licenses)}}
+    atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+
+
+def forget_state(data_dir: str, primary_url: str, backup_url: str) -> None:
+    try:
+        os.unlink(state_path(data_dir, primary_url, backup_url))
+    except FileNotFoundError:
+        pass
+
+
+def next_state(plan: Plan, results: list[Result], old: PairState | None, primary: Snapshot, backup: Snapshot,
+               primary_url: str, backup_url: str) -> PairState:
+    """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
+    conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo)."""
+    failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
+    keep_old = failed | {c["chave"] for c in plan.conflicts if c["resolucao"] == "relatar"} | \
+        {a.key for a in plan.held_deletions}
+    licenses: dict[str, tuple] = {}
+    for key, (p_after, b_after) in plan.expected.items():
+        if key not in keep_old:
+            licenses[key] = (fingerprint(p_after), fingerprint(b_after), p_after.status, b_after.status,
+                             _jsonable(p_after.end_date), _jsonable(b_after.end_date))
+    for key in keep_old:
+        if old and key in old.licenses:
+            licenses[key] = old.licenses[key]
+    done = [r.action for r in results if r.ok and not r.unsyncable]
+    delta = {"principal": 0, "backup": 0}
+    for action in done:
+        if action.kind in (CREATE, DELETE):
+            delta[action.side] += 1 if action.kind == CREATE else -1
+    users = set(primary.users) & set(backup.users)
+    users |= {a.key for a in done if a.kind == CREATE_USER}
+    return PairState(primary_url, backup_url, len(primary.licenses) + delta["principal"],
+                     len(backup.licenses) + delta["backup"], users, licenses)
+
+
 def _pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
     """O que o painel mostra de um par: divergências (amostra), falhas, só no backup, diferentes."""
     by_field: dict[str, int] = {}
@@ -1299,12 +1609,14 @@ ACTION_LABELS = {
     CREATE: ("➕", "criada", "a criar"),
     UPDATE: ("✏️ ", "atualizada", "a atualizar"),
     RENEW: ("🔁", "período reiniciado", "a reiniciar o período"),
+    DELETE: ("🗑️ ", "excluída", "a excluir"),
     BLOCK: ("🔒", "bloqueada", "a bloquear"),
     ACTIVATE: ("🔓", "ativada", "a ativar"),
 }
 COUNT_KEYS = {
     CREATE_USER: "usuarios_criados", CREATE: "licencas_criadas", UPDATE: "licencas_atualizadas",
     RENEW: "licencas_renovadas", BLOCK: "licencas_bloqueadas", ACTIVATE: "licencas_ativadas",
+    DELETE: "licencas_excluidas",
 }
 MAX_LINES = 20
 
@@ -1329,19 +1641,21 @@ class Reporter:
             self.say(text)
 
 
-def count_results(plan: Plan, results: list[Result] | None) -> dict[str, int]:
-    counts = {name: 0 for name in COUNT_KEYS.values()}
-    counts["falhas"] = 0
-    items = results if results is not None else [Result(a, True) for a in plan.actions]
-    for result in items:
+def count_results(plan: Plan, results: list[Result] | None) -> dict[str, Any]:
+    """Contagens das escritas no backup (chaves planas) e, no modo bidirecional, no principal."""
+    sides = {side: {name: 0 for name in COUNT_KEYS.values()} for side in ("backup", "principal")}
+    failures = 0
+    for result in results if results is not None else [Result(a, True) for a in plan.actions]:
         if result.unsyncable:
             continue
         if result.ok:
-            counts[COUNT_KEYS[result.action.kind]] += 1
+            sides[result.action.side][COUNT_KEYS[result.action.kind]] += 1
         else:
-            counts["falhas"] += 1
-    counts["licencas_sem_mudanca"] = plan.licenses_compared - len(plan.license_chains)
-    counts["divergencias"] = len(plan.divergences)
+            failures += 1
+    counts: dict[str, Any] = dict(sides["backup"])
+    counts.update(falhas=failures, licencas_sem_mudanca=plan.licenses_compared - len(plan.license_chains),
+                  divergencias=len(plan.divergences), conflitos=len(plan.conflicts),
+                  exclusoes_retidas=len(plan.held_deletions), no_principal=sides["principal"])
     return counts
 
 
@@ -1375,31 +1689,41 @@ def summarize_divergences(divergences: list[Divergence]) -> list[str]:
     return lines
 
 
-def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | None, simulate: bool) -> dict[str, Any]:
+def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | None, simulate: bool,
+                  swap_sides: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {"backup": backup_url, "simulacao": simulate}
     if plan is None:
         return doc
     failed_keys = {r.action.key for r in results or [] if not r.ok}
     mismatches = sorted(set(plan.parity_mismatches) | {k for k in failed_keys if k in _license_keys(plan)})
+    divergences = [d.as_dict() for d in plan.divergences]
+    if swap_sides:  # restaurar: no plano a origem (backup) faz o papel de "principal"
+        for item in divergences:
+            item["principal"], item["backup"] = item["backup"], item["principal"]
+    parity_ok = not mismatches and not plan.skipped
     doc.update({
         "contagens": count_results(plan, results),
         "acoes": [_result_dict(r) for r in (results if results is not None else [Result(a, True) for a in plan.actions])],
         "falhas": [_result_dict(r) for r in results or [] if not r.ok],
-        "divergencias": [d.as_dict() for d in plan.divergences],
+        "divergencias": divergences,
+        "conflitos": plan.conflicts,
+        "exclusoes_retidas": [{"chave": a.key, "lado": a.side, "motivo": a.reason} for a in plan.held_deletions],
+        "trava_exclusoes": plan.guard_message,
+        "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses},
         "registros_ignorados": plan.skipped,
-        "paridade": {"ok": not mismatches and not plan.skipped, "total": plan.licenses_compared,
+        "paridade": {"ok": parity_ok, "total": plan.licenses_compared,
                      "iguais": plan.licenses_compared - len(mismatches), "diferentes": mismatches,
                      "ignoradas": len(plan.skipped)},
         "paridade_antes": {"ok": not plan.current_mismatches, "total": plan.licenses_compared,
                            "diferentes": plan.current_mismatches},
-        "pendencias": len(plan.actions),
+        "pendencias": len(plan.actions) + len(plan.held_deletions),
     })
     return doc
 
 
 def _license_keys(plan: Plan) -> set[str]:
-    return {chain[0].key for chain in plan.license_chains}
+    return {chain[0].key for chain in plan.license_chains} | {a.key for a in plan.deletions}
 
 
 def _result_dict(result: Result) -> dict[str, Any]:
@@ -1825,16 +2149,22 @@ class Run:
         rep.say(SEP)
         rep.say("🔄 SISTEMA DE SINCRONIZAÇÃO DE BANCO DE DADOS")
         rep.say(SEP)
-        rep.say(f"Principal: {cfg.primary.url}")
-        for backup in cfg.backups:
-            rep.say(f"Backup: {backup.url}")
+        for server in sorted([cfg.primary] + cfg.backups, key=lambda srv: srv.role != "principal"):
+            rep.say(f"{'Principal' if server.role == 'principal' else 'Backup'}: {server.url}")
         rep.say(SEP)
         if cfg.check:
             rep.say("🔎 VERIFICAÇÃO: só compara os servidores; nada será gravado.")
         elif cfg.simulate:
             rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
         rep.say("")
-        rep.say("🔄 Sincronizando banco de dados: Principal → Backup" + ("s" if len(cfg.backups) > 1 else ""))
+        if cfg.mode == "restauracao":
+            rep.say(f"♻️  Restaurando o principal a partir do backup: Backup ({cfg.primary.url}) → Principal")
+        elif cfg.mode == "bidirecional":
+            rep.say("🔄 Sincronizando banco de dados nos dois sentidos: Principal ⇄ Backup"
+                    + ("s" if len(cfg.backups) > 1 else "") + f" (conflitos: {cfg.conflict})")
+        else:
+            rep.say("🔄 Sincronizando banco de dados: Principal → Backup" + ("s" if len(cfg.backups) > 1 else "")
+                    + (" (espelhando: exclusões no backup)" if cfg.mirror else ""))
         rep.say("")
 
     def connect_all(self) -> None:
@@ -1877,42 +2207,94 @@ class Run:
                 self.rep.warn(f"   ⚠️  {what} {problem['chave']!r} com problema ({action}): {problem['problema']}")
         self.rep.say("")
 
-    def sync_pair(self, backup: ServerConfig) -> dict[str, Any]:
+    @property
+    def restoring(self) -> bool:
+        return self.config.mode == "restauracao"
+
+    def real_pair(self, target: ServerConfig) -> tuple[str, str]:
+        """(principal, backup) de verdade; em restaurar a origem é o backup e o destino o principal."""
+        source = self.config.primary.url
+        return (target.url, source) if self.restoring else (source, target.url)
+
+    def sync_pair(self, target: ServerConfig) -> dict[str, Any]:
         started, clock = now_iso(), time.monotonic()
         if len(self.config.backups) > 1:
-            self.rep.say(f"🔄 Principal → Backup {backup.url}")
-        primary_url = self.config.primary.url
-        error = self.errors.get(primary_url) or self.errors.get(backup.url)
-        row = self.history.start_pair(self.run_id, started, "unidirecional", primary_url, backup.url) if self.history else None
+            self.rep.say(f"🔄 Principal → Backup {target.url}")
+        real_primary, real_backup = self.real_pair(target)
+        error = self.errors.get(self.config.primary.url) or self.errors.get(target.url)
+        row = self.history.start_pair(self.run_id, started, self.config.mode, real_primary, real_backup) \
+            if self.history else None
         if error is not None:
-            pair = pair_document(backup.url, None, None, self.config.simulate)
+            pair = pair_document(target.url, None, None, self.config.simulate)
             pair.update(situacao="erro", codigo_saida=_error_code(error), erro=_error_text(error))
             self.rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {pair['erro']}")
             self.rep.say("")
         else:
-            pair = self._apply(backup)
-        pair.update(inicio=started, fim=now_iso(), duracao_s=round(time.monotonic() - clock, 3))
+            pair = self._apply(target)
+        pair.update(principal=real_primary, backup=real_backup, origem=self.config.primary.url, destino=target.url,
+                    inicio=started, fim=now_iso(), duracao_s=round(time.monotonic() - clock, 3))
         if self.history and row is not None:
             self.history.finish_pair(row, pair)
         return pair
 
-    def _apply(self, backup: ServerConfig) -> dict[str, Any]:
-        plan = plan_pair(self.snapshots[self.config.primary.url], self.snapshots[backup.url], self.today)
-        client = self.clients[backup.url]
+    def plan_options(self) -> PlanOptions:
+        cfg = self.config
+        return PlanOptions(mode="bidirecional" if cfg.mode == "bidirecional" else "unidirecional",
+                           conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
+                           force=cfg.force,
+                           labels={"backup": "principal", "principal": "backup"} if self.restoring else None)
+
+    def _apply(self, target: ServerConfig) -> dict[str, Any]:
+        cfg = self.config
+        real_primary, real_backup = self.real_pair(target)
+        source, destination = self.snapshots[cfg.primary.url], self.snapshots[target.url]
+        if self.restoring and not source.licenses and not source.users:
+            message = f"o backup de origem {cfg.primary.url} também está vazio: nada a restaurar"
+            self.rep.say(f"   🛑 {message}")
+            pair = pair_document(target.url, None, None, cfg.simulate)
+            pair.update(situacao="erro", codigo_saida=EXIT_EXCLUSOES, erro=message)
+            return pair
+        state, warning = (None, None) if self.restoring else load_state(cfg.data_dir, real_primary, real_backup)
+        if warning:
+            self.rep.warn(f"   ⚠️  {warning}")
+        plan = plan_pair(source, destination, self.today, state, self.plan_options())
+        if plan.guard_message:  # os números aparecem antes de qualquer exclusão
+            self.rep.warn(f"   🛑 {plan.guard_message}")
         results = None
-        if not self.config.simulate:
-            executor = Executor(client, self.credentials, self.config,
-                                on_result=lambda result: self.history.audit(self.run_id, backup.url, result))
-            results = executor.run(plan)
-        pair = pair_document(backup.url, plan, results, self.config.simulate)
-        pair["espera_despertar_s"] = round(client.waited_seconds, 1)
+        if not cfg.simulate:
+            results = self._execute(plan, target)
+            if self.restoring:
+                forget_state(cfg.data_dir, real_primary, real_backup)
+            else:
+                save_state(cfg.data_dir, next_state(plan, results, state, source, destination,
+                                                    real_primary, real_backup))
+        pair = pair_document(target.url, plan, results, cfg.simulate, swap_sides=self.restoring)
+        pair["espera_despertar_s"] = round(self.clients[target.url].waited_seconds, 1)
         self._report_pair(plan, results, pair)
-        failed = pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"]
-        if self.config.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
-            failed = bool(plan.actions or plan.current_mismatches or plan.skipped)
-        pair.update(situacao="falhas" if failed else "ok", codigo_saida=EXIT_FALHAS if failed else EXIT_OK,
-                    erro=None)
+        open_conflicts = any(c["resolucao"] == "relatar" for c in plan.conflicts)
+        failed = pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"] or open_conflicts
+        if cfg.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+            failed = bool(plan.actions or plan.current_mismatches or plan.skipped or plan.conflicts)
+        code = EXIT_EXCLUSOES if plan.held_deletions else EXIT_FALHAS if failed else EXIT_OK
+        pair.update(situacao={EXIT_OK: "ok", EXIT_FALHAS: "falhas"}.get(code, "exclusoes retidas"),
+                    codigo_saida=code, erro=plan.guard_message if plan.held_deletions else None)
         return pair
+
+    def _execute(self, plan: Plan, target: ServerConfig) -> list[Result]:
+        """Escritas no principal (modo bidirecional) e depois no destino, cada lado com seu cliente."""
+        clients = {"principal": self.clients[self.config.primary.url], "backup": self.clients[target.url]}
+        results: list[Result] = []
+        for side in ("principal", "backup"):
+            users = [a for a in plan.user_actions if a.side == side]
+            chains = [c for c in plan.license_chains if c[0].side == side]
+            deletions = [a for a in plan.deletions if a.side == side]
+            if not (users or chains or deletions):
+                continue
+            url = clients[side].server.url
+            executor = Executor(clients[side], self.credentials, self.config,
+                                on_result=lambda result, url=url: self.history.audit(self.run_id, url, result))
+            results += executor.run(users, chains, deletions)
+        return results
 
     def _report_pair(self, plan: Plan, results: list[Result] | None, pair: dict[str, Any]) -> None:
         rep, simulate = self.rep, self.config.simulate
@@ -1952,16 +2334,38 @@ class Run:
             rep.say(f"   ℹ️  Só no backup (mantidos, nada apagado): {len(plan.backup_only_users)} usuário(s), "
                     f"{len(plan.backup_only_licenses)} licença(s)"
                     + (": " + ", ".join((plan.backup_only_users + plan.backup_only_licenses)[:10])))
+        self._report_conflicts(plan)
+        if plan.held_deletions:
+            rep.say(f"   🛑 {len(plan.held_deletions)} exclusão(ões) retida(s): "
+                    + ", ".join(f"{a.key} ({a.side})" for a in plan.held_deletions[:10])
+                    + (" …" if len(plan.held_deletions) > 10 else ""))
+        if self.restoring:
+            rep.say("   ℹ️  Não restaurável pela API: as datas recomeçam hoje no principal (licenças vencidas ou "
+                    "pendentes no backup ficam bloqueadas para negar igual) e os usuários recriados têm senhas "
+                    "novas (veja o arquivo de senhas).")
         rep.say("")
+
+    def _report_conflicts(self, plan: Plan) -> None:
+        if not plan.conflicts:
+            return
+        how = {"relatar": "nenhum lado foi alterado; resolva e rode de novo, ou use --conflito principal|backup",
+               "principal": "resolvidos a favor do principal", "backup": "resolvidos a favor do backup"}
+        self.rep.say(f"   ⚔️  Conflitos: {len(plan.conflicts)} ({how[self.config.conflict]})")
+        for conflict in plan.conflicts[:MAX_LINES]:
+            self.rep.say(f"      {conflict['chave']}: {conflict['descricao']}")
+            for field in conflict["campos"]:
+                self.rep.say(f"         {field['campo']}: principal={field['principal']!r} | "
+                             f"backup={field['backup']!r}")
 
     def finish(self, pairs: list[dict[str, Any]]) -> dict[str, Any]:
         codes = [p["codigo_saida"] for p in pairs]
-        code = next((c for c in (EXIT_CONFIG, EXIT_SERVIDOR, EXIT_FALHAS) if c in codes), EXIT_OK)
+        code = next((c for c in (EXIT_CONFIG, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_FALHAS) if c in codes), EXIT_OK)
         primary = self.snapshots.get(self.config.primary.url)
         doc = {
             "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": self.run_id,
             "inicio": self.started, "fim": now_iso(), "duracao_s": round(time.monotonic() - self.clock, 3),
-            "modo": "verificacao" if self.config.check else "unidirecional", "simulacao": self.config.simulate, "hoje": self.today.isoformat(),
+            "modo": "verificacao" if self.config.check else self.config.mode,
+            "simulacao": self.config.simulate, "hoje": self.today.isoformat(),
             "codigo_saida": code,
             "significado": CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.config.check
             else EXIT_SIGNIFICADO[code],
@@ -2054,9 +2458,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
     )
     parser.add_argument("comando", nargs="?", default="sincronizar",
-                        choices=["sincronizar", "demo", "verificar", "historico", "painel"],
+                        choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar"],
                         help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
-                             "(só compara, nunca grava); historico (últimas execuções); painel (página web)")
+                             "(só compara, nunca grava); historico (últimas execuções); painel (página web); "
+                             "restaurar (copia um backup de volta para o principal que perdeu dados)")
     parser.add_argument("--env", metavar="ARQUIVO", help="arquivo .env a usar (padrão: .env ao lado do script)")
     parser.add_argument("--principal", metavar="URL", help="URL do servidor principal (SERVIDOR_PRINCIPAL)")
     parser.add_argument("--backup", metavar="URL", action="append",
@@ -2075,12 +2480,34 @@ def build_parser() -> argparse.ArgumentParser:
                         help="aceita http:// sem criptografia para servidores que não são locais")
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
     parser.add_argument("--sem-progresso", action="store_true", help="não mostra o contador de progresso")
+    parser.add_argument("--bidirecional", action="store_true",
+                        help="sincroniza nos dois sentidos (comparação em três vias com o estado salvo)")
+    parser.add_argument("--conflito", choices=["relatar", "principal", "backup"], default="relatar",
+                        help="bidirecional: o que fazer quando os dois lados mudaram o mesmo registro "
+                             "(relatar: não mexe em nenhum e sai com 1)")
+    parser.add_argument("--espelhar", action="store_true",
+                        help="unidirecional: apaga no backup as licenças que não existem no principal")
+    parser.add_argument("--max-exclusoes", type=int, metavar="N",
+                        help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
+    parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")
+    parser.add_argument("--de", metavar="URL", help="restaurar: backup de origem (padrão: o primeiro backup)")
     parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
     parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
     parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)")
     return parser
+
+
+def restore_config(config: Config) -> Config:
+    """restaurar: a origem é um backup (o primeiro, ou --de) e o destino é o principal."""
+    if config.mode == "bidirecional" or config.mirror:
+        raise ConfigError("restaurar não combina com --bidirecional nem com --espelhar.")
+    chosen = config.restore_from or config.backups[0].url
+    source = next((b for b in config.backups if b.url == chosen), None)
+    if source is None:
+        raise ConfigError(f"--de {chosen} não é um dos backups configurados em SERVIDOR_BACKUP.")
+    return dataclasses.replace(config, primary=source, backups=[config.primary], mode="restauracao")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -2181,6 +2608,8 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(args)
         if args.comando == "verificar":
             config.check = config.simulate = True
+        if args.comando == "restaurar":
+            config = restore_config(config)
         rep = Reporter(config.json_output)
         if config.allow_http:
             rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
