@@ -447,6 +447,8 @@ class ApiClient:
         adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # /health (despertar) sem novas tentativas automáticas: o laço de wake() controla o tempo total.
+        self.session.mount(self.server.url + "/health", HTTPAdapter(max_retries=0, pool_maxsize=1))
 
     def close(self) -> None:
         self.session.close()
@@ -513,12 +515,13 @@ class ApiClient:
                     f"({last_error})."
                 )
             try:
-                resp = self._send("GET", "/health", auth=False, timeout=max(remaining, 1.0))
-                if resp.status == 200:
+                resp = self.session.get(self.server.url + "/health", timeout=(
+                    min(self.config.connect_timeout, remaining), max(min(remaining, 120.0), 0.5)))
+                if resp.status_code == 200:
                     break
-                last_error = f"HTTP {resp.status}"
-            except ApiError as exc:
-                last_error = str(exc).split(": ", 1)[-1]
+                last_error = f"HTTP {resp.status_code}"
+            except requests.exceptions.RequestException as exc:
+                last_error = describe_exception(exc)
             time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
         self.waited_seconds = time.monotonic() - start
         return self.waited_seconds
@@ -669,7 +672,7 @@ def _item_key(item: Any, index: int, key_field: str) -> str:
     key = item.get(key_field)
     if not isinstance(key, str) or not key.strip():
         raise SnapshotError(f"o item {index + 1} da lista não tem '{key_field}' válido")
-    return key
+    return key.strip()  # o servidor guarda a chave sem espaços nas pontas
 
 
 def _problem(kind: str, key: str, text: str) -> dict[str, str]:
@@ -2451,12 +2454,29 @@ def print_json(doc: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage, actions, groups, prefix=None):
+        return super().add_usage(usage, actions, groups, prefix="uso: ")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse com textos em português (ajuda e erros)."""
+
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"❌ Opção inválida: {message}\n   Veja: python sincronizar_bancos.py --help\n")
+        raise SystemExit(EXIT_CONFIG)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sincronizar_bancos.py",
+    parser = _Parser(
+        prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
         epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
     )
+    parser._positionals.title = "comando"
+    parser._optionals.title = "opções"
+    parser.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
     parser.add_argument("comando", nargs="?", default="sincronizar",
                         choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar"],
                         help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
