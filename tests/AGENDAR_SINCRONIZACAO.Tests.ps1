@@ -1,0 +1,383 @@
+﻿#Requires -Version 5.1
+# Testes Pester 5 do AGENDAR_SINCRONIZACAO.ps1.
+#
+# Os cmdlets do Agendador (Register-, Unregister-, Get-, Get-...Info e
+# Start-ScheduledTask) são simulados: nenhuma tarefa de verdade é criada. Os
+# New-ScheduledTask* reais só montam objetos na memória; num contexto próprio
+# eles também são simulados (repassando ao cmdlet real) para conferir os
+# parâmetros recebidos. Rodam na CI do Windows:
+#
+#     Invoke-Pester -Path tests/*.Tests.ps1 -CI
+
+BeforeAll {
+    $script:CaminhoScript = Join-Path (Split-Path -Parent $PSScriptRoot) 'AGENDAR_SINCRONIZACAO.ps1'
+    . $script:CaminhoScript -SomenteFuncoes
+
+    function New-ProjetoFalso {
+        param([switch]$ComVenv, [switch]$SemInvolucro)
+        $pasta = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        New-Item -ItemType Directory -Path $pasta | Out-Null
+        if (-not $SemInvolucro) {
+            Set-Content -LiteralPath (Join-Path $pasta 'sincronizar_automatico.py') -Value '# falso'
+        }
+        if ($ComVenv) {
+            $scripts = Join-Path (Join-Path $pasta '.venv') 'Scripts'
+            New-Item -ItemType Directory -Path $scripts -Force | Out-Null
+            Set-Content -LiteralPath (Join-Path $scripts 'python.exe') -Value ''
+            Set-Content -LiteralPath (Join-Path $scripts 'pythonw.exe') -Value ''
+        }
+        return $pasta
+    }
+
+    function New-TarefaFalsa {
+        param(
+            [string]$Usuario = $env:USERNAME,
+            [string]$NivelExecucao = 'Limited',
+            [string]$Pasta = 'C:\protecao',
+            [string]$Estado = 'Ready'
+        )
+        return [pscustomobject]@{
+            TaskName  = 'TesteSinc'
+            TaskPath  = '\'
+            State     = $Estado
+            Principal = [pscustomobject]@{ UserId = $Usuario; RunLevel = $NivelExecucao }
+            Actions   = @([pscustomobject]@{
+                    Execute          = 'C:\protecao\.venv\Scripts\pythonw.exe'
+                    Arguments        = '"C:\protecao\sincronizar_automatico.py"'
+                    WorkingDirectory = $Pasta
+                })
+            Triggers  = @([pscustomobject]@{
+                    Repetition = [pscustomobject]@{ Interval = 'PT1H'; Duration = '' }
+                })
+        }
+    }
+}
+
+Describe 'AGENDAR_SINCRONIZACAO.ps1' {
+    BeforeEach {
+        $script:Registros = @()
+        Mock Write-Mensagem { return }
+        Mock Register-ScheduledTask {
+            $script:Registros += [pscustomobject]@{
+                TaskName    = $TaskName
+                Action      = $Action
+                Trigger     = $Trigger
+                Settings    = $Settings
+                Principal   = $Principal
+                Description = $Description
+                Force       = [bool]$Force
+            }
+            [pscustomobject]@{ TaskName = $TaskName }
+        }
+        Mock Unregister-ScheduledTask { return }
+        Mock Start-ScheduledTask { return }
+        Mock Get-ScheduledTask { $null }
+        Mock Get-ScheduledTaskInfo { $null }
+        Mock Test-Administrador { $false }
+        Mock Find-Comando { $null }
+        Mock Invoke-ConsultaPython { [pscustomobject]@{ Executavel = $Executavel; Versao = '3.11' } }
+    }
+
+    Context 'Carregar o script' {
+        It 'dot-source sem -SomenteFuncoes não executa nada' {
+            . $script:CaminhoScript
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
+            Get-Command Invoke-AgendarSincronizacao | Should -Not -BeNullOrEmpty
+        }
+    }
+
+    Context 'Instalação' {
+        It 'registra a tarefa com a pasta do script, o invólucro, o intervalo e IgnoreNew' {
+            $pasta = New-ProjetoFalso -ComVenv
+            $codigo = Invoke-AgendarSincronizacao -IntervaloMinutos 30 -NomeTarefa 'TesteSinc' -PastaProjeto $pasta
+            $codigo | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+            $script:Registros.Count | Should -Be 1
+            $registro = $script:Registros[0]
+            $registro.TaskName | Should -Be 'TesteSinc'
+            $registro.Force | Should -BeTrue
+
+            $acao = @($registro.Action)[0]
+            $acao.WorkingDirectory | Should -Be $pasta
+            $acao.Execute | Should -Be (Join-Path $pasta '.venv\Scripts\pythonw.exe')
+            $acao.Arguments | Should -Be ('"' + (Join-Path $pasta 'sincronizar_automatico.py') + '"')
+
+            $gatilho = @($registro.Trigger)[0]
+            $gatilho.Repetition.Interval | Should -Be 'PT30M'
+            $gatilho.Repetition.Duration | Should -BeNullOrEmpty
+
+            "$($registro.Settings.MultipleInstances)" | Should -BeIn @('IgnoreNew', '2')
+            $registro.Settings.StartWhenAvailable | Should -BeTrue
+            $registro.Settings.ExecutionTimeLimit | Should -Be 'PT1H'
+            $registro.Settings.DisallowStartIfOnBatteries | Should -BeFalse
+            $registro.Settings.StopIfGoingOnBatteries | Should -BeFalse
+
+            "$($registro.Principal.RunLevel)" | Should -BeIn @('Limited', '0')
+            "$($registro.Principal.LogonType)" | Should -BeIn @('Interactive', '3')
+            Should -Invoke Start-ScheduledTask -Times 0 -Exactly
+        }
+
+        It 'usa 60 minutos por padrão' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Invoke-AgendarSincronizacao -PastaProjeto $pasta | Should -Be 0
+            @($script:Registros[0].Trigger)[0].Repetition.Interval | Should -Be 'PT1H'
+            $script:Registros[0].TaskName | Should -Be 'SincronizarBancosAPI'
+        }
+
+        It 'rodar duas vezes substitui a tarefa (-Force), sem remover nem duplicar' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Mock Get-ScheduledTask { New-TarefaFalsa }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 2 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' -and $Force }
+            Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*atualizada*' }
+        }
+
+        It '-ExecutarAgora registra e inicia a tarefa' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -ExecutarAgora -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+            Should -Invoke Start-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+        }
+
+        It 'recusa intervalo fora de 1 a 1440 minutos' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Invoke-AgendarSincronizacao -IntervaloMinutos 0 -PastaProjeto $pasta | Should -Be 1
+            Invoke-AgendarSincronizacao -IntervaloMinutos 1441 -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+        }
+
+        It 'recusa opções que não combinam' {
+            Invoke-AgendarSincronizacao -Remover -Status -PastaProjeto $TestDrive | Should -Be 1
+            Invoke-AgendarSincronizacao -Remover -ExecutarAgora -PastaProjeto $TestDrive | Should -Be 1
+            Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
+        }
+
+        It 'para com mensagem se o sincronizar_automatico.py não estiver na pasta' {
+            $pasta = New-ProjetoFalso -ComVenv -SemInvolucro
+            Invoke-AgendarSincronizacao -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*sincronizar_automatico.py*' }
+        }
+
+        It 'pede Administrador para substituir tarefa de outro usuário ou com privilégios mais altos' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Get-ScheduledTask { New-TarefaFalsa -Usuario 'OutroUsuario' -NivelExecucao 'Highest' }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*como Administrador*' }
+        }
+
+        It 'como Administrador, substitui a tarefa antiga de privilégios mais altos' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Get-ScheduledTask { New-TarefaFalsa -NivelExecucao 'Highest' }
+            Mock Test-Administrador { $true }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+        }
+
+        It 'explica quando o registro é negado' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Register-ScheduledTask { throw [System.UnauthorizedAccessException]::new('Access is denied.') }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*como Administrador*' }
+        }
+    }
+
+    Context 'Escolha do Python' {
+        It 'prefere o .venv da pasta' {
+            $pasta = New-ProjetoFalso -ComVenv
+            $escolhido = Resolve-Python -Python '' -PastaProjeto $pasta
+            $escolhido.Executavel | Should -Be (Join-Path $pasta '.venv\Scripts\python.exe')
+            Should -Invoke Find-Comando -Times 0 -Exactly
+        }
+
+        It 'aceita também a pasta venv' {
+            $pasta = New-ProjetoFalso
+            $scripts = Join-Path (Join-Path $pasta 'venv') 'Scripts'
+            New-Item -ItemType Directory -Path $scripts -Force | Out-Null
+            Set-Content -LiteralPath (Join-Path $scripts 'python.exe') -Value ''
+            (Resolve-Python -Python '' -PastaProjeto $pasta).Executavel | Should -Be (Join-Path $scripts 'python.exe')
+        }
+
+        It 'sem venv usa o inicializador py -3 e grava o caminho real do Python' {
+            $pasta = New-ProjetoFalso
+            Mock Find-Comando { 'C:\Windows\py.exe' } -ParameterFilter { $Nome -eq 'py' }
+            Mock Invoke-ConsultaPython { [pscustomobject]@{ Executavel = 'C:\Python311\python.exe'; Versao = '3.11' } }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Invoke-ConsultaPython -ParameterFilter { $Executavel -eq 'C:\Windows\py.exe' -and ($ArgumentosExtras -contains '-3') }
+            @($script:Registros[0].Action)[0].Execute | Should -Be 'C:\Python311\python.exe'
+        }
+
+        It 'sem venv nem py usa o python do PATH' {
+            $pasta = New-ProjetoFalso
+            Mock Find-Comando { 'C:\Python312\python.exe' } -ParameterFilter { $Nome -eq 'python' }
+            (Resolve-Python -Python '' -PastaProjeto $pasta).Executavel | Should -Be 'C:\Python312\python.exe'
+        }
+
+        It 'recusa o atalho da Microsoft Store (WindowsApps)' {
+            $pasta = New-ProjetoFalso
+            Mock Find-Comando { 'C:\Users\ana\AppData\Local\Microsoft\WindowsApps\python.exe' } -ParameterFilter { $Nome -eq 'python' }
+            { Resolve-Python -Python '' -PastaProjeto $pasta } | Should -Throw '*Microsoft Store*'
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Microsoft Store*' }
+        }
+
+        It 'recusa -Python apontando para WindowsApps' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Find-Comando { 'C:\Users\ana\AppData\Local\Microsoft\WindowsApps\python3.exe' }
+            { Resolve-Python -Python 'python3' -PastaProjeto $pasta } | Should -Throw '*Microsoft Store*'
+        }
+
+        It 'recusa Python antigo demais' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Invoke-ConsultaPython { [pscustomobject]@{ Executavel = $Executavel; Versao = '3.6' } }
+            { Resolve-Python -Python '' -PastaProjeto $pasta } | Should -Throw '*3.8*'
+        }
+
+        It 'avisa quando nenhum Python é encontrado' {
+            $pasta = New-ProjetoFalso
+            { Resolve-Python -Python '' -PastaProjeto $pasta } | Should -Throw '*Nenhum Python encontrado*'
+        }
+
+        It 'usa pythonw.exe quando existe ao lado do python.exe' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Get-PythonSemJanela -Executavel (Join-Path $pasta '.venv\Scripts\python.exe') |
+                Should -Be (Join-Path $pasta '.venv\Scripts\pythonw.exe')
+            Get-PythonSemJanela -Executavel 'C:\nao\existe\python.exe' | Should -Be 'C:\nao\existe\python.exe'
+        }
+    }
+
+    Context 'Cmdlets New-ScheduledTask* simulados' {
+        BeforeEach {
+            Mock New-ScheduledTaskAction { ScheduledTasks\New-ScheduledTaskAction @PesterBoundParameters }
+            Mock New-ScheduledTaskTrigger { ScheduledTasks\New-ScheduledTaskTrigger @PesterBoundParameters }
+            Mock New-ScheduledTaskSettingsSet { ScheduledTasks\New-ScheduledTaskSettingsSet @PesterBoundParameters }
+            Mock New-ScheduledTaskPrincipal { ScheduledTasks\New-ScheduledTaskPrincipal @PesterBoundParameters }
+        }
+
+        It 'passa a pasta de trabalho, o invólucro, o intervalo sem duração e IgnoreNew' {
+            $pasta = New-ProjetoFalso -ComVenv
+            $involucro = Join-Path $pasta 'sincronizar_automatico.py'
+            Invoke-AgendarSincronizacao -IntervaloMinutos 45 -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke New-ScheduledTaskAction -Times 1 -Exactly -ParameterFilter {
+                $WorkingDirectory -eq $pasta -and $Argument -eq ('"' + $involucro + '"')
+            }
+            Should -Invoke New-ScheduledTaskTrigger -Times 1 -Exactly -ParameterFilter {
+                $Once -and $RepetitionInterval -eq (New-TimeSpan -Minutes 45) -and -not $PesterBoundParameters.ContainsKey('RepetitionDuration')
+            }
+            Should -Invoke New-ScheduledTaskSettingsSet -Times 1 -Exactly -ParameterFilter {
+                "$MultipleInstances" -eq 'IgnoreNew' -and $StartWhenAvailable -and $AllowStartIfOnBattery -and
+                $DontStopIfGoingOnBatteries -and $ExecutionTimeLimit -eq (New-TimeSpan -Hours 1)
+            }
+            Should -Invoke New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter {
+                "$RunLevel" -eq 'Limited' -and "$LogonType" -eq 'Interactive'
+            }
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+        }
+    }
+
+    Context 'Remoção' {
+        It '-Remover remove a tarefa existente' {
+            Mock Get-ScheduledTask { New-TarefaFalsa }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Remover -PastaProjeto $TestDrive | Should -Be 0
+            Should -Invoke Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+        }
+
+        It '-Remover sem tarefa não falha' {
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Remover -PastaProjeto $TestDrive | Should -Be 0
+            Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*não existe*' }
+        }
+
+        It '-Remover de tarefa com privilégios mais altos pede Administrador' {
+            Mock Get-ScheduledTask { New-TarefaFalsa -NivelExecucao 'Highest' }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Remover -PastaProjeto $TestDrive | Should -Be 1
+            Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
+        }
+
+        It 'executar o script direto com -Remover usa o código de saída' {
+            Mock Get-ScheduledTask { New-TarefaFalsa }
+            & $script:CaminhoScript -NomeTarefa 'TesteSinc' -Remover 6> $null
+            $LASTEXITCODE | Should -Be 0
+            Should -Invoke Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+        }
+    }
+
+    Context 'Status' {
+        It '-Status mostra estado, última execução e o significado do resultado' {
+            $pasta = New-ProjetoFalso
+            Mock Get-ScheduledTask { New-TarefaFalsa -Pasta $pasta }
+            Mock Get-ScheduledTaskInfo {
+                [pscustomobject]@{
+                    LastRunTime    = (Get-Date).AddMinutes(-5)
+                    NextRunTime    = (Get-Date).AddMinutes(55)
+                    LastTaskResult = 4
+                }
+            }
+            $estado = Get-StatusTarefa -NomeTarefa 'TesteSinc' -PastaProjeto $pasta
+            $estado.Estado | Should -Be 'Ready'
+            $estado.UltimoResultado | Should -Be 4
+            $estado.Significado | Should -BeLike '*servidor inacessível*'
+            $estado.DiretorioTrabalho | Should -Be $pasta
+            $estado.Intervalo | Should -Be 'PT1H'
+            $estado.ArquivoLog | Should -Be (Join-Path $pasta 'dados\logs\sincronizacao.log')
+
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Status -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Get-ScheduledTaskInfo -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Último resultado:*4*servidor inacessível*' }
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+        }
+
+        It '-Status de tarefa nunca executada' {
+            Mock Get-ScheduledTask { New-TarefaFalsa }
+            Mock Get-ScheduledTaskInfo {
+                [pscustomobject]@{ LastRunTime = [datetime]'1999-11-30'; NextRunTime = (Get-Date).AddMinutes(1); LastTaskResult = 267011 }
+            }
+            $estado = Get-StatusTarefa -NomeTarefa 'TesteSinc' -PastaProjeto $TestDrive
+            $estado.UltimaExecucao | Should -BeNullOrEmpty
+            $estado.Significado | Should -BeLike '*ainda não foi executada*'
+        }
+
+        It '-Status sem tarefa devolve 1 com mensagem' {
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Status -PastaProjeto $TestDrive | Should -Be 1
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*não existe*' }
+        }
+
+        It 'usa DADOS_DIR do .env para achar o log' {
+            $pasta = New-ProjetoFalso
+            Set-Content -LiteralPath (Join-Path $pasta '.env') -Value @('ADMIN_PASSWORD=x', 'DADOS_DIR="estado"')
+            $anterior = $env:DADOS_DIR
+            try {
+                $env:DADOS_DIR = $null
+                Get-PastaDados -PastaProjeto $pasta | Should -Be (Join-Path $pasta 'estado')
+            }
+            finally {
+                $env:DADOS_DIR = $anterior
+            }
+        }
+    }
+
+    Context 'Significado dos resultados' {
+        It 'traduz os códigos do invólucro e do Agendador' {
+            Get-SignificadoResultado -Codigo 0 | Should -BeLike 'sucesso*'
+            Get-SignificadoResultado -Codigo 2 | Should -BeLike '*configuração*'
+            Get-SignificadoResultado -Codigo 3 | Should -BeLike '*em andamento*'
+            Get-SignificadoResultado -Codigo 5 | Should -BeLike '*proteção*'
+            Get-SignificadoResultado -Codigo 267011 | Should -BeLike '*ainda não foi executada*'
+            Get-SignificadoResultado -Codigo 2147750687 | Should -BeLike '*execução anterior*'
+            Get-SignificadoResultado -Codigo -2147216609 | Should -BeLike '*execução anterior*'
+            Get-SignificadoResultado -Codigo 999 | Should -Be 'código desconhecido (0x3E7)'
+        }
+
+        It 'reconhece caminhos do atalho da loja' {
+            Test-AtalhoLojaWindows 'C:\Users\ana\AppData\Local\Microsoft\WindowsApps\python.exe' | Should -BeTrue
+            Test-AtalhoLojaWindows 'C:\Python311\python.exe' | Should -BeFalse
+            Test-AtalhoLojaWindows '' | Should -BeFalse
+        }
+    }
+}

@@ -1,0 +1,338 @@
+"""Verifica o AGENDAR_SINCRONIZACAO.ps1 com uma gramática real de PowerShell.
+
+Não há PowerShell nesta máquina: o script é analisado com tree-sitter +
+tree-sitter-powershell (sem erros de sintaxe) e sua estrutura é conferida
+(parâmetros e padrões, registro idempotente, pasta de trabalho, repetição sem
+limite, configurações da tarefa, recusa do atalho da Microsoft Store). Os
+testes de comportamento com os cmdlets simulados ficam no Pester
+(tests/AGENDAR_SINCRONIZACAO.Tests.ps1), que roda no Windows da CI.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+tree_sitter = pytest.importorskip("tree_sitter")
+tree_sitter_powershell = pytest.importorskip("tree_sitter_powershell")
+
+RAIZ = Path(__file__).resolve().parent.parent
+SCRIPT = RAIZ / "AGENDAR_SINCRONIZACAO.ps1"
+TESTES_PESTER = RAIZ / "tests" / "AGENDAR_SINCRONIZACAO.Tests.ps1"
+
+# Cmdlets do Windows PowerShell 5.1 que o script pode chamar; qualquer outro
+# comando "Verbo-Substantivo" precisa ser uma função definida no próprio script
+# (pega erros de digitação que o PowerShell só acusaria ao executar).
+CMDLETS_CONHECIDOS = {
+    "Get-Command", "Get-Content", "Get-Date", "Get-Location", "Join-Path", "New-Object", "New-TimeSpan",
+    "Out-Null", "Resolve-Path", "Select-Object", "Split-Path", "Test-Path", "Where-Object", "ForEach-Object",
+    "Write-Host", "Get-ScheduledTask", "Get-ScheduledTaskInfo", "Register-ScheduledTask",
+    "Unregister-ScheduledTask", "Start-ScheduledTask", "New-ScheduledTaskAction", "New-ScheduledTaskTrigger",
+    "New-ScheduledTaskSettingsSet", "New-ScheduledTaskPrincipal",
+}
+
+
+def _parser():
+    linguagem = tree_sitter.Language(tree_sitter_powershell.language())
+    return tree_sitter.Parser(linguagem)
+
+
+def analisar(fonte: bytes):
+    return _parser().parse(fonte)
+
+
+def nos(no, tipo=None):
+    """Todos os nós da árvore (opcionalmente de um tipo)."""
+    pilha = [no]
+    while pilha:
+        atual = pilha.pop()
+        if tipo is None or atual.type == tipo:
+            yield atual
+        pilha.extend(reversed(atual.children))
+
+
+def erros(arvore):
+    return [n for n in nos(arvore.root_node) if n.type == "ERROR" or n.is_missing]
+
+
+def texto(no) -> str:
+    return no.text.decode("utf-8")
+
+
+class Comando:
+    """Um comando com seus parâmetros (-Nome valor) e argumentos."""
+
+    def __init__(self, no) -> None:
+        self.no = no
+        self.nome = ""
+        self.parametros: dict[str, str | None] = {}
+        nome = next((c for c in no.children if c.type == "command_name"), None)
+        if nome is not None:
+            self.nome = texto(nome)
+        elementos = next((c for c in no.children if c.type == "command_elements"), None)
+        if elementos is None:
+            return
+        filhos = list(elementos.children)
+        i = 0
+        while i < len(filhos):
+            filho = filhos[i]
+            if filho.type == "command_parameter":
+                nome_param = texto(filho).lstrip("-").lower()
+                valor = None
+                j = i + 1
+                # "-Confirm:$false": o separador é ":" e o valor vem em seguida.
+                colado = j < len(filhos) and filhos[j].type == "command_argument_sep" and ":" in texto(filhos[j])
+                if colado and texto(filhos[j]).split(":", 1)[1].strip():
+                    valor = texto(filhos[j]).split(":", 1)[1].strip()
+                else:
+                    while j < len(filhos) and filhos[j].type == "command_argument_sep":
+                        j += 1
+                    if j < len(filhos) and filhos[j].type != "command_parameter":
+                        valor = texto(filhos[j])
+                        i = j
+                self.parametros[nome_param] = valor
+            i += 1
+
+    def __repr__(self) -> str:
+        return f"Comando({self.nome!r}, {self.parametros!r})"
+
+
+def comandos(no, nome=None):
+    lista = [Comando(n) for n in nos(no, "command")]
+    if nome is not None:
+        lista = [c for c in lista if c.nome.lower() == nome.lower()]
+    return lista
+
+
+def funcoes(arvore) -> dict:
+    resultado = {}
+    for no in nos(arvore.root_node, "function_statement"):
+        nome = next(c for c in no.children if c.type == "function_name")
+        resultado[texto(nome)] = no
+    return resultado
+
+
+def funcao_que_contem(arvore, alvo):
+    for nome, no in funcoes(arvore).items():
+        if no.start_byte <= alvo.start_byte and alvo.end_byte <= no.end_byte:
+            return nome, no
+    return None, None
+
+
+@pytest.fixture(scope="module")
+def fonte() -> bytes:
+    return SCRIPT.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def arvore(fonte):
+    return analisar(fonte)
+
+
+# ---------------------------------------------------------------------------
+# Sintaxe
+# ---------------------------------------------------------------------------
+
+
+def test_arquivo_utf8_com_bom(fonte):
+    # Sem BOM, o Windows PowerShell 5.1 lê o arquivo como ANSI e estraga os acentos.
+    assert fonte.startswith(b"\xef\xbb\xbf")
+    fonte.decode("utf-8")  # não levanta
+
+
+def test_sem_erros_de_sintaxe(arvore):
+    problemas = erros(arvore)
+    descricao = [(n.type, n.start_point, texto(n)[:60]) for n in problemas[:10]]
+    assert problemas == [], f"erros de sintaxe: {descricao}"
+    assert not arvore.root_node.has_error
+
+
+@pytest.mark.parametrize(
+    "estrago",
+    [
+        lambda s: s.replace(b"function Resolve-Python {", b"function Resolve-Python {{", 1),
+        lambda s: s.replace(b"if ($null -eq $candidato) {", b"if ($null -eq $candidato {", 1),
+        lambda s: s + b"\nfunction Quebrada { param([int]$x = ) }\n",
+    ],
+    ids=["chave-a-mais", "parentese-faltando", "parametro-sem-valor"],
+)
+def test_copia_quebrada_produz_erros(fonte, estrago):
+    quebrada = estrago(fonte)
+    assert quebrada != fonte
+    assert erros(analisar(quebrada)), "a análise deveria acusar a cópia quebrada"
+
+
+# ---------------------------------------------------------------------------
+# Estrutura
+# ---------------------------------------------------------------------------
+
+
+def _parametros_do_script(arvore) -> dict:
+    bloco = next(c for c in arvore.root_node.children if c.type == "param_block")
+    resultado = {}
+    for parametro in nos(bloco, "script_parameter"):
+        variavel = next(c for c in parametro.children if c.type == "variable")
+        padrao = next((c for c in parametro.children if c.type == "script_parameter_default"), None)
+        tipo = next((texto(t) for t in nos(parametro, "type_name")), None)
+        valor = None
+        if padrao is not None:
+            valor = texto(padrao).split("=", 1)[1].strip()
+        resultado[texto(variavel).lstrip("$")] = (tipo, valor)
+    return resultado
+
+
+def test_bloco_param_com_todos_os_parametros_e_padroes(arvore):
+    parametros = _parametros_do_script(arvore)
+    assert parametros["IntervaloMinutos"] == ("int", "60")
+    assert parametros["NomeTarefa"] == ("string", "'SincronizarBancosAPI'")
+    assert parametros["Python"][0] == "string"
+    for chave in ("Remover", "Status", "ExecutarAgora", "SomenteFuncoes"):
+        assert parametros[chave] == ("switch", None), chave
+
+
+def test_registro_substitui_a_tarefa_existente(arvore):
+    registros = comandos(arvore.root_node, "Register-ScheduledTask")
+    assert registros, "Register-ScheduledTask não encontrado"
+    for registro in registros:
+        assert "force" in registro.parametros, "Register-ScheduledTask sem -Force"
+        assert registro.parametros.get("taskname") == "$NomeTarefa"
+        for parte in ("action", "trigger", "settings", "principal"):
+            assert parte in registro.parametros, parte
+
+
+def test_acao_chama_o_involucro_com_a_pasta_de_trabalho(arvore):
+    acoes = comandos(arvore.root_node, "New-ScheduledTaskAction")
+    assert len(acoes) == 1
+    acao = acoes[0]
+    assert acao.parametros.get("workingdirectory") == "$PastaProjeto"
+    assert "$involucro" in (acao.parametros.get("argument") or "")
+    assert acao.parametros.get("execute") == "$ExecutavelPython"
+    # $involucro = Join-Path $PastaProjeto (Get-NomeInvolucro), na mesma função.
+    _, funcao = funcao_que_contem(arvore, acao.no)
+    corpo = texto(funcao)
+    assert re.search(r"\$involucro\s*=\s*Join-Path\s+\$PastaProjeto\s+\(Get-NomeInvolucro\)", corpo)
+    nome_involucro = texto(funcoes(arvore)["Get-NomeInvolucro"])
+    assert "'sincronizar_automatico.py'" in nome_involucro
+    # A pasta do projeto, na execução direta, é a pasta do próprio script.
+    principal = [c for c in comandos(arvore.root_node, "Invoke-AgendarSincronizacao")]
+    assert principal and principal[-1].parametros.get("pastaprojeto") == "$pastaDoScript"
+    assert re.search(rb"\$pastaDoScript\s*=\s*\$PSScriptRoot", arvore.root_node.text)
+
+
+def test_gatilho_repete_sem_limite(arvore, fonte):
+    gatilhos = comandos(arvore.root_node, "New-ScheduledTaskTrigger")
+    assert len(gatilhos) == 1
+    gatilho = gatilhos[0]
+    assert "once" in gatilho.parametros
+    assert "at" in gatilho.parametros
+    assert "(New-TimeSpan -Minutes $IntervaloMinutos)" == gatilho.parametros.get("repetitioninterval")
+    assert "repetitionduration" not in gatilho.parametros
+    # Nenhum limite de duração em lugar nenhum do código (comentários à parte).
+    codigo = b"".join(
+        n.text for n in nos(arvore.root_node) if n.child_count == 0 and n.type != "comment"
+    ).decode("utf-8")
+    assert "RepetitionDuration" not in codigo
+    assert "MaxValue" not in codigo
+    assert not re.search(r"\b365\b", codigo)
+    assert not re.search(r"-Days\b", codigo)
+
+
+def test_configuracoes_da_tarefa(arvore):
+    configuracoes = comandos(arvore.root_node, "New-ScheduledTaskSettingsSet")
+    assert len(configuracoes) == 1
+    p = configuracoes[0].parametros
+    assert p.get("multipleinstances") == "IgnoreNew"
+    for chave in ("startwhenavailable", "allowstartifonbattery", "dontstopifgoingonbatteries"):
+        assert chave in p, chave
+    assert p.get("executiontimelimit") == "(New-TimeSpan -Minutes (Get-LimiteExecucaoMinutos))"
+    limite = texto(funcoes(arvore)["Get-LimiteExecucaoMinutos"])
+    minutos = int(re.search(r"return\s+(\d+)", limite).group(1))
+    # Acima do total do invólucro: 3 x 15 min + esperas (30 s + 60 s, +25%).
+    assert 3 * 15 + (30 + 60) * 1.25 / 60 < minutos <= 120
+
+
+def test_usuario_atual_com_privilegios_limitados(arvore):
+    principais = comandos(arvore.root_node, "New-ScheduledTaskPrincipal")
+    assert len(principais) == 1
+    p = principais[0].parametros
+    assert p.get("runlevel") == "Limited"
+    assert p.get("logontype") == "Interactive"
+
+
+def test_recusa_o_atalho_da_microsoft_store(arvore):
+    todas = funcoes(arvore)
+    atalho = texto(todas["Test-AtalhoLojaWindows"])
+    assert "WindowsApps" in atalho
+    resolver = todas["Resolve-Python"]
+    chamadas = comandos(resolver, "Test-AtalhoLojaWindows")
+    assert len(chamadas) >= 2  # o candidato e o caminho real informado pelo Python
+    lancamentos = [texto(n) for n in nos(resolver, "throw_statement")] or [
+        texto(n) for n in nos(resolver) if n.type == "flow_control_statement" and texto(n).startswith("throw")
+    ]
+    assert any("Microsoft Store" in t for t in lancamentos)
+    # Ordem de preferência: venv do projeto, py -3, python do PATH.
+    corpo = texto(resolver)
+    assert corpo.index("'.venv', 'venv'") < corpo.index("-Nome 'py'") < corpo.index("-Nome 'python'")
+    assert "@('-3')" in corpo
+
+
+def test_remover_status_e_executar_agora(arvore):
+    remocoes = comandos(arvore.root_node, "Unregister-ScheduledTask")
+    assert remocoes and remocoes[0].parametros.get("confirm") == "$false"
+    assert comandos(arvore.root_node, "Get-ScheduledTaskInfo")
+    assert comandos(arvore.root_node, "Start-ScheduledTask")
+    fonte = arvore.root_node.text.decode("utf-8")
+    assert "if ($Remover)" in fonte and "if ($Status)" in fonte and "if ($ExecutarAgora)" in fonte
+
+
+def test_verifica_administrador_com_mensagem_em_portugues(arvore):
+    todas = funcoes(arvore)
+    assert "WindowsBuiltInRole]::Administrator" in texto(todas["Test-Administrador"])
+    assert "como Administrador" in texto(todas["Write-MensagemAdministrador"])
+
+
+def test_carregar_funcoes_nao_executa_nada(arvore):
+    """No nível de cima só há funções e a execução protegida (para o Pester)."""
+    lista = next(c for c in arvore.root_node.children if c.type == "statement_list")
+    executaveis = [c for c in lista.children if c.type not in ("function_statement", "comment")]
+    assert len(executaveis) == 1
+    guarda = executaveis[0]
+    assert guarda.type == "if_statement"
+    condicao = texto(guarda).split("{", 1)[0]
+    assert "$SomenteFuncoes" in condicao
+    assert "$MyInvocation.InvocationName -ne '.'" in condicao
+    assert "exit $codigoSaida" in texto(guarda)
+
+
+def test_comandos_chamados_existem(arvore):
+    definidas = set(funcoes(arvore))
+    desconhecidos = set()
+    for comando in comandos(arvore.root_node):
+        nome = comando.nome
+        if "-" not in nome or nome.startswith(("$", "&", ".")):
+            continue  # executável nativo (& $Executavel) ou variável
+        if nome not in definidas and nome not in CMDLETS_CONHECIDOS:
+            desconhecidos.add(nome)
+    assert desconhecidos == set()
+
+
+def test_mensagens_em_portugues(fonte):
+    texto_fonte = fonte.decode("utf-8-sig")
+    mensagens = re.findall(r"Write-Mensagem\s+(['\"])(.+?)\1", texto_fonte)
+    assert len(mensagens) > 10
+    ingles = re.compile(r"\b(the|task|error|failed|not found|please|run as)\b", re.IGNORECASE)
+    for _, mensagem in mensagens:
+        assert not ingles.search(mensagem.replace("-Status", "")), mensagem
+
+
+def test_testes_pester_existem_e_sao_validos():
+    assert TESTES_PESTER.is_file()
+    arvore_pester = analisar(TESTES_PESTER.read_bytes())
+    assert erros(arvore_pester) == []
+    conteudo = TESTES_PESTER.read_text(encoding="utf-8-sig")
+    for cmdlet in ("Register-ScheduledTask", "Unregister-ScheduledTask", "Get-ScheduledTask",
+                   "Get-ScheduledTaskInfo", "Start-ScheduledTask", "New-ScheduledTaskAction"):
+        assert f"Mock {cmdlet}" in conteudo, cmdlet
+    assert "-SomenteFuncoes" in conteudo

@@ -1,0 +1,720 @@
+"""Testes do sincronizar_automatico.py com processos reais (sem mocks).
+
+Cada teste escreve um sincronizar_bancos.py falso numa pasta temporária e o
+passa ao invólucro com --script (ou copia o invólucro para o lado dele). O
+comportamento do falso em cada execução vem de ``plano.json``; ele conta as
+execuções em ``contador.txt`` e registra argumentos, pasta e horário em
+``chamadas.jsonl``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+RAIZ = Path(__file__).resolve().parent.parent
+INVOLUCRO = RAIZ / "sincronizar_automatico.py"
+POSIX = os.name == "posix"
+
+FILHO_FALSO = r'''
+import json, os, subprocess, sys, time
+from datetime import datetime, timedelta
+
+aqui = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(aqui, "plano.json"), encoding="utf-8") as f:
+    plano = json.load(f)
+contador = os.path.join(aqui, "contador.txt")
+n = 1
+if os.path.exists(contador):
+    with open(contador) as f:
+        n = int(f.read()) + 1
+with open(contador, "w") as f:
+    f.write(str(n))
+passos = plano["passos"]
+passo = passos[min(n, len(passos)) - 1]
+with open(os.path.join(aqui, "chamadas.jsonl"), "a", encoding="utf-8") as f:
+    f.write(json.dumps({"n": n, "argv": sys.argv[1:], "cwd": os.getcwd(), "t": time.time()}) + "\n")
+
+for linha in passo.get("imprimir", []):
+    print(linha, flush=True)
+for linha in passo.get("imprimir_erro", []):
+    print(linha, file=sys.stderr, flush=True)
+
+if "resumo" in passo:
+    agora = datetime.now().astimezone()
+    if passo.get("resumo_velho"):
+        agora = agora - timedelta(days=1)
+    resumo = {"versao": 1, "inicio": agora.isoformat(), "fim": agora.isoformat(),
+              "codigo_saida": passo.get("codigo", 0)}
+    resumo.update(passo["resumo"])
+    destino = plano["arquivo_resumo"]
+    os.makedirs(os.path.dirname(destino), exist_ok=True)
+    with open(destino + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(resumo, f, ensure_ascii=False)
+    os.replace(destino + ".tmp", destino)
+
+if passo.get("neto"):
+    codigo_neto = "import time; time.sleep(60)"
+    if passo.get("neto_teimoso"):  # ignora SIGTERM: só SIGKILL o encerra
+        codigo_neto = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    neto = subprocess.Popen([sys.executable, "-c", codigo_neto])
+    with open(os.path.join(aqui, "netos.txt"), "a") as f:
+        f.write(str(neto.pid) + "\n")
+if passo.get("pendurar"):
+    print("pendurado...", flush=True)
+    time.sleep(60)
+if passo.get("sinal"):
+    os.kill(os.getpid(), 9)
+sys.exit(passo.get("codigo", 0))
+'''
+
+SERVIDORES = [
+    {"papel": "principal", "url": "https://principal.exemplo.test", "ok": True, "erro": None},
+    {"papel": "backup", "url": "https://backup.exemplo.test", "ok": False, "erro": "tempo esgotado ao conectar"},
+]
+
+
+# ---------------------------------------------------------------------------
+# Auxiliares
+# ---------------------------------------------------------------------------
+
+
+class Projeto:
+    """Pasta com um sincronizar_bancos.py falso."""
+
+    def __init__(self, pasta: Path, passos, dados: Path | None = None) -> None:
+        self.pasta = pasta
+        self.pasta.mkdir(parents=True, exist_ok=True)
+        self.script = pasta / "sincronizar_bancos.py"
+        self.script.write_text(FILHO_FALSO, encoding="utf-8")
+        self.dados = dados or (pasta / "dados")
+        self.plano(passos)
+
+    def plano(self, passos) -> None:
+        (self.pasta / "plano.json").write_text(
+            json.dumps({"passos": passos, "arquivo_resumo": str(self.dados / "ultima_execucao.json")}),
+            encoding="utf-8",
+        )
+
+    @property
+    def contador(self) -> int:
+        arquivo = self.pasta / "contador.txt"
+        return int(arquivo.read_text()) if arquivo.exists() else 0
+
+    @property
+    def chamadas(self):
+        arquivo = self.pasta / "chamadas.jsonl"
+        if not arquivo.exists():
+            return []
+        return [json.loads(l) for l in arquivo.read_text(encoding="utf-8").splitlines() if l.strip()]
+
+    @property
+    def netos(self):
+        arquivo = self.pasta / "netos.txt"
+        if not arquivo.exists():
+            return []
+        return [int(l) for l in arquivo.read_text().split()]
+
+    @property
+    def log(self) -> Path:
+        return self.dados / "logs" / "sincronizacao.log"
+
+    def texto_log(self) -> str:
+        return self.log.read_text(encoding="utf-8")
+
+
+def ambiente_base(**extras) -> dict:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SYNC_")
+        and k not in ("DADOS_DIR", "ADMIN_PASSWORD", "PRINCIPAL_ADMIN_PASSWORD", "BACKUP_ADMIN_PASSWORD", "PAINEL_TOKEN")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update({k: str(v) for k, v in extras.items()})
+    return env
+
+
+def rodar(projeto: Projeto | None, *args, env=None, cwd=None, com_script=True, timeout=60):
+    comando = [sys.executable, str(INVOLUCRO)]
+    if com_script and projeto is not None:
+        comando += ["--script", str(projeto.script)]
+    comando += [str(a) for a in args]
+    resultado = subprocess.run(
+        comando,
+        cwd=str(cwd) if cwd else None,
+        env=env if env is not None else ambiente_base(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+    )
+    resultado.saida = resultado.stdout.decode("utf-8", errors="replace")
+    resultado.erro = resultado.stderr.decode("utf-8", errors="replace")
+    return resultado
+
+
+def processo_vivo(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as arquivo:
+                estado = arquivo.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return estado not in ("Z", "X")  # zumbi ainda não recolhido = morto
+    return True
+
+
+def esperar_morte(pids, limite=5.0) -> list:
+    fim = time.monotonic() + limite
+    vivos = list(pids)
+    while vivos and time.monotonic() < fim:
+        vivos = [p for p in vivos if processo_vivo(p)]
+        if vivos:
+            time.sleep(0.05)
+    return vivos
+
+
+def sem_traceback(resultado) -> None:
+    assert "Traceback" not in resultado.saida
+    assert "Traceback" not in resultado.erro
+
+
+def contar_cabecalhos(texto: str) -> tuple[int, int]:
+    return texto.count("===== INÍCIO da sincronização automática"), texto.count(
+        "===== FIM da sincronização automática"
+    )
+
+
+@pytest.fixture
+def webhook():
+    """Servidor HTTP local que guarda os POSTs recebidos."""
+    pedidos = []
+    token = secrets.token_hex(12)
+
+    class Receptor(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            tamanho = int(self.headers.get("Content-Length") or 0)
+            corpo = self.rfile.read(tamanho)
+            pedidos.append({"caminho": self.path, "cabecalhos": dict(self.headers), "corpo": corpo})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    servidor = ThreadingHTTPServer(("127.0.0.1", 0), Receptor)
+    linha = threading.Thread(target=servidor.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    linha.start()
+    url = f"http://127.0.0.1:{servidor.server_address[1]}/api/webhooks/{token}"
+    try:
+        yield url, pedidos
+    finally:
+        servidor.shutdown()
+        servidor.server_close()
+
+
+def carga(pedido) -> dict:
+    return json.loads(pedido["corpo"].decode("utf-8"))
+
+
+# ---------------------------------------------------------------------------
+# Testes
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_sucesso_roda_uma_vez_e_nao_avisa(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(
+        tmp_path / "proj",
+        [{"codigo": 0, "imprimir": ["✅ Sincronização concluída!"],
+          "resumo": {"mensagem": "Tudo em paridade.", "servidores": SERVIDORES[:1]}}],
+    )
+    r = rodar(projeto, "--espera-inicial", "0.05", env=ambiente_base(SYNC_WEBHOOK_URL=url))
+    assert r.returncode == 0, r.saida + r.erro
+    assert projeto.contador == 1
+    assert pedidos == []
+    texto = projeto.texto_log()
+    assert contar_cabecalhos(texto) == (1, 1)
+    assert "✅ Sincronização concluída!" in texto
+    assert "código de saída 0" in texto
+    assert "Tudo em paridade." in texto
+    assert "✅ Sincronização concluída!" in r.saida  # eco na saída padrão
+    sem_traceback(r)
+
+
+@pytest.mark.timeout(30)
+def test_codigo_4_repete_com_espera_crescente_e_avisa_uma_vez(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(
+        tmp_path / "proj",
+        [{"codigo": 4, "imprimir": ["Servidor backup não respondeu"],
+          "resumo": {"mensagem": "Backup inacessível: tempo esgotado.", "servidores": SERVIDORES}}],
+    )
+    inicio = time.monotonic()
+    r = rodar(
+        projeto, "--tentativas", "3", "--espera-inicial", "0.2",
+        env=ambiente_base(SYNC_WEBHOOK_URL=url),
+    )
+    duracao = time.monotonic() - inicio
+    assert r.returncode == 4, r.saida + r.erro
+    assert projeto.contador == 3
+    horarios = [c["t"] for c in projeto.chamadas]
+    assert horarios[1] - horarios[0] >= 0.2 * 0.75
+    assert horarios[2] - horarios[1] >= 0.4 * 0.75  # dobra a cada tentativa (±25%)
+    assert duracao < 20
+    texto = projeto.texto_log()
+    assert texto.count("nova tentativa em") == 2
+    assert contar_cabecalhos(texto) == (1, 1)
+    assert "tentativas 3 | código de saída 4" in texto
+
+    assert len(pedidos) == 1
+    assert pedidos[0]["cabecalhos"].get("Content-Type", "").startswith("application/json")
+    assert "Python-urllib" not in pedidos[0]["cabecalhos"].get("User-Agent", "")
+    dados = carga(pedidos[0])
+    assert dados["codigo_saida"] == 4
+    assert dados["tentativas"] == 3
+    assert dados["host"] == socket.gethostname()
+    assert dados["content"] == dados["text"]
+    assert dados["servidores"] == SERVIDORES
+    assert "https://principal.exemplo.test" in dados["text"]
+    assert "https://backup.exemplo.test" in dados["text"]
+    assert "Backup inacessível: tempo esgotado." in dados["text"]
+    assert "tempo esgotado ao conectar" in dados["text"]
+    assert len(dados["content"]) <= 2000  # limite do Discord
+    assert "aviso de falha enviado ao webhook" in texto
+    sem_traceback(r)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("codigo", [1, 2, 3, 5])
+def test_codigos_que_nao_se_resolvem_nao_sao_repetidos(tmp_path, webhook, codigo):
+    url, pedidos = webhook
+    projeto = Projeto(tmp_path / "proj", [{"codigo": codigo, "imprimir": [f"falhou com {codigo}"]}])
+    inicio = time.monotonic()
+    r = rodar(projeto, "--tentativas", "3", "--espera-inicial", "5", env=ambiente_base(SYNC_WEBHOOK_URL=url))
+    assert r.returncode == codigo
+    assert projeto.contador == 1
+    assert time.monotonic() - inicio < 5  # nenhuma espera de nova tentativa
+    assert "nova tentativa em" not in projeto.texto_log()
+    assert "sem nova tentativa" in projeto.texto_log()
+    assert len(pedidos) == 1
+    dados = carga(pedidos[0])
+    assert dados["codigo_saida"] == codigo
+    assert dados["tentativas"] == 1
+    assert dados["servidores"] == []
+    # Sem ultima_execucao.json: o aviso traz as últimas linhas da saída.
+    assert f"falhou com {codigo}" in dados["text"]
+    sem_traceback(r)
+
+
+@pytest.mark.timeout(30)
+def test_codigo_4_e_depois_sucesso(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 4}, {"codigo": 0}])
+    r = rodar(projeto, "--tentativas", "3", "--espera-inicial", "0.05", env=ambiente_base(SYNC_WEBHOOK_URL=url))
+    assert r.returncode == 0
+    assert projeto.contador == 2
+    assert pedidos == []
+    assert "tentativas 2 | código de saída 0" in projeto.texto_log()
+
+
+@pytest.mark.timeout(40)
+def test_travado_e_encerrado_no_tempo_limite_com_os_netos_e_repetido(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(tmp_path / "proj", [{"neto": True, "neto_teimoso": True, "pendurar": True}])
+    inicio = time.monotonic()
+    r = rodar(
+        projeto, "--timeout-total", "1.5", "--tentativas", "2", "--espera-inicial", "0.1",
+        env=ambiente_base(SYNC_WEBHOOK_URL=url),
+    )
+    duracao = time.monotonic() - inicio
+    assert r.returncode == 4, r.saida + r.erro
+    assert projeto.contador == 2
+    assert duracao < 25
+    texto = projeto.texto_log()
+    assert texto.count("tempo limite de 1.5 s esgotado") == 2
+    assert "pendurado..." in texto
+    if POSIX:
+        netos = projeto.netos
+        assert len(netos) == 2
+        assert esperar_morte(netos) == [], "processo neto continuou vivo depois do tempo limite"
+    assert len(pedidos) == 1
+    dados = carga(pedidos[0])
+    assert dados["codigo_saida"] == 4
+    assert dados["tentativas"] == 2
+    assert "tempo limite" in dados["text"]
+    sem_traceback(r)
+
+
+@pytest.mark.skipif(not POSIX, reason="sinais POSIX")
+@pytest.mark.timeout(30)
+def test_filho_morto_por_sinal_vira_codigo_4(tmp_path):
+    projeto = Projeto(tmp_path / "proj", [{"sinal": True}])
+    r = rodar(projeto, "--tentativas", "1")
+    assert r.returncode == 4
+    assert "encerrado pelo sinal 9" in projeto.texto_log()
+
+
+@pytest.mark.timeout(40)
+def test_log_um_cabecalho_por_execucao_e_nenhum_segredo(tmp_path, webhook):
+    url, pedidos = webhook
+    senha = "S3nh@-" + secrets.token_urlsafe(16)
+    token_painel = secrets.token_hex(20)
+    senha_backup = secrets.token_urlsafe(12)
+    bearer = secrets.token_urlsafe(24)
+    projeto = Projeto(
+        tmp_path / "proj",
+        [{
+            "codigo": 1,
+            "imprimir": [
+                f"olá, a senha é {senha}",
+                f"token do painel={token_painel}",
+                f"Authorization: Bearer {bearer}",
+                f"webhook: {url}",
+                f"login em https://admin:{senha_backup}@backup.exemplo.test/admin/login",
+            ],
+            "imprimir_erro": [f"erro com {senha} e {senha_backup}"],
+            "resumo": {
+                "mensagem": f"falhou; senha {senha}",
+                "servidores": [{"papel": "backup", "url": "https://backup.exemplo.test", "ok": False,
+                                "erro": f"401 com token {token_painel}"}],
+            },
+        }],
+    )
+    # PAINEL_TOKEN e BACKUP_ADMIN_PASSWORD só no .env ao lado do script.
+    (projeto.pasta / ".env").write_text(
+        f"PAINEL_TOKEN={token_painel}\nBACKUP_ADMIN_PASSWORD='{senha_backup}'\n", encoding="utf-8"
+    )
+    env = ambiente_base(ADMIN_PASSWORD=senha, SYNC_WEBHOOK_URL=url)
+    r1 = rodar(projeto, "--tentativas", "1", env=env)
+    r2 = rodar(projeto, "--tentativas", "1", env=env)
+    assert r1.returncode == r2.returncode == 1
+
+    texto = projeto.texto_log()
+    assert contar_cabecalhos(texto) == (2, 2)
+    assert "olá, a senha é ***" in texto  # UTF-8 preservado
+    assert "Bearer ***" in texto
+    assert len(pedidos) == 2
+    lugares = {
+        "log": texto,
+        "saída 1": r1.saida + r1.erro,
+        "saída 2": r2.saida + r2.erro,
+        "webhook": "".join(p["corpo"].decode("utf-8") for p in pedidos),
+    }
+    token_url = url.rsplit("/", 1)[1]
+    for nome, conteudo in lugares.items():
+        for segredo in (senha, token_painel, senha_backup, bearer, token_url):
+            assert segredo not in conteudo, f"segredo apareceu em {nome}"
+    dados = carga(pedidos[0])
+    assert dados["servidores"][0]["erro"] == "401 com token ***"
+    assert "falhou; senha ***" in dados["text"]
+
+
+@pytest.mark.timeout(30)
+def test_resumo_desatualizado_nao_e_usado(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(
+        tmp_path / "proj",
+        [{"codigo": 2, "imprimir": ["ADMIN_PASSWORD não definida no .env"],
+          "resumo": {"mensagem": "MENSAGEM ANTIGA", "servidores": SERVIDORES}, "resumo_velho": True}],
+    )
+    r = rodar(projeto, env=ambiente_base(SYNC_WEBHOOK_URL=url))
+    assert r.returncode == 2
+    dados = carga(pedidos[0])
+    assert "MENSAGEM ANTIGA" not in dados["text"]
+    assert dados["servidores"] == []
+    assert "ADMIN_PASSWORD não definida no .env" in dados["text"]
+    assert "ausente ou desatualizado" in projeto.texto_log()
+
+
+@pytest.mark.timeout(30)
+def test_funciona_de_outra_pasta_de_trabalho_com_dados_dir_relativo(tmp_path):
+    pasta = tmp_path / "C_protecao"
+    projeto = Projeto(pasta, [{"codigo": 4}], dados=pasta / "estado")
+    shutil.copy(INVOLUCRO, pasta / INVOLUCRO.name)
+    (pasta / ".env").write_text(
+        "DADOS_DIR=estado\nSYNC_TENTATIVAS=2\nSYNC_ESPERA_INICIAL=0.05\nSYNC_TIMEOUT_TOTAL=30\n", encoding="utf-8"
+    )
+    outra = tmp_path / "outra_pasta"
+    outra.mkdir()
+    comando = [sys.executable, str(pasta / INVOLUCRO.name)]  # sem --script: usa o vizinho
+    r = subprocess.run(comando, cwd=outra, env=ambiente_base(), capture_output=True, timeout=60)
+    assert r.returncode == 4, r.stdout.decode() + r.stderr.decode()
+    assert projeto.contador == 2  # SYNC_TENTATIVAS do .env
+    assert all(Path(c["cwd"]).resolve() == pasta.resolve() for c in projeto.chamadas)
+    assert (pasta / "estado" / "logs" / "sincronizacao.log").is_file()
+    assert not (pasta / "dados").exists()
+    assert list(outra.iterdir()) == []
+
+    # O ambiente vence o .env.
+    (pasta / "contador.txt").unlink()
+    r = subprocess.run(
+        comando, cwd=outra, env=ambiente_base(SYNC_TENTATIVAS=1), capture_output=True, timeout=60
+    )
+    assert r.returncode == 4
+    assert projeto.contador == 1
+
+
+@pytest.mark.timeout(30)
+def test_argumentos_depois_do_separador_vao_para_o_filho(tmp_path):
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 0}])
+    r = rodar(projeto, "--tentativas", "1", "--", "--simular", "com espaço", "--tentativas", "9")
+    assert r.returncode == 0
+    assert projeto.chamadas[0]["argv"] == ["--simular", "com espaço", "--tentativas", "9"]
+
+
+@pytest.mark.timeout(30)
+def test_rotacao_do_log_com_tamanho_pequeno(tmp_path):
+    linhas = [f"linha {i:03d} " + "x" * 40 for i in range(120)]
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 0, "imprimir": linhas}])
+    r = rodar(projeto, "--log-max-bytes", "1000", "--log-backups", "2")
+    assert r.returncode == 0
+    logs = projeto.log.parent
+    nomes = sorted(p.name for p in logs.iterdir())
+    assert nomes == ["sincronizacao.log", "sincronizacao.log.1", "sincronizacao.log.2"]
+    for arquivo in logs.iterdir():
+        # O limite conta caracteres; acentos (2 bytes) e \r\n no Windows somam pouco.
+        assert arquivo.stat().st_size <= 1000 + 200
+    # O rodapé está no arquivo atual; as linhas antigas foram descartadas.
+    assert "===== FIM da sincronização automática" in projeto.texto_log()
+    # Variáveis de ambiente também valem.
+    r = rodar(projeto, env=ambiente_base(SYNC_LOG_MAX_BYTES=1000, SYNC_LOG_BACKUPS=1))
+    # O .2 da execução anterior fica; nenhum .3 é criado.
+    assert sorted(p.name for p in logs.iterdir()) == nomes
+
+
+@pytest.mark.timeout(30)
+def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 0}])
+    r = rodar(projeto, "--tentativas", "abc")
+    assert r.returncode == 2
+    assert "não é um número válido" in r.erro
+    sem_traceback(r)
+    r = rodar(projeto, "--nao-existe")
+    assert r.returncode == 2
+    assert "opção desconhecida" in r.erro and "'--'" in r.erro
+    sem_traceback(r)
+    r = rodar(projeto, "--timeout-total")
+    assert r.returncode == 2
+    assert "precisa de um valor" in r.erro
+    r = rodar(projeto, env=ambiente_base(SYNC_TENTATIVAS="0"))
+    assert r.returncode == 2
+    assert "SYNC_TENTATIVAS" in projeto.texto_log()
+    assert projeto.contador == 0
+    sem_traceback(r)
+    r = rodar(projeto, "--ajuda")
+    assert r.returncode == 0
+    assert "Uso:" in r.saida
+
+
+@pytest.mark.timeout(30)
+def test_script_inexistente_da_codigo_2(tmp_path, webhook):
+    url, pedidos = webhook
+    r = subprocess.run(
+        [sys.executable, str(INVOLUCRO), "--script", str(tmp_path / "nao_existe.py")],
+        env=ambiente_base(SYNC_WEBHOOK_URL=url), capture_output=True, timeout=60,
+    )
+    assert r.returncode == 2
+    erro = r.stderr.decode("utf-8")
+    assert "script não encontrado" in erro
+    assert "Traceback" not in erro
+    assert (tmp_path / "dados" / "logs" / "sincronizacao.log").is_file()
+    assert len(pedidos) == 1
+    dados = carga(pedidos[0])
+    assert dados["codigo_saida"] == 2
+    assert dados["tentativas"] == 0
+    assert "script não encontrado" in dados["text"]
+
+
+@pytest.mark.timeout(40)
+def test_falha_do_webhook_nao_derruba_o_involucro(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        porta = s.getsockname()[1]  # fechada depois do with
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 5}])
+    r = rodar(projeto, env=ambiente_base(SYNC_WEBHOOK_URL=f"http://127.0.0.1:{porta}/segredo-do-hook"))
+    assert r.returncode == 5
+    texto = projeto.texto_log()
+    assert "falha ao enviar o aviso ao webhook" in texto
+    assert "segredo-do-hook" not in texto
+    assert contar_cabecalhos(texto) == (1, 1)
+    sem_traceback(r)
+
+    r = rodar(projeto, env=ambiente_base(SYNC_WEBHOOK_URL="ftp://exemplo.test/x"))
+    assert r.returncode == 5
+    assert "SYNC_WEBHOOK_URL inválida" in projeto.texto_log()
+
+
+@pytest.mark.skipif(not POSIX, reason="envio de SIGINT só em POSIX")
+@pytest.mark.timeout(30)
+def test_ctrl_c_encerra_a_arvore_e_sai_com_130(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(tmp_path / "proj", [{"neto": True, "pendurar": True}])
+    proc = subprocess.Popen(
+        [sys.executable, str(INVOLUCRO), "--script", str(projeto.script), "--timeout-total", "60"],
+        env=ambiente_base(SYNC_WEBHOOK_URL=url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        limite = time.monotonic() + 15
+        while not projeto.netos and time.monotonic() < limite:
+            time.sleep(0.05)
+        assert projeto.netos, "o filho falso não iniciou"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        saida, erro = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in erro.decode("utf-8")
+    assert esperar_morte(projeto.netos) == []
+    texto = projeto.texto_log()
+    assert "interrompido pelo usuário" in texto
+    assert contar_cabecalhos(texto) == (1, 1)
+    assert pedidos == []  # interrupção manual não gera aviso
+
+
+# ---------------------------------------------------------------------------
+# Máscara (funções importadas do módulo)
+# ---------------------------------------------------------------------------
+
+
+def _modulo():
+    spec = importlib.util.spec_from_file_location("sincronizar_automatico_teste", INVOLUCRO)
+    modulo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(modulo)
+    return modulo
+
+
+MODULO = _modulo()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    segredo=st.text(min_size=4, max_size=40).filter(lambda s: s.strip() and "*" not in s),
+    antes=st.text(max_size=30),
+    depois=st.text(max_size=30),
+)
+def test_mascarador_nunca_deixa_o_segredo(segredo, antes, depois):
+    mascarar = MODULO.Mascarador([segredo])
+    resultado = mascarar(antes + segredo + depois + segredo)
+    assert segredo not in resultado
+
+
+def test_mascarador_bearer_credenciais_em_url_e_variantes():
+    mascarar = MODULO.Mascarador(["p@ss word/ç"])
+    assert mascarar("Authorization: Bearer abc.DEF-123_x") == "Authorization: Bearer ***"
+    assert mascarar("bearer   zzz") == "bearer   ***"
+    assert mascarar("https://u:x@h.test/a") == "https://***@h.test/a"
+    assert mascarar("senha=p%40ss%20word%2F%C3%A7") == "senha=***"  # codificada em URL
+    assert mascarar('{"senha": "p@ss word/\\u00e7"}') == '{"senha": "***"}'  # escapada em JSON
+    assert MODULO.Mascarador([])("nada a esconder") == "nada a esconder"
+
+
+def test_espera_dobra_com_variacao_e_teto():
+    for tentativa, base in ((1, 30), (2, 60), (3, 120)):
+        valor = MODULO.calcular_espera(30, tentativa)
+        assert base * 0.75 <= valor <= base * 1.25
+    assert MODULO.calcular_espera(30, 20) <= MODULO.ESPERA_MAXIMA * 1.25
+
+
+def test_significados_em_portugues_para_todos_os_codigos_do_contrato():
+    for codigo in range(6):
+        assert MODULO.significado(codigo) != "código inesperado"
+
+
+@pytest.mark.timeout(30)
+def test_env_com_bom_do_bloco_de_notas_tambem_e_mascarado(tmp_path):
+    senha = secrets.token_urlsafe(16)
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 0, "imprimir": [f"senha lida: {senha}"]}])
+    (projeto.pasta / ".env").write_text(f"ADMIN_PASSWORD={senha}\r\n", encoding="utf-8-sig")
+    r = rodar(projeto)
+    assert r.returncode == 0
+    assert senha not in projeto.texto_log()
+    assert senha not in r.saida
+    assert "senha lida: ***" in projeto.texto_log()
+
+
+# ---------------------------------------------------------------------------
+# Arquivos de agendamento para Linux/Mac
+# ---------------------------------------------------------------------------
+
+AGENDAMENTO = RAIZ / "agendamento"
+
+
+def _unidade(nome: str):
+    import configparser
+
+    leitor = configparser.ConfigParser(interpolation=None, strict=True)
+    leitor.optionxform = str  # systemd diferencia maiúsculas
+    leitor.read_string((AGENDAMENTO / nome).read_text(encoding="utf-8"))
+    return leitor
+
+
+def test_crontab_exemplo_chama_o_involucro_com_o_python_do_venv():
+    linhas = [
+        l for l in (AGENDAMENTO / "crontab.exemplo").read_text(encoding="utf-8").splitlines()
+        if l.strip() and not l.lstrip().startswith("#")
+    ]
+    assert len(linhas) == 1
+    campos = linhas[0].split()
+    assert campos[1:5] == ["*", "*", "*", "*"]  # toda hora
+    assert 0 <= int(campos[0]) <= 59
+    assert campos[5] == "/opt/protecao/.venv/bin/python"
+    assert campos[6] == "/opt/protecao/sincronizar_automatico.py"
+
+
+def test_unidades_systemd():
+    servico = _unidade("sincronizar-bancos.service")
+    assert servico["Service"]["Type"] == "oneshot"
+    assert servico["Service"]["ExecStart"] == (
+        "/opt/protecao/.venv/bin/python /opt/protecao/sincronizar_automatico.py"
+    )
+    assert servico["Service"]["WorkingDirectory"] == "/opt/protecao"
+    assert servico["Service"]["StandardOutput"] == "journal"
+    temporizador = _unidade("sincronizar-bancos.timer")
+    assert temporizador["Timer"]["OnCalendar"] == "hourly"
+    assert temporizador["Timer"]["Persistent"] == "true"
+    assert temporizador["Timer"]["Unit"] == "sincronizar-bancos.service"
+    assert temporizador["Install"]["WantedBy"] == "timers.target"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze ausente")
+@pytest.mark.timeout(60)
+def test_unidades_systemd_passam_no_systemd_analyze(tmp_path):
+    for nome in ("sincronizar-bancos.service", "sincronizar-bancos.timer"):
+        texto = (AGENDAMENTO / nome).read_text(encoding="utf-8")
+        texto = texto.replace("/opt/protecao/.venv/bin/python", sys.executable)
+        texto = texto.replace("/opt/protecao", str(tmp_path))
+        (tmp_path / nome).write_text(texto, encoding="utf-8")
+    shutil.copy(INVOLUCRO, tmp_path / INVOLUCRO.name)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no",
+         str(tmp_path / "sincronizar-bancos.timer"), str(tmp_path / "sincronizar-bancos.service")],
+        capture_output=True, text=True, timeout=50,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
