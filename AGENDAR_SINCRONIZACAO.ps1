@@ -248,8 +248,8 @@ function Resolve-Python {
             'Python pelo site python.org ou informe -Python com o caminho de outro python.exe.')
     }
     $partes = $info.Versao.Split('.')
-    if ([int]$partes[0] -lt 3 -or ([int]$partes[0] -eq 3 -and [int]$partes[1] -lt 8)) {
-        throw "O Python '$($info.Executavel)' é a versão $($info.Versao); é preciso Python 3.8 ou mais novo."
+    if ([int]$partes[0] -lt 3 -or ([int]$partes[0] -eq 3 -and [int]$partes[1] -lt 10)) {
+        throw "O Python '$($info.Executavel)' é a versão $($info.Versao); é preciso Python 3.10 ou mais novo."
     }
     return [pscustomobject]@{
         Executavel = $info.Executavel

@@ -235,7 +235,7 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
         It 'recusa Python antigo demais' {
             $pasta = New-ProjetoFalso -ComVenv
             Mock Invoke-ConsultaPython { [pscustomobject]@{ Executavel = $Executavel; Versao = '3.6' } }
-            { Resolve-Python -Python '' -PastaProjeto $pasta } | Should -Throw '*3.8*'
+            { Resolve-Python -Python '' -PastaProjeto $pasta } | Should -Throw '*3.10*'
         }
 
         It 'avisa quando nenhum Python é encontrado' {
