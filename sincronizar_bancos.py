@@ -1354,10 +1354,15 @@ class CredentialStore:
         self._lock = threading.Lock()
         self._lines: list[list[str]] = []
         self._old = ""
+        self._loaded = False
         self.used = False
 
     def _load(self) -> None:
-        if os.path.exists(self.path) and not self._old:
+        """Lê uma única vez, no primeiro registro da execução, o que execuções anteriores gravaram."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as handle:
                 self._old = handle.read()
             if self._old and not self._old.endswith("\n"):
