@@ -65,7 +65,7 @@ def test_execucao_morta_fica_como_interrompida(par):
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--paralelo", "1"], env=par.ambiente(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     inicio = time.monotonic()
-    while par.backup.write_count() < 5 and time.monotonic() - inicio < 30:
+    while par.backup.write_count() < 80 and time.monotonic() - inicio < 30:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
