@@ -686,18 +686,30 @@ def _problem(kind: str, key: str, text: str) -> dict[str, str]:
     return {"tipo": kind, "chave": key, "problema": text}
 
 
-def parse_users(items: list[Any]) -> tuple[dict[str, User], list[dict[str, str]]]:
-    users: dict[str, User] = {}
+def _parse_listing(items: list[Any], key_field: str, kind: str,
+                   parse_one: Callable[[dict[str, Any], str], tuple[Any, list[str]]]) -> tuple[dict[str, Any], list]:
+    """Valida uma listagem inteira: chave presente e única (senão SnapshotError); problemas de um
+    registro só (tipo desconhecido, texto gigante...) ficam anotados nele."""
+    records: dict[str, Any] = {}
     problems = []
     for index, item in enumerate(items):
-        key = _item_key(item, index, "username")
-        if key in users:
-            raise SnapshotError(f"usuário duplicado na listagem: {key!r}")
-        user = User(key, normalize_text(item.get("email"), "email", key), normalize_text(item.get("role"), "role", key))
-        if user.role not in USER_ROLES:
-            problems.append(_problem("usuario", key, f"papel desconhecido {user.role!r}"))
-        users[key] = user
-    return users, problems
+        key = _item_key(item, index, key_field)
+        if key in records:
+            noun = "usuário" if kind == "usuario" else key_field
+            raise SnapshotError(f"{noun} duplicado na listagem: {key!r}")
+        record, issues = parse_one(item, key)
+        problems.extend(_problem(kind, key, text) for text in issues)
+        records[key] = record
+    return records, problems
+
+
+def parse_user(item: dict[str, Any], key: str) -> tuple[User, list[str]]:
+    user = User(key, normalize_text(item.get("email"), "email", key), normalize_text(item.get("role"), "role", key))
+    return user, ([] if user.role in USER_ROLES else [f"papel desconhecido {user.role!r}"])
+
+
+def parse_users(items: list[Any]) -> tuple[dict[str, User], list[dict[str, str]]]:
+    return _parse_listing(items, "username", "usuario", parse_user)
 
 
 def parse_license(item: dict[str, Any], key: str) -> tuple[License, list[str]]:
@@ -725,16 +737,7 @@ def parse_license(item: dict[str, Any], key: str) -> tuple[License, list[str]]:
 
 
 def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[dict[str, str]]]:
-    licenses: dict[str, License] = {}
-    problems = []
-    for index, item in enumerate(items):
-        key = _item_key(item, index, "device_id")
-        if key in licenses:
-            raise SnapshotError(f"device_id duplicado na listagem: {key!r}")
-        lic, issues = parse_license(item, key)
-        problems.extend(_problem("licenca", key, text) for text in issues)
-        licenses[key] = lic
-    return licenses, problems
+    return _parse_listing(items, "device_id", "licenca", parse_license)
 
 
 def fetch_snapshot(client: ApiClient) -> Snapshot:
