@@ -446,6 +446,18 @@ def _python_do_filho() -> str:
     return executavel
 
 
+def _matar_e_esperar(proc: subprocess.Popen, graca: float) -> None:
+    """SIGKILL (TerminateProcess no Windows) no filho direto e espera até `graca` segundos."""
+    try:
+        proc.kill()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=graca)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def encerrar_arvore(proc: subprocess.Popen, graca: float = GRACA_ENCERRAMENTO) -> None:
     """Encerra o processo filho e todos os seus descendentes."""
     if IS_WINDOWS:
@@ -460,14 +472,7 @@ def encerrar_arvore(proc: subprocess.Popen, graca: float = GRACA_ENCERRAMENTO) -
             )
         except (OSError, subprocess.SubprocessError):
             pass
-        try:
-            proc.kill()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=graca)
-        except subprocess.TimeoutExpired:
-            pass
+        _matar_e_esperar(proc, graca)
         return
 
     pgid = proc.pid  # start_new_session=True: o filho lidera o próprio grupo
@@ -487,14 +492,7 @@ def encerrar_arvore(proc: subprocess.Popen, graca: float = GRACA_ENCERRAMENTO) -
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    try:
-        proc.kill()
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=graca)
-    except subprocess.TimeoutExpired:
-        pass
+    _matar_e_esperar(proc, graca)
 
 
 class ResultadoTentativa:
