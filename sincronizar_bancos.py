@@ -39,6 +39,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import json
+import math
 import os
 import re
 import secrets
@@ -115,7 +116,7 @@ class Secrets:
         (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
         (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
         (re.compile(r"([?&](?:password|senha|token)=)[^&\s]+", re.I), r"\1***"),
-        (re.compile(r"(https?://)[^/\s@]+@", re.I), r"\1***@"),
+        (re.compile(r"([a-z][a-z0-9+.\-]*://)[^/\s@]+@", re.I), r"\1***@"),
     )
 
     def __init__(self) -> None:
@@ -191,9 +192,13 @@ class Config:
 def normalize_url(url: str) -> str:
     """Forma canônica de uma URL de servidor, para comparar e exibir."""
     raw = (url or "").strip()
-    parts = urllib.parse.urlsplit(raw)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        hostname = parts.hostname
+    except ValueError:
+        hostname = None
+    scheme = parts.scheme.lower() if hostname else ""
+    if scheme not in ("http", "https") or not hostname:
         raise ConfigError(
             f"URL inválida: {SECRETS.mask(raw)!r}. Use o formato https://servidor.exemplo.com"
         )
@@ -256,6 +261,8 @@ def _number(name: str, value: Any, default: float, minimum: float, cast=float) -
         number = cast(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} deve ser um número (recebido: {value!r}).") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"{name} deve ser um número finito (recebido: {value!r}).")
     if number < minimum:
         raise ConfigError(f"{name} deve ser no mínimo {minimum} (recebido: {value!r}).")
     return number
@@ -286,6 +293,8 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None) -> str:
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
     get = settings_reader(args, env)
+    for name in ("ADMIN_PASSWORD", "PRINCIPAL_ADMIN_PASSWORD", "BACKUP_ADMIN_PASSWORD", "PAINEL_TOKEN"):
+        SECRETS.add(get(name))  # antes de qualquer mensagem sobre URLs
     primary_url = get("SERVIDOR_PRINCIPAL", args.principal)
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
@@ -826,6 +835,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     guard_message: str | None = None
     conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    skipped_users: list[dict[str, str]] = dataclasses.field(default_factory=list)
     expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
     first_sync: bool = True
 
@@ -971,11 +981,12 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
                two_way: bool = False) -> tuple[list[Action], list[Divergence], list[str]]:
     """Usuários: só criação (a API não altera nem apaga usuários)."""
     actions, divergences = [], []
-    known = state.users if state else set()
+    known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
     sources = [(primary, backup, "backup")] + ([(backup, primary, "principal")] if two_way else [])
     for source, target, side in sources:
+        invalid = {p["chave"] for p in source.problems if p["tipo"] == "usuario"}
         for name in sorted(source.users):
-            if name in target.users:
+            if name in target.users or name in invalid:
                 continue
             if name in known:  # existia dos dois lados: foi apagado direto no servidor
                 divergences.append(Divergence("usuario", name, "username", name if side == "backup" else None,
@@ -1198,6 +1209,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairSt
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, guard_message=message,
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
+        skipped_users=[p for p in primary.problems if p["tipo"] == "usuario"],
     )
 
 
@@ -1648,6 +1660,25 @@ def acquire_lock(data_dir: str) -> FileLock:
     return lock
 
 
+def remove_stale_temp_files(data_dir: str) -> int:
+    """Apaga temporários de uma execução morta no meio de atomic_write (podem conter senhas).
+    Só é chamada com a trava na mão: nenhuma outra execução pode estar gravando."""
+    removed = 0
+    for folder in (data_dir, os.path.join(data_dir, STATE_DIR)):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(".tmp-"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
 class LockBusy(Exception):
     """Outra execução segura a trava (código de saída 3)."""
 
@@ -1656,14 +1687,14 @@ class LockBusy(Exception):
 # Relatório (texto em português e JSON)
 # ============================================================================
 
-ACTION_LABELS = {
-    CREATE_USER: ("👤", "usuário criado", "usuário a criar"),
-    CREATE: ("➕", "criada", "a criar"),
-    UPDATE: ("✏️ ", "atualizada", "a atualizar"),
-    RENEW: ("🔁", "período reiniciado", "a reiniciar o período"),
-    DELETE: ("🗑️ ", "excluída", "a excluir"),
-    BLOCK: ("🔒", "bloqueada", "a bloquear"),
-    ACTIVATE: ("🔓", "ativada", "a ativar"),
+ACTION_LABELS = {  # ícone, feito, a fazer, verbo (para falhas)
+    CREATE_USER: ("👤", "usuário criado", "usuário a criar", "criar o usuário"),
+    CREATE: ("➕", "criada", "a criar", "criar"),
+    UPDATE: ("✏️ ", "atualizada", "a atualizar", "atualizar"),
+    RENEW: ("🔁", "período reiniciado", "a reiniciar o período", "reiniciar o período"),
+    DELETE: ("🗑️ ", "excluída", "a excluir", "excluir"),
+    BLOCK: ("🔒", "bloqueada", "a bloquear", "bloquear"),
+    ACTIVATE: ("🔓", "ativada", "a ativar", "ativar"),
 }
 COUNT_KEYS = {
     CREATE_USER: "usuarios_criados", CREATE: "licencas_criadas", UPDATE: "licencas_atualizadas",
@@ -1712,9 +1743,9 @@ def count_results(plan: Plan, results: list[Result] | None) -> dict[str, Any]:
 
 
 def _action_line(result: Result, simulate: bool) -> str:
-    icon, done, todo = ACTION_LABELS[result.action.kind]
+    icon, done, todo, verb = ACTION_LABELS[result.action.kind]
     if not result.ok:
-        return f"   ❌ {result.action.key}: falhou ao {todo.replace('a ', '', 1)} — {result.message}"
+        return f"   ❌ {result.action.key}: falhou ao {verb} — {result.message}"
     extra = f" ({result.message})" if result.message else ""
     return f"   {icon} {result.action.key}: {todo if simulate else done} — {result.action.reason}{extra}"
 
@@ -1763,7 +1794,7 @@ def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | No
         "trava_exclusoes": plan.guard_message,
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses},
-        "registros_ignorados": plan.skipped,
+        "registros_ignorados": plan.skipped + plan.skipped_users,
         "paridade": {"ok": parity_ok, "total": plan.licenses_compared,
                      "iguais": plan.licenses_compared - len(mismatches), "diferentes": mismatches,
                      "ignoradas": len(plan.skipped)},
@@ -2322,9 +2353,10 @@ class Run:
                                                     real_primary, real_backup))
         pair = pair_document(target.url, plan, results, cfg.simulate, swap_sides=self.restoring)
         pair["espera_despertar_s"] = round(self.clients[target.url].waited_seconds, 1)
-        self._report_pair(plan, results, pair)
+        self._report_pair(plan, results, pair, target.url)
         open_conflicts = any(c["resolucao"] == "relatar" for c in plan.conflicts)
-        failed = pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"] or open_conflicts
+        failed = (pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"] or open_conflicts
+                  or bool(plan.skipped_users))
         if cfg.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
             failed = bool(plan.actions or plan.current_mismatches or plan.skipped or plan.conflicts)
         code = EXIT_EXCLUSOES if plan.held_deletions else EXIT_FALHAS if failed else EXIT_OK
@@ -2348,15 +2380,16 @@ class Run:
             results += executor.run(users, chains, deletions)
         return results
 
-    def _report_pair(self, plan: Plan, results: list[Result] | None, pair: dict[str, Any]) -> None:
+    def _report_pair(self, plan: Plan, results: list[Result] | None, pair: dict[str, Any], target_url: str) -> None:
         rep, simulate = self.rep, self.config.simulate
         results = results if results is not None else [Result(a, True) for a in plan.actions]
         primary = self.snapshots[self.config.primary.url]
         user_results = [r for r in results if r.action.kind == CREATE_USER]
         license_results = [r for r in results if r.action.kind != CREATE_USER]
         rep.say("👥 Sincronizando usuários...")
-        failed_users = sum(1 for r in user_results if not r.ok or r.unsyncable)
-        report_actions(rep, user_results, simulate, len(primary.users), "usuários", len(primary.users) - failed_users,
+        created = sum(1 for r in user_results if r.ok and not r.unsyncable and r.action.side == "backup")
+        present = len(set(primary.users) & set(self.snapshots[target_url].users)) + created
+        report_actions(rep, user_results, simulate, len(primary.users), "usuários", present,
                        "sincronizados")
         if self.credentials and self.credentials.used:
             rep.say(f"   🔑 Senhas dos usuários criados (novas, aleatórias): {self.credentials.path}")
@@ -2686,6 +2719,7 @@ def main(argv: list[str] | None = None) -> int:
         if not config.simulate:
             ensure_data_dir(config.data_dir)
             lock = acquire_lock(config.data_dir)
+            remove_stale_temp_files(config.data_dir)
         try:
             doc = run_sync(config, rep)
         finally:

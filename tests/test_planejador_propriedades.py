@@ -1,0 +1,195 @@
+"""Propriedades do planejador (puro), com hypothesis.
+
+Para retratos aleatórios do principal e do backup (status, tipos, datas em volta de um
+"hoje" fixo, registros faltando ou sobrando, campos nulos, registros inválidos), aplicar
+as ações do plano a um modelo do backup (sincronizar_bancos.model_apply, o mesmo modelo
+do servidor usado pelo planejador) deve:
+
+- dar o mesmo veredito (liberada/negada) do principal para toda licença válida do principal;
+- copiar os campos definíveis pela API;
+- nunca apagar um registro do backup nem mexer num registro que só existe no backup
+  ou que é inválido no principal;
+- nunca escrever no principal (modo padrão, unidirecional);
+- não gerar nada a fazer quando se planeja de novo sobre o resultado (idempotência);
+- não escrever numa licença que já tem os mesmos dados e o mesmo veredito.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+import sincronizar_bancos as sb
+
+HOJE = dt.date(2026, 11, 29)
+CHAVES = [f"D{i:02d}" for i in range(12)]
+TIPOS_VALIDOS = list(sb.LICENSE_PERIOD_MONTHS)
+STATUS_VALIDOS = list(sb.LICENSE_STATUSES)
+NOMES_USUARIOS = ["ana", "bia", "caio", "admin", "dora.revenda", "zeca"]
+
+textos = st.one_of(st.none(), st.sampled_from(["José da Silva", "Maria Conceição", "x", "Rua A, 10",
+                                                 "123.456.789-09", "a@b.com"]))
+criadores = st.sampled_from([None, "admin", "sergio", "conceicao"])
+deslocamentos = st.one_of(st.sampled_from([-1, 0, 1]), st.integers(-800, 800))
+datas = st.one_of(st.none(), deslocamentos.map(lambda d: HOJE + dt.timedelta(days=d)))
+tipos = st.one_of(st.sampled_from(TIPOS_VALIDOS), st.sampled_from([None, "semanal"]))
+status = st.one_of(st.sampled_from(STATUS_VALIDOS), st.sampled_from([None, "suspenso"]))
+
+
+@st.composite
+def licencas(draw, chave, tipo=tipos, situacao=status):
+    inicio = draw(datas)
+    return sb.License(
+        device_id=chave, owner_name=draw(textos), cpf=draw(textos), email=draw(textos), address=draw(textos),
+        license_type=draw(tipo), created_by=draw(criadores), status=draw(situacao), start_date=inicio,
+        end_date=draw(datas), custom_interval=draw(st.sampled_from([None, 60, 30])),
+        features=draw(st.sampled_from([None, "core", "core,extra"])))
+
+
+def _invalida(lic: sb.License) -> list[str]:
+    """Os mesmos critérios de parse_license para 'registro com problema'."""
+    problemas = []
+    if lic.license_type not in sb.LICENSE_PERIOD_MONTHS:
+        problemas.append(f"tipo de licença desconhecido {lic.license_type!r}")
+    if lic.status not in sb.LICENSE_STATUSES:
+        problemas.append(f"status desconhecido {lic.status!r}")
+    return problemas
+
+
+@st.composite
+def variacao_do_principal(draw, original: sb.License):
+    """Cópia do registro do principal no backup, com status, datas e às vezes um campo diferentes."""
+    mudancas = {}
+    if draw(st.booleans()):
+        mudancas["status"] = draw(status)
+    if draw(st.booleans()):
+        mudancas["end_date"] = draw(datas)
+    if draw(st.booleans()):
+        mudancas["start_date"] = draw(datas)
+    if draw(st.integers(0, 4)) == 0:
+        campo = draw(st.sampled_from(list(sb.SETTABLE_FIELDS)))
+        valor = draw(tipos) if campo == "license_type" else draw(textos)
+        mudancas[campo] = valor
+    if original.created_by is None and draw(st.booleans()):
+        mudancas["created_by"] = sb.DEFAULT_CREATED_BY  # o que a API grava quando vem vazio
+    return dataclasses.replace(original, **mudancas)
+
+
+@st.composite
+def usuarios(draw):
+    nomes = draw(st.lists(st.sampled_from(NOMES_USUARIOS), unique=True, max_size=len(NOMES_USUARIOS)))
+    return {n: sb.User(n, draw(st.one_of(st.none(), st.just(f"{n}@x.com"))),
+                       draw(st.sampled_from(["user", "admin"]))) for n in nomes}
+
+
+@st.composite
+def pares_de_retratos(draw):
+    principal, backup, problemas = {}, {}, []
+    for chave in CHAVES:
+        onde = draw(st.sampled_from(["so_principal", "so_backup", "os_dois_independentes",
+                                     "os_dois_parecidos", "nenhum"]))
+        if onde in ("so_principal", "os_dois_independentes", "os_dois_parecidos"):
+            lic = draw(licencas(chave))
+            principal[chave] = lic
+            problemas += [{"tipo": "licenca", "chave": chave, "problema": p} for p in _invalida(lic)]
+        if onde in ("so_backup", "os_dois_independentes"):
+            backup[chave] = draw(licencas(chave))
+        elif onde == "os_dois_parecidos":
+            backup[chave] = draw(variacao_do_principal(principal[chave]))
+    p = sb.Snapshot("https://principal.exemplo.com", draw(usuarios()), principal, problemas, login_username="admin")
+    b = sb.Snapshot("https://backup.exemplo.com", draw(usuarios()), backup, [], login_username="admin")
+    return p, b
+
+
+def aplicar_no_modelo(plano: sb.Plan, principal: sb.Snapshot, backup: sb.Snapshot):
+    """Executa o plano num modelo do backup; devolve (licenças, usuários, chaves tocadas)."""
+    modelo = dict(backup.licenses)
+    usuarios_modelo = dict(backup.users)
+    tocadas = set()
+    for acao in plano.actions:
+        assert getattr(acao, "side", "backup") == "backup", f"escrita no principal: {acao}"
+        if acao.kind == sb.CREATE_USER:
+            assert acao.key not in usuarios_modelo, f"usuário criado de novo: {acao.key}"
+            assert acao.key in principal.users
+            fonte = principal.users[acao.key]
+            usuarios_modelo[acao.key] = sb.User(acao.key, fonte.email, fonte.role or "user")
+            continue
+        assert acao.kind in (sb.CREATE, sb.UPDATE, sb.RENEW, sb.BLOCK, sb.ACTIVATE), f"ação inesperada: {acao}"
+        assert acao.key in principal.licenses, f"ação em registro que não está no principal: {acao}"
+        depois = sb.model_apply(modelo.get(acao.key), acao, HOJE, source=principal.licenses[acao.key])
+        assert depois is not None, f"a ação apagaria o registro: {acao}"
+        modelo[acao.key] = depois
+        tocadas.add(acao.key)
+    return modelo, usuarios_modelo, tocadas
+
+
+def _planejar(principal, backup):
+    return sb.plan_pair(principal, backup, HOJE)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pares_de_retratos())
+def test_plano_aplicado_da_paridade_sem_apagar_nem_mexer_no_que_e_so_do_backup(retratos):
+    principal, backup = retratos
+    plano = _planejar(principal, backup)
+    note(f"ações: {[(a.kind, a.key) for a in plano.actions]}")
+    modelo, _usuarios, tocadas = aplicar_no_modelo(plano, principal, backup)
+    invalidas = principal.invalid_keys
+
+    assert not getattr(plano, "deletions", []), "o modo padrão nunca apaga"
+    # nada some do backup
+    assert set(backup.licenses) <= set(modelo)
+    # registros só do backup e registros inválidos do principal ficam intactos
+    for chave, lic in backup.licenses.items():
+        if chave not in principal.licenses or chave in invalidas:
+            assert chave not in tocadas, f"mexeu em {chave} (só no backup ou inválida no principal)"
+            assert modelo[chave] == lic
+    for chave in invalidas:
+        assert chave not in tocadas
+        if chave not in backup.licenses:
+            assert chave not in modelo, f"copiou registro inválido {chave}"
+    # paridade de veredito e dados copiados para toda licença válida do principal
+    for chave, lic in principal.licenses.items():
+        if chave in invalidas:
+            continue
+        assert chave in modelo, f"{chave} não chegou ao backup"
+        assert sb.allows(modelo[chave], HOJE) == sb.allows(lic, HOJE), (
+            f"veredito diferente em {chave}: principal={lic} backup_depois={modelo[chave]}")
+        assert modelo[chave].settable() == lic.desired_settable(), f"dados não copiados em {chave}"
+    # o planejador não promete paridade que o modelo não entrega, nem o contrário
+    assert plano.parity_mismatches == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pares_de_retratos())
+def test_planejar_de_novo_sobre_o_resultado_nao_tem_nada_a_fazer(retratos):
+    principal, backup = retratos
+    plano = _planejar(principal, backup)
+    modelo, usuarios_modelo, _ = aplicar_no_modelo(plano, principal, backup)
+    depois = sb.Snapshot(backup.server_url, usuarios_modelo, modelo, [], login_username=backup.login_username)
+    segundo = _planejar(principal, depois)
+    note(f"primeiro: {[(a.kind, a.key) for a in plano.actions]}")
+    assert [(a.kind, a.key) for a in segundo.actions] == []
+    assert segundo.parity_mismatches == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pares_de_retratos())
+def test_nao_escreve_onde_dados_e_veredito_ja_batem(retratos):
+    principal, backup = retratos
+    plano = _planejar(principal, backup)
+    com_acao = {a.key for a in plano.actions if a.kind != sb.CREATE_USER}
+    for chave, lic in principal.licenses.items():
+        if chave in principal.invalid_keys or chave not in backup.licenses:
+            continue
+        atual = backup.licenses[chave]
+        if atual.settable() == lic.desired_settable() and sb.allows(atual, HOJE) == sb.allows(lic, HOJE):
+            assert chave not in com_acao, f"escrita desnecessária em {chave}: {atual} × {lic}"
+    # usuários: só cria quem não existe no backup, e nunca o nome da conta de login do backup
+    criados = {a.key for a in plano.actions if a.kind == sb.CREATE_USER}
+    assert not criados & set(backup.users)
+    assert backup.login_username not in criados
+    assert criados == set(principal.users) - set(backup.users) - {backup.login_username}

@@ -1,0 +1,447 @@
+"""Resiliência: rede ruim, host dormindo, 401 no meio, trava, kill -9, http:// e CA.
+
+Tudo com servidores de referência reais (portas efêmeras em 127.0.0.1) e a ferramenta
+rodando como processo filho, do jeito que o agendador a roda. A conferência final é
+sempre feita direto nos servidores (apoio_resiliencia.conferir_convergencia).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from filelock import FileLock
+
+from apoio_resiliencia import (conferir_arquivos_legiveis, conferir_convergencia, guardar_tokens,
+                               licencas_cruas, par_r, saida, sem_traceback, semear_licencas,
+                               semear_usuarios)
+from conftest import ARTEFATOS, SCRIPT
+from servidor_referencia import ServidorReferencia
+
+__all__ = ["par_r"]  # fixture importada
+
+TODOS_OS_MODOS = ["503", "html502", "reset", "hang", "truncated", "lost"]
+
+
+def _cenario_com_historia(par, quantidade=60):
+    """Principal com licenças e usuários variados; backup com dados antigos, um usuário
+    já existente e registros que só existem nele (que nunca podem ser mexidos)."""
+    chaves = semear_licencas(par.principal, quantidade)
+    semear_usuarios(par.principal, ["ana", "bia.revenda", "caio"])
+    semear_usuarios(par.principal, ["dora"], role="admin")
+    semear_usuarios(par.backup, ["ana"])
+    par.backup.add_device(chaves[1], owner_name="Nome Antigo", license_type="mensal")
+    par.backup.add_device(chaves[2], status="active")                      # bloqueada no principal
+    par.backup.add_device(chaves[5], end_date="2020-01-01", license_type="anual")  # vencida no backup
+    par.backup.add_device("SO-BACKUP-1", owner_name="Loja Só no Backup", license_type="mensal",
+                          status="blocked", created_by="zeca")
+    par.backup.add_device("SO-BACKUP-2", owner_name=None, license_type="vitalicia")
+    so_no_backup = {k: v for k, v in licencas_cruas(par.backup).items() if k.startswith("SO-")}
+    return chaves, so_no_backup
+
+
+def _falhas_observadas(srv) -> int:
+    """Requisições que o servidor estragou (503/502) ou deixou sem resposta (reset, hang, lost)."""
+    return sum(1 for _m, _t, status in srv.requests_log if status in (None, 502, 503))
+
+
+# ---------------------------------------------------------------------------
+# (a) 30 % das requisições falhando de jeitos variados nos dois servidores
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("semente", [11])
+def test_falhas_mistas_nos_dois_servidores_convergem_numa_execucao(par_r, semente):
+    par = par_r
+    _chaves, so_no_backup = _cenario_com_historia(par)
+    for deslocamento, srv in enumerate((par.principal, par.backup)):
+        srv.set_faults(fail_rate=0.3, fail_modes=TODOS_OS_MODOS, hang_seconds=3.0,
+                       seed=semente * 10 + deslocamento)
+
+    # SYNC_ESPERA_DESPERTAR realista (o padrão é 90): o próprio GET /health também falha 30 % das vezes
+    r = par.rodar("--timeout", "1.5", "--sem-progresso", SYNC_TENTATIVAS_HTTP="8", SYNC_ESPERA_DESPERTAR="60",
+                  timeout=150)
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    # as falhas aconteceram mesmo (o principal recebe poucas requisições: conta-se o total)
+    assert _falhas_observadas(par.principal) + _falhas_observadas(par.backup) >= 10
+    conferir_convergencia(par, so_no_backup)  # desliga as falhas antes de conferir
+
+    # e não restou nada por fazer: a execução seguinte, sem falhas, não grava nada
+    par.backup.reset_counts()
+    r2 = par.rodar("--sem-progresso")
+    assert r2.codigo == 0, saida(r2)[-3000:]
+    assert par.backup.write_count() == 0
+
+
+# ---------------------------------------------------------------------------
+# (b) host dormindo (hospedagem gratuita)
+# ---------------------------------------------------------------------------
+
+def test_host_dormindo_espera_acordar_e_mostra_no_relatorio(par_r):
+    par = par_r
+    semear_licencas(par.principal, 5)
+    for srv in (par.principal, par.backup):
+        srv.set_faults(sleep_first_seconds=3)
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="20")
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert time.monotonic() - inicio >= 2.5
+    assert "aguardou" in r.stdout and "acordar" in r.stdout, r.stdout[:2000]
+    conferir_convergencia(par)
+
+
+def _conferir_desistiu_de_acordar(par, r):
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    texto = saida(r)
+    assert "/health" in texto and "não respondeu" in texto, texto[-3000:]
+    assert par.principal.url in texto
+    assert par.backup.write_count() == 0
+    assert par.principal.write_count() == 0
+
+
+@pytest.mark.parametrize("tentativas", ["0", "5"])
+def test_host_que_nao_acorda_a_tempo_sai_com_4_e_nada_gravado(par_r, tentativas):
+    """SYNC_ESPERA_DESPERTAR é o limite da espera, mesmo com novas tentativas de HTTP ligadas."""
+    par = par_r
+    semear_licencas(par.principal, 5)
+    for srv in (par.principal, par.backup):
+        srv.set_faults(sleep_first_seconds=5)
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="1", SYNC_TENTATIVAS_HTTP=tentativas)
+    duracao = time.monotonic() - inicio
+    _conferir_desistiu_de_acordar(par, r)
+    assert duracao < 4.5, f"esperou {duracao:.1f} s com SYNC_ESPERA_DESPERTAR=1"
+
+
+# ---------------------------------------------------------------------------
+# (c) 401 no meio da execução: novo login, uma vez, e segue
+# ---------------------------------------------------------------------------
+
+def _invalidar_tokens_na_primeira_escrita(srv, parar: threading.Event) -> threading.Thread:
+    def vigiar():
+        while not parar.is_set():
+            if srv.write_count() > 0:
+                srv.invalidate_tokens()
+                return
+            time.sleep(0.002)
+    vigia = threading.Thread(target=vigiar, daemon=True)
+    vigia.start()
+    return vigia
+
+
+@pytest.mark.parametrize("como", ["401_na_primeira_escrita", "tokens_invalidados_no_servidor"])
+def test_401_no_meio_faz_login_de_novo_uma_vez_e_termina(par_r, como):
+    par = par_r
+    semear_licencas(par.principal, 30)
+    semear_usuarios(par.principal, ["ana", "bia"])
+    parar = threading.Event()
+    if como == "401_na_primeira_escrita":
+        par.backup.fail_next("POST", "/admin/users/create", 401, {"error": "Unauthorized"})
+    else:
+        par.backup.set_faults(latency_ms=30)  # escritas em voo quando os tokens caem
+        _invalidar_tokens_na_primeira_escrita(par.backup, parar)
+    try:
+        r = par.rodar("--sem-progresso")
+    finally:
+        parar.set()
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert par.backup.counts[("POST", "/admin/login")] == 2, par.backup.counts
+    assert par.principal.counts[("POST", "/admin/login")] == 1
+    conferir_convergencia(par)
+
+
+# ---------------------------------------------------------------------------
+# (d) trava: nunca duas execuções ao mesmo tempo
+# ---------------------------------------------------------------------------
+
+def _total_requisicoes(*servidores) -> int:
+    return sum(sum(srv.counts.values()) for srv in servidores)
+
+
+def test_trava_segura_por_outro_processo_sai_com_3_sem_gravar(par_r):
+    par = par_r
+    semear_licencas(par.principal, 5)
+    par.dados.mkdir(parents=True, exist_ok=True)
+    trava = FileLock(str(par.dados / "sincronizacao.lock"))
+    with trava.acquire(timeout=5):
+        r = par.rodar("--sem-progresso")
+        r_json = par.rodar("--json")
+    for execucao in (r, r_json):
+        sem_traceback(execucao)
+        assert execucao.codigo == 3, saida(execucao)
+        assert "Outra sincronização já está em andamento" in execucao.stderr
+    assert _total_requisicoes(par.principal, par.backup) == 0
+    assert par.backup.write_count() == 0
+    # liberada a trava, a próxima execução anda normalmente
+    r3 = par.rodar("--sem-progresso")
+    assert r3.codigo == 0, saida(r3)[-3000:]
+
+
+def test_duas_execucoes_simultaneas_a_segunda_sai_com_3(par_r):
+    par = par_r
+    semear_licencas(par.principal, 10)
+    par.principal.set_faults(sleep_first_seconds=2.5)  # a primeira execução fica segurando a trava
+    primeira = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
+                                cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, encoding="utf-8")
+    try:
+        prazo = time.monotonic() + 10
+        while sum(par.principal.counts.values()) == 0 and time.monotonic() < prazo:
+            time.sleep(0.02)
+        segunda = par.rodar("--sem-progresso")
+        out, err = primeira.communicate(timeout=60)
+    finally:
+        if primeira.poll() is None:
+            primeira.kill()
+            primeira.wait()
+    _anotar_saida("execução concorrente", primeira.returncode, out, err)
+    sem_traceback(segunda)
+    assert segunda.codigo == 3, saida(segunda)
+    assert "em andamento" in segunda.stderr
+    assert primeira.returncode == 0, out[-2000:] + err[-2000:]
+    conferir_convergencia(par)
+
+
+_SEGURA_TRAVA = """
+import sys, time
+from filelock import FileLock
+trava = FileLock(sys.argv[1])
+trava.acquire(timeout=5)
+print("segurando", flush=True)
+time.sleep(120)
+"""
+
+
+def test_trava_de_processo_morto_com_kill_9_nao_bloqueia(par_r):
+    par = par_r
+    semear_licencas(par.principal, 5)
+    par.dados.mkdir(parents=True, exist_ok=True)
+    caminho = par.dados / "sincronizacao.lock"
+    dono = subprocess.Popen([sys.executable, "-c", _SEGURA_TRAVA, str(caminho)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert dono.stdout.readline().strip() == "segurando"
+        bloqueada = par.rodar("--sem-progresso")
+        assert bloqueada.codigo == 3, saida(bloqueada)
+    finally:
+        dono.send_signal(signal.SIGKILL)
+        dono.wait(timeout=10)
+    assert dono.returncode == -signal.SIGKILL
+    assert caminho.exists()  # o arquivo da trava ficou para trás...
+    r = par.rodar("--sem-progresso")  # ...mas não impede a próxima execução
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    conferir_convergencia(par)
+
+
+# ---------------------------------------------------------------------------
+# (e) kill -9 em 10 pontos aleatórios de uma execução grande
+# ---------------------------------------------------------------------------
+
+def _anotar_saida(rotulo: str, codigo, stdout: str, stderr: str) -> None:
+    """Guarda a saída de execuções rodadas fora do rodar_script (para a varredura de segredos)."""
+    ARTEFATOS.mkdir(exist_ok=True)
+    with open(ARTEFATOS / "saidas_dos_testes.log", "a", encoding="utf-8") as log:
+        log.write(f"$ [{rotulo}] → {codigo}\n{stdout}\n{stderr}\n")
+
+
+def _execucoes_em_andamento(dados) -> int:
+    caminho = dados / "historico.sqlite3"
+    if not caminho.exists():
+        return 0
+    con = sqlite3.connect(caminho)
+    try:
+        return con.execute("SELECT count(*) FROM execucoes WHERE situacao = 'em andamento'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par_r):
+    par = par_r
+    semente = int(os.environ.get("SEMENTE_KILL", "20261128"))
+    rng = random.Random(semente)
+    chaves = semear_licencas(par.principal, 400, rng=random.Random(semente))
+    # (o backup que volta VAZIO, com usuários e tudo, é o teste_backup_que_voltou_vazio_...)
+    so_no_backup_spec = [("SO-BACKUP-1", "mensal", "blocked"), ("SO-BACKUP-2", "vitalicia", "active")]
+
+    for chave, tipo, status in so_no_backup_spec:
+        par.backup.add_device(chave, license_type=tipo, status=status, owner_name="Só no backup")
+    so_no_backup = {k: v for k, v in licencas_cruas(par.backup).items() if k.startswith("SO-")}
+
+    mortas = 0
+    for rodada in range(10):
+        # cada rodada começa com bastante trabalho (e usuários novos a criar): backup que perdeu
+        # todas as licenças, ou principal todo mudado
+        semear_usuarios(par.principal, [f"revenda{rodada}.a", f"revenda{rodada}.b"])
+        if rodada % 2 == 0:
+            for chave in chaves:
+                par.backup.remove_device(chave)
+        else:
+            for i, chave in enumerate(chaves):
+                campos = {"owner_name": f"Dono {rodada}-{i} ção"}
+                if i % 7 == rodada % 7:
+                    campos["status"] = rng.choice(["active", "blocked", "pending"])
+                par.principal.set_device_fields(chave, **campos)
+        for srv in (par.principal, par.backup):
+            srv.set_faults(latency_ms=5)
+
+        # 7 rodadas: morte quando o backup já recebeu um número sorteado de escritas (sempre no
+        # meio, qualquer que seja a velocidade da máquina); 3 rodadas: morte após 0,2–3 s (pode
+        # cair no login, nas listagens, nas escritas ou na gravação do histórico)
+        par.backup.reset_counts()
+        por_escritas = rodada % 10 not in (2, 5, 8)
+        alvo = rng.randint(1, 380) if por_escritas else None
+        atraso = rng.uniform(0.2, 3.0)
+        momento = f"após {alvo} escritas" if por_escritas else f"após {atraso:.2f} s"
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
+                                cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, encoding="utf-8")
+        limite = time.monotonic() + (60 if por_escritas else atraso)
+        while proc.poll() is None and time.monotonic() < limite:
+            if por_escritas and par.backup.write_count() >= alvo:
+                break
+            time.sleep(0.002)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+        _anotar_saida(f"kill -9 {momento}", proc.returncode, out, err)
+        if proc.returncode == -signal.SIGKILL:
+            mortas += 1
+        contexto = f"semente={semente} rodada={rodada} morte {momento} código={proc.returncode}"
+        assert "Traceback" not in err, contexto + err[-2000:]
+        conferir_arquivos_legiveis(par.dados)  # legível logo depois da morte
+
+        r = par.rodar("--sem-progresso")
+        sem_traceback(r)
+        assert r.codigo == 0, contexto + "\n" + saida(r)[-3000:]
+        conferir_convergencia(par, so_no_backup)
+        conferir_arquivos_legiveis(par.dados)
+        assert _execucoes_em_andamento(par.dados) == 0, contexto
+        guardar_tokens(par.principal, par.backup)
+    assert mortas >= 7, f"só {mortas} execuções foram mortas no meio (semente={semente})"
+
+
+def test_backup_que_voltou_vazio_recebe_tudo_de_volta_inclusive_usuarios(par_r):
+    par = par_r
+    semear_licencas(par.principal, 20)
+    semear_usuarios(par.principal, ["ana", "bia.revenda", "caio"])
+    r1 = par.rodar("--sem-progresso")
+    assert r1.codigo == 0, saida(r1)[-3000:]
+    par.backup.wipe()  # hospedagem com disco efêmero: reiniciou e voltou só com o super-admin
+    r2 = par.rodar("--sem-progresso")
+    sem_traceback(r2)
+    assert r2.codigo == 0, saida(r2)[-3000:]
+    conferir_convergencia(par)  # licenças E usuários de volta no backup
+
+
+# ---------------------------------------------------------------------------
+# (f) http:// para host que não é local; (g) SYNC_CA_BUNDLE
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def servidor_nao_local(par_r):
+    """Um backup alcançável por http://0.0.0.0:porta: IP que não é de loopback."""
+    srv = ServidorReferencia(host="0.0.0.0", admins={"admin": par_r.senhas_backup}).start()
+    yield srv, f"http://0.0.0.0:{srv.port}"
+    guardar_tokens(srv)
+    srv.stop()
+
+
+@pytest.mark.parametrize("lado", ["principal", "backup"])
+def test_http_para_host_nao_local_e_recusado_com_2(par_r, servidor_nao_local, lado):
+    par = par_r
+    srv, url = servidor_nao_local
+    semear_licencas(par.principal, 3)
+    variavel = "SERVIDOR_PRINCIPAL" if lado == "principal" else "SERVIDOR_BACKUP"
+    extra = {variavel: url}
+    if lado == "principal":
+        extra["PRINCIPAL_ADMIN_PASSWORD"] = par.senhas_backup
+    r = par.rodar("--sem-progresso", **extra)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)
+    assert "http://" in r.stderr and "--permitir-http" in r.stderr and "sem criptografia" in r.stderr
+    assert _total_requisicoes(par.principal, par.backup, srv) == 0
+
+
+@pytest.mark.parametrize("como", ["opcao", "variavel"])
+def test_http_para_host_nao_local_com_permissao_avisa_e_sincroniza(par_r, servidor_nao_local, como):
+    par = par_r
+    srv, url = servidor_nao_local
+    semear_licencas(par.principal, 3)
+    args = ["--sem-progresso"] + (["--permitir-http"] if como == "opcao" else [])
+    extra = {"SERVIDOR_BACKUP": url}
+    if como == "variavel":
+        extra["SYNC_PERMITIR_HTTP"] = "1"
+    r = par.rodar(*args, **extra)
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert "ATENÇÃO" in saida(r) and "permitir-http" in saida(r)
+    assert set(srv.devices()) == set(par.principal.devices())
+
+
+def test_ca_bundle_inexistente_sai_com_2(par_r, tmp_path):
+    par = par_r
+    ausente = tmp_path / "nao-existe" / "minha-ca.pem"
+    r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ausente))
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)
+    assert "SYNC_CA_BUNDLE" in r.stderr and "não existe" in r.stderr
+    assert _total_requisicoes(par.principal, par.backup) == 0
+
+
+def test_ca_bundle_existente_e_aceito(par_r, tmp_path):
+    par = par_r
+    semear_licencas(par.principal, 2)
+    ca = tmp_path / "minha-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", encoding="utf-8")
+    r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ca))
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+
+
+_MORRE_AO_TROCAR_CREDENCIAIS = r"""
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import sincronizar_bancos as sb
+trocar, vezes = os.replace, [0]
+def replace(origem, destino, *a, **k):
+    if os.path.basename(str(destino)) == sb.CREDENTIALS_FILE:
+        vezes[0] += 1
+        if vezes[0] == 2:  # 2ª gravação: o usuário já foi criado com a senha nova
+            os.kill(os.getpid(), signal.SIGKILL)
+    return trocar(origem, destino, *a, **k)
+os.replace = replace
+sys.exit(sb.main(["--sem-progresso"]))
+"""
+
+
+def test_kill_9_no_meio_da_gravacao_atomica_nao_deixa_copia_de_senhas(par_r):
+    par = par_r
+    semear_licencas(par.principal, 3)
+    semear_usuarios(par.principal, ["ana"])
+    proc = subprocess.run([sys.executable, "-c", _MORRE_AO_TROCAR_CREDENCIAIS, str(SCRIPT.parent)],
+                          env=par.ambiente(), cwd=par.tmp_path, capture_output=True, text=True,
+                          encoding="utf-8", timeout=60)
+    _anotar_saida("morre ao trocar credenciais", proc.returncode, proc.stdout, proc.stderr)
+    try:
+        assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
+        conferir_arquivos_legiveis(par.dados)  # o arquivo de verdade continua inteiro
+        assert "ana" in par.backup.users()
+        r = par.rodar("--sem-progresso")
+        assert r.codigo == 0, saida(r)[-3000:]
+        sobras = sorted(p.name for p in par.dados.glob(".tmp-*"))
+        assert not sobras, f"temporários esquecidos em DADOS_DIR: {sobras}"
+    finally:
+        for sobra in par.dados.glob(".tmp-*"):  # não deixa a cópia para a varredura de segredos
+            sobra.unlink()
