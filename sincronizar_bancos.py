@@ -417,6 +417,30 @@ def describe_exception(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
+class Ticker:
+    """Mostra, no terminal, que uma espera longa continua viva (uma linha a cada 10 s)."""
+
+    def __init__(self, label: str, enabled: bool, every: float = 10.0):
+        self.label, self.every = label, every
+        self.enabled = enabled and sys.stderr.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(self.every):
+            sys.stderr.write(SECRETS.mask(f"   ⏳ {self.label}... {time.monotonic() - start:.0f} s") + "\n")
+            sys.stderr.flush()
+
+    def __enter__(self) -> "Ticker":
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+
+
 @dataclasses.dataclass
 class Response:
     status: int
@@ -522,6 +546,12 @@ class ApiClient:
             return 0.0
         start = time.monotonic()
         deadline = start + self.config.wake_wait
+        with Ticker(f"{self.server.label}: aguardando o servidor acordar", self.config.progress):
+            self._wake_loop(deadline)
+        self.waited_seconds = time.monotonic() - start
+        return self.waited_seconds
+
+    def _wake_loop(self, deadline: float) -> None:
         last_error = "sem resposta"
         while True:
             remaining = deadline - time.monotonic()
@@ -534,13 +564,11 @@ class ApiClient:
                 resp = self.session.get(self.server.url + "/health", timeout=(
                     min(self.config.connect_timeout, remaining), max(min(remaining, 120.0), 0.5)))
                 if resp.status_code == 200:
-                    break
+                    return
                 last_error = f"HTTP {resp.status_code}"
             except requests.exceptions.RequestException as exc:
                 last_error = describe_exception(exc)
             time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
-        self.waited_seconds = time.monotonic() - start
-        return self.waited_seconds
 
     def login(self) -> str:
         resp = self._send("POST", "/admin/login",

@@ -1,0 +1,58 @@
+"""Progresso ao vivo: aparece num terminal de verdade (pty) e some sob agendador, em pipe ou com --json."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SCRIPT
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="pty só existe em POSIX")
+
+
+def rodar_com_terminal(par, *args: str, **extra: str) -> tuple[int, str, str]:
+    """stderr ligado a um pseudo-terminal (isatty() verdadeiro), stdout em pipe."""
+    mestre, escravo = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], env=par.ambiente(**extra), stdout=subprocess.PIPE,
+                            stderr=escravo, text=True, encoding="utf-8")
+    os.close(escravo)
+    pedacos = []
+    while True:
+        try:
+            dados = os.read(mestre, 4096)
+        except OSError:  # o filho fechou o terminal
+            break
+        if not dados:
+            break
+        pedacos.append(dados)
+    saida = proc.stdout.read()
+    proc.wait(60)
+    os.close(mestre)
+    return proc.returncode, saida, b"".join(pedacos).decode("utf-8", "replace")
+
+
+def test_contador_de_escritas_e_espera_do_servidor_no_terminal(par):
+    for i in range(120):
+        par.principal.add_device(f"PG-{i:03d}")
+    par.backup.set_faults(sleep_first_seconds=11)
+    codigo, saida, terminal = rodar_com_terminal(par, SYNC_ESPERA_DESPERTAR="30")
+    assert codigo == 0, saida + terminal
+    assert "licenças: 120/120" in terminal
+    assert "aguardando o servidor acordar" in terminal and "10 s" in terminal
+    assert "licenças: 120/120" not in saida  # o relatório (stdout) fica limpo
+
+
+def test_sem_terminal_ou_com_json_nao_ha_progresso(par):
+    for i in range(120):
+        par.principal.add_device(f"PG-{i:03d}")
+    r = par.rodar()
+    assert r.codigo == 0 and "licenças: " not in r.stderr and "⏳" not in r.stderr
+    for i in range(120):  # mais escritas, agora com terminal mas com --json
+        par.principal.add_device(f"PJ-{i:03d}")
+    codigo, saida, terminal = rodar_com_terminal(par, "--json")
+    assert codigo == 0 and "licenças: " not in terminal and saida.lstrip().startswith("{")
+    assert '"licencas_criadas": 120' in saida
