@@ -15,23 +15,26 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="pty só existe em PO
 
 
 def rodar_com_terminal(par, *args: str, **extra: str) -> tuple[int, str, str]:
-    """stderr ligado a um pseudo-terminal (isatty() verdadeiro), stdout em pipe."""
+    """stderr ligado a um pseudo-terminal (isatty() verdadeiro), stdout num arquivo (um pipe cheio
+    travaria o filho enquanto lemos o terminal)."""
     mestre, escravo = pty.openpty()
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], env=par.ambiente(**extra), stdout=subprocess.PIPE,
-                            stderr=escravo, text=True, encoding="utf-8")
-    os.close(escravo)
-    pedacos = []
-    while True:
-        try:
-            dados = os.read(mestre, 4096)
-        except OSError:  # o filho fechou o terminal
-            break
-        if not dados:
-            break
-        pedacos.append(dados)
-    saida = proc.stdout.read()
-    proc.wait(60)
-    os.close(mestre)
+    with open(par.tmp_path / "stdout.txt", "w+", encoding="utf-8") as saida_arquivo:
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], env=par.ambiente(**extra),
+                                stdout=saida_arquivo, stderr=escravo)
+        os.close(escravo)
+        pedacos = []
+        while True:
+            try:
+                dados = os.read(mestre, 4096)
+            except OSError:  # o filho fechou o terminal
+                break
+            if not dados:
+                break
+            pedacos.append(dados)
+        proc.wait(60)
+        os.close(mestre)
+        saida_arquivo.seek(0)
+        saida = saida_arquivo.read()
     return proc.returncode, saida, b"".join(pedacos).decode("utf-8", "replace")
 
 
