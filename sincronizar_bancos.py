@@ -834,6 +834,7 @@ class PlanOptions:
     max_deletions: int | None = None  # None = 10 % das licenças do lado, no máximo 50
     force: bool = False  # --forcar: passa por cima das travas de exclusão
     labels: dict[str, str] | None = None  # nomes exibidos dos lados (restaurar inverte principal e backup)
+    journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
 
 
 @dataclasses.dataclass
@@ -941,7 +942,7 @@ SIDE_NAMES = {"backup": ("backup", "principal"), "principal": ("principal", "bac
 
 
 def plan_license(source: License, target: License | None, today: dt.date, side: str = "backup",
-                 labels: dict[str, str] | None = None) -> tuple[list[Action], License]:
+                 labels: dict[str, str] | None = None, two_way: bool = False) -> tuple[list[Action], License]:
     """Ações (em ordem) que levam `target` (no servidor `side`) ao mesmo veredito e dados de `source`,
     e como o destino ficará depois delas."""
     here, there = ((labels or {}).get(name, name) for name in SIDE_NAMES[side])
@@ -951,7 +952,7 @@ def plan_license(source: License, target: License | None, today: dt.date, side: 
     if target is None:
         after = model_upsert(None, source, today)
         chain.append(Action(CREATE, key, f"não existe no {here}", source.payload(), _changes(None, after), side))
-    elif target.settable() != source.desired_settable():
+    elif (target.desired_settable() if two_way else target.settable()) != source.desired_settable():
         after = model_upsert(target, source, today)
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
@@ -1059,7 +1060,8 @@ def changed_since(lic: License | None, base: tuple, side: int) -> bool:
 
 
 def same_record(a: License, b: License, today: dt.date) -> bool:
-    return a.settable() == b.settable() and a.status == b.status and allows(a, today) == allows(b, today)
+    return (a.desired_settable() == b.desired_settable() and a.status == b.status
+            and allows(a, today) == allows(b, today))
 
 
 def describe_conflict(key: str, p: License | None, b: License | None, why: str, resolution: str) -> dict[str, Any]:
@@ -1086,16 +1088,29 @@ class _Planner:
         self.mismatches: list[str] = []
         self.current: list[str] = []
         self.compared = 0
+        self.journal = options.journal or {}
+
+    def resume(self, key: str, p: License | None, b: License | None) -> bool:
+        """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
+        dos estados que a própria cadeia produziria → termina a cadeia em vez de ver 'mudou dos dois lados'."""
+        entry = self.journal.get(key)
+        if not entry or p is None or b is None:
+            return False
+        target = b if entry["origem"] == "principal" else p
+        if [fingerprint(target), target.status] not in entry["alvo"]:
+            return False
+        self.sync(key, entry["origem"])
+        return True
 
     def sync(self, key: str, source_side: str) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
-        labels = self.options.labels
+        labels, two_way = self.options.labels, self.options.mode == "bidirecional"
         if source_side == "principal":
-            chain, b_after = plan_license(p, b, self.today, "backup", labels)
+            chain, b_after = plan_license(p, b, self.today, "backup", labels, two_way)
             p_after = p
         else:
-            chain, p_after = plan_license(b, p, self.today, "principal", labels)
+            chain, p_after = plan_license(b, p, self.today, "principal", labels, two_way)
             b_after = b
         if chain:
             self.chains.append(chain)
@@ -1115,6 +1130,8 @@ class _Planner:
         winner = self.options.conflict
         self.conflicts.append(describe_conflict(key, p, b, why, winner))
         if winner == "relatar":
+            if allows(p, self.today) != allows(b, self.today):
+                self.mismatches.append(key)
             return
         kept = p if winner == "principal" else b
         if kept is None:  # a versão vencedora é "apagada"
@@ -1133,6 +1150,8 @@ class _Planner:
     def two_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         base = self.state.licenses.get(key) if self.state else None
+        if self.resume(key, p, b):
+            return None
         if base is None:
             if p is not None and b is not None and not same_record(p, b, self.today):
                 if self.state is None:
@@ -1625,6 +1644,44 @@ def save_state(data_dir: str, state: PairState) -> None:
     atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
+def journal_path(data_dir: str, primary_url: str, backup_url: str) -> str:
+    return state_path(data_dir, primary_url, backup_url)[:-len(".json")] + ".diario.json"
+
+
+def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt.date,
+                    only: set[str] | None = None) -> dict[str, Any]:
+    """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa."""
+    entries = {}
+    for chain in plan.license_chains:
+        key, side = chain[0].key, chain[0].side
+        if only is not None and key not in only:
+            continue
+        source, target = (primary, backup) if side == "backup" else (backup, primary)
+        current, states = target.licenses.get(key), []
+        for action in chain:
+            current = model_apply(current, action, today, source.licenses.get(key))
+            if current is not None:
+                states.append([fingerprint(current), current.status])
+        entries[key] = {"origem": "principal" if side == "backup" else "backup", "alvo": states}
+    return entries
+
+
+def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
+    path = journal_path(data_dir, primary_url, backup_url)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    atomic_write(path, json.dumps(entries, ensure_ascii=False))
+
+
+def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, Any]:
+    try:
+        with open(journal_path(data_dir, primary_url, backup_url), encoding="utf-8") as handle:
+            raw = json.load(handle)
+        return {k: v for k, v in raw.items() if isinstance(v, dict)
+                and v.get("origem") in ("principal", "backup") and isinstance(v.get("alvo"), list)}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def forget_state(data_dir: str, primary_url: str, backup_url: str) -> None:
     try:
         os.unlink(state_path(data_dir, primary_url, backup_url))
@@ -1654,8 +1711,19 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
             delta[action.side] += 1 if action.kind == CREATE else -1
     users = set(primary.users) & set(backup.users)
     users |= {a.key for a in done if a.kind == CREATE_USER}
-    return PairState(primary_url, backup_url, len(primary.licenses) + delta["principal"],
-                     len(backup.licenses) + delta["backup"], users, licenses)
+    count_p, count_b = len(primary.licenses) + delta["principal"], len(backup.licenses) + delta["backup"]
+    held_sides = {a.side for a in plan.held_deletions}
+    if old and "backup" in held_sides:  # exclusões no backup retidas: o principal encolhido não vira referência
+        count_p = old.count_primary
+    if old and "principal" in held_sides:
+        count_b = old.count_backup
+    return PairState(primary_url, backup_url, count_p, count_b, users, licenses)
+
+
+def swap_state(state: PairState) -> PairState:
+    """Estado calculado com os lados trocados (restaurar: origem = backup, destino = principal)."""
+    return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
+                     {k: (t[1], t[0], t[3], t[2], t[5], t[4]) for k, t in state.licenses.items()})
 
 
 def _pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
@@ -2368,17 +2436,27 @@ class Run:
         state, warning = (None, None) if self.restoring else load_state(cfg.data_dir, real_primary, real_backup)
         if warning:
             self.rep.warn(f"   ⚠️  {warning}")
-        plan = plan_pair(source, destination, self.today, state, self.plan_options())
+        options = self.plan_options()
+        if cfg.mode == "bidirecional":
+            options.journal = load_journal(cfg.data_dir, real_primary, real_backup)
+        plan = plan_pair(source, destination, self.today, state, options)
         if plan.guard_message:  # os números aparecem antes de qualquer exclusão
             self.rep.warn(f"   🛑 {plan.guard_message}")
         results = None
         if not cfg.simulate:
+            if not self.restoring:
+                save_journal(cfg.data_dir, real_primary, real_backup,
+                             journal_entries(plan, source, destination, self.today))
             results = self._execute(plan, target)
             if self.restoring:
-                forget_state(cfg.data_dir, real_primary, real_backup)
+                save_state(cfg.data_dir, swap_state(next_state(plan, results, None, source, destination,
+                                                               real_backup, real_primary)))
             else:
                 save_state(cfg.data_dir, next_state(plan, results, state, source, destination,
                                                     real_primary, real_backup))
+                failed = {r.action.key for r in results if not r.ok}
+                save_journal(cfg.data_dir, real_primary, real_backup,
+                             journal_entries(plan, source, destination, self.today, only=failed))
         pair = pair_document(target.url, plan, results, cfg.simulate, swap_sides=self.restoring)
         pair["espera_despertar_s"] = round(self.clients[target.url].waited_seconds, 1)
         self._report_pair(plan, results, pair, target.url)

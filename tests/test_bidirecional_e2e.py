@@ -1,0 +1,469 @@
+"""Sincronização bidirecional, travas de exclusão e restaurar, de ponta a ponta.
+
+Servidores de referência reais (HTTP em 127.0.0.1, portas efêmeras) e o script rodando como processo
+filho, do jeito que o usuário (ou o agendador) o roda. Tudo é conferido DIRETO nos bancos dos servidores
+(devices(), users(), write_count()); o veredito é calculado aqui pelas regras do CONTRATO_API.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import sincronizar_bancos as sb
+from conftest import ARTEFATOS, SCRIPT
+
+CAMPOS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
+ARQUIVO_CREDENCIAIS = "credenciais_usuarios_criados.txt"
+
+
+# ---------------------------------------------------------------------------
+# Ajudantes
+# ---------------------------------------------------------------------------
+
+def veredito(dev: dict | None, dia: dt.date) -> bool:
+    """Regras do contrato (independentes do script)."""
+    if dev is None or dev["status"] != "active":
+        return False
+    fim = dev["end_date"]
+    return dev["license_type"] == "vitalicia" or fim is None or dt.date.fromisoformat(str(fim)[:10]) >= dia
+
+
+def vereditos(srv) -> dict[str, bool]:
+    dia = srv.today()
+    return {k: veredito(d, dia) for k, d in srv.devices().items()}
+
+
+def dados(srv) -> dict[str, tuple]:
+    return {k: tuple(d[c] for c in CAMPOS) for k, d in srv.devices().items()}
+
+
+def assert_iguais(par) -> None:
+    """Os dois lados com as mesmas chaves, os mesmos campos definíveis e o mesmo veredito."""
+    assert dados(par.principal) == dados(par.backup)
+    assert vereditos(par.principal) == vereditos(par.backup)
+
+
+def rodar(par, *args, **env):
+    r = par.rodar("--json", *args, **env)
+    assert r.stdout.strip(), f"sem JSON (código {r.codigo}): {r.stderr[-2000:]}"
+    return r, r.json()
+
+
+def par_doc(doc) -> dict:
+    (pair,) = doc["backups"]
+    return pair
+
+
+def zerar(par) -> None:
+    par.principal.reset_counts()
+    par.backup.reset_counts()
+
+
+def escritas(par) -> tuple[int, int]:
+    return par.principal.write_count(), par.backup.write_count()
+
+
+def semear(srv, chaves, **campos) -> None:
+    for i, chave in enumerate(chaves):
+        base = dict(license_type=("anual", "mensal", "vitalicia")[i % 3], owner_name=f"Cliente {chave} Açaí",
+                    cpf=f"{i:011d}", email=f"c{i}@exemplo.com.br", address="Rua das Flores, 10",
+                    created_by=("admin", "sergio")[i % 2])
+        base.update(campos)
+        srv.add_device(chave, **base)
+
+
+def ler_credenciais(pasta: Path) -> list[list[str]]:
+    texto = (pasta / ARQUIVO_CREDENCIAIS).read_text(encoding="utf-8")
+    return [linha.split(" | ") for linha in texto.splitlines() if linha.strip() and not linha.startswith("#")]
+
+
+def arquivo_de_estado(par) -> Path:
+    """DADOS_DIR/estado/par-*.json do par (principal, backup)."""
+    return Path(sb.state_path(str(par.dados), sb.normalize_url(par.principal.url), sb.normalize_url(par.backup.url)))
+
+
+def sincronizado(par, *args) -> None:
+    """Primeira execução (cria o estado do par); tem de terminar limpa."""
+    r, doc = rodar(par, *args)
+    assert r.codigo == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert arquivo_de_estado(par).is_file()
+
+
+# ---------------------------------------------------------------------------
+# Ida e volta
+# ---------------------------------------------------------------------------
+
+def test_ida_e_volta_e_segunda_execucao_sem_escritas(par):
+    semear(par.principal, [f"L{i}" for i in range(6)])
+    par.principal.set_status("L5", "blocked")
+    par.principal.add_user("ana", "senha-ana-123", email="ana@x.com")
+    sincronizado(par, "--bidirecional")
+    assert_iguais(par)
+
+    # edições dos dois lados entre as execuções
+    par.backup.set_device_fields("L1", owner_name="Editado no backup", email="novo@b.com")
+    par.principal.set_device_fields("L2", address="Av. Editada no principal, 99")
+    par.backup.set_status("L3", "blocked")
+    par.principal.set_status("L5", "active")
+    par.backup.add_device("SO-NO-BACKUP", owner_name="Criada no backup", created_by="sergio")
+    par.principal.remove_device("L4")
+    par.backup.add_user("bia", "senha-bia-123", email="bia@x.com", role="admin")
+    zerar(par)
+    r, doc = rodar(par, "--bidirecional")
+    assert r.codigo == 0, r.stdout[-3000:]
+    p, b = par.principal.devices(), par.backup.devices()
+    assert p["L1"]["owner_name"] == "Editado no backup" and p["L1"]["email"] == "novo@b.com"
+    assert b["L2"]["address"] == "Av. Editada no principal, 99"
+    assert p["L3"]["status"] == "blocked" and b["L5"]["status"] == "active"
+    assert p["SO-NO-BACKUP"]["owner_name"] == "Criada no backup" and p["SO-NO-BACKUP"]["created_by"] == "sergio"
+    assert "L4" not in b
+    assert "bia" in par.principal.users() and par.principal.users()["bia"]["role"] == "admin"
+    assert_iguais(par)
+    pair = par_doc(doc)
+    assert pair["conflitos"] == [] and pair["exclusoes_retidas"] == []
+    c = pair["contagens"]
+    assert (c["licencas_atualizadas"], c["licencas_ativadas"], c["licencas_excluidas"]) == (1, 1, 1)
+    assert c["no_principal"]["licencas_atualizadas"] == 1 and c["no_principal"]["licencas_bloqueadas"] == 1
+    assert c["no_principal"]["licencas_criadas"] == 1 and c["no_principal"]["usuarios_criados"] == 1
+    assert escritas(par) == (4, 3)  # principal: atualizar, bloquear, criar licença, criar usuário
+    linhas = [l for l in ler_credenciais(par.dados) if l[2] == "bia"]
+    assert len(linhas) == 1 and linhas[0][1] == par.principal.url and linhas[0][4] == "criado"
+
+    # segunda execução: nada mudou → zero escritas nos dois servidores
+    zerar(par)
+    r, doc = rodar(par, "--bidirecional")
+    assert r.codigo == 0
+    assert escritas(par) == (0, 0)
+    assert par_doc(doc)["acoes"] == []
+
+
+# ---------------------------------------------------------------------------
+# Conflitos
+# ---------------------------------------------------------------------------
+
+def test_conflito_relatar_nao_mexe_em_nada_e_principal_resolve(par):
+    semear(par.principal, ["C1", "C2"])
+    sincronizado(par, "--bidirecional")
+    par.principal.set_device_fields("C1", owner_name="Versão do principal")
+    par.backup.set_device_fields("C1", owner_name="Versão do backup", cpf="999")
+    par.backup.set_device_fields("C2", address="Só o backup mudou")  # só de um lado: é aplicada
+    antes_p, antes_b = par.principal.devices(), par.backup.devices()
+    zerar(par)
+    r, doc = rodar(par, "--bidirecional")
+    assert r.codigo == 1
+    pair = par_doc(doc)
+    (conflito,) = pair["conflitos"]
+    assert conflito["chave"] == "C1" and conflito["resolucao"] == "relatar"
+    campos = {c["campo"]: (c["principal"], c["backup"]) for c in conflito["campos"]}
+    assert campos == {"owner_name": ("Versão do principal", "Versão do backup"), "cpf": ("00000000000", "999")}
+    # o registro em conflito ficou intocado nos dois lados; o outro (C2) foi sincronizado
+    depois_p, depois_b = par.principal.devices(), par.backup.devices()
+    assert depois_p["C1"] == antes_p["C1"] and depois_b["C1"] == antes_b["C1"]
+    assert depois_p["C2"]["address"] == "Só o backup mudou" and depois_b == antes_b
+    assert escritas(par) == (1, 0)
+
+    # o relatório em texto também mostra as duas versões
+    zerar(par)
+    r = par.rodar("--bidirecional", "--sem-progresso")
+    assert r.codigo == 1 and escritas(par) == (0, 0)
+    assert "Conflitos: 1" in r.stdout and "nenhum lado foi alterado" in r.stdout
+    assert "owner_name: principal='Versão do principal' | backup='Versão do backup'" in r.stdout
+
+    r, doc = rodar(par, "--bidirecional", "--conflito", "principal")
+    assert r.codigo == 0, r.stdout[-3000:]
+    assert par_doc(doc)["conflitos"][0]["resolucao"] == "principal"
+    assert par.principal.devices()["C1"] == antes_p["C1"]
+    assert par.backup.devices()["C1"]["owner_name"] == "Versão do principal"
+    assert par.backup.devices()["C1"]["cpf"] == "00000000000"
+    assert_iguais(par)
+    zerar(par)
+    r, _doc = rodar(par, "--bidirecional")
+    assert r.codigo == 0 and escritas(par) == (0, 0)
+
+
+# ---------------------------------------------------------------------------
+# Servidor que voltou vazio: nada é apagado, saída 5, sugestão de restaurar
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("modo", [["--bidirecional"], ["--espelhar"]], ids=["bidirecional", "espelhar"])
+def test_principal_vazio_nao_apaga_nada_e_sai_com_5(par, modo):
+    semear(par.principal, [f"V{i:02d}" for i in range(12)])
+    par.principal.add_user("ana", "senha-ana-123")
+    sincronizado(par, *modo)
+    assert len(par.backup.devices()) == 12
+    par.principal.wipe()
+    antes = par.backup.devices()
+    usuarios_antes = par.backup.users()
+    zerar(par)
+    r = par.rodar(*modo, "--sem-progresso")
+    assert r.codigo == 5, r.stdout[-3000:]
+    assert escritas(par) == (0, 0)
+    assert par.backup.devices() == antes and par.backup.users() == usuarios_antes
+    assert par.principal.devices() == {}
+    saida = r.stdout + r.stderr
+    assert "Exclusões RETIDAS (12)" in saida
+    assert "listagem do principal está VAZIA (12 licença(s) na última sincronização)" in saida
+    assert "python sincronizar_bancos.py restaurar" in saida and "--forcar" in saida
+    assert "Código de saída: 5" in saida
+
+    # de novo, em JSON: continua retendo (o estado não "aprendeu" que o principal está vazio)
+    r, doc = rodar(par, *modo)
+    assert r.codigo == 5 and par.backup.devices() == antes
+    pair = par_doc(doc)
+    assert sorted(x["chave"] for x in pair["exclusoes_retidas"]) == sorted(antes)
+    assert {x["lado"] for x in pair["exclusoes_retidas"]} == {"backup"}
+    assert "restaurar" in pair["trava_exclusoes"] and doc["codigo_saida"] == 5
+    assert pair["contagens"]["exclusoes_retidas"] == 12 and pair["contagens"]["licencas_excluidas"] == 0
+
+
+@pytest.mark.parametrize("modo", [["--bidirecional"], ["--espelhar"]], ids=["bidirecional", "espelhar"])
+def test_forcar_apaga_exatamente_o_conjunto_relatado(par, modo):
+    chaves = [f"F{i:02d}" for i in range(20)]
+    semear(par.principal, chaves)
+    sincronizado(par, *modo)
+    apagadas = {"F01", "F04", "F07", "F11", "F15", "F18"}  # 6 > limite padrão de 2 (10 % de 20)
+    for chave in apagadas:
+        par.principal.remove_device(chave)
+    r, doc = rodar(par, *modo)
+    assert r.codigo == 5
+    retidas = {(x["chave"], x["lado"]) for x in par_doc(doc)["exclusoes_retidas"]}
+    assert retidas == {(k, "backup") for k in apagadas}
+    assert "passam do limite de 2" in par_doc(doc)["trava_exclusoes"]
+    antes = set(par.backup.devices())
+    assert antes == set(chaves)
+
+    zerar(par)
+    r, doc = rodar(par, *modo, "--forcar")
+    assert r.codigo == 0, r.stdout[-3000:]
+    sumiram = antes - set(par.backup.devices())
+    assert sumiram == {k for k, _lado in retidas}
+    assert set(par.principal.devices()) == set(chaves) - apagadas
+    assert par.backup.write_count() == len(apagadas) and par.principal.write_count() == 0
+    pair = par_doc(doc)
+    assert "--forcar" in pair["trava_exclusoes"] and pair["exclusoes_retidas"] == []
+    assert pair["contagens"]["licencas_excluidas"] == len(apagadas)
+    zerar(par)
+    r, _doc = rodar(par, *modo)
+    assert r.codigo == 0 and escritas(par) == (0, 0)
+
+
+# ---------------------------------------------------------------------------
+# restaurar
+# ---------------------------------------------------------------------------
+
+def test_restaurar_reabastece_o_principal_vazio_e_as_execucoes_seguintes_nao_mudam_nada(par):
+    chaves = [f"R{i:02d}" for i in range(10)]
+    semear(par.principal, chaves)
+    par.principal.set_status("R02", "blocked")
+    par.principal.set_status("R05", "blocked")
+    par.principal.add_user("ana", "senha-ana-123", email="ana@x.com")
+    par.principal.add_user("bia", "senha-bia-123", role="admin")
+    sincronizado(par)
+    assert_iguais(par)
+    backup_antes = par.backup.devices()
+
+    par.principal.wipe()
+    r, doc = rodar(par, "restaurar")
+    assert r.codigo == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert doc["modo"] == "restauracao"
+    assert par.backup.devices() == backup_antes  # a origem não é tocada
+    assert set(par.principal.devices()) == set(chaves)
+    assert dados(par.principal) == dados(par.backup)
+    assert vereditos(par.principal) == vereditos(par.backup)
+    assert {k for k, d in par.principal.devices().items() if d["status"] == "blocked"} == {"R02", "R05"}
+    assert set(par.principal.users()) == {"ana", "bia"}
+    assert par.principal.users()["bia"]["role"] == "admin"
+    # usuários recriados com senhas novas, guardadas no arquivo de credenciais, que funcionam
+    linhas = {l[2]: l for l in ler_credenciais(par.dados) if l[1] == par.principal.url}
+    assert set(linhas) == {"ana", "bia"}
+    for nome, linha in linhas.items():
+        assert linha[4] == "criado" and linha[3] not in ("senha-ana-123", "senha-bia-123")
+        resp = requests.post(par.principal.url + "/admin/login", json={"username": nome, "password": linha[3]},
+                             timeout=10)
+        assert resp.status_code == 200, resp.text
+    # relatório: o que não se restaura
+    texto = par.rodar("restaurar", "--simular", "--sem-progresso").stdout
+    assert "as datas recomeçam hoje no principal" in texto and "senhas" in texto
+
+    zerar(par)
+    r, doc = rodar(par)
+    assert r.codigo == 0, r.stdout[-3000:]
+    assert escritas(par) == (0, 0)
+    zerar(par)
+    r, doc = rodar(par, "--bidirecional")
+    assert escritas(par) == (0, 0)
+    assert r.codigo == 0 and par_doc(doc)["conflitos"] == []
+    assert_iguais(par)
+
+
+def test_bidirecional_depois_de_restaurar_nao_relata_conflito_de_bloqueio_derivado(par):
+    semear(par.backup, ["OK-1", "OK-2"])
+    par.backup.add_device("VENCIDA", owner_name="Vencida nos dois", end_date="2020-01-01", created_by="sergio")
+    par.backup.add_device("PENDENTE", owner_name="Pendente", status="pending", created_by="sergio")
+    r, _doc = rodar(par, "restaurar")
+    assert r.codigo == 0
+    assert vereditos(par.principal) == vereditos(par.backup)
+    zerar(par)
+    r, doc = rodar(par, "--bidirecional")
+    assert escritas(par) == (0, 0)
+    assert par_doc(doc)["conflitos"] == []
+    assert r.codigo == 0
+
+
+def test_restaurar_de_escolhe_o_backup_de_origem(par_dois_backups):
+    par = par_dois_backups
+    b1, b2 = par.backups
+    semear(b1, ["SO-B1"])
+    semear(b2, ["SO-B2-1", "SO-B2-2"])
+    b2.set_status("SO-B2-2", "blocked")
+    r, doc = rodar(par, "restaurar", "--de", b2.url + "/")
+    assert r.codigo == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert set(par.principal.devices()) == {"SO-B2-1", "SO-B2-2"}
+    assert par.principal.devices()["SO-B2-2"]["status"] == "blocked"
+    assert set(b1.devices()) == {"SO-B1"}  # o outro backup não é tocado
+    # --de que não é um backup configurado: erro de configuração, nada gravado
+    zerar(par)
+    r = par.rodar("restaurar", "--de", "http://127.0.0.1:9/")
+    assert r.codigo == 2 and "não é um dos backups configurados" in r.stderr
+    assert par.principal.write_count() == 0
+    # restaurar não combina com --bidirecional
+    r = par.rodar("restaurar", "--bidirecional")
+    assert r.codigo == 2 and "restaurar não combina" in r.stderr
+
+
+def test_restaurar_de_backup_vazio_nao_faz_nada_e_sai_com_5(par):
+    semear(par.principal, ["P1", "P2"])
+    r = par.rodar("restaurar", "--sem-progresso")
+    assert r.codigo == 5
+    assert "também está vazio: nada a restaurar" in r.stdout
+    assert set(par.principal.devices()) == {"P1", "P2"} and escritas(par) == (0, 0)
+
+
+def test_estado_corrompido_vira_primeira_sincronizacao_sem_exclusoes(par):
+    semear(par.principal, [f"E{i}" for i in range(10)])
+    sincronizado(par, "--bidirecional")
+    arquivo = arquivo_de_estado(par)
+    arquivo.write_text('{"versao": 1, "licencas": [', encoding="utf-8")
+    par.principal.remove_device("E3")  # sem estado, isto não pode virar exclusão no backup
+    par.principal.set_device_fields("E4", owner_name="Mudou no principal")
+    r, doc = rodar(par, "--bidirecional")
+    assert "estado salvo do par ilegível" in r.stderr and "primeira" in r.stderr
+    pair = par_doc(doc)
+    assert pair["primeira_sincronizacao"] is True
+    assert "E3" in par.backup.devices() and "E3" in par.principal.devices()  # recriada, nunca apagada
+    assert [c["chave"] for c in pair["conflitos"]] == ["E4"] and r.codigo == 1
+    assert par.backup.devices()["E4"]["owner_name"] != "Mudou no principal"
+    _estado_legivel(par)  # e o estado foi regravado, válido
+
+
+# ---------------------------------------------------------------------------
+# Execução morta com SIGKILL no meio, seguida de outra
+# ---------------------------------------------------------------------------
+
+def _iniciar(par, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args], env=par.ambiente(), cwd=par.tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+
+
+def _matar_depois_de(proc: subprocess.Popen, srv, escritas_min: int, limite_s: float = 30) -> None:
+    fim = time.monotonic() + limite_s
+    while srv.write_count() < escritas_min:
+        assert proc.poll() is None, "a execução terminou antes do ponto de corte"
+        assert time.monotonic() < fim, "a execução não chegou ao ponto de corte"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=10)
+    ARTEFATOS.mkdir(exist_ok=True)
+    with open(ARTEFATOS / "saidas_dos_testes.log", "a", encoding="utf-8") as log:
+        log.write(f"$ (morto com SIGKILL) → {proc.returncode}\n{out}\n{err}\n")
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _estado_legivel(par) -> None:
+    arquivo = arquivo_de_estado(par)
+    assert arquivo.parent.name == "estado" and arquivo.name.startswith("par-")
+    doc = json.loads(arquivo.read_text(encoding="utf-8"))
+    assert doc["versao"] == 1 and doc["principal"] == par.principal.url and doc["backup"] == par.backup.url
+
+
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
+def test_execucao_morta_com_sigkill_e_a_seguinte_nao_perde_nem_duplica(par, modo):
+    semear(par.principal, [f"BASE-{i}" for i in range(5)])
+    sincronizado(par, *modo)
+    novas_p = [f"P-{i:03d}" for i in range(300)]
+    semear(par.principal, novas_p)
+    if modo:  # no bidirecional, o backup também tem novidades que vão para o principal
+        semear(par.backup, [f"B-{i:03d}" for i in range(20)], created_by="sergio")
+        par.backup.add_user("bia", "senha-bia-123")
+    for nome in ("ana", "caio", "dora"):
+        par.principal.add_user(nome, f"senha-{nome}-123")
+    esperadas = set(par.principal.devices()) | set(par.backup.devices())
+    for srv in (par.principal, par.backup):
+        srv.set_faults(latency_ms=15)
+
+    proc = _iniciar(par, "--sem-progresso", "--paralelo", "4", *modo)
+    _matar_depois_de(proc, par.backup, 60)
+    assert 60 <= par.backup.write_count() < 300  # morreu no meio mesmo
+    _estado_legivel(par)
+
+    for srv in (par.principal, par.backup):
+        srv.clear_faults()
+    r, doc = rodar(par, *modo)
+    assert r.codigo == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    _estado_legivel(par)
+    assert set(par.principal.devices()) == set(par.backup.devices()) == esperadas
+    assert_iguais(par)
+    assert set(par.principal.users()) <= set(par.backup.users())
+    if modo:
+        assert set(par.principal.users()) == set(par.backup.users()) == {"ana", "caio", "dora", "bia"}
+    # cada usuário criado uma única vez: uma linha "criado" por (servidor, usuário)
+    criados = [(l[1], l[2]) for l in ler_credenciais(par.dados) if l[4].startswith("criado")]
+    assert len(criados) == len(set(criados))
+    assert {u for _s, u in criados} == ({"ana", "caio", "dora", "bia"} if modo else {"ana", "caio", "dora"})
+    zerar(par)
+    r, _doc = rodar(par, *modo)
+    assert r.codigo == 0 and escritas(par) == (0, 0)
+
+
+def test_bidirecional_morta_entre_criar_e_bloquear_e_completada_na_seguinte(par):
+    semear(par.principal, ["BASE-1"])
+    sincronizado(par, "--bidirecional")
+    bloqueadas = [f"BLQ-{i:02d}" for i in range(6)]  # menos que --paralelo (8): todas as cadeias ao mesmo tempo
+    semear(par.principal, bloqueadas, status="blocked")
+    # o bloqueio no backup fica pendurado: a execução é morta depois de criar todas
+    par.backup.set_faults(fail_rate=1.0, fail_modes=["hang"], fail_paths=["/admin/devices/<id>/deactivate"],
+                          hang_seconds=20)
+    proc = _iniciar(par, "--sem-progresso", "--bidirecional")
+    fim = time.monotonic() + 20
+    while not all(k in par.backup.devices() for k in bloqueadas):
+        assert time.monotonic() < fim and proc.poll() is None
+        time.sleep(0.02)
+    _matar_depois_de(proc, par.backup, len(bloqueadas))
+    par.backup.clear_faults()
+    _estado_legivel(par)
+    r, doc = rodar(par, "--bidirecional")
+    assert vereditos(par.backup) == vereditos(par.principal)
+    assert par_doc(doc)["conflitos"] == [] and r.codigo == 0
+
+
+def test_bidirecional_bloqueio_que_falhou_e_repetido_na_seguinte(par):
+    semear(par.principal, ["BASE-1"])
+    sincronizado(par, "--bidirecional")
+    par.principal.add_device("NOVA", owner_name="Nova bloqueada", status="blocked", created_by="sergio")
+    par.backup.fail_next("POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha simulada"})
+    r, doc = rodar(par, "--bidirecional")
+    assert r.codigo == 1 and len(par_doc(doc)["falhas"]) == 1
+    assert par.backup.devices()["NOVA"]["status"] == "active"
+    r, doc = rodar(par, "--bidirecional")
+    assert par_doc(doc)["conflitos"] == []
+    assert par.backup.devices()["NOVA"]["status"] == "blocked"
+    assert r.codigo == 0
