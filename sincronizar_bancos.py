@@ -2442,33 +2442,44 @@ class Run:
         plan = plan_pair(source, destination, self.today, state, options)
         if plan.guard_message:  # os números aparecem antes de qualquer exclusão
             self.rep.warn(f"   🛑 {plan.guard_message}")
-        results = None
-        if not cfg.simulate:
-            if not self.restoring:
-                save_journal(cfg.data_dir, real_primary, real_backup,
-                             journal_entries(plan, source, destination, self.today))
-            results = self._execute(plan, target)
-            if self.restoring:
-                save_state(cfg.data_dir, swap_state(next_state(plan, results, None, source, destination,
-                                                               real_backup, real_primary)))
-            else:
-                save_state(cfg.data_dir, next_state(plan, results, state, source, destination,
-                                                    real_primary, real_backup))
-                failed = {r.action.key for r in results if not r.ok}
-                save_journal(cfg.data_dir, real_primary, real_backup,
-                             journal_entries(plan, source, destination, self.today, only=failed))
+        results = None if cfg.simulate else self._execute_and_record(plan, target, state, source, destination)
         pair = pair_document(target.url, plan, results, cfg.simulate, swap_sides=self.restoring)
         pair["espera_despertar_s"] = round(self.clients[target.url].waited_seconds, 1)
         self._report_pair(plan, results, pair, target.url)
-        open_conflicts = any(c["resolucao"] == "relatar" for c in plan.conflicts)
-        failed = (pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"] or open_conflicts
-                  or bool(plan.skipped_users))
-        if cfg.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
-            failed = bool(plan.actions or plan.current_mismatches or plan.skipped or plan.conflicts)
-        code = EXIT_EXCLUSOES if plan.held_deletions else EXIT_FALHAS if failed else EXIT_OK
+        code = self._pair_code(plan, pair)
         pair.update(situacao={EXIT_OK: "ok", EXIT_FALHAS: "falhas"}.get(code, "exclusoes retidas"),
                     codigo_saida=code, erro=plan.guard_message if plan.held_deletions else None)
         return pair
+
+    def _execute_and_record(self, plan: Plan, target: ServerConfig, state: PairState | None,
+                            source: Snapshot, destination: Snapshot) -> list[Result]:
+        """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
+        par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
+        cfg = self.config
+        real_primary, real_backup = self.real_pair(target)
+        if not self.restoring:
+            save_journal(cfg.data_dir, real_primary, real_backup,
+                         journal_entries(plan, source, destination, self.today))
+        results = self._execute(plan, target)
+        if self.restoring:  # no plano a origem é o backup: o estado é gravado com os lados trocados
+            save_state(cfg.data_dir, swap_state(next_state(plan, results, None, source, destination,
+                                                           real_backup, real_primary)))
+            return results
+        save_state(cfg.data_dir, next_state(plan, results, state, source, destination, real_primary, real_backup))
+        failed_keys = {r.action.key for r in results if not r.ok}
+        save_journal(cfg.data_dir, real_primary, real_backup,
+                     journal_entries(plan, source, destination, self.today, only=failed_keys))
+        return results
+
+    def _pair_code(self, plan: Plan, pair: dict[str, Any]) -> int:
+        if plan.held_deletions:
+            return EXIT_EXCLUSOES
+        if self.config.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+            return EXIT_FALHAS if plan.actions or plan.current_mismatches or plan.skipped or plan.conflicts else EXIT_OK
+        open_conflicts = any(c["resolucao"] == "relatar" for c in plan.conflicts)
+        failed = (pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"] or open_conflicts
+                  or bool(plan.skipped_users))
+        return EXIT_FALHAS if failed else EXIT_OK
 
     def _execute(self, plan: Plan, target: ServerConfig) -> list[Result]:
         """Escritas no principal (modo bidirecional) e depois no destino, cada lado com seu cliente."""
