@@ -479,6 +479,7 @@ class ApiClient:
             status_forcelist=(429, 502, 503, 504),
             allowed_methods=None,  # todas as escritas que fazemos podem ser repetidas com segurança
             respect_retry_after_header=True,
+            retry_after_max=120,  # um Retry-After de 1 hora não segura a execução
             raise_on_status=False,
             raise_on_redirect=False,
         )
@@ -528,10 +529,9 @@ class ApiClient:
         """Requisição autenticada; um 401 no meio da execução leva a um novo login (uma vez)."""
         generation = self._token_generation
         resp = self._send(method, path, payload)
-        if resp.status == 401:
+        if resp.status == 401:  # o servidor não processou o pedido: repetir não é "nova tentativa"
             self._relogin(generation)
             resp = self._send(method, path, payload)
-            resp.retried = True
         return resp
 
     def _relogin(self, seen_generation: int) -> None:
@@ -577,7 +577,9 @@ class ApiClient:
         if resp.status in (400, 401):
             raise AuthError(
                 f"{self.server.label}: login recusado para o usuário '{self.server.username}' "
-                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha.",
+                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha. Se o servidor "
+                "voltou vazio, ele só tem a conta padrão de fábrica: configure a senha dela "
+                "(PRINCIPAL_ADMIN_PASSWORD ou BACKUP_ADMIN_PASSWORD) para restaurar.",
                 resp.status,
             )
         token = body.get("token")
@@ -607,6 +609,10 @@ class ApiClient:
         if not isinstance(resp.body["items"], list):
             raise ApiError(f"{self.server.label}: GET {path} devolveu 'items' que não é uma lista.")
         return resp.body["items"]
+
+
+def _api_error(resp: Response) -> str | None:
+    return resp.body.get("error") if isinstance(resp.body, dict) else None
 
 
 def _status_text(resp: Response) -> str:
@@ -652,9 +658,10 @@ class License:
         return self.settable()[:-1] + (self.created_by or DEFAULT_CREATED_BY,)
 
     def payload(self) -> dict[str, Any]:
-        """Registro completo para o upsert (a API apaga o que não for enviado)."""
+        """Registro completo para o upsert. Campos vazios vão omitidos: a API grava o campo omitido
+        como nulo (é o mesmo efeito), e um servidor real pode não aceitar null explícito."""
         values = dict(zip(SETTABLE_FIELDS, self.desired_settable()))
-        return {"device_id": self.device_id, **values}
+        return {"device_id": self.device_id, **{k: v for k, v in values.items() if v is not None}}
 
 
 @dataclasses.dataclass
@@ -799,6 +806,7 @@ RENEW = "renovar_licenca"
 BLOCK = "bloquear"
 ACTIVATE = "ativar"
 DELETE = "excluir_licenca"
+SET_CREATED_BY = "corrigir_created_by"
 UPSERTS = (CREATE, UPDATE, RENEW)
 
 
@@ -834,6 +842,7 @@ class PlanOptions:
     max_deletions: int | None = None  # None = 10 % das licenças do lado, no máximo 50
     force: bool = False  # --forcar: passa por cima das travas de exclusão
     labels: dict[str, str] | None = None  # nomes exibidos dos lados (restaurar inverte principal e backup)
+    only_missing: bool = False  # restaurar sem --forcar: só cria o que falta, não sobrescreve o destino
     journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
 
 
@@ -865,6 +874,8 @@ class Plan:
     guard_message: str | None = None
     conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     skipped_users: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    halted: bool = False  # um lado perdeu dados: nada é gravado neste par
+    backup_only_allowed: list[str] = dataclasses.field(default_factory=list)  # só no backup e liberadas lá
     expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
     first_sync: bool = True
 
@@ -911,6 +922,8 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
         return None
     if action.kind == BLOCK:
         return dataclasses.replace(lic, status="blocked")
+    if action.kind == SET_CREATED_BY:
+        return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
         return dataclasses.replace(lic, status="active")
     return lic
@@ -952,6 +965,14 @@ def plan_license(source: License, target: License | None, today: dt.date, side: 
     if target is None:
         after = model_upsert(None, source, today)
         chain.append(Action(CREATE, key, f"não existe no {here}", source.payload(), _changes(None, after), side))
+    elif target.settable()[:-1] == source.settable()[:-1] and \
+            (target.desired_settable() if two_way else target.settable()) != source.desired_settable():
+        # só o created_by difere: endpoint próprio, que não reinicia datas nem desbloqueia
+        created_by = source.desired_settable()[-1]
+        after = dataclasses.replace(target, created_by=created_by)
+        chain.append(Action(SET_CREATED_BY, key, "created_by diferente",
+                            {"device_id": key, "created_by": created_by},
+                            (("created_by", target.created_by, created_by),), side))
     elif (target.desired_settable() if two_way else target.settable()) != source.desired_settable():
         after = model_upsert(target, source, today)
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
@@ -1002,8 +1023,9 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
 
 def _create_user(user: User, side: str) -> Action:
     payload = {"username": user.username, "email": user.email, "role": user.role or "user"}
+    payload = {k: v for k, v in payload.items() if v is not None}  # e-mail vazio vai omitido
     return Action(CREATE_USER, user.username, f"não existe no {side}", payload,
-                  tuple((f, None, v) for f, v in payload.items() if v is not None), side)
+                  tuple((f, None, v) for f, v in payload.items()), side)
 
 
 def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = None,
@@ -1142,10 +1164,17 @@ class _Planner:
 
     def one_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
-        if p is not None:
+        if p is not None and b is not None and self.options.only_missing:
+            self._settle(key, p, b)  # restaurar sem --forcar: o que já existe no destino fica como está
+        elif p is not None:
             self.sync(key, "principal")
         elif self.options.mirror and self.state is not None:
             self.delete(key, "backup", "não existe no principal (--espelhar)")
+        elif self.state is not None and key in self.state.licenses and allows(b, self.today):
+            # já foi sincronizada e sumiu do principal: bloqueia (reversível) para negar igual
+            self.chains.append([Action(BLOCK, key, "apagada no principal desde a última sincronização "
+                                       "(bloqueada para negar igual; --espelhar apagaria)",
+                                       changes=(("status", b.status, "blocked"),))])
 
     def two_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
@@ -1173,7 +1202,7 @@ class _Planner:
     def run(self) -> None:
         invalid = self.primary.invalid_keys
         two_way = self.options.mode == "bidirecional"
-        keys = set(self.primary.licenses) | (set(self.backup.licenses) if two_way or self.options.mirror else set())
+        keys = set(self.primary.licenses) | set(self.backup.licenses)
         if two_way and self.state:
             keys |= set(self.state.licenses)
         for key in sorted(keys - invalid):
@@ -1247,9 +1276,21 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairSt
     with _collector_paused():
         planner.run()
     allowed, held, message = guard_deletions(planner.deletions, primary, backup, state, options)
-    touched = {key for key, _ in [(a.key, a) for a in allowed + held]}
+    touched = {a.key for a in allowed + held}
     backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
+    blocked_now = {chain[0].key for chain in planner.chains}
+    lost = data_loss(primary, backup, state, two_way)
+    halted = bool(lost) and not options.force
+    if lost:
+        message = (f"{'--forcar: seguindo apesar de: ' if options.force else 'NADA foi gravado neste par: '}{lost}. "
+                   "Se um servidor voltou vazio ou perdeu dados, use 'python sincronizar_bancos.py restaurar' "
+                   "para copiá-los de volta." + ("" if options.force else " Para seguir assim mesmo: --forcar.")
+                   + (f" {message}" if message else ""))
+    if halted:  # nada é gravado; as exclusões que haveria aparecem como retidas
+        user_actions, planner.chains, allowed, held = [], [], [], allowed + held
     return Plan(
+        halted=halted,
+        backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], today) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
         backup_only_licenses=backup_only, skipped=[p for p in primary.problems if p["tipo"] == "licenca"],
@@ -1258,6 +1299,23 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairSt
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p["tipo"] == "usuario"],
     )
+
+
+def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool) -> str | None:
+    """Um lado (a origem; no bidirecional, qualquer um) que voltou vazio ou perdeu mais da metade das
+    licenças desde a última sincronização não pode servir de modelo: o par inteiro para (código 5)."""
+    sides = [("principal", primary, backup, state.count_primary if state else 0)]
+    if two_way:
+        sides.append(("backup", backup, primary, state.count_backup if state else 0))
+    for name, snap, other, before in sides:
+        now = len(snap.licenses)
+        # Origem vazia no unidirecional: suspeita mesmo sem estado. No bidirecional, sem estado, um lado
+        # vazio é só a primeira sincronização (tudo é copiado para ele, nada é apagado).
+        if now == 0 and other.licenses and (before or not two_way):
+            return f"a listagem do {name} está VAZIA (o outro lado tem {len(other.licenses)} licença(s))"
+        if before and now < before / 2:
+            return f"o {name} perdeu mais da metade das licenças desde a última sincronização ({before} → {now})"
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -1329,6 +1387,8 @@ class Executor:
                 result = self.apply(action)
             except ApiError as exc:
                 result = Result(action, False, str(exc))
+            except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
+                result = Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
             results.append(result)
             self.on_result(result)
             progress.step()
@@ -1341,10 +1401,13 @@ class Executor:
             resp = self.client.request("POST", "/admin/devices/create", action.payload)
             return self._result(action, resp, 201)
         quoted = urllib.parse.quote(action.key, safe="")
+        if action.kind == SET_CREATED_BY:
+            return self._result(action, self.client.request("POST", "/admin/devices/update-created-by",
+                                                            action.payload), 200)
         if action.kind == DELETE:
             resp = self.client.request("DELETE", f"/admin/devices/{quoted}/delete")
-            if resp.status == 404:  # já não existia (ex.: nova tentativa depois de uma resposta perdida)
-                return Result(action, True, "já não existia")
+            if resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
+                return Result(action, True, "já não existia")  # ex.: nova tentativa após resposta perdida
             return self._result(action, resp, 200)
         path = f"/admin/devices/{quoted}/deactivate"
         wanted = "blocked" if action.kind == BLOCK else "active"
@@ -1682,13 +1745,6 @@ def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, 
         return {}
 
 
-def forget_state(data_dir: str, primary_url: str, backup_url: str) -> None:
-    try:
-        os.unlink(state_path(data_dir, primary_url, backup_url))
-    except FileNotFoundError:
-        pass
-
-
 def next_state(plan: Plan, results: list[Result], old: PairState | None, primary: Snapshot, backup: Snapshot,
                primary_url: str, backup_url: str) -> PairState:
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
@@ -1701,9 +1757,18 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
         if key not in keep_old:
             licenses[key] = (fingerprint(p_after), fingerprint(b_after), p_after.status, b_after.status,
                              _jsonable(p_after.end_date), _jsonable(b_after.end_date))
-    for key in keep_old:
-        if old and key in old.licenses:
-            licenses[key] = old.licenses[key]
+    deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
+    present = set(primary.licenses) | set(backup.licenses)
+    for key, entry in (old.licenses.items() if old else ()):
+        # não planejados agora (só no backup no modo unidirecional, inválidos, com falha, em conflito):
+        # continuam lembrados enquanto existirem em algum lado
+        if (key in keep_old or key not in licenses) and key in present and key not in deleted:
+            licenses[key] = entry
+    for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
+        key = result.action.key
+        if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
+            entry = licenses[key]
+            licenses[key] = entry[:3] + ("blocked",) + entry[4:]
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {"principal": 0, "backup": 0}
     for action in done:
@@ -1789,13 +1854,14 @@ ACTION_LABELS = {  # ícone, feito, a fazer, verbo (para falhas)
     UPDATE: ("✏️ ", "atualizada", "a atualizar", "atualizar"),
     RENEW: ("🔁", "período reiniciado", "a reiniciar o período", "reiniciar o período"),
     DELETE: ("🗑️ ", "excluída", "a excluir", "excluir"),
+    SET_CREATED_BY: ("✏️ ", "created_by corrigido", "a corrigir o created_by", "corrigir o created_by"),
     BLOCK: ("🔒", "bloqueada", "a bloquear", "bloquear"),
     ACTIVATE: ("🔓", "ativada", "a ativar", "ativar"),
 }
 COUNT_KEYS = {
     CREATE_USER: "usuarios_criados", CREATE: "licencas_criadas", UPDATE: "licencas_atualizadas",
     RENEW: "licencas_renovadas", BLOCK: "licencas_bloqueadas", ACTIVATE: "licencas_ativadas",
-    DELETE: "licencas_excluidas",
+    DELETE: "licencas_excluidas", SET_CREATED_BY: "licencas_atualizadas",
 }
 MAX_LINES = 20
 
@@ -1889,7 +1955,9 @@ def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | No
         "exclusoes_retidas": [{"chave": a.key, "lado": a.side, "motivo": a.reason} for a in plan.held_deletions],
         "trava_exclusoes": plan.guard_message,
         "primeira_sincronizacao": plan.first_sync,
-        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses},
+        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
+                         "licencas_liberadas": plan.backup_only_allowed},
+        "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": plan.skipped + plan.skipped_users,
         "paridade": {"ok": parity_ok, "total": plan.licenses_compared,
                      "iguais": plan.licenses_compared - len(mismatches), "diferentes": mismatches,
@@ -2420,7 +2488,7 @@ class Run:
         cfg = self.config
         return PlanOptions(mode="bidirecional" if cfg.mode == "bidirecional" else "unidirecional",
                            conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
-                           force=cfg.force,
+                           force=cfg.force, only_missing=self.restoring and not cfg.force,
                            labels={"backup": "principal", "principal": "backup"} if self.restoring else None)
 
     def _apply(self, target: ServerConfig) -> dict[str, Any]:
@@ -2442,13 +2510,14 @@ class Run:
         plan = plan_pair(source, destination, self.today, state, options)
         if plan.guard_message:  # os números aparecem antes de qualquer exclusão
             self.rep.warn(f"   🛑 {plan.guard_message}")
-        results = None if cfg.simulate else self._execute_and_record(plan, target, state, source, destination)
+        halted_or_simulated = cfg.simulate or plan.halted
+        results = None if halted_or_simulated else self._execute_and_record(plan, target, state, source, destination)
         pair = pair_document(target.url, plan, results, cfg.simulate, swap_sides=self.restoring)
         pair["espera_despertar_s"] = round(self.clients[target.url].waited_seconds, 1)
         self._report_pair(plan, results, pair, target.url)
         code = self._pair_code(plan, pair)
         pair.update(situacao={EXIT_OK: "ok", EXIT_FALHAS: "falhas"}.get(code, "exclusoes retidas"),
-                    codigo_saida=code, erro=plan.guard_message if plan.held_deletions else None)
+                    codigo_saida=code, erro=plan.guard_message if code == EXIT_EXCLUSOES else None)
         return pair
 
     def _execute_and_record(self, plan: Plan, target: ServerConfig, state: PairState | None,
@@ -2472,7 +2541,7 @@ class Run:
         return results
 
     def _pair_code(self, plan: Plan, pair: dict[str, Any]) -> int:
-        if plan.held_deletions:
+        if plan.held_deletions or plan.halted:
             return EXIT_EXCLUSOES
         if self.config.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
             return EXIT_FALHAS if plan.actions or plan.current_mismatches or plan.skipped or plan.conflicts else EXIT_OK
@@ -2536,11 +2605,19 @@ class Run:
             rep.say(f"   ℹ️  Só no backup (mantidos, nada apagado): {len(plan.backup_only_users)} usuário(s), "
                     f"{len(plan.backup_only_licenses)} licença(s)"
                     + (": " + ", ".join((plan.backup_only_users + plan.backup_only_licenses)[:10])))
+        if plan.backup_only_allowed:
+            rep.say(f"   ⚠️  {len(plan.backup_only_allowed)} licença(s) só no backup estão LIBERADAS lá (o principal "
+                    "não as conhece e negaria): " + ", ".join(plan.backup_only_allowed[:10])
+                    + (" …" if len(plan.backup_only_allowed) > 10 else "")
+                    + ". Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga).")
         self._report_conflicts(plan)
         if plan.held_deletions:
             rep.say(f"   🛑 {len(plan.held_deletions)} exclusão(ões) retida(s): "
                     + ", ".join(f"{a.key} ({a.side})" for a in plan.held_deletions[:10])
                     + (" …" if len(plan.held_deletions) > 10 else ""))
+        if self.restoring and not self.config.force:
+            rep.say("   ℹ️  Restaurar só cria o que falta no principal; registros que já existem lá ficam como "
+                    "estão (--forcar sobrescreve com a versão do backup).")
         if self.restoring:
             rep.say("   ℹ️  Não restaurável pela API: as datas recomeçam hoje no principal (licenças vencidas ou "
                     "pendentes no backup ficam bloqueadas para negar igual) e os usuários recriados têm senhas "

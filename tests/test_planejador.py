@@ -42,9 +42,13 @@ CASOS_LICENCA = [
     ("igual com datas diferentes → nada", lic(), lic(start_date=HOJE, end=dt.date(2027, 11, 29)), []),
     ("nome diferente → atualiza", lic(), lic(owner_name="Outro"), [sb.UPDATE]),
     ("tipo diferente → atualiza", lic(license_type="mensal"), lic(), [sb.UPDATE]),
-    ("created_by diferente → atualiza", lic(), lic(created_by="admin"), [sb.UPDATE]),
+    ("só o created_by diferente → endpoint próprio (sem reiniciar datas nem desbloquear)",
+     lic(), lic(created_by="admin"), [sb.SET_CREATED_BY]),
+    ("só o created_by diferente e bloqueada → nada de desbloquear",
+     lic(status="blocked"), lic(status="blocked", created_by="admin"), [sb.SET_CREATED_BY]),
     ("created_by nulo no principal e 'admin' no backup → nada", lic(created_by=None), lic(created_by="admin"), []),
-    ("created_by nulo no principal e outro no backup → atualiza", lic(created_by=None), lic(), [sb.UPDATE]),
+    ("created_by nulo no principal e outro no backup → corrige para 'admin'", lic(created_by=None), lic(),
+     [sb.SET_CREATED_BY]),
     ("diferente e bloqueada no principal → atualiza e bloqueia de novo",
      lic(status="blocked", owner_name="Novo"), lic(status="blocked"), [sb.UPDATE, sb.BLOCK]),
     ("bloqueada no principal, ativa no backup → bloqueia", lic(status="blocked"), lic(), [sb.BLOCK]),
@@ -86,9 +90,9 @@ def test_plano_por_licenca(descricao, principal, backup, esperado):
 def test_upsert_envia_registro_completo_com_created_by():
     principal = lic(owner_name="Conceição Araújo", email=None, created_by=None)
     plan = sb.plan_pair(snap(principal), snap(), HOJE)
+    # email vazio vai omitido: a API grava campo omitido como nulo (mesmo efeito, sem null explícito)
     assert plan.actions[0].payload == {"device_id": "L1", "owner_name": "Conceição Araújo", "cpf": "123",
-                                       "email": None, "address": "Rua A, 10", "license_type": "anual",
-                                       "created_by": "admin"}
+                                       "address": "Rua A, 10", "license_type": "anual", "created_by": "admin"}
 
 
 def test_licencas_so_no_backup_sao_mantidas_e_listadas():

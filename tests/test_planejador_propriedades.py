@@ -117,7 +117,8 @@ def aplicar_no_modelo(plano: sb.Plan, principal: sb.Snapshot, backup: sb.Snapsho
             fonte = principal.users[acao.key]
             usuarios_modelo[acao.key] = sb.User(acao.key, fonte.email, fonte.role or "user")
             continue
-        assert acao.kind in (sb.CREATE, sb.UPDATE, sb.RENEW, sb.BLOCK, sb.ACTIVATE), f"ação inesperada: {acao}"
+        assert acao.kind in (sb.CREATE, sb.UPDATE, sb.RENEW, sb.BLOCK, sb.ACTIVATE, sb.SET_CREATED_BY), \
+            f"ação inesperada: {acao}"
         assert acao.key in principal.licenses, f"ação em registro que não está no principal: {acao}"
         depois = sb.model_apply(modelo.get(acao.key), acao, HOJE, source=principal.licenses[acao.key])
         assert depois is not None, f"a ação apagaria o registro: {acao}"

@@ -583,7 +583,8 @@ def test_registros_so_no_backup_sao_mantidos_e_reportados(par):
     assert par.backup.counts[("DELETE", "/admin/devices/<id>/delete")] == 0
     assert so_escritas(par.backup.counts) == {UPSERT: 1}
     pair = r.json()["backups"][0]
-    assert pair["so_no_backup"] == {"usuarios": ["revenda.local"], "licencas": ["SO-BACKUP-1", "SO-BACKUP-2"]}
+    assert pair["so_no_backup"] == {"usuarios": ["revenda.local"], "licencas": ["SO-BACKUP-1", "SO-BACKUP-2"],
+                                    "licencas_liberadas": ["SO-BACKUP-2"]}  # a outra está bloqueada lá
     humano = par.rodar()
     assert "Só no backup" in humano.stdout
     assert "SO-BACKUP-1" in humano.stdout and "revenda.local" in humano.stdout

@@ -247,8 +247,7 @@ def test_bloqueio_derivado_nao_volta_como_mudanca_do_backup(principal):
 
 def test_periodo_reiniciado_pela_ferramenta_nao_volta_como_mudanca():
     state, p, b = sincronizado([lic()], [lic(end=PASSADO)], old=estado_base(lic()))
-    assert acoes(sb.plan_pair(snap([lic()]), snap([lic(end=PASSADO)], url=URL_B), HOJE, estado_base(lic()),
-                              opcoes(), )) == [(RENOVAR, "L1", B)]
+    assert acoes(planejar([lic()], [lic(end=PASSADO)], estado_base(lic()))) == [(RENOVAR, "L1", B)]
     assert b.licenses["L1"].end_date > HOJE
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
     assert acoes(plan) == [] and plan.conflicts == []
@@ -310,9 +309,12 @@ def test_espelhar_apaga_so_do_backup_quando_ha_estado():
                         sb.PlanOptions(mirror=True, max_deletions=5))
     assert acoes(plan) == [(EXCLUIR, "NOVA_NO_BACKUP", B), (EXCLUIR, "Z", B)]
     assert all(a.side == B for a in plan.actions)
-    # sem --espelhar, nada é apagado e as duas ficam listadas como "só no backup"
+    # sem --espelhar, nada é apagado e as duas ficam listadas como "só no backup"; a que já tinha sido
+    # sincronizada (Z: apagada no principal) é bloqueada para negar igual; a nunca sincronizada fica
+    # como está e é listada como liberada só no backup
     plan = sb.plan_pair(snap(principal), snap(backup, url=URL_B), HOJE, state, sb.PlanOptions())
-    assert acoes(plan) == [] and plan.backup_only_licenses == ["NOVA_NO_BACKUP", "Z"]
+    assert acoes(plan) == [(BLOQUEAR, "Z", B)] and plan.backup_only_licenses == ["NOVA_NO_BACKUP", "Z"]
+    assert plan.backup_only_allowed == ["NOVA_NO_BACKUP"] and plan.deletions == []
 
 
 def test_estado_corrompido_e_tratado_como_primeira_sincronizacao(tmp_path):
