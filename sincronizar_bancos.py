@@ -1134,9 +1134,22 @@ class _Planner:
         else:
             chain, p_after = plan_license(b, p, self.today, "principal", labels, two_way)
             b_after = b
+        if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
+            return self._unreachable(key, p, b)
         if chain:
             self.chains.append(chain)
         self._settle(key, p_after, b_after)
+
+    def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
+        """device_id que não cabe num caminho de URL (ex.: com '/'): o servidor real não acha a rota de
+        bloqueio. Criar ou atualizar deixaria a licença liberada sem poder bloquear: nada é enviado."""
+        self.divergences.append(Divergence(
+            "licenca", key, "device_id", key if p else None, key if b else None,
+            "contém '/' (ou é '.'/'..'): a API não consegue bloquear/ativar este id; nada foi enviado"))
+        if allows(p, self.today) != allows(b, self.today):
+            self.mismatches.append(key)
+        if p is not None and b is not None:
+            self.expected[key] = (p, b)
 
     def _settle(self, key: str, p_after: License, b_after: License) -> None:
         self.expected[key] = (p_after, b_after)
@@ -1227,6 +1240,11 @@ class _collector_paused:
         import gc
         if self._was_enabled:
             gc.enable()
+
+
+def path_safe(device_id: str) -> bool:
+    """O id pode ir no caminho /admin/devices/<id>/...? O Flask decodifica %2F antes de rotear."""
+    return "/" not in device_id and device_id not in (".", "..")
 
 
 def default_max_deletions(total: int) -> int:
@@ -1362,6 +1380,7 @@ class Executor:
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
+        self._stopping = threading.Event()
 
     def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
         """Usuários primeiro, depois as licenças (cada cadeia em ordem), por último as exclusões."""
@@ -1374,14 +1393,23 @@ class Executor:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
         if self.config.parallel <= 1 or len(chains) <= 1:
             return [r for chain in chains for r in self._run_chain(chain, progress)]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel) as pool:
-            outcomes = pool.map(lambda chain: self._run_chain(chain, progress), chains)
-            return [r for chain_results in outcomes for r in chain_results]
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel)
+        try:
+            futures = [pool.submit(self._run_chain, chain, progress) for chain in chains]
+            return [r for future in futures for r in future.result()]
+        except KeyboardInterrupt:
+            # Ctrl+C: nenhuma sequência nova começa; as que estão no meio terminam (criar → bloquear)
+            self._stopping.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_chain(self, chain: list[Action], progress: Progress) -> list[Result]:
         """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
         depois de um upsert incerto é o que mantém o backup negando como o principal."""
         results = []
+        if self._stopping.is_set():
+            return results
         for action in chain:
             try:
                 result = self.apply(action)
@@ -1469,6 +1497,17 @@ def ensure_data_dir(path: str) -> str:
     return path
 
 
+def _replace_with_retry(tmp: str, path: str, attempts: int = 6) -> None:
+    """No Windows, um antivírus ou indexador pode segurar o arquivo por instantes (WinError 5/32)."""
+    for attempt in range(attempts):
+        try:
+            return os.replace(tmp, path)
+        except PermissionError:
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def atomic_write(path: str, text: str, private: bool = False) -> None:
     """Grava num arquivo temporário na mesma pasta e troca de uma vez (os.replace):
     quem ler, ou uma execução morta no meio, vê o arquivo antigo inteiro ou o novo inteiro."""
@@ -1481,7 +1520,7 @@ def atomic_write(path: str, text: str, private: bool = False) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _replace_with_retry(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -2861,6 +2900,8 @@ def cmd_panel(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(get, args.dados_dir)
     max_delay = _number("PAINEL_MAX_ATRASO", get("PAINEL_MAX_ATRASO"), PANEL_DEFAULT_MAX_DELAY_MIN, 1)
     token = get("PAINEL_TOKEN")
+    if not 0 <= args.porta <= 65535:
+        raise ConfigError(f"--porta deve estar entre 0 e 65535 (recebido: {args.porta}).")
 
     def ready(httpd: Any) -> None:
         host, port = httpd.server_address[:2]

@@ -80,6 +80,21 @@ PROXY_502_PAGE = (
     "<hr><center>nginx</center>\n</body></html>\n"
 )
 
+FLASK_404_PAGE = (
+    "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
+    "<p>The requested URL was not found on the server. If you entered the URL manually please check "
+    "your spelling and try again.</p>\n"
+)
+FLASK_405_PAGE = (
+    "<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n"
+    "<p>The method is not allowed for the requested URL.</p>\n"
+)
+
+
+class HtmlPage(str):
+    """Corpo HTML (as páginas de erro do próprio Flask), enviado como text/html."""
+
+
 FAULT_MODES = ("503", "html502", "reset", "hang", "truncated", "lost")
 DEFAULT_FAULT_MODES = ("503", "html502", "reset")
 FAULT_KNOBS = (
@@ -362,8 +377,10 @@ class RouteMatch:
 
 
 def resolve_route(method: str, path: str) -> RouteMatch:
-    """Encontra a rota; caminho conhecido com método errado vira 405."""
+    """Encontra a rota; caminho conhecido com método errado vira 405. Como o Werkzeug (Flask), o
+    caminho é decodificado ANTES do roteamento: um device_id com '/' (%2F) não casa com nenhuma rota."""
     wrong_method = None
+    path = unquote(path)
     for route in ROUTES:
         found = route.pattern.fullmatch(path)
         if not found:
@@ -371,7 +388,7 @@ def resolve_route(method: str, path: str) -> RouteMatch:
         if route.method != method:
             wrong_method = wrong_method or route
             continue
-        device_id = unquote(found.group(1)) if found.groups() else None
+        device_id = found.group(1) if found.groups() else None
         return RouteMatch(route, route.template, device_id)
     if wrong_method:
         return RouteMatch(None, wrong_method.template, method_not_allowed=True)
@@ -424,10 +441,11 @@ class LicenseApp:
         return action(ApiRequest(session, body, match.device_id))
 
     @staticmethod
-    def _unrouted(match: RouteMatch) -> tuple[int, dict]:
+    def _unrouted(match: RouteMatch) -> tuple[int, Any]:
+        """Rota inexistente: a página HTML padrão do Flask/Werkzeug (não JSON)."""
         if match.method_not_allowed:
-            return 405, {"error": "Method Not Allowed"}
-        return 404, {"error": "Not found"}
+            return 405, HtmlPage(FLASK_405_PAGE)
+        return 404, HtmlPage(FLASK_404_PAGE)
 
     def _session_from(self, headers) -> Optional[Session]:
         header = headers.get("Authorization") or ""
@@ -993,11 +1011,12 @@ class ServidorReferencia:
         """Entrega a resposta processada; "lost" e "truncated" a estragam depois da escrita."""
         if fault == "lost":
             return handler.reset_connection()
-        body = json_bytes(payload)
+        is_html = isinstance(payload, HtmlPage)
+        body = payload.encode("utf-8") if is_html else json_bytes(payload)
         if fault == "truncated":
             body = body[: len(body) // 2]
         self._stats.finish(entry, status)
-        return handler.send_raw(status, body, JSON_TYPE)
+        return handler.send_raw(status, body, HTML_TYPE if is_html else JSON_TYPE)
 
     # --- "hoje" ---
 

@@ -187,3 +187,11 @@ def test_model_upsert_segue_o_contrato():
     novo = sb.model_upsert(None, lic(), HOJE)
     assert (novo.custom_interval, novo.features) == (60, "core")
     assert dataclasses.replace(novo, owner_name="?").owner_name == "?"
+
+
+def test_device_id_com_barra_nao_e_criado_se_precisaria_de_bloqueio():
+    """Com '/', o servidor real (Flask) não acha a rota de bloqueio: criar deixaria liberada no backup."""
+    plan = sb.plan_pair(snap(lic("A/1", status="blocked"), lic("B/2")), snap(), HOJE)
+    assert kinds(plan) == [(sb.CREATE, "B/2")]  # liberada no principal: criar basta, sem rota por id
+    assert ("A/1", "device_id") in {(d[1], d[2]) for d in plan.divergences}
+    assert plan.parity_mismatches == []  # ausente no backup também nega

@@ -157,18 +157,26 @@ def test_invalid_json_400(admin, anonymous):
         assert response.json() == {"error": "JSON inválido."}
 
 
-def test_unknown_path_404_json(admin, anonymous):
+def test_unknown_path_404_html_como_o_flask(admin, anonymous):
     for client, path in ((anonymous, "/nada"), (admin, "/admin/qualquer"),
-                             (admin, "/admin/devices/")):
+                         (admin, "/admin/devices/")):
         response = client.get(path)
         assert response.status_code == 404
-        assert response.headers["Content-Type"] == "application/json"
-        assert response.json() == {"error": "Not found"}
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "404 Not Found" in response.text
 
 
 def test_wrong_method_on_known_route_405(admin):
     response = admin.get("/admin/devices/create")
-    assert response.status_code == 405 and "error" in response.json()
+    assert response.status_code == 405 and response.headers["Content-Type"].startswith("text/html")
+
+
+def test_barra_no_device_id_nao_casa_com_rota_como_no_werkzeug(srv, admin):
+    """O Werkzeug decodifica %2F antes de rotear: /admin/devices/A%2F1/deactivate vira 404 HTML."""
+    srv.add_device("A/1")
+    response = change_status(admin, "A/1", "block")
+    assert response.status_code == 404 and response.headers["Content-Type"].startswith("text/html")
+    assert srv.devices()["A/1"]["status"] == "active"
 
 
 def test_health_and_ping_without_auth(anonymous):
@@ -399,13 +407,13 @@ def test_deactivate_actions(srv, admin, initial, action, final):
 
 
 def test_deactivate_errors_and_decoded_id(srv, admin, reseller):
-    srv.add_device("PC José/01")
-    assert change_status(admin, "PC José/01", "block").json()["device_id"] == "PC José/01"
-    assert change_status(reseller, "PC José/01", "activate").status_code == 200
+    srv.add_device("PC José 01 ç")
+    assert change_status(admin, "PC José 01 ç", "block").json()["device_id"] == "PC José 01 ç"
+    assert change_status(reseller, "PC José 01 ç", "activate").status_code == 200
     response = change_status(admin, "nao-existe", "block")
     assert response.status_code == 404 and response.json() == {"error": "Licença não encontrada."}
     for action in ("desligar", None, ""):
-        response = change_status(admin, "PC José/01", action)
+        response = change_status(admin, "PC José 01 ç", action)
         assert response.status_code == 400 and response.json() == {"error": "Ação inválida."}
 
 
@@ -526,7 +534,8 @@ def test_keep_alive_reuses_connection(srv, anonymous):
     assert [r.status_code for r in responses] == [200, 404, 401, 401]
     assert srv.connections_accepted == 1
     for response in responses:
-        assert response.headers["Content-Type"] == "application/json"
+        expected = "text/html" if response.status_code == 404 else "application/json"
+        assert response.headers["Content-Type"].startswith(expected)
         assert int(response.headers["Content-Length"]) == len(response.content)
 
 
