@@ -333,6 +333,32 @@ def _numero(opcoes, nome_opcao, config, variavel, padrao, tipo, minimo, descrica
     return valor
 
 
+# (opção, variável, padrão, tipo, mínimo, descrição); as do log caem no padrão se inválidas,
+# para que o próprio erro ainda possa ser registrado no log.
+OPCOES_NUMERICAS = (
+    ("log_max_bytes", "SYNC_LOG_MAX_BYTES", PADRAO_LOG_MAX_BYTES, int, 0, "tamanho em bytes, 0 ou mais"),
+    ("log_backups", "SYNC_LOG_BACKUPS", PADRAO_LOG_BACKUPS, int, 1, "número inteiro, 1 ou mais"),
+    ("timeout_total", "SYNC_TIMEOUT_TOTAL", PADRAO_TIMEOUT_TOTAL, float, 0, "segundos, maior que zero"),
+    ("tentativas", "SYNC_TENTATIVAS", PADRAO_TENTATIVAS, int, 1, "número inteiro, 1 ou mais"),
+    ("espera_inicial", "SYNC_ESPERA_INICIAL", PADRAO_ESPERA_INICIAL, float, 0, "segundos, 0 ou mais"),
+)
+
+
+def _ler_numeros(opcoes, config) -> tuple[dict, list[str]]:
+    """Lê as opções numéricas; cada valor inválido vira uma mensagem de erro de configuração."""
+    valores, erros = {}, []
+    for nome, variavel, padrao, tipo, minimo, descricao in OPCOES_NUMERICAS:
+        try:
+            valores[nome] = _numero(opcoes, nome, config, variavel, padrao, tipo, minimo, descricao)
+        except ErroUso as erro:
+            erros.append(str(erro))
+            valores[nome] = padrao if nome.startswith("log_") else None
+    if valores["timeout_total"] is not None and valores["timeout_total"] <= 0:
+        erros.append(f"o tempo limite deve ser maior que zero (recebido {valores['timeout_total']}).")
+        valores["timeout_total"] = None
+    return valores, erros
+
+
 def resolver_pasta_dados(config: Configuracao, pasta_script: Path) -> Path:
     bruto = config.valor("DADOS_DIR")
     if not bruto:
@@ -796,47 +822,10 @@ def main(argv=None) -> int:
     registro = Registro(mascarar)
     pasta_dados = resolver_pasta_dados(config, pasta_script)
 
-    erros_config = []
-    try:
-        log_max_bytes = _numero(
-            opcoes, "log_max_bytes", config, "SYNC_LOG_MAX_BYTES", PADRAO_LOG_MAX_BYTES, int, 0,
-            "tamanho em bytes, 0 ou mais",
-        )
-    except ErroUso as erro:
-        erros_config.append(str(erro))
-        log_max_bytes = PADRAO_LOG_MAX_BYTES
-    try:
-        log_backups = _numero(
-            opcoes, "log_backups", config, "SYNC_LOG_BACKUPS", PADRAO_LOG_BACKUPS, int, 1,
-            "número inteiro, 1 ou mais",
-        )
-    except ErroUso as erro:
-        erros_config.append(str(erro))
-        log_backups = PADRAO_LOG_BACKUPS
-    timeout = tentativas = espera_inicial = None
-    try:
-        timeout = _numero(
-            opcoes, "timeout_total", config, "SYNC_TIMEOUT_TOTAL", PADRAO_TIMEOUT_TOTAL, float, 0,
-            "segundos, maior que zero",
-        )
-        if timeout <= 0:
-            raise ErroUso(f"o tempo limite deve ser maior que zero (recebido {timeout}).")
-    except ErroUso as erro:
-        erros_config.append(str(erro))
-    try:
-        tentativas = _numero(
-            opcoes, "tentativas", config, "SYNC_TENTATIVAS", PADRAO_TENTATIVAS, int, 1,
-            "número inteiro, 1 ou mais",
-        )
-    except ErroUso as erro:
-        erros_config.append(str(erro))
-    try:
-        espera_inicial = _numero(
-            opcoes, "espera_inicial", config, "SYNC_ESPERA_INICIAL", PADRAO_ESPERA_INICIAL, float, 0,
-            "segundos, 0 ou mais",
-        )
-    except ErroUso as erro:
-        erros_config.append(str(erro))
+    numeros, erros_config = _ler_numeros(opcoes, config)
+    log_max_bytes, log_backups = numeros["log_max_bytes"], numeros["log_backups"]
+    timeout, tentativas = numeros["timeout_total"], numeros["tentativas"]
+    espera_inicial = numeros["espera_inicial"]
 
     registro.abrir_arquivo(pasta_dados / "logs" / NOME_LOG, log_max_bytes, log_backups)
     host = socket.gethostname()
