@@ -3,14 +3,15 @@
 
 Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam):
 
+    segredos (máscara aplicada a tudo o que sai do programa)
     configuração (.env / ambiente / opções)
         → cliente HTTP (uma requests.Session por servidor, com novas tentativas)
         → retrato (busca usuários e licenças, valida e normaliza)
-        → planejador (puro: retratos + data de hoje → lista de ações; sem E/S)
+        → planejador (puro: retratos + estado salvo + hoje → ações; sem E/S)
         → executor (aplica as ações pela API, em paralelo limitado)
         → estado e histórico (arquivos gravados de forma atômica em DADOS_DIR)
-        → relatório (texto em português e JSON)
-        → linha de comando (main)
+        → relatório (texto em português e JSON; painel web e /status.json)
+        → linha de comando (main; também a demonstração)
 
 Regra de ouro: depois de uma execução, o programa de um cliente que cair no backup
 recebe a MESMA resposta (liberado / negado) que receberia do principal. O que a API
@@ -23,11 +24,14 @@ Uso rápido:
     python sincronizar_bancos.py             # sincroniza conforme o .env
     python sincronizar_bancos.py --simular   # mostra o plano sem gravar nada
     python sincronizar_bancos.py --json      # relatório em JSON no stdout
+    python sincronizar_bancos.py verificar | historico | painel | restaurar
+    python sincronizar_bancos.py --bidirecional   # três vias, conflitos, exclusões com travas
 
 Códigos de saída: 0 tudo certo e paridade de veredito em todos os backups;
 1 alguma ação falhou (ou há conflitos a resolver); 2 problema de configuração ou
 credenciais; 3 outra execução em andamento; 4 servidor inacessível ou com dados
-inutilizáveis (nada gravado nesse par); 5 exclusões retidas pelas travas de segurança.
+inutilizáveis (nada gravado nesse par); 5 travas de segurança (origem vazia ou que
+perdeu metade das licenças; exclusões acima do limite).
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ EXIT_SIGNIFICADO = {
     EXIT_CONFIG: "problema de configuração ou credenciais",
     EXIT_EM_ANDAMENTO: "outra sincronização já está em andamento",
     EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
-    EXIT_EXCLUSOES: "exclusões retidas por segurança (servidor vazio ou limite de exclusões)",
+    EXIT_EXCLUSOES: "travas de segurança: servidor vazio ou que perdeu dados, ou exclusões acima do limite",
 }
 
 CHECK_SIGNIFICADO = {
@@ -1304,8 +1308,9 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairSt
                    "Se um servidor voltou vazio ou perdeu dados, use 'python sincronizar_bancos.py restaurar' "
                    "para copiá-los de volta." + ("" if options.force else " Para seguir assim mesmo: --forcar.")
                    + (f" {message}" if message else ""))
-    if halted:  # nada é gravado; as exclusões que haveria aparecem como retidas
+    if halted:  # nada é gravado; as exclusões que haveria aparecem como retidas, e a paridade é a de agora
         user_actions, planner.chains, allowed, held = [], [], [], allowed + held
+        planner.mismatches = list(planner.current)
     return Plan(
         halted=halted,
         backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], today) and k not in blocked_now],
@@ -2606,19 +2611,28 @@ class Run:
         return results
 
     def _report_pair(self, plan: Plan, results: list[Result] | None, pair: dict[str, Any], target_url: str) -> None:
-        rep, simulate = self.rep, self.config.simulate
         results = results if results is not None else [Result(a, True) for a in plan.actions]
+        if plan.halted:
+            self.rep.say(f"   🛑 Par parado, nada foi gravado: {plan.guard_message}")
+        else:
+            self._report_users([r for r in results if r.action.kind == CREATE_USER], target_url)
+            self._report_licenses(plan, [r for r in results if r.action.kind != CREATE_USER], pair)
+        self._report_differences(plan)
+        self.rep.say("")
+
+    def _report_users(self, user_results: list[Result], target_url: str) -> None:
         primary = self.snapshots[self.config.primary.url]
-        user_results = [r for r in results if r.action.kind == CREATE_USER]
-        license_results = [r for r in results if r.action.kind != CREATE_USER]
-        rep.say("👥 Sincronizando usuários...")
+        self.rep.say("👥 Sincronizando usuários...")
         created = sum(1 for r in user_results if r.ok and not r.unsyncable and r.action.side == "backup")
         present = len(set(primary.users) & set(self.snapshots[target_url].users)) + created
-        report_actions(rep, user_results, simulate, len(primary.users), "usuários", present,
+        report_actions(self.rep, user_results, self.config.simulate, len(primary.users), "usuários", present,
                        "sincronizados")
         if self.credentials and self.credentials.used:
-            rep.say(f"   🔑 Senhas dos usuários criados (novas, aleatórias): {self.credentials.path}")
-        rep.say("")
+            self.rep.say(f"   🔑 Senhas dos usuários criados (novas, aleatórias): {self.credentials.path}")
+        self.rep.say("")
+
+    def _report_licenses(self, plan: Plan, license_results: list[Result], pair: dict[str, Any]) -> None:
+        rep, simulate = self.rep, self.config.simulate
         rep.say("📋 Sincronizando licenças...")
         failed = {r.action.key for r in license_results if not r.ok}
         report_actions(rep, license_results, simulate, plan.licenses_compared, "licenças",
@@ -2628,14 +2642,17 @@ class Run:
             now_ok = pair["paridade_antes"]
             rep.say(f"   {'✅' if now_ok['ok'] else '❌'} Veredito agora: {parity['total'] - len(now_ok['diferentes'])}"
                     f"/{parity['total']} licenças com a mesma resposta (liberada/negada) no principal e no backup")
-        icon = "✅" if parity["ok"] else "❌"
         when = "depois do plano" if simulate else "no principal e no backup"
-        rep.say(f"   {icon} Paridade de veredito: {parity['iguais']}/{parity['total']} licenças com a mesma "
-                f"resposta (liberada/negada) {when}")
+        rep.say(f"   {'✅' if parity['ok'] else '❌'} Paridade de veredito: {parity['iguais']}/{parity['total']} "
+                f"licenças com a mesma resposta (liberada/negada) {when}")
         if parity["diferentes"]:
             rep.say("      Diferentes: " + ", ".join(parity["diferentes"][:MAX_LINES]))
         if plan.skipped:
             rep.say(f"   ⚠️  {len(plan.skipped)} licença(s) do principal ignorada(s) por dados inválidos")
+
+    def _report_differences(self, plan: Plan) -> None:
+        """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
+        rep = self.rep
         if plan.divergences:
             rep.say(f"   ⚠️  Divergências não sincronizáveis (a API não permite copiar): {len(plan.divergences)}")
             for line in summarize_divergences(plan.divergences):
@@ -2661,7 +2678,6 @@ class Run:
             rep.say("   ℹ️  Não restaurável pela API: as datas recomeçam hoje no principal (licenças vencidas ou "
                     "pendentes no backup ficam bloqueadas para negar igual) e os usuários recriados têm senhas "
                     "novas (veja o arquivo de senhas).")
-        rep.say("")
 
     def _report_conflicts(self, plan: Plan) -> None:
         if not plan.conflicts:
