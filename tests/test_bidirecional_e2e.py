@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import os
+
 import pytest
 import requests
 
@@ -395,6 +397,7 @@ def _estado_legivel(par) -> None:
     assert doc["versao"] == 1 and doc["principal"] == par.principal.url and doc["backup"] == par.backup.url
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
 @pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
 def test_execucao_morta_com_sigkill_e_a_seguinte_nao_perde_nem_duplica(par, modo):
     semear(par.principal, [f"BASE-{i}" for i in range(5)])
@@ -434,6 +437,7 @@ def test_execucao_morta_com_sigkill_e_a_seguinte_nao_perde_nem_duplica(par, modo
     assert r.codigo == 0 and escritas(par) == (0, 0)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
 def test_bidirecional_morta_entre_criar_e_bloquear_e_completada_na_seguinte(par):
     semear(par.principal, ["BASE-1"])
     sincronizado(par, "--bidirecional")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+
+import pytest
 
 from conftest import SCRIPT
 
@@ -58,6 +61,7 @@ def test_historico_registra_falha(par):
     assert execucoes[-1]["erro"] and auditoria == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
 def test_execucao_morta_fica_como_interrompida(par):
     for i in range(300):
         par.principal.add_device(f"K-{i:04d}")

@@ -223,6 +223,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
 def test_trava_de_processo_morto_com_kill_9_nao_bloqueia(par_r):
     par = par_r
     semear_licencas(par.principal, 5)
@@ -267,6 +268,7 @@ def _execucoes_em_andamento(dados) -> int:
         con.close()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
 def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par_r):
     par = par_r
     semente = int(os.environ.get("SEMENTE_KILL", "20261128"))
@@ -426,6 +428,7 @@ sys.exit(sb.main(["--sem-progresso"]))
 """
 
 
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
 def test_kill_9_no_meio_da_gravacao_atomica_nao_deixa_copia_de_senhas(par_r):
     par = par_r
     semear_licencas(par.principal, 3)
