@@ -620,7 +620,7 @@ def _api_error(resp: Response) -> str | None:
 
 
 def _status_text(resp: Response) -> str:
-    message = resp.body.get("error") if isinstance(resp.body, dict) else None
+    message = _api_error(resp)
     return f"HTTP {resp.status}" + (f": {message}" if message else "")
 
 
@@ -1464,8 +1464,7 @@ class Executor:
         if resp.status == 201:
             self.credentials.update(entry, "criado")
             return Result(action, True)
-        error = resp.body.get("error") if isinstance(resp.body, dict) else None
-        if resp.status == 400 and error == "Usuário já existe.":
+        if resp.status == 400 and _api_error(resp) == "Usuário já existe.":
             return self._user_exists(action, entry, resp.retried)
         self.credentials.update(entry, "falhou (usuário não criado)")
         return Result(action, False, f"o servidor respondeu {_status_text(resp)}")
@@ -1666,21 +1665,21 @@ class History:
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga."""
-        with self._lock:
-            cursor = self.db.execute("SELECT * FROM execucoes ORDER BY id DESC LIMIT ?", (limit,))
-            names = [c[0] for c in cursor.description]
-            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        rows = self._dicts("SELECT * FROM execucoes ORDER BY id DESC LIMIT ?", (limit,))
         for row in rows:
             row["contagens"] = json.loads(row["contagens"] or "{}")
             row["detalhes"] = json.loads(row["detalhes"] or "{}")
         return rows
 
-    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+    def _dicts(self, sql: str, params: tuple) -> list[dict[str, Any]]:
         with self._lock:
-            cursor = self.db.execute("SELECT momento, servidor, chave, acao, ok, mensagem, mudancas FROM auditoria "
-                                     "WHERE execucao = ? ORDER BY servidor, chave, id", (run_id,))
+            cursor = self.db.execute(sql, params)
             names = [c[0] for c in cursor.description]
-            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._dicts("SELECT momento, servidor, chave, acao, ok, mensagem, mudancas FROM auditoria "
+                           "WHERE execucao = ? ORDER BY servidor, chave, id", (run_id,))
         for row in rows:
             row["ok"] = bool(row["ok"])
             row["mudancas"] = json.loads(row["mudancas"] or "[]")
@@ -1930,6 +1929,11 @@ class Reporter:
             self.say(text)
 
 
+def count_changes(counts: dict[str, Any]) -> int:
+    """Total de escritas no backup de um dicionário de contagens (criadas, atualizadas, ...)."""
+    return sum(v for k, v in counts.items() if k in COUNT_KEYS.values())
+
+
 def count_results(plan: Plan, results: list[Result] | None) -> dict[str, Any]:
     """Contagens das escritas no backup (chaves planas) e, no modo bidirecional, no principal."""
     sides = {side: {name: 0 for name in COUNT_KEYS.values()} for side in ("backup", "principal")}
@@ -2102,7 +2106,7 @@ def render_chart(rows: list[dict[str, Any]], width: int = 640, height: int = 160
     rows = list(reversed(rows[:40]))
     if not rows:
         return '<p class="vazio">Sem execuções para o gráfico.</p>'
-    values = [sum(v for k, v in r["contagens"].items() if k in COUNT_KEYS.values()) for r in rows]
+    values = [count_changes(r["contagens"]) for r in rows]
     failures = [r["contagens"].get("falhas", 0) + (1 if r["situacao"] not in ("ok", "em andamento") else 0)
                 for r in rows]
     top = max(values + failures + [1])
@@ -2182,7 +2186,7 @@ def _render_runs(rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         c = r["contagens"]
-        changes = sum(v for k, v in c.items() if k in COUNT_KEYS.values())
+        changes = count_changes(c)
         parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
         body.append(f"<tr class=\"execucao\"><td>{_when(r['inicio'])}</td><td>{_esc(r['backup'])}</td>"
                     f"<td>{_esc(r['modo'])}</td><td>{_esc(r['situacao'])}</td><td>{changes}</td>"
@@ -2734,7 +2738,7 @@ class Run:
                 continue
             c, parity = pair["contagens"], pair["paridade"]
             verb = "planejadas" if self.config.simulate else "aplicadas"
-            changes = sum(v for k, v in c.items() if k in COUNT_KEYS.values())
+            changes = count_changes(c)
             icon = "✅" if pair["situacao"] == "ok" else "⚠️ "
             rep.say(f"   {icon} {pair['backup']}: {changes} mudança(s) {verb} "
                     f"({c['usuarios_criados']} usuário(s) criado(s), {c['licencas_criadas']} licença(s) criada(s), "
@@ -2893,7 +2897,7 @@ def print_history(rows: list[dict[str, Any]]) -> None:
     rep.say(f"{'Início (UTC)':<26} {'Situação':<13} {'Mudanças':>8} {'Falhas':>6} {'Paridade':>11} {'Duração':>8}  "
             "Backup / Execução")
     for r in rows:
-        changes = sum(v for k, v in r["contagens"].items() if k in COUNT_KEYS.values())
+        changes = count_changes(r["contagens"])
         parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
         duration = "—" if r["duracao_s"] is None else f"{r['duracao_s']:.1f}s"
         rep.say(f"{r['inicio']:<26} {r['situacao']:<13} {changes:>8} {r['contagens'].get('falhas', 0):>6} "
