@@ -41,17 +41,21 @@ import calendar
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import email.utils
+import enum
 import ipaddress
 import json
 import math
 import os
 import re
 import secrets
+import sqlite3
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+import zoneinfo
 from typing import Any, Callable, Iterable
 
 try:
@@ -103,7 +107,7 @@ LICENSE_STATUSES = ("active", "blocked", "pending")
 USER_ROLES = ("admin", "user")
 SETTABLE_FIELDS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
 TEXT_FIELDS = SETTABLE_FIELDS + ("status", "features")
-MAX_TEXT_LEN = 10_000
+MAX_TEXT_LEN = 4_000_000  # caracteres por campo; o servidor aceita qualquer tamanho
 DEFAULT_CREATED_BY = "admin"
 
 SEP = "=" * 60
@@ -160,6 +164,7 @@ class ServerConfig:
     url: str
     username: str
     password: str = dataclasses.field(repr=False)
+    time_zone: str = "UTC"  # fuso do processo do servidor (o veredito usa a data local dele)
 
     @property
     def label(self) -> str:
@@ -319,6 +324,10 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     if not backups:
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
     _check_distinct(primary, backups)
+    zone = time_zone_setting("SYNC_FUSO_HORARIO", get("SYNC_FUSO_HORARIO") or "UTC")
+    primary.time_zone = time_zone_setting("PRINCIPAL_FUSO_HORARIO", get("PRINCIPAL_FUSO_HORARIO") or zone)
+    for backup in backups:
+        backup.time_zone = time_zone_setting("BACKUP_FUSO_HORARIO", get("BACKUP_FUSO_HORARIO") or zone)
 
     allow_http = bool(args.permitir_http) or _truthy(get("SYNC_PERMITIR_HTTP") or "")
     for server in [primary] + backups:
@@ -361,6 +370,17 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         progress=not args.json and not args.sem_progresso,
         allow_http=allow_http,
     )
+
+
+def time_zone_setting(name: str, value: str) -> str:
+    """Valida um fuso horário IANA (ex.: America/Sao_Paulo, UTC)."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} deve ser um fuso horário como America/Sao_Paulo ou UTC (recebido: {value!r}). "
+                          "No Windows, instale as dependências (pip install -r requirements.txt, inclui tzdata).") \
+            from None
+    return value
 
 
 def _server_config(role: str, url: str, username: str | None, password: str | None) -> ServerConfig:
@@ -621,7 +641,17 @@ def _api_error(resp: Response) -> str | None:
 
 def _status_text(resp: Response) -> str:
     message = _api_error(resp)
+    if message is None and 200 <= resp.status < 300:
+        return f"HTTP {resp.status} sem a confirmação JSON da API (página de proxy ou de hospedagem?)"
     return f"HTTP {resp.status}" + (f": {message}" if message else "")
+
+
+def proven(resp: Response) -> bool:
+    """Uma escrita só conta com a resposta JSON da própria API: 2xx e {"success": true} ou {"ok": true}.
+    Um 200 com página HTML (proxy, túnel, aviso da hospedagem) não prova nada."""
+    body = resp.body
+    return 200 <= resp.status < 300 and isinstance(body, dict) and (
+        body.get("success") is True or body.get("ok") is True)
 
 
 # ============================================================================
@@ -629,7 +659,32 @@ def _status_text(resp: Response) -> str:
 # ============================================================================
 
 class SnapshotError(Exception):
-    """A listagem de um servidor não é confiável: nada é gravado nesse par."""
+    """A listagem de um servidor não é confiável (não é JSON, sem 'items'...): nada é gravado nesse par."""
+
+
+class ProblemKind(str, enum.Enum):
+    """Por que um registro ficou de fora do plano (o relatório traduz em português)."""
+    NOT_OBJECT = "nao_e_objeto"
+    NO_KEY = "sem_chave"
+    DUPLICATE = "duplicado"
+    UNREACHABLE = "inalcancavel"  # id com espaços nas pontas: o /verify nunca o encontra
+    BAD_TYPE = "tipo_inesperado"
+    TOO_LONG = "texto_grande_demais"
+    UNKNOWN_LICENSE_TYPE = "tipo_de_licenca_desconhecido"
+    BAD_DATE = "data_invalida"
+    UNKNOWN_ROLE = "papel_desconhecido"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Registro de uma listagem que não entra no plano; `text` já é a explicação em português."""
+    kind: str  # "usuario" ou "licenca"
+    key: str
+    reason: ProblemKind
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"tipo": self.kind, "chave": self.key, "motivo": self.reason.value, "problema": self.text}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -649,10 +704,10 @@ class License:
     license_type: str | None
     created_by: str | None
     status: str | None
-    start_date: dt.date | None = None
+    start_date: dt.date | str | None = None  # texto quando o formato é desconhecido (valor opaco)
     end_date: dt.date | None = None
-    custom_interval: int | None = None
-    features: str | None = None
+    custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
+    features: Any = None  # opaco
 
     def settable(self) -> tuple:
         return (self.owner_name, self.cpf, self.email, self.address, self.license_type, self.created_by)
@@ -672,13 +727,25 @@ class License:
 class Snapshot:
     server_url: str
     users: dict[str, User]
-    licenses: dict[str, License]
-    problems: list[dict[str, str]] = dataclasses.field(default_factory=list)  # registros estranhos
+    licenses: dict[str, License]  # só registros que o plano pode usar
+    problems: list[Problem] = dataclasses.field(default_factory=list)
     login_username: str | None = None
+    # licenças que não entram no plano: chave → melhor leitura possível (None = veredito desconhecido)
+    rejected: dict[str, License | None] = dataclasses.field(default_factory=dict)
 
     @property
     def invalid_keys(self) -> set[str]:
-        return {p["chave"] for p in self.problems if p["tipo"] == "licenca"}
+        return set(self.rejected)
+
+    @property
+    def license_count(self) -> int:
+        """Quantas licenças o servidor listou (as fora do plano também contam: não sumiram)."""
+        return len(self.licenses) + len(self.rejected)
+
+    @property
+    def unreachable(self) -> set[str]:
+        """Ids com espaços nas pontas (o cliente nunca os alcança): ficam fora do plano."""
+        return {p.key for p in self.problems if p.reason == ProblemKind.UNREACHABLE}
 
 
 def normalize_text(value: Any, field: str, key: str) -> str | None:
@@ -686,9 +753,17 @@ def normalize_text(value: Any, field: str, key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise SnapshotError(f"campo '{field}' com tipo inesperado ({type(value).__name__}) no registro {key!r}")
+        raise _RecordError(ProblemKind.BAD_TYPE, f"campo '{field}' com tipo inesperado ({type(value).__name__})")
     value = value.strip()
     return value or None
+
+
+class _RecordError(Exception):
+    """Um registro só não pode ser usado (o resto da listagem segue)."""
+
+    def __init__(self, reason: ProblemKind, text: str):
+        super().__init__(text)
+        self.reason, self.text = reason, text
 
 
 _RFC1123 = re.compile(r"^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4}")
@@ -704,99 +779,119 @@ def parse_date(value: Any) -> dt.date | None:
     if re.match(r"^\d{4}-\d{2}-\d{2}", text):
         return dt.date.fromisoformat(text[:10])
     if _RFC1123.match(text):
-        import email.utils
         return email.utils.parsedate_to_datetime(text).date()
     raise ValueError(value)
 
 
-def _parse_interval(value: Any, key: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise SnapshotError(f"campo 'custom_interval' com tipo inesperado ({type(value).__name__}) no registro {key!r}")
+def opaque(value: Any) -> Any:
+    """Campo que a ferramenta não copia: guardado como veio (listas e objetos viram JSON canônico)."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
 
 
-def _item_key(item: Any, index: int, key_field: str) -> str:
+def _item_key(item: Any, index: int, key_field: str, strip: bool) -> str:
     if not isinstance(item, dict):
-        raise SnapshotError(f"o item {index + 1} da lista não é um objeto JSON")
+        raise _RecordError(ProblemKind.NOT_OBJECT, f"o item {index + 1} da lista não é um objeto JSON")
     key = item.get(key_field)
     if not isinstance(key, str) or not key.strip():
-        raise SnapshotError(f"o item {index + 1} da lista não tem '{key_field}' válido")
-    return key.strip()  # o servidor guarda a chave sem espaços nas pontas
+        raise _RecordError(ProblemKind.NO_KEY, f"o item {index + 1} da lista não tem '{key_field}' válido")
+    if key != key.strip() and not strip:
+        raise _RecordError(ProblemKind.UNREACHABLE,
+                           "id com espaços nas pontas: nenhum cliente alcança este registro (o servidor tira "
+                           "os espaços do id na verificação); não é copiado")
+    return key.strip() if strip else key
 
 
-def _problem(kind: str, key: str, text: str) -> dict[str, str]:
-    return {"tipo": kind, "chave": key, "problema": text}
-
-
-def _parse_listing(items: list[Any], key_field: str, kind: str,
-                   parse_one: Callable[[dict[str, Any], str], tuple[Any, list[str]]]) -> tuple[dict[str, Any], list]:
-    """Valida uma listagem inteira: chave presente e única (senão SnapshotError); problemas de um
-    registro só (tipo desconhecido, texto gigante...) ficam anotados nele."""
+def _parse_listing(items: list[Any], key_field: str, kind: str, parse_one: Callable[[dict[str, Any], str], Any],
+                   strip_keys: bool) -> tuple[dict[str, Any], list[Problem], dict[str, Any]]:
+    """Valida registro a registro: um registro ruim fica de fora (e anotado); o resto segue.
+    Devolve (registros bons, problemas, rejeitados: chave → melhor leitura ou None)."""
     records: dict[str, Any] = {}
-    problems = []
+    problems: list[Problem] = []
+    rejected: dict[str, Any] = {}
     for index, item in enumerate(items):
-        key = _item_key(item, index, key_field)
-        if key in records:
+        try:
+            key = _item_key(item, index, key_field, strip_keys)
+        except _RecordError as exc:
+            raw = item.get(key_field) if isinstance(item, dict) else None
+            label = raw if isinstance(raw, str) and raw.strip() else f"item {index + 1}"
+            problems.append(Problem(kind, label, exc.reason, exc.text))
+            continue
+        if key in records or key in rejected:
             noun = "usuário" if kind == "usuario" else key_field
-            raise SnapshotError(f"{noun} duplicado na listagem: {key!r}")
-        record, issues = parse_one(item, key)
-        problems.extend(_problem(kind, key, text) for text in issues)
-        records[key] = record
-    return records, problems
+            problems.append(Problem(kind, key, ProblemKind.DUPLICATE, f"{noun} duplicado na listagem: {key!r}"))
+            records.pop(key, None)
+            rejected[key] = None
+            continue
+        try:
+            records[key] = parse_one(item, key)
+        except _RecordError as exc:
+            problems.append(Problem(kind, key, exc.reason, exc.text))
+            rejected[key] = getattr(exc, "best_effort", None)
+    return records, problems, rejected
 
 
-def parse_user(item: dict[str, Any], key: str) -> tuple[User, list[str]]:
+def parse_user(item: dict[str, Any], key: str) -> User:
     user = User(key, normalize_text(item.get("email"), "email", key), normalize_text(item.get("role"), "role", key))
-    return user, ([] if user.role in USER_ROLES else [f"papel desconhecido {user.role!r}"])
+    if user.role not in USER_ROLES:
+        raise _RecordError(ProblemKind.UNKNOWN_ROLE, f"papel desconhecido {user.role!r}")
+    return user
 
 
-def parse_users(items: list[Any]) -> tuple[dict[str, User], list[dict[str, str]]]:
-    return _parse_listing(items, "username", "usuario", parse_user)
+def parse_users(items: list[Any]) -> tuple[dict[str, User], list[Problem]]:
+    users, problems, _ = _parse_listing(items, "username", "usuario", parse_user, strip_keys=True)
+    return users, problems
 
 
-def parse_license(item: dict[str, Any], key: str) -> tuple[License, list[str]]:
-    issues = []
-    texts = {name: normalize_text(item.get(name), name, key) for name in TEXT_FIELDS}
+def parse_license(item: dict[str, Any], key: str) -> License:
+    """Só o que o plano usa pode recusar um registro: textos copiáveis, tipo e data de fim. Os campos
+    que a ferramenta não copia (custom_interval, features, last_seen_*, início em formato estranho)
+    ficam como vieram."""
+    texts = {name: normalize_text(item.get(name), name, key) for name in SETTABLE_FIELDS + ("status",)}
+    start_raw = item.get("start_date")
+    try:
+        start = parse_date(start_raw)
+    except (ValueError, TypeError, OverflowError):
+        start = opaque(start_raw)
+    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
+                  start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
+                  features=opaque(item.get("features")))
+    try:
+        lic = dataclasses.replace(lic, end_date=parse_date(item.get("end_date")))
+    except (ValueError, TypeError, OverflowError):
+        raise _rejected(lic, ProblemKind.BAD_DATE,
+                        f"data inválida em 'end_date': {str(item.get('end_date'))[:40]!r}", known=False) from None
     for name, value in texts.items():
         if value and len(value) > MAX_TEXT_LEN:
-            issues.append(f"campo '{name}' com {len(value)} caracteres (limite {MAX_TEXT_LEN})")
-    if texts["license_type"] not in LICENSE_PERIOD_MONTHS:
-        issues.append(f"tipo de licença desconhecido {texts['license_type']!r}")
-    if texts["status"] not in LICENSE_STATUSES:
-        issues.append(f"status desconhecido {texts['status']!r}")
-    dates = {}
-    for name in ("start_date", "end_date"):
-        try:
-            dates[name] = parse_date(item.get(name))
-        except (ValueError, TypeError, OverflowError):
-            dates[name] = None
-            issues.append(f"data inválida em '{name}': {str(item.get(name))[:40]!r}")
-    lic = License(
-        device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
-        features=texts["features"], custom_interval=_parse_interval(item.get("custom_interval"), key), **dates,
-    )
-    return lic, issues
+            raise _rejected(lic, ProblemKind.TOO_LONG, f"campo '{name}' com {len(value)} caracteres "
+                                                      f"(limite {MAX_TEXT_LEN})")
+    if lic.license_type not in LICENSE_PERIOD_MONTHS:
+        raise _rejected(lic, ProblemKind.UNKNOWN_LICENSE_TYPE, f"tipo de licença desconhecido {lic.license_type!r}")
+    if lic.end_date is None and lic.license_type != "vitalicia" and isinstance(lic.start_date, str):
+        raise _rejected(lic, ProblemKind.BAD_DATE, f"data inválida em 'start_date' sem 'end_date': "
+                                                  f"{lic.start_date[:40]!r} (o vencimento não pode ser calculado)",
+                        known=False)
+    return lic
 
 
-def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[dict[str, str]]]:
-    return _parse_listing(items, "device_id", "licenca", parse_license)
+def _rejected(lic: License, reason: ProblemKind, text: str, known: bool = True) -> _RecordError:
+    """Erro de registro que leva a melhor leitura possível (para manter o veredito negado no backup)."""
+    error = _RecordError(reason, text)
+    error.best_effort = lic if known else None
+    return error
+
+
+def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[Problem], dict[str, License | None]]:
+    return _parse_listing(items, "device_id", "licenca", parse_license, strip_keys=False)
 
 
 def fetch_snapshot(client: ApiClient) -> Snapshot:
-    """Busca usuários e licenças; levanta SnapshotError se algo não for confiável."""
-    try:
-        users, user_problems = parse_users(client.list_items("/admin/users"))
-        licenses, license_problems = parse_licenses(client.list_items("/admin/devices"))
-    except SnapshotError as exc:
-        raise SnapshotError(f"{client.server.label}: dados inutilizáveis: {exc}") from None
+    """Busca usuários e licenças; levanta SnapshotError só se a listagem inteira não for confiável."""
+    users, user_problems = parse_users(client.list_items("/admin/users"))
+    licenses, license_problems, rejected = parse_licenses(client.list_items("/admin/devices"))
     return Snapshot(client.server.url, users, licenses, user_problems + license_problems,
-                    login_username=client.server.username)
+                    login_username=client.server.username, rejected=rejected)
 
 
 # ============================================================================
@@ -869,7 +964,7 @@ class Plan:
     divergences: list[Divergence]
     backup_only_users: list[str]
     backup_only_licenses: list[str]
-    skipped: list[dict[str, str]]
+    skipped: list[Problem]  # licenças do principal fora do plano (dados ilegíveis)
     licenses_compared: int
     parity_mismatches: list[str]  # veredito diferente mesmo depois do plano (não deveria acontecer)
     current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
@@ -877,7 +972,8 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     guard_message: str | None = None
     conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    skipped_users: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    skipped_users: list[Problem] = dataclasses.field(default_factory=list)
+    unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
     backup_only_allowed: list[str] = dataclasses.field(default_factory=list)  # só no backup e liberadas lá
     expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
@@ -900,13 +996,47 @@ def period_end(license_type: str | None, start: dt.date) -> dt.date | None:
     return None if months is None else add_months(start, months)
 
 
+def effective_end(lic: License) -> dt.date | None:
+    """Fim de vigência como o servidor decide: o gravado ou, sem ele, início + período do tipo
+    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado)."""
+    if lic.license_type == "vitalicia":
+        return None
+    if isinstance(lic.end_date, dt.date):
+        return lic.end_date
+    months = LICENSE_PERIOD_MONTHS.get(lic.license_type or "")
+    if lic.end_date is None and months and isinstance(lic.start_date, dt.date):
+        return add_months(lic.start_date, months)
+    return None
+
+
 def is_expired(lic: License, today: dt.date) -> bool:
-    return lic.license_type != "vitalicia" and lic.end_date is not None and lic.end_date < today
+    end = effective_end(lic)
+    return end is not None and end < today
 
 
 def allows(lic: License | None, today: dt.date) -> bool:
-    """O veredito que o servidor dá ao programa do cliente: liberado (True) ou negado."""
-    return lic is not None and lic.status == "active" and not is_expired(lic, today)
+    """O veredito que o servidor dá ao programa do cliente (liberado = True), na ordem do servidor:
+    bloqueada → negada; vencida (fim gravado ou calculado, antes do `today` LOCAL do servidor) → negada;
+    pendente → negada; qualquer outro status (até um desconhecido) → liberada."""
+    if lic is None or lic.status == "blocked" or is_expired(lic, today):
+        return False
+    return lic.status != "pending"
+
+
+@dataclasses.dataclass(frozen=True)
+class Clock:
+    """Datas de uma execução: a UTC (carimbo das escritas da API) e a data local de cada lado
+    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO)."""
+    utc: dt.date
+    primary: dt.date
+    backup: dt.date
+
+    @classmethod
+    def of(cls, today: "dt.date | Clock") -> "Clock":
+        return today if isinstance(today, Clock) else cls(today, today, today)
+
+    def on(self, side: str) -> dt.date:
+        return self.primary if side == "principal" else self.backup
 
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
@@ -933,16 +1063,16 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     return lic
 
 
-def target_status(source: License, after: License, today: dt.date) -> str:
+def target_status(source: License, after: License, source_today: dt.date, target_today: dt.date) -> str:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
     que já nega → fica como está. Origem negada e destino que liberaria → 'blocked'
     ('pending' não pode ser definido pela API, e as datas não podem ser copiadas).
     """
-    if allows(source, today):
-        return "active"
-    if not allows(after, today):
+    if allows(source, source_today):
+        return after.status if allows(after, target_today) else "active"
+    if not allows(after, target_today):
         return after.status
     return "blocked"
 
@@ -958,17 +1088,23 @@ def _changes(before: License | None, after: License) -> tuple[tuple[str, Any, An
 SIDE_NAMES = {"backup": ("backup", "principal"), "principal": ("principal", "backup")}
 
 
-def plan_license(source: License, target: License | None, today: dt.date, side: str = "backup",
-                 labels: dict[str, str] | None = None, two_way: bool = False) -> tuple[list[Action], License]:
+def plan_license(source: License, target: License | None, today: "dt.date | Clock", side: str = "backup",
+                 labels: dict[str, str] | None = None, two_way: bool = False,
+                 rewrite: bool = False) -> tuple[list[Action], License]:
     """Ações (em ordem) que levam `target` (no servidor `side`) ao mesmo veredito e dados de `source`,
-    e como o destino ficará depois delas."""
+    e como o destino ficará depois delas. Cada lado é julgado pela sua data local; as escritas
+    carimbam a data UTC."""
     here, there = ((labels or {}).get(name, name) for name in SIDE_NAMES[side])
+    clock = Clock.of(today)
+    source_today, target_today = clock.on(SIDE_NAMES[side][1]), clock.on(side)
+    today = clock.utc
     key = source.device_id
     chain: list[Action] = []
     after = target
-    if target is None:
-        after = model_upsert(None, source, today)
-        chain.append(Action(CREATE, key, f"não existe no {here}", source.payload(), _changes(None, after), side))
+    if target is None or rewrite:  # regravar: o registro do destino não pôde ser lido direito
+        after = model_upsert(target, source, today)
+        kind, why = (UPDATE, f"registro ilegível no {here}: regravado") if rewrite else (CREATE, f"não existe no {here}")
+        chain.append(Action(kind, key, why, source.payload(), _changes(target if rewrite else None, after), side))
     elif target.settable()[:-1] == source.settable()[:-1] and \
             (target.desired_settable() if two_way else target.settable()) != source.desired_settable():
         # só o created_by difere: endpoint próprio, que não reinicia datas nem desbloqueia
@@ -982,8 +1118,8 @@ def plan_license(source: License, target: License | None, today: dt.date, side: 
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
-    status = target_status(source, after, today)
-    if allows(source, today) and is_expired(after, today):
+    status = target_status(source, after, source_today, target_today)
+    if allows(source, source_today) and is_expired(after, target_today):
         renewed = model_upsert(after, source, today)
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
@@ -1039,7 +1175,7 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
     known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
     sources = [(primary, backup, "backup")] + ([(backup, primary, "principal")] if two_way else [])
     for source, target, side in sources:
-        invalid = {p["chave"] for p in source.problems if p["tipo"] == "usuario"}
+        invalid = {p.key for snap in (source, target) for p in snap.problems if p.kind == "usuario"}
         for name in sorted(source.users):
             if name in target.users or name in invalid:
                 continue
@@ -1085,9 +1221,9 @@ def changed_since(lic: License | None, base: tuple, side: int) -> bool:
             or _renewed(lic.end_date, base[4 + side]))
 
 
-def same_record(a: License, b: License, today: dt.date) -> bool:
-    return (a.desired_settable() == b.desired_settable() and a.status == b.status
-            and allows(a, today) == allows(b, today))
+def same_record(p: License, b: License, clock: Clock) -> bool:
+    return (p.desired_settable() == b.desired_settable() and p.status == b.status
+            and allows(p, clock.primary) == allows(b, clock.backup))
 
 
 def describe_conflict(key: str, p: License | None, b: License | None, why: str, resolution: str) -> dict[str, Any]:
@@ -1103,9 +1239,9 @@ def describe_conflict(key: str, p: License | None, b: License | None, why: str, 
 class _Planner:
     """Monta o plano de um par; acumula ações, divergências e o resultado esperado."""
 
-    def __init__(self, primary: Snapshot, backup: Snapshot, today: dt.date, state: PairState | None,
+    def __init__(self, primary: Snapshot, backup: Snapshot, clock: Clock, state: PairState | None,
                  options: PlanOptions):
-        self.primary, self.backup, self.today, self.state, self.options = primary, backup, today, state, options
+        self.primary, self.backup, self.clock, self.state, self.options = primary, backup, clock, state, options
         self.chains: list[list[Action]] = []
         self.deletions: list[Action] = []
         self.conflicts: list[dict[str, Any]] = []
@@ -1115,6 +1251,10 @@ class _Planner:
         self.current: list[str] = []
         self.compared = 0
         self.journal = options.journal or {}
+
+    def differs(self, p: License | None, b: License | None) -> bool:
+        """Veredito diferente entre o principal e o backup (cada um pela sua data local)?"""
+        return allows(p, self.clock.primary) != allows(b, self.clock.backup)
 
     def resume(self, key: str, p: License | None, b: License | None) -> bool:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
@@ -1128,15 +1268,17 @@ class _Planner:
         self.sync(key, entry["origem"])
         return True
 
-    def sync(self, key: str, source_side: str) -> None:
+    def sync(self, key: str, source_side: str, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
+        if rewrite:
+            b = self.backup.rejected.get(key)
         labels, two_way = self.options.labels, self.options.mode == "bidirecional"
         if source_side == "principal":
-            chain, b_after = plan_license(p, b, self.today, "backup", labels, two_way)
+            chain, b_after = plan_license(p, b, self.clock, "backup", labels, two_way, rewrite)
             p_after = p
         else:
-            chain, p_after = plan_license(b, p, self.today, "principal", labels, two_way)
+            chain, p_after = plan_license(b, p, self.clock, "principal", labels, two_way)
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
             return self._unreachable(key, p, b)
@@ -1150,7 +1292,7 @@ class _Planner:
         self.divergences.append(Divergence(
             "licenca", key, "device_id", key if p else None, key if b else None,
             "contém '/' (ou é '.'/'..'): a API não consegue bloquear/ativar este id; nada foi enviado"))
-        if allows(p, self.today) != allows(b, self.today):
+        if self.differs(p, b):
             self.mismatches.append(key)
         if p is not None and b is not None:
             self.expected[key] = (p, b)
@@ -1158,7 +1300,7 @@ class _Planner:
     def _settle(self, key: str, p_after: License, b_after: License) -> None:
         self.expected[key] = (p_after, b_after)
         self.divergences.extend(license_divergences(p_after, b_after))
-        if allows(p_after, self.today) != allows(b_after, self.today):
+        if self.differs(p_after, b_after):
             self.mismatches.append(key)
 
     def delete(self, key: str, side: str, why: str) -> None:
@@ -1169,7 +1311,7 @@ class _Planner:
         winner = self.options.conflict
         self.conflicts.append(describe_conflict(key, p, b, why, winner))
         if winner == "relatar":
-            if allows(p, self.today) != allows(b, self.today):
+            if self.differs(p, b):
                 self.mismatches.append(key)
             return
         kept = p if winner == "principal" else b
@@ -1184,10 +1326,10 @@ class _Planner:
         if p is not None and b is not None and self.options.only_missing:
             self._settle(key, p, b)  # restaurar sem --forcar: o que já existe no destino fica como está
         elif p is not None:
-            self.sync(key, "principal")
+            self.sync(key, "principal", rewrite=key in self.backup.rejected)
         elif self.options.mirror and self.state is not None:
             self.delete(key, "backup", "não existe no principal (--espelhar)")
-        elif self.state is not None and key in self.state.licenses and allows(b, self.today):
+        elif self.state is not None and key in self.state.licenses and allows(b, self.clock.backup):
             # já foi sincronizada e sumiu do principal: bloqueia (reversível) para negar igual
             self.chains.append([Action(BLOCK, key, "apagada no principal desde a última sincronização "
                                        "(bloqueada para negar igual; --espelhar apagaria)",
@@ -1199,7 +1341,7 @@ class _Planner:
         if self.resume(key, p, b):
             return None
         if base is None:
-            if p is not None and b is not None and not same_record(p, b, self.today):
+            if p is not None and b is not None and not same_record(p, b, self.clock):
                 if self.state is None:
                     return self.conflict(key, "diferente nos dois lados e sem estado salvo (primeira sincronização)")
                 return self.conflict(key, "criada nos dois lados com dados diferentes")
@@ -1212,21 +1354,51 @@ class _Planner:
             if changed_since(survivor, base, 0 if survivor is p else 1):
                 return self.conflict(key, f"apagada no {gone} e alterada no {present}")
             return self.delete(key, present, f"apagada no {gone} desde a última sincronização")
-        if changed_p and changed_b and not same_record(p, b, self.today):
+        if changed_p and changed_b and not same_record(p, b, self.clock):
             return self.conflict(key, "alterada nos dois lados desde a última sincronização")
         self.sync(key, "backup" if changed_b and not changed_p else "principal")
 
+    def keep_denied(self, key: str) -> None:
+        """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
+        não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
+        p, b = self.primary.rejected[key], self.backup.licenses.get(key)
+        if b is None or not allows(b, self.clock.backup) or not path_safe(key):
+            return
+        if p is not None and allows(p, self.clock.primary):
+            return
+        self.chains.append([Action(BLOCK, key, "registro do principal não sincronizável e negado lá (ou de "
+                                   "veredito desconhecido): bloqueada para não liberar mais que o principal",
+                                   changes=(("status", b.status, "blocked"),))])
+
+    def block_trimmed_twins(self) -> None:
+        """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
+        nega. Uma cópia 'aparada' liberada no backup (ferramentas antigas faziam isso) é bloqueada."""
+        for raw in sorted(self.primary.unreachable):
+            key = raw.strip()
+            b = self.backup.licenses.get(key)
+            if key in self.primary.licenses or key in self.primary.rejected or not allows(b, self.clock.backup):
+                continue
+            if path_safe(key):
+                self.chains.append([Action(BLOCK, key, f"o principal só tem {raw!r} (com espaços nas pontas, "
+                                           "inalcançável: nega); bloqueada para negar igual",
+                                           changes=(("status", b.status, "blocked"),))])
+
     def run(self) -> None:
-        invalid = self.primary.invalid_keys
         two_way = self.options.mode == "bidirecional"
+        # registros fora do plano: no bidirecional, um ilegível no backup também não vira "apagado lá"
+        outside = set(self.primary.rejected) | (set(self.backup.rejected) if two_way else set())
         keys = set(self.primary.licenses) | set(self.backup.licenses)
         if two_way and self.state:
             keys |= set(self.state.licenses)
-        for key in sorted(keys - invalid):
+        for key in sorted(self.primary.rejected):
+            self.keep_denied(key)
+        if not two_way:
+            self.block_trimmed_twins()
+        for key in sorted(keys - outside):
             p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
             if p is not None or two_way:
                 self.compared += 1
-                if allows(p, self.today) != allows(b, self.today):
+                if self.differs(p, b):
                     self.current.append(key)
             self.two_way(key) if two_way else self.one_way(key)
 
@@ -1268,14 +1440,14 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
         if not count:
             continue
         other = "principal" if side == "backup" else "backup"
-        now, before = len(snapshots[other].licenses), stored[other]
+        now, before = snapshots[other].license_count, stored[other]
         if now == 0:
             reasons.append(f"a listagem do {other} está VAZIA ({before} licença(s) na última sincronização)")
         elif before and now < before / 2:
             reasons.append(f"o {other} perdeu mais da metade das licenças desde a última sincronização "
                            f"({before} → {now})")
         limit = options.max_deletions if options.max_deletions is not None else \
-            default_max_deletions(len(snapshots[side].licenses))
+            default_max_deletions(snapshots[side].license_count)
         if count > limit:
             reasons.append(f"{count} exclusão(ões) no {side} passam do limite de {limit} (--max-exclusoes)")
     if not reasons:
@@ -1288,13 +1460,14 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
                            "se as exclusões são mesmo desejadas, rode de novo com --forcar.")
 
 
-def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairState | None = None,
+def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", state: PairState | None = None,
               options: PlanOptions | None = None) -> Plan:
     """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
     options = options or PlanOptions()
     two_way = options.mode == "bidirecional"
     user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way)
-    planner = _Planner(primary, backup, today, state, options)
+    clock = Clock.of(today)
+    planner = _Planner(primary, backup, clock, state, options)
     with _collector_paused():
         planner.run()
     allowed, held, message = guard_deletions(planner.deletions, primary, backup, state, options)
@@ -1313,14 +1486,15 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: dt.date, state: PairSt
         planner.mismatches = list(planner.current)
     return Plan(
         halted=halted,
-        backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], today) and k not in blocked_now],
+        backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
-        backup_only_licenses=backup_only, skipped=[p for p in primary.problems if p["tipo"] == "licenca"],
+        backup_only_licenses=backup_only, skipped=[p for p in primary.problems if p.kind == "licenca" and p.reason != ProblemKind.UNREACHABLE],
+        unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, guard_message=message,
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
-        skipped_users=[p for p in primary.problems if p["tipo"] == "usuario"],
+        skipped_users=[p for p in primary.problems if p.kind == "usuario"],
     )
 
 
@@ -1331,11 +1505,11 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     if two_way:
         sides.append(("backup", backup, primary, state.count_backup if state else 0))
     for name, snap, other, before in sides:
-        now = len(snap.licenses)
+        now = snap.license_count
         # Origem vazia no unidirecional: suspeita mesmo sem estado. No bidirecional, sem estado, um lado
         # vazio é só a primeira sincronização (tudo é copiado para ele, nada é apagado).
-        if now == 0 and other.licenses and (before or not two_way):
-            return f"a listagem do {name} está VAZIA (o outro lado tem {len(other.licenses)} licença(s))"
+        if now == 0 and other.license_count and (before or not two_way):
+            return f"a listagem do {name} está VAZIA (o outro lado tem {other.license_count} licença(s))"
         if before and now < before / 2:
             return f"o {name} perdeu mais da metade das licenças desde a última sincronização ({before} → {now})"
     return None
@@ -1452,7 +1626,7 @@ class Executor:
 
     @staticmethod
     def _result(action: Action, resp: Response, expected: int) -> Result:
-        if resp.status == expected or (200 <= resp.status < 300 and resp.body is not None):
+        if proven(resp):
             return Result(action, True)
         return Result(action, False, f"o servidor respondeu {_status_text(resp)}")
 
@@ -1461,7 +1635,7 @@ class Executor:
         SECRETS.add(password)
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
-        if resp.status == 201:
+        if proven(resp):
             self.credentials.update(entry, "criado")
             return Result(action, True)
         if resp.status == 400 and _api_error(resp) == "Usuário já existe.":
@@ -1646,8 +1820,9 @@ class History:
             self._pending = []
         self._flushed_at = time.monotonic()
 
-    def finish_pair(self, row_id: int, pair: dict[str, Any]) -> None:
-        parity = pair.get("paridade") or {}
+    def finish_pair(self, row_id: int, outcome: "PairOutcome", pair: dict[str, Any]) -> None:
+        """Fecha a linha do par com o resultado tipado; `pair` é o JSON do par (só para os detalhes)."""
+        parity = outcome.parity
         with self._lock:
             self._flush()
         with self._lock, self.db:
@@ -1655,12 +1830,12 @@ class History:
                 "UPDATE execucoes SET fim=?, duracao_s=?, situacao=?, codigo_saida=?, contagens=?, falhas=?, "
                 "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
                 "detalhes=? WHERE id=?",
-                (pair["fim"], pair["duracao_s"], pair["situacao"], pair["codigo_saida"],
-                 json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(pair.get("falhas", [])),
-                 len(pair.get("conflitos", [])), len(pair.get("divergencias", [])),
-                 None if not parity else int(bool(parity.get("ok"))), parity.get("total"),
-                 len(parity.get("diferentes", [])) if parity else None, pair.get("erro"),
-                 SECRETS.mask(json.dumps(_pair_details(pair), ensure_ascii=False)), row_id))
+                (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
+                 json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(outcome.failures),
+                 len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
+                 None if parity is None else int(parity.ok), None if parity is None else parity.total,
+                 None if parity is None else len(parity.different), pair.get("erro"),
+                 SECRETS.mask(json.dumps(pair_details(pair), ensure_ascii=False)), row_id))
 
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -1819,7 +1994,7 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
             delta[action.side] += 1 if action.kind == CREATE else -1
     users = set(primary.users) & set(backup.users)
     users |= {a.key for a in done if a.kind == CREATE_USER}
-    count_p, count_b = len(primary.licenses) + delta["principal"], len(backup.licenses) + delta["backup"]
+    count_p, count_b = primary.license_count + delta["principal"], backup.license_count + delta["backup"]
     held_sides = {a.side for a in plan.held_deletions}
     if old and "backup" in held_sides:  # exclusões no backup retidas: o principal encolhido não vira referência
         count_p = old.count_primary
@@ -1832,21 +2007,6 @@ def swap_state(state: PairState) -> PairState:
     """Estado calculado com os lados trocados (restaurar: origem = backup, destino = principal)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
                      {k: (t[1], t[0], t[3], t[2], t[5], t[4]) for k, t in state.licenses.items()})
-
-
-def _pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
-    """O que o painel mostra de um par: divergências (amostra), falhas, só no backup, diferentes."""
-    by_field: dict[str, int] = {}
-    for item in pair.get("divergencias", []):
-        by_field[item["campo"]] = by_field.get(item["campo"], 0) + 1
-    return {
-        "divergencias_por_campo": by_field,
-        "divergencias": pair.get("divergencias", [])[:limit],
-        "falhas": pair.get("falhas", [])[:limit],
-        "conflitos": pair.get("conflitos", [])[:limit],
-        "so_no_backup": {k: v[:limit] for k, v in pair.get("so_no_backup", {}).items()},
-        "paridade_diferentes": (pair.get("paridade") or {}).get("diferentes", [])[:limit],
-    }
 
 
 def now_iso() -> str:
@@ -1930,26 +2090,210 @@ class Reporter:
 
 
 def count_changes(counts: dict[str, Any]) -> int:
-    """Total de escritas no backup de um dicionário de contagens (criadas, atualizadas, ...)."""
+    """Total de escritas de um dicionário de contagens de um lado (criadas, atualizadas, ...)."""
     return sum(v for k, v in counts.items() if k in COUNT_KEYS.values())
 
 
-def count_results(plan: Plan, results: list[Result] | None) -> dict[str, Any]:
-    """Contagens das escritas no backup (chaves planas) e, no modo bidirecional, no principal."""
-    sides = {side: {name: 0 for name in COUNT_KEYS.values()} for side in ("backup", "principal")}
-    failures = 0
-    for result in results if results is not None else [Result(a, True) for a in plan.actions]:
-        if result.unsyncable:
-            continue
-        if result.ok:
-            sides[result.action.side][COUNT_KEYS[result.action.kind]] += 1
-        else:
-            failures += 1
-    counts: dict[str, Any] = dict(sides["backup"])
-    counts.update(falhas=failures, licencas_sem_mudanca=plan.licenses_compared - len(plan.license_chains),
-                  divergencias=len(plan.divergences), conflitos=len(plan.conflicts),
-                  exclusoes_retidas=len(plan.held_deletions), no_principal=sides["principal"])
-    return counts
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Direction:
+    """Um par de servidores com os papéis reais (principal, backup). No plano, a origem faz o papel de
+    "principal" e o destino o de "backup"; em restaurar a origem é o backup e o destino o principal."""
+    primary: ServerConfig
+    backup: ServerConfig
+    restore: bool = False
+
+    @property
+    def source(self) -> ServerConfig:
+        return self.backup if self.restore else self.primary
+
+    @property
+    def target(self) -> ServerConfig:
+        return self.primary if self.restore else self.backup
+
+    def real_side(self, plan_side: str) -> str:
+        """Lado real ("principal"/"backup") do servidor que o plano chama de `plan_side`."""
+        if not self.restore:
+            return plan_side
+        return "principal" if plan_side == "backup" else "backup"
+
+
+@dataclasses.dataclass
+class Parity:
+    """Veredito (liberada/negada) igual nos dois lados, licença a licença."""
+    total: int
+    different: list[str]
+    ignored: int = 0
+    observed: bool = True  # False: previsão do plano (simulação)
+
+    @property
+    def ok(self) -> bool:
+        return not self.different and not self.ignored
+
+    @property
+    def equal(self) -> int:
+        return self.total - len(self.different)
+
+
+class PairStatus(str, enum.Enum):
+    OK = "ok"
+    FAILURES = "falhas"
+    CONFLICTS = "conflitos"
+    HELD = "exclusoes retidas"
+    ERROR = "erro"
+
+
+@dataclasses.dataclass
+class PairOutcome:
+    """Tudo o que aconteceu num par. O texto, o --json, o histórico, o ultima_execucao.json e o painel
+    são feitos a partir daqui, nunca o contrário."""
+    direction: Direction
+    started: str
+    clock: Clock | None = None
+    ended: str = ""
+    duration_s: float = 0.0
+    plan: Plan | None = None
+    results: list[Result] | None = None
+    parity: Parity | None = None  # o que os servidores têm agora (None: não foi possível conferir)
+    parity_before: Parity | None = None
+    divergences: list[Divergence] = dataclasses.field(default_factory=list)
+    leftover: list[Action] = dataclasses.field(default_factory=list)  # escritas que o servidor não guardou
+    warnings: list[str] = dataclasses.field(default_factory=list)  # conferência e arquivos locais
+    users_total: int = 0
+    users_present: int = 0
+    error: str | None = None
+    error_code: int = EXIT_SERVIDOR
+    code: int = EXIT_OK
+    status: PairStatus = PairStatus.OK
+    waited_s: float = 0.0
+    reread: bool = False  # True: paridade lida de novo nos servidores depois das escritas
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results or [] if not r.ok]
+
+    @property
+    def open_conflicts(self) -> list[dict[str, Any]]:
+        return [c for c in (self.plan.conflicts if self.plan else []) if c["resolucao"] == "relatar"]
+
+    def writes(self, real_side: str) -> dict[str, int]:
+        """Escritas feitas (ou planejadas, numa simulação) em um lado real, por tipo."""
+        counts = {name: 0 for name in COUNT_KEYS.values()}
+        done = self.results if self.results is not None else [Result(a, True) for a in self.planned()]
+        for result in done:
+            if result.ok and not result.unsyncable and self.direction.real_side(result.action.side) == real_side:
+                counts[COUNT_KEYS[result.action.kind]] += 1
+        return counts
+
+    def planned(self) -> list[Action]:
+        return [] if self.plan is None or self.plan.halted else self.plan.actions
+
+
+def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
+    """O código de saída de um par (a única regra; o da execução é o pior dos pares)."""
+    plan = outcome.plan
+    if outcome.error is not None or plan is None:
+        return outcome.error_code, PairStatus.ERROR
+    if plan.held_deletions or plan.halted:
+        return EXIT_EXCLUSOES, PairStatus.HELD
+    parity_ok = outcome.parity is not None and outcome.parity.ok
+    if check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+        behind = plan.actions or not parity_ok or plan.conflicts or plan.backup_only_allowed
+        return (EXIT_FALHAS, PairStatus.FAILURES) if behind else (EXIT_OK, PairStatus.OK)
+    if outcome.failures or outcome.leftover or outcome.warnings or not parity_ok or plan.skipped_users:
+        return EXIT_FALHAS, PairStatus.FAILURES
+    if outcome.open_conflicts:
+        return EXIT_FALHAS, PairStatus.CONFLICTS
+    return EXIT_OK, PairStatus.OK
+
+
+RUN_CODE_PRECEDENCE = (EXIT_CONFIG, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_FALHAS)
+
+
+def run_code(codes: Iterable[int]) -> int:
+    codes = set(codes)
+    return next((c for c in RUN_CODE_PRECEDENCE if c in codes), EXIT_OK)
+
+
+def _result_dict(result: Result) -> dict[str, Any]:
+    return {"tipo": result.action.kind, "chave": result.action.key, "motivo": result.action.reason,
+            "ok": result.ok, "mensagem": result.message or None, "nao_sincronizavel": result.unsyncable,
+            "mudancas": [{"campo": f, "antes": _jsonable(a), "depois": _jsonable(b)}
+                         for f, a, b in result.action.changes]}
+
+
+def _parity_json(parity: Parity | None) -> dict[str, Any] | None:
+    if parity is None:
+        return {"ok": False, "conferida": False, "total": None, "iguais": None, "diferentes": [], "ignoradas": 0}
+    return {"ok": parity.ok, "conferida": parity.observed, "total": parity.total, "iguais": parity.equal,
+            "diferentes": parity.different, "ignoradas": parity.ignored}
+
+
+def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
+    """O par em JSON (chaves em português): o único lugar em que essas chaves são criadas."""
+    d = outcome.direction
+    doc: dict[str, Any] = {
+        "backup": d.backup.url, "principal": d.primary.url, "origem": d.source.url, "destino": d.target.url,
+        "simulacao": simulate, "situacao": outcome.status.value, "codigo_saida": outcome.code,
+        "erro": outcome.error or (outcome.plan.guard_message if outcome.code == EXIT_EXCLUSOES else None),
+        "inicio": outcome.started, "fim": outcome.ended, "duracao_s": outcome.duration_s,
+    }
+    plan = outcome.plan
+    if plan is None:
+        return doc
+    divergences = [item.as_dict() for item in outcome.divergences]
+    if d.restore:  # no plano a origem (backup) faz o papel de "principal"
+        for item in divergences:
+            item["principal"], item["backup"] = item["backup"], item["principal"]
+    backup_writes, primary_writes = outcome.writes("backup"), outcome.writes("principal")
+    done = outcome.results if outcome.results is not None else [Result(a, True) for a in outcome.planned()]
+    doc.update({
+        "contagens": {**backup_writes, "falhas": len(outcome.failures),
+                      "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
+                      "divergencias": len(divergences), "conflitos": len(plan.conflicts),
+                      "exclusoes_retidas": len(plan.held_deletions), "no_principal": primary_writes,
+                      "escritas": {"principal": count_changes(primary_writes), "backup": count_changes(backup_writes)}},
+        "acoes": [dict(_result_dict(r), servidor=d.real_side(r.action.side)) for r in done],
+        "falhas": [_result_dict(r) for r in outcome.failures],
+        "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover],
+        "avisos": outcome.warnings,
+        "divergencias": divergences,
+        "conflitos": plan.conflicts,
+        "exclusoes_retidas": [{"chave": a.key, "lado": d.real_side(a.side), "motivo": a.reason}
+                              for a in plan.held_deletions],
+        "trava_exclusoes": plan.guard_message,
+        "primeira_sincronizacao": plan.first_sync,
+        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
+                         "licencas_liberadas": plan.backup_only_allowed},
+        "parado_por_perda_de_dados": plan.halted,
+        "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
+        "paridade": _parity_json(outcome.parity),
+        "paridade_antes": {"ok": outcome.parity_before.ok, "total": outcome.parity_before.total,
+                           "diferentes": outcome.parity_before.different},
+        "pendencias": len(outcome.planned()) + len(plan.held_deletions),
+        "espera_despertar_s": round(outcome.waited_s, 1),
+    })
+    return doc
+
+
+def pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
+    """O que o histórico guarda de um par para o painel: amostras das listas do JSON do par."""
+    by_field: dict[str, int] = {}
+    for item in pair.get("divergencias", []):
+        by_field[item["campo"]] = by_field.get(item["campo"], 0) + 1
+    return {
+        "divergencias_por_campo": by_field,
+        "divergencias": pair.get("divergencias", [])[:limit],
+        "falhas": pair.get("falhas", [])[:limit],
+        "nao_gravadas": pair.get("nao_gravadas", [])[:limit],
+        "avisos": pair.get("avisos", [])[:limit],
+        "conflitos": pair.get("conflitos", [])[:limit],
+        "so_no_backup": {k: v[:limit] for k, v in pair.get("so_no_backup", {}).items()},
+        "paridade_diferentes": (pair.get("paridade") or {}).get("diferentes", [])[:limit],
+    }
 
 
 def _action_line(result: Result, simulate: bool) -> str:
@@ -1960,16 +2304,6 @@ def _action_line(result: Result, simulate: bool) -> str:
     return f"   {icon} {result.action.key}: {todo if simulate else done} — {result.action.reason}{extra}"
 
 
-def report_actions(rep: Reporter, results: list[Result], simulate: bool, total: int, noun: str, synced: int,
-                   done_word: str) -> None:
-    shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
-    for result in shown[:MAX_LINES]:
-        rep.say(_action_line(result, simulate))
-    if len(shown) > MAX_LINES:
-        rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa com --json ou no histórico)")
-    rep.say(f"   ✅ {synced}/{total} {noun} {'em dia após o plano' if simulate else done_word}")
-
-
 def summarize_divergences(divergences: list[Divergence]) -> list[str]:
     groups: dict[tuple[str, str], list[str]] = {}
     for kind, key, field, _p, _b, _note in divergences:
@@ -1977,55 +2311,162 @@ def summarize_divergences(divergences: list[Divergence]) -> list[str]:
     lines = []
     for (kind, field), keys in sorted(groups.items()):
         noun = "usuário(s)" if kind == "usuario" else "licença(s)"
-        sample = ", ".join(keys[:5]) + (f", … (+{len(keys) - 5})" if len(keys) > 5 else "")
+        sample = ", ".join(keys[:5]) + (f", … e mais {len(keys) - 5}" if len(keys) > 5 else "")
         lines.append(f"   - {field}: {len(keys)} {noun}: {sample}")
     return lines
 
 
-def pair_document(backup_url: str, plan: Plan | None, results: list[Result] | None, simulate: bool,
-                  swap_sides: bool = False) -> dict[str, Any]:
-    doc: dict[str, Any] = {"backup": backup_url, "simulacao": simulate}
-    if plan is None:
-        return doc
-    failed_keys = {r.action.key for r in results or [] if not r.ok}
-    mismatches = sorted(set(plan.parity_mismatches) | {k for k in failed_keys if k in _license_keys(plan)})
-    divergences = [d.as_dict() for d in plan.divergences]
-    if swap_sides:  # restaurar: no plano a origem (backup) faz o papel de "principal"
-        for item in divergences:
-            item["principal"], item["backup"] = item["backup"], item["principal"]
-    parity_ok = not mismatches and not plan.skipped
-    doc.update({
-        "contagens": count_results(plan, results),
-        "acoes": [_result_dict(r) for r in (results if results is not None else [Result(a, True) for a in plan.actions])],
-        "falhas": [_result_dict(r) for r in results or [] if not r.ok],
-        "divergencias": divergences,
-        "conflitos": plan.conflicts,
-        "exclusoes_retidas": [{"chave": a.key, "lado": a.side, "motivo": a.reason} for a in plan.held_deletions],
-        "trava_exclusoes": plan.guard_message,
-        "primeira_sincronizacao": plan.first_sync,
-        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
-                         "licencas_liberadas": plan.backup_only_allowed},
-        "parado_por_perda_de_dados": plan.halted,
-        "registros_ignorados": plan.skipped + plan.skipped_users,
-        "paridade": {"ok": parity_ok, "total": plan.licenses_compared,
-                     "iguais": plan.licenses_compared - len(mismatches), "diferentes": mismatches,
-                     "ignoradas": len(plan.skipped)},
-        "paridade_antes": {"ok": not plan.current_mismatches, "total": plan.licenses_compared,
-                           "diferentes": plan.current_mismatches},
-        "pendencias": len(plan.actions) + len(plan.held_deletions),
-    })
-    return doc
+def sample(keys: list[str], limit: int = 10) -> str:
+    return ", ".join(keys[:limit]) + (f", … e mais {len(keys) - limit}" if len(keys) > limit else "")
 
 
-def _license_keys(plan: Plan) -> set[str]:
-    return {chain[0].key for chain in plan.license_chains} | {a.key for a in plan.deletions}
+class TextReport:
+    """O relatório em texto de um par, feito a partir do PairOutcome."""
 
+    def __init__(self, rep: Reporter, simulate: bool, check: bool, force: bool):
+        self.rep, self.simulate, self.check, self.force = rep, simulate, check, force
 
-def _result_dict(result: Result) -> dict[str, Any]:
-    return {"tipo": result.action.kind, "chave": result.action.key, "motivo": result.action.reason,
-            "ok": result.ok, "mensagem": result.message or None, "nao_sincronizavel": result.unsyncable,
-            "mudancas": [{"campo": f, "antes": _jsonable(a), "depois": _jsonable(b)}
-                         for f, a, b in result.action.changes]}
+    def pair(self, outcome: PairOutcome) -> None:
+        plan, rep = outcome.plan, self.rep
+        if outcome.error is not None:
+            rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {outcome.error}")
+            rep.say("")
+            return
+        results = outcome.results if outcome.results is not None else [Result(a, True) for a in outcome.planned()]
+        if plan.halted:
+            rep.say(f"   🛑 Par parado, nada foi gravado: {plan.guard_message}")
+        else:
+            self.users(outcome, [r for r in results if r.action.kind == CREATE_USER])
+            self.licenses(outcome, [r for r in results if r.action.kind != CREATE_USER])
+        self.differences(outcome)
+        for warning in outcome.warnings:
+            rep.say(f"   ⚠️  {warning}")
+        rep.say("")
+
+    def actions(self, results: list[Result]) -> None:
+        shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
+        for result in shown[:MAX_LINES]:
+            self.rep.say(_action_line(result, self.simulate))
+        if len(shown) > MAX_LINES:
+            self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa com --json ou no histórico)")
+
+    def users(self, outcome: PairOutcome, results: list[Result]) -> None:
+        self.rep.say("👥 Sincronizando usuários...")
+        self.actions(results)
+        done = "em dia após o plano" if self.simulate else "sincronizados"
+        self.rep.say(f"   ✅ {outcome.users_present}/{outcome.users_total} usuários {done}")
+        self.rep.say("")
+
+    def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
+        rep, plan = self.rep, outcome.plan
+        rep.say("📋 Sincronizando licenças...")
+        self.actions(results)
+        failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover}
+        done = "em dia após o plano" if self.simulate else "sincronizadas"
+        rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
+        if self.check:
+            before = outcome.parity_before
+            rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
+                    "mesma resposta (liberada/negada) no principal e no backup")
+        self.parity(outcome.parity)
+        if plan.skipped:
+            rep.say(f"   ⚠️  {plural(len(plan.skipped), 'licença')} do principal fora da sincronização por dados "
+                    "ilegíveis (o backup não libera nenhuma delas se o principal as nega)")
+        if plan.unreachable:
+            rep.say(f"   ℹ️  {plural(len(plan.unreachable), 'licença')} com id que nenhum cliente alcança (espaços "
+                    "nas pontas): não copiada(s): " + sample([repr(p.key) for p in plan.unreachable]))
+
+    def parity(self, parity: Parity | None) -> None:
+        if parity is None:
+            self.rep.say("   ❌ Paridade de veredito NÃO conferida: o backup não respondeu à releitura")
+            return
+        how = "previsão do plano" if not parity.observed else (
+            "conferido no servidor" if not self.check else "agora")
+        self.rep.say(f"   {'✅' if parity.ok else '❌'} Paridade de veredito: {parity.equal}/{parity.total} licenças "
+                     f"com a mesma resposta (liberada/negada) no principal e no backup ({how})")
+        if parity.different:
+            self.rep.say("      Diferentes: " + sample(parity.different, MAX_LINES))
+
+    def differences(self, outcome: PairOutcome) -> None:
+        """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
+        rep, plan = self.rep, outcome.plan
+        if outcome.leftover:
+            rep.say(f"   ❌ Conferência: o servidor não guardou {plural(len(outcome.leftover), 'escrita')} desta "
+                    f"execução ({sample([a.key for a in outcome.leftover])}). Ele pode ter reiniciado vazio ou um "
+                    "proxy ter respondido no lugar da API; a próxima execução tenta de novo.")
+        if outcome.divergences:
+            rep.say(f"   ⚠️  Divergências não sincronizáveis (a API não permite copiar): {len(outcome.divergences)}")
+            for line in summarize_divergences(outcome.divergences):
+                rep.say(line)
+        if plan.backup_only_users or plan.backup_only_licenses:
+            rep.say(f"   ℹ️  Só no backup (mantidos, nada apagado): {plural(len(plan.backup_only_users), 'usuário')}, "
+                    f"{plural(len(plan.backup_only_licenses), 'licença')}: "
+                    + sample(plan.backup_only_users + plan.backup_only_licenses))
+        if plan.backup_only_allowed:
+            rep.say(f"   ⚠️  {plural(len(plan.backup_only_allowed), 'licença')} só no backup "
+                    f"{'está LIBERADA' if len(plan.backup_only_allowed) == 1 else 'estão LIBERADAS'} lá (o principal "
+                    "não as conhece e negaria): " + sample(plan.backup_only_allowed)
+                    + ". Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga).")
+        self.conflicts(plan)
+        if plan.held_deletions:
+            rep.say(f"   🛑 {plural(len(plan.held_deletions), 'exclusão retida', 'exclusões retidas')}: "
+                    + sample([f"{a.key} ({outcome.direction.real_side(a.side)})" for a in plan.held_deletions]))
+        if outcome.direction.restore and not self.force:
+            rep.say("   ℹ️  Restaurar só cria o que falta no principal; registros que já existem lá ficam como "
+                    "estão (--forcar sobrescreve com a versão do backup).")
+        if outcome.direction.restore:
+            rep.say("   ℹ️  Não restaurável pela API: as datas recomeçam hoje no principal (licenças vencidas ou "
+                    "pendentes no backup ficam bloqueadas para negar igual) e os usuários recriados têm senhas "
+                    "novas (veja o arquivo de senhas).")
+
+    def conflicts(self, plan: Plan) -> None:
+        if not plan.conflicts:
+            return
+        policy = plan.conflicts[0]["resolucao"]
+        how = {"relatar": "nenhum lado foi alterado; resolva e rode de novo, ou use --conflito principal|backup",
+               "principal": "resolvidos a favor do principal", "backup": "resolvidos a favor do backup"}
+        self.rep.say(f"   ⚔️  Conflitos: {len(plan.conflicts)} ({how.get(policy, policy)})")
+        for conflict in plan.conflicts[:MAX_LINES]:
+            self.rep.say(f"      {conflict['chave']}: {conflict['descricao']}")
+            for field in conflict["campos"]:
+                self.rep.say(f"         {field['campo']}: principal={field['principal']!r} | "
+                             f"backup={field['backup']!r}")
+        if len(plan.conflicts) > MAX_LINES:
+            self.rep.say(f"      … e mais {len(plan.conflicts) - MAX_LINES}")
+
+    def summary_line(self, outcome: PairOutcome) -> str:
+        d = outcome.direction
+        if outcome.status == PairStatus.ERROR:
+            return f"   ❌ {d.target.url}: {outcome.error}"
+        icon = "✅" if outcome.status == PairStatus.OK else "⚠️ "
+        verb = "planejada" if self.simulate else "feita"
+        sides = ("principal", "backup") if d.restore else ("backup", "principal")
+        parts = []
+        for side in sides:
+            c = outcome.writes(side)
+            total = count_changes(c)
+            where = "no principal" if side == "principal" else "no backup"
+            if not total:
+                parts.append(f"0 escritas {where}")
+                continue
+            detail = ", ".join(f"{n} {label}" for n, label in (
+                (c["usuarios_criados"], "usuário(s) criado(s)"), (c["licencas_criadas"], "criada(s)"),
+                (c["licencas_atualizadas"], "atualizada(s)"), (c["licencas_renovadas"], "renovada(s)"),
+                (c["licencas_bloqueadas"], "bloqueada(s)"), (c["licencas_ativadas"], "ativada(s)"),
+                (c["licencas_excluidas"], "excluída(s)")) if n)
+            parts.append(f"{plural(total, 'escrita ' + verb, 'escritas ' + verb + 's')} {where} ({detail})")
+        parity = outcome.parity
+        parity_text = "paridade não conferida" if parity is None else f"paridade {parity.equal}/{parity.total}"
+        problems = [plural(len(outcome.failures), "falha")]
+        if outcome.open_conflicts:
+            problems.append(plural(len(outcome.open_conflicts), "conflito"))
+        if outcome.leftover:
+            problems.append(f"{plural(len(outcome.leftover), 'escrita')} não guardada(s) pelo servidor")
+        label = (f"principal {d.primary.url} ← backup {d.backup.url}" if d.restore else d.backup.url)
+        total_writes = count_changes(outcome.writes("principal")) + count_changes(outcome.writes("backup"))
+        return (f"   {icon} {label}: {total_writes} mudança(s) {'planejadas' if self.simulate else 'aplicadas'} — "
+                + "; ".join(parts) + f"; {', '.join(problems)}, {parity_text}, "
+                f"{plural(len(outcome.divergences), 'divergência não sincronizável', 'divergências não sincronizáveis')}")
 
 
 # ============================================================================
@@ -2377,7 +2818,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def demo_verdicts_match(primary, backup, today: dt.date) -> bool:
     def verdicts(server):
-        licenses, _ = parse_licenses(list(server.devices().values()))
+        licenses, _, _ = parse_licenses(list(server.devices().values()))
         return {key: allows(lic, today) for key, lic in licenses.items()}
     mine, theirs = verdicts(primary), verdicts(backup)
     return all(theirs.get(key) == value for key, value in mine.items())
@@ -2416,27 +2857,122 @@ def _error_text(exc: BaseException) -> str:
     return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
 
 
+def local_date(moment: dt.datetime, zone: str) -> dt.date:
+    """Data no fuso horário do servidor (o veredito usa a data local do processo do servidor)."""
+    return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
+
+
+def directions(config: Config) -> list[Direction]:
+    """Os pares da execução, com os papéis reais; restaurar usa um par só (backup escolhido → principal)."""
+    if config.mode != "restauracao":
+        return [Direction(config.primary, backup) for backup in config.backups]
+    chosen = config.restore_from or config.backups[0].url
+    source = next((b for b in config.backups if b.url == chosen), None)
+    if source is None:
+        raise ConfigError(f"--de {chosen} não é um dos backups configurados em SERVIDOR_BACKUP.")
+    return [Direction(config.primary, source, restore=True)]
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """Uma execução inteira: os pares e o que deu errado fora deles (arquivos locais)."""
+    run_id: str
+    started: str
+    mode: str
+    clock: Clock
+    pairs: list[PairOutcome]
+    primary_url: str
+    primary_error: str | None
+    primary_counts: tuple[int, int] | None  # (usuários, licenças) lidos do principal
+    primary_waited_s: float
+    credentials_file: str | None
+    ended: str = ""
+    duration_s: float = 0.0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def code(self) -> int:
+        code = run_code(p.code for p in self.pairs)
+        return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
+
+
+def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
+    code = run.code
+    meaning = CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if check else EXIT_SIGNIFICADO[code]
+    return {
+        "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
+        "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
+        "modo": "verificacao" if check else run.mode, "simulacao": simulate,
+        "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
+        "avisos": run.warnings,
+        "principal": {"url": run.primary_url,
+                      "usuarios": run.primary_counts[0] if run.primary_counts else None,
+                      "licencas": run.primary_counts[1] if run.primary_counts else None,
+                      "espera_despertar_s": round(run.primary_waited_s, 1), "erro": run.primary_error},
+        "backups": [pair_json(p, simulate) for p in run.pairs],
+        "arquivo_credenciais": run.credentials_file,
+    }
+
+
+def last_run_json(run: RunOutcome) -> dict[str, Any]:
+    """ultima_execucao.json: o resumo que o agendador e os monitores leem."""
+    servers = [{"papel": "principal", "url": run.primary_url, "ok": run.primary_error is None,
+                "erro": run.primary_error}]
+    for pair in run.pairs:
+        d = pair.direction
+        failures = len(pair.failures) + len(pair.leftover)
+        error = pair.error or (pair.plan.guard_message if pair.code == EXIT_EXCLUSOES and pair.plan else None) \
+            or (f"{plural(failures, 'escrita')} com falha" if failures else None) \
+            or ("; ".join(pair.warnings) if pair.warnings else None)
+        servers.append({"papel": "backup", "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
+                        "escritas": {"principal": count_changes(pair.writes("principal")),
+                                     "backup": count_changes(pair.writes("backup"))}})
+    return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
+            "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
+
+
 class Run:
-    """Uma execução: servidores, retratos, pares e o documento final."""
+    """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
 
     def __init__(self, config: Config, rep: Reporter):
         self.config = config
         self.rep = rep
+        self.text = TextReport(rep, config.simulate, config.check, config.force)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.started = now_iso()
-        self.clock = time.monotonic()
-        self.today = config.today or dt.datetime.now(dt.timezone.utc).date()
-        self.clients = {s.url: ApiClient(s, config) for s in [config.primary] + config.backups}
+        self.now = dt.datetime.now(dt.timezone.utc)
+        self.clock_start = time.monotonic()
+        self.directions = directions(config)
+        servers = [config.primary] + [d.backup for d in self.directions]
+        self.clients = {s.url: ApiClient(s, config) for s in servers}
         self.errors: dict[str, BaseException] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.history: History | None = None
         self.credentials: CredentialStore | None = None
+        self.warnings: list[str] = []
 
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
         if self.history:
-            self.history.close()
+            self.guard_local("fechar o histórico", self.history.close)
+
+    def guard_local(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
+        """Arquivos locais (histórico, estado, diário) nunca interrompem uma sequência nos servidores:
+        uma falha vira aviso e a execução termina com código diferente de zero."""
+        try:
+            return func(*args)
+        except (OSError, sqlite3.Error) as exc:
+            message = f"não foi possível {what} em {self.config.data_dir}: {exc.__class__.__name__}: {exc}"
+            self.warnings.append(SECRETS.mask(message))
+            self.rep.warn(f"   ⚠️  {SECRETS.mask(message)}")
+            return None
+
+    def clock_for(self, direction: Direction) -> Clock:
+        if self.config.today:
+            return Clock.of(self.config.today)
+        return Clock(self.now.date(), local_date(self.now, direction.source.time_zone),
+                     local_date(self.now, direction.target.time_zone))
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -2444,21 +2980,24 @@ class Run:
         rep.say(SEP)
         rep.say("🔄 SISTEMA DE SINCRONIZAÇÃO DE BANCO DE DADOS")
         rep.say(SEP)
-        for server in sorted([cfg.primary] + cfg.backups, key=lambda srv: srv.role != "principal"):
-            rep.say(f"{'Principal' if server.role == 'principal' else 'Backup'}: {server.url}")
+        rep.say(f"Principal: {cfg.primary.url}")
+        for d in self.directions:
+            rep.say(f"Backup: {d.backup.url}")
         rep.say(SEP)
         if cfg.check:
             rep.say("🔎 VERIFICAÇÃO: só compara os servidores; nada será gravado.")
         elif cfg.simulate:
             rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
         rep.say("")
+        several = "s" if len(self.directions) > 1 else ""
         if cfg.mode == "restauracao":
-            rep.say(f"♻️  Restaurando o principal a partir do backup: Backup ({cfg.primary.url}) → Principal")
+            rep.say(f"♻️  Restaurando o principal a partir do backup: Backup ({self.directions[0].backup.url}) "
+                    "→ Principal")
         elif cfg.mode == "bidirecional":
-            rep.say("🔄 Sincronizando banco de dados nos dois sentidos: Principal ⇄ Backup"
-                    + ("s" if len(cfg.backups) > 1 else "") + f" (conflitos: {cfg.conflict})")
-        else:
-            rep.say("🔄 Sincronizando banco de dados: Principal → Backup" + ("s" if len(cfg.backups) > 1 else "")
+            rep.say(f"🔄 Sincronizando banco de dados nos dois sentidos: Principal ⇄ Backup{several} "
+                    f"(conflitos: {cfg.conflict})")
+        elif not cfg.check:
+            rep.say(f"🔄 Sincronizando banco de dados: Principal → Backup{several}"
                     + (" (espelhando: exclusões no backup)" if cfg.mirror else ""))
         rep.say("")
 
@@ -2494,113 +3033,103 @@ class Run:
         if snap is None:
             self.rep.say(f"   ❌ {_error_text(self.errors[client.server.url])}")
         else:
-            self.rep.say(f"   ✅ {len(snap.users)} usuários encontrados")
-            self.rep.say(f"   ✅ {len(snap.licenses)} licenças encontradas")
+            self.rep.say(f"   ✅ {plural(len(snap.users), 'usuário encontrado', 'usuários encontrados')}")
+            self.rep.say(f"   ✅ {plural(snap.license_count, 'licença encontrada', 'licenças encontradas')}")
             for problem in snap.problems[:MAX_LINES]:
-                what = "Licença" if problem["tipo"] == "licenca" else "Usuário"
-                action = "ignorada" if client.server.role == "principal" and problem["tipo"] == "licenca" else "anotada"
-                self.rep.warn(f"   ⚠️  {what} {problem['chave']!r} com problema ({action}): {problem['problema']}")
+                what = "Licença" if problem.kind == "licenca" else "Usuário"
+                self.rep.warn(f"   ⚠️  {what} {problem.key!r} fora da sincronização: {problem.text}")
+            if len(snap.problems) > MAX_LINES:
+                self.rep.warn(f"   … e mais {len(snap.problems) - MAX_LINES}")
         self.rep.say("")
 
-    @property
-    def restoring(self) -> bool:
-        return self.config.mode == "restauracao"
-
-    def real_pair(self, target: ServerConfig) -> tuple[str, str]:
-        """(principal, backup) de verdade; em restaurar a origem é o backup e o destino o principal."""
-        source = self.config.primary.url
-        return (target.url, source) if self.restoring else (source, target.url)
-
-    def sync_pair(self, target: ServerConfig) -> dict[str, Any]:
-        started, clock = now_iso(), time.monotonic()
-        if len(self.config.backups) > 1:
-            self.rep.say(f"🔄 Principal → Backup {target.url}")
-        real_primary, real_backup = self.real_pair(target)
-        error = self.errors.get(self.config.primary.url) or self.errors.get(target.url)
-        row = self.history.start_pair(self.run_id, started, self.config.mode, real_primary, real_backup) \
-            if self.history else None
+    def sync_pair(self, direction: Direction) -> PairOutcome:
+        outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
+        clock = time.monotonic()
+        if len(self.directions) > 1:
+            self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
+        row = None
+        if self.history:
+            row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
+                                   outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url)
         if error is not None:
-            pair = pair_document(target.url, None, None, self.config.simulate)
-            pair.update(situacao="erro", codigo_saida=_error_code(error), erro=_error_text(error))
-            self.rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {pair['erro']}")
-            self.rep.say("")
+            outcome.error, outcome.error_code = _error_text(error), _error_code(error)
         else:
-            pair = self._apply(target)
-        pair.update(principal=real_primary, backup=real_backup, origem=self.config.primary.url, destino=target.url,
-                    inicio=started, fim=now_iso(), duracao_s=round(time.monotonic() - clock, 3))
+            self.plan_and_apply(outcome)
+        outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
+        outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
+        self.text.pair(outcome)
         if self.history and row is not None:
-            self.history.finish_pair(row, pair)
-        return pair
+            self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
+                             pair_json(outcome, self.config.simulate))
+        return outcome
 
-    def plan_options(self) -> PlanOptions:
+    def plan_options(self, direction: Direction) -> PlanOptions:
         cfg = self.config
         return PlanOptions(mode="bidirecional" if cfg.mode == "bidirecional" else "unidirecional",
                            conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
-                           force=cfg.force, only_missing=self.restoring and not cfg.force,
-                           labels={"backup": "principal", "principal": "backup"} if self.restoring else None)
+                           force=cfg.force, only_missing=direction.restore and not cfg.force,
+                           labels={"backup": "principal", "principal": "backup"} if direction.restore else None)
 
-    def _apply(self, target: ServerConfig) -> dict[str, Any]:
-        cfg = self.config
-        real_primary, real_backup = self.real_pair(target)
-        source, destination = self.snapshots[cfg.primary.url], self.snapshots[target.url]
-        if self.restoring and not source.licenses and not source.users:
-            message = f"o backup de origem {cfg.primary.url} também está vazio: nada a restaurar"
-            self.rep.say(f"   🛑 {message}")
-            pair = pair_document(target.url, None, None, cfg.simulate)
-            pair.update(situacao="erro", codigo_saida=EXIT_EXCLUSOES, erro=message)
-            return pair
-        state, warning = (None, None) if self.restoring else load_state(cfg.data_dir, real_primary, real_backup)
+    def plan_and_apply(self, outcome: PairOutcome) -> None:
+        cfg, d = self.config, outcome.direction
+        source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
+        outcome.waited_s = self.clients[d.backup.url].waited_seconds
+        if d.restore and not source.license_count and not source.users:
+            outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
+            outcome.error_code = EXIT_EXCLUSOES
+            return
+        state, warning = (None, None) if d.restore else load_state(cfg.data_dir, d.primary.url, d.backup.url)
         if warning:
             self.rep.warn(f"   ⚠️  {warning}")
-        options = self.plan_options()
+        options = self.plan_options(d)
         if cfg.mode == "bidirecional":
-            options.journal = load_journal(cfg.data_dir, real_primary, real_backup)
-        plan = plan_pair(source, destination, self.today, state, options)
+            options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
+        plan = plan_pair(source, target, outcome.clock, state, options)
+        outcome.plan = plan
+        outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
+        self.observe(outcome, source, target, plan)
         if plan.guard_message:  # os números aparecem antes de qualquer exclusão
             self.rep.warn(f"   🛑 {plan.guard_message}")
-        halted_or_simulated = cfg.simulate or plan.halted
-        results = None if halted_or_simulated else self._execute_and_record(plan, target, state, source, destination)
-        pair = pair_document(target.url, plan, results, cfg.simulate, swap_sides=self.restoring)
-        pair["espera_despertar_s"] = round(self.clients[target.url].waited_seconds, 1)
-        self._report_pair(plan, results, pair, target.url)
-        code = self._pair_code(plan, pair)
-        pair.update(situacao={EXIT_OK: "ok", EXIT_FALHAS: "falhas"}.get(code, "exclusoes retidas"),
-                    codigo_saida=code, erro=plan.guard_message if code == EXIT_EXCLUSOES else None)
-        return pair
+        if cfg.simulate or plan.halted or not plan.actions:
+            if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
+                outcome.parity = Parity(plan.licenses_compared, sorted(plan.parity_mismatches), len(plan.skipped),
+                                        observed=False)
+            return
+        outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
+        self.read_back(outcome, new_state, options)
 
-    def _execute_and_record(self, plan: Plan, target: ServerConfig, state: PairState | None,
-                            source: Snapshot, destination: Snapshot) -> list[Result]:
+    def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
+        """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
+        outcome.parity = outcome.parity_before
+        outcome.divergences = plan.divergences
+        outcome.users_total = len(source.users)
+        outcome.users_present = len(set(source.users) & set(target.users))
+        if self.config.simulate:  # simulação: conta os que o plano criaria
+            outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == "backup")
+
+    def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
+                           target: Snapshot) -> tuple[list[Result], PairState | None]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
-        cfg = self.config
-        real_primary, real_backup = self.real_pair(target)
-        if not self.restoring:
-            save_journal(cfg.data_dir, real_primary, real_backup,
-                         journal_entries(plan, source, destination, self.today))
-        results = self._execute(plan, target)
-        if self.restoring:  # no plano a origem é o backup: o estado é gravado com os lados trocados
-            save_state(cfg.data_dir, swap_state(next_state(plan, results, None, source, destination,
-                                                           real_backup, real_primary)))
-            return results
-        save_state(cfg.data_dir, next_state(plan, results, state, source, destination, real_primary, real_backup))
-        failed_keys = {r.action.key for r in results if not r.ok}
-        save_journal(cfg.data_dir, real_primary, real_backup,
-                     journal_entries(plan, source, destination, self.today, only=failed_keys))
-        return results
+        cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
+        if not d.restore:
+            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
+                             journal_entries(plan, source, target, write_day))
+        results = self.execute(plan, d)
+        if d.restore:  # no plano a origem é o backup: o estado é gravado com os lados trocados
+            new_state = swap_state(next_state(plan, results, None, source, target, d.backup.url, d.primary.url))
+        else:
+            new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
+            failed_keys = {r.action.key for r in results if not r.ok}
+            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
+                             journal_entries(plan, source, target, write_day, only=failed_keys))
+        self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
+        return results, new_state
 
-    def _pair_code(self, plan: Plan, pair: dict[str, Any]) -> int:
-        if plan.held_deletions or plan.halted:
-            return EXIT_EXCLUSOES
-        if self.config.check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
-            return EXIT_FALHAS if plan.actions or plan.current_mismatches or plan.skipped or plan.conflicts else EXIT_OK
-        open_conflicts = any(c["resolucao"] == "relatar" for c in plan.conflicts)
-        failed = (pair["contagens"]["falhas"] > 0 or not pair["paridade"]["ok"] or open_conflicts
-                  or bool(plan.skipped_users))
-        return EXIT_FALHAS if failed else EXIT_OK
-
-    def _execute(self, plan: Plan, target: ServerConfig) -> list[Result]:
-        """Escritas no principal (modo bidirecional) e depois no destino, cada lado com seu cliente."""
-        clients = {"principal": self.clients[self.config.primary.url], "backup": self.clients[target.url]}
+    def execute(self, plan: Plan, d: Direction) -> list[Result]:
+        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
+        clients = {"principal": self.clients[d.source.url], "backup": self.clients[d.target.url]}
         results: list[Result] = []
         for side in ("principal", "backup"):
             users = [a for a in plan.user_actions if a.side == side]
@@ -2610,178 +3139,120 @@ class Run:
                 continue
             url = clients[side].server.url
             executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.history.audit(self.run_id, url, result))
+                                on_result=lambda result, url=url: self.audit(url, result))
             results += executor.run(users, chains, deletions)
         return results
 
-    def _report_pair(self, plan: Plan, results: list[Result] | None, pair: dict[str, Any], target_url: str) -> None:
-        results = results if results is not None else [Result(a, True) for a in plan.actions]
-        if plan.halted:
-            self.rep.say(f"   🛑 Par parado, nada foi gravado: {plan.guard_message}")
-        else:
-            self._report_users([r for r in results if r.action.kind == CREATE_USER], target_url)
-            self._report_licenses(plan, [r for r in results if r.action.kind != CREATE_USER], pair)
-        self._report_differences(plan)
-        self.rep.say("")
+    def audit(self, url: str, result: Result) -> None:
+        if self.history:
+            self.guard_local("gravar a auditoria", self.history.audit, self.run_id, url, result)
 
-    def _report_users(self, user_results: list[Result], target_url: str) -> None:
-        primary = self.snapshots[self.config.primary.url]
-        self.rep.say("👥 Sincronizando usuários...")
-        created = sum(1 for r in user_results if r.ok and not r.unsyncable and r.action.side == "backup")
-        present = len(set(primary.users) & set(self.snapshots[target_url].users)) + created
-        report_actions(self.rep, user_results, self.config.simulate, len(primary.users), "usuários", present,
-                       "sincronizados")
-        if self.credentials and self.credentials.used:
-            self.rep.say(f"   🔑 Senhas dos usuários criados (novas, aleatórias): {self.credentials.path}")
-        self.rep.say("")
+    def read_back(self, outcome: PairOutcome, new_state: PairState | None, options: PlanOptions) -> None:
+        """Acredita nos servidores, não no plano: relê quem recebeu escritas e refaz paridade,
+        divergências e pendências a partir do que eles guardam agora (2 requisições por servidor)."""
+        d, plan = outcome.direction, outcome.plan
+        written = {r.action.side for r in outcome.results or []}
+        fresh = {}
+        for side, server in (("principal", d.source), ("backup", d.target)):
+            if side not in written:
+                fresh[side] = self.snapshots[server.url]
+                continue
+            try:
+                fresh[side] = fetch_snapshot(self.clients[server.url])
+            except Exception as exc:  # noqa: BLE001 - qualquer falha vira "paridade não conferida"
+                outcome.parity = None
+                outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
+                return
+        check = dataclasses.replace(options, journal=None, force=False)
+        again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
+        outcome.reread = True
+        outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
+        outcome.divergences = again.divergences
+        failed = {r.action.key for r in outcome.failures}
+        outcome.leftover = [a for a in again.actions if a.key not in failed]
+        outcome.users_present = len(set(fresh["principal"].users) & set(fresh["backup"].users))
 
-    def _report_licenses(self, plan: Plan, license_results: list[Result], pair: dict[str, Any]) -> None:
-        rep, simulate = self.rep, self.config.simulate
-        rep.say("📋 Sincronizando licenças...")
-        failed = {r.action.key for r in license_results if not r.ok}
-        report_actions(rep, license_results, simulate, plan.licenses_compared, "licenças",
-                       plan.licenses_compared - len(failed), "sincronizadas")
-        parity = pair["paridade"]
-        if self.config.check:
-            now_ok = pair["paridade_antes"]
-            rep.say(f"   {'✅' if now_ok['ok'] else '❌'} Veredito agora: {parity['total'] - len(now_ok['diferentes'])}"
-                    f"/{parity['total']} licenças com a mesma resposta (liberada/negada) no principal e no backup")
-        when = "depois do plano" if simulate else "no principal e no backup"
-        rep.say(f"   {'✅' if parity['ok'] else '❌'} Paridade de veredito: {parity['iguais']}/{parity['total']} "
-                f"licenças com a mesma resposta (liberada/negada) {when}")
-        if parity["diferentes"]:
-            rep.say("      Diferentes: " + ", ".join(parity["diferentes"][:MAX_LINES]))
-        if plan.skipped:
-            rep.say(f"   ⚠️  {len(plan.skipped)} licença(s) do principal ignorada(s) por dados inválidos")
-
-    def _report_differences(self, plan: Plan) -> None:
-        """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
-        rep = self.rep
-        if plan.divergences:
-            rep.say(f"   ⚠️  Divergências não sincronizáveis (a API não permite copiar): {len(plan.divergences)}")
-            for line in summarize_divergences(plan.divergences):
-                rep.say(line)
-        if plan.backup_only_users or plan.backup_only_licenses:
-            rep.say(f"   ℹ️  Só no backup (mantidos, nada apagado): {len(plan.backup_only_users)} usuário(s), "
-                    f"{len(plan.backup_only_licenses)} licença(s)"
-                    + (": " + ", ".join((plan.backup_only_users + plan.backup_only_licenses)[:10])))
-        if plan.backup_only_allowed:
-            rep.say(f"   ⚠️  {len(plan.backup_only_allowed)} licença(s) só no backup estão LIBERADAS lá (o principal "
-                    "não as conhece e negaria): " + ", ".join(plan.backup_only_allowed[:10])
-                    + (" …" if len(plan.backup_only_allowed) > 10 else "")
-                    + ". Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga).")
-        self._report_conflicts(plan)
-        if plan.held_deletions:
-            rep.say(f"   🛑 {len(plan.held_deletions)} exclusão(ões) retida(s): "
-                    + ", ".join(f"{a.key} ({a.side})" for a in plan.held_deletions[:10])
-                    + (" …" if len(plan.held_deletions) > 10 else ""))
-        if self.restoring and not self.config.force:
-            rep.say("   ℹ️  Restaurar só cria o que falta no principal; registros que já existem lá ficam como "
-                    "estão (--forcar sobrescreve com a versão do backup).")
-        if self.restoring:
-            rep.say("   ℹ️  Não restaurável pela API: as datas recomeçam hoje no principal (licenças vencidas ou "
-                    "pendentes no backup ficam bloqueadas para negar igual) e os usuários recriados têm senhas "
-                    "novas (veja o arquivo de senhas).")
-
-    def _report_conflicts(self, plan: Plan) -> None:
-        if not plan.conflicts:
-            return
-        how = {"relatar": "nenhum lado foi alterado; resolva e rode de novo, ou use --conflito principal|backup",
-               "principal": "resolvidos a favor do principal", "backup": "resolvidos a favor do backup"}
-        self.rep.say(f"   ⚔️  Conflitos: {len(plan.conflicts)} ({how[self.config.conflict]})")
-        for conflict in plan.conflicts[:MAX_LINES]:
-            self.rep.say(f"      {conflict['chave']}: {conflict['descricao']}")
-            for field in conflict["campos"]:
-                self.rep.say(f"         {field['campo']}: principal={field['principal']!r} | "
-                             f"backup={field['backup']!r}")
-
-    def finish(self, pairs: list[dict[str, Any]]) -> dict[str, Any]:
-        codes = [p["codigo_saida"] for p in pairs]
-        code = next((c for c in (EXIT_CONFIG, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_FALHAS) if c in codes), EXIT_OK)
+    def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)
-        doc = {
-            "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": self.run_id,
-            "inicio": self.started, "fim": now_iso(), "duracao_s": round(time.monotonic() - self.clock, 3),
-            "modo": "verificacao" if self.config.check else self.config.mode,
-            "simulacao": self.config.simulate, "hoje": self.today.isoformat(),
-            "codigo_saida": code,
-            "significado": CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.config.check
-            else EXIT_SIGNIFICADO[code],
-            "principal": {"url": self.config.primary.url,
-                          "usuarios": len(primary.users) if primary else None,
-                          "licencas": len(primary.licenses) if primary else None,
-                          "espera_despertar_s": round(self.clients[self.config.primary.url].waited_seconds, 1),
-                          "erro": _error_text(self.errors[self.config.primary.url])
-                          if self.config.primary.url in self.errors else None},
-            "backups": pairs,
-            "arquivo_credenciais": self.credentials.path if self.credentials and self.credentials.used else None,
-        }
-        self._report_summary(doc)
-        return doc
+        run = RunOutcome(
+            run_id=self.run_id, started=self.started, mode=self.config.mode,
+            clock=Clock.of(self.config.today or self.now.date()), pairs=pairs,
+            primary_url=self.config.primary.url,
+            primary_error=_error_text(self.errors[self.config.primary.url])
+            if self.config.primary.url in self.errors else None,
+            primary_counts=(len(primary.users), primary.license_count) if primary else None,
+            primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
+            credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
+            ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings)
+        if run.credentials_file:
+            self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
+        return run
 
-    def _report_summary(self, doc: dict[str, Any]) -> None:
-        rep, code = self.rep, doc["codigo_saida"]
+    def summary(self, run: RunOutcome) -> None:
+        rep, code, cfg = self.rep, run.code, self.config
         rep.say(SEP)
-        title = {EXIT_OK: "✅ Sincronização concluída!", EXIT_FALHAS: "⚠️  Sincronização concluída com falhas."}
-        if self.config.check:
+        title = {EXIT_OK: "✅ Sincronização concluída!", EXIT_FALHAS: "⚠️  Sincronização concluída com problemas."}
+        if cfg.check:
             title = {EXIT_OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
                      EXIT_FALHAS: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}
-        elif self.config.simulate:
+        elif cfg.simulate:
             title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
                      EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
         rep.say(title.get(code, "❌ Não concluída."))
         rep.say("-" * 60)
-        rep.say("Resumo por backup:")
-        for pair in doc["backups"]:
-            if pair["situacao"] == "erro":
-                rep.say(f"   ❌ {pair['backup']}: {pair['erro']}")
-                continue
-            c, parity = pair["contagens"], pair["paridade"]
-            verb = "planejadas" if self.config.simulate else "aplicadas"
-            changes = count_changes(c)
-            icon = "✅" if pair["situacao"] == "ok" else "⚠️ "
-            rep.say(f"   {icon} {pair['backup']}: {changes} mudança(s) {verb} "
-                    f"({c['usuarios_criados']} usuário(s) criado(s), {c['licencas_criadas']} licença(s) criada(s), "
-                    f"{c['licencas_atualizadas']} atualizada(s), {c['licencas_renovadas']} renovada(s), "
-                    f"{c['licencas_bloqueadas']} bloqueada(s), {c['licencas_ativadas']} ativada(s)), "
-                    f"{c['falhas']} falha(s), paridade {parity['iguais']}/{parity['total']}, "
-                    f"{c['divergencias']} divergência(s) não sincronizável(is)")
-        rep.say(f"Código de saída: {code} ({doc['significado']})")
+        rep.say("Resumo por backup:" if not self.directions[0].restore else "Resumo da restauração:")
+        for pair in run.pairs:
+            rep.say(self.text.summary_line(pair))
+        for warning in run.warnings:
+            rep.say(f"   ⚠️  {warning}")
+        meaning = CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if cfg.check else EXIT_SIGNIFICADO[code]
+        rep.say(f"Código de saída: {code} ({meaning})")
         rep.say(SEP)
 
 
+def open_local_files(run: Run, config: Config) -> None:
+    """Histórico e arquivo de senhas. Uma pasta de dados em que não se consegue gravar recusa a execução
+    ANTES da primeira escrita nos servidores (uma sequência criar → bloquear nunca fica pela metade)."""
+    ensure_data_dir(config.data_dir)
+    try:
+        atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
+        os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
+        run.history = History(config.data_dir, retention_days=config.history_days)
+        run.history.prune()
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"não é possível gravar na pasta de dados {config.data_dir} ({exc.__class__.__name__}: "
+                          f"{exc}); nada foi enviado aos servidores. Libere espaço ou corrija as permissões.") from None
+    run.credentials = CredentialStore(config.data_dir)
+
+
+def restore_mode(config: Config) -> Config:
+    """restaurar: a origem é um backup (o primeiro, ou --de) e o destino é o principal."""
+    if config.mode == "bidirecional" or config.mirror:
+        raise ConfigError("restaurar não combina com --bidirecional nem com --espelhar.")
+    config = dataclasses.replace(config, mode="restauracao")
+    directions(config)  # valida --de antes de qualquer acesso à rede
+    return config
+
+
 def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
-    """Uma sincronização completa principal → backups; devolve o documento JSON."""
+    """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado)."""
     run = Run(config, rep)
     try:
         if not config.simulate:
-            ensure_data_dir(config.data_dir)
-            run.history = History(config.data_dir, retention_days=config.history_days)
-            run.history.prune()
-            run.credentials = CredentialStore(config.data_dir)
+            open_local_files(run, config)
         run.header()
         run.connect_all()
         run.fetch_all()
-        pairs = [run.sync_pair(backup) for backup in config.backups]
-        doc = run.finish(pairs)
+        pairs = [run.sync_pair(d) for d in run.directions]
+        outcome = run.finish(pairs)
     finally:
         run.close()
     if not config.simulate:
-        write_last_run(config, doc)
-    return doc
-
-
-def write_last_run(config: Config, doc: dict[str, Any]) -> None:
-    servers = [{"papel": "principal", "url": config.primary.url, "ok": doc["principal"]["erro"] is None,
-                "erro": doc["principal"]["erro"]}]
-    servers += [{"papel": "backup", "url": p["backup"], "ok": p["situacao"] == "ok",
-                 "erro": p.get("erro") or (f"{p['contagens']['falhas']} ação(ões) falharam"
-                                           if p.get("contagens", {}).get("falhas") else None)}
-                for p in doc["backups"]]
-    summary = {"versao": 1, "inicio": doc["inicio"], "fim": doc["fim"], "codigo_saida": doc["codigo_saida"],
-               "mensagem": EXIT_SIGNIFICADO[doc["codigo_saida"]], "servidores": servers}
-    atomic_write(os.path.join(config.data_dir, LAST_RUN_FILE),
-                 SECRETS.mask(json.dumps(summary, ensure_ascii=False, indent=2)))
+        text = json.dumps(last_run_json(outcome), ensure_ascii=False, indent=2)
+        run.guard_local("gravar o resumo da última execução", atomic_write,
+                        os.path.join(config.data_dir, LAST_RUN_FILE), text)
+    run.summary(outcome)
+    return run_json(outcome, config.simulate, config.check)
 
 
 def print_json(doc: dict[str, Any]) -> None:
@@ -2852,17 +3323,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1",
                         help="painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)")
     return parser
-
-
-def restore_config(config: Config) -> Config:
-    """restaurar: a origem é um backup (o primeiro, ou --de) e o destino é o principal."""
-    if config.mode == "bidirecional" or config.mirror:
-        raise ConfigError("restaurar não combina com --bidirecional nem com --espelhar.")
-    chosen = config.restore_from or config.backups[0].url
-    source = next((b for b in config.backups if b.url == chosen), None)
-    if source is None:
-        raise ConfigError(f"--de {chosen} não é um dos backups configurados em SERVIDOR_BACKUP.")
-    return dataclasses.replace(config, primary=source, backups=[config.primary], mode="restauracao")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -2966,7 +3426,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.comando == "verificar":
             config.check = config.simulate = True
         if args.comando == "restaurar":
-            config = restore_config(config)
+            config = restore_mode(config)
         rep = Reporter(config.json_output)
         if config.allow_http:
             rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")

@@ -49,14 +49,11 @@ def licencas(draw, chave, tipo=tipos, situacao=status):
         features=draw(st.sampled_from([None, "core", "core,extra"])))
 
 
-def _invalida(lic: sb.License) -> list[str]:
-    """Os mesmos critérios de parse_license para 'registro com problema'."""
-    problemas = []
+def _invalida(lic: sb.License) -> list[sb.Problem]:
+    """Os mesmos critérios de parse_license para 'registro recusado' (tipo de licença desconhecido)."""
     if lic.license_type not in sb.LICENSE_PERIOD_MONTHS:
-        problemas.append(f"tipo de licença desconhecido {lic.license_type!r}")
-    if lic.status not in sb.LICENSE_STATUSES:
-        problemas.append(f"status desconhecido {lic.status!r}")
-    return problemas
+        return [sb.Problem("licenca", lic.device_id, sb.ProblemKind.UNKNOWN_LICENSE_TYPE, "tipo desconhecido")]
+    return []
 
 
 @st.composite
@@ -87,19 +84,23 @@ def usuarios(draw):
 
 @st.composite
 def pares_de_retratos(draw):
-    principal, backup, problemas = {}, {}, []
+    principal, backup, problemas, recusados = {}, {}, [], {}
     for chave in CHAVES:
         onde = draw(st.sampled_from(["so_principal", "so_backup", "os_dois_independentes",
                                      "os_dois_parecidos", "nenhum"]))
         if onde in ("so_principal", "os_dois_independentes", "os_dois_parecidos"):
             lic = draw(licencas(chave))
-            principal[chave] = lic
-            problemas += [{"tipo": "licenca", "chave": chave, "problema": p} for p in _invalida(lic)]
+            if _invalida(lic):
+                problemas += _invalida(lic)
+                recusados[chave] = lic
+            else:
+                principal[chave] = lic
         if onde in ("so_backup", "os_dois_independentes"):
             backup[chave] = draw(licencas(chave))
         elif onde == "os_dois_parecidos":
-            backup[chave] = draw(variacao_do_principal(principal[chave]))
-    p = sb.Snapshot("https://principal.exemplo.com", draw(usuarios()), principal, problemas, login_username="admin")
+            backup[chave] = draw(variacao_do_principal(principal.get(chave) or recusados[chave]))
+    p = sb.Snapshot("https://principal.exemplo.com", draw(usuarios()), principal, problemas, login_username="admin",
+                    rejected=recusados)
     b = sb.Snapshot("https://backup.exemplo.com", draw(usuarios()), backup, [], login_username="admin")
     return p, b
 
@@ -119,8 +120,10 @@ def aplicar_no_modelo(plano: sb.Plan, principal: sb.Snapshot, backup: sb.Snapsho
             continue
         assert acao.kind in (sb.CREATE, sb.UPDATE, sb.RENEW, sb.BLOCK, sb.ACTIVATE, sb.SET_CREATED_BY), \
             f"ação inesperada: {acao}"
-        assert acao.key in principal.licenses, f"ação em registro que não está no principal: {acao}"
-        depois = sb.model_apply(modelo.get(acao.key), acao, HOJE, source=principal.licenses[acao.key])
+        fonte = principal.licenses.get(acao.key)
+        if fonte is None:  # registro recusado no principal: só o bloqueio que mantém o backup negando
+            assert acao.key in principal.rejected and acao.kind == sb.BLOCK, f"ação em registro fora do plano: {acao}"
+        depois = sb.model_apply(modelo.get(acao.key), acao, HOJE, source=fonte)
         assert depois is not None, f"a ação apagaria o registro: {acao}"
         modelo[acao.key] = depois
         tocadas.add(acao.key)
@@ -145,13 +148,19 @@ def test_plano_aplicado_da_paridade_sem_apagar_nem_mexer_no_que_e_so_do_backup(r
     assert set(backup.licenses) <= set(modelo)
     # registros só do backup e registros inválidos do principal ficam intactos
     for chave, lic in backup.licenses.items():
-        if chave not in principal.licenses or chave in invalidas:
-            assert chave not in tocadas, f"mexeu em {chave} (só no backup ou inválida no principal)"
+        if chave not in principal.licenses and chave not in invalidas:
+            assert chave not in tocadas, f"mexeu em {chave} (só no backup)"
             assert modelo[chave] == lic
     for chave in invalidas:
-        assert chave not in tocadas
+        recusada = principal.rejected[chave]
         if chave not in backup.licenses:
             assert chave not in modelo, f"copiou registro inválido {chave}"
+            continue
+        # fora do plano, mas o backup nunca libera o que o principal nega
+        if recusada is None or not sb.allows(recusada, HOJE):
+            assert not sb.allows(modelo[chave], HOJE), f"backup libera {chave}, que o principal nega"
+        else:
+            assert chave not in tocadas and modelo[chave] == backup.licenses[chave]
     # paridade de veredito e dados copiados para toda licença válida do principal
     for chave, lic in principal.licenses.items():
         if chave in invalidas:

@@ -42,7 +42,7 @@ def test_licenca_apagada_no_principal_e_bloqueada_no_backup_e_nunca_sincronizada
     assert par.backup.devices()["SO-NO-BACKUP"]["status"] == "active"  # nunca sincronizada: deixada como está
     assert pair["so_no_backup"]["licencas_liberadas"] == ["SO-NO-BACKUP"]
     texto = par.rodar("--simular").stdout
-    assert "LIBERADAS" in texto and "SO-NO-BACKUP" in texto
+    assert "LIBERADA" in texto and "SO-NO-BACKUP" in texto
     # Depois, no bidirecional, o bloqueio feito pela ferramenta não vira "mudança do backup":
     r = par.rodar("--bidirecional", "--json")
     doc = r.json()["backups"][0]
