@@ -293,7 +293,8 @@ class Clock:
 
     def set_now(self, moment: Optional[dt.datetime]) -> None:
         """Fixa o instante atual (datetime com fuso); None volta ao relógio real."""
-        if moment is not None and (not isinstance(moment, dt.datetime) or moment.utcoffset() is None):
+        aware = isinstance(moment, dt.datetime) and moment.utcoffset() is not None
+        if moment is not None and not aware:
             raise ValueError(f"set_now precisa de um datetime com fuso (aware): {moment!r}")
         self._fixed_now = None if moment is None else moment.astimezone(dt.timezone.utc)
         self._exact = moment is not None
@@ -470,14 +471,19 @@ class Database:
     def restore(self, tables: dict) -> None:
         """Troca todo o conteúdo pelas linhas dadas, numa transação só."""
         with self._lock, self._conn:
-            for table in ("users", "devices", "sqlite_sequence"):
+            for table in ("users", "devices"):
                 self._conn.execute(f"DELETE FROM {table}")
-            for table in ("users", "devices", "sqlite_sequence"):
-                for row in tables[table]:
-                    columns = ", ".join(row)
-                    marks = ", ".join("?" for _ in row)
-                    self._conn.execute(
-                        f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+                self._insert_rows(table, tables[table])
+            # inserir com id explícito mexe nas sequências: elas são restauradas por último
+            self._conn.execute("DELETE FROM sqlite_sequence")
+            self._insert_rows("sqlite_sequence", tables["sqlite_sequence"])
+
+    def _insert_rows(self, table: str, rows: list) -> None:
+        for row in rows:
+            columns = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            self._conn.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
 
 
 def encode_json_columns(record: dict) -> dict:
@@ -768,7 +774,8 @@ class LicenseApp:
     # --- outros escritores de licenças ---
 
     def create_pix(self, req: ApiRequest) -> tuple[int, dict]:
-        """Cobrança Pix: cria ou reinicia a licença como pendente, com intervalo e recursos crus."""
+        """Cobrança Pix: cria ou reinicia a licença como pendente, com intervalo e recursos crus.
+        Como o resto da API, confere só o token, não o papel; created_by = quem chamou."""
         owner_name, cpf = clean_text(req.body.get("owner_name")), clean_text(req.body.get("cpf"))
         if not owner_name or not cpf:
             return 400, {"error": MSG_OWNER_CPF_REQUIRED}
