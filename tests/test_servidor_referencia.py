@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +15,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from servidor_referencia import ServidorReferencia, add_months
+from servidor_referencia import (
+    HTML_TYPE, SERVIDORES_PADRAO, HtmlPage, ServidorReferencia, add_months)
 
 TODAY = "2026-11-28"
 TIMEOUT = 5
@@ -717,3 +719,467 @@ def test_cli_answers_and_exits_cleanly_on_sigint():
             process.wait()
     assert process.returncode == 0
     assert "Traceback" not in errors
+
+
+# ---------------------------------------------------------------------------
+# Relógio e fuso do servidor
+# ---------------------------------------------------------------------------
+
+UTC = dt.timezone.utc
+SAO_PAULO = "America/Sao_Paulo"
+
+
+def test_set_now_writes_utc_date_and_local_today_in_zone():
+    with ServidorReferencia(fuso=SAO_PAULO) as server:
+        server.set_now(dt.datetime(2026, 12, 1, 1, 30, tzinfo=UTC))  # 22:30 do dia 30 em Brasília
+        assert server.fuso == SAO_PAULO
+        assert server.today() == dt.date(2026, 12, 1)
+        assert server.local_today() == dt.date(2026, 11, 30)
+        client = Client(server, login(server))
+        assert create_device(client, device_id="d1", license_type="mensal").status_code == 201
+        device = server.devices()["d1"]
+        assert (device["start_date"], device["end_date"]) == ("2026-12-01", "2027-01-01")
+        server.add_user("ana", "123456")
+        assert server.users()["ana"]["created_at"] == "2026-12-01 01:30:00"
+
+
+def test_set_today_is_noon_utc_and_validation(srv):
+    srv.set_today("2026-11-28")
+    assert srv.now() == dt.datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert srv.local_today() == dt.date(2026, 11, 28) and srv.fuso == "UTC"
+    with pytest.raises(ValueError):
+        srv.set_now(dt.datetime(2026, 11, 28, 12, 0))  # sem fuso
+    with pytest.raises(ValueError, match="Fuso horário desconhecido"):
+        ServidorReferencia(fuso="Marte/Base")
+    srv.set_now(None)
+    assert abs((srv.now() - dt.datetime.now(UTC)).total_seconds()) < 60
+
+
+# ---------------------------------------------------------------------------
+# Veredito (o que /verify responderia)
+# ---------------------------------------------------------------------------
+
+VERDICT_TABLE = [
+    # status, tipo, início, fim, calcular_fim, esperado, motivo
+    ("active", "anual", "2025-11-28", "2026-11-28", True, True, "liberada"),  # no dia do fim
+    ("active", "anual", "2025-11-27", "2026-11-27", True, False, "expirada"),
+    ("blocked", "vitalicia", "2020-01-01", None, True, False, "bloqueada"),
+    ("blocked", "anual", "2026-11-01", "2027-11-01", True, False, "bloqueada"),
+    ("pending", "anual", "2026-11-01", "2027-11-01", True, False, "pendente"),
+    ("pending", "mensal", "2020-01-01", "2020-02-01", True, False, "expirada"),
+    ("suspenso", "anual", "2026-11-01", "2027-11-01", True, True, "liberada"),
+    (None, "anual", "2026-11-01", "2027-11-01", True, True, "liberada"),
+    ("active", "vitalicia", "2020-01-01", "2020-02-01", True, True, "liberada"),
+    ("active", "mensal", "2026-10-28", None, False, True, "liberada"),  # calculado: 2026-11-28
+    ("active", "mensal", "2026-10-27", None, False, False, "expirada"),  # calculado: 2026-11-27
+    ("active", "anual", "2020-01-01", None, False, False, "expirada"),
+    ("active", "semanal", "2020-01-01", None, False, True, "liberada"),  # tipo desconhecido
+    ("active", "semanal", "2020-01-01", "2026-11-27", True, False, "expirada"),
+    ("active", None, "2020-01-01", None, False, True, "liberada"),
+]
+
+
+@pytest.mark.parametrize("status,kind,start,end,compute,expected,reason", VERDICT_TABLE)
+def test_verdict_table(srv, status, kind, start, end, compute, expected, reason):
+    srv.add_device("d1", license_type=kind, status=status, start_date=start, end_date=end,
+                   calcular_fim=compute)
+    assert srv.veredito("d1") is expected
+    assert srv.veredito_motivo("d1") == reason
+    assert srv.vereditos() == {"d1": expected}
+
+
+def test_verdict_without_any_date_is_allowed_and_unknown_id_denied(srv):
+    srv.add_device("d1", license_type="mensal")
+    srv.set_dates("d1", None, None)
+    assert srv.veredito("d1") is True
+    assert srv.veredito("nao-existe") is False and srv.veredito_motivo("x") == "inexistente"
+
+
+@pytest.mark.parametrize("moment,expected", [
+    (dt.datetime(2024, 2, 29, 23, 0, tzinfo=UTC), True),
+    (dt.datetime(2024, 3, 1, 0, 0, tzinfo=UTC), False),
+])
+def test_worked_out_end_date_clamps_day(srv, moment, expected):
+    """2024-01-31 mensal com end_date NULL: o servidor calcula 2024-02-29 (ano bissexto)."""
+    srv.add_device("d1", license_type="mensal", start_date="2024-01-31", calcular_fim=False)
+    assert srv.devices()["d1"]["end_date"] is None
+    srv.set_now(moment)
+    assert srv.veredito("d1") is expected
+
+
+@pytest.mark.parametrize("moment,utc_verdict,brasilia_verdict", [
+    (dt.datetime(2026, 11, 30, 23, 59, tzinfo=UTC), True, True),
+    (dt.datetime(2026, 12, 1, 0, 0, tzinfo=UTC), False, True),    # 21:00 do dia 30 em Brasília
+    (dt.datetime(2026, 12, 1, 2, 59, 59, tzinfo=UTC), False, True),
+    (dt.datetime(2026, 12, 1, 3, 0, tzinfo=UTC), False, False),   # meia-noite em Brasília
+])
+def test_verdict_uses_server_local_date(moment, utc_verdict, brasilia_verdict):
+    verdicts = []
+    for fuso in ("UTC", SAO_PAULO):
+        with ServidorReferencia(fuso=fuso, now=moment) as server:
+            server.add_device("d1", license_type="mensal", start_date="2026-10-30",
+                              end_date="2026-11-30")
+            verdicts.append(server.veredito("d1"))
+    assert verdicts == [utc_verdict, brasilia_verdict]
+
+
+def test_stray_space_id_is_stored_but_unreachable(srv, admin):
+    srv.add_device(" abc ", license_type="vitalicia", owner_name="Importado")
+    assert admin.get("/admin/devices").json()["items"][0]["device_id"] == " abc "
+    assert srv.veredito(" abc ") is False and srv.veredito("abc") is False
+    assert srv.vereditos() == {" abc ": False}
+    srv.add_device("abc", license_type="vitalicia")
+    assert srv.veredito(" abc ") is True  # /verify tira os espaços e acha a "gêmea"
+    assert srv.vereditos() == {" abc ": False, "abc": True}
+
+
+def test_verdicts_cover_every_stored_license(srv):
+    srv.add_device("ok", license_type="anual")
+    srv.add_device("venc", license_type="mensal", start_date="2020-01-01")
+    srv.add_device("pix", status="pending")
+    srv.add_device("blq", status="blocked")
+    assert srv.vereditos() == {"ok": True, "venc": False, "pix": False, "blq": False}
+
+
+# ---------------------------------------------------------------------------
+# Outros escritores de licenças
+# ---------------------------------------------------------------------------
+
+
+def pix(client, **fields):
+    return client.post("/payments/pix/create", fields)
+
+
+def test_pix_creates_pending_with_raw_interval_and_features(srv, admin):
+    srv.add_device("normal")
+    response = pix(admin, device_id="p1", owner_name=" Ana ", cpf="123", license_type="mensal",
+                   custom_interval="30min", features="core,nfe")
+    assert response.status_code == 201
+    assert response.json()["success"] is True and response.json()["device_id"] == "p1"
+    items = {item["device_id"]: item for item in admin.get("/admin/devices").json()["items"]}
+    record = items["p1"]
+    assert record["custom_interval"] == "30min" and record["features"] == "core,nfe"
+    assert (record["status"], record["owner_name"], record["license_type"]) == \
+        ("pending", "Ana", "mensal")
+    assert (record["start_date"], record["end_date"]) == (TODAY, "2026-12-28")
+    assert record["created_by"] == "admin"
+    assert items["normal"]["custom_interval"] == 60
+    assert type(items["normal"]["custom_interval"]) is int
+    assert srv.veredito("p1") is False
+
+
+def test_pix_generates_hex_id_and_resets_existing(srv, admin):
+    response = pix(admin, owner_name="Zé", cpf="1")
+    assert response.status_code == 201
+    assert re.fullmatch(r"[0-9a-f]{32}", response.json()["device_id"])
+    srv.add_device("d1", owner_name="Antigo", status="blocked", custom_interval=5,
+                   start_date="2020-01-01", last_seen_at="2025-01-01 10:00:00")
+    assert pix(admin, device_id="d1", owner_name="Novo", cpf="2").status_code == 201
+    device = srv.devices()["d1"]
+    assert (device["id"], device["owner_name"], device["status"]) == (2, "Novo", "pending")
+    assert (device["custom_interval"], device["features"]) == (60, "core")
+    assert device["start_date"] == TODAY and device["last_seen_at"] == "2025-01-01 10:00:00"
+
+
+@pytest.mark.parametrize("value", ["30min", "60", 60, 2.5, None, True, [1, "a"], {"x": 1}])
+def test_pix_keeps_any_json_type(srv, admin, value):
+    assert pix(admin, device_id="p1", owner_name="Ana", cpf="1", custom_interval=value,
+               features=value).status_code == 201
+    item = admin.get("/admin/devices").json()["items"][0]
+    assert item["custom_interval"] == value and type(item["custom_interval"]) is type(value)
+    assert item["features"] == value and type(item["features"]) is type(value)
+
+
+@pytest.mark.parametrize("fields,status,message", [
+    ({"cpf": "1"}, 400, "Nome e CPF são obrigatórios."),
+    ({"owner_name": "Ana", "cpf": "  "}, 400, "Nome e CPF são obrigatórios."),
+    ({"owner_name": "Ana", "cpf": "1", "license_type": "semanal"}, 400,
+     "Tipo de licença inválido."),
+])
+def test_pix_errors_write_nothing(srv, admin, fields, status, message):
+    response = pix(admin, **fields)
+    assert (response.status_code, response.json()) == (status, {"error": message})
+    assert srv.devices() == {}
+
+
+def test_pix_needs_token(srv, anonymous):
+    response = pix(anonymous, owner_name="Ana", cpf="1")
+    assert response.status_code == 401 and srv.devices() == {}
+
+
+def test_reseller_creates_free_lifetime_license(srv, reseller):
+    response = reseller.post("/user/devices/create", {"device_id": " R1 ", "owner_name": " Zé ",
+                                                      "license_type": "mensal",
+                                                      "created_by": "outro"})
+    assert response.status_code == 201
+    assert response.json() == {"success": True, "device_id": "R1", "license_type": "vitalicia"}
+    device = srv.devices()["R1"]
+    assert (device["license_type"], device["end_date"], device["status"]) == \
+        ("vitalicia", None, "active")
+    assert (device["created_by"], device["owner_name"], device["start_date"]) == \
+        ("sergio", "Zé", TODAY)
+    assert [item["device_id"] for item in reseller.get("/admin/devices").json()["items"]] == ["R1"]
+    again = reseller.post("/user/devices/create", {"device_id": "R1"})
+    assert again.status_code == 400 and again.json() == {"error": "Licença já existe."}
+    missing = reseller.post("/user/devices/create", {"owner_name": "x"})
+    assert missing.status_code == 400 and missing.json() == {"error": "Device ID é obrigatório."}
+    assert len(srv.devices()) == 1
+
+
+def test_add_device_stores_old_imports_exactly(srv, admin):
+    long_text = "ç" * 10_001
+    huge_text = "x" * 1_000_000
+    srv.add_device("  espaço ", owner_name=long_text, address=huge_text, custom_interval="30min",
+                   features=["core", "nfe"], license_type="anual", start_date="2019-05-31",
+                   calcular_fim=False)
+    item = admin.get("/admin/devices").json()["items"][0]
+    assert item["device_id"] == "  espaço "
+    assert item["owner_name"] == long_text and item["address"] == huge_text
+    assert (item["custom_interval"], item["features"]) == ("30min", ["core", "nfe"])
+    assert (item["start_date"], item["end_date"]) == ("2019-05-31", None)
+
+
+# ---------------------------------------------------------------------------
+# Falhas por rota: página 200 de host, trickle, ganchos, atrasos
+# ---------------------------------------------------------------------------
+
+
+def test_interstitial_200_answers_without_the_app(srv, admin):
+    seen_by_app = []
+    srv.on_request("POST", "/admin/devices/create", lambda s: seen_by_app.append(1),
+                   when="after", times=None)
+    srv.interstitial_200("POST", "/admin/devices/create")
+    response = create_device(admin, device_id="d1")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(ValueError):
+        response.json()
+    assert srv.devices() == {} and seen_by_app == []
+    assert srv.requests_log[-1] == ("POST", "/admin/devices/create", 200)
+    assert create_device(admin, device_id="d1").status_code == 201
+    assert "d1" in srv.devices() and seen_by_app == [1]
+
+
+def test_override_with_html_page_writes_nothing(srv, admin):
+    srv.add_device("d1")
+    srv.override("POST", "/admin/devices/<id>/deactivate", 200, HtmlPage("<html>aguarde</html>"),
+                 content_type=HTML_TYPE, times=2)
+    for _ in range(2):
+        response = change_status(admin, "d1", "block")
+        assert response.status_code == 200 and response.text == "<html>aguarde</html>"
+    assert srv.devices()["d1"]["status"] == "active"
+    assert change_status(admin, "d1", "block").json()["status"] == "blocked"
+
+
+def read_raw_response(srv, request: bytes, limit=None):
+    """Manda a requisição por um socket cru e lê tudo (ou só `limit` bytes); conta os pedaços."""
+    chunks = []
+    with socket.create_connection((srv.host, srv.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        received = 0
+        while limit is None or received < limit:
+            chunk = sock.recv(1 if limit else 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+            if limit is None and b"\r\n\r\n" in b"".join(chunks):
+                head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                if len(body) >= length:
+                    break
+    return chunks
+
+
+def test_trickle_sends_one_byte_at_a_time(srv):
+    interval = 0.01
+    srv.trickle("GET", "/health", seconds_per_byte=interval)
+    started = time.monotonic()
+    chunks = read_raw_response(srv, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    elapsed = time.monotonic() - started
+    data = b"".join(chunks)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b'{"status": "ok"}')
+    assert elapsed >= len(data) * interval
+    assert len(chunks) > len(data) // 2  # chegou aos pedaços, não de uma vez
+    assert b"".join(read_raw_response(srv, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")) \
+        .endswith(b'{"status": "ok"}')  # times=1: a segunda vem normal
+
+
+def test_trickle_app_writes_and_client_closing_early_is_harmless(srv, admin):
+    srv.trickle("POST", "/admin/devices/create", seconds_per_byte=0.002)
+    response = create_device(admin, device_id="d1")
+    assert response.status_code == 201 and response.json()["device_id"] == "d1"
+    srv.trickle("GET", "/health", seconds_per_byte=0.05)
+    partial = read_raw_response(srv, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", limit=3)
+    assert b"".join(partial) == b"HTT"
+    time.sleep(0.2)  # o servidor continua mandando para um socket fechado
+    assert Client(srv).get("/health").json() == {"status": "ok"}
+    assert "d1" in srv.devices()
+
+
+def test_hook_after_runs_after_answer_computed(srv, admin):
+    srv.add_device("d1")
+    srv.on_request("GET", "/admin/devices", lambda s: s.set_status("d1", "blocked"))
+    assert admin.get("/admin/devices").json()["items"][0]["status"] == "active"
+    assert srv.devices()["d1"]["status"] == "blocked"
+    srv.set_status("d1", "active")
+    assert admin.get("/admin/devices").json()["items"][0]["status"] == "active"  # times=1
+    assert srv.devices()["d1"]["status"] == "active"
+
+
+def test_hook_before_runs_before_the_app(srv, admin):
+    srv.add_device("d1")
+    srv.on_request("GET", "/admin/devices", lambda s: s.set_status("d1", "blocked"),
+                   when="before")
+    assert admin.get("/admin/devices").json()["items"][0]["status"] == "blocked"
+
+
+def test_hook_skip_times_clear_and_errors(srv, admin):
+    calls = []
+    srv.on_request("GET", "/admin/devices",
+                   lambda s: calls.append(s.counts[("GET", "/admin/devices")]), skip=1, times=2)
+    for _ in range(4):
+        assert admin.get("/admin/devices").status_code == 200
+    assert calls == [2, 3]
+    srv.on_request("GET", "/health", lambda s: calls.append("sempre"), times=None)
+    srv.on_request("GET", "/health", lambda s: 1 / 0, when="before", times=None)
+    for _ in range(2):
+        assert Client(srv).get("/health").json() == {"status": "ok"}
+    assert calls == [2, 3, "sempre", "sempre"]
+    assert len(srv.hook_errors) == 2 and isinstance(srv.hook_errors[0], ZeroDivisionError)
+    srv.clear_hooks()
+    Client(srv).get("/health")
+    assert calls[-1] == "sempre" and len(calls) == 4 and len(srv.hook_errors) == 2
+    with pytest.raises(ValueError):
+        srv.on_request("GET", "/health", print, when="durante")
+
+
+def test_delay_only_on_its_route_and_times(srv, anonymous):
+    srv.delay("GET", "/health", 0.4)
+    started = time.monotonic()
+    assert anonymous.get("/health").status_code == 200
+    assert time.monotonic() - started >= 0.4
+    srv.delay("GET", "/health", 5)
+    started = time.monotonic()
+    assert anonymous.get("/ping").status_code == 200  # outra rota: sem atraso
+    assert time.monotonic() - started < 5
+
+
+def test_delay_after_the_write_client_times_out_but_write_happened(srv, admin):
+    srv.delay("POST", "/admin/devices/create", 1.0, when="after")
+    with pytest.raises(requests.ReadTimeout):
+        admin.post("/admin/devices/create", {"device_id": "d1"}, timeout=0.3)
+    assert "d1" in srv.devices()
+
+
+# ---------------------------------------------------------------------------
+# Cópia de segurança do arquivo de dados
+# ---------------------------------------------------------------------------
+
+
+def test_export_import_round_trip(srv, admin):
+    srv.add_user("sergio", "senha123", email="s@x.com")
+    srv.add_user("bia", "abcdef", role="admin")
+    srv.add_device("d1", custom_interval="30min", features=["a"], status="blocked")
+    srv.add_device(" d2 ", license_type="mensal", start_date="2020-01-01", calcular_fim=False)
+    create_device(admin, device_id="d3", license_type="vitalicia", created_by="sergio")
+    srv.add_device("apagada")  # id 4, apagada: a sequência do banco fica em 4
+    srv.remove_device("apagada")
+    users, devices = srv.users(), srv.devices()
+    copia = srv.export_data()
+
+    srv.remove_device("d1")
+    srv.set_status(" d2 ", "active")
+    srv.add_user("novo", "123456")
+    create_device(admin, device_id="d4")
+    assert srv.devices() != devices
+
+    srv.import_data(copia)
+    assert srv.users() == users and srv.devices() == devices
+    assert login(srv, "sergio", "senha123")  # o hash da senha voltou igual
+    create_device(admin, device_id="d5")  # o token emitido antes continua valendo
+    assert srv.devices()["d5"]["id"] == 5  # a sequência voltou (4), não o maior id (3)
+    srv.import_data(copia)  # a cópia não muda com o que aconteceu depois
+    assert srv.devices() == devices
+    with pytest.raises(TypeError):
+        srv.import_data({"users": []})
+
+
+def test_import_into_another_server_copies_everything(srv):
+    srv.add_user("sergio", "senha123")
+    srv.add_device("d1", custom_interval=2.5)
+    with ServidorReferencia() as other:
+        other.add_device("sobra")
+        other.import_data(srv.export_data())
+        assert other.devices() == srv.devices() and other.users() == srv.users()
+        assert login(other, "sergio", "senha123")
+
+
+# ---------------------------------------------------------------------------
+# GET /servers
+# ---------------------------------------------------------------------------
+
+
+def test_servers_default_list_is_someone_elses(srv, anonymous):
+    srv.reset_counts()
+    response = anonymous.get("/servers")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"version", "timestamp", "servers"} and body["version"] == 1
+    assert body["servers"] == list(SERVIDORES_PADRAO) and len(body["servers"]) == 3
+    assert all(url.startswith("https://") for url in body["servers"])
+    assert body["timestamp"] == 20261128120000  # o relógio fixo (12:00), no fuso do servidor
+    assert srv.counts[("GET", "/servers")] == 1 and srv.write_count() == 0
+    assert srv.devices() == {} and srv.users() == {}
+
+
+def test_servers_timestamp_in_server_zone():
+    moment = dt.datetime(2026, 11, 30, 4, 45, tzinfo=UTC)
+    with ServidorReferencia(fuso=SAO_PAULO, now=moment) as server:
+        assert Client(server).get("/servers").json()["timestamp"] == 20261130014500
+
+
+def test_servers_custom_then_default_again(anonymous, srv):
+    urls = ["https://a.example", "https://b.example"]
+    with ServidorReferencia(servidores=urls) as server:
+        assert Client(server).get("/servers").json()["servers"] == urls
+    srv.set_license_servers(["https://c.example"])
+    assert anonymous.get("/servers").json()["servers"] == ["https://c.example"]
+    srv.set_license_servers([])
+    assert anonymous.get("/servers").json()["servers"] == []
+    srv.set_license_servers(None)
+    assert len(anonymous.get("/servers").json()["servers"]) == 3
+    with pytest.raises(ValueError):
+        srv.set_license_servers("https://a.example")
+
+
+def test_servers_endpoint_disabled_is_flask_404(srv, anonymous):
+    srv.set_servers_endpoint(False)
+    for method in ("GET", "POST"):
+        response = anonymous.session.request(method, srv.url + "/servers", timeout=TIMEOUT)
+        assert response.status_code == 404
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "404 Not Found" in response.text
+    assert srv.counts[("GET", "/servers")] == 1
+    srv.set_servers_endpoint(True)
+    assert anonymous.get("/servers").status_code == 200
+
+
+def test_cli_zone_and_servers():
+    script = Path(__file__).with_name("servidor_referencia.py")
+    bad = subprocess.run([sys.executable, str(script), "--fuso", "Marte/Base"],
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2 and "Fuso horário desconhecido" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--porta", "0", "--fuso", SAO_PAULO,
+         "--servidores", "https://a.example, https://b.example"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"http://\S+", process.stdout.readline()).group(0)
+        body = requests.get(f"{url}/servers", timeout=TIMEOUT).json()
+        assert body["servers"] == ["https://a.example", "https://b.example"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=5)
+    assert process.returncode == 0
