@@ -2931,6 +2931,12 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
             "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
 
 
+def users_present(source: Snapshot, target: Snapshot) -> int:
+    """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
+    listed = set(target.users) | {p.key for p in target.problems if p.kind == "usuario"}
+    return len(set(source.users) & listed)
+
+
 class Run:
     """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
 
@@ -3104,7 +3110,7 @@ class Run:
         outcome.parity = outcome.parity_before
         outcome.divergences = plan.divergences
         outcome.users_total = len(source.users)
-        outcome.users_present = len(set(source.users) & set(target.users))
+        outcome.users_present = users_present(source, target)
         if self.config.simulate:  # simulação: conta os que o plano criaria
             outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == "backup")
 
@@ -3170,7 +3176,7 @@ class Run:
         outcome.divergences = again.divergences
         failed = {r.action.key for r in outcome.failures}
         outcome.leftover = [a for a in again.actions if a.key not in failed]
-        outcome.users_present = len(set(fresh["principal"].users) & set(fresh["backup"].users))
+        outcome.users_present = users_present(fresh["principal"], fresh["backup"])
 
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)

@@ -103,23 +103,25 @@ def conferir_convergencia(par, so_no_backup: dict | None = None, hoje: dt.date |
         srv.clear_overrides()
     hoje = hoje or hoje_utc()
     itens_p = listar(par.principal, par.senha_principal, "/admin/devices")
-    licencas_p, problemas_p = sb.parse_licenses(itens_p)
-    invalidas = {p["chave"] for p in problemas_p}
+    licencas_p, _problemas, recusadas = sb.parse_licenses(itens_p)
+    invalidas = set(recusadas)
     usuarios_p = {u["username"] for u in listar(par.principal, par.senha_principal, "/admin/users")}
     resultado = {}
     for backup in par.backups:
         itens_b = listar(backup, par.senhas_backup, "/admin/devices")
         chaves_b = [item["device_id"] for item in itens_b]
         assert len(chaves_b) == len(set(chaves_b)), "licença duplicada no backup"
-        licencas_b, _ = sb.parse_licenses(itens_b)
+        licencas_b, _problemas, _recusadas = sb.parse_licenses(itens_b)
         faltando = sorted(set(licencas_p) - invalidas - set(licencas_b))
         assert not faltando, f"licenças faltando no backup: {faltando[:10]}"
-        diferentes = sorted(k for k in set(licencas_p) - invalidas
-                            if sb.allows(licencas_p[k], hoje) != sb.allows(licencas_b[k], hoje))
+        # o veredito vem do oráculo do servidor de referência (independente da ferramenta)
+        diferentes = sorted(k for k in licencas_p if par.principal.veredito(k) != backup.veredito(k))
         assert not diferentes, f"veredito diferente no backup: {diferentes[:10]}"
         for chave in invalidas:
             assert chave not in licencas_b or (so_no_backup and chave in so_no_backup), \
                 f"registro inválido do principal foi copiado: {chave!r}"
+            assert par.principal.veredito(chave) or not backup.veredito(chave), \
+                f"backup libera {chave!r}, que o principal nega"
         nomes_b = [u["username"] for u in listar(backup, par.senhas_backup, "/admin/users")]
         assert len(nomes_b) == len(set(nomes_b)), "usuário duplicado no backup"
         assert usuarios_p <= set(nomes_b), f"usuários faltando: {sorted(usuarios_p - set(nomes_b))}"

@@ -79,7 +79,9 @@ def test_status_json_atrasado_e_sem_historico(par):
     historico = sb.History(str(par.dados))
     antes = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)).isoformat(timespec="seconds")
     linha = historico.start_pair("antiga", antes, "unidirecional", par.principal.url, par.backup.url)
-    historico.finish_pair(linha, {"fim": antes, "duracao_s": 1.0, "situacao": "ok", "codigo_saida": 0})
+    direcao = sb.Direction(sb.ServerConfig("principal", par.principal.url, "admin", "x"),
+                           sb.ServerConfig("backup", par.backup.url, "admin", "x"))
+    historico.finish_pair(linha, sb.PairOutcome(direcao, started=antes, ended=antes, duration_s=1.0), {})
     historico.close()
     proc, url = abrir_painel(par.ambiente())
     try:
