@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 RAIZ = Path(__file__).resolve().parent.parent
 INVOLUCRO = RAIZ / "sincronizar_automatico.py"
+SCRIPT_REAL = RAIZ / "sincronizar_bancos.py"
 POSIX = os.name == "posix"
 
 FILHO_FALSO = r'''
@@ -451,32 +452,45 @@ def test_resumo_desatualizado_nao_e_usado(tmp_path, webhook):
     assert "ausente ou desatualizado" in projeto.texto_log()
 
 
-@pytest.mark.timeout(30)
+def _instalar(pasta: Path, *arquivos: Path) -> None:
+    """Copia os arquivos do projeto para uma pasta de instalação (como o usuário faria)."""
+    pasta.mkdir(parents=True, exist_ok=True)
+    for arquivo in arquivos:
+        shutil.copy(arquivo, pasta / arquivo.name)
+
+
+@pytest.mark.timeout(60)
 def test_funciona_de_outra_pasta_de_trabalho_com_dados_dir_relativo(tmp_path):
     pasta = tmp_path / "C_protecao"
-    projeto = Projeto(pasta, [{"codigo": 4}], dados=pasta / "estado")
-    shutil.copy(INVOLUCRO, pasta / INVOLUCRO.name)
+    _instalar(pasta, INVOLUCRO, SCRIPT_REAL)  # sem --script: usa o vizinho de verdade
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        porta = s.getsockname()[1]  # fechada depois do with: servidor fora do ar
     (pasta / ".env").write_text(
-        "DADOS_DIR=estado\nSYNC_TENTATIVAS=2\nSYNC_ESPERA_INICIAL=0.05\nSYNC_TIMEOUT_TOTAL=30\n", encoding="utf-8"
+        f"SERVIDOR_PRINCIPAL=http://127.0.0.1:{porta}\nSERVIDOR_BACKUP=http://127.0.0.1:{porta + 1}\n"
+        "ADMIN_USER=admin\nADMIN_PASSWORD=senha-qualquer\nSYNC_ESPERA_DESPERTAR=0\nSYNC_TENTATIVAS_HTTP=0\n"
+        "DADOS_DIR=estado\nSYNC_TENTATIVAS=2\nSYNC_ESPERA_INICIAL=0.05\nSYNC_TIMEOUT_TOTAL=30\n",
+        encoding="utf-8",
     )
     outra = tmp_path / "outra_pasta"
     outra.mkdir()
-    comando = [sys.executable, str(pasta / INVOLUCRO.name)]  # sem --script: usa o vizinho
+    comando = [sys.executable, str(pasta / INVOLUCRO.name)]
     r = subprocess.run(comando, cwd=outra, env=ambiente_base(), capture_output=True, timeout=60)
     assert r.returncode == 4, r.stdout.decode() + r.stderr.decode()
-    assert projeto.contador == 2  # SYNC_TENTATIVAS do .env
-    assert all(Path(c["cwd"]).resolve() == pasta.resolve() for c in projeto.chamadas)
-    assert (pasta / "estado" / "logs" / "sincronizacao.log").is_file()
+    log = (pasta / "estado" / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+    assert "tentativa 2 de 2" in log  # SYNC_TENTATIVAS do .env
+    assert (pasta / "estado" / "ultima_execucao.json").is_file()  # o filho gravou na mesma pasta
+    assert "ausente ou desatualizado" not in log
     assert not (pasta / "dados").exists()
     assert list(outra.iterdir()) == []
 
-    # O ambiente vence o .env.
-    (pasta / "contador.txt").unlink()
-    r = subprocess.run(
-        comando, cwd=outra, env=ambiente_base(SYNC_TENTATIVAS=1), capture_output=True, timeout=60
-    )
+    # O ambiente vence o .env; variável vazia conta como não definida (vale o .env).
+    r = subprocess.run(comando, cwd=outra, env=ambiente_base(SYNC_TENTATIVAS=1, DADOS_DIR=""),
+                       capture_output=True, timeout=60)
     assert r.returncode == 4
-    assert projeto.contador == 1
+    log = (pasta / "estado" / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+    assert "tentativa 1 de 1" in log
+    assert not (pasta / "dados").exists()
 
 
 @pytest.mark.timeout(30)
@@ -606,6 +620,7 @@ def test_ctrl_c_encerra_a_arvore_e_sai_com_130(tmp_path, webhook):
 def _modulo():
     spec = importlib.util.spec_from_file_location("sincronizar_automatico_teste", INVOLUCRO)
     modulo = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = modulo  # dataclasses procura o módulo em sys.modules
     spec.loader.exec_module(modulo)
     return modulo
 
@@ -619,20 +634,36 @@ MODULO = _modulo()
     antes=st.text(max_size=30),
     depois=st.text(max_size=30),
 )
-def test_mascarador_nunca_deixa_o_segredo(segredo, antes, depois):
-    mascarar = MODULO.Mascarador([segredo])
-    resultado = mascarar(antes + segredo + depois + segredo)
+def test_mascara_nunca_deixa_o_segredo(segredo, antes, depois):
+    segredos = MODULO.sb.Secrets()  # a mesma classe da máscara do sincronizar_bancos.py
+    MODULO.registrar_segredos([segredo], segredos)
+    resultado = segredos.mask(antes + segredo + depois + segredo)
     assert segredo not in resultado
 
 
-def test_mascarador_bearer_credenciais_em_url_e_variantes():
-    mascarar = MODULO.Mascarador(["p@ss word/ç"])
+def test_mascara_bearer_credenciais_em_url_e_variantes():
+    segredos = MODULO.sb.Secrets()
+    MODULO.registrar_segredos(["p@ss word/ç"], segredos)
+    mascarar = segredos.mask
     assert mascarar("Authorization: Bearer abc.DEF-123_x") == "Authorization: Bearer ***"
     assert mascarar("bearer   zzz") == "bearer   ***"
     assert mascarar("https://u:x@h.test/a") == "https://***@h.test/a"
     assert mascarar("senha=p%40ss%20word%2F%C3%A7") == "senha=***"  # codificada em URL
-    assert mascarar('{"senha": "p@ss word/\\u00e7"}') == '{"senha": "***"}'  # escapada em JSON
-    assert MODULO.Mascarador([])("nada a esconder") == "nada a esconder"
+    assert mascarar('{"s": "p@ss word/\\u00e7"}') == '{"s": "***"}'  # escapada em JSON
+    assert MODULO.sb.Secrets().mask("nada a esconder") == "nada a esconder"
+
+
+def test_involucro_usa_a_tabela_e_a_mascara_do_sincronizar_bancos():
+    import sincronizar_bancos as sb
+
+    assert MODULO.sb is sb  # o invólucro importa o script vizinho, não uma cópia
+    assert not hasattr(MODULO, "SIGNIFICADOS") and not hasattr(MODULO, "Mascarador")
+    assert MODULO.CODIGO_SEM_SCRIPT == sb.EXIT_CONFIG
+    for codigo, texto in sb.EXIT_SIGNIFICADO.items():
+        assert MODULO.significado(codigo).startswith(texto)
+    segredo = secrets.token_urlsafe(12)
+    MODULO.registrar_segredos([segredo])
+    assert sb.SECRETS.mask(f"x {segredo} y") == "x *** y"
 
 
 def test_espera_dobra_com_variacao_e_teto():
@@ -643,8 +674,15 @@ def test_espera_dobra_com_variacao_e_teto():
 
 
 def test_significados_em_portugues_para_todos_os_codigos_do_contrato():
-    for codigo in range(6):
+    for codigo in (0, 1, 2, 3, 4, 5, 130, 143):
         assert MODULO.significado(codigo) != "código inesperado"
+    assert "tempo limite" in MODULO.significado(4)  # o invólucro também usa 4 para o tempo esgotado
+
+
+@pytest.mark.parametrize("codigo", [0, 1, 2, 3, 5, 130, 143])
+def test_so_o_codigo_4_e_repetido(codigo):
+    assert MODULO.deve_repetir(4)
+    assert not MODULO.deve_repetir(codigo)
 
 
 @pytest.mark.timeout(30)
