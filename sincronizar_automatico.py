@@ -589,8 +589,8 @@ def _ler_saida(fluxo, registro: Registro, tentativa: int, ultimas) -> None:
         pass
 
 
-def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro, tentativa: int):
-    """Roda o filho uma vez. Devolve ResultadoTentativa; erros de início sobem como OSError."""
+def _iniciar_filho(comando, pasta: Path) -> subprocess.Popen:
+    """Inicia o filho num grupo de processos próprio (para encerrar a árvore inteira depois)."""
     ambiente = dict(os.environ)
     ambiente["PYTHONUNBUFFERED"] = "1"
     ambiente["PYTHONIOENCODING"] = "utf-8"
@@ -601,10 +601,7 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         )
     else:
         extras["start_new_session"] = True
-
-    inicio = datetime.now().astimezone()
-    ultimas = collections.deque(maxlen=LINHAS_GUARDADAS)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         comando,
         cwd=str(pasta),
         env=ambiente,
@@ -613,23 +610,43 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         stderr=subprocess.STDOUT,
         **extras,
     )
+
+
+def _esperar_ate(proc: subprocess.Popen, timeout: float) -> bool:
+    """Espera o filho terminar; devolve True se o tempo limite se esgotou antes."""
+    limite = time.monotonic() + timeout
+    while True:
+        restante = limite - time.monotonic()
+        if restante <= 0:
+            return True
+        try:
+            proc.wait(timeout=min(0.5, restante))
+            return False
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _codigo_do_filho(proc: subprocess.Popen, tempo_esgotado: bool):
+    """(código, sinal): tempo esgotado, processo sem código ou morto por sinal viram 4."""
+    codigo = proc.returncode
+    if tempo_esgotado or codigo is None:
+        return sb.EXIT_SERVIDOR, None
+    if codigo < 0:
+        return sb.EXIT_SERVIDOR, -codigo
+    return codigo, None
+
+
+def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro, tentativa: int):
+    """Roda o filho uma vez. Devolve ResultadoTentativa; erros de início sobem como OSError."""
+    inicio = datetime.now().astimezone()
+    ultimas = collections.deque(maxlen=LINHAS_GUARDADAS)
+    proc = _iniciar_filho(comando, pasta)
     leitor = threading.Thread(
         target=_ler_saida, args=(proc.stdout, registro, tentativa, ultimas), daemon=True
     )
     leitor.start()
-    limite = time.monotonic() + timeout
-    tempo_esgotado = False
     try:
-        while True:
-            restante = limite - time.monotonic()
-            if restante <= 0:
-                tempo_esgotado = True
-                break
-            try:
-                proc.wait(timeout=min(0.5, restante))
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        tempo_esgotado = _esperar_ate(proc, timeout)
         if tempo_esgotado:
             registro.erro(
                 f"tentativa {tentativa}: tempo limite de {_fmt_segundos(timeout)} esgotado; "
@@ -651,16 +668,7 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         proc.stdout.close()
     except (OSError, ValueError):
         pass
-
-    codigo = proc.returncode
-    sinal = None
-    if tempo_esgotado:
-        codigo = sb.EXIT_SERVIDOR
-    elif codigo is None:
-        codigo = sb.EXIT_SERVIDOR
-    elif codigo < 0:
-        sinal = -codigo
-        codigo = sb.EXIT_SERVIDOR
+    codigo, sinal = _codigo_do_filho(proc, tempo_esgotado)
     return ResultadoTentativa(codigo, tempo_esgotado, sinal, inicio, ultimas)
 
 
@@ -1089,7 +1097,14 @@ def main(argv=None) -> int:
     if opcoes.ajuda:
         print(criar_analisador().format_help())
         return sb.EXIT_OK
-    ajustes = ler_ajustes(opcoes, argumentos_filho)
+    try:
+        ajustes = ler_ajustes(opcoes, argumentos_filho)
+    except Exception as erro:  # ex.: sincronizar_bancos.py de outra versão ao lado
+        _imprimir_erro(mascarar(
+            f"❌ Erro ao ler as configurações ({type(erro).__name__}: {erro}). Confira se o "
+            f"{NOME_SCRIPT_PADRAO} ao lado é da mesma versão deste sincronizar_automatico.py."
+        ))
+        return sb.EXIT_CONFIG
     if opcoes.informar:
         return informar(ajustes)
 
