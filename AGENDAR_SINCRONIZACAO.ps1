@@ -27,6 +27,11 @@
     indefinidamente (o instalador antigo usava 365 dias e parava depois de um
     ano). Não usamos [TimeSpan]::MaxValue, que falha em algumas versões.
 
+    Este script não lê o .env nem resolve DADOS_DIR: o caminho do log e o
+    significado dos códigos de saída são perguntados ao próprio
+    sincronizar_automatico.py ("--informar"), com o Python da tarefa, para que
+    valham exatamente as regras da sincronização.
+
 .PARAMETER IntervaloMinutos
     Intervalo entre as execuções, em minutos (1 a 1440). Padrão: 60.
 
@@ -91,16 +96,11 @@ function Get-LimiteExecucaoMinutos {
 }
 
 function Get-TabelaSignificados {
-    # Significado dos códigos de saída do sincronizar_automatico.py e dos
-    # códigos próprios do Agendador de Tarefas (LastTaskResult).
+    # Só os códigos próprios do Agendador de Tarefas e do Windows (LastTaskResult).
+    # Os códigos de saída do sincronizar_automatico.py (0 a 5, 130, 143) e seus
+    # significados vêm dele mesmo (Get-InformacoesInvolucro): a tabela mora no
+    # sincronizar_bancos.py, não aqui.
     return @{
-        '0'          = 'sucesso: todos os backups em paridade'
-        '1'          = 'algumas ações falharam ou há conflitos'
-        '2'          = 'problema de configuração ou de credenciais (veja o .env)'
-        '3'          = 'outra sincronização já estava em andamento'
-        '4'          = 'servidor inacessível, dados inutilizáveis ou tempo esgotado'
-        '5'          = 'exclusões retidas por uma proteção de segurança'
-        '130'        = 'interrompida pelo usuário'
         '267008'     = 'tarefa pronta para executar'
         '267009'     = 'tarefa em execução agora'
         '267010'     = 'tarefa desabilitada'
@@ -118,15 +118,22 @@ function Write-Mensagem {
 }
 
 function Get-SignificadoResultado {
-    param([long]$Codigo)
+    # $Codigos: a tabela informada pelo sincronizar_automatico.py (--informar).
+    param([long]$Codigo, [hashtable]$Codigos = @{})
     if ($Codigo -lt 0) {
         # O Agendador às vezes mostra códigos HRESULT como números negativos.
         $Codigo = $Codigo + 4294967296
     }
-    $tabela = Get-TabelaSignificados
     $chave = [string]$Codigo
+    if ($Codigos.ContainsKey($chave)) {
+        return $Codigos[$chave]
+    }
+    $tabela = Get-TabelaSignificados
     if ($tabela.ContainsKey($chave)) {
         return $tabela[$chave]
+    }
+    if ($Codigo -lt 256) {
+        return "código $Codigo do sincronizar_automatico.py (significado indisponível; veja o log)"
     }
     return ('código desconhecido (0x{0:X})' -f $Codigo)
 }
@@ -273,25 +280,97 @@ function Get-PythonSemJanela {
     return $Executavel
 }
 
-function Get-PastaDados {
-    # DADOS_DIR do ambiente ou do .env (como o sincronizar_bancos.py), relativo a esta pasta.
-    param([string]$PastaProjeto)
-    $valor = $env:DADOS_DIR
-    $arquivoEnv = Join-Path $PastaProjeto '.env'
-    if ([string]::IsNullOrWhiteSpace($valor) -and (Test-Path -LiteralPath $arquivoEnv -PathType Leaf)) {
-        foreach ($linha in (Get-Content -LiteralPath $arquivoEnv -Encoding UTF8)) {
-            if ($linha -match '^\s*(export\s+)?DADOS_DIR\s*=\s*(.*?)\s*$') {
-                $valor = $Matches[2].Trim('"', "'")
+function Get-PythonComConsole {
+    # O inverso de Get-PythonSemJanela: para ler a resposta do Python, usa o
+    # python.exe ao lado do pythonw.exe (que não tem saída de console).
+    param([string]$Executavel)
+    if ([string]::IsNullOrWhiteSpace($Executavel)) {
+        return $Executavel
+    }
+    $pasta = Split-Path -Parent $Executavel
+    if (-not [string]::IsNullOrWhiteSpace($pasta) -and (Split-Path -Leaf $Executavel) -ieq 'pythonw.exe') {
+        $comConsole = Join-Path $pasta 'python.exe'
+        if (Test-Path -LiteralPath $comConsole -PathType Leaf) {
+            return $comConsole
+        }
+    }
+    return $Executavel
+}
+
+function Invoke-InformarInvolucro {
+    # Roda "python sincronizar_automatico.py --informar" (função separada para os
+    # testes). Devolve o texto impresso (saída e erros juntos) e o código de saída.
+    param([string]$Executavel, [string]$Involucro)
+    $codificacaoAnterior = $null
+    $ioAnterior = $env:PYTHONIOENCODING
+    try {
+        try {
+            # Acentos das mensagens de erro do Python chegam certos (a resposta em JSON já é ASCII).
+            $codificacaoAnterior = [Console]::OutputEncoding
+            [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
+        }
+        catch {
+            $codificacaoAnterior = $null
+        }
+        $env:PYTHONIOENCODING = 'utf-8'
+        $linhas = @(& $Executavel $Involucro '--informar' 2>&1 | ForEach-Object { "$_" })
+        return [pscustomobject]@{ Texto = ($linhas -join "`n"); Codigo = $LASTEXITCODE }
+    }
+    catch {
+        return [pscustomobject]@{ Texto = "$($_.Exception.Message)"; Codigo = -1 }
+    }
+    finally {
+        $env:PYTHONIOENCODING = $ioAnterior
+        if ($null -ne $codificacaoAnterior) {
+            try {
+                [Console]::OutputEncoding = $codificacaoAnterior
+            }
+            catch {
+                $codificacaoAnterior = $null
             }
         }
     }
-    if ([string]::IsNullOrWhiteSpace($valor)) {
-        return (Join-Path $PastaProjeto 'dados')
+}
+
+function Get-InformacoesInvolucro {
+    # Pergunta ao sincronizar_automatico.py onde fica o log e o que significa cada
+    # código de saída. Este script não lê o .env nem resolve DADOS_DIR por conta
+    # própria: quem decide é o Python, com as mesmas regras da sincronização.
+    # Devolve ArquivoLog, Codigos (tabela) e Erro ($null quando deu certo).
+    param([string]$Executavel, [string]$PastaProjeto)
+    $resultado = [pscustomobject]@{ ArquivoLog = $null; Codigos = @{}; Erro = $null }
+    if ([string]::IsNullOrWhiteSpace($Executavel)) {
+        $resultado.Erro = 'a tarefa não informa qual Python usa.'
+        return $resultado
     }
-    if ([System.IO.Path]::IsPathRooted($valor)) {
-        return $valor
+    $involucro = Join-Path $PastaProjeto (Get-NomeInvolucro)
+    $resposta = Invoke-InformarInvolucro -Executavel (Get-PythonComConsole -Executavel $Executavel) -Involucro $involucro
+    if ($resposta.Codigo -ne 0) {
+        $resultado.Erro = "$($resposta.Texto)".Trim()
+        return $resultado
     }
-    return (Join-Path $PastaProjeto $valor)
+    try {
+        $dados = $resposta.Texto | ConvertFrom-Json
+    }
+    catch {
+        $resultado.Erro = 'resposta inesperada do sincronizar_automatico.py --informar.'
+        return $resultado
+    }
+    $resultado.ArquivoLog = $dados.arquivo_log
+    if ($null -ne $dados.codigos) {
+        foreach ($propriedade in $dados.codigos.PSObject.Properties) {
+            $resultado.Codigos[$propriedade.Name] = "$($propriedade.Value)"
+        }
+    }
+    return $resultado
+}
+
+function Format-ArquivoLog {
+    param($Informacoes)
+    if (-not [string]::IsNullOrWhiteSpace($Informacoes.ArquivoLog)) {
+        return $Informacoes.ArquivoLog
+    }
+    return "(o sincronizar_automatico.py não respondeu: $($Informacoes.Erro))"
 }
 
 function Get-TarefaExistente {
@@ -428,9 +507,14 @@ function Install-TarefaSincronizacao {
     Write-Mensagem "  Pasta:         $PastaProjeto"
     Write-Mensagem "  Intervalo:     a cada $IntervaloMinutos minuto(s), sem data para terminar (primeira execução em 1 minuto)"
     Write-Mensagem "  Tempo máximo:  $(Get-LimiteExecucaoMinutos) minutos por execução; se uma execução ainda estiver rodando, a próxima é ignorada"
-    Write-Mensagem "  Log:           $(Join-Path (Get-PastaDados -PastaProjeto $PastaProjeto) 'logs\sincronizacao.log')"
+    $informacoes = Get-InformacoesInvolucro -Executavel $escolhido.Executavel -PastaProjeto $PastaProjeto
+    Write-Mensagem "  Log:           $(Format-ArquivoLog $informacoes)"
     Write-Mensagem '  A tarefa roda enquanto este usuário estiver conectado ao Windows.'
     Write-Mensagem "Para ver o estado: .\AGENDAR_SINCRONIZACAO.ps1 -Status"
+    if ($null -ne $informacoes.Erro) {
+        Write-Mensagem 'ATENÇÃO: com este Python, o sincronizar_automatico.py não consegue rodar; cada execução da tarefa vai falhar até isto ser corrigido:' 'Yellow'
+        Write-Mensagem "  $($informacoes.Erro)" 'Yellow'
+    }
 
     if ($ExecutarAgora) {
         try {
@@ -503,16 +587,18 @@ function Get-StatusTarefa {
     if ($null -ne $ultimaExecucao -and $ultimaExecucao.Year -lt 2000) {
         $ultimaExecucao = $null
     }
+    $acao = $null
+    if ($null -ne $tarefa.Actions) {
+        $acao = @($tarefa.Actions)[0]
+    }
+    $executavel = $(if ($null -ne $acao) { $acao.Execute } else { $null })
+    $informacoes = Get-InformacoesInvolucro -Executavel $executavel -PastaProjeto $PastaProjeto
     $significado = 'sem informação'
     if ($null -eq $ultimaExecucao) {
         $significado = 'a tarefa ainda não foi executada'
     }
     elseif ($null -ne $resultado) {
-        $significado = Get-SignificadoResultado -Codigo ([long]$resultado)
-    }
-    $acao = $null
-    if ($null -ne $tarefa.Actions) {
-        $acao = @($tarefa.Actions)[0]
+        $significado = Get-SignificadoResultado -Codigo ([long]$resultado) -Codigos $informacoes.Codigos
     }
     $intervalo = $null
     if ($null -ne $tarefa.Triggers) {
@@ -521,7 +607,6 @@ function Get-StatusTarefa {
             $intervalo = $primeiro.Repetition.Interval
         }
     }
-    $pastaDados = Get-PastaDados -PastaProjeto $PastaProjeto
     return [pscustomobject]@{
         Nome               = $NomeTarefa
         Estado             = "$($tarefa.State)"
@@ -530,11 +615,12 @@ function Get-StatusTarefa {
         ProximaExecucao    = $proximaExecucao
         UltimoResultado    = $resultado
         Significado        = $significado
-        Executavel         = $(if ($null -ne $acao) { $acao.Execute } else { $null })
+        Executavel         = $executavel
         Argumentos         = $(if ($null -ne $acao) { $acao.Arguments } else { $null })
         DiretorioTrabalho  = $(if ($null -ne $acao) { $acao.WorkingDirectory } else { $null })
         Intervalo          = $intervalo
-        ArquivoLog         = Join-Path (Join-Path $pastaDados 'logs') 'sincronizacao.log'
+        ArquivoLog         = $informacoes.ArquivoLog
+        ErroInvolucro      = $informacoes.Erro
     }
 }
 
@@ -564,6 +650,10 @@ function Show-StatusTarefa {
     Write-Mensagem "Intervalo:         $($estado.Intervalo)"
     Write-Mensagem "Comando:           $($estado.Executavel) $($estado.Argumentos)"
     Write-Mensagem "Pasta de trabalho: $($estado.DiretorioTrabalho)"
+    if ($null -eq $estado.ArquivoLog) {
+        Write-Mensagem "Log:               (o sincronizar_automatico.py não respondeu: $($estado.ErroInvolucro))" 'Yellow'
+        return 0
+    }
     Write-Mensagem "Log:               $($estado.ArquivoLog)"
     if (Test-Path -LiteralPath $estado.ArquivoLog -PathType Leaf) {
         Write-Mensagem 'Últimas linhas do log:' 'Cyan'

@@ -10,22 +10,31 @@ que uma execução sem ninguém olhando precisa:
   todos os processos que ele abriu são encerrados;
 * novas tentativas com espera crescente (exponencial, com variação aleatória),
   somente quando o problema pode se resolver sozinho: servidor inacessível
-  (código 4, por exemplo um servidor gratuito "dormindo") ou tempo esgotado;
+  (código 4, por exemplo um servidor gratuito "dormindo") ou tempo esgotado.
+  Configuração errada (2), outra sincronização em andamento (3) e os demais
+  códigos não são repetidos;
+* uma execução automática por vez: a trava ``DADOS_DIR/sincronizacao_automatica.lock``
+  impede que duas se sobreponham (a segunda termina logo, com código 3);
 * registro em ``DADOS_DIR/logs/sincronizacao.log`` (com rotação por tamanho),
   com uma linha de cabeçalho e uma de rodapé por execução; senhas e tokens são
   sempre mascarados (``***``);
 * aviso opcional de falha num webhook (Discord ou Slack) em ``SYNC_WEBHOOK_URL``,
-  enviado uma única vez, depois da última tentativa que falhou.
+  enviado uma única vez, depois da última tentativa que falhou, dizendo quais
+  servidores falharam.
+
+As configurações são lidas pelas MESMAS funções do sincronizar_bancos.py (este
+arquivo o importa): opção > variável de ambiente > arquivo ``.env`` ao lado do
+script; variável vazia conta como não definida. Os códigos de saída, seus
+significados e a máscara de segredos também são os dele.
 
 Uso (de qualquer pasta; os caminhos são resolvidos a partir deste arquivo)::
 
     python sincronizar_automatico.py
     python sincronizar_automatico.py --tentativas 5 --timeout-total 600
     python sincronizar_automatico.py -- --opcao-do-sincronizar-bancos
+    python sincronizar_automatico.py --ajuda
 
-Opções (a variável de ambiente equivalente vale quando a opção não é dada; as
-variáveis também podem ficar no arquivo ``.env`` ao lado do script, mas o
-ambiente tem prioridade sobre o ``.env``):
+Opções (a variável equivalente vale quando a opção não é dada):
 
   --timeout-total SEG   SYNC_TIMEOUT_TOTAL   tempo máximo de cada tentativa (900)
   --tentativas N        SYNC_TENTATIVAS      número máximo de tentativas (3)
@@ -38,28 +47,32 @@ ambiente tem prioridade sobre o ``.env``):
   --script CAMINHO      (nenhuma)            outro script no lugar do
                                              sincronizar_bancos.py (uso avançado
                                              e testes)
+  --informar            (nenhuma)            mostra em JSON a pasta de dados, o
+                                             log e os códigos de saída, e sai
+                                             (usado pelo AGENDAR_SINCRONIZACAO.ps1)
   -- ARGUMENTOS...                           tudo depois de ``--`` é repassado
-                                             ao sincronizar_bancos.py
+                                             ao sincronizar_bancos.py (inclusive
+                                             --env e --dados-dir, que este
+                                             invólucro também respeita)
 
-Outras variáveis lidas: ``DADOS_DIR`` (pasta de dados; padrão ``dados`` ao lado
-do script; caminho relativo é relativo à pasta do script) e ``SYNC_WEBHOOK_URL``.
+Pasta de dados: ``DADOS_DIR`` (ou ``--dados-dir`` depois de ``--``); padrão
+``dados`` ao lado do script; ``~`` é a pasta do usuário; caminho relativo é
+relativo à pasta do script. ``SYNC_WEBHOOK_URL`` liga o aviso de falha.
 
-Códigos de saída (os mesmos do sincronizar_bancos.py, repassados como vieram):
-
-  0  sucesso: todos os backups em paridade
-  1  algumas ações falharam ou há conflitos            (não repete)
-  2  problema de configuração ou de credenciais        (não repete)
-  3  outra sincronização já está em andamento          (não repete)
-  4  servidor inacessível ou dados inutilizáveis       (repete)
-     também usado quando o tempo limite se esgota na última tentativa ou
-     quando o processo é morto por um sinal
-  5  exclusões retidas por uma proteção de segurança    (não repete)
-  130 interrompido pelo usuário (Ctrl+C); 143 encerrado pelo sistema (SIGTERM)
+Códigos de saída: os do sincronizar_bancos.py, repassados como vieram (0 a 5,
+130 e 143; veja ``--ajuda``). O código 4 também é usado quando o tempo limite se
+esgota na última tentativa ou quando o processo é morto por um sinal. Se o
+sincronizar_bancos.py não puder ser carregado (arquivo ausente ou dependência
+não instalada), a saída é 2, com a explicação na tela.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
+import contextlib
+import dataclasses
+import io
 import json
 import logging
 import logging.handlers
@@ -77,16 +90,13 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
-
-try:  # python-dotenv é dependência do projeto; sem ele, um leitor simples.
-    from dotenv import dotenv_values as _dotenv_values
-except ImportError:  # pragma: no cover - depende do ambiente
-    _dotenv_values = None
+from typing import Callable
 
 PASTA_DESTE_ARQUIVO = Path(__file__).resolve().parent
 NOME_SCRIPT_PADRAO = "sincronizar_bancos.py"
 NOME_LOG = "sincronizacao.log"
 NOME_ULTIMA_EXECUCAO = "ultima_execucao.json"
+NOME_TRAVA = "sincronizacao_automatica.lock"  # outra que a do sincronizar_bancos.py
 
 PADRAO_TIMEOUT_TOTAL = 900.0
 PADRAO_TENTATIVAS = 3
@@ -100,12 +110,11 @@ TIMEOUT_WEBHOOK = 10.0
 LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
 LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres
 
-CODIGO_OK = 0
-CODIGO_CONFIGURACAO = 2
-CODIGO_INACESSIVEL = 4
-CODIGO_INTERROMPIDO = 130
-CODIGOS_REPETIVEIS = frozenset({CODIGO_INACESSIVEL})
+# Código de saída quando o sincronizar_bancos.py não pôde ser carregado: é o
+# EXIT_CONFIG dele (a tabela de códigos mora lá; aqui ela não está disponível).
+CODIGO_SEM_SCRIPT = 2
 
+# As mesmas variáveis que o sincronizar_bancos.py mascara, mais o webhook deste invólucro.
 VARIAVEIS_SECRETAS = (
     "ADMIN_PASSWORD",
     "PRINCIPAL_ADMIN_PASSWORD",
@@ -114,23 +123,49 @@ VARIAVEIS_SECRETAS = (
     "SYNC_WEBHOOK_URL",
 )
 
-SIGNIFICADOS = {
-    0: "sucesso: todos os backups em paridade",
-    1: "algumas ações falharam ou há conflitos",
-    2: "problema de configuração ou de credenciais",
-    3: "outra sincronização já está em andamento (trava ocupada)",
-    4: "servidor inacessível, dados inutilizáveis ou tempo esgotado",
-    5: "exclusões retidas por uma proteção de segurança",
-    130: "interrompido pelo usuário (Ctrl+C)",
-    143: "encerrado pelo sistema (SIGTERM)",
-}
-
 IS_WINDOWS = os.name == "nt"
 
 
+def _importar_sincronizar_bancos():
+    """Carrega o sincronizar_bancos.py desta pasta. Devolve (módulo, None) ou (None, mensagem)."""
+    pasta = str(PASTA_DESTE_ARQUIVO)
+    if pasta not in sys.path:
+        sys.path.insert(0, pasta)
+    ao_lado = PASTA_DESTE_ARQUIVO / NOME_SCRIPT_PADRAO
+    try:
+        import sincronizar_bancos
+    except SystemExit:  # ele já explicou na tela qual dependência falta
+        return None, (
+            f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado}: falta uma dependência "
+            f"(veja a linha acima). Instale com: pip install -r requirements.txt"
+        )
+    except ImportError as erro:
+        if erro.name == "sincronizar_bancos":
+            return None, (
+                f"❌ O {NOME_SCRIPT_PADRAO} não está em {PASTA_DESTE_ARQUIVO}. Coloque o "
+                f"sincronizar_automatico.py na mesma pasta do {NOME_SCRIPT_PADRAO}."
+            )
+        return None, (
+            f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado}: falta o módulo "
+            f"{erro.name or erro}. Instale com: pip install -r requirements.txt"
+        )
+    except Exception as erro:  # arquivo corrompido, cópia pela metade...
+        return None, (
+            f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado} "
+            f"({type(erro).__name__}: {erro}). Copie de novo o arquivo original."
+        )
+    return sincronizar_bancos, None
+
+
+sb, ERRO_AO_CARREGAR = _importar_sincronizar_bancos()
+
+
 def significado(codigo: int) -> str:
-    """Texto em português que explica um código de saída."""
-    return SIGNIFICADOS.get(codigo, "código inesperado")
+    """Texto em português que explica um código de saída (a tabela é a do sincronizar_bancos.py)."""
+    texto = sb.EXIT_SIGNIFICADO.get(codigo, "código inesperado")
+    if codigo == sb.EXIT_SERVIDOR:
+        texto += "; ou tempo limite esgotado"
+    return texto
 
 
 class ErroUso(Exception):
@@ -146,191 +181,162 @@ class Interrompido(BaseException):
 
 
 # ---------------------------------------------------------------------------
-# Máscara de segredos
+# Segredos: a máscara é a do sincronizar_bancos.py (sb.SECRETS)
 # ---------------------------------------------------------------------------
 
-_RE_BEARER = re.compile(r"(?i)\b(bearer)(\s+)[^\s\"',;]+")
-_RE_CREDENCIAL_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
-MASCARA = "***"
+
+def variantes(valor: str) -> set[str]:
+    """O segredo como aparece em texto puro, codificado em URL e escapado em JSON."""
+    return {
+        valor,
+        urllib.parse.quote(valor, safe=""),
+        urllib.parse.quote_plus(valor, safe=""),
+        json.dumps(valor, ensure_ascii=False)[1:-1],
+        json.dumps(valor)[1:-1],
+    }
 
 
-class Mascarador:
-    """Troca por ``***`` os valores secretos e os tokens ``Bearer``."""
+def registrar_segredos(valores, destino=None) -> None:
+    """Acrescenta os segredos (e suas variantes) à máscara do sincronizar_bancos.py."""
+    destino = sb.SECRETS if destino is None else destino
+    for valor in valores:
+        if valor:
+            for variante in variantes(str(valor)):
+                destino.add(variante)
 
-    def __init__(self, segredos) -> None:
-        variantes = set()
-        for valor in segredos:
-            if not valor:
-                continue
-            valor = str(valor)
-            variantes.add(valor)
-            variantes.add(urllib.parse.quote(valor, safe=""))
-            variantes.add(urllib.parse.quote_plus(valor, safe=""))
-            variantes.add(json.dumps(valor, ensure_ascii=False)[1:-1])
-            variantes.add(json.dumps(valor)[1:-1])
-        variantes = sorted((v for v in variantes if v), key=len, reverse=True)
-        self._regex = re.compile("|".join(re.escape(v) for v in variantes)) if variantes else None
 
-    def __call__(self, texto) -> str:
-        if texto is None:
-            return ""
-        texto = str(texto)
-        if self._regex is not None:
-            texto = self._regex.sub(MASCARA, texto)
-        texto = _RE_BEARER.sub(lambda m: m.group(1) + m.group(2) + MASCARA, texto)
-        texto = _RE_CREDENCIAL_URL.sub(lambda m: m.group(1) + MASCARA + "@", texto)
-        return texto
+def mascarar(texto) -> str:
+    return sb.SECRETS.mask("" if texto is None else texto)
 
 
 # ---------------------------------------------------------------------------
-# Configuração
+# Passo 1: opções da linha de comando
 # ---------------------------------------------------------------------------
 
-_AJUDA = """\
-Uso: python sincronizar_automatico.py [opções] [-- argumentos do sincronizar_bancos.py]
 
-Roda o sincronizar_bancos.py com tempo limite, novas tentativas, log com
-rotação e aviso de falha por webhook. Pensado para o Agendador de Tarefas do
-Windows, o cron ou o systemd.
-
-Opções (entre parênteses, a variável de ambiente ou do .env equivalente):
-  --timeout-total SEG   tempo máximo de cada tentativa (SYNC_TIMEOUT_TOTAL, padrão 900)
-  --tentativas N        número máximo de tentativas (SYNC_TENTATIVAS, padrão 3)
-  --espera-inicial SEG  espera antes da 2ª tentativa, dobra a cada nova
-                        (SYNC_ESPERA_INICIAL, padrão 30)
-  --log-max-bytes N     tamanho máximo do log antes de girar
-                        (SYNC_LOG_MAX_BYTES, padrão 1048576; 0 = nunca girar)
-  --log-backups N       quantos logs antigos manter (SYNC_LOG_BACKUPS, padrão 5)
-  --script CAMINHO      script a executar no lugar do sincronizar_bancos.py
-  -h, --ajuda           mostra esta ajuda
-
-Só os códigos 4 (servidor inacessível) e o tempo esgotado são repetidos.
-O log fica em DADOS_DIR/logs/sincronizacao.log (padrão: dados/logs/ ao lado do script).
-Se SYNC_WEBHOOK_URL estiver definida, uma falha final é avisada nesse webhook
-(Discord ou Slack).
-"""
-
-_OPCOES_COM_VALOR = {
-    "--timeout-total": "timeout_total",
-    "--tentativas": "tentativas",
-    "--espera-inicial": "espera_inicial",
-    "--log-max-bytes": "log_max_bytes",
-    "--log-backups": "log_backups",
-    "--script": "script",
-}
+class _FormatadorAjuda(argparse.RawDescriptionHelpFormatter):
+    def add_usage(self, usage, actions, groups, prefix=None):
+        return super().add_usage(usage, actions, groups, prefix="Uso: ")
 
 
-def ler_argumentos(argv):
-    """Lê a linha de comando. Devolve (dicionário de opções, argumentos do filho)."""
-    opcoes: dict = {}
+# Mensagens do argparse (em inglês) → português.
+_TRADUCOES = (
+    (re.compile(r"argument (\S+): expected one argument"), "a opção {0} precisa de um valor."),
+    (re.compile(r"argument (\S+): ignored explicit argument (.+)"), "a opção {0} não aceita valor ({1})."),
+    (re.compile(r"unrecognized arguments: (.+)"),
+     "opção desconhecida: {0}. Para repassar opções ao sincronizar_bancos.py, coloque-as depois de '--'."),
+)
+
+
+class _Analisador(argparse.ArgumentParser):
+    """argparse com ajuda e erros em português; erro vira ErroUso (código 2, sem traceback)."""
+
+    def error(self, message: str):
+        for padrao, modelo in _TRADUCOES:
+            achado = padrao.fullmatch(message)
+            if achado:
+                raise ErroUso(modelo.format(*achado.groups()))
+        raise ErroUso(f"opção inválida ({message}).")
+
+
+def criar_analisador() -> argparse.ArgumentParser:
+    analisador = _Analisador(
+        prog="sincronizar_automatico.py",
+        usage="python %(prog)s [opções] [-- argumentos do sincronizar_bancos.py]",
+        description=(
+            "Roda o sincronizar_bancos.py com tempo limite, novas tentativas, log com rotação e aviso de\n"
+            "falha por webhook. Pensado para o Agendador de Tarefas do Windows, o cron ou o systemd."
+        ),
+        epilog=_epilogo(),
+        add_help=False,
+        allow_abbrev=False,
+        formatter_class=_FormatadorAjuda,
+    )
+    analisador._optionals.title = "opções (entre parênteses, a variável de ambiente ou do .env equivalente)"
+    adicionar = analisador.add_argument
+    adicionar("-h", "--help", "--ajuda", dest="ajuda", action="store_true", help="mostra esta ajuda e sai")
+    adicionar("--timeout-total", metavar="SEG",
+              help=f"tempo máximo de cada tentativa (SYNC_TIMEOUT_TOTAL, padrão {PADRAO_TIMEOUT_TOTAL:.0f})")
+    adicionar("--tentativas", metavar="N",
+              help=f"número máximo de tentativas (SYNC_TENTATIVAS, padrão {PADRAO_TENTATIVAS})")
+    adicionar("--espera-inicial", metavar="SEG",
+              help="espera antes da 2ª tentativa, dobra a cada nova "
+                   f"(SYNC_ESPERA_INICIAL, padrão {PADRAO_ESPERA_INICIAL:.0f})")
+    adicionar("--log-max-bytes", metavar="N",
+              help=f"tamanho máximo do log antes de girar (SYNC_LOG_MAX_BYTES, padrão {PADRAO_LOG_MAX_BYTES}; "
+                   "0 = nunca girar)")
+    adicionar("--log-backups", metavar="N",
+              help=f"quantos logs antigos manter (SYNC_LOG_BACKUPS, padrão {PADRAO_LOG_BACKUPS})")
+    adicionar("--script", metavar="CAMINHO", help="script a executar no lugar do sincronizar_bancos.py")
+    adicionar("--informar", action="store_true",
+              help="mostra em JSON a pasta de dados, o arquivo de log e os códigos de saída, e sai")
+    return analisador
+
+
+def _epilogo() -> str:
+    codigos = "\n".join(f"  {codigo:>3}  {significado(codigo)}" for codigo in sorted(sb.EXIT_SIGNIFICADO))
+    return (
+        "Só o código 4 (servidor inacessível) e o tempo esgotado são repetidos.\n"
+        "O log fica em DADOS_DIR/logs/sincronizacao.log (padrão: dados/logs/ ao lado do script;\n"
+        "~ é a pasta do usuário; caminho relativo é relativo à pasta do script).\n"
+        "Se SYNC_WEBHOOK_URL estiver definida, uma falha final é avisada nesse webhook (Discord ou Slack).\n\n"
+        f"Códigos de saída (os do sincronizar_bancos.py):\n{codigos}"
+    )
+
+
+def ler_opcoes(argv) -> tuple[argparse.Namespace, list[str]]:
+    """Opções do invólucro e os argumentos (depois de ``--``) repassados ao filho."""
     argv = list(argv)
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            return opcoes, argv[i + 1 :]
-        if arg in ("-h", "--help", "--ajuda"):
-            opcoes["ajuda"] = True
-            i += 1
-            continue
-        nome, igual, valor = arg.partition("=")
-        if nome in _OPCOES_COM_VALOR:
-            if not igual:
-                if i + 1 >= len(argv):
-                    raise ErroUso(f"a opção {nome} precisa de um valor.")
-                valor = argv[i + 1]
-                i += 1
-            opcoes[_OPCOES_COM_VALOR[nome]] = valor
-            i += 1
-            continue
-        raise ErroUso(
-            f"opção desconhecida: {arg!r}. Para repassar opções ao "
-            f"sincronizar_bancos.py, coloque-as depois de '--'."
-        )
-    return opcoes, []
+    proprios, do_filho = argv, []
+    if "--" in argv:
+        corte = argv.index("--")
+        proprios, do_filho = argv[:corte], argv[corte + 1 :]
+    return criar_analisador().parse_args(proprios), do_filho
 
 
-def _ler_env_simples(caminho: Path) -> dict:
-    """Leitor mínimo de .env, usado só se o python-dotenv não estiver instalado."""
-    valores: dict = {}
+# ---------------------------------------------------------------------------
+# Passo 2: configurações (as mesmas funções do sincronizar_bancos.py)
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Ajustes:
+    script: Path
+    pasta_script: Path
+    pasta_dados: Path
+    url_webhook: str | None
+    timeout: float | None
+    tentativas: int | None
+    espera_inicial: float | None
+    log_max_bytes: int
+    log_backups: int
+    erros: list[str]
+
+    @property
+    def arquivo_log(self) -> Path:
+        return self.pasta_dados / "logs" / NOME_LOG
+
+
+def _opcoes_do_filho(argumentos_filho, pasta_script: Path) -> argparse.Namespace:
+    """--env e --dados-dir repassados ao sincronizar_bancos.py, lidos pelo analisador dele."""
     try:
-        linhas = caminho.read_text(encoding="utf-8-sig").splitlines()
-    except OSError:
-        return valores
-    for linha in linhas:
-        linha = linha.strip()
-        if not linha or linha.startswith("#") or "=" not in linha:
-            continue
-        if linha.startswith("export "):
-            linha = linha[len("export ") :]
-        chave, _, valor = linha.partition("=")
-        valor = valor.strip()
-        if len(valor) >= 2 and valor[0] == valor[-1] and valor[0] in "\"'":
-            valor = valor[1:-1]
-        valores[chave.strip()] = valor
-    return valores
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            lidas, _ = sb.build_parser().parse_known_args(list(argumentos_filho))
+    except SystemExit:  # argumentos que ele recusa: o próprio filho vai explicar
+        lidas = argparse.Namespace()
+    env = getattr(lidas, "env", None)
+    if env and not os.path.isabs(os.path.expanduser(env)):
+        env = str(pasta_script / env)  # o filho roda com a pasta do script como pasta de trabalho
+    return argparse.Namespace(env=env, dados_dir=getattr(lidas, "dados_dir", None))
 
 
-def carregar_dotenv(pasta: Path) -> dict:
-    """Valores do ``.env`` da pasta (sem alterar o ambiente)."""
-    caminho = pasta / ".env"
-    if not caminho.is_file():
-        return {}
+def _leitor_de_configuracoes(do_filho: argparse.Namespace, pasta_script: Path, erros: list[str]):
     try:
-        if _dotenv_values is not None:
-            # utf-8-sig: o Bloco de Notas do Windows às vezes grava com BOM.
-            brutos = _dotenv_values(caminho, encoding="utf-8-sig")
-        else:  # pragma: no cover
-            brutos = _ler_env_simples(caminho)
-    except Exception:  # .env ilegível: segue só com o ambiente
-        brutos = _ler_env_simples(caminho)
-    return {str(k): ("" if v is None else str(v)) for k, v in brutos.items()}
-
-
-class Configuracao:
-    """Ambiente + .env (o ambiente vence), com conversão e validação."""
-
-    def __init__(self, ambiente, dotenv) -> None:
-        self.ambiente = dict(ambiente)
-        self.dotenv = dict(dotenv)
-
-    def valor(self, nome: str):
-        # Como o load_dotenv do sincronizar_bancos.py: se a variável existe no
-        # ambiente (mesmo vazia), ela vence o .env.
-        if nome in self.ambiente:
-            bruto = self.ambiente[nome]
-        else:
-            bruto = self.dotenv.get(nome)
-        if bruto is None or bruto.strip() == "":
-            return None
-        return bruto.strip()
-
-    def segredos(self):
-        """Todos os valores secretos conhecidos (do ambiente e do .env)."""
-        for nome in VARIAVEIS_SECRETAS:
-            for origem in (self.ambiente, self.dotenv):
-                valor = origem.get(nome)
-                if valor:
-                    yield valor
-                    if valor.strip() != valor:
-                        yield valor.strip()
-
-
-def _numero(opcoes, nome_opcao, config, variavel, padrao, tipo, minimo, descricao):
-    bruto = opcoes.get(nome_opcao)
-    origem = "--" + nome_opcao.replace("_", "-")
-    if bruto is None:
-        bruto = config.valor(variavel)
-        origem = variavel
-    if bruto is None:
-        return padrao
-    try:
-        valor = tipo(str(bruto).strip().replace(",", "."))
-    except ValueError:
-        raise ErroUso(f"{origem}={bruto!r} não é um número válido ({descricao}).") from None
-    if valor != valor or valor in (float("inf"), float("-inf")) or valor < minimo:
-        raise ErroUso(f"{origem}={bruto!r} inválido: {descricao}.")
-    return valor
+        return sb.settings_reader(do_filho, base_dir=str(pasta_script))
+    except sb.ConfigError as erro:
+        erros.append(str(erro))
+        ambiente = dict(os.environ)
+        return lambda nome, cli=None: sb._setting(nome, cli, ambiente, {})
 
 
 # (opção, variável, padrão, tipo, mínimo, descrição); as do log caem no padrão se inválidas,
@@ -344,29 +350,72 @@ OPCOES_NUMERICAS = (
 )
 
 
-def _ler_numeros(opcoes, config) -> tuple[dict, list[str]]:
-    """Lê as opções numéricas; cada valor inválido vira uma mensagem de erro de configuração."""
-    valores, erros = {}, []
+def _numero(bruto, origem: str, tipo, minimo, descricao):
+    try:
+        valor = tipo(str(bruto).strip().replace(",", "."))
+    except ValueError:
+        raise ErroUso(f"{origem}={bruto!r} não é um número válido ({descricao}).") from None
+    if valor != valor or valor in (float("inf"), float("-inf")) or valor < minimo:
+        raise ErroUso(f"{origem}={bruto!r} inválido: {descricao}.")
+    return valor
+
+
+def _ler_numeros(opcoes: argparse.Namespace, get, erros: list[str]) -> dict:
+    """Opção > variável; cada valor inválido vira uma mensagem em `erros`."""
+    valores = {}
     for nome, variavel, padrao, tipo, minimo, descricao in OPCOES_NUMERICAS:
+        bruto, origem = getattr(opcoes, nome), "--" + nome.replace("_", "-")
+        if bruto is None:
+            bruto, origem = get(variavel), variavel
         try:
-            valores[nome] = _numero(opcoes, nome, config, variavel, padrao, tipo, minimo, descricao)
+            valores[nome] = padrao if bruto is None else _numero(bruto, origem, tipo, minimo, descricao)
         except ErroUso as erro:
             erros.append(str(erro))
             valores[nome] = padrao if nome.startswith("log_") else None
     if valores["timeout_total"] is not None and valores["timeout_total"] <= 0:
         erros.append(f"o tempo limite deve ser maior que zero (recebido {valores['timeout_total']}).")
         valores["timeout_total"] = None
-    return valores, erros
+    return valores
 
 
-def resolver_pasta_dados(config: Configuracao, pasta_script: Path) -> Path:
-    bruto = config.valor("DADOS_DIR")
-    if not bruto:
-        return pasta_script / "dados"
-    caminho = Path(os.path.expandvars(os.path.expanduser(bruto)))
-    if not caminho.is_absolute():
-        caminho = pasta_script / caminho
-    return caminho
+def ler_ajustes(opcoes: argparse.Namespace, argumentos_filho) -> Ajustes:
+    """Lê tudo o que o invólucro precisa, como o sincronizar_bancos.py leria, e registra os segredos."""
+    if opcoes.script:
+        script = Path(os.path.expanduser(opcoes.script)).resolve()
+    else:
+        script = PASTA_DESTE_ARQUIVO / NOME_SCRIPT_PADRAO
+    pasta_script = script.parent
+    erros: list[str] = []
+    do_filho = _opcoes_do_filho(argumentos_filho, pasta_script)
+    get = _leitor_de_configuracoes(do_filho, pasta_script, erros)
+    registrar_segredos(get(nome) for nome in VARIAVEIS_SECRETAS)
+    pasta_dados = Path(sb.resolve_data_dir(get, do_filho.dados_dir, base_dir=str(pasta_script)))
+    numeros = _ler_numeros(opcoes, get, erros)
+    return Ajustes(
+        script=script,
+        pasta_script=pasta_script,
+        pasta_dados=pasta_dados,
+        url_webhook=get("SYNC_WEBHOOK_URL"),
+        timeout=numeros["timeout_total"],
+        tentativas=numeros["tentativas"],
+        espera_inicial=numeros["espera_inicial"],
+        log_max_bytes=numeros["log_max_bytes"],
+        log_backups=numeros["log_backups"],
+        erros=erros,
+    )
+
+
+def informar(ajustes: Ajustes) -> int:
+    """--informar: o que o AGENDAR_SINCRONIZACAO.ps1 mostra, decidido aqui (JSON só com ASCII)."""
+    documento = {
+        "pasta_dados": str(ajustes.pasta_dados),
+        "arquivo_log": str(ajustes.arquivo_log),
+        "script": str(ajustes.script),
+        "codigos": {str(codigo): significado(codigo) for codigo in sorted(sb.EXIT_SIGNIFICADO)},
+        "erros": [mascarar(erro) for erro in ajustes.erros],
+    }
+    print(json.dumps(documento, ensure_ascii=True, indent=2))
+    return sb.EXIT_OK
 
 
 # ---------------------------------------------------------------------------
@@ -389,7 +438,7 @@ class _FormatadorMascarado(logging.Formatter):
 class Registro:
     """Escreve no log com rotação e ecoa na saída padrão, sempre mascarando."""
 
-    def __init__(self, mascarar: Mascarador) -> None:
+    def __init__(self, mascarar: Callable[[object], str]) -> None:
         self.mascarar = mascarar
         self.caminho_log = None
         self._trava = threading.Lock()
@@ -540,8 +589,8 @@ def _ler_saida(fluxo, registro: Registro, tentativa: int, ultimas) -> None:
         pass
 
 
-def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro, tentativa: int):
-    """Roda o filho uma vez. Devolve ResultadoTentativa; erros de início sobem como OSError."""
+def _iniciar_filho(comando, pasta: Path) -> subprocess.Popen:
+    """Inicia o filho num grupo de processos próprio (para encerrar a árvore inteira depois)."""
     ambiente = dict(os.environ)
     ambiente["PYTHONUNBUFFERED"] = "1"
     ambiente["PYTHONIOENCODING"] = "utf-8"
@@ -552,10 +601,7 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         )
     else:
         extras["start_new_session"] = True
-
-    inicio = datetime.now().astimezone()
-    ultimas = collections.deque(maxlen=LINHAS_GUARDADAS)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         comando,
         cwd=str(pasta),
         env=ambiente,
@@ -564,23 +610,43 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         stderr=subprocess.STDOUT,
         **extras,
     )
+
+
+def _esperar_ate(proc: subprocess.Popen, timeout: float) -> bool:
+    """Espera o filho terminar; devolve True se o tempo limite se esgotou antes."""
+    limite = time.monotonic() + timeout
+    while True:
+        restante = limite - time.monotonic()
+        if restante <= 0:
+            return True
+        try:
+            proc.wait(timeout=min(0.5, restante))
+            return False
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _codigo_do_filho(proc: subprocess.Popen, tempo_esgotado: bool):
+    """(código, sinal): tempo esgotado, processo sem código ou morto por sinal viram 4."""
+    codigo = proc.returncode
+    if tempo_esgotado or codigo is None:
+        return sb.EXIT_SERVIDOR, None
+    if codigo < 0:
+        return sb.EXIT_SERVIDOR, -codigo
+    return codigo, None
+
+
+def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro, tentativa: int):
+    """Roda o filho uma vez. Devolve ResultadoTentativa; erros de início sobem como OSError."""
+    inicio = datetime.now().astimezone()
+    ultimas = collections.deque(maxlen=LINHAS_GUARDADAS)
+    proc = _iniciar_filho(comando, pasta)
     leitor = threading.Thread(
         target=_ler_saida, args=(proc.stdout, registro, tentativa, ultimas), daemon=True
     )
     leitor.start()
-    limite = time.monotonic() + timeout
-    tempo_esgotado = False
     try:
-        while True:
-            restante = limite - time.monotonic()
-            if restante <= 0:
-                tempo_esgotado = True
-                break
-            try:
-                proc.wait(timeout=min(0.5, restante))
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        tempo_esgotado = _esperar_ate(proc, timeout)
         if tempo_esgotado:
             registro.erro(
                 f"tentativa {tentativa}: tempo limite de {_fmt_segundos(timeout)} esgotado; "
@@ -602,22 +668,22 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         proc.stdout.close()
     except (OSError, ValueError):
         pass
-
-    codigo = proc.returncode
-    sinal = None
-    if tempo_esgotado:
-        codigo = CODIGO_INACESSIVEL
-    elif codigo is None:
-        codigo = CODIGO_INACESSIVEL
-    elif codigo < 0:
-        sinal = -codigo
-        codigo = CODIGO_INACESSIVEL
+    codigo, sinal = _codigo_do_filho(proc, tempo_esgotado)
     return ResultadoTentativa(codigo, tempo_esgotado, sinal, inicio, ultimas)
 
 
 # ---------------------------------------------------------------------------
 # Resumo da última execução (DADOS_DIR/ultima_execucao.json)
 # ---------------------------------------------------------------------------
+
+
+def assinatura_arquivo(caminho: Path):
+    """Identidade de uma versão do arquivo (nó, data em ns, tamanho), ou None se não existe."""
+    try:
+        info = caminho.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 def _data(texto):
@@ -635,22 +701,23 @@ def _data(texto):
     return data
 
 
-def ler_ultima_execucao(caminho: Path, inicio_tentativa: datetime):
-    """Lê o resumo, se existir e for desta tentativa; senão devolve None."""
+def ler_ultima_execucao(caminho: Path, assinatura_antes, inicio_tentativa: datetime):
+    """O resumo, só se foi gravado DURANTE esta tentativa; senão None.
+
+    Um arquivo que não mudou é de uma tentativa ou execução anterior e citaria
+    servidores que talvez nem tenham falhado desta vez."""
+    if assinatura_arquivo(caminho) in (None, assinatura_antes):
+        return None
     try:
         with open(caminho, encoding="utf-8") as arquivo:
             dados = json.load(arquivo)
-        modificado = datetime.fromtimestamp(caminho.stat().st_mtime).astimezone()
     except (OSError, ValueError):
         return None
     if not isinstance(dados, dict):
         return None
-    tolerancia = timedelta(seconds=2)
     referencia = _data(dados.get("fim")) or _data(dados.get("inicio"))
-    if referencia is None:
-        referencia = modificado
-    if referencia < inicio_tentativa - tolerancia:
-        return None  # desatualizado: de uma execução anterior
+    if referencia is not None and referencia < inicio_tentativa - timedelta(seconds=2):
+        return None  # datas de outra execução (relógio, cópia de arquivo...)
     return dados
 
 
@@ -669,7 +736,8 @@ def _sem_credenciais(url) -> str:
     return urllib.parse.urlunsplit(partes)
 
 
-def servidores_do_resumo(resumo, mascarar: Mascarador):
+def servidores_do_resumo(resumo):
+    """Os servidores do resumo, na ordem dele, com papel, URL, ok e erro (mascarados)."""
     if not resumo or not isinstance(resumo.get("servidores"), list):
         return []
     servidores = []
@@ -681,7 +749,7 @@ def servidores_do_resumo(resumo, mascarar: Mascarador):
             {
                 "papel": mascarar(item.get("papel") or ""),
                 "url": mascarar(_sem_credenciais(item.get("url"))),
-                "ok": bool(item.get("ok")),
+                "ok": item.get("ok") is True,
                 "erro": None if erro in (None, "") else mascarar(erro),
             }
         )
@@ -689,36 +757,225 @@ def servidores_do_resumo(resumo, mascarar: Mascarador):
 
 
 # ---------------------------------------------------------------------------
-# Aviso por webhook
+# Passos 3 e 4: log e trava contra execuções sobrepostas
 # ---------------------------------------------------------------------------
 
 
-def montar_texto_aviso(codigo, tentativas, host, resumo, servidores, resultado, timeout, mascarar, erro=None):
+def abrir_registro(ajustes: Ajustes) -> Registro:
+    registro = Registro(mascarar)
+    registro.abrir_arquivo(ajustes.arquivo_log, ajustes.log_max_bytes, ajustes.log_backups)
+    return registro
+
+
+def _fmt_opcional(valor, formatar=str) -> str:
+    return "?" if valor is None else formatar(valor)
+
+
+def registrar_inicio(ajustes: Ajustes, registro: Registro, host: str) -> None:
+    agora = datetime.now().astimezone().isoformat(timespec="seconds")
+    registro.info(
+        f"===== INÍCIO da sincronização automática | {agora} | máquina {host} | pid {os.getpid()} "
+        f"| script {ajustes.script} | pasta de dados {ajustes.pasta_dados} "
+        f"| tentativas {_fmt_opcional(ajustes.tentativas)} "
+        f"| tempo limite {_fmt_opcional(ajustes.timeout, _fmt_segundos)} "
+        f"| espera inicial {_fmt_opcional(ajustes.espera_inicial, _fmt_segundos)} ====="
+    )
+
+
+def adquirir_trava(pasta_dados: Path, registro: Registro):
+    """Trava desta execução automática; None se outra já está rodando (ou sem como travar)."""
+    from filelock import FileLock, Timeout  # dependência do sincronizar_bancos.py, já carregado
+
+    caminho = pasta_dados / NOME_TRAVA
+    try:
+        pasta_dados.mkdir(parents=True, exist_ok=True)
+        trava = FileLock(str(caminho), timeout=0)
+        trava.acquire()
+    except Timeout:
+        registro.erro(
+            f"outra execução do sincronizar_automatico.py já está em andamento (trava {caminho}); "
+            f"esta termina sem rodar a sincronização."
+        )
+        return None
+    except OSError as erro:
+        registro.erro(f"não foi possível criar a trava {caminho}: {erro.strerror or erro}.")
+        return None
+    return trava
+
+
+# ---------------------------------------------------------------------------
+# Passo 5: tentativas com novas tentativas
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Desfecho:
+    """Como a execução terminou (vai para o rodapé do log e para o aviso)."""
+
+    codigo: int
+    feitas: int = 0
+    resultado: ResultadoTentativa | None = None
+    resumo: dict | None = None
+    interrompido: bool = False
+
+
+def calcular_espera(base: float, tentativa: int) -> float:
+    """Espera antes da próxima tentativa: base × 2^(n-1), ±25%, com teto."""
+    espera = base * (2 ** (tentativa - 1))
+    espera = min(espera, ESPERA_MAXIMA)
+    return espera * random.uniform(0.75, 1.25)
+
+
+def deve_repetir(codigo: int) -> bool:
+    """Só servidor inacessível (ou tempo esgotado, que vira 4) pode se resolver sozinho.
+    Configuração (2), trava ocupada (3) e os demais não mudam repetindo."""
+    return codigo == sb.EXIT_SERVIDOR
+
+
+def _problema_antes_de_rodar(ajustes: Ajustes, python: str) -> str | None:
+    if ajustes.erros:
+        return "; ".join(f"configuração inválida: {texto}" for texto in ajustes.erros)
+    if not python:
+        return "não foi possível descobrir o caminho do Python em uso (sys.executable vazio)."
+    if not ajustes.script.is_file():
+        return (
+            f"script não encontrado: {ajustes.script}. Coloque o sincronizar_automatico.py na mesma "
+            f"pasta do {NOME_SCRIPT_PADRAO} (ou use --script)."
+        )
+    return None
+
+
+def _descrever(resultado: ResultadoTentativa) -> str:
+    if resultado.tempo_esgotado:
+        return "tempo esgotado"
+    if resultado.sinal is not None:
+        return f"processo encerrado pelo sinal {resultado.sinal}"
+    return significado(resultado.codigo)
+
+
+def uma_tentativa(ajustes: Ajustes, comando, tentativa: int, registro: Registro, desfecho: Desfecho) -> None:
+    """Roda o filho uma vez e anota em `desfecho` o código, o resultado e o resumo desta tentativa."""
+    arquivo_resumo = ajustes.pasta_dados / NOME_ULTIMA_EXECUCAO
+    antes = assinatura_arquivo(arquivo_resumo)
+    desfecho.feitas = tentativa
+    registro.info(f"tentativa {tentativa} de {ajustes.tentativas}: iniciando {ajustes.script.name}.")
+    resultado = executar_tentativa(comando, ajustes.pasta_script, ajustes.timeout, registro, tentativa)
+    desfecho.codigo, desfecho.resultado = resultado.codigo, resultado
+    desfecho.resumo = ler_ultima_execucao(arquivo_resumo, antes, resultado.inicio)
+    registro.info(f"tentativa {tentativa} terminou com código {resultado.codigo} ({_descrever(resultado)}).")
+    if desfecho.resumo and isinstance(desfecho.resumo.get("mensagem"), str):
+        registro.info(f"resumo: {desfecho.resumo['mensagem']}")
+    elif not resultado.tempo_esgotado:
+        registro.aviso(f"{NOME_ULTIMA_EXECUCAO} ausente ou desatualizado após a tentativa {tentativa}.")
+
+
+def rodar_tentativas(ajustes: Ajustes, argumentos_filho, registro: Registro, desfecho: Desfecho) -> None:
+    python = _python_do_filho()
+    problema = _problema_antes_de_rodar(ajustes, python)
+    if problema:
+        registro.erro(problema)
+        return
+    comando = [python, str(ajustes.script), *argumentos_filho]
+    for tentativa in range(1, ajustes.tentativas + 1):
+        try:
+            uma_tentativa(ajustes, comando, tentativa, registro, desfecho)
+        except OSError as erro:
+            registro.erro(f"não foi possível iniciar o Python ({python}): {erro.strerror or erro}.")
+            desfecho.codigo, desfecho.resultado, desfecho.resumo = sb.EXIT_CONFIG, None, None
+            return
+        if desfecho.codigo == sb.EXIT_OK:
+            return
+        if not deve_repetir(desfecho.codigo):
+            registro.info(f"código {desfecho.codigo} não se resolve repetindo; sem nova tentativa.")
+            return
+        if tentativa < ajustes.tentativas:
+            espera = calcular_espera(ajustes.espera_inicial, tentativa)
+            registro.info(f"nova tentativa em {espera:.1f} s (servidor inacessível ou tempo esgotado).")
+            time.sleep(espera)
+
+
+@contextlib.contextmanager
+def _sigterm_como_excecao():
+    """Durante o bloco, SIGTERM levanta Interrompido (para encerrar a árvore de processos)."""
+    anterior = None
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        try:
+            anterior = signal.signal(signal.SIGTERM, _tratar_sigterm)
+        except (OSError, ValueError):
+            anterior = None
+    try:
+        yield
+    finally:
+        if anterior is not None:
+            try:
+                signal.signal(signal.SIGTERM, anterior)
+            except (OSError, ValueError):
+                pass
+
+
+def executar(ajustes: Ajustes, argumentos_filho, registro: Registro) -> Desfecho:
+    """Trava, tentativas e interrupções. Nunca levanta exceção (nem mostra traceback)."""
+    desfecho = Desfecho(codigo=sb.EXIT_CONFIG)
+    with _sigterm_como_excecao():
+        try:
+            trava = adquirir_trava(ajustes.pasta_dados, registro)
+            if trava is None:
+                desfecho.codigo = sb.EXIT_EM_ANDAMENTO
+                return desfecho
+            try:
+                rodar_tentativas(ajustes, argumentos_filho, registro, desfecho)
+            finally:
+                trava.release()
+        except KeyboardInterrupt:
+            desfecho.codigo, desfecho.interrompido = sb.EXIT_INTERROMPIDO, True
+            registro.erro("interrompido pelo usuário (Ctrl+C); processos da sincronização encerrados.")
+        except Interrompido as sinal_recebido:
+            desfecho.codigo, desfecho.interrompido = sinal_recebido.codigo, True
+            registro.erro("encerrado por um sinal do sistema; processos da sincronização encerrados.")
+        except Exception as erro:  # nunca mostrar traceback ao usuário
+            desfecho.codigo = sb.EXIT_FALHAS
+            registro.erro(f"erro interno inesperado no sincronizar_automatico: {type(erro).__name__}: {erro}")
+    return desfecho
+
+
+# ---------------------------------------------------------------------------
+# Passo 6: aviso por webhook e rodapé
+# ---------------------------------------------------------------------------
+
+
+def _motivo(desfecho: Desfecho, timeout, erro) -> str:
+    mensagem = desfecho.resumo.get("mensagem") if desfecho.resumo else None
+    if isinstance(mensagem, str) and mensagem.strip():
+        return f"Motivo: {mensagem.strip()}"
+    if desfecho.resultado is not None and desfecho.resultado.tempo_esgotado:
+        return f"Motivo: a sincronização passou do tempo limite de {_fmt_segundos(timeout or 0)} e foi encerrada."
+    if desfecho.resultado is None and erro:
+        return f"Motivo: {erro}"
+    return "Motivo: o resumo da última execução não está disponível (ausente ou desatualizado)."
+
+
+def _linha_servidor(servidor: dict) -> str:
+    return f"{servidor['papel'] or 'servidor'} {servidor['url']}"
+
+
+def montar_texto_aviso(desfecho: Desfecho, host: str, servidores, timeout, erro=None) -> str:
     linhas = [
         f"⚠️ Sincronização dos servidores de licença FALHOU em {host}",
-        f"Código {codigo}: {significado(codigo)}.",
-        f"Tentativas: {tentativas}.",
+        f"Código {desfecho.codigo}: {significado(desfecho.codigo)}.",
+        f"Tentativas: {desfecho.feitas}.",
+        _motivo(desfecho, timeout, erro),
     ]
-    mensagem = resumo.get("mensagem") if resumo else None
-    if isinstance(mensagem, str) and mensagem.strip():
-        linhas.append(f"Motivo: {mensagem.strip()}")
-    elif resultado is not None and resultado.tempo_esgotado:
-        linhas.append(
-            f"Motivo: a sincronização passou do tempo limite de {_fmt_segundos(timeout)} "
-            f"e foi encerrada."
-        )
-    elif resultado is None and erro:
-        linhas.append(f"Motivo: {erro}")
-    else:
-        linhas.append("Motivo: o resumo da última execução não está disponível (ausente ou desatualizado).")
+    falhas = [s for s in servidores if not s["ok"]]
+    if falhas:
+        linhas.append("Com falha: " + "; ".join(_linha_servidor(s) for s in falhas))
     if servidores:
         linhas.append("Servidores:")
         for servidor in servidores:
             estado = "OK" if servidor["ok"] else f"ERRO — {servidor['erro'] or 'sem detalhe'}"
-            linhas.append(f"• {servidor['papel'] or 'servidor'} {servidor['url']}: {estado}")
-    if not resumo and resultado is not None and resultado.linhas:
+            linhas.append(f"• {_linha_servidor(servidor)}: {estado}")
+    if not desfecho.resumo and desfecho.resultado is not None and desfecho.resultado.linhas:
         linhas.append("Últimas linhas da saída:")
-        linhas.extend(linha[:300] for linha in resultado.linhas if linha.strip())
+        linhas.extend(linha[:300] for linha in desfecho.resultado.linhas if linha.strip())
     texto = mascarar("\n".join(linhas))
     if len(texto) > LIMITE_TEXTO_AVISO:
         texto = texto[: LIMITE_TEXTO_AVISO - 20].rstrip() + "\n… (texto cortado)"
@@ -759,6 +1016,41 @@ def enviar_webhook(url: str, carga: dict, registro: Registro) -> bool:
     return True
 
 
+def avisar_falha(ajustes: Ajustes, desfecho: Desfecho, registro: Registro, host: str) -> None:
+    """Um único aviso, depois da última tentativa; nada em sucesso ou interrupção manual."""
+    if desfecho.codigo == sb.EXIT_OK or desfecho.interrompido or not ajustes.url_webhook:
+        return
+    try:
+        servidores = servidores_do_resumo(desfecho.resumo)
+        texto = montar_texto_aviso(desfecho, host, servidores, ajustes.timeout, erro=registro.ultimo_erro)
+        carga = {
+            "content": texto,
+            "text": texto,
+            "codigo_saida": desfecho.codigo,
+            "servidores": servidores,
+            "falhas": [s for s in servidores if not s["ok"]],
+            "tentativas": desfecho.feitas,
+            "host": host,
+        }
+        enviar_webhook(ajustes.url_webhook, carga, registro)
+    except KeyboardInterrupt:
+        desfecho.codigo, desfecho.interrompido = sb.EXIT_INTERROMPIDO, True
+    except Exception as erro:  # pragma: no cover - defensivo
+        registro.erro(f"falha ao preparar o aviso do webhook: {type(erro).__name__}: {erro}")
+
+
+def registrar_fim(registro: Registro, desfecho: Desfecho, duracao: float) -> None:
+    agora = datetime.now().astimezone().isoformat(timespec="seconds")
+    registro.info(
+        f"===== FIM da sincronização automática | {agora} | duração {duracao:.1f} s "
+        f"| tentativas {desfecho.feitas} | código de saída {desfecho.codigo} "
+        f"({significado(desfecho.codigo)}) ====="
+    )
+    if registro.caminho_log is not None and desfecho.codigo != sb.EXIT_OK:
+        _imprimir_erro(f"Detalhes no log: {registro.caminho_log}")
+    registro.fechar()
+
+
 # ---------------------------------------------------------------------------
 # Principal
 # ---------------------------------------------------------------------------
@@ -792,170 +1084,38 @@ def _tratar_sigterm(signum, _frame):
     raise Interrompido(128 + signum)
 
 
-def calcular_espera(base: float, tentativa: int) -> float:
-    """Espera antes da próxima tentativa: base × 2^(n-1), ±25%, com teto."""
-    espera = base * (2 ** (tentativa - 1))
-    espera = min(espera, ESPERA_MAXIMA)
-    return espera * random.uniform(0.75, 1.25)
-
-
 def main(argv=None) -> int:
     _preparar_saida_padrao()
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if sb is None:
+        _imprimir_erro(ERRO_AO_CARREGAR)
+        return CODIGO_SEM_SCRIPT
     try:
-        opcoes, argumentos_filho = ler_argumentos(argv)
+        opcoes, argumentos_filho = ler_opcoes(sys.argv[1:] if argv is None else argv)
     except ErroUso as erro:
         _imprimir_erro(f"Erro: {erro}\nUse --ajuda para ver as opções.")
-        return CODIGO_CONFIGURACAO
-    if opcoes.get("ajuda"):
-        print(_AJUDA)
-        return CODIGO_OK
+        return sb.EXIT_CONFIG
+    if opcoes.ajuda:
+        print(criar_analisador().format_help())
+        return sb.EXIT_OK
+    try:
+        ajustes = ler_ajustes(opcoes, argumentos_filho)
+    except Exception as erro:  # ex.: sincronizar_bancos.py de outra versão ao lado
+        _imprimir_erro(mascarar(
+            f"❌ Erro ao ler as configurações ({type(erro).__name__}: {erro}). Confira se o "
+            f"{NOME_SCRIPT_PADRAO} ao lado é da mesma versão deste sincronizar_automatico.py."
+        ))
+        return sb.EXIT_CONFIG
+    if opcoes.informar:
+        return informar(ajustes)
 
-    if opcoes.get("script"):
-        script = Path(os.path.expanduser(opcoes["script"])).resolve()
-    else:
-        script = PASTA_DESTE_ARQUIVO / NOME_SCRIPT_PADRAO
-    pasta_script = script.parent
-
-    config = Configuracao(os.environ, carregar_dotenv(pasta_script))
-    mascarar = Mascarador(config.segredos())
-    registro = Registro(mascarar)
-    pasta_dados = resolver_pasta_dados(config, pasta_script)
-
-    numeros, erros_config = _ler_numeros(opcoes, config)
-    log_max_bytes, log_backups = numeros["log_max_bytes"], numeros["log_backups"]
-    timeout, tentativas = numeros["timeout_total"], numeros["tentativas"]
-    espera_inicial = numeros["espera_inicial"]
-
-    registro.abrir_arquivo(pasta_dados / "logs" / NOME_LOG, log_max_bytes, log_backups)
+    registro = abrir_registro(ajustes)
     host = socket.gethostname()
-    inicio = datetime.now().astimezone()
-    inicio_monotonico = time.monotonic()
-    registro.info(
-        f"===== INÍCIO da sincronização automática | {inicio.isoformat(timespec='seconds')} "
-        f"| máquina {host} | pid {os.getpid()} | script {script} "
-        f"| tentativas {'?' if tentativas is None else tentativas} "
-        f"| tempo limite {'?' if timeout is None else _fmt_segundos(timeout)} "
-        f"| espera inicial {'?' if espera_inicial is None else _fmt_segundos(espera_inicial)} ====="
-    )
-
-    sinal_anterior = None
-    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
-        try:
-            sinal_anterior = signal.signal(signal.SIGTERM, _tratar_sigterm)
-        except (OSError, ValueError):
-            sinal_anterior = None
-
-    codigo = CODIGO_CONFIGURACAO
-    feitas = 0
-    resultado = None
-    resumo = None
-    interrompido = False
-    try:
-        for texto in erros_config:
-            registro.erro(f"configuração inválida: {texto}")
-        python = _python_do_filho()
-        if erros_config:
-            codigo = CODIGO_CONFIGURACAO
-        elif not python:
-            registro.erro("não foi possível descobrir o caminho do Python em uso (sys.executable vazio).")
-            codigo = CODIGO_CONFIGURACAO
-        elif not script.is_file():
-            registro.erro(
-                f"script não encontrado: {script}. Coloque o sincronizar_automatico.py na mesma "
-                f"pasta do {NOME_SCRIPT_PADRAO} (ou use --script)."
-            )
-            codigo = CODIGO_CONFIGURACAO
-        else:
-            comando = [python, str(script), *argumentos_filho]
-            arquivo_resumo = pasta_dados / NOME_ULTIMA_EXECUCAO
-            for tentativa in range(1, tentativas + 1):
-                feitas = tentativa
-                registro.info(f"tentativa {tentativa} de {tentativas}: iniciando {script.name}.")
-                try:
-                    resultado = executar_tentativa(comando, pasta_script, timeout, registro, tentativa)
-                except OSError as erro:
-                    registro.erro(f"não foi possível iniciar o Python ({python}): {erro.strerror or erro}.")
-                    codigo = CODIGO_CONFIGURACAO
-                    resultado = None
-                    break
-                codigo = resultado.codigo
-                resumo = ler_ultima_execucao(arquivo_resumo, resultado.inicio)
-                if resultado.tempo_esgotado:
-                    detalhe = "tempo esgotado"
-                elif resultado.sinal is not None:
-                    detalhe = f"processo encerrado pelo sinal {resultado.sinal}"
-                else:
-                    detalhe = significado(codigo)
-                registro.info(f"tentativa {tentativa} terminou com código {codigo} ({detalhe}).")
-                if resumo and isinstance(resumo.get("mensagem"), str):
-                    registro.info(f"resumo: {resumo['mensagem']}")
-                elif not resultado.tempo_esgotado:
-                    registro.aviso(
-                        f"{NOME_ULTIMA_EXECUCAO} ausente ou desatualizado após a tentativa {tentativa}."
-                    )
-                if codigo == CODIGO_OK:
-                    break
-                if codigo not in CODIGOS_REPETIVEIS:
-                    registro.info(f"código {codigo} não se resolve repetindo; sem nova tentativa.")
-                    break
-                if tentativa < tentativas:
-                    espera = calcular_espera(espera_inicial, tentativa)
-                    registro.info(
-                        f"nova tentativa em {espera:.1f} s (servidor inacessível ou tempo esgotado)."
-                    )
-                    time.sleep(espera)
-    except KeyboardInterrupt:
-        interrompido = True
-        codigo = CODIGO_INTERROMPIDO
-        registro.erro("interrompido pelo usuário (Ctrl+C); processos da sincronização encerrados.")
-    except Interrompido as sinal_recebido:
-        interrompido = True
-        codigo = sinal_recebido.codigo
-        registro.erro("encerrado por um sinal do sistema; processos da sincronização encerrados.")
-    except Exception as erro:  # nunca mostrar traceback ao usuário
-        codigo = 1
-        registro.erro(f"erro interno inesperado no sincronizar_automatico: {type(erro).__name__}: {erro}")
-    finally:
-        if sinal_anterior is not None:
-            try:
-                signal.signal(signal.SIGTERM, sinal_anterior)
-            except (OSError, ValueError):
-                pass
-
-    try:
-        url_webhook = config.valor("SYNC_WEBHOOK_URL")
-        if codigo != CODIGO_OK and not interrompido and url_webhook:
-            servidores = servidores_do_resumo(resumo, mascarar)
-            texto = montar_texto_aviso(
-                codigo, feitas, host, resumo, servidores, resultado, timeout or 0, mascarar,
-                erro=registro.ultimo_erro,
-            )
-            carga = {
-                "content": texto,
-                "text": texto,
-                "codigo_saida": codigo,
-                "servidores": servidores,
-                "tentativas": feitas,
-                "host": host,
-            }
-            enviar_webhook(url_webhook, carga, registro)
-    except KeyboardInterrupt:
-        codigo = CODIGO_INTERROMPIDO
-    except Exception as erro:  # pragma: no cover - defensivo
-        registro.erro(f"falha ao preparar o aviso do webhook: {type(erro).__name__}: {erro}")
-
-    fim = datetime.now().astimezone()
-    duracao = time.monotonic() - inicio_monotonico
-    registro.info(
-        f"===== FIM da sincronização automática | {fim.isoformat(timespec='seconds')} "
-        f"| duração {duracao:.1f} s | tentativas {feitas} | código de saída {codigo} "
-        f"({significado(codigo)}) ====="
-    )
-    if registro.caminho_log is not None and codigo != CODIGO_OK:
-        _imprimir_erro(f"Detalhes no log: {registro.caminho_log}")
-    registro.fechar()
-    return codigo
+    inicio = time.monotonic()
+    registrar_inicio(ajustes, registro, host)
+    desfecho = executar(ajustes, argumentos_filho, registro)
+    avisar_falha(ajustes, desfecho, registro, host)
+    registrar_fim(registro, desfecho, time.monotonic() - inicio)
+    return desfecho.codigo
 
 
 if __name__ == "__main__":
@@ -963,4 +1123,4 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:  # Ctrl+C fora do laço principal
         _imprimir_erro("Interrompido pelo usuário.")
-        sys.exit(CODIGO_INTERROMPIDO)
+        sys.exit(getattr(sb, "EXIT_INTERROMPIDO", 130))

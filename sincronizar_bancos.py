@@ -74,12 +74,16 @@ except ImportError as _erro:  # pragma: no cover - depende da instalação do us
 VERSAO = "1.0.0"
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 
+# Códigos de saída: a única tabela do projeto (o sincronizar_automatico.py e, por
+# meio dele, o AGENDAR_SINCRONIZACAO.ps1 usam esta mesma).
 EXIT_OK = 0
 EXIT_FALHAS = 1
 EXIT_CONFIG = 2
 EXIT_EM_ANDAMENTO = 3
 EXIT_SERVIDOR = 4
 EXIT_EXCLUSOES = 5
+EXIT_INTERROMPIDO = 130  # Ctrl+C
+EXIT_ENCERRADO = 143  # SIGTERM (128 + 15), por exemplo o systemd parando o serviço
 
 EXIT_SIGNIFICADO = {
     EXIT_OK: "concluída, todos os backups com o mesmo veredito do principal",
@@ -88,6 +92,8 @@ EXIT_SIGNIFICADO = {
     EXIT_EM_ANDAMENTO: "outra sincronização já está em andamento",
     EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
     EXIT_EXCLUSOES: "travas de segurança: servidor vazio ou que perdeu dados, ou exclusões acima do limite",
+    EXIT_INTERROMPIDO: "interrompida pelo usuário (Ctrl+C)",
+    EXIT_ENCERRADO: "encerrada pelo sistema (SIGTERM)",
 }
 
 CHECK_SIGNIFICADO = {
@@ -247,13 +253,15 @@ def read_env_file(path: str, required: bool) -> dict[str, str]:
     try:
         with open(path, encoding="utf-8-sig") as handle:
             handle.read(1)
-        values = dotenv_values(path, encoding="utf-8-sig")
+        # Valores literais: "$" ou "${...}" numa senha não são trocados por variáveis.
+        values = dotenv_values(path, encoding="utf-8-sig", interpolate=False)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Não foi possível ler o arquivo de configuração {path}: {exc.__class__.__name__}") from None
     return {k: v for k, v in values.items() if v is not None}
 
 
 def _setting(name: str, cli_value: Any, env: dict[str, str], file_values: dict[str, str]) -> Any:
+    """Opção > ambiente > .env. Vazio (ou só espaços) conta como não definido, em qualquer nível."""
     if cli_value not in (None, ""):
         return cli_value
     if env.get(name, "").strip():
@@ -281,21 +289,31 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "sim", "yes", "s", "y", "on")
 
 
-def settings_reader(args: argparse.Namespace, env: dict[str, str] | None = None) -> Callable[..., Any]:
-    """Devolve get(NOME, valor_da_opção): opção da linha de comando > ambiente > arquivo .env."""
+def settings_reader(args: argparse.Namespace, env: dict[str, str] | None = None,
+                    base_dir: str | None = None) -> Callable[..., Any]:
+    """Devolve get(NOME, valor_da_opção): opção da linha de comando > ambiente > arquivo .env.
+
+    O .env padrão fica em base_dir (a pasta do script). O sincronizar_automatico.py chama esta
+    mesma função, com a pasta do script que ele executa: os dois leem as configurações igual."""
     env = dict(os.environ if env is None else env)
-    env_path = args.env or os.path.join(SCRIPT_DIR, ".env")
-    file_values = read_env_file(env_path, required=bool(args.env))
+    env_path = getattr(args, "env", None) or os.path.join(base_dir or SCRIPT_DIR, ".env")
+    file_values = read_env_file(env_path, required=bool(getattr(args, "env", None)))
 
     def get(name: str, cli: Any = None) -> Any:
         return _setting(name, cli, env, file_values)
     return get
 
 
-def resolve_data_dir(get: Callable[..., Any], cli_value: str | None) -> str:
-    data_dir = get("DADOS_DIR", cli_value) or os.path.join(SCRIPT_DIR, "dados")
+def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: str | None = None) -> str:
+    """Pasta de dados (--dados-dir > DADOS_DIR do ambiente > do .env > "dados"), sempre absoluta.
+
+    Regra única, a mesma no sincronizar_automatico.py: "~" no começo é a pasta do usuário;
+    caminho relativo é relativo à pasta do script (base_dir), nunca à pasta de onde se
+    executou; variável vazia conta como não definida; "$VAR" e "%VAR%" não são expandidos."""
+    base_dir = base_dir or SCRIPT_DIR
+    data_dir = os.path.expanduser(get("DADOS_DIR", cli_value) or "dados")
     if not os.path.isabs(data_dir):
-        data_dir = os.path.join(SCRIPT_DIR, data_dir)
+        data_dir = os.path.join(base_dir, data_dir)
     return os.path.abspath(data_dir)
 
 

@@ -29,6 +29,26 @@ BeforeAll {
         return $pasta
     }
 
+    function New-RespostaInformar {
+        # O que o sincronizar_automatico.py --informar imprime (JSON).
+        param([string]$ArquivoLog = 'C:\protecao\dados\logs\sincronizacao.log', [int]$Codigo = 0, [string]$Texto = '')
+        if ($Codigo -ne 0) {
+            return [pscustomobject]@{ Codigo = $Codigo; Texto = $Texto }
+        }
+        $json = @{
+            pasta_dados = (Split-Path -Parent (Split-Path -Parent $ArquivoLog))
+            arquivo_log = $ArquivoLog
+            codigos     = @{
+                '0' = 'concluída, todos os backups com o mesmo veredito do principal'
+                '2' = 'problema de configuração ou credenciais'
+                '3' = 'outra sincronização já está em andamento'
+                '4' = 'servidor inacessível ou com dados inutilizáveis; ou tempo limite esgotado'
+                '5' = 'travas de segurança: servidor vazio ou que perdeu dados, ou exclusões acima do limite'
+            }
+        } | ConvertTo-Json
+        return [pscustomobject]@{ Codigo = 0; Texto = $json }
+    }
+
     function New-TarefaFalsa {
         param(
             [string]$Usuario = $env:USERNAME,
@@ -76,6 +96,7 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
         Mock Test-Administrador { $false }
         Mock Find-Comando { $null }
         Mock Invoke-ConsultaPython { [pscustomobject]@{ Executavel = $Executavel; Versao = '3.11' } }
+        Mock Invoke-InformarInvolucro { New-RespostaInformar }
     }
 
     Context 'Carregar o script' {
@@ -116,6 +137,22 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
             "$($registro.Principal.RunLevel)" | Should -BeIn @('Limited', '0')
             "$($registro.Principal.LogonType)" | Should -BeIn @('Interactive', '3')
             Should -Invoke Start-ScheduledTask -Times 0 -Exactly
+
+            # O log mostrado é o que o invólucro informa, perguntado com o python.exe (com console).
+            Should -Invoke Invoke-InformarInvolucro -Times 1 -Exactly -ParameterFilter {
+                $Executavel -eq (Join-Path $pasta '.venv\Scripts\python.exe') -and
+                $Involucro -eq (Join-Path $pasta 'sincronizar_automatico.py')
+            }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Log:*C:\protecao\dados\logs\sincronizacao.log' }
+        }
+
+        It 'avisa quando o invólucro não roda com o Python escolhido, mas registra a tarefa' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Invoke-InformarInvolucro { New-RespostaInformar -Codigo 2 -Texto 'Dependência ausente: requests. Instale com: pip install -r requirements.txt' }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*ATENÇÃO*' }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Dependência ausente: requests*' }
         }
 
         It 'usa 60 minutos por padrão' {
@@ -249,6 +286,14 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
                 Should -Be (Join-Path $pasta '.venv\Scripts\pythonw.exe')
             Get-PythonSemJanela -Executavel 'C:\nao\existe\python.exe' | Should -Be 'C:\nao\existe\python.exe'
         }
+
+        It 'para perguntar ao invólucro, troca pythonw.exe pelo python.exe ao lado' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Get-PythonComConsole -Executavel (Join-Path $pasta '.venv\Scripts\pythonw.exe') |
+                Should -Be (Join-Path $pasta '.venv\Scripts\python.exe')
+            Get-PythonComConsole -Executavel 'C:\nao\existe\pythonw.exe' | Should -Be 'C:\nao\existe\pythonw.exe'
+            Get-PythonComConsole -Executavel 'pythonw.exe' | Should -Be 'pythonw.exe'
+        }
     }
 
     Context 'Cmdlets New-ScheduledTask* simulados' {
@@ -325,7 +370,11 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
             $estado.Significado | Should -BeLike '*servidor inacessível*'
             $estado.DiretorioTrabalho | Should -Be $pasta
             $estado.Intervalo | Should -Be 'PT1H'
-            $estado.ArquivoLog | Should -Be (Join-Path $pasta 'dados\logs\sincronizacao.log')
+            $estado.ArquivoLog | Should -Be 'C:\protecao\dados\logs\sincronizacao.log'
+            Should -Invoke Invoke-InformarInvolucro -ParameterFilter {
+                $Executavel -eq 'C:\protecao\.venv\Scripts\pythonw.exe' -and
+                $Involucro -eq (Join-Path $pasta 'sincronizar_automatico.py')
+            }
 
             Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Status -PastaProjeto $pasta | Should -Be 0
             Should -Invoke Get-ScheduledTaskInfo -ParameterFilter { $TaskName -eq 'TesteSinc' }
@@ -348,26 +397,38 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
             Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*não existe*' }
         }
 
-        It 'usa DADOS_DIR do .env para achar o log' {
+        It 'não lê o .env: o log é o que o invólucro informa' {
             $pasta = New-ProjetoFalso
             Set-Content -LiteralPath (Join-Path $pasta '.env') -Value @('ADMIN_PASSWORD=x', 'DADOS_DIR="estado"')
-            $anterior = $env:DADOS_DIR
-            try {
-                $env:DADOS_DIR = $null
-                Get-PastaDados -PastaProjeto $pasta | Should -Be (Join-Path $pasta 'estado')
+            Mock Get-ScheduledTask { New-TarefaFalsa -Pasta $pasta }
+            Mock Invoke-InformarInvolucro { New-RespostaInformar -ArquivoLog 'D:\decidido\pelo\python\logs\sincronizacao.log' }
+            $estado = Get-StatusTarefa -NomeTarefa 'TesteSinc' -PastaProjeto $pasta
+            $estado.ArquivoLog | Should -Be 'D:\decidido\pelo\python\logs\sincronizacao.log'
+            Get-Command Get-PastaDados -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        }
+
+        It 'sem resposta do invólucro, mostra o erro dele no lugar do log' {
+            Mock Get-ScheduledTask { New-TarefaFalsa }
+            Mock Get-ScheduledTaskInfo {
+                [pscustomobject]@{ LastRunTime = (Get-Date).AddMinutes(-5); NextRunTime = (Get-Date).AddMinutes(55); LastTaskResult = 2 }
             }
-            finally {
-                $env:DADOS_DIR = $anterior
-            }
+            Mock Invoke-InformarInvolucro { New-RespostaInformar -Codigo 2 -Texto 'Dependência ausente: requests' }
+            $estado = Get-StatusTarefa -NomeTarefa 'TesteSinc' -PastaProjeto $TestDrive
+            $estado.ArquivoLog | Should -BeNullOrEmpty
+            $estado.ErroInvolucro | Should -BeLike '*requests*'
+            $estado.Significado | Should -BeLike '*código 2 do sincronizar_automatico.py*'
+            Show-StatusTarefa -NomeTarefa 'TesteSinc' -PastaProjeto $TestDrive | Should -Be 0
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Log:*não respondeu*requests*' }
         }
     }
 
     Context 'Significado dos resultados' {
-        It 'traduz os códigos do invólucro e do Agendador' {
-            Get-SignificadoResultado -Codigo 0 | Should -BeLike 'sucesso*'
-            Get-SignificadoResultado -Codigo 2 | Should -BeLike '*configuração*'
-            Get-SignificadoResultado -Codigo 3 | Should -BeLike '*em andamento*'
-            Get-SignificadoResultado -Codigo 5 | Should -BeLike '*proteção*'
+        It 'traduz os códigos do invólucro (tabela informada por ele) e do Agendador' {
+            $codigos = @{ '0' = 'concluída'; '2' = 'problema de configuração'; '3' = 'já está em andamento' }
+            Get-SignificadoResultado -Codigo 0 -Codigos $codigos | Should -Be 'concluída'
+            Get-SignificadoResultado -Codigo 2 -Codigos $codigos | Should -BeLike '*configuração*'
+            Get-SignificadoResultado -Codigo 3 -Codigos $codigos | Should -BeLike '*em andamento*'
+            Get-SignificadoResultado -Codigo 5 | Should -BeLike '*código 5 do sincronizar_automatico.py*'
             Get-SignificadoResultado -Codigo 267011 | Should -BeLike '*ainda não foi executada*'
             Get-SignificadoResultado -Codigo 2147750687 | Should -BeLike '*execução anterior*'
             Get-SignificadoResultado -Codigo -2147216609 | Should -BeLike '*execução anterior*'

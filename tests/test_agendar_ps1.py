@@ -30,7 +30,7 @@ CMDLETS_CONHECIDOS = {
     "Out-Null", "Resolve-Path", "Select-Object", "Split-Path", "Test-Path", "Where-Object", "ForEach-Object",
     "Write-Host", "Get-ScheduledTask", "Get-ScheduledTaskInfo", "Register-ScheduledTask",
     "Unregister-ScheduledTask", "Start-ScheduledTask", "New-ScheduledTaskAction", "New-ScheduledTaskTrigger",
-    "New-ScheduledTaskSettingsSet", "New-ScheduledTaskPrincipal",
+    "New-ScheduledTaskSettingsSet", "New-ScheduledTaskPrincipal", "ConvertFrom-Json",
 }
 
 
@@ -336,3 +336,56 @@ def test_testes_pester_existem_e_sao_validos():
                    "Get-ScheduledTaskInfo", "Start-ScheduledTask", "New-ScheduledTaskAction"):
         assert f"Mock {cmdlet}" in conteudo, cmdlet
     assert "-SomenteFuncoes" in conteudo
+
+
+# ---------------------------------------------------------------------------
+# Nada resolvido por conta própria: o invólucro decide (--informar)
+# ---------------------------------------------------------------------------
+
+
+def _codigo_sem_comentarios(no) -> str:
+    return " ".join(texto(n) for n in nos(no) if n.child_count == 0 and n.type != "comment")
+
+
+def test_nao_le_o_env_nem_resolve_dados_dir(arvore):
+    codigo = _codigo_sem_comentarios(arvore.root_node)
+    assert "DADOS_DIR" not in codigo
+    assert "'.env'" not in codigo and '".env"' not in codigo
+    assert "Get-PastaDados" not in funcoes(arvore)
+    # Get-Content só para mostrar o fim do log (nunca para ler configuração).
+    leituras = comandos(arvore.root_node, "Get-Content")
+    assert leituras and all("tail" in c.parametros for c in leituras)
+
+
+def test_codigos_do_programa_nao_sao_repetidos_no_ps1(arvore):
+    tabela = texto(funcoes(arvore)["Get-TabelaSignificados"])
+    chaves = set(re.findall(r"'(\d+)'\s*=", tabela))
+    assert chaves and all(int(c) > 255 for c in chaves), chaves  # só os do Agendador/Windows
+    significado = funcoes(arvore)["Get-SignificadoResultado"]
+    assert "$Codigos" in texto(significado)
+
+
+def test_status_e_instalacao_perguntam_ao_involucro(arvore):
+    todas = funcoes(arvore)
+    invocar = texto(todas["Invoke-InformarInvolucro"])
+    assert "'--informar'" in invocar and "& $Executavel $Involucro" in invocar
+    for nome in ("Get-StatusTarefa", "Install-TarefaSincronizacao"):
+        assert comandos(todas[nome], "Get-InformacoesInvolucro"), nome
+
+
+def test_campos_lidos_pelo_ps1_existem_na_resposta_do_involucro(arvore, tmp_path):
+    """Os nomes que o .ps1 lê do JSON ($dados.xxx) são os que o --informar imprime de verdade."""
+    import json
+    import subprocess
+    import sys
+
+    corpo = texto(funcoes(arvore)["Get-InformacoesInvolucro"])
+    lidos = set(re.findall(r"\$dados\.(\w+)", corpo))
+    assert lidos >= {"arquivo_log", "codigos"}
+    r = subprocess.run([sys.executable, str(RAIZ / "sincronizar_automatico.py"), "--informar"],
+                       capture_output=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.isascii()
+    resposta = json.loads(r.stdout)
+    assert lidos <= set(resposta)
+    assert all(isinstance(v, str) for v in resposta["codigos"].values())

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 RAIZ = Path(__file__).resolve().parent.parent
 INVOLUCRO = RAIZ / "sincronizar_automatico.py"
+SCRIPT_REAL = RAIZ / "sincronizar_bancos.py"
 POSIX = os.name == "posix"
 
 FILHO_FALSO = r'''
@@ -263,6 +264,7 @@ def test_sucesso_roda_uma_vez_e_nao_avisa(tmp_path, webhook):
     assert "código de saída 0" in texto
     assert "Tudo em paridade." in texto
     assert "✅ Sincronização concluída!" in r.saida  # eco na saída padrão
+    assert Path(projeto.chamadas[0]["cwd"]).resolve() == projeto.pasta.resolve()  # roda na pasta do script
     sem_traceback(r)
 
 
@@ -451,32 +453,165 @@ def test_resumo_desatualizado_nao_e_usado(tmp_path, webhook):
     assert "ausente ou desatualizado" in projeto.texto_log()
 
 
-@pytest.mark.timeout(30)
+def _instalar(pasta: Path, *arquivos: Path) -> None:
+    """Copia os arquivos do projeto para uma pasta de instalação (como o usuário faria)."""
+    pasta.mkdir(parents=True, exist_ok=True)
+    for arquivo in arquivos:
+        shutil.copy(arquivo, pasta / arquivo.name)
+
+
+@pytest.mark.timeout(60)
 def test_funciona_de_outra_pasta_de_trabalho_com_dados_dir_relativo(tmp_path):
     pasta = tmp_path / "C_protecao"
-    projeto = Projeto(pasta, [{"codigo": 4}], dados=pasta / "estado")
-    shutil.copy(INVOLUCRO, pasta / INVOLUCRO.name)
+    _instalar(pasta, INVOLUCRO, SCRIPT_REAL)  # sem --script: usa o vizinho de verdade
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        porta = s.getsockname()[1]  # fechada depois do with: servidor fora do ar
     (pasta / ".env").write_text(
-        "DADOS_DIR=estado\nSYNC_TENTATIVAS=2\nSYNC_ESPERA_INICIAL=0.05\nSYNC_TIMEOUT_TOTAL=30\n", encoding="utf-8"
+        f"SERVIDOR_PRINCIPAL=http://127.0.0.1:{porta}\nSERVIDOR_BACKUP=http://127.0.0.1:{porta + 1}\n"
+        "ADMIN_USER=admin\nADMIN_PASSWORD=senha-qualquer\nSYNC_ESPERA_DESPERTAR=0\nSYNC_TENTATIVAS_HTTP=0\n"
+        "DADOS_DIR=estado\nSYNC_TENTATIVAS=2\nSYNC_ESPERA_INICIAL=0.05\nSYNC_TIMEOUT_TOTAL=30\n",
+        encoding="utf-8",
     )
     outra = tmp_path / "outra_pasta"
     outra.mkdir()
-    comando = [sys.executable, str(pasta / INVOLUCRO.name)]  # sem --script: usa o vizinho
+    comando = [sys.executable, str(pasta / INVOLUCRO.name)]
     r = subprocess.run(comando, cwd=outra, env=ambiente_base(), capture_output=True, timeout=60)
     assert r.returncode == 4, r.stdout.decode() + r.stderr.decode()
-    assert projeto.contador == 2  # SYNC_TENTATIVAS do .env
-    assert all(Path(c["cwd"]).resolve() == pasta.resolve() for c in projeto.chamadas)
-    assert (pasta / "estado" / "logs" / "sincronizacao.log").is_file()
+    log = (pasta / "estado" / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+    assert "tentativa 2 de 2" in log  # SYNC_TENTATIVAS do .env
+    assert (pasta / "estado" / "ultima_execucao.json").is_file()  # o filho gravou na mesma pasta
+    assert "ausente ou desatualizado" not in log
     assert not (pasta / "dados").exists()
     assert list(outra.iterdir()) == []
 
-    # O ambiente vence o .env.
-    (pasta / "contador.txt").unlink()
-    r = subprocess.run(
-        comando, cwd=outra, env=ambiente_base(SYNC_TENTATIVAS=1), capture_output=True, timeout=60
-    )
+    # O ambiente vence o .env; variável vazia conta como não definida (vale o .env).
+    r = subprocess.run(comando, cwd=outra, env=ambiente_base(SYNC_TENTATIVAS=1, DADOS_DIR=""),
+                       capture_output=True, timeout=60)
     assert r.returncode == 4
+    log = (pasta / "estado" / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+    assert "tentativa 1 de 1" in log
+    assert not (pasta / "dados").exists()
+
+
+@pytest.mark.timeout(30)
+def test_resumo_de_tentativa_anterior_nao_nomeia_servidor_errado(tmp_path, webhook):
+    """A 2ª tentativa cai sem gravar resumo: o aviso não pode culpar o backup da 1ª."""
+    url, pedidos = webhook
+    culpado_antigo = {"papel": "backup", "url": "https://backup-a.exemplo.test", "ok": False,
+                      "erro": "backup A não respondeu"}
+    projeto = Projeto(
+        tmp_path / "proj",
+        [{"codigo": 4, "resumo": {"mensagem": "Backup A inacessível.",
+                                  "servidores": [SERVIDORES[0], culpado_antigo]}},
+         {"codigo": 4, "imprimir": ["o principal caiu agora"]}],
+    )
+    r = rodar(projeto, "--tentativas", "2", "--espera-inicial", "0.01",
+              env=ambiente_base(SYNC_WEBHOOK_URL=url))
+    assert r.returncode == 4
+    assert projeto.contador == 2
+    horarios = [c["t"] for c in projeto.chamadas]
+    assert horarios[1] - horarios[0] < 2  # dentro da antiga tolerância de datas de 2 s
+    dados = carga(pedidos[0])
+    assert dados["servidores"] == [] and dados["falhas"] == []
+    assert "backup-a" not in dados["text"] and "Backup A" not in dados["text"]
+    assert "o principal caiu agora" in dados["text"]
+    assert "ausente ou desatualizado após a tentativa 2" in projeto.texto_log()
+
+
+@pytest.mark.timeout(30)
+def test_aviso_diz_quais_servidores_falharam(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 4, "resumo": {"mensagem": "x", "servidores": SERVIDORES}}])
+    r = rodar(projeto, "--tentativas", "1", env=ambiente_base(SYNC_WEBHOOK_URL=url))
+    assert r.returncode == 4
+    dados = carga(pedidos[0])
+    assert dados["falhas"] == [SERVIDORES[1]]
+    linha = next(l for l in dados["text"].splitlines() if l.startswith("Com falha:"))
+    assert "https://backup.exemplo.test" in linha and "principal" not in linha
+
+
+@pytest.mark.timeout(40)
+def test_execucoes_sobrepostas_a_segunda_sai_com_3_sem_rodar(tmp_path, webhook):
+    url, pedidos = webhook
+    projeto = Projeto(tmp_path / "proj", [{"pendurar": True}])
+    primeira = subprocess.Popen(
+        [sys.executable, str(INVOLUCRO), "--script", str(projeto.script), "--timeout-total", "30"],
+        env=ambiente_base(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        limite = time.monotonic() + 15
+        while projeto.contador == 0 and time.monotonic() < limite:
+            time.sleep(0.05)
+        assert projeto.contador == 1, "a primeira execução não iniciou o filho"
+        inicio = time.monotonic()
+        r = rodar(projeto, "--tentativas", "3", "--espera-inicial", "5", env=ambiente_base(SYNC_WEBHOOK_URL=url))
+        assert r.returncode == 3
+        assert time.monotonic() - inicio < 5  # nenhuma espera de nova tentativa
+        assert projeto.contador == 1  # a segunda não rodou o filho
+        assert "outra execução do sincronizar_automatico.py já está em andamento" in r.erro
+        assert carga(pedidos[0])["codigo_saida"] == 3
+    finally:
+        primeira.terminate()
+        primeira.wait(timeout=20)
+    # Com a primeira encerrada, a trava é liberada.
+    projeto.plano([{"codigo": 0}])
+    (projeto.pasta / "contador.txt").unlink()
+    assert rodar(projeto).returncode == 0
     assert projeto.contador == 1
+    texto = projeto.texto_log()
+    assert contar_cabecalhos(texto) == (3, 3)
+
+
+@pytest.mark.timeout(30)
+def test_sem_o_sincronizar_bancos_ao_lado_da_codigo_2(tmp_path):
+    pasta = tmp_path / "so_o_involucro"
+    _instalar(pasta, INVOLUCRO)
+    r = subprocess.run([sys.executable, str(pasta / INVOLUCRO.name)], cwd=tmp_path, env=ambiente_base(),
+                       capture_output=True, text=True, encoding="utf-8", timeout=60)
+    assert r.returncode == 2
+    assert "sincronizar_bancos.py não está em" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert list(pasta.iterdir()) == [pasta / INVOLUCRO.name]  # nada criado
+
+
+@pytest.mark.timeout(30)
+def test_dependencia_ausente_da_codigo_2_com_mensagem(tmp_path):
+    pasta = tmp_path / "protecao"
+    _instalar(pasta, INVOLUCRO, SCRIPT_REAL)
+    sombra = tmp_path / "sombra"  # um "requests" que não carrega, como se não estivesse instalado
+    sombra.mkdir()
+    (sombra / "requests.py").write_text("raise ImportError('simulado', name='requests')\n", encoding="utf-8")
+    env = ambiente_base(PYTHONPATH=str(sombra))
+    for args in ([], ["--informar"], ["--ajuda"]):
+        r = subprocess.run([sys.executable, str(pasta / INVOLUCRO.name), *args], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, encoding="utf-8", timeout=60)
+        assert r.returncode == 2, args
+        assert "Dependência ausente: requests" in r.stderr
+        assert "não conseguiu carregar" in r.stderr and "pip install -r requirements.txt" in r.stderr
+        assert "Traceback" not in r.stderr + r.stdout
+
+
+@pytest.mark.timeout(30)
+def test_informar_mostra_pasta_log_e_codigos_em_json_ascii(tmp_path):
+    import sincronizar_bancos as sb
+
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 0}])
+    (projeto.pasta / ".env").write_text("DADOS_DIR=Proteção/dados\nADMIN_PASSWORD=x\n", encoding="utf-8")
+    r = rodar(projeto, "--informar")
+    assert r.returncode == 0
+    assert r.stdout.isascii()  # o PowerShell 5.1 lê a saída na página de código do console
+    info = json.loads(r.saida)
+    esperado = projeto.pasta.resolve() / "Proteção" / "dados"
+    assert Path(info["pasta_dados"]) == esperado
+    assert Path(info["arquivo_log"]) == esperado / "logs" / "sincronizacao.log"
+    assert {int(c) for c in info["codigos"]} == set(sb.EXIT_SIGNIFICADO)
+    assert info["codigos"]["2"] == sb.EXIT_SIGNIFICADO[2]
+    assert info["erros"] == []
+    assert projeto.contador == 0 and not esperado.exists()  # só informa: não roda nem cria nada
+    # --dados-dir repassado ao filho também vale para o invólucro.
+    r = rodar(projeto, "--informar", "--", "--dados-dir", str(tmp_path / "outra"))
+    assert Path(json.loads(r.saida)["pasta_dados"]) == tmp_path / "outra"
 
 
 @pytest.mark.timeout(30)
@@ -526,9 +661,21 @@ def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
     assert "SYNC_TENTATIVAS" in projeto.texto_log()
     assert projeto.contador == 0
     sem_traceback(r)
+    r = rodar(projeto, "--tent", "2")  # abreviações não são aceitas (allow_abbrev=False)
+    assert r.returncode == 2
+    assert "opção desconhecida: --tent" in r.erro
+    r = rodar(projeto, "--informar=sim")
+    assert r.returncode == 2 and "não aceita valor" in r.erro
+    sem_traceback(r)
+    assert projeto.contador == 0
     r = rodar(projeto, "--ajuda")
     assert r.returncode == 0
     assert "Uso:" in r.saida
+    import sincronizar_bancos as sb
+
+    for codigo, texto in sb.EXIT_SIGNIFICADO.items():  # a tabela de códigos do script, na ajuda
+        assert f"{codigo:>3}  {texto}" in r.saida
+    assert rodar(projeto, "-h").saida == rodar(projeto, "--help").saida == r.saida
 
 
 @pytest.mark.timeout(30)
@@ -606,6 +753,7 @@ def test_ctrl_c_encerra_a_arvore_e_sai_com_130(tmp_path, webhook):
 def _modulo():
     spec = importlib.util.spec_from_file_location("sincronizar_automatico_teste", INVOLUCRO)
     modulo = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = modulo  # dataclasses procura o módulo em sys.modules
     spec.loader.exec_module(modulo)
     return modulo
 
@@ -619,20 +767,36 @@ MODULO = _modulo()
     antes=st.text(max_size=30),
     depois=st.text(max_size=30),
 )
-def test_mascarador_nunca_deixa_o_segredo(segredo, antes, depois):
-    mascarar = MODULO.Mascarador([segredo])
-    resultado = mascarar(antes + segredo + depois + segredo)
+def test_mascara_nunca_deixa_o_segredo(segredo, antes, depois):
+    segredos = MODULO.sb.Secrets()  # a mesma classe da máscara do sincronizar_bancos.py
+    MODULO.registrar_segredos([segredo], segredos)
+    resultado = segredos.mask(antes + segredo + depois + segredo)
     assert segredo not in resultado
 
 
-def test_mascarador_bearer_credenciais_em_url_e_variantes():
-    mascarar = MODULO.Mascarador(["p@ss word/ç"])
+def test_mascara_bearer_credenciais_em_url_e_variantes():
+    segredos = MODULO.sb.Secrets()
+    MODULO.registrar_segredos(["p@ss word/ç"], segredos)
+    mascarar = segredos.mask
     assert mascarar("Authorization: Bearer abc.DEF-123_x") == "Authorization: Bearer ***"
     assert mascarar("bearer   zzz") == "bearer   ***"
     assert mascarar("https://u:x@h.test/a") == "https://***@h.test/a"
     assert mascarar("senha=p%40ss%20word%2F%C3%A7") == "senha=***"  # codificada em URL
-    assert mascarar('{"senha": "p@ss word/\\u00e7"}') == '{"senha": "***"}'  # escapada em JSON
-    assert MODULO.Mascarador([])("nada a esconder") == "nada a esconder"
+    assert mascarar('{"s": "p@ss word/\\u00e7"}') == '{"s": "***"}'  # escapada em JSON
+    assert MODULO.sb.Secrets().mask("nada a esconder") == "nada a esconder"
+
+
+def test_involucro_usa_a_tabela_e_a_mascara_do_sincronizar_bancos():
+    import sincronizar_bancos as sb
+
+    assert MODULO.sb is sb  # o invólucro importa o script vizinho, não uma cópia
+    assert not hasattr(MODULO, "SIGNIFICADOS") and not hasattr(MODULO, "Mascarador")
+    assert MODULO.CODIGO_SEM_SCRIPT == sb.EXIT_CONFIG
+    for codigo, texto in sb.EXIT_SIGNIFICADO.items():
+        assert MODULO.significado(codigo).startswith(texto)
+    segredo = secrets.token_urlsafe(12)
+    MODULO.registrar_segredos([segredo])
+    assert sb.SECRETS.mask(f"x {segredo} y") == "x *** y"
 
 
 def test_espera_dobra_com_variacao_e_teto():
@@ -643,8 +807,15 @@ def test_espera_dobra_com_variacao_e_teto():
 
 
 def test_significados_em_portugues_para_todos_os_codigos_do_contrato():
-    for codigo in range(6):
+    for codigo in (0, 1, 2, 3, 4, 5, 130, 143):
         assert MODULO.significado(codigo) != "código inesperado"
+    assert "tempo limite" in MODULO.significado(4)  # o invólucro também usa 4 para o tempo esgotado
+
+
+@pytest.mark.parametrize("codigo", [0, 1, 2, 3, 5, 130, 143])
+def test_so_o_codigo_4_e_repetido(codigo):
+    assert MODULO.deve_repetir(4)
+    assert not MODULO.deve_repetir(codigo)
 
 
 @pytest.mark.timeout(30)
