@@ -138,7 +138,7 @@ def test_pagina_no_navegador(painel):
             assert cartao.count() == 1
             assert "SAUDÁVEL" in cartao.inner_text()
             assert pagina.locator("tr.execucao").count() == 1
-            assert pagina.locator("svg.grafico rect").count() == 1
+            assert pagina.locator("figure.grafico rect.barra").count() == 1
             assert pagina.locator("text=Nenhum conflito aberto").count() == 1
             assert "P-2" in pagina.content()  # divergência: pendente no principal, bloqueada no backup
             assert pagina.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # cabe no celular
