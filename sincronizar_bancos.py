@@ -2066,6 +2066,7 @@ CHART_RUNS = 30  # execuções no gráfico
 
 MODE_LABELS = {"unidirecional": "unidirecional", "bidirecional": "bidirecional", "restauracao": "restauração",
                "verificacao": "verificação"}
+RECORD_KINDS = {"licenca": "licença", "usuario": "usuário"}
 SITUATION_LABELS = {"ok": "ok", "falhas": "com falhas", "erro": "erro", "exclusoes retidas": "exclusões retidas",
                     "em andamento": "em andamento", "interrompida": "interrompida"}
 
@@ -2529,8 +2530,11 @@ def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
     total = max(len(items), sum(p["conflitos"] for p in pairs))
-    rows = [("conflito", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}", _esc(c.get("chave")),
-                          _esc(c.get("descricao", c))]) for p, c in items[:PANEL_LIST_LIMIT]]
+    rows = [("conflito", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+                          f"{_esc(RECORD_KINDS.get(c.get('tipo'), c.get('tipo') or ''))} {_esc(c.get('chave'))}",
+                          _esc(c.get("descricao", c)) + (f'<div class="nota">{_esc(c["resolucao"])}</div>'
+                                                         if c.get("resolucao") else "")])
+            for p, c in items[:PANEL_LIST_LIMIT]]
     return _table(["Principal → Backup", "Registro", "Conflito"], rows, "conflitos", total - len(rows))
 
 
@@ -2542,11 +2546,13 @@ def _render_divergences(pairs: list[dict[str, Any]]) -> str:
     totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(
         f"{_esc(k)} {v}" for k, v in p["detalhes"].get("divergencias_por_campo", {}).items())
         for p in pairs if p["detalhes"].get("divergencias_por_campo"))
-    rows = [("divergencia", [_esc(p["backup"]), f"{_esc(d['tipo'])} {_esc(d['chave'])}", _esc(d["campo"]),
+    rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+                             f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
                              _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
             for p, d in items[:PANEL_LIST_LIMIT]]
     return (f"<p>Totais por campo — {totals}</p>" +
-            _table(["Backup", "Registro", "Campo", "No principal", "No backup", "Por quê"], rows, "divergencias",
+            _table(["Principal → Backup", "Registro", "Campo", "No principal", "No backup", "Por quê"], rows,
+                   "divergencias",
                    total - len(rows)))
 
 
@@ -3288,9 +3294,16 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
     for item in trail:
         side = "principal" if item["servidor"] in primaries else "backup"
         changes = "; ".join(f"{f}: {a!r} → {b!r}" for f, a, b in item["mudancas"])
-        status = "✅" if item["ok"] else f"❌ {item['mensagem']}"
-        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['acao']} "
-                f"{item['chave']} {status}  {changes}")
+        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
+                f"{audit_outcome(item)}  {changes}")
+
+
+def audit_outcome(item: dict[str, Any]) -> str:
+    """"bloqueada ✅" ou "❌ não foi possível bloquear: motivo" (o código da ação fica no --json)."""
+    label = ACTION_LABELS.get(item["acao"])
+    if item["ok"]:
+        return f"{label[1] if label else item['acao']} ✅"
+    return f"❌ não foi possível {label[3] if label else item['acao']}: {item['mensagem']}"
 
 
 def cmd_panel(args: argparse.Namespace) -> int:

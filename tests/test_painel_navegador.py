@@ -87,6 +87,8 @@ def conferir_tela(pagina, nome: str, largura: int) -> None:
     assert "(-03)" in primeira.locator("td").first.inner_text(), nome
     assert "backup 1 · principal 1" in primeira.inner_text(), nome
     assert "(-03)" in pagina.locator(".pares .par").first.inner_text(), nome
+    dica = pagina.locator("figure.grafico g.coluna title").last.text_content()
+    assert "(-03) · bidirecional · mudanças: backup 1 · principal 1 · paridade" in dica, (nome, dica)
     pagina.screenshot(path=str(ARTEFATOS / f"painel_{nome}.png"), full_page=True)
 
 
