@@ -2400,7 +2400,7 @@ h1{font-size:1.4rem;margin:.2rem 0 1rem} h2{font-size:1.1rem;margin:1.4rem 0 .5r
 .tabela{overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.85rem}
 th,td{padding:.35rem .4rem;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
-td{overflow-wrap:break-word} .rotulo{display:none} .erro{color:#a93226;font-size:.8rem} .id{color:#666;font-size:.8rem}
+td{overflow-wrap:break-word} .rotulo{display:none} .erro{color:#a93226;font-size:.8rem;max-width:30em} .id{color:#666;font-size:.8rem}
 figure.grafico{margin:0;background:#fff;border-radius:8px;padding:.5rem .6rem;max-width:640px}
 figure.grafico svg{width:100%;height:auto;display:block}
 figure.grafico text{font-size:14px;fill:#444} figure.grafico text.paridade{fill:#1e8449}
