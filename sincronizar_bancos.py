@@ -1856,9 +1856,36 @@ class History:
                  SECRETS.mask(json.dumps(pair_details(pair), ensure_ascii=False)), row_id))
 
     # -- leitura (historico, painel) ------------------------------------------
-    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """Últimas execuções (uma linha por par), da mais nova para a mais antiga."""
-        rows = self._dicts("SELECT * FROM execucoes ORDER BY id DESC LIMIT ?", (limit,))
+    def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+        """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
+        pairs: só as dos pares (principal, backup) dados."""
+        where, params = "", ()
+        if pairs is not None:
+            if not pairs:
+                return []
+            where = "WHERE " + " OR ".join(["(principal = ? AND backup = ?)"] * len(pairs))
+            params = tuple(url for pair in pairs for url in pair)
+        return self._decoded(f"SELECT * FROM execucoes {where} ORDER BY id DESC LIMIT ?", params + (limit,))
+
+    def latest(self, primary: str, backup: str, ok_only: bool = False) -> dict[str, Any] | None:
+        """Última execução concluída do par (ou o último sucesso), sem contar as verificações."""
+        only_ok = "AND situacao = 'ok'" if ok_only else ""
+        rows = self._decoded(
+            "SELECT * FROM execucoes WHERE principal = ? AND backup = ? AND situacao != 'em andamento' "
+            f"AND modo != 'verificacao' {only_ok} ORDER BY id DESC LIMIT 1", (primary, backup))
+        return rows[0] if rows else None
+
+    def find_runs(self, ident: str) -> list[dict[str, Any]]:
+        """Linhas de uma execução: pelo número da linha (id) ou pelo identificador da execução."""
+        ident = ident.strip()
+        if ident.isdigit():
+            rows = self._decoded("SELECT * FROM execucoes WHERE id = ?", (int(ident),))
+            if rows:
+                return rows
+        return self._decoded("SELECT * FROM execucoes WHERE execucao = ? ORDER BY id", (ident,))
+
+    def _decoded(self, sql: str, params: tuple) -> list[dict[str, Any]]:
+        rows = self._dicts(sql, params)
         for row in rows:
             row["contagens"] = json.loads(row["contagens"] or "{}")
             row["detalhes"] = json.loads(row["detalhes"] or "{}")
@@ -2493,6 +2520,14 @@ class TextReport:
 
 PANEL_DEFAULT_PORT = 8765
 PANEL_DEFAULT_MAX_DELAY_MIN = 120.0
+PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
+CHART_RUNS = 30  # execuções no gráfico
+
+MODE_LABELS = {"unidirecional": "unidirecional", "bidirecional": "bidirecional", "restauracao": "restauração",
+               "verificacao": "verificação"}
+RECORD_KINDS = {"licenca": "licença", "usuario": "usuário"}
+SITUATION_LABELS = {"ok": "ok", "falhas": "com falhas", "erro": "erro", "exclusoes retidas": "exclusões retidas",
+                    "em andamento": "em andamento", "interrompida": "interrompida"}
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:
@@ -2502,57 +2537,197 @@ def _parse_iso(text: str | None) -> dt.datetime | None:
         return None
 
 
-def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.datetime) -> list[dict[str, Any]]:
-    """Estado de cada par (principal → backup) a partir das execuções, da mais nova para a mais antiga."""
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["principal"], row["backup"])
-        info = pairs.setdefault(key, {"principal": key[0], "backup": key[1], "ultima": None, "ultimo_sucesso": None})
-        if row["situacao"] == "em andamento":
-            continue
-        if info["ultima"] is None:
-            info["ultima"] = row
-        if info["ultimo_sucesso"] is None and row["situacao"] == "ok":
-            info["ultimo_sucesso"] = row
-    result = []
-    for info in pairs.values():
-        last, success = info["ultima"], info["ultimo_sucesso"]
-        ended = _parse_iso(success["fim"]) if success else None
-        delay = (now - ended).total_seconds() / 60 if ended else None
-        if last is None:
-            state = "sem execuções concluídas"
-        elif last["situacao"] != "ok":
-            state = "falhando"
-        elif delay is None or delay > max_delay_min:
-            state = "atrasado"
-        else:
-            state = "saudável"
-        result.append({
-            "principal": info["principal"], "backup": info["backup"], "estado": state,
-            "saudavel": state == "saudável", "ultima_execucao": last["fim"] if last else None,
-            "ultima_situacao": last["situacao"] if last else None, "ultimo_erro": last["erro"] if last else None,
-            "ultimo_sucesso": success["fim"] if success else None,
-            "atraso_min": None if delay is None else round(delay, 1),
-            "detalhes": last["detalhes"] if last else {},
-        })
-    return sorted(result, key=lambda item: (item["principal"], item["backup"]))
+def zone_label(moment: dt.datetime) -> str:
+    """Fuso de um horário já convertido: "UTC", "-03", "+05:30"."""
+    minutes = int((moment.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+    if minutes == 0:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{'-' if minutes < 0 else '+'}{hours:02d}" + (f":{rest:02d}" if rest else "")
 
 
-def status_document(history: History, max_delay_min: float) -> tuple[int, dict[str, Any]]:
-    """Resposta de /status.json: 200 se todo par teve sucesso recente, 503 caso contrário."""
-    now = dt.datetime.now(dt.timezone.utc)
-    pairs = pair_health(history.runs(500), max_delay_min, now)
-    ok = bool(pairs) and all(p["saudavel"] for p in pairs)
-    body = {"ok": ok, "gerado_em": now.isoformat(timespec="seconds"), "max_atraso_min": max_delay_min,
-            "mensagem": "todos os backups sincronizados" if ok else (
-                "nenhuma execução registrada" if not pairs else "há backups atrasados ou falhando"),
-            "pares": [{k: v for k, v in p.items() if k != "detalhes"} for p in pairs]}
-    return (200 if ok else 503), body
-
-
-def _when(text: str | None) -> str:
+def local_time(text: str | None, seconds: bool = False) -> str:
+    """Horário ISO do histórico (UTC) no fuso desta máquina, com o fuso à vista: "30/11/2026 14:05 (-03)"."""
     moment = _parse_iso(text)
-    return moment.strftime("%d/%m/%Y %H:%M UTC") if moment else "—"
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    local = moment.astimezone()
+    return local.strftime("%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M") + f" ({zone_label(local)})"
+
+
+def with_count(count: int, singular: str, plural: str | None = None) -> str:
+    """"1 escrita", "2 escritas"."""
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
+
+
+def age_text(minutes: float) -> str:
+    """"há 5 min", "há 3 h 10 min", "há 2 dias"."""
+    minutes = max(0, int(minutes))
+    if minutes < 60:
+        return f"há {minutes} min"
+    if minutes < 48 * 60:
+        return f"há {minutes // 60} h {minutes % 60} min"
+    return f"há {with_count(minutes // (24 * 60), 'dia')}"
+
+
+def mode_label(mode: str | None) -> str:
+    return MODE_LABELS.get(mode or "", mode or "—")
+
+
+def situation_label(situation: str | None) -> str:
+    return SITUATION_LABELS.get(situation or "", situation or "—")
+
+
+def writes_by_side(row: dict[str, Any]) -> tuple[int, int]:
+    """(escritas no backup, escritas no principal) de uma linha do histórico."""
+    counts = row.get("contagens") or {}
+    return count_changes(counts), count_changes(counts.get("no_principal") or {})
+
+
+def writes_phrase(backup: int, primary: int, mode: str | None) -> str:
+    """Onde as escritas foram parar: "backup 3 · principal 2" (o principal só quando o modo grava nele)."""
+    if backup == 0 and primary == 0:
+        return "nenhuma"
+    parts = []
+    if backup or mode != "restauracao":
+        parts.append(f"backup {backup}")
+    if primary or mode in ("bidirecional", "restauracao"):
+        parts.append(f"principal {primary}")
+    return " · ".join(parts)
+
+
+def writes_text(row: dict[str, Any]) -> str:
+    return writes_phrase(*writes_by_side(row), row.get("modo"))
+
+
+def parity_text(row: dict[str, Any]) -> str:
+    total = row.get("paridade_total")
+    return "—" if total is None else f"{total - (row.get('paridade_diferentes') or 0)}/{total}"
+
+
+def failures_of(row: dict[str, Any]) -> int:
+    return int((row.get("contagens") or {}).get("falhas", row.get("falhas") or 0) or 0)
+
+
+def duration_text(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f} s".replace(".", ",")
+
+
+def configured_pairs(get: Callable[..., Any], primary_cli: str | None = None,
+                     backup_cli: str | None = None) -> list[tuple[str, str]] | None:
+    """Pares (principal, backup) da configuração atual (opções, ambiente, .env), só pelas URLs (sem senha).
+    None quando SERVIDOR_PRINCIPAL ou SERVIDOR_BACKUP não estão configurados."""
+    primary = get("SERVIDOR_PRINCIPAL", primary_cli)
+    backups = [part.strip() for part in str(get("SERVIDOR_BACKUP", backup_cli) or "").split(",") if part.strip()]
+    if not primary or not backups:
+        return None
+    primary_url = normalize_url(primary)
+    return [(primary_url, normalize_url(url)) for url in backups]
+
+
+def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.datetime,
+                current: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Estado de cada par (principal → backup) a partir das execuções, da mais nova para a mais antiga.
+    current: pares da configuração atual ("atual": True, mesmo sem execução); os demais saem com
+    "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    blank = {"ultima": None, "ultimo_sucesso": None, "em_andamento": False}
+    for key in current or []:
+        pairs.setdefault(tuple(key), dict(blank))
+    for row in rows:
+        info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
+        if row["situacao"] == "em andamento":
+            info["em_andamento"] = True
+        elif row["modo"] != "verificacao":
+            info["ultima"] = info["ultima"] or row
+            if row["situacao"] == "ok":
+                info["ultimo_sucesso"] = info["ultimo_sucesso"] or row
+    wanted = None if current is None else {tuple(key) for key in current}
+    return [_pair_state(key, info, max_delay_min, now, wanted is None or key in wanted)
+            for key, info in pairs.items()]
+
+
+def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float, now: dt.datetime,
+                current: bool) -> dict[str, Any]:
+    last, success = info["ultima"], info["ultimo_sucesso"]
+    ended = _parse_iso(success["fim"]) if success else None
+    delay = (now - ended).total_seconds() / 60 if ended else None
+    if last is None:
+        state = "primeira execução em andamento" if info["em_andamento"] else "sem execuções"
+    elif last["situacao"] != "ok":
+        state = "falhando"
+    elif delay is None or delay > max_delay_min:
+        state = "atrasado"
+    else:
+        state = "saudável"
+    backup_writes, primary_writes = writes_by_side(last) if last else (0, 0)
+    return {
+        "principal": key[0], "backup": key[1], "atual": current, "estado": state, "saudavel": state == "saudável",
+        "ultima_execucao": last["fim"] if last else None, "ultima_situacao": last["situacao"] if last else None,
+        "ultimo_modo": last["modo"] if last else None, "ultimo_erro": last["erro"] if last else None,
+        "ultimo_sucesso": success["fim"] if success else None,
+        "atraso_min": None if delay is None else round(delay, 1),
+        "escritas": {"backup": backup_writes, "principal": primary_writes},
+        "paridade": parity_text(last) if last and last["paridade_total"] is not None else None,
+        "conflitos": (last["conflitos"] or 0) if last else 0,
+        "divergencias": (last["divergencias"] or 0) if last else 0,
+        "detalhes": last["detalhes"] if last else {}, "ultima": last,
+    }
+
+
+def panel_pairs(history: History, max_delay_min: float, now: dt.datetime,
+                current: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
+    """pair_health sobre as execuções recentes mais a última e o último sucesso de cada par atual
+    (por mais antigos que sejam)."""
+    rows = history.runs(300)
+    seen = {row["id"] for row in rows}
+    for primary, backup in current or []:
+        for ok_only in (False, True):
+            row = history.latest(primary, backup, ok_only)
+            if row is not None and row["id"] not in seen:
+                rows.append(row)
+                seen.add(row["id"])
+    rows.sort(key=lambda row: row["id"], reverse=True)
+    return pair_health(rows, max_delay_min, now, current)
+
+
+def _public_pair(pair: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in pair.items() if k not in ("detalhes", "ultima")}
+
+
+def status_message(judged: list[dict[str, Any]]) -> str:
+    if not judged:
+        return "nenhuma execução registrada"
+    problems = []
+    for p in judged:
+        if p["saudavel"]:
+            continue
+        if p["estado"] == "sem execuções":
+            problems.append(f"{p['backup']}: nenhuma execução registrada com a configuração atual "
+                            "(o status fica 503 até a primeira sincronização deste backup)")
+        else:
+            problems.append(f"{p['backup']}: {p['estado']}")
+    if not problems:
+        return "todos os backups sincronizados"
+    more = f"; … e mais {len(problems) - 5}" if len(problems) > 5 else ""
+    return "há backups que precisam de atenção: " + "; ".join(problems[:5]) + more
+
+
+def status_document(history: History, max_delay_min: float,
+                    current: list[tuple[str, str]] | None = None) -> tuple[int, dict[str, Any]]:
+    """Resposta de /status.json: 200 se cada par da configuração atual teve sucesso recente, 503 caso
+    contrário. Pares de configurações antigas vêm em "pares_antigos" e não contam."""
+    now = dt.datetime.now(dt.timezone.utc)
+    pairs = panel_pairs(history, max_delay_min, now, current)
+    judged = [p for p in pairs if p["atual"]]
+    ok = bool(judged) and all(p["saudavel"] for p in judged)
+    body = {"ok": ok, "gerado_em": now.isoformat(timespec="seconds"), "max_atraso_min": max_delay_min,
+            "mensagem": status_message(judged), "configuracao_atual": current is not None,
+            "pares": [_public_pair(p) for p in judged],
+            "pares_antigos": [_public_pair(p) for p in pairs if not p["atual"]]}
+    return (200 if ok else 503), body
 
 
 def _esc(value: Any) -> str:
@@ -2560,126 +2735,302 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def render_chart(rows: list[dict[str, Any]], width: int = 640, height: int = 160) -> str:
-    """Gráfico SVG (inline) das mudanças aplicadas por execução, da mais antiga à mais nova."""
-    rows = list(reversed(rows[:40]))
-    if not rows:
+def chart_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Uma entrada por execução (somando os pares dela), da mais antiga à mais nova."""
+    points: dict[str, dict[str, Any]] = {}
+    for row in reversed(rows):
+        if row["situacao"] == "em andamento":
+            continue
+        point = points.setdefault(row["execucao"], {"inicio": row["inicio"], "modo": row["modo"], "backup": 0,
+                                                    "principal": 0, "falhou": False, "iguais": 0, "total": None})
+        backup, primary = writes_by_side(row)
+        point["backup"] += backup
+        point["principal"] += primary
+        point["falhou"] = point["falhou"] or row["situacao"] != "ok" or failures_of(row) > 0
+        if row["paridade_total"] is not None:
+            point["total"] = (point["total"] or 0) + row["paridade_total"]
+            point["iguais"] += row["paridade_total"] - (row["paridade_diferentes"] or 0)
+    return list(points.values())[-CHART_RUNS:]
+
+
+def _parity_pct(point: dict[str, Any]) -> float | None:
+    if point["total"] is None:
+        return None
+    return 100.0 if point["total"] == 0 else 100.0 * point["iguais"] / point["total"]
+
+
+def _chart_tooltip(point: dict[str, Any]) -> str:
+    pct = _parity_pct(point)
+    parity = "paridade não medida" if pct is None else f"paridade {point['iguais']}/{point['total']} ({pct:.0f}%)"
+    return (f"{local_time(point['inicio'])} · {mode_label(point['modo'])} · mudanças: "
+            f"{writes_phrase(point['backup'], point['principal'], point['modo'])} · {parity} · "
+            f"{'com erro ou falhas' if point['falhou'] else 'ok'}")
+
+
+def _label_indexes(count: int, most: int = 4) -> list[int]:
+    """Quais execuções ganham data no eixo: a primeira, a última e algumas entre elas."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+
+
+def render_chart(rows: list[dict[str, Any]], width: int = 480, height: int = 210) -> str:
+    """Gráfico SVG das execuções (da mais antiga à mais nova): barras com as escritas no backup e no
+    principal, linha com a paridade depois de cada execução e datas no eixo. A legenda fica fora do SVG."""
+    points = chart_points(rows)
+    if not points:
         return '<p class="vazio">Sem execuções para o gráfico.</p>'
-    values = [count_changes(r["contagens"]) for r in rows]
-    failures = [r["contagens"].get("falhas", 0) + (1 if r["situacao"] not in ("ok", "em andamento") else 0)
-                for r in rows]
-    top = max(values + failures + [1])
-    step = min(width / len(rows), 40.0)
-    bars = []
-    for index, (row, value, failed) in enumerate(zip(rows, values, failures)):
-        x = index * step + step * 0.15
-        h = (height - 20) * value / top
-        color = "#c0392b" if failed else "#2e86de"
-        bars.append(f'<rect x="{x:.1f}" y="{height - 15 - h:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
-                    f'fill="{color}"><title>{_esc(row["inicio"])} → {_esc(row["backup"])}: {value} mudança(s), '
-                    f'{_esc(row["situacao"])}</title></rect>')
-    return (f'<svg class="grafico" viewBox="0 0 {width} {height}" role="img" '
-            f'aria-label="Mudanças por execução" xmlns="http://www.w3.org/2000/svg">'
-            f'<line x1="0" y1="{height - 15}" x2="{width}" y2="{height - 15}" stroke="#888"/>'
-            + "".join(bars) +
-            f'<text x="2" y="12" font-size="11" fill="#555">máx. {top} mudança(s) por execução</text></svg>')
+    peak = max([p["backup"] + p["principal"] for p in points] + [1])
+    left, right, top, bottom = 14 + 10 * len(str(peak)), 58, 12, 44  # margens para os rótulos dos eixos
+    plot_w, plot_h = width - left - right, height - top - bottom
+    base = top + plot_h
+    step = plot_w / len(points)
+    bar_w = min(step * 0.6, 36.0)
+    parts = [f'<line x1="{left}" y1="{top}" x2="{left + plot_w}" y2="{top}" stroke="#e3e3e3"/>',
+             f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#888"/>',
+             f'<text class="eixo" x="{left - 5}" y="{top + 5}" text-anchor="end">{peak}</text>',
+             f'<text class="eixo" x="{left - 5}" y="{base}" text-anchor="end">0</text>',
+             f'<text class="eixo paridade" x="{left + plot_w + 5}" y="{top + 5}">100%</text>',
+             f'<text class="eixo paridade" x="{left + plot_w + 5}" y="{base}">0%</text>']
+    line = []
+    for index, point in enumerate(points):
+        center = left + step * (index + 0.5)
+        parts.append(_chart_column(point, left + step * index, step, center - bar_w / 2, bar_w, top, plot_h, peak))
+        pct = _parity_pct(point)
+        if pct is not None:
+            line.append((center, top + plot_h * (1 - pct / 100)))
+    if line:
+        parts.append('<polyline class="linha-paridade" fill="none" stroke="#27ae60" stroke-width="2" points="'
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y in line) + '"/>')
+        parts += [f'<circle class="ponto-paridade" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#27ae60"/>' for x, y in line]
+    for index in _label_indexes(len(points)):
+        moment = _parse_iso(points[index]["inicio"])
+        if moment is None:
+            continue
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone()
+        x = left + step * (index + 0.5)
+        parts.append(f'<text class="data" x="{x:.1f}" y="{base + 16}" text-anchor="middle">{local:%d/%m}'
+                     f'<tspan x="{x:.1f}" dy="16">{local:%H:%M}</tspan></text>')
+    return (f'<figure class="grafico"><svg viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="Mudanças e paridade por execução" xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
+            f'{_chart_caption(peak)}</figure>')
+
+
+def _chart_column(point: dict[str, Any], x0: float, step: float, x: float, bar_w: float, top: float,
+                  plot_h: float, peak: int) -> str:
+    """Uma execução no gráfico: área de toque com a dica e as barras empilhadas (backup embaixo)."""
+    base = top + plot_h
+    colors = ("#c0392b", "#922b21") if point["falhou"] else ("#2e86de", "#8e44ad")
+    h_backup = plot_h * point["backup"] / peak
+    h_primary = plot_h * point["principal"] / peak
+    if point["falhou"] and h_backup + h_primary < 4:
+        h_backup = 4.0  # execução com erro e sem escritas: um traço vermelho, para não sumir
+    bars = [f'<rect class="alvo" x="{x0:.1f}" y="{top}" width="{step:.1f}" height="{plot_h}" fill="transparent"/>']
+    if h_backup > 0:
+        bars.append(f'<rect class="barra backup" x="{x:.1f}" y="{base - h_backup:.1f}" width="{bar_w:.1f}" '
+                    f'height="{h_backup:.1f}" fill="{colors[0]}"/>')
+    if h_primary > 0:
+        bars.append(f'<rect class="barra principal" x="{x:.1f}" y="{base - h_backup - h_primary:.1f}" '
+                    f'width="{bar_w:.1f}" height="{h_primary:.1f}" fill="{colors[1]}"/>')
+    return f'<g class="coluna"><title>{_esc(_chart_tooltip(point))}</title>{"".join(bars)}</g>'
+
+
+def _chart_caption(peak: int) -> str:
+    zone = zone_label(dt.datetime.now().astimezone())
+    return ('<figcaption><span class="cor" style="background:#2e86de"></span>escritas no backup · '
+            '<span class="cor" style="background:#8e44ad"></span>escritas no principal · '
+            '<span class="cor" style="background:#c0392b"></span>execução com erro ou falhas · '
+            '<span class="cor linha" style="background:#27ae60"></span>paridade depois da execução '
+            f'(% das licenças com o mesmo veredito, escala à direita). Escala das barras: até '
+            f'{with_count(peak, "mudança")} por execução; horários em {_esc(zone)}. No computador, passe o mouse sobre '
+            'uma barra para ver os números dela.</figcaption>')
 
 
 PANEL_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:1rem;background:#f5f6f8;color:#222}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;background:#f5f6f8;
+color:#222;line-height:1.35}
 h1{font-size:1.4rem;margin:.2rem 0 1rem} h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
 .pares{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:.8rem}
 .par{background:#fff;border-radius:8px;padding:.8rem;border-left:6px solid #999;box-shadow:0 1px 2px #0002}
 .par.saudavel{border-color:#27ae60}.par.atrasado{border-color:#f39c12}.par.falhando{border-color:#c0392b}
-.estado{font-weight:bold} .url{word-break:break-all;font-size:.9rem;color:#444}
+.estado{font-weight:bold;margin-bottom:.2rem} .url{overflow-wrap:anywhere;font-size:.9rem;color:#444}
+.papel{display:inline-block;min-width:4.6rem;font-weight:600;color:#555} .nota{color:#555;font-size:.9rem}
+.tabela{overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.85rem}
 th,td{padding:.35rem .4rem;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
-.tabela{overflow-x:auto} .grafico{width:100%;height:auto;background:#fff;border-radius:8px}
+td{overflow-wrap:break-word} .rotulo{display:none} .erro{color:#a93226;font-size:.8rem;max-width:30em} .id{color:#666;font-size:.8rem}
+figure.grafico{margin:0;background:#fff;border-radius:8px;padding:.5rem .6rem;max-width:640px}
+figure.grafico svg{width:100%;height:auto;display:block}
+figure.grafico text{font-size:14px;fill:#444} figure.grafico text.paridade{fill:#1e8449}
+figcaption{font-size:.8rem;color:#444;margin-top:.4rem}
+.cor{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:-.1em;margin-right:.25em}
+.cor.linha{height:.25em;vertical-align:.2em}
+details.antigas{margin-top:1.6rem;background:#e9ecf0;border-radius:8px;padding:.6rem .8rem}
+details.antigas summary{cursor:pointer;font-weight:600}
 .vazio{color:#666;font-style:italic} footer{margin-top:1.5rem;font-size:.8rem;color:#666}
+@media (max-width:820px){
+body{padding:.75rem}
+table.cartoes,table.cartoes tbody,table.cartoes tr,table.cartoes td{display:block;width:100%}
+table.cartoes{background:none} table.cartoes thead{display:none}
+table.cartoes tr{background:#fff;border-radius:8px;margin:0 0 .6rem;padding:.4rem .6rem;box-shadow:0 1px 2px #0002}
+table.cartoes td{display:flex;gap:.6rem;border:0;padding:.2rem 0;overflow-wrap:anywhere}
+table.cartoes .rotulo{display:block;flex:0 0 6.2rem;font-weight:600;color:#555}
+table.cartoes .valor{flex:1 1 auto;min-width:0}
+figure.grafico text{font-size:17px}
+}
 """
 
 
-def render_panel(history: History, max_delay_min: float, refresh_s: int = 60) -> str:
+def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
+                 current: list[tuple[str, str]] | None = None) -> str:
     now = dt.datetime.now(dt.timezone.utc)
-    rows = history.runs(200)
-    pairs = pair_health(rows, max_delay_min, now)
+    pairs = panel_pairs(history, max_delay_min, now, current)
+    present = [p for p in pairs if p["atual"]]
+    rows = history.runs(200, current)
     parts = [
         "<!DOCTYPE html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta http-equiv="refresh" content="{refresh_s}">',
         f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>",
-        "<h1>🔄 Sincronização dos servidores de licença</h1>",
-        "<h2>Estado agora</h2>", _render_pairs(pairs),
-        "<h2>Mudanças por execução</h2>", render_chart(rows),
+        "<h1>Sincronização dos servidores de licença</h1>",
+        "<h2>Estado agora</h2>", _render_config_note(current), _render_pairs(present),
+        _render_failover(present),
+        "<h2>Mudanças e paridade por execução</h2>", render_chart(rows),
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
-        "<h2>Conflitos abertos</h2>", _render_conflicts(pairs),
-        "<h2>Divergências não sincronizáveis (última execução)</h2>", _render_divergences(pairs),
-        f"<footer>Atualizado em {_esc(now.strftime('%d/%m/%Y %H:%M:%S'))} UTC · recarrega a cada {refresh_s} s · "
-        f"atraso máximo aceito: {max_delay_min:.0f} min · <a href=\"status.json\">status.json</a></footer>",
+        "<h2>Conflitos abertos</h2>", _render_conflicts(present),
+        "<h2>Divergências não sincronizáveis (última execução)</h2>", _render_divergences(present),
+        _render_old_pairs([p for p in pairs if not p["atual"]], history),
+        f"<footer>Atualizado em {_esc(local_time(now.isoformat(), seconds=True))} · horários no fuso desta "
+        f"máquina · recarrega a cada {refresh_s} s · atraso máximo aceito: {max_delay_min:.0f} min · "
+        "<a href=\"status.json\">status.json</a></footer>",
         "</body></html>",
     ]
     return "".join(parts)
 
 
+def _render_config_note(current: list[tuple[str, str]] | None) -> str:
+    if current is not None:
+        return ""
+    return ('<p class="nota">SERVIDOR_PRINCIPAL e SERVIDOR_BACKUP não estão configurados para o painel: '
+            "todos os pares do histórico contam para o status.</p>")
+
+
+def _render_failover(pairs: list[dict[str, Any]]) -> str:
+    """Cartão da rota de falha (detalhes["rota_de_falha"] da última execução); vazio quando nenhum par a tem."""
+    if not any(p["detalhes"].get("rota_de_falha") for p in pairs):
+        return ""
+    return ""
+
+
 def _render_pairs(pairs: list[dict[str, Any]]) -> str:
     if not pairs:
         return '<p class="vazio">Nenhuma sincronização registrada ainda.</p>'
-    cards = []
-    for p in pairs:
-        css = {"saudável": "saudavel", "atrasado": "atrasado", "falhando": "falhando"}.get(p["estado"], "")
-        delay = "" if p["atraso_min"] is None else f" (há {p['atraso_min']:.0f} min)"
-        error = f"<div>Erro: {_esc(p['ultimo_erro'])}</div>" if p["ultimo_erro"] else ""
-        cards.append(
-            f'<div class="par {css}" data-backup="{_esc(p["backup"])}">'
-            f'<div class="estado">{_esc(p["estado"]).upper()}</div>'
-            f'<div class="url">{_esc(p["principal"])} → {_esc(p["backup"])}</div>'
-            f'<div>Última execução: {_when(p["ultima_execucao"])} ({_esc(p["ultima_situacao"] or "—")})</div>'
-            f'<div>Último sucesso: {_when(p["ultimo_sucesso"]) if p["ultimo_sucesso"] else "nunca"}{_esc(delay)}</div>'
-            f'{error}</div>')
-    return f'<div class="pares">{"".join(cards)}</div>'
+    return f'<div class="pares">{"".join(_render_pair_card(p) for p in pairs)}</div>'
+
+
+def _render_pair_card(p: dict[str, Any]) -> str:
+    css = {"saudável": "saudavel", "atrasado": "atrasado", "falhando": "falhando"}.get(p["estado"], "sem-execucoes")
+    lines = [f'<div class="estado">{_esc(p["estado"]).upper()}</div>',
+             f'<div class="url"><span class="papel">Principal</span> {_esc(p["principal"])}</div>',
+             f'<div class="url"><span class="papel">Backup</span> {_esc(p["backup"])}</div>']
+    last = p["ultima"]
+    if last is None:
+        note = ("a primeira execução ainda não terminou" if p["estado"] != "sem execuções" else
+                "nenhuma execução registrada para este par; o status.json fica 503 (vermelho) até a primeira "
+                "sincronização dele")
+        lines.append(f'<div class="nota">{note}.</div>')
+    else:
+        delay = "" if p["atraso_min"] is None else f" ({age_text(p['atraso_min'])})"
+        success = local_time(p["ultimo_sucesso"]) if p["ultimo_sucesso"] else "nunca"
+        lines += [f'<div>Última execução: {_esc(local_time(p["ultima_execucao"]))} — '
+                  f'{_esc(situation_label(p["ultima_situacao"]))} ({_esc(mode_label(p["ultimo_modo"]))})</div>',
+                  f'<div>Mudanças: {_esc(writes_text(last))} · paridade {_esc(parity_text(last))}</div>',
+                  f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
+        if p["ultimo_erro"]:
+            lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
+    return (f'<div class="par {css}" data-principal="{_esc(p["principal"])}" data-backup="{_esc(p["backup"])}">'
+            + "".join(lines) + "</div>")
+
+
+def _table(headers: list[str], rows: list[tuple[str, list[str]]], css: str = "", more: int = 0) -> str:
+    """Tabela que vira cartões no celular: cada célula leva o rótulo da coluna (mostrado só na tela estreita).
+    rows: (classe da linha, células já em HTML). more: itens que ficaram de fora ("… e mais N")."""
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    body = [f'<tr class="{row_class}">' + "".join(
+        f'<td><span class="rotulo">{_esc(h)}</span><span class="valor">{cell}</span></td>'
+        for h, cell in zip(headers, cells)) + "</tr>" for row_class, cells in rows]
+    if more > 0:
+        body.append(f'<tr class="mais"><td colspan="{len(headers)}">… e mais {more}</td></tr>')
+    return (f'<div class="tabela"><table class="cartoes {css}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+RUN_HEADERS = ["Início", "Principal → Backup", "Modo", "Situação", "Mudanças", "Falhas", "Paridade", "Duração",
+               "Execução"]
 
 
 def _render_runs(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return '<p class="vazio">Nenhuma execução.</p>'
-    body = []
+    lines = []
     for r in rows:
-        c = r["contagens"]
-        changes = count_changes(c)
-        parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
-        body.append(f"<tr class=\"execucao\"><td>{_when(r['inicio'])}</td><td>{_esc(r['backup'])}</td>"
-                    f"<td>{_esc(r['modo'])}</td><td>{_esc(r['situacao'])}</td><td>{changes}</td>"
-                    f"<td>{c.get('falhas', 0)}</td><td>{parity}</td><td>{_esc(r['duracao_s'])}</td>"
-                    f"<td>{_esc(r['execucao'])}</td></tr>")
-    head = ("<tr><th>Início (UTC)</th><th>Backup</th><th>Modo</th><th>Situação</th><th>Mudanças</th>"
-            "<th>Falhas</th><th>Paridade</th><th>Duração (s)</th><th>Execução</th></tr>")
-    return f'<div class="tabela"><table>{head}{"".join(body)}</table></div>'
+        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r["erro"] else ""
+        lines.append(("execucao", [
+            _esc(local_time(r["inicio"])), f"{_esc(r['principal'])}<br>→ {_esc(r['backup'])}",
+            _esc(mode_label(r["modo"])), _esc(situation_label(r["situacao"])) + error, _esc(writes_text(r)),
+            str(failures_of(r)), _esc(parity_text(r)), _esc(duration_text(r["duracao_s"])),
+            f'<span class="id">#{r["id"]}</span> {_esc(r["execucao"])}']))
+    return _table(RUN_HEADERS, lines, "execucoes")
 
 
 def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
-    items = [(p["backup"], c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
+    items = [(p, c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
-    rows = "".join(f"<tr><td>{_esc(b)}</td><td>{_esc(c.get('chave'))}</td><td>{_esc(c.get('descricao', c))}</td></tr>"
-                   for b, c in items)
-    return f'<div class="tabela"><table><tr><th>Backup</th><th>Registro</th><th>Conflito</th></tr>{rows}</table></div>'
+    total = max(len(items), sum(p["conflitos"] for p in pairs))
+    rows = [("conflito", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+                          f"{_esc(RECORD_KINDS.get(c.get('tipo'), c.get('tipo') or ''))} {_esc(c.get('chave'))}",
+                          _esc(c.get("descricao", c)) + (f'<div class="nota">{_esc(c["resolucao"])}</div>'
+                                                         if c.get("resolucao") else "")])
+            for p, c in items[:PANEL_LIST_LIMIT]]
+    return _table(["Principal → Backup", "Registro", "Conflito"], rows, "conflitos", total - len(rows))
 
 
 def _render_divergences(pairs: list[dict[str, Any]]) -> str:
-    items = [(p["backup"], d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
+    items = [(p, d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
-    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(f"{_esc(k)} {v}" for k, v in
-                                                            p["detalhes"].get("divergencias_por_campo", {}).items())
-                       for p in pairs if p["detalhes"].get("divergencias_por_campo"))
-    rows = "".join(f"<tr><td>{_esc(b)}</td><td>{_esc(d['tipo'])} {_esc(d['chave'])}</td><td>{_esc(d['campo'])}</td>"
-                   f"<td>{_esc(d['principal'])}</td><td>{_esc(d['backup'])}</td><td>{_esc(d['observacao'])}</td></tr>"
-                   for b, d in items[:200])
-    return (f"<p>Totais por campo — {totals}</p><div class=\"tabela\"><table><tr><th>Backup</th><th>Registro</th>"
-            f"<th>Campo</th><th>Principal</th><th>Backup</th><th>Por quê</th></tr>{rows}</table></div>")
+    total = max(len(items), sum(p["divergencias"] for p in pairs))
+    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(
+        f"{_esc(k)} {v}" for k, v in p["detalhes"].get("divergencias_por_campo", {}).items())
+        for p in pairs if p["detalhes"].get("divergencias_por_campo"))
+    rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+                             f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
+                             _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
+            for p, d in items[:PANEL_LIST_LIMIT]]
+    return (f"<p>Totais por campo — {totals}</p>" +
+            _table(["Principal → Backup", "Registro", "Campo", "No principal", "No backup", "Por quê"], rows,
+                   "divergencias",
+                   total - len(rows)))
 
 
-def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float):
+def _render_old_pairs(old: list[dict[str, Any]], history: History) -> str:
+    """Pares que não estão mais na configuração: dobrados, informativos, fora do status.json."""
+    if not old:
+        return ""
+    rows = history.runs(10, [(p["principal"], p["backup"]) for p in old])
+    return (f'<details class="antigas"><summary>Configurações antigas (fora do status.json): '
+            f'{with_count(len(old), "par", "pares")}</summary>'
+            '<p class="nota">Servidores que já foram sincronizados mas não estão mais em SERVIDOR_PRINCIPAL / '
+            "SERVIDOR_BACKUP. O histórico deles some sozinho depois de SYNC_HISTORICO_DIAS.</p>"
+            f'<div class="pares">{"".join(_render_pair_card(p) for p in old)}</div>'
+            f"<h3>Últimas execuções desses pares</h3>{_render_runs(rows)}</details>")
+
+
+def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
+                       current: Callable[[], list[tuple[str, str]] | None] | None = None):
+    """current: devolve os pares da configuração atual a cada pedido (None: todos os pares contam)."""
     import http.server
 
     class PanelHandler(http.server.BaseHTTPRequestHandler):
@@ -2714,12 +3065,13 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float):
                 self._send(401, json.dumps({"erro": "token do painel ausente ou inválido"}), "application/json")
                 return
             path = urllib.parse.urlsplit(self.path).path
+            pairs = current() if current else None
             history = History(data_dir)
             try:
                 if path in ("/", "/index.html"):
-                    self._send(200, render_panel(history, max_delay_min), "text/html; charset=utf-8")
+                    self._send(200, render_panel(history, max_delay_min, current=pairs), "text/html; charset=utf-8")
                 elif path == "/status.json":
-                    status, body = status_document(history, max_delay_min)
+                    status, body = status_document(history, max_delay_min, pairs)
                     self._send(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
                 else:
                     self._send(404, json.dumps({"erro": "não encontrado"}), "application/json")
@@ -2730,7 +3082,8 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float):
 
 
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
-                ready: Callable[[Any], None] | None = None) -> None:
+                ready: Callable[[Any], None] | None = None,
+                current: Callable[[], list[tuple[str, str]] | None] | None = None) -> None:
     import http.server
     if not token and not is_loopback(f"http://{host}/"):
         raise ConfigError(f"Para abrir o painel em {host} (fora desta máquina) defina PAINEL_TOKEN; "
@@ -2738,7 +3091,7 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
     SECRETS.add(token)
     ensure_data_dir(data_dir)
     History(data_dir).close()  # cria o banco vazio se ainda não existir
-    handler = make_panel_handler(data_dir, token, max_delay_min)
+    handler = make_panel_handler(data_dir, token, max_delay_min, current)
     try:
         httpd = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
@@ -3350,19 +3703,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    """historico: últimas execuções em tabela (ou JSON); --detalhes mostra a auditoria de uma."""
+    """historico: últimas execuções em tabela (ou JSON); --detalhes ID mostra uma execução e a auditoria dela."""
     data_dir = resolve_data_dir(settings_reader(args), args.dados_dir)
     if not os.path.exists(os.path.join(data_dir, HISTORY_FILE)):
         return fail(f"Nenhum histórico em {data_dir} (ainda não houve sincronização).", EXIT_CONFIG)
     history = History(data_dir)
     try:
         if args.detalhes:
-            trail = history.audit_trail(args.detalhes)
-            if args.json:
-                print_json({"execucao": args.detalhes, "auditoria": trail})
-            else:
-                print_audit(args.detalhes, trail)
-            return EXIT_OK
+            return show_run(history, args.detalhes, args.json)
         rows = history.runs(max(1, args.limite))
     finally:
         history.close()
@@ -3373,30 +3721,73 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def show_run(history: History, ident: str, as_json: bool) -> int:
+    """historico --detalhes: aceita o número da linha (id) ou o código da execução, como em historico --json."""
+    rows = history.find_runs(ident)
+    if not rows:
+        return fail(f"Execução {ident.strip()!r} não encontrada no histórico. Use o ID (número) ou o código da "
+                    "execução que aparecem em 'historico' ou 'historico --json'.", EXIT_CONFIG)
+    trail = history.audit_trail(rows[0]["execucao"])
+    if len(rows) == 1 and ident.strip() == str(rows[0]["id"]):  # uma linha: só as escritas deste par
+        trail = [item for item in trail if item["servidor"] in (rows[0]["principal"], rows[0]["backup"])]
+    if as_json:
+        print_json({"execucao": rows[0]["execucao"], "execucoes": rows, "auditoria": trail})
+    else:
+        print_audit(rows, trail)
+    return EXIT_OK
+
+
+HISTORY_WIDTHS = (5, 23, 13, 17, 22, 6, 9)
+
+
 def print_history(rows: list[dict[str, Any]]) -> None:
     rep = Reporter(False)
     if not rows:
         rep.say("Nenhuma execução registrada.")
         return
-    rep.say(f"{'Início (UTC)':<26} {'Situação':<13} {'Mudanças':>8} {'Falhas':>6} {'Paridade':>11} {'Duração':>8}  "
-            "Backup / Execução")
+    w = HISTORY_WIDTHS
+    rep.say(f"{'ID':>{w[0]}}  {'Início':<{w[1]}} {'Modo':<{w[2]}} {'Situação':<{w[3]}} {'Mudanças':<{w[4]}} "
+            f"{'Falhas':>{w[5]}} {'Paridade':>{w[6]}}")
     for r in rows:
-        changes = count_changes(r["contagens"])
-        parity = "—" if r["paridade_total"] is None else f"{r['paridade_total'] - (r['paridade_diferentes'] or 0)}/{r['paridade_total']}"
-        duration = "—" if r["duracao_s"] is None else f"{r['duracao_s']:.1f}s"
-        rep.say(f"{r['inicio']:<26} {r['situacao']:<13} {changes:>8} {r['contagens'].get('falhas', 0):>6} "
-                f"{parity:>11} {duration:>8}  {r['backup']} / {r['execucao']}")
+        rep.say(f"{r['id']:>{w[0]}}  {local_time(r['inicio']):<{w[1]}} {mode_label(r['modo']):<{w[2]}} "
+                f"{situation_label(r['situacao']):<{w[3]}} {writes_text(r):<{w[4]}} {failures_of(r):>{w[5]}} "
+                f"{parity_text(r):>{w[6]}}")
+        rep.say(f"{'':>{w[0]}}  {r['principal']} → {r['backup']} · {duration_text(r['duracao_s'])} · "
+                f"execução {r['execucao']}")
         if r["erro"]:
-            rep.say(f"{'':<26} ↳ {r['erro']}")
+            rep.say(f"{'':>{w[0]}}  ↳ {r['erro']}")
+    rep.say("")
+    rep.say("Horários no fuso desta máquina. Mudanças: escritas feitas no backup e no principal. "
+            "Detalhes: historico --detalhes ID")
 
 
-def print_audit(run_id: str, trail: list[dict[str, Any]]) -> None:
+def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None:
     rep = Reporter(False)
-    rep.say(f"Auditoria da execução {run_id}: {len(trail)} escrita(s)")
+    first = rows[0]
+    rep.say(f"Execução {first['execucao']} · {local_time(first['inicio'])} · {mode_label(first['modo'])}")
+    for r in rows:
+        rep.say(f"   #{r['id']} {r['principal']} → {r['backup']}: {situation_label(r['situacao'])} · mudanças: "
+                f"{writes_text(r)} · {with_count(failures_of(r), 'falha')} · paridade {parity_text(r)} · "
+                f"{duration_text(r['duracao_s'])}")
+        if r["erro"]:
+            rep.say(f"      ↳ {r['erro']}")
+    primaries = {r["principal"] for r in rows}
+    on_primary = sum(1 for item in trail if item["servidor"] in primaries)
+    sides = f" ({on_primary} no principal, {len(trail) - on_primary} no backup)" if trail else ""
+    rep.say(f"Auditoria: {with_count(len(trail), 'escrita')}{sides}")
     for item in trail:
+        side = "principal" if item["servidor"] in primaries else "backup"
         changes = "; ".join(f"{f}: {a!r} → {b!r}" for f, a, b in item["mudancas"])
-        status = "✅" if item["ok"] else f"❌ {item['mensagem']}"
-        rep.say(f"   {item['momento']} {item['servidor']} {item['acao']} {item['chave']} {status}  {changes}")
+        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
+                f"{audit_outcome(item)}  {changes}")
+
+
+def audit_outcome(item: dict[str, Any]) -> str:
+    """"bloqueada ✅" ou "❌ não foi possível bloquear: motivo" (o código da ação fica no --json)."""
+    label = ACTION_LABELS.get(item["acao"])
+    if item["ok"]:
+        return f"{label[1] if label else item['acao']} ✅"
+    return f"❌ não foi possível {label[3] if label else item['acao']}: {item['mensagem']}"
 
 
 def cmd_panel(args: argparse.Namespace) -> int:
@@ -3406,13 +3797,23 @@ def cmd_panel(args: argparse.Namespace) -> int:
     token = get("PAINEL_TOKEN")
     if not 0 <= args.porta <= 65535:
         raise ConfigError(f"--porta deve estar entre 0 e 65535 (recebido: {args.porta}).")
+    backup_cli = ",".join(args.backup) if args.backup else None
+    known = {"pares": configured_pairs(get, args.principal, backup_cli)}  # URL inválida: código 2 já na partida
+
+    def current() -> list[tuple[str, str]] | None:
+        """Relê o .env a cada pedido: trocar os servidores lá vale sem reiniciar o painel."""
+        try:
+            known["pares"] = configured_pairs(settings_reader(args), args.principal, backup_cli)
+        except ConfigError:
+            pass  # .env com erro (ou salvo pela metade): fica a última configuração válida
+        return known["pares"]
 
     def ready(httpd: Any) -> None:
         host, port = httpd.server_address[:2]
         sys.stdout.write(f"🖥️  Painel em http://{host}:{port}/ (status para monitores: /status.json). "
                          "Ctrl+C para sair.\n")
         sys.stdout.flush()
-    serve_panel(data_dir, args.host, args.porta, token, max_delay, ready)
+    serve_panel(data_dir, args.host, args.porta, token, max_delay, ready, current)
     return EXIT_OK
 
 

@@ -47,7 +47,7 @@ def test_historico_registra_execucoes_e_auditoria(par):
     dados = r.json()
     assert len(dados["execucoes"]) == 2 and dados["execucoes"][0]["id"] > dados["execucoes"][1]["id"]
     r = par.rodar("historico", "--detalhes", execucoes[0]["execucao"])
-    assert r.codigo == 0 and "H-2" in r.stdout and "bloquear" in r.stdout
+    assert r.codigo == 0 and "H-2: bloqueada ✅" in r.stdout and "H-1: criada ✅" in r.stdout
     r = par.rodar("historico")
     assert r.codigo == 0 and "Situação" in r.stdout and execucoes[1]["execucao"] in r.stdout
 
@@ -114,3 +114,58 @@ def test_verificar_codigos_e_zero_escritas(par):
     r = par.rodar("verificar", "--json")
     assert r.codigo == 1 and r.json()["backups"][0]["paridade_antes"]["diferentes"] == ["V-1"]
     assert par.backup.write_count() == 0
+
+
+# --- historico: fuso local, escritas por lado, --detalhes por ID -------------------------------------------
+
+FUSO = {"TZ": "<-03>3"} if os.name == "posix" else {}  # fuso POSIX fixo (sem tzdata): UTC-3
+
+
+def zona_esperada() -> str:
+    import sincronizar_bancos as sb
+    return "-03" if FUSO else sb.zone_label(dt.datetime.now().astimezone())
+
+
+def test_historico_em_horario_local_com_escritas_por_lado(par):
+    par.principal.add_device("P-1")
+    assert par.rodar().codigo == 0
+    par.backup.add_device("B-1")
+    par.principal.add_device("P-2")
+    assert par.rodar("--bidirecional").codigo == 0
+    execucoes = par.rodar("historico", "--json", **FUSO).json()["execucoes"]
+    assert [e["modo"] for e in execucoes] == ["bidirecional", "unidirecional"]
+    r = par.rodar("historico", **FUSO)
+    assert r.codigo == 0
+    inicio = dt.datetime.fromisoformat(execucoes[0]["inicio"]).astimezone()
+    if FUSO:
+        inicio = dt.datetime.fromisoformat(execucoes[0]["inicio"]) - dt.timedelta(hours=3)
+    linha = next(li for li in r.stdout.splitlines() if li.strip().startswith(str(execucoes[0]["id"]) + " "))
+    assert f"{inicio:%d/%m/%Y %H:%M} ({zona_esperada()})" in linha
+    assert "bidirecional" in linha and "backup 1 · principal 1" in linha
+    assert f"{par.principal.url} → {par.backup.url}" in r.stdout
+    assert "backup 1 " in r.stdout.splitlines()[3] and "principal" not in r.stdout.splitlines()[3]
+
+    r = par.rodar("historico", "--detalhes", execucoes[0]["execucao"], **FUSO)
+    assert r.codigo == 0
+    assert "mudanças: backup 1 · principal 1" in r.stdout
+    assert "Auditoria: 2 escritas (1 no principal, 1 no backup)" in r.stdout
+    assert f"principal {par.principal.url} B-1: criada ✅" in r.stdout
+    assert f"({zona_esperada()}) backup {par.backup.url} P-2: criada ✅" in r.stdout
+
+
+def test_historico_detalhes_pelo_id_e_id_desconhecido(par):
+    par.principal.add_device("H-1")
+    assert par.rodar().codigo == 0
+    linha = par.rodar("historico", "--json").json()["execucoes"][0]
+    r = par.rodar("historico", "--detalhes", str(linha["id"]))
+    assert r.codigo == 0 and "Auditoria: 1 escrita (0 no principal, 1 no backup)" in r.stdout
+    assert "0 falhas" in r.stdout and "H-1" in r.stdout
+    r = par.rodar("historico", "--detalhes", str(linha["id"]), "--json")
+    assert r.codigo == 0 and r.json()["execucao"] == linha["execucao"]
+    assert [e["id"] for e in r.json()["execucoes"]] == [linha["id"]] and len(r.json()["auditoria"]) == 1
+    for desconhecido in ("999", "20990101T000000-abcdef", "  "):
+        for extra in ((), ("--json",)):
+            r = par.rodar("historico", "--detalhes", desconhecido, *extra)
+            assert r.codigo == 2, (desconhecido, r.stdout, r.stderr)
+            assert "não encontrada no histórico" in r.stderr and "Traceback" not in r.stderr
+            assert "escrita" not in r.stdout

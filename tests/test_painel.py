@@ -140,7 +140,7 @@ def test_pagina_no_navegador(painel):
             assert cartao.count() == 1
             assert "SAUDÁVEL" in cartao.inner_text()
             assert pagina.locator("tr.execucao").count() == 1
-            assert pagina.locator("svg.grafico rect").count() == 1
+            assert pagina.locator("figure.grafico rect.barra").count() == 1
             assert pagina.locator("text=Nenhum conflito aberto").count() == 1
             assert "P-2" in pagina.content()  # divergência: pendente no principal, bloqueada no backup
             assert pagina.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # cabe no celular
@@ -148,3 +148,151 @@ def test_pagina_no_navegador(painel):
         finally:
             navegador.close()
     assert (ARTEFATOS / "painel.png").stat().st_size > 5000
+
+
+# --- Estado agora: só a configuração atual conta ----------------------------------------------------------
+
+URL_ERRADA = "http://127.0.0.1:9"  # porta fechada: a URL digitada errado num teste manual
+RAPIDO = {"SYNC_ESPERA_DESPERTAR": "0", "SYNC_TENTATIVAS_HTTP": "0"}
+
+
+def status(url: str) -> tuple[int, dict]:
+    codigo, corpo = get(url + "/status.json")
+    return codigo, json.loads(corpo)
+
+
+def sem_servidores(env: dict) -> dict:
+    return {k: v for k, v in env.items() if k not in ("SERVIDOR_PRINCIPAL", "SERVIDOR_BACKUP")}
+
+
+def test_execucoes_com_url_errada_nao_deixam_o_monitor_vermelho(par):
+    par.principal.add_device("P-1")
+    for _ in range(3):
+        assert par.rodar("--backup", URL_ERRADA, **RAPIDO).codigo == 4
+    proc, url = abrir_painel(par.ambiente())
+    try:
+        codigo, dados = status(url)
+        assert codigo == 503 and [p["estado"] for p in dados["pares"]] == ["sem execuções"]
+        assert par.backup.url in dados["mensagem"] and "503 até a primeira sincronização" in dados["mensagem"]
+        assert [(p["backup"], p["estado"]) for p in dados["pares_antigos"]] == [(URL_ERRADA, "falhando")]
+        assert par.rodar().codigo == 0
+        codigo, dados = status(url)
+        assert codigo == 200 and dados["ok"] is True and dados["configuracao_atual"] is True
+        assert [(p["principal"], p["backup"]) for p in dados["pares"]] == [(par.principal.url, par.backup.url)]
+        assert dados["pares"][0]["escritas"] == {"backup": 1, "principal": 0}
+        assert [p["backup"] for p in dados["pares_antigos"]] == [URL_ERRADA]
+        _, pagina = get(url + "/")
+        html = pagina.decode()
+        antigas = html[html.index('<details class="antigas">'):]
+        assert URL_ERRADA in antigas and URL_ERRADA not in html[:html.index('<details class="antigas">')]
+        assert "Configurações antigas (fora do status.json): 1 par<" in antigas
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_trocar_o_backup_no_env_vale_sem_reiniciar_o_painel(par_dois_backups):
+    par = par_dois_backups
+    primeiro, segundo = (b.url for b in par.backups)
+    arquivo = par.tmp_path / "config.env"
+    arquivo.write_text(f"SERVIDOR_PRINCIPAL={par.principal.url}/\nSERVIDOR_BACKUP={primeiro}\n", encoding="utf-8")
+    env = sem_servidores(par.ambiente())
+    assert par.rodar("--env", str(arquivo), env=env).codigo == 0
+    proc, url = abrir_painel(env, "--env", str(arquivo))
+    try:
+        codigo, dados = status(url)
+        assert codigo == 200 and [p["backup"] for p in dados["pares"]] == [primeiro]
+        # O usuário troca o backup no .env: o painel relê o arquivo e espera a primeira execução do novo par.
+        arquivo.write_text(f"SERVIDOR_PRINCIPAL={par.principal.url}\nSERVIDOR_BACKUP={segundo}\n", encoding="utf-8")
+        codigo, dados = status(url)
+        assert codigo == 503 and [(p["backup"], p["estado"]) for p in dados["pares"]] == [(segundo, "sem execuções")]
+        assert [p["backup"] for p in dados["pares_antigos"]] == [primeiro]
+        assert par.rodar("--env", str(arquivo), env=env).codigo == 0
+        codigo, dados = status(url)
+        assert codigo == 200 and dados["mensagem"] == "todos os backups sincronizados"
+        # .env quebrado no meio da edição: fica a última configuração válida, sem derrubar o painel.
+        arquivo.write_text("SERVIDOR_PRINCIPAL=ftp://errado\nSERVIDOR_BACKUP=x\n", encoding="utf-8")
+        assert status(url)[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_painel_sem_servidores_configurados_conta_todos_os_pares(par):
+    par.principal.add_device("P-1")
+    assert par.rodar("--backup", URL_ERRADA, **RAPIDO).codigo == 4
+    assert par.rodar().codigo == 0
+    proc, url = abrir_painel(sem_servidores(par.ambiente()))
+    try:
+        codigo, dados = status(url)
+        assert codigo == 503 and dados["configuracao_atual"] is False and dados["pares_antigos"] == []
+        assert sorted(p["estado"] for p in dados["pares"]) == ["falhando", "saudável"]
+        assert "não estão configurados" in get(url + "/")[1].decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_url_invalida_na_configuracao_do_painel(par):
+    r = subprocess.run([sys.executable, str(SCRIPT), "painel", "--porta", "0"],
+                       env=par.ambiente(SERVIDOR_BACKUP="ftp://backup.exemplo.com"),
+                       capture_output=True, text=True, encoding="utf-8", timeout=30)
+    assert r.returncode == 2 and "URL inválida" in r.stderr and "Traceback" not in r.stderr
+
+
+def gravar(historico, principal: str, backup: str, modo: str, situacao: str, **extra) -> None:
+    import datetime as dt
+    agora = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    linha = historico.start_pair(f"exec-{os.urandom(3).hex()}", agora, modo, principal, backup)
+    historico.finish_pair(linha, {"fim": agora, "duracao_s": 1.0, "situacao": situacao,
+                                  "codigo_saida": 0 if situacao == "ok" else 4, **extra})
+
+
+def test_restauracao_conta_para_o_par_e_verificacao_nao(par):
+    import sincronizar_bancos as sb
+
+    par.dados.mkdir(parents=True)
+    historico = sb.History(str(par.dados))
+    gravar(historico, par.principal.url, par.backup.url, "unidirecional", "erro", erro="principal vazio")
+    gravar(historico, par.principal.url, par.backup.url, "verificacao", "ok")
+    historico.close()
+    proc, url = abrir_painel(par.ambiente())
+    try:
+        codigo, dados = status(url)
+        assert codigo == 503 and dados["pares"][0]["estado"] == "falhando"  # verificar não sincroniza
+        historico = sb.History(str(par.dados))
+        gravar(historico, par.principal.url, par.backup.url, "restauracao", "ok",
+               contagens={"licencas_criadas": 0, "no_principal": {"licencas_criadas": 3}})
+        historico.close()
+        codigo, dados = status(url)
+        assert codigo == 200 and dados["pares"][0]["ultimo_modo"] == "restauracao"
+        assert dados["pares"][0]["escritas"] == {"backup": 0, "principal": 3}
+        html = get(url + "/")[1].decode()
+        assert "restauração" in html and "principal 3" in html and "backup 0" not in html
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_listas_longas_terminam_com_e_mais(par):
+    import sincronizar_bancos as sb
+
+    par.dados.mkdir(parents=True)
+    historico = sb.History(str(par.dados))
+    divergencias = [{"tipo": "licenca", "chave": f"D-{i:03d}", "campo": "status", "principal": "pending",
+                     "backup": "blocked", "observacao": "não copiável"} for i in range(250)]
+    conflitos = [{"tipo": "licenca", "chave": f"C-{i:03d}", "descricao": "mudou nos dois lados",
+                  "resolucao": "nenhum lado foi alterado"} for i in range(201)]
+    gravar(historico, par.principal.url, par.backup.url, "bidirecional", "falhas", divergencias=divergencias,
+           conflitos=conflitos)
+    historico.close()
+    proc, url = abrir_painel(par.ambiente())
+    try:
+        html = get(url + "/")[1].decode()
+        assert html.count('<tr class="divergencia">') == 200
+        assert "… e mais 50<" in html and "D-199" in html and "D-200" not in html
+        assert html.count('<tr class="conflito">') == 200 and "… e mais 1<" in html
+        assert "licença C-000" in html and "licença D-000" in html
+    finally:
+        proc.terminate()
+        proc.wait(10)
