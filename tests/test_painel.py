@@ -243,9 +243,17 @@ def test_url_invalida_na_configuracao_do_painel(par):
 def gravar(historico, principal: str, backup: str, modo: str, situacao: str, **extra) -> None:
     import datetime as dt
     agora = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    import sincronizar_bancos as sb
     linha = historico.start_pair(f"exec-{os.urandom(3).hex()}", agora, modo, principal, backup)
-    historico.finish_pair(linha, {"fim": agora, "duracao_s": 1.0, "situacao": situacao,
-                                  "codigo_saida": 0 if situacao == "ok" else 4, **extra})
+    direcao = sb.Direction(sb.ServerConfig("principal", principal, "admin", "x"),
+                           sb.ServerConfig("backup", backup, "admin", "x"))
+    plano = sb.plan_pair(sb.Snapshot("p", {}, {}), sb.Snapshot("b", {}, {}), dt.date.today())
+    plano.conflicts = extra.get("conflitos", [])
+    divergencias = [sb.Divergence(d["tipo"], d["chave"], d["campo"], d["principal"], d["backup"], d["observacao"])
+                    for d in extra.get("divergencias", [])]
+    resultado = sb.PairOutcome(direcao, started=agora, ended=agora, duration_s=1.0, status=sb.PairStatus(situacao),
+                               code=0 if situacao == "ok" else 4, plan=plano, divergences=divergencias)
+    historico.finish_pair(linha, resultado, extra)
 
 
 def test_restauracao_conta_para_o_par_e_verificacao_nao(par):
