@@ -114,8 +114,17 @@ SEP = "=" * 60
 # ============================================================================
 
 class Secrets:
-    """Guarda senhas e tokens conhecidos e os mascara em qualquer texto."""
+    """Guarda senhas e tokens conhecidos e os mascara em TEXTO LIVRE (mensagens, textos de exceção,
+    URLs, corpos de erro dos servidores), nunca em valores estruturados (JSON, datas, números).
 
+    Regra para um valor conhecido: com 8 caracteres ou mais, é mascarado onde aparecer; mais curto,
+    só quando é uma palavra inteira, entre início/fim do texto, espaço, aspas, parênteses, colchetes,
+    chaves, vírgula, ponto e vírgula, '=' ou ':' (assim a senha "2026" some de "senha 2026" mas a data
+    "2026-11-30" fica intacta). Valem sempre as regras por lugar: Bearer, usuário:senha@ em URLs e
+    chaves password/senha/token."""
+
+    LONG_VALUE = 8
+    _EDGE = r"\s\"'()\[\]{},;=:"
     _PATTERNS = (
         (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
         (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
@@ -133,17 +142,33 @@ class Secrets:
                 self._values.add(value)
 
     def mask(self, text: Any) -> str:
+        """Mascara segredos num texto livre (nunca use sobre um documento JSON já serializado)."""
         text = str(text)
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
         for value in values:
-            text = text.replace(value, "***")
+            if len(value) >= self.LONG_VALUE:
+                text = text.replace(value, "***")
+            elif value in text:
+                whole = rf"(?:(?<=[{self._EDGE}])|^){re.escape(value)}(?=[{self._EDGE}]|$)"
+                text = re.sub(whole, "***", text, flags=re.M)
         for pattern, repl in self._PATTERNS:
             text = pattern.sub(repl, text)
         return text
 
 
 SECRETS = Secrets()
+
+
+def mask_free_text(text: Any) -> str:
+    """Texto livre sem segredos (mensagens de erro, textos vindos do servidor)."""
+    return SECRETS.mask(text)
+
+
+def dump_json(doc: Any, indent: int | None = 2) -> str:
+    """Serializa um documento SEM máscara global: os textos livres dentro dele já foram mascarados
+    onde nasceram (ApiError, _error_text, _api_error); datas, números e true/false ficam intactos."""
+    return json.dumps(doc, ensure_ascii=False, indent=indent, default=_jsonable)
 
 
 # ============================================================================
@@ -616,7 +641,9 @@ class ApiClient:
 
 
 def _api_error(resp: Response) -> str | None:
-    return resp.body.get("error") if isinstance(resp.body, dict) else None
+    """Mensagem de erro do servidor (texto livre: mascarada aqui, onde nasce)."""
+    message = resp.body.get("error") if isinstance(resp.body, dict) else None
+    return None if message is None else mask_free_text(message)
 
 
 def _status_text(resp: Response) -> str:
@@ -2785,7 +2812,7 @@ def write_last_run(config: Config, doc: dict[str, Any]) -> None:
 
 
 def print_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(SECRETS.mask(json.dumps(doc, ensure_ascii=False, indent=2, default=_jsonable)) + "\n")
+    sys.stdout.write(dump_json(doc) + "\n")
     sys.stdout.flush()
 
 
