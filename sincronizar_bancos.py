@@ -267,7 +267,7 @@ def read_env_file(path: str, required: bool) -> dict[str, str]:
     try:
         with open(path, encoding="utf-8-sig") as handle:
             handle.read(1)
-        values = dotenv_values(path, encoding="utf-8-sig")
+        values = dotenv_values(path, encoding="utf-8-sig", interpolate=False)  # "$" é literal (senhas)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Não foi possível ler o arquivo de configuração {path}: {exc.__class__.__name__}") from None
     return {k: v for k, v in values.items() if v is not None}

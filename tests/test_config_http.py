@@ -136,3 +136,28 @@ def test_erro_do_servidor_que_ecoa_a_senha_curta_sai_mascarado(tmp_path):
         assert "senha *** (2026-11-30)" in erro, erro
     finally:
         par.parar()
+
+
+# ---------------------------------------------------------------------------
+# 2. .env lido ao pé da letra
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("forma", ["sem_aspas", "aspas_duplas", "aspas_simples"])
+def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
+    par = ParComSenha(tmp_path, SENHA_LONGA)
+    try:
+        semear_licencas(par.principal, 3)
+        valor = {"sem_aspas": SENHA_LONGA, "aspas_duplas": f'"{SENHA_LONGA}"',
+                 "aspas_simples": f"'{SENHA_LONGA}'"}[forma]
+        arquivo = tmp_path / "config.env"
+        arquivo.write_text(f"SERVIDOR_PRINCIPAL={par.principal.url}\nSERVIDOR_BACKUP={par.backup.url}\n"
+                           f"ADMIN_USER=admin\nADMIN_PASSWORD={valor}\nDADOS_DIR={par.dados}\n", encoding="utf-8")
+        r = rodar_script("--env", str(arquivo), "--sem-progresso",
+                         env=ambiente_limpo(X="EXPANDIDO", SYNC_ESPERA_DESPERTAR="5"), cwd=tmp_path)
+        sem_traceback(r)
+        assert r.codigo == 0, saida(r)[-3000:]
+        assert set(par.backup.devices()) == set(par.principal.devices())
+        assert SENHA_LONGA not in saida(r)
+        guardar_tokens(par.principal, par.backup)
+    finally:
+        par.parar()
