@@ -2821,24 +2821,57 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super().add_usage(usage, actions, groups, prefix="uso: ")
 
 
+class OptionError(Exception):
+    """Opção de linha de comando inválida (código 2); a mensagem já está em português."""
+
+
+# Mensagens do argparse (em inglês) → português. A primeira regra que casar vale.
+_ARGPARSE_PT = (
+    (r"unrecognized arguments: (.*)", r"opção ou argumento desconhecido: \1"),
+    (r"invalid choice: (.*?) \(choose from (.*)\)", r"valor inválido \1 (escolha entre \2)"),
+    (r"expected one argument", "falta o valor desta opção"),
+    (r"expected at most one argument", "esta opção aceita no máximo um valor"),
+    (r"expected at least one argument", "esta opção precisa de ao menos um valor"),
+    (r"invalid (int|float) value: (.*)", lambda m: f"valor inválido {m.group(2)} (esperado um número"
+                                                    f"{' inteiro' if m.group(1) == 'int' else ''})"),
+    (r"invalid (\w+) value: (.*)", r"valor inválido \2"),
+    (r"ambiguous option: (\S+) could match (.*)", r"opção ambígua \1 (pode ser \2)"),
+    (r"ignored explicit argument (.*)", r"esta opção não aceita valor (recebido \1)"),
+    (r"not allowed with argument (.*)", r"não pode ser usada junto com \1"),
+    (r"the following arguments are required: (.*)", r"faltam os argumentos obrigatórios: \1"),
+)
+
+
+def translate_argparse(message: str) -> str:
+    """Traduz uma mensagem de erro do argparse ("argument --x: invalid choice ..." etc.)."""
+    prefix = ""
+    found = re.match(r"argument ([^:]+): (.*)", message, re.S)
+    if found:
+        prefix, message = f"{found.group(1).split('/')[-1]}: ", found.group(2)
+    for pattern, repl in _ARGPARSE_PT:
+        if re.fullmatch(pattern, message, re.S):
+            return prefix + re.sub(pattern, repl, message, count=1, flags=re.S)
+    return prefix + message
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse com textos em português (ajuda e erros)."""
+    """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
     def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"❌ Opção inválida: {message}\n   Veja: python sincronizar_bancos.py --help\n")
-        raise SystemExit(EXIT_CONFIG)
+        raise OptionError(translate_argparse(message))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter,
+        prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
         epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
     )
     parser._positionals.title = "comando"
     parser._optionals.title = "opções"
     parser.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSAO}",
+                        help="mostra a versão e sai")
     parser.add_argument("comando", nargs="?", default="sincronizar",
                         choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar"],
                         help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
@@ -2959,8 +2992,42 @@ def cmd_panel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _QuietStdout:
+    """stdout que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
+    a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
+    Python para BrokenPipeError: o descritor passa a apontar para os.devnull)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def _silence(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def configure_output() -> None:
-    """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log."""
+    """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log; pipe fechado
+    (| head) termina em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream.isatty():
@@ -2969,59 +3036,94 @@ def configure_output() -> None:
                 stream.reconfigure(encoding="utf-8", errors="replace")
         except (AttributeError, ValueError):
             pass
+    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStdout):
+        sys.stdout = _QuietStdout(sys.stdout)
 
 
-def fail(message: str, code: int) -> int:
-    sys.stderr.write(SECRETS.mask(f"❌ {message}") + "\n")
+EXIT_EXTRA_SIGNIFICADO = {130: "interrompida pelo usuário"}
+
+
+def error_document(code: int, message: str, meaning: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Documento --json de uma execução que parou antes de sincronizar (sempre um JSON no stdout)."""
+    return {"versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "codigo_saida": code,
+            "significado": meaning or EXIT_SIGNIFICADO.get(code) or EXIT_EXTRA_SIGNIFICADO.get(code, ""),
+            "erro": mask_free_text(message), **extra}
+
+
+_OUTPUT = {"json": False}  # main() anota se --json foi pedido (fail() usa quando não lhe dizem)
+
+
+def fail(message: str, code: int, json_mode: bool | None = None, meaning: str | None = None, **extra: Any) -> int:
+    """Erro que encerra a execução: uma linha (ou mais) em stderr e, no modo --json, o documento de erro."""
+    json_mode = _OUTPUT["json"] if json_mode is None else json_mode
+    sys.stderr.write(mask_free_text(f"❌ {message}") + "\n")
+    sys.stderr.flush()
+    if json_mode:
+        print_json(error_document(code, message.split("\n")[0], meaning, **extra))
     return code
+
+
+def _json_requested(argv: list[str]) -> bool:
+    return "--json" in argv
 
 
 def main(argv: list[str] | None = None) -> int:
     configure_output()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_mode = _OUTPUT["json"] = _json_requested(argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse já explicou o erro
+        args = parser.parse_args(argv)
+    except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
+        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", EXIT_CONFIG, json_mode)
+    except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return EXIT_CONFIG if exc.code else EXIT_OK
     try:
-        if args.comando == "demo":
-            return run_demo(args)
-        if args.comando == "historico":
-            return cmd_history(args)
-        if args.comando == "painel":
-            return cmd_panel(args)
-        config = build_config(args)
-        if args.comando == "verificar":
-            config.check = config.simulate = True
-        if args.comando == "restaurar":
-            config = restore_config(config)
-        rep = Reporter(config.json_output)
-        if config.allow_http:
-            rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
-        lock = None
-        if not config.simulate:
-            ensure_data_dir(config.data_dir)
-            lock = acquire_lock(config.data_dir)
-            remove_stale_temp_files(config.data_dir)
-        try:
-            doc = run_sync(config, rep)
-        finally:
-            if lock is not None:
-                lock.release()
-        if config.json_output:
-            print_json(doc)
-        return doc["codigo_saida"]
+        return _run_command(args)
     except ConfigError as exc:
-        return fail(f"Configuração: {exc}", EXIT_CONFIG)
+        return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
-                    EXIT_EM_ANDAMENTO)
+                    EXIT_EM_ANDAMENTO, json_mode)
     except KeyboardInterrupt:
-        return fail("Interrompido pelo usuário.", 130)
+        return fail("Interrompido pelo usuário.", 130, json_mode)
     except OSError as exc:
         return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
-                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS)
+                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS, json_mode,
+                    meaning="erro de arquivo ou sistema; a sincronização não terminou")
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
-        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS)
+        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS, json_mode,
+                    meaning="erro inesperado; a sincronização não terminou")
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.comando == "demo":
+        return run_demo(args)
+    if args.comando == "historico":
+        return cmd_history(args)
+    if args.comando == "painel":
+        return cmd_panel(args)
+    config = build_config(args)
+    if args.comando == "verificar":
+        config.check = config.simulate = True
+    if args.comando == "restaurar":
+        config = restore_config(config)
+    rep = Reporter(config.json_output)
+    if config.allow_http:
+        rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
+    lock = None
+    if not config.simulate:
+        ensure_data_dir(config.data_dir)
+        lock = acquire_lock(config.data_dir)
+        remove_stale_temp_files(config.data_dir)
+    try:
+        doc = run_sync(config, rep)
+    finally:
+        if lock is not None:
+            lock.release()
+    if config.json_output:
+        print_json(doc)
+    return doc["codigo_saida"]
 
 
 if __name__ == "__main__":
