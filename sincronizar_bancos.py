@@ -41,12 +41,14 @@ import calendar
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import io
 import ipaddress
 import json
 import math
 import os
 import re
 import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -57,6 +59,7 @@ from typing import Any, Callable, Iterable
 try:
     import requests
     from requests.adapters import HTTPAdapter
+    import urllib3
     from urllib3.util.retry import Retry
     from dotenv import dotenv_values
     from filelock import FileLock, Timeout as LockTimeout
@@ -426,24 +429,44 @@ class AuthError(ApiError):
     """Credenciais recusadas ou conta sem papel de administrador (código 2)."""
 
 
-def describe_exception(exc: BaseException) -> str:
+def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
+    text = str(exc)
+    per_attempt = f" (limite de {limit:g} s por tentativa, SYNC_TIMEOUT)" if limit else ""
     if isinstance(exc, requests.exceptions.SSLError):
         return "erro de certificado TLS (use SYNC_CA_BUNDLE para uma CA própria)"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "tempo esgotado ao conectar"
     if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
-        return "tempo esgotado esperando a resposta"
+        return "tempo esgotado esperando a resposta" + per_attempt
     if isinstance(exc, requests.exceptions.RetryError):
         return "o servidor continuou respondendo com erro depois de várias tentativas"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
+        if is_dns_failure(exc):
+            return "nome do servidor não encontrado (DNS)"
+        if "timed out" in text:  # prazo esgotado no meio do corpo da resposta
+            return "tempo esgotado esperando a resposta" + per_attempt
         if "Connection refused" in text or "Errno 111" in text or "10061" in text:
             return "conexão recusada (servidor fora do ar?)"
-        if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
-            return "nome do servidor não encontrado (DNS)"
         return "conexão interrompida"
     return exc.__class__.__name__
+
+
+def is_dns_failure(exc: BaseException) -> bool:
+    """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
+    seen, pending = set(), [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) or isinstance(current, urllib3.exceptions.NameResolutionError):
+            return True
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+    text = str(exc)
+    return any(marker in text for marker in ("Name or service not known", "getaddrinfo failed", "nodename nor servname",
+                                             "Failed to resolve", "Temporary failure in name resolution"))
 
 
 class Ticker:
@@ -470,11 +493,132 @@ class Ticker:
         self._stop.set()
 
 
+# -- prazo por tentativa: SYNC_TIMEOUT limita a requisição INTEIRA ------------
+# O timeout de leitura do requests/urllib3 vale para cada recv(): um servidor que pinga um byte a cada
+# 0,5 s nunca o estoura. Aqui cada tentativa (conexão, envio, cabeçalhos e corpo inteiro) ganha um
+# prazo absoluto, e cada operação do socket espera só o que falta dele. As novas tentativas do urllib3
+# continuam as mesmas (cada uma com o seu prazo).
+
+class _DeadlineSocket:
+    """Socket cujas esperas somadas não passam do prazo da tentativa em curso (owner.attempt_deadline)."""
+
+    def __init__(self, sock: Any, owner: Any):
+        self._sock, self._owner = sock, owner
+        self._timeout = sock.gettimeout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def settimeout(self, value: float | None) -> None:
+        self._timeout = value
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _arm(self) -> None:
+        deadline = getattr(self._owner, "attempt_deadline", None)
+        if deadline is None:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("timed out (prazo da requisição esgotado)")
+        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
+
+    def recv(self, *args: Any) -> bytes:
+        self._arm()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.recv_into(*args)
+
+    def send(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.send(*args)
+
+    def sendall(self, *args: Any) -> None:
+        self._arm()
+        return self._sock.sendall(*args)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        """Como socket.makefile (só binário), mas lendo e escrevendo por este invólucro."""
+        raw = socket.SocketIO(self, mode.replace("b", ""))
+        self._sock._io_refs += 1  # o fechamento real espera o arquivo ser fechado, como no socket
+        if buffering == 0:
+            return raw
+        size = buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE
+        return io.BufferedReader(raw, size) if "r" in mode else io.BufferedWriter(raw, size)
+
+
+class _DeadlineConnectionMixin:
+    attempt_deadline: float | None = None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        if self.sock is not None and not isinstance(self.sock, _DeadlineSocket):
+            self.sock = _DeadlineSocket(self.sock, self)
+
+
+class _DeadlineHTTPConnection(_DeadlineConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _DeadlinePoolMixin:
+    def _make_request(self, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        total = getattr(kwargs.get("timeout"), "total", None)  # urllib3.Timeout(total=SYNC_TIMEOUT)
+        conn.attempt_deadline = time.monotonic() + total if total else None
+        return super()._make_request(conn, method, url, *args, **kwargs)  # type: ignore[misc]
+
+
+class _DeadlineHTTPPool(_DeadlinePoolMixin, urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(_DeadlinePoolMixin, urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+def _use_deadline_pools(manager: Any) -> Any:
+    manager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+    return manager
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """HTTPAdapter cujas conexões respeitam o prazo total de cada tentativa (também via proxy HTTP)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _use_deadline_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return _use_deadline_pools(super().proxy_manager_for(proxy, **kwargs))
+
+
+def attempt_timeout(connect: float, total: float) -> "urllib3.Timeout":
+    """Timeout de uma tentativa: conexão até `connect`, e tudo (conexão + resposta inteira) até `total`."""
+    return urllib3.Timeout(connect=min(connect, total), read=total, total=total)
+
+
 @dataclasses.dataclass
 class Response:
     status: int
     body: Any
     retried: bool
+    kind: str = "json"  # "json", "html" ou "outro": o que veio no corpo (para dizer quem respondeu)
+
+
+def _content_kind(resp: Any) -> str:
+    content_type = (resp.headers.get("Content-Type") or "").lower()
+    if "json" in content_type:
+        return "json"
+    if "html" in content_type or resp.content[:200].lstrip().lower().startswith((b"<!doctype", b"<html")):
+        return "html"
+    return "outro"
 
 
 class ApiClient:
@@ -512,11 +656,11 @@ class ApiClient:
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
+        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # /health (despertar) sem novas tentativas automáticas: o laço de wake() controla o tempo total.
-        health = HTTPAdapter(max_retries=0)
+        health = DeadlineAdapter(max_retries=0)
         health.poolmanager = adapter.poolmanager  # mesma conexão keep-alive do resto
         self.session.mount(self.server.url + "/health", health)
 
@@ -525,29 +669,34 @@ class ApiClient:
 
     # -- baixo nível -------------------------------------------------------
     def _send(self, method: str, path: str, payload: Any = None, auth: bool = True,
-              timeout: float | None = None) -> Response:
+              timeout: float | None = None, token: str | None = None) -> Response:
+        """Uma requisição, com as novas tentativas do urllib3. Cada tentativa inteira (conexão, envio,
+        cabeçalhos e corpo) dura no máximo SYNC_TIMEOUT; no total, no máximo (SYNC_TENTATIVAS_HTTP + 1)
+        tentativas, com as esperas entre elas (até 30 s cada, ou o Retry-After até 120 s)."""
         headers = {"Accept": "application/json"}
-        if auth and self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = token or (self.token if auth else None)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         url = self.server.url + path
+        limit = timeout or self.config.timeout
         attempts = max(1, self.config.http_retries + 1)
+        started = time.monotonic()
         retried = False
         for attempt in range(attempts):
             try:
-                resp = self.session.request(
-                    method, url, json=payload, headers=headers,
-                    timeout=(self.config.connect_timeout, timeout or self.config.timeout),
-                )
+                resp = self.session.request(method, url, json=payload, headers=headers,
+                                            timeout=attempt_timeout(self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
-                raise ApiError(f"{self.server.label}: {describe_exception(exc)}") from None
+                raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
             try:
                 body = resp.json()
             except ValueError:
                 body = None
-            if body is not None or not 200 <= resp.status_code < 300 or attempt + 1 >= attempts:
-                return Response(resp.status_code, body, retried)
+            out_of_time = time.monotonic() - started > attempts * limit
+            if body is not None or not 200 <= resp.status_code < 300 or attempt + 1 >= attempts or out_of_time:
+                return Response(resp.status_code, body, retried, _content_kind(resp))
             # Resposta 2xx ilegível (cortada no meio): repete; todas as nossas
             # requisições podem ser repetidas com segurança.
             retried = True
@@ -590,8 +739,8 @@ class ApiClient:
                     f"({last_error})."
                 )
             try:
-                resp = self.session.get(self.server.url + "/health", timeout=(
-                    min(self.config.connect_timeout, remaining), max(min(remaining, 120.0), 0.5)))
+                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
+                    self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
                 if resp.status_code == 200:
                     return
                 last_error = f"HTTP {resp.status_code}"

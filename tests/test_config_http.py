@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 import conftest
-from apoio_resiliencia import guardar_tokens, saida, sem_traceback, semear_licencas, semear_usuarios
+from apoio_resiliencia import guardar_tokens, par_r, saida, sem_traceback, semear_licencas, semear_usuarios
 from conftest import Par, rodar_script
 from servidor_referencia import ServidorReferencia
 
 import sincronizar_bancos as sb
+
+__all__ = ["par_r"]  # fixture importada
 
 SENHA_LONGA = "abc${X}def-9"
 conftest.SEGREDOS_USADOS.add(SENHA_LONGA)  # nunca pode aparecer em nada do que o script deixou
@@ -161,3 +163,139 @@ def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
         guardar_tokens(par.principal, par.backup)
     finally:
         par.parar()
+
+
+# ---------------------------------------------------------------------------
+# Stubs http.server (servidores que não são a API, ou que pingam a resposta)
+# ---------------------------------------------------------------------------
+
+class Stub:
+    """Servidor HTTP mínimo em 127.0.0.1: `rotas[(método, caminho)] = função(handler)`; conta requisições."""
+
+    def __init__(self, rotas: dict):
+        self.rotas = rotas
+        self.contagem: dict[tuple[str, str], int] = {}
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _responder(self):
+                tamanho = int(self.headers.get("Content-Length") or 0)
+                self.corpo = self.rfile.read(tamanho) if tamanho else b""
+                chave = (self.command, self.path.split("?")[0])
+                stub.contagem[chave] = stub.contagem.get(chave, 0) + 1
+                rota = stub.rotas.get(chave) or stub.rotas.get(("*", "*"))
+                try:
+                    if rota is None:
+                        enviar(self, 404, FLASK_404, "text/html; charset=utf-8")
+                    else:
+                        rota(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_DELETE = _responder
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def parar(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+FLASK_404 = ("<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested "
+             "URL was not found on the server.</p>\n")
+
+
+def enviar(handler, status: int, corpo, tipo: str = "application/json") -> None:
+    dados = corpo if isinstance(corpo, bytes) else (corpo if isinstance(corpo, str) else json.dumps(corpo)).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", tipo)
+    handler.send_header("Content-Length", str(len(dados)))
+    handler.end_headers()
+    handler.wfile.write(dados)
+    handler.wfile.flush()
+
+
+def pingar(bytes_: bytes, handler, intervalo: float = 0.5) -> None:
+    """Escreve um byte a cada `intervalo` segundos (até o cliente desistir)."""
+    for i in range(len(bytes_)):
+        handler.wfile.write(bytes_[i:i + 1])
+        handler.wfile.flush()
+        time.sleep(intervalo)
+
+
+def health_ok(handler):
+    enviar(handler, 200, {"status": "ok"})
+
+
+def login_com_corpo_pingado(handler):
+    corpo = json.dumps({"token": "t" * 40, "must_change_password": False, "role": "admin"}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(corpo)))
+    handler.end_headers()
+    handler.wfile.flush()
+    pingar(corpo, handler)
+
+
+def login_com_cabecalho_pingado(handler):
+    corpo = json.dumps({"token": "t" * 40, "must_change_password": False, "role": "admin"}).encode()
+    cabecalho = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Lento: {'x' * 80}\r\n"
+                 f"Content-Length: {len(corpo)}\r\n\r\n").encode()
+    pingar(cabecalho + corpo, handler)
+
+
+@pytest.fixture
+def stubs():
+    criados = []
+
+    def criar(rotas):
+        stub = Stub(rotas)
+        criados.append(stub)
+        return stub
+    yield criar
+    for stub in criados:
+        stub.parar()
+
+
+# ---------------------------------------------------------------------------
+# 3. SYNC_TIMEOUT limita cada requisição inteira
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("como", ["corpo", "cabecalho"])
+def test_resposta_pingada_falha_em_sync_timeout(par_r, stubs, como):
+    par = par_r
+    lento = stubs({("GET", "/health"): health_ok,
+                   ("POST", "/admin/login"): login_com_corpo_pingado if como == "corpo"
+                   else login_com_cabecalho_pingado})
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="0")
+    duracao = time.monotonic() - inicio
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "tempo esgotado" in saida(r) and "SYNC_TIMEOUT" in saida(r), saida(r)[-3000:]
+    assert 2.5 <= duracao < 8, f"levou {duracao:.1f} s com SYNC_TIMEOUT=3 (sem o prazo, ~40 s)"
+    assert lento.contagem[("POST", "/admin/login")] == 1
+    assert par.backup.write_count() == 0
+
+
+def test_resposta_pingada_com_novas_tentativas_tem_limite(par_r, stubs):
+    """Cabeçalhos pingados: cada nova tentativa do urllib3 tem o seu prazo. Total: no máximo
+    (N + 1) × SYNC_TIMEOUT + as esperas entre as tentativas (0,5 s, 1 s... com SYNC_TENTATIVAS_HTTP=N)."""
+    par = par_r
+    lento = stubs({("GET", "/health"): health_ok, ("POST", "/admin/login"): login_com_cabecalho_pingado})
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="2", SYNC_TENTATIVAS_HTTP="2")
+    duracao = time.monotonic() - inicio
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "tempo esgotado" in saida(r)
+    assert lento.contagem[("POST", "/admin/login")] == 3  # 1 + 2 novas tentativas, contadas no servidor
+    assert 3 * 2 <= duracao < 3 * 2 + 2 + 4, f"levou {duracao:.1f} s"
