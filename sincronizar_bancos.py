@@ -346,6 +346,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     ]
     if not backups:
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
+    _check_placeholders(primary, backups)
     _check_distinct(primary, backups)
 
     allow_http = bool(args.permitir_http) or _truthy(get("SYNC_PERMITIR_HTTP") or "")
@@ -402,6 +403,28 @@ def _server_config(role: str, url: str, username: str | None, password: str | No
     return ServerConfig(role=role, url=normalized, username=username, password=password)
 
 
+PLACEHOLDER_DOMAINS = ("exemplo.com.br", "exemplo.com", "example.com", "example.org", "example.net", "example")
+PLACEHOLDER_PASSWORDS = ("troque-esta-senha", "troque-por-uma-senha-forte")
+
+
+def is_placeholder_host(url: str) -> bool:
+    """Host dos exemplos do .env.example (ou um domínio reservado para exemplos, RFC 2606)."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in PLACEHOLDER_DOMAINS)
+
+
+def _check_placeholders(primary: ServerConfig, backups: list[ServerConfig]) -> None:
+    """.env copiado do .env.example e não editado: para antes de qualquer acesso à rede."""
+    found = [f"{env_name(s)}={s.url}" for s in [primary] + backups if is_placeholder_host(s.url)]
+    if any(s.password in PLACEHOLDER_PASSWORDS for s in [primary] + backups):
+        found.append("a senha de exemplo em ADMIN_PASSWORD")
+    if found:
+        raise ConfigError(
+            "edite o .env: ele ainda tem os valores de exemplo do .env.example ("
+            + ", ".join(dict.fromkeys(found)) + "). Coloque as URLs dos seus servidores e a senha de administrador."
+        )
+
+
 def _check_distinct(primary: ServerConfig, backups: list[ServerConfig]) -> None:
     seen = {primary.url}
     for backup in backups:
@@ -427,6 +450,20 @@ class ApiError(Exception):
 
 class AuthError(ApiError):
     """Credenciais recusadas ou conta sem papel de administrador (código 2)."""
+
+
+class ServerMismatch(AuthError):
+    """Quem respondeu na URL configurada não é a API de licenças (caminho errado, outro site, outro
+    serviço): erro de configuração, código 2, na hora, sem esperar o servidor "acordar"."""
+
+
+class HostNotFound(ApiError):
+    """O nome do servidor não resolveu (DNS): URL digitada errado ou máquina sem internet. Código 4
+    (não dá para distinguir os dois casos em todo sistema), na hora, sem esperar."""
+
+
+def env_name(server: "ServerConfig") -> str:
+    return "SERVIDOR_PRINCIPAL" if server.role == "principal" else "SERVIDOR_BACKUP"
 
 
 def describe_exception(exc: BaseException, limit: float | None = None) -> str:
@@ -624,9 +661,15 @@ def _content_kind(resp: Any) -> str:
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
 
+    # Resultado de connect_servers (despertar + login já feitos, ou a falha), entregue uma vez ao
+    # primeiro cliente do mesmo servidor: a execução não repete /health nem o login.
+    _handoff: dict[tuple[str, str], Any] = {}
+
     def __init__(self, server: ServerConfig, config: Config):
         self.server = server
         self.config = config
+        self.cancel = threading.Event()
+        self.listings: dict[str, list[Any]] = {}
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -667,6 +710,9 @@ class ApiClient:
     def close(self) -> None:
         self.session.close()
 
+    def _handoff_key(self) -> tuple[str, str]:
+        return (self.server.url, self.server.username)
+
     # -- baixo nível -------------------------------------------------------
     def _send(self, method: str, path: str, payload: Any = None, auth: bool = True,
               timeout: float | None = None, token: str | None = None) -> Response:
@@ -687,6 +733,8 @@ class ApiClient:
                 resp = self.session.request(method, url, json=payload, headers=headers,
                                             timeout=attempt_timeout(self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
+                if is_dns_failure(exc):
+                    raise self._host_not_found() from None
                 raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
@@ -720,6 +768,13 @@ class ApiClient:
     # -- operações ---------------------------------------------------------
     def wake(self) -> float:
         """Acorda um servidor que dorme (hospedagem gratuita) com GET /health."""
+        handed = ApiClient._handoff.get(self._handoff_key())
+        if isinstance(handed, BaseException):  # connect_servers já tentou: mesma falha, sem esperar de novo
+            ApiClient._handoff.pop(self._handoff_key(), None)
+            raise handed
+        if handed is not None:
+            self.waited_seconds = handed[2]
+            return self.waited_seconds
         if self.config.wake_wait <= 0:
             return 0.0
         start = time.monotonic()
@@ -738,28 +793,53 @@ class ApiClient:
                     f"{self.server.label} não respondeu a /health em {self.config.wake_wait:.0f} s "
                     f"({last_error})."
                 )
+            if self.cancel.is_set():
+                raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
-                if resp.status_code == 200:
+                verdict, what = health_verdict(resp)
+                if verdict == "ok":
                     return
-                last_error = f"HTTP {resp.status_code}"
+                if verdict == "outro":
+                    raise self._mismatch("GET /health", what)
+                last_error = what
             except requests.exceptions.RequestException as exc:
+                if is_dns_failure(exc):
+                    raise self._host_not_found() from None
                 last_error = describe_exception(exc)
-            time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
+            self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
+
+    def _mismatch(self, request: str, what: str) -> ServerMismatch:
+        return ServerMismatch(
+            f"{self.server.label} não é a API de licenças: {request} respondeu {what}. Confira {env_name(self.server)}: "
+            "use o endereço raiz da API (ex.: https://meuservidor.com, sem /admin nem outro caminho)."
+        )
+
+    def _host_not_found(self) -> HostNotFound:
+        host = urllib.parse.urlsplit(self.server.url).hostname
+        return HostNotFound(
+            f"{self.server.label}: o nome '{host}' não foi encontrado (DNS). Confira a URL em "
+            f"{env_name(self.server)} e a conexão com a internet."
+        )
 
     def login(self) -> str:
+        handed = ApiClient._handoff.pop(self._handoff_key(), None) if self.token is None else None
+        if handed is not None and not isinstance(handed, BaseException):  # login já feito em connect_servers
+            self.token, self.role, self.waited_seconds = handed
+            self._token_generation += 1
+            return self.role
         resp = self._send("POST", "/admin/login",
                           {"username": self.server.username, "password": self.server.password}, auth=False)
         body = resp.body if isinstance(resp.body, dict) else {}
         if resp.status in (400, 401):
             raise AuthError(
                 f"{self.server.label}: login recusado para o usuário '{self.server.username}' "
-                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha. Se o servidor "
-                "voltou vazio, ele só tem a conta padrão de fábrica: configure a senha dela "
-                "(PRINCIPAL_ADMIN_PASSWORD ou BACKUP_ADMIN_PASSWORD) para restaurar.",
+                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha.",
                 resp.status,
             )
+        if resp.status in (404, 405) and resp.kind != "json":
+            raise self._mismatch("POST /admin/login", describe_answer(resp.status, resp.kind))
         token = body.get("token")
         if resp.status != 200 or not isinstance(token, str) or not token:
             raise ApiError(f"{self.server.label}: resposta inesperada ao fazer login ({_status_text(resp)}).",
@@ -787,6 +867,38 @@ class ApiClient:
         if not isinstance(resp.body["items"], list):
             raise ApiError(f"{self.server.label}: GET {path} devolveu 'items' que não é uma lista.")
         return resp.body["items"]
+
+
+_WAITING_PAGE = re.compile(r"wak|start|iniciando|acordando|loading|carregando|aguarde|please wait|refresh|"
+                           r"spinning|sleep|dormindo|booting|deploy", re.I)
+
+
+def describe_answer(status: int, kind: str, detail: str = "") -> str:
+    what = {"json": "um JSON", "html": "uma página HTML"}.get(kind, "um conteúdo que não é JSON")
+    return f"HTTP {status} com {what}{detail}"
+
+
+def health_verdict(resp: Any) -> tuple[str, str]:
+    """Classifica a resposta de GET /health: ("ok", ""), ("esperar", motivo) enquanto o host acorda
+    (5xx, 408, 429, corpo JSON cortado, página de espera do host) ou ("outro", o que respondeu) quando
+    não é a API de licenças (404, outro JSON, página HTML que não é de espera)."""
+    status = resp.status_code
+    kind = _content_kind(resp)
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+        return "ok", ""
+    if status >= 500 or status in (408, 425, 429):
+        return "esperar", f"HTTP {status}"
+    if 200 <= status < 300 and body is None and kind == "json":
+        return "esperar", f"HTTP {status} com JSON cortado"
+    if 200 <= status < 300 and kind == "html" and _WAITING_PAGE.search(resp.text[:20000]):
+        return "esperar", f"HTTP {status} com página de espera do host"
+    if body is not None:
+        return "outro", describe_answer(status, "json", f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
+    return "outro", describe_answer(status, kind)
 
 
 def _api_error(resp: Response) -> str | None:
@@ -2582,8 +2694,61 @@ def _connect(client: ApiClient) -> None:
     client.login()
 
 
+def _is_fatal(exc: BaseException) -> bool:
+    """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
+    API) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
+    return isinstance(exc, (AuthError, HostNotFound))
+
+
+def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
+    """Acorda e faz login em todos os servidores, em paralelo, antes da execução. Devolve as falhas
+    fatais (na ordem da configuração); o resto (token, espera, ou a falha) fica para os clientes da
+    execução (ApiClient._handoff), que não repetem /health nem o login. Na primeira falha fatal, as
+    esperas dos outros servidores são interrompidas."""
+    servers = [config.primary] + config.backups
+    clients = [ApiClient(server, config) for server in servers]
+    ApiClient._handoff.clear()
+    fatal: dict[str, BaseException] = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            futures = {pool.submit(_connect, client): client for client in clients}
+            for future in concurrent.futures.as_completed(futures):
+                client, exc = futures[future], future.exception()
+                key = client._handoff_key()
+                ApiClient._handoff[key] = exc if exc is not None else (client.token, client.role,
+                                                                       client.waited_seconds)
+                if exc is not None and _is_fatal(exc):
+                    fatal[client.server.url] = exc
+                    for other in clients:
+                        other.cancel.set()
+    finally:
+        for client in clients:
+            client.close()
+    if fatal:
+        ApiClient._handoff.clear()
+    return [(server, fatal[server.url]) for server in servers if server.url in fatal]
+
+
+def report_connection_errors(errors: list[tuple[ServerConfig, BaseException]]) -> int:
+    """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
+    código: 2 (configuração) ou 4 (nome que não resolve)."""
+    code = EXIT_CONFIG if any(_error_code(exc) == EXIT_CONFIG for _, exc in errors) else EXIT_SERVIDOR
+    lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
+    refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
+    if refused:
+        names = " ou ".join(sorted({"PRINCIPAL_ADMIN_PASSWORD" if s.role == "principal" else "BACKUP_ADMIN_PASSWORD"
+                                    for s in refused}))
+        lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
+                     "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
+                     "'admin': configure a senha dele para esse servidor.")
+    lines.append("   Nada foi sincronizado nem gravado.")
+    servers = [{"papel": server.role, "url": server.url, "erro": _error_text(exc)} for server, exc in errors]
+    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code], servidores=servers)
+
+
 def _error_code(exc: BaseException) -> int:
-    return EXIT_CONFIG if isinstance(exc, AuthError) else EXIT_SERVIDOR
+    """Credenciais, conta sem papel admin e URL que não é a API (ServerMismatch): 2; o resto: 4."""
+    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError)) else EXIT_SERVIDOR
 
 
 def _error_text(exc: BaseException) -> str:
@@ -3264,8 +3429,12 @@ def _run_command(args: argparse.Namespace) -> int:
     if not config.simulate:
         ensure_data_dir(config.data_dir)
         lock = acquire_lock(config.data_dir)
-        remove_stale_temp_files(config.data_dir)
     try:
+        errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
+        if errors:
+            return report_connection_errors(errors)
+        if lock is not None:
+            remove_stale_temp_files(config.data_dir)
         doc = run_sync(config, rep)
     finally:
         if lock is not None:

@@ -299,3 +299,156 @@ def test_resposta_pingada_com_novas_tentativas_tem_limite(par_r, stubs):
     assert "tempo esgotado" in saida(r)
     assert lento.contagem[("POST", "/admin/login")] == 3  # 1 + 2 novas tentativas, contadas no servidor
     assert 3 * 2 <= duracao < 3 * 2 + 2 + 4, f"levou {duracao:.1f} s"
+
+
+# ---------------------------------------------------------------------------
+# 5. Configuração errada falha em segundos, código 2, e a primeira linha diz o que é
+# ---------------------------------------------------------------------------
+
+PADRAO = {"SYNC_ESPERA_DESPERTAR": "", "SYNC_TIMEOUT": "", "SYNC_TENTATIVAS_HTTP": ""}  # valores padrão (90/30/5)
+
+
+def _rodar_cronometrado(par, *args, **extra):
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", *args, **{**PADRAO, **extra})
+    return r, time.monotonic() - inicio
+
+
+def _primeira_linha(texto: str) -> str:
+    return texto.strip().splitlines()[0]
+
+
+def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par_r):
+    par = par_r
+    semear_licencas(par.principal, 3)
+    r, duracao = _rodar_cronometrado(par, SERVIDOR_PRINCIPAL=par.principal.url + "/admin")
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s (antes: 90 s esperando o host 'acordar')"
+    primeira = _primeira_linha(r.stderr)
+    assert primeira.startswith("❌ Principal (" + par.principal.url + "/admin)"), r.stderr
+    assert "não é a API de licenças" in primeira and "HTTP 404" in primeira and "SERVIDOR_PRINCIPAL" in primeira
+    assert r.stdout == ""
+    assert par.principal.counts[("GET", "/admin/health")] == 1  # uma pergunta só, sem esperar
+    nada_gravado(par)
+
+
+@pytest.mark.parametrize("resposta, trecho", [
+    (lambda h: enviar(h, 200, {"status": "healthy", "service": "outra-coisa"}), "JSON que não é o da API"),
+    (lambda h: enviar(h, 200, "<html><body><h1>Minha Loja</h1>Bem-vindo!</body></html>", "text/html"),
+     "página HTML"),
+    (lambda h: enviar(h, 401, {"message": "missing api key"}), "HTTP 401"),
+], ids=["json_de_outro_servico", "site_html", "401_json"])
+def test_quem_responde_nao_e_a_api_sai_com_2(par_r, stubs, resposta, trecho):
+    par = par_r
+    outro = stubs({("GET", "/health"): resposta})
+    r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP=outro.url)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s"
+    primeira = _primeira_linha(r.stderr)
+    assert outro.url in primeira and "não é a API de licenças" in primeira and trecho in primeira, primeira
+    assert "SERVIDOR_BACKUP" in primeira
+    assert outro.contagem == {("GET", "/health"): 1}
+    nada_gravado(par)
+
+
+def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par_r, stubs):
+    par = par_r
+    vezes = {"n": 0}
+
+    def acordando(h):
+        vezes["n"] += 1
+        if vezes["n"] <= 2:
+            enviar(h, 503 if vezes["n"] == 1 else 502, "<html><body>Bad Gateway</body></html>", "text/html")
+        else:
+            health_ok(h)
+
+    lento = stubs({("GET", "/health"): acordando, ("POST", "/admin/login"):
+                   lambda h: enviar(h, 401, {"error": "Usuário ou senha inválidos."})})
+    r = par.rodar("--sem-progresso", SERVIDOR_BACKUP=lento.url, SYNC_TENTATIVAS_HTTP="0")
+    sem_traceback(r)
+    assert lento.contagem[("GET", "/health")] == 3  # esperou as duas páginas de proxy
+    assert r.codigo == 2 and "login recusado" in _primeira_linha(r.stderr), saida(r)
+
+
+def test_env_copiado_do_exemplo_sem_editar_pede_para_editar(tmp_path):
+    env_arquivo = tmp_path / ".env"
+    env_arquivo.write_text((conftest.RAIZ / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    inicio = time.monotonic()
+    r = rodar_script("--env", str(env_arquivo), "--sem-progresso",
+                     env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
+    duracao = time.monotonic() - inicio
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)
+    assert duracao < 5
+    primeira = _primeira_linha(r.stderr)
+    assert "edite o .env" in primeira and "exemplo" in primeira, primeira
+    assert "troque-esta-senha" not in r.stderr  # a senha de exemplo não é repetida
+    assert not (tmp_path / "dados").exists()
+
+
+@pytest.mark.parametrize("variavel, valor", [
+    ("SERVIDOR_BACKUP", "https://backup1.exemplo.com.br"),
+    ("ADMIN_PASSWORD", "troque-esta-senha"),
+])
+def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par_r, variavel, valor):
+    par = par_r
+    extra = {variavel: valor}
+    if variavel == "ADMIN_PASSWORD":
+        extra.update(PRINCIPAL_ADMIN_PASSWORD="", BACKUP_ADMIN_PASSWORD="")
+    r = par.rodar("--sem-progresso", **extra)
+    assert r.codigo == 2 and "edite o .env" in _primeira_linha(r.stderr), saida(r)
+    assert sum(par.principal.counts.values()) + sum(par.backup.counts.values()) == 0
+
+
+def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par_r):
+    par = par_r
+    r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP="https://servidor-que-nao-existe.invalid")
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s"
+    primeira = _primeira_linha(r.stderr)
+    assert "servidor-que-nao-existe.invalid" in primeira and "não foi encontrado (DNS)" in primeira, primeira
+    nada_gravado(par)
+
+
+@pytest.mark.parametrize("lado", ["backup", "os_dois"])
+def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par_r, lado):
+    par = par_r
+    semear_licencas(par.principal, 3)
+    extra = {"BACKUP_ADMIN_PASSWORD": "senha-errada-123"}
+    if lado == "os_dois":
+        extra["PRINCIPAL_ADMIN_PASSWORD"] = "senha-errada-456"
+    r, duracao = _rodar_cronometrado(par, **extra)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5
+    texto = saida(r)
+    primeira = _primeira_linha(r.stderr)
+    assert "login recusado" in primeira and "Confira usuário e senha" in primeira
+    assert texto.count("login recusado") == (2 if lado == "os_dois" else 1), texto
+    assert texto.count(par.backup.url) == 1, texto
+    assert texto.count("voltou vazio") == 1  # a dica aparece uma vez só, no fim
+    assert r.stdout == ""
+    nada_gravado(par)
+
+
+def test_senha_errada_em_json_e_um_documento(par_r):
+    par = par_r
+    r = par.rodar("--json", BACKUP_ADMIN_PASSWORD="senha-errada-123")
+    assert r.codigo == 2
+    doc = json.loads(r.stdout)
+    assert doc["codigo_saida"] == 2 and "login recusado" in doc["erro"]
+    assert [s["url"] for s in doc["servidores"]] == [par.backup.url]
+    nada_gravado(par)
+
+
+def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par_r):
+    """connect_servers entrega o despertar e o login à execução: uma requisição de cada por servidor."""
+    par = par_r
+    semear_licencas(par.principal, 2)
+    r = par.rodar("--sem-progresso")
+    assert r.codigo == 0, saida(r)[-3000:]
+    for srv in (par.principal, par.backup):
+        assert srv.counts[("GET", "/health")] == 1 and srv.counts[("POST", "/admin/login")] == 1, srv.counts
