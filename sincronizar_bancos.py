@@ -866,7 +866,21 @@ class ApiClient:
             raise ApiError(f"{self.server.label}: GET {path} devolveu JSON sem o campo 'items'.")
         if not isinstance(resp.body["items"], list):
             raise ApiError(f"{self.server.label}: GET {path} devolveu 'items' que não é uma lista.")
+        self.listings[path] = resp.body["items"]  # cru, com ids locais (para achar o mesmo servidor duas vezes)
         return resp.body["items"]
+
+    def accepts_token(self, token: str) -> bool | None:
+        """O token de OUTRO servidor vale aqui? Tokens são locais a cada servidor: se vale, é o mesmo
+        servidor (ou a mesma aplicação e o mesmo banco). None: não deu para saber."""
+        try:
+            resp = self._send("GET", "/admin/users", token=token)
+        except ApiError:
+            return None
+        if resp.status == 401:
+            return False
+        if resp.status == 200 and isinstance(resp.body, dict) and isinstance(resp.body.get("items"), list):
+            return True
+        return None
 
 
 _WAITING_PAGE = re.compile(r"wak|start|iniciando|acordando|loading|carregando|aguarde|please wait|refresh|"
@@ -899,6 +913,41 @@ def health_verdict(resp: Any) -> tuple[str, str]:
     if body is not None:
         return "outro", describe_answer(status, "json", f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
     return "outro", describe_answer(status, kind)
+
+
+def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list[list[str]]:
+    """URLs cujas listagens cruas (usuários e licenças, com os ids locais e created_at de cada servidor)
+    são idênticas, em grupos de 2 ou mais, na ordem dada. Servidores diferentes, mesmo com os mesmos
+    dados sincronizados, têm ids e created_at diferentes; listagens idênticas indicam o mesmo servidor
+    (ou um banco copiado, ou dois servidores vazios: por isso check_distinct_servers confirma)."""
+    groups: dict[str, list[str]] = {}
+    for url, (users, devices) in listings.items():
+        key = json.dumps([sorted(json.dumps(u, sort_keys=True, default=str) for u in users),
+                          sorted(json.dumps(d, sort_keys=True, default=str) for d in devices)])
+        groups.setdefault(key, []).append(url)
+    return [urls for urls in groups.values() if len(urls) > 1]
+
+
+def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
+    """Recusa (ConfigError, código 2) duas URLs configuradas que levam ao mesmo servidor, antes de
+    qualquer escrita. Chamar depois das listagens (ApiClient.listings) e antes de planejar.
+
+    Regra: listagens cruas idênticas (same_server_groups) e, para confirmar, o token do login de uma
+    URL aceito na outra (GET /admin/users com o token alheio: tokens são locais a cada servidor). Assim
+    dois servidores vazios de verdade, ou um backup feito por cópia do banco, não são confundidos, e o
+    mesmo servidor vazio duas vezes é pego. Só há requisição extra quando as listagens são idênticas."""
+    by_url = {c.server.url: c for c in clients
+              if "/admin/users" in c.listings and "/admin/devices" in c.listings and c.token}
+    listings = {url: (c.listings["/admin/users"], c.listings["/admin/devices"]) for url, c in by_url.items()}
+    for group in same_server_groups(listings):
+        first = by_url[group[0]]
+        for url in group[1:]:
+            if by_url[url].accepts_token(first.token):
+                raise ConfigError(
+                    f"{first.server.label} e {by_url[url].server.label} são o MESMO servidor (mesmos dados, com "
+                    "os mesmos ids internos, e o login de um vale no outro). Um backup precisa ser outro "
+                    "servidor: corrija SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Nada foi gravado."
+                )
 
 
 def _api_error(resp: Response) -> str | None:
@@ -2729,9 +2778,10 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     return [(server, fatal[server.url]) for server in servers if server.url in fatal]
 
 
-def report_connection_errors(errors: list[tuple[ServerConfig, BaseException]]) -> int:
+def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> int:
     """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
-    código: 2 (configuração) ou 4 (nome que não resolve)."""
+    código: 2 (configuração) ou 4 (nome que não resolve). No --json, o documento traz também
+    "principal" e "backups" (situacao "erro") como o de uma execução, para quem já lê esses campos."""
     code = EXIT_CONFIG if any(_error_code(exc) == EXIT_CONFIG for _, exc in errors) else EXIT_SERVIDOR
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
@@ -2742,8 +2792,14 @@ def report_connection_errors(errors: list[tuple[ServerConfig, BaseException]]) -
                      "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
                      "'admin': configure a senha dele para esse servidor.")
     lines.append("   Nada foi sincronizado nem gravado.")
-    servers = [{"papel": server.role, "url": server.url, "erro": _error_text(exc)} for server, exc in errors]
-    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code], servidores=servers)
+    texts = {server.url: _error_text(exc) for server, exc in errors}
+    primary_error = texts.get(config.primary.url)
+    backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
+                "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
+               for b in config.backups]
+    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code],
+                servidores=[{"papel": s.role, "url": s.url, "erro": texts[s.url]} for s, _ in errors],
+                principal={"url": config.primary.url, "erro": primary_error}, backups=backups)
 
 
 def _error_code(exc: BaseException) -> int:
@@ -2825,6 +2881,7 @@ class Run:
                 self.errors[client.server.url] = outcome
             else:
                 self.snapshots[client.server.url] = outcome
+        check_distinct_servers([c for c in ready if c.server.url in self.snapshots])  # helper-cli: same-server check
         for client in ready:
             self._report_fetch(client)
 
@@ -3432,7 +3489,7 @@ def _run_command(args: argparse.Namespace) -> int:
     try:
         errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
         if errors:
-            return report_connection_errors(errors)
+            return report_connection_errors(config, errors)
         if lock is not None:
             remove_stale_temp_files(config.data_dir)
         doc = run_sync(config, rep)

@@ -452,3 +452,52 @@ def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par_r):
     assert r.codigo == 0, saida(r)[-3000:]
     for srv in (par.principal, par.backup):
         assert srv.counts[("GET", "/health")] == 1 and srv.counts[("POST", "/admin/login")] == 1, srv.counts
+
+
+# ---------------------------------------------------------------------------
+# 4. O mesmo servidor configurado duas vezes (127.0.0.1:P e localhost:P)
+# ---------------------------------------------------------------------------
+
+def _outro_nome(url: str) -> str:
+    return url.replace("127.0.0.1", "localhost")
+
+
+@pytest.mark.parametrize("como", ["principal_e_backup", "dois_backups", "vazio_duas_vezes"])
+def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
+    par = par_r
+    if como != "vazio_duas_vezes":
+        semear_licencas(par.principal, 4)
+        semear_usuarios(par.principal, ["ana"])
+        semear_licencas(par.backup, 2, prefixo="OUTRA")
+    if como == "dois_backups":
+        extra = {"SERVIDOR_BACKUP": f"{par.backup.url},{_outro_nome(par.backup.url)}"}
+        repetido = par.backup
+    else:
+        extra = {"SERVIDOR_BACKUP": _outro_nome(par.principal.url),
+                 "BACKUP_ADMIN_PASSWORD": par.senha_principal}
+        repetido = par.principal
+    r = par.rodar("--sem-progresso", **extra)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert "MESMO servidor" in r.stderr and _outro_nome(repetido.url) in r.stderr, r.stderr
+    assert par.principal.write_count() == 0 and par.backup.write_count() == 0
+    assert not (par.dados / sb.LAST_RUN_FILE).exists()
+
+
+def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
+    par = par_r
+    r = par.rodar("--sem-progresso")
+    assert r.codigo != 2 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
+    # listagens idênticas (vazias): uma pergunta a mais, com o token do outro, recusada com 401
+    assert par.backup.counts[("GET", "/admin/users")] == 2
+
+
+def test_same_server_groups_agrupa_so_listagens_cruas_identicas():
+    """Função pura: mesmas listagens com os mesmos ids locais e created_at formam um grupo (a confirmação
+    pelo token fica com check_distinct_servers, coberta pelos testes de ponta a ponta acima)."""
+    usuarios = [{"id": 1, "username": "ana", "created_at": "2026-11-28 23:48:53"}]
+    licencas = [{"id": 1, "device_id": "D1"}]
+    grupos = sb.same_server_groups({"https://a": (usuarios, licencas), "https://b": (list(usuarios), licencas),
+                                    "https://c": (usuarios, [])})
+    assert grupos == [["https://a", "https://b"]]
+    assert sb.same_server_groups({"https://a": ([], []), "https://b": ([{"id": 2}], [])}) == []
