@@ -43,12 +43,14 @@ import dataclasses
 import datetime as dt
 import email.utils
 import enum
+import io
 import ipaddress
 import json
 import math
 import os
 import re
 import secrets
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -61,6 +63,7 @@ from typing import Any, Callable, Iterable
 try:
     import requests
     from requests.adapters import HTTPAdapter
+    import urllib3
     from urllib3.util.retry import Retry
     from dotenv import dotenv_values
     from filelock import FileLock, Timeout as LockTimeout
@@ -124,8 +127,17 @@ SEP = "=" * 60
 # ============================================================================
 
 class Secrets:
-    """Guarda senhas e tokens conhecidos e os mascara em qualquer texto."""
+    """Guarda senhas e tokens conhecidos e os mascara em TEXTO LIVRE (mensagens, textos de exceção,
+    URLs, corpos de erro dos servidores), nunca em valores estruturados (JSON, datas, números).
 
+    Regra para um valor conhecido: com 8 caracteres ou mais, é mascarado onde aparecer; mais curto,
+    só quando é uma palavra inteira, entre início/fim do texto, espaço, aspas, parênteses, colchetes,
+    chaves, vírgula, ponto e vírgula, '=' ou ':' (assim a senha "2026" some de "senha 2026" mas a data
+    "2026-11-30" fica intacta). Valem sempre as regras por lugar: Bearer, usuário:senha@ em URLs e
+    chaves password/senha/token."""
+
+    LONG_VALUE = 8
+    _EDGE = r"\s\"'()\[\]{},;=:"
     _PATTERNS = (
         (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
         (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
@@ -143,17 +155,33 @@ class Secrets:
                 self._values.add(value)
 
     def mask(self, text: Any) -> str:
+        """Mascara segredos num texto livre (nunca use sobre um documento JSON já serializado)."""
         text = str(text)
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
         for value in values:
-            text = text.replace(value, "***")
+            if len(value) >= self.LONG_VALUE:
+                text = text.replace(value, "***")
+            elif value in text:
+                whole = rf"(?:(?<=[{self._EDGE}])|^){re.escape(value)}(?=[{self._EDGE}]|$)"
+                text = re.sub(whole, "***", text, flags=re.M)
         for pattern, repl in self._PATTERNS:
             text = pattern.sub(repl, text)
         return text
 
 
 SECRETS = Secrets()
+
+
+def mask_free_text(text: Any) -> str:
+    """Texto livre sem segredos (mensagens de erro, textos vindos do servidor)."""
+    return SECRETS.mask(text)
+
+
+def dump_json(doc: Any, indent: int | None = 2) -> str:
+    """Serializa um documento SEM máscara global: os textos livres dentro dele já foram mascarados
+    onde nasceram (ApiError, _error_text, _api_error); datas, números e true/false ficam intactos."""
+    return json.dumps(doc, ensure_ascii=False, indent=indent, default=_jsonable)
 
 
 # ============================================================================
@@ -341,6 +369,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     ]
     if not backups:
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
+    _check_placeholders(primary, backups)
     _check_distinct(primary, backups)
     zone = time_zone_setting("SYNC_FUSO_HORARIO", get("SYNC_FUSO_HORARIO") or "UTC")
     primary.time_zone = time_zone_setting("PRINCIPAL_FUSO_HORARIO", get("PRINCIPAL_FUSO_HORARIO") or zone)
@@ -412,6 +441,28 @@ def _server_config(role: str, url: str, username: str | None, password: str | No
     return ServerConfig(role=role, url=normalized, username=username, password=password)
 
 
+PLACEHOLDER_DOMAINS = ("exemplo.com.br", "exemplo.com", "example.com", "example.org", "example.net", "example")
+PLACEHOLDER_PASSWORDS = ("troque-esta-senha", "troque-por-uma-senha-forte")
+
+
+def is_placeholder_host(url: str) -> bool:
+    """Host dos exemplos do .env.example (ou um domínio reservado para exemplos, RFC 2606)."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in PLACEHOLDER_DOMAINS)
+
+
+def _check_placeholders(primary: ServerConfig, backups: list[ServerConfig]) -> None:
+    """.env copiado do .env.example e não editado: para antes de qualquer acesso à rede."""
+    found = [f"{env_name(s)}={s.url}" for s in [primary] + backups if is_placeholder_host(s.url)]
+    if any(s.password in PLACEHOLDER_PASSWORDS for s in [primary] + backups):
+        found.append("a senha de exemplo em ADMIN_PASSWORD")
+    if found:
+        raise ConfigError(
+            "edite o .env: ele ainda tem os valores de exemplo do .env.example ("
+            + ", ".join(dict.fromkeys(found)) + "). Coloque as URLs dos seus servidores e a senha de administrador."
+        )
+
+
 def _check_distinct(primary: ServerConfig, backups: list[ServerConfig]) -> None:
     seen = {primary.url}
     for backup in backups:
@@ -439,24 +490,58 @@ class AuthError(ApiError):
     """Credenciais recusadas ou conta sem papel de administrador (código 2)."""
 
 
-def describe_exception(exc: BaseException) -> str:
+class ServerMismatch(AuthError):
+    """Quem respondeu na URL configurada não é a API de licenças (caminho errado, outro site, outro
+    serviço): erro de configuração, código 2, na hora, sem esperar o servidor "acordar"."""
+
+
+class HostNotFound(ApiError):
+    """O nome do servidor não resolveu (DNS): URL digitada errado ou máquina sem internet. Código 4
+    (não dá para distinguir os dois casos em todo sistema), na hora, sem esperar."""
+
+
+def env_name(server: "ServerConfig") -> str:
+    return "SERVIDOR_PRINCIPAL" if server.role == "principal" else "SERVIDOR_BACKUP"
+
+
+def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
+    text = str(exc)
+    per_attempt = f" (limite de {limit:g} s por tentativa, SYNC_TIMEOUT)" if limit else ""
     if isinstance(exc, requests.exceptions.SSLError):
         return "erro de certificado TLS (use SYNC_CA_BUNDLE para uma CA própria)"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "tempo esgotado ao conectar"
     if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
-        return "tempo esgotado esperando a resposta"
+        return "tempo esgotado esperando a resposta" + per_attempt
     if isinstance(exc, requests.exceptions.RetryError):
         return "o servidor continuou respondendo com erro depois de várias tentativas"
     if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
+        if is_dns_failure(exc):
+            return "nome do servidor não encontrado (DNS)"
+        if "timed out" in text:  # prazo esgotado no meio do corpo da resposta
+            return "tempo esgotado esperando a resposta" + per_attempt
         if "Connection refused" in text or "Errno 111" in text or "10061" in text:
             return "conexão recusada (servidor fora do ar?)"
-        if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
-            return "nome do servidor não encontrado (DNS)"
         return "conexão interrompida"
     return exc.__class__.__name__
+
+
+def is_dns_failure(exc: BaseException) -> bool:
+    """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
+    seen, pending = set(), [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) or isinstance(current, urllib3.exceptions.NameResolutionError):
+            return True
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+    text = str(exc)
+    return any(marker in text for marker in ("Name or service not known", "getaddrinfo failed", "nodename nor servname",
+                                             "Failed to resolve", "Temporary failure in name resolution"))
 
 
 class Ticker:
@@ -483,19 +568,146 @@ class Ticker:
         self._stop.set()
 
 
+# -- prazo por tentativa: SYNC_TIMEOUT limita a requisição INTEIRA ------------
+# O timeout de leitura do requests/urllib3 vale para cada recv(): um servidor que pinga um byte a cada
+# 0,5 s nunca o estoura. Aqui cada tentativa (conexão, envio, cabeçalhos e corpo inteiro) ganha um
+# prazo absoluto, e cada operação do socket espera só o que falta dele. As novas tentativas do urllib3
+# continuam as mesmas (cada uma com o seu prazo).
+
+class _DeadlineSocket:
+    """Socket cujas esperas somadas não passam do prazo da tentativa em curso (owner.attempt_deadline)."""
+
+    def __init__(self, sock: Any, owner: Any):
+        self._sock, self._owner = sock, owner
+        self._timeout = sock.gettimeout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def settimeout(self, value: float | None) -> None:
+        self._timeout = value
+        self._sock.settimeout(value)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _arm(self) -> None:
+        deadline = getattr(self._owner, "attempt_deadline", None)
+        if deadline is None:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("timed out (prazo da requisição esgotado)")
+        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
+
+    def recv(self, *args: Any) -> bytes:
+        self._arm()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.recv_into(*args)
+
+    def send(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.send(*args)
+
+    def sendall(self, *args: Any) -> None:
+        self._arm()
+        return self._sock.sendall(*args)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        """Como socket.makefile (só binário), mas lendo e escrevendo por este invólucro."""
+        raw = socket.SocketIO(self, mode.replace("b", ""))
+        self._sock._io_refs += 1  # o fechamento real espera o arquivo ser fechado, como no socket
+        if buffering == 0:
+            return raw
+        size = buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE
+        return io.BufferedReader(raw, size) if "r" in mode else io.BufferedWriter(raw, size)
+
+
+class _DeadlineConnectionMixin:
+    attempt_deadline: float | None = None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        if self.sock is not None and not isinstance(self.sock, _DeadlineSocket):
+            self.sock = _DeadlineSocket(self.sock, self)
+
+
+class _DeadlineHTTPConnection(_DeadlineConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _DeadlinePoolMixin:
+    def _make_request(self, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        total = getattr(kwargs.get("timeout"), "total", None)  # urllib3.Timeout(total=SYNC_TIMEOUT)
+        conn.attempt_deadline = time.monotonic() + total if total else None
+        return super()._make_request(conn, method, url, *args, **kwargs)  # type: ignore[misc]
+
+
+class _DeadlineHTTPPool(_DeadlinePoolMixin, urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(_DeadlinePoolMixin, urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+def _use_deadline_pools(manager: Any) -> Any:
+    manager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+    return manager
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """HTTPAdapter cujas conexões respeitam o prazo total de cada tentativa (também via proxy HTTP)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _use_deadline_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return _use_deadline_pools(super().proxy_manager_for(proxy, **kwargs))
+
+
+def attempt_timeout(connect: float, total: float) -> "urllib3.Timeout":
+    """Timeout de uma tentativa: conexão até `connect`, e tudo (conexão + resposta inteira) até `total`."""
+    return urllib3.Timeout(connect=min(connect, total), read=total, total=total)
+
+
 @dataclasses.dataclass
 class Response:
     status: int
     body: Any
     retried: bool
+    kind: str = "json"  # "json", "html" ou "outro": o que veio no corpo (para dizer quem respondeu)
+
+
+def _content_kind(resp: Any) -> str:
+    content_type = (resp.headers.get("Content-Type") or "").lower()
+    if "json" in content_type:
+        return "json"
+    if "html" in content_type or resp.content[:200].lstrip().lower().startswith((b"<!doctype", b"<html")):
+        return "html"
+    return "outro"
 
 
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
 
+    # Resultado de connect_servers (despertar + login já feitos, ou a falha), entregue uma vez ao
+    # primeiro cliente do mesmo servidor: a execução não repete /health nem o login.
+    _handoff: dict[tuple[str, str], Any] = {}
+
     def __init__(self, server: ServerConfig, config: Config):
         self.server = server
         self.config = config
+        self.cancel = threading.Event()
+        self.listings: dict[str, list[Any]] = {}
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -525,42 +737,52 @@ class ApiClient:
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
+        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # /health (despertar) sem novas tentativas automáticas: o laço de wake() controla o tempo total.
-        health = HTTPAdapter(max_retries=0)
+        health = DeadlineAdapter(max_retries=0)
         health.poolmanager = adapter.poolmanager  # mesma conexão keep-alive do resto
         self.session.mount(self.server.url + "/health", health)
 
     def close(self) -> None:
         self.session.close()
 
+    def _handoff_key(self) -> tuple[str, str]:
+        return (self.server.url, self.server.username)
+
     # -- baixo nível -------------------------------------------------------
     def _send(self, method: str, path: str, payload: Any = None, auth: bool = True,
-              timeout: float | None = None) -> Response:
+              timeout: float | None = None, token: str | None = None) -> Response:
+        """Uma requisição, com as novas tentativas do urllib3. Cada tentativa inteira (conexão, envio,
+        cabeçalhos e corpo) dura no máximo SYNC_TIMEOUT; no total, no máximo (SYNC_TENTATIVAS_HTTP + 1)
+        tentativas, com as esperas entre elas (até 30 s cada, ou o Retry-After até 120 s)."""
         headers = {"Accept": "application/json"}
-        if auth and self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = token or (self.token if auth else None)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         url = self.server.url + path
+        limit = timeout or self.config.timeout
         attempts = max(1, self.config.http_retries + 1)
+        started = time.monotonic()
         retried = False
         for attempt in range(attempts):
             try:
-                resp = self.session.request(
-                    method, url, json=payload, headers=headers,
-                    timeout=(self.config.connect_timeout, timeout or self.config.timeout),
-                )
+                resp = self.session.request(method, url, json=payload, headers=headers,
+                                            timeout=attempt_timeout(self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
-                raise ApiError(f"{self.server.label}: {describe_exception(exc)}") from None
+                if is_dns_failure(exc):
+                    raise self._host_not_found() from None
+                raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
             try:
                 body = resp.json()
             except ValueError:
                 body = None
-            if body is not None or not 200 <= resp.status_code < 300 or attempt + 1 >= attempts:
-                return Response(resp.status_code, body, retried)
+            out_of_time = time.monotonic() - started > attempts * limit
+            if body is not None or not 200 <= resp.status_code < 300 or attempt + 1 >= attempts or out_of_time:
+                return Response(resp.status_code, body, retried, _content_kind(resp))
             # Resposta 2xx ilegível (cortada no meio): repete; todas as nossas
             # requisições podem ser repetidas com segurança.
             retried = True
@@ -584,6 +806,13 @@ class ApiClient:
     # -- operações ---------------------------------------------------------
     def wake(self) -> float:
         """Acorda um servidor que dorme (hospedagem gratuita) com GET /health."""
+        handed = ApiClient._handoff.get(self._handoff_key())
+        if isinstance(handed, BaseException):  # connect_servers já tentou: mesma falha, sem esperar de novo
+            ApiClient._handoff.pop(self._handoff_key(), None)
+            raise handed
+        if handed is not None:
+            self.waited_seconds = handed[2]
+            return self.waited_seconds
         if self.config.wake_wait <= 0:
             return 0.0
         start = time.monotonic()
@@ -602,28 +831,53 @@ class ApiClient:
                     f"{self.server.label} não respondeu a /health em {self.config.wake_wait:.0f} s "
                     f"({last_error})."
                 )
+            if self.cancel.is_set():
+                raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
-                resp = self.session.get(self.server.url + "/health", timeout=(
-                    min(self.config.connect_timeout, remaining), max(min(remaining, 120.0), 0.5)))
-                if resp.status_code == 200:
+                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
+                    self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
+                verdict, what = health_verdict(resp)
+                if verdict == "ok":
                     return
-                last_error = f"HTTP {resp.status_code}"
+                if verdict == "outro":
+                    raise self._mismatch("GET /health", what)
+                last_error = what
             except requests.exceptions.RequestException as exc:
+                if is_dns_failure(exc):
+                    raise self._host_not_found() from None
                 last_error = describe_exception(exc)
-            time.sleep(min(2.0, max(deadline - time.monotonic(), 0)))
+            self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
+
+    def _mismatch(self, request: str, what: str) -> ServerMismatch:
+        return ServerMismatch(
+            f"{self.server.label} não é a API de licenças: {request} respondeu {what}. Confira {env_name(self.server)}: "
+            "use o endereço raiz da API (ex.: https://meuservidor.com, sem /admin nem outro caminho)."
+        )
+
+    def _host_not_found(self) -> HostNotFound:
+        host = urllib.parse.urlsplit(self.server.url).hostname
+        return HostNotFound(
+            f"{self.server.label}: o nome '{host}' não foi encontrado (DNS). Confira a URL em "
+            f"{env_name(self.server)} e a conexão com a internet."
+        )
 
     def login(self) -> str:
+        handed = ApiClient._handoff.pop(self._handoff_key(), None) if self.token is None else None
+        if handed is not None and not isinstance(handed, BaseException):  # login já feito em connect_servers
+            self.token, self.role, self.waited_seconds = handed
+            self._token_generation += 1
+            return self.role
         resp = self._send("POST", "/admin/login",
                           {"username": self.server.username, "password": self.server.password}, auth=False)
         body = resp.body if isinstance(resp.body, dict) else {}
         if resp.status in (400, 401):
             raise AuthError(
                 f"{self.server.label}: login recusado para o usuário '{self.server.username}' "
-                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha. Se o servidor "
-                "voltou vazio, ele só tem a conta padrão de fábrica: configure a senha dela "
-                "(PRINCIPAL_ADMIN_PASSWORD ou BACKUP_ADMIN_PASSWORD) para restaurar.",
+                f"({body.get('error') or 'HTTP ' + str(resp.status)}). Confira usuário e senha.",
                 resp.status,
             )
+        if resp.status in (404, 405) and resp.kind != "json":
+            raise self._mismatch("POST /admin/login", describe_answer(resp.status, resp.kind))
         token = body.get("token")
         if resp.status != 200 or not isinstance(token, str) or not token:
             raise ApiError(f"{self.server.label}: resposta inesperada ao fazer login ({_status_text(resp)}).",
@@ -650,11 +904,94 @@ class ApiClient:
             raise ApiError(f"{self.server.label}: GET {path} devolveu JSON sem o campo 'items'.")
         if not isinstance(resp.body["items"], list):
             raise ApiError(f"{self.server.label}: GET {path} devolveu 'items' que não é uma lista.")
+        self.listings[path] = resp.body["items"]  # cru, com ids locais (para achar o mesmo servidor duas vezes)
         return resp.body["items"]
+
+    def accepts_token(self, token: str) -> bool | None:
+        """O token de OUTRO servidor vale aqui? Tokens são locais a cada servidor: se vale, é o mesmo
+        servidor (ou a mesma aplicação e o mesmo banco). None: não deu para saber."""
+        try:
+            resp = self._send("GET", "/admin/users", token=token)
+        except ApiError:
+            return None
+        if resp.status == 401:
+            return False
+        if resp.status == 200 and isinstance(resp.body, dict) and isinstance(resp.body.get("items"), list):
+            return True
+        return None
+
+
+_WAITING_PAGE = re.compile(r"wak|start|iniciando|acordando|loading|carregando|aguarde|please wait|refresh|"
+                           r"spinning|sleep|dormindo|booting|deploy", re.I)
+
+
+def describe_answer(status: int, kind: str, detail: str = "") -> str:
+    what = {"json": "um JSON", "html": "uma página HTML"}.get(kind, "um conteúdo que não é JSON")
+    return f"HTTP {status} com {what}{detail}"
+
+
+def health_verdict(resp: Any) -> tuple[str, str]:
+    """Classifica a resposta de GET /health: ("ok", ""), ("esperar", motivo) enquanto o host acorda
+    (5xx, 408, 429, corpo JSON cortado, página de espera do host) ou ("outro", o que respondeu) quando
+    não é a API de licenças (404, outro JSON, página HTML que não é de espera)."""
+    status = resp.status_code
+    kind = _content_kind(resp)
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+        return "ok", ""
+    if status >= 500 or status in (408, 425, 429):
+        return "esperar", f"HTTP {status}"
+    if 200 <= status < 300 and body is None and kind == "json":
+        return "esperar", f"HTTP {status} com JSON cortado"
+    if 200 <= status < 300 and kind == "html" and _WAITING_PAGE.search(resp.text[:20000]):
+        return "esperar", f"HTTP {status} com página de espera do host"
+    if body is not None:
+        return "outro", describe_answer(status, "json", f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
+    return "outro", describe_answer(status, kind)
+
+
+def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list[list[str]]:
+    """URLs cujas listagens cruas (usuários e licenças, com os ids locais e created_at de cada servidor)
+    são idênticas, em grupos de 2 ou mais, na ordem dada. Servidores diferentes, mesmo com os mesmos
+    dados sincronizados, têm ids e created_at diferentes; listagens idênticas indicam o mesmo servidor
+    (ou um banco copiado, ou dois servidores vazios: por isso check_distinct_servers confirma)."""
+    groups: dict[str, list[str]] = {}
+    for url, (users, devices) in listings.items():
+        key = json.dumps([sorted(json.dumps(u, sort_keys=True, default=str) for u in users),
+                          sorted(json.dumps(d, sort_keys=True, default=str) for d in devices)])
+        groups.setdefault(key, []).append(url)
+    return [urls for urls in groups.values() if len(urls) > 1]
+
+
+def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
+    """Recusa (ConfigError, código 2) duas URLs configuradas que levam ao mesmo servidor, antes de
+    qualquer escrita. Chamar depois das listagens (ApiClient.listings) e antes de planejar.
+
+    Regra: listagens cruas idênticas (same_server_groups) e, para confirmar, o token do login de uma
+    URL aceito na outra (GET /admin/users com o token alheio: tokens são locais a cada servidor). Assim
+    dois servidores vazios de verdade, ou um backup feito por cópia do banco, não são confundidos, e o
+    mesmo servidor vazio duas vezes é pego. Só há requisição extra quando as listagens são idênticas."""
+    by_url = {c.server.url: c for c in clients
+              if "/admin/users" in c.listings and "/admin/devices" in c.listings and c.token}
+    listings = {url: (c.listings["/admin/users"], c.listings["/admin/devices"]) for url, c in by_url.items()}
+    for group in same_server_groups(listings):
+        first = by_url[group[0]]
+        for url in group[1:]:
+            if by_url[url].accepts_token(first.token):
+                raise ConfigError(
+                    f"{first.server.label} e {by_url[url].server.label} são o MESMO servidor (mesmos dados, com "
+                    "os mesmos ids internos, e o login de um vale no outro). Um backup precisa ser outro "
+                    "servidor: corrija SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Nada foi gravado."
+                )
 
 
 def _api_error(resp: Response) -> str | None:
-    return resp.body.get("error") if isinstance(resp.body, dict) else None
+    """Mensagem de erro do servidor (texto livre: mascarada aqui, onde nasce)."""
+    message = resp.body.get("error") if isinstance(resp.body, dict) else None
+    return None if message is None else mask_free_text(message)
 
 
 def _status_text(resp: Response) -> str:
@@ -1853,7 +2190,7 @@ class History:
                  len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
                  None if parity is None else int(parity.ok), None if parity is None else parity.total,
                  None if parity is None else len(parity.different), pair.get("erro"),
-                 SECRETS.mask(json.dumps(pair_details(pair), ensure_ascii=False)), row_id))
+                 dump_json(pair_details(pair), indent=None), row_id))
 
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
@@ -3218,8 +3555,68 @@ def _connect(client: ApiClient) -> None:
     client.login()
 
 
+def _is_fatal(exc: BaseException) -> bool:
+    """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
+    API) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
+    return isinstance(exc, (AuthError, HostNotFound))
+
+
+def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
+    """Acorda e faz login em todos os servidores, em paralelo, antes da execução. Devolve as falhas
+    fatais (na ordem da configuração); o resto (token, espera, ou a falha) fica para os clientes da
+    execução (ApiClient._handoff), que não repetem /health nem o login. Na primeira falha fatal, as
+    esperas dos outros servidores são interrompidas."""
+    servers = [config.primary] + config.backups
+    clients = [ApiClient(server, config) for server in servers]
+    ApiClient._handoff.clear()
+    fatal: dict[str, BaseException] = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            futures = {pool.submit(_connect, client): client for client in clients}
+            for future in concurrent.futures.as_completed(futures):
+                client, exc = futures[future], future.exception()
+                key = client._handoff_key()
+                ApiClient._handoff[key] = exc if exc is not None else (client.token, client.role,
+                                                                       client.waited_seconds)
+                if exc is not None and _is_fatal(exc):
+                    fatal[client.server.url] = exc
+                    for other in clients:
+                        other.cancel.set()
+    finally:
+        for client in clients:
+            client.close()
+    if fatal:
+        ApiClient._handoff.clear()
+    return [(server, fatal[server.url]) for server in servers if server.url in fatal]
+
+
+def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> int:
+    """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
+    código: 2 (configuração) ou 4 (nome que não resolve). No --json, o documento traz também
+    "principal" e "backups" (situacao "erro") como o de uma execução, para quem já lê esses campos."""
+    code = EXIT_CONFIG if any(_error_code(exc) == EXIT_CONFIG for _, exc in errors) else EXIT_SERVIDOR
+    lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
+    refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
+    if refused:
+        names = " ou ".join(sorted({"PRINCIPAL_ADMIN_PASSWORD" if s.role == "principal" else "BACKUP_ADMIN_PASSWORD"
+                                    for s in refused}))
+        lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
+                     "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
+                     "'admin': configure a senha dele para esse servidor.")
+    lines.append("   Nada foi sincronizado nem gravado.")
+    texts = {server.url: _error_text(exc) for server, exc in errors}
+    primary_error = texts.get(config.primary.url)
+    backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
+                "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
+               for b in config.backups]
+    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code],
+                servidores=[{"papel": s.role, "url": s.url, "erro": texts[s.url]} for s, _ in errors],
+                principal={"url": config.primary.url, "erro": primary_error}, backups=backups)
+
+
 def _error_code(exc: BaseException) -> int:
-    return EXIT_CONFIG if isinstance(exc, AuthError) else EXIT_SERVIDOR
+    """Credenciais, conta sem papel admin e URL que não é a API (ServerMismatch): 2; o resto: 4."""
+    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError)) else EXIT_SERVIDOR
 
 
 def _error_text(exc: BaseException) -> str:
@@ -3400,6 +3797,7 @@ class Run:
                 self.errors[client.server.url] = outcome
             else:
                 self.snapshots[client.server.url] = outcome
+        check_distinct_servers([c for c in ready if c.server.url in self.snapshots])  # helper-cli: same-server check
         for client in ready:
             self._report_fetch(client)
 
@@ -3625,7 +4023,7 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
     finally:
         run.close()
     if not config.simulate:
-        text = json.dumps(last_run_json(outcome), ensure_ascii=False, indent=2)
+        text = dump_json(last_run_json(outcome))
         run.guard_local("gravar o resumo da última execução", atomic_write,
                         os.path.join(config.data_dir, LAST_RUN_FILE), text)
     run.summary(outcome)
@@ -3633,7 +4031,7 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
 
 
 def print_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(SECRETS.mask(json.dumps(doc, ensure_ascii=False, indent=2, default=_jsonable)) + "\n")
+    sys.stdout.write(dump_json(doc) + "\n")
     sys.stdout.flush()
 
 
@@ -3642,24 +4040,57 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super().add_usage(usage, actions, groups, prefix="uso: ")
 
 
+class OptionError(Exception):
+    """Opção de linha de comando inválida (código 2); a mensagem já está em português."""
+
+
+# Mensagens do argparse (em inglês) → português. A primeira regra que casar vale.
+_ARGPARSE_PT = (
+    (r"unrecognized arguments: (.*)", r"opção ou argumento desconhecido: \1"),
+    (r"invalid choice: (.*?) \(choose from (.*)\)", r"valor inválido \1 (escolha entre \2)"),
+    (r"expected one argument", "falta o valor desta opção"),
+    (r"expected at most one argument", "esta opção aceita no máximo um valor"),
+    (r"expected at least one argument", "esta opção precisa de ao menos um valor"),
+    (r"invalid (int|float) value: (.*)", lambda m: f"valor inválido {m.group(2)} (esperado um número"
+                                                    f"{' inteiro' if m.group(1) == 'int' else ''})"),
+    (r"invalid (\w+) value: (.*)", r"valor inválido \2"),
+    (r"ambiguous option: (\S+) could match (.*)", r"opção ambígua \1 (pode ser \2)"),
+    (r"ignored explicit argument (.*)", r"esta opção não aceita valor (recebido \1)"),
+    (r"not allowed with argument (.*)", r"não pode ser usada junto com \1"),
+    (r"the following arguments are required: (.*)", r"faltam os argumentos obrigatórios: \1"),
+)
+
+
+def translate_argparse(message: str) -> str:
+    """Traduz uma mensagem de erro do argparse ("argument --x: invalid choice ..." etc.)."""
+    prefix = ""
+    found = re.match(r"argument ([^:]+): (.*)", message, re.S)
+    if found:
+        prefix, message = f"{found.group(1).split('/')[-1]}: ", found.group(2)
+    for pattern, repl in _ARGPARSE_PT:
+        if re.fullmatch(pattern, message, re.S):
+            return prefix + re.sub(pattern, repl, message, count=1, flags=re.S)
+    return prefix + message
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse com textos em português (ajuda e erros)."""
+    """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
     def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"❌ Opção inválida: {message}\n   Veja: python sincronizar_bancos.py --help\n")
-        raise SystemExit(EXIT_CONFIG)
+        raise OptionError(translate_argparse(message))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter,
+        prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
         epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
     )
     parser._positionals.title = "comando"
     parser._optionals.title = "opções"
     parser.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSAO}",
+                        help="mostra a versão e sai")
     parser.add_argument("comando", nargs="?", default="sincronizar",
                         choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar"],
                         help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
@@ -3817,8 +4248,42 @@ def cmd_panel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _QuietStdout:
+    """stdout que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
+    a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
+    Python para BrokenPipeError: o descritor passa a apontar para os.devnull)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def _silence(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def configure_output() -> None:
-    """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log."""
+    """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log; pipe fechado
+    (| head) termina em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream.isatty():
@@ -3827,59 +4292,98 @@ def configure_output() -> None:
                 stream.reconfigure(encoding="utf-8", errors="replace")
         except (AttributeError, ValueError):
             pass
+    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStdout):
+        sys.stdout = _QuietStdout(sys.stdout)
 
 
-def fail(message: str, code: int) -> int:
-    sys.stderr.write(SECRETS.mask(f"❌ {message}") + "\n")
+EXIT_EXTRA_SIGNIFICADO = {130: "interrompida pelo usuário"}
+
+
+def error_document(code: int, message: str, meaning: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Documento --json de uma execução que parou antes de sincronizar (sempre um JSON no stdout)."""
+    return {"versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "codigo_saida": code,
+            "significado": meaning or EXIT_SIGNIFICADO.get(code) or EXIT_EXTRA_SIGNIFICADO.get(code, ""),
+            "erro": mask_free_text(message), **extra}
+
+
+_OUTPUT = {"json": False}  # main() anota se --json foi pedido (fail() usa quando não lhe dizem)
+
+
+def fail(message: str, code: int, json_mode: bool | None = None, meaning: str | None = None, **extra: Any) -> int:
+    """Erro que encerra a execução: uma linha (ou mais) em stderr e, no modo --json, o documento de erro."""
+    json_mode = _OUTPUT["json"] if json_mode is None else json_mode
+    sys.stderr.write(mask_free_text(f"❌ {message}") + "\n")
+    sys.stderr.flush()
+    if json_mode:
+        print_json(error_document(code, message.split("\n")[0], meaning, **extra))
     return code
+
+
+def _json_requested(argv: list[str]) -> bool:
+    return "--json" in argv
 
 
 def main(argv: list[str] | None = None) -> int:
     configure_output()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_mode = _OUTPUT["json"] = _json_requested(argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse já explicou o erro
+        args = parser.parse_args(argv)
+    except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
+        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", EXIT_CONFIG, json_mode)
+    except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return EXIT_CONFIG if exc.code else EXIT_OK
     try:
-        if args.comando == "demo":
-            return run_demo(args)
-        if args.comando == "historico":
-            return cmd_history(args)
-        if args.comando == "painel":
-            return cmd_panel(args)
-        config = build_config(args)
-        if args.comando == "verificar":
-            config.check = config.simulate = True
-        if args.comando == "restaurar":
-            config = restore_mode(config)
-        rep = Reporter(config.json_output)
-        if config.allow_http:
-            rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
-        lock = None
-        if not config.simulate:
-            ensure_data_dir(config.data_dir)
-            lock = acquire_lock(config.data_dir)
-            remove_stale_temp_files(config.data_dir)
-        try:
-            doc = run_sync(config, rep)
-        finally:
-            if lock is not None:
-                lock.release()
-        if config.json_output:
-            print_json(doc)
-        return doc["codigo_saida"]
+        return _run_command(args)
     except ConfigError as exc:
-        return fail(f"Configuração: {exc}", EXIT_CONFIG)
+        return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
-                    EXIT_EM_ANDAMENTO)
+                    EXIT_EM_ANDAMENTO, json_mode)
     except KeyboardInterrupt:
-        return fail("Interrompido pelo usuário.", 130)
+        return fail("Interrompido pelo usuário.", 130, json_mode)
     except OSError as exc:
         return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
-                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS)
+                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS, json_mode,
+                    meaning="erro de arquivo ou sistema; a sincronização não terminou")
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
-        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS)
+        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS, json_mode,
+                    meaning="erro inesperado; a sincronização não terminou")
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.comando == "demo":
+        return run_demo(args)
+    if args.comando == "historico":
+        return cmd_history(args)
+    if args.comando == "painel":
+        return cmd_panel(args)
+    config = build_config(args)
+    if args.comando == "verificar":
+        config.check = config.simulate = True
+    if args.comando == "restaurar":
+        config = restore_mode(config)
+    rep = Reporter(config.json_output)
+    if config.allow_http:
+        rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
+    lock = None
+    if not config.simulate:
+        ensure_data_dir(config.data_dir)
+        lock = acquire_lock(config.data_dir)
+    try:
+        errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
+        if errors:
+            return report_connection_errors(config, errors)
+        if lock is not None:
+            remove_stale_temp_files(config.data_dir)
+        doc = run_sync(config, rep)
+    finally:
+        if lock is not None:
+            lock.release()
+    if config.json_output:
+        print_json(doc)
+    return doc["codigo_saida"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""Linha de comando, de ponta a ponta (o script como processo filho): erros de opção em português,
+sem abreviações silenciosas, --version, --json que SEMPRE imprime um documento JSON (erros
+inclusive) e saída em pipe fechado (| head) que termina em silêncio."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from filelock import FileLock
+
+from apoio_resiliencia import par_r, saida, sem_traceback, semear_licencas
+from conftest import SCRIPT, rodar_script
+from test_config_http import ambiente_limpo
+
+import sincronizar_bancos as sb
+
+__all__ = ["par_r"]  # fixture importada
+
+INGLES = ("usage:", "unrecognized", "invalid choice", "expected one argument", "invalid float value",
+          "invalid int value", "error:", "argument ")
+
+
+def _primeira_linha(texto: str) -> str:
+    return texto.strip().splitlines()[0] if texto.strip() else ""
+
+
+@pytest.mark.parametrize("args, trecho", [
+    (["--f"], "opção ou argumento desconhecido: --f"),          # abreviação de --forcar: recusada
+    (["--sim"], "opção ou argumento desconhecido: --sim"),      # abreviação de --simular: recusada
+    (["--conflito", "xyz"], "--conflito: valor inválido 'xyz'"),
+    (["--timeout"], "--timeout: falta o valor desta opção"),
+    (["--timeout", "trinta"], "--timeout: valor inválido 'trinta' (esperado um número)"),
+    (["--paralelo", "1.5"], "--paralelo: valor inválido '1.5' (esperado um número inteiro)"),
+    (["sincronizar", "demais"], "opção ou argumento desconhecido: demais"),
+    (["comando-que-nao-existe"], "valor inválido 'comando-que-nao-existe'"),
+    (["--simular=sim"], "--simular: esta opção não aceita valor"),
+], ids=["abrev_forcar", "abrev_simular", "escolha", "falta_valor", "numero", "inteiro", "sobra",
+        "comando", "valor_em_flag"])
+def test_erro_de_opcao_em_portugues_codigo_2_primeira_linha(tmp_path, args, trecho):
+    r = rodar_script(*args, env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)
+    primeira = _primeira_linha(r.stderr)
+    assert primeira.startswith("❌ Opção inválida:") and trecho in primeira, r.stderr
+    assert "--help" in r.stderr
+    for palavra in INGLES:
+        assert palavra not in r.stderr, f"{palavra!r} em inglês: {r.stderr}"
+    assert r.stdout == ""
+    assert not (tmp_path / "dados").exists()
+
+
+def test_version():
+    r = rodar_script("--version", env=ambiente_limpo(), timeout=30)
+    assert r.codigo == 0
+    assert r.stdout.strip() == f"sincronizar_bancos.py {sb.VERSAO}"
+    assert r.stdout.strip().split()[1].startswith("1.")
+
+
+def _documento_de_erro(r, codigo: int) -> dict:
+    sem_traceback(r)
+    assert r.codigo == codigo, saida(r)
+    doc = json.loads(r.stdout)  # um só documento JSON no stdout
+    assert doc["versao"] == 1 and doc["codigo_saida"] == codigo
+    assert doc["significado"] and doc["erro"]
+    return doc
+
+
+def test_json_com_opcao_invalida_imprime_documento(tmp_path):
+    r = rodar_script("--json", "--conflito", "xyz", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
+    doc = _documento_de_erro(r, 2)
+    assert "--conflito" in doc["erro"] and doc["significado"] == sb.EXIT_SIGNIFICADO[2]
+
+
+def test_json_com_erro_de_configuracao_imprime_documento(tmp_path):
+    vazio = tmp_path / "vazio.env"
+    vazio.write_text("# nada\n", encoding="utf-8")
+    r = rodar_script("--json", "--env", str(vazio), env=ambiente_limpo(), cwd=tmp_path, timeout=30)
+    doc = _documento_de_erro(r, 2)
+    assert "SERVIDOR_PRINCIPAL" in doc["erro"]
+
+
+def test_json_com_trava_ocupada_imprime_documento_codigo_3(par_r):
+    par = par_r
+    par.dados.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(par.dados / sb.LOCK_FILE)).acquire(timeout=5):
+        r = par.rodar("--json")
+    doc = _documento_de_erro(r, 3)
+    assert "em andamento" in doc["erro"]
+    assert sum(par.principal.counts.values()) + sum(par.backup.counts.values()) == 0
+
+
+_QUEBRA_NO_MEIO = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import sincronizar_bancos as sb
+def quebra(config, rep):
+    raise RuntimeError("falha interna simulada")
+sb.run_sync = quebra
+sys.exit(sb.main(sys.argv[2:]))
+"""
+
+
+def test_json_com_erro_inesperado_imprime_documento(par_r):
+    par = par_r
+    proc = subprocess.run([sys.executable, "-c", _QUEBRA_NO_MEIO, str(SCRIPT.parent), "--json"],
+                          env=par.ambiente(), cwd=par.tmp_path, capture_output=True, text=True,
+                          encoding="utf-8", timeout=60)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["codigo_saida"] == 1 and "RuntimeError" in doc["erro"] and "falha interna simulada" in doc["erro"]
+    assert "inesperado" in doc["significado"]
+
+
+def test_pipe_fechado_termina_em_silencio_e_sincroniza(par_r):
+    """Como `python sincronizar_bancos.py | head -1`: quem lê fecha o pipe antes do fim."""
+    par = par_r
+    semear_licencas(par.principal, 5)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
+                            cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # o leitor foi embora antes da primeira linha
+    _, err = proc.communicate(timeout=60)
+    err = err.decode("utf-8", "replace")
+    assert proc.returncode == 0, err
+    assert "Broken pipe" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+    assert err == ""
+    assert set(par.backup.devices()) == set(par.principal.devices())  # a sincronização foi até o fim
+
+
+def test_pipe_fechado_no_help():
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--help"], env=ambiente_limpo(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and err == b"", err

@@ -1,0 +1,498 @@
+"""Configuração e cliente HTTP, de ponta a ponta (o script como processo filho, servidores reais em
+127.0.0.1): máscara de segredos por lugar, .env lido ao pé da letra, SYNC_TIMEOUT como limite de
+cada requisição inteira, o mesmo servidor configurado duas vezes e configurações erradas que
+falham em segundos.
+
+Os servidores "estranhos" (corpo pingado byte a byte, página que não é da API, JSON de outro
+serviço) são stubs http.server pequenos, daqui mesmo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import conftest
+from apoio_resiliencia import guardar_tokens, par_r, saida, sem_traceback, semear_licencas, semear_usuarios
+from conftest import Par, rodar_script
+from servidor_referencia import ServidorReferencia
+
+import sincronizar_bancos as sb
+
+__all__ = ["par_r"]  # fixture importada
+
+SENHA_LONGA = "abc${X}def-9"
+conftest.SEGREDOS_USADOS.add(SENHA_LONGA)  # nunca pode aparecer em nada do que o script deixou
+
+
+class ParComSenha(Par):
+    """Principal e backup com a MESMA senha de administrador, escolhida pelo teste."""
+
+    def __init__(self, tmp_path: Path, senha: str):
+        self.senha_principal = self.senhas_backup = senha
+        self.principal = ServidorReferencia(admins={"admin": senha}).start()
+        self.backups = [ServidorReferencia(admins={"admin": senha}).start()]
+        self.dados = tmp_path / "dados"
+        self.tmp_path = tmp_path
+
+
+def ambiente_limpo(**extra: str) -> dict[str, str]:
+    """Ambiente sem nenhuma configuração do script herdada de fora."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "SYNC_", "DADOS_DIR", "PAINEL_"))}
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra)
+    return env
+
+
+def arquivos_gravados(dados: Path) -> dict[str, str]:
+    """Texto de todo arquivo que o script deixou na pasta de dados (sqlite lido como bytes)."""
+    if not dados.exists():
+        return {}
+    return {str(p.relative_to(dados)): p.read_bytes().decode("utf-8", "replace")
+            for p in dados.rglob("*") if p.is_file()}
+
+
+def nada_gravado(par) -> None:
+    assert par.principal.write_count() == 0 and par.backup.write_count() == 0
+    gravados = set(arquivos_gravados(par.dados)) - {sb.LOCK_FILE}
+    assert not gravados, f"arquivos gravados: {gravados}"
+
+
+# ---------------------------------------------------------------------------
+# 1. Máscara por lugar, não por valor
+# ---------------------------------------------------------------------------
+
+SENHAS_ESTRANHAS = ["2026", "true", "null", '"', SENHA_LONGA]
+
+
+@pytest.mark.parametrize("senha", SENHAS_ESTRANHAS, ids=["2026", "true", "null", "aspas", "cifrao"])
+def test_senha_estranha_json_valido_datas_intactas(tmp_path, senha):
+    par = ParComSenha(tmp_path, senha)
+    try:
+        semear_licencas(par.principal, 4)
+        semear_usuarios(par.principal, ["ana"])
+        r = par.rodar("--json", "--hoje", "2026-11-30")
+        sem_traceback(r)
+        assert r.codigo == 0, saida(r)[-3000:]
+        doc = json.loads(r.stdout)  # o stdout é um JSON válido, qualquer que seja a senha
+        assert doc["hoje"] == "2026-11-30"
+        assert doc["inicio"].startswith("20") and "***" not in r.stdout
+        assert doc["simulacao"] is False and doc["backups"][0]["paridade"]["ok"] is True
+        assert set(par.backup.devices()) == set(par.principal.devices())
+        if senha == SENHA_LONGA:
+            assert senha not in r.stdout + r.stderr
+            for nome, texto in arquivos_gravados(par.dados).items():
+                assert senha not in texto, nome
+        guardar_tokens(par.principal, par.backup)
+    finally:
+        par.parar()
+
+
+@pytest.mark.parametrize("senha", ["2026", "true"])
+def test_senha_estranha_ultima_execucao_valida(tmp_path, senha):
+    par = ParComSenha(tmp_path, senha)
+    try:
+        semear_licencas(par.principal, 2)
+        r = par.rodar("--sem-progresso")
+        assert r.codigo == 0, saida(r)[-3000:]
+        resumo = json.loads((par.dados / sb.LAST_RUN_FILE).read_text(encoding="utf-8"))
+        assert resumo["codigo_saida"] == 0 and resumo["servidores"][0]["ok"] is True
+        assert resumo["inicio"].startswith("20") and "***" not in json.dumps(resumo)
+    finally:
+        par.parar()
+
+
+def test_mascara_texto_livre_por_palavra_inteira():
+    segredos = sb.Secrets()
+    for valor in ("2026", "true", SENHA_LONGA, "tok-1234567890"):
+        segredos.add(valor)
+    texto = segredos.mask(f"senha 2026 recusada em 2026-11-30; (true) truely; x{SENHA_LONGA}y; "
+                          "Bearer tok-1234567890 https://u:p@h/x {\"password\": \"s3\"}")
+    assert "senha *** recusada em 2026-11-30" in texto
+    assert "(***) truely" in texto
+    assert SENHA_LONGA not in texto and "x***y" in texto
+    assert "tok-1234567890" not in texto and "u:p@" not in texto and "s3" not in texto
+
+
+def test_erro_do_servidor_que_ecoa_a_senha_curta_sai_mascarado(tmp_path):
+    """Texto livre vindo do servidor (corpo de erro) é mascarado onde nasce; o JSON continua válido."""
+    par = ParComSenha(tmp_path, "2026")
+    try:
+        semear_licencas(par.principal, 1)
+        par.backup.override("GET", "/admin/devices", 500, {"error": "falhou com a senha 2026 (2026-11-30)"})
+        r = par.rodar("--json", "--tentativas-http", "0")
+        assert r.codigo == 4, saida(r)[-3000:]
+        erro = json.loads(r.stdout)["backups"][0]["erro"]
+        assert "senha *** (2026-11-30)" in erro, erro
+    finally:
+        par.parar()
+
+
+# ---------------------------------------------------------------------------
+# 2. .env lido ao pé da letra
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("forma", ["sem_aspas", "aspas_duplas", "aspas_simples"])
+def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
+    par = ParComSenha(tmp_path, SENHA_LONGA)
+    try:
+        semear_licencas(par.principal, 3)
+        valor = {"sem_aspas": SENHA_LONGA, "aspas_duplas": f'"{SENHA_LONGA}"',
+                 "aspas_simples": f"'{SENHA_LONGA}'"}[forma]
+        arquivo = tmp_path / "config.env"
+        arquivo.write_text(f"SERVIDOR_PRINCIPAL={par.principal.url}\nSERVIDOR_BACKUP={par.backup.url}\n"
+                           f"ADMIN_USER=admin\nADMIN_PASSWORD={valor}\nDADOS_DIR={par.dados}\n", encoding="utf-8")
+        r = rodar_script("--env", str(arquivo), "--sem-progresso",
+                         env=ambiente_limpo(X="EXPANDIDO", SYNC_ESPERA_DESPERTAR="5"), cwd=tmp_path)
+        sem_traceback(r)
+        assert r.codigo == 0, saida(r)[-3000:]
+        assert set(par.backup.devices()) == set(par.principal.devices())
+        assert SENHA_LONGA not in saida(r)
+        guardar_tokens(par.principal, par.backup)
+    finally:
+        par.parar()
+
+
+# ---------------------------------------------------------------------------
+# Stubs http.server (servidores que não são a API, ou que pingam a resposta)
+# ---------------------------------------------------------------------------
+
+class Stub:
+    """Servidor HTTP mínimo em 127.0.0.1: `rotas[(método, caminho)] = função(handler)`; conta requisições."""
+
+    def __init__(self, rotas: dict):
+        self.rotas = rotas
+        self.contagem: dict[tuple[str, str], int] = {}
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _responder(self):
+                tamanho = int(self.headers.get("Content-Length") or 0)
+                self.corpo = self.rfile.read(tamanho) if tamanho else b""
+                chave = (self.command, self.path.split("?")[0])
+                stub.contagem[chave] = stub.contagem.get(chave, 0) + 1
+                rota = stub.rotas.get(chave) or stub.rotas.get(("*", "*"))
+                try:
+                    if rota is None:
+                        enviar(self, 404, FLASK_404, "text/html; charset=utf-8")
+                    else:
+                        rota(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_DELETE = _responder
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def parar(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+FLASK_404 = ("<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested "
+             "URL was not found on the server.</p>\n")
+
+
+def enviar(handler, status: int, corpo, tipo: str = "application/json") -> None:
+    dados = corpo if isinstance(corpo, bytes) else (corpo if isinstance(corpo, str) else json.dumps(corpo)).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", tipo)
+    handler.send_header("Content-Length", str(len(dados)))
+    handler.end_headers()
+    handler.wfile.write(dados)
+    handler.wfile.flush()
+
+
+def pingar(bytes_: bytes, handler, intervalo: float = 0.5) -> None:
+    """Escreve um byte a cada `intervalo` segundos (até o cliente desistir)."""
+    for i in range(len(bytes_)):
+        handler.wfile.write(bytes_[i:i + 1])
+        handler.wfile.flush()
+        time.sleep(intervalo)
+
+
+def health_ok(handler):
+    enviar(handler, 200, {"status": "ok"})
+
+
+def login_com_corpo_pingado(handler):
+    corpo = json.dumps({"token": "t" * 40, "must_change_password": False, "role": "admin"}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(corpo)))
+    handler.end_headers()
+    handler.wfile.flush()
+    pingar(corpo, handler)
+
+
+def login_com_cabecalho_pingado(handler):
+    corpo = json.dumps({"token": "t" * 40, "must_change_password": False, "role": "admin"}).encode()
+    cabecalho = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Lento: {'x' * 80}\r\n"
+                 f"Content-Length: {len(corpo)}\r\n\r\n").encode()
+    pingar(cabecalho + corpo, handler)
+
+
+@pytest.fixture
+def stubs():
+    criados = []
+
+    def criar(rotas):
+        stub = Stub(rotas)
+        criados.append(stub)
+        return stub
+    yield criar
+    for stub in criados:
+        stub.parar()
+
+
+# ---------------------------------------------------------------------------
+# 3. SYNC_TIMEOUT limita cada requisição inteira
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("como", ["corpo", "cabecalho"])
+def test_resposta_pingada_falha_em_sync_timeout(par_r, stubs, como):
+    par = par_r
+    lento = stubs({("GET", "/health"): health_ok,
+                   ("POST", "/admin/login"): login_com_corpo_pingado if como == "corpo"
+                   else login_com_cabecalho_pingado})
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="0")
+    duracao = time.monotonic() - inicio
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "tempo esgotado" in saida(r) and "SYNC_TIMEOUT" in saida(r), saida(r)[-3000:]
+    assert 2.5 <= duracao < 8, f"levou {duracao:.1f} s com SYNC_TIMEOUT=3 (sem o prazo, ~40 s)"
+    assert lento.contagem[("POST", "/admin/login")] == 1
+    assert par.backup.write_count() == 0
+
+
+def test_resposta_pingada_com_novas_tentativas_tem_limite(par_r, stubs):
+    """Cabeçalhos pingados: cada nova tentativa do urllib3 tem o seu prazo. Total: no máximo
+    (N + 1) × SYNC_TIMEOUT + as esperas entre as tentativas (0,5 s, 1 s... com SYNC_TENTATIVAS_HTTP=N)."""
+    par = par_r
+    lento = stubs({("GET", "/health"): health_ok, ("POST", "/admin/login"): login_com_cabecalho_pingado})
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="2", SYNC_TENTATIVAS_HTTP="2")
+    duracao = time.monotonic() - inicio
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "tempo esgotado" in saida(r)
+    assert lento.contagem[("POST", "/admin/login")] == 3  # 1 + 2 novas tentativas, contadas no servidor
+    assert 3 * 2 <= duracao < 3 * 2 + 2 + 4, f"levou {duracao:.1f} s"
+
+
+# ---------------------------------------------------------------------------
+# 5. Configuração errada falha em segundos, código 2, e a primeira linha diz o que é
+# ---------------------------------------------------------------------------
+
+PADRAO = {"SYNC_ESPERA_DESPERTAR": "", "SYNC_TIMEOUT": "", "SYNC_TENTATIVAS_HTTP": ""}  # valores padrão (90/30/5)
+
+
+def _rodar_cronometrado(par, *args, **extra):
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", *args, **{**PADRAO, **extra})
+    return r, time.monotonic() - inicio
+
+
+def _primeira_linha(texto: str) -> str:
+    return texto.strip().splitlines()[0]
+
+
+def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par_r):
+    par = par_r
+    semear_licencas(par.principal, 3)
+    r, duracao = _rodar_cronometrado(par, SERVIDOR_PRINCIPAL=par.principal.url + "/admin")
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s (antes: 90 s esperando o host 'acordar')"
+    primeira = _primeira_linha(r.stderr)
+    assert primeira.startswith("❌ Principal (" + par.principal.url + "/admin)"), r.stderr
+    assert "não é a API de licenças" in primeira and "HTTP 404" in primeira and "SERVIDOR_PRINCIPAL" in primeira
+    assert r.stdout == ""
+    assert par.principal.counts[("GET", "/admin/health")] == 1  # uma pergunta só, sem esperar
+    nada_gravado(par)
+
+
+@pytest.mark.parametrize("resposta, trecho", [
+    (lambda h: enviar(h, 200, {"status": "healthy", "service": "outra-coisa"}), "JSON que não é o da API"),
+    (lambda h: enviar(h, 200, "<html><body><h1>Minha Loja</h1>Bem-vindo!</body></html>", "text/html"),
+     "página HTML"),
+    (lambda h: enviar(h, 401, {"message": "missing api key"}), "HTTP 401"),
+], ids=["json_de_outro_servico", "site_html", "401_json"])
+def test_quem_responde_nao_e_a_api_sai_com_2(par_r, stubs, resposta, trecho):
+    par = par_r
+    outro = stubs({("GET", "/health"): resposta})
+    r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP=outro.url)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s"
+    primeira = _primeira_linha(r.stderr)
+    assert outro.url in primeira and "não é a API de licenças" in primeira and trecho in primeira, primeira
+    assert "SERVIDOR_BACKUP" in primeira
+    assert outro.contagem == {("GET", "/health"): 1}
+    nada_gravado(par)
+
+
+def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par_r, stubs):
+    par = par_r
+    vezes = {"n": 0}
+
+    def acordando(h):
+        vezes["n"] += 1
+        if vezes["n"] <= 2:
+            enviar(h, 503 if vezes["n"] == 1 else 502, "<html><body>Bad Gateway</body></html>", "text/html")
+        else:
+            health_ok(h)
+
+    lento = stubs({("GET", "/health"): acordando, ("POST", "/admin/login"):
+                   lambda h: enviar(h, 401, {"error": "Usuário ou senha inválidos."})})
+    r = par.rodar("--sem-progresso", SERVIDOR_BACKUP=lento.url, SYNC_TENTATIVAS_HTTP="0")
+    sem_traceback(r)
+    assert lento.contagem[("GET", "/health")] == 3  # esperou as duas páginas de proxy
+    assert r.codigo == 2 and "login recusado" in _primeira_linha(r.stderr), saida(r)
+
+
+def test_env_copiado_do_exemplo_sem_editar_pede_para_editar(tmp_path):
+    env_arquivo = tmp_path / ".env"
+    env_arquivo.write_text((conftest.RAIZ / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    inicio = time.monotonic()
+    r = rodar_script("--env", str(env_arquivo), "--sem-progresso",
+                     env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
+    duracao = time.monotonic() - inicio
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)
+    assert duracao < 5
+    primeira = _primeira_linha(r.stderr)
+    assert "edite o .env" in primeira and "exemplo" in primeira, primeira
+    assert "troque-esta-senha" not in r.stderr  # a senha de exemplo não é repetida
+    assert not (tmp_path / "dados").exists()
+
+
+@pytest.mark.parametrize("variavel, valor", [
+    ("SERVIDOR_BACKUP", "https://backup1.exemplo.com.br"),
+    ("ADMIN_PASSWORD", "troque-esta-senha"),
+])
+def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par_r, variavel, valor):
+    par = par_r
+    extra = {variavel: valor}
+    if variavel == "ADMIN_PASSWORD":
+        extra.update(PRINCIPAL_ADMIN_PASSWORD="", BACKUP_ADMIN_PASSWORD="")
+    r = par.rodar("--sem-progresso", **extra)
+    assert r.codigo == 2 and "edite o .env" in _primeira_linha(r.stderr), saida(r)
+    assert sum(par.principal.counts.values()) + sum(par.backup.counts.values()) == 0
+
+
+def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par_r):
+    par = par_r
+    r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP="https://servidor-que-nao-existe.invalid")
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s"
+    primeira = _primeira_linha(r.stderr)
+    assert "servidor-que-nao-existe.invalid" in primeira and "não foi encontrado (DNS)" in primeira, primeira
+    nada_gravado(par)
+
+
+@pytest.mark.parametrize("lado", ["backup", "os_dois"])
+def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par_r, lado):
+    par = par_r
+    semear_licencas(par.principal, 3)
+    extra = {"BACKUP_ADMIN_PASSWORD": "senha-errada-123"}
+    if lado == "os_dois":
+        extra["PRINCIPAL_ADMIN_PASSWORD"] = "senha-errada-456"
+    r, duracao = _rodar_cronometrado(par, **extra)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5
+    texto = saida(r)
+    primeira = _primeira_linha(r.stderr)
+    assert "login recusado" in primeira and "Confira usuário e senha" in primeira
+    assert texto.count("login recusado") == (2 if lado == "os_dois" else 1), texto
+    assert texto.count(par.backup.url) == 1, texto
+    assert texto.count("voltou vazio") == 1  # a dica aparece uma vez só, no fim
+    assert r.stdout == ""
+    nada_gravado(par)
+
+
+def test_senha_errada_em_json_e_um_documento(par_r):
+    par = par_r
+    r = par.rodar("--json", BACKUP_ADMIN_PASSWORD="senha-errada-123")
+    assert r.codigo == 2
+    doc = json.loads(r.stdout)
+    assert doc["codigo_saida"] == 2 and "login recusado" in doc["erro"]
+    assert [s["url"] for s in doc["servidores"]] == [par.backup.url]
+    nada_gravado(par)
+
+
+def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par_r):
+    """connect_servers entrega o despertar e o login à execução: uma requisição de cada por servidor."""
+    par = par_r
+    semear_licencas(par.principal, 2)
+    r = par.rodar("--sem-progresso")
+    assert r.codigo == 0, saida(r)[-3000:]
+    for srv in (par.principal, par.backup):
+        assert srv.counts[("GET", "/health")] == 1 and srv.counts[("POST", "/admin/login")] == 1, srv.counts
+
+
+# ---------------------------------------------------------------------------
+# 4. O mesmo servidor configurado duas vezes (127.0.0.1:P e localhost:P)
+# ---------------------------------------------------------------------------
+
+def _outro_nome(url: str) -> str:
+    return url.replace("127.0.0.1", "localhost")
+
+
+@pytest.mark.parametrize("como", ["principal_e_backup", "dois_backups", "vazio_duas_vezes"])
+def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
+    par = par_r
+    if como != "vazio_duas_vezes":
+        semear_licencas(par.principal, 4)
+        semear_usuarios(par.principal, ["ana"])
+        semear_licencas(par.backup, 2, prefixo="OUTRA")
+    if como == "dois_backups":
+        extra = {"SERVIDOR_BACKUP": f"{par.backup.url},{_outro_nome(par.backup.url)}"}
+        repetido = par.backup
+    else:
+        extra = {"SERVIDOR_BACKUP": _outro_nome(par.principal.url),
+                 "BACKUP_ADMIN_PASSWORD": par.senha_principal}
+        repetido = par.principal
+    r = par.rodar("--sem-progresso", **extra)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert "MESMO servidor" in r.stderr and _outro_nome(repetido.url) in r.stderr, r.stderr
+    assert par.principal.write_count() == 0 and par.backup.write_count() == 0
+    assert not (par.dados / sb.LAST_RUN_FILE).exists()
+
+
+def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
+    par = par_r
+    r = par.rodar("--sem-progresso")
+    assert r.codigo != 2 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
+    # listagens idênticas (vazias): uma pergunta a mais, com o token do outro, recusada com 401
+    assert par.backup.counts[("GET", "/admin/users")] == 2
+
+
+def test_same_server_groups_agrupa_so_listagens_cruas_identicas():
+    """Função pura: mesmas listagens com os mesmos ids locais e created_at formam um grupo (a confirmação
+    pelo token fica com check_distinct_servers, coberta pelos testes de ponta a ponta acima)."""
+    usuarios = [{"id": 1, "username": "ana", "created_at": "2026-11-28 23:48:53"}]
+    licencas = [{"id": 1, "device_id": "D1"}]
+    grupos = sb.same_server_groups({"https://a": (usuarios, licencas), "https://b": (list(usuarios), licencas),
+                                    "https://c": (usuarios, [])})
+    assert grupos == [["https://a", "https://b"]]
+    assert sb.same_server_groups({"https://a": ([], []), "https://b": ([{"id": 2}], [])}) == []
