@@ -322,7 +322,7 @@ def _opcoes_do_filho(argumentos_filho, pasta_script: Path) -> argparse.Namespace
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             lidas, _ = sb.build_parser().parse_known_args(list(argumentos_filho))
-    except SystemExit:  # argumentos que ele recusa: o próprio filho vai explicar
+    except (SystemExit, sb.OptionError):  # argumentos que ele recusa: o próprio filho vai explicar
         lidas = argparse.Namespace()
     env = getattr(lidas, "env", None)
     if env and not os.path.isabs(os.path.expanduser(env)):
