@@ -9,8 +9,26 @@ contagem de requisições e "botões" de falha (latência, 503, página HTML de 
 conexão resetada, conexão pendurada, corpo truncado, resposta perdida depois da
 escrita, host dormindo, respostas enlatadas).
 
+Comportamentos de produção que os testes de ponta a ponta reproduzem:
+- Relógio e fuso: `set_now(datetime com fuso)` / `set_today(data)` (= 12:00 UTC). As escritas
+  carimbam a data UTC (`today()`); o veredito usa a data local do processo, no fuso dado em
+  `ServidorReferencia(fuso="America/Sao_Paulo")` (`local_today()`, `fuso`).
+- Veredito (o que /verify responderia, passos 1 a 5 do contrato), implementado à parte como
+  oráculo: `veredito(id)`, `veredito_motivo(id)`, `vereditos()`. A rota /verify não existe aqui.
+- Outros escritores de licenças: POST /payments/pix/create (pendente, custom_interval e features
+  crus) e POST /user/devices/create (vitalícia grátis do revendedor); `add_device` grava ids com
+  espaços, valores JSON de qualquer tipo, texto de qualquer tamanho e end_date NULL
+  (`calcular_fim=False`).
+- Falhas por rota: `interstitial_200`, `trickle` (um byte por vez), `delay`, ganchos
+  `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`.
+- Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
+- GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
+  embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
+
 Uso como programa:
     python tests/servidor_referencia.py --porta 8001 [--hoje 2026-12-01]
+        [--fuso America/Sao_Paulo] [--servidores https://a.example,https://b.example]
+        [--sem-rota-servers]
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import collections
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -39,6 +58,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # ---------------------------------------------------------------------------
 # Constantes do contrato
@@ -58,6 +78,8 @@ DEVICE_FIELDS = (
     "last_hostname", "last_version", "created_by",
 )
 EDITABLE_TEXT_FIELDS = ("owner_name", "cpf", "email", "address")
+# Colunas que guardam qualquer valor JSON como veio ("30min" continua texto, 60 continua número)
+JSON_COLUMNS = ("custom_interval", "features")
 
 MSG_CREDENTIALS_REQUIRED = "Credenciais obrigatórias."
 MSG_BAD_CREDENTIALS = "Usuário ou senha inválidos."
@@ -71,6 +93,23 @@ MSG_DEVICE_NOT_FOUND = "Licença não encontrada."
 MSG_BAD_ACTION = "Ação inválida."
 MSG_DELETED = "Licença excluída permanentemente."
 MSG_BAD_JSON = "JSON inválido."
+MSG_OWNER_CPF_REQUIRED = "Nome e CPF são obrigatórios."
+MSG_DEVICE_EXISTS = "Licença já existe."
+
+# Lista embutida de GET /servers quando LICENSE_SERVERS não está configurado: os servidores do
+# autor original, não os do vendedor. Hosts fictícios (domínios reservados .example.*).
+SERVIDORES_PADRAO = (
+    "https://licencas-autor-a.example.com",
+    "https://licencas-autor-b.example.net",
+    "https://licencas-autor-c.example.org",
+)
+SERVERS_LIST_VERSION = 1
+# Página de "aguarde" de host/túnel na frente do app: 200 em HTML, o app nunca vê a requisição.
+INTERSTITIAL_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Just a moment...</title></head>\n"
+    "<body><h1>Checking your browser before accessing the site.</h1>\n"
+    "<p>This process is automatic. Your browser will redirect shortly.</p></body></html>\n"
+)
 
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -121,6 +160,47 @@ def end_date_for(start: dt.date, license_type: str) -> Optional[str]:
     """Data de término de uma licença do tipo dado (None para vitalícia)."""
     months = PERIOD_MONTHS.get(license_type)
     return None if months is None else add_months(start, months).isoformat()
+
+
+def worked_out_end_date(record: dict) -> Optional[dt.date]:
+    """Data de término que o servidor usa: a gravada ou, se não houver, início + período.
+
+    Vitalícia nunca vence; tipo desconhecido não ganha data calculada; data ilegível vale
+    como ausente."""
+    if record.get("license_type") == "vitalicia":
+        return None
+    end = _parse_day(record.get("end_date"))
+    if end is not None or record.get("end_date") not in (None, ""):
+        return end
+    start = _parse_day(record.get("start_date"))
+    months = PERIOD_MONTHS.get(record.get("license_type"))
+    if start is None or months is None:
+        return None
+    return add_months(start, months)
+
+
+def _parse_day(value: Any) -> Optional[dt.date]:
+    """Lê "AAAA-MM-DD" (aceita hora depois); None ou ilegível devolve None."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def verdict_reason(record: Optional[dict], local_today: dt.date) -> str:
+    """Passos 1 a 5 do contrato: "inexistente", "bloqueada", "expirada", "pendente" ou "liberada"."""
+    if record is None:
+        return "inexistente"
+    if record.get("status") == "blocked":
+        return "bloqueada"
+    end = worked_out_end_date(record)
+    if end is not None and local_today > end:
+        return "expirada"
+    if record.get("status") == "pending":
+        return "pendente"
+    return "liberada"
 
 
 def to_date(value: Any) -> Optional[dt.date]:
@@ -189,27 +269,72 @@ def parse_json_body(raw: bytes) -> Optional[dict]:
 
 
 class Clock:
-    """Fornece a data de hoje (UTC) ou a data fixada pelos testes."""
+    """Relógio do servidor: o instante atual (real ou fixado pelos testes) e o fuso do processo.
 
-    def __init__(self, today: Any = None):
-        self._fixed: Optional[dt.date] = to_date(today)
+    As escritas carimbam datas com a data UTC do relógio (today); o veredito usa a data local
+    do processo, no fuso do servidor (local_today)."""
+
+    def __init__(self, today: Any = None, fuso: str = "UTC", now: Any = None):
+        self.zone = load_zone(fuso)
+        self.fuso = fuso
+        self._fixed_now: Optional[dt.datetime] = None
+        self._exact = False  # True: fixado por set_now (o created_at usa a hora exata)
+        if now is not None:
+            self.set_now(now)
+        else:
+            self.set_today(today)
 
     def set_today(self, today: Any) -> None:
-        self._fixed = to_date(today)
+        """Fixa o dia: o instante passa a ser esse dia às 12:00 UTC (None = relógio real)."""
+        day = to_date(today)
+        self._fixed_now = None if day is None else dt.datetime.combine(
+            day, dt.time(12, 0), tzinfo=dt.timezone.utc)
+        self._exact = False
+
+    def set_now(self, moment: Optional[dt.datetime]) -> None:
+        """Fixa o instante atual (datetime com fuso); None volta ao relógio real."""
+        if moment is not None and (not isinstance(moment, dt.datetime) or moment.utcoffset() is None):
+            raise ValueError(f"set_now precisa de um datetime com fuso (aware): {moment!r}")
+        self._fixed_now = None if moment is None else moment.astimezone(dt.timezone.utc)
+        self._exact = moment is not None
+
+    def now(self) -> dt.datetime:
+        """Instante atual em UTC."""
+        return self._fixed_now or dt.datetime.now(dt.timezone.utc)
 
     def today(self) -> dt.date:
-        return self._fixed or dt.datetime.now(dt.timezone.utc).date()
+        """Data UTC (a que as escritas carimbam em start_date/end_date)."""
+        return self.now().date()
+
+    def local_now(self) -> dt.datetime:
+        return self.now().astimezone(self.zone)
+
+    def local_today(self) -> dt.date:
+        """Data local do processo do servidor (a que o veredito compara com end_date)."""
+        return self.local_now().date()
 
     def timestamp(self) -> str:
-        """Data e hora no formato do created_at ("AAAA-MM-DD HH:MM:SS")."""
-        now = dt.datetime.now(dt.timezone.utc)
-        return f"{self.today().isoformat()} {now.strftime('%H:%M:%S')}"
+        """Data e hora no formato do created_at ("AAAA-MM-DD HH:MM:SS", UTC)."""
+        real = dt.datetime.now(dt.timezone.utc)
+        moment = self.now() if self._exact else real
+        return f"{self.today().isoformat()} {moment.strftime('%H:%M:%S')}"
+
+
+def load_zone(fuso: str) -> ZoneInfo:
+    """Carrega o fuso IANA (ex.: America/Sao_Paulo); nome inválido vira ValueError em pt-BR."""
+    try:
+        return ZoneInfo(str(fuso))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"Fuso horário desconhecido: {fuso!r} (use um nome IANA, ex.: "
+                         "America/Sao_Paulo ou UTC).") from exc
 
 
 # ---------------------------------------------------------------------------
 # Banco SQLite (uma conexão compartilhada, protegida por trava)
 # ---------------------------------------------------------------------------
 
+# custom_interval e features sem tipo (sem afinidade) e gravados como texto JSON: qualquer valor
+# volta exatamente como foi enviado (o texto "60" não vira o número 60, nem o contrário).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -224,7 +349,7 @@ CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT NOT NULL UNIQUE,
     owner_name TEXT, cpf TEXT, email TEXT, address TEXT,
     license_type TEXT, status TEXT, start_date TEXT, end_date TEXT,
-    custom_interval INTEGER, features TEXT,
+    custom_interval, features,
     last_seen_at TEXT, last_seen_ip TEXT, last_hostname TEXT, last_version TEXT,
     created_by TEXT
 );
@@ -275,6 +400,7 @@ class Database:
     # --- licenças ---
 
     def insert_device(self, record: dict) -> int:
+        record = encode_json_columns(record)
         columns = ", ".join(record)
         marks = ", ".join("?" for _ in record)
         try:
@@ -285,6 +411,7 @@ class Database:
         return cursor.lastrowid
 
     def update_device(self, device_id: str, changes: dict) -> bool:
+        changes = encode_json_columns(changes)
         assignments = ", ".join(f"{name} = ?" for name in changes)
         cursor = self._write(
             f"UPDATE devices SET {assignments} WHERE device_id = ?",
@@ -310,14 +437,17 @@ class Database:
     def find_device(self, device_id: str) -> Optional[dict]:
         columns = ", ".join(DEVICE_FIELDS)
         rows = self._query(f"SELECT {columns} FROM devices WHERE device_id = ?", (device_id,))
-        return rows[0] if rows else None
+        return decode_json_columns(rows[0]) if rows else None
 
     def list_devices(self, created_by: Optional[str] = None) -> list[dict]:
         columns = ", ".join(DEVICE_FIELDS)
         if created_by is None:
-            return self._query(f"SELECT {columns} FROM devices ORDER BY id DESC")
-        return self._query(
-            f"SELECT {columns} FROM devices WHERE created_by = ? ORDER BY id DESC", (created_by,))
+            rows = self._query(f"SELECT {columns} FROM devices ORDER BY id DESC")
+        else:
+            rows = self._query(
+                f"SELECT {columns} FROM devices WHERE created_by = ? ORDER BY id DESC",
+                (created_by,))
+        return [decode_json_columns(row) for row in rows]
 
     def delete_device(self, device_id: str) -> bool:
         return self._write("DELETE FROM devices WHERE device_id = ?", (device_id,)).rowcount > 0
@@ -328,6 +458,44 @@ class Database:
             self._conn.execute("DELETE FROM users")
             self._conn.execute("DELETE FROM devices")
             self._conn.execute("DELETE FROM sqlite_sequence")
+
+    # --- cópia de segurança (linhas cruas, com hashes, ids locais e sequências) ---
+
+    def dump(self) -> dict:
+        with self._lock:
+            return {table: [dict(row) for row in self._conn.execute(
+                        f"SELECT * FROM {table} ORDER BY rowid").fetchall()]
+                    for table in ("users", "devices", "sqlite_sequence")}
+
+    def restore(self, tables: dict) -> None:
+        """Troca todo o conteúdo pelas linhas dadas, numa transação só."""
+        with self._lock, self._conn:
+            for table in ("users", "devices", "sqlite_sequence"):
+                self._conn.execute(f"DELETE FROM {table}")
+            for table in ("users", "devices", "sqlite_sequence"):
+                for row in tables[table]:
+                    columns = ", ".join(row)
+                    marks = ", ".join("?" for _ in row)
+                    self._conn.execute(
+                        f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+
+
+def encode_json_columns(record: dict) -> dict:
+    """Grava custom_interval e features como texto JSON (None continua NULL)."""
+    return {name: (json.dumps(value) if name in JSON_COLUMNS and value is not None else value)
+            for name, value in record.items()}
+
+
+def decode_json_columns(row: dict) -> dict:
+    """Lê de volta o valor JSON; valores que não são texto JSON (bancos antigos) ficam como estão."""
+    for name in JSON_COLUMNS:
+        value = row.get(name)
+        if isinstance(value, str):
+            try:
+                row[name] = json.loads(value)
+            except ValueError:
+                pass
+    return row
 
 
 # ---------------------------------------------------------------------------
@@ -362,6 +530,10 @@ ROUTES = (
            "change_status", True, True),
     _route("DELETE", r"/admin/devices/([^/]+)/delete", "/admin/devices/<id>/delete",
            "delete_device"),
+    _route("POST", r"/payments/pix/create", "/payments/pix/create", "create_pix", True, True),
+    _route("POST", r"/user/devices/create", "/user/devices/create", "create_free_device",
+           True, True),
+    _route("GET", r"/servers", "/servers", "servers", False),
     _route("GET", r"/health", "/health", "health", False),
     _route("GET", r"/ping", "/ping", "ping", False),
 )
@@ -376,12 +548,15 @@ class RouteMatch:
     method_not_allowed: bool = False
 
 
-def resolve_route(method: str, path: str) -> RouteMatch:
+def resolve_route(method: str, path: str, disabled: frozenset = frozenset()) -> RouteMatch:
     """Encontra a rota; caminho conhecido com método errado vira 405. Como o Werkzeug (Flask), o
-    caminho é decodificado ANTES do roteamento: um device_id com '/' (%2F) não casa com nenhuma rota."""
+    caminho é decodificado ANTES do roteamento: um device_id com '/' (%2F) não casa com nenhuma rota.
+    Rotas cujas ações estão em `disabled` não existem (servidor de versão antiga)."""
     wrong_method = None
     path = unquote(path)
     for route in ROUTES:
+        if route.action in disabled:
+            continue
         found = route.pattern.fullmatch(path)
         if not found:
             continue
@@ -424,6 +599,7 @@ class LicenseApp:
                                    for name, pw in admins.items()}
         self._tokens: dict[str, Session] = {}
         self._tokens_lock = threading.Lock()
+        self.license_servers: Optional[list] = None  # LICENSE_SERVERS (None = lista embutida)
 
     # --- infraestrutura ---
 
@@ -589,7 +765,51 @@ class LicenseApp:
             return 404, {"error": MSG_DEVICE_NOT_FOUND}
         return 200, {"success": True, "device_id": device_id, "created_by": created_by}
 
+    # --- outros escritores de licenças ---
+
+    def create_pix(self, req: ApiRequest) -> tuple[int, dict]:
+        """Cobrança Pix: cria ou reinicia a licença como pendente, com intervalo e recursos crus."""
+        owner_name, cpf = clean_text(req.body.get("owner_name")), clean_text(req.body.get("cpf"))
+        if not owner_name or not cpf:
+            return 400, {"error": MSG_OWNER_CPF_REQUIRED}
+        license_type = clean_text(req.body.get("license_type")) or DEFAULT_LICENSE_TYPE
+        if license_type not in LICENSE_TYPES:
+            return 400, {"error": MSG_BAD_LICENSE_TYPE}
+        device_id = clean_text(req.body.get("device_id")) or secrets.token_hex(16)
+        changes = self._upsert_changes(
+            {**req.body, "created_by": req.session.username}, license_type)
+        changes.update(
+            owner_name=owner_name, cpf=cpf, status="pending",
+            custom_interval=req.body.get("custom_interval", 60),
+            features=req.body.get("features", "core"))
+        self.db.upsert_device(device_id, changes, {})
+        return 201, {"success": True, "device_id": device_id, "license_type": license_type,
+                     "status": "pending"}
+
+    def create_free_device(self, req: ApiRequest) -> tuple[int, dict]:
+        """Revendedor cria uma licença vitalícia gratuita em seu nome (não sobrescreve)."""
+        device_id = clean_text(req.body.get("device_id"))
+        if not device_id:
+            return 400, {"error": MSG_DEVICE_ID_REQUIRED}
+        record = {name: clean_text(req.body.get(name)) for name in EDITABLE_TEXT_FIELDS}
+        record.update(
+            device_id=device_id, license_type="vitalicia", status="active",
+            start_date=self.clock.today().isoformat(), end_date=None, custom_interval=60,
+            features="core", created_by=req.session.username)
+        try:
+            self.db.insert_device(record)
+        except ValueError:
+            return 400, {"error": MSG_DEVICE_EXISTS}
+        return 201, {"success": True, "device_id": device_id, "license_type": "vitalicia"}
+
     # --- diversos ---
+
+    def servers(self, req: ApiRequest) -> tuple[int, dict]:
+        """Lista pública de failover dos clientes (LICENSE_SERVERS ou a lista embutida)."""
+        configured = self.license_servers
+        servers = list(SERVIDORES_PADRAO if configured is None else configured)
+        stamp = int(self.clock.local_now().strftime("%Y%m%d%H%M%S"))
+        return 200, {"version": SERVERS_LIST_VERSION, "timestamp": stamp, "servers": servers}
 
     def health(self, req: ApiRequest) -> tuple[int, dict]:
         return 200, {"status": "ok"}
@@ -614,6 +834,16 @@ class Override:
     remaining: Optional[int]
 
 
+@dataclass
+class RouteRule:
+    """Regra por método + rota (modelo ou caminho concreto): trickle, atraso ou gancho."""
+    method: str
+    path: str
+    value: Any
+    remaining: Optional[int]  # None = sempre
+    skip: int = 0
+
+
 class FaultInjector:
     """Guarda os botões de falha e decide, de forma reprodutível, o que falha."""
 
@@ -622,6 +852,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._overrides: list[Override] = []
+        self._rules: dict[str, list[RouteRule]] = collections.defaultdict(list)
         self._sleeping = True
         self._wake_at = 0.0
         self.clear()
@@ -725,6 +956,35 @@ class FaultInjector:
         override.remaining -= 1
         if override.remaining <= 0:
             self._overrides.remove(override)
+
+    # --- regras por rota (trickle, atrasos, ganchos) ---
+
+    def add_rule(self, kind: str, rule: RouteRule) -> None:
+        with self._lock:
+            self._rules[kind].append(rule)
+
+    def clear_rules(self, *kinds: str) -> None:
+        with self._lock:
+            for kind in kinds or list(self._rules):
+                self._rules[kind] = []
+
+    def take_rules(self, kind: str, method: str, template: str, path: str) -> list[RouteRule]:
+        """Consome as regras do tipo que casam com a requisição (as que ainda pulam só contam)."""
+        taken = []
+        with self._lock:
+            rules = self._rules.get(kind) or []
+            for rule in list(rules):
+                if rule.method != method or rule.path not in (template, path):
+                    continue
+                if rule.skip > 0:
+                    rule.skip -= 1
+                    continue
+                taken.append(rule)
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        rules.remove(rule)
+        return taken
 
 
 def _encode_body(body: Any) -> bytes:
@@ -848,6 +1108,28 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_trickled(self, status: int, body: bytes, content_type: str, seconds_per_byte: float,
+                      headers_too: bool, stop: threading.Event) -> None:
+        """Envia a resposta um byte por vez; cliente que desiste ou stop() só encerram a conexão."""
+        phrase = self.responses.get(status, ("",))[0]
+        head = (f"{self.protocol_version} {status} {phrase}\r\n"
+                f"Server: {self.version_string()}\r\nDate: {self.date_time_string()}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode("latin-1")
+        try:
+            if not headers_too:
+                self.wfile.write(head)
+            data = head + body if headers_too else body
+            for index in range(len(data)):
+                if stop.wait(seconds_per_byte):
+                    break
+                self.wfile.write(data[index:index + 1])
+            else:
+                return
+        except OSError:
+            pass
+        self.close_connection = True
+
     def reset_connection(self) -> None:
         """Fecha com SO_LINGER 0: o cliente recebe um RST, sem resposta."""
         self.close_connection = True
@@ -871,13 +1153,17 @@ class ServidorReferencia:
     """Servidor de licenças de referência, com dados diretos e botões de falha."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: Optional[str] = None,
-                 admins: Optional[dict] = None, today: Any = None, **faults):
+                 admins: Optional[dict] = None, today: Any = None, fuso: str = "UTC",
+                 servidores: Optional[list] = None, now: Optional[dt.datetime] = None, **faults):
         self.host, self.port = host, port
+        self._clock = Clock(today, fuso, now)
         self._temp_db = self._make_temp_db() if db_path is None else None
-        self._clock = Clock(today)
         self._db = Database(self._temp_db or db_path)
         admins = {"admin": DEFAULT_ADMIN_PASSWORD} if admins is None else dict(admins)
         self._app = LicenseApp(self._db, self._clock, admins)
+        self._disabled_actions: frozenset = frozenset()
+        self.hook_errors: list = []  # exceções levantadas pelos ganchos de on_request
+        self.set_license_servers(servidores)
         self._stop_event = threading.Event()
         self._faults = FaultInjector(self._stop_event)
         self._stats = RequestStats()
@@ -965,10 +1251,12 @@ class ServidorReferencia:
     def _process(self, handler: RequestHandler) -> None:
         path = urlsplit(handler.path).path
         raw_body = handler.read_body()
-        match = resolve_route(handler.command, path)
+        match = resolve_route(handler.command, path, self._disabled_actions)
         entry = self._stats.arrival(handler.command, match.template)
         self._faults.wait_awake()
         self._faults.apply_latency()
+        where = (handler.command, match.template, path)
+        self._route_extras("before", *where)
         if self._stop_event.is_set():
             return handler.drop_connection()
         if self._answer_override(handler, match.template, path, entry):
@@ -977,7 +1265,23 @@ class ServidorReferencia:
         if fault in ("503", "html502", "reset", "hang"):
             return self._early_fault(handler, fault, entry)
         status, payload = self._run_app(match, handler.headers, raw_body)
-        return self._deliver(handler, fault, status, payload, entry)
+        self._route_extras("after", *where)
+        if self._stop_event.is_set():
+            return handler.drop_connection()
+        return self._deliver(handler, fault, status, payload, entry, where)
+
+    def _route_extras(self, when: str, method: str, template: str, path: str) -> None:
+        """Ganchos e atrasos por rota, no momento `when` ("before" ou "after" da aplicação)."""
+        for rule in self._faults.take_rules("hook_" + when, method, template, path):
+            self._run_hook(rule.value)
+        for rule in self._faults.take_rules("delay_" + when, method, template, path):
+            self._faults.pause(rule.value)
+
+    def _run_hook(self, callback) -> None:
+        try:
+            callback(self)
+        except Exception as exc:  # noqa: BLE001 - o teste confere srv.hook_errors
+            self.hook_errors.append(exc)
 
     def _run_app(self, match: RouteMatch, headers, raw_body: bytes) -> tuple[int, dict]:
         try:
@@ -1007,8 +1311,10 @@ class ServidorReferencia:
             self._faults.pause(self._faults.hang_seconds or 0)
             handler.drop_connection()
 
-    def _deliver(self, handler, fault, status: int, payload: dict, entry: list) -> None:
-        """Entrega a resposta processada; "lost" e "truncated" a estragam depois da escrita."""
+    def _deliver(self, handler, fault, status: int, payload: dict, entry: list,
+                 where: tuple) -> None:
+        """Entrega a resposta processada; "lost" e "truncated" a estragam depois da escrita;
+        uma regra de trickle a manda um byte por vez."""
         if fault == "lost":
             return handler.reset_connection()
         is_html = isinstance(payload, HtmlPage)
@@ -1016,7 +1322,13 @@ class ServidorReferencia:
         if fault == "truncated":
             body = body[: len(body) // 2]
         self._stats.finish(entry, status)
-        return handler.send_raw(status, body, HTML_TYPE if is_html else JSON_TYPE)
+        content_type = HTML_TYPE if is_html else JSON_TYPE
+        trickles = self._faults.take_rules("trickle", *where)
+        if trickles:
+            seconds, headers_too = trickles[0].value
+            return handler.send_trickled(status, body, content_type, seconds, headers_too,
+                                         self._stop_event)
+        return handler.send_raw(status, body, content_type)
 
     # --- "hoje" ---
 
@@ -1025,7 +1337,45 @@ class ServidorReferencia:
         self._clock.set_today(today)
 
     def today(self) -> dt.date:
+        """Data UTC do relógio (a que as escritas carimbam)."""
         return self._clock.today()
+
+    def set_now(self, moment: Optional[dt.datetime]) -> None:
+        """Fixa o instante atual do servidor (datetime com fuso); None volta ao relógio real."""
+        self._clock.set_now(moment)
+
+    def now(self) -> dt.datetime:
+        """Instante atual do relógio do servidor, em UTC."""
+        return self._clock.now()
+
+    def local_today(self) -> dt.date:
+        """Data do relógio no fuso do servidor (a que o veredito usa)."""
+        return self._clock.local_today()
+
+    @property
+    def fuso(self) -> str:
+        return self._clock.fuso
+
+    # --- veredito (o que /verify responderia; oráculo dos testes) ---
+
+    def veredito_motivo(self, device_id: str) -> str:
+        """Como /verify: tira os espaços das pontas do id e procura; devolve o motivo
+        ("liberada", "bloqueada", "expirada", "pendente" ou "inexistente")."""
+        record = self._db.find_device(str(device_id).strip())
+        return verdict_reason(record, self.local_today())
+
+    def veredito(self, device_id: str) -> bool:
+        """True se /verify liberaria um cliente que manda este id (passos 1 a 5 do contrato)."""
+        return self.veredito_motivo(device_id) == "liberada"
+
+    def vereditos(self) -> dict:
+        """Veredito de cada licença gravada, pela chave como está gravada. Uma licença com espaços
+        nas pontas do device_id nunca é alcançada por um cliente: False (mesmo que exista a
+        "gêmea" sem espaços, cujo veredito é o dela própria)."""
+        today = self.local_today()
+        return {device["device_id"]: (device["device_id"] == device["device_id"].strip()
+                                      and verdict_reason(device, today) == "liberada")
+                for device in self._db.list_devices()}
 
     # --- acesso direto aos dados ---
 
@@ -1042,14 +1392,19 @@ class ServidorReferencia:
                    created_by: Optional[str] = "admin", status: Optional[str] = "active",
                    start_date=None, end_date=None, custom_interval=60, features="core",
                    last_seen_at=None, last_seen_ip=None, last_hostname=None,
-                   last_version=None) -> int:
-        """Grava uma licença exatamente como dada; datas None calculadas como na inserção."""
+                   last_version=None, calcular_fim: bool = True) -> int:
+        """Grava uma licença exatamente como dada (device_id sem strip, custom_interval e features
+        de qualquer tipo JSON, texto de qualquer tamanho). start_date None vira hoje (UTC);
+        end_date None é calculado como na inserção, ou fica NULL com calcular_fim=False
+        (importação antiga direto no banco)."""
         record = dict(locals())
-        del record["self"]
+        del record["self"], record["calcular_fim"]
         start = to_date(start_date) or self._clock.today()
         record["start_date"] = start.isoformat()
-        record["end_date"] = (to_date_text(end_date) if end_date is not None
-                              else end_date_for(start, license_type))
+        if end_date is not None:
+            record["end_date"] = to_date_text(end_date)
+        else:
+            record["end_date"] = end_date_for(start, license_type) if calcular_fim else None
         return self._db.insert_device(record)
 
     def remove_device(self, device_id: str) -> bool:
@@ -1086,6 +1441,31 @@ class ServidorReferencia:
     def invalidate_tokens(self) -> None:
         """Todos os tokens deixam de valer (como depois de um reinício)."""
         self._app.invalidate_tokens()
+
+    def export_data(self) -> "CopiaDados":
+        """Cópia de segurança do arquivo de dados: revendedores (com hash de senha), licenças
+        (com ids locais) e as sequências de id, exatamente como estão."""
+        return CopiaDados(copy.deepcopy(self._db.dump()))
+
+    def import_data(self, copia: "CopiaDados") -> None:
+        """Restaura uma cópia de export_data (como "voltei o backup de ontem à noite").
+        Os tokens emitidos continuam valendo."""
+        if not isinstance(copia, CopiaDados):
+            raise TypeError("import_data espera o objeto devolvido por export_data().")
+        self._db.restore(copy.deepcopy(copia.tables))
+
+    # --- GET /servers ---
+
+    def set_license_servers(self, servidores: Optional[list]) -> None:
+        """O LICENSE_SERVERS do servidor; None = a lista embutida (SERVIDORES_PADRAO)."""
+        if servidores is not None and (isinstance(servidores, str) or not all(
+                isinstance(url, str) for url in servidores)):
+            raise ValueError("servidores deve ser uma lista de URLs (texto) ou None.")
+        self._app.license_servers = None if servidores is None else list(servidores)
+
+    def set_servers_endpoint(self, enabled: bool) -> None:
+        """False: a rota GET /servers some (404 HTML do Flask), como num servidor antigo."""
+        self._disabled_actions = frozenset() if enabled else frozenset({"servers"})
 
     # --- contagem ---
 
@@ -1134,6 +1514,63 @@ class ServidorReferencia:
     def clear_overrides(self) -> None:
         self._faults.clear_overrides()
 
+    def interstitial_200(self, method: str, path_template: str, times: Optional[int] = 1) -> None:
+        """Página HTML 200 de host/túnel: responde sem a aplicação ver a requisição."""
+        self.override(method, path_template, 200, HtmlPage(INTERSTITIAL_PAGE),
+                      content_type=HTML_TYPE, times=times)
+
+    def trickle(self, method: str, path_template: str, seconds_per_byte: float = 0.5,
+                times: Optional[int] = 1, headers_too: bool = True) -> None:
+        """A aplicação responde normalmente, mas a resposta (linha de status e cabeçalhos, depois
+        o corpo) sai um byte a cada `seconds_per_byte` segundos."""
+        value = (float(seconds_per_byte), bool(headers_too))
+        self._faults.add_rule("trickle", _rule(method, path_template, value, times))
+
+    def on_request(self, method: str, path_template: str, callback, when: str = "after",
+                   times: Optional[int] = 1, skip: int = 0) -> None:
+        """Roda callback(srv) na thread do servidor para a requisição que casar: "before" = ao
+        chegar, antes da aplicação (conta toda requisição que casa, mesmo as respondidas por
+        override); "after" = depois de a aplicação calcular a resposta e ANTES de enviá-la (só
+        conta as que chegaram à aplicação). `skip` requisições que casam passam antes;
+        `times` None = sempre. Exceções do callback vão para srv.hook_errors."""
+        self._faults.add_rule("hook_" + _checked_when(when),
+                              _rule(method, path_template, callback, times, skip))
+
+    def clear_hooks(self) -> None:
+        self._faults.clear_rules("hook_before", "hook_after")
+
+    def delay(self, method: str, path_template: str, seconds: float,
+              times: Optional[int] = 1, when: str = "before") -> None:
+        """Atraso só nesta rota: "before" = antes da aplicação; "after" = depois de a aplicação
+        gravar, antes de responder."""
+        self._faults.add_rule("delay_" + _checked_when(when),
+                              _rule(method, path_template, float(seconds), times))
+
+    def clear_route_rules(self) -> None:
+        """Desfaz respostas enlatadas, trickles, atrasos e ganchos por rota."""
+        self._faults.clear_overrides()
+        self._faults.clear_rules()
+
+
+@dataclass(frozen=True)
+class CopiaDados:
+    """Cópia opaca dos dados de um servidor (export_data / import_data)."""
+    tables: dict
+
+
+def _checked_when(when: str) -> str:
+    if when not in ("before", "after"):
+        raise ValueError(f"when deve ser 'before' ou 'after': {when!r}")
+    return when
+
+
+def _rule(method: str, path_template: str, value: Any, times: Optional[int],
+          skip: int = 0) -> "RouteRule":
+    if times is not None and int(times) < 1:
+        raise ValueError(f"times deve ser >= 1 ou None: {times!r}")
+    return RouteRule(method.upper(), path_template, value,
+                     None if times is None else int(times), max(0, int(skip)))
+
 
 def _fault_property(name: str) -> property:
     """Expõe um botão de falha como atributo do servidor (srv.latency_ms = 50)."""
@@ -1157,6 +1594,19 @@ def _cli_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"data inválida (use AAAA-MM-DD): {text!r}") from exc
 
 
+def _cli_zone(text: str) -> str:
+    try:
+        load_zone(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _cli_servers(text: str) -> list:
+    """Lista de URLs separadas por vírgula (texto vazio = lista vazia)."""
+    return [url.strip() for url in text.split(",") if url.strip()]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Servidor de licenças de referência (fiel ao CONTRATO_API.md).")
@@ -1167,6 +1617,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--admin-password", default=DEFAULT_ADMIN_PASSWORD)
     parser.add_argument("--hoje", type=_cli_date, default=None, help="fixa a data de hoje")
     parser.add_argument("--latencia-ms", type=int, default=0, help="latência por resposta")
+    parser.add_argument("--fuso", type=_cli_zone, default="UTC",
+                        help="fuso do processo do servidor (nome IANA), usado no veredito")
+    parser.add_argument("--servidores", type=_cli_servers, default=None,
+                        help="LICENSE_SERVERS de GET /servers, separados por vírgula "
+                             "(padrão: a lista embutida de outro dono)")
+    parser.add_argument("--sem-rota-servers", action="store_true",
+                        help="GET /servers não existe (servidor antigo)")
     return parser.parse_args(argv)
 
 
@@ -1184,7 +1641,8 @@ def main(argv=None) -> int:
     server = ServidorReferencia(
         host=args.host, port=args.porta, db_path=args.db,
         admins={args.admin_user: args.admin_password}, today=args.hoje,
-        latency_ms=args.latencia_ms)
+        fuso=args.fuso, servidores=args.servidores, latency_ms=args.latencia_ms)
+    server.set_servers_endpoint(not args.sem_rota_servers)
     try:
         server.start()
     except OSError as exc:
