@@ -48,6 +48,9 @@ class Par:
         SEGREDOS_USADOS.update({self.senha_principal, self.senhas_backup})
         self.principal = ServidorReferencia(admins={"admin": self.senha_principal}).start()
         self.backups = [ServidorReferencia(admins={"admin": self.senhas_backup}).start() for _ in range(backups)]
+        # Vendedor bem configurado: todo servidor publica em GET /servers o principal e os backups, em ordem.
+        for servidor in [self.principal] + self.backups:
+            servidor.set_license_servers([s.url for s in [self.principal] + self.backups])
         self.dados = tmp_path / "dados"
         self.tmp_path = tmp_path
 

@@ -34,10 +34,11 @@ GET_HEALTH = ("GET", "/health")
 LOGIN = ("POST", "/admin/login")
 GET_USERS = ("GET", "/admin/users")
 GET_DEVICES = ("GET", "/admin/devices")
+GET_SERVERS = ("GET", "/servers")
 CRIAR_USUARIO = ("POST", "/admin/users/create")
 UPSERT = ("POST", "/admin/devices/create")
 STATUS = ("POST", "/admin/devices/<id>/deactivate")
-LEITURAS_MINIMAS = {GET_HEALTH: 1, LOGIN: 1, GET_USERS: 1, GET_DEVICES: 1}
+LEITURAS_MINIMAS = {GET_HEALTH: 1, LOGIN: 1, GET_USERS: 1, GET_DEVICES: 1, GET_SERVERS: 1}
 
 
 # ---------------------------------------------------------------------------
