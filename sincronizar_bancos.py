@@ -230,6 +230,7 @@ class Config:
     max_deletions: int | None = None
     force: bool = False
     restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
+    aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # rota de falha: {apelido: servidor}
 
 
 def normalize_url(url: str) -> str:
@@ -416,6 +417,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         today=today,
         progress=not args.json and not args.sem_progresso,
         allow_http=allow_http,
+        aliases=parse_aliases(get("SERVIDORES_APELIDOS"), [primary.url] + [b.url for b in backups]),  # rota de falha
     )
 
 
@@ -1247,6 +1249,337 @@ def fetch_snapshot(client: ApiClient) -> Snapshot:
     licenses, license_problems, rejected = parse_licenses(client.list_items("/admin/devices"))
     return Snapshot(client.server.url, users, licenses, user_problems + license_problems,
                     login_username=client.server.username, rejected=rejected)
+
+
+# ============================================================================
+# Rota de falha dos clientes: GET /servers de cada servidor × servidores sincronizados
+# ============================================================================
+# Os programas dos clientes baixam GET /servers e, quando um servidor não responde, tentam as URLs
+# dessa lista em ordem. A redundância só vale se essa rota passa apenas por servidores que esta
+# ferramenta mantém iguais ao principal. Esta seção lê a lista de cada servidor (uma GET pública por
+# servidor, sem token), compara com SERVIDOR_PRINCIPAL + SERVIDOR_BACKUP (+ SERVIDORES_APELIDOS) e
+# descreve o que está fora. Os achados vão para o relatório, o --json, o verificar (código 1 para URL
+# não sincronizada ou lista padrão), o histórico e o painel; nunca mudam o código de saída da
+# sincronização. O /status.json continua só sobre a saúde da sincronização: um monitor que avisa
+# "backup atrasado" não deve disparar por uma configuração que só o vendedor pode corrigir.
+
+FAILOVER_PATH = "/servers"
+FAILOVER_CHECK_MEANING = "a rota de falha dos clientes passa por servidor que esta ferramenta não sincroniza"
+
+
+class ListState(str, enum.Enum):
+    PUBLISHED = "publicada"
+    UNKNOWN = "desconhecida"  # sem a rota /servers, página de proxy ou JSON fora do formato
+    NOT_ASKED = "nao_consultada"  # servidor inacessível nesta execução (o erro já aparece no par)
+
+
+class FindingKind(str, enum.Enum):
+    UNSYNCED = "url_nao_sincronizada"  # grave: clientes atendidos por dados que ninguém mantém
+    BUILTIN = "lista_padrao"  # grave: nenhum servidor configurado na lista (a de fábrica do servidor)
+    UNREACHED = "backup_fora_da_lista"  # backup sincronizado que os clientes nunca alcançam
+    PRIMARY_NOT_FIRST = "principal_fora_do_topo"
+    DIFFERENT_LISTS = "listas_diferentes"
+
+
+SERIOUS_FINDINGS = (FindingKind.UNSYNCED, FindingKind.BUILTIN)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerList:
+    """O que um servidor publicou em GET /servers."""
+    server: str
+    role: str  # "principal" ou "backup"
+    state: ListState
+    published: tuple[str, ...] = ()  # URLs normalizadas, na ordem publicada (como o cliente as vê)
+    canonical: tuple[str, ...] = ()  # as mesmas, com apelidos trocados pelo servidor configurado
+
+
+@dataclasses.dataclass(frozen=True)
+class FailoverFinding:
+    kind: FindingKind
+    servers: tuple[str, ...]  # servidores que publicam a lista em questão
+    url: str | None = None  # URL de que o achado fala
+    position: int | None = None  # posição na lista (1 = a primeira que o cliente tenta)
+    before: tuple[str, ...] = ()  # URLs que o cliente tenta antes desta
+    urls: tuple[str, ...] = ()  # a lista inteira (lista padrão)
+    lists: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (servidor, lista) quando as listas diferem
+
+    @property
+    def serious(self) -> bool:
+        return self.kind in SERIOUS_FINDINGS
+
+    @property
+    def message(self) -> str:
+        return _FINDING_TEXT[self.kind](self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FailoverReport:
+    primary: str
+    configured: tuple[str, ...]  # principal primeiro, depois os backups
+    lists: tuple[ServerList, ...]
+    findings: tuple[FailoverFinding, ...]
+    aliases: tuple[tuple[str, str], ...] = ()  # (apelido, servidor configurado)
+
+    @property
+    def serious(self) -> bool:
+        return any(f.serious for f in self.findings)
+
+    @property
+    def unknown(self) -> tuple[ServerList, ...]:
+        return tuple(s for s in self.lists if s.state == ListState.UNKNOWN)
+
+    @property
+    def off(self) -> bool:
+        """Algo a mostrar: um achado ou uma lista que não pôde ser lida."""
+        return bool(self.findings or self.unknown)
+
+
+def parse_aliases(raw: str | None, servers: list[str]) -> dict[str, str]:
+    """SERVIDORES_APELIDOS: "URL=URL" separados por vírgula; cada item liga dois endereços do MESMO
+    servidor (ex.: o domínio próprio na frente do endereço da hospedagem). Um dos lados tem de ser um
+    servidor configurado (SERVIDOR_PRINCIPAL ou SERVIDOR_BACKUP); o outro é o apelido. Devolve
+    {apelido: servidor configurado}, com URLs normalizadas."""
+    aliases: dict[str, str] = {}
+    for item in (part.strip() for part in str(raw or "").split(",")):
+        if not item:
+            continue
+        sides = item.split("=")
+        if len(sides) != 2 or not all(side.strip() for side in sides):
+            raise ConfigError(f"SERVIDORES_APELIDOS: use URL=URL em cada item (recebido: {item!r}).")
+        try:
+            first, second = (normalize_url(side) for side in sides)
+        except ConfigError as exc:
+            raise ConfigError(f"SERVIDORES_APELIDOS: {exc}") from None
+        if (first in servers) == (second in servers):
+            which = "os dois são servidores configurados" if first in servers else "nenhum é servidor configurado"
+            raise ConfigError(f"SERVIDORES_APELIDOS: em {first}={second} {which}; um lado deve ser uma URL de "
+                              "SERVIDOR_PRINCIPAL ou SERVIDOR_BACKUP e o outro o endereço alternativo dela.")
+        alias, target = (second, first) if first in servers else (first, second)
+        if aliases.setdefault(alias, target) != target:
+            raise ConfigError(f"SERVIDORES_APELIDOS: {alias} aparece como apelido de dois servidores "
+                              f"({aliases[alias]} e {target}).")
+    return aliases
+
+
+def parse_failover_body(body: Any) -> list[str] | None:
+    """A lista de GET /servers, ou None quando a resposta não tem o formato do contrato."""
+    servers = body.get("servers") if isinstance(body, dict) else None
+    if not isinstance(servers, list) or not all(isinstance(url, str) for url in servers):
+        return None
+    return servers
+
+
+def fetch_failover_list(client: ApiClient) -> list[str] | None:
+    """Uma GET /servers (pública: sem token) pela sessão do cliente. None quando o servidor não tem a
+    rota ou responde outra coisa; nunca levanta exceção: a rota de falha não decide a execução."""
+    try:
+        resp = client.session.get(client.server.url + FAILOVER_PATH, headers={"Accept": "application/json"},
+                                  timeout=(client.config.connect_timeout, client.config.timeout))
+        return parse_failover_body(resp.json()) if resp.status_code == 200 else None
+    except Exception:  # rede, JSON inválido, página HTML: tudo vira "lista desconhecida"
+        return None
+
+
+def start_failover_check(config: Config, clients: list[ApiClient]) -> Callable[[], FailoverReport | None]:
+    """Começa as GET /servers em paralelo (junto com os retratos) e devolve a função que espera por
+    elas e monta o relatório. Em restaurar (a configuração é virada ao contrário) nada é consultado."""
+    if config.mode == "restauracao":
+        return lambda: None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(clients)))
+    futures = {client.server.url: pool.submit(fetch_failover_list, client) for client in clients}
+    pool.shutdown(wait=False)
+    configured = [config.primary.url] + [backup.url for backup in config.backups]
+    return lambda: check_failover(configured, {url: f.result() for url, f in futures.items()}, config.aliases)
+
+
+def _canonical(url: str, aliases: dict[str, str]) -> str:
+    try:
+        normalized = normalize_url(url)
+    except ConfigError:  # URL que o cliente nem consegue usar: aparece como está
+        return url.strip()
+    return aliases.get(normalized, normalized)
+
+
+def _server_list(server: str, role: str, raw: list[str] | None, asked: bool, aliases: dict[str, str]) -> ServerList:
+    if raw is None:
+        return ServerList(server, role, ListState.UNKNOWN if asked else ListState.NOT_ASKED)
+    published, canonical = [], []
+    for url in (u for u in raw if u.strip()):
+        display = _canonical(url, {})
+        if display not in published:
+            published.append(display)
+        mapped = aliases.get(display, display)
+        if mapped not in canonical:
+            canonical.append(mapped)
+    return ServerList(server, role, ListState.PUBLISHED, tuple(published), tuple(canonical))
+
+
+def _list_findings(canon: tuple[str, ...], servers: tuple[str, ...],
+                   configured: tuple[str, ...]) -> list[FailoverFinding]:
+    """Achados de uma lista (publicada igual por `servers`)."""
+    primary, synced = configured[0], set(configured)
+    if canon and not synced & set(canon):
+        return [FailoverFinding(FindingKind.BUILTIN, servers, urls=canon)]
+    found = [FailoverFinding(FindingKind.UNSYNCED, servers, url, index + 1, canon[:index])
+             for index, url in enumerate(canon) if url not in synced]
+    found += [FailoverFinding(FindingKind.UNREACHED, servers, url) for url in configured[1:] if url not in canon]
+    if not canon or canon[0] != primary:
+        position = canon.index(primary) + 1 if primary in canon else None
+        found.append(FailoverFinding(FindingKind.PRIMARY_NOT_FIRST, servers, primary, position, urls=canon))
+    return found
+
+
+def check_failover(configured: list[str], lists: dict[str, list[str] | None],
+                   aliases: dict[str, str] | None = None) -> FailoverReport:
+    """Compara a lista publicada por cada servidor com os servidores configurados (principal primeiro).
+    `lists`: {servidor: lista lida | None (desconhecida)}; servidor ausente = não consultado. Puro."""
+    aliases = aliases or {}
+    configured_t = tuple(configured)
+    server_lists = tuple(_server_list(url, "principal" if index == 0 else "backup", lists.get(url), url in lists,
+                                      aliases) for index, url in enumerate(configured_t))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for item in server_lists:
+        if item.state == ListState.PUBLISHED:
+            groups.setdefault(item.canonical, []).append(item.server)
+    findings = [f for canon, servers in groups.items() for f in _list_findings(canon, tuple(servers), configured_t)]
+    if len(groups) > 1:
+        published = tuple((s.server, s.published) for s in server_lists if s.state == ListState.PUBLISHED)
+        findings.append(FailoverFinding(FindingKind.DIFFERENT_LISTS, tuple(s for s, _ in published), lists=published))
+    findings.sort(key=lambda f: not f.serious)  # os graves primeiro
+    return FailoverReport(configured_t[0], configured_t, server_lists, tuple(findings), tuple(sorted(aliases.items())))
+
+
+def failover_check_code(report: FailoverReport | None, check: bool, code: int) -> int:
+    """verificar sai com 1 quando a rota de falha passa por URL não sincronizada (ou pela lista padrão);
+    a sincronização normal não muda de código por isso."""
+    if check and code == EXIT_OK and report is not None and report.serious:
+        return EXIT_FALHAS
+    return code
+
+
+def _who(servers: tuple[str, ...]) -> str:
+    return servers[0] if len(servers) == 1 else ", ".join(servers[:-1]) + " e " + servers[-1]
+
+
+def _publish(servers: tuple[str, ...]) -> str:
+    return f"{_who(servers)} {'publica' if len(servers) == 1 else 'publicam'}"
+
+
+def _failover_route(urls: tuple[str, ...]) -> str:
+    return " → ".join(urls) if urls else "(vazia)"
+
+
+def _text_unsynced(f: FailoverFinding) -> str:
+    when = ("sempre: é a primeira da lista" if not f.before
+            else f"quando {_who(f.before)} não {'responde' if len(f.before) == 1 else 'respondem'}")
+    return (f"{_publish(f.servers)} {f.url} (posição {f.position} da lista), que esta ferramenta NÃO sincroniza. "
+            f"Em risco: os clientes que baixaram a lista de {_who(f.servers)}; o programa deles consulta "
+            f"{f.url} {when}, e lá as respostas (liberada/negada) vêm de dados que ninguém mantém iguais ao "
+            f"principal. Corrija: inclua {f.url} em SERVIDOR_BACKUP ou tire-a de LICENSE_SERVERS "
+            f"{'nesse servidor' if len(f.servers) == 1 else 'nesses servidores'} (se for outro endereço de um "
+            "servidor já configurado, declare-o em SERVIDORES_APELIDOS).")
+
+
+def _text_builtin(f: FailoverFinding) -> str:
+    return (f"{_publish(f.servers)} uma lista sem nenhum dos servidores configurados: provavelmente a lista "
+            f"padrão do servidor, não a sua ({_failover_route(f.urls)}). Em risco: todos os clientes que "
+            "baixaram essa lista; quando o servidor deles não responde, caem em servidores de outra pessoa, "
+            "com outros dados. "
+            f"Corrija: defina LICENSE_SERVERS {'nesse servidor' if len(f.servers) == 1 else 'nesses servidores'} "
+            "com o principal e os backups, nessa ordem.")
+
+
+def _text_unreached(f: FailoverFinding) -> str:
+    return (f"O backup {f.url} é sincronizado, mas não está na lista de {_who(f.servers)}: os clientes dessa "
+            f"lista nunca chegam a ele (redundância desperdiçada). Inclua-o em LICENSE_SERVERS.")
+
+
+def _text_primary(f: FailoverFinding) -> str:
+    if not f.urls:
+        return (f"A lista de {_who(f.servers)} está vazia: quando o servidor não responde, os clientes não têm "
+                "para onde ir. Defina LICENSE_SERVERS com o principal e os backups.")
+    where = "não está na lista" if f.position is None else f"está na posição {f.position} da lista"
+    return (f"O principal {f.url} {where} de {_who(f.servers)}: os clientes tentam primeiro {f.urls[0]}. "
+            "Coloque o principal no início de LICENSE_SERVERS.")
+
+
+def _text_different(f: FailoverFinding) -> str:
+    return ("Os servidores publicam listas diferentes: clientes do mesmo programa caem em servidores "
+            "diferentes conforme o servidor de onde baixaram a lista. Use o mesmo LICENSE_SERVERS em todos.")
+
+
+_FINDING_TEXT: dict[FindingKind, Callable[[FailoverFinding], str]] = {
+    FindingKind.UNSYNCED: _text_unsynced, FindingKind.BUILTIN: _text_builtin, FindingKind.UNREACHED: _text_unreached,
+    FindingKind.PRIMARY_NOT_FIRST: _text_primary, FindingKind.DIFFERENT_LISTS: _text_different,
+}
+_UNKNOWN_TEXT = "lista não lida (sem a rota /servers ou resposta fora do formato): rota de falha não conferida"
+
+
+def failover_text(report: FailoverReport | None) -> list[str]:
+    """Bloco curto do relatório humano; vazio quando a rota de falha está como configurada."""
+    if report is None or not report.off:
+        return []
+    lines = ["🧭 Rota de falha dos clientes (GET /servers de cada servidor):"]
+    for finding in report.findings:
+        lines.append(f"   {'❌' if finding.serious else '⚠️ '} {finding.message}")
+        lines += [f"      {server}: {_failover_route(urls)}" for server, urls in finding.lists]
+    lines += [f"   ❔ {item.server}: {_UNKNOWN_TEXT}." for item in report.unknown]
+    if report.serious:
+        lines.append("   → Enquanto houver ❌ aqui, 'verificar' sai com código 1; sincronizar de novo não "
+                     "resolve: ajuste SERVIDOR_BACKUP ou o LICENSE_SERVERS dos servidores.")
+    return lines + [""]
+
+
+def failover_json(report: FailoverReport | None) -> dict[str, Any] | None:
+    """Chave "rota_de_falha" do --json e dos detalhes do histórico (None em restaurar)."""
+    if report is None:
+        return None
+    return {
+        "ok": not report.off, "grave": report.serious, "principal": report.primary,
+        "sincronizados": list(report.configured), "apelidos": dict(report.aliases),
+        "servidores": [{"url": s.server, "papel": s.role, "estado": s.state.value,
+                        "lista": list(s.published) if s.state == ListState.PUBLISHED else None}
+                       for s in report.lists],
+        "achados": [{"tipo": f.kind.value, "grave": f.serious, "servidores": list(f.servers), "url": f.url,
+                     "posicao": f.position, "mensagem": f.message,
+                     "listas": {server: list(urls) for server, urls in f.lists} or None}
+                    for f in report.findings],
+    }
+
+
+def latest_failover(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A rota de falha registrada na execução mais recente (detalhes dos pares do painel)."""
+    found = [p for p in pairs if (p.get("detalhes") or {}).get("rota_de_falha")]
+    newest = max(found, key=lambda p: p["ultima_execucao"] or "", default=None)
+    return newest["detalhes"]["rota_de_falha"] if newest else None
+
+
+def render_failover_card(details: dict[str, Any] | None) -> str:
+    """Cartão "rota de falha dos clientes" do painel (a partir de failover_json; tudo escapado)."""
+    if not details:
+        return '<p class="vazio">Rota de falha dos clientes ainda não conferida (nenhuma execução registrada).</p>'
+    unknown = [s for s in details.get("servidores", []) if s.get("estado") == ListState.UNKNOWN.value]
+    css, state = (("falhando", "clientes caem em servidor não sincronizado") if details.get("grave") else
+                  ("atrasado", "atenção") if details.get("achados") or unknown else ("saudavel", "como configurada"))
+    servers = "".join(
+        f'<li><span class="url">{_esc(s.get("url"))}</span> ({_esc(s.get("papel"))}): '
+        + (_esc(_failover_route(tuple(s["lista"]))) if s.get("lista") is not None else _esc(s.get("estado")))
+        + "</li>" for s in details.get("servidores", []))
+    findings = "".join(f'<li class="{"grave" if f.get("grave") else "aviso"}">{_esc(f.get("mensagem"))}</li>'
+                       for f in details.get("achados", []))
+    findings += "".join(f"<li>{_esc(s.get('url'))}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
+    return (f'<div class="pares"><div class="par {css} rota-de-falha">'
+            f'<div class="estado">{_esc(state.upper())}</div>'
+            f"<div>Listas publicadas (GET /servers):</div><ul>{servers}</ul>"
+            + (f"<ul>{findings}</ul>" if findings else "") + "</div></div>")
+
+
+def configure_demo_failover(*servers: Any) -> None:
+    """Demonstração: cada servidor de referência publica a lista certa (principal, depois o backup)."""
+    for server in servers:
+        if hasattr(server, "set_license_servers"):
+            server.set_license_servers([s.url for s in servers])
 
 
 # ============================================================================
@@ -2675,6 +3008,7 @@ def pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
         "conflitos": pair.get("conflitos", [])[:limit],
         "so_no_backup": {k: v[:limit] for k, v in pair.get("so_no_backup", {}).items()},
         "paridade_diferentes": (pair.get("paridade") or {}).get("diferentes", [])[:limit],
+        "rota_de_falha": pair.get("rota_de_falha"),
     }
 
 
@@ -3257,7 +3591,7 @@ def _render_failover(pairs: list[dict[str, Any]]) -> str:
     """Cartão da rota de falha (detalhes["rota_de_falha"] da última execução); vazio quando nenhum par a tem."""
     if not any(p["detalhes"].get("rota_de_falha") for p in pairs):
         return ""
-    return ""
+    return "<h2>Rota de falha dos clientes</h2>" + render_failover_card(latest_failover(pairs))
 
 
 def _render_pairs(pairs: list[dict[str, Any]]) -> str:
@@ -3500,6 +3834,7 @@ def run_demo(args: argparse.Namespace) -> int:
             module.ServidorReferencia(admins={"admin": passwords[1]}) as backup, \
             tempfile.TemporaryDirectory(prefix="demo-sincronizar-") as data_dir:
         seed_demo(primary, backup, today)
+        configure_demo_failover(primary, backup)  # rota de falha
         config = Config(primary=ServerConfig("principal", primary.url, "admin", passwords[0]),
                         backups=[ServerConfig("backup", backup.url, "admin", passwords[1])],
                         data_dir=data_dir, wake_wait=10, json_output=bool(args.json),
@@ -3657,16 +3992,29 @@ class RunOutcome:
     ended: str = ""
     duration_s: float = 0.0
     warnings: list[str] = dataclasses.field(default_factory=list)
+    failover: FailoverReport | None = None
+    check: bool = False
 
     @property
-    def code(self) -> int:
+    def sync_code(self) -> int:
         code = run_code(p.code for p in self.pairs)
         return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
 
+    @property
+    def code(self) -> int:
+        """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
+        return failover_check_code(self.failover, self.check, self.sync_code)
+
+    @property
+    def meaning(self) -> str:
+        code = self.code
+        if code != self.sync_code:
+            return FAILOVER_CHECK_MEANING
+        return CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.check else EXIT_SIGNIFICADO[code]
+
 
 def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
-    code = run.code
-    meaning = CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if check else EXIT_SIGNIFICADO[code]
+    code, meaning = run.code, run.meaning
     return {
         "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
         "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
@@ -3679,6 +4027,7 @@ def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
                       "espera_despertar_s": round(run.primary_waited_s, 1), "erro": run.primary_error},
         "backups": [pair_json(p, simulate) for p in run.pairs],
         "arquivo_credenciais": run.credentials_file,
+        "rota_de_falha": failover_json(run.failover),
     }
 
 
@@ -3724,6 +4073,7 @@ class Run:
         self.history: History | None = None
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
+        self.failover: FailoverReport | None = None  # rota de falha
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -3792,12 +4142,14 @@ class Run:
 
     def fetch_all(self) -> None:
         ready = [c for c in self.clients.values() if c.server.url not in self.errors]
+        finish_failover = start_failover_check(self.config, ready)  # rota de falha
         for client, outcome in zip(ready, parallel_map(fetch_snapshot, ready)):
             if isinstance(outcome, BaseException):
                 self.errors[client.server.url] = outcome
             else:
                 self.snapshots[client.server.url] = outcome
         check_distinct_servers([c for c in ready if c.server.url in self.snapshots])  # helper-cli: same-server check
+        self.failover = finish_failover()  # rota de falha
         for client in ready:
             self._report_fetch(client)
 
@@ -3836,7 +4188,8 @@ class Run:
         self.text.pair(outcome)
         if self.history and row is not None:
             self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
-                             pair_json(outcome, self.config.simulate))
+                             {**pair_json(outcome, self.config.simulate),
+                              "rota_de_falha": failover_json(self.failover)})  # rota de falha
         return outcome
 
     def plan_options(self, direction: Direction) -> PlanOptions:
@@ -3958,13 +4311,16 @@ class Run:
             primary_counts=(len(primary.users), primary.license_count) if primary else None,
             primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
             credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
-            ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings)
+            ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings,
+            failover=self.failover, check=self.config.check)
         if run.credentials_file:
             self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
         return run
 
     def summary(self, run: RunOutcome) -> None:
         rep, code, cfg = self.rep, run.code, self.config
+        for line in failover_text(run.failover):
+            rep.say(line)
         rep.say(SEP)
         title = {EXIT_OK: "✅ Sincronização concluída!", EXIT_FALHAS: "⚠️  Sincronização concluída com problemas."}
         if cfg.check:
@@ -3973,6 +4329,8 @@ class Run:
         elif cfg.simulate:
             title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
                      EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
+        if code != run.sync_code:
+            title = {EXIT_FALHAS: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
         rep.say(title.get(code, "❌ Não concluída."))
         rep.say("-" * 60)
         rep.say("Resumo por backup:" if not self.directions[0].restore else "Resumo da restauração:")
@@ -3980,8 +4338,7 @@ class Run:
             rep.say(self.text.summary_line(pair))
         for warning in run.warnings:
             rep.say(f"   ⚠️  {warning}")
-        meaning = CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if cfg.check else EXIT_SIGNIFICADO[code]
-        rep.say(f"Código de saída: {code} ({meaning})")
+        rep.say(f"Código de saída: {code} ({run.meaning})")
         rep.say(SEP)
 
 

@@ -373,7 +373,8 @@ def rodar_filho(comando: list[str], env: dict[str, str] | None, timeout: float,
 # Contagem de requisições (nos servidores)
 # ---------------------------------------------------------------------------
 
-ROTAS_INICIAIS = (("GET", "/health"), ("POST", "/admin/login"), ("GET", "/admin/users"), ("GET", "/admin/devices"))
+ROTAS_INICIAIS = (("GET", "/health"), ("POST", "/admin/login"), ("GET", "/admin/users"), ("GET", "/admin/devices"),
+                  ("GET", "/servers"))
 
 
 @dataclasses.dataclass
@@ -402,7 +403,7 @@ def contar(execucao: str, par: ParDeServidores, conexoes_antes: dict[str, int],
         extras = {f"{m} {p}": n for (m, p), n in sorted(contagens.items())
                   if (m, p) not in ROTAS_INICIAIS and m not in ("POST", "DELETE")}
         iniciais = "+".join(str(contagens.get(rota, 0)) for rota in ROTAS_INICIAIS)
-        detalhe = f"health+login+users+devices={iniciais}" + (f"; outras leituras: {extras}" if extras else "")
+        detalhe = f"health+login+users+devices+servers={iniciais}" + (f"; outras leituras: {extras}" if extras else "")
         linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + esperadas, servidor.write_count(),
                                esperadas, servidor.connections_accepted - conexoes_antes[nome], detalhe))
     return linhas
@@ -968,7 +969,8 @@ def imprimir_relatorio(tam: Tamanhos, maquina: list[str], contagens: list[Contag
 
     p(f"1. Requisições × mínimo teórico (contadas nos servidores; {tam.usuarios} usuários, "
       f"{inteiro(tam.licencas_primeira)} licenças, --paralelo {tam.paralelo})")
-    p("   mínimo por servidor = 1 GET /health + 1 login + 1 GET /admin/users + 1 GET /admin/devices + 1 por escrita")
+    p("   mínimo por servidor = 1 GET /health + 1 login + 1 GET /admin/users + 1 GET /admin/devices + 1 GET /servers "
+      "+ 1 por escrita")
     linhas = [[c.execucao, c.servidor, inteiro(c.total), inteiro(c.minimo), f"{inteiro(c.escritas)}/{inteiro(c.escritas_esperadas)}",
                inteiro(c.conexoes), "= mínimo" if c.ok else f"DIFERENTE {c.total - c.minimo:+d} ({c.detalhe})"]
               for c in contagens + sem_mudancas.contagens + sem_mudancas.contagens_realista]

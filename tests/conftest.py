@@ -47,7 +47,13 @@ class Par:
         self.senhas_backup = secrets.token_urlsafe(16)
         SEGREDOS_USADOS.update({self.senha_principal, self.senhas_backup})
         self.principal = ServidorReferencia(admins={"admin": self.senha_principal}).start()
-        self.backups = [ServidorReferencia(admins={"admin": self.senhas_backup}).start() for _ in range(backups)]
+        # Cada servidor com sua própria sequência de ids locais, como na vida real (listagens idênticas,
+        # com os mesmos ids, só acontecem quando duas URLs levam ao MESMO servidor).
+        self.backups = [ServidorReferencia(admins={"admin": self.senhas_backup}, primeiro_id=1000 * (i + 1)).start()
+                        for i in range(backups)]
+        # Vendedor bem configurado: todo servidor publica em GET /servers o principal e os backups, em ordem.
+        for servidor in [self.principal] + self.backups:
+            servidor.set_license_servers([s.url for s in [self.principal] + self.backups])
         self.dados = tmp_path / "dados"
         self.tmp_path = tmp_path
 

@@ -460,6 +460,13 @@ class Database:
             self._conn.execute("DELETE FROM devices")
             self._conn.execute("DELETE FROM sqlite_sequence")
 
+    def start_ids(self, first: int) -> None:
+        """Os próximos ids locais começam em `first` (servidores reais têm históricos de ids diferentes)."""
+        with self._lock, self._conn:
+            for table in ("users", "devices"):
+                self._conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, first - 1))
+
     # --- cópia de segurança (linhas cruas, com hashes, ids locais e sequências) ---
 
     def dump(self) -> dict:
@@ -1161,11 +1168,14 @@ class ServidorReferencia:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: Optional[str] = None,
                  admins: Optional[dict] = None, today: Any = None, fuso: str = "UTC",
-                 servidores: Optional[list] = None, now: Optional[dt.datetime] = None, **faults):
+                 servidores: Optional[list] = None, now: Optional[dt.datetime] = None, primeiro_id: int = 1,
+                 **faults):
         self.host, self.port = host, port
         self._clock = Clock(today, fuso, now)
         self._temp_db = self._make_temp_db() if db_path is None else None
         self._db = Database(self._temp_db or db_path)
+        if primeiro_id != 1:
+            self._db.start_ids(primeiro_id)
         admins = {"admin": DEFAULT_ADMIN_PASSWORD} if admins is None else dict(admins)
         self._app = LicenseApp(self._db, self._clock, admins)
         self._disabled_actions: frozenset = frozenset()
