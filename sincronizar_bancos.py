@@ -220,6 +220,7 @@ class Config:
     simulate: bool = False
     json_output: bool = False
     today: dt.date | None = None
+    now: dt.datetime | None = None  # --agora: instante de referência (testes); decide a data local de cada servidor
     progress: bool = True
     allow_http: bool = False
     check: bool = False  # subcomando verificar: só compara, nunca grava
@@ -392,6 +393,13 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
             today = dt.date.fromisoformat(args.hoje)
         except ValueError:
             raise ConfigError(f"--hoje deve estar no formato AAAA-MM-DD (recebido: {args.hoje!r}).") from None
+    now = None
+    if args.agora:
+        try:
+            now = dt.datetime.fromisoformat(args.agora)
+        except ValueError:
+            raise ConfigError(f"--agora deve estar no formato AAAA-MM-DDTHH:MM (recebido: {args.agora!r}).") from None
+        now = now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
     ca_bundle = get("SYNC_CA_BUNDLE")
     if ca_bundle and not os.path.isfile(ca_bundle):
         raise ConfigError(f"SYNC_CA_BUNDLE aponta para um arquivo que não existe: {ca_bundle}")
@@ -415,6 +423,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         simulate=bool(args.simular),
         json_output=bool(args.json),
         today=today,
+        now=now,
         progress=not args.json and not args.sem_progresso,
         allow_http=allow_http,
         aliases=parse_aliases(get("SERVIDORES_APELIDOS"), [primary.url] + [b.url for b in backups]),  # rota de falha
@@ -4063,7 +4072,7 @@ class Run:
         self.text = TextReport(rep, config.simulate, config.check, config.force)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.started = now_iso()
-        self.now = dt.datetime.now(dt.timezone.utc)
+        self.now = config.now or dt.datetime.now(dt.timezone.utc)
         self.clock_start = time.monotonic()
         self.directions = directions(config)
         servers = [config.primary] + [d.backup for d in self.directions]
@@ -4470,6 +4479,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--permitir-http", action="store_true",
                         help="aceita http:// sem criptografia para servidores que não são locais")
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
+    parser.add_argument("--agora", metavar="AAAA-MM-DDTHH:MM",
+                        help="instante de referência (UTC se sem fuso) para a data local de cada servidor (testes)")
     parser.add_argument("--sem-progresso", action="store_true", help="não mostra o contador de progresso")
     parser.add_argument("--bidirecional", action="store_true",
                         help="sincroniza nos dois sentidos (comparação em três vias com o estado salvo)")
