@@ -4072,7 +4072,7 @@ class Run:
         self.text = TextReport(rep, config.simulate, config.check, config.force)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.started = now_iso()
-        self.now = config.now or dt.datetime.now(dt.timezone.utc)
+        self.now = (config.now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
         self.clock_start = time.monotonic()
         self.directions = directions(config)
         servers = [config.primary] + [d.backup for d in self.directions]
