@@ -58,7 +58,7 @@ import threading
 import time
 import urllib.parse
 import zoneinfo
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 try:
     import requests
@@ -90,11 +90,12 @@ EXIT_ENCERRADO = 143  # SIGTERM (128 + 15), por exemplo o systemd parando o serv
 
 EXIT_SIGNIFICADO = {
     EXIT_OK: "concluída, todos os backups com o mesmo veredito do principal",
-    EXIT_FALHAS: "concluída com falhas em algumas ações",
+    EXIT_FALHAS: "concluída com problemas: escritas que falharam, conflitos ou veredito diferente a resolver",
     EXIT_CONFIG: "problema de configuração ou credenciais",
     EXIT_EM_ANDAMENTO: "outra sincronização já está em andamento",
     EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
-    EXIT_EXCLUSOES: "travas de segurança: servidor vazio ou que perdeu dados, ou exclusões acima do limite",
+    EXIT_EXCLUSOES: "travas de segurança: servidor vazio, que perdeu dados ou voltou a uma cópia antiga, ou "
+                    "exclusões acima do limite",
     EXIT_INTERROMPIDO: "interrompida pelo usuário (Ctrl+C)",
     EXIT_ENCERRADO: "encerrada pelo sistema (SIGTERM)",
 }
@@ -1614,6 +1615,7 @@ class Action:
     payload: dict[str, Any] | None = None
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
     side: str = "backup"  # servidor que recebe a escrita: "backup" ou "principal"
+    absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
 
 
 class Divergence(tuple):
@@ -1642,6 +1644,41 @@ class PlanOptions:
     journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
 
 
+OLDER_VERSIONS_KEPT = 3  # versões anteriores lembradas por lado (para reconhecer uma cópia antiga restaurada)
+
+
+class StateEntry(NamedTuple):
+    """Uma licença na última sincronização: hash dos campos definíveis, status e fim de cada lado, e as
+    versões ("hash|status") que cada lado teve em sincronizações anteriores."""
+    fp_primary: str | None
+    fp_backup: str | None
+    status_primary: str | None
+    status_backup: str | None
+    end_primary: str | None
+    end_backup: str | None
+    older_primary: tuple[str, ...] = ()
+    older_backup: tuple[str, ...] = ()
+
+    def fp(self, side: str) -> str | None:
+        return self.fp_primary if side == "principal" else self.fp_backup
+
+    def status(self, side: str) -> str | None:
+        return self.status_primary if side == "principal" else self.status_backup
+
+    def end(self, side: str) -> str | None:
+        return self.end_primary if side == "principal" else self.end_backup
+
+    def older(self, side: str) -> tuple[str, ...]:
+        return self.older_primary if side == "principal" else self.older_backup
+
+    def version(self, side: str) -> str:
+        return f"{self.fp(side)}|{self.status(side)}"
+
+    def swapped(self) -> "StateEntry":
+        return StateEntry(self.fp_backup, self.fp_primary, self.status_backup, self.status_primary,
+                          self.end_backup, self.end_primary, self.older_backup, self.older_primary)
+
+
 @dataclasses.dataclass
 class PairState:
     """Última versão sincronizada de cada registro de um par (principal, backup)."""
@@ -1650,8 +1687,30 @@ class PairState:
     count_primary: int = 0
     count_backup: int = 0
     users: set[str] = dataclasses.field(default_factory=set)
-    # device_id → (hash principal, hash backup, status principal, status backup, fim principal, fim backup)
-    licenses: dict[str, tuple] = dataclasses.field(default_factory=dict)
+    licenses: dict[str, StateEntry] = dataclasses.field(default_factory=dict)
+    # licenças apagadas dos dois lados: chave → (data da exclusão, versões que o backup teve); uma cópia
+    # antiga restaurada no backup não as traz de volta para o principal
+    deleted: dict[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+
+
+class LossKind(str, enum.Enum):
+    EMPTY = "vazio"
+    HALF = "perdeu_metade"
+    ROLLED_BACK = "versao_anterior"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLoss:
+    """Um lado que não pode servir de modelo: voltou vazio, perdeu mais da metade das licenças ou voltou
+    a uma cópia antiga. O par para (código 5); o relatório diz o que fazer."""
+    side: str  # lado do plano: "principal" (a origem) ou "backup" (o destino)
+    kind: LossKind
+    now: int  # licenças do lado agora
+    before: int  # na última sincronização
+    other: int  # licenças do outro lado agora
+    keys: tuple[str, ...] = ()  # versao_anterior: registros que voltaram atrás ou sumiram
+    would_delete: int = 0  # o que --forcar faria no OUTRO lado
+    would_overwrite: int = 0
 
 
 @dataclasses.dataclass
@@ -1667,7 +1726,8 @@ class Plan:
     current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
     deletions: list[Action] = dataclasses.field(default_factory=list)
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
-    guard_message: str | None = None
+    guard_message: str | None = None  # limite de exclusões (a perda de dados fica em `loss`)
+    loss: DataLoss | None = None
     conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
@@ -1910,12 +1970,25 @@ def _renewed(now: dt.date | None, stored: str | None) -> bool:
     return bool(now and stored) and now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
 
 
-def changed_since(lic: License | None, base: tuple, side: int) -> bool:
-    """O registro de um lado (0 = principal, 1 = backup) mudou desde o estado salvo?"""
+def version_of(lic: License) -> str:
+    return f"{fingerprint(lic)}|{lic.status}"
+
+
+def changed_since(lic: License | None, base: StateEntry, side: str) -> bool:
+    """O registro de um lado ("principal" ou "backup") mudou desde o estado salvo?"""
     if lic is None:
         return True
-    return (fingerprint(lic) != base[side] or lic.status != base[2 + side]
-            or _renewed(lic.end_date, base[4 + side]))
+    return (fingerprint(lic) != base.fp(side) or lic.status != base.status(side)
+            or _renewed(lic.end_date, base.end(side)))
+
+
+def moved_back(lic: License | None, other: License | None, base: StateEntry, side: str) -> bool:
+    """O lado voltou atrás desde a última sincronização: sumiu um registro que o outro lado ainda tem, ou
+    o registro voltou a uma versão que já foi sincronizada antes (o que uma cópia antiga restaurada faz)."""
+    if lic is None:
+        return other is not None
+    version = version_of(lic)
+    return version != base.version(side) and version in base.older(side)
 
 
 def same_record(p: License, b: License, clock: Clock) -> bool:
@@ -1948,6 +2021,7 @@ class _Planner:
         self.current: list[str] = []
         self.compared = 0
         self.journal = options.journal or {}
+        self.rolled_back: set[str] = set()
 
     def differs(self, p: License | None, b: License | None) -> bool:
         """Veredito diferente entre o principal e o backup (cada um pela sua data local)?"""
@@ -2001,14 +2075,18 @@ class _Planner:
             self.mismatches.append(key)
 
     def delete(self, key: str, side: str, why: str) -> None:
-        self.deletions.append(Action(DELETE, key, why, side=side))
+        self.deletions.append(Action(DELETE, key, why, side=side, absence=True))
 
     def conflict(self, key: str, why: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         winner = self.options.conflict
         self.conflicts.append(describe_conflict(key, p, b, why, winner))
         if winner == "relatar":
-            if self.differs(p, b):
+            if allows(b, self.clock.backup) and not allows(p, self.clock.primary) and path_safe(key):
+                # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
+                self.chains.append([Action(BLOCK, key, "conflito em aberto: bloqueada enquanto não for resolvido "
+                                           "(o principal nega)", changes=(("status", b.status, "blocked"),))])
+            elif self.differs(p, b):
                 self.mismatches.append(key)
             return
         kept = p if winner == "principal" else b
@@ -2026,29 +2104,40 @@ class _Planner:
             self.sync(key, "principal", rewrite=key in self.backup.rejected)
         elif self.options.mirror and self.state is not None:
             self.delete(key, "backup", "não existe no principal (--espelhar)")
-        elif self.state is not None and key in self.state.licenses and allows(b, self.clock.backup):
+        elif self.reappeared(key):
+            self.delete(key, "backup", "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
+                                       "apagada de novo")
+        elif self.state is not None and (key in self.state.licenses or key in self.state.deleted) \
+                and allows(b, self.clock.backup):
             # já foi sincronizada e sumiu do principal: bloqueia (reversível) para negar igual
             self.chains.append([Action(BLOCK, key, "apagada no principal desde a última sincronização "
                                        "(bloqueada para negar igual; --espelhar apagaria)",
-                                       changes=(("status", b.status, "blocked"),))])
+                                       changes=(("status", b.status, "blocked"),), absence=True)])
 
     def two_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         base = self.state.licenses.get(key) if self.state else None
         if self.resume(key, p, b):
             return None
+        if key in self.rolled_back:  # o backup voltou atrás: nunca aplicado em silêncio no principal
+            return self.conflict(key, "apagada no backup desde a última sincronização (no bidirecional, uma "
+                                      "exclusão no backup só chega ao principal com --conflito backup)" if b is None
+                                 else "reapareceu no backup depois de apagada dos dois lados (cópia antiga "
+                                      "restaurada?)" if base is None
+                                 else "voltou no backup a uma versão já sincronizada antes (cópia antiga "
+                                      "restaurada?)")
         if base is None:
             if p is not None and b is not None and not same_record(p, b, self.clock):
                 if self.state is None:
                     return self.conflict(key, "diferente nos dois lados e sem estado salvo (primeira sincronização)")
                 return self.conflict(key, "criada nos dois lados com dados diferentes")
             return self.sync(key, "principal" if p is not None else "backup")
-        changed_p, changed_b = changed_since(p, base, 0), changed_since(b, base, 1)
+        changed_p, changed_b = changed_since(p, base, "principal"), changed_since(b, base, "backup")
         if p is None and b is None:
             return None
         if p is None or b is None:
             gone, present, survivor = ("principal", "backup", b) if p is None else ("backup", "principal", p)
-            if changed_since(survivor, base, 0 if survivor is p else 1):
+            if changed_since(survivor, base, "principal" if survivor is p else "backup"):
                 return self.conflict(key, f"apagada no {gone} e alterada no {present}")
             return self.delete(key, present, f"apagada no {gone} desde a última sincronização")
         if changed_p and changed_b and not same_record(p, b, self.clock):
@@ -2080,8 +2169,27 @@ class _Planner:
                                            "inalcançável: nega); bloqueada para negar igual",
                                            changes=(("status", b.status, "blocked"),))])
 
+    def find_rolled_back(self) -> list[str]:
+        """Registros do backup que voltaram atrás desde a última sincronização (sumiram enquanto o
+        principal ainda os tem, ou voltaram a uma versão antiga): o que uma cópia antiga restaurada faz."""
+        if not self.state or self.options.mode != "bidirecional":
+            return []
+        outside = set(self.primary.rejected) | set(self.backup.rejected)
+        found = {key for key, base in self.state.licenses.items() if key not in outside and moved_back(
+            self.backup.licenses.get(key), self.primary.licenses.get(key), base, "backup")}
+        found |= {key for key in self.state.deleted if self.reappeared(key)}
+        return sorted(found)
+
+    def reappeared(self, key: str) -> bool:
+        """Apagada dos dois lados e de volta no backup (só lá), com dados que ele já teve: cópia antiga."""
+        b = self.backup.licenses.get(key)
+        if b is None or key in self.primary.licenses or not self.state or key not in self.state.deleted:
+            return False
+        return fingerprint(b) in {v.split("|", 1)[0] for v in self.state.deleted[key][1]}
+
     def run(self) -> None:
         two_way = self.options.mode == "bidirecional"
+        self.rolled_back = set(self.find_rolled_back())
         # registros fora do plano: no bidirecional, um ilegível no backup também não vira "apagado lá"
         outside = set(self.primary.rejected) | (set(self.backup.rejected) if two_way else set())
         keys = set(self.primary.licenses) | set(self.backup.licenses)
@@ -2124,25 +2232,16 @@ def default_max_deletions(total: int) -> int:
     return min(50, max(1, -(-total // 10)))  # 10 % (arredondado para cima), no mínimo 1, no máximo 50
 
 
-def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot, state: PairState | None,
+def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot,
                     options: PlanOptions) -> tuple[list[Action], list[Action], str | None]:
-    """Travas antes de qualquer exclusão: devolve (permitidas, retidas, explicação)."""
+    """Limite de exclusões por lado (--max-exclusoes; padrão 10 % das licenças do lado, até 50).
+    Um lado que perdeu dados não chega aqui: data_loss para o par antes."""
     if not deletions:
         return [], [], None
     reasons = []
     snapshots = {"principal": primary, "backup": backup}
-    stored = {"principal": state.count_primary if state else 0, "backup": state.count_backup if state else 0}
     for side in ("backup", "principal"):
         count = sum(1 for a in deletions if a.side == side)
-        if not count:
-            continue
-        other = "principal" if side == "backup" else "backup"
-        now, before = snapshots[other].license_count, stored[other]
-        if now == 0:
-            reasons.append(f"a listagem do {other} está VAZIA ({before} licença(s) na última sincronização)")
-        elif before and now < before / 2:
-            reasons.append(f"o {other} perdeu mais da metade das licenças desde a última sincronização "
-                           f"({before} → {now})")
         limit = options.max_deletions if options.max_deletions is not None else \
             default_max_deletions(snapshots[side].license_count)
         if count > limit:
@@ -2152,9 +2251,8 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
     numbers = "; ".join(reasons)
     if options.force:
         return deletions, [], f"--forcar: exclusões aplicadas apesar de: {numbers}"
-    return [], deletions, (f"Exclusões RETIDAS ({len(deletions)}): {numbers}. Se um servidor voltou vazio ou "
-                           "perdeu dados, use 'python sincronizar_bancos.py restaurar' para copiá-los de volta; "
-                           "se as exclusões são mesmo desejadas, rode de novo com --forcar.")
+    return [], deletions, (f"Exclusões RETIDAS ({len(deletions)}): {numbers}. Se as exclusões são mesmo "
+                           "desejadas, rode de novo com --forcar ou com um --max-exclusoes maior.")
 
 
 def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", state: PairState | None = None,
@@ -2167,26 +2265,24 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     planner = _Planner(primary, backup, clock, state, options)
     with _collector_paused():
         planner.run()
-    allowed, held, message = guard_deletions(planner.deletions, primary, backup, state, options)
+    allowed, held, message = guard_deletions(planner.deletions, primary, backup, options)
     touched = {a.key for a in allowed + held}
     backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
     blocked_now = {chain[0].key for chain in planner.chains}
-    lost = data_loss(primary, backup, state, two_way)
-    halted = bool(lost) and not options.force
-    if lost:
-        message = (f"{'--forcar: seguindo apesar de: ' if options.force else 'NADA foi gravado neste par: '}{lost}. "
-                   "Se um servidor voltou vazio ou perdeu dados, use 'python sincronizar_bancos.py restaurar' "
-                   "para copiá-los de volta." + ("" if options.force else " Para seguir assim mesmo: --forcar.")
-                   + (f" {message}" if message else ""))
+    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back))
+    if loss is not None:
+        loss = dataclasses.replace(loss, **damage(loss.side, state, primary, backup, planner))
+    halted = loss is not None and not forced_past(loss, options)
     if halted:  # nada é gravado; as exclusões que haveria aparecem como retidas, e a paridade é a de agora
         user_actions, planner.chains, allowed, held = [], [], [], allowed + held
         planner.mismatches = list(planner.current)
     return Plan(
-        halted=halted,
+        halted=halted, loss=loss,
         backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
-        backup_only_licenses=backup_only, skipped=[p for p in primary.problems if p.kind == "licenca" and p.reason != ProblemKind.UNREACHABLE],
+        backup_only_licenses=backup_only,
+        skipped=[p for p in primary.problems if p.kind == "licenca" and p.reason != ProblemKind.UNREACHABLE],
         unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, guard_message=message,
@@ -2195,9 +2291,14 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     )
 
 
-def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool) -> str | None:
-    """Um lado (a origem; no bidirecional, qualquer um) que voltou vazio ou perdeu mais da metade das
-    licenças desde a última sincronização não pode servir de modelo: o par inteiro para (código 5)."""
+ROLLBACK_MIN = 2  # registros que voltaram atrás no backup de uma vez: a partir daqui, "cópia antiga restaurada"
+
+
+def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
+              rolled_back: list[str] = ()) -> DataLoss | None:
+    """A regra única de "um lado perdeu dados", usada em todos os modos. Um lado (a origem; no
+    bidirecional, qualquer um) que voltou vazio, perdeu mais da metade das licenças desde a última
+    sincronização ou (bidirecional, backup) voltou a uma cópia antiga não pode servir de modelo."""
     sides = [("principal", primary, backup, state.count_primary if state else 0)]
     if two_way:
         sides.append(("backup", backup, primary, state.count_backup if state else 0))
@@ -2206,10 +2307,35 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
         # Origem vazia no unidirecional: suspeita mesmo sem estado. No bidirecional, sem estado, um lado
         # vazio é só a primeira sincronização (tudo é copiado para ele, nada é apagado).
         if now == 0 and other.license_count and (before or not two_way):
-            return f"a listagem do {name} está VAZIA (o outro lado tem {other.license_count} licença(s))"
+            return DataLoss(name, LossKind.EMPTY, now, before, other.license_count)
         if before and now < before / 2:
-            return f"o {name} perdeu mais da metade das licenças desde a última sincronização ({before} → {now})"
+            return DataLoss(name, LossKind.HALF, now, before, other.license_count)
+    if len(rolled_back) >= ROLLBACK_MIN:
+        return DataLoss("backup", LossKind.ROLLED_BACK, backup.license_count, state.count_backup if state else 0,
+                        primary.license_count, tuple(rolled_back))
     return None
+
+
+def damage(lost_side: str, state: PairState | None, primary: Snapshot, backup: Snapshot,
+           planner: "_Planner") -> dict[str, int]:
+    """O que seguir apesar da perda poderia fazer no lado BOM: apagar (ou bloquear) o que sumiu do lado que
+    perdeu dados — seja por exclusão direta ou por um conflito resolvido a favor dele — e sobrescrever."""
+    good = "backup" if lost_side == "principal" else "principal"
+    lost_snap, good_snap = (primary, backup) if lost_side == "principal" else (backup, primary)
+    gone = {key for key in (state.licenses if state else ()) if key not in lost_snap.licenses
+            and key not in lost_snap.rejected and key in good_snap.licenses}
+    gone |= {a.key for a in planner.deletions if a.side == good}
+    gone |= {c[0].key for c in planner.chains if c[0].side == good and c[0].absence}
+    overwritten = {c[0].key for c in planner.chains if c[0].side == good and c[0].kind in UPSERTS + (SET_CREATED_BY,)}
+    return {"would_delete": len(gone), "would_overwrite": len(overwritten - gone)}
+
+
+def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
+    """--forcar sozinho nunca passa por um lado que perdeu dados quando isso apagaria algo no lado bom:
+    é preciso dizer quantas exclusões se aceita (--max-exclusoes N, com N >= o número)."""
+    if not options.force:
+        return False
+    return loss.would_delete == 0 or (options.max_deletions is not None and options.max_deletions >= loss.would_delete)
 
 
 def _jsonable(value: Any) -> Any:
@@ -2625,17 +2751,32 @@ def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
         raise ValueError("par diferente")
     licenses = {}
     for key, entry in raw["licencas"].items():
-        if not (isinstance(entry, list) and len(entry) == 6 and all(v is None or isinstance(v, str) for v in entry)):
-            raise ValueError(f"registro inválido {key!r}")
-        for stored in entry[4:]:
-            if stored:
-                dt.date.fromisoformat(stored)
-        licenses[key] = tuple(entry)
+        licenses[key] = _state_entry(key, entry)
     users = raw["usuarios"]
     if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
         raise ValueError("usuarios")
+    deleted = {}
+    for key, item in (raw.get("excluidas") or {}).items():
+        versions = item["versoes"]
+        if not (isinstance(item["em"], str) and isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
+            raise ValueError(f"exclusão inválida {key!r}")
+        deleted[key] = (dt.date.fromisoformat(item["em"]).isoformat(), tuple(versions))
     return PairState(primary_url, backup_url, int(raw["contagem"]["principal"]), int(raw["contagem"]["backup"]),
-                     set(users), licenses)
+                     set(users), licenses, deleted)
+
+
+def _state_entry(key: str, entry: Any) -> StateEntry:
+    """Valida uma licença do estado: 6 valores (versão antiga do arquivo) ou 8 (com as versões anteriores)."""
+    if not (isinstance(entry, list) and len(entry) in (6, 8)
+            and all(v is None or isinstance(v, str) for v in entry[:6])):
+        raise ValueError(f"registro inválido {key!r}")
+    for stored in entry[4:6]:
+        if stored:
+            dt.date.fromisoformat(stored)
+    older = [tuple(v) for v in entry[6:]]
+    if not all(isinstance(v, str) for versions in older for v in versions):
+        raise ValueError(f"registro inválido {key!r}")
+    return StateEntry(*entry[:6], *older)
 
 
 def save_state(data_dir: str, state: PairState) -> None:
@@ -2645,7 +2786,10 @@ def save_state(data_dir: str, state: PairState) -> None:
            "atualizado_em": now_iso(),
            "contagem": {"principal": state.count_primary, "backup": state.count_backup},
            "usuarios": sorted(state.users),
-           "licencas": {key: list(state.licenses[key]) for key in sorted(state.licenses)}}
+           "licencas": {key: [*state.licenses[key][:6], *map(list, state.licenses[key][6:])]
+                        for key in sorted(state.licenses)},
+           "excluidas": {key: {"em": when, "versoes": list(versions)}
+                         for key, (when, versions) in sorted(state.deleted.items())}}
     atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -2694,11 +2838,14 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
     keep_old = failed | {c["chave"] for c in plan.conflicts if c["resolucao"] == "relatar"} | \
         {a.key for a in plan.held_deletions}
-    licenses: dict[str, tuple] = {}
+    licenses: dict[str, StateEntry] = {}
     for key, (p_after, b_after) in plan.expected.items():
         if key not in keep_old:
-            licenses[key] = (fingerprint(p_after), fingerprint(b_after), p_after.status, b_after.status,
+            previous = old.licenses.get(key) if old else None
+            new = StateEntry(fingerprint(p_after), fingerprint(b_after), p_after.status, b_after.status,
                              _jsonable(p_after.end_date), _jsonable(b_after.end_date))
+            licenses[key] = new._replace(older_primary=_older(previous, new, "principal"),
+                                         older_backup=_older(previous, new, "backup"))
     deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
     present = set(primary.licenses) | set(backup.licenses)
     for key, entry in (old.licenses.items() if old else ()):
@@ -2709,8 +2856,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
         key = result.action.key
         if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
-            entry = licenses[key]
-            licenses[key] = entry[:3] + ("blocked",) + entry[4:]
+            licenses[key] = licenses[key]._replace(status_backup="blocked")
+    deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted,
+                               today=dt.datetime.now(dt.timezone.utc).date())
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {"principal": 0, "backup": 0}
     for action in done:
@@ -2724,13 +2872,42 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
         count_p = old.count_primary
     if old and "principal" in held_sides:
         count_b = old.count_backup
-    return PairState(primary_url, backup_url, count_p, count_b, users, licenses)
+    return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both)
+
+
+TOMBSTONE_DAYS = 60  # por quanto tempo uma licença apagada dos dois lados é lembrada
+
+
+def _tombstones(old: PairState | None, licenses: dict[str, StateEntry], present: set[str],
+                today: dt.date) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Licenças que saíram do estado por terem sido apagadas (as versões que o backup teve ficam lembradas).
+    `present`: as que existem em algum lado depois da execução."""
+    if old is None:
+        return {}
+    limit = (today - dt.timedelta(days=TOMBSTONE_DAYS)).isoformat()
+    # lembrada até voltar a ser sincronizada (ou vencer o prazo), mesmo que uma cópia antiga a traga de volta
+    kept = {k: v for k, v in old.deleted.items() if v[0] >= limit and k not in licenses}
+    for key, entry in old.licenses.items():
+        if key not in licenses and key not in present:
+            versions = tuple(v for v in entry.older("backup") + (entry.version("backup"),) if not v.startswith("None|"))
+            kept[key] = (today.isoformat(), versions[-(OLDER_VERSIONS_KEPT + 1):])
+    return kept
+
+
+def _older(previous: StateEntry | None, new: StateEntry, side: str) -> tuple[str, ...]:
+    """Versões anteriores de um lado: as lembradas mais a que era a base, sem a atual, as últimas N."""
+    if previous is None:
+        return ()
+    versions = [v for v in previous.older(side) + (previous.version(side),)
+                if v != new.version(side) and not v.startswith("None|")]
+    newest_first = list(dict.fromkeys(reversed(versions)))
+    return tuple(reversed(newest_first[:OLDER_VERSIONS_KEPT]))
 
 
 def swap_state(state: PairState) -> PairState:
     """Estado calculado com os lados trocados (restaurar: origem = backup, destino = principal)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
-                     {k: (t[1], t[0], t[3], t[2], t[5], t[4]) for k, t in state.licenses.items()})
+                     {k: entry.swapped() for k, entry in state.licenses.items()}, {})
 
 
 def now_iso() -> str:
@@ -2942,6 +3119,55 @@ def run_code(codes: Iterable[int]) -> int:
     return next((c for c in RUN_CODE_PRECEDENCE if c in codes), EXIT_OK)
 
 
+def refill_command(d: Direction, lost_real_side: str) -> str:
+    """O comando que recompleta o lado que perdeu dados a partir do outro."""
+    if lost_real_side == "backup":
+        return f"python sincronizar_bancos.py --backup {d.backup.url}"
+    return f"python sincronizar_bancos.py restaurar --de {d.backup.url}"
+
+
+def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
+    """A perda de dados de um lado, em português, com os números e o comando que resolve."""
+    lost = d.real_side(loss.side)
+    good = "backup" if lost == "principal" else "principal"
+    url = d.primary.url if lost == "principal" else d.backup.url
+    what = {
+        LossKind.EMPTY: f"a listagem do {lost.upper()} ({url}) está VAZIA (o {good} tem "
+                        f"{plural(loss.other, 'licença')})",
+        LossKind.HALF: f"o {lost.upper()} ({url}) perdeu mais da metade das licenças desde a última "
+                       f"sincronização ({loss.before} → {loss.now})",
+        LossKind.ROLLED_BACK: f"o {lost.upper()} ({url}) voltou atrás em {plural(len(loss.keys), 'registro')} desde "
+                              f"a última sincronização ({sample(list(loss.keys), 5)}): parece uma cópia antiga "
+                              "restaurada",
+    }[loss.kind]
+    if not halted:
+        return f"--forcar: seguindo apesar de: {what}."
+    effects = []
+    if loss.would_delete:
+        effects.append(f"apagaria {plural(loss.would_delete, 'licença')} do {good.upper()}")
+    if loss.would_overwrite:
+        effects.append(f"sobrescreveria {plural(loss.would_overwrite, 'licença')} do {good.upper()} com a versão "
+                       f"do {lost}")
+    forced = ""
+    if effects:
+        forced = " Seguir assim mesmo (--forcar) " + " e ".join(effects)
+        forced += (f"; isso só é aceito com --forcar --max-exclusoes {loss.would_delete} (ou mais)."
+                   if loss.would_delete else ".")
+    return (f"NADA foi gravado neste par: {what}. Para recompletar o {lost} a partir do {good}, rode: "
+            f"{refill_command(d, lost)}.{forced}")
+
+
+def safety_text(outcome: "PairOutcome") -> str | None:
+    """O que as travas de segurança disseram neste par (perda de dados ou limite de exclusões)."""
+    plan = outcome.plan
+    if plan is None:
+        return None
+    texts = [loss_text(plan.loss, outcome.direction, plan.halted)] if plan.loss else []
+    if plan.guard_message:
+        texts.append(plan.guard_message)
+    return " ".join(texts) or None
+
+
 def _result_dict(result: Result) -> dict[str, Any]:
     return {"tipo": result.action.kind, "chave": result.action.key, "motivo": result.action.reason,
             "ok": result.ok, "mensagem": result.message or None, "nao_sincronizavel": result.unsyncable,
@@ -2962,7 +3188,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "backup": d.backup.url, "principal": d.primary.url, "origem": d.source.url, "destino": d.target.url,
         "simulacao": simulate, "situacao": outcome.status.value, "codigo_saida": outcome.code,
-        "erro": outcome.error or (outcome.plan.guard_message if outcome.code == EXIT_EXCLUSOES else None),
+        "erro": outcome.error or (safety_text(outcome) if outcome.code == EXIT_EXCLUSOES else None),
         "inicio": outcome.started, "fim": outcome.ended, "duracao_s": outcome.duration_s,
     }
     plan = outcome.plan
@@ -2988,7 +3214,12 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "conflitos": plan.conflicts,
         "exclusoes_retidas": [{"chave": a.key, "lado": d.real_side(a.side), "motivo": a.reason}
                               for a in plan.held_deletions],
-        "trava_exclusoes": plan.guard_message,
+        "trava_exclusoes": safety_text(outcome),
+        "perda_de_dados": None if plan.loss is None else {
+            "lado": d.real_side(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
+            "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
+            "sobrescreveria": plan.loss.would_overwrite,
+            "comando": refill_command(d, d.real_side(plan.loss.side))},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
                          "licencas_liberadas": plan.backup_only_allowed},
@@ -3059,7 +3290,7 @@ class TextReport:
             return
         results = outcome.results if outcome.results is not None else [Result(a, True) for a in outcome.planned()]
         if plan.halted:
-            rep.say(f"   🛑 Par parado, nada foi gravado: {plan.guard_message}")
+            rep.say(f"   🛑 Par parado: {safety_text(outcome)}")
         else:
             self.users(outcome, [r for r in results if r.action.kind == CREATE_USER])
             self.licenses(outcome, [r for r in results if r.action.kind != CREATE_USER])
@@ -4047,7 +4278,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
     for pair in run.pairs:
         d = pair.direction
         failures = len(pair.failures) + len(pair.leftover)
-        error = pair.error or (pair.plan.guard_message if pair.code == EXIT_EXCLUSOES and pair.plan else None) \
+        error = pair.error or (safety_text(pair) if pair.code == EXIT_EXCLUSOES else None) \
             or (f"{plural(failures, 'escrita')} com falha" if failures else None) \
             or ("; ".join(pair.warnings) if pair.warnings else None)
         servers.append({"papel": "backup", "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
@@ -4226,8 +4457,8 @@ class Run:
         outcome.plan = plan
         outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
         self.observe(outcome, source, target, plan)
-        if plan.guard_message:  # os números aparecem antes de qualquer exclusão
-            self.rep.warn(f"   🛑 {plan.guard_message}")
+        if safety_text(outcome) and not plan.halted:  # os números aparecem antes de qualquer exclusão
+            self.rep.warn(f"   🛑 {safety_text(outcome)}")
         if cfg.simulate or plan.halted or not plan.actions:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
                 outcome.parity = Parity(plan.licenses_compared, sorted(plan.parity_mismatches), len(plan.skipped),
@@ -4253,7 +4484,7 @@ class Run:
         if not d.restore:
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
                              journal_entries(plan, source, target, write_day))
-        results = self.execute(plan, d)
+        results = self.execute(outcome)
         if d.restore:  # no plano a origem é o backup: o estado é gravado com os lados trocados
             new_state = swap_state(next_state(plan, results, None, source, target, d.backup.url, d.primary.url))
         else:
@@ -4264,8 +4495,9 @@ class Run:
         self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
         return results, new_state
 
-    def execute(self, plan: Plan, d: Direction) -> list[Result]:
+    def execute(self, outcome: PairOutcome) -> list[Result]:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
+        plan, d = outcome.plan, outcome.direction
         clients = {"principal": self.clients[d.source.url], "backup": self.clients[d.target.url]}
         results: list[Result] = []
         for side in ("principal", "backup"):
@@ -4274,11 +4506,38 @@ class Run:
             deletions = [a for a in plan.deletions if a.side == side]
             if not (users or chains or deletions):
                 continue
+            if d.real_side(side) == "principal" and (chains or deletions):
+                chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
             executor = Executor(clients[side], self.credentials, self.config,
                                 on_result=lambda result, url=url: self.audit(url, result))
             results += executor.run(users, chains, deletions)
         return results
+
+    def recheck_primary(self, outcome: PairOutcome, side: str, chains: list[list[Action]],
+                        deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+        """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
+        toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
+        durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
+        sobra só o intervalo entre esta releitura e a escrita."""
+        d, plan = outcome.direction, outcome.plan
+        server = d.source if side == "principal" else d.target
+        first = self.snapshots[server.url]
+        try:
+            fresh, _problems, rejected = parse_licenses(self.clients[server.url].list_items("/admin/devices"))
+        except Exception as exc:  # noqa: BLE001 - sem conferir, nada é escrito no principal
+            outcome.warnings.append(f"nada foi escrito no principal: não foi possível relê-lo antes ({_error_text(exc)})")
+            return [], []
+        changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
+                   if key in rejected or fresh.get(key) != first.licenses.get(key)}
+        other = self.snapshots[(d.target if side == "principal" else d.source).url]
+        for key in sorted(changed):
+            p, b = (fresh.get(key), other.licenses.get(key)) if side == "principal" else \
+                (other.licenses.get(key), fresh.get(key))
+            plan.conflicts.append(describe_conflict(
+                key, p, b, "mudou no principal durante esta execução (depois da leitura e antes da escrita): "
+                "nada foi escrito nele; a próxima execução decide", "relatar"))
+        return ([c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed])
 
     def audit(self, url: str, result: Result) -> None:
         if self.history:
@@ -4305,8 +4564,8 @@ class Run:
         outcome.reread = True
         outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
         outcome.divergences = again.divergences
-        failed = {r.action.key for r in outcome.failures}
-        outcome.leftover = [a for a in again.actions if a.key not in failed]
+        skip = {r.action.key for r in outcome.failures} | {c["chave"] for c in plan.conflicts}
+        outcome.leftover = [a for a in again.actions if a.key not in skip]
         outcome.users_present = users_present(fresh["principal"], fresh["backup"])
 
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
@@ -4331,7 +4590,10 @@ class Run:
         for line in failover_text(run.failover):
             rep.say(line)
         rep.say(SEP)
-        title = {EXIT_OK: "✅ Sincronização concluída!", EXIT_FALHAS: "⚠️  Sincronização concluída com problemas."}
+        only_conflicts = all(p.status in (PairStatus.OK, PairStatus.CONFLICTS) for p in run.pairs)
+        title = {EXIT_OK: "✅ Sincronização concluída!",
+                 EXIT_FALHAS: "⚠️  Sincronização concluída com conflito(s) a resolver." if only_conflicts
+                 else "⚠️  Sincronização concluída com problemas."}
         if cfg.check:
             title = {EXIT_OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
                      EXIT_FALHAS: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}

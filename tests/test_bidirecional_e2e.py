@@ -212,9 +212,10 @@ def test_principal_vazio_nao_apaga_nada_e_sai_com_5(par, modo):
     assert par.backup.devices() == antes and par.backup.users() == usuarios_antes
     assert par.principal.devices() == {}
     saida = r.stdout + r.stderr
-    assert "Exclusões RETIDAS (12)" in saida
-    assert "listagem do principal está VAZIA (12 licença(s) na última sincronização)" in saida
-    assert "python sincronizar_bancos.py restaurar" in saida and "--forcar" in saida
+    assert f"a listagem do PRINCIPAL ({par.principal.url}) está VAZIA (o backup tem 12 licenças)" in saida
+    assert f"python sincronizar_bancos.py restaurar --de {par.backup.url}" in saida
+    # o que --forcar faria, em números, e o número explícito que ele exige
+    assert "apagaria 12 licenças do BACKUP" in saida and "--forcar --max-exclusoes 12" in saida
     assert "Código de saída: 5" in saida
 
     # de novo, em JSON: continua retendo (o estado não "aprendeu" que o principal está vazio)

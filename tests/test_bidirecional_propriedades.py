@@ -157,8 +157,9 @@ def tem_versao(lados, chave, versao: sb.License | None) -> bool:
 @given(cenarios())
 def test_edicoes_nos_dois_lados_convergem_ou_viram_conflito(cenario):
     iniciais, rodadas, conflito = cenario
-    # force: as travas de exclusão têm seus próprios testes; aqui toda exclusão planejada é aplicada.
-    opcoes = sb.PlanOptions(mode="bidirecional", conflict=conflito, force=True)
+    # force com um número explícito: as travas de exclusão têm seus próprios testes; aqui toda exclusão planejada
+    # é aplicada (--forcar sozinho não passa por um lado que voltou vazio).
+    opcoes = sb.PlanOptions(mode="bidirecional", conflict=conflito, force=True, max_deletions=1000)
     lados = {lado: {l.device_id: l for l in iniciais} for lado in LADOS}
     plan, lados, state = sincronizar(lados, None, opcoes)  # primeira sincronização de lados iguais
     assert plan.actions == [] and plan.conflicts == []
@@ -208,12 +209,17 @@ def test_edicoes_nos_dois_lados_convergem_ou_viram_conflito(cenario):
                 assert tem_versao(lados, c["chave"], antes[conflito].get(c["chave"]))
         assert set(plan.parity_mismatches) <= abertos  # veredito diferente só onde há conflito aberto
 
-        # 3. incremental: sem edições, a execução seguinte não planeja nada
+        # 3. incremental: sem edições, a execução seguinte não planeja nada — a não ser onde um conflito em
+        #    aberto bloqueou o backup para não liberar o que o principal nega: se o bloqueio desfez a edição do
+        #    backup (ela era só "ativar"), a decisão do principal segue, e só no backup.
+        protegidas = {a.key for a in plan.actions if a.kind == sb.BLOCK and a.key in em_conflito}
         de_novo, lados_de_novo, _ = sincronizar(lados, state, opcoes)
         note(f"  de novo: {[(a.kind, a.key, a.side) for a in de_novo.actions]}")
-        assert de_novo.actions == [], "execução sem edições planejou escritas"
-        assert {c["chave"] for c in de_novo.conflicts} == abertos
-        assert lados_de_novo == lados
+        assert all(a.key in protegidas and a.side == "backup" for a in de_novo.actions), \
+            "execução sem edições planejou escritas"
+        if not de_novo.actions:
+            assert {c["chave"] for c in de_novo.conflicts} == abertos
+            assert lados_de_novo == lados
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -226,3 +232,62 @@ def test_lados_iguais_com_estado_nao_planejam_nada(licencas):
     assert set(state.licenses) == set(CHAVES)
     plan, _lados, state2 = sincronizar(lados, state, opcoes)
     assert plan.actions == [] and plan.conflicts == [] and state2.licenses == state.licenses
+
+
+# ---------------------------------------------------------------------------
+# Cópia antiga restaurada no backup (rollback): nada volta para o principal
+# ---------------------------------------------------------------------------
+
+@st.composite
+def restauracoes(draw):
+    iniciais = [draw(licenca_nova(c)) for c in CHAVES if draw(st.booleans())]
+    edicao_no_principal = edicao().map(lambda ed: (ed[0], "principal", ed[2], ed[3]))
+    antes = draw(st.lists(st.lists(edicao(), max_size=4), max_size=2))  # antes da cópia: os dois lados
+    depois = draw(st.lists(st.lists(edicao_no_principal, max_size=5), min_size=1, max_size=3))
+    conflito = draw(st.sampled_from(["relatar", "principal", "backup"]))
+    return iniciais, antes, depois, conflito
+
+
+def refazer_backup_pelo_principal(lados, state):
+    """O comando sugerido (sincronização unidirecional principal → backup), no modelo."""
+    plan, lados, state = sincronizar(lados, state, sb.PlanOptions(force=True, max_deletions=1000))
+    return lados, state
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(restauracoes())
+def test_copia_antiga_restaurada_no_backup_nunca_sobrescreve_o_principal(cenario):
+    iniciais, antes, depois, conflito = cenario
+    opcoes = sb.PlanOptions(mode="bidirecional", conflict=conflito)
+    lados = {lado: {l.device_id: l for l in iniciais} for lado in LADOS}
+    _plan, lados, state = sincronizar(lados, None, opcoes)
+    for rodada in antes:
+        for ed in rodada:
+            editar(lados, ed)
+        _plan, lados, state = sincronizar(lados, state, opcoes)
+    copia = dict(lados["backup"])  # a cópia de segurança da noite
+    for rodada in depois:  # um dia de trabalho no principal, sincronizado a cada hora
+        for ed in rodada:
+            editar(lados, ed)
+        _plan, lados, state = sincronizar(lados, state, opcoes)
+    principal_antes = dict(lados["principal"])
+    lados["backup"] = dict(copia)  # o backup volta da cópia antiga
+    plan, lados, state_depois = sincronizar(lados, state, opcoes)
+    note(f"ações={[(a.kind, a.key, a.side) for a in plan.actions]} perda={plan.loss}")
+    # a versão antiga do backup nunca chega ao principal, nem apaga nada lá, com --conflito relatar ou principal
+    if conflito != "backup":
+        assert all(a.side == "backup" for a in plan.actions), "escrita no principal vinda de uma cópia antiga"
+        assert lados["principal"] == principal_antes
+    # com --conflito backup, só o que o usuário confirmou (conflitos relatados) pode ir para o principal
+    tocadas_no_principal = {a.key for a in plan.actions if a.side == "principal"}
+    assert tocadas_no_principal <= {c["chave"] for c in plan.conflicts}
+    if plan.halted:
+        assert plan.loss is not None and plan.actions == []
+    if plan.halted and plan.loss.side == "backup":
+        # o comando sugerido recompleta o backup; depois, o bidirecional não escreve nada no principal
+        lados, state = refazer_backup_pelo_principal(lados, state)
+        plan, lados, _ = sincronizar(lados, state, opcoes)
+        assert not plan.halted
+        assert {a.key for a in plan.actions if a.side == "principal"} <= {c["chave"] for c in plan.conflicts}
+        if conflito != "backup":
+            assert all(a.side == "backup" for a in plan.actions) and lados["principal"] == principal_antes

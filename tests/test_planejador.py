@@ -145,7 +145,7 @@ def test_registro_ilegivel_no_backup_e_regravado_com_o_do_principal():
 
 def test_registro_ilegivel_no_backup_nao_vira_exclusao_no_bidirecional():
     estado = sb.PairState("http://x", "http://x", 1, 1, set(),
-                          {"L1": (sb.fingerprint(lic()), sb.fingerprint(lic()), "active", "active", None, None)})
+                          {"L1": sb.StateEntry(sb.fingerprint(lic()), sb.fingerprint(lic()), "active", "active", None, None)})
     backup = rejeitado(snap(), None, chave="L1", motivo=sb.ProblemKind.BAD_DATE)
     plan = sb.plan_pair(snap(lic()), backup, HOJE, estado, sb.PlanOptions(mode="bidirecional"))
     assert plan.actions == [] and plan.deletions == [] and plan.held_deletions == []

@@ -67,7 +67,7 @@ def test_principal_que_voltou_vazio_para_tudo_mesmo_sem_exclusoes(par):
     par.backup.reset_counts()
     r = par.rodar()
     assert r.codigo == 5 and "VAZIA" in r.stdout + r.stderr and "restaurar" in r.stdout + r.stderr
-    assert "Par parado, nada foi gravado" in r.stdout and "licenças sincronizadas" not in r.stdout
+    assert "Par parado: NADA foi gravado" in r.stdout and "licenças sincronizadas" not in r.stdout
     assert par.backup.write_count() == 0
     doc = par.rodar("--json").json()["backups"][0]
     assert doc["parado_por_perda_de_dados"] is True and doc["codigo_saida"] == 5

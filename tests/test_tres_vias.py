@@ -126,9 +126,14 @@ CASOS = [
     ("campo no principal e bloqueio no backup, principal vence → atualiza (reativa) o backup",
      NOVO_P, lic(status="blocked"), "principal", [(ATUALIZAR, "L1", B)], True),
     ("apagada no principal → apaga no backup", None, BASE, "relatar", [(EXCLUIR, "L1", B)], False),
-    ("apagada no backup → apaga no principal", BASE, None, "relatar", [(EXCLUIR, "L1", P)], False),
+    # uma exclusão no BACKUP nunca chega ao principal em silêncio (pode ser uma cópia antiga restaurada)
+    ("apagada no backup → conflito, nada apagado no principal", BASE, None, "relatar", [], True),
+    ("apagada no backup, backup vence → apaga no principal", BASE, None, "backup", [(EXCLUIR, "L1", P)], True),
+    ("apagada no backup, principal vence → recria no backup", BASE, None, "principal", [(CRIAR, "L1", B)], True),
     ("apagada nos dois → nada", None, None, "relatar", [], False),
-    ("apagada no principal e alterada no backup, relatar → nada", None, NOVO_B, "relatar", [], True),
+    # conflito em aberto: nada é copiado, mas o backup não libera o que o principal (sem a licença) nega
+    ("apagada no principal e alterada no backup, relatar → só bloqueia no backup", None, NOVO_B, "relatar",
+     [(BLOQUEAR, "L1", B)], True),
     ("apagada no principal e alterada no backup, principal vence → apaga no backup",
      None, NOVO_B, "principal", [(EXCLUIR, "L1", B)], True),
     ("apagada no principal e alterada no backup, backup vence → recria no principal",
@@ -184,7 +189,8 @@ def test_tres_vias(descricao, principal, backup, conflito, esperado, tem_conflit
 CASOS_CRIADAS = [
     ("criada igual nos dois → nada", lic("N"), lic("N"), [], False),
     ("criada diferente nos dois → conflito", lic("N", owner_name="A"), lic("N", owner_name="B"), [], True),
-    ("criada com status diferente nos dois → conflito", lic("N", status="blocked"), lic("N"), [], True),
+    ("criada com status diferente nos dois → conflito (e o backup não libera o que o principal nega)",
+     lic("N", status="blocked"), lic("N"), [(BLOQUEAR, "N", B)], True),
     ("criada só no principal → cria no backup", lic("N"), None, [(CRIAR, "N", B)], False),
     ("criada só no backup → cria no principal", None, lic("N"), [(CRIAR, "N", P)], False),
     ("criada bloqueada só no backup → cria e bloqueia no principal", None, lic("N", status="blocked"),
@@ -284,7 +290,8 @@ def test_primeira_sincronizacao_nao_apaga_e_relata_diferencas_como_conflito():
     backup = [lic("IGUAL"), lic("DIF", owner_name="B"), lic("SO_B"), lic("BLQ")]
     plan = sb.plan_pair(snap(principal), snap(backup, url=URL_B), HOJE, None, opcoes())
     assert plan.first_sync
-    assert acoes(plan) == [(CRIAR, "SO_B", P), (CRIAR, "SO_P", B)]
+    # BLQ: em conflito, mas bloqueada no backup enquanto isso (o principal nega)
+    assert acoes(plan) == [(BLOQUEAR, "BLQ", B), (CRIAR, "SO_B", P), (CRIAR, "SO_P", B)]
     assert sorted(c["chave"] for c in plan.conflicts) == ["BLQ", "DIF"]
     assert all("primeira sincronização" in c["descricao"] for c in plan.conflicts)
     assert plan.deletions == [] and plan.held_deletions == []
@@ -341,15 +348,24 @@ def _chaves(n, prefixo="K"):
     return [f"{prefixo}{i:03d}" for i in range(n)]
 
 
+DIRECAO = sb.Direction(sb.ServerConfig("principal", URL_P, "admin", "x"), sb.ServerConfig("backup", URL_B, "admin", "x"))
+
+
+def texto_da_perda(plan: sb.Plan) -> str:
+    return sb.loss_text(plan.loss, DIRECAO, plan.halted)
+
+
 def test_outro_lado_vazio_retem_todas_as_exclusoes_e_sugere_restaurar():
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert plan.deletions == []
+    assert plan.halted and plan.deletions == [] and plan.actions == []
     assert sorted(a.key for a in plan.held_deletions) == _chaves(10)
     assert {a.side for a in plan.held_deletions} == {B}
-    assert "VAZIA" in plan.guard_message and "restaurar" in plan.guard_message
-    assert "10 licença" in plan.guard_message and "--forcar" in plan.guard_message
+    assert (plan.loss.side, plan.loss.kind, plan.loss.would_delete) == (P, sb.LossKind.EMPTY, 10)
+    texto = texto_da_perda(plan)
+    assert "VAZIA" in texto and f"restaurar --de {URL_B}" in texto
+    assert "apagaria 10 licenças do BACKUP" in texto and "--forcar --max-exclusoes 10" in texto
     # o estado não esquece os registros retidos
     novo = sb.next_state(plan, [], state, snap([]), snap(todas, url=URL_B), URL_P, URL_B)
     assert set(novo.licenses) == set(_chaves(10))
@@ -359,9 +375,15 @@ def test_backup_vazio_tambem_retem_as_exclusoes_no_principal():
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap(todas), snap([], url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert plan.deletions == [] and len(plan.held_deletions) == 10
-    assert {a.side for a in plan.held_deletions} == {P}
-    assert "backup está VAZIA" in plan.guard_message and "restaurar" in plan.guard_message
+    assert plan.halted and plan.deletions == [] and plan.actions == []
+    assert (plan.loss.side, plan.loss.kind, plan.loss.would_delete) == (B, sb.LossKind.EMPTY, 10)
+    # nem --forcar sozinho, nem --forcar com --conflito backup apagam o principal sem o número explícito
+    for conflito in ("relatar", "backup"):
+        forcado = sb.plan_pair(snap(todas), snap([], url=URL_B), HOJE, state, opcoes(force=True, conflict=conflito))
+        assert forcado.halted and forcado.actions == []
+    texto = texto_da_perda(plan)
+    assert "BACKUP" in texto and "VAZIA" in texto and "apagaria 10 licenças do PRINCIPAL" in texto
+    assert f"python sincronizar_bancos.py --backup {URL_B}" in texto  # recompleta o backup a partir do principal
 
 
 def test_espelhar_com_principal_vazio_retem_tudo():
@@ -369,8 +391,8 @@ def test_espelhar_com_principal_vazio_retem_tudo():
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state,
                         sb.PlanOptions(mirror=True, max_deletions=1000))
-    assert plan.deletions == [] and len(plan.held_deletions) == 10
-    assert "restaurar" in plan.guard_message
+    assert plan.halted and plan.deletions == [] and len(plan.held_deletions) == 10
+    assert "restaurar" in texto_da_perda(plan)
 
 
 def test_perdeu_mais_da_metade_desde_o_estado_retem():
@@ -378,10 +400,11 @@ def test_perdeu_mais_da_metade_desde_o_estado_retem():
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap(todas[:4]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1000))
     assert plan.deletions == [] and len(plan.held_deletions) == 6
-    assert "mais da metade" in plan.guard_message and "10 → 4" in plan.guard_message
+    assert plan.loss.kind == sb.LossKind.HALF
+    assert "mais da metade" in texto_da_perda(plan) and "10 → 4" in texto_da_perda(plan)
     # exatamente a metade não é "mais da metade"
     plan = sb.plan_pair(snap(todas[:5]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert len(plan.deletions) == 5 and plan.held_deletions == []
+    assert len(plan.deletions) == 5 and plan.held_deletions == [] and plan.loss is None
 
 
 def test_acima_de_max_exclusoes_retem():
@@ -413,23 +436,26 @@ def test_limite_padrao_aplicado_no_plano(apagadas, retidas):
         assert "limite de 3" in plan.guard_message
 
 
-def test_forcar_aplica_e_mostra_os_numeros():
+def test_forcar_sozinho_nunca_apaga_o_que_um_lado_vazio_sugere():
+    """--forcar sozinho não apaga nada inferido de um lado que voltou vazio: só com o número explícito."""
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
-    plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes(force=True))
-    assert sorted(a.key for a in plan.deletions) == _chaves(10) and plan.held_deletions == []
-    assert "--forcar" in plan.guard_message and "VAZIA" in plan.guard_message
-    assert "passam do limite de 1" in plan.guard_message
+    for opcoes_forcar in (opcoes(force=True), opcoes(force=True, max_deletions=9)):
+        plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes_forcar)
+        assert plan.halted and plan.deletions == [] and plan.actions == []
+    plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes(force=True, max_deletions=10))
+    assert not plan.halted and sorted(a.key for a in plan.deletions) == _chaves(10)
+    assert "--forcar: seguindo apesar de" in texto_da_perda(plan) and "VAZIA" in texto_da_perda(plan)
 
 
 def test_trava_retem_tudo_dos_dois_lados_quando_um_lado_passa_do_limite():
     todas = [lic(k) for k in _chaves(20)]
     state, _p, _b = sincronizado(todas)
-    # 1 apagada no backup (dentro do limite do principal) e 3 no principal (acima do limite de 2 no backup)
+    # 3 apagadas no principal (acima do limite de 2 no backup); a apagada no backup vira conflito
     plan = sb.plan_pair(snap(todas[3:]), snap(todas[:19], url=URL_B), HOJE, state, opcoes())
     assert plan.deletions == []
-    assert sorted((a.key, a.side) for a in plan.held_deletions) == \
-        [("K000", B), ("K001", B), ("K002", B), ("K019", P)]
+    assert sorted((a.key, a.side) for a in plan.held_deletions) == [("K000", B), ("K001", B), ("K002", B)]
+    assert [c["chave"] for c in plan.conflicts] == ["K019"]
 
 
 def test_trava_de_metade_continua_valendo_na_execucao_seguinte():
@@ -517,12 +543,14 @@ def test_estado_mantem_versao_antiga_de_conflito_falha_e_exclusao_retida():
 # (cadeia cortada no meio por kill ou falha: ver test_bidirecional_e2e.py, o conserto envolve o executor)
 # ---------------------------------------------------------------------------
 
-def test_conflito_aberto_com_veredito_diferente_aparece_na_paridade():
+def test_conflito_aberto_com_veredito_diferente_bloqueia_o_backup_enquanto_isso():
     state = estado_base(BASE)
     plan = planejar([lic(owner_name="P", status="blocked")], [lic(owner_name="B")], state)
-    assert [c["chave"] for c in plan.conflicts] == ["L1"] and acoes(plan) == []
-    assert "L1" in plan.current_mismatches
-    assert "L1" in plan.parity_mismatches
+    assert [c["chave"] for c in plan.conflicts] == ["L1"] and acoes(plan) == [(BLOQUEAR, "L1", B)]
+    assert "L1" in plan.current_mismatches and "L1" not in plan.parity_mismatches
+    # ao contrário (o backup nega e o principal libera), nada é escrito e a diferença fica na paridade
+    plan = planejar([lic(owner_name="P")], [lic(owner_name="B", status="blocked")], state)
+    assert acoes(plan) == [] and "L1" in plan.parity_mismatches
 
 
 def test_created_by_nulo_no_backup_nao_gera_escrita_na_execucao_seguinte():
