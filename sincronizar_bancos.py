@@ -3100,11 +3100,13 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
         return outcome.error_code, PairStatus.ERROR
     if plan.held_deletions or plan.halted:
         return EXIT_EXCLUSOES, PairStatus.HELD
-    parity_ok = outcome.parity is not None and outcome.parity.ok
-    if check:  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+    if check:
+        parity_ok = outcome.parity is not None and outcome.parity.ok  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
         behind = plan.actions or not parity_ok or plan.conflicts or plan.backup_only_allowed
         return (EXIT_FALHAS, PairStatus.FAILURES) if behind else (EXIT_OK, PairStatus.OK)
-    if outcome.failures or outcome.leftover or outcome.warnings or not parity_ok or plan.skipped_users:
+    in_conflict = {c["chave"] for c in outcome.open_conflicts}
+    parity_problem = outcome.parity is None or outcome.parity.ignored or set(outcome.parity.different) - in_conflict
+    if outcome.failures or outcome.leftover or outcome.warnings or parity_problem or plan.skipped_users:
         return EXIT_FALHAS, PairStatus.FAILURES
     if outcome.open_conflicts:
         return EXIT_FALHAS, PairStatus.CONFLICTS
