@@ -1161,8 +1161,11 @@ def _item_key(item: Any, index: int, key_field: str, strip: bool) -> str:
     if not isinstance(item, dict):
         raise _RecordError(ProblemKind.NOT_OBJECT, f"o item {index + 1} da lista não é um objeto JSON")
     key = item.get(key_field)
-    if not isinstance(key, str) or not key.strip():
+    if not isinstance(key, str) or (strip and not key.strip()):
         raise _RecordError(ProblemKind.NO_KEY, f"o item {index + 1} da lista não tem '{key_field}' válido")
+    if not key.strip():
+        raise _RecordError(ProblemKind.UNREACHABLE, "id vazio (ou só de espaços): nenhum cliente alcança este "
+                                                    "registro; não é copiado")
     if key != key.strip() and not strip:
         raise _RecordError(ProblemKind.UNREACHABLE,
                            "id com espaços nas pontas: nenhum cliente alcança este registro (o servidor tira "
@@ -2922,7 +2925,15 @@ def acquire_lock(data_dir: str) -> FileLock:
         lock.acquire()
     except LockTimeout:
         raise LockBusy() from None
+    except OSError as exc:  # pasta somente leitura, disco cheio...
+        raise data_dir_error(data_dir, exc) from None
     return lock
+
+
+def data_dir_error(data_dir: str, exc: BaseException) -> ConfigError:
+    """Pasta de dados em que não se consegue gravar: a execução é recusada antes de falar com os servidores."""
+    return ConfigError(f"não é possível gravar na pasta de dados {data_dir} ({exc.__class__.__name__}: {exc}); "
+                       "nada foi enviado aos servidores. Libere espaço ou corrija as permissões.")
 
 
 def remove_stale_temp_files(data_dir: str) -> int:
@@ -4625,8 +4636,7 @@ def open_local_files(run: Run, config: Config) -> None:
         run.history = History(config.data_dir, retention_days=config.history_days)
         run.history.prune()
     except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"não é possível gravar na pasta de dados {config.data_dir} ({exc.__class__.__name__}: "
-                          f"{exc}); nada foi enviado aos servidores. Libere espaço ou corrija as permissões.") from None
+        raise data_dir_error(config.data_dir, exc) from None
     run.credentials = CredentialStore(config.data_dir)
 
 

@@ -436,13 +436,7 @@ def test_pasta_de_dados_enche_no_meio_e_nenhuma_sequencia_criar_bloquear_fica_pe
     conferir_convergencia(par)
 
 
-SOMENTE_LEITURA_SAI_COM_1 = pytest.mark.xfail(strict=True, reason=(
-    "pasta de dados montada somente leitura: a trava (FileLock em DADOS_DIR/sincronizacao.lock) é pega ANTES de "
-    "open_local_files e o OSError (EROFS) cai no 'except OSError' do main: sai com 1 ('Erro de arquivo ou "
-    "sistema: Read-only file system'), não com 2 e sem dizer que nada foi enviado (nenhum servidor é escrito)"))
-
-
-@pytest.mark.parametrize("como", ["cheia", pytest.param("somente_leitura", marks=SOMENTE_LEITURA_SAI_COM_1)])
+@pytest.mark.parametrize("como", ["cheia", "somente_leitura"])
 def test_pasta_de_dados_que_nao_aceita_gravacao_recusa_com_2_antes_de_escrever(par_r, tmpfs_dados, como):
     par = par_r
     semear_licencas(par.principal, 6)
@@ -512,11 +506,6 @@ def test_id_vazio_depois_do_strip_nunca_chega_ao_backup(par_r):
     assert all(u["chave"] != "   " for u in r.json()["backups"][0]["acoes"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "um device_id só de espaços ('   ', '\\t') é recusado como 'sem_chave' e entra em plan.skipped: a paridade "
-    "fica com ignoradas=2 (ok=False) e TODA execução sai com 1, embora o registro seja inalcançável (o /verify "
-    "tira os espaços e nega) e o veredito seja igual nos dois servidores; deveria ser tratado como 'inalcancavel' "
-    "(como ' PAD-7 ') e a execução convergir com 0"))
 def test_id_vazio_depois_do_strip_nao_impede_a_convergencia(par_r):
     par = par_r
     _ids_vazios(par)
