@@ -43,6 +43,11 @@ import dataclasses
 import datetime as dt
 import email.utils
 import enum
+import gc
+import hashlib
+import html
+import http.server
+import importlib.util
 import io
 import ipaddress
 import json
@@ -121,6 +126,107 @@ MAX_TEXT_LEN = 4_000_000  # caracteres por campo; o servidor aceita qualquer tam
 DEFAULT_CREATED_BY = "admin"
 
 SEP = "=" * 60
+
+
+class TextEnum(str, enum.Enum):
+    """Enum cujo valor é o texto gravado em JSON e arquivos (json.dumps e f-strings mostram o valor)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Side(TextEnum):
+    """Um servidor de um par. No plano, "principal" é a ORIGEM e "backup" o DESTINO (em restaurar, a origem é
+    um backup: Direction.real_side diz qual servidor de verdade cada lado do plano é)."""
+    PRIMARY = "principal"
+    BACKUP = "backup"
+
+    @property
+    def other(self) -> "Side":
+        return Side.BACKUP if self is Side.PRIMARY else Side.PRIMARY
+
+
+class ActionKind(TextEnum):
+    CREATE_USER = "criar_usuario"
+    CREATE = "criar_licenca"
+    UPDATE = "atualizar_licenca"
+    RENEW = "renovar_licenca"
+    BLOCK = "bloquear"
+    ACTIVATE = "ativar"
+    DELETE = "excluir_licenca"
+    SET_CREATED_BY = "corrigir_created_by"
+
+
+CREATE_USER, CREATE, UPDATE, RENEW, BLOCK, ACTIVATE, DELETE, SET_CREATED_BY = ActionKind
+UPSERTS = (CREATE, UPDATE, RENEW)
+
+
+class Mode(TextEnum):
+    ONE_WAY = "unidirecional"
+    TWO_WAY = "bidirecional"
+    RESTORE = "restauracao"
+
+
+class ConflictPolicy(TextEnum):
+    """Bidirecional: o que fazer com um registro que mudou dos dois lados."""
+    REPORT = "relatar"  # nada é copiado; o backup só é bloqueado onde o principal nega
+    PRIMARY = "principal"
+    BACKUP = "backup"
+
+
+# ============================================================================
+# Utilitários comuns: tempo, JSON, arquivos atômicos
+# ============================================================================
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _replace_with_retry(tmp: str, path: str, attempts: int = 6) -> None:
+    """No Windows, um antivírus ou indexador pode segurar o arquivo por instantes (WinError 5/32)."""
+    for attempt in range(attempts):
+        try:
+            return os.replace(tmp, path)
+        except PermissionError:
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+
+def atomic_write(path: str, text: str, private: bool = False) -> None:
+    """Grava num arquivo temporário na mesma pasta e troca de uma vez (os.replace):
+    quem ler, ou uma execução morta no meio, vê o arquivo antigo inteiro ou o novo inteiro."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        if private:
+            os.chmod(tmp, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _replace_with_retry(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+
+class LockBusy(Exception):
+    """Outra execução segura a trava (código de saída 3)."""
+
 
 
 # ============================================================================
@@ -226,8 +332,8 @@ class Config:
     allow_http: bool = False
     check: bool = False  # subcomando verificar: só compara, nunca grava
     history_days: int = 90
-    mode: str = "unidirecional"  # unidirecional | bidirecional | restauracao
-    conflict: str = "relatar"
+    mode: Mode = Mode.ONE_WAY
+    conflict: ConflictPolicy = ConflictPolicy.REPORT
     mirror: bool = False
     max_deletions: int | None = None
     force: bool = False
@@ -415,8 +521,8 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         parallel=_number("SYNC_PARALELO", get("SYNC_PARALELO", args.paralelo), 8, 1, int),
         ca_bundle=ca_bundle,
         history_days=_number("SYNC_HISTORICO_DIAS", get("SYNC_HISTORICO_DIAS"), 90, 0, int),
-        mode="bidirecional" if args.bidirecional else "unidirecional",
-        conflict=args.conflito,
+        mode=Mode.TWO_WAY if args.bidirecional else Mode.ONE_WAY,
+        conflict=ConflictPolicy(args.conflito),
         mirror=bool(args.espelhar),
         max_deletions=None if args.max_exclusoes is None else _number("--max-exclusoes", args.max_exclusoes, 0, 0, int),
         force=bool(args.forcar),
@@ -1397,7 +1503,7 @@ def fetch_failover_list(client: ApiClient) -> list[str] | None:
 def start_failover_check(config: Config, clients: list[ApiClient]) -> Callable[[], FailoverReport | None]:
     """Começa as GET /servers em paralelo (junto com os retratos) e devolve a função que espera por
     elas e monta o relatório. Em restaurar (a configuração é virada ao contrário) nada é consultado."""
-    if config.mode == "restauracao":
+    if config.mode == Mode.RESTORE:
         return lambda: None
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(clients)))
     futures = {client.server.url: pool.submit(fetch_failover_list, client) for client in clients}
@@ -1599,15 +1705,6 @@ def configure_demo_failover(*servers: Any) -> None:
 # Planejador (puro): retratos + hoje → ações. Sem rede, sem arquivos.
 # ============================================================================
 
-CREATE_USER = "criar_usuario"
-CREATE = "criar_licenca"
-UPDATE = "atualizar_licenca"
-RENEW = "renovar_licenca"
-BLOCK = "bloquear"
-ACTIVATE = "ativar"
-DELETE = "excluir_licenca"
-SET_CREATED_BY = "corrigir_created_by"
-UPSERTS = (CREATE, UPDATE, RENEW)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1637,8 +1734,8 @@ class Divergence(tuple):
 
 @dataclasses.dataclass
 class PlanOptions:
-    mode: str = "unidirecional"  # ou "bidirecional"
-    conflict: str = "relatar"  # relatar | principal | backup
+    mode: Mode = Mode.ONE_WAY  # o plano só conhece ONE_WAY e TWO_WAY (restaurar é ONE_WAY com os lados trocados)
+    conflict: ConflictPolicy = ConflictPolicy.REPORT
     mirror: bool = False  # --espelhar: apaga no backup o que não existe no principal
     max_deletions: int | None = None  # None = 10 % das licenças do lado, no máximo 50
     force: bool = False  # --forcar: passa por cima das travas de exclusão
@@ -1964,7 +2061,6 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
 
 def fingerprint(lic: License) -> str:
     """Resumo curto dos campos definíveis (o estado não guarda dados pessoais em claro)."""
-    import hashlib
     return hashlib.blake2b(repr(lic.settable()).encode("utf-8"), digest_size=8).hexdigest()
 
 
@@ -1999,14 +2095,35 @@ def same_record(p: License, b: License, clock: Clock) -> bool:
             and allows(p, clock.primary) == allows(b, clock.backup))
 
 
-def describe_conflict(key: str, p: License | None, b: License | None, why: str, resolution: str) -> dict[str, Any]:
-    fields = []
-    for field in SETTABLE_FIELDS + ("status", "end_date"):
-        pv, bv = (getattr(p, field) if p else None), (getattr(b, field) if b else None)
-        if pv != bv or p is None or b is None:
-            fields.append({"campo": field, "principal": _jsonable(pv), "backup": _jsonable(bv)})
-    return {"tipo": "licenca", "chave": key, "descricao": why, "resolucao": resolution,
-            "principal_existe": p is not None, "backup_existe": b is not None, "campos": fields}
+@dataclasses.dataclass(frozen=True)
+class Conflict:
+    """Licença que não pode ir de um lado ao outro sem decisão: mudou dos dois lados, sumiu de um e mudou no
+    outro, ou voltou atrás no backup. `resolution` REPORT = em aberto (nada copiado)."""
+    key: str
+    why: str
+    resolution: ConflictPolicy
+    primary: License | None
+    backup: License | None
+
+    @property
+    def open(self) -> bool:
+        return self.resolution == ConflictPolicy.REPORT
+
+    def fields(self) -> list[tuple[str, Any, Any]]:
+        """(campo, valor no principal, valor no backup) de cada campo diferente (todos, se um lado não tem)."""
+        p, b = self.primary, self.backup
+        found = []
+        for field in SETTABLE_FIELDS + ("status", "end_date"):
+            pv, bv = (getattr(p, field) if p else None), (getattr(b, field) if b else None)
+            if pv != bv or p is None or b is None:
+                found.append((field, pv, bv))
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tipo": "licenca", "chave": self.key, "descricao": self.why, "resolucao": self.resolution.value,
+                "principal_existe": self.primary is not None, "backup_existe": self.backup is not None,
+                "campos": [{"campo": f, "principal": _jsonable(pv), "backup": _jsonable(bv)}
+                           for f, pv, bv in self.fields()]}
 
 
 class _Planner:
@@ -2047,7 +2164,7 @@ class _Planner:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         if rewrite:
             b = self.backup.rejected.get(key)
-        labels, two_way = self.options.labels, self.options.mode == "bidirecional"
+        labels, two_way = self.options.labels, self.options.mode == Mode.TWO_WAY
         if source_side == "principal":
             chain, b_after = plan_license(p, b, self.clock, "backup", labels, two_way, rewrite)
             p_after = p
@@ -2083,8 +2200,8 @@ class _Planner:
     def conflict(self, key: str, why: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         winner = self.options.conflict
-        self.conflicts.append(describe_conflict(key, p, b, why, winner))
-        if winner == "relatar":
+        self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
+        if winner == ConflictPolicy.REPORT:
             if allows(b, self.clock.backup) and not allows(p, self.clock.primary) and path_safe(key):
                 # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
                 self.chains.append([Action(BLOCK, key, "conflito em aberto: bloqueada enquanto não for resolvido "
@@ -2175,7 +2292,7 @@ class _Planner:
     def find_rolled_back(self) -> list[str]:
         """Registros do backup que voltaram atrás desde a última sincronização (sumiram enquanto o
         principal ainda os tem, ou voltaram a uma versão antiga): o que uma cópia antiga restaurada faz."""
-        if not self.state or self.options.mode != "bidirecional":
+        if not self.state or self.options.mode != Mode.TWO_WAY:
             return []
         outside = set(self.primary.rejected) | set(self.backup.rejected)
         found = {key for key, base in self.state.licenses.items() if key not in outside and moved_back(
@@ -2191,7 +2308,7 @@ class _Planner:
         return fingerprint(b) in {v.split("|", 1)[0] for v in self.state.deleted[key][1]}
 
     def run(self) -> None:
-        two_way = self.options.mode == "bidirecional"
+        two_way = self.options.mode == Mode.TWO_WAY
         self.rolled_back = set(self.find_rolled_back())
         # registros fora do plano: no bidirecional, um ilegível no backup também não vira "apagado lá"
         outside = set(self.primary.rejected) | (set(self.backup.rejected) if two_way else set())
@@ -2216,12 +2333,10 @@ class _collector_paused:
     com 100 mil licenças as coletas completas (que varrem os retratos inteiros) eram metade do tempo."""
 
     def __enter__(self) -> None:
-        import gc
         self._was_enabled = gc.isenabled()
         gc.disable()
 
     def __exit__(self, *exc: Any) -> None:
-        import gc
         if self._was_enabled:
             gc.enable()
 
@@ -2262,7 +2377,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
               options: PlanOptions | None = None) -> Plan:
     """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
     options = options or PlanOptions()
-    two_way = options.mode == "bidirecional"
+    two_way = options.mode == Mode.TWO_WAY
     user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way)
     clock = Clock.of(today)
     planner = _Planner(primary, backup, clock, state, options)
@@ -2341,8 +2456,7 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
     return loss.would_delete == 0 or (options.max_deletions is not None and options.max_deletions >= loss.would_delete)
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date) else value
+
 
 
 # ============================================================================
@@ -2501,36 +2615,8 @@ def ensure_data_dir(path: str) -> str:
     return path
 
 
-def _replace_with_retry(tmp: str, path: str, attempts: int = 6) -> None:
-    """No Windows, um antivírus ou indexador pode segurar o arquivo por instantes (WinError 5/32)."""
-    for attempt in range(attempts):
-        try:
-            return os.replace(tmp, path)
-        except PermissionError:
-            if attempt + 1 == attempts:
-                raise
-            time.sleep(0.05 * (attempt + 1))
 
 
-def atomic_write(path: str, text: str, private: bool = False) -> None:
-    """Grava num arquivo temporário na mesma pasta e troca de uma vez (os.replace):
-    quem ler, ou uma execução morta no meio, vê o arquivo antigo inteiro ou o novo inteiro."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        if private:
-            os.chmod(tmp, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _replace_with_retry(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class CredentialStore:
@@ -2599,7 +2685,6 @@ class History:
     """
 
     def __init__(self, data_dir: str, retention_days: int = 90):
-        import sqlite3
         self.path = os.path.join(data_dir, HISTORY_FILE)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -2728,7 +2813,6 @@ STATE_VERSION = 1
 
 
 def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
-    import hashlib
     digest = hashlib.sha256(f"{primary_url}|{backup_url}".encode("utf-8")).hexdigest()[:16]
     return os.path.join(data_dir, STATE_DIR, f"par-{digest}.json")
 
@@ -2839,7 +2923,7 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
     conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo)."""
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
-    keep_old = failed | {c["chave"] for c in plan.conflicts if c["resolucao"] == "relatar"} | \
+    keep_old = failed | {c.key for c in plan.conflicts if c.open} | \
         {a.key for a in plan.held_deletions}
     licenses: dict[str, StateEntry] = {}
     for key, (p_after, b_after) in plan.expected.items():
@@ -2847,8 +2931,10 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
             previous = old.licenses.get(key) if old else None
             new = StateEntry(fingerprint(p_after), fingerprint(b_after), p_after.status, b_after.status,
                              _jsonable(p_after.end_date), _jsonable(b_after.end_date))
-            licenses[key] = new._replace(older_primary=_older(previous, new, "principal"),
-                                         older_backup=_older(previous, new, "backup"))
+            older_backup = _older(previous, new, "backup")
+            if previous is None and old and key in old.deleted:  # recriada: as versões de antes continuam "antigas"
+                older_backup = tuple(v for v in old.deleted[key][1] if v != new.version("backup"))[-OLDER_VERSIONS_KEPT:]
+            licenses[key] = new._replace(older_primary=_older(previous, new, "principal"), older_backup=older_backup)
     deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
     present = set(primary.licenses) | set(backup.licenses)
     for key, entry in (old.licenses.items() if old else ()):
@@ -2913,8 +2999,6 @@ def swap_state(state: PairState) -> PairState:
                      {k: entry.swapped() for k, entry in state.licenses.items()}, {})
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def acquire_lock(data_dir: str) -> FileLock:
@@ -2955,8 +3039,7 @@ def remove_stale_temp_files(data_dir: str) -> int:
     return removed
 
 
-class LockBusy(Exception):
-    """Outra execução segura a trava (código de saída 3)."""
+
 
 
 # ============================================================================
@@ -3088,8 +3171,8 @@ class PairOutcome:
         return [r for r in self.results or [] if not r.ok]
 
     @property
-    def open_conflicts(self) -> list[dict[str, Any]]:
-        return [c for c in (self.plan.conflicts if self.plan else []) if c["resolucao"] == "relatar"]
+    def open_conflicts(self) -> list["Conflict"]:
+        return [c for c in (self.plan.conflicts if self.plan else []) if c.open]
 
     def writes(self, real_side: str) -> dict[str, int]:
         """Escritas feitas (ou planejadas, numa simulação) em um lado real, por tipo."""
@@ -3115,7 +3198,7 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
         parity_ok = outcome.parity is not None and outcome.parity.ok  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
         behind = plan.actions or not parity_ok or plan.conflicts or plan.backup_only_allowed
         return (EXIT_FALHAS, PairStatus.FAILURES) if behind else (EXIT_OK, PairStatus.OK)
-    in_conflict = {c["chave"] for c in outcome.open_conflicts}
+    in_conflict = {c.key for c in outcome.open_conflicts}
     parity_problem = outcome.parity is None or outcome.parity.ignored or set(outcome.parity.different) - in_conflict
     if outcome.failures or outcome.leftover or outcome.warnings or parity_problem or plan.skipped_users:
         return EXIT_FALHAS, PairStatus.FAILURES
@@ -3224,7 +3307,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover],
         "avisos": outcome.warnings,
         "divergencias": divergences,
-        "conflitos": plan.conflicts,
+        "conflitos": [c.as_dict() for c in plan.conflicts],
         "exclusoes_retidas": [{"chave": a.key, "lado": d.real_side(a.side), "motivo": a.reason}
                               for a in plan.held_deletions],
         "trava_exclusoes": safety_text(outcome),
@@ -3391,15 +3474,16 @@ class TextReport:
     def conflicts(self, plan: Plan) -> None:
         if not plan.conflicts:
             return
-        policy = plan.conflicts[0]["resolucao"]
-        how = {"relatar": "nenhum lado foi alterado; resolva e rode de novo, ou use --conflito principal|backup",
-               "principal": "resolvidos a favor do principal", "backup": "resolvidos a favor do backup"}
-        self.rep.say(f"   ⚔️  Conflitos: {len(plan.conflicts)} ({how.get(policy, policy)})")
+        how = {ConflictPolicy.REPORT: "nada foi copiado (o backup só é bloqueado onde o principal nega); "
+                                      "resolva e rode de novo, ou use --conflito principal|backup",
+               ConflictPolicy.PRIMARY: "resolvidos a favor do principal",
+               ConflictPolicy.BACKUP: "resolvidos a favor do backup"}
+        policies = sorted({c.resolution for c in plan.conflicts})
+        self.rep.say(f"   ⚔️  Conflitos: {len(plan.conflicts)} ({'; '.join(how[p] for p in policies)})")
         for conflict in plan.conflicts[:MAX_LINES]:
-            self.rep.say(f"      {conflict['chave']}: {conflict['descricao']}")
-            for field in conflict["campos"]:
-                self.rep.say(f"         {field['campo']}: principal={field['principal']!r} | "
-                             f"backup={field['backup']!r}")
+            self.rep.say(f"      {conflict.key}: {conflict.why}")
+            for field, pv, bv in conflict.fields():
+                self.rep.say(f"         {field}: principal={_jsonable(pv)!r} | backup={_jsonable(bv)!r}")
         if len(plan.conflicts) > MAX_LINES:
             self.rep.say(f"      … e mais {len(plan.conflicts) - MAX_LINES}")
 
@@ -3655,7 +3739,6 @@ def status_document(history: History, max_delay_min: float,
 
 
 def _esc(value: Any) -> str:
-    import html
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -3955,7 +4038,6 @@ def _render_old_pairs(old: list[dict[str, Any]], history: History) -> str:
 def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
                        current: Callable[[], list[tuple[str, str]] | None] | None = None):
     """current: devolve os pares da configuração atual a cada pedido (None: todos os pares contam)."""
-    import http.server
 
     class PanelHandler(http.server.BaseHTTPRequestHandler):
         server_version = "painel-sincronizacao"
@@ -4008,7 +4090,6 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
                 ready: Callable[[Any], None] | None = None,
                 current: Callable[[], list[tuple[str, str]] | None] | None = None) -> None:
-    import http.server
     if not token and not is_loopback(f"http://{host}/"):
         raise ConfigError(f"Para abrir o painel em {host} (fora desta máquina) defina PAINEL_TOKEN; "
                           "o token será exigido em toda requisição.")
@@ -4034,7 +4115,6 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
 
 def load_reference_server():
     """Carrega tests/servidor_referencia.py (vem junto do repositório)."""
-    import importlib.util
     path = os.path.join(SCRIPT_DIR, "tests", "servidor_referencia.py")
     if not os.path.exists(path):
         raise ConfigError(f"A demonstração precisa do servidor de referência em {path} (baixe o repositório completo).")
@@ -4220,7 +4300,7 @@ def local_date(moment: dt.datetime, zone: str) -> dt.date:
 
 def directions(config: Config) -> list[Direction]:
     """Os pares da execução, com os papéis reais; restaurar usa um par só (backup escolhido → principal)."""
-    if config.mode != "restauracao":
+    if config.mode != Mode.RESTORE:
         return [Direction(config.primary, backup) for backup in config.backups]
     chosen = config.restore_from or config.backups[0].url
     source = next((b for b in config.backups if b.url == chosen), None)
@@ -4367,10 +4447,10 @@ class Run:
             rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
         rep.say("")
         several = "s" if len(self.directions) > 1 else ""
-        if cfg.mode == "restauracao":
+        if cfg.mode == Mode.RESTORE:
             rep.say(f"♻️  Restaurando o principal a partir do backup: Backup ({self.directions[0].backup.url}) "
                     "→ Principal")
-        elif cfg.mode == "bidirecional":
+        elif cfg.mode == Mode.TWO_WAY:
             rep.say(f"🔄 Sincronizando banco de dados nos dois sentidos: Principal ⇄ Backup{several} "
                     f"(conflitos: {cfg.conflict})")
         elif not cfg.check:
@@ -4447,7 +4527,7 @@ class Run:
 
     def plan_options(self, direction: Direction) -> PlanOptions:
         cfg = self.config
-        return PlanOptions(mode="bidirecional" if cfg.mode == "bidirecional" else "unidirecional",
+        return PlanOptions(mode=Mode.TWO_WAY if cfg.mode == Mode.TWO_WAY else Mode.ONE_WAY,
                            conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
                            force=cfg.force, only_missing=direction.restore and not cfg.force,
                            labels={"backup": "principal", "principal": "backup"} if direction.restore else None)
@@ -4464,7 +4544,7 @@ class Run:
         if warning:
             self.rep.warn(f"   ⚠️  {warning}")
         options = self.plan_options(d)
-        if cfg.mode == "bidirecional":
+        if cfg.mode == Mode.TWO_WAY:
             options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
         plan = plan_pair(source, target, outcome.clock, state, options)
         outcome.plan = plan
@@ -4547,9 +4627,9 @@ class Run:
         for key in sorted(changed):
             p, b = (fresh.get(key), other.licenses.get(key)) if side == "principal" else \
                 (other.licenses.get(key), fresh.get(key))
-            plan.conflicts.append(describe_conflict(
-                key, p, b, "mudou no principal durante esta execução (depois da leitura e antes da escrita): "
-                "nada foi escrito nele; a próxima execução decide", "relatar"))
+            plan.conflicts.append(Conflict(
+                key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
+                "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
         return ([c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed])
 
     def audit(self, url: str, result: Result) -> None:
@@ -4577,7 +4657,7 @@ class Run:
         outcome.reread = True
         outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
         outcome.divergences = again.divergences
-        skip = {r.action.key for r in outcome.failures} | {c["chave"] for c in plan.conflicts}
+        skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
         outcome.leftover = [a for a in again.actions if a.key not in skip]
         outcome.users_present = users_present(fresh["principal"], fresh["backup"])
 
@@ -4642,9 +4722,9 @@ def open_local_files(run: Run, config: Config) -> None:
 
 def restore_mode(config: Config) -> Config:
     """restaurar: a origem é um backup (o primeiro, ou --de) e o destino é o principal."""
-    if config.mode == "bidirecional" or config.mirror:
+    if config.mode == Mode.TWO_WAY or config.mirror:
         raise ConfigError("restaurar não combina com --bidirecional nem com --espelhar.")
-    config = dataclasses.replace(config, mode="restauracao")
+    config = dataclasses.replace(config, mode=Mode.RESTORE)
     directions(config)  # valida --de antes de qualquer acesso à rede
     return config
 
@@ -4758,7 +4838,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sem-progresso", action="store_true", help="não mostra o contador de progresso")
     parser.add_argument("--bidirecional", action="store_true",
                         help="sincroniza nos dois sentidos (comparação em três vias com o estado salvo)")
-    parser.add_argument("--conflito", choices=["relatar", "principal", "backup"], default="relatar",
+    parser.add_argument("--conflito", choices=[p.value for p in ConflictPolicy], default=ConflictPolicy.REPORT.value,
                         help="bidirecional: o que fazer quando os dois lados mudaram o mesmo registro "
                              "(relatar: não mexe em nenhum e sai com 1)")
     parser.add_argument("--espelhar", action="store_true",

@@ -177,7 +177,7 @@ def test_conflito_relatar_nao_mexe_em_nada_e_principal_resolve(par):
     zerar(par)
     r = par.rodar("--bidirecional", "--sem-progresso")
     assert r.codigo == 1 and escritas(par) == (0, 0)
-    assert "Conflitos: 1" in r.stdout and "nenhum lado foi alterado" in r.stdout
+    assert "Conflitos: 1" in r.stdout and "nada foi copiado" in r.stdout
     assert "owner_name: principal='Versão do principal' | backup='Versão do backup'" in r.stdout
 
     r, doc = rodar(par, "--bidirecional", "--conflito", "principal")

@@ -160,8 +160,8 @@ def test_tres_vias(descricao, principal, backup, conflito, esperado, tem_conflit
     state = estado_base(BASE)
     plan = planejar([principal], [backup], state, conflict=conflito)
     assert acoes(plan) == esperado
-    assert [c["chave"] for c in plan.conflicts] == (["L1"] if tem_conflito else [])
-    assert all(c["resolucao"] == conflito for c in plan.conflicts)
+    assert [c.key for c in plan.conflicts] == (["L1"] if tem_conflito else [])
+    assert all(c.resolution == conflito for c in plan.conflicts)
     assert plan.held_deletions == [] and plan.guard_message is None
     assert not plan.first_sync
     # Sem conflito aberto, os dois lados terminam iguais (dados definíveis e veredito), ou ambos sem a licença.
@@ -206,14 +206,14 @@ def test_criadas_desde_o_estado(descricao, principal, backup, esperado, tem_conf
     state = estado_base(BASE)
     plan = planejar([BASE, principal], [BASE, backup], state)
     assert acoes(plan) == esperado
-    assert [c["chave"] for c in plan.conflicts] == (["N"] if tem_conflito else [])
+    assert [c.key for c in plan.conflicts] == (["N"] if tem_conflito else [])
     assert plan.deletions == [] and plan.held_deletions == []
 
 
 def test_conflito_lista_as_duas_versoes_campo_a_campo():
     state = estado_base(BASE)
     plan = planejar([lic(owner_name="Ana P", email="p@x.com")], [lic(owner_name="Ana B", status="blocked")], state)
-    (conflito,) = plan.conflicts
+    (conflito,) = [c.as_dict() for c in plan.conflicts]  # como o --json e o histórico mostram
     assert conflito["chave"] == "L1" and conflito["resolucao"] == "relatar"
     assert conflito["principal_existe"] and conflito["backup_existe"]
     campos = {c["campo"]: (c["principal"], c["backup"]) for c in conflito["campos"]}
@@ -221,7 +221,7 @@ def test_conflito_lista_as_duas_versoes_campo_a_campo():
                       "status": ("active", "blocked")}
     # apagada de um lado: todos os campos aparecem, o lado apagado como None
     plan = planejar([None], [lic(owner_name="Ana B")], state)
-    (conflito,) = plan.conflicts
+    (conflito,) = [c.as_dict() for c in plan.conflicts]
     assert not conflito["principal_existe"] and conflito["backup_existe"]
     campos = {c["campo"]: (c["principal"], c["backup"]) for c in conflito["campos"]}
     assert campos["owner_name"] == (None, "Ana B") and campos["status"] == (None, "active")
@@ -292,8 +292,8 @@ def test_primeira_sincronizacao_nao_apaga_e_relata_diferencas_como_conflito():
     assert plan.first_sync
     # BLQ: em conflito, mas bloqueada no backup enquanto isso (o principal nega)
     assert acoes(plan) == [(BLOQUEAR, "BLQ", B), (CRIAR, "SO_B", P), (CRIAR, "SO_P", B)]
-    assert sorted(c["chave"] for c in plan.conflicts) == ["BLQ", "DIF"]
-    assert all("primeira sincronização" in c["descricao"] for c in plan.conflicts)
+    assert sorted(c.key for c in plan.conflicts) == ["BLQ", "DIF"]
+    assert all("primeira sincronização" in c.why for c in plan.conflicts)
     assert plan.deletions == [] and plan.held_deletions == []
     # os registros em conflito aberto não entram no estado: serão comparados de novo
     state = sb.next_state(plan, ok(plan), None, snap(principal), snap(backup, url=URL_B), URL_P, URL_B)
@@ -455,7 +455,7 @@ def test_trava_retem_tudo_dos_dois_lados_quando_um_lado_passa_do_limite():
     plan = sb.plan_pair(snap(todas[3:]), snap(todas[:19], url=URL_B), HOJE, state, opcoes())
     assert plan.deletions == []
     assert sorted((a.key, a.side) for a in plan.held_deletions) == [("K000", B), ("K001", B), ("K002", B)]
-    assert [c["chave"] for c in plan.conflicts] == ["K019"]
+    assert [c.key for c in plan.conflicts] == ["K019"]
 
 
 def test_trava_de_metade_continua_valendo_na_execucao_seguinte():
@@ -527,7 +527,7 @@ def test_estado_mantem_versao_antiga_de_conflito_falha_e_exclusao_retida():
     principal = snap([lic("K000", owner_name="P")] + todas[1:])
     backup = snap([lic("K000", owner_name="B"), lic("K001", owner_name="novo")] + todas[2:], url=URL_B)
     plan = sb.plan_pair(principal, backup, HOJE, state, opcoes())
-    assert [c["chave"] for c in plan.conflicts] == ["K000"]
+    assert [c.key for c in plan.conflicts] == ["K000"]
     assert acoes(plan) == [(ATUALIZAR, "K001", P)]
     falhou = [sb.Result(plan.actions[0], False, "HTTP 500")]
     novo = sb.next_state(plan, falhou, state, principal, backup, URL_P, URL_B)
@@ -546,7 +546,7 @@ def test_estado_mantem_versao_antiga_de_conflito_falha_e_exclusao_retida():
 def test_conflito_aberto_com_veredito_diferente_bloqueia_o_backup_enquanto_isso():
     state = estado_base(BASE)
     plan = planejar([lic(owner_name="P", status="blocked")], [lic(owner_name="B")], state)
-    assert [c["chave"] for c in plan.conflicts] == ["L1"] and acoes(plan) == [(BLOQUEAR, "L1", B)]
+    assert [c.key for c in plan.conflicts] == ["L1"] and acoes(plan) == [(BLOQUEAR, "L1", B)]
     assert "L1" in plan.current_mismatches and "L1" not in plan.parity_mismatches
     # ao contrário (o backup nega e o principal libera), nada é escrito e a diferença fica na paridade
     plan = planejar([lic(owner_name="P")], [lic(owner_name="B", status="blocked")], state)
