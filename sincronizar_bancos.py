@@ -1826,7 +1826,7 @@ class Plan:
     current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
     deletions: list[Action] = dataclasses.field(default_factory=list)
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
-    guard_message: str | None = None  # limite de exclusões (a perda de dados fica em `loss`)
+    limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
     conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
@@ -2328,7 +2328,7 @@ class _Planner:
             self.two_way(key) if two_way else self.one_way(key)
 
 
-class _collector_paused:
+class collector_paused:
     """Pausa o coletor de lixo cíclico durante o plano: o plano só cria objetos sem ciclos, e
     com 100 mil licenças as coletas completas (que varrem os retratos inteiros) eram metade do tempo."""
 
@@ -2350,27 +2350,28 @@ def default_max_deletions(total: int) -> int:
     return min(50, max(1, -(-total // 10)))  # 10 % (arredondado para cima), no mínimo 1, no máximo 50
 
 
+class DeletionLimit(NamedTuple):
+    side: str  # lado do plano que receberia as exclusões
+    count: int
+    limit: int
+
+
 def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot,
-                    options: PlanOptions) -> tuple[list[Action], list[Action], str | None]:
-    """Limite de exclusões por lado (--max-exclusoes; padrão 10 % das licenças do lado, até 50).
-    Um lado que perdeu dados não chega aqui: data_loss para o par antes."""
-    if not deletions:
-        return [], [], None
-    reasons = []
+                    options: PlanOptions) -> tuple[list[Action], list[Action], list[DeletionLimit]]:
+    """Limite de exclusões por lado (--max-exclusoes; padrão 10 % das licenças do lado, até 50): devolve
+    (aplicadas, retidas, limites ultrapassados). --forcar aplica mesmo acima do limite. Um lado que perdeu
+    dados não chega aqui: data_loss para o par antes."""
     snapshots = {"principal": primary, "backup": backup}
+    exceeded = []
     for side in ("backup", "principal"):
         count = sum(1 for a in deletions if a.side == side)
         limit = options.max_deletions if options.max_deletions is not None else \
             default_max_deletions(snapshots[side].license_count)
         if count > limit:
-            reasons.append(f"{count} exclusão(ões) no {side} passam do limite de {limit} (--max-exclusoes)")
-    if not reasons:
-        return deletions, [], None
-    numbers = "; ".join(reasons)
-    if options.force:
-        return deletions, [], f"--forcar: exclusões aplicadas apesar de: {numbers}"
-    return [], deletions, (f"Exclusões RETIDAS ({len(deletions)}): {numbers}. Se as exclusões são mesmo "
-                           "desejadas, rode de novo com --forcar ou com um --max-exclusoes maior.")
+            exceeded.append(DeletionLimit(side, count, limit))
+    if not exceeded or options.force:
+        return deletions, [], exceeded
+    return [], deletions, exceeded
 
 
 def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", state: PairState | None = None,
@@ -2381,9 +2382,8 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way)
     clock = Clock.of(today)
     planner = _Planner(primary, backup, clock, state, options)
-    with _collector_paused():
-        planner.run()
-    allowed, held, message = guard_deletions(planner.deletions, primary, backup, options)
+    planner.run()
+    allowed, held, limits = guard_deletions(planner.deletions, primary, backup, options)
     touched = {a.key for a in allowed + held}
     backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
     blocked_now = {chain[0].key for chain in planner.chains}
@@ -2403,7 +2403,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         skipped=[p for p in primary.problems if p.kind == "licenca" and p.reason != ProblemKind.UNREACHABLE],
         unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
-        current_mismatches=planner.current, deletions=allowed, held_deletions=held, guard_message=message,
+        current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p.kind == "usuario"],
     )
@@ -3259,9 +3259,19 @@ def safety_text(outcome: "PairOutcome") -> str | None:
     if plan is None:
         return None
     texts = [loss_text(plan.loss, outcome.direction, plan.halted)] if plan.loss else []
-    if plan.guard_message:
-        texts.append(plan.guard_message)
+    if plan.limits:
+        texts.append(limits_text(plan, outcome.direction))
     return " ".join(texts) or None
+
+
+def limits_text(plan: Plan, d: Direction) -> str:
+    """Exclusões acima do limite, em português, com o que fazer."""
+    numbers = "; ".join(f"{plural(lim.count, 'exclusão', 'exclusões')} no {d.real_side(lim.side)} passam do "
+                        f"limite de {lim.limit} (--max-exclusoes)" for lim in plan.limits)
+    if not plan.held_deletions:
+        return f"--forcar: exclusões aplicadas apesar de: {numbers}."
+    return (f"Exclusões RETIDAS ({len(plan.held_deletions)}): {numbers}. Se as exclusões são mesmo desejadas, rode "
+            "de novo com --forcar ou com um --max-exclusoes maior.")
 
 
 def _result_dict(result: Result) -> dict[str, Any]:
@@ -3403,7 +3413,7 @@ class TextReport:
             self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa com --json ou no histórico)")
 
     def users(self, outcome: PairOutcome, results: list[Result]) -> None:
-        self.rep.say("👥 Sincronizando usuários...")
+        self.rep.say("👥 Usuários" if self.check else "👥 Sincronizando usuários...")
         self.actions(results)
         done = "em dia após o plano" if self.simulate else "sincronizados"
         self.rep.say(f"   ✅ {outcome.users_present}/{outcome.users_total} usuários {done}")
@@ -3411,7 +3421,7 @@ class TextReport:
 
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
-        rep.say("📋 Sincronizando licenças...")
+        rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results)
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover}
         done = "em dia após o plano" if self.simulate else "sincronizadas"
@@ -3486,6 +3496,34 @@ class TextReport:
                 self.rep.say(f"         {field}: principal={_jsonable(pv)!r} | backup={_jsonable(bv)!r}")
         if len(plan.conflicts) > MAX_LINES:
             self.rep.say(f"      … e mais {len(plan.conflicts) - MAX_LINES}")
+
+    def summary(self, run: "RunOutcome") -> None:
+        """O fecho do relatório: título, uma linha por par, avisos e o código de saída."""
+        rep, code = self.rep, run.code
+        for line in failover_text(run.failover):
+            rep.say(line)
+        rep.say(SEP)
+        only_conflicts = all(p.status in (PairStatus.OK, PairStatus.CONFLICTS) for p in run.pairs)
+        title = {EXIT_OK: "✅ Sincronização concluída!",
+                 EXIT_FALHAS: "⚠️  Sincronização concluída com conflito(s) a resolver." if only_conflicts
+                 else "⚠️  Sincronização concluída com problemas."}
+        if self.check:
+            title = {EXIT_OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
+                     EXIT_FALHAS: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}
+        elif self.simulate:
+            title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
+                     EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
+        if code != run.sync_code:
+            title = {EXIT_FALHAS: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
+        rep.say(title.get(code, "❌ Não concluída."))
+        rep.say("-" * 60)
+        rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
+        for pair in run.pairs:
+            rep.say(self.summary_line(pair))
+        for warning in run.warnings:
+            rep.say(f"   ⚠️  {warning}")
+        rep.say(f"Código de saída: {code} ({run.meaning})")
+        rep.say(SEP)
 
     def summary_line(self, outcome: PairOutcome) -> str:
         d = outcome.direction
@@ -4546,7 +4584,8 @@ class Run:
         options = self.plan_options(d)
         if cfg.mode == Mode.TWO_WAY:
             options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
-        plan = plan_pair(source, target, outcome.clock, state, options)
+        with collector_paused():
+            plan = plan_pair(source, target, outcome.clock, state, options)
         outcome.plan = plan
         outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
         self.observe(outcome, source, target, plan)
@@ -4653,7 +4692,8 @@ class Run:
                 outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
                 return
         check = dataclasses.replace(options, journal=None, force=False)
-        again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
+        with collector_paused():
+            again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
         outcome.reread = True
         outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
         outcome.divergences = again.divergences
@@ -4677,33 +4717,6 @@ class Run:
         if run.credentials_file:
             self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
         return run
-
-    def summary(self, run: RunOutcome) -> None:
-        rep, code, cfg = self.rep, run.code, self.config
-        for line in failover_text(run.failover):
-            rep.say(line)
-        rep.say(SEP)
-        only_conflicts = all(p.status in (PairStatus.OK, PairStatus.CONFLICTS) for p in run.pairs)
-        title = {EXIT_OK: "✅ Sincronização concluída!",
-                 EXIT_FALHAS: "⚠️  Sincronização concluída com conflito(s) a resolver." if only_conflicts
-                 else "⚠️  Sincronização concluída com problemas."}
-        if cfg.check:
-            title = {EXIT_OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
-                     EXIT_FALHAS: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}
-        elif cfg.simulate:
-            title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
-                     EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
-        if code != run.sync_code:
-            title = {EXIT_FALHAS: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
-        rep.say(title.get(code, "❌ Não concluída."))
-        rep.say("-" * 60)
-        rep.say("Resumo por backup:" if not self.directions[0].restore else "Resumo da restauração:")
-        for pair in run.pairs:
-            rep.say(self.text.summary_line(pair))
-        for warning in run.warnings:
-            rep.say(f"   ⚠️  {warning}")
-        rep.say(f"Código de saída: {code} ({run.meaning})")
-        rep.say(SEP)
 
 
 def open_local_files(run: Run, config: Config) -> None:
@@ -4746,7 +4759,7 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
         text = dump_json(last_run_json(outcome))
         run.guard_local("gravar o resumo da última execução", atomic_write,
                         os.path.join(config.data_dir, LAST_RUN_FILE), text)
-    run.summary(outcome)
+    run.text.summary(outcome)
     return run_json(outcome, config.simulate, config.check)
 
 

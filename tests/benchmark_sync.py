@@ -818,7 +818,8 @@ def medir_planejamento_no_filho(n: int, usuarios: int, repeticoes: int, hoje: dt
     rss_plano = rss_retratos
     for rodada in range(repeticoes):
         inicio, cpu = time.perf_counter(), time.process_time()
-        plano = sb.plan_pair(primario, backup, hoje)
+        with sb.collector_paused():  # como a execução (Run) planeja
+            plano = sb.plan_pair(primario, backup, hoje)
         tempos.append(time.perf_counter() - inicio)
         cpus.append(time.process_time() - cpu)
         divergencias = len(plano.divergences)

@@ -110,3 +110,17 @@ def par_dois_backups(tmp_path):
     p = Par(tmp_path, backups=2)
     yield p
     p.parar()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def varredura_de_segredos_da_sessao(tmp_path_factory):
+    """No fim da sessão, varre tudo o que a suíte imprimiu e gravou (log de saídas e pastas de dados):
+    uma senha ou token achado vira ERRO na finalização, com a lista do que foi achado."""
+    from varredura_segredos import LOG, varrer  # importado aqui: precisa do sys.path acima
+
+    inicio = LOG.stat().st_size if LOG.exists() else 0
+    yield
+    from apoio_resiliencia import TOKENS_VISTOS
+
+    achados, _varridos, _texto = varrer(tmp_path_factory.getbasetemp(), inicio, TOKENS_VISTOS)
+    assert not achados, "varredura de segredos da sessão: segredos encontrados:\n" + "\n".join(achados)

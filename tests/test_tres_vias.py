@@ -162,7 +162,7 @@ def test_tres_vias(descricao, principal, backup, conflito, esperado, tem_conflit
     assert acoes(plan) == esperado
     assert [c.key for c in plan.conflicts] == (["L1"] if tem_conflito else [])
     assert all(c.resolution == conflito for c in plan.conflicts)
-    assert plan.held_deletions == [] and plan.guard_message is None
+    assert plan.held_deletions == [] and plan.limits == []
     assert not plan.first_sync
     # Sem conflito aberto, os dois lados terminam iguais (dados definíveis e veredito), ou ambos sem a licença.
     if not tem_conflito or conflito != "relatar":
@@ -412,7 +412,8 @@ def test_acima_de_max_exclusoes_retem():
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap(todas[:8]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1))
     assert plan.deletions == [] and len(plan.held_deletions) == 2
-    assert "limite de 1" in plan.guard_message and "--max-exclusoes" in plan.guard_message
+    assert plan.limits == [sb.DeletionLimit(B, 2, 1)]
+    assert "limite de 1" in sb.limits_text(plan, DIRECAO) and "--max-exclusoes" in sb.limits_text(plan, DIRECAO)
     plan = sb.plan_pair(snap(todas[:8]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=2))
     assert sorted(a.key for a in plan.deletions) == _chaves(10)[8:] and plan.held_deletions == []
     plan = sb.plan_pair(snap(todas[:9]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=0))
@@ -433,7 +434,7 @@ def test_limite_padrao_aplicado_no_plano(apagadas, retidas):
     assert len(plan.held_deletions if retidas else plan.deletions) == apagadas
     assert len(plan.deletions if retidas else plan.held_deletions) == 0
     if retidas:
-        assert "limite de 3" in plan.guard_message
+        assert "limite de 3" in sb.limits_text(plan, DIRECAO)
 
 
 def test_forcar_sozinho_nunca_apaga_o_que_um_lado_vazio_sugere():
