@@ -29,7 +29,7 @@ Termina com uma linha por alvo: ATINGIDA / NÃO ATINGIDA, com os números. Códi
 saída 0 só se todos os alvos forem atingidos.
 
 O número esperado de escritas é calculado aqui, independentemente do planejador, a
-partir do que foi semeado (regras do CONTRATO_API.md): cada licença ausente no backup
+partir do que foi semeado (regras dos servidores reais, docs/API_DOS_SERVIDORES.md): cada licença ausente no backup
 custa 1 criação, mais 1 bloqueio se o principal nega (bloqueada, pendente ou vencida),
 porque o upsert sempre deixa a licença ativa e com período novo.
 
@@ -280,7 +280,8 @@ class ParDeServidores:
         try:
             self.principal = ServidorReferencia(admins={"admin": self.senha_principal}, today=hoje,
                                                 db_path=os.path.join(self.pasta_bancos, "principal.sqlite")).start()
-            self.backup = ServidorReferencia(admins={"admin": self.senha_backup}, today=hoje,
+            # ids locais próprios, como servidores reais (listagens idênticas = o mesmo servidor duas vezes)
+            self.backup = ServidorReferencia(admins={"admin": self.senha_backup}, today=hoje, primeiro_id=1_000_000,
                                              db_path=os.path.join(self.pasta_bancos, "backup.sqlite")).start()
             self.definir_latencia(latencia_ms)
         except BaseException:
@@ -375,6 +376,7 @@ def rodar_filho(comando: list[str], env: dict[str, str] | None, timeout: float,
 
 ROTAS_INICIAIS = (("GET", "/health"), ("POST", "/admin/login"), ("GET", "/admin/users"), ("GET", "/admin/devices"),
                   ("GET", "/servers"))
+RELEITURA = 2  # GET /admin/users + GET /admin/devices de novo: a paridade é conferida no servidor que recebeu escritas
 
 
 @dataclasses.dataclass
@@ -404,7 +406,8 @@ def contar(execucao: str, par: ParDeServidores, conexoes_antes: dict[str, int],
                   if (m, p) not in ROTAS_INICIAIS and m not in ("POST", "DELETE")}
         iniciais = "+".join(str(contagens.get(rota, 0)) for rota in ROTAS_INICIAIS)
         detalhe = f"health+login+users+devices+servers={iniciais}" + (f"; outras leituras: {extras}" if extras else "")
-        linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + esperadas, servidor.write_count(),
+        conferencia = RELEITURA if esperadas else 0  # depois de escrever, a ferramenta relê o servidor
+        linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + conferencia + esperadas, servidor.write_count(),
                                esperadas, servidor.connections_accepted - conexoes_antes[nome], detalhe))
     return linhas
 
@@ -971,7 +974,7 @@ def imprimir_relatorio(tam: Tamanhos, maquina: list[str], contagens: list[Contag
     p(f"1. Requisições × mínimo teórico (contadas nos servidores; {tam.usuarios} usuários, "
       f"{inteiro(tam.licencas_primeira)} licenças, --paralelo {tam.paralelo})")
     p("   mínimo por servidor = 1 GET /health + 1 login + 1 GET /admin/users + 1 GET /admin/devices + 1 GET /servers "
-      "+ 1 por escrita")
+      "+ 1 por escrita + 2 leituras de conferência (usuários e licenças) no servidor que recebeu escritas")
     linhas = [[c.execucao, c.servidor, inteiro(c.total), inteiro(c.minimo), f"{inteiro(c.escritas)}/{inteiro(c.escritas_esperadas)}",
                inteiro(c.conexoes), "= mínimo" if c.ok else f"DIFERENTE {c.total - c.minimo:+d} ({c.detalhe})"]
               for c in contagens + sem_mudancas.contagens + sem_mudancas.contagens_realista]

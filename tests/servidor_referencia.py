@@ -1,4 +1,4 @@
-"""Servidor de licenças de referência, fiel ao contrato em CONTRATO_API.md.
+"""Servidor de licenças de referência, fiel ao comportamento dos servidores reais (docs/API_DOS_SERVIDORES.md).
 
 Reproduz o comportamento dos servidores reais (Flask + SQLite/MySQL), inclusive as
 esquisitices: upsert que sobrescreve tudo e desbloqueia, token que não confere o papel,
@@ -1626,7 +1626,7 @@ def _cli_servers(text: str) -> list:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Servidor de licenças de referência (fiel ao CONTRATO_API.md).")
+        description="Servidor de licenças de referência (fiel aos servidores reais; veja docs/API_DOS_SERVIDORES.md).")
     parser.add_argument("--porta", type=int, default=8001, help="porta (0 = qualquer livre)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--db", default=None, help="arquivo SQLite (padrão: temporário)")

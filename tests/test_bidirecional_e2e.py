@@ -2,7 +2,7 @@
 
 Servidores de referência reais (HTTP em 127.0.0.1, portas efêmeras) e o script rodando como processo
 filho, do jeito que o usuário (ou o agendador) o roda. Tudo é conferido DIRETO nos bancos dos servidores
-(devices(), users(), write_count()); o veredito é calculado aqui pelas regras do CONTRATO_API.md.
+(devices(), users(), write_count()); o veredito é calculado aqui pelas regras dos servidores reais (docs/API_DOS_SERVIDORES.md).
 """
 
 from __future__ import annotations

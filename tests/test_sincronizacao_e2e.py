@@ -5,7 +5,7 @@ roda o script como processo filho (como o usuário faria, sem mock de requests) 
 o resultado DIRETO no banco dos servidores (devices(), users(), counts, requests_log).
 
 O veredito (liberada/negada) é calculado aqui, de forma independente do script, pelas
-regras do CONTRATO_API.md: blocked/pending → negada; não vitalícia com end_date antes de
+regras dos servidores reais (docs/API_DOS_SERVIDORES.md): blocked/pending → negada; não vitalícia com end_date antes de
 hoje → negada; licença inexistente → negada; senão liberada.
 """
 
