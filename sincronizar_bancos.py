@@ -3,21 +3,24 @@
 
 Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam):
 
-    segredos (máscara aplicada a tudo o que sai do programa)
-    configuração (.env / ambiente / opções)
-        → cliente HTTP (uma requests.Session por servidor, com novas tentativas)
-        → retrato (busca usuários e licenças, valida e normaliza)
-        → planejador (puro: retratos + estado salvo + hoje → ações; sem E/S)
-        → executor (aplica as ações pela API, em paralelo limitado)
-        → estado e histórico (arquivos gravados de forma atômica em DADOS_DIR)
-        → relatório (texto em português e JSON; painel web e /status.json)
-        → linha de comando (main; também a demonstração)
+    contrato (códigos de saída, Side, ActionKind, Mode, ConflictPolicy) e utilitários
+    segredos (máscara no texto livre) → configuração (.env / ambiente / opções)
+        → cliente HTTP (uma requests.Session por servidor; prazo inteiro por requisição)
+        → retrato (busca e valida registro a registro) [+ rota de falha: GET /servers]
+        → planejador (puro: retratos + estado salvo + datas → ações; a regra única de "perdeu dados")
+        → executor (aplica pela API; escrita só vale com o JSON da API)
+        → estado e histórico (arquivos atômicos em DADOS_DIR)
+        → relatório (PairOutcome → texto em português, JSON, histórico, ultima_execucao.json)
+        → execução (Run: conecta, lê, planeja, aplica e RELÊ os servidores para conferir)
+        → painel e demonstração → linha de comando (main, por último)
 
-Regra de ouro: depois de uma execução, o programa de um cliente que cair no backup
-recebe a MESMA resposta (liberado / negado) que receberia do principal. O que a API
-não permite copiar (datas, status "pending", features, custom_interval, senhas,
-e-mail e papel de usuários) é listado como "divergência não sincronizável", nunca
-escondido.
+Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
+um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
+principal — e a paridade relatada é a que os servidores têm (relida depois das escritas).
+Nenhum caminho deixa um backup mais permissivo que o principal, e o modo bidirecional nunca
+apaga, reativa ou reverte no principal o que veio de um backup que voltou atrás. O que a API
+não permite copiar (datas, "pending", features, custom_interval, senhas, e-mail e papel de
+usuários) é listado como "divergência não sincronizável", nunca escondido.
 
 Uso rápido:
     python sincronizar_bancos.py demo        # demonstração com dois servidores locais
@@ -27,11 +30,8 @@ Uso rápido:
     python sincronizar_bancos.py verificar | historico | painel | restaurar
     python sincronizar_bancos.py --bidirecional   # três vias, conflitos, exclusões com travas
 
-Códigos de saída: 0 tudo certo e paridade de veredito em todos os backups;
-1 alguma ação falhou (ou há conflitos a resolver); 2 problema de configuração ou
-credenciais; 3 outra execução em andamento; 4 servidor inacessível ou com dados
-inutilizáveis (nada gravado nesse par); 5 travas de segurança (origem vazia ou que
-perdeu metade das licenças; exclusões acima do limite).
+Códigos de saída: a tabela EXIT_SIGNIFICADO logo abaixo (0 tudo certo; 1 problemas a resolver;
+2 configuração; 3 outra execução em andamento; 4 servidor inacessível; 5 travas de segurança).
 """
 
 from __future__ import annotations
@@ -3561,7 +3561,533 @@ class TextReport:
 
 
 # ============================================================================
-# Painel web e /status.json (servidor HTTP da biblioteca padrão)
+# Execução: conecta, lê, planeja, aplica e confere um par de cada vez (Run); o código de saída de
+# cada par sai de pair_verdict, e o texto/JSON são renderizações do resultado tipado
+# ============================================================================
+
+def parallel_map(func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """Roda func em cada item em paralelo; devolve o resultado ou a exceção, na ordem dos itens."""
+    items = list(items)
+
+    def safe(item):
+        try:
+            return func(item)
+        except Exception as exc:  # devolvida ao chamador, que decide o que fazer
+            return exc
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(safe, items))
+
+
+def _connect(client: ApiClient) -> None:
+    client.wake()
+    client.login()
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
+    API) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
+    return isinstance(exc, (AuthError, HostNotFound))
+
+
+def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
+    """Acorda e faz login em todos os servidores, em paralelo, antes da execução. Devolve as falhas
+    fatais (na ordem da configuração); o resto (token, espera, ou a falha) fica para os clientes da
+    execução (ApiClient._handoff), que não repetem /health nem o login. Na primeira falha fatal, as
+    esperas dos outros servidores são interrompidas."""
+    servers = [config.primary] + config.backups
+    clients = [ApiClient(server, config) for server in servers]
+    ApiClient._handoff.clear()
+    fatal: dict[str, BaseException] = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            futures = {pool.submit(_connect, client): client for client in clients}
+            for future in concurrent.futures.as_completed(futures):
+                client, exc = futures[future], future.exception()
+                key = client._handoff_key()
+                ApiClient._handoff[key] = exc if exc is not None else (client.token, client.role,
+                                                                       client.waited_seconds)
+                if exc is not None and _is_fatal(exc):
+                    fatal[client.server.url] = exc
+                    for other in clients:
+                        other.cancel.set()
+    finally:
+        for client in clients:
+            client.close()
+    if fatal:
+        ApiClient._handoff.clear()
+    return [(server, fatal[server.url]) for server in servers if server.url in fatal]
+
+
+def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> int:
+    """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
+    código: 2 (configuração) ou 4 (nome que não resolve). No --json, o documento traz também
+    "principal" e "backups" (situacao "erro") como o de uma execução, para quem já lê esses campos."""
+    code = EXIT_CONFIG if any(_error_code(exc) == EXIT_CONFIG for _, exc in errors) else EXIT_SERVIDOR
+    lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
+    refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
+    if refused:
+        names = " ou ".join(sorted({"PRINCIPAL_ADMIN_PASSWORD" if s.role == "principal" else "BACKUP_ADMIN_PASSWORD"
+                                    for s in refused}))
+        lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
+                     "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
+                     "'admin': configure a senha dele para esse servidor.")
+    lines.append("   Nada foi sincronizado nem gravado.")
+    texts = {server.url: _error_text(exc) for server, exc in errors}
+    primary_error = texts.get(config.primary.url)
+    backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
+                "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
+               for b in config.backups]
+    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code],
+                servidores=[{"papel": s.role, "url": s.url, "erro": texts[s.url]} for s, _ in errors],
+                principal={"url": config.primary.url, "erro": primary_error}, backups=backups)
+
+
+def _error_code(exc: BaseException) -> int:
+    """Credenciais, conta sem papel admin e URL que não é a API (ServerMismatch): 2; o resto: 4."""
+    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError)) else EXIT_SERVIDOR
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, (ApiError, SnapshotError)):
+        return SECRETS.mask(exc)
+    return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
+
+
+def local_date(moment: dt.datetime, zone: str) -> dt.date:
+    """Data no fuso horário do servidor (o veredito usa a data local do processo do servidor)."""
+    return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
+
+
+def directions(config: Config) -> list[Direction]:
+    """Os pares da execução, com os papéis reais; restaurar usa um par só (backup escolhido → principal)."""
+    if config.mode != Mode.RESTORE:
+        return [Direction(config.primary, backup) for backup in config.backups]
+    chosen = config.restore_from or config.backups[0].url
+    source = next((b for b in config.backups if b.url == chosen), None)
+    if source is None:
+        raise ConfigError(f"--de {chosen} não é um dos backups configurados em SERVIDOR_BACKUP.")
+    return [Direction(config.primary, source, restore=True)]
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """Uma execução inteira: os pares e o que deu errado fora deles (arquivos locais)."""
+    run_id: str
+    started: str
+    mode: str
+    clock: Clock
+    pairs: list[PairOutcome]
+    primary_url: str
+    primary_error: str | None
+    primary_counts: tuple[int, int] | None  # (usuários, licenças) lidos do principal
+    primary_waited_s: float
+    credentials_file: str | None
+    ended: str = ""
+    duration_s: float = 0.0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    failover: FailoverReport | None = None
+    check: bool = False
+
+    @property
+    def sync_code(self) -> int:
+        code = run_code(p.code for p in self.pairs)
+        return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
+
+    @property
+    def code(self) -> int:
+        """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
+        return failover_check_code(self.failover, self.check, self.sync_code)
+
+    @property
+    def meaning(self) -> str:
+        code = self.code
+        if code != self.sync_code:
+            return FAILOVER_CHECK_MEANING
+        return CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.check else EXIT_SIGNIFICADO[code]
+
+
+def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
+    code, meaning = run.code, run.meaning
+    return {
+        "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
+        "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
+        "modo": "verificacao" if check else run.mode, "simulacao": simulate,
+        "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
+        "avisos": run.warnings,
+        "principal": {"url": run.primary_url,
+                      "usuarios": run.primary_counts[0] if run.primary_counts else None,
+                      "licencas": run.primary_counts[1] if run.primary_counts else None,
+                      "espera_despertar_s": round(run.primary_waited_s, 1), "erro": run.primary_error},
+        "backups": [pair_json(p, simulate) for p in run.pairs],
+        "arquivo_credenciais": run.credentials_file,
+        "rota_de_falha": failover_json(run.failover),
+    }
+
+
+def last_run_json(run: RunOutcome) -> dict[str, Any]:
+    """ultima_execucao.json: o resumo que o agendador e os monitores leem."""
+    servers = [{"papel": "principal", "url": run.primary_url, "ok": run.primary_error is None,
+                "erro": run.primary_error}]
+    for pair in run.pairs:
+        d = pair.direction
+        failures = len(pair.failures) + len(pair.leftover)
+        error = pair.error or (safety_text(pair) if pair.code == EXIT_EXCLUSOES else None) \
+            or (f"{plural(failures, 'escrita')} com falha" if failures else None) \
+            or ("; ".join(pair.warnings) if pair.warnings else None)
+        servers.append({"papel": "backup", "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
+                        "escritas": {"principal": count_changes(pair.writes("principal")),
+                                     "backup": count_changes(pair.writes("backup"))}})
+    return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
+            "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
+
+
+def users_present(source: Snapshot, target: Snapshot) -> int:
+    """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
+    listed = set(target.users) | {p.key for p in target.problems if p.kind == "usuario"}
+    return len(set(source.users) & listed)
+
+
+class Run:
+    """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
+
+    def __init__(self, config: Config, rep: Reporter):
+        self.config = config
+        self.rep = rep
+        self.text = TextReport(rep, config.simulate, config.check, config.force)
+        self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.started = now_iso()
+        self.now = (config.now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        self.clock_start = time.monotonic()
+        self.directions = directions(config)
+        servers = [config.primary] + [d.backup for d in self.directions]
+        self.clients = {s.url: ApiClient(s, config) for s in servers}
+        self.errors: dict[str, BaseException] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.history: History | None = None
+        self.credentials: CredentialStore | None = None
+        self.warnings: list[str] = []
+        self.failover: FailoverReport | None = None  # rota de falha
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        if self.history:
+            self.guard_local("fechar o histórico", self.history.close)
+
+    def guard_local(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
+        """Arquivos locais (histórico, estado, diário) nunca interrompem uma sequência nos servidores:
+        uma falha vira aviso e a execução termina com código diferente de zero."""
+        try:
+            return func(*args)
+        except (OSError, sqlite3.Error) as exc:
+            message = f"não foi possível {what} em {self.config.data_dir}: {exc.__class__.__name__}: {exc}"
+            self.warnings.append(SECRETS.mask(message))
+            self.rep.warn(f"   ⚠️  {SECRETS.mask(message)}")
+            return None
+
+    def clock_for(self, direction: Direction) -> Clock:
+        if self.config.today:
+            return Clock.of(self.config.today)
+        return Clock(self.now.date(), local_date(self.now, direction.source.time_zone),
+                     local_date(self.now, direction.target.time_zone))
+
+    # -- fases -------------------------------------------------------------
+    def header(self) -> None:
+        rep, cfg = self.rep, self.config
+        rep.say(SEP)
+        rep.say("🔄 SISTEMA DE SINCRONIZAÇÃO DE BANCO DE DADOS")
+        rep.say(SEP)
+        rep.say(f"Principal: {cfg.primary.url}")
+        for d in self.directions:
+            rep.say(f"Backup: {d.backup.url}")
+        rep.say(SEP)
+        if cfg.check:
+            rep.say("🔎 VERIFICAÇÃO: só compara os servidores; nada será gravado.")
+        elif cfg.simulate:
+            rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
+        rep.say("")
+        several = "s" if len(self.directions) > 1 else ""
+        if cfg.mode == Mode.RESTORE:
+            rep.say(f"♻️  Restaurando o principal a partir do backup: Backup ({self.directions[0].backup.url}) "
+                    "→ Principal")
+        elif cfg.mode == Mode.TWO_WAY:
+            rep.say(f"🔄 Sincronizando banco de dados nos dois sentidos: Principal ⇄ Backup{several} "
+                    f"(conflitos: {cfg.conflict})")
+        elif not cfg.check:
+            rep.say(f"🔄 Sincronizando banco de dados: Principal → Backup{several}"
+                    + (" (espelhando: exclusões no backup)" if cfg.mirror else ""))
+        rep.say("")
+
+    def connect_all(self) -> None:
+        self.rep.say("🔐 Fazendo login nos servidores...")
+        clients = list(self.clients.values())
+        for client, outcome in zip(clients, parallel_map(_connect, clients)):
+            name = "Principal" if client.server.role == "principal" else "Backup"
+            if isinstance(outcome, BaseException):
+                self.errors[client.server.url] = outcome
+                self.rep.say(f"   ❌ {name}: {_error_text(outcome)}")
+                continue
+            waited = f" (aguardou {client.waited_seconds:.0f} s o servidor acordar)" if client.waited_seconds >= 2 else ""
+            self.rep.say(f"   {name}: {client.server.url}{waited}")
+        if not self.errors:
+            self.rep.say("✅ Login realizado em " + ("ambos os servidores!" if len(clients) == 2 else "todos os servidores!"))
+        self.rep.say("")
+
+    def fetch_all(self) -> None:
+        ready = [c for c in self.clients.values() if c.server.url not in self.errors]
+        finish_failover = start_failover_check(self.config, ready)  # rota de falha
+        for client, outcome in zip(ready, parallel_map(fetch_snapshot, ready)):
+            if isinstance(outcome, BaseException):
+                self.errors[client.server.url] = outcome
+            else:
+                self.snapshots[client.server.url] = outcome
+        check_distinct_servers([c for c in ready if c.server.url in self.snapshots])  # helper-cli: same-server check
+        self.failover = finish_failover()  # rota de falha
+        for client in ready:
+            self._report_fetch(client)
+
+    def _report_fetch(self, client: ApiClient) -> None:
+        where = "principal" if client.server.role == "principal" else f"backup ({client.server.url})"
+        self.rep.say(f"📥 Buscando dados do servidor {where}...")
+        snap = self.snapshots.get(client.server.url)
+        if snap is None:
+            self.rep.say(f"   ❌ {_error_text(self.errors[client.server.url])}")
+        else:
+            self.rep.say(f"   ✅ {plural(len(snap.users), 'usuário encontrado', 'usuários encontrados')}")
+            self.rep.say(f"   ✅ {plural(snap.license_count, 'licença encontrada', 'licenças encontradas')}")
+            for problem in snap.problems[:MAX_LINES]:
+                what = "Licença" if problem.kind == "licenca" else "Usuário"
+                self.rep.warn(f"   ⚠️  {what} {problem.key!r} fora da sincronização: {problem.text}")
+            if len(snap.problems) > MAX_LINES:
+                self.rep.warn(f"   … e mais {len(snap.problems) - MAX_LINES}")
+        self.rep.say("")
+
+    def sync_pair(self, direction: Direction) -> PairOutcome:
+        outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
+        clock = time.monotonic()
+        if len(self.directions) > 1:
+            self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
+        row = None
+        if self.history:
+            row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
+                                   outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url)
+        if error is not None:
+            outcome.error, outcome.error_code = _error_text(error), _error_code(error)
+        else:
+            self.plan_and_apply(outcome)
+        outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
+        outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
+        self.text.pair(outcome)
+        if self.history and row is not None:
+            self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
+                             {**pair_json(outcome, self.config.simulate),
+                              "rota_de_falha": failover_json(self.failover)})  # rota de falha
+        return outcome
+
+    def plan_options(self, direction: Direction) -> PlanOptions:
+        cfg = self.config
+        return PlanOptions(mode=Mode.TWO_WAY if cfg.mode == Mode.TWO_WAY else Mode.ONE_WAY,
+                           conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
+                           force=cfg.force, only_missing=direction.restore and not cfg.force,
+                           labels={"backup": "principal", "principal": "backup"} if direction.restore else None)
+
+    def plan_and_apply(self, outcome: PairOutcome) -> None:
+        cfg, d = self.config, outcome.direction
+        source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
+        outcome.waited_s = self.clients[d.backup.url].waited_seconds
+        if d.restore and not source.license_count and not source.users:
+            outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
+            outcome.error_code = EXIT_EXCLUSOES
+            return
+        state, warning = (None, None) if d.restore else load_state(cfg.data_dir, d.primary.url, d.backup.url)
+        if warning:
+            self.rep.warn(f"   ⚠️  {warning}")
+        options = self.plan_options(d)
+        if cfg.mode == Mode.TWO_WAY:
+            options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
+        with collector_paused():
+            plan = plan_pair(source, target, outcome.clock, state, options)
+        outcome.plan = plan
+        outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
+        self.observe(outcome, source, target, plan)
+        if safety_text(outcome) and not plan.halted:  # os números aparecem antes de qualquer exclusão
+            self.rep.warn(f"   🛑 {safety_text(outcome)}")
+        if cfg.simulate or plan.halted or not plan.actions:
+            if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
+                outcome.parity = Parity(plan.licenses_compared, sorted(plan.parity_mismatches), len(plan.skipped),
+                                        observed=False)
+            return
+        outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
+        self.read_back(outcome, new_state, options)
+
+    def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
+        """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
+        outcome.parity = outcome.parity_before
+        outcome.divergences = plan.divergences
+        outcome.users_total = len(source.users)
+        outcome.users_present = users_present(source, target)
+        if self.config.simulate:  # simulação: conta os que o plano criaria
+            outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == "backup")
+
+    def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
+                           target: Snapshot) -> tuple[list[Result], PairState | None]:
+        """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
+        par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
+        cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
+        if not d.restore:
+            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
+                             journal_entries(plan, source, target, write_day))
+        results = self.execute(outcome)
+        if d.restore:  # no plano a origem é o backup: o estado é gravado com os lados trocados
+            new_state = swap_state(next_state(plan, results, None, source, target, d.backup.url, d.primary.url))
+        else:
+            new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
+            failed_keys = {r.action.key for r in results if not r.ok}
+            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
+                             journal_entries(plan, source, target, write_day, only=failed_keys))
+        self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
+        return results, new_state
+
+    def execute(self, outcome: PairOutcome) -> list[Result]:
+        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
+        plan, d = outcome.plan, outcome.direction
+        clients = {"principal": self.clients[d.source.url], "backup": self.clients[d.target.url]}
+        results: list[Result] = []
+        for side in ("principal", "backup"):
+            users = [a for a in plan.user_actions if a.side == side]
+            chains = [c for c in plan.license_chains if c[0].side == side]
+            deletions = [a for a in plan.deletions if a.side == side]
+            if not (users or chains or deletions):
+                continue
+            if d.real_side(side) == "principal" and (chains or deletions):
+                chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
+            url = clients[side].server.url
+            executor = Executor(clients[side], self.credentials, self.config,
+                                on_result=lambda result, url=url: self.audit(url, result))
+            results += executor.run(users, chains, deletions)
+        return results
+
+    def recheck_primary(self, outcome: PairOutcome, side: str, chains: list[list[Action]],
+                        deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+        """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
+        toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
+        durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
+        sobra só o intervalo entre esta releitura e a escrita."""
+        d, plan = outcome.direction, outcome.plan
+        server = d.source if side == "principal" else d.target
+        first = self.snapshots[server.url]
+        try:
+            fresh, _problems, rejected = parse_licenses(self.clients[server.url].list_items("/admin/devices"))
+        except Exception as exc:  # noqa: BLE001 - sem conferir, nada é escrito no principal
+            outcome.warnings.append(f"nada foi escrito no principal: não foi possível relê-lo antes ({_error_text(exc)})")
+            return [], []
+        changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
+                   if key in rejected or fresh.get(key) != first.licenses.get(key)}
+        other = self.snapshots[(d.target if side == "principal" else d.source).url]
+        for key in sorted(changed):
+            p, b = (fresh.get(key), other.licenses.get(key)) if side == "principal" else \
+                (other.licenses.get(key), fresh.get(key))
+            plan.conflicts.append(Conflict(
+                key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
+                "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
+        return ([c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed])
+
+    def audit(self, url: str, result: Result) -> None:
+        if self.history:
+            self.guard_local("gravar a auditoria", self.history.audit, self.run_id, url, result)
+
+    def read_back(self, outcome: PairOutcome, new_state: PairState | None, options: PlanOptions) -> None:
+        """Acredita nos servidores, não no plano: relê quem recebeu escritas e refaz paridade,
+        divergências e pendências a partir do que eles guardam agora (2 requisições por servidor)."""
+        d, plan = outcome.direction, outcome.plan
+        written = {r.action.side for r in outcome.results or []}
+        fresh = {}
+        for side, server in (("principal", d.source), ("backup", d.target)):
+            if side not in written:
+                fresh[side] = self.snapshots[server.url]
+                continue
+            try:
+                fresh[side] = fetch_snapshot(self.clients[server.url])
+            except Exception as exc:  # noqa: BLE001 - qualquer falha vira "paridade não conferida"
+                outcome.parity = None
+                outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
+                return
+        check = dataclasses.replace(options, journal=None, force=False)
+        with collector_paused():
+            again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
+        outcome.reread = True
+        outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
+        outcome.divergences = again.divergences
+        skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
+        outcome.leftover = [a for a in again.actions if a.key not in skip]
+        outcome.users_present = users_present(fresh["principal"], fresh["backup"])
+
+    def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
+        primary = self.snapshots.get(self.config.primary.url)
+        run = RunOutcome(
+            run_id=self.run_id, started=self.started, mode=self.config.mode,
+            clock=Clock.of(self.config.today or self.now.date()), pairs=pairs,
+            primary_url=self.config.primary.url,
+            primary_error=_error_text(self.errors[self.config.primary.url])
+            if self.config.primary.url in self.errors else None,
+            primary_counts=(len(primary.users), primary.license_count) if primary else None,
+            primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
+            credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
+            ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings,
+            failover=self.failover, check=self.config.check)
+        if run.credentials_file:
+            self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
+        return run
+
+
+def open_local_files(run: Run, config: Config) -> None:
+    """Histórico e arquivo de senhas. Uma pasta de dados em que não se consegue gravar recusa a execução
+    ANTES da primeira escrita nos servidores (uma sequência criar → bloquear nunca fica pela metade)."""
+    ensure_data_dir(config.data_dir)
+    try:
+        atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
+        os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
+        run.history = History(config.data_dir, retention_days=config.history_days)
+        run.history.prune()
+    except (OSError, sqlite3.Error) as exc:
+        raise data_dir_error(config.data_dir, exc) from None
+    run.credentials = CredentialStore(config.data_dir)
+
+
+def restore_mode(config: Config) -> Config:
+    """restaurar: a origem é um backup (o primeiro, ou --de) e o destino é o principal."""
+    if config.mode == Mode.TWO_WAY or config.mirror:
+        raise ConfigError("restaurar não combina com --bidirecional nem com --espelhar.")
+    config = dataclasses.replace(config, mode=Mode.RESTORE)
+    directions(config)  # valida --de antes de qualquer acesso à rede
+    return config
+
+
+def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
+    """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado)."""
+    run = Run(config, rep)
+    try:
+        if not config.simulate:
+            open_local_files(run, config)
+        run.header()
+        run.connect_all()
+        run.fetch_all()
+        pairs = [run.sync_pair(d) for d in run.directions]
+        outcome = run.finish(pairs)
+    finally:
+        run.close()
+    if not config.simulate:
+        text = dump_json(last_run_json(outcome))
+        run.guard_local("gravar o resumo da última execução", atomic_write,
+                        os.path.join(config.data_dir, LAST_RUN_FILE), text)
+    run.text.summary(outcome)
+    return run_json(outcome, config.simulate, config.check)
+
+
+# ============================================================================
+# Painel web e /status.json (bloco à parte, antes da linha de comando) (servidor HTTP da biblioteca padrão)
 # ============================================================================
 
 PANEL_DEFAULT_PORT = 8765
@@ -4239,530 +4765,8 @@ def demo_verdicts_match(primary, backup, today: dt.date) -> bool:
 
 
 # ============================================================================
-# Linha de comando: conduz a execução e escolhe o código de saída
+# Linha de comando: opções, subcomandos e main() (por último)
 # ============================================================================
-
-def parallel_map(func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-    """Roda func em cada item em paralelo; devolve o resultado ou a exceção, na ordem dos itens."""
-    items = list(items)
-
-    def safe(item):
-        try:
-            return func(item)
-        except Exception as exc:  # devolvida ao chamador, que decide o que fazer
-            return exc
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        return list(pool.map(safe, items))
-
-
-def _connect(client: ApiClient) -> None:
-    client.wake()
-    client.login()
-
-
-def _is_fatal(exc: BaseException) -> bool:
-    """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
-    API) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
-    return isinstance(exc, (AuthError, HostNotFound))
-
-
-def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
-    """Acorda e faz login em todos os servidores, em paralelo, antes da execução. Devolve as falhas
-    fatais (na ordem da configuração); o resto (token, espera, ou a falha) fica para os clientes da
-    execução (ApiClient._handoff), que não repetem /health nem o login. Na primeira falha fatal, as
-    esperas dos outros servidores são interrompidas."""
-    servers = [config.primary] + config.backups
-    clients = [ApiClient(server, config) for server in servers]
-    ApiClient._handoff.clear()
-    fatal: dict[str, BaseException] = {}
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
-            futures = {pool.submit(_connect, client): client for client in clients}
-            for future in concurrent.futures.as_completed(futures):
-                client, exc = futures[future], future.exception()
-                key = client._handoff_key()
-                ApiClient._handoff[key] = exc if exc is not None else (client.token, client.role,
-                                                                       client.waited_seconds)
-                if exc is not None and _is_fatal(exc):
-                    fatal[client.server.url] = exc
-                    for other in clients:
-                        other.cancel.set()
-    finally:
-        for client in clients:
-            client.close()
-    if fatal:
-        ApiClient._handoff.clear()
-    return [(server, fatal[server.url]) for server in servers if server.url in fatal]
-
-
-def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> int:
-    """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
-    código: 2 (configuração) ou 4 (nome que não resolve). No --json, o documento traz também
-    "principal" e "backups" (situacao "erro") como o de uma execução, para quem já lê esses campos."""
-    code = EXIT_CONFIG if any(_error_code(exc) == EXIT_CONFIG for _, exc in errors) else EXIT_SERVIDOR
-    lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
-    refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
-    if refused:
-        names = " ou ".join(sorted({"PRINCIPAL_ADMIN_PASSWORD" if s.role == "principal" else "BACKUP_ADMIN_PASSWORD"
-                                    for s in refused}))
-        lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
-                     "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
-                     "'admin': configure a senha dele para esse servidor.")
-    lines.append("   Nada foi sincronizado nem gravado.")
-    texts = {server.url: _error_text(exc) for server, exc in errors}
-    primary_error = texts.get(config.primary.url)
-    backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
-                "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
-               for b in config.backups]
-    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code],
-                servidores=[{"papel": s.role, "url": s.url, "erro": texts[s.url]} for s, _ in errors],
-                principal={"url": config.primary.url, "erro": primary_error}, backups=backups)
-
-
-def _error_code(exc: BaseException) -> int:
-    """Credenciais, conta sem papel admin e URL que não é a API (ServerMismatch): 2; o resto: 4."""
-    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError)) else EXIT_SERVIDOR
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, (ApiError, SnapshotError)):
-        return SECRETS.mask(exc)
-    return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
-
-
-def local_date(moment: dt.datetime, zone: str) -> dt.date:
-    """Data no fuso horário do servidor (o veredito usa a data local do processo do servidor)."""
-    return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
-
-
-def directions(config: Config) -> list[Direction]:
-    """Os pares da execução, com os papéis reais; restaurar usa um par só (backup escolhido → principal)."""
-    if config.mode != Mode.RESTORE:
-        return [Direction(config.primary, backup) for backup in config.backups]
-    chosen = config.restore_from or config.backups[0].url
-    source = next((b for b in config.backups if b.url == chosen), None)
-    if source is None:
-        raise ConfigError(f"--de {chosen} não é um dos backups configurados em SERVIDOR_BACKUP.")
-    return [Direction(config.primary, source, restore=True)]
-
-
-@dataclasses.dataclass
-class RunOutcome:
-    """Uma execução inteira: os pares e o que deu errado fora deles (arquivos locais)."""
-    run_id: str
-    started: str
-    mode: str
-    clock: Clock
-    pairs: list[PairOutcome]
-    primary_url: str
-    primary_error: str | None
-    primary_counts: tuple[int, int] | None  # (usuários, licenças) lidos do principal
-    primary_waited_s: float
-    credentials_file: str | None
-    ended: str = ""
-    duration_s: float = 0.0
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    failover: FailoverReport | None = None
-    check: bool = False
-
-    @property
-    def sync_code(self) -> int:
-        code = run_code(p.code for p in self.pairs)
-        return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
-
-    @property
-    def code(self) -> int:
-        """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
-        return failover_check_code(self.failover, self.check, self.sync_code)
-
-    @property
-    def meaning(self) -> str:
-        code = self.code
-        if code != self.sync_code:
-            return FAILOVER_CHECK_MEANING
-        return CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.check else EXIT_SIGNIFICADO[code]
-
-
-def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
-    code, meaning = run.code, run.meaning
-    return {
-        "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
-        "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
-        "modo": "verificacao" if check else run.mode, "simulacao": simulate,
-        "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
-        "avisos": run.warnings,
-        "principal": {"url": run.primary_url,
-                      "usuarios": run.primary_counts[0] if run.primary_counts else None,
-                      "licencas": run.primary_counts[1] if run.primary_counts else None,
-                      "espera_despertar_s": round(run.primary_waited_s, 1), "erro": run.primary_error},
-        "backups": [pair_json(p, simulate) for p in run.pairs],
-        "arquivo_credenciais": run.credentials_file,
-        "rota_de_falha": failover_json(run.failover),
-    }
-
-
-def last_run_json(run: RunOutcome) -> dict[str, Any]:
-    """ultima_execucao.json: o resumo que o agendador e os monitores leem."""
-    servers = [{"papel": "principal", "url": run.primary_url, "ok": run.primary_error is None,
-                "erro": run.primary_error}]
-    for pair in run.pairs:
-        d = pair.direction
-        failures = len(pair.failures) + len(pair.leftover)
-        error = pair.error or (safety_text(pair) if pair.code == EXIT_EXCLUSOES else None) \
-            or (f"{plural(failures, 'escrita')} com falha" if failures else None) \
-            or ("; ".join(pair.warnings) if pair.warnings else None)
-        servers.append({"papel": "backup", "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
-                        "escritas": {"principal": count_changes(pair.writes("principal")),
-                                     "backup": count_changes(pair.writes("backup"))}})
-    return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
-
-
-def users_present(source: Snapshot, target: Snapshot) -> int:
-    """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
-    listed = set(target.users) | {p.key for p in target.problems if p.kind == "usuario"}
-    return len(set(source.users) & listed)
-
-
-class Run:
-    """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
-
-    def __init__(self, config: Config, rep: Reporter):
-        self.config = config
-        self.rep = rep
-        self.text = TextReport(rep, config.simulate, config.check, config.force)
-        self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-        self.started = now_iso()
-        self.now = (config.now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-        self.clock_start = time.monotonic()
-        self.directions = directions(config)
-        servers = [config.primary] + [d.backup for d in self.directions]
-        self.clients = {s.url: ApiClient(s, config) for s in servers}
-        self.errors: dict[str, BaseException] = {}
-        self.snapshots: dict[str, Snapshot] = {}
-        self.history: History | None = None
-        self.credentials: CredentialStore | None = None
-        self.warnings: list[str] = []
-        self.failover: FailoverReport | None = None  # rota de falha
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-        if self.history:
-            self.guard_local("fechar o histórico", self.history.close)
-
-    def guard_local(self, what: str, func: Callable[..., Any], *args: Any) -> Any:
-        """Arquivos locais (histórico, estado, diário) nunca interrompem uma sequência nos servidores:
-        uma falha vira aviso e a execução termina com código diferente de zero."""
-        try:
-            return func(*args)
-        except (OSError, sqlite3.Error) as exc:
-            message = f"não foi possível {what} em {self.config.data_dir}: {exc.__class__.__name__}: {exc}"
-            self.warnings.append(SECRETS.mask(message))
-            self.rep.warn(f"   ⚠️  {SECRETS.mask(message)}")
-            return None
-
-    def clock_for(self, direction: Direction) -> Clock:
-        if self.config.today:
-            return Clock.of(self.config.today)
-        return Clock(self.now.date(), local_date(self.now, direction.source.time_zone),
-                     local_date(self.now, direction.target.time_zone))
-
-    # -- fases -------------------------------------------------------------
-    def header(self) -> None:
-        rep, cfg = self.rep, self.config
-        rep.say(SEP)
-        rep.say("🔄 SISTEMA DE SINCRONIZAÇÃO DE BANCO DE DADOS")
-        rep.say(SEP)
-        rep.say(f"Principal: {cfg.primary.url}")
-        for d in self.directions:
-            rep.say(f"Backup: {d.backup.url}")
-        rep.say(SEP)
-        if cfg.check:
-            rep.say("🔎 VERIFICAÇÃO: só compara os servidores; nada será gravado.")
-        elif cfg.simulate:
-            rep.say("🧪 SIMULAÇÃO: o plano será mostrado e nada será gravado.")
-        rep.say("")
-        several = "s" if len(self.directions) > 1 else ""
-        if cfg.mode == Mode.RESTORE:
-            rep.say(f"♻️  Restaurando o principal a partir do backup: Backup ({self.directions[0].backup.url}) "
-                    "→ Principal")
-        elif cfg.mode == Mode.TWO_WAY:
-            rep.say(f"🔄 Sincronizando banco de dados nos dois sentidos: Principal ⇄ Backup{several} "
-                    f"(conflitos: {cfg.conflict})")
-        elif not cfg.check:
-            rep.say(f"🔄 Sincronizando banco de dados: Principal → Backup{several}"
-                    + (" (espelhando: exclusões no backup)" if cfg.mirror else ""))
-        rep.say("")
-
-    def connect_all(self) -> None:
-        self.rep.say("🔐 Fazendo login nos servidores...")
-        clients = list(self.clients.values())
-        for client, outcome in zip(clients, parallel_map(_connect, clients)):
-            name = "Principal" if client.server.role == "principal" else "Backup"
-            if isinstance(outcome, BaseException):
-                self.errors[client.server.url] = outcome
-                self.rep.say(f"   ❌ {name}: {_error_text(outcome)}")
-                continue
-            waited = f" (aguardou {client.waited_seconds:.0f} s o servidor acordar)" if client.waited_seconds >= 2 else ""
-            self.rep.say(f"   {name}: {client.server.url}{waited}")
-        if not self.errors:
-            self.rep.say("✅ Login realizado em " + ("ambos os servidores!" if len(clients) == 2 else "todos os servidores!"))
-        self.rep.say("")
-
-    def fetch_all(self) -> None:
-        ready = [c for c in self.clients.values() if c.server.url not in self.errors]
-        finish_failover = start_failover_check(self.config, ready)  # rota de falha
-        for client, outcome in zip(ready, parallel_map(fetch_snapshot, ready)):
-            if isinstance(outcome, BaseException):
-                self.errors[client.server.url] = outcome
-            else:
-                self.snapshots[client.server.url] = outcome
-        check_distinct_servers([c for c in ready if c.server.url in self.snapshots])  # helper-cli: same-server check
-        self.failover = finish_failover()  # rota de falha
-        for client in ready:
-            self._report_fetch(client)
-
-    def _report_fetch(self, client: ApiClient) -> None:
-        where = "principal" if client.server.role == "principal" else f"backup ({client.server.url})"
-        self.rep.say(f"📥 Buscando dados do servidor {where}...")
-        snap = self.snapshots.get(client.server.url)
-        if snap is None:
-            self.rep.say(f"   ❌ {_error_text(self.errors[client.server.url])}")
-        else:
-            self.rep.say(f"   ✅ {plural(len(snap.users), 'usuário encontrado', 'usuários encontrados')}")
-            self.rep.say(f"   ✅ {plural(snap.license_count, 'licença encontrada', 'licenças encontradas')}")
-            for problem in snap.problems[:MAX_LINES]:
-                what = "Licença" if problem.kind == "licenca" else "Usuário"
-                self.rep.warn(f"   ⚠️  {what} {problem.key!r} fora da sincronização: {problem.text}")
-            if len(snap.problems) > MAX_LINES:
-                self.rep.warn(f"   … e mais {len(snap.problems) - MAX_LINES}")
-        self.rep.say("")
-
-    def sync_pair(self, direction: Direction) -> PairOutcome:
-        outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
-        clock = time.monotonic()
-        if len(self.directions) > 1:
-            self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
-        row = None
-        if self.history:
-            row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
-                                   outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
-        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url)
-        if error is not None:
-            outcome.error, outcome.error_code = _error_text(error), _error_code(error)
-        else:
-            self.plan_and_apply(outcome)
-        outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
-        outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
-        self.text.pair(outcome)
-        if self.history and row is not None:
-            self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
-                             {**pair_json(outcome, self.config.simulate),
-                              "rota_de_falha": failover_json(self.failover)})  # rota de falha
-        return outcome
-
-    def plan_options(self, direction: Direction) -> PlanOptions:
-        cfg = self.config
-        return PlanOptions(mode=Mode.TWO_WAY if cfg.mode == Mode.TWO_WAY else Mode.ONE_WAY,
-                           conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
-                           force=cfg.force, only_missing=direction.restore and not cfg.force,
-                           labels={"backup": "principal", "principal": "backup"} if direction.restore else None)
-
-    def plan_and_apply(self, outcome: PairOutcome) -> None:
-        cfg, d = self.config, outcome.direction
-        source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
-        outcome.waited_s = self.clients[d.backup.url].waited_seconds
-        if d.restore and not source.license_count and not source.users:
-            outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
-            outcome.error_code = EXIT_EXCLUSOES
-            return
-        state, warning = (None, None) if d.restore else load_state(cfg.data_dir, d.primary.url, d.backup.url)
-        if warning:
-            self.rep.warn(f"   ⚠️  {warning}")
-        options = self.plan_options(d)
-        if cfg.mode == Mode.TWO_WAY:
-            options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
-        with collector_paused():
-            plan = plan_pair(source, target, outcome.clock, state, options)
-        outcome.plan = plan
-        outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
-        self.observe(outcome, source, target, plan)
-        if safety_text(outcome) and not plan.halted:  # os números aparecem antes de qualquer exclusão
-            self.rep.warn(f"   🛑 {safety_text(outcome)}")
-        if cfg.simulate or plan.halted or not plan.actions:
-            if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
-                outcome.parity = Parity(plan.licenses_compared, sorted(plan.parity_mismatches), len(plan.skipped),
-                                        observed=False)
-            return
-        outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
-        self.read_back(outcome, new_state, options)
-
-    def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
-        """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
-        outcome.parity = outcome.parity_before
-        outcome.divergences = plan.divergences
-        outcome.users_total = len(source.users)
-        outcome.users_present = users_present(source, target)
-        if self.config.simulate:  # simulação: conta os que o plano criaria
-            outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == "backup")
-
-    def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
-                           target: Snapshot) -> tuple[list[Result], PairState | None]:
-        """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
-        par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
-        cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
-        if not d.restore:
-            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, write_day))
-        results = self.execute(outcome)
-        if d.restore:  # no plano a origem é o backup: o estado é gravado com os lados trocados
-            new_state = swap_state(next_state(plan, results, None, source, target, d.backup.url, d.primary.url))
-        else:
-            new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
-            failed_keys = {r.action.key for r in results if not r.ok}
-            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, write_day, only=failed_keys))
-        self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
-        return results, new_state
-
-    def execute(self, outcome: PairOutcome) -> list[Result]:
-        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
-        plan, d = outcome.plan, outcome.direction
-        clients = {"principal": self.clients[d.source.url], "backup": self.clients[d.target.url]}
-        results: list[Result] = []
-        for side in ("principal", "backup"):
-            users = [a for a in plan.user_actions if a.side == side]
-            chains = [c for c in plan.license_chains if c[0].side == side]
-            deletions = [a for a in plan.deletions if a.side == side]
-            if not (users or chains or deletions):
-                continue
-            if d.real_side(side) == "principal" and (chains or deletions):
-                chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
-            url = clients[side].server.url
-            executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.audit(url, result))
-            results += executor.run(users, chains, deletions)
-        return results
-
-    def recheck_primary(self, outcome: PairOutcome, side: str, chains: list[list[Action]],
-                        deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
-        """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
-        toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
-        durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
-        sobra só o intervalo entre esta releitura e a escrita."""
-        d, plan = outcome.direction, outcome.plan
-        server = d.source if side == "principal" else d.target
-        first = self.snapshots[server.url]
-        try:
-            fresh, _problems, rejected = parse_licenses(self.clients[server.url].list_items("/admin/devices"))
-        except Exception as exc:  # noqa: BLE001 - sem conferir, nada é escrito no principal
-            outcome.warnings.append(f"nada foi escrito no principal: não foi possível relê-lo antes ({_error_text(exc)})")
-            return [], []
-        changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
-                   if key in rejected or fresh.get(key) != first.licenses.get(key)}
-        other = self.snapshots[(d.target if side == "principal" else d.source).url]
-        for key in sorted(changed):
-            p, b = (fresh.get(key), other.licenses.get(key)) if side == "principal" else \
-                (other.licenses.get(key), fresh.get(key))
-            plan.conflicts.append(Conflict(
-                key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
-                "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        return ([c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed])
-
-    def audit(self, url: str, result: Result) -> None:
-        if self.history:
-            self.guard_local("gravar a auditoria", self.history.audit, self.run_id, url, result)
-
-    def read_back(self, outcome: PairOutcome, new_state: PairState | None, options: PlanOptions) -> None:
-        """Acredita nos servidores, não no plano: relê quem recebeu escritas e refaz paridade,
-        divergências e pendências a partir do que eles guardam agora (2 requisições por servidor)."""
-        d, plan = outcome.direction, outcome.plan
-        written = {r.action.side for r in outcome.results or []}
-        fresh = {}
-        for side, server in (("principal", d.source), ("backup", d.target)):
-            if side not in written:
-                fresh[side] = self.snapshots[server.url]
-                continue
-            try:
-                fresh[side] = fetch_snapshot(self.clients[server.url])
-            except Exception as exc:  # noqa: BLE001 - qualquer falha vira "paridade não conferida"
-                outcome.parity = None
-                outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
-                return
-        check = dataclasses.replace(options, journal=None, force=False)
-        with collector_paused():
-            again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
-        outcome.reread = True
-        outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
-        outcome.divergences = again.divergences
-        skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
-        outcome.leftover = [a for a in again.actions if a.key not in skip]
-        outcome.users_present = users_present(fresh["principal"], fresh["backup"])
-
-    def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
-        primary = self.snapshots.get(self.config.primary.url)
-        run = RunOutcome(
-            run_id=self.run_id, started=self.started, mode=self.config.mode,
-            clock=Clock.of(self.config.today or self.now.date()), pairs=pairs,
-            primary_url=self.config.primary.url,
-            primary_error=_error_text(self.errors[self.config.primary.url])
-            if self.config.primary.url in self.errors else None,
-            primary_counts=(len(primary.users), primary.license_count) if primary else None,
-            primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
-            credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
-            ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings,
-            failover=self.failover, check=self.config.check)
-        if run.credentials_file:
-            self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
-        return run
-
-
-def open_local_files(run: Run, config: Config) -> None:
-    """Histórico e arquivo de senhas. Uma pasta de dados em que não se consegue gravar recusa a execução
-    ANTES da primeira escrita nos servidores (uma sequência criar → bloquear nunca fica pela metade)."""
-    ensure_data_dir(config.data_dir)
-    try:
-        atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
-        os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
-        run.history = History(config.data_dir, retention_days=config.history_days)
-        run.history.prune()
-    except (OSError, sqlite3.Error) as exc:
-        raise data_dir_error(config.data_dir, exc) from None
-    run.credentials = CredentialStore(config.data_dir)
-
-
-def restore_mode(config: Config) -> Config:
-    """restaurar: a origem é um backup (o primeiro, ou --de) e o destino é o principal."""
-    if config.mode == Mode.TWO_WAY or config.mirror:
-        raise ConfigError("restaurar não combina com --bidirecional nem com --espelhar.")
-    config = dataclasses.replace(config, mode=Mode.RESTORE)
-    directions(config)  # valida --de antes de qualquer acesso à rede
-    return config
-
-
-def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
-    """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado)."""
-    run = Run(config, rep)
-    try:
-        if not config.simulate:
-            open_local_files(run, config)
-        run.header()
-        run.connect_all()
-        run.fetch_all()
-        pairs = [run.sync_pair(d) for d in run.directions]
-        outcome = run.finish(pairs)
-    finally:
-        run.close()
-    if not config.simulate:
-        text = dump_json(last_run_json(outcome))
-        run.guard_local("gravar o resumo da última execução", atomic_write,
-                        os.path.join(config.data_dir, LAST_RUN_FILE), text)
-    run.text.summary(outcome)
-    return run_json(outcome, config.simulate, config.check)
-
-
 def print_json(doc: dict[str, Any]) -> None:
     sys.stdout.write(dump_json(doc) + "\n")
     sys.stdout.flush()
@@ -5058,35 +5062,6 @@ def _json_requested(argv: list[str]) -> bool:
     return "--json" in argv
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_output()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    json_mode = _OUTPUT["json"] = _json_requested(argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", EXIT_CONFIG, json_mode)
-    except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
-        return EXIT_CONFIG if exc.code else EXIT_OK
-    try:
-        return _run_command(args)
-    except ConfigError as exc:
-        return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
-    except LockBusy:
-        return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
-                    EXIT_EM_ANDAMENTO, json_mode)
-    except KeyboardInterrupt:
-        return fail("Interrompido pelo usuário.", 130, json_mode)
-    except OSError as exc:
-        return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
-                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS, json_mode,
-                    meaning="erro de arquivo ou sistema; a sincronização não terminou")
-    except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
-        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS, json_mode,
-                    meaning="erro inesperado; a sincronização não terminou")
-
-
 def _run_command(args: argparse.Namespace) -> int:
     if args.comando == "demo":
         return run_demo(args)
@@ -5119,6 +5094,35 @@ def _run_command(args: argparse.Namespace) -> int:
     if config.json_output:
         print_json(doc)
     return doc["codigo_saida"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_output()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_mode = _OUTPUT["json"] = _json_requested(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
+        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", EXIT_CONFIG, json_mode)
+    except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
+        return EXIT_CONFIG if exc.code else EXIT_OK
+    try:
+        return _run_command(args)
+    except ConfigError as exc:
+        return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
+    except LockBusy:
+        return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
+                    EXIT_EM_ANDAMENTO, json_mode)
+    except KeyboardInterrupt:
+        return fail("Interrompido pelo usuário.", 130, json_mode)
+    except OSError as exc:
+        return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
+                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS, json_mode,
+                    meaning="erro de arquivo ou sistema; a sincronização não terminou")
+    except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
+        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS, json_mode,
+                    meaning="erro inesperado; a sincronização não terminou")
 
 
 if __name__ == "__main__":

@@ -136,3 +136,14 @@ def test_pipe_fechado_no_help():
     proc.stdout.close()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and err == b"", err
+
+
+def test_tabela_de_codigos_do_readme_e_a_do_script():
+    """Os códigos de saída e seus significados têm um lugar só (EXIT_SIGNIFICADO); o README os repete
+    com o mesmo texto, e a precedência entre pares é a do script."""
+    from pathlib import Path
+    readme = (Path(sb.__file__).parent / "README.md").read_text(encoding="utf-8")
+    for codigo, significado in sb.EXIT_SIGNIFICADO.items():
+        assert f"| {codigo} | {significado}" in readme, (codigo, significado)
+    ordem = ", ".join(str(c) for c in sb.RUN_CODE_PRECEDENCE)
+    assert f"nesta ordem: {ordem}." in readme
