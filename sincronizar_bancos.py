@@ -1324,7 +1324,11 @@ def parse_license(item: dict[str, Any], key: str) -> License:
     """Só o que o plano usa pode recusar um registro: textos copiáveis, tipo e data de fim. Os campos
     que a ferramenta não copia (custom_interval, features, last_seen_*, início em formato estranho)
     ficam como vieram."""
-    texts = {name: normalize_text(item.get(name), name, key) for name in SETTABLE_FIELDS + ("status",)}
+    texts = {name: normalize_text(item.get(name), name, key) for name in SETTABLE_FIELDS}
+    status = item.get("status")
+    if status is not None and not isinstance(status, str):
+        raise _RecordError(ProblemKind.BAD_TYPE, f"campo 'status' com tipo inesperado ({type(status).__name__})")
+    texts["status"] = status  # como o servidor compara: "blocked " (com espaço) não é bloqueada
     start_raw = item.get("start_date")
     try:
         start = parse_date(start_raw)
@@ -1337,7 +1341,7 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         lic = dataclasses.replace(lic, end_date=parse_date(item.get("end_date")))
     except (ValueError, TypeError, OverflowError):
         raise _rejected(lic, ProblemKind.BAD_DATE,
-                        f"data inválida em 'end_date': {str(item.get('end_date'))[:40]!r}", known=False) from None
+                        f"data inválida em 'end_date': {str(item.get('end_date'))[:40]!r}") from None
     for name, value in texts.items():
         if value and len(value) > MAX_TEXT_LEN:
             raise _rejected(lic, ProblemKind.TOO_LONG, f"campo '{name}' com {len(value)} caracteres "
@@ -1346,16 +1350,28 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         raise _rejected(lic, ProblemKind.UNKNOWN_LICENSE_TYPE, f"tipo de licença desconhecido {lic.license_type!r}")
     if lic.end_date is None and lic.license_type != "vitalicia" and isinstance(lic.start_date, str):
         raise _rejected(lic, ProblemKind.BAD_DATE, f"data inválida em 'start_date' sem 'end_date': "
-                                                  f"{lic.start_date[:40]!r} (o vencimento não pode ser calculado)",
-                        known=False)
+                                                  f"{lic.start_date[:40]!r} (o vencimento não pode ser calculado)")
     return lic
 
 
-def _rejected(lic: License, reason: ProblemKind, text: str, known: bool = True) -> _RecordError:
+def _rejected(lic: License, reason: ProblemKind, text: str) -> _RecordError:
     """Erro de registro que leva a melhor leitura possível (para manter o veredito negado no backup)."""
     error = _RecordError(reason, text)
-    error.best_effort = lic if known else None
+    error.best_effort = lic
     return error
+
+
+def rejected_verdict(snap: Snapshot, key: str, today: dt.date) -> bool | None:
+    """Veredito de um registro fora do plano: True/False quando dá para saber, None quando não dá
+    (chave duplicada, data ilegível num registro que não está bloqueado nem pendente)."""
+    lic = snap.rejected.get(key)
+    if lic is None:
+        return None
+    if lic.status in ("blocked", "pending"):
+        return False
+    if any(p.key == key and p.reason == ProblemKind.BAD_DATE for p in snap.problems):
+        return None
+    return allows(lic, today)
 
 
 def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[Problem], dict[str, License | None]]:
@@ -1741,6 +1757,7 @@ class PlanOptions:
     force: bool = False  # --forcar: passa por cima das travas de exclusão
     labels: dict[str, str] | None = None  # nomes exibidos dos lados (restaurar inverte principal e backup)
     only_missing: bool = False  # restaurar sem --forcar: só cria o que falta, não sobrescreve o destino
+    protect_target: bool = True  # bloquear no destino o que a origem nega mas não pode copiar (não em restaurar)
     journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
 
 
@@ -2151,10 +2168,12 @@ class _Planner:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
         dos estados que a própria cadeia produziria → termina a cadeia em vez de ver 'mudou dos dois lados'."""
         entry = self.journal.get(key)
-        if not entry or p is None or b is None:
+        if not entry or p is None or b is None or key in self.rolled_back:
             return False
-        target = b if entry["origem"] == "principal" else p
+        source, target = (p, b) if entry["origem"] == "principal" else (b, p)
         if [fingerprint(target), target.status] not in entry["alvo"]:
+            return False
+        if entry.get("fonte") != version_of(source):  # a origem mudou (ou voltou atrás) desde então
             return False
         self.sync(key, entry["origem"])
         return True
@@ -2237,8 +2256,6 @@ class _Planner:
     def two_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         base = self.state.licenses.get(key) if self.state else None
-        if self.resume(key, p, b):
-            return None
         if key in self.rolled_back:  # o backup voltou atrás: nunca aplicado em silêncio no principal
             return self.conflict(key, "apagada no backup desde a última sincronização (no bidirecional, uma "
                                       "exclusão no backup só chega ao principal com --conflito backup)" if b is None
@@ -2246,6 +2263,8 @@ class _Planner:
                                       "restaurada?)" if base is None
                                  else "voltou no backup a uma versão já sincronizada antes (cópia antiga "
                                       "restaurada?)")
+        if self.resume(key, p, b):
+            return None
         if base is None:
             if p is not None and b is not None and not same_record(p, b, self.clock):
                 if self.state is None:
@@ -2267,14 +2286,26 @@ class _Planner:
     def keep_denied(self, key: str) -> None:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
-        p, b = self.primary.rejected[key], self.backup.licenses.get(key)
+        b = self.backup.licenses.get(key)
         if b is None or not allows(b, self.clock.backup) or not path_safe(key):
             return
-        if p is not None and allows(p, self.clock.primary):
+        if rejected_verdict(self.primary, key, self.clock.primary):
             return
         self.chains.append([Action(BLOCK, key, "registro do principal não sincronizável e negado lá (ou de "
                                    "veredito desconhecido): bloqueada para não liberar mais que o principal",
                                    changes=(("status", b.status, "blocked"),))])
+
+    def keep_backup_denied(self, key: str) -> None:
+        """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
+        principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
+        p = self.primary.licenses.get(key)
+        if allows(p, self.clock.primary) or rejected_verdict(self.backup, key, self.clock.backup) is False \
+                or not path_safe(key):
+            return
+        b = self.backup.rejected[key]
+        self.chains.append([Action(BLOCK, key, "registro ilegível no backup e negado no principal: bloqueado "
+                                   "para não liberar mais que o principal",
+                                   changes=(("status", b.status if b else None, "blocked"),))])
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -2315,10 +2346,14 @@ class _Planner:
         keys = set(self.primary.licenses) | set(self.backup.licenses)
         if two_way and self.state:
             keys |= set(self.state.licenses)
-        for key in sorted(self.primary.rejected):
-            self.keep_denied(key)
-        if not two_way:
-            self.block_trimmed_twins()
+        if self.options.protect_target:  # em restaurar o destino é o principal: nunca bloqueado por isso
+            for key in sorted(self.primary.rejected):
+                self.keep_denied(key)
+            if two_way:
+                for key in sorted(set(self.backup.rejected) - set(self.primary.rejected)):
+                    self.keep_backup_denied(key)
+            else:
+                self.block_trimmed_twins()
         for key in sorted(keys - outside):
             p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
             if p is not None or two_way:
@@ -2537,8 +2572,11 @@ class Executor:
             except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
                 result = Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
             results.append(result)
-            self.on_result(result)
-            progress.step()
+            self.on_result(result)  # a auditoria nunca interrompe a sequência (Run.guard_local)
+            try:
+                progress.step()
+            except OSError:  # terminal fechado: o contador some, a sequência segue
+                progress.enabled = False
         return results
 
     def apply(self, action: Action) -> Result:
@@ -2576,7 +2614,10 @@ class Executor:
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
         if proven(resp):
-            self.credentials.update(entry, "criado")
+            try:
+                self.credentials.update(entry, "criado")
+            except OSError:  # a senha já estava gravada (situação "solicitado"): o usuário existe e vale
+                return Result(action, True, "senha gravada; a situação no arquivo de senhas não foi atualizada")
             return Result(action, True)
         if resp.status == 400 and _api_error(resp) == "Usuário já existe.":
             return self._user_exists(action, entry, resp.retried)
@@ -2898,7 +2939,9 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
             current = model_apply(current, action, today, source.licenses.get(key))
             if current is not None:
                 states.append([fingerprint(current), current.status])
-        entries[key] = {"origem": "principal" if side == "backup" else "backup", "alvo": states}
+        origin = source.licenses.get(key)
+        entries[key] = {"origem": "principal" if side == "backup" else "backup", "alvo": states,
+                        "fonte": version_of(origin) if origin else None}
     return entries
 
 
@@ -2996,7 +3039,7 @@ def _older(previous: StateEntry | None, new: StateEntry, side: str) -> tuple[str
 def swap_state(state: PairState) -> PairState:
     """Estado calculado com os lados trocados (restaurar: origem = backup, destino = principal)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
-                     {k: entry.swapped() for k, entry in state.licenses.items()}, {})
+                     {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted))
 
 
 
@@ -3891,6 +3934,7 @@ class Run:
         return PlanOptions(mode=Mode.TWO_WAY if cfg.mode == Mode.TWO_WAY else Mode.ONE_WAY,
                            conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
                            force=cfg.force, only_missing=direction.restore and not cfg.force,
+                           protect_target=not direction.restore,
                            labels={"backup": "principal", "principal": "backup"} if direction.restore else None)
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
@@ -3901,23 +3945,26 @@ class Run:
             outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
             outcome.error_code = EXIT_EXCLUSOES
             return
-        state, warning = (None, None) if d.restore else load_state(cfg.data_dir, d.primary.url, d.backup.url)
+        state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url)
         if warning:
             self.rep.warn(f"   ⚠️  {warning}")
         options = self.plan_options(d)
         if cfg.mode == Mode.TWO_WAY:
             options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
-        with collector_paused():
-            plan = plan_pair(source, target, outcome.clock, state, options)
+        with collector_paused():  # restaurar planeja sem estado (só cria o que falta no principal)
+            plan = plan_pair(source, target, outcome.clock, None if d.restore else state, options)
         outcome.plan = plan
         outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
         self.observe(outcome, source, target, plan)
         if safety_text(outcome) and not plan.halted:  # os números aparecem antes de qualquer exclusão
             self.rep.warn(f"   🛑 {safety_text(outcome)}")
-        if cfg.simulate or plan.halted or not plan.actions:
+        if cfg.simulate or plan.halted:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
                 outcome.parity = Parity(plan.licenses_compared, sorted(plan.parity_mismatches), len(plan.skipped),
                                         observed=False)
+            return
+        if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
+            self.save_pair_files(outcome, state, source, target, [])
             return
         outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
         self.read_back(outcome, new_state, options)
@@ -3936,19 +3983,27 @@ class Run:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
-        if not d.restore:
+        if not d.restore:  # antes: as sequências que vão começar
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
                              journal_entries(plan, source, target, write_day))
         results = self.execute(outcome)
-        if d.restore:  # no plano a origem é o backup: o estado é gravado com os lados trocados
-            new_state = swap_state(next_state(plan, results, None, source, target, d.backup.url, d.primary.url))
+        return results, self.save_pair_files(outcome, state, source, target, results)
+
+    def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
+                        results: list[Result]) -> PairState:
+        """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
+        que falharam (a próxima execução as termina)."""
+        cfg, d, plan = self.config, outcome.direction, outcome.plan
+        if d.restore:  # no plano a origem é o backup: o estado é calculado com os lados trocados
+            old = swap_state(state) if state else None
+            new_state = swap_state(next_state(plan, results, old, source, target, d.backup.url, d.primary.url))
         else:
             new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
             failed_keys = {r.action.key for r in results if not r.ok}
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, write_day, only=failed_keys))
+                             journal_entries(plan, source, target, outcome.clock.utc, only=failed_keys))
         self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
-        return results, new_state
+        return new_state
 
     def execute(self, outcome: PairOutcome) -> list[Result]:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
@@ -3986,12 +4041,21 @@ class Run:
         changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
                    if key in rejected or fresh.get(key) != first.licenses.get(key)}
         other = self.snapshots[(d.target if side == "principal" else d.source).url]
+        self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
         for key in sorted(changed):
             p, b = (fresh.get(key), other.licenses.get(key)) if side == "principal" else \
                 (other.licenses.get(key), fresh.get(key))
             plan.conflicts.append(Conflict(
                 key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
                 "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
+            backup_copy = other.licenses.get(key)
+            if side == "principal" and allows(backup_copy, outcome.clock.backup) \
+                    and not allows(fresh.get(key), outcome.clock.primary) and path_safe(key):
+                # o backup não fica liberando o que o principal acabou de negar (aplicado na vez do backup)
+                plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == "backup")]
+                plan.license_chains.append([Action(BLOCK, key, "negada no principal durante esta execução: "
+                                                   "bloqueada para negar igual",
+                                                   changes=(("status", backup_copy.status, "blocked"),))])
         return ([c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed])
 
     def audit(self, url: str, result: Result) -> None:
