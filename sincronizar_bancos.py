@@ -1131,10 +1131,6 @@ def proven(resp: Response) -> bool:
 # Retrato: busca, valida e normaliza os dados de um servidor
 # ============================================================================
 
-class SnapshotError(Exception):
-    """A listagem de um servidor não é confiável (não é JSON, sem 'items'...): nada é gravado nesse par."""
-
-
 class ProblemKind(str, enum.Enum):
     """Por que um registro ficou de fora do plano (o relatório traduz em português)."""
     NOT_OBJECT = "nao_e_objeto"
@@ -1379,7 +1375,8 @@ def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[Problem],
 
 
 def fetch_snapshot(client: ApiClient) -> Snapshot:
-    """Busca usuários e licenças; levanta SnapshotError só se a listagem inteira não for confiável."""
+    """Busca usuários e licenças. Só a listagem inteira fora do formato (não é JSON, sem 'items'...) levanta
+    ApiError (o par é pulado, código 4); um registro ruim fica de fora sozinho (Snapshot.problems)."""
     users, user_problems = parse_users(client.list_items("/admin/users"))
     licenses, license_problems, rejected = parse_licenses(client.list_items("/admin/devices"))
     return Snapshot(client.server.url, users, licenses, user_problems + license_problems,
@@ -3692,7 +3689,7 @@ def _error_code(exc: BaseException) -> int:
 
 
 def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, (ApiError, SnapshotError)):
+    if isinstance(exc, ApiError):
         return SECRETS.mask(exc)
     return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
 
