@@ -4808,7 +4808,7 @@ def run_demo(args: argparse.Namespace) -> int:
         second = run_sync(config, rep)
         writes = backup.write_count()
         rep.say(f"📊 Escritas no backup durante a segunda execução: {writes} (esperado: 0)")
-        same = demo_verdicts_match(primary, backup, today)
+        same = demo_verdicts_match(primary, backup)
         rep.say(f"⚖️  Veredito conferido direto nos dois bancos: {'igual' if same else 'DIFERENTE'} "
                 "para todas as licenças do principal.")
     if args.json:
@@ -4817,12 +4817,10 @@ def run_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FALHAS
 
 
-def demo_verdicts_match(primary, backup, today: dt.date) -> bool:
-    def verdicts(server):
-        licenses, _, _ = parse_licenses(list(server.devices().values()))
-        return {key: allows(lic, today) for key, lic in licenses.items()}
-    mine, theirs = verdicts(primary), verdicts(backup)
-    return all(theirs.get(key) == value for key, value in mine.items())
+def demo_verdicts_match(primary, backup) -> bool:
+    """Confere pelo próprio servidor de referência (o veredito que o /verify daria), não pelo modelo da
+    ferramenta: toda licença do principal tem a mesma resposta no backup."""
+    return all(backup.veredito(key) == allowed for key, allowed in primary.vereditos().items())
 
 
 # ============================================================================
