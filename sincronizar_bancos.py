@@ -1854,6 +1854,14 @@ class Plan:
     def actions(self) -> list[Action]:
         return self.user_actions + [a for chain in self.license_chains for a in chain] + self.deletions
 
+    def parity_now(self) -> "Parity":
+        """Veredito igual dos dois lados nos retratos lidos (o que os servidores têm agora)."""
+        return Parity(self.licenses_compared, self.current_mismatches, len(self.skipped))
+
+    def parity_predicted(self) -> "Parity":
+        """O que o plano promete depois de aplicado (simulação: previsão, não conferência)."""
+        return Parity(self.licenses_compared, sorted(self.parity_mismatches), len(self.skipped), observed=False)
+
 
 def add_months(start: dt.date, months: int) -> dt.date:
     """Soma meses como o servidor: o dia é limitado ao último dia do mês de destino."""
@@ -3217,14 +3225,17 @@ class PairOutcome:
     def writes(self, real_side: str) -> dict[str, int]:
         """Escritas feitas (ou planejadas, numa simulação) em um lado real, por tipo."""
         counts = {name: 0 for name in COUNT_KEYS.values()}
-        done = self.results if self.results is not None else [Result(a, True) for a in self.planned()]
-        for result in done:
+        for result in self.done():
             if result.ok and not result.unsyncable and self.direction.real_side(result.action.side) == real_side:
                 counts[COUNT_KEYS[result.action.kind]] += 1
         return counts
 
     def planned(self) -> list[Action]:
         return [] if self.plan is None or self.plan.halted else self.plan.actions
+
+    def done(self) -> list[Result]:
+        """Os resultados das escritas; numa simulação, o plano como se tudo desse certo."""
+        return self.results if self.results is not None else [Result(a, True) for a in self.planned()]
 
 
 def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
@@ -3345,14 +3356,13 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         for item in divergences:
             item["principal"], item["backup"] = item["backup"], item["principal"]
     backup_writes, primary_writes = outcome.writes("backup"), outcome.writes("principal")
-    done = outcome.results if outcome.results is not None else [Result(a, True) for a in outcome.planned()]
     doc.update({
         "contagens": {**backup_writes, "falhas": len(outcome.failures),
                       "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
                       "divergencias": len(divergences), "conflitos": len(plan.conflicts),
                       "exclusoes_retidas": len(plan.held_deletions), "no_principal": primary_writes,
                       "escritas": {"principal": count_changes(primary_writes), "backup": count_changes(backup_writes)}},
-        "acoes": [dict(_result_dict(r), servidor=d.real_side(r.action.side)) for r in done],
+        "acoes": [dict(_result_dict(r), servidor=d.real_side(r.action.side)) for r in outcome.done()],
         "falhas": [_result_dict(r) for r in outcome.failures],
         "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover],
         "avisos": outcome.warnings,
@@ -3434,7 +3444,7 @@ class TextReport:
             rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {outcome.error}")
             rep.say("")
             return
-        results = outcome.results if outcome.results is not None else [Result(a, True) for a in outcome.planned()]
+        results = outcome.done()
         if plan.halted:
             rep.say(f"   🛑 Par parado: {safety_text(outcome)}")
         else:
@@ -3951,14 +3961,14 @@ class Run:
         with collector_paused():  # restaurar planeja sem estado (só cria o que falta no principal)
             plan = plan_pair(source, target, outcome.clock, None if d.restore else state, options)
         outcome.plan = plan
-        outcome.parity_before = Parity(plan.licenses_compared, plan.current_mismatches, len(plan.skipped))
+        outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
-        if safety_text(outcome) and not plan.halted:  # os números aparecem antes de qualquer exclusão
-            self.rep.warn(f"   🛑 {safety_text(outcome)}")
+        safety = safety_text(outcome)
+        if safety and not plan.halted:  # os números aparecem antes de qualquer exclusão
+            self.rep.warn(f"   🛑 {safety}")
         if cfg.simulate or plan.halted:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
-                outcome.parity = Parity(plan.licenses_compared, sorted(plan.parity_mismatches), len(plan.skipped),
-                                        observed=False)
+                outcome.parity = plan.parity_predicted()
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
             self.save_pair_files(outcome, state, source, target, [])
@@ -4079,7 +4089,7 @@ class Run:
         with collector_paused():
             again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
         outcome.reread = True
-        outcome.parity = Parity(again.licenses_compared, again.current_mismatches, len(again.skipped))
+        outcome.parity = again.parity_now()
         outcome.divergences = again.divergences
         skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
         outcome.leftover = [a for a in again.actions if a.key not in skip]
