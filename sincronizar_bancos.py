@@ -138,9 +138,26 @@ class TextEnum(str, enum.Enum):
         return format(str(self.value), spec)
 
 
+class Role(TextEnum):
+    """O papel REAL de um servidor na configuração: o principal (SERVIDOR_PRINCIPAL) ou um backup
+    (SERVIDOR_BACKUP). É o que aparece para o usuário, nos arquivos e no histórico."""
+    PRIMARY = "principal"
+    BACKUP = "backup"
+
+    @property
+    def other(self) -> "Role":
+        return Role.BACKUP if self is Role.PRIMARY else Role.PRIMARY
+
+    @property
+    def title(self) -> str:
+        return "Principal" if self is Role.PRIMARY else "Backup"
+
+
 class Side(TextEnum):
-    """Um servidor de um par. No plano, "principal" é a ORIGEM e "backup" o DESTINO (em restaurar, a origem é
-    um backup: Direction.real_side diz qual servidor de verdade cada lado do plano é)."""
+    """Um lado do PLANO de um par: PRIMARY é o retrato que plan_pair recebe como `primary` (a ORIGEM do
+    unidirecional) e BACKUP o outro (o DESTINO). Em restaurar a origem é um servidor de backup: qual
+    servidor de verdade cada lado é só se sabe por Direction.role_of(side), a única tradução. Os valores
+    são os do estado salvo e do diário (lado do plano), por isso iguais aos de Role."""
     PRIMARY = "principal"
     BACKUP = "backup"
 
@@ -168,6 +185,34 @@ class Mode(TextEnum):
     ONE_WAY = "unidirecional"
     TWO_WAY = "bidirecional"
     RESTORE = "restauracao"
+    CHECK = "verificacao"  # subcomando verificar: só compara (aparece no --json; não muda o estado dos pares)
+
+
+class PairStatus(TextEnum):
+    """Situação de um par numa execução (coluna "situacao" do histórico, "situacao" do --json)."""
+    OK = "ok"
+    FAILURES = "falhas"
+    CONFLICTS = "conflitos"
+    HELD = "exclusoes retidas"
+    ERROR = "erro"
+    RUNNING = "em andamento"  # linha aberta no histórico: a execução ainda não fechou o par
+    INTERRUPTED = "interrompida"  # linha que ficou aberta: a execução morreu antes de fechar o par
+
+
+class HealthVerdict(TextEnum):
+    """Resposta de GET /health enquanto o servidor acorda (health_verdict)."""
+    OK = "ok"
+    WAIT = "esperar"  # host acordando (5xx, 408, 429, página de espera): tentar de novo
+    OTHER = "outro"  # quem respondeu não é a API de licenças: erro de configuração, na hora
+
+
+class PanelState(TextEnum):
+    """Estado de um par no painel e no /status.json (só HEALTHY conta como saudável)."""
+    HEALTHY = "saudável"
+    LATE = "atrasado"
+    FAILING = "falhando"
+    NEVER = "sem execuções"
+    FIRST_RUNNING = "primeira execução em andamento"
 
 
 class ConflictPolicy(TextEnum):
@@ -175,6 +220,14 @@ class ConflictPolicy(TextEnum):
     REPORT = "relatar"  # nada é copiado; o backup só é bloqueado onde o principal nega
     PRIMARY = "principal"
     BACKUP = "backup"
+
+
+def _parse_enum(kind: type[enum.Enum], value: Any) -> Any:
+    """Texto lido de um arquivo nosso (histórico, diário) → o membro do enum; desconhecido fica como veio."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
 
 
 # ============================================================================
@@ -301,15 +354,18 @@ class ConfigError(Exception):
 
 @dataclasses.dataclass
 class ServerConfig:
-    role: str  # "principal" ou "backup"
+    role: Role
     url: str
     username: str
     password: str = dataclasses.field(repr=False)
     time_zone: str = "UTC"  # fuso do processo do servidor (o veredito usa a data local dele)
 
+    def __post_init__(self) -> None:
+        self.role = Role(self.role)  # aceita o texto ("principal"/"backup") de quem monta à mão
+
     @property
     def label(self) -> str:
-        return f"{'Principal' if self.role == 'principal' else 'Backup'} ({self.url})"
+        return f"{self.role.title} ({self.url})"
 
 
 @dataclasses.dataclass
@@ -468,12 +524,12 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 
     admin_user = get("ADMIN_USER", args.usuario)
     admin_password = get("ADMIN_PASSWORD")
-    primary = _server_config("principal", primary_url, get("PRINCIPAL_ADMIN_USER") or admin_user,
+    primary = _server_config(Role.PRIMARY, primary_url, get("PRINCIPAL_ADMIN_USER") or admin_user,
                              get("PRINCIPAL_ADMIN_PASSWORD") or admin_password)
     backup_user = get("BACKUP_ADMIN_USER") or admin_user
     backup_password = get("BACKUP_ADMIN_PASSWORD") or admin_password
     backups = [
-        _server_config("backup", url, backup_user, backup_password)
+        _server_config(Role.BACKUP, url, backup_user, backup_password)
         for url in (part.strip() for part in str(backup_raw).split(",")) if url
     ]
     if not backups:
@@ -548,9 +604,9 @@ def time_zone_setting(name: str, value: str) -> str:
     return value
 
 
-def _server_config(role: str, url: str, username: str | None, password: str | None) -> ServerConfig:
+def _server_config(role: Role, url: str, username: str | None, password: str | None) -> ServerConfig:
     normalized = normalize_url(url)
-    who = "principal" if role == "principal" else "de backup"
+    who = "principal" if role == Role.PRIMARY else "de backup"
     if not username:
         raise ConfigError(f"Usuário administrador do servidor {who} não configurado (ADMIN_USER).")
     if not password:
@@ -619,7 +675,7 @@ class HostNotFound(ApiError):
 
 
 def env_name(server: "ServerConfig") -> str:
-    return "SERVIDOR_PRINCIPAL" if server.role == "principal" else "SERVIDOR_BACKUP"
+    return "SERVIDOR_PRINCIPAL" if server.role == Role.PRIMARY else "SERVIDOR_BACKUP"
 
 
 def describe_exception(exc: BaseException, limit: float | None = None) -> str:
@@ -955,9 +1011,9 @@ class ApiClient:
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
                 verdict, what = health_verdict(resp)
-                if verdict == "ok":
+                if verdict is HealthVerdict.OK:
                     return
-                if verdict == "outro":
+                if verdict is HealthVerdict.OTHER:
                     raise self._mismatch("GET /health", what)
                 last_error = what
             except requests.exceptions.RequestException as exc:
@@ -1048,9 +1104,9 @@ def describe_answer(status: int, kind: str, detail: str = "") -> str:
     return f"HTTP {status} com {what}{detail}"
 
 
-def health_verdict(resp: Any) -> tuple[str, str]:
-    """Classifica a resposta de GET /health: ("ok", ""), ("esperar", motivo) enquanto o host acorda
-    (5xx, 408, 429, corpo JSON cortado, página de espera do host) ou ("outro", o que respondeu) quando
+def health_verdict(resp: Any) -> tuple[HealthVerdict, str]:
+    """Classifica a resposta de GET /health: (OK, ""), (WAIT, motivo) enquanto o host acorda
+    (5xx, 408, 429, corpo JSON cortado, página de espera do host) ou (OTHER, o que respondeu) quando
     não é a API de licenças (404, outro JSON, página HTML que não é de espera)."""
     status = resp.status_code
     kind = _content_kind(resp)
@@ -1059,16 +1115,16 @@ def health_verdict(resp: Any) -> tuple[str, str]:
     except ValueError:
         body = None
     if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
-        return "ok", ""
+        return HealthVerdict.OK, ""
     if status >= 500 or status in (408, 425, 429):
-        return "esperar", f"HTTP {status}"
+        return HealthVerdict.WAIT, f"HTTP {status}"
     if 200 <= status < 300 and body is None and kind == "json":
-        return "esperar", f"HTTP {status} com JSON cortado"
+        return HealthVerdict.WAIT, f"HTTP {status} com JSON cortado"
     if 200 <= status < 300 and kind == "html" and _WAITING_PAGE.search(resp.text[:20000]):
-        return "esperar", f"HTTP {status} com página de espera do host"
+        return HealthVerdict.WAIT, f"HTTP {status} com página de espera do host"
     if body is not None:
-        return "outro", describe_answer(status, "json", f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
-    return "outro", describe_answer(status, kind)
+        return HealthVerdict.OTHER, describe_answer(status, "json", f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
+    return HealthVerdict.OTHER, describe_answer(status, kind)
 
 
 def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list[list[str]]:
@@ -1420,7 +1476,7 @@ SERIOUS_FINDINGS = (FindingKind.UNSYNCED, FindingKind.BUILTIN)
 class ServerList:
     """O que um servidor publicou em GET /servers."""
     server: str
-    role: str  # "principal" ou "backup"
+    role: Role
     state: ListState
     published: tuple[str, ...] = ()  # URLs normalizadas, na ordem publicada (como o cliente as vê)
     canonical: tuple[str, ...] = ()  # as mesmas, com apelidos trocados pelo servidor configurado
@@ -1533,7 +1589,7 @@ def _canonical(url: str, aliases: dict[str, str]) -> str:
     return aliases.get(normalized, normalized)
 
 
-def _server_list(server: str, role: str, raw: list[str] | None, asked: bool, aliases: dict[str, str]) -> ServerList:
+def _server_list(server: str, role: Role, raw: list[str] | None, asked: bool, aliases: dict[str, str]) -> ServerList:
     if raw is None:
         return ServerList(server, role, ListState.UNKNOWN if asked else ListState.NOT_ASKED)
     published, canonical = [], []
@@ -1568,7 +1624,7 @@ def check_failover(configured: list[str], lists: dict[str, list[str] | None],
     `lists`: {servidor: lista lida | None (desconhecida)}; servidor ausente = não consultado. Puro."""
     aliases = aliases or {}
     configured_t = tuple(configured)
-    server_lists = tuple(_server_list(url, "principal" if index == 0 else "backup", lists.get(url), url in lists,
+    server_lists = tuple(_server_list(url, Role.PRIMARY if index == 0 else Role.BACKUP, lists.get(url), url in lists,
                                       aliases) for index, url in enumerate(configured_t))
     groups: dict[tuple[str, ...], list[str]] = {}
     for item in server_lists:
@@ -1727,7 +1783,7 @@ class Action:
     reason: str
     payload: dict[str, Any] | None = None
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
-    side: str = "backup"  # servidor que recebe a escrita: "backup" ou "principal"
+    side: Side = Side.BACKUP  # lado do plano que recebe a escrita (o servidor real: Direction.role_of)
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
 
 
@@ -1739,10 +1795,12 @@ class Divergence(tuple):
     def __new__(cls, kind: str, key: str, field: str, primary: Any, backup: Any, note: str):
         return super().__new__(cls, (kind, key, field, primary, backup, note))
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, role_of: Callable[[Side], Role] = Role) -> dict[str, Any]:
+        """Em português, com os valores pelo servidor real (role_of: Direction.role_of do par)."""
         kind, key, field, primary, backup, note = self
-        return {"tipo": kind, "chave": key, "campo": field, "principal": _jsonable(primary),
-                "backup": _jsonable(backup), "observacao": note}
+        by_role = {role_of(Side.PRIMARY): primary, role_of(Side.BACKUP): backup}
+        return {"tipo": kind, "chave": key, "campo": field, "principal": _jsonable(by_role[Role.PRIMARY]),
+                "backup": _jsonable(by_role[Role.BACKUP]), "observacao": note}
 
 
 @dataclasses.dataclass
@@ -1752,7 +1810,7 @@ class PlanOptions:
     mirror: bool = False  # --espelhar: apaga no backup o que não existe no principal
     max_deletions: int | None = None  # None = 10 % das licenças do lado, no máximo 50
     force: bool = False  # --forcar: passa por cima das travas de exclusão
-    labels: dict[str, str] | None = None  # nomes exibidos dos lados (restaurar inverte principal e backup)
+    role_of: Callable[[Side], Role] = Role  # nome real de cada lado nos motivos (Run passa Direction.role_of)
     only_missing: bool = False  # restaurar sem --forcar: só cria o que falta, não sobrescreve o destino
     protect_target: bool = True  # bloquear no destino o que a origem nega mas não pode copiar (não em restaurar)
     journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
@@ -1773,19 +1831,19 @@ class StateEntry(NamedTuple):
     older_primary: tuple[str, ...] = ()
     older_backup: tuple[str, ...] = ()
 
-    def fp(self, side: str) -> str | None:
-        return self.fp_primary if side == "principal" else self.fp_backup
+    def fp(self, side: Side) -> str | None:
+        return self.fp_primary if side == Side.PRIMARY else self.fp_backup
 
-    def status(self, side: str) -> str | None:
-        return self.status_primary if side == "principal" else self.status_backup
+    def status(self, side: Side) -> str | None:
+        return self.status_primary if side == Side.PRIMARY else self.status_backup
 
-    def end(self, side: str) -> str | None:
-        return self.end_primary if side == "principal" else self.end_backup
+    def end(self, side: Side) -> str | None:
+        return self.end_primary if side == Side.PRIMARY else self.end_backup
 
-    def older(self, side: str) -> tuple[str, ...]:
-        return self.older_primary if side == "principal" else self.older_backup
+    def older(self, side: Side) -> tuple[str, ...]:
+        return self.older_primary if side == Side.PRIMARY else self.older_backup
 
-    def version(self, side: str) -> str:
+    def version(self, side: Side) -> str:
         return f"{self.fp(side)}|{self.status(side)}"
 
     def swapped(self) -> "StateEntry":
@@ -1817,7 +1875,7 @@ class LossKind(str, enum.Enum):
 class DataLoss:
     """Um lado que não pode servir de modelo: voltou vazio, perdeu mais da metade das licenças ou voltou
     a uma cópia antiga. O par para (código 5); o relatório diz o que fazer."""
-    side: str  # lado do plano: "principal" (a origem) ou "backup" (o destino)
+    side: Side  # lado do plano que perdeu dados (o servidor real: Direction.role_of)
     kind: LossKind
     now: int  # licenças do lado agora
     before: int  # na última sincronização
@@ -1914,8 +1972,8 @@ class Clock:
     def of(cls, today: "dt.date | Clock") -> "Clock":
         return today if isinstance(today, Clock) else cls(today, today, today)
 
-    def on(self, side: str) -> dt.date:
-        return self.primary if side == "principal" else self.backup
+    def on(self, side: Side) -> dt.date:
+        return self.primary if side == Side.PRIMARY else self.backup
 
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
@@ -1964,18 +2022,15 @@ def _changes(before: License | None, after: License) -> tuple[tuple[str, Any, An
                  if getattr(before, f) != getattr(after, f))
 
 
-SIDE_NAMES = {"backup": ("backup", "principal"), "principal": ("principal", "backup")}
-
-
-def plan_license(source: License, target: License | None, today: "dt.date | Clock", side: str = "backup",
-                 labels: dict[str, str] | None = None, two_way: bool = False,
+def plan_license(source: License, target: License | None, today: "dt.date | Clock", side: Side = Side.BACKUP,
+                 role_of: Callable[[Side], Role] = Role, two_way: bool = False,
                  rewrite: bool = False) -> tuple[list[Action], License]:
     """Ações (em ordem) que levam `target` (no servidor `side`) ao mesmo veredito e dados de `source`,
     e como o destino ficará depois delas. Cada lado é julgado pela sua data local; as escritas
     carimbam a data UTC."""
-    here, there = ((labels or {}).get(name, name) for name in SIDE_NAMES[side])
+    here, there = role_of(side), role_of(side.other)
     clock = Clock.of(today)
-    source_today, target_today = clock.on(SIDE_NAMES[side][1]), clock.on(side)
+    source_today, target_today = clock.on(side.other), clock.on(side)
     today = clock.utc
     key = source.device_id
     chain: list[Action] = []
@@ -2040,7 +2095,7 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     return found
 
 
-def _create_user(user: User, side: str) -> Action:
+def _create_user(user: User, side: Side) -> Action:
     payload = {"username": user.username, "email": user.email, "role": user.role or "user"}
     payload = {k: v for k, v in payload.items() if v is not None}  # e-mail vazio vai omitido
     return Action(CREATE_USER, user.username, f"não existe no {side}", payload,
@@ -2052,15 +2107,15 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
     """Usuários: só criação (a API não altera nem apaga usuários)."""
     actions, divergences = [], []
     known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
-    sources = [(primary, backup, "backup")] + ([(backup, primary, "principal")] if two_way else [])
+    sources = [(primary, backup, Side.BACKUP)] + ([(backup, primary, Side.PRIMARY)] if two_way else [])
     for source, target, side in sources:
         invalid = {p.key for snap in (source, target) for p in snap.problems if p.kind == "usuario"}
         for name in sorted(source.users):
             if name in target.users or name in invalid:
                 continue
             if name in known:  # existia dos dois lados: foi apagado direto no servidor
-                divergences.append(Divergence("usuario", name, "username", name if side == "backup" else None,
-                                              None if side == "backup" else name,
+                divergences.append(Divergence("usuario", name, "username", name if side == Side.BACKUP else None,
+                                              None if side == Side.BACKUP else name,
                                               f"apagado no {side} desde a última sincronização; não foi recriado"))
             elif name == target.login_username:
                 divergences.append(Divergence("usuario", name, "username", name, name,
@@ -2095,15 +2150,15 @@ def version_of(lic: License) -> str:
     return f"{fingerprint(lic)}|{lic.status}"
 
 
-def changed_since(lic: License | None, base: StateEntry, side: str) -> bool:
-    """O registro de um lado ("principal" ou "backup") mudou desde o estado salvo?"""
+def changed_since(lic: License | None, base: StateEntry, side: Side) -> bool:
+    """O registro de um lado do plano mudou desde o estado salvo?"""
     if lic is None:
         return True
     return (fingerprint(lic) != base.fp(side) or lic.status != base.status(side)
             or _renewed(lic.end_date, base.end(side)))
 
 
-def moved_back(lic: License | None, other: License | None, base: StateEntry, side: str) -> bool:
+def moved_back(lic: License | None, other: License | None, base: StateEntry, side: Side) -> bool:
     """O lado voltou atrás desde a última sincronização: sumiu um registro que o outro lado ainda tem, ou
     o registro voltou a uma versão que já foi sincronizada antes (o que uma cópia antiga restaurada faz)."""
     if lic is None:
@@ -2175,7 +2230,7 @@ class _Planner:
         entry = self.journal.get(key)
         if not entry or p is None or b is None or key in self.rolled_back:
             return False
-        source, target = (p, b) if entry["origem"] == "principal" else (b, p)
+        source, target = (p, b) if entry["origem"] == Side.PRIMARY else (b, p)
         if [fingerprint(target), target.status] not in entry["alvo"]:
             return False
         if entry.get("fonte") != version_of(source):  # a origem mudou (ou voltou atrás) desde então
@@ -2183,17 +2238,17 @@ class _Planner:
         self.sync(key, entry["origem"])
         return True
 
-    def sync(self, key: str, source_side: str, rewrite: bool = False) -> None:
+    def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         if rewrite:
             b = self.backup.rejected.get(key)
-        labels, two_way = self.options.labels, self.options.mode == Mode.TWO_WAY
-        if source_side == "principal":
-            chain, b_after = plan_license(p, b, self.clock, "backup", labels, two_way, rewrite)
+        role_of, two_way = self.options.role_of, self.options.mode == Mode.TWO_WAY
+        if source_side == Side.PRIMARY:
+            chain, b_after = plan_license(p, b, self.clock, Side.BACKUP, role_of, two_way, rewrite)
             p_after = p
         else:
-            chain, p_after = plan_license(b, p, self.clock, "principal", labels, two_way)
+            chain, p_after = plan_license(b, p, self.clock, Side.PRIMARY, role_of, two_way)
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
             return self._unreachable(key, p, b)
@@ -2218,7 +2273,7 @@ class _Planner:
         if self.differs(p_after, b_after):
             self.mismatches.append(key)
 
-    def delete(self, key: str, side: str, why: str) -> None:
+    def delete(self, key: str, side: Side, why: str) -> None:
         self.deletions.append(Action(DELETE, key, why, side=side, absence=True))
 
     def conflict(self, key: str, why: str) -> None:
@@ -2233,23 +2288,23 @@ class _Planner:
             elif self.differs(p, b):
                 self.mismatches.append(key)
             return
-        kept = p if winner == "principal" else b
+        winner_side = Side.PRIMARY if winner == ConflictPolicy.PRIMARY else Side.BACKUP
+        kept = p if winner_side == Side.PRIMARY else b
         if kept is None:  # a versão vencedora é "apagada"
-            self.delete(key, "backup" if winner == "principal" else "principal",
-                        f"conflito resolvido a favor do {winner} (apagada lá)")
+            self.delete(key, winner_side.other, f"conflito resolvido a favor do {winner} (apagada lá)")
         else:
-            self.sync(key, winner)
+            self.sync(key, winner_side)
 
     def one_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
         if p is not None and b is not None and self.options.only_missing:
             self._settle(key, p, b)  # restaurar sem --forcar: o que já existe no destino fica como está
         elif p is not None:
-            self.sync(key, "principal", rewrite=key in self.backup.rejected)
+            self.sync(key, Side.PRIMARY, rewrite=key in self.backup.rejected)
         elif self.options.mirror and self.state is not None:
-            self.delete(key, "backup", "não existe no principal (--espelhar)")
+            self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
         elif self.reappeared(key):
-            self.delete(key, "backup", "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
+            self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
         elif self.state is not None and (key in self.state.licenses or key in self.state.deleted) \
                 and allows(b, self.clock.backup):
@@ -2275,18 +2330,19 @@ class _Planner:
                 if self.state is None:
                     return self.conflict(key, "diferente nos dois lados e sem estado salvo (primeira sincronização)")
                 return self.conflict(key, "criada nos dois lados com dados diferentes")
-            return self.sync(key, "principal" if p is not None else "backup")
-        changed_p, changed_b = changed_since(p, base, "principal"), changed_since(b, base, "backup")
+            return self.sync(key, Side.PRIMARY if p is not None else Side.BACKUP)
+        changed_p, changed_b = changed_since(p, base, Side.PRIMARY), changed_since(b, base, Side.BACKUP)
         if p is None and b is None:
             return None
         if p is None or b is None:
-            gone, present, survivor = ("principal", "backup", b) if p is None else ("backup", "principal", p)
-            if changed_since(survivor, base, "principal" if survivor is p else "backup"):
+            gone, survivor = (Side.PRIMARY, b) if p is None else (Side.BACKUP, p)
+            present = gone.other
+            if changed_since(survivor, base, present):
                 return self.conflict(key, f"apagada no {gone} e alterada no {present}")
             return self.delete(key, present, f"apagada no {gone} desde a última sincronização")
         if changed_p and changed_b and not same_record(p, b, self.clock):
             return self.conflict(key, "alterada nos dois lados desde a última sincronização")
-        self.sync(key, "backup" if changed_b and not changed_p else "principal")
+        self.sync(key, Side.BACKUP if changed_b and not changed_p else Side.PRIMARY)
 
     def keep_denied(self, key: str) -> None:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
@@ -2332,7 +2388,7 @@ class _Planner:
             return []
         outside = set(self.primary.rejected) | set(self.backup.rejected)
         found = {key for key, base in self.state.licenses.items() if key not in outside and moved_back(
-            self.backup.licenses.get(key), self.primary.licenses.get(key), base, "backup")}
+            self.backup.licenses.get(key), self.primary.licenses.get(key), base, Side.BACKUP)}
         found |= {key for key in self.state.deleted if self.reappeared(key)}
         return sorted(found)
 
@@ -2391,7 +2447,7 @@ def default_max_deletions(total: int) -> int:
 
 
 class DeletionLimit(NamedTuple):
-    side: str  # lado do plano que receberia as exclusões
+    side: Side  # lado do plano que receberia as exclusões
     count: int
     limit: int
 
@@ -2401,9 +2457,9 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
     """Limite de exclusões por lado (--max-exclusoes; padrão 10 % das licenças do lado, até 50): devolve
     (aplicadas, retidas, limites ultrapassados). --forcar aplica mesmo acima do limite. Um lado que perdeu
     dados não chega aqui: data_loss para o par antes."""
-    snapshots = {"principal": primary, "backup": backup}
+    snapshots = {Side.PRIMARY: primary, Side.BACKUP: backup}
     exceeded = []
-    for side in ("backup", "principal"):
+    for side in (Side.BACKUP, Side.PRIMARY):
         count = sum(1 for a in deletions if a.side == side)
         limit = options.max_deletions if options.max_deletions is not None else \
             default_max_deletions(snapshots[side].license_count)
@@ -2457,9 +2513,9 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     """A regra única de "um lado perdeu dados", usada em todos os modos. Um lado (a origem; no
     bidirecional, qualquer um) que voltou vazio, perdeu mais da metade das licenças desde a última
     sincronização ou (bidirecional, backup) voltou a uma cópia antiga não pode servir de modelo."""
-    sides = [("principal", primary, backup, state.count_primary if state else 0)]
+    sides = [(Side.PRIMARY, primary, backup, state.count_primary if state else 0)]
     if two_way:
-        sides.append(("backup", backup, primary, state.count_backup if state else 0))
+        sides.append((Side.BACKUP, backup, primary, state.count_backup if state else 0))
     for name, snap, other, before in sides:
         now = snap.license_count
         # Origem vazia no unidirecional: suspeita mesmo sem estado. No bidirecional, sem estado, um lado
@@ -2469,17 +2525,17 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
         if before and now < before / 2:
             return DataLoss(name, LossKind.HALF, now, before, other.license_count)
     if len(rolled_back) >= ROLLBACK_MIN:
-        return DataLoss("backup", LossKind.ROLLED_BACK, backup.license_count, state.count_backup if state else 0,
+        return DataLoss(Side.BACKUP, LossKind.ROLLED_BACK, backup.license_count, state.count_backup if state else 0,
                         primary.license_count, tuple(rolled_back))
     return None
 
 
-def damage(lost_side: str, state: PairState | None, primary: Snapshot, backup: Snapshot,
+def damage(lost_side: Side, state: PairState | None, primary: Snapshot, backup: Snapshot,
            planner: "_Planner") -> dict[str, int]:
     """O que seguir apesar da perda poderia fazer no lado BOM: apagar (ou bloquear) o que sumiu do lado que
     perdeu dados — seja por exclusão direta ou por um conflito resolvido a favor dele — e sobrescrever."""
-    good = "backup" if lost_side == "principal" else "principal"
-    lost_snap, good_snap = (primary, backup) if lost_side == "principal" else (backup, primary)
+    good = lost_side.other
+    lost_snap, good_snap = (primary, backup) if lost_side == Side.PRIMARY else (backup, primary)
     gone = {key for key in (state.licenses if state else ()) if key not in lost_snap.licenses
             and key not in lost_snap.rejected and key in good_snap.licenses}
     gone |= {a.key for a in planner.deletions if a.side == good}
@@ -2746,13 +2802,13 @@ class History:
             self._flush()
             self.db.close()
 
-    def start_pair(self, run_id: str, started: str, mode: str, primary: str, backup: str) -> int:
+    def start_pair(self, run_id: str, started: str, mode: Mode, primary: str, backup: str) -> int:
         with self._lock, self.db:
-            self.db.execute("UPDATE execucoes SET situacao='interrompida' WHERE situacao='em andamento' "
-                            "AND execucao != ?", (run_id,))
+            self.db.execute("UPDATE execucoes SET situacao=? WHERE situacao=? AND execucao != ?",
+                            (PairStatus.INTERRUPTED, PairStatus.RUNNING, run_id))
             cursor = self.db.execute(
                 "INSERT INTO execucoes (execucao, inicio, modo, principal, backup, situacao) "
-                "VALUES (?, ?, ?, ?, ?, 'em andamento')", (run_id, started, mode, primary, backup))
+                "VALUES (?, ?, ?, ?, ?, ?)", (run_id, started, Mode(mode), primary, backup, PairStatus.RUNNING))
             return cursor.lastrowid
 
     AUDIT_BATCH = 50
@@ -2777,8 +2833,8 @@ class History:
             self._pending = []
         self._flushed_at = time.monotonic()
 
-    def finish_pair(self, row_id: int, outcome: "PairOutcome", pair: dict[str, Any]) -> None:
-        """Fecha a linha do par com o resultado tipado; `pair` é o JSON do par (só para os detalhes)."""
+    def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: "FailoverReport | None" = None) -> None:
+        """Fecha a linha do par a partir do resultado tipado (contagens, erro e detalhes são renderizados dele)."""
         parity = outcome.parity
         with self._lock:
             self._flush()
@@ -2788,11 +2844,11 @@ class History:
                 "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
                 "detalhes=? WHERE id=?",
                 (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
-                 json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(outcome.failures),
-                 len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
+                 json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
+                 len(outcome.failures), len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
                  None if parity is None else int(parity.ok), None if parity is None else parity.total,
-                 None if parity is None else len(parity.different), pair.get("erro"),
-                 dump_json(pair_details(pair), indent=None), row_id))
+                 None if parity is None else len(parity.different), pair_error_text(outcome),
+                 dump_json(pair_details(outcome, failover), indent=None), row_id))
 
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
@@ -2808,10 +2864,11 @@ class History:
 
     def latest(self, primary: str, backup: str, ok_only: bool = False) -> dict[str, Any] | None:
         """Última execução concluída do par (ou o último sucesso), sem contar as verificações."""
-        only_ok = "AND situacao = 'ok'" if ok_only else ""
+        only_ok = "AND situacao = ?" if ok_only else ""
         rows = self._decoded(
-            "SELECT * FROM execucoes WHERE principal = ? AND backup = ? AND situacao != 'em andamento' "
-            f"AND modo != 'verificacao' {only_ok} ORDER BY id DESC LIMIT 1", (primary, backup))
+            "SELECT * FROM execucoes WHERE principal = ? AND backup = ? AND situacao != ? AND modo != ? "
+            f"{only_ok} ORDER BY id DESC LIMIT 1",
+            (primary, backup, PairStatus.RUNNING, Mode.CHECK) + ((PairStatus.OK,) if ok_only else ()))
         return rows[0] if rows else None
 
     def find_runs(self, ident: str) -> list[dict[str, Any]]:
@@ -2824,8 +2881,12 @@ class History:
         return self._decoded("SELECT * FROM execucoes WHERE execucao = ? ORDER BY id", (ident,))
 
     def _decoded(self, sql: str, params: tuple) -> list[dict[str, Any]]:
+        """Linhas lidas de volta já tipadas: situacao é um PairStatus e modo um Mode (texto desconhecido,
+        de uma versão futura, fica como texto e não passa por nenhuma regra)."""
         rows = self._dicts(sql, params)
         for row in rows:
+            row["situacao"] = _parse_enum(PairStatus, row["situacao"])
+            row["modo"] = _parse_enum(Mode, row["modo"])
             row["contagens"] = json.loads(row["contagens"] or "{}")
             row["detalhes"] = json.loads(row["detalhes"] or "{}")
         return rows
@@ -2938,14 +2999,14 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
         key, side = chain[0].key, chain[0].side
         if only is not None and key not in only:
             continue
-        source, target = (primary, backup) if side == "backup" else (backup, primary)
+        source, target = (primary, backup) if side == Side.BACKUP else (backup, primary)
         current, states = target.licenses.get(key), []
         for action in chain:
             current = model_apply(current, action, today, source.licenses.get(key))
             if current is not None:
                 states.append([fingerprint(current), current.status])
         origin = source.licenses.get(key)
-        entries[key] = {"origem": "principal" if side == "backup" else "backup", "alvo": states,
+        entries[key] = {"origem": side.other, "alvo": states,
                         "fonte": version_of(origin) if origin else None}
     return entries
 
@@ -2960,8 +3021,8 @@ def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, 
     try:
         with open(journal_path(data_dir, primary_url, backup_url), encoding="utf-8") as handle:
             raw = json.load(handle)
-        return {k: v for k, v in raw.items() if isinstance(v, dict)
-                and v.get("origem") in ("principal", "backup") and isinstance(v.get("alvo"), list)}
+        return {k: dict(v, origem=Side(v["origem"])) for k, v in raw.items() if isinstance(v, dict)
+                and v.get("origem") in tuple(Side) and isinstance(v.get("alvo"), list)}
     except (OSError, ValueError, AttributeError):
         return {}
 
@@ -2979,10 +3040,10 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
             previous = old.licenses.get(key) if old else None
             new = StateEntry(fingerprint(p_after), fingerprint(b_after), p_after.status, b_after.status,
                              _jsonable(p_after.end_date), _jsonable(b_after.end_date))
-            older_backup = _older(previous, new, "backup")
+            older_backup = _older(previous, new, Side.BACKUP)
             if previous is None and old and key in old.deleted:  # recriada: as versões de antes continuam "antigas"
-                older_backup = tuple(v for v in old.deleted[key][1] if v != new.version("backup"))[-OLDER_VERSIONS_KEPT:]
-            licenses[key] = new._replace(older_primary=_older(previous, new, "principal"), older_backup=older_backup)
+                older_backup = tuple(v for v in old.deleted[key][1] if v != new.version(Side.BACKUP))[-OLDER_VERSIONS_KEPT:]
+            licenses[key] = new._replace(older_primary=_older(previous, new, Side.PRIMARY), older_backup=older_backup)
     deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
     present = set(primary.licenses) | set(backup.licenses)
     for key, entry in (old.licenses.items() if old else ()):
@@ -2997,17 +3058,17 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted,
                                today=dt.datetime.now(dt.timezone.utc).date())
     done = [r.action for r in results if r.ok and not r.unsyncable]
-    delta = {"principal": 0, "backup": 0}
+    delta = {Side.PRIMARY: 0, Side.BACKUP: 0}
     for action in done:
         if action.kind in (CREATE, DELETE):
             delta[action.side] += 1 if action.kind == CREATE else -1
     users = set(primary.users) & set(backup.users)
     users |= {a.key for a in done if a.kind == CREATE_USER}
-    count_p, count_b = primary.license_count + delta["principal"], backup.license_count + delta["backup"]
+    count_p, count_b = primary.license_count + delta[Side.PRIMARY], backup.license_count + delta[Side.BACKUP]
     held_sides = {a.side for a in plan.held_deletions}
-    if old and "backup" in held_sides:  # exclusões no backup retidas: o principal encolhido não vira referência
+    if old and Side.BACKUP in held_sides:  # exclusões no backup retidas: o principal encolhido não vira referência
         count_p = old.count_primary
-    if old and "principal" in held_sides:
+    if old and Side.PRIMARY in held_sides:
         count_b = old.count_backup
     return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both)
 
@@ -3026,12 +3087,13 @@ def _tombstones(old: PairState | None, licenses: dict[str, StateEntry], present:
     kept = {k: v for k, v in old.deleted.items() if v[0] >= limit and k not in licenses}
     for key, entry in old.licenses.items():
         if key not in licenses and key not in present:
-            versions = tuple(v for v in entry.older("backup") + (entry.version("backup"),) if not v.startswith("None|"))
+            versions = tuple(v for v in entry.older(Side.BACKUP) + (entry.version(Side.BACKUP),)
+                             if not v.startswith("None|"))
             kept[key] = (today.isoformat(), versions[-(OLDER_VERSIONS_KEPT + 1):])
     return kept
 
 
-def _older(previous: StateEntry | None, new: StateEntry, side: str) -> tuple[str, ...]:
+def _older(previous: StateEntry | None, new: StateEntry, side: Side) -> tuple[str, ...]:
     """Versões anteriores de um lado: as lembradas mais a que era a base, sem a atual, as últimas N."""
     if previous is None:
         return ()
@@ -3042,7 +3104,8 @@ def _older(previous: StateEntry | None, new: StateEntry, side: str) -> tuple[str
 
 
 def swap_state(state: PairState) -> PairState:
-    """Estado calculado com os lados trocados (restaurar: origem = backup, destino = principal)."""
+    """A orientação do estado: ele é salvo pelos servidores reais (principal, backup) e o plano de restaurar
+    tem os lados trocados (origem = backup); converte de uma orientação para a outra (é a sua inversa)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
                      {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted))
 
@@ -3143,8 +3206,9 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Direction:
-    """Um par de servidores com os papéis reais (principal, backup). No plano, a origem faz o papel de
-    "principal" e o destino o de "backup"; em restaurar a origem é o backup e o destino o principal."""
+    """Um par de servidores com os papéis reais (principal, backup). No plano, a origem é o lado
+    Side.PRIMARY e o destino o Side.BACKUP; em restaurar a origem é o backup e o destino o principal.
+    role_of é a ÚNICA tradução de lado do plano para servidor real."""
     primary: ServerConfig
     backup: ServerConfig
     restore: bool = False
@@ -3157,11 +3221,17 @@ class Direction:
     def target(self) -> ServerConfig:
         return self.primary if self.restore else self.backup
 
-    def real_side(self, plan_side: str) -> str:
-        """Lado real ("principal"/"backup") do servidor que o plano chama de `plan_side`."""
-        if not self.restore:
-            return plan_side
-        return "principal" if plan_side == "backup" else "backup"
+    def role_of(self, side: Side) -> Role:
+        """O servidor real (principal ou backup) que o plano chama de `side`."""
+        role = Role.PRIMARY if side == Side.PRIMARY else Role.BACKUP
+        return role.other if self.restore else role
+
+    def server(self, side: Side) -> ServerConfig:
+        """A configuração do servidor que o plano chama de `side`."""
+        return self.with_role(self.role_of(side))
+
+    def with_role(self, role: Role) -> ServerConfig:
+        return self.primary if role == Role.PRIMARY else self.backup
 
 
 @dataclasses.dataclass
@@ -3179,14 +3249,6 @@ class Parity:
     @property
     def equal(self) -> int:
         return self.total - len(self.different)
-
-
-class PairStatus(str, enum.Enum):
-    OK = "ok"
-    FAILURES = "falhas"
-    CONFLICTS = "conflitos"
-    HELD = "exclusoes retidas"
-    ERROR = "erro"
 
 
 @dataclasses.dataclass
@@ -3222,13 +3284,16 @@ class PairOutcome:
     def open_conflicts(self) -> list["Conflict"]:
         return [c for c in (self.plan.conflicts if self.plan else []) if c.open]
 
-    def writes(self, real_side: str) -> dict[str, int]:
-        """Escritas feitas (ou planejadas, numa simulação) em um lado real, por tipo."""
-        counts = {name: 0 for name in COUNT_KEYS.values()}
+    def writes(self, role: Role) -> dict[ActionKind, int]:
+        """Escritas feitas (ou planejadas, numa simulação) no servidor `role`, por tipo de ação."""
+        counts = dict.fromkeys(ActionKind, 0)
         for result in self.done():
-            if result.ok and not result.unsyncable and self.direction.real_side(result.action.side) == real_side:
-                counts[COUNT_KEYS[result.action.kind]] += 1
+            if result.ok and not result.unsyncable and self.direction.role_of(result.action.side) == role:
+                counts[result.action.kind] += 1
         return counts
+
+    def write_total(self, role: Role) -> int:
+        return sum(self.writes(role).values())
 
     def planned(self) -> list[Action]:
         return [] if self.plan is None or self.plan.halted else self.plan.actions
@@ -3266,18 +3331,18 @@ def run_code(codes: Iterable[int]) -> int:
     return next((c for c in RUN_CODE_PRECEDENCE if c in codes), EXIT_OK)
 
 
-def refill_command(d: Direction, lost_real_side: str) -> str:
-    """O comando que recompleta o lado que perdeu dados a partir do outro."""
-    if lost_real_side == "backup":
+def refill_command(d: Direction, lost: Role) -> str:
+    """O comando que recompleta o servidor que perdeu dados a partir do outro."""
+    if lost == Role.BACKUP:
         return f"python sincronizar_bancos.py --backup {d.backup.url}"
     return f"python sincronizar_bancos.py restaurar --de {d.backup.url}"
 
 
 def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
     """A perda de dados de um lado, em português, com os números e o comando que resolve."""
-    lost = d.real_side(loss.side)
-    good = "backup" if lost == "principal" else "principal"
-    url = d.primary.url if lost == "principal" else d.backup.url
+    lost = d.role_of(loss.side)
+    good = lost.other
+    url = d.with_role(lost).url
     what = {
         LossKind.EMPTY: f"a listagem do {lost.upper()} ({url}) está VAZIA (o {good} tem "
                         f"{plural(loss.other, 'licença')})",
@@ -3317,7 +3382,7 @@ def safety_text(outcome: "PairOutcome") -> str | None:
 
 def limits_text(plan: Plan, d: Direction) -> str:
     """Exclusões acima do limite, em português, com o que fazer."""
-    numbers = "; ".join(f"{plural(lim.count, 'exclusão', 'exclusões')} no {d.real_side(lim.side)} passam do "
+    numbers = "; ".join(f"{plural(lim.count, 'exclusão', 'exclusões')} no {d.role_of(lim.side)} passam do "
                         f"limite de {lim.limit} (--max-exclusoes)" for lim in plan.limits)
     if not plan.held_deletions:
         return f"--forcar: exclusões aplicadas apesar de: {numbers}."
@@ -3345,37 +3410,29 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "backup": d.backup.url, "principal": d.primary.url, "origem": d.source.url, "destino": d.target.url,
         "simulacao": simulate, "situacao": outcome.status.value, "codigo_saida": outcome.code,
-        "erro": outcome.error or (safety_text(outcome) if outcome.code == EXIT_EXCLUSOES else None),
+        "erro": pair_error_text(outcome),
         "inicio": outcome.started, "fim": outcome.ended, "duracao_s": outcome.duration_s,
     }
     plan = outcome.plan
     if plan is None:
         return doc
-    divergences = [item.as_dict() for item in outcome.divergences]
-    if d.restore:  # no plano a origem (backup) faz o papel de "principal"
-        for item in divergences:
-            item["principal"], item["backup"] = item["backup"], item["principal"]
-    backup_writes, primary_writes = outcome.writes("backup"), outcome.writes("principal")
+    divergences = [item.as_dict(d.role_of) for item in outcome.divergences]
     doc.update({
-        "contagens": {**backup_writes, "falhas": len(outcome.failures),
-                      "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
-                      "divergencias": len(divergences), "conflitos": len(plan.conflicts),
-                      "exclusoes_retidas": len(plan.held_deletions), "no_principal": primary_writes,
-                      "escritas": {"principal": count_changes(primary_writes), "backup": count_changes(backup_writes)}},
-        "acoes": [dict(_result_dict(r), servidor=d.real_side(r.action.side)) for r in outcome.done()],
+        "contagens": pair_counts_json(outcome),
+        "acoes": [dict(_result_dict(r), servidor=d.role_of(r.action.side)) for r in outcome.done()],
         "falhas": [_result_dict(r) for r in outcome.failures],
         "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover],
         "avisos": outcome.warnings,
         "divergencias": divergences,
         "conflitos": [c.as_dict() for c in plan.conflicts],
-        "exclusoes_retidas": [{"chave": a.key, "lado": d.real_side(a.side), "motivo": a.reason}
+        "exclusoes_retidas": [{"chave": a.key, "lado": d.role_of(a.side), "motivo": a.reason}
                               for a in plan.held_deletions],
         "trava_exclusoes": safety_text(outcome),
         "perda_de_dados": None if plan.loss is None else {
-            "lado": d.real_side(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
+            "lado": d.role_of(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
             "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
             "sobrescreveria": plan.loss.would_overwrite,
-            "comando": refill_command(d, d.real_side(plan.loss.side))},
+            "comando": refill_command(d, d.role_of(plan.loss.side))},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
                          "licencas_liberadas": plan.backup_only_allowed},
@@ -3390,21 +3447,49 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     return doc
 
 
-def pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
-    """O que o histórico guarda de um par para o painel: amostras das listas do JSON do par."""
+def counts_json(counts: dict[ActionKind, int]) -> dict[str, int]:
+    """Escritas de um servidor, por tipo, com as chaves do --json e do histórico (criadas, atualizadas...)."""
+    doc = {name: 0 for name in COUNT_KEYS.values()}
+    for kind, count in counts.items():
+        doc[COUNT_KEYS[kind]] += count
+    return doc
+
+
+def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
+    """A chave "contagens" do par (--json e coluna do histórico)."""
+    plan = outcome.plan
+    return {**counts_json(outcome.writes(Role.BACKUP)), "falhas": len(outcome.failures),
+            "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
+            "divergencias": len(outcome.divergences), "conflitos": len(plan.conflicts),
+            "exclusoes_retidas": len(plan.held_deletions), "no_principal": counts_json(outcome.writes(Role.PRIMARY)),
+            "escritas": {"principal": outcome.write_total(Role.PRIMARY), "backup": outcome.write_total(Role.BACKUP)}}
+
+
+def pair_error_text(outcome: PairOutcome) -> str | None:
+    """O erro do par (o que o impediu, ou o que as travas de segurança retiveram)."""
+    return outcome.error or (safety_text(outcome) if outcome.code == EXIT_EXCLUSOES else None)
+
+
+def pair_details(outcome: PairOutcome, failover: FailoverReport | None = None, limit: int = 200) -> dict[str, Any]:
+    """O que o histórico guarda de um par para o painel: amostras das listas do par, feitas do resultado."""
+    plan, d = outcome.plan, outcome.direction
+    divergences = [item.as_dict(d.role_of) for item in outcome.divergences[:limit]]
     by_field: dict[str, int] = {}
-    for item in pair.get("divergencias", []):
-        by_field[item["campo"]] = by_field.get(item["campo"], 0) + 1
+    for item in outcome.divergences:
+        by_field[item[2]] = by_field.get(item[2], 0) + 1
+    only_backup = {} if plan is None else {
+        "usuarios": plan.backup_only_users[:limit], "licencas": plan.backup_only_licenses[:limit],
+        "licencas_liberadas": plan.backup_only_allowed[:limit]}
     return {
         "divergencias_por_campo": by_field,
-        "divergencias": pair.get("divergencias", [])[:limit],
-        "falhas": pair.get("falhas", [])[:limit],
-        "nao_gravadas": pair.get("nao_gravadas", [])[:limit],
-        "avisos": pair.get("avisos", [])[:limit],
-        "conflitos": pair.get("conflitos", [])[:limit],
-        "so_no_backup": {k: v[:limit] for k, v in pair.get("so_no_backup", {}).items()},
-        "paridade_diferentes": (pair.get("paridade") or {}).get("diferentes", [])[:limit],
-        "rota_de_falha": pair.get("rota_de_falha"),
+        "divergencias": divergences,
+        "falhas": [_result_dict(r) for r in outcome.failures[:limit]],
+        "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover[:limit]],
+        "avisos": outcome.warnings[:limit] if plan else [],
+        "conflitos": [c.as_dict() for c in (plan.conflicts if plan else [])[:limit]],
+        "so_no_backup": only_backup,
+        "paridade_diferentes": (outcome.parity.different if outcome.parity and plan else [])[:limit],
+        "rota_de_falha": failover_json(failover),
     }
 
 
@@ -3522,7 +3607,7 @@ class TextReport:
         self.conflicts(plan)
         if plan.held_deletions:
             rep.say(f"   🛑 {plural(len(plan.held_deletions), 'exclusão retida', 'exclusões retidas')}: "
-                    + sample([f"{a.key} ({outcome.direction.real_side(a.side)})" for a in plan.held_deletions]))
+                    + sample([f"{a.key} ({outcome.direction.role_of(a.side)})" for a in plan.held_deletions]))
         if outcome.direction.restore and not self.force:
             rep.say("   ℹ️  Restaurar só cria o que falta no principal; registros que já existem lá ficam como "
                     "estão (--forcar sobrescreve com a versão do backup).")
@@ -3581,20 +3666,18 @@ class TextReport:
             return f"   ❌ {d.target.url}: {outcome.error}"
         icon = "✅" if outcome.status == PairStatus.OK else "⚠️ "
         verb = "planejada" if self.simulate else "feita"
-        sides = ("principal", "backup") if d.restore else ("backup", "principal")
         parts = []
-        for side in sides:
-            c = outcome.writes(side)
-            total = count_changes(c)
-            where = "no principal" if side == "principal" else "no backup"
+        for role in (d.target.role, d.source.role):  # primeiro o servidor que recebe a cópia
+            c = outcome.writes(role)
+            total = sum(c.values())
+            where = f"no {role}"
             if not total:
                 parts.append(f"0 escritas {where}")
                 continue
             detail = ", ".join(f"{n} {label}" for n, label in (
-                (c["usuarios_criados"], "usuário(s) criado(s)"), (c["licencas_criadas"], "criada(s)"),
-                (c["licencas_atualizadas"], "atualizada(s)"), (c["licencas_renovadas"], "renovada(s)"),
-                (c["licencas_bloqueadas"], "bloqueada(s)"), (c["licencas_ativadas"], "ativada(s)"),
-                (c["licencas_excluidas"], "excluída(s)")) if n)
+                (c[CREATE_USER], "usuário(s) criado(s)"), (c[CREATE], "criada(s)"),
+                (c[UPDATE] + c[SET_CREATED_BY], "atualizada(s)"), (c[RENEW], "renovada(s)"),
+                (c[BLOCK], "bloqueada(s)"), (c[ACTIVATE], "ativada(s)"), (c[DELETE], "excluída(s)")) if n)
             parts.append(f"{plural(total, 'escrita ' + verb, 'escritas ' + verb + 's')} {where} ({detail})")
         parity = outcome.parity
         parity_text = "paridade não conferida" if parity is None else f"paridade {parity.equal}/{parity.total}"
@@ -3604,7 +3687,7 @@ class TextReport:
         if outcome.leftover:
             problems.append(f"{plural(len(outcome.leftover), 'escrita')} não guardada(s) pelo servidor")
         label = (f"principal {d.primary.url} ← backup {d.backup.url}" if d.restore else d.backup.url)
-        total_writes = count_changes(outcome.writes("principal")) + count_changes(outcome.writes("backup"))
+        total_writes = outcome.write_total(Role.PRIMARY) + outcome.write_total(Role.BACKUP)
         return (f"   {icon} {label}: {total_writes} mudança(s) {'planejadas' if self.simulate else 'aplicadas'} — "
                 + "; ".join(parts) + f"; {', '.join(problems)}, {parity_text}, "
                 f"{plural(len(outcome.divergences), 'divergência não sincronizável', 'divergências não sincronizáveis')}")
@@ -3677,7 +3760,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
-        names = " ou ".join(sorted({"PRINCIPAL_ADMIN_PASSWORD" if s.role == "principal" else "BACKUP_ADMIN_PASSWORD"
+        names = " ou ".join(sorted({"PRINCIPAL_ADMIN_PASSWORD" if s.role == Role.PRIMARY else "BACKUP_ADMIN_PASSWORD"
                                     for s in refused}))
         lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
                      "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
@@ -3685,7 +3768,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     lines.append("   Nada foi sincronizado nem gravado.")
     texts = {server.url: _error_text(exc) for server, exc in errors}
     primary_error = texts.get(config.primary.url)
-    backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
+    backups = [{"backup": b.url, "situacao": PairStatus.ERROR, "codigo_saida": code,
                 "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
                for b in config.backups]
     return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code],
@@ -3725,7 +3808,7 @@ class RunOutcome:
     """Uma execução inteira: os pares e o que deu errado fora deles (arquivos locais)."""
     run_id: str
     started: str
-    mode: str
+    mode: Mode
     clock: Clock
     pairs: list[PairOutcome]
     primary_url: str
@@ -3762,7 +3845,7 @@ def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
     return {
         "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
         "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
-        "modo": "verificacao" if check else run.mode, "simulacao": simulate,
+        "modo": Mode.CHECK if check else run.mode, "simulacao": simulate,
         "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
         "avisos": run.warnings,
         "principal": {"url": run.primary_url,
@@ -3777,17 +3860,17 @@ def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
 
 def last_run_json(run: RunOutcome) -> dict[str, Any]:
     """ultima_execucao.json: o resumo que o agendador e os monitores leem."""
-    servers = [{"papel": "principal", "url": run.primary_url, "ok": run.primary_error is None,
+    servers = [{"papel": Role.PRIMARY, "url": run.primary_url, "ok": run.primary_error is None,
                 "erro": run.primary_error}]
     for pair in run.pairs:
         d = pair.direction
         failures = len(pair.failures) + len(pair.leftover)
-        error = pair.error or (safety_text(pair) if pair.code == EXIT_EXCLUSOES else None) \
+        error = pair_error_text(pair) \
             or (f"{plural(failures, 'escrita')} com falha" if failures else None) \
             or ("; ".join(pair.warnings) if pair.warnings else None)
-        servers.append({"papel": "backup", "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
-                        "escritas": {"principal": count_changes(pair.writes("principal")),
-                                     "backup": count_changes(pair.writes("backup"))}})
+        servers.append({"papel": Role.BACKUP, "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
+                        "escritas": {"principal": pair.write_total(Role.PRIMARY),
+                                     "backup": pair.write_total(Role.BACKUP)}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
             "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
 
@@ -3873,7 +3956,7 @@ class Run:
         self.rep.say("🔐 Fazendo login nos servidores...")
         clients = list(self.clients.values())
         for client, outcome in zip(clients, parallel_map(_connect, clients)):
-            name = "Principal" if client.server.role == "principal" else "Backup"
+            name = client.server.role.title
             if isinstance(outcome, BaseException):
                 self.errors[client.server.url] = outcome
                 self.rep.say(f"   ❌ {name}: {_error_text(outcome)}")
@@ -3898,7 +3981,7 @@ class Run:
             self._report_fetch(client)
 
     def _report_fetch(self, client: ApiClient) -> None:
-        where = "principal" if client.server.role == "principal" else f"backup ({client.server.url})"
+        where = "principal" if client.server.role == Role.PRIMARY else f"backup ({client.server.url})"
         self.rep.say(f"📥 Buscando dados do servidor {where}...")
         snap = self.snapshots.get(client.server.url)
         if snap is None:
@@ -3932,8 +4015,7 @@ class Run:
         self.text.pair(outcome)
         if self.history and row is not None:
             self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
-                             {**pair_json(outcome, self.config.simulate),
-                              "rota_de_falha": failover_json(self.failover)})  # rota de falha
+                             self.failover)
         return outcome
 
     def plan_options(self, direction: Direction) -> PlanOptions:
@@ -3941,8 +4023,7 @@ class Run:
         return PlanOptions(mode=Mode.TWO_WAY if cfg.mode == Mode.TWO_WAY else Mode.ONE_WAY,
                            conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
                            force=cfg.force, only_missing=direction.restore and not cfg.force,
-                           protect_target=not direction.restore,
-                           labels={"backup": "principal", "principal": "backup"} if direction.restore else None)
+                           protect_target=not direction.restore, role_of=direction.role_of)
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
         cfg, d = self.config, outcome.direction
@@ -3983,7 +4064,7 @@ class Run:
         outcome.users_total = len(source.users)
         outcome.users_present = users_present(source, target)
         if self.config.simulate:  # simulação: conta os que o plano criaria
-            outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == "backup")
+            outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == Side.BACKUP)
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
                            target: Snapshot) -> tuple[list[Result], PairState | None]:
@@ -4015,15 +4096,15 @@ class Run:
     def execute(self, outcome: PairOutcome) -> list[Result]:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
         plan, d = outcome.plan, outcome.direction
-        clients = {"principal": self.clients[d.source.url], "backup": self.clients[d.target.url]}
+        clients = {side: self.clients[d.server(side).url] for side in Side}
         results: list[Result] = []
-        for side in ("principal", "backup"):
+        for side in (Side.PRIMARY, Side.BACKUP):
             users = [a for a in plan.user_actions if a.side == side]
             chains = [c for c in plan.license_chains if c[0].side == side]
             deletions = [a for a in plan.deletions if a.side == side]
             if not (users or chains or deletions):
                 continue
-            if d.real_side(side) == "principal" and (chains or deletions):
+            if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
             executor = Executor(clients[side], self.credentials, self.config,
@@ -4031,14 +4112,14 @@ class Run:
             results += executor.run(users, chains, deletions)
         return results
 
-    def recheck_primary(self, outcome: PairOutcome, side: str, chains: list[list[Action]],
+    def recheck_primary(self, outcome: PairOutcome, side: Side, chains: list[list[Action]],
                         deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
         """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
         toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
         sobra só o intervalo entre esta releitura e a escrita."""
         d, plan = outcome.direction, outcome.plan
-        server = d.source if side == "principal" else d.target
+        server = d.server(side)
         first = self.snapshots[server.url]
         try:
             fresh, _problems, rejected = parse_licenses(self.clients[server.url].list_items("/admin/devices"))
@@ -4047,19 +4128,19 @@ class Run:
             return [], []
         changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
                    if key in rejected or fresh.get(key) != first.licenses.get(key)}
-        other = self.snapshots[(d.target if side == "principal" else d.source).url]
+        other = self.snapshots[d.server(side.other).url]
         self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
         for key in sorted(changed):
-            p, b = (fresh.get(key), other.licenses.get(key)) if side == "principal" else \
+            p, b = (fresh.get(key), other.licenses.get(key)) if side == Side.PRIMARY else \
                 (other.licenses.get(key), fresh.get(key))
             plan.conflicts.append(Conflict(
                 key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
                 "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
             backup_copy = other.licenses.get(key)
-            if side == "principal" and allows(backup_copy, outcome.clock.backup) \
+            if side == Side.PRIMARY and allows(backup_copy, outcome.clock.backup) \
                     and not allows(fresh.get(key), outcome.clock.primary) and path_safe(key):
                 # o backup não fica liberando o que o principal acabou de negar (aplicado na vez do backup)
-                plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == "backup")]
+                plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
                 plan.license_chains.append([Action(BLOCK, key, "negada no principal durante esta execução: "
                                                    "bloqueada para negar igual",
                                                    changes=(("status", backup_copy.status, "blocked"),))])
@@ -4075,7 +4156,8 @@ class Run:
         d, plan = outcome.direction, outcome.plan
         written = {r.action.side for r in outcome.results or []}
         fresh = {}
-        for side, server in (("principal", d.source), ("backup", d.target)):
+        for side in (Side.PRIMARY, Side.BACKUP):
+            server = d.server(side)
             if side not in written:
                 fresh[side] = self.snapshots[server.url]
                 continue
@@ -4087,13 +4169,13 @@ class Run:
                 return
         check = dataclasses.replace(options, journal=None, force=False)
         with collector_paused():
-            again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
+            again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock, new_state, check)
         outcome.reread = True
         outcome.parity = again.parity_now()
         outcome.divergences = again.divergences
         skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
         outcome.leftover = [a for a in again.actions if a.key not in skip]
-        outcome.users_present = users_present(fresh["principal"], fresh["backup"])
+        outcome.users_present = users_present(fresh[Side.PRIMARY], fresh[Side.BACKUP])
 
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)
@@ -4136,8 +4218,8 @@ def restore_mode(config: Config) -> Config:
     return config
 
 
-def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
-    """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado)."""
+def run_sync(config: Config, rep: Reporter) -> RunOutcome:
+    """Uma sincronização completa; devolve o resultado tipado (o --json é run_json dele)."""
     run = Run(config, rep)
     try:
         if not config.simulate:
@@ -4154,7 +4236,7 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
         run.guard_local("gravar o resumo da última execução", atomic_write,
                         os.path.join(config.data_dir, LAST_RUN_FILE), text)
     run.text.summary(outcome)
-    return run_json(outcome, config.simulate, config.check)
+    return outcome
 
 
 # ============================================================================
@@ -4166,11 +4248,12 @@ PANEL_DEFAULT_MAX_DELAY_MIN = 120.0
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
-MODE_LABELS = {"unidirecional": "unidirecional", "bidirecional": "bidirecional", "restauracao": "restauração",
-               "verificacao": "verificação"}
+MODE_LABELS = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
+               Mode.CHECK: "verificação"}
 RECORD_KINDS = {"licenca": "licença", "usuario": "usuário"}
-SITUATION_LABELS = {"ok": "ok", "falhas": "com falhas", "erro": "erro", "exclusoes retidas": "exclusões retidas",
-                    "em andamento": "em andamento", "interrompida": "interrompida"}
+SITUATION_LABELS = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
+                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
+                    PairStatus.INTERRUPTED: "interrompida"}
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:
@@ -4229,14 +4312,14 @@ def writes_by_side(row: dict[str, Any]) -> tuple[int, int]:
     return count_changes(counts), count_changes(counts.get("no_principal") or {})
 
 
-def writes_phrase(backup: int, primary: int, mode: str | None) -> str:
+def writes_phrase(backup: int, primary: int, mode: Mode | str | None) -> str:
     """Onde as escritas foram parar: "backup 3 · principal 2" (o principal só quando o modo grava nele)."""
     if backup == 0 and primary == 0:
         return "nenhuma"
     parts = []
-    if backup or mode != "restauracao":
+    if backup or mode != Mode.RESTORE:
         parts.append(f"backup {backup}")
-    if primary or mode in ("bidirecional", "restauracao"):
+    if primary or mode in (Mode.TWO_WAY, Mode.RESTORE):
         parts.append(f"principal {primary}")
     return " · ".join(parts)
 
@@ -4251,7 +4334,7 @@ def parity_text(row: dict[str, Any]) -> str:
 
 
 def failures_of(row: dict[str, Any]) -> int:
-    return int((row.get("contagens") or {}).get("falhas", row.get("falhas") or 0) or 0)
+    return int(row.get("falhas") or 0)
 
 
 def duration_text(seconds: float | None) -> str:
@@ -4281,11 +4364,11 @@ def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.dateti
         pairs.setdefault(tuple(key), dict(blank))
     for row in rows:
         info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
-        if row["situacao"] == "em andamento":
+        if row["situacao"] == PairStatus.RUNNING:
             info["em_andamento"] = True
-        elif row["modo"] != "verificacao":
+        elif row["modo"] != Mode.CHECK:
             info["ultima"] = info["ultima"] or row
-            if row["situacao"] == "ok":
+            if row["situacao"] == PairStatus.OK:
                 info["ultimo_sucesso"] = info["ultimo_sucesso"] or row
     wanted = None if current is None else {tuple(key) for key in current}
     return [_pair_state(key, info, max_delay_min, now, wanted is None or key in wanted)
@@ -4298,16 +4381,16 @@ def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float
     ended = _parse_iso(success["fim"]) if success else None
     delay = (now - ended).total_seconds() / 60 if ended else None
     if last is None:
-        state = "primeira execução em andamento" if info["em_andamento"] else "sem execuções"
-    elif last["situacao"] != "ok":
-        state = "falhando"
+        state = PanelState.FIRST_RUNNING if info["em_andamento"] else PanelState.NEVER
+    elif last["situacao"] != PairStatus.OK:
+        state = PanelState.FAILING
     elif delay is None or delay > max_delay_min:
-        state = "atrasado"
+        state = PanelState.LATE
     else:
-        state = "saudável"
+        state = PanelState.HEALTHY
     backup_writes, primary_writes = writes_by_side(last) if last else (0, 0)
     return {
-        "principal": key[0], "backup": key[1], "atual": current, "estado": state, "saudavel": state == "saudável",
+        "principal": key[0], "backup": key[1], "atual": current, "estado": state, "saudavel": state == PanelState.HEALTHY,
         "ultima_execucao": last["fim"] if last else None, "ultima_situacao": last["situacao"] if last else None,
         "ultimo_modo": last["modo"] if last else None, "ultimo_erro": last["erro"] if last else None,
         "ultimo_sucesso": success["fim"] if success else None,
@@ -4347,7 +4430,7 @@ def status_message(judged: list[dict[str, Any]]) -> str:
     for p in judged:
         if p["saudavel"]:
             continue
-        if p["estado"] == "sem execuções":
+        if p["estado"] == PanelState.NEVER:
             problems.append(f"{p['backup']}: nenhuma execução registrada com a configuração atual "
                             "(o status fica 503 até a primeira sincronização deste backup)")
         else:
@@ -4381,14 +4464,14 @@ def chart_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Uma entrada por execução (somando os pares dela), da mais antiga à mais nova."""
     points: dict[str, dict[str, Any]] = {}
     for row in reversed(rows):
-        if row["situacao"] == "em andamento":
+        if row["situacao"] == PairStatus.RUNNING:
             continue
         point = points.setdefault(row["execucao"], {"inicio": row["inicio"], "modo": row["modo"], "backup": 0,
                                                     "principal": 0, "falhou": False, "iguais": 0, "total": None})
         backup, primary = writes_by_side(row)
         point["backup"] += backup
         point["principal"] += primary
-        point["falhou"] = point["falhou"] or row["situacao"] != "ok" or failures_of(row) > 0
+        point["falhou"] = point["falhou"] or row["situacao"] != PairStatus.OK or failures_of(row) > 0
         if row["paridade_total"] is not None:
             point["total"] = (point["total"] or 0) + row["paridade_total"]
             point["iguais"] += row["paridade_total"] - (row["paridade_diferentes"] or 0)
@@ -4572,13 +4655,14 @@ def _render_pairs(pairs: list[dict[str, Any]]) -> str:
 
 
 def _render_pair_card(p: dict[str, Any]) -> str:
-    css = {"saudável": "saudavel", "atrasado": "atrasado", "falhando": "falhando"}.get(p["estado"], "sem-execucoes")
+    css = {PanelState.HEALTHY: "saudavel", PanelState.LATE: "atrasado",
+           PanelState.FAILING: "falhando"}.get(p["estado"], "sem-execucoes")
     lines = [f'<div class="estado">{_esc(p["estado"]).upper()}</div>',
              f'<div class="url"><span class="papel">Principal</span> {_esc(p["principal"])}</div>',
              f'<div class="url"><span class="papel">Backup</span> {_esc(p["backup"])}</div>']
     last = p["ultima"]
     if last is None:
-        note = ("a primeira execução ainda não terminou" if p["estado"] != "sem execuções" else
+        note = ("a primeira execução ainda não terminou" if p["estado"] != PanelState.NEVER else
                 "nenhuma execução registrada para este par; o status.json fica 503 (vermelho) até a primeira "
                 "sincronização dele")
         lines.append(f'<div class="nota">{note}.</div>')
@@ -4803,8 +4887,8 @@ def run_demo(args: argparse.Namespace) -> int:
             tempfile.TemporaryDirectory(prefix="demo-sincronizar-") as data_dir:
         seed_demo(primary, backup, today)
         configure_demo_failover(primary, backup)  # rota de falha
-        config = Config(primary=ServerConfig("principal", primary.url, "admin", passwords[0]),
-                        backups=[ServerConfig("backup", backup.url, "admin", passwords[1])],
+        config = Config(primary=ServerConfig(Role.PRIMARY, primary.url, "admin", passwords[0]),
+                        backups=[ServerConfig(Role.BACKUP, backup.url, "admin", passwords[1])],
                         data_dir=data_dir, wake_wait=10, json_output=bool(args.json),
                         progress=not args.json)
         rep.say("🎬 DEMONSTRAÇÃO: dois servidores de referência locais, com dados de exemplo.")
@@ -4822,8 +4906,9 @@ def run_demo(args: argparse.Namespace) -> int:
         rep.say(f"⚖️  Veredito conferido direto nos dois bancos: {'igual' if same else 'DIFERENTE'} "
                 "para todas as licenças do principal.")
     if args.json:
-        print_json({"primeira_execucao": first, "segunda_execucao": second, "escritas_na_segunda": writes})
-    ok = first["codigo_saida"] == EXIT_OK and second["codigo_saida"] == EXIT_OK and writes == 0 and same
+        print_json({"primeira_execucao": run_json(first, False, False),
+                    "segunda_execucao": run_json(second, False, False), "escritas_na_segunda": writes})
+    ok = first.code == EXIT_OK and second.code == EXIT_OK and writes == 0 and same
     return EXIT_OK if ok else EXIT_FALHAS
 
 
@@ -5015,7 +5100,7 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
     sides = f" ({on_primary} no principal, {len(trail) - on_primary} no backup)" if trail else ""
     rep.say(f"Auditoria: {with_count(len(trail), 'escrita')}{sides}")
     for item in trail:
-        side = "principal" if item["servidor"] in primaries else "backup"
+        side = Role.PRIMARY if item["servidor"] in primaries else Role.BACKUP
         changes = "; ".join(f"{f}: {a!r} → {b!r}" for f, a, b in item["mudancas"])
         rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
@@ -5156,13 +5241,13 @@ def _run_command(args: argparse.Namespace) -> int:
             return report_connection_errors(config, errors)
         if lock is not None:
             remove_stale_temp_files(config.data_dir)
-        doc = run_sync(config, rep)
+        outcome = run_sync(config, rep)
     finally:
         if lock is not None:
             lock.release()
     if config.json_output:
-        print_json(doc)
-    return doc["codigo_saida"]
+        print_json(run_json(outcome, config.simulate, config.check))
+    return outcome.code
 
 
 def main(argv: list[str] | None = None) -> int:

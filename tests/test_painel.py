@@ -81,7 +81,7 @@ def test_status_json_atrasado_e_sem_historico(par):
     linha = historico.start_pair("antiga", antes, "unidirecional", par.principal.url, par.backup.url)
     direcao = sb.Direction(sb.ServerConfig("principal", par.principal.url, "admin", "x"),
                            sb.ServerConfig("backup", par.backup.url, "admin", "x"))
-    historico.finish_pair(linha, sb.PairOutcome(direcao, started=antes, ended=antes, duration_s=1.0), {})
+    historico.finish_pair(linha, sb.PairOutcome(direcao, started=antes, ended=antes, duration_s=1.0))
     historico.close()
     proc, url = abrir_painel(par.ambiente())
     try:
@@ -240,20 +240,26 @@ def test_url_invalida_na_configuracao_do_painel(par):
     assert r.returncode == 2 and "URL inválida" in r.stderr and "Traceback" not in r.stderr
 
 
-def gravar(historico, principal: str, backup: str, modo: str, situacao: str, **extra) -> None:
+def gravar(historico, principal: str, backup: str, modo: str, situacao: str, erro: str | None = None,
+           conflitos: tuple[str, ...] = (), divergencias: tuple[str, ...] = (), escritas_no_principal: int = 0) -> None:
+    """Uma linha do histórico gravada como a execução grava: a partir de um PairOutcome tipado."""
     import datetime as dt
     agora = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     import sincronizar_bancos as sb
     linha = historico.start_pair(f"exec-{os.urandom(3).hex()}", agora, modo, principal, backup)
     direcao = sb.Direction(sb.ServerConfig("principal", principal, "admin", "x"),
-                           sb.ServerConfig("backup", backup, "admin", "x"))
+                           sb.ServerConfig("backup", backup, "admin", "x"), restore=modo == "restauracao")
     plano = sb.plan_pair(sb.Snapshot("p", {}, {}), sb.Snapshot("b", {}, {}), dt.date.today())
-    plano.conflicts = extra.get("conflitos", [])
-    divergencias = [sb.Divergence(d["tipo"], d["chave"], d["campo"], d["principal"], d["backup"], d["observacao"])
-                    for d in extra.get("divergencias", [])]
+    plano.conflicts = [sb.Conflict(chave, "mudou nos dois lados", sb.ConflictPolicy.REPORT, None, None)
+                       for chave in conflitos]
+    lado_do_principal = next(lado for lado in sb.Side if direcao.role_of(lado) == sb.Role.PRIMARY)
+    escritas = [sb.Result(sb.Action(sb.CREATE, f"R-{i}", "teste", side=lado_do_principal), True)
+                for i in range(escritas_no_principal)]
     resultado = sb.PairOutcome(direcao, started=agora, ended=agora, duration_s=1.0, status=sb.PairStatus(situacao),
-                               code=0 if situacao == "ok" else 4, plan=plano, divergences=divergencias)
-    historico.finish_pair(linha, resultado, extra)
+                               code=0 if situacao == "ok" else 4, plan=plano, results=escritas, error=erro,
+                               divergences=[sb.Divergence("licenca", chave, "status", "pending", "blocked",
+                                                          "não copiável") for chave in divergencias])
+    historico.finish_pair(linha, resultado)
 
 
 def test_restauracao_conta_para_o_par_e_verificacao_nao(par):
@@ -269,8 +275,7 @@ def test_restauracao_conta_para_o_par_e_verificacao_nao(par):
         codigo, dados = status(url)
         assert codigo == 503 and dados["pares"][0]["estado"] == "falhando"  # verificar não sincroniza
         historico = sb.History(str(par.dados))
-        gravar(historico, par.principal.url, par.backup.url, "restauracao", "ok",
-               contagens={"licencas_criadas": 0, "no_principal": {"licencas_criadas": 3}})
+        gravar(historico, par.principal.url, par.backup.url, "restauracao", "ok", escritas_no_principal=3)
         historico.close()
         codigo, dados = status(url)
         assert codigo == 200 and dados["pares"][0]["ultimo_modo"] == "restauracao"
@@ -287,10 +292,8 @@ def test_listas_longas_terminam_com_e_mais(par):
 
     par.dados.mkdir(parents=True)
     historico = sb.History(str(par.dados))
-    divergencias = [{"tipo": "licenca", "chave": f"D-{i:03d}", "campo": "status", "principal": "pending",
-                     "backup": "blocked", "observacao": "não copiável"} for i in range(250)]
-    conflitos = [{"tipo": "licenca", "chave": f"C-{i:03d}", "descricao": "mudou nos dois lados",
-                  "resolucao": "nenhum lado foi alterado"} for i in range(201)]
+    divergencias = [f"D-{i:03d}" for i in range(250)]
+    conflitos = [f"C-{i:03d}" for i in range(201)]
     gravar(historico, par.principal.url, par.backup.url, "bidirecional", "falhas", divergencias=divergencias,
            conflitos=conflitos)
     historico.close()
