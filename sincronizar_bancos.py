@@ -3,16 +3,39 @@
 
 Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam):
 
-    contrato (códigos de saída, Side, ActionKind, Mode, ConflictPolicy) e utilitários
+    contrato (códigos de saída, Role, Side, ActionKind, Mode, PairStatus, ConflictPolicy) e utilitários
     segredos (máscara no texto livre) → configuração (.env / ambiente / opções)
         → cliente HTTP (uma requests.Session por servidor; prazo inteiro por requisição)
         → retrato (busca e valida registro a registro) [+ rota de falha: GET /servers]
         → planejador (puro: retratos + estado salvo + datas → ações; a regra única de "perdeu dados")
         → executor (aplica pela API; escrita só vale com o JSON da API)
         → estado e histórico (arquivos atômicos em DADOS_DIR)
-        → relatório (PairOutcome → texto em português, JSON, histórico, ultima_execucao.json)
+        → relatório (PairOutcome/RunOutcome tipados → texto, --json, histórico, ultima_execucao.json)
         → execução (Run: conecta, lê, planeja, aplica e RELÊ os servidores para conferir)
         → painel e demonstração → linha de comando (main, por último)
+
+Mapa para quem revisa (onde cada decisão mora):
+    Liberada ou negada: allows() — a mesma ordem do servidor (bloqueada, vencida, pendente), julgada na
+        data LOCAL de cada servidor: Clock (Run.clock_for, com SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
+        BACKUP_FUSO_HORARIO). O status que o destino precisa ter sai de target_status().
+    Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
+        Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
+    Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
+        plan_pair() → Plan.halted: nada é gravado no par e ele sai com o código 5.
+    Código de saída: por par em pair_verdict(); da execução em RunOutcome.code (o pior dos pares,
+        run_code, e a rota de falha no verificar); main() devolve RunOutcome.code. Falhas antes da
+        execução: report_connection_errors() e os except de main() (tabela EXIT_SIGNIFICADO).
+    Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
+        _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
+        depois de prontos (dump_json): cada texto dentro deles já nasceu mascarado.
+    Configurações do invólucro: sincronizar_automatico.py chama settings_reader() e resolve_data_dir()
+        deste arquivo (opção > ambiente > .env; vazio = não definido): os dois leem igual.
+    Registro ilegível: _parse_listing() o deixa de fora sozinho (Snapshot.problems / .rejected, com a
+        melhor leitura); o planejador nunca o copia, mas bloqueia no backup o que o principal nega ou cujo
+        veredito não dá para saber (keep_denied, keep_backup_denied, rejected_verdict). Só a listagem
+        inteira fora do formato (ApiError em fetch_snapshot) pula o par (código 4).
+    Saídas: texto (TextReport), --json (run_json/pair_json), histórico (History.finish_pair), painel e
+        ultima_execucao.json são renderizações do PairOutcome/RunOutcome; nenhuma decisão relê o JSON.
 
 Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
 um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
@@ -81,6 +104,36 @@ except ImportError as _erro:  # pragma: no cover - depende da instalação do us
 
 VERSAO = "1.0.0"
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# O que o sincronizar_automatico.py e os testes podem usar (tests/test_espinha.py confere que eles não
+# usam nada fora daqui). O resto é interno e pode mudar sem aviso.
+__all__ = [
+    # contrato: códigos de saída, papéis, lados, modos, situações
+    "VERSAO", "EXIT_OK", "EXIT_FALHAS", "EXIT_CONFIG", "EXIT_EM_ANDAMENTO", "EXIT_SERVIDOR", "EXIT_EXCLUSOES",
+    "EXIT_INTERROMPIDO", "EXIT_ENCERRADO", "EXIT_SIGNIFICADO", "FAILOVER_CHECK_MEANING", "RUN_CODE_PRECEDENCE",
+    "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
+    "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
+    "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
+    # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
+    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "_setting",
+    "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
+    # cliente HTTP, retrato e rota de falha
+    "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "parse_licenses",
+    "same_server_groups", "fetch_failover_list", "check_failover", "failover_check_code", "failover_text",
+    "failover_json", "ListState", "FindingKind",
+    # planejador (puro)
+    "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
+    "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
+    "fingerprint", "version_of", "default_max_deletions", "collector_paused",
+    # executor, estado e histórico
+    "Result", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
+    "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
+    # resultado tipado e suas renderizações
+    "Direction", "PairOutcome", "RunOutcome", "count_changes", "loss_text", "limits_text", "run_json",
+    "zone_label",
+    # execução e linha de comando
+    "run_sync", "main",
+]
 
 # Códigos de saída: a única tabela do projeto (o sincronizar_automatico.py e, por
 # meio dele, o AGENDAR_SINCRONIZACAO.ps1 usam esta mesma).
