@@ -105,7 +105,7 @@ except ImportError as _erro:  # pragma: no cover - depende da instalação do us
 VERSAO = "1.0.0"
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# O que o sincronizar_automatico.py e os testes podem usar (tests/test_espinha.py confere que eles não
+# O que o sincronizar_automatico.py e os testes podem usar (tests/test_tipos.py confere que eles não
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
@@ -130,7 +130,7 @@ __all__ = [
     "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
     "Direction", "PairOutcome", "RunOutcome", "count_changes", "loss_text", "limits_text", "run_json",
-    "zone_label",
+    "pair_json", "pair_health", "zone_label",
     # execução e linha de comando
     "run_sync", "main",
 ]

@@ -1,0 +1,170 @@
+"""O contrato tipado do script: papel real (Role) × lado do plano (Side), restaurar traduzido num lugar só
+(Direction.role_of), situações e modos em enums de texto (arquivos e JSON iguais byte a byte), saídas feitas do
+resultado tipado e __all__ como a superfície que o invólucro e os testes usam."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import datetime as dt
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import sincronizar_bancos as sb
+
+RAIZ = Path(__file__).resolve().parent.parent
+SCRIPT = RAIZ / "sincronizar_bancos.py"
+TEXTO_DO_SCRIPT = SCRIPT.read_text(encoding="utf-8")
+
+# Textos dos enums do contrato: decidir comparando com eles como texto é o que a regra proíbe.
+ENUMS_DO_CONTRATO = (sb.Role, sb.Side, sb.Mode, sb.PairStatus, sb.HealthVerdict, sb.PanelState)
+TEXTOS_PROIBIDOS = {member.value for kind in ENUMS_DO_CONTRATO for member in kind}
+
+# Onde comparar com texto é LER o que veio de fora (não decidir sobre os nossos valores), e por quê.
+LEITURAS_PERMITIDAS = {
+    "health_verdict": "lê o corpo de GET /health do servidor ({'status': 'ok'} é o formato da API)",
+}
+
+
+def _funcao_de_cada_no(arvore: ast.AST) -> dict[ast.AST, str]:
+    """Para cada nó, o nome da função (ou método) mais interna que o contém ('' no nível do módulo)."""
+    dono: dict[ast.AST, str] = {}
+
+    def visitar(no: ast.AST, nome: str) -> None:
+        for filho in ast.iter_child_nodes(no):
+            atual = filho.name if isinstance(filho, (ast.FunctionDef, ast.AsyncFunctionDef)) else nome
+            dono[filho] = atual
+            visitar(filho, atual)
+    visitar(arvore, "")
+    return dono
+
+
+def _literais(no: ast.AST) -> list[str]:
+    """Textos constantes num operando de comparação (o próprio texto ou os de uma tupla/lista/conjunto)."""
+    if isinstance(no, ast.Constant) and isinstance(no.value, str):
+        return [no.value]
+    if isinstance(no, (ast.Tuple, ast.List, ast.Set)):
+        return [e.value for e in no.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return []
+
+
+def test_nenhuma_decisao_compara_papel_lado_modo_ou_situacao_com_texto():
+    arvore = ast.parse(TEXTO_DO_SCRIPT)
+    dono = _funcao_de_cada_no(arvore)
+    achados = []
+    for no in ast.walk(arvore):
+        if not isinstance(no, ast.Compare) or dono.get(no) in LEITURAS_PERMITIDAS:
+            continue
+        for operando in [no.left, *no.comparators]:
+            for texto in _literais(operando):
+                if texto in TEXTOS_PROIBIDOS:
+                    achados.append(f"linha {no.lineno} ({dono.get(no) or 'módulo'}): compara com {texto!r}")
+    assert not achados, "use os enums (Role, Side, Mode, PairStatus...), não o texto:\n" + "\n".join(achados)
+
+
+def test_regra_pega_comparacao_com_texto_e_deixa_a_com_enum():
+    """A varredura acima pega o que deve pegar (senão ela passaria sempre)."""
+    ruim = ast.parse('def f(side):\n    return side == "principal" or side in ("backup", "x")\n')
+    bom = ast.parse("def f(side):\n    return side == Side.PRIMARY\n")
+    achados = [t for arvore in (ruim, bom) for no in ast.walk(arvore) if isinstance(no, ast.Compare)
+               for operando in [no.left, *no.comparators] for t in _literais(operando) if t in TEXTOS_PROIBIDOS]
+    assert achados == ["principal", "backup"]
+
+
+def test_sql_do_historico_nao_compara_situacao_nem_modo_com_texto_fixo():
+    sql_com_texto = re.compile(r"(situacao|modo)\s*(=|!=|<>)\s*'", re.I)
+    achados = [f"linha {no.lineno}: {no.value.strip()[:80]}" for no in ast.walk(ast.parse(TEXTO_DO_SCRIPT))
+               if isinstance(no, ast.Constant) and isinstance(no.value, str) and sql_com_texto.search(no.value)]
+    assert not achados, "passe PairStatus/Mode como parâmetro (?) na consulta:\n" + "\n".join(achados)
+
+
+def test_nenhuma_decisao_le_de_volta_o_codigo_de_saida_do_json():
+    leituras = [no.lineno for no in ast.walk(ast.parse(TEXTO_DO_SCRIPT))
+                if isinstance(no, ast.Subscript) and isinstance(no.ctx, ast.Load)
+                and isinstance(no.slice, ast.Constant) and no.slice.value == "codigo_saida"]
+    assert not leituras, f"o código de saída vem do RunOutcome, não do JSON (linhas {leituras})"
+
+
+def _servidores():
+    return (sb.ServerConfig("principal", "https://principal.test", "admin", "x"),
+            sb.ServerConfig("backup", "https://backup.test", "admin", "y"))
+
+
+def test_role_of_e_a_unica_traducao_de_restaurar():
+    principal, backup = _servidores()
+    direta, restaurar = sb.Direction(principal, backup), sb.Direction(principal, backup, restore=True)
+    assert [direta.role_of(s) for s in sb.Side] == [sb.Role.PRIMARY, sb.Role.BACKUP]
+    assert [restaurar.role_of(s) for s in sb.Side] == [sb.Role.BACKUP, sb.Role.PRIMARY]
+    assert restaurar.server(sb.Side.PRIMARY) is backup and restaurar.server(sb.Side.BACKUP) is principal
+    assert restaurar.source is backup and restaurar.target is principal
+    assert sb.Side.PRIMARY.other is sb.Side.BACKUP and sb.Role.BACKUP.other is sb.Role.PRIMARY
+    # as outras codificações saíram
+    assert not hasattr(restaurar, "real_side")
+    assert "labels" not in {campo.name for campo in dataclasses.fields(sb.PlanOptions)}
+    assert isinstance(principal.role, sb.Role) and principal.label == "Principal (https://principal.test)"
+
+
+def _licenca(chave: str, dono: str) -> sb.License:
+    return sb.License(chave, dono, None, None, None, "anual", "admin", "active",
+                      dt.date(2026, 1, 1), dt.date(2099, 1, 1))
+
+
+def test_restaurar_nomeia_e_renderiza_pelo_servidor_real():
+    """Em restaurar o lado PRIMARY do plano é o backup: o motivo da ação, o --json e o histórico falam do
+    servidor real (a licença falta no PRINCIPAL; a divergência mostra em "principal" o valor do principal)."""
+    principal, backup = _servidores()
+    restaurar = sb.Direction(principal, backup, restore=True)
+    origem = sb.Snapshot(backup.url, {}, {"R-1": _licenca("R-1", "Loja")})  # o backup (origem do plano)
+    destino = sb.Snapshot(principal.url, {}, {})
+    plano = sb.plan_pair(origem, destino, dt.date(2026, 6, 1),
+                         options=sb.PlanOptions(only_missing=True, protect_target=False, role_of=restaurar.role_of))
+    [[criar]] = plano.license_chains
+    assert criar.side is sb.Side.BACKUP and "não existe no principal" in criar.reason
+    divergencia = sb.Divergence("licenca", "R-1", "features", "no-backup", "no-principal", "a API não define")
+    resultado = sb.PairOutcome(restaurar, started="2026-06-01T00:00:00+00:00", plan=plano,
+                               results=[sb.Result(criar, True)], divergences=[divergencia],
+                               parity_before=plano.parity_now())
+    doc = sb.pair_json(resultado, simulate=False)
+    assert doc["divergencias"][0]["principal"] == "no-principal" and doc["divergencias"][0]["backup"] == "no-backup"
+    assert doc["acoes"][0]["servidor"] == "principal"
+    assert doc["contagens"]["no_principal"]["licencas_criadas"] == 1 and doc["contagens"]["licencas_criadas"] == 0
+    assert resultado.writes(sb.Role.PRIMARY)[sb.CREATE] == 1 and resultado.write_total(sb.Role.BACKUP) == 0
+
+
+def test_enums_gravam_o_mesmo_texto_em_json_arquivo_e_sqlite(tmp_path):
+    assert json.dumps([sb.Role.PRIMARY, sb.Side.BACKUP, sb.Mode.CHECK, sb.PairStatus.RUNNING]) == \
+        '["principal", "backup", "verificacao", "em andamento"]'
+    assert f"{sb.PairStatus.HELD}|{sb.Role.BACKUP:>8}" == "exclusoes retidas|  backup"
+    historico = sb.History(str(tmp_path))
+    historico.start_pair("exec-1", "2026-06-01T00:00:00+00:00", sb.Mode.ONE_WAY, "https://p.test", "https://b.test")
+    historico.start_pair("exec-2", "2026-06-01T00:01:00+00:00", "bidirecional", "https://p.test", "https://b.test")
+    historico.close()
+    with sqlite3.connect(tmp_path / sb.HISTORY_FILE) as banco:
+        linhas = banco.execute("SELECT execucao, modo, situacao, typeof(situacao) FROM execucoes "
+                               "ORDER BY id").fetchall()
+    assert linhas == [("exec-1", "unidirecional", "interrompida", "text"),
+                      ("exec-2", "bidirecional", "em andamento", "text")]
+
+
+def test_historico_volta_tipado_para_o_painel(tmp_path):
+    historico = sb.History(str(tmp_path))
+    historico.start_pair("exec-1", "2026-06-01T00:00:00+00:00", "restauracao", "https://p.test", "https://b.test")
+    [linha] = historico.runs()
+    historico.close()
+    assert linha["situacao"] is sb.PairStatus.RUNNING and linha["modo"] is sb.Mode.RESTORE
+    estado = sb.pair_health([linha], 120, dt.datetime.now(dt.timezone.utc))[0]
+    assert estado["estado"] is sb.PanelState.FIRST_RUNNING and estado["saudavel"] is False
+
+
+def _nomes_usados(texto: str) -> set[str]:
+    return set(re.findall(r"\bsb\.([A-Za-z_][A-Za-z0-9_]*)", texto)) - {"json"}
+
+
+def test_all_cobre_o_que_o_involucro_e_os_testes_usam():
+    assert len(sb.__all__) == len(set(sb.__all__)) and all(hasattr(sb, nome) for nome in sb.__all__)
+    arquivos = [RAIZ / "sincronizar_automatico.py", *sorted((RAIZ / "tests").glob("*.py"))]
+    usados = {nome: arquivo.name for arquivo in arquivos for nome in _nomes_usados(arquivo.read_text(encoding="utf-8"))}
+    fora = {nome: arquivo for nome, arquivo in usados.items() if nome not in sb.__all__ and not nome.startswith("__")}
+    assert not fora, f"acrescente ao __all__ do script (ou não use de fora): {fora}"
