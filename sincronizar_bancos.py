@@ -2148,15 +2148,15 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     return found
 
 
-def _create_user(user: User, side: Side) -> Action:
+def _create_user(user: User, side: Side, role_of: Callable[[Side], Role] = Role) -> Action:
     payload = {"username": user.username, "email": user.email, "role": user.role or "user"}
     payload = {k: v for k, v in payload.items() if v is not None}  # e-mail vazio vai omitido
-    return Action(CREATE_USER, user.username, f"não existe no {side}", payload,
+    return Action(CREATE_USER, user.username, f"não existe no {role_of(side)}", payload,
                   tuple((f, None, v) for f, v in payload.items()), side)
 
 
 def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = None,
-               two_way: bool = False) -> tuple[list[Action], list[Divergence], list[str]]:
+               two_way: bool = False, role_of: Callable[[Side], Role] = Role) -> tuple[list[Action], list[Divergence], list[str]]:
     """Usuários: só criação (a API não altera nem apaga usuários)."""
     actions, divergences = [], []
     known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
@@ -2169,12 +2169,12 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
             if name in known:  # existia dos dois lados: foi apagado direto no servidor
                 divergences.append(Divergence("usuario", name, "username", name if side == Side.BACKUP else None,
                                               None if side == Side.BACKUP else name,
-                                              f"apagado no {side} desde a última sincronização; não foi recriado"))
+                                              f"apagado no {role_of(side)} desde a última sincronização; não foi recriado"))
             elif name == target.login_username:
                 divergences.append(Divergence("usuario", name, "username", name, name,
-                                              f"nome já usado por um super-admin no {side} (não listado pela API)"))
+                                              f"nome já usado por um super-admin no {role_of(side)} (não listado pela API)"))
             else:
-                actions.append(_create_user(source.users[name], side))
+                actions.append(_create_user(source.users[name], side, role_of))
                 divergences.append(Divergence("usuario", name, "senha", None, None,
                                               "senhas não são expostas pela API; uma senha nova foi gerada"))
     for name in sorted(set(primary.users) & set(backup.users)):
@@ -2528,7 +2528,8 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
-    user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way)
+    user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way,
+                                                                   options.role_of)
     clock = Clock.of(today)
     planner = _Planner(primary, backup, clock, state, options)
     planner.run()

@@ -116,12 +116,14 @@ def test_restaurar_nomeia_e_renderiza_pelo_servidor_real():
     servidor real (a licença falta no PRINCIPAL; a divergência mostra em "principal" o valor do principal)."""
     principal, backup = _servidores()
     restaurar = sb.Direction(principal, backup, restore=True)
-    origem = sb.Snapshot(backup.url, {}, {"R-1": _licenca("R-1", "Loja")})  # o backup (origem do plano)
+    origem = sb.Snapshot(backup.url, {"ana": sb.User("ana", None, "user")},  # o backup (origem do plano)
+                         {"R-1": _licenca("R-1", "Loja")})
     destino = sb.Snapshot(principal.url, {}, {})
     plano = sb.plan_pair(origem, destino, dt.date(2026, 6, 1),
                          options=sb.PlanOptions(only_missing=True, protect_target=False, role_of=restaurar.role_of))
     [[criar]] = plano.license_chains
     assert criar.side is sb.Side.BACKUP and "não existe no principal" in criar.reason
+    assert [a.reason for a in plano.user_actions] == ["não existe no principal"]
     divergencia = sb.Divergence("licenca", "R-1", "features", "no-backup", "no-principal", "a API não define")
     resultado = sb.PairOutcome(restaurar, started="2026-06-01T00:00:00+00:00", plan=plano,
                                results=[sb.Result(criar, True)], divergences=[divergencia],
