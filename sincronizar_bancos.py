@@ -198,7 +198,7 @@ class Role(TextEnum):
     BACKUP = "backup"
 
     @property
-    def other(self) -> "Role":
+    def other(self) -> Role:
         return Role.BACKUP if self is Role.PRIMARY else Role.PRIMARY
 
     @property
@@ -2887,7 +2887,7 @@ class History:
             self._pending = []
         self._flushed_at = time.monotonic()
 
-    def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: "FailoverReport | None" = None) -> None:
+    def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
         """Fecha a linha do par a partir do resultado tipado (contagens, erro e detalhes são renderizados dele)."""
         parity = outcome.parity
         with self._lock:
