@@ -80,11 +80,18 @@ def test_sql_do_historico_nao_compara_situacao_nem_modo_com_texto_fixo():
     assert not achados, "passe PairStatus/Mode como parâmetro (?) na consulta:\n" + "\n".join(achados)
 
 
-def test_nenhuma_decisao_le_de_volta_o_codigo_de_saida_do_json():
-    leituras = [no.lineno for no in ast.walk(ast.parse(TEXTO_DO_SCRIPT))
-                if isinstance(no, ast.Subscript) and isinstance(no.ctx, ast.Load)
-                and isinstance(no.slice, ast.Constant) and no.slice.value == "codigo_saida"]
-    assert not leituras, f"o código de saída vem do RunOutcome, não do JSON (linhas {leituras})"
+# Quem decide o código de saída do processo (o painel e o historico podem MOSTRAR a coluna codigo_saida).
+QUEM_DECIDE_O_CODIGO = {"main", "_run_command", "run_demo", "pair_verdict", "run_code", "failover_check_code"}
+
+
+def test_quem_decide_o_codigo_de_saida_nao_le_o_json_de_volta():
+    arvore = ast.parse(TEXTO_DO_SCRIPT)
+    dono = _funcao_de_cada_no(arvore)
+    assert QUEM_DECIDE_O_CODIGO <= set(dono.values()), "renomeou uma função? atualize QUEM_DECIDE_O_CODIGO"
+    leituras = [f"linha {no.lineno} ({dono[no]})" for no in ast.walk(arvore)
+                if isinstance(no, ast.Subscript) and isinstance(no.ctx, ast.Load) and dono.get(no) in QUEM_DECIDE_O_CODIGO
+                and isinstance(no.slice, ast.Constant) and no.slice.value in ("codigo_saida", "situacao")]
+    assert not leituras, f"o código de saída vem do RunOutcome, não do JSON: {leituras}"
 
 
 def _servidores():
