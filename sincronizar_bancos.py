@@ -43,9 +43,11 @@ import dataclasses
 import datetime as dt
 import email.utils
 import enum
+import functools
 import gc
 import hashlib
 import html
+import http.client
 import http.server
 import importlib.util
 import io
@@ -57,13 +59,14 @@ import re
 import secrets
 import socket
 import sqlite3
+import ssl
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import zoneinfo
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 try:
     import requests
@@ -510,6 +513,8 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     ca_bundle = get("SYNC_CA_BUNDLE")
     if ca_bundle and not os.path.isfile(ca_bundle):
         raise ConfigError(f"SYNC_CA_BUNDLE aponta para um arquivo que não existe: {ca_bundle}")
+    if ca_bundle and any(s.url.startswith("https://") for s in [primary] + backups):
+        tls_context(ca_bundle)  # arquivo que não é uma CA legível: ConfigError aqui, antes da rede
 
     return Config(
         primary=primary,
@@ -618,6 +623,12 @@ class HostNotFound(ApiError):
     (não dá para distinguir os dois casos em todo sistema), na hora, sem esperar."""
 
 
+class TlsError(ApiError):
+    """Problema de TLS que não se resolve sozinho: certificado não confiável nesta máquina, emitido
+    para outro nome ou vencido, ou http e https trocados na URL. Configuração: código 2, na hora, sem
+    novas tentativas (repetir não muda o certificado), e a verificação nunca é desligada."""
+
+
 def env_name(server: "ServerConfig") -> str:
     return "SERVIDOR_PRINCIPAL" if server.role == "principal" else "SERVIDOR_BACKUP"
 
@@ -626,8 +637,11 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
     text = str(exc)
     per_attempt = f" (limite de {limit:g} s por tentativa, SYNC_TIMEOUT)" if limit else ""
+    problem = tls_problem(exc)
+    if problem is not None:
+        return TLS_PROBLEMS[problem[0]][0]
     if isinstance(exc, requests.exceptions.SSLError):
-        return "erro de certificado TLS (use SYNC_CA_BUNDLE para uma CA própria)"
+        return "erro no TLS (conexão https) com o servidor"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "tempo esgotado ao conectar"
     if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
@@ -645,21 +659,153 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     return exc.__class__.__name__
 
 
-def is_dns_failure(exc: BaseException) -> bool:
-    """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """A exceção e todas as que ela embrulha (causa, contexto, .reason do urllib3, exceções em args).
+    Só exceções: o .reason de um SSLError do urllib3 pode ser um texto."""
     seen, pending = set(), [exc]
     while pending:
         current = pending.pop()
-        if current is None or id(current) in seen:
+        if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, socket.gaierror) or isinstance(current, urllib3.exceptions.NameResolutionError):
-            return True
+        yield current
         pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
         pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+
+
+def is_dns_failure(exc: BaseException) -> bool:
+    """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
+    if any(isinstance(current, (socket.gaierror, urllib3.exceptions.NameResolutionError))
+           for current in exception_chain(exc)):
+        return True
     text = str(exc)
     return any(marker in text for marker in ("Name or service not known", "getaddrinfo failed", "nodename nor servname",
                                              "Failed to resolve", "Temporary failure in name resolution"))
+
+
+# -- TLS: cada problema que não se resolve sozinho tem a sua mensagem (código 2) ----------------
+# Tipo → (resumo curto, o que fazer). O texto completo sai de tls_error().
+TLS_PROBLEMS = {
+    "nao_confiavel": ("certificado TLS não confiável nesta máquina",
+                      ("o certificado do servidor não foi emitido por uma autoridade (CA) em que esta máquina "
+                       "confia. Se o servidor usa um certificado próprio (autoassinado ou de uma CA da empresa), "
+                       "aponte SYNC_CA_BUNDLE para o arquivo .pem dessa CA; se é um certificado comum da "
+                       "internet, atualize os certificados do Python (pip install -U certifi).")),
+    "nome": ("certificado TLS emitido para outro nome",
+             ("o certificado apresentado não vale para o nome usado na URL ({host}). Use na URL o mesmo "
+              "nome do certificado do servidor (o endereço com que ele é acessado pelo navegador) ou peça "
+              "um certificado que inclua esse nome.")),
+    "vencido": ("certificado TLS vencido",
+                ("o certificado do servidor está vencido. Renove o certificado no servidor (ou na hospedagem); "
+                 "confira também se a data e a hora desta máquina estão certas.")),
+    "ainda_nao_vale": ("certificado TLS ainda não válido",
+                       ("o certificado do servidor só vale a partir de uma data futura: confira a data e a hora "
+                        "desta máquina (e do servidor).")),
+    "recusado": ("certificado TLS recusado",
+                 ("o certificado do servidor foi recusado na verificação ({detalhe}). A verificação fica "
+                  "sempre ligada: corrija o certificado no servidor ou, se for de uma CA própria, aponte "
+                  "SYNC_CA_BUNDLE para o arquivo .pem dela.")),
+    "https_em_http": ("a porta não fala https",
+                      ("a URL usa https://, mas o servidor nessa porta respondeu sem criptografia (http). "
+                       "Confira a URL em {env}: o endereço do servidor costuma ser https:// sem porta; "
+                       "se ele realmente só fala http, use http:// (fora desta máquina, também --permitir-http).")),
+    "http_em_https": ("a porta só fala https",
+                      ("a URL usa http://, mas o servidor nessa porta só fala https. Troque por https:// "
+                       "em {env}.")),
+    "ca_invalida": ("arquivo de CA inválido",
+                    ("o arquivo de SYNC_CA_BUNDLE ({arquivo}) não contém um certificado de CA legível "
+                     "(formato PEM: -----BEGIN CERTIFICATE-----). Corrija o arquivo ou remova SYNC_CA_BUNDLE.")),
+}
+_CERT_UNTRUSTED = {2, 18, 19, 20, 21, 27}  # X509_V_ERR_*: emissor desconhecido, autoassinado, sem cadeia
+_CERT_NAME = {62, 63, 64}  # X509_V_ERR_HOSTNAME/EMAIL/IP_ADDRESS_MISMATCH
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "record layer failure",
+            "packet length too long", "PACKET_LENGTH_TOO_LONG", "unknown protocol", "UNKNOWN_PROTOCOL")
+
+
+def tls_problem(exc: BaseException) -> tuple[str, str] | None:
+    """(tipo em TLS_PROBLEMS, detalhe) de uma falha de TLS que não se resolve repetindo, ou None
+    (inclusive para falhas passageiras, como a conexão cortada no meio do aperto de mão)."""
+    for current in exception_chain(exc):
+        if isinstance(current, ssl.SSLCertVerificationError):
+            code = getattr(current, "verify_code", None)
+            detail = str(getattr(current, "verify_message", None) or current.reason or "")
+            if code == 10 or "has expired" in detail:
+                return "vencido", detail
+            if code == 9 or "not yet valid" in detail:
+                return "ainda_nao_vale", detail
+            if code in _CERT_NAME or "mismatch" in detail:
+                return "nome", detail
+            if code in _CERT_UNTRUSTED or "issuer" in detail or "self-signed" in detail or "self signed" in detail:
+                return "nao_confiavel", detail
+            return "recusado", detail
+        if current.__class__.__name__ == "CertificateError" and "match" in str(current):
+            return "nome", str(current)  # conferência de nome feita pelo próprio urllib3
+        if isinstance(current, ssl.SSLError):
+            text = str(current)
+            if any(marker in text for marker in _NOT_TLS):
+                return "https_em_http", text
+            if "NO_CERTIFICATE_OR_CRL_FOUND" in text or "X509" in text or "PEM" in text:
+                return "ca_invalida", text
+    return None
+
+
+def tls_error(server: ServerConfig, kind: str, detail: str = "", ca_bundle: str | None = None) -> TlsError:
+    """A mensagem completa (código 2) de um problema de TLS_PROBLEMS com este servidor."""
+    summary, advice = TLS_PROBLEMS[kind]
+    host = urllib.parse.urlsplit(server.url).hostname
+    note = ""
+    if ca_bundle and kind in ("nao_confiavel", "recusado"):
+        note = f" (nem a CA de SYNC_CA_BUNDLE, {ca_bundle}, reconhece este certificado)"
+    advice = advice.format(host=host, env=env_name(server), arquivo=ca_bundle or "",
+                           detalhe=mask_free_text(detail[:200]) or summary)
+    return TlsError(f"{server.label}: {summary}{note}: {advice}")
+
+
+class NoRetryOnTlsProblem(Retry):
+    """As novas tentativas do urllib3, menos para um problema de TLS que não muda repetindo
+    (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
+
+    def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
+                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+        retry = self.new(total=0) if error is not None and tls_problem(error) is not None else self
+        return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
+
+
+@functools.lru_cache(maxsize=4)
+def tls_context(ca_bundle: str) -> ssl.SSLContext:
+    """Contexto TLS com as autoridades de sempre (as do requests) MAIS a CA de SYNC_CA_BUNDLE: um
+    servidor com certificado próprio passa a ser aceito sem que os de certificado público deixem de
+    ser. Verificação de certificado e de nome sempre ligadas. Arquivo ilegível: ConfigError."""
+    context = ssl.create_default_context(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
+    try:
+        context.load_verify_locations(cafile=ca_bundle)
+    except (ssl.SSLError, OSError, ValueError):
+        raise ConfigError("O" + TLS_PROBLEMS["ca_invalida"][1].format(arquivo=ca_bundle)[1:]) from None
+    return context
+
+
+def speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """A porta responde a um aperto de mão TLS? Só o aperto de mão: nada da requisição (nem a senha)
+    é enviado. Usado para dizer "troque http:// por https://" quando uma porta https fecha a
+    conexão de quem fala http puro."""
+    context = ssl.create_default_context()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host):
+            return True
+    except ssl.SSLCertVerificationError:
+        return True  # respondeu com um certificado: fala TLS (não importa aqui se ele é confiável)
+    except (OSError, ValueError):
+        return False
+
+
+_PLAIN_HTTP_PAGE = re.compile(r"plain HTTP request was sent to HTTPS port|speaking plain HTTP to an SSL-enabled|"
+                              r"Client sent an HTTP request to an HTTPS server", re.IGNORECASE)
+
+
+def plain_http_refused(status: int, text: str) -> bool:
+    """Página de proxy (nginx, Cloudflare, Apache, Go) dizendo que recebeu http numa porta https."""
+    return status == 400 and bool(_PLAIN_HTTP_PAGE.search(text[:5000]))
 
 
 class Ticker:
@@ -782,9 +928,16 @@ def _use_deadline_pools(manager: Any) -> Any:
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """HTTPAdapter cujas conexões respeitam o prazo total de cada tentativa (também via proxy HTTP)."""
+    """HTTPAdapter cujas conexões respeitam o prazo total de cada tentativa (também via proxy HTTP).
+    ssl_context: contexto TLS das conexões https (tls_context, quando há SYNC_CA_BUNDLE)."""
+
+    def __init__(self, *args: Any, ssl_context: ssl.SSLContext | None = None, **kwargs: Any) -> None:
+        self._ssl_context = ssl_context
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self._ssl_context is not None:
+            kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(*args, **kwargs)
         _use_deadline_pools(self.poolmanager)
 
@@ -837,9 +990,13 @@ class ApiClient:
         # sem trust_env, um ~/.netrc também não substitui o nosso cabeçalho Authorization.
         self.session.proxies = requests.utils.get_environ_proxies(server.url)
         self.session.trust_env = False
-        self.session.verify = (config.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
-                               or os.environ.get("CURL_CA_BUNDLE") or True)
-        retry = Retry(
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        pool_options: dict[str, Any] = {}
+        if config.ca_bundle and server.url.startswith("https://"):  # CA própria, somada às de sempre
+            self.session.verify = True
+            pool_options["ssl_context"] = tls_context(config.ca_bundle)
+        self._heard = False  # já veio alguma resposta HTTP deste servidor (então a porta fala o esquema da URL)
+        retry = NoRetryOnTlsProblem(
             total=config.http_retries,
             connect=config.http_retries,
             read=config.http_retries,
@@ -855,7 +1012,8 @@ class ApiClient:
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
+        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2),
+                                  **pool_options)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # /health (despertar) sem novas tentativas automáticas: o laço de wake() controla o tempo total.
@@ -891,7 +1049,9 @@ class ApiClient:
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
+                self._raise_tls_problem(exc)
                 raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
+            self._check_scheme(resp)
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
             try:
@@ -954,6 +1114,7 @@ class ApiClient:
             try:
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
+                self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
                 if verdict == "ok":
                     return
@@ -963,6 +1124,7 @@ class ApiClient:
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
+                self._raise_tls_problem(exc)
                 last_error = describe_exception(exc)
             self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
 
@@ -971,6 +1133,28 @@ class ApiClient:
             f"{self.server.label} não é a API de licenças: {request} respondeu {what}. Confira {env_name(self.server)}: "
             "use o endereço raiz da API (ex.: https://meuservidor.com, sem /admin nem outro caminho)."
         )
+
+    def _raise_tls_problem(self, exc: BaseException) -> None:
+        """TlsError (código 2, sem esperar) para um problema de TLS que repetir não resolve: o
+        certificado recusado, https numa porta http, ou http numa porta que só fala https (uma porta
+        que fecha sem responder ao primeiro contato com http:// é testada com um aperto de mão TLS)."""
+        problem = tls_problem(exc)
+        if problem is not None:
+            raise tls_error(self.server, problem[0], problem[1], self.config.ca_bundle) from None
+        parts = urllib.parse.urlsplit(self.server.url)
+        if self._heard or parts.scheme != "http":
+            return
+        if any(isinstance(e, (http.client.RemoteDisconnected, http.client.BadStatusLine))
+               for e in exception_chain(exc)):
+            self._heard = True  # testa uma vez só
+            if speaks_tls(parts.hostname or "", parts.port or 80, self.config.connect_timeout):
+                raise tls_error(self.server, "http_em_https") from None
+
+    def _check_scheme(self, resp: Any) -> None:
+        """Uma resposta chegou; se é a página de proxy de "http numa porta https", TlsError (código 2)."""
+        self._heard = True
+        if resp.status_code == 400 and plain_http_refused(resp.status_code, resp.text):
+            raise tls_error(self.server, "http_em_https")
 
     def _host_not_found(self) -> HostNotFound:
         host = urllib.parse.urlsplit(self.server.url).hostname
@@ -3636,8 +3820,8 @@ def _connect(client: ApiClient) -> None:
 
 def _is_fatal(exc: BaseException) -> bool:
     """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
-    API) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
-    return isinstance(exc, (AuthError, HostNotFound))
+    API, certificado TLS recusado ou http/https trocados) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
+    return isinstance(exc, (AuthError, HostNotFound, TlsError))
 
 
 def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
@@ -3694,8 +3878,8 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
 
 
 def _error_code(exc: BaseException) -> int:
-    """Credenciais, conta sem papel admin e URL que não é a API (ServerMismatch): 2; o resto: 4."""
-    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError)) else EXIT_SERVIDOR
+    """Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch) e TLS (TlsError): 2; o resto: 4."""
+    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else EXIT_SERVIDOR
 
 
 def _error_text(exc: BaseException) -> str:
