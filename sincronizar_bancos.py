@@ -2845,6 +2845,47 @@ def ensure_data_dir(path: str) -> str:
     return path
 
 
+# -- arquivos nossos danificados: nunca impedem uma sincronização ----------------------------------
+# Histórico (com a auditoria), estado e diário de um par que não se consegue ler são movidos para o
+# lado com a data no nome (historico.sqlite3.danificado-20261203T120000), um novo é iniciado, a
+# execução segue, o aviso diz o nome do arquivo guardado e o código de saída é 1. Pasta sem
+# permissão ou disco cheio não é "danificado": continua sendo um erro de configuração (código 2).
+
+DAMAGED_MARK = ".danificado-"
+
+
+def set_aside_damaged(path: str, what: str, reason: str, then: str) -> str:
+    """Move `path` (e os -wal/-shm/-journal do SQLite, se houver) para PATH.danificado-AAAAMMDDTHHMMSS
+    e devolve o aviso, em português, com o nome do arquivo guardado e `then` (o que a execução fez sem
+    ele). Sem conseguir mover, o aviso diz isso (a execução segue sem o arquivo do mesmo jeito)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target, n = f"{path}{DAMAGED_MARK}{stamp}", 1
+    while os.path.exists(target):
+        target, n = f"{path}{DAMAGED_MARK}{stamp}-{n}", n + 1
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm", "-journal"):
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, target + suffix)
+    except OSError as exc:
+        return (f"{what} {path} danificado ({reason}) e não foi possível movê-lo para o lado "
+                f"({exc.__class__.__name__}: {exc.strerror or exc}); {then}. Apague ou mova esse arquivo.")
+    return f"{what} {path} danificado ({reason}): guardado como {target}; {then}."
+
+
+def is_damaged_database(exc: BaseException) -> bool:
+    """SQLite ilegível (não é um banco, imagem malformada, esquema de outro programa), e não pasta sem
+    permissão, banco travado ou disco cheio (OperationalError desses casos continua código 2)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return True
+    text = str(exc)
+    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "no such column" in text \
+        or "has no column" in text
+
+
 
 
 
@@ -2918,9 +2959,13 @@ class History:
         self.path = os.path.join(data_dir, HISTORY_FILE)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(self.SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(self.SCHEMA)
+        except sqlite3.Error:
+            self.db.close()  # (no Windows, um arquivo aberto não pode ser movido para o lado)
+            raise
         self.retention_days = retention_days
         self._pending: list[tuple] = []
         self._flushed_at = time.monotonic()
@@ -2929,6 +2974,34 @@ class History:
         with self._lock:
             self._flush()
             self.db.close()
+
+    @classmethod
+    def open_or_replace(cls, data_dir: str, retention_days: int = 90) -> tuple[History, str | None]:
+        """Abre (e poda) o histórico; um arquivo danificado é guardado com a data no nome e um novo é
+        iniciado: (histórico, aviso). Pasta sem permissão ou disco cheio: a exceção original."""
+        path = os.path.join(data_dir, HISTORY_FILE)
+        try:
+            return cls._opened(data_dir, retention_days), None
+        except sqlite3.Error as exc:
+            if not is_damaged_database(exc):
+                raise
+            warning = set_aside_damaged(path, "histórico", f"{exc.__class__.__name__}: {exc}",
+                                        "um novo foi iniciado e a sincronização seguiu")
+        return cls._opened(data_dir, retention_days), warning
+
+    @classmethod
+    def _opened(cls, data_dir: str, retention_days: int) -> History:
+        history = None
+        try:
+            history = cls(data_dir, retention_days=retention_days)
+            history.db.execute("SELECT id, execucao, inicio, situacao, detalhes FROM execucoes LIMIT 1").fetchall()
+            history.db.execute("SELECT id, execucao, chave, mudancas FROM auditoria LIMIT 1").fetchall()
+            history.prune()
+            return history
+        except BaseException:
+            if history is not None:
+                history.db.close()
+            raise
 
     def start_pair(self, run_id: str, started: str, mode: str, primary: str, backup: str) -> int:
         with self._lock, self.db:
@@ -3047,8 +3120,11 @@ def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
     return os.path.join(data_dir, STATE_DIR, f"par-{digest}.json")
 
 
-def load_state(data_dir: str, primary_url: str, backup_url: str) -> tuple[PairState | None, str | None]:
-    """Lê e valida o estado do par. Ausente ou corrompido → None (primeira sincronização)."""
+def load_state(data_dir: str, primary_url: str, backup_url: str,
+               set_aside: bool = True) -> tuple[PairState | None, str | None]:
+    """Lê e valida o estado do par. Ausente → (None, None). Danificado (JSON ilegível ou com tipos
+    errados) → (None, aviso): sem estado, e o arquivo é guardado com a data no nome (set_aside=False,
+    na simulação e no verificar, que não gravam nada: só o aviso)."""
     path = state_path(data_dir, primary_url, backup_url)
     if not os.path.exists(path):
         return None, None
@@ -3056,9 +3132,12 @@ def load_state(data_dir: str, primary_url: str, backup_url: str) -> tuple[PairSt
         with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
         return _state_from_json(raw, primary_url, backup_url), None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        return None, (f"estado salvo do par ilegível ({exc.__class__.__name__}); tratado como primeira "
-                      "sincronização: nenhuma exclusão, conflitos relatados")
+    except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado", nunca um erro da execução
+        reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
+    then = "este par seguiu sem estado salvo, como numa primeira sincronização"
+    if not set_aside:
+        return None, f"estado do par {path} danificado ({reason}): {then}."
+    return None, set_aside_damaged(path, "estado do par", reason, then)
 
 
 def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
@@ -3141,13 +3220,29 @@ def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict
 
 
 def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, Any]:
+    return load_journal_checked(data_dir, primary_url, backup_url, set_aside=False)[0]
+
+
+def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
+                         set_aside: bool = True) -> tuple[dict[str, Any], str | None]:
+    """O diário do par e um aviso: ausente → ({}, None); danificado (JSON ilegível ou que não é um
+    objeto) → ({}, aviso) e, com set_aside, o arquivo é guardado com a data no nome."""
+    path = journal_path(data_dir, primary_url, backup_url)
+    if not os.path.exists(path):
+        return {}, None
     try:
-        with open(journal_path(data_dir, primary_url, backup_url), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
+        if not isinstance(raw, dict):
+            raise TypeError(f"esperado um objeto JSON, veio {type(raw).__name__}")
         return {k: v for k, v in raw.items() if isinstance(v, dict)
-                and v.get("origem") in ("principal", "backup") and isinstance(v.get("alvo"), list)}
-    except (OSError, ValueError, AttributeError):
-        return {}
+                and v.get("origem") in ("principal", "backup") and isinstance(v.get("alvo"), list)}, None
+    except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado"
+        reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
+    then = "este par seguiu sem ele (escritas interrompidas numa execução anterior não são retomadas por ele)"
+    if not set_aside:
+        return {}, f"diário do par {path} danificado ({reason}): {then}."
+    return {}, set_aside_damaged(path, "diário do par", reason, then)
 
 
 def next_state(plan: Plan, results: list[Result], old: PairState | None, primary: Snapshot, backup: Snapshot,
@@ -4136,12 +4231,15 @@ class Run:
             outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
             outcome.error_code = EXIT_EXCLUSOES
             return
-        state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url)
-        if warning:
-            self.rep.warn(f"   ⚠️  {warning}")
+        state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
+        if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
+            outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
         if cfg.mode == Mode.TWO_WAY:
-            options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
+            options.journal, warning = load_journal_checked(cfg.data_dir, d.primary.url, d.backup.url,
+                                                            set_aside=not cfg.simulate)
+            if warning:
+                outcome.warnings.append(SECRETS.mask(warning))
         with collector_paused():  # restaurar planeja sem estado (só cria o que falta no principal)
             plan = plan_pair(source, target, outcome.clock, None if d.restore else state, options)
         outcome.plan = plan
@@ -4304,10 +4402,11 @@ def open_local_files(run: Run, config: Config) -> None:
     try:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
-        run.history = History(config.data_dir, retention_days=config.history_days)
-        run.history.prune()
+        run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
     except (OSError, sqlite3.Error) as exc:
         raise data_dir_error(config.data_dir, exc) from None
+    if warning:
+        run.warnings.append(SECRETS.mask(warning))
     run.credentials = CredentialStore(config.data_dir)
 
 
@@ -5130,13 +5229,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(settings_reader(args), args.dados_dir)
     if not os.path.exists(os.path.join(data_dir, HISTORY_FILE)):
         return fail(f"Nenhum histórico em {data_dir} (ainda não houve sincronização).", EXIT_CONFIG)
-    history = History(data_dir)
     try:
-        if args.detalhes:
-            return show_run(history, args.detalhes, args.json)
-        rows = history.runs(max(1, args.limite))
-    finally:
-        history.close()
+        history = History(data_dir)
+        try:
+            if args.detalhes:
+                return show_run(history, args.detalhes, args.json)
+            rows = history.runs(max(1, args.limite))
+        finally:
+            history.close()
+    except sqlite3.Error as exc:
+        if not is_damaged_database(exc):
+            raise
+        return fail(f"O histórico {os.path.join(data_dir, HISTORY_FILE)} está danificado ({exc}). A próxima "
+                    "sincronização o guarda ao lado, com a data no nome, e começa um novo.", EXIT_CONFIG)
     if args.json:
         print_json({"execucoes": rows})
     else:
