@@ -514,7 +514,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     if ca_bundle and not os.path.isfile(ca_bundle):
         raise ConfigError(f"SYNC_CA_BUNDLE aponta para um arquivo que não existe: {ca_bundle}")
     if ca_bundle and any(s.url.startswith("https://") for s in [primary] + backups):
-        tls_context(ca_bundle)  # arquivo que não é uma CA legível: ConfigError aqui, antes da rede
+        tls_context(ca_bundle, base_ca_bundle())  # arquivo que não é uma CA legível: ConfigError aqui, antes da rede
 
     return Config(
         primary=primary,
@@ -713,8 +713,9 @@ TLS_PROBLEMS = {
                       ("a URL usa http://, mas o servidor nessa porta só fala https. Troque por https:// "
                        "em {env}.")),
     "ca_invalida": ("arquivo de CA inválido",
-                    ("o arquivo de SYNC_CA_BUNDLE ({arquivo}) não contém um certificado de CA legível "
-                     "(formato PEM: -----BEGIN CERTIFICATE-----). Corrija o arquivo ou remova SYNC_CA_BUNDLE.")),
+                    ("o arquivo de CA {arquivo} não contém um certificado legível (formato PEM: "
+                     "-----BEGIN CERTIFICATE-----). Corrija o arquivo ou remova a variável que aponta para ele "
+                     "(SYNC_CA_BUNDLE, REQUESTS_CA_BUNDLE ou CURL_CA_BUNDLE).")),
 }
 _CERT_UNTRUSTED = {2, 18, 19, 20, 21, 27}  # X509_V_ERR_*: emissor desconhecido, autoassinado, sem cadeia
 _CERT_NAME = {62, 63, 64}  # X509_V_ERR_HOSTNAME/EMAIL/IP_ADDRESS_MISMATCH
@@ -755,7 +756,7 @@ def tls_error(server: ServerConfig, kind: str, detail: str = "", ca_bundle: str 
     host = urllib.parse.urlsplit(server.url).hostname
     note = ""
     if ca_bundle and kind in ("nao_confiavel", "recusado"):
-        note = f" (nem a CA de SYNC_CA_BUNDLE, {ca_bundle}, reconhece este certificado)"
+        note = f" (nem a CA de {ca_bundle} reconhece este certificado)"
     advice = advice.format(host=host, env=env_name(server), arquivo=ca_bundle or "",
                            detalhe=mask_free_text(detail[:200]) or summary)
     return TlsError(f"{server.label}: {summary}{note}: {advice}")
@@ -771,16 +772,24 @@ class NoRetryOnTlsProblem(Retry):
         return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
 
 
+def base_ca_bundle() -> str:
+    """As autoridades de sempre: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE do ambiente, ou as do requests (certifi)."""
+    return (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            or requests.utils.DEFAULT_CA_BUNDLE_PATH)
+
+
 @functools.lru_cache(maxsize=4)
-def tls_context(ca_bundle: str) -> ssl.SSLContext:
-    """Contexto TLS com as autoridades de sempre (as do requests) MAIS a CA de SYNC_CA_BUNDLE: um
+def tls_context(ca_bundle: str, base: str | None = None) -> ssl.SSLContext:
+    """Contexto TLS com as autoridades de sempre (base_ca_bundle) MAIS a CA de SYNC_CA_BUNDLE: um
     servidor com certificado próprio passa a ser aceito sem que os de certificado público deixem de
     ser. Verificação de certificado e de nome sempre ligadas. Arquivo ilegível: ConfigError."""
-    context = ssl.create_default_context(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
+    cafile = base or base_ca_bundle()
     try:
-        context.load_verify_locations(cafile=ca_bundle)
+        context = ssl.create_default_context(cafile=cafile)  # só essas, sem as do sistema (como o requests)
+        cafile = ca_bundle
+        context.load_verify_locations(cafile=cafile)
     except (ssl.SSLError, OSError, ValueError):
-        raise ConfigError("O" + TLS_PROBLEMS["ca_invalida"][1].format(arquivo=ca_bundle)[1:]) from None
+        raise ConfigError("O" + TLS_PROBLEMS["ca_invalida"][1].format(arquivo=cafile)[1:]) from None
     return context
 
 
@@ -994,7 +1003,7 @@ class ApiClient:
         pool_options: dict[str, Any] = {}
         if config.ca_bundle and server.url.startswith("https://"):  # CA própria, somada às de sempre
             self.session.verify = True
-            pool_options["ssl_context"] = tls_context(config.ca_bundle)
+            pool_options["ssl_context"] = tls_context(config.ca_bundle, base_ca_bundle())
         self._heard = False  # já veio alguma resposta HTTP deste servidor (então a porta fala o esquema da URL)
         retry = NoRetryOnTlsProblem(
             total=config.http_retries,
@@ -1140,7 +1149,8 @@ class ApiClient:
         que fecha sem responder ao primeiro contato com http:// é testada com um aperto de mão TLS)."""
         problem = tls_problem(exc)
         if problem is not None:
-            raise tls_error(self.server, problem[0], problem[1], self.config.ca_bundle) from None
+            bundle = self.config.ca_bundle or (self.session.verify if isinstance(self.session.verify, str) else None)
+            raise tls_error(self.server, problem[0], problem[1], bundle) from None
         parts = urllib.parse.urlsplit(self.server.url)
         if self._heard or parts.scheme != "http":
             return
@@ -3132,7 +3142,7 @@ def load_state(data_dir: str, primary_url: str, backup_url: str,
         with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
         return _state_from_json(raw, primary_url, backup_url), None
-    except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado", nunca um erro da execução
+    except Exception as exc:  # noqa: BLE001 - conteúdo inesperado é "danificado", nunca um erro da execução
         reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
     then = "este par seguiu sem estado salvo, como numa primeira sincronização"
     if not set_aside:
@@ -3915,7 +3925,8 @@ def _connect(client: ApiClient) -> None:
 
 def _is_fatal(exc: BaseException) -> bool:
     """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
-    API, certificado TLS recusado ou http/https trocados) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
+    API, certificado TLS recusado ou http/https trocados) e nome de servidor que não resolve. Host lento
+    ou fora do ar não: os outros pares seguem."""
     return isinstance(exc, (AuthError, HostNotFound, TlsError))
 
 
@@ -4110,9 +4121,11 @@ class Run:
         try:
             return func(*args)
         except (OSError, sqlite3.Error) as exc:
-            message = f"não foi possível {what} em {self.config.data_dir}: {exc.__class__.__name__}: {exc}"
-            self.warnings.append(SECRETS.mask(message))
-            self.rep.warn(f"   ⚠️  {SECRETS.mask(message)}")
+            message = SECRETS.mask(f"não foi possível {what} em {self.config.data_dir}: "
+                                   f"{exc.__class__.__name__}: {exc}")
+            if message not in self.warnings:  # a mesma falha a cada escrita vira um aviso só
+                self.warnings.append(message)
+                self.rep.warn(f"   ⚠️  {message}")
             return None
 
     def clock_for(self, direction: Direction) -> Clock:

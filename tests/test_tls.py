@@ -137,7 +137,7 @@ def test_certificado_de_ca_desconhecida_mesmo_com_sync_ca_bundle_sai_com_2(monta
     par = montar(backup="autoassinado")
     r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ca.arquivo))
     _recusado_na_hora(r, par)
-    assert "não confiável" in r.stderr and str(ca.arquivo) in r.stderr
+    assert "não confiável" in r.stderr and f"nem a CA de {ca.arquivo}" in r.stderr
     assert par.backup.url in r.stderr
 
 
@@ -224,3 +224,25 @@ def test_agendador_nao_repete_certificado_recusado(montar):
     log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
     assert "tentativa 2 de 3" not in log and "não confiável" in log
     assert par.backup.conexoes_tls_recusadas() == 1
+
+
+def test_sync_ca_bundle_soma_a_ca_propria_as_autoridades_de_sempre(tmp_path, ca):
+    """Principal com certificado de uma CA "de sempre" (aqui, a de REQUESTS_CA_BUNDLE) e backup com
+    certificado próprio (a CA de SYNC_CA_BUNDLE): os dois são aceitos na mesma execução."""
+    publica = trustme.CA()
+    arquivo_publica = tmp_path / "autoridades-de-sempre.pem"
+    publica.cert_pem.write_to_path(str(arquivo_publica))
+    par = ParTls(tmp_path, contexto(publica.issue_cert("127.0.0.1")), contexto(ca.issue_cert("127.0.0.1")))
+    try:
+        semear_licencas(par.principal, 4)
+        r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ca.arquivo), REQUESTS_CA_BUNDLE=str(arquivo_publica))
+        sem_traceback(r)
+        assert r.codigo == 0, saida(r)[-3000:]
+        assert set(par.backup.devices()) == set(par.principal.devices())
+        assert par.principal.conexoes_tls_recusadas() == 0 and par.backup.conexoes_tls_recusadas() == 0
+        # sem SYNC_CA_BUNDLE, o backup de certificado próprio é recusado (a CA dele não é "de sempre")
+        r = par.rodar("--sem-progresso", REQUESTS_CA_BUNDLE=str(arquivo_publica))
+        assert r.codigo == 2 and par.backup.url in r.stderr and "não confiável" in r.stderr
+    finally:
+        guardar_tokens(par.principal, *par.backups)
+        par.parar()
