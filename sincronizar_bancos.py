@@ -2914,6 +2914,7 @@ class CredentialStore:
         self._old = ""
         self._loaded = False
         self.used = False
+        self.warning: str | None = None  # arquivo danificado guardado ao lado (aviso da execução)
 
     def _load(self) -> None:
         """Lê uma única vez, no primeiro registro da execução, o que execuções anteriores gravaram."""
@@ -2921,8 +2922,13 @@ class CredentialStore:
             return
         self._loaded = True
         if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as handle:
-                self._old = handle.read()
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    self._old = handle.read()
+            except UnicodeDecodeError as exc:  # danificado: guardado ao lado (as senhas de antes ficam nele)
+                self.warning = set_aside_damaged(self.path, "arquivo de senhas", f"{exc.__class__.__name__}",
+                                                 "um novo foi iniciado com as senhas desta execução")
+                self._old = ""
             if self._old and not self._old.endswith("\n"):
                 self._old += "\n"
 
@@ -4392,6 +4398,8 @@ class Run:
 
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)
+        if self.credentials and self.credentials.warning:  # arquivo de senhas danificado, guardado ao lado
+            self.warnings.append(SECRETS.mask(self.credentials.warning))
         run = RunOutcome(
             run_id=self.run_id, started=self.started, mode=self.config.mode,
             clock=Clock.of(self.config.today or self.now.date()), pairs=pairs,

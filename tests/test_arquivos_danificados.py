@@ -184,3 +184,22 @@ def test_comando_historico_com_arquivo_danificado_explica_sem_traceback(par_r):
     sem_traceback(r)
     assert r.codigo == 2 and "danificado" in r.stderr and "próxima" in r.stderr
     assert (par.dados / sb.HISTORY_FILE).read_bytes() == b"lixo" * 1000  # consultar não mexe em nada
+
+
+def test_arquivo_de_senhas_danificado_e_guardado_de_lado_e_o_usuario_e_criado(par_r):
+    """Antes: "Erro inesperado (UnicodeDecodeError)" ao criar o primeiro usuário, e nada sincronizado."""
+    par = par_r
+    par.dados.mkdir(parents=True)
+    senhas = par.dados / sb.CREDENTIALS_FILE
+    senhas.write_bytes(b"\xff\xfe lixo de um editor\n")
+    par.principal.add_user("ana", "senha-do-teste-ana")
+    par.principal.add_device("D-1", status="blocked")
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 1, saida(r)[-3000:]
+    assert "ana" in par.backup.users() and par.backup.devices()["D-1"]["status"] == "blocked"
+    guardados = _guardados(senhas)
+    assert len(guardados) == 1 and guardados[0].read_bytes() == b"\xff\xfe lixo de um editor\n"
+    _so_um_aviso(r, guardados[0])
+    linhas = [linha for linha in senhas.read_text(encoding="utf-8").splitlines() if not linha.startswith("#")]
+    assert len(linhas) == 1 and " | ana | " in linhas[0]
