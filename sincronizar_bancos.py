@@ -2992,9 +2992,11 @@ class History:
             self.db.close()
 
     @classmethod
-    def open_or_replace(cls, data_dir: str, retention_days: int = 90) -> tuple[History, str | None]:
+    def open_or_replace(cls, data_dir: str, retention_days: int = 90) -> tuple[History | None, str | None]:
         """Abre (e poda) o histórico; um arquivo danificado é guardado com a data no nome e um novo é
-        iniciado: (histórico, aviso). Pasta sem permissão ou disco cheio: a exceção original."""
+        iniciado: (histórico, aviso). Se nem assim abrir (o arquivo danificado não pôde ser movido, por
+        exemplo aberto pelo painel no Windows): (None, aviso), e a execução segue sem histórico.
+        Pasta sem permissão ou disco cheio: a exceção original (código 2, antes de qualquer escrita)."""
         path = os.path.join(data_dir, HISTORY_FILE)
         try:
             return cls._opened(data_dir, retention_days), None
@@ -3002,8 +3004,13 @@ class History:
             if not is_damaged_database(exc):
                 raise
             warning = set_aside_damaged(path, "histórico", f"{exc.__class__.__name__}: {exc}",
-                                        "um novo foi iniciado e a sincronização seguiu")
-        return cls._opened(data_dir, retention_days), warning
+                                        "a sincronização seguiu")
+        try:
+            return cls._opened(data_dir, retention_days), f"{warning} Um histórico novo foi iniciado."
+        except sqlite3.Error as exc:
+            if not is_damaged_database(exc):
+                raise
+            return None, f"{warning} Esta execução ficou sem histórico."
 
     @classmethod
     def _opened(cls, data_dir: str, retention_days: int) -> History:

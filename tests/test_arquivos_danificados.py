@@ -203,3 +203,34 @@ def test_arquivo_de_senhas_danificado_e_guardado_de_lado_e_o_usuario_e_criado(pa
     _so_um_aviso(r, guardados[0])
     linhas = [linha for linha in senhas.read_text(encoding="utf-8").splitlines() if not linha.startswith("#")]
     assert len(linhas) == 1 and " | ana | " in linhas[0]
+
+
+def test_historico_danificado_que_nao_pode_ser_movido_a_execucao_segue_sem_historico(par_r):
+    """Como no Windows com o painel aberto: o arquivo danificado não sai do lugar. A execução segue
+    sem histórico (código 1, aviso), e o bloqueio chega ao backup."""
+    par = par_r
+    _primeira_execucao(par)
+    historico = par.dados / sb.HISTORY_FILE
+    historico.write_bytes(b"lixo" * 1000)
+    par.principal.set_status("D-1", "blocked")
+    script = (
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(RAIZ)!r})\n"
+        "import sincronizar_bancos as sb\n"
+        "trocar = os.replace\n"
+        "def replace(origem, destino, *a, **k):\n"
+        "    if sb.DAMAGED_MARK in str(destino):\n"
+        "        raise PermissionError(13, 'arquivo em uso por outro processo')\n"
+        "    return trocar(origem, destino, *a, **k)\n"
+        "os.replace = replace\n"
+        "sys.argv = ['sincronizar_bancos.py', '--sem-progresso']\n"
+        "raise SystemExit(sb.main())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], env=par.ambiente(), cwd=par.tmp_path, capture_output=True,
+                       text=True, encoding="utf-8", timeout=180, check=False)
+    saida_toda = r.stdout + r.stderr
+    assert "Traceback" not in saida_toda and "inesperado" not in saida_toda, saida_toda[-3000:]
+    assert r.returncode == 1, saida_toda[-3000:]
+    assert par.backup.devices()["D-1"]["status"] == "blocked"
+    assert "não foi possível movê-lo" in saida_toda and "ficou sem histórico" in saida_toda
+    assert historico.read_bytes() == b"lixo" * 1000 and not _guardados(historico)
