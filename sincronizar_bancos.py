@@ -826,6 +826,7 @@ class ApiClient:
         self.config = config
         self.cancel = threading.Event()
         self.listings: dict[str, list[Any]] = {}
+        self.routes: dict[str, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -2532,22 +2533,99 @@ class Progress:
                 sys.stderr.flush()
 
 
+WRITE_RETRIES = 3  # novas tentativas de uma escrita idempotente que levou HTTP 500 ou "database is locked"
+WRITE_RETRY_WAIT = (0.25, 0.5, 1.0)  # segundos entre elas (× SYNC_BACKOFF / 0,5)
+PROBE_ID = "sincronizar-bancos-sonda"  # id que só aparece no caminho de uma sonda GET (nada é gravado)
+# Rota de escrita → caminho da sonda. Um GET numa rota que só aceita POST/DELETE responde 405 num servidor
+# que a tem e 404 (página HTML do Flask) numa versão antiga que não a tem; nenhum dos dois grava nada.
+PROBED_ROUTES = {BLOCK: f"/admin/devices/{PROBE_ID}/deactivate", DELETE: f"/admin/devices/{PROBE_ID}/delete",
+                 SET_CREATED_BY: "/admin/devices/update-created-by"}
+ROUTE_NAMES = {BLOCK: "bloquear/ativar (POST /admin/devices/<id>/deactivate)",
+               DELETE: "excluir (DELETE /admin/devices/<id>/delete)",
+               SET_CREATED_BY: "corrigir created_by (POST /admin/devices/update-created-by)"}
+
+
+def transient_failure(resp: Response) -> bool:
+    """HTTP 500 do aplicativo ou "database is locked" (dois escritores no mesmo SQLite): a mesma escrita
+    costuma passar quando repetida. 502/503/504 já foram repetidos pelo urllib3."""
+    message = (_api_error(resp) or "").lower()
+    return resp.status == 500 or "database is locked" in message
+
+
 class Executor:
+    """Aplica as cadeias de um servidor. Regra: nenhuma cadeia deixa o servidor liberando mais do que antes
+    da execução, mesmo falhando no meio. Escritas idempotentes são repetidas em 500/"database is locked";
+    um bloqueio que falha depois de uma criação desfaz a criação (exclui o registro criado); um novo login
+    recusado para de escrever nesse servidor; uma rota que falta (versão antiga) é sondada antes da primeira
+    cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada."""
+
     def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
-                 on_result: Callable[[Result], None] | None = None):
+                 on_result: Callable[[Result], None] | None = None, undo_updates: bool = False):
         self.client = client
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
+        self.undo_updates = undo_updates  # unidirecional num backup: pode excluir um registro que já existia
         self._stopping = threading.Event()
+        self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
     def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
         """Usuários primeiro, depois as licenças (cada cadeia em ordem), por último as exclusões."""
         results = self._run_chains([[a] for a in user_actions], "usuários")
+        missing = self.missing_routes(chains, deletions)
+        held = [c for c in chains if any(a.kind in missing for a in c)]
+        chains = [c for c in chains if not any(a.kind in missing for a in c)]
+        for chain in held:
+            results += self._not_sent(chain, self._old_version_text(chain, missing))
+        results += self._not_sent([a for a in deletions if a.kind in missing], "")
+        deletions = [a for a in deletions if a.kind not in missing]
         results += self._run_chains(chains, "licenças")
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
 
+    # -- rotas que faltam (versões antigas do servidor) ---------------------------
+    def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
+        """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
+        O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
+        needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
+        known = self.client.routes
+        for kind in sorted(needed - set(known)):
+            known[kind] = self._probe(PROBED_ROUTES[kind])
+        return {kind for kind in needed if known.get(kind) is False}
+
+    def _probe(self, path: str) -> bool | None:
+        """True: a rota existe (405); False: não existe (404 que não é JSON da API); None: não deu para saber
+        (segue como se existisse: a compensação da cadeia cobre)."""
+        try:
+            resp = self.client.request("GET", path)
+        except ApiError:
+            return None
+        if resp.status == 405:
+            return True
+        if resp.status == 404 and resp.kind != "json":
+            return False
+        return None
+
+    def _old_version_text(self, chain: list[Action], missing: set[str]) -> str:
+        kinds = {a.kind for a in chain} & missing
+        routes = " e ".join(ROUTE_NAMES[k] for k in sorted(kinds))
+        text = f"não enviada: {self.client.server.label} é de uma versão antiga, sem a rota de {routes}"
+        if BLOCK in kinds and any(a.kind in UPSERTS for a in chain):
+            return (f"{text}; criar ou atualizar a deixaria LIBERADA sem poder bloqueá-la (fica como está: "
+                    "negada se não existe lá). Atualize esse servidor para a versão atual")
+        if BLOCK in kinds:
+            return (f"{text}: a licença continua como está lá (LIBERADA, enquanto a origem nega); bloqueie-a "
+                    "no painel desse servidor ou atualize-o para a versão atual")
+        return text
+
+    def _not_sent(self, chain: list[Action], message: str) -> list[Result]:
+        results = [Result(a, False, message or f"não enviada: {self.client.server.label} não tem a rota de "
+                          f"{ROUTE_NAMES.get(a.kind, a.kind)} (versão antiga)", unsyncable=True) for a in chain]
+        for result in results:
+            self.on_result(result)
+        return results
+
+    # -- cadeias ------------------------------------------------------------------
     def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
         if self.config.parallel <= 1 or len(chains) <= 1:
@@ -2565,43 +2643,97 @@ class Executor:
 
     def _run_chain(self, chain: list[Action], progress: Progress) -> list[Result]:
         """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
-        depois de um upsert incerto é o que mantém o backup negando como o principal."""
-        results = []
+        depois de um upsert incerto é o que mantém o backup negando como o principal. Se o bloqueio
+        falha (já repetido), desfaz o que a cadeia liberou (compensate)."""
+        results: list[Result] = []
         if self._stopping.is_set():
             return results
+        upserted = None  # a ação de criação/atualização já enviada nesta cadeia (mesmo sem confirmação)
         for action in chain:
-            try:
-                result = self.apply(action)
-            except ApiError as exc:
-                result = Result(action, False, str(exc))
-            except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
-                result = Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
-            results.append(result)
-            self.on_result(result)  # a auditoria nunca interrompe a sequência (Run.guard_local)
-            try:
-                progress.step()
-            except OSError:  # terminal fechado: o contador some, a sequência segue
-                progress.enabled = False
+            result = self._attempt(action)
+            if action.kind in UPSERTS:
+                upserted = upserted or action
+            if action.kind == BLOCK and not result.ok and upserted is not None:
+                extra = self.compensate(action, upserted, result)
+                self._finish(result, results, progress)
+                for undo in extra:
+                    results.append(undo)
+                    self.on_result(undo)
+                break
+            self._finish(result, results, progress)
         return results
+
+    def _finish(self, result: Result, results: list[Result], progress: Progress) -> None:
+        results.append(result)
+        self.on_result(result)  # a auditoria nunca interrompe a sequência (Run.guard_local)
+        try:
+            progress.step()
+        except OSError:  # terminal fechado: o contador some, a sequência segue
+            progress.enabled = False
+
+    def _attempt(self, action: Action) -> Result:
+        if self._auth_lost is not None:
+            return Result(action, False, f"não enviada: {self._auth_lost}")
+        try:
+            return self.apply(action)
+        except AuthError as exc:  # o token caiu e o novo login foi recusado: este servidor para aqui
+            self._auth_lost = f"o novo login em {self.client.server.label} foi recusado ({exc})"
+            return Result(action, False, str(exc))
+        except ApiError as exc:
+            return Result(action, False, str(exc))
+        except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
+            return Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
+
+    def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
+        """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
+        nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
+        que já existia só é excluída no unidirecional num backup (a próxima execução a recria e bloqueia).
+        No bidirecional, excluir um registro que já existia pareceria uma exclusão do vendedor."""
+        created = upserted.kind == CREATE
+        if not (created or self.undo_updates) or self._auth_lost is not None:
+            why = self._auth_lost or "um registro que já existia não é excluído no bidirecional nem no principal"
+            failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
+                               f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
+            return []
+        what = "criada nesta execução" if created else "regravada nesta execução"
+        undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
+                      "excluída para não ficar liberada onde a origem nega", side=block.side)
+        result = self._attempt(undo)
+        failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
+                           "recria e bloqueia" if result.ok else
+                           f"; ATENÇÃO: a exclusão de compensação também falhou ({result.message}): a licença "
+                           f"pode estar LIBERADA em {self.client.server.label} enquanto a origem nega")
+        return [result]
+
+    # -- uma ação ---------------------------------------------------------------
+    def _write(self, method: str, path: str, payload: Any = None) -> Response:
+        """Uma escrita idempotente, repetida em HTTP 500 / "database is locked" (até WRITE_RETRIES vezes)."""
+        resp = self.client.request(method, path, payload)
+        for wait in WRITE_RETRY_WAIT[:WRITE_RETRIES]:
+            if not transient_failure(resp) or self._stopping.is_set():
+                break
+            time.sleep(wait * self.config.backoff / 0.5)
+            resp = self.client.request(method, path, payload)
+        return resp
 
     def apply(self, action: Action) -> Result:
         if action.kind == CREATE_USER:
             return self._create_user(action)
         if action.kind in UPSERTS:
-            resp = self.client.request("POST", "/admin/devices/create", action.payload)
+            resp = self._write("POST", "/admin/devices/create", action.payload)
             return self._result(action, resp, 201)
         quoted = urllib.parse.quote(action.key, safe="")
         if action.kind == SET_CREATED_BY:
-            return self._result(action, self.client.request("POST", "/admin/devices/update-created-by",
-                                                            action.payload), 200)
+            return self._result(action, self._write("POST", "/admin/devices/update-created-by",
+                                                    action.payload), 200)
         if action.kind == DELETE:
-            resp = self.client.request("DELETE", f"/admin/devices/{quoted}/delete")
+            resp = self._write("DELETE", f"/admin/devices/{quoted}/delete")
             if resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
                 return Result(action, True, "já não existia")  # ex.: nova tentativa após resposta perdida
             return self._result(action, resp, 200)
         path = f"/admin/devices/{quoted}/deactivate"
         wanted = "blocked" if action.kind == BLOCK else "active"
-        resp = self.client.request("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
+        resp = self._write("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
         result = self._result(action, resp, 200)
         if result.ok and isinstance(resp.body, dict) and resp.body.get("status") not in (None, wanted):
             return Result(action, False, f"o servidor respondeu status {resp.body.get('status')!r}")
@@ -4026,8 +4158,9 @@ class Run:
             if d.real_side(side) == "principal" and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
+            undo = self.config.mode == Mode.ONE_WAY and d.real_side(side) == "backup"
             executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.audit(url, result))
+                                on_result=lambda result, url=url: self.audit(url, result), undo_updates=undo)
             results += executor.run(users, chains, deletions)
         return results
 
