@@ -2545,6 +2545,20 @@ ROUTE_NAMES = {BLOCK: "bloquear/ativar (POST /admin/devices/<id>/deactivate)",
                SET_CREATED_BY: "corrigir created_by (POST /admin/devices/update-created-by)"}
 
 
+def has_route(client: ApiClient, kind: str) -> bool | None:
+    """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
+    True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
+    como se existisse: a compensação da cadeia cobre)."""
+    if kind not in client.routes:
+        try:
+            resp = client.request("GET", PROBED_ROUTES[kind])
+            client.routes[kind] = True if resp.status == 405 else \
+                False if resp.status == 404 and resp.kind != "json" else None
+        except ApiError:
+            client.routes[kind] = None
+    return client.routes[kind]
+
+
 def transient_failure(resp: Response) -> bool:
     """HTTP 500 do aplicativo ou "database is locked" (dois escritores no mesmo SQLite): a mesma escrita
     costuma passar quando repetida. 502/503/504 já foram repetidos pelo urllib3."""
@@ -2588,23 +2602,7 @@ class Executor:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
-        known = self.client.routes
-        for kind in sorted(needed - set(known)):
-            known[kind] = self._probe(PROBED_ROUTES[kind])
-        return {kind for kind in needed if known.get(kind) is False}
-
-    def _probe(self, path: str) -> bool | None:
-        """True: a rota existe (405); False: não existe (404 que não é JSON da API); None: não deu para saber
-        (segue como se existisse: a compensação da cadeia cobre)."""
-        try:
-            resp = self.client.request("GET", path)
-        except ApiError:
-            return None
-        if resp.status == 405:
-            return True
-        if resp.status == 404 and resp.kind != "json":
-            return False
-        return None
+        return {kind for kind in needed if has_route(self.client, kind) is False}
 
     def _old_version_text(self, chain: list[Action], missing: set[str]) -> str:
         kinds = {a.kind for a in chain} & missing
@@ -2773,6 +2771,62 @@ class Executor:
         self.credentials.update(entry, "não usada: nome de super-admin no backup")
         return Result(action, True, "nome já usado por um super-admin no backup (não sincronizável)",
                       unsyncable=True)
+
+
+# -- limites do backup: o que ele não consegue guardar (MySQL, versão antiga) ------------------
+
+# Larguras das colunas de um servidor sobre MySQL: um valor mais longo é cortado (modo não estrito) ou
+# recusado com HTTP 500 (estrito). address é TEXT (sem limite).
+MYSQL_WIDTHS = {"owner_name": 255, "email": 255, "cpf": 20, "created_by": 100, "license_type": 50}
+
+
+def _held_as(field: str, wanted: Any, stored: Any, drops_created_by: bool) -> str | None:
+    """Por que o backup guarda `stored` quando recebeu `wanted` (None: é uma diferença de verdade)."""
+    width = MYSQL_WIDTHS.get(field)
+    if width and isinstance(wanted, str) and isinstance(stored, str) and len(wanted) > width \
+            and stored and wanted[:width].rstrip() == stored:  # a listagem é lida sem os espaços das pontas
+        return f"o backup guarda no máximo {width} caracteres neste campo (coluna do MySQL): fica cortado lá"
+    if field == "created_by" and drops_created_by and stored == DEFAULT_CREATED_BY and wanted != stored:
+        return "o backup é de uma versão antiga que ignora o created_by enviado (grava 'admin')"
+    return None
+
+
+def might_drop_created_by(source: Snapshot, target: Snapshot) -> bool:
+    """Há registros iguais nos dois lados, menos o created_by que no destino é 'admin'? (sinal de servidor
+    da primeira versão; a sonda confirma)."""
+    for key, b in target.licenses.items():
+        p = source.licenses.get(key)
+        if p is not None and b.created_by == DEFAULT_CREATED_BY and p.desired_settable()[-1] != DEFAULT_CREATED_BY:
+            return True
+    return False
+
+
+def backup_limits(source: Snapshot, target: Snapshot, drops_created_by: bool) -> tuple[Snapshot, list[Divergence]]:
+    """Aprende com o que o backup guardou o que ele não consegue guardar: um campo cortado na largura da coluna
+    (MySQL) ou o created_by trocado por 'admin' (primeira versão do servidor). Para o plano, o registro do
+    backup passa a ter o valor da origem nesse campo: não é regravado a cada execução (cada regravação
+    recomeça o período e desbloqueia por um instante) e, no bidirecional, não vira "edição do vendedor"
+    copiada para o principal. A diferença sai como divergência não sincronizável (servidor e campo)."""
+    adapted: dict[str, License] = {}
+    found: list[Divergence] = []
+    for key, b in target.licenses.items():
+        p = source.licenses.get(key)
+        if p is None:
+            continue
+        wanted = dict(zip(SETTABLE_FIELDS, p.desired_settable()))
+        changes = {}
+        for field in SETTABLE_FIELDS:
+            stored = getattr(b, field)
+            why = None if stored == wanted[field] else _held_as(field, wanted[field], stored, drops_created_by)
+            if why:
+                changes[field] = wanted[field]
+                found.append(Divergence("licenca", key, field, wanted[field], stored,
+                                        f"{why} ({target.server_url}); não é regravado"))
+        if changes:
+            adapted[key] = dataclasses.replace(b, **changes)
+    if not adapted:
+        return target, []
+    return dataclasses.replace(target, licenses={**target.licenses, **adapted}), found
 
 
 # ============================================================================
@@ -4090,8 +4144,12 @@ class Run:
         options = self.plan_options(d)
         if cfg.mode == Mode.TWO_WAY:
             options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
+        limits: list[Divergence] = []
+        if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
+            target, limits = self.learn_limits(d, source, target)
         with collector_paused():  # restaurar planeja sem estado (só cria o que falta no principal)
             plan = plan_pair(source, target, outcome.clock, None if d.restore else state, options)
+        plan.divergences = limits + plan.divergences
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
@@ -4107,6 +4165,13 @@ class Run:
             return
         outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
         self.read_back(outcome, new_state, options)
+
+    def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot) -> tuple[Snapshot, list[Divergence]]:
+        """backup_limits; a sonda da rota de created_by (um GET) só quando há sinal de servidor antigo."""
+        drops = False
+        if might_drop_created_by(source, target):
+            drops = has_route(self.clients[d.target.url], SET_CREATED_BY) is False
+        return backup_limits(source, target, drops)
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
@@ -4219,11 +4284,14 @@ class Run:
                 outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
                 return
         check = dataclasses.replace(options, journal=None, force=False)
+        limits: list[Divergence] = []
+        if not d.restore:
+            fresh["backup"], limits = self.learn_limits(d, fresh["principal"], fresh["backup"])
         with collector_paused():
             again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
         outcome.reread = True
         outcome.parity = again.parity_now()
-        outcome.divergences = again.divergences
+        outcome.divergences = limits + again.divergences
         skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
         outcome.leftover = [a for a in again.actions if a.key not in skip]
         outcome.users_present = users_present(fresh["principal"], fresh["backup"])
