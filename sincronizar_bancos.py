@@ -2535,6 +2535,7 @@ class Progress:
 
 WRITE_RETRIES = 3  # novas tentativas de uma escrita idempotente que levou HTTP 500 ou "database is locked"
 WRITE_RETRY_WAIT = (0.25, 0.5, 1.0)  # segundos entre elas (× SYNC_BACKOFF / 0,5)
+NOT_THERE = "não bloqueada: a licença não existe nesse servidor (negada lá, como na origem)"
 PROBE_ID = "sincronizar-bancos-sonda"  # id que só aparece no caminho de uma sonda GET (nada é gravado)
 # Rota de escrita → caminho da sonda. Um GET numa rota que só aceita POST/DELETE responde 405 num servidor
 # que a tem e 404 (página HTML do Flask) numa versão antiga que não a tem; nenhum dos dois grava nada.
@@ -2543,6 +2544,17 @@ PROBED_ROUTES = {BLOCK: f"/admin/devices/{PROBE_ID}/deactivate", DELETE: f"/admi
 ROUTE_NAMES = {BLOCK: "bloquear/ativar (POST /admin/devices/<id>/deactivate)",
                DELETE: "excluir (DELETE /admin/devices/<id>/delete)",
                SET_CREATED_BY: "corrigir created_by (POST /admin/devices/update-created-by)"}
+
+
+# Larguras das colunas de um servidor sobre MySQL: um valor mais longo é cortado (modo não estrito) ou
+# recusado com HTTP 500 (estrito). address é TEXT (sem limite).
+MYSQL_WIDTHS = {"owner_name": 255, "email": 255, "cpf": 20, "created_by": 100, "license_type": 50}
+
+
+def too_wide(payload: dict[str, Any] | None) -> list[str]:
+    """Campos do envio maiores que as colunas de um servidor MySQL (num MySQL estrito, a causa de um 500)."""
+    return [f"{field} com {len(value)} caracteres (máximo {width})" for field, width in MYSQL_WIDTHS.items()
+            if isinstance(value := (payload or {}).get(field), str) and len(value) > width]
 
 
 def has_route(client: ApiClient, kind: str) -> bool | None:
@@ -2651,7 +2663,7 @@ class Executor:
             result = self._attempt(action)
             if action.kind in UPSERTS:
                 upserted = upserted or action
-            if action.kind == BLOCK and not result.ok and upserted is not None:
+            if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
                 extra = self.compensate(action, upserted, result)
                 self._finish(result, results, progress)
                 for undo in extra:
@@ -2710,6 +2722,8 @@ class Executor:
         for wait in WRITE_RETRY_WAIT[:WRITE_RETRIES]:
             if not transient_failure(resp) or self._stopping.is_set():
                 break
+            if "database is locked" not in (_api_error(resp) or "").lower() and too_wide(payload):
+                break  # MySQL estrito recusando texto longo: repetir não muda nada
             time.sleep(wait * self.config.backoff / 0.5)
             resp = self.client.request(method, path, payload)
         return resp
@@ -2717,13 +2731,16 @@ class Executor:
     def apply(self, action: Action) -> Result:
         if action.kind == CREATE_USER:
             return self._create_user(action)
-        if action.kind in UPSERTS:
-            resp = self._write("POST", "/admin/devices/create", action.payload)
-            return self._result(action, resp, 201)
+        if action.kind in (*UPSERTS, SET_CREATED_BY):
+            path = "/admin/devices/update-created-by" if action.kind == SET_CREATED_BY else "/admin/devices/create"
+            resp = self._write("POST", path, action.payload)
+            result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
+            wide = too_wide(action.payload) if resp.status == 500 else []
+            if wide:
+                result.message += (f"; o servidor pode ser MySQL em modo estrito, que recusa texto maior que a "
+                                   f"coluna: {', '.join(wide)}. Encurte no principal ou aumente a coluna lá")
+            return result
         quoted = urllib.parse.quote(action.key, safe="")
-        if action.kind == SET_CREATED_BY:
-            return self._result(action, self._write("POST", "/admin/devices/update-created-by",
-                                                    action.payload), 200)
         if action.kind == DELETE:
             resp = self._write("DELETE", f"/admin/devices/{quoted}/delete")
             if resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
@@ -2732,6 +2749,8 @@ class Executor:
         path = f"/admin/devices/{quoted}/deactivate"
         wanted = "blocked" if action.kind == BLOCK else "active"
         resp = self._write("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
+        if action.kind == BLOCK and resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
+            return Result(action, False, NOT_THERE)  # não existe lá (ex.: a criação falhou): já nega
         result = self._result(action, resp, 200)
         if result.ok and isinstance(resp.body, dict) and resp.body.get("status") not in (None, wanted):
             return Result(action, False, f"o servidor respondeu status {resp.body.get('status')!r}")
@@ -2774,10 +2793,6 @@ class Executor:
 
 
 # -- limites do backup: o que ele não consegue guardar (MySQL, versão antiga) ------------------
-
-# Larguras das colunas de um servidor sobre MySQL: um valor mais longo é cortado (modo não estrito) ou
-# recusado com HTTP 500 (estrito). address é TEXT (sem limite).
-MYSQL_WIDTHS = {"owner_name": 255, "email": 255, "cpf": 20, "created_by": 100, "license_type": 50}
 
 
 def _held_as(field: str, wanted: Any, stored: Any, drops_created_by: bool) -> str | None:

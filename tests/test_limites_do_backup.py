@@ -86,3 +86,22 @@ def test_valor_editado_no_backup_que_nao_e_corte_continua_sendo_diferenca(par):
     assert par.backup.counts[("POST", "/admin/devices/create")] == 1  # regravado (e então cortado)
     assert par.backup.devices()["E-1"]["owner_name"] == NOME_LONGO.strip()[:255]
     assert r.codigo == 0
+
+
+def test_mysql_estrito_recusa_texto_longo_sem_repetir_e_diz_o_campo(par):
+    par.principal.add_device("LONGO-1", owner_name="Cliente", cpf="123.456.789-09 / 987.654.321-00")
+    par.principal.add_device("LONGO-BLQ", owner_name=NOME_LONGO.strip(), status="blocked")
+    par.principal.add_device("CURTO-1", owner_name="José")
+    trocar_backup(par, colacao="mysql", colunas="estrito", datas="rfc1123")
+    r, pair = rodar(par)
+    assert r.codigo == 1 and mais_permissivo(par) == []
+    assert set(par.backup.devices()) == {"CURTO-1"}
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 3  # um 500 de texto longo não é repetido
+    falhas = {}
+    for f in pair["falhas"]:
+        falhas[f["chave"]] = falhas.get(f["chave"], "") + f["mensagem"] + " | "
+    assert "não existe nesse servidor" in falhas["LONGO-BLQ"]  # o bloqueio depois da criação recusada
+    assert par.backup.counts[("DELETE", "/admin/devices/<id>/delete")] == 0  # nada a desfazer
+    assert "cpf com 31 caracteres (máximo 20)" in falhas["LONGO-1"]
+    assert f"owner_name com {len(NOME_LONGO.strip())} caracteres (máximo 255)" in falhas["LONGO-BLQ"]
+    assert "MySQL em modo estrito" in falhas["LONGO-BLQ"]
