@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 
 import pytest
-
 from servidor_referencia import ServidorReferencia
 
 CRIAR = ("POST", "/admin/devices/create")
@@ -93,7 +92,7 @@ def test_bloqueio_que_falha_depois_de_regravar_no_unidirecional_exclui_no_backup
     par.principal.add_device("REG-1", owner_name="Nome novo", status="blocked", created_by="sergio")
     par.backup.add_device("REG-1", owner_name="Nome antigo", status="blocked", created_by="sergio")
     par.backup.fail_next("POST", "/admin/devices/REG-1/deactivate", 500, {"error": "falha"}, times=None)
-    r, pair = rodar(par)
+    r, _ = rodar(par)
     assert r.codigo == 1 and mais_permissivo(par) == []
     assert "REG-1" not in par.backup.devices()  # o upsert desbloqueou; sem poder bloquear, saiu do backup
     par.backup.clear_overrides()
@@ -188,7 +187,7 @@ def test_versao_antiga_nunca_recebe_licenca_negada_e_a_segunda_execucao_nao_escr
     assert all("versão antiga" in f["mensagem"] for f in pair["falhas"])
     assert all(f["nao_sincronizavel"] for f in pair["falhas"])
     antes = par.backup.write_count()
-    r, pair = rodar(par)
+    rodar(par)
     assert par.backup.write_count() == antes, par.backup.requests_log[-10:]
     assert mais_permissivo(par) == []
 

@@ -21,9 +21,9 @@ import tempfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servidor_referencia import ServidorReferencia
 
 import sincronizar_bancos as sb
-from servidor_referencia import ServidorReferencia
 
 CHAVES = [f"K{i}" for i in range(6)]
 ESTADOS = ["liberada", "bloqueada", "pendente", "vencida"]
@@ -76,7 +76,7 @@ def aplicar(principal: ServidorReferencia, backup: ServidorReferencia, modo: sb.
             for cliente in clientes.values():
                 cliente.login()
             retratos = {lado: sb.fetch_snapshot(c) for lado, c in clientes.items()}
-            hoje = dt.datetime.now(dt.timezone.utc).date()
+            hoje = dt.datetime.now(dt.UTC).date()
             plano = sb.plan_pair(retratos["principal"], retratos["backup"], hoje, None,
                                  sb.PlanOptions(mode=modo))
             credenciais = sb.CredentialStore(pasta)

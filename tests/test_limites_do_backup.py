@@ -10,7 +10,6 @@ de cada servidor de referência.
 from __future__ import annotations
 
 import pytest
-
 from test_cadeias_e_falhas import mais_permissivo, rodar, semear_misto, trocar_backup
 
 NOME_LONGO = "Comércio de Peças e Serviços Automotivos " * 8  # 320 caracteres
@@ -82,7 +81,7 @@ def test_created_by_admin_num_servidor_atual_e_corrigido_e_nao_vira_limite(par):
 def test_valor_editado_no_backup_que_nao_e_corte_continua_sendo_diferenca(par):
     par.principal.add_device("E-1", owner_name=NOME_LONGO.strip(), created_by="sergio")
     trocar_backup(par, colunas="corta").add_device("E-1", owner_name="Outro nome qualquer", created_by="sergio")
-    r, pair = rodar(par)
+    r, _ = rodar(par)
     assert par.backup.counts[("POST", "/admin/devices/create")] == 1  # regravado (e então cortado)
     assert par.backup.devices()["E-1"]["owner_name"] == NOME_LONGO.strip()[:255]
     assert r.codigo == 0
