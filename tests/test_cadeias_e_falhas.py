@@ -176,7 +176,7 @@ def test_novo_login_recusado_para_de_escrever_no_servidor(par):
 def test_versao_antiga_nunca_recebe_licenca_negada_e_a_segunda_execucao_nao_escreve(par, versao):
     motivos = semear_misto(par.principal)
     trocar_backup(par, versao=versao)
-    r, pair = rodar(par)
+    _, pair = rodar(par)
     assert mais_permissivo(par) == []
     liberadas = {k for k, m in motivos.items() if m == "liberada"}
     assert set(par.backup.devices()) == liberadas  # as negadas ficaram de fora (negadas lá também)
