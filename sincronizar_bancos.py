@@ -61,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 import urllib.parse
 import zoneinfo
 from typing import Any, Callable, Iterable, NamedTuple
@@ -2844,6 +2845,51 @@ def backup_limits(source: Snapshot, target: Snapshot, drops_created_by: bool) ->
     return dataclasses.replace(target, licenses={**target.licenses, **adapted}), found
 
 
+def mysql_key(device_id: str) -> str:
+    """Como utf8mb4_unicode_ci compara chaves: sem acentos e sem maiúsculas (ß = ss)."""
+    decomposed = unicodedata.normalize("NFKD", device_id)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def looks_mysql(raw_items: list[Any] | None) -> bool:
+    """Datas da listagem no formato RFC 1123 ("Tue, 01 Jul 2025 00:00:00 GMT"): o servidor guarda sobre MySQL
+    (e então as chaves comparam sem acentos e sem maiúsculas)."""
+    return any(isinstance(item, dict) and isinstance(item.get("start_date"), str)
+               and _RFC1123.match(item["start_date"].strip()) for item in raw_items or ())
+
+
+def collation_groups(source: Snapshot, target: Snapshot, clock: Clock) -> tuple[Snapshot, list[Divergence]]:
+    """Backup sobre MySQL: ids da origem que só diferem em maiúsculas/acentos ("ABC"/"abc", "José"/"Jose") são UM
+    registro lá. Cada grupo vira um registro só no plano (o id que o backup já guarda, ou o primeiro), com o
+    veredito mais restrito do grupo (se algum nega na origem, o registro do grupo é bloqueado lá): sem isso cada
+    execução regravaria o mesmo registro com os dados de outro id do grupo, desbloqueando-o. Relata o grupo e
+    os clientes que ficam negados no backup. Só no unidirecional (o plano não escreve na origem)."""
+    groups: dict[str, list[str]] = {}
+    for key in source.licenses:
+        groups.setdefault(mysql_key(key), []).append(key)
+    groups = {fold: sorted(keys) for fold, keys in groups.items() if len(keys) > 1}
+    if not groups:
+        return source, []
+    stored = {mysql_key(key): key for key in target.licenses}
+    licenses = dict(source.licenses)
+    found = []
+    for fold, keys in sorted(groups.items()):
+        kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
+        denied = [k for k in keys if not allows(source.licenses[k], clock.primary)]
+        for key in keys:
+            if key != kept:
+                del licenses[key]
+        record = source.licenses[kept]
+        if denied and allows(record, clock.primary):
+            licenses[kept] = dataclasses.replace(record, status="blocked")
+        losers = [k for k in keys if k not in denied] if denied else []
+        note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
+                f"lá vale o veredito mais restrito do grupo")
+        note += (f"; negados lá e liberados no principal: {', '.join(losers)}" if losers else "")
+        found.append(Divergence("licenca", kept, "device_id", ", ".join(keys), kept, note))
+    return dataclasses.replace(source, licenses=licenses), found
+
+
 # ============================================================================
 # Estado e histórico (arquivos gravados de forma atômica em DADOS_DIR)
 # ============================================================================
@@ -4161,7 +4207,7 @@ class Run:
             options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
-            target, limits = self.learn_limits(d, source, target)
+            source, target, limits = self.learn_limits(d, source, target, outcome.clock)
         with collector_paused():  # restaurar planeja sem estado (só cria o que falta no principal)
             plan = plan_pair(source, target, outcome.clock, None if d.restore else state, options)
         plan.divergences = limits + plan.divergences
@@ -4181,12 +4227,21 @@ class Run:
         outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
         self.read_back(outcome, new_state, options)
 
-    def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot) -> tuple[Snapshot, list[Divergence]]:
-        """backup_limits; a sonda da rota de created_by (um GET) só quando há sinal de servidor antigo."""
+    def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot,
+                     clock: Clock) -> tuple[Snapshot, Snapshot, list[Divergence]]:
+        """backup_limits (a sonda da rota de created_by, um GET, só quando há sinal de servidor antigo) e, num
+        backup MySQL no unidirecional, os grupos de ids que ele guarda como um só (collation_groups)."""
         drops = False
+        client = self.clients[d.target.url]
         if might_drop_created_by(source, target):
-            drops = has_route(self.clients[d.target.url], SET_CREATED_BY) is False
-        return backup_limits(source, target, drops)
+            drops = has_route(client, SET_CREATED_BY) is False
+        groups: list[Divergence] = []
+        raw = client.listings.get("/admin/devices")
+        # backup vazio: não dá para saber se é MySQL; por segurança, como se fosse (a execução seguinte já sabe)
+        if self.config.mode == Mode.ONE_WAY and (not raw or looks_mysql(raw)):
+            source, groups = collation_groups(source, target, clock)
+        target, limits = backup_limits(source, target, drops)
+        return source, target, groups + limits
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
@@ -4301,7 +4356,8 @@ class Run:
         check = dataclasses.replace(options, journal=None, force=False)
         limits: list[Divergence] = []
         if not d.restore:
-            fresh["backup"], limits = self.learn_limits(d, fresh["principal"], fresh["backup"])
+            fresh["principal"], fresh["backup"], limits = self.learn_limits(d, fresh["principal"], fresh["backup"],
+                                                                            outcome.clock)
         with collector_paused():
             again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
         outcome.reread = True

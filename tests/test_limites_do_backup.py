@@ -104,3 +104,39 @@ def test_mysql_estrito_recusa_texto_longo_sem_repetir_e_diz_o_campo(par):
     assert "cpf com 31 caracteres (máximo 20)" in falhas["LONGO-1"]
     assert f"owner_name com {len(NOME_LONGO.strip())} caracteres (máximo 255)" in falhas["LONGO-BLQ"]
     assert "MySQL em modo estrito" in falhas["LONGO-BLQ"]
+
+
+# ---------------------------------------------------------------------------
+# Colação do MySQL: ids que só diferem em maiúsculas/acentos são UM registro no backup
+# ---------------------------------------------------------------------------
+
+def test_grupo_de_ids_iguais_para_o_mysql_leva_o_veredito_mais_restrito_e_nao_e_regravado(par):
+    par.principal.add_device("ABC", owner_name="Cliente maiúsculo", status="blocked", created_by="sergio")
+    par.principal.add_device("abc", owner_name="Cliente minúsculo", created_by="sergio")
+    par.principal.add_device("José", owner_name="José liberado", created_by="ana")
+    par.principal.add_device("Jose", owner_name="Jose liberado", created_by="ana")
+    par.principal.add_device("OUTRA", owner_name="Sem grupo", created_by="ana")
+    trocar_backup(par, colacao="mysql", colunas="corta", datas="rfc1123")
+    for _ in range(2):  # backup vazio (não dá para saber se é MySQL) e depois com as datas RFC 1123 à vista
+        r, pair = rodar(par)
+        # abc é liberada no principal, mas no backup é o mesmo registro que ABC (bloqueada): lá nega
+        assert par.backup.veredito("abc") is False and par.backup.veredito("ABC") is False
+        assert mais_permissivo(par) == []
+        assert par.backup.veredito("Jose") is True and par.backup.veredito("OUTRA") is True
+        assert set(par.backup.devices()) == {"ABC", "Jose", "OUTRA"}
+        grupos = {d["chave"]: d["observacao"] for d in pair["divergencias"] if d["campo"] == "device_id"}
+        assert set(grupos) == {"ABC", "Jose"}
+        assert "negados lá e liberados no principal: abc" in grupos["ABC"]
+        assert r.codigo == 0, (pair["falhas"], pair["paridade"])
+    antes = par.backup.write_count()
+    rodar(par)
+    assert par.backup.write_count() == antes  # não regrava o grupo a cada execução
+
+
+def test_backup_sqlite_com_ids_de_maiusculas_diferentes_guarda_os_dois(par):
+    par.principal.add_device("ABC", owner_name="Maiúsculo", status="blocked")
+    par.principal.add_device("abc", owner_name="Minúsculo")
+    par.backup.add_device("OUTRA", owner_name="Já existia no backup")  # listagem com datas ISO: não é MySQL
+    r, _ = rodar(par)
+    assert r.codigo == 0 and {"ABC", "abc"} <= set(par.backup.devices())
+    assert par.backup.veredito("abc") is True and par.backup.veredito("ABC") is False
