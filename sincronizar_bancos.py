@@ -2796,8 +2796,8 @@ class Executor:
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
         chains = [c for c in chains if not any(a.kind in missing for a in c)]
-        for chain in held:
-            results += self._not_sent(chain, self._old_version_text(chain, missing))
+        for chain in held:  # um resultado por cadeia (a primeira ação): a licença aparece uma vez no relatório
+            results += self._not_sent(chain[:1], self._old_version_text(chain, missing))
         results += self._not_sent([a for a in deletions if a.kind in missing], "")
         deletions = [a for a in deletions if a.kind not in missing]
         results += self._run_chains(chains, "licenças")
