@@ -71,7 +71,8 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -375,7 +376,7 @@ CREATE TABLE IF NOT EXISTS devices (
 class Database:
     """Acesso ao SQLite; toda operação é atômica sob a trava."""
 
-    def __init__(self, path: str, collation: Optional[Callable[[str, str], int]] = None):
+    def __init__(self, path: str, collation: Callable[[str, str], int] | None = None):
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
@@ -1225,7 +1226,7 @@ def data_rfc1123(value: Any) -> Any:
     day = _parse_day(value)
     if day is None:
         return value
-    return email.utils.format_datetime(dt.datetime.combine(day, dt.time(0), tzinfo=dt.timezone.utc), usegmt=True)
+    return email.utils.format_datetime(dt.datetime.combine(day, dt.time(0), tzinfo=dt.timezone.utc), usegmt=True)  # noqa: UP017
 
 
 class ValorLongoDemais(Exception):
@@ -1236,13 +1237,13 @@ class ValorLongoDemais(Exception):
 class Variante:
     """O que este servidor faz diferente do atual sobre SQLite."""
     collation: bool = False  # chave de licença sem acento/maiúscula (MySQL)
-    widths: Optional[str] = None  # None | "estrito" (500) | "corta" (corta calado)
+    widths: str | None = None  # None | "estrito" (500) | "corta" (corta calado)
     rfc1123: bool = False  # datas da listagem em RFC 1123
     disabled: frozenset = frozenset()  # rotas que esta versão não tem
     drops_created_by: bool = False  # primeira versão: grava sempre created_by = "admin"
 
     @classmethod
-    def build(cls, colacao: Optional[str], colunas: Optional[str], datas: str, versao: str) -> "Variante":
+    def build(cls, colacao: str | None, colunas: str | None, datas: str, versao: str) -> Variante:
         if colacao not in (None, "mysql"):
             raise ValueError(f"colacao deve ser None ou 'mysql': {colacao!r}")
         if colunas not in (None, "estrito", "corta"):
@@ -1283,7 +1284,7 @@ class FalhasDeEscrita:
     """500 em escritas escolhidas (a N-ésima escrita), "database is locked" que passa quando repetido,
     e token revogado depois de N escritas (com novo login aceito ou recusado)."""
 
-    def __init__(self, travado: int = 0, falhar: Any = (), revogar_apos: Optional[int] = None,
+    def __init__(self, travado: int = 0, falhar: Any = (), revogar_apos: int | None = None,
                  login_apos_revogar: bool = True):
         self._lock = threading.Lock()
         self.travado = int(travado)
@@ -1299,7 +1300,7 @@ class FalhasDeEscrita:
         return match.route is not None and match.route.method in ("POST", "DELETE") \
             and match.route.action != "login"
 
-    def before(self, match: RouteMatch, path: str, raw_body: bytes) -> Optional[dict]:
+    def before(self, match: RouteMatch, path: str, raw_body: bytes) -> dict | None:
         """Corpo do 500 para esta escrita (nada é gravado), ou None para seguir."""
         if not self._is_write(match):
             return None
@@ -1314,7 +1315,7 @@ class FalhasDeEscrita:
                     return {"error": MSG_DB_LOCKED}
         return None
 
-    def after(self, match: RouteMatch, status: int, app: "LicenseApp") -> None:
+    def after(self, match: RouteMatch, status: int, app: LicenseApp) -> None:
         if not self._is_write(match) or not 200 <= status < 300:
             return
         with self._lock:
@@ -1356,11 +1357,11 @@ class ServidorReferencia:
     """
 
     @classmethod
-    def mysql(cls, colunas: str = "estrito", **kwargs) -> "ServidorReferencia":
+    def mysql(cls, colunas: str = "estrito", **kwargs) -> ServidorReferencia:
         return cls(colacao="mysql", colunas=colunas, datas="rfc1123", **kwargs)
 
     def falhas_de_escrita(self, banco_travado: int = 0, falhar_escritas: Any = (),
-                          revogar_token_apos: Optional[int] = None, login_apos_revogar: bool = True) -> None:
+                          revogar_token_apos: int | None = None, login_apos_revogar: bool = True) -> None:
         """Troca as falhas de escrita (veja a docstring da classe); as contagens recomeçam do zero."""
         self._write_faults = FalhasDeEscrita(banco_travado, falhar_escritas, revogar_token_apos, login_apos_revogar)
         self._app.login_refused = False
@@ -1373,9 +1374,9 @@ class ServidorReferencia:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: Optional[str] = None,
                  admins: Optional[dict] = None, today: Any = None, fuso: str = "UTC",
                  servidores: Optional[list] = None, now: Optional[dt.datetime] = None, primeiro_id: int = 1,
-                 colacao: Optional[str] = None, colunas: Optional[str] = None, datas: str = "iso",
+                 colacao: str | None = None, colunas: str | None = None, datas: str = "iso",
                  versao: str = "atual", banco_travado: int = 0, falhar_escritas: Any = (),
-                 revogar_token_apos: Optional[int] = None, login_apos_revogar: bool = True,
+                 revogar_token_apos: int | None = None, login_apos_revogar: bool = True,
                  tls: ssl.SSLContext | None = None,  # https: veja o bloco TLS do docstring do módulo
                  **faults):
         self.host, self.port = host, port

@@ -76,7 +76,7 @@ def aplicar(principal: ServidorReferencia, backup: ServidorReferencia, modo: sb.
             for cliente in clientes.values():
                 cliente.login()
             retratos = {lado: sb.fetch_snapshot(c) for lado, c in clientes.items()}
-            hoje = dt.datetime.now(dt.UTC).date()
+            hoje = dt.datetime.now(dt.timezone.utc).date()  # noqa: UP017 - Python 3.10
             plano = sb.plan_pair(retratos["principal"], retratos["backup"], hoje, None,
                                  sb.PlanOptions(mode=modo))
             credenciais = sb.CredentialStore(pasta)
