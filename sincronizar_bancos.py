@@ -122,7 +122,7 @@ __all__ = [
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "_setting",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
     # cliente HTTP, retrato e rota de falha
-    "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "parse_licenses",
+    "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "parse_licenses", "fetch_snapshot",
     "same_server_groups", "fetch_failover_list", "check_failover", "failover_check_code", "failover_text",
     "failover_json", "ListState", "FindingKind",
     # planejador (puro)
@@ -130,7 +130,7 @@ __all__ = [
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
     "fingerprint", "version_of", "default_max_deletions", "collector_paused",
     # executor, estado e histórico
-    "Result", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
+    "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
     "Direction", "PairOutcome", "RunOutcome", "count_changes", "loss_text", "limits_text", "run_json",
@@ -4736,7 +4736,7 @@ class Run:
             if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
-            undo = self.config.mode == Mode.ONE_WAY and d.real_side(side) == "backup"
+            undo = self.config.mode == Mode.ONE_WAY and d.role_of(side) == Role.BACKUP
             executor = Executor(clients[side], self.credentials, self.config,
                                 on_result=lambda result, url=url: self.audit(url, result), undo_updates=undo)
             results += executor.run(users, chains, deletions)
@@ -4800,8 +4800,8 @@ class Run:
         check = dataclasses.replace(options, journal=None, force=False)
         limits: list[Divergence] = []
         if not d.restore:
-            fresh["principal"], fresh["backup"], limits = self.learn_limits(d, fresh["principal"], fresh["backup"],
-                                                                            outcome.clock)
+            fresh[Side.PRIMARY], fresh[Side.BACKUP], limits = self.learn_limits(d, fresh[Side.PRIMARY],
+                                                                                fresh[Side.BACKUP], outcome.clock)
         with collector_paused():
             again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock, new_state, check)
         outcome.reread = True
