@@ -1,4 +1,5 @@
-"""Testes do servidor de referência: cada regra dos servidores reais (docs/API_DOS_SERVIDORES.md), por HTTP de verdade."""
+"""Testes do servidor de referência: cada regra dos servidores reais (docs/API_DOS_SERVIDORES.md),
+por HTTP de verdade."""
 
 import datetime as dt
 import json
