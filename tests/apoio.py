@@ -4,11 +4,13 @@
   (artefatos/saidas_dos_testes.<trabalhador>.log), sem intercalar com os outros.
 - Execução: `rodar_script` roda a ferramenta como processo filho (como o usuário faria) e guarda a saída.
 - Servidores: `Par` sobe um principal e backups de referência reais (127.0.0.1, portas efêmeras,
-  senhas aleatórias), com fuso e instante opcionais.
+  senhas aleatórias), com fuso, instante e senha opcionais; `ServidorStub` é o servidor mínimo para o que
+  não é a API (webhook, proxy, página de host, resposta pingada).
 - Dados: `semear_licencas`, `semear_usuarios`, `semear_iguais`.
 - Veredito: o ÚNICO oráculo é o do servidor de referência (`ServidorReferencia.veredito`, que segue os
   passos do /verify); aqui há só atalhos que o chamam (`vereditos`, `diferentes_no_oraculo`...).
 - Conferência por HTTP (`listar`, `sessao_admin`, `conferir_convergencia`) e da saída (`saida`, `sem_traceback`).
+- Painel: `abrir_painel` (o script como processo filho) e `get`.
 """
 
 from __future__ import annotations
@@ -127,39 +129,6 @@ def ambiente_limpo(**extra: str) -> dict[str, str]:
     return env
 
 
-# ---------------------------------------------------------------------------
-# Painel
-# ---------------------------------------------------------------------------
-
-CHROMIUM = (os.environ.get("NAVEGADOR_PAINEL") or shutil.which("chromium") or shutil.which("chromium-browser")
-            or shutil.which("google-chrome") or shutil.which("chrome"))
-# O .ci/run instala o Chromium do Debian e define EXIGIR_NAVEGADOR=1: lá, navegador ausente é falha.
-EXIGIR_NAVEGADOR = os.environ.get("EXIGIR_NAVEGADOR") == "1"
-
-
-def abrir_painel(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
-    """Abre `sincronizar_bancos.py painel` numa porta livre; devolve o processo e a URL."""
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "painel", "--porta", "0", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
-    linha = proc.stdout.readline()
-    achado = re.search(r"http://([^/\s]+)/", linha)
-    if not achado:
-        proc.kill()
-        raise AssertionError(f"painel não abriu: {linha!r} {proc.stderr.read()}")
-    host_porta = achado.group(1).replace("0.0.0.0", "127.0.0.1")
-    return proc, f"http://{host_porta}"
-
-
-def get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    """GET simples (status, corpo), com o token do painel se houver."""
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def saida(execucao) -> str:
     return execucao.stdout + "\n" + execucao.stderr
 
@@ -176,7 +145,7 @@ def so_escritas(contagem) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Servidores de referência
+# Servidores: os de referência (a API de licenças) e stubs (o que não é a API)
 # ---------------------------------------------------------------------------
 
 class Par:
@@ -527,3 +496,36 @@ def conferir_arquivos_legiveis(dados: Path) -> None:
             con.execute("SELECT count(*) FROM auditoria").fetchone()
         finally:
             con.close()
+
+
+# ---------------------------------------------------------------------------
+# Painel
+# ---------------------------------------------------------------------------
+
+CHROMIUM = (os.environ.get("NAVEGADOR_PAINEL") or shutil.which("chromium") or shutil.which("chromium-browser")
+            or shutil.which("google-chrome") or shutil.which("chrome"))
+# O .ci/run instala o Chromium do Debian e define EXIGIR_NAVEGADOR=1: lá, navegador ausente é falha.
+EXIGIR_NAVEGADOR = os.environ.get("EXIGIR_NAVEGADOR") == "1"
+
+
+def abrir_painel(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
+    """Abre `sincronizar_bancos.py painel` numa porta livre; devolve o processo e a URL."""
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "painel", "--porta", "0", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    linha = proc.stdout.readline()
+    achado = re.search(r"http://([^/\s]+)/", linha)
+    if not achado:
+        proc.kill()
+        raise AssertionError(f"painel não abriu: {linha!r} {proc.stderr.read()}")
+    host_porta = achado.group(1).replace("0.0.0.0", "127.0.0.1")
+    return proc, f"http://{host_porta}"
+
+
+def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    """GET simples (status, corpo), com o token do painel se houver."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
