@@ -138,7 +138,7 @@ def _url_malformada_com_senha(lado):
     """A senha configurada também aparece (por engano do usuário) numa URL malformada.
 
     Usa uma senha nova, fora de apoio.SEGREDOS_USADOS: o vazamento é cobrado aqui, por
-    este caso, e não derruba a varredura geral de segredos (test_zz_segredos.py)."""
+    este caso, e não derruba a varredura geral de segredos (a do fim da sessão, no conftest)."""
     def preparar(par, tmp):
         senha = secrets.token_urlsafe(16)
         par.senha_do_caso = senha

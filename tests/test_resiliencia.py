@@ -2,7 +2,7 @@
 
 Tudo com servidores de referência reais (portas efêmeras em 127.0.0.1) e a ferramenta
 rodando como processo filho, do jeito que o agendador a roda. A conferência final é
-sempre feita direto nos servidores (apoio_resiliencia.conferir_convergencia).
+sempre feita direto nos servidores (apoio.conferir_convergencia).
 """
 
 from __future__ import annotations
