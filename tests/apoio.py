@@ -152,10 +152,11 @@ class Par:
     """Um principal e um ou mais backups de referência, com senhas aleatórias.
 
     `fuso_principal`, `fuso_backup` e `agora` fixam o fuso e o instante dos servidores; `senha` dá a
-    MESMA senha de administrador, escolhida pelo teste, a todos (fora de SEGREDOS_USADOS: pode ser curta)."""
+    MESMA senha de administrador, escolhida pelo teste, a todos (fora de SEGREDOS_USADOS: pode ser curta);
+    `tls_principal` e `tls_backup` (ssl.SSLContext com o certificado) fazem o servidor falar https."""
 
     def __init__(self, tmp_path: Path, backups: int = 1, fuso_principal: str = "UTC", fuso_backup: str = "UTC",
-                 agora: dt.datetime | None = None, senha: str | None = None):
+                 agora: dt.datetime | None = None, senha: str | None = None, tls_principal=None, tls_backup=None):
         if senha is None:
             self.senha_principal = secrets.token_urlsafe(16)
             self.senhas_backup = secrets.token_urlsafe(16)
@@ -163,11 +164,11 @@ class Par:
         else:
             self.senha_principal = self.senhas_backup = senha
         self.principal = ServidorReferencia(admins={"admin": self.senha_principal}, fuso=fuso_principal,
-                                            now=agora).start()
+                                            now=agora, tls=tls_principal).start()
         # Cada servidor com sua própria sequência de ids locais, como na vida real (listagens idênticas,
         # com os mesmos ids, só acontecem quando duas URLs levam ao MESMO servidor).
         self.backups = [ServidorReferencia(admins={"admin": self.senhas_backup}, fuso=fuso_backup, now=agora,
-                                           primeiro_id=1000 * (i + 1)).start()
+                                           primeiro_id=1000 * (i + 1), tls=tls_backup).start()
                         for i in range(backups)]
         # Vendedor bem configurado: todo servidor publica em GET /servers o principal e os backups, em ordem.
         for servidor in [self.principal] + self.backups:
