@@ -181,17 +181,23 @@ def test_trava_segura_por_outro_processo_sai_com_3_sem_gravar(par):
 
 def test_duas_execucoes_simultaneas_a_segunda_sai_com_3(par):
     semear_licencas(par.principal, 10)
-    par.principal.set_faults(sleep_first_seconds=2.5)  # a primeira execução fica segurando a trava
-    primeira = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
-                                cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, encoding="utf-8")
+    # A primeira execução fica segurando a trava: o principal só responde à leitura das licenças dela
+    # depois que a segunda terminou (sem corrida com o tempo de partida numa máquina ocupada).
+    liberar = threading.Event()
+    par.principal.on_request("GET", "/admin/devices", lambda _srv: liberar.wait(120), when="before")
+    primeira = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"],
+                                env=par.ambiente(SYNC_TIMEOUT="150"), cwd=par.tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, encoding="utf-8")
     try:
-        prazo = time.monotonic() + 10
-        while sum(par.principal.counts.values()) == 0 and time.monotonic() < prazo:
+        prazo = time.monotonic() + 60
+        while par.principal.counts[("GET", "/admin/devices")] == 0 and time.monotonic() < prazo:
+            assert primeira.poll() is None, "a primeira execução terminou antes de ler as licenças"
             time.sleep(0.02)
         segunda = par.rodar("--sem-progresso")
-        out, err = primeira.communicate(timeout=60)
+        liberar.set()
+        out, err = primeira.communicate(timeout=120)
     finally:
+        liberar.set()
         if primeira.poll() is None:
             primeira.kill()
             primeira.wait()
