@@ -351,9 +351,8 @@ def parse_number(raw: Any, integer: bool = False, minimum: float | None = None) 
     sinal e, se não for inteiro, UMA vírgula ou ponto decimal ("1,5" = "1.5"); recusa "1e3", "inf",
     "nan", "1_000" e "1.000.000". Erro: ValueError com o motivo em português, sem o nome (quem chama
     põe o nome da variável ou da opção na frente)."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        text, ok = repr(raw), math.isfinite(raw) and (not integer or float(raw).is_integer())
-        number = raw
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):  # já convertido (ex.: pelo argparse)
+        ok, number = math.isfinite(raw) and (not integer or float(raw).is_integer()), raw
     else:
         text = str(raw).strip()
         ok = bool((_INTEGER_TEXT if integer else _DECIMAL_TEXT).fullmatch(text))
