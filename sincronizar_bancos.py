@@ -141,6 +141,14 @@ def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
     return ExitCode.FAILURES if code == ExitCode.OK and problems else code
 
 
+# Nomes antigos, só para a transição da integração (ramos paralelos ainda os usam): derivados de ExitCode,
+# sem tabela própria. Apagar quando nenhum código os usar (use ExitCode.X, .meaning, by_precedence()).
+EXIT_OK, EXIT_FALHAS, EXIT_CONFIG, EXIT_EM_ANDAMENTO, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_INTERROMPIDO, \
+    EXIT_ENCERRADO = ExitCode
+EXIT_SIGNIFICADO = {code: code.meaning for code in ExitCode}
+RUN_CODE_PRECEDENCE = ExitCode.by_precedence()[:-1]
+
+
 LICENSE_PERIOD_MONTHS = {
     "mensal": 1,
     "trimestral": 3,
