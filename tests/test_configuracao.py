@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RAIZ, SCRIPT, rodar_script
-from test_config_http import ambiente_limpo
+from apoio import RAIZ, SCRIPT, ambiente_limpo, rodar_script
 
 import sincronizar_bancos as sb
 
