@@ -24,8 +24,10 @@ que uma execução sem ninguém olhando precisa:
 
 As configurações são lidas pelas MESMAS funções do sincronizar_bancos.py (este
 arquivo o importa): opção > variável de ambiente > arquivo ``.env`` ao lado do
-script; variável vazia conta como não definida. Os códigos de saída, seus
-significados e a máscara de segredos também são os dele.
+script; variável vazia conta como não definida; números com vírgula ou ponto
+decimal (1,5 = 1.5). Os códigos de saída (ExitCode), a tabela de configurações
+(SETTINGS), as variáveis secretas, as traduções do argparse e a máscara de
+segredos também são os dele.
 
 Uso (de qualquer pasta; os caminhos são resolvidos a partir deste arquivo)::
 
@@ -34,16 +36,17 @@ Uso (de qualquer pasta; os caminhos são resolvidos a partir deste arquivo)::
     python sincronizar_automatico.py -- --opcao-do-sincronizar-bancos
     python sincronizar_automatico.py --ajuda
 
-Opções (a variável equivalente vale quando a opção não é dada):
+Opções (a variável equivalente vale quando a opção não é dada; os padrões estão
+em ``--ajuda``, tirados da tabela SETTINGS do sincronizar_bancos.py):
 
-  --timeout-total SEG   SYNC_TIMEOUT_TOTAL   tempo máximo de cada tentativa (900)
-  --tentativas N        SYNC_TENTATIVAS      número máximo de tentativas (3)
-  --espera-inicial SEG  SYNC_ESPERA_INICIAL  espera antes da 2ª tentativa (30);
+  --timeout-total SEG   SYNC_TIMEOUT_TOTAL   tempo máximo de cada tentativa
+  --tentativas N        SYNC_TENTATIVAS      número máximo de tentativas
+  --espera-inicial SEG  SYNC_ESPERA_INICIAL  espera antes da 2ª tentativa;
                                              dobra a cada nova tentativa, ±25%,
                                              limitada a 15 minutos
   --log-max-bytes N     SYNC_LOG_MAX_BYTES   tamanho máximo do log antes de
-                                             girar (1048576 = 1 MiB; 0 = nunca)
-  --log-backups N       SYNC_LOG_BACKUPS     quantos logs antigos manter (5)
+                                             girar (0 = nunca)
+  --log-backups N       SYNC_LOG_BACKUPS     quantos logs antigos manter
   --script CAMINHO      (nenhuma)            outro script no lugar do
                                              sincronizar_bancos.py (uso avançado
                                              e testes)
@@ -78,7 +81,6 @@ import logging
 import logging.handlers
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -98,12 +100,6 @@ NOME_LOG = "sincronizacao.log"
 NOME_ULTIMA_EXECUCAO = "ultima_execucao.json"
 NOME_TRAVA = "sincronizacao_automatica.lock"  # outra que a do sincronizar_bancos.py
 
-PADRAO_TIMEOUT_TOTAL = 900.0
-PADRAO_TENTATIVAS = 3
-PADRAO_ESPERA_INICIAL = 30.0
-PADRAO_LOG_MAX_BYTES = 1024 * 1024
-PADRAO_LOG_BACKUPS = 5
-
 ESPERA_MAXIMA = 900.0  # teto de uma espera entre tentativas (15 min)
 GRACA_ENCERRAMENTO = 5.0  # segundos entre SIGTERM e SIGKILL
 TIMEOUT_WEBHOOK = 10.0
@@ -111,17 +107,8 @@ LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
 LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres
 
 # Código de saída quando o sincronizar_bancos.py não pôde ser carregado: é o
-# EXIT_CONFIG dele (a tabela de códigos mora lá; aqui ela não está disponível).
+# ExitCode.CONFIG dele (a tabela de códigos mora lá; aqui ela não está disponível).
 CODIGO_SEM_SCRIPT = 2
-
-# As mesmas variáveis que o sincronizar_bancos.py mascara, mais o webhook deste invólucro.
-VARIAVEIS_SECRETAS = (
-    "ADMIN_PASSWORD",
-    "PRINCIPAL_ADMIN_PASSWORD",
-    "BACKUP_ADMIN_PASSWORD",
-    "PAINEL_TOKEN",
-    "SYNC_WEBHOOK_URL",
-)
 
 IS_WINDOWS = os.name == "nt"
 
@@ -159,11 +146,15 @@ def _importar_sincronizar_bancos():
 
 sb, ERRO_AO_CARREGAR = _importar_sincronizar_bancos()
 
+# As configurações numéricas deste invólucro: as da tabela do script marcadas wrapper=True.
+CONFIGURACOES_NUMERICAS = () if sb is None else tuple(
+    c for c in sb.SETTINGS if c.wrapper and c.kind in (sb.SettingKind.DECIMAL, sb.SettingKind.INTEGER))
+
 
 def significado(codigo: int) -> str:
     """Texto em português que explica um código de saída (a tabela é a do sincronizar_bancos.py)."""
-    texto = sb.EXIT_SIGNIFICADO.get(codigo, "código inesperado")
-    if codigo == sb.EXIT_SERVIDOR:
+    texto = sb.ExitCode.meaning_of(codigo)
+    if codigo == sb.ExitCode.SERVER:
         texto += "; ou tempo limite esgotado"
     return texto
 
@@ -219,24 +210,15 @@ class _FormatadorAjuda(argparse.RawDescriptionHelpFormatter):
         return super().add_usage(usage, actions, groups, prefix="Uso: ")
 
 
-# Mensagens do argparse (em inglês) → português.
-_TRADUCOES = (
-    (re.compile(r"argument (\S+): expected one argument"), "a opção {0} precisa de um valor."),
-    (re.compile(r"argument (\S+): ignored explicit argument (.+)"), "a opção {0} não aceita valor ({1})."),
-    (re.compile(r"unrecognized arguments: (.+)"),
-     "opção desconhecida: {0}. Para repassar opções ao sincronizar_bancos.py, coloque-as depois de '--'."),
-)
-
-
 class _Analisador(argparse.ArgumentParser):
-    """argparse com ajuda e erros em português; erro vira ErroUso (código 2, sem traceback)."""
+    """argparse com ajuda e erros em português (as traduções do sincronizar_bancos.py); erro vira
+    ErroUso (código 2, sem traceback)."""
 
     def error(self, message: str):
-        for padrao, modelo in _TRADUCOES:
-            achado = padrao.fullmatch(message)
-            if achado:
-                raise ErroUso(modelo.format(*achado.groups()))
-        raise ErroUso(f"opção inválida ({message}).")
+        texto = sb.translate_argparse(message)
+        if message.startswith("unrecognized arguments"):
+            texto += ". Para repassar opções ao sincronizar_bancos.py, coloque-as depois de '--'"
+        raise ErroUso(texto + ".")
 
 
 def criar_analisador() -> argparse.ArgumentParser:
@@ -255,18 +237,9 @@ def criar_analisador() -> argparse.ArgumentParser:
     analisador._optionals.title = "opções (entre parênteses, a variável de ambiente ou do .env equivalente)"
     adicionar = analisador.add_argument
     adicionar("-h", "--help", "--ajuda", dest="ajuda", action="store_true", help="mostra esta ajuda e sai")
-    adicionar("--timeout-total", metavar="SEG",
-              help=f"tempo máximo de cada tentativa (SYNC_TIMEOUT_TOTAL, padrão {PADRAO_TIMEOUT_TOTAL:.0f})")
-    adicionar("--tentativas", metavar="N",
-              help=f"número máximo de tentativas (SYNC_TENTATIVAS, padrão {PADRAO_TENTATIVAS})")
-    adicionar("--espera-inicial", metavar="SEG",
-              help="espera antes da 2ª tentativa, dobra a cada nova "
-                   f"(SYNC_ESPERA_INICIAL, padrão {PADRAO_ESPERA_INICIAL:.0f})")
-    adicionar("--log-max-bytes", metavar="N",
-              help=f"tamanho máximo do log antes de girar (SYNC_LOG_MAX_BYTES, padrão {PADRAO_LOG_MAX_BYTES}; "
-                   "0 = nunca girar)")
-    adicionar("--log-backups", metavar="N",
-              help=f"quantos logs antigos manter (SYNC_LOG_BACKUPS, padrão {PADRAO_LOG_BACKUPS})")
+    for config in CONFIGURACOES_NUMERICAS:  # texto cru: o valor é lido (e o erro registrado) em ler_ajustes
+        adicionar(config.option, metavar="SEG" if config.kind == sb.SettingKind.DECIMAL else "N",
+                  help=config.option_help())
     adicionar("--script", metavar="CAMINHO", help="script a executar no lugar do sincronizar_bancos.py")
     adicionar("--informar", action="store_true",
               help="mostra em JSON a pasta de dados, o arquivo de log e os códigos de saída, e sai")
@@ -274,7 +247,7 @@ def criar_analisador() -> argparse.ArgumentParser:
 
 
 def _epilogo() -> str:
-    codigos = "\n".join(f"  {codigo:>3}  {significado(codigo)}" for codigo in sorted(sb.EXIT_SIGNIFICADO))
+    codigos = "\n".join(f"  {codigo.value:>3}  {significado(codigo)}" for codigo in sb.ExitCode)
     return (
         "Só o código 4 (servidor inacessível) e o tempo esgotado são repetidos.\n"
         "O log fica em DADOS_DIR/logs/sincronizacao.log (padrão: dados/logs/ ao lado do script;\n"
@@ -330,51 +303,18 @@ def _opcoes_do_filho(argumentos_filho, pasta_script: Path) -> argparse.Namespace
     return argparse.Namespace(env=env, dados_dir=getattr(lidas, "dados_dir", None))
 
 
-def _leitor_de_configuracoes(do_filho: argparse.Namespace, pasta_script: Path, erros: list[str]):
-    try:
-        return sb.settings_reader(do_filho, base_dir=str(pasta_script))
-    except sb.ConfigError as erro:
-        erros.append(str(erro))
-        ambiente = dict(os.environ)
-        return lambda nome, cli=None: sb._setting(nome, cli, ambiente, {})
-
-
-# (opção, variável, padrão, tipo, mínimo, descrição); as do log caem no padrão se inválidas,
-# para que o próprio erro ainda possa ser registrado no log.
-OPCOES_NUMERICAS = (
-    ("log_max_bytes", "SYNC_LOG_MAX_BYTES", PADRAO_LOG_MAX_BYTES, int, 0, "tamanho em bytes, 0 ou mais"),
-    ("log_backups", "SYNC_LOG_BACKUPS", PADRAO_LOG_BACKUPS, int, 1, "número inteiro, 1 ou mais"),
-    ("timeout_total", "SYNC_TIMEOUT_TOTAL", PADRAO_TIMEOUT_TOTAL, float, 0, "segundos, maior que zero"),
-    ("tentativas", "SYNC_TENTATIVAS", PADRAO_TENTATIVAS, int, 1, "número inteiro, 1 ou mais"),
-    ("espera_inicial", "SYNC_ESPERA_INICIAL", PADRAO_ESPERA_INICIAL, float, 0, "segundos, 0 ou mais"),
-)
-
-
-def _numero(bruto, origem: str, tipo, minimo, descricao):
-    try:
-        valor = tipo(str(bruto).strip().replace(",", "."))
-    except ValueError:
-        raise ErroUso(f"{origem}={bruto!r} não é um número válido ({descricao}).") from None
-    if valor != valor or valor in (float("inf"), float("-inf")) or valor < minimo:
-        raise ErroUso(f"{origem}={bruto!r} inválido: {descricao}.")
-    return valor
-
-
 def _ler_numeros(opcoes: argparse.Namespace, get, erros: list[str]) -> dict:
-    """Opção > variável; cada valor inválido vira uma mensagem em `erros`."""
+    """Opção > variável > .env > padrão, lidos por sb.setting_value (a mesma regra de números do script);
+    cada valor inválido vira uma mensagem em `erros`. As do log caem no padrão se inválidas, para que o
+    próprio erro ainda possa ser registrado no log."""
     valores = {}
-    for nome, variavel, padrao, tipo, minimo, descricao in OPCOES_NUMERICAS:
-        bruto, origem = getattr(opcoes, nome), "--" + nome.replace("_", "-")
-        if bruto is None:
-            bruto, origem = get(variavel), variavel
+    for config in CONFIGURACOES_NUMERICAS:
+        nome = config.option[2:].replace("-", "_")
         try:
-            valores[nome] = padrao if bruto is None else _numero(bruto, origem, tipo, minimo, descricao)
-        except ErroUso as erro:
+            valores[nome] = sb.setting_value(get, config.name, getattr(opcoes, nome))
+        except sb.ConfigError as erro:
             erros.append(str(erro))
-            valores[nome] = padrao if nome.startswith("log_") else None
-    if valores["timeout_total"] is not None and valores["timeout_total"] <= 0:
-        erros.append(f"o tempo limite deve ser maior que zero (recebido {valores['timeout_total']}).")
-        valores["timeout_total"] = None
+            valores[nome] = config.default if nome.startswith("log_") else None
     return valores
 
 
@@ -387,8 +327,8 @@ def ler_ajustes(opcoes: argparse.Namespace, argumentos_filho) -> Ajustes:
     pasta_script = script.parent
     erros: list[str] = []
     do_filho = _opcoes_do_filho(argumentos_filho, pasta_script)
-    get = _leitor_de_configuracoes(do_filho, pasta_script, erros)
-    registrar_segredos(get(nome) for nome in VARIAVEIS_SECRETAS)
+    get = sb.settings_reader(do_filho, base_dir=str(pasta_script), errors=erros)
+    registrar_segredos(get(nome) for nome in sb.SECRET_SETTINGS)
     pasta_dados = Path(sb.resolve_data_dir(get, do_filho.dados_dir, base_dir=str(pasta_script)))
     numeros = _ler_numeros(opcoes, get, erros)
     return Ajustes(
@@ -411,11 +351,11 @@ def informar(ajustes: Ajustes) -> int:
         "pasta_dados": str(ajustes.pasta_dados),
         "arquivo_log": str(ajustes.arquivo_log),
         "script": str(ajustes.script),
-        "codigos": {str(codigo): significado(codigo) for codigo in sorted(sb.EXIT_SIGNIFICADO)},
+        "codigos": {str(codigo.value): significado(codigo) for codigo in sb.ExitCode},
         "erros": [mascarar(erro) for erro in ajustes.erros],
     }
     print(json.dumps(documento, ensure_ascii=True, indent=2))
-    return sb.EXIT_OK
+    return sb.ExitCode.OK
 
 
 # ---------------------------------------------------------------------------
@@ -630,9 +570,9 @@ def _codigo_do_filho(proc: subprocess.Popen, tempo_esgotado: bool):
     """(código, sinal): tempo esgotado, processo sem código ou morto por sinal viram 4."""
     codigo = proc.returncode
     if tempo_esgotado or codigo is None:
-        return sb.EXIT_SERVIDOR, None
+        return sb.ExitCode.SERVER, None
     if codigo < 0:
-        return sb.EXIT_SERVIDOR, -codigo
+        return sb.ExitCode.SERVER, -codigo
     return codigo, None
 
 
@@ -829,7 +769,7 @@ def calcular_espera(base: float, tentativa: int) -> float:
 def deve_repetir(codigo: int) -> bool:
     """Só servidor inacessível (ou tempo esgotado, que vira 4) pode se resolver sozinho.
     Configuração (2), trava ocupada (3) e os demais não mudam repetindo."""
-    return codigo == sb.EXIT_SERVIDOR
+    return codigo == sb.ExitCode.SERVER
 
 
 def _problema_antes_de_rodar(ajustes: Ajustes, python: str) -> str | None:
@@ -881,9 +821,9 @@ def rodar_tentativas(ajustes: Ajustes, argumentos_filho, registro: Registro, des
             uma_tentativa(ajustes, comando, tentativa, registro, desfecho)
         except OSError as erro:
             registro.erro(f"não foi possível iniciar o Python ({python}): {erro.strerror or erro}.")
-            desfecho.codigo, desfecho.resultado, desfecho.resumo = sb.EXIT_CONFIG, None, None
+            desfecho.codigo, desfecho.resultado, desfecho.resumo = sb.ExitCode.CONFIG, None, None
             return
-        if desfecho.codigo == sb.EXIT_OK:
+        if desfecho.codigo == sb.ExitCode.OK:
             return
         if not deve_repetir(desfecho.codigo):
             registro.info(f"código {desfecho.codigo} não se resolve repetindo; sem nova tentativa.")
@@ -915,25 +855,25 @@ def _sigterm_como_excecao():
 
 def executar(ajustes: Ajustes, argumentos_filho, registro: Registro) -> Desfecho:
     """Trava, tentativas e interrupções. Nunca levanta exceção (nem mostra traceback)."""
-    desfecho = Desfecho(codigo=sb.EXIT_CONFIG)
+    desfecho = Desfecho(codigo=sb.ExitCode.CONFIG)
     with _sigterm_como_excecao():
         try:
             trava = adquirir_trava(ajustes.pasta_dados, registro)
             if trava is None:
-                desfecho.codigo = sb.EXIT_EM_ANDAMENTO
+                desfecho.codigo = sb.ExitCode.BUSY
                 return desfecho
             try:
                 rodar_tentativas(ajustes, argumentos_filho, registro, desfecho)
             finally:
                 trava.release()
         except KeyboardInterrupt:
-            desfecho.codigo, desfecho.interrompido = sb.EXIT_INTERROMPIDO, True
+            desfecho.codigo, desfecho.interrompido = sb.ExitCode.INTERRUPTED, True
             registro.erro("interrompido pelo usuário (Ctrl+C); processos da sincronização encerrados.")
         except Interrompido as sinal_recebido:
             desfecho.codigo, desfecho.interrompido = sinal_recebido.codigo, True
             registro.erro("encerrado por um sinal do sistema; processos da sincronização encerrados.")
         except Exception as erro:  # nunca mostrar traceback ao usuário
-            desfecho.codigo = sb.EXIT_FALHAS
+            desfecho.codigo = sb.ExitCode.FAILURES
             registro.erro(f"erro interno inesperado no sincronizar_automatico: {type(erro).__name__}: {erro}")
     return desfecho
 
@@ -1018,7 +958,7 @@ def enviar_webhook(url: str, carga: dict, registro: Registro) -> bool:
 
 def avisar_falha(ajustes: Ajustes, desfecho: Desfecho, registro: Registro, host: str) -> None:
     """Um único aviso, depois da última tentativa; nada em sucesso ou interrupção manual."""
-    if desfecho.codigo == sb.EXIT_OK or desfecho.interrompido or not ajustes.url_webhook:
+    if desfecho.codigo == sb.ExitCode.OK or desfecho.interrompido or not ajustes.url_webhook:
         return
     try:
         servidores = servidores_do_resumo(desfecho.resumo)
@@ -1034,7 +974,7 @@ def avisar_falha(ajustes: Ajustes, desfecho: Desfecho, registro: Registro, host:
         }
         enviar_webhook(ajustes.url_webhook, carga, registro)
     except KeyboardInterrupt:
-        desfecho.codigo, desfecho.interrompido = sb.EXIT_INTERROMPIDO, True
+        desfecho.codigo, desfecho.interrompido = sb.ExitCode.INTERRUPTED, True
     except Exception as erro:  # pragma: no cover - defensivo
         registro.erro(f"falha ao preparar o aviso do webhook: {type(erro).__name__}: {erro}")
 
@@ -1046,7 +986,7 @@ def registrar_fim(registro: Registro, desfecho: Desfecho, duracao: float) -> Non
         f"| tentativas {desfecho.feitas} | código de saída {desfecho.codigo} "
         f"({significado(desfecho.codigo)}) ====="
     )
-    if registro.caminho_log is not None and desfecho.codigo != sb.EXIT_OK:
+    if registro.caminho_log is not None and desfecho.codigo != sb.ExitCode.OK:
         _imprimir_erro(f"Detalhes no log: {registro.caminho_log}")
     registro.fechar()
 
@@ -1093,10 +1033,10 @@ def main(argv=None) -> int:
         opcoes, argumentos_filho = ler_opcoes(sys.argv[1:] if argv is None else argv)
     except ErroUso as erro:
         _imprimir_erro(f"Erro: {erro}\nUse --ajuda para ver as opções.")
-        return sb.EXIT_CONFIG
+        return sb.ExitCode.CONFIG
     if opcoes.ajuda:
         print(criar_analisador().format_help())
-        return sb.EXIT_OK
+        return sb.ExitCode.OK
     try:
         ajustes = ler_ajustes(opcoes, argumentos_filho)
     except Exception as erro:  # ex.: sincronizar_bancos.py de outra versão ao lado
@@ -1104,7 +1044,7 @@ def main(argv=None) -> int:
             f"❌ Erro ao ler as configurações ({type(erro).__name__}: {erro}). Confira se o "
             f"{NOME_SCRIPT_PADRAO} ao lado é da mesma versão deste sincronizar_automatico.py."
         ))
-        return sb.EXIT_CONFIG
+        return sb.ExitCode.CONFIG
     if opcoes.informar:
         return informar(ajustes)
 
@@ -1123,4 +1063,4 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:  # Ctrl+C fora do laço principal
         _imprimir_erro("Interrompido pelo usuário.")
-        sys.exit(getattr(sb, "EXIT_INTERROMPIDO", 130))
+        sys.exit(130 if sb is None else sb.ExitCode.INTERRUPTED)

@@ -63,7 +63,7 @@ Uso rápido:
     python sincronizar_bancos.py verificar | historico | painel | restaurar
     python sincronizar_bancos.py --bidirecional   # três vias, conflitos, exclusões com travas
 
-Códigos de saída: a tabela EXIT_SIGNIFICADO logo abaixo (0 tudo certo; 1 problemas a resolver;
+Códigos de saída: a tabela ExitCode logo abaixo (0 tudo certo; 1 problemas a resolver;
 2 configuração; 3 outra execução em andamento; 4 servidor inacessível; 5 travas de segurança).
 """
 
@@ -123,13 +123,13 @@ SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
-    "VERSAO", "EXIT_OK", "EXIT_FALHAS", "EXIT_CONFIG", "EXIT_EM_ANDAMENTO", "EXIT_SERVIDOR", "EXIT_EXCLUSOES",
-    "EXIT_INTERROMPIDO", "EXIT_ENCERRADO", "EXIT_SIGNIFICADO", "FAILOVER_CHECK_MEANING", "RUN_CODE_PRECEDENCE",
+    "VERSAO", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
-    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "_setting",
+    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "SETTINGS", "Setting",
+    "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "parse_licenses", "fetch_snapshot",
@@ -149,33 +149,72 @@ __all__ = [
     "run_sync", "main",
 ]
 
-# Códigos de saída: a única tabela do projeto (o sincronizar_automatico.py e, por
-# meio dele, o AGENDAR_SINCRONIZACAO.ps1 usam esta mesma).
-EXIT_OK = 0
-EXIT_FALHAS = 1
-EXIT_CONFIG = 2
-EXIT_EM_ANDAMENTO = 3
-EXIT_SERVIDOR = 4
-EXIT_EXCLUSOES = 5
-EXIT_INTERROMPIDO = 130  # Ctrl+C
-EXIT_ENCERRADO = 143  # SIGTERM (128 + 15), por exemplo o systemd parando o serviço
 
-EXIT_SIGNIFICADO = {
-    EXIT_OK: "concluída, todos os backups com o mesmo veredito do principal",
-    EXIT_FALHAS: "concluída com problemas: escritas que falharam, conflitos ou veredito diferente a resolver",
-    EXIT_CONFIG: "problema de configuração ou credenciais",
-    EXIT_EM_ANDAMENTO: "outra sincronização já está em andamento",
-    EXIT_SERVIDOR: "servidor inacessível ou com dados inutilizáveis",
-    EXIT_EXCLUSOES: "travas de segurança: servidor vazio, que perdeu dados ou voltou a uma cópia antiga, ou "
-                    "exclusões acima do limite",
-    EXIT_INTERROMPIDO: "interrompida pelo usuário (Ctrl+C)",
-    EXIT_ENCERRADO: "encerrada pelo sistema (SIGTERM)",
-}
+class ExitCode(enum.IntEnum):
+    """Códigos de saída: a única tabela do projeto. Cada código traz o significado, o significado no
+    `verificar` e a precedência (com vários pares, vale o de maior precedência: 2, 4, 5, 1). O
+    sincronizar_automatico.py, o --help, o ultima_execucao.json, o --json e, por meio do
+    `sincronizar_automatico.py --informar`, o AGENDAR_SINCRONIZACAO.ps1 leem esta mesma tabela.
+    Quem junta os códigos de uma execução é run_exit_code() (seção do relatório)."""
 
-CHECK_SIGNIFICADO = {
-    EXIT_OK: "todos os backups em dia e com o mesmo veredito do principal",
-    EXIT_FALHAS: "há diferenças a sincronizar ou veredito diferente em algum backup",
-}
+    def __new__(cls, value: int, meaning: str, check_meaning: str | None = None,
+                precedence: int | None = None) -> "ExitCode":
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        member.check_meaning = check_meaning or meaning
+        member.precedence = precedence  # None: encerra a execução inteira, não é resultado de um par
+        return member
+
+    def __str__(self) -> str:  # "2", não "ExitCode.CONFIG" (em qualquer versão do Python)
+        return str(self.value)
+
+    OK = (0, "concluída, todos os backups com o mesmo veredito do principal",
+          "todos os backups em dia e com o mesmo veredito do principal", 0)
+    FAILURES = (1, "concluída com problemas: escritas que falharam, conflitos ou veredito diferente a resolver",
+                "há diferenças a sincronizar ou veredito diferente em algum backup", 1)
+    CONFIG = (2, "problema de configuração ou credenciais", None, 4)
+    BUSY = (3, "outra sincronização já está em andamento")
+    SERVER = (4, "servidor inacessível ou com dados inutilizáveis", None, 3)
+    SAFETY = (5, "travas de segurança: servidor vazio, que perdeu dados ou voltou a uma cópia antiga, ou "
+                 "exclusões acima do limite", None, 2)
+    INTERRUPTED = (130, "interrompida pelo usuário (Ctrl+C)")
+    TERMINATED = (143, "encerrada pelo sistema (SIGTERM)")  # 128 + 15, por exemplo o systemd parando o serviço
+
+    @classmethod
+    def by_precedence(cls) -> tuple["ExitCode", ...]:
+        """Os códigos que um par pode dar, do mais grave ao menos grave (o OK por último)."""
+        return tuple(sorted((c for c in cls if c.precedence is not None), key=lambda c: -c.precedence))
+
+    @classmethod
+    def meaning_of(cls, code: int) -> str:
+        """Significado de um código qualquer (inclusive um que não é desta tabela)."""
+        try:
+            return cls(code).meaning
+        except ValueError:
+            return "código inesperado"
+
+
+def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
+    """O código de uma execução: a ÚNICA regra que junta desfechos (os códigos dos pares, dos erros de
+    conexão). Vale o mais grave pela precedência de ExitCode (2, 4, 5, 1); um código que encerra a execução
+    inteira (3, 130, 143) vale sozinho. Sem nada grave, `problems` (avisos sobre os arquivos locais, a rota
+    de falha no verificar) faz do 0 um 1."""
+    found = [ExitCode(code) for code in codes]
+    whole = [code for code in found if code.precedence is None]
+    if whole:
+        return whole[0]
+    code = max(found, key=lambda c: c.precedence, default=ExitCode.OK)
+    return ExitCode.FAILURES if code == ExitCode.OK and problems else code
+
+
+# Nomes antigos, só para a transição da integração (ramos paralelos ainda os usam): derivados de ExitCode,
+# sem tabela própria. Apagar quando nenhum código os usar (use ExitCode.X, .meaning, by_precedence()).
+EXIT_OK, EXIT_FALHAS, EXIT_CONFIG, EXIT_EM_ANDAMENTO, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_INTERROMPIDO, \
+    EXIT_ENCERRADO = ExitCode
+EXIT_SIGNIFICADO = {code: code.meaning for code in ExitCode}
+RUN_CODE_PRECEDENCE = ExitCode.by_precedence()[:-1]
+
 
 LICENSE_PERIOD_MONTHS = {
     "mensal": 1,
@@ -419,6 +458,153 @@ class ConfigError(Exception):
     """Configuração ausente ou inválida (código de saída 2)."""
 
 
+class SettingKind(TextEnum):
+    TEXT = "texto"
+    DECIMAL = "número"  # aceita vírgula ou ponto: 1,5 = 1.5
+    INTEGER = "número inteiro"
+    FLAG = "sim/não"
+
+
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)")
+
+
+def number_text(value: float) -> str:
+    """Um número como um brasileiro escreve: 30, 0,1, 1,5."""
+    return str(int(value)) if float(value).is_integer() else str(value).replace(".", ",")
+
+
+def parse_number(raw: Any, integer: bool = False, minimum: float | None = None) -> float | int:
+    """A ÚNICA leitura de números das configurações e opções (os dois scripts). Aceita só algarismos,
+    sinal e, se não for inteiro, UMA vírgula ou ponto decimal ("1,5" = "1.5"); recusa "1e3", "inf",
+    "nan", "1_000" e "1.000.000". Erro: ValueError com o motivo em português, sem o nome (quem chama
+    põe o nome da variável ou da opção na frente)."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):  # já convertido (ex.: pelo argparse)
+        ok, number = math.isfinite(raw) and (not integer or float(raw).is_integer()), raw
+    else:
+        text = str(raw).strip()
+        ok = bool((_INTEGER_TEXT if integer else _DECIMAL_TEXT).fullmatch(text))
+        number = (int(text) if integer else float(text.replace(",", "."))) if ok else 0
+    if not ok:
+        kind = SettingKind.INTEGER if integer else SettingKind.DECIMAL
+        raise ValueError(f"deve ser um {kind} (recebido: {str(raw)!r})")
+    number = int(number) if integer else float(number)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"deve ser no mínimo {number_text(minimum)} (recebido: {str(raw)!r})")
+    return number
+
+
+def number_type(integer: bool = False, minimum: float | None = None) -> Callable[[str], float | int]:
+    """type= do argparse para uma opção numérica: o mesmo parse_number, com o erro em português."""
+    def convert(text: str) -> float | int:
+        try:
+            return parse_number(text, integer, minimum)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """Uma configuração (.env / variável de ambiente / opção): a ÚNICA fonte do tipo, do padrão, da ajuda
+    e da linha do .env.example (um teste confere o arquivo com esta tabela)."""
+    name: str
+    kind: SettingKind
+    help: str
+    default: Any = None
+    minimum: float | None = None
+    option: str | None = None  # opção equivalente na linha de comando (do script que a lê)
+    example: str = ""  # valor de exemplo no .env.example quando não há padrão
+    required: bool = False  # linha ativa (sem "#") no .env.example
+    secret: bool = False  # mascarado em toda saída, log, histórico e aviso
+    wrapper: bool = False  # lida pelo sincronizar_automatico.py (as outras, pelo sincronizar_bancos.py)
+
+    def parse(self, raw: Any) -> Any:
+        """Valor tipado; ausente (None ou vazio): o padrão. Inválido: ValueError com o motivo."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return self.default
+        if self.kind == SettingKind.FLAG:
+            return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "sim", "yes", "s",
+                                                                                  "y", "on")
+        if self.kind in (SettingKind.DECIMAL, SettingKind.INTEGER):
+            return parse_number(raw, self.kind == SettingKind.INTEGER, self.minimum)
+        return raw
+
+    @property
+    def default_text(self) -> str:
+        if isinstance(self.default, bool):
+            return "1" if self.default else "0"
+        if isinstance(self.default, (int, float)):
+            return number_text(self.default)
+        return "" if self.default is None else str(self.default)
+
+    @property
+    def env_line(self) -> str:
+        """A linha desta variável no .env.example (comentada quando é opcional)."""
+        value = self.example if self.required or self.default is None else self.default_text
+        return f"{'' if self.required else '# '}{self.name}={value}"
+
+    def option_help(self) -> str:
+        """Texto da opção no --help: a ajuda, a variável equivalente e o padrão."""
+        default = f", padrão {self.default_text}" if self.default_text and self.kind != SettingKind.FLAG else ""
+        return f"{self.help} ({self.name}{default})".replace("%", "%%")
+
+    def cli_type(self) -> Callable[[str], float | int]:
+        """type= do argparse para a opção numérica desta configuração."""
+        return number_type(self.kind == SettingKind.INTEGER, self.minimum)
+
+
+_TEXT, _DECIMAL, _INTEGER, _FLAG = SettingKind
+SETTINGS = (
+    # Servidores
+    Setting("SERVIDOR_PRINCIPAL", _TEXT, "URL do servidor principal", option="--principal",
+            example="https://principal.exemplo.com.br", required=True),
+    Setting("SERVIDOR_BACKUP", _TEXT, "URL de um backup (repita para vários)", option="--backup",
+            example="https://backup1.exemplo.com.br,https://backup2.exemplo.com.br", required=True),
+    Setting("SERVIDORES_APELIDOS", _TEXT, "outro endereço do mesmo servidor (URL=URL, separados por vírgula)",
+            example="https://licencas.exemplo.com.br=https://principal.exemplo.com.br"),
+    # Conta de administrador
+    Setting("ADMIN_USER", _TEXT, "usuário administrador", option="--usuario", example="admin", required=True),
+    Setting("ADMIN_PASSWORD", _TEXT, "senha do administrador", example="troque-esta-senha", required=True,
+            secret=True),
+    Setting("PRINCIPAL_ADMIN_USER", _TEXT, "usuário administrador só do principal"),
+    Setting("PRINCIPAL_ADMIN_PASSWORD", _TEXT, "senha do administrador só do principal", secret=True),
+    Setting("BACKUP_ADMIN_USER", _TEXT, "usuário administrador só dos backups"),
+    Setting("BACKUP_ADMIN_PASSWORD", _TEXT, "senha do administrador só dos backups", secret=True),
+    # Fuso horário dos servidores
+    Setting("SYNC_FUSO_HORARIO", _TEXT, "fuso horário dos servidores", default="UTC"),
+    Setting("PRINCIPAL_FUSO_HORARIO", _TEXT, "fuso horário só do principal", example="America/Sao_Paulo"),
+    Setting("BACKUP_FUSO_HORARIO", _TEXT, "fuso horário só dos backups", example="UTC"),
+    # Pasta de dados e rede
+    Setting("DADOS_DIR", _TEXT, "pasta de estado, histórico e logs", default="dados", option="--dados-dir"),
+    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo de resposta, em segundos", 30.0, 0.1, "--timeout"),
+    Setting("SYNC_ESPERA_DESPERTAR", _DECIMAL, "quanto esperar um servidor adormecido acordar, em segundos",
+            90.0, 0, "--espera-despertar"),
+    Setting("SYNC_TENTATIVAS_HTTP", _INTEGER, "novas tentativas por requisição", 5, 0, "--tentativas-http"),
+    Setting("SYNC_PARALELO", _INTEGER, "escritas simultâneas por servidor", 8, 1, "--paralelo"),
+    Setting("SYNC_CA_BUNDLE", _TEXT, "arquivo de certificado (CA) próprio", example="C:\\protecao\\minha-ca.pem"),
+    Setting("SYNC_PERMITIR_HTTP", _FLAG, "aceita http:// sem criptografia para servidores que não são locais",
+            False, option="--permitir-http"),
+    Setting("SYNC_HISTORICO_DIAS", _INTEGER, "por quantos dias guardar o histórico (0 = para sempre)", 90, 0),
+    # Painel web
+    Setting("PAINEL_TOKEN", _TEXT, "token do painel", secret=True),
+    Setting("PAINEL_MAX_ATRASO", _DECIMAL, "minutos sem sucesso até /status.json responder 503", 120.0, 1),
+    # Execução agendada (sincronizar_automatico.py)
+    Setting("SYNC_WEBHOOK_URL", _TEXT, "webhook do Discord ou do Slack para avisar uma falha final",
+            example="https://discord.com/api/webhooks/0000000000/xxxxxxxxxxxxxxxx", secret=True, wrapper=True),
+    Setting("SYNC_TIMEOUT_TOTAL", _DECIMAL, "tempo máximo de cada tentativa, em segundos", 900.0, 0.1,
+            "--timeout-total", wrapper=True),
+    Setting("SYNC_TENTATIVAS", _INTEGER, "número máximo de tentativas", 3, 1, "--tentativas", wrapper=True),
+    Setting("SYNC_ESPERA_INICIAL", _DECIMAL, "espera antes da 2ª tentativa, em segundos; dobra a cada nova",
+            30.0, 0, "--espera-inicial", wrapper=True),
+    Setting("SYNC_LOG_MAX_BYTES", _INTEGER, "tamanho máximo do log antes de girar, em bytes (0 = nunca girar)",
+            1024 * 1024, 0, "--log-max-bytes", wrapper=True),
+    Setting("SYNC_LOG_BACKUPS", _INTEGER, "quantos logs antigos manter", 5, 1, "--log-backups", wrapper=True),
+)
+SETTING = {s.name: s for s in SETTINGS}
+SECRET_SETTINGS = tuple(s.name for s in SETTINGS if s.secret)  # a única lista de variáveis secretas
+
+
 @dataclasses.dataclass
 class ServerConfig:
     role: Role
@@ -440,12 +626,12 @@ class Config:
     primary: ServerConfig
     backups: list[ServerConfig]
     data_dir: str
-    timeout: float = 30.0
+    timeout: float = SETTING["SYNC_TIMEOUT"].default
     connect_timeout: float = 10.0
-    wake_wait: float = 90.0
-    http_retries: int = 5
+    wake_wait: float = SETTING["SYNC_ESPERA_DESPERTAR"].default
+    http_retries: int = SETTING["SYNC_TENTATIVAS_HTTP"].default
     backoff: float = 0.5
-    parallel: int = 8
+    parallel: int = SETTING["SYNC_PARALELO"].default
     ca_bundle: str | None = None
     simulate: bool = False
     json_output: bool = False
@@ -454,7 +640,7 @@ class Config:
     progress: bool = True
     allow_http: bool = False
     check: bool = False  # subcomando verificar: só compara, nunca grava
-    history_days: int = 90
+    history_days: int = SETTING["SYNC_HISTORICO_DIAS"].default
     mode: Mode = Mode.ONE_WAY
     conflict: ConflictPolicy = ConflictPolicy.REPORT
     mirror: bool = False
@@ -531,37 +717,43 @@ def _setting(name: str, cli_value: Any, env: dict[str, str], file_values: dict[s
     return None
 
 
-def _number(name: str, value: Any, default: float, minimum: float, cast=float) -> Any:
-    if value in (None, ""):
-        return cast(default)
-    try:
-        number = cast(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} deve ser um número (recebido: {value!r}).") from None
-    if isinstance(number, float) and not math.isfinite(number):
-        raise ConfigError(f"{name} deve ser um número finito (recebido: {value!r}).")
-    if number < minimum:
-        raise ConfigError(f"{name} deve ser no mínimo {minimum} (recebido: {value!r}).")
-    return number
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "sim", "yes", "s", "y", "on")
-
-
 def settings_reader(args: argparse.Namespace, env: dict[str, str] | None = None,
-                    base_dir: str | None = None) -> Callable[..., Any]:
-    """Devolve get(NOME, valor_da_opção): opção da linha de comando > ambiente > arquivo .env.
+                    base_dir: str | None = None, errors: list[str] | None = None) -> Callable[..., Any]:
+    """Devolve get(NOME, valor_da_opção) com o texto cru: opção da linha de comando > ambiente > arquivo .env.
 
     O .env padrão fica em base_dir (a pasta do script). O sincronizar_automatico.py chama esta
-    mesma função, com a pasta do script que ele executa: os dois leem as configurações igual."""
+    mesma função, com a pasta do script que ele executa: os dois leem as configurações igual.
+    Com `errors`, um .env ilegível não para: o erro vai para a lista e valem só as variáveis de ambiente."""
     env = dict(os.environ if env is None else env)
     env_path = getattr(args, "env", None) or os.path.join(base_dir or SCRIPT_DIR, ".env")
-    file_values = read_env_file(env_path, required=bool(getattr(args, "env", None)))
+    try:
+        file_values = read_env_file(env_path, required=bool(getattr(args, "env", None)))
+    except ConfigError as exc:
+        if errors is None:
+            raise
+        errors.append(str(exc))
+        file_values = {}
 
     def get(name: str, cli: Any = None) -> Any:
         return _setting(name, cli, env, file_values)
     return get
+
+
+def setting_value(get: Callable[..., Any], name: str, cli: Any = None) -> Any:
+    """O valor tipado de uma configuração da tabela SETTINGS: opção > ambiente > .env > padrão da tabela.
+    Inválido: ConfigError (código 2) com o nome de onde o valor veio (a opção ou a variável)."""
+    setting = SETTING[name]
+    try:
+        return setting.parse(get(name, cli))
+    except ValueError as exc:
+        where = setting.option if cli not in (None, "") and setting.option else name
+        raise ConfigError(f"{where} {exc}.") from None
+
+
+def register_secrets(get: Callable[..., Any], add: Callable[[Any], None] | None = None) -> None:
+    """Registra na máscara (SECRETS.add, ou `add`) o valor de cada variável secreta da tabela."""
+    for name in SECRET_SETTINGS:
+        (add or SECRETS.add)(get(name))
 
 
 def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: str | None = None) -> str:
@@ -571,7 +763,7 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: s
     caminho relativo é relativo à pasta do script (base_dir), nunca à pasta de onde se
     executou; variável vazia conta como não definida; "$VAR" e "%VAR%" não são expandidos."""
     base_dir = base_dir or SCRIPT_DIR
-    data_dir = os.path.expanduser(get("DADOS_DIR", cli_value) or "dados")
+    data_dir = os.path.expanduser(get("DADOS_DIR", cli_value) or SETTING["DADOS_DIR"].default)
     if not os.path.isabs(data_dir):
         data_dir = os.path.join(base_dir, data_dir)
     return os.path.abspath(data_dir)
@@ -580,8 +772,7 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: s
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
     get = settings_reader(args, env)
-    for name in ("ADMIN_PASSWORD", "PRINCIPAL_ADMIN_PASSWORD", "BACKUP_ADMIN_PASSWORD", "PAINEL_TOKEN"):
-        SECRETS.add(get(name))  # antes de qualquer mensagem sobre URLs
+    register_secrets(get)  # antes de qualquer mensagem sobre URLs
     primary_url = get("SERVIDOR_PRINCIPAL", args.principal)
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
@@ -603,12 +794,12 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
     _check_placeholders(primary, backups)
     _check_distinct(primary, backups)
-    zone = time_zone_setting("SYNC_FUSO_HORARIO", get("SYNC_FUSO_HORARIO") or "UTC")
+    zone = time_zone_setting("SYNC_FUSO_HORARIO", setting_value(get, "SYNC_FUSO_HORARIO"))
     primary.time_zone = time_zone_setting("PRINCIPAL_FUSO_HORARIO", get("PRINCIPAL_FUSO_HORARIO") or zone)
     for backup in backups:
         backup.time_zone = time_zone_setting("BACKUP_FUSO_HORARIO", get("BACKUP_FUSO_HORARIO") or zone)
 
-    allow_http = bool(args.permitir_http) or _truthy(get("SYNC_PERMITIR_HTTP") or "")
+    allow_http = setting_value(get, "SYNC_PERMITIR_HTTP", args.permitir_http or None)
     for server in [primary] + backups:
         if server.url.startswith("http://") and not is_loopback(server.url) and not allow_http:
             raise ConfigError(
@@ -640,16 +831,16 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         primary=primary,
         backups=backups,
         data_dir=data_dir,
-        timeout=_number("SYNC_TIMEOUT", get("SYNC_TIMEOUT", args.timeout), 30, 0.1),
-        wake_wait=_number("SYNC_ESPERA_DESPERTAR", get("SYNC_ESPERA_DESPERTAR", args.espera_despertar), 90, 0),
-        http_retries=_number("SYNC_TENTATIVAS_HTTP", get("SYNC_TENTATIVAS_HTTP", args.tentativas_http), 5, 0, int),
-        parallel=_number("SYNC_PARALELO", get("SYNC_PARALELO", args.paralelo), 8, 1, int),
+        timeout=setting_value(get, "SYNC_TIMEOUT", args.timeout),
+        wake_wait=setting_value(get, "SYNC_ESPERA_DESPERTAR", args.espera_despertar),
+        http_retries=setting_value(get, "SYNC_TENTATIVAS_HTTP", args.tentativas_http),
+        parallel=setting_value(get, "SYNC_PARALELO", args.paralelo),
         ca_bundle=ca_bundle,
-        history_days=_number("SYNC_HISTORICO_DIAS", get("SYNC_HISTORICO_DIAS"), 90, 0, int),
+        history_days=setting_value(get, "SYNC_HISTORICO_DIAS"),
         mode=Mode.TWO_WAY if args.bidirecional else Mode.ONE_WAY,
         conflict=ConflictPolicy(args.conflito),
         mirror=bool(args.espelhar),
-        max_deletions=None if args.max_exclusoes is None else _number("--max-exclusoes", args.max_exclusoes, 0, 0, int),
+        max_deletions=args.max_exclusoes,
         force=bool(args.forcar),
         restore_from=normalize_url(args.de) if args.de else None,
         simulate=bool(args.simular),
@@ -1897,12 +2088,10 @@ def check_failover(configured: list[str], lists: dict[str, list[str] | None],
     return FailoverReport(configured_t[0], configured_t, server_lists, tuple(findings), tuple(sorted(aliases.items())))
 
 
-def failover_check_code(report: FailoverReport | None, check: bool, code: int) -> int:
+def failover_check_code(report: FailoverReport | None, check: bool, code: int) -> ExitCode:
     """verificar sai com 1 quando a rota de falha passa por URL não sincronizada (ou pela lista padrão);
     a sincronização normal não muda de código por isso."""
-    if check and code == EXIT_OK and report is not None and report.serious:
-        return EXIT_FALHAS
-    return code
+    return run_exit_code([code], problems=check and report is not None and report.serious)
 
 
 def _who(servers: tuple[str, ...]) -> str:
@@ -3883,8 +4072,8 @@ class PairOutcome:
     users_total: int = 0
     users_present: int = 0
     error: str | None = None
-    error_code: int = EXIT_SERVIDOR
-    code: int = EXIT_OK
+    error_code: int = ExitCode.SERVER
+    code: int = ExitCode.OK
     status: PairStatus = PairStatus.OK
     waited_s: float = 0.0
     reread: bool = False  # True: paridade lida de novo nos servidores depois das escritas
@@ -3922,26 +4111,18 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
     if outcome.error is not None or plan is None:
         return outcome.error_code, PairStatus.ERROR
     if plan.held_deletions or plan.halted:
-        return EXIT_EXCLUSOES, PairStatus.HELD
+        return ExitCode.SAFETY, PairStatus.HELD
     if check:
         parity_ok = outcome.parity is not None and outcome.parity.ok  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
         behind = plan.actions or not parity_ok or plan.conflicts or plan.backup_only_allowed
-        return (EXIT_FALHAS, PairStatus.FAILURES) if behind else (EXIT_OK, PairStatus.OK)
+        return (ExitCode.FAILURES, PairStatus.FAILURES) if behind else (ExitCode.OK, PairStatus.OK)
     in_conflict = {c.key for c in outcome.open_conflicts}
     parity_problem = outcome.parity is None or outcome.parity.ignored or set(outcome.parity.different) - in_conflict
     if outcome.failures or outcome.leftover or outcome.warnings or parity_problem or plan.skipped_users:
-        return EXIT_FALHAS, PairStatus.FAILURES
+        return ExitCode.FAILURES, PairStatus.FAILURES
     if outcome.open_conflicts:
-        return EXIT_FALHAS, PairStatus.CONFLICTS
-    return EXIT_OK, PairStatus.OK
-
-
-RUN_CODE_PRECEDENCE = (EXIT_CONFIG, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_FALHAS)
-
-
-def run_code(codes: Iterable[int]) -> int:
-    codes = set(codes)
-    return next((c for c in RUN_CODE_PRECEDENCE if c in codes), EXIT_OK)
+        return ExitCode.FAILURES, PairStatus.CONFLICTS
+    return ExitCode.OK, PairStatus.OK
 
 
 def refill_command(d: Direction, lost: Role) -> str:
@@ -4080,7 +4261,7 @@ def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
 
 def pair_error_text(outcome: PairOutcome) -> str | None:
     """O erro do par (o que o impediu, ou o que as travas de segurança retiveram)."""
-    return outcome.error or (safety_text(outcome) if outcome.code == EXIT_EXCLUSOES else None)
+    return outcome.error or (safety_text(outcome) if outcome.code == ExitCode.SAFETY else None)
 
 
 def pair_details(outcome: PairOutcome, failover: FailoverReport | None = None, limit: int = 200) -> dict[str, Any]:
@@ -4252,17 +4433,17 @@ class TextReport:
             rep.say(line)
         rep.say(SEP)
         only_conflicts = all(p.status in (PairStatus.OK, PairStatus.CONFLICTS) for p in run.pairs)
-        title = {EXIT_OK: "✅ Sincronização concluída!",
-                 EXIT_FALHAS: "⚠️  Sincronização concluída com conflito(s) a resolver." if only_conflicts
+        title = {ExitCode.OK: "✅ Sincronização concluída!",
+                 ExitCode.FAILURES: "⚠️  Sincronização concluída com conflito(s) a resolver." if only_conflicts
                  else "⚠️  Sincronização concluída com problemas."}
         if self.check:
-            title = {EXIT_OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
-                     EXIT_FALHAS: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}
+            title = {ExitCode.OK: "✅ Verificação: todos os backups em dia e com o mesmo veredito.",
+                     ExitCode.FAILURES: "⚠️  Verificação: há backups fora de sincronia (rode a sincronização)."}
         elif self.simulate:
-            title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
-                     EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
+            title = {ExitCode.OK: "🧪 Simulação concluída (nada foi gravado).",
+                     ExitCode.FAILURES: "🧪 Simulação concluída (nada foi gravado)."}
         if code != run.sync_code:
-            title = {EXIT_FALHAS: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
+            title = {ExitCode.FAILURES: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
         rep.say(title.get(code, "❌ Não concluída."))
         rep.say("-" * 60)
         rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
@@ -4366,11 +4547,16 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     return [(server, fatal[server.url]) for server in servers if server.url in fatal]
 
 
+def error_exit_code(exc: BaseException) -> ExitCode:
+    """Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch) e TLS (TlsError): 2; o resto: 4."""
+    return ExitCode.CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else ExitCode.SERVER
+
+
 def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> int:
     """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
     código: 2 (configuração) ou 4 (nome que não resolve). No --json, o documento traz também
     "principal" e "backups" (situacao "erro") como o de uma execução, para quem já lê esses campos."""
-    code = EXIT_CONFIG if any(_error_code(exc) == EXIT_CONFIG for _, exc in errors) else EXIT_SERVIDOR
+    code = run_exit_code(error_exit_code(exc) for _, exc in errors)
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
@@ -4385,14 +4571,9 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     backups = [{"backup": b.url, "situacao": PairStatus.ERROR, "codigo_saida": code,
                 "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
                for b in config.backups]
-    return fail("\n".join(lines), code, meaning=EXIT_SIGNIFICADO[code],
+    return fail("\n".join(lines), code, meaning=code.meaning,
                 servidores=[{"papel": s.role, "url": s.url, "erro": texts[s.url]} for s, _ in errors],
                 principal={"url": config.primary.url, "erro": primary_error}, backups=backups)
-
-
-def _error_code(exc: BaseException) -> int:
-    """Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch) e TLS (TlsError): 2; o resto: 4."""
-    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else EXIT_SERVIDOR
 
 
 def _error_text(exc: BaseException) -> str:
@@ -4437,9 +4618,8 @@ class RunOutcome:
     check: bool = False
 
     @property
-    def sync_code(self) -> int:
-        code = run_code(p.code for p in self.pairs)
-        return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
+    def sync_code(self) -> ExitCode:
+        return run_exit_code((p.code for p in self.pairs), problems=bool(self.warnings))
 
     @property
     def code(self) -> int:
@@ -4451,7 +4631,7 @@ class RunOutcome:
         code = self.code
         if code != self.sync_code:
             return FAILOVER_CHECK_MEANING
-        return CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.check else EXIT_SIGNIFICADO[code]
+        return code.check_meaning if self.check else code.meaning
 
 
 def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
@@ -4486,7 +4666,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
                         "escritas": {"principal": pair.write_total(Role.PRIMARY),
                                      "backup": pair.write_total(Role.BACKUP)}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
+            "mensagem": run.code.meaning, "avisos": run.warnings, "servidores": servers}
 
 
 def users_present(source: Snapshot, target: Snapshot) -> int:
@@ -4623,7 +4803,7 @@ class Run:
                                    outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
         error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url)
         if error is not None:
-            outcome.error, outcome.error_code = _error_text(error), _error_code(error)
+            outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
             self.plan_and_apply(outcome)
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
@@ -4647,7 +4827,7 @@ class Run:
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
             outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
-            outcome.error_code = EXIT_EXCLUSOES
+            outcome.error_code = ExitCode.SAFETY
             return
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
@@ -4891,7 +5071,6 @@ def run_sync(config: Config, rep: Reporter) -> RunOutcome:
 # ============================================================================
 
 PANEL_DEFAULT_PORT = 8765
-PANEL_DEFAULT_MAX_DELAY_MIN = 120.0
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
@@ -5555,8 +5734,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"primeira_execucao": run_json(first, False, False),
                     "segunda_execucao": run_json(second, False, False), "escritas_na_segunda": writes})
-    ok = first.code == EXIT_OK and second.code == EXIT_OK and writes == 0 and same
-    return EXIT_OK if ok else EXIT_FALHAS
+    ok = first.code == ExitCode.OK and second.code == ExitCode.OK and writes == 0 and same
+    return ExitCode.OK if ok else ExitCode.FAILURES
 
 
 def demo_verdicts_match(primary, backup) -> bool:
@@ -5622,7 +5801,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
+        epilog="Códigos de saída: " + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
     )
     parser._positionals.title = "comando"
     parser._optionals.title = "opções"
@@ -5635,21 +5814,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "(só compara, nunca grava); historico (últimas execuções); painel (página web); "
                              "restaurar (copia um backup de volta para o principal que perdeu dados)")
     parser.add_argument("--env", metavar="ARQUIVO", help="arquivo .env a usar (padrão: .env ao lado do script)")
-    parser.add_argument("--principal", metavar="URL", help="URL do servidor principal (SERVIDOR_PRINCIPAL)")
-    parser.add_argument("--backup", metavar="URL", action="append",
-                        help="URL de um backup (repita para vários; SERVIDOR_BACKUP)")
-    parser.add_argument("--usuario", metavar="NOME", help="usuário administrador (ADMIN_USER)")
-    parser.add_argument("--dados-dir", metavar="PASTA", help="pasta de estado, histórico e logs (DADOS_DIR)")
+    parser.add_argument("--principal", metavar="URL", help=SETTING["SERVIDOR_PRINCIPAL"].option_help())
+    parser.add_argument("--backup", metavar="URL", action="append", help=SETTING["SERVIDOR_BACKUP"].option_help())
+    parser.add_argument("--usuario", metavar="NOME", help=SETTING["ADMIN_USER"].option_help())
+    parser.add_argument("--dados-dir", metavar="PASTA", help=SETTING["DADOS_DIR"].option_help())
     parser.add_argument("--simular", action="store_true", help="mostra o plano e não grava nada")
     parser.add_argument("--json", action="store_true", help="imprime só um documento JSON no stdout")
-    parser.add_argument("--timeout", type=float, metavar="SEG", help="tempo máximo de resposta (SYNC_TIMEOUT, 30)")
-    parser.add_argument("--espera-despertar", type=float, metavar="SEG",
-                        help="quanto esperar um servidor adormecido acordar (SYNC_ESPERA_DESPERTAR, 90)")
-    parser.add_argument("--tentativas-http", type=int, metavar="N",
-                        help="novas tentativas por requisição (SYNC_TENTATIVAS_HTTP, 5)")
-    parser.add_argument("--paralelo", type=int, metavar="N", help="escritas simultâneas por servidor (SYNC_PARALELO, 8)")
-    parser.add_argument("--permitir-http", action="store_true",
-                        help="aceita http:// sem criptografia para servidores que não são locais")
+    for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
+                          ("SYNC_PARALELO", "N")):
+        setting = SETTING[name]
+        parser.add_argument(setting.option, type=setting.cli_type(), metavar=metavar, help=setting.option_help())
+    parser.add_argument("--permitir-http", action="store_true", help=SETTING["SYNC_PERMITIR_HTTP"].option_help())
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
     parser.add_argument("--agora", metavar="AAAA-MM-DDTHH:MM",
                         help="instante de referência (UTC se sem fuso) para a data local de cada servidor (testes)")
@@ -5661,7 +5836,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(relatar: não mexe em nenhum e sai com 1)")
     parser.add_argument("--espelhar", action="store_true",
                         help="unidirecional: apaga no backup as licenças que não existem no principal")
-    parser.add_argument("--max-exclusoes", type=int, metavar="N",
+    parser.add_argument("--max-exclusoes", type=number_type(integer=True, minimum=0), metavar="N",
                         help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
     parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")
     parser.add_argument("--de", metavar="URL", help="restaurar: backup de origem (padrão: o primeiro backup)")
@@ -5677,7 +5852,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     """historico: últimas execuções em tabela (ou JSON); --detalhes ID mostra uma execução e a auditoria dela."""
     data_dir = resolve_data_dir(settings_reader(args), args.dados_dir)
     if not os.path.exists(os.path.join(data_dir, HISTORY_FILE)):
-        return fail(f"Nenhum histórico em {data_dir} (ainda não houve sincronização).", EXIT_CONFIG)
+        return fail(f"Nenhum histórico em {data_dir} (ainda não houve sincronização).", ExitCode.CONFIG)
     try:
         history = History(data_dir)
         try:
@@ -5690,12 +5865,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         if not is_damaged_database(exc):
             raise
         return fail(f"O histórico {os.path.join(data_dir, HISTORY_FILE)} está danificado ({exc}). A próxima "
-                    "sincronização o guarda ao lado, com a data no nome, e começa um novo.", EXIT_CONFIG)
+                    "sincronização o guarda ao lado, com a data no nome, e começa um novo.", ExitCode.CONFIG)
     if args.json:
         print_json({"execucoes": rows})
     else:
         print_history(rows)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def show_run(history: History, ident: str, as_json: bool) -> int:
@@ -5703,7 +5878,7 @@ def show_run(history: History, ident: str, as_json: bool) -> int:
     rows = history.find_runs(ident)
     if not rows:
         return fail(f"Execução {ident.strip()!r} não encontrada no histórico. Use o ID (número) ou o código da "
-                    "execução que aparecem em 'historico' ou 'historico --json'.", EXIT_CONFIG)
+                    "execução que aparecem em 'historico' ou 'historico --json'.", ExitCode.CONFIG)
     trail = history.audit_trail(rows[0]["execucao"])
     if len(rows) == 1 and ident.strip() == str(rows[0]["id"]):  # uma linha: só as escritas deste par
         trail = [item for item in trail if item["servidor"] in (rows[0]["principal"], rows[0]["backup"])]
@@ -5711,7 +5886,7 @@ def show_run(history: History, ident: str, as_json: bool) -> int:
         print_json({"execucao": rows[0]["execucao"], "execucoes": rows, "auditoria": trail})
     else:
         print_audit(rows, trail)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 HISTORY_WIDTHS = (5, 23, 13, 17, 22, 6, 9)
@@ -5770,7 +5945,7 @@ def audit_outcome(item: dict[str, Any]) -> str:
 def cmd_panel(args: argparse.Namespace) -> int:
     get = settings_reader(args)
     data_dir = resolve_data_dir(get, args.dados_dir)
-    max_delay = _number("PAINEL_MAX_ATRASO", get("PAINEL_MAX_ATRASO"), PANEL_DEFAULT_MAX_DELAY_MIN, 1)
+    max_delay = setting_value(get, "PAINEL_MAX_ATRASO")
     token = get("PAINEL_TOKEN")
     if not 0 <= args.porta <= 65535:
         raise ConfigError(f"--porta deve estar entre 0 e 65535 (recebido: {args.porta}).")
@@ -5791,7 +5966,7 @@ def cmd_panel(args: argparse.Namespace) -> int:
                          "Ctrl+C para sair.\n")
         sys.stdout.flush()
     serve_panel(data_dir, args.host, args.porta, token, max_delay, ready, current)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 class _QuietStdout:
@@ -5842,13 +6017,10 @@ def configure_output() -> None:
         sys.stdout = _QuietStdout(sys.stdout)
 
 
-EXIT_EXTRA_SIGNIFICADO = {130: "interrompida pelo usuário"}
-
-
 def error_document(code: int, message: str, meaning: str | None = None, **extra: Any) -> dict[str, Any]:
     """Documento --json de uma execução que parou antes de sincronizar (sempre um JSON no stdout)."""
     return {"versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "codigo_saida": code,
-            "significado": meaning or EXIT_SIGNIFICADO.get(code) or EXIT_EXTRA_SIGNIFICADO.get(code, ""),
+            "significado": meaning or ExitCode.meaning_of(code),
             "erro": mask_free_text(message), **extra}
 
 
@@ -5911,24 +6083,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", EXIT_CONFIG, json_mode)
+        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", ExitCode.CONFIG, json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
-        return EXIT_CONFIG if exc.code else EXIT_OK
+        return ExitCode.CONFIG if exc.code else ExitCode.OK
     try:
         return _run_command(args)
     except ConfigError as exc:
-        return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
+        return fail(f"Configuração: {exc}", ExitCode.CONFIG, json_mode)
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
-                    EXIT_EM_ANDAMENTO, json_mode)
+                    ExitCode.BUSY, json_mode)
     except KeyboardInterrupt:
-        return fail("Interrompido pelo usuário.", 130, json_mode)
+        return fail("Interrompido pelo usuário.", ExitCode.INTERRUPTED, json_mode)
     except OSError as exc:
         return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
-                    f"({getattr(exc, 'filename', '') or ''})", EXIT_FALHAS, json_mode,
+                    f"({getattr(exc, 'filename', '') or ''})", ExitCode.FAILURES, json_mode,
                     meaning="erro de arquivo ou sistema; a sincronização não terminou")
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
-        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", EXIT_FALHAS, json_mode,
+        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", ExitCode.FAILURES, json_mode,
                     meaning="erro inesperado; a sincronização não terminou")
 
 

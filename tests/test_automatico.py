@@ -586,8 +586,8 @@ def test_informar_mostra_pasta_log_e_codigos_em_json_ascii(tmp_path):
     esperado = projeto.pasta.resolve() / "Proteção" / "dados"
     assert Path(info["pasta_dados"]) == esperado
     assert Path(info["arquivo_log"]) == esperado / "logs" / "sincronizacao.log"
-    assert {int(c) for c in info["codigos"]} == set(sb.EXIT_SIGNIFICADO)
-    assert info["codigos"]["2"] == sb.EXIT_SIGNIFICADO[2]
+    assert {int(c) for c in info["codigos"]} == set(sb.ExitCode)
+    assert info["codigos"]["2"] == sb.ExitCode.CONFIG.meaning
     assert info["erros"] == []
     assert projeto.contador == 0 and not esperado.exists()  # só informa: não roda nem cria nada
     # --dados-dir repassado ao filho também vale para o invólucro.
@@ -628,15 +628,15 @@ def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
     projeto = Projeto(tmp_path / "proj", [{"codigo": 0}])
     r = rodar(projeto, "--tentativas", "abc")
     assert r.returncode == 2
-    assert "não é um número válido" in r.erro
+    assert "--tentativas deve ser um número inteiro (recebido: 'abc')" in r.erro
     sem_traceback(r)
     r = rodar(projeto, "--nao-existe")
     assert r.returncode == 2
-    assert "opção desconhecida" in r.erro and "'--'" in r.erro
+    assert "opção ou argumento desconhecido" in r.erro and "'--'" in r.erro
     sem_traceback(r)
     r = rodar(projeto, "--timeout-total")
     assert r.returncode == 2
-    assert "precisa de um valor" in r.erro
+    assert "--timeout-total: falta o valor desta opção" in r.erro
     r = rodar(projeto, env=ambiente_base(SYNC_TENTATIVAS="0"))
     assert r.returncode == 2
     assert "SYNC_TENTATIVAS" in projeto.texto_log()
@@ -644,7 +644,7 @@ def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
     sem_traceback(r)
     r = rodar(projeto, "--tent", "2")  # abreviações não são aceitas (allow_abbrev=False)
     assert r.returncode == 2
-    assert "opção desconhecida: --tent" in r.erro
+    assert "opção ou argumento desconhecido: --tent" in r.erro
     r = rodar(projeto, "--informar=sim")
     assert r.returncode == 2 and "não aceita valor" in r.erro
     sem_traceback(r)
@@ -654,8 +654,8 @@ def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
     assert "Uso:" in r.saida
     import sincronizar_bancos as sb
 
-    for codigo, texto in sb.EXIT_SIGNIFICADO.items():  # a tabela de códigos do script, na ajuda
-        assert f"{codigo:>3}  {texto}" in r.saida
+    for codigo in sb.ExitCode:  # a tabela de códigos do script, na ajuda
+        assert f"{codigo.value:>3}  {codigo.meaning}" in r.saida
     assert rodar(projeto, "-h").saida == rodar(projeto, "--help").saida == r.saida
 
 
@@ -775,9 +775,9 @@ def test_involucro_usa_a_tabela_e_a_mascara_do_sincronizar_bancos():
 
     assert MODULO.sb is sb  # o invólucro importa o script vizinho, não uma cópia
     assert not hasattr(MODULO, "SIGNIFICADOS") and not hasattr(MODULO, "Mascarador")
-    assert MODULO.CODIGO_SEM_SCRIPT == sb.EXIT_CONFIG
-    for codigo, texto in sb.EXIT_SIGNIFICADO.items():
-        assert MODULO.significado(codigo).startswith(texto)
+    assert MODULO.CODIGO_SEM_SCRIPT == sb.ExitCode.CONFIG
+    for codigo in sb.ExitCode:
+        assert MODULO.significado(codigo).startswith(codigo.meaning)
     segredo = secrets.token_urlsafe(12)
     MODULO.registrar_segredos([segredo])
     assert sb.SECRETS.mask(f"x {segredo} y") == "x *** y"

@@ -29,8 +29,8 @@ def _primeira_linha(texto: str) -> str:
     (["--sim"], "opção ou argumento desconhecido: --sim"),      # abreviação de --simular: recusada
     (["--conflito", "xyz"], "--conflito: valor inválido 'xyz'"),
     (["--timeout"], "--timeout: falta o valor desta opção"),
-    (["--timeout", "trinta"], "--timeout: valor inválido 'trinta' (esperado um número)"),
-    (["--paralelo", "1.5"], "--paralelo: valor inválido '1.5' (esperado um número inteiro)"),
+    (["--timeout", "trinta"], "--timeout: deve ser um número (recebido: 'trinta')"),
+    (["--paralelo", "1.5"], "--paralelo: deve ser um número inteiro (recebido: '1.5')"),
     (["sincronizar", "demais"], "opção ou argumento desconhecido: demais"),
     (["comando-que-nao-existe"], "valor inválido 'comando-que-nao-existe'"),
     (["--simular=sim"], "--simular: esta opção não aceita valor"),
@@ -68,7 +68,7 @@ def _documento_de_erro(r, codigo: int) -> dict:
 def test_json_com_opcao_invalida_imprime_documento(tmp_path):
     r = rodar_script("--json", "--conflito", "xyz", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
     doc = _documento_de_erro(r, 2)
-    assert "--conflito" in doc["erro"] and doc["significado"] == sb.EXIT_SIGNIFICADO[2]
+    assert "--conflito" in doc["erro"] and doc["significado"] == sb.ExitCode.CONFIG.meaning
 
 
 def test_json_com_erro_de_configuracao_imprime_documento(tmp_path):
@@ -133,11 +133,15 @@ def test_pipe_fechado_no_help():
 
 
 def test_tabela_de_codigos_do_readme_e_a_do_script():
-    """Os códigos de saída e seus significados têm um lugar só (EXIT_SIGNIFICADO); o README os repete
-    com o mesmo texto, e a precedência entre pares é a do script."""
+    """Os códigos de saída e seus significados têm um lugar só (ExitCode); o README os repete
+    com o mesmo texto, nem um a mais nem um a menos, e a precedência entre pares é a do script."""
+    import re
     from pathlib import Path
     readme = (Path(sb.__file__).parent / "README.md").read_text(encoding="utf-8")
-    for codigo, significado in sb.EXIT_SIGNIFICADO.items():
-        assert f"| {codigo} | {significado}" in readme, (codigo, significado)
-    ordem = ", ".join(str(c) for c in sb.RUN_CODE_PRECEDENCE)
+    secao = readme.split("## Códigos de saída", 1)[1].split("\n## ", 1)[0]
+    linhas = {int(m.group(1)): m.group(2) for m in re.finditer(r"^\| (\d+) \| (.*) \|$", secao, re.M)}
+    assert set(linhas) == {c.value for c in sb.ExitCode}
+    for codigo in sb.ExitCode:
+        assert linhas[codigo.value].startswith(codigo.meaning), (codigo, linhas[codigo.value])
+    ordem = ", ".join(str(c.value) for c in sb.ExitCode.by_precedence() if c != sb.ExitCode.OK)
     assert f"nesta ordem: {ordem}." in readme
