@@ -81,7 +81,7 @@ def test_sql_do_historico_nao_compara_situacao_nem_modo_com_texto_fixo():
 
 
 # Quem decide o código de saída do processo (o painel e o historico podem MOSTRAR a coluna codigo_saida).
-QUEM_DECIDE_O_CODIGO = {"main", "_run_command", "run_demo", "pair_verdict", "run_code", "failover_check_code"}
+QUEM_DECIDE_O_CODIGO = {"main", "_run_command", "run_demo", "pair_verdict", "run_exit_code", "failover_check_code"}
 
 
 def test_quem_decide_o_codigo_de_saida_nao_le_o_json_de_volta():
