@@ -128,7 +128,7 @@ __all__ = [
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
-    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "SETTINGS", "Setting",
+    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS", "SETTING", "Setting",
     "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
     # cliente HTTP, retrato e rota de falha

@@ -8,6 +8,7 @@ execução. O sincronizar_automatico.py usa tudo isso por nomes públicos do scr
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import secrets
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_env_example_ativo_so_com_as_obrigatorias():
 def test_padroes_do_config_sao_os_da_tabela():
     campos = {"timeout": "SYNC_TIMEOUT", "wake_wait": "SYNC_ESPERA_DESPERTAR", "http_retries": "SYNC_TENTATIVAS_HTTP",
               "parallel": "SYNC_PARALELO", "history_days": "SYNC_HISTORICO_DIAS"}
-    padroes = {f.name: f.default for f in sb.dataclasses.fields(sb.Config)}
+    padroes = {f.name: f.default for f in dataclasses.fields(sb.Config)}
     for campo, nome in campos.items():
         assert padroes[campo] == sb.SETTING[nome].default, campo
 
@@ -167,7 +168,7 @@ def test_involucro_nao_usa_nome_privado_do_script():
     usados = _nomes_do_script_usados_pelo_involucro()
     assert {"ExitCode", "SETTINGS", "SECRET_SETTINGS", "setting_value", "translate_argparse"} <= usados
     assert not [nome for nome in usados if nome.startswith("_")]
-    assert "sb._" not in INVOLUCRO.read_text(encoding="utf-8")
+    assert not re.search(r"\bsb\._", INVOLUCRO.read_text(encoding="utf-8"))
     publicos = getattr(sb, "__all__", None)
     if publicos is not None:  # o __all__ do script lista tudo o que o invólucro usa
         assert usados <= set(publicos), usados - set(publicos)
