@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
@@ -55,6 +56,7 @@ import math
 import os
 import re
 import secrets
+import signal
 import socket
 import sqlite3
 import sys
@@ -2532,6 +2534,94 @@ class Progress:
                 sys.stderr.flush()
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl+C ou SIGTERM fora das escritas: a execução para ali mesmo (code: 130 ou 143)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+STOP_CODES = {"SIGINT": EXIT_INTERROMPIDO, "SIGTERM": EXIT_ENCERRADO}
+
+
+class StopSignals:
+    """Ctrl+C (SIGINT) e SIGTERM (systemd, kill, o agendador parando a tarefa), tratados do mesmo jeito.
+
+    Fora de uma etapa protegida (login, leituras, planejamento), o sinal para a execução na hora
+    (Interrupted). Dentro dela (escritas e registro do que foi feito), só anota o pedido: nenhuma
+    sequência nova começa, as que estão no meio terminam (criar → bloquear nunca fica com a licença
+    liberada) e a execução registra o que os servidores confirmaram e sai com 130 ou 143. Um segundo
+    sinal não corta uma sequência. Um kill -9 (ou o Windows encerrando a tarefa à força) não passa por
+    aqui: o diário do par cobre esse caso."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.event = threading.Event()  # lido pelas threads do executor
+        self._shield = 0  # só a thread principal mexe (e é nela que o tratador roda)
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def handle(self, signum: int, _frame: Any = None) -> None:
+        if self.code is None:
+            self.code = STOP_CODES.get(signal.Signals(signum).name, EXIT_INTERROMPIDO)
+        self.event.set()
+        if self._shield == 0:
+            raise Interrupted(self.code)
+
+    @contextlib.contextmanager
+    def shielded(self):
+        """Etapa protegida: o sinal só é anotado (quem está dentro confere `requested`)."""
+        self._shield += 1
+        try:
+            yield
+        finally:
+            self._shield -= 1
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Etapa que pode parar na hora (só leituras), mesmo dentro de uma protegida."""
+        saved, self._shield = self._shield, 0
+        try:
+            if self.code is not None:
+                raise Interrupted(self.code)
+            yield
+        finally:
+            self._shield = saved
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Liga os tratadores de SIGINT e SIGTERM (só na thread principal) e devolve os anteriores ao sair."""
+        self.code, self._shield = None, 0
+        self.event.clear()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_CODES:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    try:
+                        previous[sig] = signal.signal(sig, self.handle)
+                    except (OSError, ValueError):
+                        pass
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                try:
+                    signal.signal(sig, handler)
+                except (OSError, ValueError):
+                    pass
+
+
+STOP = StopSignals()
+
+
+def stop_label(code: int | None) -> str:
+    return "SIGTERM" if code == EXIT_ENCERRADO else "Ctrl+C"
+
+
 class Executor:
     def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
                  on_result: Callable[[Result], None] | None = None):
@@ -2550,6 +2640,13 @@ class Executor:
 
     def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
+        try:
+            return self._run_all(chains, progress)
+        finally:
+            if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
+                sys.stderr.write("\n")
+
+    def _run_all(self, chains: list[list[Action]], progress: Progress) -> list[Result]:
         if self.config.parallel <= 1 or len(chains) <= 1:
             return [r for chain in chains for r in self._run_chain(chain, progress)]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel)
@@ -2567,7 +2664,7 @@ class Executor:
         """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
         depois de um upsert incerto é o que mantém o backup negando como o principal."""
         results = []
-        if self._stopping.is_set():
+        if self._stopping.is_set() or STOP.requested:  # parando: nenhuma sequência nova começa
             return results
         for action in chain:
             try:
@@ -3187,6 +3284,7 @@ class PairStatus(str, enum.Enum):
     CONFLICTS = "conflitos"
     HELD = "exclusoes retidas"
     ERROR = "erro"
+    INTERRUPTED = "interrompida"  # Ctrl+C ou SIGTERM: o que foi feito está registrado; rodar de novo completa
 
 
 @dataclasses.dataclass
@@ -3213,6 +3311,8 @@ class PairOutcome:
     status: PairStatus = PairStatus.OK
     waited_s: float = 0.0
     reread: bool = False  # True: paridade lida de novo nos servidores depois das escritas
+    interrupted: int | None = None  # 130 (Ctrl+C) ou 143 (SIGTERM): parou no meio deste par
+    not_run: list[Action] = dataclasses.field(default_factory=list)  # escritas que a interrupção deixou por fazer
 
     @property
     def failures(self) -> list[Result]:
@@ -3241,6 +3341,8 @@ class PairOutcome:
 def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
     """O código de saída de um par (a única regra; o da execução é o pior dos pares)."""
     plan = outcome.plan
+    if outcome.interrupted:
+        return outcome.interrupted, PairStatus.INTERRUPTED
     if outcome.error is not None or plan is None:
         return outcome.error_code, PairStatus.ERROR
     if plan.held_deletions or plan.halted:
@@ -3315,6 +3417,23 @@ def safety_text(outcome: "PairOutcome") -> str | None:
     return " ".join(texts) or None
 
 
+def confirmed_writes(outcome: PairOutcome) -> int:
+    """Escritas que os servidores confirmaram neste par (os dois lados)."""
+    return count_changes(outcome.writes("backup")) + count_changes(outcome.writes("principal"))
+
+
+def interrupted_text(outcome: PairOutcome) -> str | None:
+    """O que a interrupção (Ctrl+C ou SIGTERM) deixou neste par, com o que fazer."""
+    if not outcome.interrupted:
+        return None
+    how = stop_label(outcome.interrupted)
+    if outcome.error is not None or not outcome.results:
+        return f"interrompida ({how}) antes de escrever neste par: nada foi gravado nele; rode de novo para sincronizar."
+    return (f"interrompida ({how}): {plural(confirmed_writes(outcome), 'escrita confirmada', 'escritas confirmadas')} "
+            f"pelos servidores antes de parar, {plural(len(outcome.not_run), 'escrita')} por fazer. Nenhuma "
+            "sequência ficou pela metade; rode de novo para completar (continua de onde parou).")
+
+
 def limits_text(plan: Plan, d: Direction) -> str:
     """Exclusões acima do limite, em português, com o que fazer."""
     numbers = "; ".join(f"{plural(lim.count, 'exclusão', 'exclusões')} no {d.real_side(lim.side)} passam do "
@@ -3345,8 +3464,12 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "backup": d.backup.url, "principal": d.primary.url, "origem": d.source.url, "destino": d.target.url,
         "simulacao": simulate, "situacao": outcome.status.value, "codigo_saida": outcome.code,
-        "erro": outcome.error or (safety_text(outcome) if outcome.code == EXIT_EXCLUSOES else None),
+        "erro": interrupted_text(outcome) or outcome.error
+        or (safety_text(outcome) if outcome.code == EXIT_EXCLUSOES else None),
         "inicio": outcome.started, "fim": outcome.ended, "duracao_s": outcome.duration_s,
+        "interrompida": None if not outcome.interrupted else {
+            "sinal": stop_label(outcome.interrupted), "escritas_confirmadas": confirmed_writes(outcome),
+            "por_fazer": len(outcome.not_run)},
     }
     plan = outcome.plan
     if plan is None:
@@ -3444,6 +3567,10 @@ class TextReport:
             rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {outcome.error}")
             rep.say("")
             return
+        if plan is None:  # interrompida antes do plano
+            rep.say(f"   ⏹️  {interrupted_text(outcome)}")
+            rep.say("")
+            return
         results = outcome.done()
         if plan.halted:
             rep.say(f"   🛑 Par parado: {safety_text(outcome)}")
@@ -3453,6 +3580,8 @@ class TextReport:
         self.differences(outcome)
         for warning in outcome.warnings:
             rep.say(f"   ⚠️  {warning}")
+        if outcome.interrupted:
+            rep.say(f"   ⏹️  {interrupted_text(outcome)}")
         rep.say("")
 
     def actions(self, results: list[Result]) -> None:
@@ -3473,14 +3602,18 @@ class TextReport:
         rep, plan = self.rep, outcome.plan
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results)
-        failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover}
+        failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
+            {a.key for a in outcome.not_run}
         done = "em dia após o plano" if self.simulate else "sincronizadas"
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
         if self.check:
             before = outcome.parity_before
             rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
                     "mesma resposta (liberada/negada) no principal e no backup")
-        self.parity(outcome.parity)
+        if outcome.interrupted and outcome.parity is None:
+            rep.say("   ⏹️  Paridade de veredito não conferida: a execução foi interrompida antes da conferência")
+        else:
+            self.parity(outcome.parity)
         if plan.skipped:
             rep.say(f"   ⚠️  {plural(len(plan.skipped), 'licença')} do principal fora da sincronização por dados "
                     "ilegíveis (o backup não libera nenhuma delas se o principal as nega)")
@@ -3565,6 +3698,8 @@ class TextReport:
                      EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
         if code != run.sync_code:
             title = {EXIT_FALHAS: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
+        title[EXIT_INTERROMPIDO] = "⏹️  Interrompida pelo usuário (Ctrl+C)."
+        title[EXIT_ENCERRADO] = "⏹️  Encerrada pelo sistema (SIGTERM)."
         rep.say(title.get(code, "❌ Não concluída."))
         rep.say("-" * 60)
         rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
@@ -3572,12 +3707,20 @@ class TextReport:
             rep.say(self.summary_line(pair))
         for warning in run.warnings:
             rep.say(f"   ⚠️  {warning}")
+        if run.interrupted and not self.simulate:
+            writes = sum(confirmed_writes(p) for p in run.pairs)
+            left = sum(len(p.not_run) for p in run.pairs)
+            rep.say(f"   ⏹️  Antes de parar: {plural(writes, 'escrita confirmada', 'escritas confirmadas')} pelos "
+                    f"servidores; {plural(left, 'escrita')} por fazer"
+                    + (" e backup(s) não sincronizado(s)" if any(p.error for p in run.pairs) else "")
+                    + ". Nenhuma sequência ficou pela metade. Rode a sincronização de novo para completar "
+                    "(ela continua de onde parou).")
         rep.say(f"Código de saída: {code} ({run.meaning})")
         rep.say(SEP)
 
     def summary_line(self, outcome: PairOutcome) -> str:
         d = outcome.direction
-        if outcome.status == PairStatus.ERROR:
+        if outcome.status == PairStatus.ERROR or outcome.error is not None:
             return f"   ❌ {d.target.url}: {outcome.error}"
         icon = "✅" if outcome.status == PairStatus.OK else "⚠️ "
         verb = "planejada" if self.simulate else "feita"
@@ -3599,6 +3742,8 @@ class TextReport:
         parity = outcome.parity
         parity_text = "paridade não conferida" if parity is None else f"paridade {parity.equal}/{parity.total}"
         problems = [plural(len(outcome.failures), "falha")]
+        if outcome.interrupted:
+            problems.insert(0, f"interrompida ({plural(len(outcome.not_run), 'escrita')} por fazer)")
         if outcome.open_conflicts:
             problems.append(plural(len(outcome.open_conflicts), "conflito"))
         if outcome.leftover:
@@ -3740,7 +3885,13 @@ class RunOutcome:
     check: bool = False
 
     @property
+    def interrupted(self) -> int | None:
+        return next((p.interrupted for p in self.pairs if p.interrupted), None)
+
+    @property
     def sync_code(self) -> int:
+        if self.interrupted:
+            return self.interrupted
         code = run_code(p.code for p in self.pairs)
         return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
 
@@ -3782,7 +3933,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
     for pair in run.pairs:
         d = pair.direction
         failures = len(pair.failures) + len(pair.leftover)
-        error = pair.error or (safety_text(pair) if pair.code == EXIT_EXCLUSOES else None) \
+        error = interrupted_text(pair) or pair.error or (safety_text(pair) if pair.code == EXIT_EXCLUSOES else None) \
             or (f"{plural(failures, 'escrita')} com falha" if failures else None) \
             or ("; ".join(pair.warnings) if pair.warnings else None)
         servers.append({"papel": "backup", "url": d.backup.url, "ok": pair.status == PairStatus.OK, "erro": error,
@@ -3926,7 +4077,13 @@ class Run:
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), _error_code(error)
         else:
-            self.plan_and_apply(outcome)
+            try:
+                with STOP.interruptible():  # leituras e planejamento param na hora; as escritas, não
+                    self.plan_and_apply(outcome)
+            except Interrupted:
+                pass  # o que foi feito até aqui está em outcome
+        if STOP.requested:
+            self.mark_interrupted(outcome)
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
         outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
         self.text.pair(outcome)
@@ -3934,6 +4091,24 @@ class Run:
             self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
                              {**pair_json(outcome, self.config.simulate),
                               "rota_de_falha": failover_json(self.failover)})  # rota de falha
+        return outcome
+
+    def mark_interrupted(self, outcome: PairOutcome) -> None:
+        """Ctrl+C ou SIGTERM durante o par: valem só as escritas que os servidores confirmaram."""
+        outcome.interrupted = STOP.code
+        if outcome.results is None:  # nada foi escrito neste par (o plano não é "feito")
+            outcome.results = []
+        elif not outcome.reread:  # escritas feitas e paridade não conferida depois delas
+            outcome.parity = None
+
+    def skipped_pair(self, direction: Direction) -> PairOutcome:
+        """Backup que ficou para depois porque a execução foi interrompida antes dele."""
+        outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
+        outcome.error = "não sincronizado: a execução foi interrompida antes deste backup"
+        outcome.interrupted = STOP.code
+        outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
+        outcome.ended = now_iso()
+        self.text.pair(outcome)
         return outcome
 
     def plan_options(self, direction: Direction) -> PlanOptions:
@@ -3971,10 +4146,12 @@ class Run:
                 outcome.parity = plan.parity_predicted()
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
-            self.save_pair_files(outcome, state, source, target, [])
+            with STOP.shielded():
+                self.save_pair_files(outcome, state, source, target, [])
             return
         outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
-        self.read_back(outcome, new_state, options)
+        if not STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
+            self.read_back(outcome, new_state, options)
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
@@ -3990,11 +4167,14 @@ class Run:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
-        if not d.restore:  # antes: as sequências que vão começar
-            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, write_day))
-        results = self.execute(outcome)
-        return results, self.save_pair_files(outcome, state, source, target, results)
+        with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
+            if not d.restore:  # antes: as sequências que vão começar
+                self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
+                                 journal_entries(plan, source, target, write_day))
+            results = self.execute(outcome)
+            # o que a interrupção deixou por fazer conta como não feito (fica no diário; a próxima execução faz)
+            undone = [Result(a, False, "não feita: execução interrompida") for a in outcome.not_run]
+            return results, self.save_pair_files(outcome, state, source, target, results + undone)
 
     def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
                         results: list[Result]) -> PairState:
@@ -4028,7 +4208,11 @@ class Run:
             url = clients[side].server.url
             executor = Executor(clients[side], self.credentials, self.config,
                                 on_result=lambda result, url=url: self.audit(url, result))
-            results += executor.run(users, chains, deletions)
+            if not STOP.requested:
+                results += executor.run(users, chains, deletions)
+            done = {id(r.action) for r in results}
+            outcome.not_run += [a for a in users + [a for c in chains for a in c] + list(deletions)
+                                if id(a) not in done]
         return results
 
     def recheck_primary(self, outcome: PairOutcome, side: str, chains: list[list[Action]],
@@ -4139,22 +4323,24 @@ def restore_mode(config: Config) -> Config:
 def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
     """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado)."""
     run = Run(config, rep)
-    try:
+    with STOP.shielded():  # Ctrl+C/SIGTERM só param na hora nas etapas interruptible (leituras)
+        try:
+            with STOP.interruptible():  # antes de qualquer escrita: para na hora, nada foi gravado
+                if not config.simulate:
+                    open_local_files(run, config)
+                run.header()
+                run.connect_all()
+                run.fetch_all()
+            pairs = [run.skipped_pair(d) if STOP.requested else run.sync_pair(d) for d in run.directions]
+            outcome = run.finish(pairs)
+        finally:
+            run.close()
         if not config.simulate:
-            open_local_files(run, config)
-        run.header()
-        run.connect_all()
-        run.fetch_all()
-        pairs = [run.sync_pair(d) for d in run.directions]
-        outcome = run.finish(pairs)
-    finally:
-        run.close()
-    if not config.simulate:
-        text = dump_json(last_run_json(outcome))
-        run.guard_local("gravar o resumo da última execução", atomic_write,
-                        os.path.join(config.data_dir, LAST_RUN_FILE), text)
-    run.text.summary(outcome)
-    return run_json(outcome, config.simulate, config.check)
+            text = dump_json(last_run_json(outcome))
+            run.guard_local("gravar o resumo da última execução", atomic_write,
+                            os.path.join(config.data_dir, LAST_RUN_FILE), text)
+        run.text.summary(outcome)
+        return run_json(outcome, config.simulate, config.check)
 
 
 # ============================================================================
@@ -5151,12 +5337,13 @@ def _run_command(args: argparse.Namespace) -> int:
         ensure_data_dir(config.data_dir)
         lock = acquire_lock(config.data_dir)
     try:
-        errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
-        if errors:
-            return report_connection_errors(config, errors)
-        if lock is not None:
-            remove_stale_temp_files(config.data_dir)
-        doc = run_sync(config, rep)
+        with STOP.installed():  # Ctrl+C e SIGTERM: param na hora fora das escritas; nas escritas, param limpo
+            errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
+            if errors:
+                return report_connection_errors(config, errors)
+            if lock is not None:
+                remove_stale_temp_files(config.data_dir)
+            doc = run_sync(config, rep)
     finally:
         if lock is not None:
             lock.release()
@@ -5183,6 +5370,10 @@ def main(argv: list[str] | None = None) -> int:
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
                     EXIT_EM_ANDAMENTO, json_mode)
+    except Interrupted as exc:  # fora das escritas: nenhuma escrita desta execução tinha começado
+        what = "Encerrada pelo sistema (SIGTERM)" if exc.code == EXIT_ENCERRADO else "Interrompida pelo usuário (Ctrl+C)"
+        return fail(f"{what} antes de escrever nos servidores: nada foi gravado. Rode de novo para sincronizar.",
+                    exc.code, json_mode)
     except KeyboardInterrupt:
         return fail("Interrompido pelo usuário.", 130, json_mode)
     except OSError as exc:
