@@ -328,6 +328,7 @@ class Config:
     ca_bundle: str | None = None
     simulate: bool = False
     json_output: bool = False
+    json_full: bool = False  # --json-completo: listas inteiras no --json (sem o corte em JSON_LIST_LIMIT)
     today: dt.date | None = None
     now: dt.datetime | None = None  # --agora: instante de referência (testes); decide a data local de cada servidor
     progress: bool = True
@@ -531,6 +532,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         restore_from=normalize_url(args.de) if args.de else None,
         simulate=bool(args.simular),
         json_output=bool(args.json),
+        json_full=bool(getattr(args, "json_completo", False)),
         today=today,
         now=now,
         progress=not args.json and not args.sem_progresso,
@@ -2808,8 +2810,16 @@ class CredentialStore:
         atomic_write(self.path, body, private=True)
 
 
+CONTENT_REF = "ref_conteudo"  # {"ref_conteudo": hash}: o valor está na tabela conteudos, guardado uma vez
+
+
 class History:
-    """Histórico em SQLite: uma linha por execução e par, mais a auditoria de cada escrita."""
+    """Histórico em SQLite: uma linha por execução e par, mais a auditoria de cada escrita.
+
+    Uma execução a cada 15 minutos repete quase sempre as mesmas listas (as divergências que a API não
+    deixa corrigir, por exemplo). Cada lista ou texto grande das contagens e dos detalhes é guardado uma
+    vez só, pelo hash do conteúdo, na tabela conteudos; a linha guarda a referência. A leitura (runs,
+    latest, find_runs) devolve as linhas já com o conteúdo inteiro, como se estivesse na própria linha."""
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS execucoes (
@@ -2825,7 +2835,9 @@ class History:
         execucao TEXT NOT NULL, momento TEXT NOT NULL, servidor TEXT NOT NULL, chave TEXT NOT NULL,
         acao TEXT NOT NULL, ok INTEGER NOT NULL, mensagem TEXT, mudancas TEXT);
     CREATE INDEX IF NOT EXISTS idx_auditoria_execucao ON auditoria(execucao);
+    CREATE TABLE IF NOT EXISTS conteudos (hash TEXT PRIMARY KEY, conteudo TEXT NOT NULL);
     """
+    INLINE_MAX = 200  # caracteres: valores maiores vão para a tabela conteudos (uma vez por conteúdo)
 
     def __init__(self, data_dir: str, retention_days: int = 90):
         self.path = os.path.join(data_dir, HISTORY_FILE)
@@ -2885,11 +2897,32 @@ class History:
                 "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
                 "detalhes=? WHERE id=?",
                 (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
-                 json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(outcome.failures),
+                 dump_json(self._pack(pair.get("contagens", {})), indent=None), len(outcome.failures),
                  len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
                  None if parity is None else int(parity.ok), None if parity is None else parity.total,
                  None if parity is None else len(parity.different), pair.get("erro"),
-                 dump_json(pair_details(pair), indent=None), row_id))
+                 dump_json({k: self._pack(v) for k, v in pair_details(pair).items()}, indent=None), row_id))
+
+    def _pack(self, value: Any) -> Any:
+        """Valor grande → {"ref_conteudo": hash}, com o conteúdo gravado uma vez só (chamar dentro da
+        transação que grava a linha)."""
+        text = dump_json(value, indent=None)
+        if len(text) <= self.INLINE_MAX:
+            return value
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        self.db.execute("INSERT OR IGNORE INTO conteudos (hash, conteudo) VALUES (?, ?)", (digest, text))
+        return {CONTENT_REF: digest}
+
+    def _unpack(self, value: Any, cache: dict[str, str]) -> Any:
+        """{"ref_conteudo": hash} → o valor guardado (None se sumiu); qualquer outro valor fica como está."""
+        if not (isinstance(value, dict) and len(value) == 1 and isinstance(value.get(CONTENT_REF), str)):
+            return value
+        digest = value[CONTENT_REF]
+        if digest not in cache:
+            with self._lock:
+                found = self.db.execute("SELECT conteudo FROM conteudos WHERE hash = ?", (digest,)).fetchone()
+            cache[digest] = found[0] if found else "null"
+        return json.loads(cache[digest])
 
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
@@ -2922,9 +2955,12 @@ class History:
 
     def _decoded(self, sql: str, params: tuple) -> list[dict[str, Any]]:
         rows = self._dicts(sql, params)
+        cache: dict[str, str] = {}
         for row in rows:
-            row["contagens"] = json.loads(row["contagens"] or "{}")
-            row["detalhes"] = json.loads(row["detalhes"] or "{}")
+            row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
+            details = json.loads(row["detalhes"] or "{}")
+            row["detalhes"] = {k: self._unpack(v, cache) for k, v in details.items()} \
+                if isinstance(details, dict) else {}
         return rows
 
     def _dicts(self, sql: str, params: tuple) -> list[dict[str, Any]]:
@@ -2948,7 +2984,27 @@ class History:
         with self._lock, self.db:
             old = [r[0] for r in self.db.execute("SELECT execucao FROM execucoes WHERE inicio < ?", (limit,))]
             self.db.executemany("DELETE FROM auditoria WHERE execucao = ?", [(r,) for r in set(old)])
-            return self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
+            removed = self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
+            if removed:
+                self._drop_unreferenced()
+            return removed
+
+    def _drop_unreferenced(self) -> None:
+        """Apaga da tabela conteudos o que nenhuma linha restante referencia (dentro da transação)."""
+        used: set[str] = set()
+        pattern = f'%"{CONTENT_REF}"%'
+        for counts, details in self.db.execute("SELECT contagens, detalhes FROM execucoes WHERE contagens LIKE ? "
+                                               "OR detalhes LIKE ?", (pattern, pattern)):
+            for text in (counts, details):
+                try:
+                    value = json.loads(text or "{}")
+                except ValueError:
+                    continue
+                for item in [value, *value.values()] if isinstance(value, dict) else []:
+                    if isinstance(item, dict) and isinstance(item.get(CONTENT_REF), str):
+                        used.add(item[CONTENT_REF])
+        stored = {r[0] for r in self.db.execute("SELECT hash FROM conteudos")}
+        self.db.executemany("DELETE FROM conteudos WHERE hash = ?", [(h,) for h in stored - used])
 
 
 STATE_DIR = "estado"
@@ -3513,6 +3569,28 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     return doc
 
 
+JSON_LIST_LIMIT = 200  # itens por lista no --json (--json-completo: todos)
+
+
+def bound_lists(doc: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """Corta cada lista do par (e as de um nível abaixo, como paridade.diferentes) nos `limit` primeiros
+    itens; o total de cada lista cortada vai para "listas_truncadas" ({"divergencias": 2543}). Assim o
+    --json de uma execução sem mudanças não cresce com o número de licenças."""
+    cut: dict[str, int] = {}
+    if limit is not None:
+        for key, value in doc.items():
+            inner = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, item in list(inner):
+                if isinstance(item, list) and len(item) > limit:
+                    cut[key if sub is None else f"{key}.{sub}"] = len(item)
+                    if sub is None:
+                        doc[key] = item[:limit]
+                    else:
+                        value[sub] = item[:limit]
+    doc["listas_truncadas"] = cut
+    return doc
+
+
 def pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
     """O que o histórico guarda de um par para o painel: amostras das listas do JSON do par."""
     by_field: dict[str, int] = {}
@@ -3908,7 +3986,8 @@ class RunOutcome:
         return CHECK_SIGNIFICADO.get(code, EXIT_SIGNIFICADO[code]) if self.check else EXIT_SIGNIFICADO[code]
 
 
-def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
+def run_json(run: RunOutcome, simulate: bool, check: bool, limit: int | None = JSON_LIST_LIMIT) -> dict[str, Any]:
+    """O documento do --json; `limit`: itens por lista (None = --json-completo)."""
     code, meaning = run.code, run.meaning
     return {
         "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
@@ -3920,7 +3999,8 @@ def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
                       "usuarios": run.primary_counts[0] if run.primary_counts else None,
                       "licencas": run.primary_counts[1] if run.primary_counts else None,
                       "espera_despertar_s": round(run.primary_waited_s, 1), "erro": run.primary_error},
-        "backups": [pair_json(p, simulate) for p in run.pairs],
+        "limite_listas": limit,
+        "backups": [bound_lists(pair_json(p, simulate), limit) for p in run.pairs],
         "arquivo_credenciais": run.credentials_file,
         "rota_de_falha": failover_json(run.failover),
     }
@@ -4340,7 +4420,7 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
             run.guard_local("gravar o resumo da última execução", atomic_write,
                             os.path.join(config.data_dir, LAST_RUN_FILE), text)
         run.text.summary(outcome)
-        return run_json(outcome, config.simulate, config.check)
+        return run_json(outcome, config.simulate, config.check, None if config.json_full else JSON_LIST_LIMIT)
 
 
 # ============================================================================
@@ -5095,7 +5175,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--usuario", metavar="NOME", help="usuário administrador (ADMIN_USER)")
     parser.add_argument("--dados-dir", metavar="PASTA", help="pasta de estado, histórico e logs (DADOS_DIR)")
     parser.add_argument("--simular", action="store_true", help="mostra o plano e não grava nada")
-    parser.add_argument("--json", action="store_true", help="imprime só um documento JSON no stdout")
+    parser.add_argument("--json", action="store_true",
+                        help=f"imprime só um documento JSON no stdout (listas com até {JSON_LIST_LIMIT} itens; o "
+                             "total das cortadas fica em listas_truncadas)")
+    parser.add_argument("--json-completo", action="store_true",
+                        help="como --json, mas com as listas inteiras (pode ter vários MB com milhares de licenças)")
     parser.add_argument("--timeout", type=float, metavar="SEG", help="tempo máximo de resposta (SYNC_TIMEOUT, 30)")
     parser.add_argument("--espera-despertar", type=float, metavar="SEG",
                         help="quanto esperar um servidor adormecido acordar (SYNC_ESPERA_DESPERTAR, 90)")
@@ -5314,7 +5398,7 @@ def fail(message: str, code: int, json_mode: bool | None = None, meaning: str | 
 
 
 def _json_requested(argv: list[str]) -> bool:
-    return "--json" in argv
+    return "--json" in argv or "--json-completo" in argv
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -5363,6 +5447,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", EXIT_CONFIG, json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return EXIT_CONFIG if exc.code else EXIT_OK
+    args.json = args.json or args.json_completo
     try:
         return _run_command(args)
     except ConfigError as exc:

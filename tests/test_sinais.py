@@ -15,7 +15,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import ARTEFATOS, RAIZ, SCRIPT
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="envio de SIGTERM/SIGINT a um filho só em POSIX")
