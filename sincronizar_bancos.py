@@ -64,6 +64,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import zlib
 import zoneinfo
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -2817,9 +2818,10 @@ class History:
     """Histórico em SQLite: uma linha por execução e par, mais a auditoria de cada escrita.
 
     Uma execução a cada 15 minutos repete quase sempre as mesmas listas (as divergências que a API não
-    deixa corrigir, por exemplo). Cada lista ou texto grande das contagens e dos detalhes é guardado uma
-    vez só, pelo hash do conteúdo, na tabela conteudos; a linha guarda a referência. A leitura (runs,
-    latest, find_runs) devolve as linhas já com o conteúdo inteiro, como se estivesse na própria linha."""
+    deixa corrigir, por exemplo). Cada lista ou texto grande dos detalhes é guardado uma
+    vez só, pelo hash do conteúdo e comprimido, na tabela conteudos; o dicionário de detalhes (com as
+    referências) também, e a linha guarda só a referência. A leitura (runs, latest, find_runs) devolve as
+    linhas já com o conteúdo inteiro, como se estivesse na própria linha."""
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS execucoes (
@@ -2835,7 +2837,7 @@ class History:
         execucao TEXT NOT NULL, momento TEXT NOT NULL, servidor TEXT NOT NULL, chave TEXT NOT NULL,
         acao TEXT NOT NULL, ok INTEGER NOT NULL, mensagem TEXT, mudancas TEXT);
     CREATE INDEX IF NOT EXISTS idx_auditoria_execucao ON auditoria(execucao);
-    CREATE TABLE IF NOT EXISTS conteudos (hash TEXT PRIMARY KEY, conteudo TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS conteudos (hash TEXT PRIMARY KEY, conteudo BLOB NOT NULL);
     """
     INLINE_MAX = 200  # caracteres: valores maiores vão para a tabela conteudos (uma vez por conteúdo)
 
@@ -2897,11 +2899,12 @@ class History:
                 "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
                 "detalhes=? WHERE id=?",
                 (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
-                 dump_json(self._pack(pair.get("contagens", {})), indent=None), len(outcome.failures),
+                 json.dumps(pair.get("contagens", {}), ensure_ascii=False), len(outcome.failures),
                  len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
                  None if parity is None else int(parity.ok), None if parity is None else parity.total,
                  None if parity is None else len(parity.different), pair.get("erro"),
-                 dump_json({k: self._pack(v) for k, v in pair_details(pair).items()}, indent=None), row_id))
+                 dump_json(self._pack({k: self._pack(v) for k, v in pair_details(pair).items()}), indent=None),
+                 row_id))
 
     def _pack(self, value: Any) -> Any:
         """Valor grande → {"ref_conteudo": hash}, com o conteúdo gravado uma vez só (chamar dentro da
@@ -2909,11 +2912,19 @@ class History:
         text = dump_json(value, indent=None)
         if len(text) <= self.INLINE_MAX:
             return value
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        self.db.execute("INSERT OR IGNORE INTO conteudos (hash, conteudo) VALUES (?, ?)", (digest, text))
+        data = text.encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
+        self.db.execute("INSERT OR IGNORE INTO conteudos (hash, conteudo) VALUES (?, ?)", (digest, zlib.compress(data)))
         return {CONTENT_REF: digest}
 
-    def _unpack(self, value: Any, cache: dict[str, str]) -> Any:
+    @staticmethod
+    def _refs(value: Any) -> set[str]:
+        """As referências de um valor: ele mesmo, ou os valores de um dicionário."""
+        items = [value, *value.values()] if isinstance(value, dict) else []
+        return {v[CONTENT_REF] for v in items if isinstance(v, dict) and len(v) == 1
+                and isinstance(v.get(CONTENT_REF), str)}
+
+    def _load(self, value: Any, cache: dict[str, str]) -> Any:
         """{"ref_conteudo": hash} → o valor guardado (None se sumiu); qualquer outro valor fica como está."""
         if not (isinstance(value, dict) and len(value) == 1 and isinstance(value.get(CONTENT_REF), str)):
             return value
@@ -2921,8 +2932,14 @@ class History:
         if digest not in cache:
             with self._lock:
                 found = self.db.execute("SELECT conteudo FROM conteudos WHERE hash = ?", (digest,)).fetchone()
-            cache[digest] = found[0] if found else "null"
+            stored = found[0] if found else b"null"
+            cache[digest] = zlib.decompress(stored).decode("utf-8") if isinstance(stored, bytes) else stored
         return json.loads(cache[digest])
+
+    def _unpack(self, value: Any, cache: dict[str, str]) -> Any:
+        """O valor da coluna com as referências resolvidas (a dele e as dos valores de um dicionário)."""
+        value = self._load(value, cache)
+        return {k: self._load(v, cache) for k, v in value.items()} if isinstance(value, dict) else value
 
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
@@ -2958,9 +2975,8 @@ class History:
         cache: dict[str, str] = {}
         for row in rows:
             row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
-            details = json.loads(row["detalhes"] or "{}")
-            row["detalhes"] = {k: self._unpack(v, cache) for k, v in details.items()} \
-                if isinstance(details, dict) else {}
+            details = self._unpack(json.loads(row["detalhes"] or "{}"), cache)
+            row["detalhes"] = details if isinstance(details, dict) else {}
         return rows
 
     def _dicts(self, sql: str, params: tuple) -> list[dict[str, Any]]:
@@ -2997,12 +3013,12 @@ class History:
                                                "OR detalhes LIKE ?", (pattern, pattern)):
             for text in (counts, details):
                 try:
-                    value = json.loads(text or "{}")
+                    used |= self._refs(json.loads(text or "{}"))
                 except ValueError:
                     continue
-                for item in [value, *value.values()] if isinstance(value, dict) else []:
-                    if isinstance(item, dict) and isinstance(item.get(CONTENT_REF), str):
-                        used.add(item[CONTENT_REF])
+        for digest, data in self.db.execute("SELECT hash, conteudo FROM conteudos").fetchall():
+            if digest in used and isinstance(data, bytes):  # os detalhes guardados referenciam as listas
+                used |= self._refs(json.loads(zlib.decompress(data)))
         stored = {r[0] for r in self.db.execute("SELECT hash FROM conteudos")}
         self.db.executemany("DELETE FROM conteudos WHERE hash = ?", [(h,) for h in stored - used])
 
