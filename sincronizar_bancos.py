@@ -3009,13 +3009,11 @@ class History:
         """Apaga da tabela conteudos o que nenhuma linha restante referencia (dentro da transação)."""
         used: set[str] = set()
         pattern = f'%"{CONTENT_REF}"%'
-        for counts, details in self.db.execute("SELECT contagens, detalhes FROM execucoes WHERE contagens LIKE ? "
-                                               "OR detalhes LIKE ?", (pattern, pattern)):
-            for text in (counts, details):
-                try:
-                    used |= self._refs(json.loads(text or "{}"))
-                except ValueError:
-                    continue
+        for (text,) in self.db.execute("SELECT DISTINCT detalhes FROM execucoes WHERE detalhes LIKE ?", (pattern,)):
+            try:  # execuções sem mudanças repetem a mesma referência: DISTINCT deixa poucas para ler
+                used |= self._refs(json.loads(text))
+            except ValueError:
+                continue
         for digest, data in self.db.execute("SELECT hash, conteudo FROM conteudos").fetchall():
             if digest in used and isinstance(data, bytes):  # os detalhes guardados referenciam as listas
                 used |= self._refs(json.loads(zlib.decompress(data)))
