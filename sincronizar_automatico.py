@@ -105,7 +105,7 @@ PADRAO_LOG_MAX_BYTES = 1024 * 1024
 PADRAO_LOG_BACKUPS = 5
 
 ESPERA_MAXIMA = 900.0  # teto de uma espera entre tentativas (15 min)
-GRACA_ENCERRAMENTO = 30.0  # segundos entre SIGTERM e SIGKILL: o filho termina a escrita em andamento e registra o que fez (o systemd espera 90 s)
+GRACA_ENCERRAMENTO = 30.0  # segundos entre SIGTERM e SIGKILL: o filho termina a escrita em andamento (systemd: 90 s)
 TIMEOUT_WEBHOOK = 10.0
 LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
 LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres

@@ -3660,7 +3660,8 @@ class TextReport:
             rep.say("")
             return
         if plan is None:  # interrompida antes do plano
-            rep.say(f"   ⏹️  {interrupted_text(outcome)}")
+            text = interrupted_text(outcome)
+            rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
             rep.say("")
             return
         results = outcome.done()
@@ -3673,7 +3674,8 @@ class TextReport:
         for warning in outcome.warnings:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
-            rep.say(f"   ⏹️  {interrupted_text(outcome)}")
+            text = interrupted_text(outcome)
+            rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
     def actions(self, results: list[Result]) -> None:
