@@ -152,3 +152,24 @@ def test_sigterm_no_agendador_chega_ao_filho_e_sai_com_143(par):
     assert json.loads(linha["contagens"])["licencas_bloqueadas"] * 2 == par.backup.write_count()
     log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
     assert "encerrado por um sinal do sistema" in log and "código de saída 143" in log
+
+
+def test_sigterm_no_bidirecional_e_a_seguinte_completa_sem_conflito(par):
+    par.principal.add_device("BASE-1", owner_name="Base")
+    assert par.rodar("--bidirecional").codigo == 0
+    _semear_bloqueadas(par)
+    for i in range(5):  # novidades do backup, que vão para o principal antes
+        par.backup.add_device(f"DO-BACKUP-{i}", owner_name=f"Venda no backup {i}", created_by="sergio")
+    par.backup.reset_counts()
+    pausa = par.backup.pausar("POST", "/admin/devices/create", skip=5)
+    proc = _iniciar(par, "--bidirecional", "--paralelo", "2")
+    out, err = _sinal_no_meio(proc, pausa, signal.SIGTERM)
+    assert proc.returncode == 143, out[-3000:] + err[-2000:]
+    assert _liberadas_so_no_backup(par) == []
+    assert {f"DO-BACKUP-{i}" for i in range(5)} <= set(par.principal.devices())  # o lado principal foi antes
+
+    r = par.rodar("--bidirecional", "--json")
+    assert r.codigo == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert r.json()["backups"][0]["conflitos"] == []
+    assert set(par.backup.devices()) == set(par.principal.devices())
+    assert par.backup.vereditos() == par.principal.vereditos()
