@@ -3213,7 +3213,11 @@ class History:
             with self._lock:
                 found = self.db.execute("SELECT conteudo FROM conteudos WHERE hash = ?", (digest,)).fetchone()
             stored = found[0] if found else b"null"
-            cache[digest] = zlib.decompress(stored).decode("utf-8") if isinstance(stored, bytes) else stored
+            try:
+                cache[digest] = zlib.decompress(stored).decode("utf-8") if isinstance(stored, bytes) else stored
+                json.loads(cache[digest])
+            except (zlib.error, ValueError):  # conteúdo danificado: a linha aparece sem essa lista
+                cache[digest] = "null"
         return json.loads(cache[digest])
 
     def _unpack(self, value: Any, cache: dict[str, str]) -> Any:
@@ -3296,7 +3300,10 @@ class History:
                 continue
         for digest, data in self.db.execute("SELECT hash, conteudo FROM conteudos").fetchall():
             if digest in used and isinstance(data, bytes):  # os detalhes guardados referenciam as listas
-                used |= self._refs(json.loads(zlib.decompress(data)))
+                try:
+                    used |= self._refs(json.loads(zlib.decompress(data)))
+                except (zlib.error, ValueError):
+                    continue
         stored = {r[0] for r in self.db.execute("SELECT hash FROM conteudos")}
         self.db.executemany("DELETE FROM conteudos WHERE hash = ?", [(h,) for h in stored - used])
 
