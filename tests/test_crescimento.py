@@ -17,7 +17,8 @@ def _semear_com_divergencias(par, total: int = LICENCAS) -> None:
     """Licenças com datas antigas no principal e intervalo próprio em algumas: divergências que a API não
     deixa corrigir (o backup recomeça o período no dia em que a licença é criada lá)."""
     for i in range(total):
-        par.principal.add_device(f"CR-{i:04d}", owner_name=f"Cliente {i}", start_date=dt.date(2026, 1 + i % 10, 1 + i % 27),
+        par.principal.add_device(f"CR-{i:04d}", owner_name=f"Cliente {i}",
+                                 start_date=dt.date(2026, 1 + i % 10, 1 + i % 27),
                                  custom_interval=30 if i % 3 == 0 else 60, status="blocked" if i % 9 == 0 else "active")
 
 
@@ -80,7 +81,8 @@ def test_retencao_apaga_os_conteudos_que_nenhuma_linha_usa(par):
     assert _tabela(par, "SELECT count(*) FROM execucoes") == [(1,)]
     assert depois < antes  # a lista antiga (sem a mudança de CR-0001) saiu com as linhas antigas
     linha = par.rodar("historico", "--json").json()["execucoes"][0]
-    mudada = [d for d in linha["detalhes"]["divergencias"] if d["chave"] == "CR-0001" and d["campo"] == "custom_interval"]
+    mudada = [d for d in linha["detalhes"]["divergencias"]
+              if d["chave"] == "CR-0001" and d["campo"] == "custom_interval"]
     assert mudada and mudada[0]["principal"] == 15
 
 
