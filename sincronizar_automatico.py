@@ -101,7 +101,7 @@ NOME_ULTIMA_EXECUCAO = "ultima_execucao.json"
 NOME_TRAVA = "sincronizacao_automatica.lock"  # outra que a do sincronizar_bancos.py
 
 ESPERA_MAXIMA = 900.0  # teto de uma espera entre tentativas (15 min)
-GRACA_ENCERRAMENTO = 5.0  # segundos entre SIGTERM e SIGKILL
+GRACA_ENCERRAMENTO = 30.0  # segundos entre SIGTERM e SIGKILL: o filho termina a escrita em andamento (systemd: 90 s)
 TIMEOUT_WEBHOOK = 10.0
 LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
 LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres

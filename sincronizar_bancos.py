@@ -72,6 +72,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import email.utils
@@ -90,6 +91,7 @@ import math
 import os
 import re
 import secrets
+import signal
 import socket
 import sqlite3
 import ssl
@@ -99,6 +101,7 @@ import threading
 import time
 import unicodedata
 import urllib.parse
+import zlib
 import zoneinfo
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -635,6 +638,7 @@ class Config:
     ca_bundle: str | None = None
     simulate: bool = False
     json_output: bool = False
+    json_full: bool = False  # --json-completo: listas inteiras no --json (sem o corte em JSON_LIST_LIMIT)
     today: dt.date | None = None
     now: dt.datetime | None = None  # --agora: instante de referência (testes); decide a data local de cada servidor
     progress: bool = True
@@ -845,6 +849,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         restore_from=normalize_url(args.de) if args.de else None,
         simulate=bool(args.simular),
         json_output=bool(args.json),
+        json_full=bool(getattr(args, "json_completo", False)),
         today=today,
         now=now,
         progress=not args.json and not args.sem_progresso,
@@ -3037,6 +3042,94 @@ class Progress:
                 sys.stderr.flush()
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl+C ou SIGTERM fora das escritas: a execução para ali mesmo (code: 130 ou 143)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+STOP_CODES = {"SIGINT": EXIT_INTERROMPIDO, "SIGTERM": EXIT_ENCERRADO}
+
+
+class StopSignals:
+    """Ctrl+C (SIGINT) e SIGTERM (systemd, kill, o agendador parando a tarefa), tratados do mesmo jeito.
+
+    Fora de uma etapa protegida (login, leituras, planejamento), o sinal para a execução na hora
+    (Interrupted). Dentro dela (escritas e registro do que foi feito), só anota o pedido: nenhuma
+    sequência nova começa, as que estão no meio terminam (criar → bloquear nunca fica com a licença
+    liberada) e a execução registra o que os servidores confirmaram e sai com 130 ou 143. Um segundo
+    sinal não corta uma sequência. Um kill -9 (ou o Windows encerrando a tarefa à força) não passa por
+    aqui: o diário do par cobre esse caso."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.event = threading.Event()  # lido pelas threads do executor
+        self._shield = 0  # só a thread principal mexe (e é nela que o tratador roda)
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def handle(self, signum: int, _frame: Any = None) -> None:
+        if self.code is None:
+            self.code = STOP_CODES.get(signal.Signals(signum).name, EXIT_INTERROMPIDO)
+        self.event.set()
+        if self._shield == 0:
+            raise Interrupted(self.code)
+
+    @contextlib.contextmanager
+    def shielded(self):
+        """Etapa protegida: o sinal só é anotado (quem está dentro confere `requested`)."""
+        self._shield += 1
+        try:
+            yield
+        finally:
+            self._shield -= 1
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Etapa que pode parar na hora (só leituras), mesmo dentro de uma protegida."""
+        saved, self._shield = self._shield, 0
+        try:
+            if self.code is not None:
+                raise Interrupted(self.code)
+            yield
+        finally:
+            self._shield = saved
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Liga os tratadores de SIGINT e SIGTERM (só na thread principal) e devolve os anteriores ao sair."""
+        self.code, self._shield = None, 0
+        self.event.clear()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_CODES:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    try:
+                        previous[sig] = signal.signal(sig, self.handle)
+                    except (OSError, ValueError):
+                        pass
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                try:
+                    signal.signal(sig, handler)
+                except (OSError, ValueError):
+                    pass
+
+
+STOP = StopSignals()
+
+
+def stop_label(code: int | None) -> str:
+    return "SIGTERM" if code == EXIT_ENCERRADO else "Ctrl+C"
+
+
 WRITE_RETRIES = 3  # novas tentativas de uma escrita idempotente que levou HTTP 500 ou "database is locked"
 WRITE_RETRY_WAIT = (0.25, 0.5, 1.0)  # segundos entre elas (× SYNC_BACKOFF / 0,5)
 NOT_THERE = "não bloqueada: a licença não existe nesse servidor (negada lá, como na origem)"
@@ -3142,6 +3235,13 @@ class Executor:
     # -- cadeias ------------------------------------------------------------------
     def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
+        try:
+            return self._run_all(chains, progress)
+        finally:
+            if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
+                sys.stderr.write("\n")
+
+    def _run_all(self, chains: list[list[Action]], progress: Progress) -> list[Result]:
         if self.config.parallel <= 1 or len(chains) <= 1:
             return [r for chain in chains for r in self._run_chain(chain, progress)]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel)
@@ -3160,7 +3260,7 @@ class Executor:
         depois de um upsert incerto é o que mantém o backup negando como o principal. Se o bloqueio
         falha (já repetido), desfaz o que a cadeia liberou (compensate)."""
         results: list[Result] = []
-        if self._stopping.is_set():
+        if self._stopping.is_set() or STOP.requested:  # parando: nenhuma sequência nova começa
             return results
         upserted = None  # a ação de criação/atualização já enviada nesta cadeia (mesmo sem confirmação)
         for action in chain:
@@ -3508,8 +3608,17 @@ class CredentialStore:
         atomic_write(self.path, body, private=True)
 
 
+CONTENT_REF = "ref_conteudo"  # {"ref_conteudo": hash}: o valor está na tabela conteudos, guardado uma vez
+
+
 class History:
-    """Histórico em SQLite: uma linha por execução e par, mais a auditoria de cada escrita."""
+    """Histórico em SQLite: uma linha por execução e par, mais a auditoria de cada escrita.
+
+    Uma execução a cada 15 minutos repete quase sempre as mesmas listas (as divergências que a API não
+    deixa corrigir, por exemplo). Cada lista ou texto grande dos detalhes é guardado uma
+    vez só, pelo hash do conteúdo e comprimido, na tabela conteudos; o dicionário de detalhes (com as
+    referências) também, e a linha guarda só a referência. A leitura (runs, latest, find_runs) devolve as
+    linhas já com o conteúdo inteiro, como se estivesse na própria linha."""
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS execucoes (
@@ -3525,7 +3634,9 @@ class History:
         execucao TEXT NOT NULL, momento TEXT NOT NULL, servidor TEXT NOT NULL, chave TEXT NOT NULL,
         acao TEXT NOT NULL, ok INTEGER NOT NULL, mensagem TEXT, mudancas TEXT);
     CREATE INDEX IF NOT EXISTS idx_auditoria_execucao ON auditoria(execucao);
+    CREATE TABLE IF NOT EXISTS conteudos (hash TEXT PRIMARY KEY, conteudo BLOB NOT NULL);
     """
+    INLINE_MAX = 200  # caracteres: valores maiores vão para a tabela conteudos (uma vez por conteúdo)
 
     def __init__(self, data_dir: str, retention_days: int = 90):
         self.path = os.path.join(data_dir, HISTORY_FILE)
@@ -3628,7 +3739,47 @@ class History:
                  len(outcome.failures), len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
                  None if parity is None else int(parity.ok), None if parity is None else parity.total,
                  None if parity is None else len(parity.different), pair_error_text(outcome),
-                 dump_json(pair_details(outcome, failover), indent=None), row_id))
+                 dump_json(self._pack({k: self._pack(v) for k, v in pair_details(outcome, failover).items()}),
+                           indent=None), row_id))
+
+    def _pack(self, value: Any) -> Any:
+        """Valor grande → {"ref_conteudo": hash}, com o conteúdo gravado uma vez só (chamar dentro da
+        transação que grava a linha)."""
+        text = dump_json(value, indent=None)
+        if len(text) <= self.INLINE_MAX:
+            return value
+        data = text.encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
+        self.db.execute("INSERT OR IGNORE INTO conteudos (hash, conteudo) VALUES (?, ?)", (digest, zlib.compress(data)))
+        return {CONTENT_REF: digest}
+
+    @staticmethod
+    def _refs(value: Any) -> set[str]:
+        """As referências de um valor: ele mesmo, ou os valores de um dicionário."""
+        items = [value, *value.values()] if isinstance(value, dict) else []
+        return {v[CONTENT_REF] for v in items if isinstance(v, dict) and len(v) == 1
+                and isinstance(v.get(CONTENT_REF), str)}
+
+    def _load(self, value: Any, cache: dict[str, str]) -> Any:
+        """{"ref_conteudo": hash} → o valor guardado (None se sumiu); qualquer outro valor fica como está."""
+        if not (isinstance(value, dict) and len(value) == 1 and isinstance(value.get(CONTENT_REF), str)):
+            return value
+        digest = value[CONTENT_REF]
+        if digest not in cache:
+            with self._lock:
+                found = self.db.execute("SELECT conteudo FROM conteudos WHERE hash = ?", (digest,)).fetchone()
+            stored = found[0] if found else b"null"
+            try:
+                cache[digest] = zlib.decompress(stored).decode("utf-8") if isinstance(stored, bytes) else stored
+                json.loads(cache[digest])
+            except (zlib.error, ValueError):  # conteúdo danificado: a linha aparece sem essa lista
+                cache[digest] = "null"
+        return json.loads(cache[digest])
+
+    def _unpack(self, value: Any, cache: dict[str, str]) -> Any:
+        """O valor da coluna com as referências resolvidas (a dele e as dos valores de um dicionário)."""
+        value = self._load(value, cache)
+        return {k: self._load(v, cache) for k, v in value.items()} if isinstance(value, dict) else value
 
     # -- leitura (historico, painel) ------------------------------------------
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
@@ -3664,11 +3815,13 @@ class History:
         """Linhas lidas de volta já tipadas: situacao é um PairStatus e modo um Mode (texto desconhecido,
         de uma versão futura, fica como texto e não passa por nenhuma regra)."""
         rows = self._dicts(sql, params)
+        cache: dict[str, str] = {}
         for row in rows:
             row["situacao"] = _parse_enum(PairStatus, row["situacao"])
             row["modo"] = _parse_enum(Mode, row["modo"])
-            row["contagens"] = json.loads(row["contagens"] or "{}")
-            row["detalhes"] = json.loads(row["detalhes"] or "{}")
+            row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
+            details = self._unpack(json.loads(row["detalhes"] or "{}"), cache)
+            row["detalhes"] = details if isinstance(details, dict) else {}
         return rows
 
     def _dicts(self, sql: str, params: tuple) -> list[dict[str, Any]]:
@@ -3692,7 +3845,28 @@ class History:
         with self._lock, self.db:
             old = [r[0] for r in self.db.execute("SELECT execucao FROM execucoes WHERE inicio < ?", (limit,))]
             self.db.executemany("DELETE FROM auditoria WHERE execucao = ?", [(r,) for r in set(old)])
-            return self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
+            removed = self.db.execute("DELETE FROM execucoes WHERE inicio < ?", (limit,)).rowcount
+            if removed:
+                self._drop_unreferenced()
+            return removed
+
+    def _drop_unreferenced(self) -> None:
+        """Apaga da tabela conteudos o que nenhuma linha restante referencia (dentro da transação)."""
+        used: set[str] = set()
+        pattern = f'%"{CONTENT_REF}"%'
+        for (text,) in self.db.execute("SELECT DISTINCT detalhes FROM execucoes WHERE detalhes LIKE ?", (pattern,)):
+            try:  # execuções sem mudanças repetem a mesma referência: DISTINCT deixa poucas para ler
+                used |= self._refs(json.loads(text))
+            except ValueError:
+                continue
+        for digest, data in self.db.execute("SELECT hash, conteudo FROM conteudos").fetchall():
+            if digest in used and isinstance(data, bytes):  # os detalhes guardados referenciam as listas
+                try:
+                    used |= self._refs(json.loads(zlib.decompress(data)))
+                except (zlib.error, ValueError):
+                    continue
+        stored = {r[0] for r in self.db.execute("SELECT hash FROM conteudos")}
+        self.db.executemany("DELETE FROM conteudos WHERE hash = ?", [(h,) for h in stored - used])
 
 
 STATE_DIR = "estado"
@@ -4077,6 +4251,8 @@ class PairOutcome:
     status: PairStatus = PairStatus.OK
     waited_s: float = 0.0
     reread: bool = False  # True: paridade lida de novo nos servidores depois das escritas
+    interrupted: int | None = None  # 130 (Ctrl+C) ou 143 (SIGTERM): parou no meio deste par
+    not_run: list[Action] = dataclasses.field(default_factory=list)  # escritas que a interrupção deixou por fazer
 
     @property
     def failures(self) -> list[Result]:
@@ -4108,6 +4284,8 @@ class PairOutcome:
 def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
     """O código de saída de um par (a única regra; o da execução é o pior dos pares)."""
     plan = outcome.plan
+    if outcome.interrupted:
+        return outcome.interrupted, PairStatus.INTERRUPTED
     if outcome.error is not None or plan is None:
         return outcome.error_code, PairStatus.ERROR
     if plan.held_deletions or plan.halted:
@@ -4174,6 +4352,23 @@ def safety_text(outcome: "PairOutcome") -> str | None:
     return " ".join(texts) or None
 
 
+def confirmed_writes(outcome: PairOutcome) -> int:
+    """Escritas que os servidores confirmaram neste par (os dois lados)."""
+    return count_changes(outcome.writes("backup")) + count_changes(outcome.writes("principal"))
+
+
+def interrupted_text(outcome: PairOutcome) -> str | None:
+    """O que a interrupção (Ctrl+C ou SIGTERM) deixou neste par, com o que fazer."""
+    if not outcome.interrupted:
+        return None
+    how = stop_label(outcome.interrupted)
+    if outcome.error is not None or not outcome.results:
+        return f"interrompida ({how}) antes de escrever neste par: nada foi gravado nele; rode de novo para sincronizar."
+    return (f"interrompida ({how}): {plural(confirmed_writes(outcome), 'escrita confirmada', 'escritas confirmadas')} "
+            f"pelos servidores antes de parar, {plural(len(outcome.not_run), 'escrita')} por fazer. Nenhuma "
+            "sequência ficou pela metade; rode de novo para completar (continua de onde parou).")
+
+
 def limits_text(plan: Plan, d: Direction) -> str:
     """Exclusões acima do limite, em português, com o que fazer."""
     numbers = "; ".join(f"{plural(lim.count, 'exclusão', 'exclusões')} no {d.role_of(lim.side)} passam do "
@@ -4206,6 +4401,9 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "simulacao": simulate, "situacao": outcome.status.value, "codigo_saida": outcome.code,
         "erro": pair_error_text(outcome),
         "inicio": outcome.started, "fim": outcome.ended, "duracao_s": outcome.duration_s,
+        "interrompida": None if not outcome.interrupted else {
+            "sinal": stop_label(outcome.interrupted), "escritas_confirmadas": confirmed_writes(outcome),
+            "por_fazer": len(outcome.not_run)},
     }
     plan = outcome.plan
     if plan is None:
@@ -4260,8 +4458,30 @@ def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
 
 
 def pair_error_text(outcome: PairOutcome) -> str | None:
-    """O erro do par (o que o impediu, ou o que as travas de segurança retiveram)."""
-    return outcome.error or (safety_text(outcome) if outcome.code == ExitCode.SAFETY else None)
+    """O erro do par (a interrupção, o que o impediu, ou o que as travas de segurança retiveram)."""
+    return interrupted_text(outcome) or outcome.error or (safety_text(outcome) if outcome.code == ExitCode.SAFETY else None)
+
+
+JSON_LIST_LIMIT = 200  # itens por lista no --json (--json-completo: todos)
+
+
+def bound_lists(doc: dict[str, Any], limit: int | None) -> dict[str, Any]:
+    """Corta cada lista do par (e as de um nível abaixo, como paridade.diferentes) nos `limit` primeiros
+    itens; o total de cada lista cortada vai para "listas_truncadas" ({"divergencias": 2543}). Assim o
+    --json de uma execução sem mudanças não cresce com o número de licenças."""
+    cut: dict[str, int] = {}
+    if limit is not None:
+        for key, value in doc.items():
+            inner = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, item in list(inner):
+                if isinstance(item, list) and len(item) > limit:
+                    cut[key if sub is None else f"{key}.{sub}"] = len(item)
+                    if sub is None:
+                        doc[key] = item[:limit]
+                    else:
+                        value[sub] = item[:limit]
+    doc["listas_truncadas"] = cut
+    return doc
 
 
 def pair_details(outcome: PairOutcome, failover: FailoverReport | None = None, limit: int = 200) -> dict[str, Any]:
@@ -4323,6 +4543,11 @@ class TextReport:
             rep.say(f"   ❌ Par ignorado, nada foi gravado nele: {outcome.error}")
             rep.say("")
             return
+        if plan is None:  # interrompida antes do plano
+            text = interrupted_text(outcome)
+            rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
+            rep.say("")
+            return
         results = outcome.done()
         if plan.halted:
             rep.say(f"   🛑 Par parado: {safety_text(outcome)}")
@@ -4332,6 +4557,9 @@ class TextReport:
         self.differences(outcome)
         for warning in outcome.warnings:
             rep.say(f"   ⚠️  {warning}")
+        if outcome.interrupted:
+            text = interrupted_text(outcome)
+            rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
     def actions(self, results: list[Result]) -> None:
@@ -4352,14 +4580,18 @@ class TextReport:
         rep, plan = self.rep, outcome.plan
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results)
-        failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover}
+        failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
+            {a.key for a in outcome.not_run}
         done = "em dia após o plano" if self.simulate else "sincronizadas"
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
         if self.check:
             before = outcome.parity_before
             rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
                     "mesma resposta (liberada/negada) no principal e no backup")
-        self.parity(outcome.parity)
+        if outcome.interrupted and outcome.parity is None:
+            rep.say("   ⏹️  Paridade de veredito não conferida: a execução foi interrompida antes da conferência")
+        else:
+            self.parity(outcome.parity)
         if plan.skipped:
             rep.say(f"   ⚠️  {plural(len(plan.skipped), 'licença')} do principal fora da sincronização por dados "
                     "ilegíveis (o backup não libera nenhuma delas se o principal as nega)")
@@ -4444,6 +4676,8 @@ class TextReport:
                      ExitCode.FAILURES: "🧪 Simulação concluída (nada foi gravado)."}
         if code != run.sync_code:
             title = {ExitCode.FAILURES: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
+        title[ExitCode.INTERRUPTED] = "⏹️  Interrompida pelo usuário (Ctrl+C)."
+        title[ExitCode.TERMINATED] = "⏹️  Encerrada pelo sistema (SIGTERM)."
         rep.say(title.get(code, "❌ Não concluída."))
         rep.say("-" * 60)
         rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
@@ -4451,12 +4685,20 @@ class TextReport:
             rep.say(self.summary_line(pair))
         for warning in run.warnings:
             rep.say(f"   ⚠️  {warning}")
+        if run.interrupted and not self.simulate:
+            writes = sum(confirmed_writes(p) for p in run.pairs)
+            left = sum(len(p.not_run) for p in run.pairs)
+            rep.say(f"   ⏹️  Antes de parar: {plural(writes, 'escrita confirmada', 'escritas confirmadas')} pelos "
+                    f"servidores; {plural(left, 'escrita')} por fazer"
+                    + (" e backup(s) não sincronizado(s)" if any(p.error for p in run.pairs) else "")
+                    + ". Nenhuma sequência ficou pela metade. Rode a sincronização de novo para completar "
+                    "(ela continua de onde parou).")
         rep.say(f"Código de saída: {code} ({run.meaning})")
         rep.say(SEP)
 
     def summary_line(self, outcome: PairOutcome) -> str:
         d = outcome.direction
-        if outcome.status == PairStatus.ERROR:
+        if outcome.status == PairStatus.ERROR or outcome.error is not None:
             return f"   ❌ {d.target.url}: {outcome.error}"
         icon = "✅" if outcome.status == PairStatus.OK else "⚠️ "
         verb = "planejada" if self.simulate else "feita"
@@ -4476,6 +4718,8 @@ class TextReport:
         parity = outcome.parity
         parity_text = "paridade não conferida" if parity is None else f"paridade {parity.equal}/{parity.total}"
         problems = [plural(len(outcome.failures), "falha")]
+        if outcome.interrupted:
+            problems.insert(0, f"interrompida ({plural(len(outcome.not_run), 'escrita')} por fazer)")
         if outcome.open_conflicts:
             problems.append(plural(len(outcome.open_conflicts), "conflito"))
         if outcome.leftover:
@@ -4618,7 +4862,13 @@ class RunOutcome:
     check: bool = False
 
     @property
+    def interrupted(self) -> ExitCode | None:
+        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)
+
+    @property
     def sync_code(self) -> ExitCode:
+        if self.interrupted:
+            return self.interrupted
         return run_exit_code((p.code for p in self.pairs), problems=bool(self.warnings))
 
     @property
@@ -4634,7 +4884,8 @@ class RunOutcome:
         return code.check_meaning if self.check else code.meaning
 
 
-def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
+def run_json(run: RunOutcome, simulate: bool, check: bool, limit: int | None = JSON_LIST_LIMIT) -> dict[str, Any]:
+    """O documento do --json; `limit`: itens por lista (None = --json-completo)."""
     code, meaning = run.code, run.meaning
     return {
         "versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "execucao": run.run_id,
@@ -4646,7 +4897,8 @@ def run_json(run: RunOutcome, simulate: bool, check: bool) -> dict[str, Any]:
                       "usuarios": run.primary_counts[0] if run.primary_counts else None,
                       "licencas": run.primary_counts[1] if run.primary_counts else None,
                       "espera_despertar_s": round(run.primary_waited_s, 1), "erro": run.primary_error},
-        "backups": [pair_json(p, simulate) for p in run.pairs],
+        "limite_listas": limit,
+        "backups": [bound_lists(pair_json(p, simulate), limit) for p in run.pairs],
         "arquivo_credenciais": run.credentials_file,
         "rota_de_falha": failover_json(run.failover),
     }
@@ -4805,13 +5057,37 @@ class Run:
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
-            self.plan_and_apply(outcome)
+            try:
+                with STOP.interruptible():  # leituras e planejamento param na hora; as escritas, não
+                    self.plan_and_apply(outcome)
+            except Interrupted:
+                pass  # o que foi feito até aqui está em outcome
+        if STOP.requested:
+            self.mark_interrupted(outcome)
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
         outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
         self.text.pair(outcome)
         if self.history and row is not None:
             self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
                              self.failover)
+        return outcome
+
+    def mark_interrupted(self, outcome: PairOutcome) -> None:
+        """Ctrl+C ou SIGTERM durante o par: valem só as escritas que os servidores confirmaram."""
+        outcome.interrupted = STOP.code
+        if outcome.results is None:  # nada foi escrito neste par (o plano não é "feito")
+            outcome.results = []
+        elif not outcome.reread:  # escritas feitas e paridade não conferida depois delas
+            outcome.parity = None
+
+    def skipped_pair(self, direction: Direction) -> PairOutcome:
+        """Backup que ficou para depois porque a execução foi interrompida antes dele."""
+        outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
+        outcome.error = "não sincronizado: a execução foi interrompida antes deste backup"
+        outcome.interrupted = STOP.code
+        outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
+        outcome.ended = now_iso()
+        self.text.pair(outcome)
         return outcome
 
     def plan_options(self, direction: Direction) -> PlanOptions:
@@ -4855,10 +5131,12 @@ class Run:
                 outcome.parity = plan.parity_predicted()
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
-            self.save_pair_files(outcome, state, source, target, [])
+            with STOP.shielded():
+                self.save_pair_files(outcome, state, source, target, [])
             return
         outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
-        self.read_back(outcome, new_state, options)
+        if not STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
+            self.read_back(outcome, new_state, options)
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot,
                      clock: Clock) -> tuple[Snapshot, Snapshot, list[Divergence]]:
@@ -4890,11 +5168,14 @@ class Run:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
-        if not d.restore:  # antes: as sequências que vão começar
-            self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, write_day))
-        results = self.execute(outcome)
-        return results, self.save_pair_files(outcome, state, source, target, results)
+        with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
+            if not d.restore:  # antes: as sequências que vão começar
+                self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
+                                 journal_entries(plan, source, target, write_day))
+            results = self.execute(outcome)
+            # o que a interrupção deixou por fazer conta como não feito (fica no diário; a próxima execução faz)
+            undone = [Result(a, False, "não feita: execução interrompida") for a in outcome.not_run]
+            return results, self.save_pair_files(outcome, state, source, target, results + undone)
 
     def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
                         results: list[Result]) -> PairState:
@@ -4929,7 +5210,12 @@ class Run:
             undo = self.config.mode == Mode.ONE_WAY and d.role_of(side) == Role.BACKUP
             executor = Executor(clients[side], self.credentials, self.config,
                                 on_result=lambda result, url=url: self.audit(url, result), undo_updates=undo)
-            results += executor.run(users, chains, deletions)
+            if not STOP.requested:
+                results += executor.run(users, chains, deletions)
+            done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
+            # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
+            groups = [[a] for a in users] + chains + [[a] for a in deletions]
+            outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
         return results
 
     def recheck_primary(self, outcome: PairOutcome, side: Side, chains: list[list[Action]],
@@ -5048,22 +5334,24 @@ def restore_mode(config: Config) -> Config:
 def run_sync(config: Config, rep: Reporter) -> RunOutcome:
     """Uma sincronização completa; devolve o resultado tipado (o --json é run_json dele)."""
     run = Run(config, rep)
-    try:
+    with STOP.shielded():  # Ctrl+C/SIGTERM só param na hora nas etapas interruptible (leituras)
+        try:
+            with STOP.interruptible():  # antes de qualquer escrita: para na hora, nada foi gravado
+                if not config.simulate:
+                    open_local_files(run, config)
+                run.header()
+                run.connect_all()
+                run.fetch_all()
+            pairs = [run.skipped_pair(d) if STOP.requested else run.sync_pair(d) for d in run.directions]
+            outcome = run.finish(pairs)
+        finally:
+            run.close()
         if not config.simulate:
-            open_local_files(run, config)
-        run.header()
-        run.connect_all()
-        run.fetch_all()
-        pairs = [run.sync_pair(d) for d in run.directions]
-        outcome = run.finish(pairs)
-    finally:
-        run.close()
-    if not config.simulate:
-        text = dump_json(last_run_json(outcome))
-        run.guard_local("gravar o resumo da última execução", atomic_write,
-                        os.path.join(config.data_dir, LAST_RUN_FILE), text)
-    run.text.summary(outcome)
-    return outcome
+            text = dump_json(last_run_json(outcome))
+            run.guard_local("gravar o resumo da última execução", atomic_write,
+                            os.path.join(config.data_dir, LAST_RUN_FILE), text)
+        run.text.summary(outcome)
+        return outcome
 
 
 # ============================================================================
@@ -5819,7 +6107,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--usuario", metavar="NOME", help=SETTING["ADMIN_USER"].option_help())
     parser.add_argument("--dados-dir", metavar="PASTA", help=SETTING["DADOS_DIR"].option_help())
     parser.add_argument("--simular", action="store_true", help="mostra o plano e não grava nada")
-    parser.add_argument("--json", action="store_true", help="imprime só um documento JSON no stdout")
+    parser.add_argument("--json", action="store_true",
+                        help=f"imprime só um documento JSON no stdout (listas com até {JSON_LIST_LIMIT} itens; o "
+                             "total das cortadas fica em listas_truncadas)")
+    parser.add_argument("--json-completo", action="store_true",
+                        help="como --json, mas com as listas inteiras (pode ter vários MB com milhares de licenças)")
     for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
                           ("SYNC_PARALELO", "N")):
         setting = SETTING[name]
@@ -6038,7 +6330,7 @@ def fail(message: str, code: int, json_mode: bool | None = None, meaning: str | 
 
 
 def _json_requested(argv: list[str]) -> bool:
-    return "--json" in argv
+    return "--json" in argv or "--json-completo" in argv
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -6061,17 +6353,18 @@ def _run_command(args: argparse.Namespace) -> int:
         ensure_data_dir(config.data_dir)
         lock = acquire_lock(config.data_dir)
     try:
-        errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
-        if errors:
-            return report_connection_errors(config, errors)
-        if lock is not None:
-            remove_stale_temp_files(config.data_dir)
-        outcome = run_sync(config, rep)
+        with STOP.installed():  # Ctrl+C e SIGTERM: param na hora fora das escritas; nas escritas, param limpo
+            errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
+            if errors:
+                return report_connection_errors(config, errors)
+            if lock is not None:
+                remove_stale_temp_files(config.data_dir)
+            outcome = run_sync(config, rep)
     finally:
         if lock is not None:
             lock.release()
     if config.json_output:
-        print_json(run_json(outcome, config.simulate, config.check))
+        print_json(run_json(outcome, config.simulate, config.check, None if config.json_full else JSON_LIST_LIMIT))
     return outcome.code
 
 
@@ -6086,6 +6379,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", ExitCode.CONFIG, json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return ExitCode.CONFIG if exc.code else ExitCode.OK
+    args.json = args.json or args.json_completo
     try:
         return _run_command(args)
     except ConfigError as exc:
@@ -6093,6 +6387,11 @@ def main(argv: list[str] | None = None) -> int:
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
                     ExitCode.BUSY, json_mode)
+    except Interrupted as exc:  # fora das escritas: nenhuma escrita desta execução tinha começado
+        what = "Encerrada pelo sistema (SIGTERM)" if exc.code == ExitCode.TERMINATED \
+            else "Interrompida pelo usuário (Ctrl+C)"
+        return fail(f"{what} antes de escrever nos servidores: nada foi gravado. Rode de novo para sincronizar.",
+                    exc.code, json_mode)
     except KeyboardInterrupt:
         return fail("Interrompido pelo usuário.", ExitCode.INTERRUPTED, json_mode)
     except OSError as exc:

@@ -23,7 +23,11 @@ imprime uma tabela com:
     100.000 licenças por lado, num processo filho de memória limpa: tracemalloc (alocações
     Python) e ru_maxrss do getrusage (memória residente); o alvo usa o maior dos dois
     totais (retratos + plano) e o pior de 3 tempos;
- 4. sincronização sem mudanças de 10.000 licenças, de ponta a ponta, em loopback.
+ 4. sincronização sem mudanças de 10.000 licenças, de ponta a ponta, em loopback;
+ 5. crescimento dos arquivos locais: o histórico de um ano de execuções a cada 15 minutos com 1.000
+    licenças (linhas reais gravadas pela ferramenta, clonadas 35.040 vezes num banco à parte, mais uma
+    venda por dia com a lista de divergências mudando) e o tamanho do --json de uma execução sem
+    mudanças (e do --json-completo). Só esta parte: --so-crescimento.
 
 Termina com uma linha por alvo: ATINGIDA / NÃO ATINGIDA, com os números. Código de
 saída 0 só se todos os alvos forem atingidos.
@@ -51,6 +55,7 @@ import random
 import resource
 import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -85,6 +90,7 @@ ALVO_LIMITE = 1.5            # ≤ 1,5× o limite dado pela latência
 ALVO_PLANO_S = 2.0           # planejar 100.000 licenças por lado em < 2 s
 ALVO_PLANO_MB = 300.0        # ... com pico de memória < 300 MB
 ALVO_SEM_MUDANCAS_S = 2.0    # sincronização sem mudanças de 10.000 licenças em < 2 s
+ALVO_HISTORICO_MB = 50.0     # histórico de um ano de execuções a cada 15 min com 1.000 licenças < 50 MB
 
 # Senha fixa da base "à moda antiga": só existe nos servidores descartáveis deste benchmark.
 SENHA_FIXA_BASE = "mudar123"
@@ -940,6 +946,173 @@ def medir_parte_4(tam: Tamanhos, hoje: dt.date) -> ResultadoSemMudancas:
 
 
 # ---------------------------------------------------------------------------
+# Parte 5: crescimento dos arquivos locais (histórico e --json)
+# ---------------------------------------------------------------------------
+
+EXECUCOES_POR_DIA = 96  # uma a cada 15 minutos
+DIAS_NO_ANO = 365
+MB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class ResultadoCrescimento:
+    licencas: int
+    divergencias: int
+    linha_sem_mudancas_b: int   # bytes das colunas de uma linha sem mudanças, como a ferramenta grava
+    linha_antiga_b: int         # a mesma linha com os detalhes inteiros na própria linha (formato anterior)
+    venda_b: int                # bytes acrescentados por uma execução com uma venda (linha, auditoria, conteúdos)
+    arquivo_sem_mudancas_b: int  # arquivo com um ano de linhas sem mudanças (medido: linhas reais clonadas)
+    sobrecarga: float           # bytes do arquivo / bytes de dados, no banco clonado
+    poda_s: float               # retenção (prune) de uma execução com o ano cheio
+    json_b: int                 # --json de uma execução sem mudanças
+    json_completo_b: int        # --json-completo da mesma execução
+    execucao_s: float           # tempo de uma execução sem mudanças (processo filho)
+
+    @property
+    def vendas(self) -> int:
+        return DIAS_NO_ANO
+
+    @property
+    def ano_b(self) -> float:
+        """Um ano: as linhas sem mudanças medidas + uma venda por dia (com a sobrecarga medida do arquivo)."""
+        return self.arquivo_sem_mudancas_b + self.vendas * self.venda_b * self.sobrecarga
+
+    @property
+    def ano_antigo_b(self) -> float:
+        return self.ano_b + DIAS_NO_ANO * EXECUCOES_POR_DIA * (self.linha_antiga_b - self.linha_sem_mudancas_b)
+
+
+def bytes_de_dados(con: sqlite3.Connection) -> int:
+    """Soma do tamanho de todos os valores de todas as tabelas (o que o SQLite guarda, sem páginas)."""
+    total = 0
+    for (tabela_,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
+        colunas = [c[1] for c in con.execute(f"PRAGMA table_info({tabela_})")]
+        soma = " + ".join(f"coalesce(length({c}), 0)" for c in colunas)
+        total += con.execute(f"SELECT coalesce(sum({soma}), 0) FROM {tabela_}").fetchone()[0]
+    return total
+
+
+def rodar_json(par: ParDeServidores, *extra: str) -> tuple[str, float]:
+    comando = [sys.executable, str(SCRIPT), "--json", "--sem-progresso", "--env", par.arquivo_env,
+               "--hoje", par.hoje.isoformat(), *extra]
+    proc, parede, _cpu = rodar_filho(comando, par.ambiente(), 600, par.pasta_dados)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"a ferramenta saiu com {proc.returncode}: {proc.stderr[-500:]!r}")
+    return proc.stdout, parede
+
+
+def clonar_ano(origem: Path, destino: Path, linha_id: int) -> int:
+    """Copia o histórico e clona a linha `linha_id` (uma execução sem mudanças, gravada pela ferramenta)
+    até completar um ano de execuções a cada 15 minutos; devolve o tamanho do arquivo."""
+    shutil.copy(origem, destino)
+    con = sqlite3.connect(destino)
+    try:
+        colunas = [c[1] for c in con.execute("PRAGMA table_info(execucoes)")
+                   if c[1] not in ("id", "execucao", "inicio", "fim")]
+        lista = ", ".join(colunas)
+        agora = dt.datetime.now(dt.UTC)
+        total = DIAS_NO_ANO * EXECUCOES_POR_DIA - con.execute("SELECT count(*) FROM execucoes").fetchone()[0]
+        linhas = []
+        for i in range(total):
+            momento = agora - dt.timedelta(days=DIAS_NO_ANO) + dt.timedelta(minutes=15 * i)
+            codigo = momento.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+            linhas.append((codigo, momento.isoformat(), (momento + dt.timedelta(seconds=2)).isoformat(), linha_id))
+        with con:
+            con.executemany(f"INSERT INTO execucoes (execucao, inicio, fim, {lista}) "
+                            f"SELECT ?, ?, ?, {lista} FROM execucoes WHERE id = ?", linhas)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    return destino.stat().st_size
+
+
+def medir_parte_5(licencas: int, hoje: dt.date) -> ResultadoCrescimento:
+    usuarios = gerar_usuarios(10)
+    criadores = [u["username"] for u in usuarios] + ["admin"]
+    registros = gerar_licencas(licencas, hoje, seed=21, criadores=criadores)
+    par = ParDeServidores(hoje, latencia_ms=0)
+    pasta = Path(tempfile.mkdtemp(prefix="benchmark-historico-"))
+    try:
+        semear(par.principal, usuarios, registros)
+        print("   1ª sincronização e uma execução sem mudanças...", flush=True)
+        rodar_json(par)
+        saida, execucao_s = rodar_json(par)
+        completo, _ = rodar_json(par, "--json-completo")
+        divergencias = json.loads(completo)["backups"][0]["contagens"]["divergencias"]
+        banco = Path(par.pasta_dados) / "historico.sqlite3"
+        historico = sb.History(par.pasta_dados)
+        try:
+            linha = historico.runs(1)[0]  # a execução sem mudanças, já com os detalhes inteiros
+        finally:
+            historico.close()
+        con = sqlite3.connect(banco)
+        try:
+            colunas = [c[1] for c in con.execute("PRAGMA table_info(execucoes)")]
+            soma = " + ".join(f"coalesce(length({c}), 0)" for c in colunas)
+            linha_b, detalhes_b = con.execute(f"SELECT {soma}, length(detalhes) FROM execucoes WHERE id = ?",
+                                              (linha["id"],)).fetchone()
+            antes = bytes_de_dados(con)
+        finally:
+            con.close()
+        linha_antiga_b = linha_b - detalhes_b + len(sb.dump_json(linha["detalhes"], indent=None).encode("utf-8"))
+        print("   uma venda (licença nova no principal: lista de divergências muda)...", flush=True)
+        venda = gerar_licenca("venda", 0, hoje, random.Random(1), criadores, categoria="ativa")
+        venda.campos["start_date"] = (hoje - dt.timedelta(days=3)).isoformat()  # vendida antes: datas ≠
+        venda.campos["end_date"] = None
+        semear(par.principal, [], [venda])
+        rodar_json(par)
+        con = sqlite3.connect(banco)
+        try:
+            venda_b = bytes_de_dados(con) - antes
+        finally:
+            con.close()
+        print(f"   clonando a linha real até {inteiro(DIAS_NO_ANO * EXECUCOES_POR_DIA)} execuções...", flush=True)
+        copia = pasta / "historico.sqlite3"
+        arquivo_b = clonar_ano(banco, copia, linha["id"])
+        con = sqlite3.connect(copia)
+        try:
+            sobrecarga = arquivo_b / max(1, bytes_de_dados(con))
+        finally:
+            con.close()
+        historico = sb.History(str(pasta), retention_days=DIAS_NO_ANO)
+        try:
+            inicio = time.perf_counter()
+            historico.prune()  # apaga o primeiro dia (passou de 365 dias) e os conteúdos sem uso
+            poda_s = time.perf_counter() - inicio
+        finally:
+            historico.close()
+    finally:
+        par.parar()
+        shutil.rmtree(pasta, ignore_errors=True)
+    return ResultadoCrescimento(licencas, divergencias, linha_b, linha_antiga_b, venda_b, arquivo_b, sobrecarga,
+                                poda_s, len(saida.encode("utf-8")), len(completo.encode("utf-8")), execucao_s)
+
+
+def imprimir_parte_5(r: ResultadoCrescimento) -> bool:
+    execucoes = DIAS_NO_ANO * EXECUCOES_POR_DIA
+    ok = r.ano_b / MB < ALVO_HISTORICO_MB
+    linhas = [
+        ["linha de uma execução sem mudanças", f"{inteiro(r.linha_sem_mudancas_b)} B",
+         f"formato anterior (detalhes na linha): {inteiro(r.linha_antiga_b)} B"],
+        ["execução com uma venda (acréscimo)", f"{inteiro(r.venda_b)} B", "linha, auditoria e a lista nova"],
+        [f"{inteiro(execucoes)} execuções sem mudanças", f"{num(r.arquivo_sem_mudancas_b / MB, 1)} MB",
+         f"arquivo medido (linhas reais clonadas; {num(r.sobrecarga, 2)}× os dados)"],
+        [f"um ano ({DIAS_NO_ANO} vendas)", f"{num(r.ano_b / MB, 1)} MB",
+         f"formato anterior: {num(r.ano_antigo_b / MB, 0)} MB"],
+        ["retenção (prune) com o ano cheio", f"{num(r.poda_s * 1000, 0)} ms", "por execução"],
+        ["--json sem mudanças", f"{num(r.json_b / 1024, 1)} KiB",
+         f"--json-completo: {num(r.json_completo_b / 1024, 1)} KiB ({inteiro(r.divergencias)} divergências)"],
+        ["execução sem mudanças (processo filho)", f"{num(r.execucao_s, 2)} s", ""],
+    ]
+    print(f"Parte 5: arquivos locais com {inteiro(r.licencas)} licenças, uma execução a cada 15 minutos", flush=True)
+    for linha in tabela(["medida", "resultado", "observação"], linhas):
+        print("   " + linha, flush=True)
+    print(f"   {resultado_alvo(ok):<13} histórico de um ano < {num(ALVO_HISTORICO_MB, 0)} MB: "
+          f"{num(r.ano_b / MB, 1)} MB", flush=True)
+    return ok
+
+
+# ---------------------------------------------------------------------------
 # Tabela
 # ---------------------------------------------------------------------------
 
@@ -1064,7 +1237,8 @@ def imprimir_relatorio(tam: Tamanhos, maquina: list[str], contagens: list[Contag
          f"escritas na acomodação: {sem_mudancas.escritas_acomodacao}"],
     ]
     if realista is not None:
-        divergencias = sum(len(b.get("divergencias", [])) for b in (realista.documento or {}).get("backups", []))
+        divergencias = sum((b.get("contagens") or {}).get("divergencias", len(b.get("divergencias", [])))
+                           for b in (realista.documento or {}).get("backups", []))
         linhas.append(["datas ≠ (informativo)", f"{num(realista.parede_s, 2)} s",
                        f"estado real após a 1ª sincronização: {inteiro(divergencias)} divergências relatadas; "
                        f"duração interna {num(realista.duracao_interna_s or 0, 2)} s"])
@@ -1125,6 +1299,8 @@ def analisar_argumentos(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--licencas", type=int, default=None, help="licenças da 1ª sincronização (2000)")
     parser.add_argument("--repeticoes", type=int, default=1,
                         help="rodadas da parte 2 (nossa e base, em servidores novos); vale a mediana (1)")
+    parser.add_argument("--so-crescimento", action="store_true",
+                        help="só a parte 5 (histórico de um ano e tamanho do --json, 1.000 licenças)")
     parser.add_argument("--_base", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_minimo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_planejamento", type=int, default=None, help=argparse.SUPPRESS)
@@ -1145,6 +1321,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(resultado))
         return 0
 
+    if args.so_crescimento:
+        inicio = time.perf_counter()
+        for linha in descrever_maquina():
+            print("   " + linha, flush=True)
+        resultado = medir_parte_5(1_000, hoje_utc())
+        ok = imprimir_parte_5(resultado)
+        print(f"(parte 5 em {num(time.perf_counter() - inicio, 0)} s; carga {carga()})", flush=True)
+        return 0 if ok else 1
     tam = TAMANHOS_RAPIDOS if args.rapido else Tamanhos()
     mudancas = {k: v for k, v in (("latencia_ms", args.latencia_ms), ("paralelo", args.paralelo),
                                   ("licencas_primeira", args.licencas)) if v is not None}
@@ -1162,12 +1346,15 @@ def main(argv: list[str] | None = None) -> int:
     plano = medir_parte_3(tam, hoje)
     print(f"Parte 4: sem mudanças com {inteiro(tam.licencas_sem_mudancas)} licenças em loopback", flush=True)
     sem_mudancas = medir_parte_4(tam, hoje)
+    print("Parte 5: crescimento dos arquivos locais (1.000 licenças)", flush=True)
+    crescimento = medir_parte_5(1_000, hoje)
     duracao = time.perf_counter() - inicio
     print(f"(benchmark concluído em {num(duracao, 0)} s)", flush=True)
     maquina.append(f"Carga do sistema (loadavg de 1 min): {carga_inicio} no início, {carga()} no fim; benchmark "
                    f"em {num(duracao, 0)} s (outros processos na máquina distorcem os tempos)")
     tudo_ok = imprimir_relatorio(tam, maquina, contagens, detalhe_inc, tempo, plano, sem_mudancas, problemas,
                                  args.rapido)
+    tudo_ok = imprimir_parte_5(crescimento) and tudo_ok
     return 0 if tudo_ok else 1
 
 

@@ -22,6 +22,10 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
 - Falhas por rota: `interstitial_200`, `trickle` (um byte por vez), `delay`, ganchos
   `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`.
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
+- Pausa numa requisição: `pausa = pausar("POST", "/admin/devices/create", skip=9)` segura a 10ª que
+  casar (por padrão depois de a aplicação gravar, antes de responder); `pausa.chegou` (Event) avisa que
+  ela está segura e `pausa.liberar()` a solta. Serve para mandar um sinal ao cliente no meio de uma
+  sequência (criar → bloquear) de forma determinística. Parar o servidor também solta.
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
 - Variantes dos servidores reais (MySQL com colação e colunas estreitas, datas RFC 1123, versões
@@ -1805,6 +1809,33 @@ class ServidorReferencia:
         """Desfaz respostas enlatadas, trickles, atrasos e ganchos por rota."""
         self._faults.clear_overrides()
         self._faults.clear_rules()
+
+    # --- pausa numa requisição (ex.: um sinal para o cliente no meio de uma sequência) ---
+
+    def pausar(self, method: str, path_template: str, when: str = "after", skip: int = 0) -> "Pausa":
+        """Segura a requisição que casar depois de `skip` outras até `pausa.liberar()` (ou até o servidor
+        parar). "after" (padrão) = a aplicação já gravou e a resposta ainda não saiu: o cliente fica
+        esperando a resposta de uma escrita feita; "before" = nada gravado ainda. `pausa.chegou` é
+        ligado quando a requisição está segura. Cuidado com o tempo limite do cliente (SYNC_TIMEOUT)."""
+        pausa = Pausa(threading.Event(), threading.Event())
+
+        def segurar(_srv) -> None:
+            pausa.chegou.set()
+            while not pausa.solta.wait(0.05) and not self._stop_event.is_set():
+                pass
+
+        self.on_request(method, path_template, segurar, when=when, times=1, skip=skip)
+        return pausa
+
+
+@dataclass(frozen=True)
+class Pausa:
+    """Uma requisição segura por ServidorReferencia.pausar()."""
+    chegou: threading.Event
+    solta: threading.Event
+
+    def liberar(self) -> None:
+        self.solta.set()
 
 
 @dataclass(frozen=True)
