@@ -147,7 +147,7 @@ __all__ = [
     "journal_path", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
     "Direction", "PairOutcome", "RunOutcome", "count_changes", "loss_text", "limits_text", "run_json",
-    "pair_json", "pair_health", "zone_label",
+    "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
     "run_sync", "main",
 ]
@@ -4354,7 +4354,7 @@ def safety_text(outcome: "PairOutcome") -> str | None:
 
 def confirmed_writes(outcome: PairOutcome) -> int:
     """Escritas que os servidores confirmaram neste par (os dois lados)."""
-    return count_changes(outcome.writes("backup")) + count_changes(outcome.writes("principal"))
+    return outcome.write_total(Role.BACKUP) + outcome.write_total(Role.PRIMARY)
 
 
 def interrupted_text(outcome: PairOutcome) -> str | None:
