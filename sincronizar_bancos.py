@@ -3682,7 +3682,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
         lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
                      "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
                      "'admin': configure a senha dele para esse servidor.")
-    lines.append("   Nada foi sincronizado nem gravado.")
+    lines.append("   Nada foi sincronizado nem gravado nos servidores (a falha fica no histórico e no painel).")
     texts = {server.url: _error_text(exc) for server, exc in errors}
     primary_error = texts.get(config.primary.url)
     backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
@@ -3738,10 +3738,12 @@ class RunOutcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
     failover: FailoverReport | None = None
     check: bool = False
+    stopped_code: int = EXIT_OK  # execução parada antes dos pares (configuração sem pares legíveis)
+    recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
 
     @property
     def sync_code(self) -> int:
-        code = run_code(p.code for p in self.pairs)
+        code = run_code([*(p.code for p in self.pairs), self.stopped_code])
         return EXIT_FALHAS if code == EXIT_OK and self.warnings else code
 
     @property
@@ -3789,7 +3791,8 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
                         "escritas": {"principal": count_changes(pair.writes("principal")),
                                      "backup": count_changes(pair.writes("backup"))}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers}
+            "mensagem": EXIT_SIGNIFICADO[run.code], "avisos": run.warnings, "servidores": servers,
+            "registrada_no_historico": run.recorded}
 
 
 def users_present(source: Snapshot, target: Snapshot) -> int:
@@ -3818,6 +3821,7 @@ class Run:
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
         self.failover: FailoverReport | None = None  # rota de falha
+        self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -3922,7 +3926,7 @@ class Run:
         if self.history:
             row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
                                    outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
-        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url)
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), _error_code(error)
         else:
@@ -4149,12 +4153,93 @@ def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
         outcome = run.finish(pairs)
     finally:
         run.close()
-    if not config.simulate:
-        text = dump_json(last_run_json(outcome))
-        run.guard_local("gravar o resumo da última execução", atomic_write,
-                        os.path.join(config.data_dir, LAST_RUN_FILE), text)
+    save_last_run(run, outcome)
     run.text.summary(outcome)
     return run_json(outcome, config.simulate, config.check)
+
+
+def save_last_run(run: Run, outcome: RunOutcome) -> None:
+    """ultima_execucao.json de uma execução que gravou (simulação e verificação não gravam)."""
+    if not run.config.simulate:
+        run.guard_local("gravar o resumo da última execução", atomic_write,
+                        os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
+
+
+def record_stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> None:
+    """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve): a execução
+    vira um RunOutcome como qualquer outra, com uma linha por par no histórico (pela mesma API History dos
+    pares) e o ultima_execucao.json, para o painel e o /status.json ficarem vermelhos já nesta execução.
+    Não imprime nada: o texto na tela é o de report_connection_errors."""
+    if config.simulate:
+        return
+    run = Run(config, Reporter(False, io.StringIO()))
+    run.errors = {server.url: exc for server, exc in errors}
+    run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
+    try:
+        open_local_files(run, config)
+        outcome = run.finish([run.sync_pair(d) for d in run.directions])
+    except ConfigError:
+        return  # pasta de dados sem escrita: não há onde registrar (a mensagem do erro já diz o que fazer)
+    finally:
+        run.close()
+    save_last_run(run, outcome)
+
+
+def _run_mode(args: argparse.Namespace) -> Mode:
+    if args.comando == "restaurar":
+        return Mode.RESTORE
+    return Mode.TWO_WAY if getattr(args, "bidirecional", False) else Mode.ONE_WAY
+
+
+def record_config_failure(args: argparse.Namespace, message: str) -> None:
+    """Erro de configuração num sincronizar/restaurar: também é uma execução registrada (linha no histórico
+    para cada par que a configuração ainda deixa ler, e o ultima_execucao.json). Quando nem DADOS_DIR
+    pode ser lido (o .env ilegível, por exemplo), não há onde registrar e nada é gravado. Sem pasta de dados
+    ainda (nenhuma execução antes: o painel não tem verde a mostrar), nada é criado."""
+    if args.comando not in ("sincronizar", "restaurar") or getattr(args, "simular", False):
+        return
+    try:
+        get = settings_reader(args)
+        data_dir = resolve_data_dir(get, args.dados_dir)
+    except (ConfigError, OSError):
+        return
+    if not os.path.isdir(data_dir):
+        return
+    try:
+        pairs = configured_pairs(get, args.principal, ",".join(args.backup) if args.backup else None) or []
+    except ConfigError:
+        pairs = []
+    try:
+        lock = acquire_lock(data_dir)
+    except (LockBusy, ConfigError, OSError):
+        return  # outra execução em andamento registra a dela
+    started, error = now_iso(), mask_free_text(message)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    outcomes = []
+    try:
+        history = History(data_dir)
+        try:
+            run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+            for primary, backup in pairs:
+                direction = Direction(ServerConfig("principal", primary, "", ""), ServerConfig("backup", backup, "", ""))
+                outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
+                                      error_code=EXIT_CONFIG)
+                outcome.code, outcome.status = pair_verdict(outcome, False)
+                outcome.ended = now_iso()
+                row = history.start_pair(run_id, started, _run_mode(args), primary, backup)
+                history.finish_pair(row, outcome, pair_json(outcome, False))
+                outcomes.append(outcome)
+        finally:
+            history.close()
+        run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
+                         pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
+                         primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
+                         stopped_code=EXIT_CONFIG, recorded=bool(pairs))
+        atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
+    except (OSError, sqlite3.Error):
+        pass  # registrar é o melhor possível: o erro de configuração já foi dito na tela
+    finally:
+        lock.release()
 
 
 # ============================================================================
@@ -4358,16 +4443,37 @@ def status_message(judged: list[dict[str, Any]]) -> str:
     return "há backups que precisam de atenção: " + "; ".join(problems[:5]) + more
 
 
+def unrecorded_failure(history: History) -> dict[str, Any] | None:
+    """A última execução, quando ela falhou sem linha no histórico (configuração sem nenhum par legível):
+    o ultima_execucao.json dela; None quando a última execução está no histórico (o caso comum)."""
+    try:
+        with open(os.path.join(os.path.dirname(history.path), LAST_RUN_FILE), encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("registrada_no_historico") is not False or not doc.get("codigo_saida"):
+        return None
+    errors = [s.get("erro") for s in doc.get("servidores") or [] if isinstance(s, dict) and s.get("erro")]
+    return {"fim": doc.get("fim"), "codigo_saida": doc.get("codigo_saida"),
+            "erro": mask_free_text(errors[0] if errors else doc.get("mensagem") or "")}
+
+
 def status_document(history: History, max_delay_min: float,
                     current: list[tuple[str, str]] | None = None) -> tuple[int, dict[str, Any]]:
     """Resposta de /status.json: 200 se cada par da configuração atual teve sucesso recente, 503 caso
-    contrário. Pares de configurações antigas vêm em "pares_antigos" e não contam."""
+    contrário. Pares de configurações antigas vêm em "pares_antigos" e não contam. Uma última execução
+    que parou antes de ter pares (configuração ilegível) também deixa 503."""
     now = dt.datetime.now(dt.timezone.utc)
     pairs = panel_pairs(history, max_delay_min, now, current)
     judged = [p for p in pairs if p["atual"]]
-    ok = bool(judged) and all(p["saudavel"] for p in judged)
+    stopped = unrecorded_failure(history)
+    ok = bool(judged) and all(p["saudavel"] for p in judged) and stopped is None
+    message = status_message(judged)
+    if stopped:
+        message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
     body = {"ok": ok, "gerado_em": now.isoformat(timespec="seconds"), "max_atraso_min": max_delay_min,
-            "mensagem": status_message(judged), "configuracao_atual": current is not None,
+            "mensagem": message, "configuracao_atual": current is not None,
+            "ultima_execucao_parada": stopped,
             "pares": [_public_pair(p) for p in judged],
             "pares_antigos": [_public_pair(p) for p in pairs if not p["atual"]]}
     return (200 if ok else 503), body
@@ -4510,6 +4616,7 @@ figcaption{font-size:.8rem;color:#444;margin-top:.4rem}
 .cor.linha{height:.25em;vertical-align:.2em}
 details.antigas{margin-top:1.6rem;background:#e9ecf0;border-radius:8px;padding:.6rem .8rem}
 details.antigas summary{cursor:pointer;font-weight:600}
+.parada{margin-bottom:.8rem}
 .vazio{color:#666;font-style:italic} footer{margin-top:1.5rem;font-size:.8rem;color:#666}
 @media (max-width:820px){
 body{padding:.75rem}
@@ -4536,7 +4643,8 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
         f'<meta http-equiv="refresh" content="{refresh_s}">',
         f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>",
         "<h1>Sincronização dos servidores de licença</h1>",
-        "<h2>Estado agora</h2>", _render_config_note(current), _render_pairs(present),
+        "<h2>Estado agora</h2>", _render_config_note(current), _render_stopped(unrecorded_failure(history)),
+        _render_pairs(present),
         _render_failover(present),
         "<h2>Mudanças e paridade por execução</h2>", render_chart(rows),
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
@@ -4556,6 +4664,17 @@ def _render_config_note(current: list[tuple[str, str]] | None) -> str:
         return ""
     return ('<p class="nota">SERVIDOR_PRINCIPAL e SERVIDOR_BACKUP não estão configurados para o painel: '
             "todos os pares do histórico contam para o status.</p>")
+
+
+def _render_stopped(stopped: dict[str, Any] | None) -> str:
+    """Cartão vermelho da última execução que parou antes de ter pares (não está no histórico)."""
+    if not stopped:
+        return ""
+    return ('<div class="par falhando parada"><div class="estado">ÚLTIMA EXECUÇÃO PAROU ANTES DE SINCRONIZAR</div>'
+            f'<div>Em {_esc(local_time(stopped["fim"]))} — código {_esc(stopped["codigo_saida"])}</div>'
+            f'<div class="erro">Erro: {_esc(stopped["erro"])}</div>'
+            '<div class="nota">Corrija a configuração (.env) e rode a sincronização: os pares abaixo mostram a '
+            "última execução que chegou até eles.</div></div>")
 
 
 def _render_failover(pairs: list[dict[str, Any]]) -> str:
@@ -5153,6 +5272,7 @@ def _run_command(args: argparse.Namespace) -> int:
     try:
         errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
         if errors:
+            record_stopped_run(config, errors)
             return report_connection_errors(config, errors)
         if lock is not None:
             remove_stale_temp_files(config.data_dir)
@@ -5179,6 +5299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run_command(args)
     except ConfigError as exc:
+        record_config_failure(args, f"Configuração: {exc}")
         return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",

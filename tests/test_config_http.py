@@ -60,9 +60,13 @@ def arquivos_gravados(dados: Path) -> dict[str, str]:
 
 
 def nada_gravado(par) -> None:
+    """Nada nos servidores; na pasta de dados, só o registro da falha (histórico e ultima_execucao.json, para
+    o painel ficar vermelho): nem estado, nem diário, nem arquivo de senhas."""
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
     gravados = set(arquivos_gravados(par.dados)) - {sb.LOCK_FILE}
-    assert not gravados, f"arquivos gravados: {gravados}"
+    assert gravados <= {sb.HISTORY_FILE, sb.LAST_RUN_FILE}, f"arquivos gravados: {gravados}"
+    if sb.LAST_RUN_FILE in gravados:
+        assert json.loads((par.dados / sb.LAST_RUN_FILE).read_text(encoding="utf-8"))["codigo_saida"] != 0
 
 
 # ---------------------------------------------------------------------------
@@ -476,7 +480,9 @@ def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
     assert r.codigo == 2, saida(r)[-3000:]
     assert "MESMO servidor" in r.stderr and _outro_nome(repetido.url) in r.stderr, r.stderr
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
-    assert not (par.dados / sb.LAST_RUN_FILE).exists()
+    # a falha fica registrada (o painel fica vermelho), sem estado de par nenhum
+    assert json.loads((par.dados / sb.LAST_RUN_FILE).read_text(encoding="utf-8"))["codigo_saida"] == 2
+    assert not (par.dados / sb.STATE_DIR).exists()
 
 
 def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
