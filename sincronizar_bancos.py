@@ -37,6 +37,7 @@ Códigos de saída: a tabela EXIT_SIGNIFICADO logo abaixo (0 tudo certo; 1 probl
 from __future__ import annotations
 
 import argparse
+import base64
 import calendar
 import concurrent.futures
 import dataclasses
@@ -4585,10 +4586,10 @@ def _chart_column(point: dict[str, Any], x0: float, step: float, x: float, bar_w
 
 def _chart_caption(peak: int) -> str:
     zone = zone_label(dt.datetime.now().astimezone())
-    return ('<figcaption><span class="cor" style="background:#2e86de"></span>escritas no backup · '
-            '<span class="cor" style="background:#8e44ad"></span>escritas no principal · '
-            '<span class="cor" style="background:#c0392b"></span>execução com erro ou falhas · '
-            '<span class="cor linha" style="background:#27ae60"></span>paridade depois da execução '
+    return ('<figcaption><span class="cor cor-backup"></span>escritas no backup · '
+            '<span class="cor cor-principal"></span>escritas no principal · '
+            '<span class="cor cor-erro"></span>execução com erro ou falhas · '
+            '<span class="cor linha cor-paridade"></span>paridade depois da execução '
             f'(% das licenças com o mesmo veredito, escala à direita). Escala das barras: até '
             f'{with_count(peak, "mudança")} por execução; horários em {_esc(zone)}. No computador, passe o mouse sobre '
             'uma barra para ver os números dela.</figcaption>')
@@ -4614,6 +4615,8 @@ figure.grafico text{font-size:14px;fill:#444} figure.grafico text.paridade{fill:
 figcaption{font-size:.8rem;color:#444;margin-top:.4rem}
 .cor{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:-.1em;margin-right:.25em}
 .cor.linha{height:.25em;vertical-align:.2em}
+.cor-backup{background:#2e86de}.cor-principal{background:#8e44ad}.cor-erro{background:#c0392b}
+.cor-paridade{background:#27ae60}
 details.antigas{margin-top:1.6rem;background:#e9ecf0;border-radius:8px;padding:.6rem .8rem}
 details.antigas summary{cursor:pointer;font-weight:600}
 .parada{margin-bottom:.8rem}
@@ -4789,9 +4792,47 @@ def _render_old_pairs(old: list[dict[str, Any]], history: History) -> str:
             f"<h3>Últimas execuções desses pares</h3>{_render_runs(rows)}</details>")
 
 
+# Só o <style> da própria página (pelo hash dele) e nenhum script: um texto vindo do servidor que escapasse
+# do HTML não roda. Sem quadros, formulários nem <base>; sem Referer (o ?token= não vaza por links).
+PANEL_CSP = ("default-src 'none'; style-src 'sha256-"
+             + base64.b64encode(hashlib.sha256(PANEL_CSS.encode("utf-8")).digest()).decode()
+             + "'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def panel_host_names(bound_host: str, names: str | None) -> set[str]:
+    """Nomes aceitos no cabeçalho Host do painel: os desta máquina (127.0.0.1, localhost, ::1), o endereço
+    em que o painel escuta e os de PAINEL_NOMES (separados por vírgula, ex.: "loja-pc,painel.loja.lan")."""
+    accepted = {"127.0.0.1", "localhost", "::1", bound_host.strip("[]").lower()}
+    accepted |= {n.strip().strip("[]").lower().rstrip(".") for n in (names or "").split(",") if n.strip()}
+    return accepted
+
+
+def panel_host_ok(header: str | None, accepted: set[str], port: int, wildcard: bool) -> bool:
+    """O Host do pedido é um nome aceito e a porta é a do painel: uma página de outro site que faça o nome
+    dela apontar para cá (DNS rebinding) chega com o nome dela e é recusada. Escutando em 0.0.0.0/::, vale
+    também qualquer IP literal (um IP não é renomeável)."""
+    found = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d+))?", (header or "").strip())
+    if not found:
+        return False
+    name, given_port = found.group(1).lower().rstrip("."), found.group(2)
+    if given_port is not None and int(given_port) != port:
+        return False
+    if given_port is None and port != 80:
+        return False
+    if name in accepted:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return wildcard
+
+
 def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
-                       current: Callable[[], list[tuple[str, str]] | None] | None = None):
-    """current: devolve os pares da configuração atual a cada pedido (None: todos os pares contam)."""
+                       current: Callable[[], list[tuple[str, str]] | None] | None = None,
+                       host_ok: Callable[[str | None], bool] | None = None):
+    """current: devolve os pares da configuração atual a cada pedido (None: todos os pares contam).
+    host_ok: confere o cabeçalho Host (None: qualquer um)."""
 
     class PanelHandler(http.server.BaseHTTPRequestHandler):
         server_version = "painel-sincronizacao"
@@ -4817,10 +4858,18 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", PANEL_CSP)
+            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("Referrer-Policy", "no-referrer")
             self.end_headers()
             self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802 (nome exigido pelo http.server)
+            if host_ok and not host_ok(self.headers.get("Host")):
+                self._send(403, json.dumps({"erro": "nome de host não aceito pelo painel: abra pelo endereço "
+                                                    "mostrado ao iniciá-lo ou inclua o nome em PAINEL_NOMES"},
+                                           ensure_ascii=False), "application/json; charset=utf-8")
+                return
             if not self._authorized():
                 self._send(401, json.dumps({"erro": "token do painel ausente ou inválido"}), "application/json")
                 return
@@ -4843,18 +4892,22 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
 
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
                 ready: Callable[[Any], None] | None = None,
-                current: Callable[[], list[tuple[str, str]] | None] | None = None) -> None:
+                current: Callable[[], list[tuple[str, str]] | None] | None = None,
+                names: str | None = None) -> None:
     if not token and not is_loopback(f"http://{host}/"):
         raise ConfigError(f"Para abrir o painel em {host} (fora desta máquina) defina PAINEL_TOKEN; "
                           "o token será exigido em toda requisição.")
     SECRETS.add(token)
     ensure_data_dir(data_dir)
     History(data_dir).close()  # cria o banco vazio se ainda não existir
-    handler = make_panel_handler(data_dir, token, max_delay_min, current)
+    accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
+    handler = make_panel_handler(data_dir, token, max_delay_min, current,
+                                 lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
         httpd = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"Não foi possível abrir o painel em {host}:{port}: {exc.strerror}") from None
+    bound["port"] = httpd.server_address[1]  # --porta 0: a porta que o sistema escolheu
     httpd.daemon_threads = True
     if ready:
         ready(httpd)
@@ -5171,7 +5224,11 @@ def cmd_panel(args: argparse.Namespace) -> int:
         sys.stdout.write(f"🖥️  Painel em http://{host}:{port}/ (status para monitores: /status.json). "
                          "Ctrl+C para sair.\n")
         sys.stdout.flush()
-    serve_panel(data_dir, args.host, args.porta, token, max_delay, ready, current)
+    try:
+        serve_panel(data_dir, args.host, args.porta, token, max_delay, ready, current, get("PAINEL_NOMES"))
+    except KeyboardInterrupt:  # Ctrl+C é o jeito normal de fechar o painel
+        sys.stdout.write("Painel encerrado.\n")
+        sys.stdout.flush()
     return EXIT_OK
 
 
