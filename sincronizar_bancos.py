@@ -1649,6 +1649,15 @@ _FINDING_TEXT: dict[FindingKind, Callable[[FailoverFinding], str]] = {
 _UNKNOWN_TEXT = "lista não lida (sem a rota /servers ou resposta fora do formato): rota de falha não conferida"
 
 
+def license_servers_line(configured: Iterable[str], aliases: Iterable[tuple[str, str]] = ()) -> str:
+    """A linha exata para o LICENSE_SERVERS de cada servidor: o principal e os backups configurados, nessa
+    ordem (um servidor com apelido em SERVIDORES_APELIDOS aparece pelo endereço que os clientes usam)."""
+    public: dict[str, str] = {}
+    for alias, server in aliases:
+        public.setdefault(server, alias)
+    return "LICENSE_SERVERS=" + ",".join(public.get(url, url) for url in configured)
+
+
 def failover_text(report: FailoverReport | None) -> list[str]:
     """Bloco curto do relatório humano; vazio quando a rota de falha está como configurada."""
     if report is None or not report.off:
@@ -1658,6 +1667,10 @@ def failover_text(report: FailoverReport | None) -> list[str]:
         lines.append(f"   {'❌' if finding.serious else '⚠️ '} {finding.message}")
         lines += [f"      {server}: {_failover_route(urls)}" for server, urls in finding.lists]
     lines += [f"   ❔ {item.server}: {_UNKNOWN_TEXT}." for item in report.unknown]
+    if report.findings:
+        lines.append("   → Em cada servidor (nas variáveis de ambiente do app), deixe exatamente esta linha e "
+                     "reinicie-o:")
+        lines.append(f"      {license_servers_line(report.configured, report.aliases)}")
     if report.serious:
         lines.append("   → Enquanto houver ❌ aqui, 'verificar' sai com código 1; sincronizar de novo não "
                      "resolve: ajuste SERVIDOR_BACKUP ou o LICENSE_SERVERS dos servidores.")
@@ -1702,10 +1715,15 @@ def render_failover_card(details: dict[str, Any] | None) -> str:
     findings = "".join(f'<li class="{"grave" if f.get("grave") else "aviso"}">{_esc(f.get("mensagem"))}</li>'
                        for f in details.get("achados", []))
     findings += "".join(f"<li>{_esc(s.get('url'))}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
+    fix = ""
+    if details.get("achados") and details.get("sincronizados"):
+        line = license_servers_line(details["sincronizados"], (details.get("apelidos") or {}).items())
+        fix = ('<div class="nota">Em cada servidor (variáveis de ambiente do app), deixe exatamente esta linha e '
+               f'reinicie-o:</div><div class="url linha-license-servers"><code>{_esc(line)}</code></div>')
     return (f'<div class="pares"><div class="par {css} rota-de-falha">'
             f'<div class="estado">{_esc(state.upper())}</div>'
             f"<div>Listas publicadas (GET /servers):</div><ul>{servers}</ul>"
-            + (f"<ul>{findings}</ul>" if findings else "") + "</div></div>")
+            + (f"<ul>{findings}</ul>" if findings else "") + fix + "</div></div>")
 
 
 def configure_demo_failover(*servers: Any) -> None:
@@ -3516,9 +3534,10 @@ class TextReport:
                     f"{plural(len(plan.backup_only_licenses), 'licença')}: "
                     + sample(plan.backup_only_users + plan.backup_only_licenses))
         if plan.backup_only_allowed:
+            one = len(plan.backup_only_allowed) == 1
             rep.say(f"   ⚠️  {plural(len(plan.backup_only_allowed), 'licença')} só no backup "
-                    f"{'está LIBERADA' if len(plan.backup_only_allowed) == 1 else 'estão LIBERADAS'} lá (o principal "
-                    "não as conhece e negaria): " + sample(plan.backup_only_allowed)
+                    f"{'está LIBERADA' if one else 'estão LIBERADAS'} lá (o principal "
+                    f"não {'a' if one else 'as'} conhece e negaria): " + sample(plan.backup_only_allowed)
                     + ". Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga).")
         self.conflicts(plan)
         if plan.held_deletions:
@@ -4401,6 +4420,8 @@ def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float
         "escritas": {"backup": backup_writes, "principal": primary_writes},
         "paridade": parity_text(last) if last and last["paridade_total"] is not None else None,
         "conflitos": (last["conflitos"] or 0) if last else 0,
+        "liberadas_so_no_backup": len(((last["detalhes"] or {}).get("so_no_backup") or {})
+                                      .get("licencas_liberadas") or []) if last else 0,
         "divergencias": (last["divergencias"] or 0) if last else 0,
         "detalhes": last["detalhes"] if last else {}, "ultima": last,
     }
@@ -4648,7 +4669,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
         "<h1>Sincronização dos servidores de licença</h1>",
         "<h2>Estado agora</h2>", _render_config_note(current), _render_stopped(unrecorded_failure(history)),
         _render_pairs(present),
-        _render_failover(present),
+        _render_failover(present), _render_backup_only(present),
         "<h2>Mudanças e paridade por execução</h2>", render_chart(rows),
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
         "<h2>Conflitos abertos</h2>", _render_conflicts(present),
@@ -4687,6 +4708,27 @@ def _render_failover(pairs: list[dict[str, Any]]) -> str:
     return "<h2>Rota de falha dos clientes</h2>" + render_failover_card(latest_failover(pairs))
 
 
+def backup_only_allowed(pair: dict[str, Any]) -> list[str]:
+    """Licenças que a última execução do par viu só no backup e LIBERADAS lá (o principal negaria)."""
+    return list(((pair.get("detalhes") or {}).get("so_no_backup") or {}).get("licencas_liberadas") or [])
+
+
+def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
+    """O mesmo aviso do terminal: licença só no backup e liberada lá (o principal não a conhece e negaria)."""
+    items = [(p, backup_only_allowed(p)) for p in pairs]
+    items = [(p, keys) for p, keys in items if keys]
+    if not items:
+        return ""
+    rows = [("so-no-backup", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+                              _esc(with_count(len(keys), "licença")), _esc(", ".join(keys[:PANEL_LIST_LIMIT])
+                                                                          + (" …" if len(keys) > PANEL_LIST_LIMIT else ""))])
+            for p, keys in items]
+    return ("<h2>Licenças liberadas só no backup</h2>"
+            '<p class="nota">⚠️ O principal não conhece estas licenças e negaria; o backup as libera para quem cair '
+            "nele. Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga no backup).</p>"
+            + _table(["Principal → Backup", "Quantas", "Licenças"], rows, "so-no-backup"))
+
+
 def _render_pairs(pairs: list[dict[str, Any]]) -> str:
     if not pairs:
         return '<p class="vazio">Nenhuma sincronização registrada ainda.</p>'
@@ -4713,6 +4755,10 @@ def _render_pair_card(p: dict[str, Any]) -> str:
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
         if p["ultimo_erro"]:
             lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
+        allowed = backup_only_allowed(p)
+        if allowed:
+            lines.append(f'<div class="erro">⚠️ {_esc(with_count(len(allowed), "licença"))} só no backup e '
+                         "liberada(s) lá (o principal negaria)</div>")
     return (f'<div class="par {css}" data-principal="{_esc(p["principal"])}" data-backup="{_esc(p["backup"])}">'
             + "".join(lines) + "</div>")
 

@@ -1,0 +1,49 @@
+"""A primeira hora de um vendedor novo: mensagens que dizem a causa real e o conserto exato, com as URLs
+dele. Script como processo filho, servidores de referência reais."""
+
+from __future__ import annotations
+
+import json
+
+from test_painel import abrir_painel, get
+
+
+def test_lista_de_fabrica_traz_a_linha_license_servers_com_as_urls_do_usuario(par):
+    for servidor in [par.principal, par.backup]:
+        servidor.set_license_servers(None)  # servidor recém-instalado: lista de fábrica em GET /servers
+    r = par.rodar()
+    assert r.codigo == 0, r.stdout + r.stderr
+    linha = f"LICENSE_SERVERS={par.principal.url},{par.backup.url}"
+    assert r.stdout.count(linha) == 1, r.stdout
+    assert "reinicie" in r.stdout
+    # O painel mostra a mesma linha no cartão da rota de falha.
+    proc, url = abrir_painel(par.ambiente())
+    try:
+        _, pagina = get(url + "/")
+        assert f"<code>{linha}</code>" in pagina.decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_rota_certa_nao_mostra_a_linha(par):
+    r = par.rodar()
+    assert r.codigo == 0 and "LICENSE_SERVERS=" not in r.stdout
+
+
+def test_licenca_liberada_so_no_backup_aparece_no_painel_e_concorda(par):
+    par.principal.add_device("P-1")
+    par.backup.add_device("SO-NO-BACKUP")
+    r = par.rodar()
+    assert "(o principal não a conhece e negaria): SO-NO-BACKUP" in r.stdout, r.stdout
+    proc, url = abrir_painel(par.ambiente())
+    try:
+        _, pagina = get(url + "/")
+        html = pagina.decode()
+        assert "Licenças liberadas só no backup" in html and "SO-NO-BACKUP" in html
+        assert "1 licença só no backup e liberada(s) lá" in html
+        _, corpo = get(url + "/status.json")
+        assert json.loads(corpo)["pares"][0]["liberadas_so_no_backup"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
