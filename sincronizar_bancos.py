@@ -3451,6 +3451,20 @@ def sample(keys: list[str], limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + (f", … e mais {len(keys) - limit}" if len(keys) > limit else "")
 
 
+def backup_only_cause(pairs: list[PairOutcome]) -> list[str]:
+    """verificar: as licenças liberadas só no backup, quando são a única diferença dos pares fora de sincronia
+    (sincronizar sem --espelhar não muda isso); [] quando há algo que a sincronização resolve."""
+    behind = [p for p in pairs if p.status != PairStatus.OK]
+    keys: list[str] = []
+    for outcome in behind:
+        plan, parity = outcome.plan, outcome.parity
+        if outcome.status != PairStatus.FAILURES or plan is None or plan.actions or plan.conflicts \
+                or parity is None or not parity.ok or not plan.backup_only_allowed:
+            return []
+        keys += plan.backup_only_allowed
+    return keys
+
+
 class TextReport:
     """O relatório em texto de um par, feito a partir do PairOutcome."""
 
@@ -3583,6 +3597,11 @@ class TextReport:
         elif self.simulate:
             title = {EXIT_OK: "🧪 Simulação concluída (nada foi gravado).",
                      EXIT_FALHAS: "🧪 Simulação concluída (nada foi gravado)."}
+        backup_only = backup_only_cause(run.pairs) if self.check else []
+        if backup_only:
+            title = {EXIT_FALHAS: f"⚠️  Verificação: backups em dia, mas {plural(len(backup_only), 'licença')} só no "
+                                  f"backup {'está LIBERADA' if len(backup_only) == 1 else 'estão LIBERADAS'} lá e o "
+                                  "principal negaria (sincronizar não muda isso)."}
         if code != run.sync_code:
             title = {EXIT_FALHAS: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
         rep.say(title.get(code, "❌ Não concluída."))
@@ -3593,6 +3612,12 @@ class TextReport:
         for warning in run.warnings:
             rep.say(f"   ⚠️  {warning}")
         rep.say(f"Código de saída: {code} ({run.meaning})")
+        if code != run.sync_code and run.failover is not None:  # a causa real e o conserto, por último
+            rep.say("   → O conserto está nos servidores, não na sincronização: em cada um, "
+                    f"{license_servers_line(run.failover.configured, run.failover.aliases)} (e reinicie-o).")
+        elif backup_only:
+            rep.say(f"   → O conserto: bloqueie ou apague no backup ({sample(backup_only)}), ou cadastre no "
+                    "principal; 'sincronizar --espelhar' apaga no backup o que o principal não tem.")
         rep.say(SEP)
 
     def summary_line(self, outcome: PairOutcome) -> str:

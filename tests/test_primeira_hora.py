@@ -47,3 +47,34 @@ def test_licenca_liberada_so_no_backup_aparece_no_painel_e_concorda(par):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def ultima_linha(texto: str) -> str:
+    return [linha for linha in texto.strip().splitlines() if linha.strip() and not linha.startswith("====")][-1]
+
+
+def test_verificar_com_licenca_so_no_backup_nao_manda_sincronizar(par):
+    par.principal.add_device("P-1")
+    assert par.rodar().codigo == 0
+    par.backup.add_device("SO-NO-BACKUP")
+    r = par.rodar("verificar")
+    assert r.codigo == 1
+    assert "rode a sincronização" not in r.stdout
+    assert "1 licença só no backup está LIBERADA lá e o principal negaria (sincronizar não muda isso)" in r.stdout
+    final = ultima_linha(r.stdout)
+    assert "bloqueie ou apague no backup (SO-NO-BACKUP)" in final and "--espelhar" in final, final
+
+
+def test_verificar_com_rota_de_falha_errada_termina_com_a_linha_certa(par):
+    for servidor in [par.principal, par.backup]:
+        servidor.set_license_servers(None)
+    r = par.rodar("verificar")
+    assert r.codigo == 1 and "rode a sincronização" not in r.stdout
+    final = ultima_linha(r.stdout)
+    assert f"LICENSE_SERVERS={par.principal.url},{par.backup.url}" in final, final
+
+
+def test_verificar_fora_de_sincronia_ainda_manda_sincronizar(par):
+    par.principal.add_device("P-1")
+    r = par.rodar("verificar")
+    assert r.codigo == 1 and "rode a sincronização" in r.stdout
