@@ -389,13 +389,24 @@ def read_env_file(path: str, required: bool) -> dict[str, str]:
             raise ConfigError(f"Arquivo de configuração não encontrado: {path}")
         return {}
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            handle.read(1)
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        raw.decode("utf-8-sig")
         # Valores literais: "$" ou "${...}" numa senha não são trocados por variáveis.
         values = dotenv_values(path, encoding="utf-8-sig", interpolate=False)
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ConfigError(f"o arquivo {path} não está em UTF-8 ({env_encoding_guess(raw)}): salve o .env como "
+                          "UTF-8 (no Bloco de Notas: Arquivo → Salvar como → Codificação: UTF-8).") from None
+    except OSError as exc:
         raise ConfigError(f"Não foi possível ler o arquivo de configuração {path}: {exc.__class__.__name__}") from None
     return {k: v for k, v in values.items() if v is not None}
+
+
+def env_encoding_guess(raw: bytes) -> str:
+    """De onde costuma vir um .env que não é UTF-8 (só para a mensagem)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) > 1 and b"\x00" in raw[:200]):
+        return "está em UTF-16, como fica quando é criado com 'echo ... > .env' no PowerShell"
+    return "parece ANSI/Windows-1252, o padrão de editores antigos no Windows"
 
 
 def _setting(name: str, cli_value: Any, env: dict[str, str], file_values: dict[str, str]) -> Any:
@@ -439,7 +450,16 @@ def settings_reader(args: argparse.Namespace, env: dict[str, str] | None = None,
 
     def get(name: str, cli: Any = None) -> Any:
         return _setting(name, cli, env, file_values)
+    get.env_path, get.env_found = os.path.abspath(env_path), os.path.exists(env_path)  # type: ignore[attr-defined]
     return get
+
+
+def env_file_hint(get: Callable[..., Any]) -> str:
+    """" Nenhum .env foi encontrado em CAMINHO." quando o .env procurado não existe (senão, vazio)."""
+    if getattr(get, "env_found", True):
+        return ""
+    return (f" Nenhum arquivo .env foi encontrado em {get.env_path} (copie o .env.example para lá e edite, "  # type: ignore[attr-defined]
+            "ou indique outro com --env ARQUIVO).")
 
 
 def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: str | None = None) -> str:
@@ -463,9 +483,10 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     primary_url = get("SERVIDOR_PRINCIPAL", args.principal)
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
-        raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example).")
+        raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example)." + env_file_hint(get))
     if not backup_raw:
-        raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula).")
+        raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula)."
+                          + env_file_hint(get))
 
     admin_user = get("ADMIN_USER", args.usuario)
     admin_password = get("ADMIN_PASSWORD")

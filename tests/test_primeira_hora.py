@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import rodar_script
 from test_painel import abrir_painel, get
 
 
@@ -78,3 +79,53 @@ def test_verificar_fora_de_sincronia_ainda_manda_sincronizar(par):
     par.principal.add_device("P-1")
     r = par.rodar("verificar")
     assert r.codigo == 1 and "rode a sincronização" in r.stdout
+
+
+def ambiente_sem_configuracao(par) -> dict:
+    return {k: v for k, v in par.ambiente().items()
+            if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "DADOS_DIR"))}
+
+
+def conteudo_env(par) -> str:
+    return (f"SERVIDOR_PRINCIPAL={par.principal.url}\nSERVIDOR_BACKUP={par.backup.url}\nADMIN_USER=admin\n"
+            f"# Configuração da loja do João\nPRINCIPAL_ADMIN_PASSWORD={par.senha_principal}\n"
+            f"BACKUP_ADMIN_PASSWORD={par.senhas_backup}\nDADOS_DIR={par.dados}\n")
+
+
+def test_env_em_cp1252_pede_para_salvar_em_utf8(par):
+    arquivo = par.tmp_path / "loja.env"
+    arquivo.write_bytes(conteudo_env(par).encode("cp1252"))
+    r = rodar_script("--env", str(arquivo), env=ambiente_sem_configuracao(par), cwd=par.tmp_path)
+    assert r.codigo == 2 and "Traceback" not in r.stderr
+    assert "salve o .env como UTF-8" in r.stderr and "Windows-1252" in r.stderr
+    assert sum(par.principal.counts.values()) == 0
+
+
+def test_env_em_utf16_do_powershell_pede_para_salvar_em_utf8(par):
+    arquivo = par.tmp_path / "loja.env"
+    arquivo.write_bytes(conteudo_env(par).encode("utf-16"))  # o que 'echo ... > .env' grava no PowerShell 5
+    r = rodar_script("--env", str(arquivo), env=ambiente_sem_configuracao(par), cwd=par.tmp_path)
+    assert r.codigo == 2 and "Traceback" not in r.stderr
+    assert "salve o .env como UTF-8" in r.stderr and "PowerShell" in r.stderr
+
+
+def test_env_em_utf8_com_acento_funciona(par):
+    arquivo = par.tmp_path / "loja.env"
+    arquivo.write_text(conteudo_env(par), encoding="utf-8")
+    r = rodar_script("--env", str(arquivo), env=ambiente_sem_configuracao(par), cwd=par.tmp_path)
+    assert r.codigo == 0, r.stderr
+
+
+def test_sem_env_diz_onde_procurou(par, tmp_path):
+    import shutil
+
+    from conftest import SCRIPT
+
+    pasta = tmp_path / "instalacao"
+    pasta.mkdir()
+    copia = pasta / SCRIPT.name
+    shutil.copy(SCRIPT, copia)
+    r = rodar_script(env=ambiente_sem_configuracao(par), cwd=tmp_path, script=copia)
+    assert r.codigo == 2 and "Traceback" not in r.stderr
+    assert "SERVIDOR_PRINCIPAL não foi configurado" in r.stderr
+    assert f"Nenhum arquivo .env foi encontrado em {pasta / '.env'}" in r.stderr, r.stderr
