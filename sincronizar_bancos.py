@@ -5154,7 +5154,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog="Códigos de saída: " + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
+        epilog="Ajuda de cada comando: python sincronizar_bancos.py COMANDO --help. Códigos de saída: "
+               + "; ".join(f"{k} = {v}" for k, v in EXIT_SIGNIFICADO.items()),
     )
     parser._positionals.title = "comando"
     parser._optionals.title = "opções"
@@ -5203,6 +5204,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1",
                         help="painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)")
     return parser
+
+
+_CONNECTION_OPTIONS = ["--env", "--principal", "--backup", "--usuario", "--timeout", "--espera-despertar",
+                       "--tentativas-http", "--permitir-http"]
+COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opções que valem para ele)
+    "demo": ("Demonstração sem configurar nada: sobe dois servidores de referência nesta máquina (portas "
+             "livres, senhas aleatórias), roda uma sincronização real entre eles, roda de novo (não deve "
+             "sobrar nada a fazer) e confere o veredito licença a licença. Não lê o .env, não usa a internet "
+             "e apaga tudo ao terminar. Sai com 0 quando tudo confere.", ["--json"]),
+    "verificar": ("Só compara o principal com cada backup e diz o que a sincronização faria; nunca grava nada "
+                  "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
+                  "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
+                  "causa e o conserto), 2 configuração, 4 servidor fora do ar.",
+                  _CONNECTION_OPTIONS + ["--bidirecional", "--json", "--sem-progresso", "--hoje", "--agora"]),
+    "historico": ("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
+                  "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
+                  "cada escrita, em qual servidor e com qual resultado.",
+                  ["--env", "--dados-dir", "--limite", "--detalhes", "--json"]),
+    "painel": ("Abre uma página de acompanhamento (e /status.json para monitores) feita a partir do histórico "
+               "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
+               "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES.",
+               ["--env", "--dados-dir", "--porta", "--host", "--principal", "--backup"]),
+    "restaurar": ("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
+                  "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
+                  "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular.",
+                  _CONNECTION_OPTIONS + ["--de", "--forcar", "--simular", "--dados-dir", "--paralelo", "--json",
+                                         "--sem-progresso"]),
+}
+
+
+def command_help(parser: argparse.ArgumentParser, command: str) -> str:
+    """A ajuda de um subcomando: o que ele faz e só as opções que valem para ele."""
+    description, wanted = COMMAND_HELP[command]
+    sub = _Parser(prog=f"sincronizar_bancos.py {command}", add_help=False, formatter_class=_HelpFormatter,
+                  description=description, epilog="Todas as opções e os códigos de saída: "
+                                                   "python sincronizar_bancos.py --help")
+    sub._optionals.title = "opções"
+    for action in parser._actions:
+        if action.option_strings and (set(action.option_strings) & set(wanted + ["--help"])):
+            sub._add_action(action)
+    return sub.format_help()
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -5439,6 +5481,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     json_mode = _OUTPUT["json"] = _json_requested(argv)
     parser = build_parser()
+    command = next((a for a in argv if a in COMMAND_HELP), None)
+    if command and {"-h", "--help"} & set(argv):
+        sys.stdout.write(command_help(parser, command))
+        return EXIT_OK
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)

@@ -129,3 +129,28 @@ def test_sem_env_diz_onde_procurou(par, tmp_path):
     assert r.codigo == 2 and "Traceback" not in r.stderr
     assert "SERVIDOR_PRINCIPAL não foi configurado" in r.stderr
     assert f"Nenhum arquivo .env foi encontrado em {pasta / '.env'}" in r.stderr, r.stderr
+
+
+AJUDAS = {
+    "demo": ("servidores de referência", ["--json"], ["--espelhar", "--porta", "--principal"]),
+    "verificar": ("nunca grava nada", ["--principal", "--backup", "--json"], ["--porta", "--espelhar", "--limite"]),
+    "historico": ("últimas execuções", ["--limite", "--detalhes"], ["--porta", "--espelhar", "--forcar"]),
+    "painel": ("Ctrl+C", ["--porta", "--host"], ["--espelhar", "--forcar", "--limite"]),
+    "restaurar": ("perdeu dados", ["--de", "--forcar", "--simular"], ["--porta", "--espelhar", "--limite"]),
+}
+
+
+def test_ajuda_de_cada_comando_mostra_so_as_opcoes_dele(tmp_path):
+    import os
+
+    geral = rodar_script("--help", env=dict(os.environ), cwd=tmp_path)
+    assert geral.codigo == 0 and "COMANDO --help" in geral.stdout
+    for comando, (trecho, tem, nao_tem) in AJUDAS.items():
+        for pedido in ([comando, "--help"], [comando, "-h"], ["--help", comando]):
+            r = rodar_script(*pedido, env=dict(os.environ), cwd=tmp_path)
+            assert r.codigo == 0 and r.stderr == "", (pedido, r.stderr)
+            assert r.stdout.startswith(f"uso: sincronizar_bancos.py {comando}"), (pedido, r.stdout[:200])
+            assert trecho in r.stdout, (pedido, r.stdout)
+            assert all(opcao in r.stdout for opcao in tem), (pedido, r.stdout)
+            assert not any(opcao in r.stdout for opcao in nao_tem), (pedido, r.stdout)
+            assert len(r.stdout.splitlines()) < len(geral.stdout.splitlines()) * 0.6, pedido
