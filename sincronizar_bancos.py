@@ -667,6 +667,22 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     return exc.__class__.__name__
 
 
+def is_connection_refused(exc: BaseException) -> bool:
+    """Ninguém escuta no endereço e porta (ECONNREFUSED): não é um host gratuito dormindo (esse responde 502/503)."""
+    seen, pending = set(), [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ConnectionRefusedError):
+            return True
+        pending += [item.__cause__, item.__context__] + [a for a in getattr(item, "args", ()) if isinstance(a, BaseException)]
+        pending.append(getattr(item, "reason", None))
+    text = str(exc)
+    return "Connection refused" in text or "Errno 111" in text or "10061" in text
+
+
 def is_dns_failure(exc: BaseException) -> bool:
     """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
     seen, pending = set(), [exc]
@@ -962,10 +978,34 @@ class ApiClient:
         self.waited_seconds = time.monotonic() - start
         return self.waited_seconds
 
+    REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
+
+    def _explain_wait(self, answer: str, refused: bool) -> None:
+        """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
+        if self._explained:
+            return
+        self._explained = True
+        if refused:
+            why = (f"conexão recusada: nada responde nesse endereço e porta. Um servidor gratuito dormindo "
+                   f"responde 502/503, não recusa a conexão; espero só {min(self.REFUSED_WAIT, self.config.wake_wait):.0f} s "
+                   f"(confira a URL em {env_name(self.server)})")
+        else:
+            why = (f"{answer}: é o que um servidor gratuito dormindo responde enquanto acorda (30 a 60 s ou mais); "
+                   f"espero até {self.config.wake_wait:.0f} s (SYNC_ESPERA_DESPERTAR)")
+        stream = sys.stderr if self.config.json_output else sys.stdout  # logo abaixo do cabeçalho
+        stream.write(SECRETS.mask(f"   ⏳ {self.server.label}: {why}...") + "\n")
+        stream.flush()
+
     def _wake_loop(self, deadline: float) -> None:
-        last_error = "sem resposta"
+        last_error, refused_since = "sem resposta", None
+        self._explained = False
         while True:
             remaining = deadline - time.monotonic()
+            if refused_since is not None and time.monotonic() - refused_since >= self.REFUSED_WAIT:
+                raise ApiError(
+                    f"{self.server.label}: conexão recusada por {self.REFUSED_WAIT:.0f} s: nada responde nesse "
+                    f"endereço e porta (um servidor gratuito dormindo responde 502/503, não recusa). Confira a URL "
+                    f"em {env_name(self.server)} e se o servidor está no ar.")
             if remaining <= 0:
                 raise ApiError(
                     f"{self.server.label} não respondeu a /health em {self.config.wake_wait:.0f} s "
@@ -981,11 +1021,18 @@ class ApiClient:
                     return
                 if verdict == "outro":
                     raise self._mismatch("GET /health", what)
-                last_error = what
+                last_error, refused_since = what, None
+                self._explain_wait(f"respondeu {what}", refused=False)
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
                 last_error = describe_exception(exc)
+                refused = is_connection_refused(exc)
+                if refused and refused_since is None:
+                    refused_since = time.monotonic()
+                elif not refused:
+                    refused_since = None
+                self._explain_wait(last_error, refused=refused)
             self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
 
     def _mismatch(self, request: str, what: str) -> ServerMismatch:
@@ -4206,13 +4253,16 @@ def restore_mode(config: Config) -> Config:
     return config
 
 
-def run_sync(config: Config, rep: Reporter) -> dict[str, Any]:
-    """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado)."""
-    run = Run(config, rep)
+def run_sync(config: Config, rep: Reporter, run: Run | None = None) -> dict[str, Any]:
+    """Uma sincronização completa; devolve o documento JSON (renderizado do resultado tipado).
+    run: a execução cujo cabeçalho já foi impresso (antes do login e da espera do despertar)."""
+    header = run is None
+    run = run or Run(config, rep)
     try:
         if not config.simulate:
             open_local_files(run, config)
-        run.header()
+        if header:
+            run.header()
         run.connect_all()
         run.fetch_all()
         pairs = [run.sync_pair(d) for d in run.directions]
@@ -5460,14 +5510,17 @@ def _run_command(args: argparse.Namespace) -> int:
     if not config.simulate:
         ensure_data_dir(config.data_dir)
         lock = acquire_lock(config.data_dir)
+    run = Run(config, rep)
+    run.header()  # antes do login: a espera de um servidor dormindo já aparece com os servidores na tela
     try:
         errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
         if errors:
+            run.close()
             record_stopped_run(config, errors)
             return report_connection_errors(config, errors)
         if lock is not None:
             remove_stale_temp_files(config.data_dir)
-        doc = run_sync(config, rep)
+        doc = run_sync(config, rep, run)
     finally:
         if lock is not None:
             lock.release()

@@ -154,3 +154,44 @@ def test_ajuda_de_cada_comando_mostra_so_as_opcoes_dele(tmp_path):
             assert all(opcao in r.stdout for opcao in tem), (pedido, r.stdout)
             assert not any(opcao in r.stdout for opcao in nao_tem), (pedido, r.stdout)
             assert len(r.stdout.splitlines()) < len(geral.stdout.splitlines()) * 0.6, pedido
+
+
+def porta_fechada() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cabecalho_aparece_antes_do_login(par):
+    r = par.rodar(BACKUP_ADMIN_PASSWORD="errada-123456")
+    assert r.codigo == 2
+    assert f"Principal: {par.principal.url}" in r.stdout and f"Backup: {par.backup.url}" in r.stdout
+
+
+def test_espera_do_despertar_diz_por_que_espera(par):
+    par.principal.add_device("P-1")
+    pagina = "<html><body>503 Service Unavailable (app acordando)</body></html>"
+    par.backup.override("GET", "/health", 503, pagina, content_type="text/html", times=2)
+    r = par.rodar(SYNC_ESPERA_DESPERTAR="30")
+    assert r.codigo == 0, r.stdout + r.stderr
+    cabecalho = r.stdout.index(f"Backup: {par.backup.url}")
+    espera = r.stdout.index(f"⏳ Backup ({par.backup.url}): respondeu HTTP 503")
+    assert cabecalho < espera, r.stdout
+    linha = r.stdout[espera:].splitlines()[0]
+    assert "servidor gratuito dormindo" in linha and "até 30 s" in linha, linha
+    assert r.stdout.count("⏳") == 1  # uma explicação por servidor, não uma por tentativa
+
+
+def test_conexao_recusada_nao_e_host_dormindo_e_espera_pouco(par):
+    import time
+
+    fechada = f"http://127.0.0.1:{porta_fechada()}"
+    inicio = time.monotonic()
+    r = par.rodar(SERVIDOR_BACKUP=fechada, SYNC_ESPERA_DESPERTAR="90", SYNC_TENTATIVAS_HTTP="0")
+    duracao = time.monotonic() - inicio
+    assert r.codigo == 4, r.stdout + r.stderr
+    assert duracao < 30, f"esperou {duracao:.0f} s uma porta fechada (limite configurado: 90 s)"
+    texto = r.stdout + r.stderr
+    assert "conexão recusada" in texto and "502/503" in texto and "SERVIDOR_BACKUP" in texto, texto
