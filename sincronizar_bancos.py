@@ -2127,16 +2127,18 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     return found
 
 
-def _create_user(user: User, side: str) -> Action:
+def _create_user(user: User, side: str, shown: str | None = None) -> Action:
+    """shown: o nome exibido do lado (restaurar: o lado "backup" do plano é o principal de verdade)."""
     payload = {"username": user.username, "email": user.email, "role": user.role or "user"}
     payload = {k: v for k, v in payload.items() if v is not None}  # e-mail vazio vai omitido
-    return Action(CREATE_USER, user.username, f"não existe no {side}", payload,
+    return Action(CREATE_USER, user.username, f"não existe no {shown or side}", payload,
                   tuple((f, None, v) for f, v in payload.items()), side)
 
 
 def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = None,
-               two_way: bool = False) -> tuple[list[Action], list[Divergence], list[str]]:
-    """Usuários: só criação (a API não altera nem apaga usuários)."""
+               two_way: bool = False, labels: dict[str, str] | None = None
+               ) -> tuple[list[Action], list[Divergence], list[str]]:
+    """Usuários: só criação (a API não altera nem apaga usuários). labels: nomes exibidos dos lados."""
     actions, divergences = [], []
     known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
     sources = [(primary, backup, "backup")] + ([(backup, primary, "principal")] if two_way else [])
@@ -2151,9 +2153,10 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
                                               f"apagado no {side} desde a última sincronização; não foi recriado"))
             elif name == target.login_username:
                 divergences.append(Divergence("usuario", name, "username", name, name,
-                                              f"nome já usado por um super-admin no {side} (não listado pela API)"))
+                                              f"nome já usado por um super-admin no {(labels or {}).get(side, side)} "
+                                              "(não listado pela API)"))
             else:
-                actions.append(_create_user(source.users[name], side))
+                actions.append(_create_user(source.users[name], side, (labels or {}).get(side)))
                 divergences.append(Divergence("usuario", name, "senha", None, None,
                                               "senhas não são expostas pela API; uma senha nova foi gerada"))
     for name in sorted(set(primary.users) & set(backup.users)):
@@ -2506,7 +2509,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
-    user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way)
+    user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way, options.labels)
     clock = Clock.of(today)
     planner = _Planner(primary, backup, clock, state, options)
     planner.run()
@@ -3495,12 +3498,19 @@ def pair_details(pair: dict[str, Any], limit: int = 200) -> dict[str, Any]:
     }
 
 
-def _action_line(result: Result, simulate: bool) -> str:
+def _action_line(result: Result, simulate: bool, where: str | None = None) -> str:
+    """where: o servidor que recebe a escrita ("principal"/"backup"), dito quando o modo grava nos dois."""
     icon, done, todo, verb = ACTION_LABELS[result.action.kind]
+    place = f" no {where}" if where else ""
     if not result.ok:
-        return f"   ❌ {result.action.key}: falhou ao {verb} — {result.message}"
+        return f"   ❌ {result.action.key}: falhou ao {verb}{place} — {result.message}"
     extra = f" ({result.message})" if result.message else ""
-    return f"   {icon} {result.action.key}: {todo if simulate else done} — {result.action.reason}{extra}"
+    return f"   {icon} {result.action.key}: {todo if simulate else done}{place} — {result.action.reason}{extra}"
+
+
+def _writes_primary(outcome: PairOutcome) -> bool:
+    """O plano deste par grava no principal (bidirecional ou restaurar)."""
+    return outcome.direction.restore or any(a.side == "principal" for a in outcome.planned())
 
 
 def summarize_divergences(divergences: list[Divergence]) -> list[str]:
@@ -3556,16 +3566,18 @@ class TextReport:
             rep.say(f"   ⚠️  {warning}")
         rep.say("")
 
-    def actions(self, results: list[Result]) -> None:
+    def actions(self, results: list[Result], d: Direction | None = None, two_way: bool = False) -> None:
         shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
+        say_where = d is not None and (two_way or d.restore)  # o modo grava no principal: dizer onde
         for result in shown[:MAX_LINES]:
-            self.rep.say(_action_line(result, self.simulate))
+            self.rep.say(_action_line(result, self.simulate, d.real_side(result.action.side) if say_where else None))
         if len(shown) > MAX_LINES:
-            self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa com --json ou no histórico)")
+            where = "com --json" if self.simulate else "com --json ou no histórico"  # simulação não vai ao histórico
+            self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa {where})")
 
     def users(self, outcome: PairOutcome, results: list[Result]) -> None:
         self.rep.say("👥 Usuários" if self.check else "👥 Sincronizando usuários...")
-        self.actions(results)
+        self.actions(results, outcome.direction, _writes_primary(outcome))
         done = "em dia após o plano" if self.simulate else "sincronizados"
         self.rep.say(f"   ✅ {outcome.users_present}/{outcome.users_total} usuários {done}")
         self.rep.say("")
@@ -3573,7 +3585,7 @@ class TextReport:
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
-        self.actions(results)
+        self.actions(results, outcome.direction, _writes_primary(outcome))
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover}
         done = "em dia após o plano" if self.simulate else "sincronizadas"
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
@@ -3795,7 +3807,8 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
         lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
                      "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
                      "'admin': configure a senha dele para esse servidor.")
-    lines.append("   Nada foi sincronizado nem gravado nos servidores (a falha fica no histórico e no painel).")
+    lines.append("   Nada foi sincronizado nem gravado nos servidores"
+                 + ("." if config.simulate else " (a falha fica no histórico e no painel)."))
     texts = {server.url: _error_text(exc) for server, exc in errors}
     primary_error = texts.get(config.primary.url)
     backups = [{"backup": b.url, "situacao": "erro", "codigo_saida": code,
@@ -5372,9 +5385,25 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
     rep.say(f"Auditoria: {with_count(len(trail), 'escrita')}{sides}")
     for item in trail:
         side = "principal" if item["servidor"] in primaries else "backup"
-        changes = "; ".join(f"{f}: {a!r} → {b!r}" for f, a, b in item["mudancas"])
+        changes = "; ".join(f"{f}: {audit_value(f, a)} → {audit_value(f, b)}" for f, a, b in item["mudancas"])
         rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
+
+
+AUDIT_STATUS = {"active": "ativa", "blocked": "bloqueada", "pending": "pendente"}
+
+
+def audit_value(field: str, value: Any) -> str:
+    """Um valor da auditoria em português: vazio, ativa/bloqueada/pendente, "texto" entre aspas, números."""
+    if value is None or value == "":
+        return "vazio"
+    if field == "status" and value in AUDIT_STATUS:
+        return AUDIT_STATUS[value]
+    if isinstance(value, bool):
+        return "sim" if value else "não"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
 
 
 def audit_outcome(item: dict[str, Any]) -> str:

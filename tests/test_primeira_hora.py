@@ -195,3 +195,45 @@ def test_conexao_recusada_nao_e_host_dormindo_e_espera_pouco(par):
     assert duracao < 30, f"esperou {duracao:.0f} s uma porta fechada (limite configurado: 90 s)"
     texto = r.stdout + r.stderr
     assert "conexão recusada" in texto and "502/503" in texto and "SERVIDOR_BACKUP" in texto, texto
+
+
+def test_restaurar_diz_que_grava_no_principal_e_o_que_falta_nele(par):
+    par.backup.add_user("bia", "senha-bia-123")
+    par.backup.add_device("B-1")
+    r = par.rodar("restaurar")
+    assert r.codigo == 0, r.stdout + r.stderr
+    assert "👤 bia: usuário criado no principal — não existe no principal" in r.stdout, r.stdout
+    assert "➕ B-1: criada no principal — não existe no principal" in r.stdout
+    assert "não existe no backup" not in r.stdout
+
+
+def test_bidirecional_diz_em_qual_servidor_cada_escrita_cai(par):
+    assert par.rodar("--bidirecional").codigo == 0
+    par.backup.add_device("VENDA-NO-BACKUP")
+    par.principal.add_device("VENDA-NO-PRINCIPAL")
+    r = par.rodar("--bidirecional")
+    assert r.codigo == 0, r.stdout + r.stderr
+    assert "➕ VENDA-NO-BACKUP: criada no principal — não existe no principal" in r.stdout, r.stdout
+    assert "➕ VENDA-NO-PRINCIPAL: criada no backup — não existe no backup" in r.stdout
+
+
+def test_historico_detalhes_mostra_valores_em_portugues(par):
+    par.principal.add_device("P-1", status="blocked")
+    assert par.rodar().codigo == 0
+    r = par.rodar("historico", "--detalhes", "1")
+    assert r.codigo == 0, r.stderr
+    assert "status: vazio → ativa" in r.stdout and "status: ativa → bloqueada" in r.stdout, r.stdout
+    assert "license_type: vazio → \"anual\"" in r.stdout
+    assert "None" not in r.stdout and "'blocked'" not in r.stdout and "'active'" not in r.stdout
+
+
+def test_simulacao_nao_aponta_para_o_historico(par):
+    for i in range(25):
+        par.principal.add_device(f"P-{i:02d}")
+    r = par.rodar("--simular")
+    assert r.codigo == 0
+    assert "… e mais 5 ações (lista completa com --json)" in r.stdout, r.stdout
+    assert "histórico" not in r.stdout
+    assert not (par.dados / "historico.sqlite3").exists()
+    r = par.rodar("--simular", BACKUP_ADMIN_PASSWORD="errada-123456")
+    assert r.codigo == 2 and "histórico" not in r.stdout + r.stderr
