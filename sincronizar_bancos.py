@@ -5272,26 +5272,26 @@ def build_parser() -> argparse.ArgumentParser:
 _CONNECTION_OPTIONS = ["--env", "--principal", "--backup", "--usuario", "--timeout", "--espera-despertar",
                        "--tentativas-http", "--permitir-http"]
 COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opções que valem para ele)
-    "demo": ("Demonstração sem configurar nada: sobe dois servidores de referência nesta máquina (portas "
-             "livres, senhas aleatórias), roda uma sincronização real entre eles, roda de novo (não deve "
-             "sobrar nada a fazer) e confere o veredito licença a licença. Não lê o .env, não usa a internet "
-             "e apaga tudo ao terminar. Sai com 0 quando tudo confere.", ["--json"]),
-    "verificar": ("Só compara o principal com cada backup e diz o que a sincronização faria; nunca grava nada "
-                  "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
-                  "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
-                  "causa e o conserto), 2 configuração, 4 servidor fora do ar.",
+    "demo": (("Demonstração sem configurar nada: sobe dois servidores de referência nesta máquina (portas "
+              "livres, senhas aleatórias), roda uma sincronização real entre eles, roda de novo (não deve "
+              "sobrar nada a fazer) e confere o veredito licença a licença. Não lê o .env, não usa a internet "
+              "e apaga tudo ao terminar. Sai com 0 quando tudo confere."), ["--json"]),
+    "verificar": (("Só compara o principal com cada backup e diz o que a sincronização faria; nunca grava nada "
+                   "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
+                   "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
+                   "causa e o conserto), 2 configuração, 4 servidor fora do ar."),
                   _CONNECTION_OPTIONS + ["--bidirecional", "--json", "--sem-progresso", "--hoje", "--agora"]),
-    "historico": ("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
-                  "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
-                  "cada escrita, em qual servidor e com qual resultado.",
+    "historico": (("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
+                   "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
+                   "cada escrita, em qual servidor e com qual resultado."),
                   ["--env", "--dados-dir", "--limite", "--detalhes", "--json"]),
-    "painel": ("Abre uma página de acompanhamento (e /status.json para monitores) feita a partir do histórico "
-               "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
-               "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES.",
+    "painel": (("Abre uma página de acompanhamento (e /status.json para monitores) feita a partir do histórico "
+                "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
+                "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES."),
                ["--env", "--dados-dir", "--porta", "--host", "--principal", "--backup"]),
-    "restaurar": ("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
-                  "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
-                  "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular.",
+    "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
+                   "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
+                   "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
                   _CONNECTION_OPTIONS + ["--de", "--forcar", "--simular", "--dados-dir", "--paralelo", "--json",
                                          "--sem-progresso"]),
 }

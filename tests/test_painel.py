@@ -325,7 +325,7 @@ def pedir(url: str, host: str | None) -> tuple[int, dict, bytes]:
 
 
 def test_painel_so_responde_ao_proprio_nome_de_host(painel):
-    par, url = painel
+    _, url = painel
     porta = urllib.parse.urlsplit(url).port
     for host in (f"127.0.0.1:{porta}", f"localhost:{porta}"):
         assert pedir(url + "/status.json", host)[0] == 200, host
@@ -358,7 +358,7 @@ def test_pagina_tem_csp_sem_script_e_o_estilo_pelo_hash(painel):
     html = corpo.decode()
     csp = cabecalhos["Content-Security-Policy"]
     assert codigo == 200 and "default-src 'none'" in csp and "script-src" not in csp and "unsafe-inline" not in csp
-    estilo = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    estilo = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
     assinatura = base64.b64encode(hashlib.sha256(estilo.encode()).digest()).decode()
     assert f"'sha256-{assinatura}'" in csp  # o único <style> da página é o autorizado
     assert "<script" not in html and " style=" not in html and html.count("<style>") == 1
