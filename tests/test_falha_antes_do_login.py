@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 from test_painel import abrir_painel, get
+from test_tls import ca, certificados, montar  # noqa: F401 (fixtures do TLS de verdade)
 
 
 def status(url: str) -> tuple[int, dict]:
@@ -94,3 +95,13 @@ def test_simulacao_com_senha_errada_nao_grava_nada(par):
     r = par.rodar("--simular", PRINCIPAL_ADMIN_PASSWORD="errada-123456")
     assert r.codigo == 2
     assert not (par.dados / "historico.sqlite3").exists() and not (par.dados / "ultima_execucao.json").exists()
+
+
+def test_certificado_tls_recusado_fica_no_historico(montar, ca):
+    par = montar(backup="autoassinado")
+    ambiente = par.ambiente(SYNC_CA_BUNDLE=str(ca.arquivo))
+    r = par.rodar(env=ambiente)
+    assert r.codigo == 2 and "Traceback" not in r.stderr
+    [(backup, situacao, codigo, erro)] = linhas(par)
+    assert (backup, situacao, codigo) == (par.backup.url, "erro", 2) and "certificado" in erro
+    assert ultima(par)["codigo_saida"] == 2
