@@ -4645,13 +4645,24 @@ def record_config_failure(args: argparse.Namespace, message: str) -> None:
         lock = acquire_lock(data_dir)
     except (LockBusy, ConfigError, OSError):
         return  # outra execução em andamento registra a dela
-    started, error = now_iso(), mask_free_text(message)
+    try:
+        _record_config_failure(args, data_dir, pairs, mask_free_text(message))
+    except Exception as exc:  # noqa: BLE001 - registrar é o melhor possível; nunca um traceback por cima do erro
+        sys.stderr.write(mask_free_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
+                                        f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
+    finally:
+        lock.release()
+
+
+def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[str, str]],
+                           error: str) -> None:
+    started = now_iso()
     today = dt.datetime.now(dt.timezone.utc).date()
-    outcomes = []
+    outcomes: list[PairOutcome] = []
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     try:
         history = History(data_dir)
         try:
-            run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
             for primary, backup in pairs:
                 direction = Direction(ServerConfig("principal", primary, "", ""), ServerConfig("backup", backup, "", ""))
                 outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
@@ -4663,15 +4674,16 @@ def record_config_failure(args: argparse.Namespace, message: str) -> None:
                 outcomes.append(outcome)
         finally:
             history.close()
-        run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
-                         pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
-                         primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
-                         stopped_code=EXIT_CONFIG, recorded=bool(pairs))
-        atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
     except (OSError, sqlite3.Error):
+        outcomes = []  # histórico ilegível: fica só o ultima_execucao.json (o painel o mostra)
+    run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
+                     pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
+                     primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
+                     stopped_code=EXIT_CONFIG, recorded=bool(outcomes))
+    try:
+        atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
+    except OSError:
         pass  # registrar é o melhor possível: o erro de configuração já foi dito na tela
-    finally:
-        lock.release()
 
 
 # ============================================================================
@@ -5885,8 +5897,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run_command(args)
     except ConfigError as exc:
-        record_config_failure(args, f"Configuração: {exc}")
-        return fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
+        code = fail(f"Configuração: {exc}", EXIT_CONFIG, json_mode)
+        record_config_failure(args, f"Configuração: {exc}")  # depois da mensagem: ela é a primeira linha
+        return code
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
                     EXIT_EM_ANDAMENTO, json_mode)
