@@ -4,51 +4,25 @@ cada requisição inteira, o mesmo servidor configurado duas vezes e configuraç
 falham em segundos.
 
 Os servidores "estranhos" (corpo pingado byte a byte, página que não é da API, JSON de outro
-serviço) são stubs http.server pequenos, daqui mesmo.
+serviço) são o `ServidorStub` de apoio.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-import conftest
-from apoio_resiliencia import guardar_tokens, par_r, saida, sem_traceback, semear_licencas, semear_usuarios
-from conftest import Par, rodar_script
-from servidor_referencia import ServidorReferencia
+from apoio import (RAIZ, SEGREDOS_USADOS, Par, ServidorStub, ambiente_limpo, enviar, pingar, rodar_cronometrado,
+                   rodar_script, saida, sem_traceback, semear_licencas, semear_usuarios)
 
 import sincronizar_bancos as sb
 
-__all__ = ["par_r"]  # fixture importada
 
 SENHA_LONGA = "abc${X}def-9"
-conftest.SEGREDOS_USADOS.add(SENHA_LONGA)  # nunca pode aparecer em nada do que o script deixou
-
-
-class ParComSenha(Par):
-    """Principal e backup com a MESMA senha de administrador, escolhida pelo teste."""
-
-    def __init__(self, tmp_path: Path, senha: str):
-        self.senha_principal = self.senhas_backup = senha
-        self.principal = ServidorReferencia(admins={"admin": senha}).start()
-        self.backups = [ServidorReferencia(admins={"admin": senha}).start()]
-        self.dados = tmp_path / "dados"
-        self.tmp_path = tmp_path
-
-
-def ambiente_limpo(**extra: str) -> dict[str, str]:
-    """Ambiente sem nenhuma configuração do script herdada de fora."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "SYNC_", "DADOS_DIR", "PAINEL_"))}
-    env["PYTHONIOENCODING"] = "utf-8"
-    env.update(extra)
-    return env
+SEGREDOS_USADOS.add(SENHA_LONGA)  # nunca pode aparecer em nada do que o script deixou
 
 
 def arquivos_gravados(dados: Path) -> dict[str, str]:
@@ -78,7 +52,7 @@ SENHAS_ESTRANHAS = ["2026", "true", "null", '"', SENHA_LONGA]
 
 @pytest.mark.parametrize("senha", SENHAS_ESTRANHAS, ids=["2026", "true", "null", "aspas", "cifrao"])
 def test_senha_estranha_json_valido_datas_intactas(tmp_path, senha):
-    par = ParComSenha(tmp_path, senha)
+    par = Par(tmp_path, senha=senha)
     try:
         semear_licencas(par.principal, 4)
         semear_usuarios(par.principal, ["ana"])
@@ -94,14 +68,13 @@ def test_senha_estranha_json_valido_datas_intactas(tmp_path, senha):
             assert senha not in r.stdout + r.stderr
             for nome, texto in arquivos_gravados(par.dados).items():
                 assert senha not in texto, nome
-        guardar_tokens(par.principal, par.backup)
     finally:
         par.parar()
 
 
 @pytest.mark.parametrize("senha", ["2026", "true"])
 def test_senha_estranha_ultima_execucao_valida(tmp_path, senha):
-    par = ParComSenha(tmp_path, senha)
+    par = Par(tmp_path, senha=senha)
     try:
         semear_licencas(par.principal, 2)
         r = par.rodar("--sem-progresso")
@@ -127,7 +100,7 @@ def test_mascara_texto_livre_por_palavra_inteira():
 
 def test_erro_do_servidor_que_ecoa_a_senha_curta_sai_mascarado(tmp_path):
     """Texto livre vindo do servidor (corpo de erro) é mascarado onde nasce; o JSON continua válido."""
-    par = ParComSenha(tmp_path, "2026")
+    par = Par(tmp_path, senha="2026")
     try:
         semear_licencas(par.principal, 1)
         par.backup.override("GET", "/admin/devices", 500, {"error": "falhou com a senha 2026 (2026-11-30)"})
@@ -145,7 +118,7 @@ def test_erro_do_servidor_que_ecoa_a_senha_curta_sai_mascarado(tmp_path):
 
 @pytest.mark.parametrize("forma", ["sem_aspas", "aspas_duplas", "aspas_simples"])
 def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
-    par = ParComSenha(tmp_path, SENHA_LONGA)
+    par = Par(tmp_path, senha=SENHA_LONGA)
     try:
         semear_licencas(par.principal, 3)
         valor = {"sem_aspas": SENHA_LONGA, "aspas_duplas": f'"{SENHA_LONGA}"',
@@ -159,7 +132,6 @@ def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
         assert r.codigo == 0, saida(r)[-3000:]
         assert set(par.backup.devices()) == set(par.principal.devices())
         assert SENHA_LONGA not in saida(r)
-        guardar_tokens(par.principal, par.backup)
     finally:
         par.parar()
 
@@ -167,68 +139,6 @@ def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
 # ---------------------------------------------------------------------------
 # Stubs http.server (servidores que não são a API, ou que pingam a resposta)
 # ---------------------------------------------------------------------------
-
-class Stub:
-    """Servidor HTTP mínimo em 127.0.0.1: `rotas[(método, caminho)] = função(handler)`; conta requisições."""
-
-    def __init__(self, rotas: dict):
-        self.rotas = rotas
-        self.contagem: dict[tuple[str, str], int] = {}
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _responder(self):
-                tamanho = int(self.headers.get("Content-Length") or 0)
-                self.corpo = self.rfile.read(tamanho) if tamanho else b""
-                chave = (self.command, self.path.split("?")[0])
-                stub.contagem[chave] = stub.contagem.get(chave, 0) + 1
-                rota = stub.rotas.get(chave) or stub.rotas.get(("*", "*"))
-                try:
-                    if rota is None:
-                        enviar(self, 404, FLASK_404, "text/html; charset=utf-8")
-                    else:
-                        rota(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            do_GET = do_POST = do_DELETE = _responder
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def parar(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-FLASK_404 = ("<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested "
-             "URL was not found on the server.</p>\n")
-
-
-def enviar(handler, status: int, corpo, tipo: str = "application/json") -> None:
-    dados = corpo if isinstance(corpo, bytes) else (corpo if isinstance(corpo, str) else json.dumps(corpo)).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", tipo)
-    handler.send_header("Content-Length", str(len(dados)))
-    handler.end_headers()
-    handler.wfile.write(dados)
-    handler.wfile.flush()
-
-
-def pingar(bytes_: bytes, handler, intervalo: float = 0.5) -> None:
-    """Escreve um byte a cada `intervalo` segundos (até o cliente desistir)."""
-    for i in range(len(bytes_)):
-        handler.wfile.write(bytes_[i:i + 1])
-        handler.wfile.flush()
-        time.sleep(intervalo)
-
 
 def health_ok(handler):
     enviar(handler, 200, {"status": "ok"})
@@ -256,7 +166,7 @@ def stubs():
     criados = []
 
     def criar(rotas):
-        stub = Stub(rotas)
+        stub = ServidorStub(rotas)
         criados.append(stub)
         return stub
     yield criar
@@ -269,34 +179,33 @@ def stubs():
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("como", ["corpo", "cabecalho"])
-def test_resposta_pingada_falha_em_sync_timeout(par_r, stubs, como):
-    par = par_r
+def test_resposta_pingada_falha_em_sync_timeout(par, stubs, como):
     lento = stubs({("GET", "/health"): health_ok,
                    ("POST", "/admin/login"): login_com_corpo_pingado if como == "corpo"
                    else login_com_cabecalho_pingado})
-    inicio = time.monotonic()
     r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="0")
-    duracao = time.monotonic() - inicio
     sem_traceback(r)
     assert r.codigo == 4, saida(r)[-3000:]
     assert "tempo esgotado" in saida(r) and "SYNC_TIMEOUT" in saida(r), saida(r)[-3000:]
-    assert 2.5 <= duracao < 8, f"levou {duracao:.1f} s com SYNC_TIMEOUT=3 (sem o prazo, ~40 s)"
     assert lento.contagem[("POST", "/admin/login")] == 1
+    # medido no servidor: do pedido até o cliente desistir (a escrita seguinte do byte pingado falha)
+    [login] = lento.terminados("/admin/login")
+    duracao = login["fim"] - login["inicio"]
+    assert 2.5 <= duracao < 3 + 1 + 2, f"desistiu após {duracao:.1f} s com SYNC_TIMEOUT=3 (sem o prazo, ~40 s)"
     assert par.backup.write_count() == 0
 
 
-def test_resposta_pingada_com_novas_tentativas_tem_limite(par_r, stubs):
+def test_resposta_pingada_com_novas_tentativas_tem_limite(par, stubs):
     """Cabeçalhos pingados: cada nova tentativa do urllib3 tem o seu prazo. Total: no máximo
     (N + 1) × SYNC_TIMEOUT + as esperas entre as tentativas (0,5 s, 1 s... com SYNC_TENTATIVAS_HTTP=N)."""
-    par = par_r
     lento = stubs({("GET", "/health"): health_ok, ("POST", "/admin/login"): login_com_cabecalho_pingado})
-    inicio = time.monotonic()
     r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="2", SYNC_TENTATIVAS_HTTP="2")
-    duracao = time.monotonic() - inicio
     sem_traceback(r)
     assert r.codigo == 4, saida(r)[-3000:]
     assert "tempo esgotado" in saida(r)
     assert lento.contagem[("POST", "/admin/login")] == 3  # 1 + 2 novas tentativas, contadas no servidor
+    logins = lento.terminados("/admin/login")
+    duracao = logins[-1]["fim"] - logins[0]["inicio"]  # medido no servidor, sem a partida do processo
     assert 3 * 2 <= duracao < 3 * 2 + 2 + 4, f"levou {duracao:.1f} s"
 
 
@@ -308,17 +217,15 @@ PADRAO = {"SYNC_ESPERA_DESPERTAR": "", "SYNC_TIMEOUT": "", "SYNC_TENTATIVAS_HTTP
 
 
 def _rodar_cronometrado(par, *args, **extra):
-    inicio = time.monotonic()
-    r = par.rodar("--sem-progresso", *args, **{**PADRAO, **extra})
-    return r, time.monotonic() - inicio
+    """(execução, segundos além da partida do script)."""
+    return rodar_cronometrado(par.rodar, "--sem-progresso", *args, **{**PADRAO, **extra})
 
 
 def _primeira_linha(texto: str) -> str:
     return texto.strip().splitlines()[0]
 
 
-def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par_r):
-    par = par_r
+def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par):
     semear_licencas(par.principal, 3)
     r, duracao = _rodar_cronometrado(par, SERVIDOR_PRINCIPAL=par.principal.url + "/admin")
     sem_traceback(r)
@@ -338,8 +245,7 @@ def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par_r):
      "página HTML"),
     (lambda h: enviar(h, 401, {"message": "missing api key"}), "HTTP 401"),
 ], ids=["json_de_outro_servico", "site_html", "401_json"])
-def test_quem_responde_nao_e_a_api_sai_com_2(par_r, stubs, resposta, trecho):
-    par = par_r
+def test_quem_responde_nao_e_a_api_sai_com_2(par, stubs, resposta, trecho):
     outro = stubs({("GET", "/health"): resposta})
     r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP=outro.url)
     sem_traceback(r)
@@ -352,8 +258,7 @@ def test_quem_responde_nao_e_a_api_sai_com_2(par_r, stubs, resposta, trecho):
     nada_gravado(par)
 
 
-def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par_r, stubs):
-    par = par_r
+def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par, stubs):
     vezes = {"n": 0}
 
     def acordando(h):
@@ -373,11 +278,9 @@ def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par_r, stubs):
 
 def test_env_copiado_do_exemplo_sem_editar_pede_para_editar(tmp_path):
     env_arquivo = tmp_path / ".env"
-    env_arquivo.write_text((conftest.RAIZ / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
-    inicio = time.monotonic()
-    r = rodar_script("--env", str(env_arquivo), "--sem-progresso",
-                     env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
-    duracao = time.monotonic() - inicio
+    env_arquivo.write_text((RAIZ / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    r, duracao = rodar_cronometrado(rodar_script, "--env", str(env_arquivo), "--sem-progresso",
+                                    env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
     sem_traceback(r)
     assert r.codigo == 2, saida(r)
     assert duracao < 5
@@ -391,8 +294,7 @@ def test_env_copiado_do_exemplo_sem_editar_pede_para_editar(tmp_path):
     ("SERVIDOR_BACKUP", "https://backup1.exemplo.com.br"),
     ("ADMIN_PASSWORD", "troque-esta-senha"),
 ])
-def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par_r, variavel, valor):
-    par = par_r
+def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par, variavel, valor):
     extra = {variavel: valor}
     if variavel == "ADMIN_PASSWORD":
         extra.update(PRINCIPAL_ADMIN_PASSWORD="", BACKUP_ADMIN_PASSWORD="")
@@ -401,8 +303,7 @@ def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par_r, variavel, valo
     assert sum(par.principal.counts.values()) + sum(par.backup.counts.values()) == 0
 
 
-def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par_r):
-    par = par_r
+def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par):
     r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP="https://servidor-que-nao-existe.invalid")
     sem_traceback(r)
     assert r.codigo == 4, saida(r)[-3000:]
@@ -413,8 +314,7 @@ def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par_r):
 
 
 @pytest.mark.parametrize("lado", ["backup", "os_dois"])
-def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par_r, lado):
-    par = par_r
+def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par, lado):
     semear_licencas(par.principal, 3)
     extra = {"BACKUP_ADMIN_PASSWORD": "senha-errada-123"}
     if lado == "os_dois":
@@ -433,8 +333,7 @@ def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par_r, lado):
     nada_gravado(par)
 
 
-def test_senha_errada_em_json_e_um_documento(par_r):
-    par = par_r
+def test_senha_errada_em_json_e_um_documento(par):
     r = par.rodar("--json", BACKUP_ADMIN_PASSWORD="senha-errada-123")
     assert r.codigo == 2
     doc = json.loads(r.stdout)
@@ -443,9 +342,8 @@ def test_senha_errada_em_json_e_um_documento(par_r):
     nada_gravado(par)
 
 
-def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par_r):
+def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par):
     """connect_servers entrega o despertar e o login à execução: uma requisição de cada por servidor."""
-    par = par_r
     semear_licencas(par.principal, 2)
     r = par.rodar("--sem-progresso")
     assert r.codigo == 0, saida(r)[-3000:]
@@ -462,8 +360,7 @@ def _outro_nome(url: str) -> str:
 
 
 @pytest.mark.parametrize("como", ["principal_e_backup", "dois_backups", "vazio_duas_vezes"])
-def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
-    par = par_r
+def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par, como):
     if como != "vazio_duas_vezes":
         semear_licencas(par.principal, 4)
         semear_usuarios(par.principal, ["ana"])
@@ -485,8 +382,7 @@ def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
     assert not (par.dados / sb.STATE_DIR).exists()
 
 
-def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
-    par = par_r
+def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par):
     r = par.rodar("--sem-progresso")
     assert r.codigo != 2 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
     # listagens idênticas (vazias): uma pergunta a mais, com o token do outro, recusada com 401
@@ -502,3 +398,40 @@ def test_same_server_groups_agrupa_so_listagens_cruas_identicas():
                                     "https://c": (usuarios, [])})
     assert grupos == [["https://a", "https://b"]]
     assert sb.same_server_groups({"https://a": ([], []), "https://b": ([{"id": 2}], [])}) == []
+
+
+# ---------------------------------------------------------------------------
+# ADMIN_PASSWORD=true com --json e listagem pingada pelo servidor de referência
+# ---------------------------------------------------------------------------
+
+def test_admin_password_true_com_json_continua_json_valido(tmp_path):
+    """ADMIN_PASSWORD=true (a variável comum aos dois servidores): a máscara não pode trocar o `true` do JSON."""
+    par = Par(tmp_path, senha="true")
+    try:
+        semear_licencas(par.principal, 4)
+        r = par.rodar("--json", "--hoje", "2026-11-30", ADMIN_PASSWORD="true", PRINCIPAL_ADMIN_PASSWORD="",
+                      BACKUP_ADMIN_PASSWORD="")
+        sem_traceback(r)
+        assert r.codigo == 0, saida(r)[-3000:]
+        doc = json.loads(r.stdout)
+        assert doc["backups"][0]["paridade"]["ok"] is True and doc["simulacao"] is False
+        assert doc["hoje"] == "2026-11-30"
+        assert set(par.backup.devices()) == set(par.principal.devices())
+    finally:
+        par.parar()
+
+
+def test_listagem_pingada_pelo_servidor_de_referencia_termina_em_segundos_nomeando_o_servidor(par):
+    semear_licencas(par.principal, 4)
+    par.backup.trickle("GET", "/admin/devices", seconds_per_byte=0.5, times=None)
+
+    inicio = time.monotonic()
+    r = par.rodar("--sem-progresso", SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="1")
+    duracao = time.monotonic() - inicio
+
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert par.backup.url in saida(r) and "tempo esgotado" in saida(r), saida(r)[-3000:]
+    assert duracao < 30, f"levou {duracao:.1f} s com SYNC_TIMEOUT=3"
+    assert par.backup.counts[("GET", "/admin/devices")] == 2  # 1 + 1 nova tentativa, contadas no servidor
+    assert par.backup.write_count() == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from test_painel import abrir_painel, get
+from apoio import abrir_painel, get
 from test_tls import ca, certificados, montar  # noqa: F401 (fixtures do TLS de verdade)
 
 
@@ -97,7 +97,7 @@ def test_simulacao_com_senha_errada_nao_grava_nada(par):
     assert not (par.dados / "historico.sqlite3").exists() and not (par.dados / "ultima_execucao.json").exists()
 
 
-def test_certificado_tls_recusado_fica_no_historico(montar, ca):
+def test_certificado_tls_recusado_fica_no_historico(montar, ca):  # noqa: F811 (fixtures de test_tls)
     par = montar(backup="autoassinado")
     ambiente = par.ambiente(SYNC_CA_BUNDLE=str(ca.arquivo))
     r = par.rodar(env=ambiente)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import rodar_script
-from test_painel import abrir_painel, get
+from apoio import abrir_painel, get, rodar_script
 
 
 def test_lista_de_fabrica_traz_a_linha_license_servers_com_as_urls_do_usuario(par):
@@ -119,7 +118,7 @@ def test_env_em_utf8_com_acento_funciona(par):
 def test_sem_env_diz_onde_procurou(par, tmp_path):
     import shutil
 
-    from conftest import SCRIPT
+    from apoio import SCRIPT
 
     pasta = tmp_path / "instalacao"
     pasta.mkdir()
