@@ -70,6 +70,7 @@ Códigos de saída: a tabela ExitCode logo abaixo (0 tudo certo; 1 problemas a r
 from __future__ import annotations
 
 import argparse
+import base64
 import calendar
 import concurrent.futures
 import contextlib
@@ -701,13 +702,24 @@ def read_env_file(path: str, required: bool) -> dict[str, str]:
             raise ConfigError(f"Arquivo de configuração não encontrado: {path}")
         return {}
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            handle.read(1)
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        raw.decode("utf-8-sig")
         # Valores literais: "$" ou "${...}" numa senha não são trocados por variáveis.
         values = dotenv_values(path, encoding="utf-8-sig", interpolate=False)
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ConfigError(f"o arquivo {path} não está em UTF-8 ({env_encoding_guess(raw)}): salve o .env como "
+                          "UTF-8 (no Bloco de Notas: Arquivo → Salvar como → Codificação: UTF-8).") from None
+    except OSError as exc:
         raise ConfigError(f"Não foi possível ler o arquivo de configuração {path}: {exc.__class__.__name__}") from None
     return {k: v for k, v in values.items() if v is not None}
+
+
+def env_encoding_guess(raw: bytes) -> str:
+    """De onde costuma vir um .env que não é UTF-8 (só para a mensagem)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) > 1 and b"\x00" in raw[:200]):
+        return "está em UTF-16, como fica quando é criado com 'echo ... > .env' no PowerShell"
+    return "parece ANSI/Windows-1252, o padrão de editores antigos no Windows"
 
 
 def _setting(name: str, cli_value: Any, env: dict[str, str], file_values: dict[str, str]) -> Any:
@@ -740,6 +752,7 @@ def settings_reader(args: argparse.Namespace, env: dict[str, str] | None = None,
 
     def get(name: str, cli: Any = None) -> Any:
         return _setting(name, cli, env, file_values)
+    get.env_path, get.env_found = os.path.abspath(env_path), os.path.exists(env_path)  # type: ignore[attr-defined]
     return get
 
 
@@ -758,6 +771,14 @@ def register_secrets(get: Callable[..., Any], add: Callable[[Any], None] | None 
     """Registra na máscara (SECRETS.add, ou `add`) o valor de cada variável secreta da tabela."""
     for name in SECRET_SETTINGS:
         (add or SECRETS.add)(get(name))
+
+
+def env_file_hint(get: Callable[..., Any]) -> str:
+    """" Nenhum .env foi encontrado em CAMINHO." quando o .env procurado não existe (senão, vazio)."""
+    if getattr(get, "env_found", True):
+        return ""
+    return (f" Nenhum arquivo .env foi encontrado em {get.env_path} (copie o .env.example para lá e edite, "  # type: ignore[attr-defined]
+            "ou indique outro com --env ARQUIVO).")
 
 
 def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: str | None = None) -> str:
@@ -780,9 +801,10 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     primary_url = get("SERVIDOR_PRINCIPAL", args.principal)
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
-        raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example).")
+        raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example)." + env_file_hint(get))
     if not backup_raw:
-        raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula).")
+        raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula)."
+                          + env_file_hint(get))
 
     admin_user = get("ADMIN_USER", args.usuario)
     admin_password = get("ADMIN_PASSWORD")
@@ -987,6 +1009,14 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         yield current
         pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
         pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+
+
+def is_connection_refused(exc: BaseException) -> bool:
+    """Ninguém escuta no endereço e porta (ECONNREFUSED): não é um host gratuito dormindo (esse responde 502/503)."""
+    if any(isinstance(current, ConnectionRefusedError) for current in exception_chain(exc)):
+        return True
+    text = str(exc)
+    return "Connection refused" in text or "Errno 111" in text or "10061" in text
 
 
 def is_dns_failure(exc: BaseException) -> bool:
@@ -1426,10 +1456,34 @@ class ApiClient:
         self.waited_seconds = time.monotonic() - start
         return self.waited_seconds
 
+    REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
+
+    def _explain_wait(self, answer: str, refused: bool) -> None:
+        """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
+        if self._explained:
+            return
+        self._explained = True
+        if refused:
+            why = (f"conexão recusada: nada responde nesse endereço e porta. Um servidor gratuito dormindo "
+                   f"responde 502/503, não recusa a conexão; espero só {min(self.REFUSED_WAIT, self.config.wake_wait):.0f} s "
+                   f"(confira a URL em {env_name(self.server)})")
+        else:
+            why = (f"{answer}: é o que um servidor gratuito dormindo responde enquanto acorda (30 a 60 s ou mais); "
+                   f"espero até {self.config.wake_wait:.0f} s (SYNC_ESPERA_DESPERTAR)")
+        stream = sys.stderr if self.config.json_output else sys.stdout  # logo abaixo do cabeçalho
+        stream.write(SECRETS.mask(f"   ⏳ {self.server.label}: {why}...") + "\n")
+        stream.flush()
+
     def _wake_loop(self, deadline: float) -> None:
-        last_error = "sem resposta"
+        last_error, refused_since = "sem resposta", None
+        self._explained = False
         while True:
             remaining = deadline - time.monotonic()
+            if refused_since is not None and time.monotonic() - refused_since >= self.REFUSED_WAIT:
+                raise ApiError(
+                    f"{self.server.label}: conexão recusada por {self.REFUSED_WAIT:.0f} s: nada responde nesse "
+                    f"endereço e porta (um servidor gratuito dormindo responde 502/503, não recusa). Confira a URL "
+                    f"em {env_name(self.server)} e se o servidor está no ar.")
             if remaining <= 0:
                 raise ApiError(
                     f"{self.server.label} não respondeu a /health em {self.config.wake_wait:.0f} s "
@@ -1446,12 +1500,19 @@ class ApiClient:
                     return
                 if verdict is HealthVerdict.OTHER:
                     raise self._mismatch("GET /health", what)
-                last_error = what
+                last_error, refused_since = what, None
+                self._explain_wait(f"respondeu {what}", refused=False)
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
                 self._raise_tls_problem(exc)
                 last_error = describe_exception(exc)
+                refused = is_connection_refused(exc)
+                if refused and refused_since is None:
+                    refused_since = time.monotonic()
+                elif not refused:
+                    refused_since = None
+                self._explain_wait(last_error, refused=refused)
             self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
 
     def _mismatch(self, request: str, what: str) -> ServerMismatch:
@@ -2157,6 +2218,15 @@ _FINDING_TEXT: dict[FindingKind, Callable[[FailoverFinding], str]] = {
 _UNKNOWN_TEXT = "lista não lida (sem a rota /servers ou resposta fora do formato): rota de falha não conferida"
 
 
+def license_servers_line(configured: Iterable[str], aliases: Iterable[tuple[str, str]] = ()) -> str:
+    """A linha exata para o LICENSE_SERVERS de cada servidor: o principal e os backups configurados, nessa
+    ordem (um servidor com apelido em SERVIDORES_APELIDOS aparece pelo endereço que os clientes usam)."""
+    public: dict[str, str] = {}
+    for alias, server in aliases:
+        public.setdefault(server, alias)
+    return "LICENSE_SERVERS=" + ",".join(public.get(url, url) for url in configured)
+
+
 def failover_text(report: FailoverReport | None) -> list[str]:
     """Bloco curto do relatório humano; vazio quando a rota de falha está como configurada."""
     if report is None or not report.off:
@@ -2166,6 +2236,10 @@ def failover_text(report: FailoverReport | None) -> list[str]:
         lines.append(f"   {'❌' if finding.serious else '⚠️ '} {finding.message}")
         lines += [f"      {server}: {_failover_route(urls)}" for server, urls in finding.lists]
     lines += [f"   ❔ {item.server}: {_UNKNOWN_TEXT}." for item in report.unknown]
+    if report.findings:
+        lines.append("   → Em cada servidor (nas variáveis de ambiente do app), deixe exatamente esta linha e "
+                     "reinicie-o:")
+        lines.append(f"      {license_servers_line(report.configured, report.aliases)}")
     if report.serious:
         lines.append("   → Enquanto houver ❌ aqui, 'verificar' sai com código 1; sincronizar de novo não "
                      "resolve: ajuste SERVIDOR_BACKUP ou o LICENSE_SERVERS dos servidores.")
@@ -2210,10 +2284,15 @@ def render_failover_card(details: dict[str, Any] | None) -> str:
     findings = "".join(f'<li class="{"grave" if f.get("grave") else "aviso"}">{_esc(f.get("mensagem"))}</li>'
                        for f in details.get("achados", []))
     findings += "".join(f"<li>{_esc(s.get('url'))}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
+    fix = ""
+    if details.get("achados") and details.get("sincronizados"):
+        line = license_servers_line(details["sincronizados"], (details.get("apelidos") or {}).items())
+        fix = ('<div class="nota">Em cada servidor (variáveis de ambiente do app), deixe exatamente esta linha e '
+               f'reinicie-o:</div><div class="url linha-license-servers"><code>{_esc(line)}</code></div>')
     return (f'<div class="pares"><div class="par {css} rota-de-falha">'
             f'<div class="estado">{_esc(state.upper())}</div>'
             f"<div>Listas publicadas (GET /servers):</div><ul>{servers}</ul>"
-            + (f"<ul>{findings}</ul>" if findings else "") + "</div></div>")
+            + (f"<ul>{findings}</ul>" if findings else "") + fix + "</div></div>")
 
 
 def configure_demo_failover(*servers: Any) -> None:
@@ -4507,12 +4586,19 @@ def pair_details(outcome: PairOutcome, failover: FailoverReport | None = None, l
     }
 
 
-def _action_line(result: Result, simulate: bool) -> str:
+def _action_line(result: Result, simulate: bool, where: Role | None = None) -> str:
+    """where: o servidor que recebe a escrita ("principal"/"backup"), dito quando o modo grava nos dois."""
     icon, done, todo, verb = ACTION_LABELS[result.action.kind]
+    place = f" no {where}" if where else ""
     if not result.ok:
-        return f"   ❌ {result.action.key}: falhou ao {verb} — {result.message}"
+        return f"   ❌ {result.action.key}: falhou ao {verb}{place} — {result.message}"
     extra = f" ({result.message})" if result.message else ""
-    return f"   {icon} {result.action.key}: {todo if simulate else done} — {result.action.reason}{extra}"
+    return f"   {icon} {result.action.key}: {todo if simulate else done}{place} — {result.action.reason}{extra}"
+
+
+def _writes_primary(outcome: PairOutcome) -> bool:
+    """O plano deste par grava no principal (bidirecional ou restaurar)."""
+    return outcome.direction.restore or any(a.side is Side.PRIMARY for a in outcome.planned())
 
 
 def summarize_divergences(divergences: list[Divergence]) -> list[str]:
@@ -4529,6 +4615,20 @@ def summarize_divergences(divergences: list[Divergence]) -> list[str]:
 
 def sample(keys: list[str], limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + (f", … e mais {len(keys) - limit}" if len(keys) > limit else "")
+
+
+def backup_only_cause(pairs: list[PairOutcome]) -> list[str]:
+    """verificar: as licenças liberadas só no backup, quando são a única diferença dos pares fora de sincronia
+    (sincronizar sem --espelhar não muda isso); [] quando há algo que a sincronização resolve."""
+    behind = [p for p in pairs if p.status != PairStatus.OK]
+    keys: list[str] = []
+    for outcome in behind:
+        plan, parity = outcome.plan, outcome.parity
+        if outcome.status != PairStatus.FAILURES or plan is None or plan.actions or plan.conflicts \
+                or parity is None or not parity.ok or not plan.backup_only_allowed:
+            return []
+        keys += plan.backup_only_allowed
+    return keys
 
 
 class TextReport:
@@ -4562,16 +4662,18 @@ class TextReport:
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
-    def actions(self, results: list[Result]) -> None:
+    def actions(self, results: list[Result], d: Direction | None = None, two_way: bool = False) -> None:
         shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
+        say_where = d is not None and (two_way or d.restore)  # o modo grava no principal: dizer onde
         for result in shown[:MAX_LINES]:
-            self.rep.say(_action_line(result, self.simulate))
+            self.rep.say(_action_line(result, self.simulate, d.role_of(result.action.side) if say_where else None))
         if len(shown) > MAX_LINES:
-            self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa com --json ou no histórico)")
+            where = "com --json" if self.simulate else "com --json ou no histórico"  # simulação não vai ao histórico
+            self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa {where})")
 
     def users(self, outcome: PairOutcome, results: list[Result]) -> None:
         self.rep.say("👥 Usuários" if self.check else "👥 Sincronizando usuários...")
-        self.actions(results)
+        self.actions(results, outcome.direction, _writes_primary(outcome))
         done = "em dia após o plano" if self.simulate else "sincronizados"
         self.rep.say(f"   ✅ {outcome.users_present}/{outcome.users_total} usuários {done}")
         self.rep.say("")
@@ -4579,7 +4681,7 @@ class TextReport:
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
-        self.actions(results)
+        self.actions(results, outcome.direction, _writes_primary(outcome))
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
             {a.key for a in outcome.not_run}
         done = "em dia após o plano" if self.simulate else "sincronizadas"
@@ -4626,9 +4728,10 @@ class TextReport:
                     f"{plural(len(plan.backup_only_licenses), 'licença')}: "
                     + sample(plan.backup_only_users + plan.backup_only_licenses))
         if plan.backup_only_allowed:
+            one = len(plan.backup_only_allowed) == 1
             rep.say(f"   ⚠️  {plural(len(plan.backup_only_allowed), 'licença')} só no backup "
-                    f"{'está LIBERADA' if len(plan.backup_only_allowed) == 1 else 'estão LIBERADAS'} lá (o principal "
-                    "não as conhece e negaria): " + sample(plan.backup_only_allowed)
+                    f"{'está LIBERADA' if one else 'estão LIBERADAS'} lá (o principal "
+                    f"não {'a' if one else 'as'} conhece e negaria): " + sample(plan.backup_only_allowed)
                     + ". Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga).")
         self.conflicts(plan)
         if plan.held_deletions:
@@ -4674,6 +4777,11 @@ class TextReport:
         elif self.simulate:
             title = {ExitCode.OK: "🧪 Simulação concluída (nada foi gravado).",
                      ExitCode.FAILURES: "🧪 Simulação concluída (nada foi gravado)."}
+        backup_only = backup_only_cause(run.pairs) if self.check else []
+        if backup_only:
+            title = {ExitCode.FAILURES: f"⚠️  Verificação: backups em dia, mas {plural(len(backup_only), 'licença')} só no "
+                                  f"backup {'está LIBERADA' if len(backup_only) == 1 else 'estão LIBERADAS'} lá e o "
+                                  "principal negaria (sincronizar não muda isso)."}
         if code != run.sync_code:
             title = {ExitCode.FAILURES: "⚠️  Verificação: backups em dia, mas a rota de falha precisa de ajuste."}
         title[ExitCode.INTERRUPTED] = "⏹️  Interrompida pelo usuário (Ctrl+C)."
@@ -4694,6 +4802,12 @@ class TextReport:
                     + ". Nenhuma sequência ficou pela metade. Rode a sincronização de novo para completar "
                     "(ela continua de onde parou).")
         rep.say(f"Código de saída: {code} ({run.meaning})")
+        if code != run.sync_code and run.failover is not None:  # a causa real e o conserto, por último
+            rep.say("   → O conserto está nos servidores, não na sincronização: em cada um, "
+                    f"{license_servers_line(run.failover.configured, run.failover.aliases)} (e reinicie-o).")
+        elif backup_only:
+            rep.say(f"   → O conserto: bloqueie ou apague no backup ({sample(backup_only)}), ou cadastre no "
+                    "principal; 'sincronizar --espelhar' apaga no backup o que o principal não tem.")
         rep.say(SEP)
 
     def summary_line(self, outcome: PairOutcome) -> str:
@@ -4809,7 +4923,8 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
         lines.append(f"   Dica: a senha vem de ADMIN_PASSWORD (ou {names}, que vale só para esse lado). "
                      "Se um servidor reiniciou e voltou vazio, nele só existe o administrador de fábrica "
                      "'admin': configure a senha dele para esse servidor.")
-    lines.append("   Nada foi sincronizado nem gravado.")
+    lines.append("   Nada foi sincronizado nem gravado nos servidores"
+                 + ("." if config.simulate else " (a falha fica no histórico e no painel)."))
     texts = {server.url: _error_text(exc) for server, exc in errors}
     primary_error = texts.get(config.primary.url)
     backups = [{"backup": b.url, "situacao": PairStatus.ERROR, "codigo_saida": code,
@@ -4860,6 +4975,8 @@ class RunOutcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
     failover: FailoverReport | None = None
     check: bool = False
+    stopped_code: int = EXIT_OK  # execução parada antes dos pares (configuração sem pares legíveis)
+    recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
 
     @property
     def interrupted(self) -> ExitCode | None:
@@ -4869,7 +4986,7 @@ class RunOutcome:
     def sync_code(self) -> ExitCode:
         if self.interrupted:
             return self.interrupted
-        return run_exit_code((p.code for p in self.pairs), problems=bool(self.warnings))
+        return run_exit_code([*(p.code for p in self.pairs), self.stopped_code], problems=bool(self.warnings))
 
     @property
     def code(self) -> int:
@@ -4918,7 +5035,8 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
                         "escritas": {"principal": pair.write_total(Role.PRIMARY),
                                      "backup": pair.write_total(Role.BACKUP)}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": run.code.meaning, "avisos": run.warnings, "servidores": servers}
+            "mensagem": run.code.meaning, "avisos": run.warnings, "servidores": servers,
+            "registrada_no_historico": run.recorded}
 
 
 def users_present(source: Snapshot, target: Snapshot) -> int:
@@ -4947,6 +5065,7 @@ class Run:
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
         self.failover: FailoverReport | None = None  # rota de falha
+        self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -5053,7 +5172,7 @@ class Run:
         if self.history:
             row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
                                    outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
-        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url)
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
@@ -5331,27 +5450,123 @@ def restore_mode(config: Config) -> Config:
     return config
 
 
-def run_sync(config: Config, rep: Reporter) -> RunOutcome:
-    """Uma sincronização completa; devolve o resultado tipado (o --json é run_json dele)."""
-    run = Run(config, rep)
+def run_sync(config: Config, rep: Reporter, run: Run | None = None) -> RunOutcome:
+    """Uma sincronização completa; devolve o resultado tipado (o --json é run_json dele).
+    run: a execução cujo cabeçalho já foi impresso (antes do login e da espera do despertar)."""
+    header = run is None
+    run = run or Run(config, rep)
     with STOP.shielded():  # Ctrl+C/SIGTERM só param na hora nas etapas interruptible (leituras)
         try:
             with STOP.interruptible():  # antes de qualquer escrita: para na hora, nada foi gravado
                 if not config.simulate:
                     open_local_files(run, config)
-                run.header()
+                if header:
+                    run.header()
                 run.connect_all()
                 run.fetch_all()
             pairs = [run.skipped_pair(d) if STOP.requested else run.sync_pair(d) for d in run.directions]
             outcome = run.finish(pairs)
         finally:
             run.close()
-        if not config.simulate:
-            text = dump_json(last_run_json(outcome))
-            run.guard_local("gravar o resumo da última execução", atomic_write,
-                            os.path.join(config.data_dir, LAST_RUN_FILE), text)
+        save_last_run(run, outcome)
         run.text.summary(outcome)
         return outcome
+
+
+def save_last_run(run: Run, outcome: RunOutcome) -> None:
+    """ultima_execucao.json de uma execução que gravou (simulação e verificação não gravam)."""
+    if not run.config.simulate:
+        run.guard_local("gravar o resumo da última execução", atomic_write,
+                        os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
+
+
+def record_stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> None:
+    """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve): a execução
+    vira um RunOutcome como qualquer outra, com uma linha por par no histórico (pela mesma API History dos
+    pares) e o ultima_execucao.json, para o painel e o /status.json ficarem vermelhos já nesta execução.
+    Não imprime nada: o texto na tela é o de report_connection_errors."""
+    if config.simulate:
+        return
+    run = Run(config, Reporter(False, io.StringIO()))
+    run.errors = {server.url: exc for server, exc in errors}
+    run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
+    try:
+        open_local_files(run, config)
+        outcome = run.finish([run.sync_pair(d) for d in run.directions])
+    except ConfigError:
+        return  # pasta de dados sem escrita: não há onde registrar (a mensagem do erro já diz o que fazer)
+    finally:
+        run.close()
+    save_last_run(run, outcome)
+
+
+def _run_mode(args: argparse.Namespace) -> Mode:
+    if args.comando == "restaurar":
+        return Mode.RESTORE
+    return Mode.TWO_WAY if getattr(args, "bidirecional", False) else Mode.ONE_WAY
+
+
+def record_config_failure(args: argparse.Namespace, message: str) -> None:
+    """Erro de configuração num sincronizar/restaurar: também é uma execução registrada (linha no histórico
+    para cada par que a configuração ainda deixa ler, e o ultima_execucao.json). Quando nem DADOS_DIR
+    pode ser lido (o .env ilegível, por exemplo), não há onde registrar e nada é gravado. Sem pasta de dados
+    ainda (nenhuma execução antes: o painel não tem verde a mostrar), nada é criado."""
+    if args.comando not in ("sincronizar", "restaurar") or getattr(args, "simular", False):
+        return
+    try:
+        get = settings_reader(args)
+        data_dir = resolve_data_dir(get, args.dados_dir)
+    except (ConfigError, OSError):
+        return
+    if not os.path.isdir(data_dir):
+        return
+    try:
+        pairs = configured_pairs(get, args.principal, ",".join(args.backup) if args.backup else None) or []
+    except ConfigError:
+        pairs = []
+    try:
+        lock = acquire_lock(data_dir)
+    except (LockBusy, ConfigError, OSError):
+        return  # outra execução em andamento registra a dela
+    try:
+        _record_config_failure(args, data_dir, pairs, mask_free_text(message))
+    except Exception as exc:  # noqa: BLE001 - registrar é o melhor possível; nunca um traceback por cima do erro
+        sys.stderr.write(mask_free_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
+                                        f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
+    finally:
+        lock.release()
+
+
+def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[str, str]],
+                           error: str) -> None:
+    started = now_iso()
+    today = dt.datetime.now(dt.timezone.utc).date()
+    outcomes: list[PairOutcome] = []
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+    try:
+        history = History(data_dir)
+        try:
+            for primary, backup in pairs:
+                direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""), ServerConfig(Role.BACKUP, backup, "", ""))
+                outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
+                                      error_code=EXIT_CONFIG)
+                outcome.code, outcome.status = pair_verdict(outcome, False)
+                outcome.ended = now_iso()
+                row = history.start_pair(run_id, started, _run_mode(args), primary, backup)
+                history.finish_pair(row, outcome, None)
+                outcomes.append(outcome)
+        finally:
+            history.close()
+    except (OSError, sqlite3.Error):
+        outcomes = []  # histórico ilegível: fica só o ultima_execucao.json (o painel o mostra)
+    run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
+                     pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
+                     primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
+                     stopped_code=EXIT_CONFIG, recorded=bool(outcomes))
+    try:
+        atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
+    except OSError:
+        pass  # registrar é o melhor possível: o erro de configuração já foi dito na tela
 
 
 # ============================================================================
@@ -5512,6 +5727,8 @@ def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float
         "escritas": {"backup": backup_writes, "principal": primary_writes},
         "paridade": parity_text(last) if last and last["paridade_total"] is not None else None,
         "conflitos": (last["conflitos"] or 0) if last else 0,
+        "liberadas_so_no_backup": len(((last["detalhes"] or {}).get("so_no_backup") or {})
+                                      .get("licencas_liberadas") or []) if last else 0,
         "divergencias": (last["divergencias"] or 0) if last else 0,
         "detalhes": last["detalhes"] if last else {}, "ultima": last,
     }
@@ -5555,16 +5772,37 @@ def status_message(judged: list[dict[str, Any]]) -> str:
     return "há backups que precisam de atenção: " + "; ".join(problems[:5]) + more
 
 
+def unrecorded_failure(history: History) -> dict[str, Any] | None:
+    """A última execução, quando ela falhou sem linha no histórico (configuração sem nenhum par legível):
+    o ultima_execucao.json dela; None quando a última execução está no histórico (o caso comum)."""
+    try:
+        with open(os.path.join(os.path.dirname(history.path), LAST_RUN_FILE), encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("registrada_no_historico") is not False or not doc.get("codigo_saida"):
+        return None
+    errors = [s.get("erro") for s in doc.get("servidores") or [] if isinstance(s, dict) and s.get("erro")]
+    return {"fim": doc.get("fim"), "codigo_saida": doc.get("codigo_saida"),
+            "erro": mask_free_text(errors[0] if errors else doc.get("mensagem") or "")}
+
+
 def status_document(history: History, max_delay_min: float,
                     current: list[tuple[str, str]] | None = None) -> tuple[int, dict[str, Any]]:
     """Resposta de /status.json: 200 se cada par da configuração atual teve sucesso recente, 503 caso
-    contrário. Pares de configurações antigas vêm em "pares_antigos" e não contam."""
+    contrário. Pares de configurações antigas vêm em "pares_antigos" e não contam. Uma última execução
+    que parou antes de ter pares (configuração ilegível) também deixa 503."""
     now = dt.datetime.now(dt.timezone.utc)
     pairs = panel_pairs(history, max_delay_min, now, current)
     judged = [p for p in pairs if p["atual"]]
-    ok = bool(judged) and all(p["saudavel"] for p in judged)
+    stopped = unrecorded_failure(history)
+    ok = bool(judged) and all(p["saudavel"] for p in judged) and stopped is None
+    message = status_message(judged)
+    if stopped:
+        message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
     body = {"ok": ok, "gerado_em": now.isoformat(timespec="seconds"), "max_atraso_min": max_delay_min,
-            "mensagem": status_message(judged), "configuracao_atual": current is not None,
+            "mensagem": message, "configuracao_atual": current is not None,
+            "ultima_execucao_parada": stopped,
             "pares": [_public_pair(p) for p in judged],
             "pares_antigos": [_public_pair(p) for p in pairs if not p["atual"]]}
     return (200 if ok else 503), body
@@ -5676,10 +5914,10 @@ def _chart_column(point: dict[str, Any], x0: float, step: float, x: float, bar_w
 
 def _chart_caption(peak: int) -> str:
     zone = zone_label(dt.datetime.now().astimezone())
-    return ('<figcaption><span class="cor" style="background:#2e86de"></span>escritas no backup · '
-            '<span class="cor" style="background:#8e44ad"></span>escritas no principal · '
-            '<span class="cor" style="background:#c0392b"></span>execução com erro ou falhas · '
-            '<span class="cor linha" style="background:#27ae60"></span>paridade depois da execução '
+    return ('<figcaption><span class="cor cor-backup"></span>escritas no backup · '
+            '<span class="cor cor-principal"></span>escritas no principal · '
+            '<span class="cor cor-erro"></span>execução com erro ou falhas · '
+            '<span class="cor linha cor-paridade"></span>paridade depois da execução '
             f'(% das licenças com o mesmo veredito, escala à direita). Escala das barras: até '
             f'{with_count(peak, "mudança")} por execução; horários em {_esc(zone)}. No computador, passe o mouse sobre '
             'uma barra para ver os números dela.</figcaption>')
@@ -5705,8 +5943,11 @@ figure.grafico text{font-size:14px;fill:#444} figure.grafico text.paridade{fill:
 figcaption{font-size:.8rem;color:#444;margin-top:.4rem}
 .cor{display:inline-block;width:.8em;height:.8em;border-radius:2px;vertical-align:-.1em;margin-right:.25em}
 .cor.linha{height:.25em;vertical-align:.2em}
+.cor-backup{background:#2e86de}.cor-principal{background:#8e44ad}.cor-erro{background:#c0392b}
+.cor-paridade{background:#27ae60}
 details.antigas{margin-top:1.6rem;background:#e9ecf0;border-radius:8px;padding:.6rem .8rem}
 details.antigas summary{cursor:pointer;font-weight:600}
+.parada{margin-bottom:.8rem}
 .vazio{color:#666;font-style:italic} footer{margin-top:1.5rem;font-size:.8rem;color:#666}
 @media (max-width:820px){
 body{padding:.75rem}
@@ -5733,8 +5974,9 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
         f'<meta http-equiv="refresh" content="{refresh_s}">',
         f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>",
         "<h1>Sincronização dos servidores de licença</h1>",
-        "<h2>Estado agora</h2>", _render_config_note(current), _render_pairs(present),
-        _render_failover(present),
+        "<h2>Estado agora</h2>", _render_config_note(current), _render_stopped(unrecorded_failure(history)),
+        _render_pairs(present),
+        _render_failover(present), _render_backup_only(present),
         "<h2>Mudanças e paridade por execução</h2>", render_chart(rows),
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
         "<h2>Conflitos abertos</h2>", _render_conflicts(present),
@@ -5755,11 +5997,43 @@ def _render_config_note(current: list[tuple[str, str]] | None) -> str:
             "todos os pares do histórico contam para o status.</p>")
 
 
+def _render_stopped(stopped: dict[str, Any] | None) -> str:
+    """Cartão vermelho da última execução que parou antes de ter pares (não está no histórico)."""
+    if not stopped:
+        return ""
+    return ('<div class="par falhando parada"><div class="estado">ÚLTIMA EXECUÇÃO PAROU ANTES DE SINCRONIZAR</div>'
+            f'<div>Em {_esc(local_time(stopped["fim"]))} — código {_esc(stopped["codigo_saida"])}</div>'
+            f'<div class="erro">Erro: {_esc(stopped["erro"])}</div>'
+            '<div class="nota">Corrija a configuração (.env) e rode a sincronização: os pares abaixo mostram a '
+            "última execução que chegou até eles.</div></div>")
+
+
 def _render_failover(pairs: list[dict[str, Any]]) -> str:
     """Cartão da rota de falha (detalhes["rota_de_falha"] da última execução); vazio quando nenhum par a tem."""
     if not any(p["detalhes"].get("rota_de_falha") for p in pairs):
         return ""
     return "<h2>Rota de falha dos clientes</h2>" + render_failover_card(latest_failover(pairs))
+
+
+def backup_only_allowed(pair: dict[str, Any]) -> list[str]:
+    """Licenças que a última execução do par viu só no backup e LIBERADAS lá (o principal negaria)."""
+    return list(((pair.get("detalhes") or {}).get("so_no_backup") or {}).get("licencas_liberadas") or [])
+
+
+def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
+    """O mesmo aviso do terminal: licença só no backup e liberada lá (o principal não a conhece e negaria)."""
+    items = [(p, backup_only_allowed(p)) for p in pairs]
+    items = [(p, keys) for p, keys in items if keys]
+    if not items:
+        return ""
+    rows = [("so-no-backup", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+                              _esc(with_count(len(keys), "licença")), _esc(", ".join(keys[:PANEL_LIST_LIMIT])
+                                                                          + (" …" if len(keys) > PANEL_LIST_LIMIT else ""))])
+            for p, keys in items]
+    return ("<h2>Licenças liberadas só no backup</h2>"
+            '<p class="nota">⚠️ O principal não conhece estas licenças e negaria; o backup as libera para quem cair '
+            "nele. Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga no backup).</p>"
+            + _table(["Principal → Backup", "Quantas", "Licenças"], rows, "so-no-backup"))
 
 
 def _render_pairs(pairs: list[dict[str, Any]]) -> str:
@@ -5789,6 +6063,10 @@ def _render_pair_card(p: dict[str, Any]) -> str:
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
         if p["ultimo_erro"]:
             lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
+        allowed = backup_only_allowed(p)
+        if allowed:
+            lines.append(f'<div class="erro">⚠️ {_esc(with_count(len(allowed), "licença"))} só no backup e '
+                         "liberada(s) lá (o principal negaria)</div>")
     return (f'<div class="par {css}" data-principal="{_esc(p["principal"])}" data-backup="{_esc(p["backup"])}">'
             + "".join(lines) + "</div>")
 
@@ -5868,9 +6146,47 @@ def _render_old_pairs(old: list[dict[str, Any]], history: History) -> str:
             f"<h3>Últimas execuções desses pares</h3>{_render_runs(rows)}</details>")
 
 
+# Só o <style> da própria página (pelo hash dele) e nenhum script: um texto vindo do servidor que escapasse
+# do HTML não roda. Sem quadros, formulários nem <base>; sem Referer (o ?token= não vaza por links).
+PANEL_CSP = ("default-src 'none'; style-src 'sha256-"
+             + base64.b64encode(hashlib.sha256(PANEL_CSS.encode("utf-8")).digest()).decode()
+             + "'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def panel_host_names(bound_host: str, names: str | None) -> set[str]:
+    """Nomes aceitos no cabeçalho Host do painel: os desta máquina (127.0.0.1, localhost, ::1), o endereço
+    em que o painel escuta e os de PAINEL_NOMES (separados por vírgula, ex.: "loja-pc,painel.loja.lan")."""
+    accepted = {"127.0.0.1", "localhost", "::1", bound_host.strip("[]").lower()}
+    accepted |= {n.strip().strip("[]").lower().rstrip(".") for n in (names or "").split(",") if n.strip()}
+    return accepted
+
+
+def panel_host_ok(header: str | None, accepted: set[str], port: int, wildcard: bool) -> bool:
+    """O Host do pedido é um nome aceito e a porta é a do painel: uma página de outro site que faça o nome
+    dela apontar para cá (DNS rebinding) chega com o nome dela e é recusada. Escutando em 0.0.0.0/::, vale
+    também qualquer IP literal (um IP não é renomeável)."""
+    found = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d+))?", (header or "").strip())
+    if not found:
+        return False
+    name, given_port = found.group(1).lower().rstrip("."), found.group(2)
+    if given_port is not None and int(given_port) != port:
+        return False
+    if given_port is None and port != 80:
+        return False
+    if name in accepted:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return wildcard
+
+
 def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
-                       current: Callable[[], list[tuple[str, str]] | None] | None = None):
-    """current: devolve os pares da configuração atual a cada pedido (None: todos os pares contam)."""
+                       current: Callable[[], list[tuple[str, str]] | None] | None = None,
+                       host_ok: Callable[[str | None], bool] | None = None):
+    """current: devolve os pares da configuração atual a cada pedido (None: todos os pares contam).
+    host_ok: confere o cabeçalho Host (None: qualquer um)."""
 
     class PanelHandler(http.server.BaseHTTPRequestHandler):
         server_version = "painel-sincronizacao"
@@ -5896,10 +6212,18 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", PANEL_CSP)
+            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("Referrer-Policy", "no-referrer")
             self.end_headers()
             self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802 (nome exigido pelo http.server)
+            if host_ok and not host_ok(self.headers.get("Host")):
+                self._send(403, json.dumps({"erro": "nome de host não aceito pelo painel: abra pelo endereço "
+                                                    "mostrado ao iniciá-lo ou inclua o nome em PAINEL_NOMES"},
+                                           ensure_ascii=False), "application/json; charset=utf-8")
+                return
             if not self._authorized():
                 self._send(401, json.dumps({"erro": "token do painel ausente ou inválido"}), "application/json")
                 return
@@ -5922,18 +6246,22 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
 
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
                 ready: Callable[[Any], None] | None = None,
-                current: Callable[[], list[tuple[str, str]] | None] | None = None) -> None:
+                current: Callable[[], list[tuple[str, str]] | None] | None = None,
+                names: str | None = None) -> None:
     if not token and not is_loopback(f"http://{host}/"):
         raise ConfigError(f"Para abrir o painel em {host} (fora desta máquina) defina PAINEL_TOKEN; "
                           "o token será exigido em toda requisição.")
     SECRETS.add(token)
     ensure_data_dir(data_dir)
     History(data_dir).close()  # cria o banco vazio se ainda não existir
-    handler = make_panel_handler(data_dir, token, max_delay_min, current)
+    accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
+    handler = make_panel_handler(data_dir, token, max_delay_min, current,
+                                 lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
         httpd = http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"Não foi possível abrir o painel em {host}:{port}: {exc.strerror}") from None
+    bound["port"] = httpd.server_address[1]  # --porta 0: a porta que o sistema escolheu
     httpd.daemon_threads = True
     if ready:
         ready(httpd)
@@ -6089,7 +6417,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog="Códigos de saída: " + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
+        epilog="Ajuda de cada comando: python sincronizar_bancos.py COMANDO --help. Códigos de saída: "
+               + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
     )
     parser._positionals.title = "comando"
     parser._optionals.title = "opções"
@@ -6138,6 +6467,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1",
                         help="painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)")
     return parser
+
+
+_CONNECTION_OPTIONS = ["--env", "--principal", "--backup", "--usuario", "--timeout", "--espera-despertar",
+                       "--tentativas-http", "--permitir-http"]
+COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opções que valem para ele)
+    "demo": (("Demonstração sem configurar nada: sobe dois servidores de referência nesta máquina (portas "
+              "livres, senhas aleatórias), roda uma sincronização real entre eles, roda de novo (não deve "
+              "sobrar nada a fazer) e confere o veredito licença a licença. Não lê o .env, não usa a internet "
+              "e apaga tudo ao terminar. Sai com 0 quando tudo confere."), ["--json"]),
+    "verificar": (("Só compara o principal com cada backup e diz o que a sincronização faria; nunca grava nada "
+                   "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
+                   "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
+                   "causa e o conserto), 2 configuração, 4 servidor fora do ar."),
+                  _CONNECTION_OPTIONS + ["--bidirecional", "--json", "--sem-progresso", "--hoje", "--agora"]),
+    "historico": (("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
+                   "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
+                   "cada escrita, em qual servidor e com qual resultado."),
+                  ["--env", "--dados-dir", "--limite", "--detalhes", "--json"]),
+    "painel": (("Abre uma página de acompanhamento (e /status.json para monitores) feita a partir do histórico "
+                "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
+                "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES."),
+               ["--env", "--dados-dir", "--porta", "--host", "--principal", "--backup"]),
+    "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
+                   "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
+                   "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
+                  _CONNECTION_OPTIONS + ["--de", "--forcar", "--simular", "--dados-dir", "--paralelo", "--json",
+                                         "--sem-progresso"]),
+}
+
+
+def command_help(parser: argparse.ArgumentParser, command: str) -> str:
+    """A ajuda de um subcomando: o que ele faz e só as opções que valem para ele."""
+    description, wanted = COMMAND_HELP[command]
+    sub = _Parser(prog=f"sincronizar_bancos.py {command}", add_help=False, formatter_class=_HelpFormatter,
+                  description=description, epilog="Todas as opções e os códigos de saída: "
+                                                   "python sincronizar_bancos.py --help")
+    sub._optionals.title = "opções"
+    for action in parser._actions:
+        if action.option_strings and (set(action.option_strings) & set(wanted + ["--help"])):
+            sub._add_action(action)
+    return sub.format_help()
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -6221,9 +6591,25 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
     rep.say(f"Auditoria: {with_count(len(trail), 'escrita')}{sides}")
     for item in trail:
         side = Role.PRIMARY if item["servidor"] in primaries else Role.BACKUP
-        changes = "; ".join(f"{f}: {a!r} → {b!r}" for f, a, b in item["mudancas"])
+        changes = "; ".join(f"{f}: {audit_value(f, a)} → {audit_value(f, b)}" for f, a, b in item["mudancas"])
         rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
+
+
+AUDIT_STATUS = {"active": "ativa", "blocked": "bloqueada", "pending": "pendente"}
+
+
+def audit_value(field: str, value: Any) -> str:
+    """Um valor da auditoria em português: vazio, ativa/bloqueada/pendente, "texto" entre aspas, números."""
+    if value is None or value == "":
+        return "vazio"
+    if field == "status" and value in AUDIT_STATUS:
+        return AUDIT_STATUS[value]
+    if isinstance(value, bool):
+        return "sim" if value else "não"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
 
 
 def audit_outcome(item: dict[str, Any]) -> str:
@@ -6257,7 +6643,11 @@ def cmd_panel(args: argparse.Namespace) -> int:
         sys.stdout.write(f"🖥️  Painel em http://{host}:{port}/ (status para monitores: /status.json). "
                          "Ctrl+C para sair.\n")
         sys.stdout.flush()
-    serve_panel(data_dir, args.host, args.porta, token, max_delay, ready, current)
+    try:
+        serve_panel(data_dir, args.host, args.porta, token, max_delay, ready, current, get("PAINEL_NOMES"))
+    except KeyboardInterrupt:  # Ctrl+C é o jeito normal de fechar o painel
+        sys.stdout.write("Painel encerrado.\n")
+        sys.stdout.flush()
     return ExitCode.OK
 
 
@@ -6352,14 +6742,18 @@ def _run_command(args: argparse.Namespace) -> int:
     if not config.simulate:
         ensure_data_dir(config.data_dir)
         lock = acquire_lock(config.data_dir)
+    run = Run(config, rep)
+    run.header()  # antes do login: a espera de um servidor dormindo já aparece com os servidores na tela
     try:
         with STOP.installed():  # Ctrl+C e SIGTERM: param na hora fora das escritas; nas escritas, param limpo
             errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
             if errors:
+                run.close()
+                record_stopped_run(config, errors)
                 return report_connection_errors(config, errors)
             if lock is not None:
                 remove_stale_temp_files(config.data_dir)
-            outcome = run_sync(config, rep)
+            outcome = run_sync(config, rep, run)
     finally:
         if lock is not None:
             lock.release()
@@ -6373,6 +6767,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     json_mode = _OUTPUT["json"] = _json_requested(argv)
     parser = build_parser()
+    command = next((a for a in argv if a in COMMAND_HELP), None)
+    if command and {"-h", "--help"} & set(argv):
+        sys.stdout.write(command_help(parser, command))
+        return EXIT_OK
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
@@ -6383,7 +6781,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run_command(args)
     except ConfigError as exc:
-        return fail(f"Configuração: {exc}", ExitCode.CONFIG, json_mode)
+        code = fail(f"Configuração: {exc}", ExitCode.CONFIG, json_mode)
+        record_config_failure(args, f"Configuração: {exc}")  # depois da mensagem: ela é a primeira linha
+        return code
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
                     ExitCode.BUSY, json_mode)

@@ -92,7 +92,7 @@ _QUEBRA_NO_MEIO = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import sincronizar_bancos as sb
-def quebra(config, rep):
+def quebra(config, rep, *resto):
     raise RuntimeError("falha interna simulada")
 sb.run_sync = quebra
 sys.exit(sb.main(sys.argv[2:]))

@@ -34,9 +34,13 @@ def arquivos_gravados(dados: Path) -> dict[str, str]:
 
 
 def nada_gravado(par) -> None:
+    """Nada nos servidores; na pasta de dados, só o registro da falha (histórico e ultima_execucao.json, para
+    o painel ficar vermelho): nem estado, nem diário, nem arquivo de senhas."""
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
     gravados = set(arquivos_gravados(par.dados)) - {sb.LOCK_FILE}
-    assert not gravados, f"arquivos gravados: {gravados}"
+    assert gravados <= {sb.HISTORY_FILE, sb.LAST_RUN_FILE}, f"arquivos gravados: {gravados}"
+    if sb.LAST_RUN_FILE in gravados:
+        assert json.loads((par.dados / sb.LAST_RUN_FILE).read_text(encoding="utf-8"))["codigo_saida"] != 0
 
 
 # ---------------------------------------------------------------------------
@@ -230,7 +234,7 @@ def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par):
     primeira = _primeira_linha(r.stderr)
     assert primeira.startswith("❌ Principal (" + par.principal.url + "/admin)"), r.stderr
     assert "não é a API de licenças" in primeira and "HTTP 404" in primeira and "SERVIDOR_PRINCIPAL" in primeira
-    assert r.stdout == ""
+    assert "Fazendo login" not in r.stdout and "SISTEMA DE SINCRONIZAÇÃO" in r.stdout  # só o cabeçalho
     assert par.principal.counts[("GET", "/admin/health")] == 1  # uma pergunta só, sem esperar
     nada_gravado(par)
 
@@ -323,9 +327,9 @@ def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par, lado):
     primeira = _primeira_linha(r.stderr)
     assert "login recusado" in primeira and "Confira usuário e senha" in primeira
     assert texto.count("login recusado") == (2 if lado == "os_dois" else 1), texto
-    assert texto.count(par.backup.url) == 1, texto
+    assert r.stderr.count(par.backup.url) == 1, texto
     assert texto.count("voltou vazio") == 1  # a dica aparece uma vez só, no fim
-    assert r.stdout == ""
+    assert "Fazendo login" not in r.stdout and "SISTEMA DE SINCRONIZAÇÃO" in r.stdout  # só o cabeçalho
     nada_gravado(par)
 
 
@@ -373,7 +377,9 @@ def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par, como):
     assert r.codigo == 2, saida(r)[-3000:]
     assert "MESMO servidor" in r.stderr and _outro_nome(repetido.url) in r.stderr, r.stderr
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
-    assert not (par.dados / sb.LAST_RUN_FILE).exists()
+    # a falha fica registrada (o painel fica vermelho), sem estado de par nenhum
+    assert json.loads((par.dados / sb.LAST_RUN_FILE).read_text(encoding="utf-8"))["codigo_saida"] == 2
+    assert not (par.dados / sb.STATE_DIR).exists()
 
 
 def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par):

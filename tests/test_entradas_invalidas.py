@@ -277,7 +277,7 @@ CASOS = [
          sem_rede=True),
     Caso("arquivo_env_ilegivel", _env_ilegivel, 2, ("Não foi possível ler o arquivo de configuração",),
          sem_rede=True),
-    Caso("arquivo_env_binario", _env_binario, 2, ("Não foi possível ler o arquivo de configuração",),
+    Caso("arquivo_env_binario", _env_binario, 2, ("salve o .env como UTF-8",),
          sem_rede=True),
     Caso("SYNC_TIMEOUT_nao_numerico", _env(SYNC_TIMEOUT="trinta"), 2, ("SYNC_TIMEOUT deve ser um número",),
          sem_rede=True),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 
@@ -276,3 +278,73 @@ def test_listas_longas_terminam_com_e_mais(par):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def pedir(url: str, host: str | None) -> tuple[int, dict, bytes]:
+    """GET com um cabeçalho Host escolhido (o que um navegador manda depois de um DNS rebinding)."""
+    import http.client
+
+    partes = urllib.parse.urlsplit(url)
+    conexao = http.client.HTTPConnection(partes.hostname, partes.port, timeout=10)
+    try:
+        conexao.putrequest("GET", partes.path or "/", skip_host=True)
+        if host is not None:
+            conexao.putheader("Host", host)
+        conexao.endheaders()
+        resposta = conexao.getresponse()
+        return resposta.status, dict(resposta.getheaders()), resposta.read()
+    finally:
+        conexao.close()
+
+
+def test_painel_so_responde_ao_proprio_nome_de_host(painel):
+    _, url = painel
+    porta = urllib.parse.urlsplit(url).port
+    for host in (f"127.0.0.1:{porta}", f"localhost:{porta}"):
+        assert pedir(url + "/status.json", host)[0] == 200, host
+    for host in (f"site-malicioso.exemplo:{porta}", "site-malicioso.exemplo", f"127.0.0.1:{porta + 1}",
+                 f"10.1.2.3:{porta}", None):
+        codigo, _, corpo = pedir(url + "/", host)
+        assert codigo == 403 and "PAINEL_NOMES" in corpo.decode(), host
+        assert b"Sincroniza" not in corpo  # nada do painel vaza para a página de outro site
+
+
+def test_nome_configurado_em_painel_nomes_e_aceito(par):
+    assert par.rodar().codigo == 0
+    proc, url = abrir_painel(par.ambiente(PAINEL_NOMES="loja-pc, Painel.Loja.lan"))
+    try:
+        porta = urllib.parse.urlsplit(url).port
+        assert pedir(url + "/", f"painel.loja.lan:{porta}")[0] == 200
+        assert pedir(url + "/", f"loja-pc:{porta}")[0] == 200
+        assert pedir(url + "/", f"outra-loja:{porta}")[0] == 403
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_pagina_tem_csp_sem_script_e_o_estilo_pelo_hash(painel):
+    import base64
+    import hashlib
+
+    _, url = painel
+    codigo, cabecalhos, corpo = pedir(url + "/", urllib.parse.urlsplit(url).netloc)
+    html = corpo.decode()
+    csp = cabecalhos["Content-Security-Policy"]
+    assert codigo == 200 and "default-src 'none'" in csp and "script-src" not in csp and "unsafe-inline" not in csp
+    estilo = re.search(r"<style>(.*?)</style>", html, re.DOTALL).group(1)
+    assinatura = base64.b64encode(hashlib.sha256(estilo.encode()).digest()).decode()
+    assert f"'sha256-{assinatura}'" in csp  # o único <style> da página é o autorizado
+    assert "<script" not in html and " style=" not in html and html.count("<style>") == 1
+    assert cabecalhos["X-Frame-Options"] == "DENY" and cabecalhos["Referrer-Policy"] == "no-referrer"
+
+
+def test_ctrl_c_fecha_o_painel_em_silencio_com_0(par):
+    import signal
+
+    proc, url = abrir_painel(par.ambiente())
+    assert get(url + "/status.json")[0] in (200, 503)
+    proc.send_signal(signal.SIGINT)
+    saida, erros = proc.communicate(timeout=10)
+    assert proc.returncode == 0, erros
+    assert "Traceback" not in erros and "❌" not in erros and "Interrompido" not in erros
+    assert "Painel encerrado" in saida

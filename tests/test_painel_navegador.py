@@ -111,7 +111,11 @@ def test_painel_no_celular_e_no_computador(par):
             try:
                 for nome, (largura, altura) in TELAS.items():
                     pagina = navegador.new_page(viewport={"width": largura, "height": altura})
-                    pagina.goto(url + "/")
+                    bloqueios: list[str] = []  # a CSP do painel não pode bloquear nada da própria página
+                    pagina.on("console", lambda m, b=bloqueios: b.append(m.text)
+                              if "Content Security Policy" in m.text else None)
+                    resposta = pagina.goto(url + "/")
+                    assert "default-src 'none'" in resposta.headers["content-security-policy"]
                     assert URL_ERRADA not in pagina.locator(".pares").first.inner_text()
                     antigas = pagina.locator("details.antigas")
                     assert "Configurações antigas" in antigas.locator("summary").inner_text()
@@ -119,6 +123,9 @@ def test_painel_no_celular_e_no_computador(par):
                     assert antigas.locator(".par").get_attribute("data-backup") == URL_ERRADA
                     assert antigas.locator("tr.execucao").count() == 3
                     conferir_tela(pagina, nome, largura)
+                    assert not bloqueios, (nome, bloqueios)
+                    assert pagina.evaluate("getComputedStyle(document.querySelector('.par')).borderLeftWidth") \
+                        == "6px", nome  # o <style> autorizado pelo hash foi aplicado
                     pagina.close()
             finally:
                 navegador.close()
