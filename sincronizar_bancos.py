@@ -145,7 +145,7 @@ __all__ = [
     "fingerprint", "version_of", "default_max_deletions", "collector_paused",
     # executor, estado e histórico
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
-    "journal_path", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
+    "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
     "Direction", "PairOutcome", "RunOutcome", "count_changes", "loss_text", "limits_text", "run_json",
     "pair_json", "pair_health", "zone_label", "dump_json",
