@@ -1027,19 +1027,6 @@ class ApiClient:
         self.listings[path] = resp.body["items"]  # cru, com ids locais (para achar o mesmo servidor duas vezes)
         return resp.body["items"]
 
-    def accepts_token(self, token: str) -> bool | None:
-        """O token de OUTRO servidor vale aqui? Tokens são locais a cada servidor: se vale, é o mesmo
-        servidor (ou a mesma aplicação e o mesmo banco). None: não deu para saber."""
-        try:
-            resp = self._send("GET", "/admin/users", token=token)
-        except ApiError:
-            return None
-        if resp.status == 401:
-            return False
-        if resp.status == 200 and isinstance(resp.body, dict) and isinstance(resp.body.get("items"), list):
-            return True
-        return None
-
 
 _WAITING_PAGE = re.compile(r"wak|start|iniciando|acordando|loading|carregando|aguarde|please wait|refresh|"
                            r"spinning|sleep|dormindo|booting|deploy", re.I)
@@ -1075,11 +1062,13 @@ def health_verdict(resp: Any) -> tuple[str, str]:
 
 def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list[list[str]]:
     """URLs cujas listagens cruas (usuários e licenças, com os ids locais e created_at de cada servidor)
-    são idênticas, em grupos de 2 ou mais, na ordem dada. Servidores diferentes, mesmo com os mesmos
-    dados sincronizados, têm ids e created_at diferentes; listagens idênticas indicam o mesmo servidor
-    (ou um banco copiado, ou dois servidores vazios: por isso check_distinct_servers confirma)."""
+    são idênticas e NÃO vazias, em grupos de 2 ou mais, na ordem dada. Servidores diferentes, mesmo com os
+    mesmos dados sincronizados, têm ids e created_at diferentes; listagens idênticas com registros indicam o
+    mesmo servidor (ou um banco copiado). Duas listagens vazias são iguais sem provar nada: ficam de fora."""
     groups: dict[str, list[str]] = {}
     for url, (users, devices) in listings.items():
+        if not users and not devices:
+            continue
         key = json.dumps([sorted(json.dumps(u, sort_keys=True, default=str) for u in users),
                           sorted(json.dumps(d, sort_keys=True, default=str) for d in devices)])
         groups.setdefault(key, []).append(url)
@@ -1088,24 +1077,29 @@ def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list
 
 def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
     """Recusa (ConfigError, código 2) duas URLs configuradas que levam ao mesmo servidor, antes de
-    qualquer escrita. Chamar depois das listagens (ApiClient.listings) e antes de planejar.
+    qualquer escrita. Chamar depois das listagens (ApiClient.listings) e antes de planejar. Sem requisição extra.
 
-    Regra: listagens cruas idênticas (same_server_groups) e, para confirmar, o token do login de uma
-    URL aceito na outra (GET /admin/users com o token alheio: tokens são locais a cada servidor). Assim
-    dois servidores vazios de verdade, ou um backup feito por cópia do banco, não são confundidos, e o
-    mesmo servidor vazio duas vezes é pego. Só há requisição extra quando as listagens são idênticas."""
+    Regra: listagens cruas idênticas e não vazias, com os ids internos e o created_at de cada registro
+    (same_server_groups). O token não serve de prova: todos os servidores de um vendedor têm o mesmo
+    SHARED_SECRET, e o token de um vale nos outros; duas listagens vazias também não provam nada (dois
+    backups novos). Uma prova de que são dois servidores evita a recusa: o mesmo usuário entrou nas duas
+    URLs com senhas DIFERENTES (um servidor só tem uma senha por usuário) — o caso de um backup feito por
+    cópia do banco que ainda não mudou."""
     by_url = {c.server.url: c for c in clients
               if "/admin/users" in c.listings and "/admin/devices" in c.listings and c.token}
     listings = {url: (c.listings["/admin/users"], c.listings["/admin/devices"]) for url, c in by_url.items()}
     for group in same_server_groups(listings):
-        first = by_url[group[0]]
+        first = by_url[group[0]].server
         for url in group[1:]:
-            if by_url[url].accepts_token(first.token):
-                raise ConfigError(
-                    f"{first.server.label} e {by_url[url].server.label} são o MESMO servidor (mesmos dados, com "
-                    "os mesmos ids internos, e o login de um vale no outro). Um backup precisa ser outro "
-                    "servidor: corrija SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Nada foi gravado."
-                )
+            other = by_url[url].server
+            if first.username == other.username and first.password != other.password:
+                continue  # as duas senhas funcionaram: são dois servidores (banco copiado)
+            raise ConfigError(
+                f"{first.label} e {other.label} são o MESMO servidor (as mesmas licenças e usuários, com os "
+                "mesmos ids internos e datas de criação). Um backup precisa ser outro servidor: corrija "
+                "SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Se o backup foi feito copiando o banco do principal, troque "
+                "a senha do administrador no backup e configure-a em BACKUP_ADMIN_PASSWORD. Nada foi gravado."
+            )
 
 
 def _api_error(resp: Response) -> str | None:
@@ -3543,9 +3537,8 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
                          "licencas_liberadas": plan.backup_only_allowed, "vendas_no_backup": plan.backup_sales,
-                         "origem_desconhecida": plan.backup_unknown,
-                         "comandos": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
-                                              backup_only_commands(d)))},
+                         "origem_desconhecida": plan.backup_unknown},
+        "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"), backup_only_commands(d))),
         "nao_restauradas": plan.not_restored,
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
@@ -4019,11 +4012,19 @@ class Run:
             self.rep.warn(f"   ⚠️  {SECRETS.mask(message)}")
             return None
 
-    def clock_for(self, direction: Direction) -> Clock:
+    def instant(self) -> dt.datetime:
+        """Agora: o relógio de parede, ou o --agora mais o tempo que esta execução já levou (assim uma execução
+        que atravessa a meia-noite também a atravessa com --agora)."""
+        if self.config.now:
+            return self.now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+        return dt.datetime.now(dt.timezone.utc)
+
+    def clock_for(self, direction: Direction, moment: dt.datetime | None = None) -> Clock:
         if self.config.today:
             return Clock.of(self.config.today)
-        return Clock(self.now.date(), local_date(self.now, direction.source.time_zone),
-                     local_date(self.now, direction.target.time_zone))
+        moment = moment or self.now
+        return Clock(moment.date(), local_date(moment, direction.source.time_zone),
+                     local_date(moment, direction.target.time_zone))
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -4153,12 +4154,56 @@ class Run:
         if cfg.simulate or plan.halted:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
                 outcome.parity = plan.parity_predicted()
+            elif cfg.check and not plan.halted:
+                self.judge_at_final_instant(outcome, state, options)
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
-            self.save_pair_files(outcome, state, source, target, [])
+            new_state = self.save_pair_files(outcome, state, source, target, [])
+        else:
+            outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
+            self.read_back(outcome, new_state, options)
+        self.judge_at_final_instant(outcome, new_state, options)
+
+    def judge_at_final_instant(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions) -> None:
+        """A paridade vale no instante da leitura final: se a data local de algum lado mudou durante a execução
+        (meia-noite), relê os dois lados e replaneja na data nova antes de relatar. Licenças que venceram à
+        meia-noite no principal e seguem liberadas no backup são bloqueadas (uma rodada a mais); no verificar,
+        a comparação passa a ser a da data nova."""
+        cfg, d = self.config, outcome.direction
+        later = self.clock_for(d, self.instant())
+        if later == outcome.clock:
             return
-        outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
-        self.read_back(outcome, new_state, options)
+        self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
+                     f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo na data nova")
+        fresh = {}
+        for server in (d.source, d.target):
+            try:
+                fresh[server.url] = fetch_snapshot(self.clients[server.url])
+            except Exception as exc:  # noqa: BLE001 - sem a releitura, a paridade não está conferida
+                outcome.parity = None
+                outcome.warnings.append(f"a data mudou durante a execução e não foi possível reler {server.url} "
+                                        f"para conferir na data nova: {_error_text(exc)}")
+                return
+            self.snapshots[server.url] = fresh[server.url]
+        source, target = fresh[d.source.url], fresh[d.target.url]
+        check = dataclasses.replace(options, journal=None)
+        with collector_paused():
+            again = plan_pair(source, target, later, swap_state(state) if d.restore and state else state, check)
+        if cfg.check:  # verificar: tudo passa a ser o que se vê na data nova
+            outcome.plan, outcome.clock = again, later
+            outcome.parity = outcome.parity_before = again.parity_now()
+            return
+        round2 = PairOutcome(d, started=outcome.started, clock=later, plan=again)
+        if again.actions and not again.halted:
+            round2.results, new_state = self.execute_and_record(round2, state, source, target)
+            self.read_back(round2, new_state, options)
+        else:
+            round2.parity = again.parity_now()
+        outcome.clock, outcome.parity, outcome.reread = later, round2.parity, True
+        outcome.results = (outcome.results or []) + (round2.results or [])
+        outcome.leftover, outcome.divergences = round2.leftover, round2.divergences
+        outcome.warnings += round2.warnings
+        outcome.plan.conflicts += [c for c in again.conflicts if c.key not in {x.key for x in outcome.plan.conflicts}]
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""

@@ -457,13 +457,12 @@ def _outro_nome(url: str) -> str:
     return url.replace("127.0.0.1", "localhost")
 
 
-@pytest.mark.parametrize("como", ["principal_e_backup", "dois_backups", "vazio_duas_vezes"])
+@pytest.mark.parametrize("como", ["principal_e_backup", "dois_backups"])
 def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
     par = par_r
-    if como != "vazio_duas_vezes":
-        semear_licencas(par.principal, 4)
-        semear_usuarios(par.principal, ["ana"])
-        semear_licencas(par.backup, 2, prefixo="OUTRA")
+    semear_licencas(par.principal, 4)
+    semear_usuarios(par.principal, ["ana"])
+    semear_licencas(par.backup, 2, prefixo="OUTRA")
     if como == "dois_backups":
         extra = {"SERVIDOR_BACKUP": f"{par.backup.url},{_outro_nome(par.backup.url)}"}
         repetido = par.backup
@@ -480,19 +479,47 @@ def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
 
 
 def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
+    """Dois backups novos (vazios) têm listagens iguais: isso não prova nada (nem o token, que o
+    SHARED_SECRET comum faz valer em todos). Nenhuma recusa e nenhuma requisição a mais."""
     par = par_r
     r = par.rodar("--sem-progresso")
-    assert r.codigo != 2 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
-    # listagens idênticas (vazias): uma pergunta a mais, com o token do outro, recusada com 401
-    assert par.backup.counts[("GET", "/admin/users")] == 2
+    assert r.codigo == 0 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
+    assert par.backup.counts[("GET", "/admin/users")] == 1
+
+
+def test_mesmo_servidor_vazio_duas_vezes_nao_e_recusado_sem_prova(par_r):
+    """O mesmo servidor vazio em duas URLs: listagens vazias não distinguem nada, então não há recusa
+    (e não há o que gravar: nada é escrito)."""
+    par = par_r
+    r = par.rodar("--sem-progresso", SERVIDOR_BACKUP=_outro_nome(par.principal.url),
+                  BACKUP_ADMIN_PASSWORD=par.senha_principal)
+    sem_traceback(r)
+    assert r.codigo == 0 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
+    assert par.principal.write_count() == 0
+
+
+def test_banco_copiado_com_outra_senha_nao_e_o_mesmo_servidor(tmp_path):
+    """Backup feito por cópia do banco (mesmos ids e created_at): as listagens são idênticas, mas o mesmo
+    usuário entrou nas duas URLs com senhas diferentes — são dois servidores; a sincronização segue."""
+    par = Par(tmp_path)
+    try:
+        semear_licencas(par.principal, 3)
+        semear_usuarios(par.principal, ["ana"])
+        par.backup.import_data(par.principal.export_data())
+        r = par.rodar("--sem-progresso")
+        sem_traceback(r)
+        assert "MESMO servidor" not in saida(r) and r.codigo == 0, saida(r)[-3000:]
+    finally:
+        par.parar()
 
 
 def test_same_server_groups_agrupa_so_listagens_cruas_identicas():
-    """Função pura: mesmas listagens com os mesmos ids locais e created_at formam um grupo (a confirmação
-    pelo token fica com check_distinct_servers, coberta pelos testes de ponta a ponta acima)."""
+    """Função pura: mesmas listagens (não vazias) com os mesmos ids locais e created_at formam um grupo;
+    listagens vazias nunca (iguais sem provar nada)."""
     usuarios = [{"id": 1, "username": "ana", "created_at": "2026-11-28 23:48:53"}]
     licencas = [{"id": 1, "device_id": "D1"}]
     grupos = sb.same_server_groups({"https://a": (usuarios, licencas), "https://b": (list(usuarios), licencas),
                                     "https://c": (usuarios, [])})
     assert grupos == [["https://a", "https://b"]]
     assert sb.same_server_groups({"https://a": ([], []), "https://b": ([{"id": 2}], [])}) == []
+    assert sb.same_server_groups({"https://a": ([], []), "https://b": ([], []), "https://c": ([], [])}) == []
