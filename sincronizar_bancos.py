@@ -1755,6 +1755,7 @@ class PlanOptions:
     block_backup_only: bool = False  # --bloquear-so-no-backup: licenças só no backup de origem desconhecida
 
 
+BACKUP_SALE, BACKUP_UNKNOWN = "venda", "desconhecida"  # PairState.backup_only
 OLDER_VERSIONS_KEPT = 3  # versões anteriores lembradas por lado (para reconhecer uma cópia antiga restaurada)
 
 
@@ -1805,6 +1806,9 @@ class PairState:
     # data (UTC) da execução que gravou este estado: separa uma venda feita no backup depois dela (o início
     # da licença é carimbado pelo servidor) de uma sobra de licença que o principal apagou
     synced_on: dt.date | None = None
+    # licenças liberadas só no backup já vistas (chave → "venda" ou "desconhecida"): na próxima execução
+    # continuam o que eram (uma sobra antiga não vira "venda nova" só porque o estado foi regravado)
+    backup_only: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class LossKind(str, enum.Enum):
@@ -2304,6 +2308,13 @@ class _Planner:
         - o resto (estado perdido, URL escrita de outro jeito, mudada no backup) → não dá para saber: fica
           como está e o par sai com 1, com os dois comandos (ou --bloquear-so-no-backup bloqueia)."""
         state = self.state
+        seen = state.backup_only.get(key) if state else None
+        if seen is not None:  # já estava só no backup na última execução: continua o que era
+            if seen == BACKUP_SALE:
+                return self.sales.append(key)
+            if not self.deny_unknown(key, b):
+                self.unknown.append(key)
+            return None
         base = state.licenses.get(key) if state else None
         tomb = state.deleted.get(key) if state else None
         since = dt.date.fromisoformat(tomb[0]) if tomb else (state.synced_on if state else None)
@@ -2313,11 +2324,15 @@ class _Planner:
                            "--espelhar apagaria)", b, True, absence=True)
         elif sold_after(b, since, strict=base is not None or tomb is not None):
             self.sales.append(key)
-        elif self.options.block_backup_only:
-            self.deny(key, "só no backup, de origem desconhecida (--bloquear-so-no-backup): bloqueada para "
-                           "negar igual ao principal", b, True, absence=True)
-        else:
+        elif not self.deny_unknown(key, b):
             self.unknown.append(key)
+        return None
+
+    def deny_unknown(self, key: str, b: License) -> bool:
+        """--bloquear-so-no-backup: o vendedor confirma que as de origem desconhecida são reembolsos."""
+        return self.options.block_backup_only and self.deny(
+            key, "só no backup, de origem desconhecida (--bloquear-so-no-backup): bloqueada para negar igual ao "
+                 "principal", b, True, absence=True)
 
     def tombstoned(self, key: str) -> bool:
         """Restaurar (a origem é o backup): a licença foi apagada no principal depois de sincronizada — o
@@ -3026,8 +3041,12 @@ def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
     synced_on = raw.get("sincronizado_em")
     if synced_on is not None and not isinstance(synced_on, str):
         raise ValueError("sincronizado_em")
+    backup_only = raw.get("so_no_backup") or {}
+    if not isinstance(backup_only, dict) or not all(v in (BACKUP_SALE, BACKUP_UNKNOWN) for v in backup_only.values()):
+        raise ValueError("so_no_backup")
     return PairState(primary_url, backup_url, int(raw["contagem"]["principal"]), int(raw["contagem"]["backup"]),
-                     set(users), licenses, deleted, dt.date.fromisoformat(synced_on) if synced_on else None)
+                     set(users), licenses, deleted, dt.date.fromisoformat(synced_on) if synced_on else None,
+                     dict(backup_only))
 
 
 def _state_entry(key: str, entry: Any) -> StateEntry:
@@ -3050,6 +3069,7 @@ def save_state(data_dir: str, state: PairState) -> None:
     doc = {"versao": STATE_VERSION, "principal": state.primary_url, "backup": state.backup_url,
            "atualizado_em": now_iso(),
            "sincronizado_em": state.synced_on.isoformat() if state.synced_on else None,
+           "so_no_backup": dict(sorted(state.backup_only.items())),
            "contagem": {"principal": state.count_primary, "backup": state.count_backup},
            "usuarios": sorted(state.users),
            "licencas": {key: [*state.licenses[key][:6], *map(list, state.licenses[key][6:])]
@@ -3147,7 +3167,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
         count_p = old.count_primary
     if old and "principal" in held_sides:
         count_b = old.count_backup
-    return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both, synced_on=today)
+    seen = {**{k: BACKUP_SALE for k in plan.backup_sales}, **{k: BACKUP_UNKNOWN for k in plan.backup_unknown}}
+    return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both, synced_on=today,
+                     backup_only=seen)
 
 
 TOMBSTONE_DAYS = 60  # por quanto tempo uma licença apagada dos dois lados é lembrada
@@ -3183,7 +3205,7 @@ def swap_state(state: PairState) -> PairState:
     """Estado calculado com os lados trocados (restaurar: origem = backup, destino = principal)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
                      {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted),
-                     state.synced_on)
+                     state.synced_on, dict(state.backup_only))
 
 
 

@@ -25,6 +25,12 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
 
+Listagem cortada (proxy ou página parcial na frente do app):
+- `cortar_listagem(maximo, vezes=None)`: GET /admin/devices responde 200 com o JSON da API, mas só com
+  os `maximo` primeiros itens (os mais novos) — nada indica que faltam licenças. `vezes`: quantas
+  listagens saem cortadas (None = todas); `cortar_listagem(None)` desfaz. Os dados não mudam: o
+  veredito (`veredito`) continua o de todas as licenças gravadas.
+
 Uso como programa:
     python tests/servidor_referencia.py --porta 8001 [--hoje 2026-12-01]
         [--fuso America/Sao_Paulo] [--servidores https://a.example,https://b.example]
@@ -1282,6 +1288,7 @@ class ServidorReferencia:
         if fault in ("503", "html502", "reset", "hang"):
             return self._early_fault(handler, fault, entry)
         status, payload = self._run_app(match, handler.headers, raw_body)
+        payload = self._cut_listing(handler.command, match.template, status, payload)
         self._route_extras("after", *where)
         if self._stop_event.is_set():
             return handler.drop_connection()
@@ -1567,6 +1574,27 @@ class ServidorReferencia:
         """Desfaz respostas enlatadas, trickles, atrasos e ganchos por rota."""
         self._faults.clear_overrides()
         self._faults.clear_rules()
+
+    # --- listagem cortada (proxy ou página parcial) ---
+
+    def cortar_listagem(self, maximo: Optional[int], vezes: Optional[int] = None) -> None:
+        """GET /admin/devices devolve só os `maximo` primeiros itens, `vezes` vezes (None = sempre);
+        maximo None desfaz. A resposta continua o JSON da API, 200: nada indica o corte."""
+        if maximo is not None and int(maximo) < 0:
+            raise ValueError(f"maximo deve ser >= 0 ou None: {maximo!r}")
+        if vezes is not None and int(vezes) < 1:
+            raise ValueError(f"vezes deve ser >= 1 ou None: {vezes!r}")
+        self._cut = None if maximo is None else [int(maximo), None if vezes is None else int(vezes)]
+
+    def _cut_listing(self, method: str, template: str, status: int, payload: Any) -> Any:
+        cut = getattr(self, "_cut", None)
+        if cut is None or method != "GET" or template != "/admin/devices" or status != 200:
+            return payload
+        if cut[1] is not None:
+            cut[1] -= 1
+            if cut[1] <= 0:
+                self._cut = None
+        return {**payload, "items": payload["items"][:cut[0]]}
 
 
 @dataclass(frozen=True)
