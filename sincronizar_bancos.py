@@ -3700,7 +3700,7 @@ class TextReport:
         bring, block = backup_only_commands(outcome.direction)
         if plan.backup_sales:
             rep.say(f"   ⚠️  {plural(len(plan.backup_sales), 'venda feita', 'vendas feitas')} no BACKUP depois da "
-                    "última sincronização (o principal não as tem e negaria; continuam liberadas no backup): "
+                    "última sincronização (o principal não as tem e negaria; continuam LIBERADAS no backup): "
                     + sample(plan.backup_sales) + f". Leve-as ao principal: {bring} (ou use --bidirecional).")
         if plan.backup_unknown:
             rep.say(f"   ⚠️  {plural(len(plan.backup_unknown), 'licença')} LIBERADA(S) só no backup, sem como saber "
@@ -5017,14 +5017,16 @@ def seed_demo(primary, backup, today: dt.date) -> None:
                            email=None, address="Rua das Flores, 10 - São Paulo", created_by=creator,
                            status=status, end_date=end)
     # No backup: a renovada (DEMO-0004) está vencida, a DEMO-0005 tem endereço antigo,
-    # a DEMO-0007 já está igual e a DEMO-0099 só existe lá.
+    # a DEMO-0007 já está igual e a DEMO-0099 só existe lá (bloqueada: liberada só no backup, a execução
+    # sairia com 1 até o vendedor dizer se é venda ou reembolso).
     backup.add_device("DEMO-0004", license_type="anual", owner_name="Oficina São João", cpf="123.456.789-09",
                       address="Rua das Flores, 10 - São Paulo", created_by="joao.revenda", end_date=past)
     backup.add_device("DEMO-0005", license_type="vitalicia", owner_name="Ótica Visão Clara", cpf="123.456.789-09",
                       address="Av. Antiga, 1", created_by="admin")
     backup.add_device("DEMO-0007", license_type="anual", owner_name="Farmácia Saúde & Cia", cpf="123.456.789-09",
                       address="Rua das Flores, 10 - São Paulo", created_by="conceicao")
-    backup.add_device("DEMO-0099", license_type="mensal", owner_name="Loja Só no Backup", created_by="admin")
+    backup.add_device("DEMO-0099", license_type="mensal", owner_name="Loja Só no Backup", created_by="admin",
+                      status="blocked")
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -182,7 +182,8 @@ def semear_completo(par_ou_principal, backup=None) -> dict:
     backup.add_device("L-DESBLOQ", license_type="anual", owner_name="Desbloquear", created_by="sergio",
                       status="blocked", start_date=ha_30_dias, end_date=futuro, **comum)
     # só no backup
-    backup.add_device("L-SO-BACKUP", license_type="mensal", owner_name="Só no Backup", created_by="admin")
+    backup.add_device("L-SO-BACKUP", license_type="mensal", owner_name="Só no Backup", created_by="admin",
+                      status="blocked")  # negada lá como no principal (liberada, sairia com 1)
 
     return {
         "hoje": hoje,
@@ -581,7 +582,7 @@ def test_registros_so_no_backup_sao_mantidos_e_reportados(par):
     par.backup.add_user("revenda.local", "senha-local-123", email="local@exemplo.com")
     antes = {k: sem_id(v) for k, v in par.backup.devices().items()}
     r = par.rodar("--json")
-    assert r.codigo == 0, r.stderr
+    assert r.codigo == 1, r.stderr  # SO-BACKUP-2 liberada só no backup: nunca sai com 0
     depois = par.backup.devices()
     assert {k: sem_id(depois[k]) for k in antes} == antes
     assert "revenda.local" in par.backup.users()
@@ -589,7 +590,8 @@ def test_registros_so_no_backup_sao_mantidos_e_reportados(par):
     assert so_escritas(par.backup.counts) == {UPSERT: 1}
     pair = r.json()["backups"][0]
     assert pair["so_no_backup"] == {"usuarios": ["revenda.local"], "licencas": ["SO-BACKUP-1", "SO-BACKUP-2"],
-                                    "licencas_liberadas": ["SO-BACKUP-2"]}  # a outra está bloqueada lá
+                                    "licencas_liberadas": ["SO-BACKUP-2"],  # a outra está bloqueada lá
+                                    "vendas_no_backup": [], "origem_desconhecida": ["SO-BACKUP-2"]}
     humano = par.rodar()
     assert "Só no backup" in humano.stdout
     assert "SO-BACKUP-1" in humano.stdout and "revenda.local" in humano.stdout
