@@ -12,8 +12,10 @@ import datetime as dt
 import os
 
 import pytest
-
 from apoio_resiliencia import saida, sem_traceback
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import sincronizar_bancos as sb
 
 ONTEM = dt.date(2026, 11, 28)
@@ -185,3 +187,50 @@ def test_venda_feita_no_backup_fica_liberada_sai_com_1_e_restaurar_a_leva_ao_pri
     r3 = par.rodar("--sem-progresso", "--agora", "2026-12-02T12:10")
     assert r3.codigo == 0, saida(r3)[-3000:]
     assert liberadas_a_mais(par) == []
+
+
+# ---------------------------------------------------------------------------
+# Propriedade: com estado ou sem, o backup nunca libera em silêncio o que o principal nega
+# ---------------------------------------------------------------------------
+
+CHAVES = [f"K{i}" for i in range(8)]
+
+
+@st.composite
+def cenario(draw):
+    """Uma sincronização anterior (ou nenhuma), e depois: o principal apaga, bloqueia ou mantém; o backup
+    ganha vendas novas, muda registros ou não."""
+    base = [lic(k, start=ONTEM) for k in CHAVES[:5]] + FILLERS
+    tem_estado = draw(st.booleans())
+    state = estado_sincronizado(*base) if tem_estado else None
+    principal = [x for x in base if x.device_id in FILLERS_IDS or draw(st.booleans())]
+    principal = [lic(x.device_id, status="blocked") if x.device_id not in FILLERS_IDS and draw(st.booleans())
+                 else x for x in principal]
+    backup = list(base)
+    for k in CHAVES[5:]:
+        if draw(st.booleans()):
+            backup.append(lic(k, start=draw(st.sampled_from([dt.date(2026, 1, 1), ONTEM, HOJE]))))
+    backup = [lic(x.device_id, owner_name="mudou") if x.device_id not in FILLERS_IDS and draw(st.booleans())
+              else x for x in backup]
+    return state, principal, backup, draw(st.booleans())
+
+
+FILLERS_IDS = {x.device_id for x in FILLERS}
+
+
+@settings(max_examples=150, deadline=None)
+@given(cenario())
+def test_backup_nunca_libera_em_silencio_o_que_o_principal_nega(dados):
+    state, principal, backup, bloquear = dados
+    p, b = snap(*principal), snap(*backup, url=URL_B)
+    plan = sb.plan_pair(p, b, HOJE, state, sb.PlanOptions(block_backup_only=bloquear))
+    if plan.halted:  # parado: código 5, nada gravado
+        return
+    depois = dict(b.licenses)
+    for acao in plan.actions:
+        depois[acao.key] = sb.model_apply(depois.get(acao.key), acao, HOJE, p.licenses.get(acao.key))
+    avisadas = set(plan.backup_sales) | set(plan.backup_unknown)
+    for chave, registro in depois.items():
+        if sb.allows(registro, HOJE) and not sb.allows(p.licenses.get(chave), HOJE):
+            assert chave in avisadas, chave  # liberada a mais só se o relatório a nomeia (e o código é 1)
+    assert not (set(plan.backup_sales) & {a.key for a in plan.actions})  # venda nunca é bloqueada

@@ -9,8 +9,8 @@ import datetime as dt
 from apoio_resiliencia import saida, sem_traceback
 
 DIA = dt.date(2026, 12, 3)
-QUASE_MEIA_NOITE = dt.datetime(2026, 12, 3, 23, 59, 59, 500000, tzinfo=dt.timezone.utc)
-DEPOIS = dt.datetime(2026, 12, 4, 0, 0, 30, tzinfo=dt.timezone.utc)
+QUASE_MEIA_NOITE = dt.datetime(2026, 12, 3, 23, 59, 59, 500000, tzinfo=dt.UTC)
+DEPOIS = dt.datetime(2026, 12, 4, 0, 0, 30, tzinfo=dt.UTC)
 
 
 def test_execucao_que_atravessa_a_meia_noite_confere_na_data_nova(par):

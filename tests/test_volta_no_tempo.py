@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from apoio_resiliencia import saida, sem_traceback
+
 import sincronizar_bancos as sb
 
 HOJE = dt.date(2026, 11, 29)
