@@ -43,3 +43,17 @@ def test_execucao_que_nao_atravessa_a_meia_noite_nao_rele(par):
     assert r.codigo == 0, saida(r)[-3000:]
     assert "A data mudou" not in r.stdout
     assert par.backup.counts[("GET", "/admin/devices")] == 1 and par.backup.write_count() == 0
+
+
+def test_verificar_que_atravessa_a_meia_noite_compara_na_data_nova(par):
+    for srv in (par.principal, par.backup):
+        srv.set_now(QUASE_MEIA_NOITE)
+    par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
+    par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
+                          end_date=DIA + dt.timedelta(days=17))
+    par.backup.delay("GET", "/admin/devices", 1.2)
+    r = par.rodar("verificar", "--sem-progresso", "--agora", QUASE_MEIA_NOITE.isoformat())
+    sem_traceback(r)
+    assert r.codigo == 1, saida(r)[-3000:]  # na data nova, o backup liberaria o que o principal nega
+    assert "A data mudou durante a execução" in r.stdout and "VENCE-HOJE" in r.stdout
+    assert par.principal.write_count() == 0 and par.backup.write_count() == 0
