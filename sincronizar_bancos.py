@@ -43,9 +43,11 @@ import dataclasses
 import datetime as dt
 import email.utils
 import enum
+import functools
 import gc
 import hashlib
 import html
+import http.client
 import http.server
 import importlib.util
 import io
@@ -57,13 +59,14 @@ import re
 import secrets
 import socket
 import sqlite3
+import ssl
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 import zoneinfo
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 try:
     import requests
@@ -511,6 +514,8 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     ca_bundle = get("SYNC_CA_BUNDLE")
     if ca_bundle and not os.path.isfile(ca_bundle):
         raise ConfigError(f"SYNC_CA_BUNDLE aponta para um arquivo que não existe: {ca_bundle}")
+    if ca_bundle and any(s.url.startswith("https://") for s in [primary] + backups):
+        tls_context(ca_bundle, base_ca_bundle())  # arquivo que não é uma CA legível: ConfigError aqui, antes da rede
 
     return Config(
         primary=primary,
@@ -620,6 +625,12 @@ class HostNotFound(ApiError):
     (não dá para distinguir os dois casos em todo sistema), na hora, sem esperar."""
 
 
+class TlsError(ApiError):
+    """Problema de TLS que não se resolve sozinho: certificado não confiável nesta máquina, emitido
+    para outro nome ou vencido, ou http e https trocados na URL. Configuração: código 2, na hora, sem
+    novas tentativas (repetir não muda o certificado), e a verificação nunca é desligada."""
+
+
 def env_name(server: "ServerConfig") -> str:
     return "SERVIDOR_PRINCIPAL" if server.role == "principal" else "SERVIDOR_BACKUP"
 
@@ -628,8 +639,11 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
     text = str(exc)
     per_attempt = f" (limite de {limit:g} s por tentativa, SYNC_TIMEOUT)" if limit else ""
+    problem = tls_problem(exc)
+    if problem is not None:
+        return TLS_PROBLEMS[problem[0]][0]
     if isinstance(exc, requests.exceptions.SSLError):
-        return "erro de certificado TLS (use SYNC_CA_BUNDLE para uma CA própria)"
+        return "erro no TLS (conexão https) com o servidor"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "tempo esgotado ao conectar"
     if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.Timeout)):
@@ -647,21 +661,162 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     return exc.__class__.__name__
 
 
-def is_dns_failure(exc: BaseException) -> bool:
-    """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """A exceção e todas as que ela embrulha (causa, contexto, .reason do urllib3, exceções em args).
+    Só exceções: o .reason de um SSLError do urllib3 pode ser um texto."""
     seen, pending = set(), [exc]
     while pending:
         current = pending.pop()
-        if current is None or id(current) in seen:
+        if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, socket.gaierror) or isinstance(current, urllib3.exceptions.NameResolutionError):
-            return True
+        yield current
         pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
         pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+
+
+def is_dns_failure(exc: BaseException) -> bool:
+    """O nome do servidor não resolveu (erro de digitação na URL, domínio que não existe ou sem internet)."""
+    if any(isinstance(current, (socket.gaierror, urllib3.exceptions.NameResolutionError))
+           for current in exception_chain(exc)):
+        return True
     text = str(exc)
     return any(marker in text for marker in ("Name or service not known", "getaddrinfo failed", "nodename nor servname",
                                              "Failed to resolve", "Temporary failure in name resolution"))
+
+
+# -- TLS: cada problema que não se resolve sozinho tem a sua mensagem (código 2) ----------------
+# Tipo → (resumo curto, o que fazer). O texto completo sai de tls_error().
+TLS_PROBLEMS = {
+    "nao_confiavel": ("certificado TLS não confiável nesta máquina",
+                      ("o certificado do servidor não foi emitido por uma autoridade (CA) em que esta máquina "
+                       "confia. Se o servidor usa um certificado próprio (autoassinado ou de uma CA da empresa), "
+                       "aponte SYNC_CA_BUNDLE para o arquivo .pem dessa CA; se é um certificado comum da "
+                       "internet, atualize os certificados do Python (pip install -U certifi).")),
+    "nome": ("certificado TLS emitido para outro nome",
+             ("o certificado apresentado não vale para o nome usado na URL ({host}). Use na URL o mesmo "
+              "nome do certificado do servidor (o endereço com que ele é acessado pelo navegador) ou peça "
+              "um certificado que inclua esse nome.")),
+    "vencido": ("certificado TLS vencido",
+                ("o certificado do servidor está vencido. Renove o certificado no servidor (ou na hospedagem); "
+                 "confira também se a data e a hora desta máquina estão certas.")),
+    "ainda_nao_vale": ("certificado TLS ainda não válido",
+                       ("o certificado do servidor só vale a partir de uma data futura: confira a data e a hora "
+                        "desta máquina (e do servidor).")),
+    "recusado": ("certificado TLS recusado",
+                 ("o certificado do servidor foi recusado na verificação ({detalhe}). A verificação fica "
+                  "sempre ligada: corrija o certificado no servidor ou, se for de uma CA própria, aponte "
+                  "SYNC_CA_BUNDLE para o arquivo .pem dela.")),
+    "https_em_http": ("a porta não fala https",
+                      ("a URL usa https://, mas o servidor nessa porta respondeu sem criptografia (http). "
+                       "Confira a URL em {env}: o endereço do servidor costuma ser https:// sem porta; "
+                       "se ele realmente só fala http, use http:// (fora desta máquina, também --permitir-http).")),
+    "http_em_https": ("a porta só fala https",
+                      ("a URL usa http://, mas o servidor nessa porta só fala https. Troque por https:// "
+                       "em {env}.")),
+    "ca_invalida": ("arquivo de CA inválido",
+                    ("o arquivo de CA {arquivo} não contém um certificado legível (formato PEM: "
+                     "-----BEGIN CERTIFICATE-----). Corrija o arquivo ou remova a variável que aponta para ele "
+                     "(SYNC_CA_BUNDLE, REQUESTS_CA_BUNDLE ou CURL_CA_BUNDLE).")),
+}
+_CERT_UNTRUSTED = {2, 18, 19, 20, 21, 27}  # X509_V_ERR_*: emissor desconhecido, autoassinado, sem cadeia
+_CERT_NAME = {62, 63, 64}  # X509_V_ERR_HOSTNAME/EMAIL/IP_ADDRESS_MISMATCH
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "wrong version number", "RECORD_LAYER_FAILURE", "record layer failure",
+            "packet length too long", "PACKET_LENGTH_TOO_LONG", "unknown protocol", "UNKNOWN_PROTOCOL")
+
+
+def tls_problem(exc: BaseException) -> tuple[str, str] | None:
+    """(tipo em TLS_PROBLEMS, detalhe) de uma falha de TLS que não se resolve repetindo, ou None
+    (inclusive para falhas passageiras, como a conexão cortada no meio do aperto de mão)."""
+    for current in exception_chain(exc):
+        if isinstance(current, ssl.SSLCertVerificationError):
+            code = getattr(current, "verify_code", None)
+            detail = str(getattr(current, "verify_message", None) or current.reason or "")
+            if code == 10 or "has expired" in detail:
+                return "vencido", detail
+            if code == 9 or "not yet valid" in detail:
+                return "ainda_nao_vale", detail
+            if code in _CERT_NAME or "mismatch" in detail:
+                return "nome", detail
+            if code in _CERT_UNTRUSTED or "issuer" in detail or "self-signed" in detail or "self signed" in detail:
+                return "nao_confiavel", detail
+            return "recusado", detail
+        if current.__class__.__name__ == "CertificateError" and "match" in str(current):
+            return "nome", str(current)  # conferência de nome feita pelo próprio urllib3
+        if isinstance(current, ssl.SSLError):
+            text = str(current)
+            if any(marker in text for marker in _NOT_TLS):
+                return "https_em_http", text
+            if "NO_CERTIFICATE_OR_CRL_FOUND" in text or "X509" in text or "PEM" in text:
+                return "ca_invalida", text
+    return None
+
+
+def tls_error(server: ServerConfig, kind: str, detail: str = "", ca_bundle: str | None = None) -> TlsError:
+    """A mensagem completa (código 2) de um problema de TLS_PROBLEMS com este servidor."""
+    summary, advice = TLS_PROBLEMS[kind]
+    host = urllib.parse.urlsplit(server.url).hostname
+    note = ""
+    if ca_bundle and kind in ("nao_confiavel", "recusado"):
+        note = f" (nem a CA de {ca_bundle} reconhece este certificado)"
+    advice = advice.format(host=host, env=env_name(server), arquivo=ca_bundle or "",
+                           detalhe=mask_free_text(detail[:200]) or summary)
+    return TlsError(f"{server.label}: {summary}{note}: {advice}")
+
+
+class NoRetryOnTlsProblem(Retry):
+    """As novas tentativas do urllib3, menos para um problema de TLS que não muda repetindo
+    (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
+
+    def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
+                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+        retry = self.new(total=0) if error is not None and tls_problem(error) is not None else self
+        return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
+
+
+def base_ca_bundle() -> str:
+    """As autoridades de sempre: REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE do ambiente, ou as do requests (certifi)."""
+    return (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            or requests.utils.DEFAULT_CA_BUNDLE_PATH)
+
+
+@functools.lru_cache(maxsize=4)
+def tls_context(ca_bundle: str, base: str | None = None) -> ssl.SSLContext:
+    """Contexto TLS com as autoridades de sempre (base_ca_bundle) MAIS a CA de SYNC_CA_BUNDLE: um
+    servidor com certificado próprio passa a ser aceito sem que os de certificado público deixem de
+    ser. Verificação de certificado e de nome sempre ligadas. Arquivo ilegível: ConfigError."""
+    cafile = base or base_ca_bundle()
+    try:
+        context = ssl.create_default_context(cafile=cafile)  # só essas, sem as do sistema (como o requests)
+        cafile = ca_bundle
+        context.load_verify_locations(cafile=cafile)
+    except (ssl.SSLError, OSError, ValueError):
+        raise ConfigError("O" + TLS_PROBLEMS["ca_invalida"][1].format(arquivo=cafile)[1:]) from None
+    return context
+
+
+def speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """A porta responde a um aperto de mão TLS? Só o aperto de mão: nada da requisição (nem a senha)
+    é enviado. Usado para dizer "troque http:// por https://" quando uma porta https fecha a
+    conexão de quem fala http puro."""
+    context = ssl.create_default_context()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host):
+            return True
+    except ssl.SSLCertVerificationError:
+        return True  # respondeu com um certificado: fala TLS (não importa aqui se ele é confiável)
+    except (OSError, ValueError):
+        return False
+
+
+_PLAIN_HTTP_PAGE = re.compile(r"plain HTTP request was sent to HTTPS port|speaking plain HTTP to an SSL-enabled|"
+                              r"Client sent an HTTP request to an HTTPS server", re.IGNORECASE)
+
+
+def plain_http_refused(status: int, text: str) -> bool:
+    """Página de proxy (nginx, Cloudflare, Apache, Go) dizendo que recebeu http numa porta https."""
+    return status == 400 and bool(_PLAIN_HTTP_PAGE.search(text[:5000]))
 
 
 class Ticker:
@@ -784,9 +939,16 @@ def _use_deadline_pools(manager: Any) -> Any:
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """HTTPAdapter cujas conexões respeitam o prazo total de cada tentativa (também via proxy HTTP)."""
+    """HTTPAdapter cujas conexões respeitam o prazo total de cada tentativa (também via proxy HTTP).
+    ssl_context: contexto TLS das conexões https (tls_context, quando há SYNC_CA_BUNDLE)."""
+
+    def __init__(self, *args: Any, ssl_context: ssl.SSLContext | None = None, **kwargs: Any) -> None:
+        self._ssl_context = ssl_context
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self._ssl_context is not None:
+            kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(*args, **kwargs)
         _use_deadline_pools(self.poolmanager)
 
@@ -839,9 +1001,13 @@ class ApiClient:
         # sem trust_env, um ~/.netrc também não substitui o nosso cabeçalho Authorization.
         self.session.proxies = requests.utils.get_environ_proxies(server.url)
         self.session.trust_env = False
-        self.session.verify = (config.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE")
-                               or os.environ.get("CURL_CA_BUNDLE") or True)
-        retry = Retry(
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        pool_options: dict[str, Any] = {}
+        if config.ca_bundle and server.url.startswith("https://"):  # CA própria, somada às de sempre
+            self.session.verify = True
+            pool_options["ssl_context"] = tls_context(config.ca_bundle, base_ca_bundle())
+        self._heard = False  # já veio alguma resposta HTTP deste servidor (então a porta fala o esquema da URL)
+        retry = NoRetryOnTlsProblem(
             total=config.http_retries,
             connect=config.http_retries,
             read=config.http_retries,
@@ -857,7 +1023,8 @@ class ApiClient:
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2))
+        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2),
+                                  **pool_options)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # /health (despertar) sem novas tentativas automáticas: o laço de wake() controla o tempo total.
@@ -893,7 +1060,9 @@ class ApiClient:
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
+                self._raise_tls_problem(exc)
                 raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
+            self._check_scheme(resp)
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
             try:
@@ -956,6 +1125,7 @@ class ApiClient:
             try:
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
+                self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
                 if verdict == "ok":
                     return
@@ -965,6 +1135,7 @@ class ApiClient:
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
+                self._raise_tls_problem(exc)
                 last_error = describe_exception(exc)
             self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
 
@@ -973,6 +1144,29 @@ class ApiClient:
             f"{self.server.label} não é a API de licenças: {request} respondeu {what}. Confira {env_name(self.server)}: "
             "use o endereço raiz da API (ex.: https://meuservidor.com, sem /admin nem outro caminho)."
         )
+
+    def _raise_tls_problem(self, exc: BaseException) -> None:
+        """TlsError (código 2, sem esperar) para um problema de TLS que repetir não resolve: o
+        certificado recusado, https numa porta http, ou http numa porta que só fala https (uma porta
+        que fecha sem responder ao primeiro contato com http:// é testada com um aperto de mão TLS)."""
+        problem = tls_problem(exc)
+        if problem is not None:
+            bundle = self.config.ca_bundle or (self.session.verify if isinstance(self.session.verify, str) else None)
+            raise tls_error(self.server, problem[0], problem[1], bundle) from None
+        parts = urllib.parse.urlsplit(self.server.url)
+        if self._heard or parts.scheme != "http":
+            return
+        if any(isinstance(e, (http.client.RemoteDisconnected, http.client.BadStatusLine))
+               for e in exception_chain(exc)):
+            self._heard = True  # testa uma vez só
+            if speaks_tls(parts.hostname or "", parts.port or 80, self.config.connect_timeout):
+                raise tls_error(self.server, "http_em_https") from None
+
+    def _check_scheme(self, resp: Any) -> None:
+        """Uma resposta chegou; se é a página de proxy de "http numa porta https", TlsError (código 2)."""
+        self._heard = True
+        if resp.status_code == 400 and plain_http_refused(resp.status_code, resp.text):
+            raise tls_error(self.server, "http_em_https")
 
     def _host_not_found(self) -> HostNotFound:
         host = urllib.parse.urlsplit(self.server.url).hostname
@@ -2805,6 +2999,47 @@ def ensure_data_dir(path: str) -> str:
     return path
 
 
+# -- arquivos nossos danificados: nunca impedem uma sincronização ----------------------------------
+# Histórico (com a auditoria), estado e diário de um par que não se consegue ler são movidos para o
+# lado com a data no nome (historico.sqlite3.danificado-20261203T120000), um novo é iniciado, a
+# execução segue, o aviso diz o nome do arquivo guardado e o código de saída é 1. Pasta sem
+# permissão ou disco cheio não é "danificado": continua sendo um erro de configuração (código 2).
+
+DAMAGED_MARK = ".danificado-"
+
+
+def set_aside_damaged(path: str, what: str, reason: str, then: str) -> str:
+    """Move `path` (e os -wal/-shm/-journal do SQLite, se houver) para PATH.danificado-AAAAMMDDTHHMMSS
+    e devolve o aviso, em português, com o nome do arquivo guardado e `then` (o que a execução fez sem
+    ele). Sem conseguir mover, o aviso diz isso (a execução segue sem o arquivo do mesmo jeito)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target, n = f"{path}{DAMAGED_MARK}{stamp}", 1
+    while os.path.exists(target):
+        target, n = f"{path}{DAMAGED_MARK}{stamp}-{n}", n + 1
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm", "-journal"):
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, target + suffix)
+    except OSError as exc:
+        return (f"{what} {path} danificado ({reason}) e não foi possível movê-lo para o lado "
+                f"({exc.__class__.__name__}: {exc.strerror or exc}); {then}. Apague ou mova esse arquivo.")
+    return f"{what} {path} danificado ({reason}): guardado como {target}; {then}."
+
+
+def is_damaged_database(exc: BaseException) -> bool:
+    """SQLite ilegível (não é um banco, imagem malformada, esquema de outro programa), e não pasta sem
+    permissão, banco travado ou disco cheio (OperationalError desses casos continua código 2)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return True
+    text = str(exc)
+    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "no such column" in text \
+        or "has no column" in text
+
+
 
 
 
@@ -2823,6 +3058,7 @@ class CredentialStore:
         self._old = ""
         self._loaded = False
         self.used = False
+        self.warning: str | None = None  # arquivo danificado guardado ao lado (aviso da execução)
 
     def _load(self) -> None:
         """Lê uma única vez, no primeiro registro da execução, o que execuções anteriores gravaram."""
@@ -2830,8 +3066,13 @@ class CredentialStore:
             return
         self._loaded = True
         if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as handle:
-                self._old = handle.read()
+            try:
+                with open(self.path, encoding="utf-8") as handle:
+                    self._old = handle.read()
+            except UnicodeDecodeError as exc:  # danificado: guardado ao lado (as senhas de antes ficam nele)
+                self.warning = set_aside_damaged(self.path, "arquivo de senhas", f"{exc.__class__.__name__}",
+                                                 "um novo foi iniciado com as senhas desta execução")
+                self._old = ""
             if self._old and not self._old.endswith("\n"):
                 self._old += "\n"
 
@@ -2878,9 +3119,13 @@ class History:
         self.path = os.path.join(data_dir, HISTORY_FILE)
         self._lock = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(self.SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(self.SCHEMA)
+        except sqlite3.Error:
+            self.db.close()  # (no Windows, um arquivo aberto não pode ser movido para o lado)
+            raise
         self.retention_days = retention_days
         self._pending: list[tuple] = []
         self._flushed_at = time.monotonic()
@@ -2889,6 +3134,41 @@ class History:
         with self._lock:
             self._flush()
             self.db.close()
+
+    @classmethod
+    def open_or_replace(cls, data_dir: str, retention_days: int = 90) -> tuple[History | None, str | None]:
+        """Abre (e poda) o histórico; um arquivo danificado é guardado com a data no nome e um novo é
+        iniciado: (histórico, aviso). Se nem assim abrir (o arquivo danificado não pôde ser movido, por
+        exemplo aberto pelo painel no Windows): (None, aviso), e a execução segue sem histórico.
+        Pasta sem permissão ou disco cheio: a exceção original (código 2, antes de qualquer escrita)."""
+        path = os.path.join(data_dir, HISTORY_FILE)
+        try:
+            return cls._opened(data_dir, retention_days), None
+        except sqlite3.Error as exc:
+            if not is_damaged_database(exc):
+                raise
+            warning = set_aside_damaged(path, "histórico", f"{exc.__class__.__name__}: {exc}",
+                                        "a sincronização seguiu")
+        try:
+            return cls._opened(data_dir, retention_days), f"{warning} Um histórico novo foi iniciado."
+        except sqlite3.Error as exc:
+            if not is_damaged_database(exc):
+                raise
+            return None, f"{warning} Esta execução ficou sem histórico."
+
+    @classmethod
+    def _opened(cls, data_dir: str, retention_days: int) -> History:
+        history = None
+        try:
+            history = cls(data_dir, retention_days=retention_days)
+            history.db.execute("SELECT id, execucao, inicio, situacao, detalhes FROM execucoes LIMIT 1").fetchall()
+            history.db.execute("SELECT id, execucao, chave, mudancas FROM auditoria LIMIT 1").fetchall()
+            history.prune()
+            return history
+        except BaseException:
+            if history is not None:
+                history.db.close()
+            raise
 
     def start_pair(self, run_id: str, started: str, mode: str, primary: str, backup: str) -> int:
         with self._lock, self.db:
@@ -3007,8 +3287,11 @@ def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
     return os.path.join(data_dir, STATE_DIR, f"par-{digest}.json")
 
 
-def load_state(data_dir: str, primary_url: str, backup_url: str) -> tuple[PairState | None, str | None]:
-    """Lê e valida o estado do par. Ausente ou corrompido → None (primeira sincronização)."""
+def load_state(data_dir: str, primary_url: str, backup_url: str,
+               set_aside: bool = True) -> tuple[PairState | None, str | None]:
+    """Lê e valida o estado do par. Ausente → (None, None). Danificado (JSON ilegível ou com tipos
+    errados) → (None, aviso): sem estado, e o arquivo é guardado com a data no nome (set_aside=False,
+    na simulação e no verificar, que não gravam nada: só o aviso)."""
     path = state_path(data_dir, primary_url, backup_url)
     if not os.path.exists(path):
         return None, None
@@ -3016,9 +3299,12 @@ def load_state(data_dir: str, primary_url: str, backup_url: str) -> tuple[PairSt
         with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
         return _state_from_json(raw, primary_url, backup_url), None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        return None, (f"estado salvo do par ilegível ({exc.__class__.__name__}); tratado como primeira "
-                      "sincronização: nenhuma exclusão, conflitos relatados")
+    except Exception as exc:  # noqa: BLE001 - conteúdo inesperado é "danificado", nunca um erro da execução
+        reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
+    then = "este par seguiu sem estado salvo, como numa primeira sincronização"
+    if not set_aside:
+        return None, f"estado do par {path} danificado ({reason}): {then}."
+    return None, set_aside_damaged(path, "estado do par", reason, then)
 
 
 def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
@@ -3110,13 +3396,29 @@ def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict
 
 
 def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, Any]:
+    return load_journal_checked(data_dir, primary_url, backup_url, set_aside=False)[0]
+
+
+def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
+                         set_aside: bool = True) -> tuple[dict[str, Any], str | None]:
+    """O diário do par e um aviso: ausente → ({}, None); danificado (JSON ilegível ou que não é um
+    objeto) → ({}, aviso) e, com set_aside, o arquivo é guardado com a data no nome."""
+    path = journal_path(data_dir, primary_url, backup_url)
+    if not os.path.exists(path):
+        return {}, None
     try:
-        with open(journal_path(data_dir, primary_url, backup_url), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
+        if not isinstance(raw, dict):
+            raise TypeError(f"esperado um objeto JSON, veio {type(raw).__name__}")
         return {k: v for k, v in raw.items() if isinstance(v, dict)
-                and v.get("origem") in ("principal", "backup") and isinstance(v.get("alvo"), list)}
-    except (OSError, ValueError, AttributeError):
-        return {}
+                and v.get("origem") in ("principal", "backup") and isinstance(v.get("alvo"), list)}, None
+    except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado"
+        reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
+    then = "este par seguiu sem ele (escritas interrompidas numa execução anterior não são retomadas por ele)"
+    if not set_aside:
+        return {}, f"diário do par {path} danificado ({reason}): {then}."
+    return {}, set_aside_damaged(path, "diário do par", reason, then)
 
 
 def next_state(plan: Plan, results: list[Result], old: PairState | None, primary: Snapshot, backup: Snapshot,
@@ -3834,8 +4136,9 @@ def _connect(client: ApiClient) -> None:
 
 def _is_fatal(exc: BaseException) -> bool:
     """Falhas que param a execução inteira antes de tudo: configuração (senha, conta, URL que não é a
-    API) e nome de servidor que não resolve. Host lento ou fora do ar não: os outros pares seguem."""
-    return isinstance(exc, (AuthError, HostNotFound))
+    API, certificado TLS recusado ou http/https trocados) e nome de servidor que não resolve. Host lento
+    ou fora do ar não: os outros pares seguem."""
+    return isinstance(exc, (AuthError, HostNotFound, TlsError))
 
 
 def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
@@ -3892,8 +4195,8 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
 
 
 def _error_code(exc: BaseException) -> int:
-    """Credenciais, conta sem papel admin e URL que não é a API (ServerMismatch): 2; o resto: 4."""
-    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError)) else EXIT_SERVIDOR
+    """Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch) e TLS (TlsError): 2; o resto: 4."""
+    return EXIT_CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else EXIT_SERVIDOR
 
 
 def _error_text(exc: BaseException) -> str:
@@ -4029,9 +4332,11 @@ class Run:
         try:
             return func(*args)
         except (OSError, sqlite3.Error) as exc:
-            message = f"não foi possível {what} em {self.config.data_dir}: {exc.__class__.__name__}: {exc}"
-            self.warnings.append(SECRETS.mask(message))
-            self.rep.warn(f"   ⚠️  {SECRETS.mask(message)}")
+            message = SECRETS.mask(f"não foi possível {what} em {self.config.data_dir}: "
+                                   f"{exc.__class__.__name__}: {exc}")
+            if message not in self.warnings:  # a mesma falha a cada escrita vira um aviso só
+                self.warnings.append(message)
+                self.rep.warn(f"   ⚠️  {message}")
             return None
 
     def instant(self) -> dt.datetime:
@@ -4158,12 +4463,15 @@ class Run:
             outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
             outcome.error_code = EXIT_EXCLUSOES
             return
-        state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url)
-        if warning:
-            self.rep.warn(f"   ⚠️  {warning}")
+        state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
+        if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
+            outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
         if cfg.mode == Mode.TWO_WAY:
-            options.journal = load_journal(cfg.data_dir, d.primary.url, d.backup.url)
+            options.journal, warning = load_journal_checked(cfg.data_dir, d.primary.url, d.backup.url,
+                                                            set_aside=not cfg.simulate)
+            if warning:
+                outcome.warnings.append(SECRETS.mask(warning))
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
                              options)
@@ -4333,6 +4641,8 @@ class Run:
 
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)
+        if self.credentials and self.credentials.warning:  # arquivo de senhas danificado, guardado ao lado
+            self.warnings.append(SECRETS.mask(self.credentials.warning))
         run = RunOutcome(
             run_id=self.run_id, started=self.started, mode=self.config.mode,
             clock=Clock.of(self.config.today or self.now.date()), pairs=pairs,
@@ -4356,10 +4666,11 @@ def open_local_files(run: Run, config: Config) -> None:
     try:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
-        run.history = History(config.data_dir, retention_days=config.history_days)
-        run.history.prune()
+        run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
     except (OSError, sqlite3.Error) as exc:
         raise data_dir_error(config.data_dir, exc) from None
+    if warning:
+        run.warnings.append(SECRETS.mask(warning))
     run.credentials = CredentialStore(config.data_dir)
 
 
@@ -5187,13 +5498,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(settings_reader(args), args.dados_dir)
     if not os.path.exists(os.path.join(data_dir, HISTORY_FILE)):
         return fail(f"Nenhum histórico em {data_dir} (ainda não houve sincronização).", EXIT_CONFIG)
-    history = History(data_dir)
     try:
-        if args.detalhes:
-            return show_run(history, args.detalhes, args.json)
-        rows = history.runs(max(1, args.limite))
-    finally:
-        history.close()
+        history = History(data_dir)
+        try:
+            if args.detalhes:
+                return show_run(history, args.detalhes, args.json)
+            rows = history.runs(max(1, args.limite))
+        finally:
+            history.close()
+    except sqlite3.Error as exc:
+        if not is_damaged_database(exc):
+            raise
+        return fail(f"O histórico {os.path.join(data_dir, HISTORY_FILE)} está danificado ({exc}). A próxima "
+                    "sincronização o guarda ao lado, com a data no nome, e começa um novo.", EXIT_CONFIG)
     if args.json:
         print_json({"execucoes": rows})
     else:

@@ -25,6 +25,15 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
 
+TLS (https), como todo servidor real:
+- `ServidorReferencia(tls=contexto)`: `contexto` é um `ssl.SSLContext` do lado servidor com o
+  certificado carregado (nos testes, de uma CA descartável do `trustme`:
+  `ca.issue_cert("127.0.0.1").configure_cert(contexto)`). A porta passa a falar SÓ https e `url`
+  começa com https://. Quem fala http puro nessa porta (ou recusa o certificado) tem a conexão
+  fechada sem resposta, como o Flask/gunicorn com certificado; nada chega à aplicação.
+- `conexoes_tls_recusadas()`: quantos apertos de mão TLS falharam (certificado recusado pelo
+  cliente, http puro na porta https); as requisições HTTP continuam em `request_counts()`.
+
 Listagem cortada (proxy ou página parcial na frente do app):
 - `cortar_listagem(maximo, vezes=None)`: GET /admin/devices responde 200 com o JSON da API, mas só com
   os `maximo` primeiros itens (os mais novos) — nada indica que faltam licenças. `vezes`: quantas
@@ -55,6 +64,7 @@ import secrets
 import signal
 import socket
 import sqlite3
+import ssl
 import struct
 import sys
 import tempfile
@@ -1068,6 +1078,15 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+    tls_context: ssl.SSLContext | None = None  # https (ServidorReferencia(tls=...))
+
+    def get_request(self):
+        """Com TLS, a conexão aceita é embrulhada aqui e o aperto de mão fica para a thread da
+        conexão (RequestHandler.setup): um cliente lento ou que fala http puro não trava o accept."""
+        sock, address = super().get_request()
+        if self.tls_context is not None:
+            sock = self.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def handle_error(self, request, client_address):
         """Conexões derrubadas pelo cliente ou pelo stop não sujam a saída."""
@@ -1082,6 +1101,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     owner: "ServidorReferencia" = None  # definido na subclasse criada por servidor
 
     def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.owner._tls_handshake(self.request)  # falhou: OSError, conexão fechada sem resposta
         super().setup()
         # cabeçalho e corpo saem em escritas separadas: sem NODELAY o Nagle atrasa ~40 ms
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -1175,6 +1196,7 @@ class ServidorReferencia:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: Optional[str] = None,
                  admins: Optional[dict] = None, today: Any = None, fuso: str = "UTC",
                  servidores: Optional[list] = None, now: Optional[dt.datetime] = None, primeiro_id: int = 1,
+                 tls: ssl.SSLContext | None = None,  # https: veja o bloco TLS do docstring do módulo
                  **faults):
         self.host, self.port = host, port
         self._clock = Clock(today, fuso, now)
@@ -1195,6 +1217,8 @@ class ServidorReferencia:
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
+        self._tls = tls
+        self._tls_refused = 0
         self.set_faults(**faults)
 
     @staticmethod
@@ -1210,6 +1234,7 @@ class ServidorReferencia:
             raise RuntimeError("Servidor já foi iniciado (ou já foi parado).")
         handler = type("BoundRequestHandler", (RequestHandler,), {"owner": self})
         self._httpd = _HTTPServer((self.host, self.port), handler)
+        self._httpd.tls_context = self._tls
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
@@ -1221,7 +1246,7 @@ class ServidorReferencia:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("Servidor não iniciado: chame start() antes de usar url.")
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     def stop(self) -> None:
         """Para o servidor, derruba as conexões abertas e apaga o banco temporário."""
@@ -1259,6 +1284,24 @@ class ServidorReferencia:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+    # --- TLS ---
+
+    def _tls_handshake(self, sock: ssl.SSLSocket) -> None:
+        sock.settimeout(10)
+        try:
+            sock.do_handshake()
+        except OSError:  # ssl.SSLError também: certificado recusado, http puro na porta https
+            with self._sockets_lock:
+                self._tls_refused += 1
+            raise
+        finally:
+            sock.settimeout(None)
+
+    def conexoes_tls_recusadas(self) -> int:
+        """Apertos de mão TLS que falharam (cliente recusou o certificado ou falou http puro)."""
+        with self._sockets_lock:
+            return self._tls_refused
 
     def _connection_opened(self, sock) -> None:
         self._stats.connection_opened()

@@ -359,8 +359,9 @@ def test_estado_corrompido_vira_primeira_sincronizacao_sem_exclusoes(par):
     par.principal.remove_device("E3")  # sem estado, isto não pode virar exclusão no backup
     par.principal.set_device_fields("E4", owner_name="Mudou no principal")
     r, doc = rodar(par, "--bidirecional")
-    assert "estado salvo do par ilegível" in r.stderr and "primeira" in r.stderr
     pair = par_doc(doc)
+    avisos = " ".join(pair["avisos"])  # o arquivo danificado foi guardado ao lado, com a data no nome
+    assert "danificado" in avisos and "primeira sincronização" in avisos and ".danificado-" in avisos
     assert pair["primeira_sincronizacao"] is True
     assert "E3" in par.backup.devices() and "E3" in par.principal.devices()  # recriada, nunca apagada
     assert [c["chave"] for c in pair["conflitos"]] == ["E4"] and r.codigo == 1

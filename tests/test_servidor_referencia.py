@@ -1183,3 +1183,30 @@ def test_cli_zone_and_servers():
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=5)
     assert process.returncode == 0
+
+
+# ---------------------------------------------------------------------------
+# TLS (ServidorReferencia(tls=contexto))
+# ---------------------------------------------------------------------------
+
+def test_tls_fala_so_https_e_conta_os_apertos_de_mao_recusados(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    contexto = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(contexto)
+    arquivo_ca = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(arquivo_ca))
+    with ServidorReferencia(tls=contexto) as srv:
+        assert srv.url.startswith("https://127.0.0.1:")
+        response = requests.post(f"{srv.url}/admin/login", json={"username": "admin", "password": "admin123"},
+                                 timeout=TIMEOUT, verify=str(arquivo_ca))
+        assert response.status_code == 200 and response.json()["token"]
+        with pytest.raises(requests.exceptions.SSLError):  # certificado de uma CA que o cliente não conhece
+            requests.get(srv.url + "/health", timeout=TIMEOUT)
+        with pytest.raises(requests.exceptions.ConnectionError):  # http puro na porta https: fechada sem resposta
+            requests.get(srv.url.replace("https://", "http://") + "/health", timeout=TIMEOUT)
+        assert srv.conexoes_tls_recusadas() == 2
+        assert srv.counts[("POST", "/admin/login")] == 1 and srv.counts[("GET", "/health")] == 0
