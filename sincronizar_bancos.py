@@ -2820,16 +2820,16 @@ def replan_after_reread(plan: Plan, side: str, first: Snapshot, fresh: Snapshot,
                if key in fresh.rejected or fresh.licenses.get(key) != first.licenses.get(key)}
     for key in sorted(changed):
         now, copy = fresh.licenses.get(key), other.licenses.get(key)
-        p, b = (now, copy) if side == "principal" else (copy, now)
+        p, b = (now, copy) if side == Side.PRIMARY else (copy, now)
         plan.conflicts.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != "principal" or allows(now, clock.primary) or copy is None:
+        if side != Side.PRIMARY or allows(now, clock.primary) or copy is None:
             continue
         block = deny_on_target(key, copy.status, allows(copy, clock.backup),
                                "negada no principal durante esta execução: bloqueada para negar igual")
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
-            plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == "backup")]
+            plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
             plan.license_chains.append(block)
     return [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
@@ -3741,7 +3741,7 @@ def refill_command(d: Direction, lost_real_side: str, overwrite: bool = False) -
 
 def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
     """O principal voltou a uma cópia antiga: só restaurar com --forcar devolve a ele as versões novas."""
-    return loss.kind == LossKind.ROLLED_BACK and d.real_side(loss.side) == "principal"
+    return loss.kind == LossKind.ROLLED_BACK and d.real_side(loss.side) == Side.PRIMARY
 
 
 def backup_only_commands(d: Direction) -> tuple[str, str]:
