@@ -40,6 +40,10 @@ Listagem cortada (proxy ou página parcial na frente do app):
   listagens saem cortadas (None = todas); `cortar_listagem(None)` desfaz. Os dados não mudam: o
   veredito (`veredito`) continua o de todas as licenças gravadas.
 
+Segredo compartilhado (todos os servidores de um vendedor têm o mesmo SHARED_SECRET):
+- `compartilhar_segredo(segredo)`: um token de administrador emitido por qualquer servidor com o mesmo
+  `segredo` vale neste (e vice-versa), como nos servidores reais. Devolve o próprio servidor.
+
 Uso como programa:
     python tests/servidor_referencia.py --porta 8001 [--hoje 2026-12-01]
         [--fuso America/Sao_Paulo] [--servidores https://a.example,https://b.example]
@@ -1638,6 +1642,30 @@ class ServidorReferencia:
             if cut[1] <= 0:
                 self._cut = None
         return {**payload, "items": payload["items"][:cut[0]]}
+
+    # --- segredo compartilhado (SHARED_SECRET): tokens aceitos entre servidores ---
+
+    _shared_tokens: dict = {}  # segredo → {token: Session}, comum a todas as instâncias do processo
+
+    def compartilhar_segredo(self, segredo: str) -> "ServidorReferencia":
+        """Tokens emitidos por servidores com o mesmo `segredo` passam a valer aqui (e os daqui, lá)."""
+        app, tokens = self._app, ServidorReferencia._shared_tokens.setdefault(segredo, {})
+        issue, session_from = app._issue_token, app._session_from
+
+        def issue_shared(username: str, role: str) -> str:
+            token = issue(username, role)
+            tokens[token] = Session(username, role)
+            return token
+
+        def session_shared(headers) -> Optional[Session]:
+            found = session_from(headers)
+            header = headers.get("Authorization") or ""
+            if found is None and header.startswith("Bearer "):
+                found = tokens.get(header[len("Bearer "):].strip())
+            return found
+
+        app._issue_token, app._session_from = issue_shared, session_shared
+        return self
 
 
 @dataclass(frozen=True)

@@ -487,6 +487,20 @@ def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
     assert par.backup.counts[("GET", "/admin/users")] == 1
 
 
+def test_dois_backups_novos_com_o_mesmo_segredo_nao_sao_o_mesmo_servidor(par_dois_backups):
+    """Issue: dois backups novos (vazios) de um vendedor, com o mesmo SHARED_SECRET: o token de um vale no
+    outro e as listagens são iguais — nada disso prova que são o mesmo servidor. Sincroniza os dois."""
+    par = par_dois_backups
+    for srv in [par.principal] + par.backups:
+        srv.compartilhar_segredo("segredo-do-vendedor")
+    semear_licencas(par.principal, 3)
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 0 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
+    for backup in par.backups:
+        assert set(backup.devices()) == set(par.principal.devices())
+
+
 def test_mesmo_servidor_vazio_duas_vezes_nao_e_recusado_sem_prova(par_r):
     """O mesmo servidor vazio em duas URLs: listagens vazias não distinguem nada, então não há recusa
     (e não há o que gravar: nada é escrito)."""

@@ -199,12 +199,13 @@ def test_principal_restaurado_da_copia_da_noite_para_com_5_e_nada_e_gravado(par,
 def test_listagem_do_principal_cortada_para_com_5_como_no_espelhar(par):
     semear(par.principal, 30)
     assert par.rodar("--sem-progresso").codigo == 0
-    par.principal.cortar_listagem(5)
+    par.principal.cortar_listagem(20)  # 10 de 30 somem: menos da metade, mas muito além do limite (3)
     par.backup.reset_counts()
     for extra in ([], ["--espelhar"]):
         r = par.rodar("--sem-progresso", *extra)
         sem_traceback(r)
         assert r.codigo == 5, saida(r)[-3000:]
+        assert "listagem cortada" in r.stdout or "RETIDAS" in r.stdout
     assert par.backup.write_count() == 0
     assert all(par.backup.vereditos().values()) and len(par.backup.vereditos()) == 30
     par.principal.cortar_listagem(None)
