@@ -2744,7 +2744,7 @@ def primary_went_back(state: PairState | None, primary: Snapshot, backup: Snapsh
         if lic is None:
             if base.fp("principal") is not None and key in backup.licenses:
                 gone.append(key)
-        elif moved_back(lic, None, base, "principal"):
+        elif base.older_primary and moved_back(lic, None, base, "principal"):  # sem versões antigas: nada a comparar
             back.append(key)
     for key, (_when, versions) in state.deleted.items():
         lic = primary.licenses.get(key)
