@@ -64,6 +64,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 import urllib.parse
 import zoneinfo
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
@@ -990,6 +991,7 @@ class ApiClient:
         self.config = config
         self.cancel = threading.Event()
         self.listings: dict[str, list[Any]] = {}
+        self.routes: dict[str, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -2870,22 +2872,109 @@ class Progress:
                 sys.stderr.flush()
 
 
+WRITE_RETRIES = 3  # novas tentativas de uma escrita idempotente que levou HTTP 500 ou "database is locked"
+WRITE_RETRY_WAIT = (0.25, 0.5, 1.0)  # segundos entre elas (× SYNC_BACKOFF / 0,5)
+NOT_THERE = "não bloqueada: a licença não existe nesse servidor (negada lá, como na origem)"
+PROBE_ID = "sincronizar-bancos-sonda"  # id que só aparece no caminho de uma sonda GET (nada é gravado)
+# Rota de escrita → caminho da sonda. Um GET numa rota que só aceita POST/DELETE responde 405 num servidor
+# que a tem e 404 (página HTML do Flask) numa versão antiga que não a tem; nenhum dos dois grava nada.
+PROBED_ROUTES = {BLOCK: f"/admin/devices/{PROBE_ID}/deactivate", DELETE: f"/admin/devices/{PROBE_ID}/delete",
+                 SET_CREATED_BY: "/admin/devices/update-created-by"}
+ROUTE_NAMES = {BLOCK: "bloquear/ativar (POST /admin/devices/<id>/deactivate)",
+               DELETE: "excluir (DELETE /admin/devices/<id>/delete)",
+               SET_CREATED_BY: "corrigir created_by (POST /admin/devices/update-created-by)"}
+
+
+# Larguras das colunas de um servidor sobre MySQL: um valor mais longo é cortado (modo não estrito) ou
+# recusado com HTTP 500 (estrito). address é TEXT (sem limite).
+MYSQL_WIDTHS = {"owner_name": 255, "email": 255, "cpf": 20, "created_by": 100, "license_type": 50}
+
+
+def too_wide(payload: dict[str, Any] | None) -> list[str]:
+    """Campos do envio maiores que as colunas de um servidor MySQL (num MySQL estrito, a causa de um 500)."""
+    return [f"{field} com {len(value)} caracteres (máximo {width})" for field, width in MYSQL_WIDTHS.items()
+            if isinstance(value := (payload or {}).get(field), str) and len(value) > width]
+
+
+def has_route(client: ApiClient, kind: str) -> bool | None:
+    """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
+    True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
+    como se existisse: a compensação da cadeia cobre)."""
+    if kind not in client.routes:
+        try:
+            resp = client.request("GET", PROBED_ROUTES[kind])
+            client.routes[kind] = True if resp.status == 405 else \
+                False if resp.status == 404 and resp.kind != "json" else None
+        except ApiError:
+            client.routes[kind] = None
+    return client.routes[kind]
+
+
+def transient_failure(resp: Response) -> bool:
+    """HTTP 500 do aplicativo ou "database is locked" (dois escritores no mesmo SQLite): a mesma escrita
+    costuma passar quando repetida. 502/503/504 já foram repetidos pelo urllib3."""
+    message = (_api_error(resp) or "").lower()
+    return resp.status == 500 or "database is locked" in message
+
+
 class Executor:
+    """Aplica as cadeias de um servidor. Regra: nenhuma cadeia deixa o servidor liberando mais do que antes
+    da execução, mesmo falhando no meio. Escritas idempotentes são repetidas em 500/"database is locked";
+    um bloqueio que falha depois de uma criação desfaz a criação (exclui o registro criado); um novo login
+    recusado para de escrever nesse servidor; uma rota que falta (versão antiga) é sondada antes da primeira
+    cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada."""
+
     def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
-                 on_result: Callable[[Result], None] | None = None):
+                 on_result: Callable[[Result], None] | None = None, undo_updates: bool = False):
         self.client = client
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
+        self.undo_updates = undo_updates  # unidirecional num backup: pode excluir um registro que já existia
         self._stopping = threading.Event()
+        self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
     def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
         """Usuários primeiro, depois as licenças (cada cadeia em ordem), por último as exclusões."""
         results = self._run_chains([[a] for a in user_actions], "usuários")
+        missing = self.missing_routes(chains, deletions)
+        held = [c for c in chains if any(a.kind in missing for a in c)]
+        chains = [c for c in chains if not any(a.kind in missing for a in c)]
+        for chain in held:  # um resultado por cadeia (a primeira ação): a licença aparece uma vez no relatório
+            results += self._not_sent(chain[:1], self._old_version_text(chain, missing))
+        results += self._not_sent([a for a in deletions if a.kind in missing], "")
+        deletions = [a for a in deletions if a.kind not in missing]
         results += self._run_chains(chains, "licenças")
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
 
+    # -- rotas que faltam (versões antigas do servidor) ---------------------------
+    def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
+        """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
+        O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
+        needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
+        return {kind for kind in needed if has_route(self.client, kind) is False}
+
+    def _old_version_text(self, chain: list[Action], missing: set[str]) -> str:
+        kinds = {a.kind for a in chain} & missing
+        routes = " e ".join(ROUTE_NAMES[k] for k in sorted(kinds))
+        text = f"não enviada: {self.client.server.label} é de uma versão antiga, sem a rota de {routes}"
+        if BLOCK in kinds and any(a.kind in UPSERTS for a in chain):
+            return (f"{text}; criar ou atualizar a deixaria LIBERADA sem poder bloqueá-la (fica como está: "
+                    "negada se não existe lá). Atualize esse servidor para a versão atual")
+        if BLOCK in kinds:
+            return (f"{text}: a licença continua como está lá (LIBERADA, enquanto a origem nega); bloqueie-a "
+                    "no painel desse servidor ou atualize-o para a versão atual")
+        return text
+
+    def _not_sent(self, chain: list[Action], message: str) -> list[Result]:
+        results = [Result(a, False, message or f"não enviada: {self.client.server.label} não tem a rota de "
+                          f"{ROUTE_NAMES.get(a.kind, a.kind)} (versão antiga)", unsyncable=True) for a in chain]
+        for result in results:
+            self.on_result(result)
+        return results
+
+    # -- cadeias ------------------------------------------------------------------
     def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
         if self.config.parallel <= 1 or len(chains) <= 1:
@@ -2903,43 +2992,104 @@ class Executor:
 
     def _run_chain(self, chain: list[Action], progress: Progress) -> list[Result]:
         """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
-        depois de um upsert incerto é o que mantém o backup negando como o principal."""
-        results = []
+        depois de um upsert incerto é o que mantém o backup negando como o principal. Se o bloqueio
+        falha (já repetido), desfaz o que a cadeia liberou (compensate)."""
+        results: list[Result] = []
         if self._stopping.is_set():
             return results
+        upserted = None  # a ação de criação/atualização já enviada nesta cadeia (mesmo sem confirmação)
         for action in chain:
-            try:
-                result = self.apply(action)
-            except ApiError as exc:
-                result = Result(action, False, str(exc))
-            except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
-                result = Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
-            results.append(result)
-            self.on_result(result)  # a auditoria nunca interrompe a sequência (Run.guard_local)
-            try:
-                progress.step()
-            except OSError:  # terminal fechado: o contador some, a sequência segue
-                progress.enabled = False
+            result = self._attempt(action)
+            if action.kind in UPSERTS:
+                upserted = upserted or action
+            if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
+                extra = self.compensate(action, upserted, result)
+                self._finish(result, results, progress)
+                for undo in extra:
+                    results.append(undo)
+                    self.on_result(undo)
+                break
+            self._finish(result, results, progress)
         return results
+
+    def _finish(self, result: Result, results: list[Result], progress: Progress) -> None:
+        results.append(result)
+        self.on_result(result)  # a auditoria nunca interrompe a sequência (Run.guard_local)
+        try:
+            progress.step()
+        except OSError:  # terminal fechado: o contador some, a sequência segue
+            progress.enabled = False
+
+    def _attempt(self, action: Action) -> Result:
+        if self._auth_lost is not None:
+            return Result(action, False, f"não enviada: {self._auth_lost}")
+        try:
+            return self.apply(action)
+        except AuthError as exc:  # o token caiu e o novo login foi recusado: este servidor para aqui
+            self._auth_lost = f"o novo login em {self.client.server.label} foi recusado ({exc})"
+            return Result(action, False, str(exc))
+        except ApiError as exc:
+            return Result(action, False, str(exc))
+        except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
+            return Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
+
+    def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
+        """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
+        nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
+        que já existia só é excluída no unidirecional num backup (a próxima execução a recria e bloqueia).
+        No bidirecional, excluir um registro que já existia pareceria uma exclusão do vendedor."""
+        created = upserted.kind == CREATE
+        if not (created or self.undo_updates) or self._auth_lost is not None:
+            why = self._auth_lost or "um registro que já existia não é excluído no bidirecional nem no principal"
+            failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
+                               f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
+            return []
+        what = "criada nesta execução" if created else "regravada nesta execução"
+        undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
+                      "excluída para não ficar liberada onde a origem nega", side=block.side)
+        result = self._attempt(undo)
+        failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
+                           "recria e bloqueia" if result.ok else
+                           f"; ATENÇÃO: a exclusão de compensação também falhou ({result.message}): a licença "
+                           f"pode estar LIBERADA em {self.client.server.label} enquanto a origem nega")
+        return [result]
+
+    # -- uma ação ---------------------------------------------------------------
+    def _write(self, method: str, path: str, payload: Any = None) -> Response:
+        """Uma escrita idempotente, repetida em HTTP 500 / "database is locked" (até WRITE_RETRIES vezes)."""
+        resp = self.client.request(method, path, payload)
+        for wait in WRITE_RETRY_WAIT[:WRITE_RETRIES]:
+            if not transient_failure(resp) or self._stopping.is_set():
+                break
+            if "database is locked" not in (_api_error(resp) or "").lower() and too_wide(payload):
+                break  # MySQL estrito recusando texto longo: repetir não muda nada
+            time.sleep(wait * self.config.backoff / 0.5)
+            resp = self.client.request(method, path, payload)
+        return resp
 
     def apply(self, action: Action) -> Result:
         if action.kind == CREATE_USER:
             return self._create_user(action)
-        if action.kind in UPSERTS:
-            resp = self.client.request("POST", "/admin/devices/create", action.payload)
-            return self._result(action, resp, 201)
+        if action.kind in (*UPSERTS, SET_CREATED_BY):
+            path = "/admin/devices/update-created-by" if action.kind == SET_CREATED_BY else "/admin/devices/create"
+            resp = self._write("POST", path, action.payload)
+            result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
+            wide = too_wide(action.payload) if resp.status == 500 else []
+            if wide:
+                result.message += (f"; o servidor pode ser MySQL em modo estrito, que recusa texto maior que a "
+                                   f"coluna: {', '.join(wide)}. Encurte no principal ou aumente a coluna lá")
+            return result
         quoted = urllib.parse.quote(action.key, safe="")
-        if action.kind == SET_CREATED_BY:
-            return self._result(action, self.client.request("POST", "/admin/devices/update-created-by",
-                                                            action.payload), 200)
         if action.kind == DELETE:
-            resp = self.client.request("DELETE", f"/admin/devices/{quoted}/delete")
+            resp = self._write("DELETE", f"/admin/devices/{quoted}/delete")
             if resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
                 return Result(action, True, "já não existia")  # ex.: nova tentativa após resposta perdida
             return self._result(action, resp, 200)
         path = f"/admin/devices/{quoted}/deactivate"
         wanted = "blocked" if action.kind == BLOCK else "active"
-        resp = self.client.request("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
+        resp = self._write("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
+        if action.kind == BLOCK and resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
+            return Result(action, False, NOT_THERE)  # não existe lá (ex.: a criação falhou): já nega
         result = self._result(action, resp, 200)
         if result.ok and isinstance(resp.body, dict) and resp.body.get("status") not in (None, wanted):
             return Result(action, False, f"o servidor respondeu status {resp.body.get('status')!r}")
@@ -2979,6 +3129,103 @@ class Executor:
         self.credentials.update(entry, "não usada: nome de super-admin no backup")
         return Result(action, True, "nome já usado por um super-admin no backup (não sincronizável)",
                       unsyncable=True)
+
+
+# -- limites do backup: o que ele não consegue guardar (MySQL, versão antiga) ------------------
+
+
+def _held_as(field: str, wanted: Any, stored: Any, drops_created_by: bool) -> str | None:
+    """Por que o backup guarda `stored` quando recebeu `wanted` (None: é uma diferença de verdade)."""
+    width = MYSQL_WIDTHS.get(field)
+    if width and isinstance(wanted, str) and isinstance(stored, str) and len(wanted) > width \
+            and stored and wanted[:width].rstrip() == stored:  # a listagem é lida sem os espaços das pontas
+        return f"o backup guarda no máximo {width} caracteres neste campo (coluna do MySQL): fica cortado lá"
+    if field == "created_by" and drops_created_by and stored == DEFAULT_CREATED_BY and wanted != stored:
+        return "o backup é de uma versão antiga que ignora o created_by enviado (grava 'admin')"
+    return None
+
+
+def might_drop_created_by(source: Snapshot, target: Snapshot) -> bool:
+    """Há registros iguais nos dois lados, menos o created_by que no destino é 'admin'? (sinal de servidor
+    da primeira versão; a sonda confirma)."""
+    for key, b in target.licenses.items():
+        p = source.licenses.get(key)
+        if p is not None and b.created_by == DEFAULT_CREATED_BY and p.desired_settable()[-1] != DEFAULT_CREATED_BY:
+            return True
+    return False
+
+
+def backup_limits(source: Snapshot, target: Snapshot, drops_created_by: bool) -> tuple[Snapshot, list[Divergence]]:
+    """Aprende com o que o backup guardou o que ele não consegue guardar: um campo cortado na largura da coluna
+    (MySQL) ou o created_by trocado por 'admin' (primeira versão do servidor). Para o plano, o registro do
+    backup passa a ter o valor da origem nesse campo: não é regravado a cada execução (cada regravação
+    recomeça o período e desbloqueia por um instante) e, no bidirecional, não vira "edição do vendedor"
+    copiada para o principal. A diferença sai como divergência não sincronizável (servidor e campo)."""
+    adapted: dict[str, License] = {}
+    found: list[Divergence] = []
+    for key, b in target.licenses.items():
+        p = source.licenses.get(key)
+        if p is None:
+            continue
+        wanted = dict(zip(SETTABLE_FIELDS, p.desired_settable()))
+        changes = {}
+        for field in SETTABLE_FIELDS:
+            stored = getattr(b, field)
+            why = None if stored == wanted[field] else _held_as(field, wanted[field], stored, drops_created_by)
+            if why:
+                changes[field] = wanted[field]
+                found.append(Divergence("licenca", key, field, wanted[field], stored,
+                                        f"{why} ({target.server_url}); não é regravado"))
+        if changes:
+            adapted[key] = dataclasses.replace(b, **changes)
+    if not adapted:
+        return target, []
+    return dataclasses.replace(target, licenses={**target.licenses, **adapted}), found
+
+
+def mysql_key(device_id: str) -> str:
+    """Como utf8mb4_unicode_ci compara chaves: sem acentos e sem maiúsculas (ß = ss)."""
+    decomposed = unicodedata.normalize("NFKD", device_id)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def looks_mysql(raw_items: list[Any] | None) -> bool:
+    """Datas da listagem no formato RFC 1123 ("Tue, 01 Jul 2025 00:00:00 GMT"): o servidor guarda sobre MySQL
+    (e então as chaves comparam sem acentos e sem maiúsculas)."""
+    return any(isinstance(item, dict) and isinstance(item.get("start_date"), str)
+               and _RFC1123.match(item["start_date"].strip()) for item in raw_items or ())
+
+
+def collation_groups(source: Snapshot, target: Snapshot, clock: Clock) -> tuple[Snapshot, list[Divergence]]:
+    """Backup sobre MySQL: ids da origem que só diferem em maiúsculas/acentos ("ABC"/"abc", "José"/"Jose") são UM
+    registro lá. Cada grupo vira um registro só no plano (o id que o backup já guarda, ou o primeiro), com o
+    veredito mais restrito do grupo (se algum nega na origem, o registro do grupo é bloqueado lá): sem isso cada
+    execução regravaria o mesmo registro com os dados de outro id do grupo, desbloqueando-o. Relata o grupo e
+    os clientes que ficam negados no backup. Só no unidirecional (o plano não escreve na origem)."""
+    groups: dict[str, list[str]] = {}
+    for key in source.licenses:
+        groups.setdefault(mysql_key(key), []).append(key)
+    groups = {fold: sorted(keys) for fold, keys in groups.items() if len(keys) > 1}
+    if not groups:
+        return source, []
+    stored = {mysql_key(key): key for key in target.licenses}
+    licenses = dict(source.licenses)
+    found = []
+    for fold, keys in sorted(groups.items()):
+        kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
+        denied = [k for k in keys if not allows(source.licenses[k], clock.primary)]
+        for key in keys:
+            if key != kept:
+                del licenses[key]
+        record = source.licenses[kept]
+        if denied and allows(record, clock.primary):
+            licenses[kept] = dataclasses.replace(record, status="blocked")
+        losers = [k for k in keys if k not in denied] if denied else []
+        note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
+                f"lá vale o veredito mais restrito do grupo")
+        note += (f"; negados lá e liberados no principal: {', '.join(losers)}" if losers else "")
+        found.append(Divergence("licenca", kept, "device_id", ", ".join(keys), kept, note))
+    return dataclasses.replace(source, licenses=licenses), found
 
 
 # ============================================================================
@@ -4472,9 +4719,13 @@ class Run:
                                                             set_aside=not cfg.simulate)
             if warning:
                 outcome.warnings.append(SECRETS.mask(warning))
+        limits: list[Divergence] = []
+        if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
+            source, target, limits = self.learn_limits(d, source, target, outcome.clock)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
                              options)
+        plan.divergences = limits + plan.divergences
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
@@ -4517,8 +4768,12 @@ class Run:
             self.snapshots[server.url] = fresh[server.url]
         source, target = fresh[d.source.url], fresh[d.target.url]
         check = dataclasses.replace(options, journal=None)
+        limits: list[Divergence] = []
+        if not d.restore:
+            source, target, limits = self.learn_limits(d, source, target, later)
         with collector_paused():
             again = plan_pair(source, target, later, swap_state(state) if d.restore and state else state, check)
+        again.divergences = limits + again.divergences
         if cfg.check:  # verificar: tudo passa a ser o que se vê na data nova
             outcome.plan, outcome.clock = again, later
             outcome.parity = outcome.parity_before = again.parity_now()
@@ -4534,6 +4789,22 @@ class Run:
         outcome.leftover, outcome.divergences = round2.leftover, round2.divergences
         outcome.warnings += round2.warnings
         outcome.plan.conflicts += [c for c in again.conflicts if c.key not in {x.key for x in outcome.plan.conflicts}]
+
+    def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot,
+                     clock: Clock) -> tuple[Snapshot, Snapshot, list[Divergence]]:
+        """backup_limits (a sonda da rota de created_by, um GET, só quando há sinal de servidor antigo) e, num
+        backup MySQL no unidirecional, os grupos de ids que ele guarda como um só (collation_groups)."""
+        drops = False
+        client = self.clients[d.target.url]
+        if might_drop_created_by(source, target):
+            drops = has_route(client, SET_CREATED_BY) is False
+        groups: list[Divergence] = []
+        raw = client.listings.get("/admin/devices")
+        # backup vazio: não dá para saber se é MySQL; por segurança, como se fosse (a execução seguinte já sabe)
+        if self.config.mode == Mode.ONE_WAY and (not raw or looks_mysql(raw)):
+            source, groups = collation_groups(source, target, clock)
+        target, limits = backup_limits(source, target, drops)
+        return source, target, groups + limits
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
@@ -4585,8 +4856,9 @@ class Run:
             if d.real_side(side) == "principal" and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
+            undo = self.config.mode == Mode.ONE_WAY and d.real_side(side) == "backup"
             executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.audit(url, result))
+                                on_result=lambda result, url=url: self.audit(url, result), undo_updates=undo)
             results += executor.run(users, chains, deletions)
         return results
 
@@ -4630,11 +4902,16 @@ class Run:
                 outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
                 return
         check = dataclasses.replace(options, journal=None, force=False)
+        limits: list[Divergence] = []
+        if not d.restore:
+            fresh["principal"], fresh["backup"], limits = self.learn_limits(d, fresh["principal"], fresh["backup"],
+                                                                            outcome.clock)
         with collector_paused():
-            again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock, new_state, check)
+            again = plan_pair(fresh["principal"], fresh["backup"], outcome.clock,
+                              swap_state(new_state) if d.restore and new_state else new_state, check)
         outcome.reread = True
         outcome.parity = again.parity_now()
-        outcome.divergences = again.divergences
+        outcome.divergences = limits + again.divergences
         skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
         outcome.leftover = [a for a in again.actions if a.key not in skip]
         outcome.users_present = users_present(fresh["principal"], fresh["backup"])

@@ -24,6 +24,9 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
+- Variantes dos servidores reais (MySQL com colação e colunas estreitas, datas RFC 1123, versões
+  antigas sem rotas, "database is locked", 500 na n-ésima escrita, token revogado): opções do
+  construtor, descritas na docstring de `ServidorReferencia`.
 
 TLS (https), como todo servidor real:
 - `ServidorReferencia(tls=contexto)`: `contexto` é um `ssl.SSLContext` do lado servidor com o
@@ -57,6 +60,7 @@ import calendar
 import collections
 import copy
 import datetime as dt
+import email.utils
 import hashlib
 import hmac
 import io
@@ -74,8 +78,10 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -380,12 +386,16 @@ CREATE TABLE IF NOT EXISTS devices (
 class Database:
     """Acesso ao SQLite; toda operação é atômica sob a trava."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, collation: Callable[[str, str], int] | None = None):
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
+        schema = SCHEMA
+        if collation is not None:  # variante MySQL: a chave compara como utf8mb4_unicode_ci (veja colacao_mysql)
+            self._conn.create_collation("mysql_ci", collation)
+            schema = SCHEMA.replace("device_id TEXT NOT NULL UNIQUE", "device_id TEXT NOT NULL UNIQUE COLLATE mysql_ci")
         with self._lock, self._conn:
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(schema)
 
     def close(self) -> None:
         with self._lock:
@@ -633,6 +643,8 @@ class LicenseApp:
         self._tokens: dict[str, Session] = {}
         self._tokens_lock = threading.Lock()
         self.license_servers: Optional[list] = None  # LICENSE_SERVERS (None = lista embutida)
+        self.variant = Variante()  # MySQL / versão antiga (bloco "Variantes dos servidores reais")
+        self.login_refused = False  # senha trocada depois de revogar os tokens: todo login dá 401
 
     # --- infraestrutura ---
 
@@ -683,7 +695,7 @@ class LicenseApp:
         password = req.body.get("password")
         if not username or not isinstance(password, str) or not password.strip():
             return 400, {"error": MSG_CREDENTIALS_REQUIRED}
-        account = self._authenticate(username, password)
+        account = None if self.login_refused else self._authenticate(username, password)
         if account is None:
             return 401, {"error": MSG_BAD_CREDENTIALS}
         role, must_change = account
@@ -740,7 +752,7 @@ class LicenseApp:
     def list_devices(self, req: ApiRequest) -> tuple[int, dict]:
         only_mine = req.session.role != "admin"
         owner = req.session.username if only_mine else None
-        return 200, {"items": self.db.list_devices(created_by=owner)}
+        return 200, {"items": [self.variant.listed(d) for d in self.db.list_devices(created_by=owner)]}
 
     def upsert_device(self, req: ApiRequest) -> tuple[int, dict]:
         device_id = clean_text(req.body.get("device_id"))
@@ -750,7 +762,11 @@ class LicenseApp:
         if license_type not in LICENSE_TYPES:
             return 400, {"error": MSG_BAD_LICENSE_TYPE}
         changes = self._upsert_changes(req.body, license_type)
-        self.db.upsert_device(device_id, changes, {"custom_interval": 60, "features": "core"})
+        if self.variant.drops_created_by:  # primeira versão: o created_by enviado é ignorado
+            changes["created_by"] = "admin"
+        stored = self.variant.fit({"device_id": device_id, **changes})  # larguras das colunas (MySQL)
+        device_id = stored.pop("device_id")
+        self.db.upsert_device(device_id, stored, {"custom_interval": 60, "features": "core"})
         return 201, {"success": True, "device_id": device_id, "license_type": license_type}
 
     def _upsert_changes(self, body: dict, license_type: str) -> dict:
@@ -794,6 +810,7 @@ class LicenseApp:
         if not device_id:
             return 400, {"error": MSG_DEVICE_ID_REQUIRED}
         created_by = clean_text(req.body.get("created_by")) or "admin"
+        created_by = self.variant.fit({"created_by": created_by})["created_by"]
         if not self.db.update_device(device_id, {"created_by": created_by}):
             return 404, {"error": MSG_DEVICE_NOT_FOUND}
         return 200, {"success": True, "device_id": device_id, "created_by": created_by}
@@ -1190,26 +1207,199 @@ class RequestHandler(BaseHTTPRequestHandler):
 
 
 # ---------------------------------------------------------------------------
+# Variantes dos servidores reais: MySQL, versões antigas e falhas de escrita
+# ---------------------------------------------------------------------------
+# Opções de ServidorReferencia(...) (descritas na docstring da classe). Ficam num bloco só para
+# que o resto do servidor continue sendo o servidor "atual sobre SQLite" do contrato.
+
+# Larguras das colunas no MySQL (caracteres). address é TEXT: sem limite.
+MYSQL_WIDTHS = {"device_id": 255, "owner_name": 255, "email": 255, "cpf": 20, "created_by": 100,
+                "license_type": 50, "status": 50}
+MSG_DB_LOCKED = "database is locked"
+VERSOES = ("atual", "antiga", "primeira")
+
+
+def chave_mysql(text: str) -> str:
+    """Como utf8mb4_unicode_ci compara: sem acentos e sem maiúsculas (ß = ss, É = e)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def colacao_mysql(a: str, b: str) -> int:
+    """Colação do SQLite que imita utf8mb4_unicode_ci (usada na coluna device_id)."""
+    ka, kb = chave_mysql(a), chave_mysql(b)
+    return (ka > kb) - (ka < kb)
+
+
+def data_rfc1123(value: Any) -> Any:
+    """'2025-07-01' → 'Tue, 01 Jul 2025 00:00:00 GMT' (como o Flask serializa uma coluna DATE do MySQL)."""
+    day = _parse_day(value)
+    if day is None:
+        return value
+    return email.utils.format_datetime(dt.datetime.combine(day, dt.time(0), tzinfo=dt.timezone.utc), usegmt=True)  # noqa: UP017
+
+
+class ValorLongoDemais(Exception):
+    """Modo estrito do MySQL: valor maior que a coluna (o servidor responde 500)."""
+
+
+@dataclass
+class Variante:
+    """O que este servidor faz diferente do atual sobre SQLite."""
+    collation: bool = False  # chave de licença sem acento/maiúscula (MySQL)
+    widths: str | None = None  # None | "estrito" (500) | "corta" (corta calado)
+    rfc1123: bool = False  # datas da listagem em RFC 1123
+    disabled: frozenset = frozenset()  # rotas que esta versão não tem
+    drops_created_by: bool = False  # primeira versão: grava sempre created_by = "admin"
+
+    @classmethod
+    def build(cls, colacao: str | None, colunas: str | None, datas: str, versao: str) -> Variante:
+        if colacao not in (None, "mysql"):
+            raise ValueError(f"colacao deve ser None ou 'mysql': {colacao!r}")
+        if colunas not in (None, "estrito", "corta"):
+            raise ValueError(f"colunas deve ser None, 'estrito' ou 'corta': {colunas!r}")
+        if datas not in ("iso", "rfc1123"):
+            raise ValueError(f"datas deve ser 'iso' ou 'rfc1123': {datas!r}")
+        if versao not in VERSOES:
+            raise ValueError(f"versao deve ser uma de {VERSOES}: {versao!r}")
+        disabled = frozenset()
+        if versao in ("antiga", "primeira"):
+            disabled = frozenset({"change_status", "delete_device", "servers"})
+        if versao == "primeira":
+            disabled |= {"update_created_by"}
+        return cls(colacao == "mysql", colunas, datas == "rfc1123", disabled, versao == "primeira")
+
+    def fit(self, fields: dict) -> dict:
+        """Aplica as larguras das colunas: estrito = ValorLongoDemais (500); corta = corta calado."""
+        if self.widths is None:
+            return dict(fields)
+        out = {}
+        for name, value in fields.items():
+            width = MYSQL_WIDTHS.get(name)
+            if width is not None and isinstance(value, str) and len(value) > width:
+                if self.widths == "estrito":
+                    raise ValorLongoDemais(f"Data too long for column '{name}'")
+                value = value[:width]
+            out[name] = value
+        return out
+
+    def listed(self, device: dict) -> dict:
+        if not self.rfc1123:
+            return device
+        return {**device, "start_date": data_rfc1123(device.get("start_date")),
+                "end_date": data_rfc1123(device.get("end_date"))}
+
+
+class FalhasDeEscrita:
+    """500 em escritas escolhidas (a N-ésima escrita), "database is locked" que passa quando repetido,
+    e token revogado depois de N escritas (com novo login aceito ou recusado)."""
+
+    def __init__(self, travado: int = 0, falhar: Any = (), revogar_apos: int | None = None,
+                 login_apos_revogar: bool = True):
+        self._lock = threading.Lock()
+        self.travado = int(travado)
+        self.falhar = set(falhar or ())
+        self.revogar_apos = revogar_apos
+        self.login_apos_revogar = login_apos_revogar
+        self.recebidas = 0  # escritas que chegaram (conta também as que levaram 500)
+        self.aceitas = 0  # escritas respondidas com 2xx pela aplicação
+        self._tentativas: collections.Counter = collections.Counter()
+
+    @staticmethod
+    def _is_write(match: RouteMatch) -> bool:
+        return match.route is not None and match.route.method in ("POST", "DELETE") \
+            and match.route.action != "login"
+
+    def before(self, match: RouteMatch, path: str, raw_body: bytes) -> dict | None:
+        """Corpo do 500 para esta escrita (nada é gravado), ou None para seguir."""
+        if not self._is_write(match):
+            return None
+        with self._lock:
+            self.recebidas += 1
+            if self.recebidas in self.falhar:
+                return {"error": "Internal Server Error"}
+            if self.travado:
+                key = (match.route.method, path, raw_body)
+                self._tentativas[key] += 1
+                if self._tentativas[key] <= self.travado:
+                    return {"error": MSG_DB_LOCKED}
+        return None
+
+    def after(self, match: RouteMatch, status: int, app: LicenseApp) -> None:
+        if not self._is_write(match) or not 200 <= status < 300:
+            return
+        with self._lock:
+            self.aceitas += 1
+            if self.revogar_apos is not None and self.aceitas == self.revogar_apos:
+                app.invalidate_tokens()
+                app.login_refused = not self.login_apos_revogar
+
+
+# ---------------------------------------------------------------------------
 # Servidor de referência
 # ---------------------------------------------------------------------------
 
 
 class ServidorReferencia:
-    """Servidor de licenças de referência, com dados diretos e botões de falha."""
+    """Servidor de licenças de referência, com dados diretos e botões de falha.
+
+    Variantes dos servidores reais (opções do construtor; padrão = o servidor atual sobre SQLite):
+    - `colacao="mysql"`: chaves de licença comparadas como utf8mb4_unicode_ci (sem maiúsculas e sem
+      acentos, ß = ss): `ABC`/`abc`, `José`/`Jose`, `straße`/`STRASSE` são UM registro; o upsert de
+      uma grafia atualiza o registro da outra (que mantém a grafia gravada primeiro); o oráculo
+      `veredito(id)` acha qualquer grafia, como /verify.
+    - `colunas="estrito"|"corta"`: larguras do MySQL (`MYSQL_WIDTHS`: device_id, owner_name e email 255,
+      cpf 20, created_by 100, license_type e status 50). Estrito: valor mais longo → HTTP 500 e nada é
+      gravado; corta: gravado cortado na largura e a escrita responde sucesso.
+    - `datas="rfc1123"`: start_date/end_date da listagem como `Tue, 01 Jul 2025 00:00:00 GMT`.
+    - `versao="antiga"`: sem POST /admin/devices/<id>/deactivate, sem DELETE .../delete e sem
+      GET /servers (404 HTML do Flask). `versao="primeira"`: além disso sem
+      /admin/devices/update-created-by, e o upsert grava sempre created_by = "admin".
+    - `banco_travado=k`: cada escrita (mesmo método, caminho e corpo) responde 500
+      `{"error": "database is locked"}` nas k primeiras vezes e passa na seguinte.
+    - `falhar_escritas={n, ...}`: a n-ésima escrita que chega (1 = a primeira; login não conta)
+      responde 500 sem gravar nada. Para o 500 no primeiro bloqueio de um id, use
+      `fail_next("POST", "/admin/devices/<o id>/deactivate", 500, {...})`.
+    - `revogar_token_apos=N`: depois da N-ésima escrita aceita, todos os tokens deixam de valer;
+      com `login_apos_revogar=False` todo login seguinte também é recusado (senha trocada).
+    `falhas_de_escrita(...)` troca as três últimas com o servidor rodando (e zera as contagens).
+    `mysql("estrito"|"corta")` é um atalho: colação, colunas e datas do MySQL.
+    """
+
+    @classmethod
+    def mysql(cls, colunas: str = "estrito", **kwargs) -> ServidorReferencia:
+        return cls(colacao="mysql", colunas=colunas, datas="rfc1123", **kwargs)
+
+    def falhas_de_escrita(self, banco_travado: int = 0, falhar_escritas: Any = (),
+                          revogar_token_apos: int | None = None, login_apos_revogar: bool = True) -> None:
+        """Troca as falhas de escrita (veja a docstring da classe); as contagens recomeçam do zero."""
+        self._write_faults = FalhasDeEscrita(banco_travado, falhar_escritas, revogar_token_apos, login_apos_revogar)
+        self._app.login_refused = False
+
+    @property
+    def escritas_recebidas(self) -> int:
+        """Escritas que chegaram desde a criação (ou desde falhas_de_escrita), inclusive as que levaram 500."""
+        return self._write_faults.recebidas
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db_path: Optional[str] = None,
                  admins: Optional[dict] = None, today: Any = None, fuso: str = "UTC",
                  servidores: Optional[list] = None, now: Optional[dt.datetime] = None, primeiro_id: int = 1,
+                 colacao: str | None = None, colunas: str | None = None, datas: str = "iso",
+                 versao: str = "atual", banco_travado: int = 0, falhar_escritas: Any = (),
+                 revogar_token_apos: int | None = None, login_apos_revogar: bool = True,
                  tls: ssl.SSLContext | None = None,  # https: veja o bloco TLS do docstring do módulo
                  **faults):
         self.host, self.port = host, port
+        variante = Variante.build(colacao, colunas, datas, versao)  # opção inválida: nada é criado
         self._clock = Clock(today, fuso, now)
         self._temp_db = self._make_temp_db() if db_path is None else None
-        self._db = Database(self._temp_db or db_path)
+        self._db = Database(self._temp_db or db_path, colacao_mysql if variante.collation else None)
         if primeiro_id != 1:
             self._db.start_ids(primeiro_id)
         admins = {"admin": DEFAULT_ADMIN_PASSWORD} if admins is None else dict(admins)
         self._app = LicenseApp(self._db, self._clock, admins)
+        self._app.variant = variante
+        self._write_faults = FalhasDeEscrita(banco_travado, falhar_escritas, revogar_token_apos, login_apos_revogar)
         self._disabled_actions: frozenset = frozenset()
         self.hook_errors: list = []  # exceções levantadas pelos ganchos de on_request
         self.set_license_servers(servidores)
@@ -1321,7 +1511,7 @@ class ServidorReferencia:
     def _process(self, handler: RequestHandler) -> None:
         path = urlsplit(handler.path).path
         raw_body = handler.read_body()
-        match = resolve_route(handler.command, path, self._disabled_actions)
+        match = resolve_route(handler.command, path, self._disabled_actions | self._app.variant.disabled)
         entry = self._stats.arrival(handler.command, match.template)
         self._faults.wait_awake()
         self._faults.apply_latency()
@@ -1334,8 +1524,13 @@ class ServidorReferencia:
         fault = self._faults.pick_fault(match.template, path)
         if fault in ("503", "html502", "reset", "hang"):
             return self._early_fault(handler, fault, entry)
+        refused = self._write_faults.before(match, path, raw_body)  # 500 escolhido ou "database is locked"
+        if refused is not None:
+            self._stats.finish(entry, 500)
+            return handler.send_raw(500, json_bytes(refused), JSON_TYPE)
         status, payload = self._run_app(match, handler.headers, raw_body)
         payload = self._cut_listing(handler.command, match.template, status, payload)
+        self._write_faults.after(match, status, self._app)  # token revogado depois de N escritas
         self._route_extras("after", *where)
         if self._stop_event.is_set():
             return handler.drop_connection()

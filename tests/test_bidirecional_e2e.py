@@ -446,15 +446,15 @@ def test_bidirecional_morta_entre_criar_e_bloquear_e_completada_na_seguinte(par)
     bloqueadas = [f"BLQ-{i:02d}" for i in range(6)]  # menos que --paralelo (8): todas as cadeias ao mesmo tempo
     semear(par.principal, bloqueadas, status="blocked")
     # o bloqueio no backup fica pendurado: a execução é morta depois de criar todas
-    par.backup.set_faults(fail_rate=1.0, fail_modes=["hang"], fail_paths=["/admin/devices/<id>/deactivate"],
-                          hang_seconds=20)
+    # (só o POST: o GET que sonda a rota antes das cadeias responde normalmente)
+    par.backup.delay("POST", "/admin/devices/<id>/deactivate", 20, times=None)
     proc = _iniciar(par, "--sem-progresso", "--bidirecional")
     fim = time.monotonic() + 20
     while not all(k in par.backup.devices() for k in bloqueadas):
         assert time.monotonic() < fim and proc.poll() is None
         time.sleep(0.02)
     _matar_depois_de(proc, par.backup, len(bloqueadas))
-    par.backup.clear_faults()
+    par.backup.clear_route_rules()
     _estado_legivel(par)
     r, doc = rodar(par, "--bidirecional")
     assert vereditos(par.backup) == vereditos(par.principal)
@@ -465,10 +465,11 @@ def test_bidirecional_bloqueio_que_falhou_e_repetido_na_seguinte(par):
     semear(par.principal, ["BASE-1"])
     sincronizado(par, "--bidirecional")
     par.principal.add_device("NOVA", owner_name="Nova bloqueada", status="blocked", created_by="sergio")
-    par.backup.fail_next("POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha simulada"})
+    # o bloqueio falha mesmo repetido (4 vezes): a criação é desfeita, o backup nunca fica liberando
+    par.backup.fail_next("POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha simulada"}, times=4)
     r, doc = rodar(par, "--bidirecional")
     assert r.codigo == 1 and len(par_doc(doc)["falhas"]) == 1
-    assert par.backup.devices()["NOVA"]["status"] == "active"
+    assert "NOVA" not in par.backup.devices() and par.principal.veredito("NOVA") is False
     r, doc = rodar(par, "--bidirecional")
     assert par_doc(doc)["conflitos"] == []
     assert par.backup.devices()["NOVA"]["status"] == "blocked"

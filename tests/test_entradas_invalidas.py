@@ -210,8 +210,9 @@ def _conferir_papel_desconhecido(par, r):
 
 
 def _falha_500_numa_criacao(par, tmp):
-    par.backup.fail_next("POST", "/admin/devices/create", 500, {"error": "Falha simulada no banco do backup"})
-    return [], {}
+    par.backup.fail_next("POST", "/admin/devices/create", 500, {"error": "Falha simulada no banco do backup"},
+                         times=4)  # a escrita e as 3 novas tentativas (em ordem: --paralelo 1)
+    return ["--paralelo", "1"], {}
 
 
 def _conferir_500_numa_criacao(par, r):

@@ -1186,6 +1186,158 @@ def test_cli_zone_and_servers():
 
 
 # ---------------------------------------------------------------------------
+# Variantes dos servidores reais: MySQL, versões antigas e falhas de escrita
+# ---------------------------------------------------------------------------
+
+
+def _variante(**opcoes):
+    server = ServidorReferencia(today=TODAY, **opcoes).start()
+    return server, Client(server, login(server))
+
+
+@pytest.mark.parametrize("gravada, outra", [("ABC", "abc"), ("José", "Jose"), ("straße", "STRASSE"), ("Ética", "etica")])
+def test_colacao_mysql_grafias_sem_acento_e_maiuscula_sao_um_registro(gravada, outra):
+    server, admin = _variante(colacao="mysql")
+    try:
+        assert create_device(admin, device_id=gravada, owner_name="Primeira").status_code == 201
+        assert create_device(admin, device_id=outra, owner_name="Segunda").status_code == 201
+        items = admin.get("/admin/devices").json()["items"]
+        assert [(d["device_id"], d["owner_name"]) for d in items] == [(gravada, "Segunda")]
+        assert admin.post(f"/admin/devices/{quote(outra)}/deactivate", {"action": "block"}).json()["status"] == "blocked"
+        assert server.veredito(gravada) is False and server.veredito_motivo(outra) == "bloqueada"
+        assert admin.delete(f"/admin/devices/{quote(outra)}/delete").status_code == 200
+        assert server.devices() == {}
+    finally:
+        server.stop()
+
+
+def test_sem_colacao_as_grafias_sao_registros_diferentes(admin, srv):
+    create_device(admin, device_id="ABC")
+    create_device(admin, device_id="abc")
+    assert set(srv.devices()) == {"ABC", "abc"}
+
+
+def test_colunas_estritas_respondem_500_e_nao_gravam():
+    server, admin = _variante(colunas="estrito")
+    try:
+        response = create_device(admin, device_id="LONGO", cpf="1" * 21)
+        assert response.status_code == 500 and server.devices() == {}
+        assert create_device(admin, device_id="LONGO", cpf="1" * 20, created_by="x" * 100).status_code == 201
+        assert admin.post("/admin/devices/update-created-by",
+                          {"device_id": "LONGO", "created_by": "y" * 101}).status_code == 500
+        assert server.devices()["LONGO"]["created_by"] == "x" * 100
+        assert create_device(admin, device_id="ENDERECO", address="r" * 5000).status_code == 201  # address é TEXT
+    finally:
+        server.stop()
+
+
+def test_colunas_que_cortam_gravam_cortado_e_respondem_sucesso():
+    server, admin = _variante(colunas="corta")
+    try:
+        response = create_device(admin, device_id="CORTA", cpf="9" * 30, owner_name="N" * 300,
+                                 created_by="c" * 150)
+        assert response.status_code == 201 and response.json()["success"] is True
+        stored = server.devices()["CORTA"]
+        assert (stored["cpf"], stored["owner_name"], stored["created_by"]) == ("9" * 20, "N" * 255, "c" * 100)
+    finally:
+        server.stop()
+
+
+def test_datas_rfc1123_na_listagem_e_veredito_inalterado():
+    server, admin = _variante(datas="rfc1123")
+    try:
+        server.add_device("D", start_date="2025-07-01", end_date="2025-08-01")
+        item = admin.get("/admin/devices").json()["items"][0]
+        assert item["start_date"] == "Tue, 01 Jul 2025 00:00:00 GMT"
+        assert item["end_date"] == "Fri, 01 Aug 2025 00:00:00 GMT"
+        assert server.veredito_motivo("D") == "expirada"
+    finally:
+        server.stop()
+
+
+def test_atalho_mysql_liga_colacao_colunas_e_datas():
+    server = ServidorReferencia.mysql("corta", today=TODAY).start()
+    try:
+        admin = Client(server, login(server))
+        create_device(admin, device_id="Á", cpf="1" * 25)
+        create_device(admin, device_id="a", cpf="2")
+        item = admin.get("/admin/devices").json()["items"]
+        assert len(item) == 1 and item[0]["cpf"] == "2" and item[0]["start_date"].endswith("GMT")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("versao, sem_update_created_by", [("antiga", False), ("primeira", True)])
+def test_versoes_antigas_sem_rotas_de_bloqueio_exclusao_e_servers(versao, sem_update_created_by):
+    server, admin = _variante(versao=versao)
+    try:
+        assert create_device(admin, device_id="V", created_by="sergio").status_code == 201
+        bloqueio = admin.post("/admin/devices/V/deactivate", {"action": "block"})
+        assert bloqueio.status_code == 404 and bloqueio.headers["Content-Type"].startswith("text/html")
+        assert admin.delete("/admin/devices/V/delete").status_code == 404
+        assert admin.get("/servers").status_code == 404
+        assert server.devices()["V"]["status"] == "active"
+        # GET numa rota que existe só com POST: 405 num servidor atual, 404 num antigo (a sonda do sincronizador)
+        assert admin.get("/admin/devices/V/deactivate").status_code == 404
+        corrigir = admin.post("/admin/devices/update-created-by", {"device_id": "V", "created_by": "ana"})
+        assert (corrigir.status_code == 404) is sem_update_created_by
+        assert server.devices()["V"]["created_by"] == ("admin" if sem_update_created_by else "ana")
+    finally:
+        server.stop()
+
+
+def test_versao_atual_responde_405_ao_get_nas_rotas_de_escrita(admin):
+    for path in ("/admin/devices/X/deactivate", "/admin/devices/X/delete", "/admin/devices/update-created-by"):
+        assert admin.get(path).status_code == 405
+
+
+def test_banco_travado_responde_500_e_passa_quando_repetido():
+    server, admin = _variante(banco_travado=2)
+    try:
+        respostas = [create_device(admin, device_id="T", owner_name="x") for _ in range(3)]
+        assert [r.status_code for r in respostas] == [500, 500, 201]
+        assert respostas[0].json() == {"error": "database is locked"}
+        assert create_device(admin, device_id="T", owner_name="outro corpo").status_code == 500  # outra escrita
+        assert server.escritas_recebidas == 4 and server.devices()["T"]["owner_name"] == "x"
+    finally:
+        server.stop()
+
+
+def test_falhar_a_n_esima_escrita_sem_gravar():
+    server, admin = _variante(falhar_escritas={2})
+    try:
+        admin.get("/admin/devices")  # leituras não contam
+        assert create_device(admin, device_id="A").status_code == 201
+        assert create_device(admin, device_id="B").status_code == 500
+        assert create_device(admin, device_id="B").status_code == 201
+        assert set(server.devices()) == {"A", "B"} and server.escritas_recebidas == 3
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("login_depois", [True, False])
+def test_token_revogado_depois_de_n_escritas(login_depois):
+    server, admin = _variante(revogar_token_apos=2, login_apos_revogar=login_depois)
+    try:
+        assert create_device(admin, device_id="A").status_code == 201
+        assert create_device(admin, device_id="B").status_code == 201
+        assert create_device(admin, device_id="C").status_code == 401
+        novo = requests.post(f"{server.url}/admin/login", json={"username": "admin", "password": "admin123"},
+                             timeout=TIMEOUT)
+        assert novo.status_code == (200 if login_depois else 401)
+        assert set(server.devices()) == {"A", "B"}
+    finally:
+        server.stop()
+
+
+def test_opcao_de_variante_invalida_e_recusada():
+    with pytest.raises(ValueError, match="versao"):
+        ServidorReferencia(versao="2.0")
+    with pytest.raises(ValueError, match="colunas"):
+        ServidorReferencia(colunas="largas")
+
+
+# ---------------------------------------------------------------------------
 # TLS (ServidorReferencia(tls=contexto))
 # ---------------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""O que cada backup consegue guardar: colunas estreitas do MySQL (cortando calado), datas RFC 1123 e a
+primeira versão do servidor (ignora o created_by e grava 'admin').
+
+Regras: o que o backup guardou cortado ou trocado é relatado como divergência não sincronizável (servidor
+e campo), nunca regravado a cada execução e, no bidirecional, nunca tomado como edição do vendedor (o
+principal fica byte a byte igual). A segunda execução não escreve nada. Veredito conferido pelo oráculo
+de cada servidor de referência.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_cadeias_e_falhas import mais_permissivo, rodar, semear_misto, trocar_backup
+
+NOME_LONGO = "Comércio de Peças e Serviços Automotivos " * 8  # 320 caracteres
+CRIADOR_LONGO = "revendedor.com.um.nome.de.usuario.bem.comprido." * 3  # 141 caracteres
+
+
+def semear_longos(srv) -> None:
+    srv.add_device("LONGO-1", owner_name=NOME_LONGO.strip(), cpf="123.456.789-09 / 987.654.321-00",
+                   created_by=CRIADOR_LONGO, email="cliente@exemplo.com")
+    srv.add_device("LONGO-BLQ", owner_name=NOME_LONGO.strip(), status="blocked", created_by="sergio")
+    srv.add_device("CURTO-1", owner_name="José", created_by="sergio")
+
+
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]])
+def test_mysql_que_corta_nao_e_regravado_e_a_diferenca_e_relatada(par, modo):
+    semear_longos(par.principal)
+    semear_misto(par.principal)
+    trocar_backup(par, colacao="mysql", colunas="corta", datas="rfc1123")
+    principal_antes = par.principal.devices()
+    r, pair = rodar(par, *modo)
+    assert r.codigo == 0, (pair["falhas"], pair.get("pendencias"))
+    assert mais_permissivo(par) == []
+    assert par.backup.devices()["LONGO-1"]["owner_name"] == NOME_LONGO.strip()[:255]
+    campos = {(d["chave"], d["campo"]) for d in pair["divergencias"] if "caracteres" in d["observacao"]}
+    assert {("LONGO-1", "owner_name"), ("LONGO-1", "cpf"), ("LONGO-1", "created_by"),
+            ("LONGO-BLQ", "owner_name")} <= campos
+    assert all(par.backup.url in d["observacao"] for d in pair["divergencias"] if "caracteres" in d["observacao"])
+    for _ in range(2):  # as seguintes não escrevem nada e não mexem no principal
+        escritas = (par.principal.write_count(), par.backup.write_count())
+        r, pair = rodar(par, *modo)
+        assert r.codigo == 0 and (par.principal.write_count(), par.backup.write_count()) == escritas
+        assert mais_permissivo(par) == []
+    assert par.principal.devices() == principal_antes
+
+
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]])
+def test_primeira_versao_que_grava_admin_no_created_by_nunca_chega_ao_principal(par, modo):
+    par.principal.add_device("LIB-1", owner_name="José da Silva", created_by="sergio")
+    par.principal.add_device("LIB-2", owner_name="Ótica Visão", created_by="ana")
+    par.principal.add_device("LIB-3", owner_name="Sem revendedor", created_by="admin")
+    trocar_backup(par, versao="primeira")
+    principal_antes = par.principal.devices()
+    r, pair = rodar(par, *modo)
+    assert r.codigo == 0, pair["falhas"]
+    assert {k: d["created_by"] for k, d in par.backup.devices().items()} == {
+        "LIB-1": "admin", "LIB-2": "admin", "LIB-3": "admin"}
+    trocados = {d["chave"] for d in pair["divergencias"] if d["campo"] == "created_by"}
+    assert trocados == {"LIB-1", "LIB-2"}
+    for _ in range(2):
+        escritas = (par.principal.write_count(), par.backup.write_count())
+        r, pair = rodar(par, *modo)
+        assert r.codigo == 0 and (par.principal.write_count(), par.backup.write_count()) == escritas
+    assert par.principal.devices() == principal_antes  # byte a byte: o 'admin' do backup nunca subiu
+
+
+def test_created_by_admin_num_servidor_atual_e_corrigido_e_nao_vira_limite(par):
+    """Sinal parecido num servidor atual (created_by 'admin' no backup): a sonda diz que a rota existe,
+    e a correção é feita pela rota própria (sem regravar o registro)."""
+    par.principal.add_device("LIB-1", owner_name="José", created_by="sergio")
+    par.backup.add_device("LIB-1", owner_name="José", created_by="admin")
+    r, pair = rodar(par)
+    assert r.codigo == 0
+    assert par.backup.devices()["LIB-1"]["created_by"] == "sergio"
+    assert par.backup.counts[("POST", "/admin/devices/update-created-by")] == 1
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 0
+    assert not [d for d in pair["divergencias"] if d["campo"] == "created_by"]
+
+
+def test_valor_editado_no_backup_que_nao_e_corte_continua_sendo_diferenca(par):
+    par.principal.add_device("E-1", owner_name=NOME_LONGO.strip(), created_by="sergio")
+    trocar_backup(par, colunas="corta").add_device("E-1", owner_name="Outro nome qualquer", created_by="sergio")
+    r, _ = rodar(par)
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 1  # regravado (e então cortado)
+    assert par.backup.devices()["E-1"]["owner_name"] == NOME_LONGO.strip()[:255]
+    assert r.codigo == 0
+
+
+def test_mysql_estrito_recusa_texto_longo_sem_repetir_e_diz_o_campo(par):
+    par.principal.add_device("LONGO-1", owner_name="Cliente", cpf="123.456.789-09 / 987.654.321-00")
+    par.principal.add_device("LONGO-BLQ", owner_name=NOME_LONGO.strip(), status="blocked")
+    par.principal.add_device("CURTO-1", owner_name="José")
+    trocar_backup(par, colacao="mysql", colunas="estrito", datas="rfc1123")
+    r, pair = rodar(par)
+    assert r.codigo == 1 and mais_permissivo(par) == []
+    assert set(par.backup.devices()) == {"CURTO-1"}
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 3  # um 500 de texto longo não é repetido
+    falhas = {}
+    for f in pair["falhas"]:
+        falhas[f["chave"]] = falhas.get(f["chave"], "") + f["mensagem"] + " | "
+    assert "não existe nesse servidor" in falhas["LONGO-BLQ"]  # o bloqueio depois da criação recusada
+    assert par.backup.counts[("DELETE", "/admin/devices/<id>/delete")] == 0  # nada a desfazer
+    assert "cpf com 31 caracteres (máximo 20)" in falhas["LONGO-1"]
+    assert f"owner_name com {len(NOME_LONGO.strip())} caracteres (máximo 255)" in falhas["LONGO-BLQ"]
+    assert "MySQL em modo estrito" in falhas["LONGO-BLQ"]
+
+
+# ---------------------------------------------------------------------------
+# Colação do MySQL: ids que só diferem em maiúsculas/acentos são UM registro no backup
+# ---------------------------------------------------------------------------
+
+def test_grupo_de_ids_iguais_para_o_mysql_leva_o_veredito_mais_restrito_e_nao_e_regravado(par):
+    par.principal.add_device("ABC", owner_name="Cliente maiúsculo", status="blocked", created_by="sergio")
+    par.principal.add_device("abc", owner_name="Cliente minúsculo", created_by="sergio")
+    par.principal.add_device("José", owner_name="José liberado", created_by="ana")
+    par.principal.add_device("Jose", owner_name="Jose liberado", created_by="ana")
+    par.principal.add_device("OUTRA", owner_name="Sem grupo", created_by="ana")
+    trocar_backup(par, colacao="mysql", colunas="corta", datas="rfc1123")
+    for _ in range(2):  # backup vazio (não dá para saber se é MySQL) e depois com as datas RFC 1123 à vista
+        r, pair = rodar(par)
+        # abc é liberada no principal, mas no backup é o mesmo registro que ABC (bloqueada): lá nega
+        assert par.backup.veredito("abc") is False and par.backup.veredito("ABC") is False
+        assert mais_permissivo(par) == []
+        assert par.backup.veredito("Jose") is True and par.backup.veredito("OUTRA") is True
+        assert set(par.backup.devices()) == {"ABC", "Jose", "OUTRA"}
+        grupos = {d["chave"]: d["observacao"] for d in pair["divergencias"] if d["campo"] == "device_id"}
+        assert set(grupos) == {"ABC", "Jose"}
+        assert "negados lá e liberados no principal: abc" in grupos["ABC"]
+        assert r.codigo == 0, (pair["falhas"], pair["paridade"])
+    antes = par.backup.write_count()
+    rodar(par)
+    assert par.backup.write_count() == antes  # não regrava o grupo a cada execução
+
+
+def test_backup_sqlite_com_ids_de_maiusculas_diferentes_guarda_os_dois(par):
+    par.principal.add_device("ABC", owner_name="Maiúsculo", status="blocked")
+    par.principal.add_device("abc", owner_name="Minúsculo")
+    par.backup.add_device("OUTRA", owner_name="Já existia no backup")  # listagem com datas ISO: não é MySQL
+    r, _ = rodar(par)
+    assert r.codigo == 0 and {"ABC", "abc"} <= set(par.backup.devices())
+    assert par.backup.veredito("abc") is True and par.backup.veredito("ABC") is False
