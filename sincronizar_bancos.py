@@ -1,4 +1,14 @@
 #!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.10"
+# dependencies = [
+#     "requests>=2.31,<3",
+#     "urllib3>=2.0,<3",
+#     "python-dotenv>=1.0,<2",
+#     "filelock>=3.13,<5",
+#     "tzdata>=2024.1",
+# ]
+# ///
 """Sincroniza os servidores de backup da API de licenças com o servidor principal.
 
 Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam):

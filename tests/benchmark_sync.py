@@ -407,8 +407,9 @@ def contar(execucao: str, par: ParDeServidores, conexoes_antes: dict[str, int],
         iniciais = "+".join(str(contagens.get(rota, 0)) for rota in ROTAS_INICIAIS)
         detalhe = f"health+login+users+devices+servers={iniciais}" + (f"; outras leituras: {extras}" if extras else "")
         conferencia = RELEITURA if esperadas else 0  # depois de escrever, a ferramenta relê o servidor
-        linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + conferencia + esperadas, servidor.write_count(),
-                               esperadas, servidor.connections_accepted - conexoes_antes[nome], detalhe))
+        linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + conferencia + esperadas,
+                               servidor.write_count(), esperadas, servidor.connections_accepted - conexoes_antes[nome],
+                               detalhe))
     return linhas
 
 
@@ -436,7 +437,8 @@ def sincronizar_a_moda_antiga(url_principal: str, senha_principal: str, url_back
                     json={"username": "admin", "password": senha_backup}).json()["token"]
     cab_p, cab_b = {"Authorization": f"Bearer {token_p}"}, {"Authorization": f"Bearer {token_b}"}
     usuarios = pedir(requests.get, f"{url_principal}/admin/users", headers=cab_p).json()["items"]
-    existentes = {u["username"] for u in pedir(requests.get, f"{url_backup}/admin/users", headers=cab_b).json()["items"]}
+    existentes = {u["username"]
+                  for u in pedir(requests.get, f"{url_backup}/admin/users", headers=cab_b).json()["items"]}
     for usuario in usuarios:
         if usuario["username"] not in existentes:
             pedir(requests.post, f"{url_backup}/admin/users/create", headers=cab_b,
@@ -506,8 +508,10 @@ def cliente_minimo_no_filho() -> int:
 
     url_b = os.environ["BENCH_URL_BACKUP"]
     cp, cb = conectar(os.environ["BENCH_URL_PRINCIPAL"]), conectar(url_b)
-    tp = chamar(cp, "POST", "/admin/login", {"username": "admin", "password": os.environ["BENCH_SENHA_PRINCIPAL"]})["token"]
-    tb = chamar(cb, "POST", "/admin/login", {"username": "admin", "password": os.environ["BENCH_SENHA_BACKUP"]})["token"]
+    tp = chamar(cp, "POST", "/admin/login",
+                {"username": "admin", "password": os.environ["BENCH_SENHA_PRINCIPAL"]})["token"]
+    tb = chamar(cb, "POST", "/admin/login",
+                {"username": "admin", "password": os.environ["BENCH_SENHA_BACKUP"]})["token"]
     usuarios = chamar(cp, "GET", "/admin/users", token=tp)["items"]
     licencas = chamar(cp, "GET", "/admin/devices", token=tp)["items"]
     chamar(cb, "GET", "/admin/users", token=tb)
@@ -742,7 +746,8 @@ def medir_partes_1_e_2(tam: Tamanhos, hoje: dt.date, repeticoes: int) -> tuple[l
             if minimo.codigo != 0:
                 problemas.append(f"cliente mínimo{sufixo} terminou com {minimo.resumo_erro()}")
             elif par.backup.write_count() != escritas:
-                problemas.append(f"cliente mínimo{sufixo} fez {par.backup.write_count()} escritas, esperadas {escritas}")
+                problemas.append(f"cliente mínimo{sufixo} fez {par.backup.write_count()} escritas, "
+                                 f"esperadas {escritas}")
         finally:
             par.parar()
     return contagens, tempo, detalhe_inc, problemas
@@ -939,9 +944,11 @@ def medir_parte_4(tam: Tamanhos, hoje: dt.date) -> ResultadoSemMudancas:
 # ---------------------------------------------------------------------------
 
 def tabela(cabecalho: list[str], linhas: list[list[str]]) -> list[str]:
-    larguras = [max(len(str(x)) for x in coluna) for coluna in zip(cabecalho, *linhas)]
-    formato = lambda valores: "  ".join(str(v).ljust(l) for v, l in zip(valores, larguras)).rstrip()  # noqa: E731
-    return [formato(cabecalho), formato(["-" * l for l in larguras])] + [formato(l) for l in linhas]
+    larguras = [max(len(str(x)) for x in coluna) for coluna in zip(cabecalho, *linhas, strict=True)]
+
+    def formato(valores) -> str:
+        return "  ".join(str(v).ljust(largura) for v, largura in zip(valores, larguras, strict=True)).rstrip()
+    return [formato(cabecalho), formato(["-" * largura for largura in larguras])] + [formato(lin) for lin in linhas]
 
 
 def num(valor: float, casas: int = 2) -> str:
@@ -975,11 +982,12 @@ def imprimir_relatorio(tam: Tamanhos, maquina: list[str], contagens: list[Contag
       f"{inteiro(tam.licencas_primeira)} licenças, --paralelo {tam.paralelo})")
     p("   mínimo por servidor = 1 GET /health + 1 login + 1 GET /admin/users + 1 GET /admin/devices + 1 GET /servers "
       "+ 1 por escrita + 2 leituras de conferência (usuários e licenças) no servidor que recebeu escritas")
-    linhas = [[c.execucao, c.servidor, inteiro(c.total), inteiro(c.minimo), f"{inteiro(c.escritas)}/{inteiro(c.escritas_esperadas)}",
-               inteiro(c.conexoes), "= mínimo" if c.ok else f"DIFERENTE {c.total - c.minimo:+d} ({c.detalhe})"]
+    linhas = [[c.execucao, c.servidor, inteiro(c.total), inteiro(c.minimo),
+               f"{inteiro(c.escritas)}/{inteiro(c.escritas_esperadas)}", inteiro(c.conexoes),
+               "= mínimo" if c.ok else f"DIFERENTE {c.total - c.minimo:+d} ({c.detalhe})"]
               for c in contagens + sem_mudancas.contagens + sem_mudancas.contagens_realista]
-    for linha in tabela(["execução", "servidor", "requisições", "mínimo", "escritas/esperadas", "conexões", "resultado"],
-                        linhas):
+    for linha in tabela(["execução", "servidor", "requisições", "mínimo", "escritas/esperadas", "conexões",
+                         "resultado"], linhas):
         p("   " + linha)
     p("   escritas esperadas na incremental (calculadas dos dados semeados): "
       + "; ".join(f"{k}: {v}" for k, v in detalhe_inc.items()))
@@ -989,16 +997,18 @@ def imprimir_relatorio(tam: Tamanhos, maquina: list[str], contagens: list[Contag
       f"{num(tempo.latencia_ms, 0)} ms de latência adicionada por requisição")
     nossa, base = tempo.nossas[0], tempo.bases[0]
     rodadas = len(tempo.nossas)
-    todas = (lambda execs: "" if rodadas == 1 else
-             f"mediana de {rodadas}: " + ", ".join(num(e.parede_s) for e in execs) + " s; ")
+
+    def todas(execs) -> str:
+        return "" if rodadas == 1 else f"mediana de {rodadas}: " + ", ".join(num(e.parede_s) for e in execs) + " s; "
     base_requisicoes = (base.documento or {}).get("requisicoes", 0)
+    requisicoes_1a = max(1, sum(c.total for c in contagens if c.execucao == '1ª sincronização'))
     linhas = [
         ["nossa (linha de comando, processo filho)", f"{num(tempo.nossa_s)} s",
          f"{todas(tempo.nossas)}--paralelo {tempo.paralelo}; "
          f"{inteiro(sum(c.total for c in contagens if c.execucao == '1ª sincronização'))} requisições em "
          f"{inteiro(tempo.nossas_conexoes[0])} conexões; duração interna {num(nossa.duracao_interna_s or 0)} s; "
          f"CPU do processo {num(nossa.cpu_s)} s "
-         f"(≈ {num(1000 * nossa.cpu_s / max(1, sum(c.total for c in contagens if c.execucao == '1ª sincronização')))} ms "
+         f"(≈ {num(1000 * nossa.cpu_s / requisicoes_1a)} ms "
          f"por requisição)"],
         ["base sequencial (script antigo, processo filho)", f"{num(tempo.base_s)} s",
          f"{todas(tempo.bases)}{inteiro(base_requisicoes)} requisições em {inteiro(tempo.bases_conexoes[0])} "

@@ -14,18 +14,11 @@ import sys
 
 import pytest
 
+from apoio import RAIZ, conferir_convergencia, saida, sem_traceback
+
 import sincronizar_bancos as sb
-from apoio_resiliencia import conferir_convergencia, guardar_tokens, saida, sem_traceback
-from conftest import RAIZ
 
 WRAPPER = RAIZ / "sincronizar_automatico.py"
-
-
-@pytest.fixture
-def par_r(par):
-    """O `par` do conftest, guardando os tokens emitidos (para a varredura de segredos)."""
-    yield par
-    guardar_tokens(par.principal, *par.backups)
 
 
 def _guardados(caminho):
@@ -53,8 +46,7 @@ def _estragar_sqlite(caminho) -> bytes:
 
 
 @pytest.mark.parametrize("dano", ["lixo", "pagina_estragada"])
-def test_historico_danificado_e_guardado_de_lado_e_o_bloqueio_chega_ao_backup(par_r, dano):
-    par = par_r
+def test_historico_danificado_e_guardado_de_lado_e_o_bloqueio_chega_ao_backup(par, dano):
     _primeira_execucao(par)
     historico = par.dados / sb.HISTORY_FILE
     if dano == "lixo":
@@ -82,8 +74,7 @@ def test_historico_danificado_e_guardado_de_lado_e_o_bloqueio_chega_ao_backup(pa
     assert len(_guardados(historico)) == 1
 
 
-def test_historico_danificado_no_json_vira_aviso_e_codigo_1(par_r):
-    par = par_r
+def test_historico_danificado_no_json_vira_aviso_e_codigo_1(par):
     _primeira_execucao(par)
     historico = par.dados / sb.HISTORY_FILE
     historico.write_bytes(b"\x00" * 4096)
@@ -107,8 +98,7 @@ ESTADOS_DANIFICADOS = {
 
 
 @pytest.mark.parametrize("dano", sorted(ESTADOS_DANIFICADOS))
-def test_estado_danificado_vira_sem_estado_aviso_e_codigo_1(par_r, dano):
-    par = par_r
+def test_estado_danificado_vira_sem_estado_aviso_e_codigo_1(par, dano):
     _primeira_execucao(par)
     estado = sb.state_path(str(par.dados), par.principal.url, par.backup.url)
     conteudo = ESTADOS_DANIFICADOS[dano](par.principal.url, par.backup.url)
@@ -127,8 +117,7 @@ def test_estado_danificado_vira_sem_estado_aviso_e_codigo_1(par_r, dano):
     conferir_convergencia(par)
 
 
-def test_estado_danificado_na_simulacao_so_avisa_e_nao_mexe_no_arquivo(par_r):
-    par = par_r
+def test_estado_danificado_na_simulacao_so_avisa_e_nao_mexe_no_arquivo(par):
     _primeira_execucao(par)
     estado = sb.state_path(str(par.dados), par.principal.url, par.backup.url)
     with open(estado, "w", encoding="utf-8") as arquivo:
@@ -142,8 +131,7 @@ def test_estado_danificado_na_simulacao_so_avisa_e_nao_mexe_no_arquivo(par_r):
 
 
 @pytest.mark.parametrize("conteudo", ["[]", "{ cortado", "\"texto\""])
-def test_diario_danificado_no_bidirecional_e_guardado_de_lado(par_r, conteudo):
-    par = par_r
+def test_diario_danificado_no_bidirecional_e_guardado_de_lado(par, conteudo):
     par.principal.add_device("D-1")
     r = par.rodar("--sem-progresso", "--bidirecional")
     assert r.codigo == 0, saida(r)[-3000:]
@@ -160,9 +148,8 @@ def test_diario_danificado_no_bidirecional_e_guardado_de_lado(par_r, conteudo):
     _so_um_aviso(r, guardados[0])
 
 
-def test_agendador_com_historico_danificado_leva_o_bloqueio_ao_backup(par_r):
+def test_agendador_com_historico_danificado_leva_o_bloqueio_ao_backup(par):
     """Antes: código 2 ("Libere espaço...") em toda execução, e o agendador nunca repetia."""
-    par = par_r
     _primeira_execucao(par)
     (par.dados / sb.HISTORY_FILE).write_bytes(b"lixo" * 1000)
     par.principal.set_status("D-1", "blocked")
@@ -176,8 +163,7 @@ def test_agendador_com_historico_danificado_leva_o_bloqueio_ao_backup(par_r):
 
 
 
-def test_comando_historico_com_arquivo_danificado_explica_sem_traceback(par_r):
-    par = par_r
+def test_comando_historico_com_arquivo_danificado_explica_sem_traceback(par):
     _primeira_execucao(par)
     (par.dados / sb.HISTORY_FILE).write_bytes(b"lixo" * 1000)
     r = par.rodar("historico")
@@ -186,9 +172,8 @@ def test_comando_historico_com_arquivo_danificado_explica_sem_traceback(par_r):
     assert (par.dados / sb.HISTORY_FILE).read_bytes() == b"lixo" * 1000  # consultar não mexe em nada
 
 
-def test_arquivo_de_senhas_danificado_e_guardado_de_lado_e_o_usuario_e_criado(par_r):
+def test_arquivo_de_senhas_danificado_e_guardado_de_lado_e_o_usuario_e_criado(par):
     """Antes: "Erro inesperado (UnicodeDecodeError)" ao criar o primeiro usuário, e nada sincronizado."""
-    par = par_r
     par.dados.mkdir(parents=True)
     senhas = par.dados / sb.CREDENTIALS_FILE
     senhas.write_bytes(b"\xff\xfe lixo de um editor\n")
@@ -205,10 +190,9 @@ def test_arquivo_de_senhas_danificado_e_guardado_de_lado_e_o_usuario_e_criado(pa
     assert len(linhas) == 1 and " | ana | " in linhas[0]
 
 
-def test_historico_danificado_que_nao_pode_ser_movido_a_execucao_segue_sem_historico(par_r):
+def test_historico_danificado_que_nao_pode_ser_movido_a_execucao_segue_sem_historico(par):
     """Como no Windows com o painel aberto: o arquivo danificado não sai do lugar. A execução segue
     sem histórico (código 1, aviso), e o bloqueio chega ao backup."""
-    par = par_r
     _primeira_execucao(par)
     historico = par.dados / sb.HISTORY_FILE
     historico.write_bytes(b"lixo" * 1000)

@@ -18,14 +18,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from apoio import ServidorStub, enviar
 
 RAIZ = Path(__file__).resolve().parent.parent
 INVOLUCRO = RAIZ / "sincronizar_automatico.py"
@@ -122,14 +122,14 @@ class Projeto:
         arquivo = self.pasta / "chamadas.jsonl"
         if not arquivo.exists():
             return []
-        return [json.loads(l) for l in arquivo.read_text(encoding="utf-8").splitlines() if l.strip()]
+        return [json.loads(ln) for ln in arquivo.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
     @property
     def netos(self):
         arquivo = self.pasta / "netos.txt"
         if not arquivo.exists():
             return []
-        return [int(l) for l in arquivo.read_text().split()]
+        return [int(ln) for ln in arquivo.read_text().split()]
 
     @property
     def log(self) -> Path:
@@ -144,7 +144,8 @@ def ambiente_base(**extras) -> dict:
         k: v
         for k, v in os.environ.items()
         if not k.startswith("SYNC_")
-        and k not in ("DADOS_DIR", "ADMIN_PASSWORD", "PRINCIPAL_ADMIN_PASSWORD", "BACKUP_ADMIN_PASSWORD", "PAINEL_TOKEN")
+        and k not in ("DADOS_DIR", "ADMIN_PASSWORD", "PRINCIPAL_ADMIN_PASSWORD", "BACKUP_ADMIN_PASSWORD",
+                      "PAINEL_TOKEN")
         and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
@@ -211,30 +212,10 @@ def contar_cabecalhos(texto: str) -> tuple[int, int]:
 
 @pytest.fixture
 def webhook():
-    """Servidor HTTP local que guarda os POSTs recebidos."""
-    pedidos = []
+    """Servidor HTTP local que guarda os POSTs recebidos (responde 204)."""
     token = secrets.token_hex(12)
-
-    class Receptor(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            tamanho = int(self.headers.get("Content-Length") or 0)
-            corpo = self.rfile.read(tamanho)
-            pedidos.append({"caminho": self.path, "cabecalhos": dict(self.headers), "corpo": corpo})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    servidor = ThreadingHTTPServer(("127.0.0.1", 0), Receptor)
-    linha = threading.Thread(target=servidor.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    linha.start()
-    url = f"http://127.0.0.1:{servidor.server_address[1]}/api/webhooks/{token}"
-    try:
-        yield url, pedidos
-    finally:
-        servidor.shutdown()
-        servidor.server_close()
+    with ServidorStub({("POST", "*"): lambda h: enviar(h, 204)}) as stub:
+        yield f"{stub.url}/api/webhooks/{token}", stub.pedidos
 
 
 def carga(pedido) -> dict:
@@ -246,7 +227,7 @@ def carga(pedido) -> dict:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_sucesso_roda_uma_vez_e_nao_avisa(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(
@@ -268,7 +249,7 @@ def test_sucesso_roda_uma_vez_e_nao_avisa(tmp_path, webhook):
     sem_traceback(r)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_codigo_4_repete_com_espera_crescente_e_avisa_uma_vez(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(
@@ -311,7 +292,7 @@ def test_codigo_4_repete_com_espera_crescente_e_avisa_uma_vez(tmp_path, webhook)
     sem_traceback(r)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("codigo", [1, 2, 3, 5])
 def test_codigos_que_nao_se_resolvem_nao_sao_repetidos(tmp_path, webhook, codigo):
     url, pedidos = webhook
@@ -333,7 +314,7 @@ def test_codigos_que_nao_se_resolvem_nao_sao_repetidos(tmp_path, webhook, codigo
     sem_traceback(r)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_codigo_4_e_depois_sucesso(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(tmp_path / "proj", [{"codigo": 4}, {"codigo": 0}])
@@ -344,7 +325,7 @@ def test_codigo_4_e_depois_sucesso(tmp_path, webhook):
     assert "tentativas 2 | código de saída 0" in projeto.texto_log()
 
 
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(120)
 def test_travado_e_encerrado_no_tempo_limite_com_os_netos_e_repetido(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(tmp_path / "proj", [{"neto": True, "neto_teimoso": True, "pendurar": True}])
@@ -373,7 +354,7 @@ def test_travado_e_encerrado_no_tempo_limite_com_os_netos_e_repetido(tmp_path, w
 
 
 @pytest.mark.skipif(not POSIX, reason="sinais POSIX")
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_filho_morto_por_sinal_vira_codigo_4(tmp_path):
     projeto = Projeto(tmp_path / "proj", [{"sinal": True}])
     r = rodar(projeto, "--tentativas", "1")
@@ -381,7 +362,7 @@ def test_filho_morto_por_sinal_vira_codigo_4(tmp_path):
     assert "encerrado pelo sinal 9" in projeto.texto_log()
 
 
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(120)
 def test_log_um_cabecalho_por_execucao_e_nenhum_segredo(tmp_path, webhook):
     url, pedidos = webhook
     senha = "S3nh@-" + secrets.token_urlsafe(16)
@@ -436,7 +417,7 @@ def test_log_um_cabecalho_por_execucao_e_nenhum_segredo(tmp_path, webhook):
     assert "falhou; senha ***" in dados["text"]
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_resumo_desatualizado_nao_e_usado(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(
@@ -460,7 +441,7 @@ def _instalar(pasta: Path, *arquivos: Path) -> None:
         shutil.copy(arquivo, pasta / arquivo.name)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_funciona_de_outra_pasta_de_trabalho_com_dados_dir_relativo(tmp_path):
     pasta = tmp_path / "C_protecao"
     _instalar(pasta, INVOLUCRO, SCRIPT_REAL)  # sem --script: usa o vizinho de verdade
@@ -494,7 +475,7 @@ def test_funciona_de_outra_pasta_de_trabalho_com_dados_dir_relativo(tmp_path):
     assert not (pasta / "dados").exists()
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_resumo_de_tentativa_anterior_nao_nomeia_servidor_errado(tmp_path, webhook):
     """A 2ª tentativa cai sem gravar resumo: o aviso não pode culpar o backup da 1ª."""
     url, pedidos = webhook
@@ -519,7 +500,7 @@ def test_resumo_de_tentativa_anterior_nao_nomeia_servidor_errado(tmp_path, webho
     assert "ausente ou desatualizado após a tentativa 2" in projeto.texto_log()
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_aviso_diz_quais_servidores_falharam(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(tmp_path / "proj", [{"codigo": 4, "resumo": {"mensagem": "x", "servidores": SERVIDORES}}])
@@ -527,11 +508,11 @@ def test_aviso_diz_quais_servidores_falharam(tmp_path, webhook):
     assert r.returncode == 4
     dados = carga(pedidos[0])
     assert dados["falhas"] == [SERVIDORES[1]]
-    linha = next(l for l in dados["text"].splitlines() if l.startswith("Com falha:"))
+    linha = next(ln for ln in dados["text"].splitlines() if ln.startswith("Com falha:"))
     assert "https://backup.exemplo.test" in linha and "principal" not in linha
 
 
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(120)
 def test_execucoes_sobrepostas_a_segunda_sai_com_3_sem_rodar(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(tmp_path / "proj", [{"pendurar": True}])
@@ -563,7 +544,7 @@ def test_execucoes_sobrepostas_a_segunda_sai_com_3_sem_rodar(tmp_path, webhook):
     assert contar_cabecalhos(texto) == (3, 3)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_sem_o_sincronizar_bancos_ao_lado_da_codigo_2(tmp_path):
     pasta = tmp_path / "so_o_involucro"
     _instalar(pasta, INVOLUCRO)
@@ -575,7 +556,7 @@ def test_sem_o_sincronizar_bancos_ao_lado_da_codigo_2(tmp_path):
     assert list(pasta.iterdir()) == [pasta / INVOLUCRO.name]  # nada criado
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_dependencia_ausente_da_codigo_2_com_mensagem(tmp_path):
     pasta = tmp_path / "protecao"
     _instalar(pasta, INVOLUCRO, SCRIPT_REAL)
@@ -592,7 +573,7 @@ def test_dependencia_ausente_da_codigo_2_com_mensagem(tmp_path):
         assert "Traceback" not in r.stderr + r.stdout
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_informar_mostra_pasta_log_e_codigos_em_json_ascii(tmp_path):
     import sincronizar_bancos as sb
 
@@ -614,7 +595,7 @@ def test_informar_mostra_pasta_log_e_codigos_em_json_ascii(tmp_path):
     assert Path(json.loads(r.saida)["pasta_dados"]) == tmp_path / "outra"
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_argumentos_depois_do_separador_vao_para_o_filho(tmp_path):
     projeto = Projeto(tmp_path / "proj", [{"codigo": 0}])
     r = rodar(projeto, "--tentativas", "1", "--", "--simular", "com espaço", "--tentativas", "9")
@@ -622,7 +603,7 @@ def test_argumentos_depois_do_separador_vao_para_o_filho(tmp_path):
     assert projeto.chamadas[0]["argv"] == ["--simular", "com espaço", "--tentativas", "9"]
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_rotacao_do_log_com_tamanho_pequeno(tmp_path):
     linhas = [f"linha {i:03d} " + "x" * 40 for i in range(120)]
     projeto = Projeto(tmp_path / "proj", [{"codigo": 0, "imprimir": linhas}])
@@ -642,7 +623,7 @@ def test_rotacao_do_log_com_tamanho_pequeno(tmp_path):
     assert sorted(p.name for p in logs.iterdir()) == nomes
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
     projeto = Projeto(tmp_path / "proj", [{"codigo": 0}])
     r = rodar(projeto, "--tentativas", "abc")
@@ -678,7 +659,7 @@ def test_opcoes_invalidas_dao_codigo_2_sem_traceback(tmp_path):
     assert rodar(projeto, "-h").saida == rodar(projeto, "--help").saida == r.saida
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_script_inexistente_da_codigo_2(tmp_path, webhook):
     url, pedidos = webhook
     r = subprocess.run(
@@ -697,7 +678,7 @@ def test_script_inexistente_da_codigo_2(tmp_path, webhook):
     assert "script não encontrado" in dados["text"]
 
 
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(120)
 def test_falha_do_webhook_nao_derruba_o_involucro(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -717,7 +698,7 @@ def test_falha_do_webhook_nao_derruba_o_involucro(tmp_path):
 
 
 @pytest.mark.skipif(not POSIX, reason="envio de SIGINT só em POSIX")
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_ctrl_c_encerra_a_arvore_e_sai_com_130(tmp_path, webhook):
     url, pedidos = webhook
     projeto = Projeto(tmp_path / "proj", [{"neto": True, "pendurar": True}])
@@ -821,7 +802,7 @@ def test_so_o_codigo_4_e_repetido(codigo):
     assert not MODULO.deve_repetir(codigo)
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_env_com_bom_do_bloco_de_notas_tambem_e_mascarado(tmp_path):
     senha = secrets.token_urlsafe(16)
     projeto = Projeto(tmp_path / "proj", [{"codigo": 0, "imprimir": [f"senha lida: {senha}"]}])
@@ -851,8 +832,8 @@ def _unidade(nome: str):
 
 def test_crontab_exemplo_chama_o_involucro_com_o_python_do_venv():
     linhas = [
-        l for l in (AGENDAMENTO / "crontab.exemplo").read_text(encoding="utf-8").splitlines()
-        if l.strip() and not l.lstrip().startswith("#")
+        ln for ln in (AGENDAMENTO / "crontab.exemplo").read_text(encoding="utf-8").splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
     ]
     assert len(linhas) == 1
     campos = linhas[0].split()
@@ -878,7 +859,7 @@ def test_unidades_systemd():
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze ausente")
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_unidades_systemd_passam_no_systemd_analyze(tmp_path):
     for nome in ("sincronizar-bancos.service", "sincronizar-bancos.timer"):
         texto = (AGENDAMENTO / nome).read_text(encoding="utf-8")

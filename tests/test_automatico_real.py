@@ -7,22 +7,22 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
-from conftest import RAIZ, SCRIPT
+from apoio import RAIZ, SCRIPT, ServidorStub, anotar_saida, enviar
 
 WRAPPER = RAIZ / "sincronizar_automatico.py"
 
 
 def rodar_wrapper(par, *args, **extra):
     env = par.ambiente(SYNC_ESPERA_INICIAL="0.1", **extra)
-    return subprocess.run([sys.executable, str(WRAPPER), *args], env=env, cwd=par.tmp_path, capture_output=True,
+    proc = subprocess.run([sys.executable, str(WRAPPER), *args], env=env, cwd=par.tmp_path, capture_output=True,
                           text=True, encoding="utf-8", timeout=180)
+    anotar_saida("[agendador] " + " ".join(args), proc.returncode, proc.stdout, proc.stderr)
+    return proc
 
 
 def test_sincronizacao_real_pelo_agendador(par):
@@ -82,24 +82,11 @@ def test_credencial_errada_nao_e_repetida(par):
 
 @contextlib.contextmanager
 def receptor_de_avisos():
+    """Recebe os avisos (POST com JSON) e devolve a URL e a lista dos avisos já lidos."""
     recebidos = []
-
-    class Receptor(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            recebidos.append(json.loads(self.rfile.read(int(self.headers["Content-Length"])).decode("utf-8")))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    servidor = ThreadingHTTPServer(("127.0.0.1", 0), Receptor)
-    threading.Thread(target=servidor.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{servidor.server_address[1]}/aviso", recebidos
-    finally:
-        servidor.shutdown()
-        servidor.server_close()
+    with ServidorStub({("POST", "/aviso"): lambda h: (recebidos.append(json.loads(h.corpo.decode("utf-8"))),
+                                                      enviar(h, 204))}) as stub:
+        yield f"{stub.url}/aviso", recebidos
 
 
 def test_aviso_nomeia_o_backup_que_falhou_e_nao_o_principal(par_dois_backups):
@@ -115,7 +102,7 @@ def test_aviso_nomeia_o_backup_que_falhou_e_nao_o_principal(par_dois_backups):
     assert [(s["papel"], s["url"]) for s in aviso["falhas"]] == [("backup", fora.url)]
     assert {s["url"]: s["ok"] for s in aviso["servidores"]} == {par.principal.url: True, dentro.url: True,
                                                                 fora.url: False}
-    com_falha = next(l for l in aviso["text"].splitlines() if l.startswith("Com falha:"))
+    com_falha = next(ln for ln in aviso["text"].splitlines() if ln.startswith("Com falha:"))
     assert fora.url in com_falha and par.principal.url not in com_falha and dentro.url not in com_falha
     assert dentro.devices()["W-1"]  # o backup que estava no ar foi sincronizado
 

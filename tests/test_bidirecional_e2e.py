@@ -2,12 +2,11 @@
 
 Servidores de referência reais (HTTP em 127.0.0.1, portas efêmeras) e o script rodando como processo
 filho, do jeito que o usuário (ou o agendador) o roda. Tudo é conferido DIRETO nos bancos dos servidores
-(devices(), users(), write_count()); o veredito é calculado aqui pelas regras dos servidores reais (docs/API_DOS_SERVIDORES.md).
+(devices(), users(), write_count()); o veredito é o do oráculo do servidor de referência (os passos do /verify).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import signal
 import subprocess
@@ -20,29 +19,16 @@ import os
 import pytest
 import requests
 
+from apoio import SCRIPT, anotar_saida, ler_credenciais, semear_iguais
+
 import sincronizar_bancos as sb
-from conftest import ARTEFATOS, SCRIPT
 
 CAMPOS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
-ARQUIVO_CREDENCIAIS = "credenciais_usuarios_criados.txt"
 
 
 # ---------------------------------------------------------------------------
 # Ajudantes
 # ---------------------------------------------------------------------------
-
-def veredito(dev: dict | None, dia: dt.date) -> bool:
-    """Regras do contrato (independentes do script)."""
-    if dev is None or dev["status"] != "active":
-        return False
-    fim = dev["end_date"]
-    return dev["license_type"] == "vitalicia" or fim is None or dt.date.fromisoformat(str(fim)[:10]) >= dia
-
-
-def vereditos(srv) -> dict[str, bool]:
-    dia = srv.today()
-    return {k: veredito(d, dia) for k, d in srv.devices().items()}
-
 
 def dados(srv) -> dict[str, tuple]:
     return {k: tuple(d[c] for c in CAMPOS) for k, d in srv.devices().items()}
@@ -51,7 +37,7 @@ def dados(srv) -> dict[str, tuple]:
 def assert_iguais(par) -> None:
     """Os dois lados com as mesmas chaves, os mesmos campos definíveis e o mesmo veredito."""
     assert dados(par.principal) == dados(par.backup)
-    assert vereditos(par.principal) == vereditos(par.backup)
+    assert par.principal.vereditos() == par.backup.vereditos()
 
 
 def rodar(par, *args, **env):
@@ -65,11 +51,6 @@ def par_doc(doc) -> dict:
     return pair
 
 
-def zerar(par) -> None:
-    par.principal.reset_counts()
-    par.backup.reset_counts()
-
-
 def escritas(par) -> tuple[int, int]:
     return par.principal.write_count(), par.backup.write_count()
 
@@ -81,11 +62,6 @@ def semear(srv, chaves, **campos) -> None:
                     created_by=("admin", "sergio")[i % 2])
         base.update(campos)
         srv.add_device(chave, **base)
-
-
-def ler_credenciais(pasta: Path) -> list[list[str]]:
-    texto = (pasta / ARQUIVO_CREDENCIAIS).read_text(encoding="utf-8")
-    return [linha.split(" | ") for linha in texto.splitlines() if linha.strip() and not linha.startswith("#")]
 
 
 def arquivo_de_estado(par) -> Path:
@@ -119,7 +95,7 @@ def test_ida_e_volta_e_segunda_execucao_sem_escritas(par):
     par.backup.add_device("SO-NO-BACKUP", owner_name="Criada no backup", created_by="sergio")
     par.principal.remove_device("L4")
     par.backup.add_user("bia", "senha-bia-123", email="bia@x.com", role="admin")
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par, "--bidirecional")
     assert r.codigo == 0, r.stdout[-3000:]
     p, b = par.principal.devices(), par.backup.devices()
@@ -137,11 +113,11 @@ def test_ida_e_volta_e_segunda_execucao_sem_escritas(par):
     assert c["no_principal"]["licencas_atualizadas"] == 1 and c["no_principal"]["licencas_bloqueadas"] == 1
     assert c["no_principal"]["licencas_criadas"] == 1 and c["no_principal"]["usuarios_criados"] == 1
     assert escritas(par) == (4, 3)  # principal: atualizar, bloquear, criar licença, criar usuário
-    linhas = [l for l in ler_credenciais(par.dados) if l[2] == "bia"]
+    linhas = [ln for ln in ler_credenciais(par.dados) if ln[2] == "bia"]
     assert len(linhas) == 1 and linhas[0][1] == par.principal.url and linhas[0][4] == "criado"
 
     # segunda execução: nada mudou → zero escritas nos dois servidores
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par, "--bidirecional")
     assert r.codigo == 0
     assert escritas(par) == (0, 0)
@@ -159,7 +135,7 @@ def test_conflito_relatar_nao_mexe_em_nada_e_principal_resolve(par):
     par.backup.set_device_fields("C1", owner_name="Versão do backup", cpf="999")
     par.backup.set_device_fields("C2", address="Só o backup mudou")  # só de um lado: é aplicada
     antes_p, antes_b = par.principal.devices(), par.backup.devices()
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par, "--bidirecional")
     assert r.codigo == 1
     pair = par_doc(doc)
@@ -174,7 +150,7 @@ def test_conflito_relatar_nao_mexe_em_nada_e_principal_resolve(par):
     assert escritas(par) == (1, 0)
 
     # o relatório em texto também mostra as duas versões
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar("--bidirecional", "--sem-progresso")
     assert r.codigo == 1 and escritas(par) == (0, 0)
     assert "Conflitos: 1" in r.stdout and "nada foi copiado" in r.stdout
@@ -187,7 +163,7 @@ def test_conflito_relatar_nao_mexe_em_nada_e_principal_resolve(par):
     assert par.backup.devices()["C1"]["owner_name"] == "Versão do principal"
     assert par.backup.devices()["C1"]["cpf"] == "00000000000"
     assert_iguais(par)
-    zerar(par)
+    par.zerar_contagens()
     r, _doc = rodar(par, "--bidirecional")
     assert r.codigo == 0 and escritas(par) == (0, 0)
 
@@ -205,7 +181,7 @@ def test_principal_vazio_nao_apaga_nada_e_sai_com_5(par, modo):
     par.principal.wipe()
     antes = par.backup.devices()
     usuarios_antes = par.backup.users()
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar(*modo, "--sem-progresso")
     assert r.codigo == 5, r.stdout[-3000:]
     assert escritas(par) == (0, 0)
@@ -244,7 +220,7 @@ def test_forcar_apaga_exatamente_o_conjunto_relatado(par, modo):
     antes = set(par.backup.devices())
     assert antes == set(chaves)
 
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par, *modo, "--forcar")
     assert r.codigo == 0, r.stdout[-3000:]
     sumiram = antes - set(par.backup.devices())
@@ -254,7 +230,7 @@ def test_forcar_apaga_exatamente_o_conjunto_relatado(par, modo):
     pair = par_doc(doc)
     assert "--forcar" in pair["trava_exclusoes"] and pair["exclusoes_retidas"] == []
     assert pair["contagens"]["licencas_excluidas"] == len(apagadas)
-    zerar(par)
+    par.zerar_contagens()
     r, _doc = rodar(par, *modo)
     assert r.codigo == 0 and escritas(par) == (0, 0)
 
@@ -281,12 +257,12 @@ def test_restaurar_reabastece_o_principal_vazio_e_as_execucoes_seguintes_nao_mud
     assert par.backup.devices() == backup_antes  # a origem não é tocada
     assert set(par.principal.devices()) == set(chaves)
     assert dados(par.principal) == dados(par.backup)
-    assert vereditos(par.principal) == vereditos(par.backup)
+    assert par.principal.vereditos() == par.backup.vereditos()
     assert {k for k, d in par.principal.devices().items() if d["status"] == "blocked"} == {"R02", "R05"}
     assert set(par.principal.users()) == {"ana", "bia"}
     assert par.principal.users()["bia"]["role"] == "admin"
     # usuários recriados com senhas novas, guardadas no arquivo de credenciais, que funcionam
-    linhas = {l[2]: l for l in ler_credenciais(par.dados) if l[1] == par.principal.url}
+    linhas = {ln[2]: ln for ln in ler_credenciais(par.dados) if ln[1] == par.principal.url}
     assert set(linhas) == {"ana", "bia"}
     for nome, linha in linhas.items():
         assert linha[4] == "criado" and linha[3] not in ("senha-ana-123", "senha-bia-123")
@@ -297,11 +273,11 @@ def test_restaurar_reabastece_o_principal_vazio_e_as_execucoes_seguintes_nao_mud
     texto = par.rodar("restaurar", "--simular", "--sem-progresso").stdout
     assert "as datas recomeçam hoje no principal" in texto and "senhas" in texto
 
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par)
     assert r.codigo == 0, r.stdout[-3000:]
     assert escritas(par) == (0, 0)
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par, "--bidirecional")
     assert escritas(par) == (0, 0)
     assert r.codigo == 0 and par_doc(doc)["conflitos"] == []
@@ -314,8 +290,8 @@ def test_bidirecional_depois_de_restaurar_nao_relata_conflito_de_bloqueio_deriva
     par.backup.add_device("PENDENTE", owner_name="Pendente", status="pending", created_by="sergio")
     r, _doc = rodar(par, "restaurar")
     assert r.codigo == 0
-    assert vereditos(par.principal) == vereditos(par.backup)
-    zerar(par)
+    assert par.principal.vereditos() == par.backup.vereditos()
+    par.zerar_contagens()
     r, doc = rodar(par, "--bidirecional")
     assert escritas(par) == (0, 0)
     assert par_doc(doc)["conflitos"] == []
@@ -334,7 +310,7 @@ def test_restaurar_de_escolhe_o_backup_de_origem(par_dois_backups):
     assert par.principal.devices()["SO-B2-2"]["status"] == "blocked"
     assert set(b1.devices()) == {"SO-B1"}  # o outro backup não é tocado
     # --de que não é um backup configurado: erro de configuração, nada gravado
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar("restaurar", "--de", "http://127.0.0.1:9/")
     assert r.codigo == 2 and "não é um dos backups configurados" in r.stderr
     assert par.principal.write_count() == 0
@@ -386,9 +362,7 @@ def _matar_depois_de(proc: subprocess.Popen, srv, escritas_min: int, limite_s: f
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=10)
-    ARTEFATOS.mkdir(exist_ok=True)
-    with open(ARTEFATOS / "saidas_dos_testes.log", "a", encoding="utf-8") as log:
-        log.write(f"$ (morto com SIGKILL) → {proc.returncode}\n{out}\n{err}\n")
+    anotar_saida("[morto com SIGKILL]", proc.returncode, out, err)
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -431,10 +405,10 @@ def test_execucao_morta_com_sigkill_e_a_seguinte_nao_perde_nem_duplica(par, modo
     if modo:
         assert set(par.principal.users()) == set(par.backup.users()) == {"ana", "caio", "dora", "bia"}
     # cada usuário criado uma única vez: uma linha "criado" por (servidor, usuário)
-    criados = [(l[1], l[2]) for l in ler_credenciais(par.dados) if l[4].startswith("criado")]
+    criados = [(ln[1], ln[2]) for ln in ler_credenciais(par.dados) if ln[4].startswith("criado")]
     assert len(criados) == len(set(criados))
     assert {u for _s, u in criados} == ({"ana", "caio", "dora", "bia"} if modo else {"ana", "caio", "dora"})
-    zerar(par)
+    par.zerar_contagens()
     r, _doc = rodar(par, *modo)
     assert r.codigo == 0 and escritas(par) == (0, 0)
 
@@ -457,7 +431,7 @@ def test_bidirecional_morta_entre_criar_e_bloquear_e_completada_na_seguinte(par)
     par.backup.clear_route_rules()
     _estado_legivel(par)
     r, doc = rodar(par, "--bidirecional")
-    assert vereditos(par.backup) == vereditos(par.principal)
+    assert par.backup.vereditos() == par.principal.vereditos()
     assert par_doc(doc)["conflitos"] == [] and r.codigo == 0
 
 
@@ -474,3 +448,105 @@ def test_bidirecional_bloqueio_que_falhou_e_repetido_na_seguinte(par):
     assert par_doc(doc)["conflitos"] == []
     assert par.backup.devices()["NOVA"]["status"] == "blocked"
     assert r.codigo == 0
+
+
+# ---------------------------------------------------------------------------
+# Estado e exclusões (bidirecional)
+# ---------------------------------------------------------------------------
+
+def test_execucao_sem_escritas_grava_o_estado_e_o_bidirecional_nao_recria_o_apagado(par):
+    semear_iguais(par, ["L1", "L2", "L3"])
+    assert par.rodar("--json", "--bidirecional").codigo == 0  # nada a escrever, mas o estado vira a base
+    par.principal.remove_device("L2")
+    r = par.rodar("--json", "--bidirecional")
+    assert "L2" not in par.principal.devices(), r.stdout[-2000:]
+    assert par.backup.veredito("L2") is False
+
+
+# ---------------------------------------------------------------------------
+# Restaurar sem --forcar
+# ---------------------------------------------------------------------------
+
+def test_restaurar_sem_forcar_nunca_bloqueia_licenca_viva_no_principal(par):
+    par.principal.add_device("ABC")
+    par.principal.add_device("XYZ")
+    par.backup.add_device(" ABC")  # id com espaços: inalcançável
+    par.backup.add_device("XYZ", end_date="lixo")  # data ilegível no backup
+    par.backup.add_device("FALTANDO")
+    r = par.rodar("restaurar", "--json")
+    assert par.principal.veredito("ABC") and par.principal.veredito("XYZ"), r.stdout[-2000:]
+    assert "FALTANDO" in par.principal.devices()
+
+
+# ---------------------------------------------------------------------------
+# Exclusões: resposta que não é da API e modos misturados
+# ---------------------------------------------------------------------------
+
+def test_404_html_ao_excluir_nao_conta_como_excluida(par):
+    par.principal.add_device("A-1", owner_name="Vai ser apagada")
+    par.principal.add_device("B-1")
+    assert par.rodar("--bidirecional").codigo == 0
+    par.principal.remove_device("A-1")
+    # Um túnel/proxy (ou o Flask, numa rota que não casa) responde 404 com uma página HTML.
+    par.backup.override("DELETE", "/admin/devices/<id>/delete", 404, "<html><h1>Not Found</h1></html>",
+                        content_type="text/html")
+    r = par.rodar("--bidirecional", "--json")
+    assert r.codigo == 1
+    falhas = r.json()["backups"][0]["falhas"]
+    assert [f["chave"] for f in falhas] == ["A-1"]
+    par.backup.clear_overrides()
+    assert "A-1" in par.backup.devices()
+    r = par.rodar("--bidirecional")  # lembra que foi apagada no principal: tenta de novo, não recria lá
+    assert r.codigo == 0 and "A-1" not in par.backup.devices() and "A-1" not in par.principal.devices()
+
+
+def test_modos_misturados_nao_ressuscitam_licenca_apagada(par):
+    for k in ("C-1", "C-2", "C-3"):
+        par.principal.add_device(k)
+    assert par.rodar("--bidirecional").codigo == 0
+    par.principal.remove_device("C-1")
+    assert par.rodar().codigo == 0  # unidirecional no meio
+    assert par.rodar("--bidirecional").codigo == 0
+    assert "C-1" not in par.principal.devices() and "C-1" not in par.backup.devices()
+
+
+# ---------------------------------------------------------------------------
+# Principal que voltou vazio (unidirecional) e restaurar com o principal intacto
+# ---------------------------------------------------------------------------
+
+def test_principal_que_voltou_vazio_para_tudo_mesmo_sem_exclusoes(par):
+    for i in range(20):
+        par.principal.add_device(f"E-{i:02d}")
+    assert par.rodar().codigo == 0
+    par.principal.wipe()
+    par.backup.reset_counts()
+    r = par.rodar()
+    assert r.codigo == 5 and "VAZIA" in r.stdout + r.stderr and "restaurar" in r.stdout + r.stderr
+    assert "Par parado: NADA foi gravado" in r.stdout and "licenças sincronizadas" not in r.stdout
+    assert par.backup.write_count() == 0
+    doc = par.rodar("--json").json()["backups"][0]
+    assert doc["parado_por_perda_de_dados"] is True and doc["codigo_saida"] == 5
+    par.principal.add_device("E-NOVA")  # um cadastro novo não desarma a trava (perdeu mais da metade)
+    r = par.rodar("--espelhar", "--max-exclusoes", "100")
+    assert r.codigo == 5 and par.backup.write_count() == 0 and len(par.backup.devices()) == 20
+    estado = json.loads(next((par.dados / "estado").glob("par-*[0-9a-f].json")).read_text(encoding="utf-8"))
+    assert estado["contagem"]["principal"] == 20
+
+
+def test_restaurar_com_principal_intacto_nao_sobrescreve(par):
+    par.principal.add_device("R-1", owner_name="Original")
+    par.principal.add_device("R-2")
+    assert par.rodar().codigo == 0
+    par.principal.set_status("R-2", "blocked")            # revendedor bloqueou no principal...
+    par.principal.set_device_fields("R-1", owner_name="Editado")  # ...e editou, depois da sincronização
+    par.principal.remove_device("R-1")
+    par.principal.add_device("R-1", owner_name="Editado")
+    par.backup.add_device("R-3", owner_name="Só no backup")
+    r = par.rodar("restaurar", "--json")
+    assert r.codigo == 1  # o veredito de R-2 difere e restaurar não sobrescreve: relatado, não "corrigido"
+    assert r.json()["backups"][0]["paridade"]["diferentes"] == ["R-2"]
+    devs = par.principal.devices()
+    assert devs["R-2"]["status"] == "blocked" and devs["R-1"]["owner_name"] == "Editado"
+    assert devs["R-3"]["owner_name"] == "Só no backup"  # o que faltava foi criado
+    r = par.rodar("restaurar", "--forcar")
+    assert r.codigo == 0 and par.principal.devices()["R-1"]["owner_name"] == "Original"

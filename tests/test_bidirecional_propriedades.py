@@ -1,7 +1,8 @@
 """Propriedades da sincronização bidirecional (três vias), com hypothesis e um modelo dos dois servidores.
 
 Sequências aleatórias de edições nos dois lados entre sincronizações (criar, mudar um campo definível,
-bloquear/ativar, apagar, salvar de novo pela API; no principal ou no backup). Cada sincronização é simulada como o script a faz:
+bloquear/ativar, apagar, salvar de novo pela API; no principal ou no backup). Cada sincronização é simulada
+como o script a faz:
 plan_pair com o estado salvo → as ações do plano aplicadas a cópias em memória dos dois lados com
 sb.model_apply (Action.side escolhe a cópia) → next_state com todos os resultados ok → repete.
 
@@ -160,7 +161,7 @@ def test_edicoes_nos_dois_lados_convergem_ou_viram_conflito(cenario):
     # force com um número explícito: as travas de exclusão têm seus próprios testes; aqui toda exclusão planejada
     # é aplicada (--forcar sozinho não passa por um lado que voltou vazio).
     opcoes = sb.PlanOptions(mode="bidirecional", conflict=conflito, force=True, max_deletions=1000)
-    lados = {lado: {l.device_id: l for l in iniciais} for lado in LADOS}
+    lados = {lado: {ln.device_id: ln for ln in iniciais} for lado in LADOS}
     plan, lados, state = sincronizar(lados, None, opcoes)  # primeira sincronização de lados iguais
     assert plan.actions == [] and plan.conflicts == []
     abertos: set[str] = set()  # conflitos relatados e ainda não resolvidos (relatar)
@@ -227,7 +228,7 @@ def test_edicoes_nos_dois_lados_convergem_ou_viram_conflito(cenario):
 @given(st.tuples(*[licenca_nova(c) for c in CHAVES]))
 def test_lados_iguais_com_estado_nao_planejam_nada(licencas):
     opcoes = sb.PlanOptions(mode="bidirecional")
-    lados = {lado: {l.device_id: l for l in licencas} for lado in LADOS}
+    lados = {lado: {ln.device_id: ln for ln in licencas} for lado in LADOS}
     plan, lados, state = sincronizar(lados, None, opcoes)
     assert plan.actions == [] and plan.conflicts == []
     assert set(state.licenses) == set(CHAVES)
@@ -260,7 +261,7 @@ def refazer_backup_pelo_principal(lados, state):
 def test_copia_antiga_restaurada_no_backup_nunca_sobrescreve_o_principal(cenario):
     iniciais, antes, depois, conflito = cenario
     opcoes = sb.PlanOptions(mode="bidirecional", conflict=conflito)
-    lados = {lado: {l.device_id: l for l in iniciais} for lado in LADOS}
+    lados = {lado: {ln.device_id: ln for ln in iniciais} for lado in LADOS}
     _plan, lados, state = sincronizar(lados, None, opcoes)
     for rodada in antes:
         for ed in rodada:

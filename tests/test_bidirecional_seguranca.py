@@ -7,9 +7,7 @@ depois: os registros do principal (devices()) e o veredito do oráculo do servid
 
 from __future__ import annotations
 
-import sqlite3
 
-import pytest
 
 import sincronizar_bancos as sb
 
@@ -24,11 +22,6 @@ def rodar(par, *args):
     r = par.rodar("--json", "--bidirecional", *args)
     assert r.stdout.strip(), r.stderr[-2000:]
     return r, r.json()
-
-
-def zerar(par) -> None:
-    par.principal.reset_counts()
-    par.backup.reset_counts()
 
 
 def semear(par, chaves) -> None:
@@ -61,7 +54,7 @@ def test_backup_restaurado_de_copia_antiga_nao_apaga_nem_reativa_nem_reverte_o_p
     veredito_do_principal = par.principal.vereditos()
 
     par.backup.import_data(copia_da_noite)  # a hospedagem restaurou o backup da noite anterior
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par)
     assert r.codigo == 5, r.stdout[-3000:]
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
@@ -81,7 +74,7 @@ def test_backup_restaurado_de_copia_antiga_nao_apaga_nem_reativa_nem_reverte_o_p
     assert registros(par.principal) == principal_depois_do_dia
     iguais(par)
     # e a execução bidirecional seguinte não escreve nada
-    zerar(par)
+    par.zerar_contagens()
     r, _ = rodar(par)
     assert r.codigo == 0, r.stdout[-3000:]
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
@@ -91,7 +84,7 @@ def test_uma_exclusao_no_backup_vira_conflito_e_nao_apaga_no_principal(par):
     semear(par, [f"L{i:02d}" for i in range(6)])
     assert rodar(par)[0].codigo == 0
     par.backup.remove_device("L04")
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par)
     assert r.codigo == 1 and "L04" in par.principal.devices()
     assert par.principal.write_count() == 0
@@ -111,7 +104,7 @@ def test_backup_zerado_forcar_nao_apaga_nada_no_principal_e_o_comando_sugerido_r
     assert rodar(par)[0].codigo == 0
     principal = registros(par.principal)
     par.backup.wipe()
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar("--bidirecional", "--sem-progresso")
     assert r.codigo == 5
     assert "apagaria 21 licenças do PRINCIPAL" in r.stdout
@@ -137,7 +130,7 @@ def test_bloqueio_feito_no_principal_durante_a_execucao_continua_valendo(par):
     par.backup.set_device_fields("C-1", owner_name="Nome corrigido no backup")
     # ... e o vendedor bloqueia C-1 no principal logo depois da primeira leitura da execução
     par.principal.on_request("GET", "/admin/devices", lambda s: s.set_status("C-1", "blocked"), when="after")
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par)
     assert r.codigo == 1, r.stdout[-3000:]
     assert par.principal.devices()["C-1"]["status"] == "blocked"
@@ -161,7 +154,7 @@ def test_contagens_por_lado_no_texto_no_json_e_no_historico_batem_com_os_servido
     par.backup.add_device("NOVA-B", owner_name="Nova no backup")  # 1 escrita no principal
     par.backup.set_device_fields("Q01", owner_name="Mudou no backup")  # 1 escrita no principal
     par.backup.set_status("Q02", "blocked")  # 1 escrita no principal
-    zerar(par)
+    par.zerar_contagens()
     r, doc = rodar(par)
     assert r.codigo == 0, r.stdout[-3000:]
     no_principal, no_backup = par.principal.write_count(), par.backup.write_count()
@@ -172,7 +165,7 @@ def test_contagens_por_lado_no_texto_no_json_e_no_historico_batem_com_os_servido
     assert sum(1 for a in pair["acoes"] if a["servidor"] == "principal") == 3
     # o texto diz onde as escritas foram
     par.backup.set_device_fields("Q03", owner_name="De novo no backup")
-    zerar(par)
+    par.zerar_contagens()
     texto = par.rodar("--bidirecional", "--sem-progresso").stdout
     assert "1 escrita feita no principal" in texto and "0 escritas no backup" in texto
     # histórico (JSON) e resumo da última execução, pelos mesmos números
@@ -187,7 +180,7 @@ def test_restaurar_diz_que_as_escritas_foram_para_o_principal(par):
     semear(par, [f"R{i:02d}" for i in range(4)])
     assert par.rodar("--sem-progresso").codigo == 0
     par.principal.wipe()
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar("restaurar", "--json")
     assert r.codigo == 0, r.stdout[-3000:]
     (pair,) = r.json()["backups"]
@@ -210,3 +203,30 @@ def test_estado_antigo_de_seis_campos_continua_legivel(tmp_path):
     assert aviso is None and estado.licenses["L1"].older_backup == ()
     sb.save_state(str(tmp_path), estado)
     assert sb.load_state(str(tmp_path), url_p, url_b)[0] == estado
+
+
+# ---------------------------------------------------------------------------
+# Registro ilegível e bloqueio durante a execução
+# ---------------------------------------------------------------------------
+
+def test_bidirecional_registro_ilegivel_no_backup_nao_fica_liberado_se_o_principal_nega(par):
+    par.principal.add_device("K")
+    par.principal.add_device("OUTRA")
+    assert par.rodar("--json", "--bidirecional").codigo == 0
+    par.principal.set_status("K", "blocked")
+    par.backup.set_dates("K", "2026-11-01", "31/12/2027")  # fim ilegível: o servidor o trata como ausente
+    r = par.rodar("--json", "--bidirecional")
+    assert par.backup.veredito("K") is False, r.stdout[-2000:]
+    assert par.principal.devices()["K"]["status"] == "blocked"
+
+
+def test_bloqueio_durante_a_execucao_ja_bloqueia_o_backup_na_mesma_execucao(par):
+    for chave in ("C-1", "C-2"):
+        par.principal.add_device(chave, owner_name=f"Cliente {chave}")
+    assert par.rodar("--json", "--bidirecional").codigo == 0
+    par.backup.set_device_fields("C-1", owner_name="Nome corrigido no backup")
+    par.principal.on_request("GET", "/admin/devices", lambda s: s.set_status("C-1", "blocked"), when="after")
+    r = par.rodar("--json", "--bidirecional")
+    assert par.principal.veredito("C-1") is False and par.backup.veredito("C-1") is False, r.stdout[-2000:]
+    (pair,) = r.json()["backups"]
+    assert pair["paridade"]["ok"] is True  # conferida contra a releitura do principal

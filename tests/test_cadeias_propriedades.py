@@ -5,10 +5,10 @@ Cada exemplo: um principal e um backup de referência reais (127.0.0.1), semeado
 bloqueadas, pendentes, vencidas; presentes nos dois lados, só no principal ou só no backup); o plano real
 (plan_pair) aplicado pelo Executor real, com um conjunto aleatório de escritas respondidas com HTTP 500
 (`falhar_escritas`, até 7: uma cadeia só desiste depois de 8 respostas ruins seguidas, as 4 tentativas do
-bloqueio e as 4 da exclusão que o compensa), "database is locked" e, às vezes, o token revogado no meio (com novo login aceito:
-com o login recusado nada mais pode ser enviado, nem a compensação; esse caso é relatado e está em
-test_cadeias_e_falhas.py). A verdade é o veredito do próprio servidor (o oráculo de /verify), lido antes
-e depois.
+bloqueio e as 4 da exclusão que o compensa), "database is locked" e, às vezes, o token revogado no meio
+(com novo login aceito: com o login recusado nada mais pode ser enviado, nem a compensação; esse caso é
+relatado e está em test_cadeias_e_falhas.py). A verdade é o veredito do próprio servidor (o oráculo de
+/verify), lido antes e depois.
 
 Propriedade: toda licença que o backup libera depois da execução ou já era liberada lá antes, ou o
 principal também a libera.
@@ -47,7 +47,7 @@ def test_falhas_aleatorias_nunca_deixam_o_backup_mais_permissivo(registros, falh
     principal = ServidorReferencia(admins={"admin": "senha-principal-1"}).start()
     backup = ServidorReferencia(admins={"admin": "senha-backup-1"}, primeiro_id=1000).start()
     try:
-        for chave, (no_principal, no_backup, nome) in zip(CHAVES, registros):
+        for chave, (no_principal, no_backup, nome) in zip(CHAVES, registros, strict=True):
             if no_principal:
                 semear(principal, chave, no_principal, nome)
             if no_backup:
@@ -71,7 +71,8 @@ def aplicar(principal: ServidorReferencia, backup: ServidorReferencia, modo: sb.
                            backups=[sb.ServerConfig("backup", backup.url, "admin", "senha-backup-1")],
                            data_dir=pasta, timeout=5, wake_wait=0, http_retries=0, backoff=0.01, parallel=3,
                            progress=False, mode=modo)
-        clientes = {"principal": sb.ApiClient(config.primary, config), "backup": sb.ApiClient(config.backups[0], config)}
+        clientes = {"principal": sb.ApiClient(config.primary, config),
+                    "backup": sb.ApiClient(config.backups[0], config)}
         try:
             for cliente in clientes.values():
                 cliente.login()

@@ -11,13 +11,10 @@ import sys
 import pytest
 from filelock import FileLock
 
-from apoio_resiliencia import par_r, saida, sem_traceback, semear_licencas
-from conftest import SCRIPT, rodar_script
-from test_config_http import ambiente_limpo
+from apoio import SCRIPT, ambiente_limpo, rodar_script, saida, sem_traceback, semear_licencas
 
 import sincronizar_bancos as sb
 
-__all__ = ["par_r"]  # fixture importada
 
 INGLES = ("usage:", "unrecognized", "invalid choice", "expected one argument", "invalid float value",
           "invalid int value", "error:", "argument ")
@@ -82,8 +79,7 @@ def test_json_com_erro_de_configuracao_imprime_documento(tmp_path):
     assert "SERVIDOR_PRINCIPAL" in doc["erro"]
 
 
-def test_json_com_trava_ocupada_imprime_documento_codigo_3(par_r):
-    par = par_r
+def test_json_com_trava_ocupada_imprime_documento_codigo_3(par):
     par.dados.mkdir(parents=True, exist_ok=True)
     with FileLock(str(par.dados / sb.LOCK_FILE)).acquire(timeout=5):
         r = par.rodar("--json")
@@ -103,8 +99,7 @@ sys.exit(sb.main(sys.argv[2:]))
 """
 
 
-def test_json_com_erro_inesperado_imprime_documento(par_r):
-    par = par_r
+def test_json_com_erro_inesperado_imprime_documento(par):
     proc = subprocess.run([sys.executable, "-c", _QUEBRA_NO_MEIO, str(SCRIPT.parent), "--json"],
                           env=par.ambiente(), cwd=par.tmp_path, capture_output=True, text=True,
                           encoding="utf-8", timeout=60)
@@ -115,9 +110,8 @@ def test_json_com_erro_inesperado_imprime_documento(par_r):
     assert "inesperado" in doc["significado"]
 
 
-def test_pipe_fechado_termina_em_silencio_e_sincroniza(par_r):
+def test_pipe_fechado_termina_em_silencio_e_sincroniza(par):
     """Como `python sincronizar_bancos.py | head -1`: quem lê fecha o pipe antes do fim."""
-    par = par_r
     semear_licencas(par.principal, 5)
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
                             cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -4,51 +4,25 @@ cada requisição inteira, o mesmo servidor configurado duas vezes e configuraç
 falham em segundos.
 
 Os servidores "estranhos" (corpo pingado byte a byte, página que não é da API, JSON de outro
-serviço) são stubs http.server pequenos, daqui mesmo.
+serviço) são o `ServidorStub` de apoio.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-import conftest
-from apoio_resiliencia import guardar_tokens, par_r, saida, sem_traceback, semear_licencas, semear_usuarios
-from conftest import Par, rodar_script
-from servidor_referencia import ServidorReferencia
+from apoio import (RAIZ, SEGREDOS_USADOS, Par, ServidorStub, ambiente_limpo, enviar, pingar, rodar_cronometrado,
+                   rodar_script, saida, sem_traceback, semear_licencas, semear_usuarios)
 
 import sincronizar_bancos as sb
 
-__all__ = ["par_r"]  # fixture importada
 
 SENHA_LONGA = "abc${X}def-9"
-conftest.SEGREDOS_USADOS.add(SENHA_LONGA)  # nunca pode aparecer em nada do que o script deixou
-
-
-class ParComSenha(Par):
-    """Principal e backup com a MESMA senha de administrador, escolhida pelo teste."""
-
-    def __init__(self, tmp_path: Path, senha: str):
-        self.senha_principal = self.senhas_backup = senha
-        self.principal = ServidorReferencia(admins={"admin": senha}).start()
-        self.backups = [ServidorReferencia(admins={"admin": senha}).start()]
-        self.dados = tmp_path / "dados"
-        self.tmp_path = tmp_path
-
-
-def ambiente_limpo(**extra: str) -> dict[str, str]:
-    """Ambiente sem nenhuma configuração do script herdada de fora."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "SYNC_", "DADOS_DIR", "PAINEL_"))}
-    env["PYTHONIOENCODING"] = "utf-8"
-    env.update(extra)
-    return env
+SEGREDOS_USADOS.add(SENHA_LONGA)  # nunca pode aparecer em nada do que o script deixou
 
 
 def arquivos_gravados(dados: Path) -> dict[str, str]:
@@ -74,7 +48,7 @@ SENHAS_ESTRANHAS = ["2026", "true", "null", '"', SENHA_LONGA]
 
 @pytest.mark.parametrize("senha", SENHAS_ESTRANHAS, ids=["2026", "true", "null", "aspas", "cifrao"])
 def test_senha_estranha_json_valido_datas_intactas(tmp_path, senha):
-    par = ParComSenha(tmp_path, senha)
+    par = Par(tmp_path, senha=senha)
     try:
         semear_licencas(par.principal, 4)
         semear_usuarios(par.principal, ["ana"])
@@ -90,14 +64,13 @@ def test_senha_estranha_json_valido_datas_intactas(tmp_path, senha):
             assert senha not in r.stdout + r.stderr
             for nome, texto in arquivos_gravados(par.dados).items():
                 assert senha not in texto, nome
-        guardar_tokens(par.principal, par.backup)
     finally:
         par.parar()
 
 
 @pytest.mark.parametrize("senha", ["2026", "true"])
 def test_senha_estranha_ultima_execucao_valida(tmp_path, senha):
-    par = ParComSenha(tmp_path, senha)
+    par = Par(tmp_path, senha=senha)
     try:
         semear_licencas(par.principal, 2)
         r = par.rodar("--sem-progresso")
@@ -123,7 +96,7 @@ def test_mascara_texto_livre_por_palavra_inteira():
 
 def test_erro_do_servidor_que_ecoa_a_senha_curta_sai_mascarado(tmp_path):
     """Texto livre vindo do servidor (corpo de erro) é mascarado onde nasce; o JSON continua válido."""
-    par = ParComSenha(tmp_path, "2026")
+    par = Par(tmp_path, senha="2026")
     try:
         semear_licencas(par.principal, 1)
         par.backup.override("GET", "/admin/devices", 500, {"error": "falhou com a senha 2026 (2026-11-30)"})
@@ -141,7 +114,7 @@ def test_erro_do_servidor_que_ecoa_a_senha_curta_sai_mascarado(tmp_path):
 
 @pytest.mark.parametrize("forma", ["sem_aspas", "aspas_duplas", "aspas_simples"])
 def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
-    par = ParComSenha(tmp_path, SENHA_LONGA)
+    par = Par(tmp_path, senha=SENHA_LONGA)
     try:
         semear_licencas(par.principal, 3)
         valor = {"sem_aspas": SENHA_LONGA, "aspas_duplas": f'"{SENHA_LONGA}"',
@@ -155,7 +128,6 @@ def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
         assert r.codigo == 0, saida(r)[-3000:]
         assert set(par.backup.devices()) == set(par.principal.devices())
         assert SENHA_LONGA not in saida(r)
-        guardar_tokens(par.principal, par.backup)
     finally:
         par.parar()
 
@@ -163,68 +135,6 @@ def test_senha_com_cifrao_no_env_funciona(tmp_path, forma):
 # ---------------------------------------------------------------------------
 # Stubs http.server (servidores que não são a API, ou que pingam a resposta)
 # ---------------------------------------------------------------------------
-
-class Stub:
-    """Servidor HTTP mínimo em 127.0.0.1: `rotas[(método, caminho)] = função(handler)`; conta requisições."""
-
-    def __init__(self, rotas: dict):
-        self.rotas = rotas
-        self.contagem: dict[tuple[str, str], int] = {}
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _responder(self):
-                tamanho = int(self.headers.get("Content-Length") or 0)
-                self.corpo = self.rfile.read(tamanho) if tamanho else b""
-                chave = (self.command, self.path.split("?")[0])
-                stub.contagem[chave] = stub.contagem.get(chave, 0) + 1
-                rota = stub.rotas.get(chave) or stub.rotas.get(("*", "*"))
-                try:
-                    if rota is None:
-                        enviar(self, 404, FLASK_404, "text/html; charset=utf-8")
-                    else:
-                        rota(self)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            do_GET = do_POST = do_DELETE = _responder
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def parar(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-FLASK_404 = ("<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested "
-             "URL was not found on the server.</p>\n")
-
-
-def enviar(handler, status: int, corpo, tipo: str = "application/json") -> None:
-    dados = corpo if isinstance(corpo, bytes) else (corpo if isinstance(corpo, str) else json.dumps(corpo)).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", tipo)
-    handler.send_header("Content-Length", str(len(dados)))
-    handler.end_headers()
-    handler.wfile.write(dados)
-    handler.wfile.flush()
-
-
-def pingar(bytes_: bytes, handler, intervalo: float = 0.5) -> None:
-    """Escreve um byte a cada `intervalo` segundos (até o cliente desistir)."""
-    for i in range(len(bytes_)):
-        handler.wfile.write(bytes_[i:i + 1])
-        handler.wfile.flush()
-        time.sleep(intervalo)
-
 
 def health_ok(handler):
     enviar(handler, 200, {"status": "ok"})
@@ -252,7 +162,7 @@ def stubs():
     criados = []
 
     def criar(rotas):
-        stub = Stub(rotas)
+        stub = ServidorStub(rotas)
         criados.append(stub)
         return stub
     yield criar
@@ -265,34 +175,33 @@ def stubs():
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("como", ["corpo", "cabecalho"])
-def test_resposta_pingada_falha_em_sync_timeout(par_r, stubs, como):
-    par = par_r
+def test_resposta_pingada_falha_em_sync_timeout(par, stubs, como):
     lento = stubs({("GET", "/health"): health_ok,
                    ("POST", "/admin/login"): login_com_corpo_pingado if como == "corpo"
                    else login_com_cabecalho_pingado})
-    inicio = time.monotonic()
     r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="0")
-    duracao = time.monotonic() - inicio
     sem_traceback(r)
     assert r.codigo == 4, saida(r)[-3000:]
     assert "tempo esgotado" in saida(r) and "SYNC_TIMEOUT" in saida(r), saida(r)[-3000:]
-    assert 2.5 <= duracao < 8, f"levou {duracao:.1f} s com SYNC_TIMEOUT=3 (sem o prazo, ~40 s)"
     assert lento.contagem[("POST", "/admin/login")] == 1
+    # medido no servidor: do pedido até o cliente desistir (a escrita seguinte do byte pingado falha)
+    [login] = lento.terminados("/admin/login")
+    duracao = login["fim"] - login["inicio"]
+    assert 2.5 <= duracao < 3 + 1 + 2, f"desistiu após {duracao:.1f} s com SYNC_TIMEOUT=3 (sem o prazo, ~40 s)"
     assert par.backup.write_count() == 0
 
 
-def test_resposta_pingada_com_novas_tentativas_tem_limite(par_r, stubs):
+def test_resposta_pingada_com_novas_tentativas_tem_limite(par, stubs):
     """Cabeçalhos pingados: cada nova tentativa do urllib3 tem o seu prazo. Total: no máximo
     (N + 1) × SYNC_TIMEOUT + as esperas entre as tentativas (0,5 s, 1 s... com SYNC_TENTATIVAS_HTTP=N)."""
-    par = par_r
     lento = stubs({("GET", "/health"): health_ok, ("POST", "/admin/login"): login_com_cabecalho_pingado})
-    inicio = time.monotonic()
     r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=lento.url, SYNC_TIMEOUT="2", SYNC_TENTATIVAS_HTTP="2")
-    duracao = time.monotonic() - inicio
     sem_traceback(r)
     assert r.codigo == 4, saida(r)[-3000:]
     assert "tempo esgotado" in saida(r)
     assert lento.contagem[("POST", "/admin/login")] == 3  # 1 + 2 novas tentativas, contadas no servidor
+    logins = lento.terminados("/admin/login")
+    duracao = logins[-1]["fim"] - logins[0]["inicio"]  # medido no servidor, sem a partida do processo
     assert 3 * 2 <= duracao < 3 * 2 + 2 + 4, f"levou {duracao:.1f} s"
 
 
@@ -304,17 +213,15 @@ PADRAO = {"SYNC_ESPERA_DESPERTAR": "", "SYNC_TIMEOUT": "", "SYNC_TENTATIVAS_HTTP
 
 
 def _rodar_cronometrado(par, *args, **extra):
-    inicio = time.monotonic()
-    r = par.rodar("--sem-progresso", *args, **{**PADRAO, **extra})
-    return r, time.monotonic() - inicio
+    """(execução, segundos além da partida do script)."""
+    return rodar_cronometrado(par.rodar, "--sem-progresso", *args, **{**PADRAO, **extra})
 
 
 def _primeira_linha(texto: str) -> str:
     return texto.strip().splitlines()[0]
 
 
-def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par_r):
-    par = par_r
+def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par):
     semear_licencas(par.principal, 3)
     r, duracao = _rodar_cronometrado(par, SERVIDOR_PRINCIPAL=par.principal.url + "/admin")
     sem_traceback(r)
@@ -334,8 +241,7 @@ def test_url_com_caminho_que_nao_e_a_raiz_da_api_sai_com_2_na_hora(par_r):
      "página HTML"),
     (lambda h: enviar(h, 401, {"message": "missing api key"}), "HTTP 401"),
 ], ids=["json_de_outro_servico", "site_html", "401_json"])
-def test_quem_responde_nao_e_a_api_sai_com_2(par_r, stubs, resposta, trecho):
-    par = par_r
+def test_quem_responde_nao_e_a_api_sai_com_2(par, stubs, resposta, trecho):
     outro = stubs({("GET", "/health"): resposta})
     r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP=outro.url)
     sem_traceback(r)
@@ -348,8 +254,7 @@ def test_quem_responde_nao_e_a_api_sai_com_2(par_r, stubs, resposta, trecho):
     nada_gravado(par)
 
 
-def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par_r, stubs):
-    par = par_r
+def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par, stubs):
     vezes = {"n": 0}
 
     def acordando(h):
@@ -369,11 +274,9 @@ def test_pagina_502_503_do_host_acordando_continua_sendo_esperada(par_r, stubs):
 
 def test_env_copiado_do_exemplo_sem_editar_pede_para_editar(tmp_path):
     env_arquivo = tmp_path / ".env"
-    env_arquivo.write_text((conftest.RAIZ / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
-    inicio = time.monotonic()
-    r = rodar_script("--env", str(env_arquivo), "--sem-progresso",
-                     env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
-    duracao = time.monotonic() - inicio
+    env_arquivo.write_text((RAIZ / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    r, duracao = rodar_cronometrado(rodar_script, "--env", str(env_arquivo), "--sem-progresso",
+                                    env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
     sem_traceback(r)
     assert r.codigo == 2, saida(r)
     assert duracao < 5
@@ -387,8 +290,7 @@ def test_env_copiado_do_exemplo_sem_editar_pede_para_editar(tmp_path):
     ("SERVIDOR_BACKUP", "https://backup1.exemplo.com.br"),
     ("ADMIN_PASSWORD", "troque-esta-senha"),
 ])
-def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par_r, variavel, valor):
-    par = par_r
+def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par, variavel, valor):
     extra = {variavel: valor}
     if variavel == "ADMIN_PASSWORD":
         extra.update(PRINCIPAL_ADMIN_PASSWORD="", BACKUP_ADMIN_PASSWORD="")
@@ -397,8 +299,7 @@ def test_um_valor_de_exemplo_so_tambem_e_recusado_sem_rede(par_r, variavel, valo
     assert sum(par.principal.counts.values()) + sum(par.backup.counts.values()) == 0
 
 
-def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par_r):
-    par = par_r
+def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par):
     r, duracao = _rodar_cronometrado(par, SERVIDOR_BACKUP="https://servidor-que-nao-existe.invalid")
     sem_traceback(r)
     assert r.codigo == 4, saida(r)[-3000:]
@@ -409,8 +310,7 @@ def test_nome_de_servidor_que_nao_existe_falha_na_hora_com_4(par_r):
 
 
 @pytest.mark.parametrize("lado", ["backup", "os_dois"])
-def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par_r, lado):
-    par = par_r
+def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par, lado):
     semear_licencas(par.principal, 3)
     extra = {"BACKUP_ADMIN_PASSWORD": "senha-errada-123"}
     if lado == "os_dois":
@@ -429,8 +329,7 @@ def test_senha_errada_uma_mensagem_por_servidor_uma_vez(par_r, lado):
     nada_gravado(par)
 
 
-def test_senha_errada_em_json_e_um_documento(par_r):
-    par = par_r
+def test_senha_errada_em_json_e_um_documento(par):
     r = par.rodar("--json", BACKUP_ADMIN_PASSWORD="senha-errada-123")
     assert r.codigo == 2
     doc = json.loads(r.stdout)
@@ -439,9 +338,8 @@ def test_senha_errada_em_json_e_um_documento(par_r):
     nada_gravado(par)
 
 
-def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par_r):
+def test_sem_erro_o_login_da_verificacao_nao_e_repetido(par):
     """connect_servers entrega o despertar e o login à execução: uma requisição de cada por servidor."""
-    par = par_r
     semear_licencas(par.principal, 2)
     r = par.rodar("--sem-progresso")
     assert r.codigo == 0, saida(r)[-3000:]
@@ -458,8 +356,7 @@ def _outro_nome(url: str) -> str:
 
 
 @pytest.mark.parametrize("como", ["principal_e_backup", "dois_backups"])
-def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
-    par = par_r
+def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par, como):
     semear_licencas(par.principal, 4)
     semear_usuarios(par.principal, ["ana"])
     semear_licencas(par.backup, 2, prefixo="OUTRA")
@@ -478,10 +375,9 @@ def test_mesmo_servidor_duas_vezes_e_recusado_antes_de_gravar(par_r, como):
     assert not (par.dados / sb.LAST_RUN_FILE).exists()
 
 
-def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par_r):
+def test_dois_servidores_vazios_diferentes_nao_sao_confundidos(par):
     """Dois backups novos (vazios) têm listagens iguais: isso não prova nada (nem o token, que o
     SHARED_SECRET comum faz valer em todos). Nenhuma recusa e nenhuma requisição a mais."""
-    par = par_r
     r = par.rodar("--sem-progresso")
     assert r.codigo == 0 and "MESMO servidor" not in saida(r), saida(r)[-3000:]
     assert par.backup.counts[("GET", "/admin/users")] == 1
@@ -501,10 +397,9 @@ def test_dois_backups_novos_com_o_mesmo_segredo_nao_sao_o_mesmo_servidor(par_doi
         assert set(backup.devices()) == set(par.principal.devices())
 
 
-def test_mesmo_servidor_vazio_duas_vezes_nao_e_recusado_sem_prova(par_r):
+def test_mesmo_servidor_vazio_duas_vezes_nao_e_recusado_sem_prova(par):
     """O mesmo servidor vazio em duas URLs: listagens vazias não distinguem nada, então não há recusa
     (e não há o que gravar: nada é escrito)."""
-    par = par_r
     r = par.rodar("--sem-progresso", SERVIDOR_BACKUP=_outro_nome(par.principal.url),
                   BACKUP_ADMIN_PASSWORD=par.senha_principal)
     sem_traceback(r)

@@ -15,10 +15,7 @@ from typing import Callable
 
 import pytest
 
-from apoio_resiliencia import (conferir_convergencia, par_r, saida, sem_traceback, semear_licencas,
-                               semear_usuarios)
-
-__all__ = ["par_r"]  # fixture importada
+from apoio import conferir_convergencia, saida, sem_traceback, semear_licencas, semear_usuarios
 
 HTML_PROXY = ("<!DOCTYPE html><html><head><title>Bem-vindo</title></head>"
               "<body><h1>Hospedagem gratuita</h1><p>Seu app está iniciando...</p></body></html>")
@@ -140,8 +137,8 @@ def _env_binario(par, tmp):
 def _url_malformada_com_senha(lado):
     """A senha configurada também aparece (por engano do usuário) numa URL malformada.
 
-    Usa uma senha nova, fora de conftest.SEGREDOS_USADOS: o vazamento é cobrado aqui, por
-    este caso, e não derruba a varredura geral de segredos (test_zz_segredos.py)."""
+    Usa uma senha nova, fora de apoio.SEGREDOS_USADOS: o vazamento é cobrado aqui, por
+    este caso, e não derruba a varredura geral de segredos (a do fim da sessão, no conftest)."""
     def preparar(par, tmp):
         senha = secrets.token_urlsafe(16)
         par.senha_do_caso = senha
@@ -358,8 +355,7 @@ def _parametros():
 
 
 @pytest.mark.parametrize("caso", list(_parametros()))
-def test_entrada_invalida(par_r, tmp_path, caso: Caso):
-    par = par_r
+def test_entrada_invalida(par, tmp_path, caso: Caso):
     semear_licencas(par.principal, 12)
     semear_usuarios(par.principal, ["ana", "bia"])
     semear_usuarios(par.backup, ["ana"])
@@ -398,9 +394,8 @@ def test_catalogo_tem_ao_menos_15_casos():
     assert len({c.id for c in CASOS}) == len(CASOS)
 
 
-def test_json_com_dados_ruins_continua_json_valido(par_r):
+def test_json_com_dados_ruins_continua_json_valido(par):
     """No modo --json o stdout continua sendo só um documento JSON, mesmo com o par ignorado."""
-    par = par_r
     semear_licencas(par.principal, 3)
     par.backup.override("GET", "/admin/devices", 200, HTML_PROXY, content_type="text/html")
     r = par.rodar("--json", "--tentativas-http", "1")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import SCRIPT
+from apoio import SCRIPT
 
 
 def linhas(par):

@@ -4,43 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 
-from conftest import ARTEFATOS, SCRIPT
-
-CHROMIUM = (os.environ.get("NAVEGADOR_PAINEL") or shutil.which("chromium") or shutil.which("chromium-browser")
-            or shutil.which("google-chrome") or shutil.which("chrome"))
-# O .ci/run instala o Chromium do Debian e define EXIGIR_NAVEGADOR=1: lá, navegador ausente é falha.
-EXIGIR_NAVEGADOR = os.environ.get("EXIGIR_NAVEGADOR") == "1"
-
-
-def abrir_painel(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "painel", "--porta", "0", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
-    linha = proc.stdout.readline()
-    achado = re.search(r"http://([^/\s]+)/", linha)
-    if not achado:
-        proc.kill()
-        raise AssertionError(f"painel não abriu: {linha!r} {proc.stderr.read()}")
-    host_porta = achado.group(1).replace("0.0.0.0", "127.0.0.1")
-    return proc, f"http://{host_porta}"
-
-
-def get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
+from apoio import ARTEFATOS, CHROMIUM, EXIGIR_NAVEGADOR, SCRIPT, abrir_painel, get
 
 @pytest.fixture
 def painel(par):

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from conftest import ARTEFATOS
-from test_painel import CHROMIUM, EXIGIR_NAVEGADOR, abrir_painel, get
+from apoio import ARTEFATOS, CHROMIUM, EXIGIR_NAVEGADOR, abrir_painel, get
 
 FUSO = "<-03>3"  # fuso POSIX fixo (não depende do tzdata): UTC-3, como Brasília
 URL_ERRADA = "http://127.0.0.1:9"  # porta fechada: a URL digitada errado num teste manual

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 import sincronizar_bancos as sb
+from servidor_referencia import verdict_reason
 
 HOJE = dt.date(2026, 11, 29)
 PASSADO = dt.date(2026, 10, 1)
@@ -23,7 +24,7 @@ def lic(device_id="L1", status="active", end=FUTURO, license_type="anual", **kw)
 
 
 def snap(*licenses, users=(), login="admin") -> sb.Snapshot:
-    return sb.Snapshot("http://x", {u.username: u for u in users}, {l.device_id: l for l in licenses},
+    return sb.Snapshot("http://x", {u.username: u for u in users}, {ln.device_id: ln for ln in licenses},
                        login_username=login)
 
 
@@ -144,8 +145,8 @@ def test_registro_ilegivel_no_backup_e_regravado_com_o_do_principal():
 
 
 def test_registro_ilegivel_no_backup_nao_vira_exclusao_no_bidirecional():
-    estado = sb.PairState("http://x", "http://x", 1, 1, set(),
-                          {"L1": sb.StateEntry(sb.fingerprint(lic()), sb.fingerprint(lic()), "active", "active", None, None)})
+    base = sb.StateEntry(sb.fingerprint(lic()), sb.fingerprint(lic()), "active", "active", None, None)
+    estado = sb.PairState("http://x", "http://x", 1, 1, set(), {"L1": base})
     backup = rejeitado(snap(), None, chave="L1", motivo=sb.ProblemKind.BAD_DATE)
     plan = sb.plan_pair(snap(lic()), backup, HOJE, estado, sb.PlanOptions(mode="bidirecional"))
     assert plan.actions == [] and plan.deletions == [] and plan.held_deletions == []
@@ -225,6 +226,8 @@ def test_periodos(inicio, tipo, fim):
     ("blocked", "vitalicia", None, False), ("pending", "anual", PASSADO, False),
 ])
 def test_veredito(status, tipo, fim, liberada):
+    registro = {"status": status, "license_type": tipo, "end_date": fim and fim.isoformat()}
+    assert (verdict_reason(registro, HOJE) == "liberada") is liberada  # a tabela é a do oráculo do servidor
     assert sb.allows(lic(status=status, license_type=tipo, end=fim), HOJE) is liberada
 
 
@@ -241,6 +244,8 @@ def test_veredito(status, tipo, fim, liberada):
     ("mensal", None, True),                     # sem início: nada a calcular
 ])
 def test_veredito_com_fim_calculado_pelo_servidor(tipo, inicio, liberada):
+    registro = {"status": "active", "license_type": tipo, "end_date": None, "start_date": inicio and inicio.isoformat()}
+    assert (verdict_reason(registro, HOJE) == "liberada") is liberada  # a tabela é a do oráculo do servidor
     licenca = lic(license_type=tipo, end=None, start_date=inicio)
     assert sb.allows(licenca, HOJE) is liberada
 
@@ -306,3 +311,21 @@ def test_device_id_com_barra_nao_e_criado_se_precisaria_de_bloqueio():
     assert kinds(plan) == [(sb.CREATE, "B/2")]  # liberada no principal: criar basta, sem rota por id
     assert ("A/1", "device_id") in {(d[1], d[2]) for d in plan.divergences}
     assert plan.parity_mismatches == []  # ausente no backup também nega
+
+
+# ---------------------------------------------------------------------------
+# Status comparado como o servidor
+# ---------------------------------------------------------------------------
+
+def test_status_com_espaco_no_backup_e_liberado_pelo_servidor_e_corrigido():
+    def lic(status):
+        return sb.License("S", "Ana", None, None, None, "anual", "admin", status, HOJE, dt.date(2027, 11, 29))
+    licencas, _problemas, _recusadas = sb.parse_licenses([{"device_id": "S", "license_type": "anual",
+                                                           "owner_name": "Ana", "created_by": "admin",
+                                                           "status": "blocked ", "end_date": "2027-11-29"}])
+    assert verdict_reason({"status": "blocked ", "license_type": "anual", "end_date": "2027-11-29"},
+                          HOJE) == "liberada"  # o servidor compara status == "blocked" exatamente...
+    assert sb.allows(licencas["S"], HOJE) is True  # ...e a ferramenta também
+    plan = sb.plan_pair(sb.Snapshot("p", {}, {"S": lic("blocked")}),
+                        sb.Snapshot("b", {}, {"S": licencas["S"]}), HOJE)
+    assert [(a.kind, a.key) for a in plan.actions] == [(sb.BLOCK, "S")]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import random
 
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -203,3 +204,65 @@ def test_nao_escreve_onde_dados_e_veredito_ja_batem(retratos):
     assert not criados & set(backup.users)
     assert backup.login_username not in criados
     assert criados == set(principal.users) - set(backup.users) - {backup.login_username}
+
+
+# ---------------------------------------------------------------------------
+# Falhas aleatórias na execução das cadeias do plano
+# ---------------------------------------------------------------------------
+
+@st.composite
+def relogios(draw):
+    """Data UTC em volta de HOJE e a data local de cada servidor a até um dia dela."""
+    base = HOJE + dt.timedelta(days=draw(st.integers(-1, 1)))
+    perto = st.integers(-1, 1).map(lambda d: base + dt.timedelta(days=d))
+    return sb.Clock(base, draw(perto), draw(perto))
+
+
+def veredito_no_principal(principal: sb.Snapshot, chave: str, hoje: dt.date) -> bool:
+    """Veredito do principal; registro fora do plano sem leitura possível conta como negado."""
+    lic = principal.licenses.get(chave, principal.rejected.get(chave))
+    return lic is not None and sb.allows(lic, hoje)
+
+
+def executar_com_falhas(plano: sb.Plan, principal: sb.Snapshot, backup: sb.Snapshot, relogio: sb.Clock,
+                        rng: random.Random, chance: float) -> tuple[dict, set[str]]:
+    """Como o Executor: cada cadeia em ordem, segue depois de uma falha. Uma ação com falha às vezes
+    aconteceu mesmo assim (resposta perdida). Devolve o modelo do backup e as chaves com falha."""
+    modelo = dict(backup.licenses)
+    falhas = set()
+    for cadeia in plano.license_chains:
+        for acao in cadeia:
+            assert acao.side == "backup", acao
+            falhou = rng.random() < chance
+            if falhou:
+                falhas.add(acao.key)
+            if not falhou or rng.random() < 0.3:
+                modelo[acao.key] = sb.model_apply(modelo.get(acao.key), acao, relogio.utc,
+                                                  principal.licenses.get(acao.key))
+    return modelo, falhas
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pares_de_retratos(), relogios(), st.sampled_from([0.0, 0.0, 0.15, 0.5]), st.randoms(use_true_random=False))
+def test_backup_so_libera_o_que_o_principal_nega_numa_cadeia_que_falhou(retratos, relogio, chance, rng):
+    principal, backup = retratos
+    plano = sb.plan_pair(principal, backup, relogio)
+    modelo, falhas = executar_com_falhas(plano, principal, backup, relogio, rng, chance)
+    note(f"relógio: {relogio}; falhas: {sorted(falhas)}; "
+         f"cadeias: {[[(a.kind, a.key) for a in c] for c in plano.license_chains]}")
+    do_principal = set(principal.licenses) | set(principal.rejected)
+    for chave, lic in modelo.items():
+        if not sb.allows(lic, relogio.backup):
+            continue
+        if chave not in do_principal:  # só no backup: mantida e relatada como "só no backup, liberada"
+            assert chave in plano.backup_only_allowed or chave in falhas, chave
+            continue
+        if not veredito_no_principal(principal, chave, relogio.primary):
+            assert chave in falhas, (f"{chave}: liberada no backup e negada no principal sem falha nenhuma: "
+                                     f"principal={principal.licenses.get(chave, principal.rejected.get(chave))} "
+                                     f"backup={lic}")
+    if not falhas:
+        for chave, lic in principal.licenses.items():
+            assert sb.allows(modelo.get(chave), relogio.backup) == sb.allows(lic, relogio.primary), (
+                f"veredito diferente em {chave} sem falha nenhuma: principal={lic} backup={modelo.get(chave)}")
+        assert plano.parity_mismatches == []

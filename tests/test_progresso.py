@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import SCRIPT
+from apoio import SCRIPT
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="pty só existe em POSIX")
 

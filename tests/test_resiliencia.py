@@ -2,7 +2,7 @@
 
 Tudo com servidores de referência reais (portas efêmeras em 127.0.0.1) e a ferramenta
 rodando como processo filho, do jeito que o agendador a roda. A conferência final é
-sempre feita direto nos servidores (apoio_resiliencia.conferir_convergencia).
+sempre feita direto nos servidores (apoio.conferir_convergencia).
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ import time
 import pytest
 from filelock import FileLock
 
-from apoio_resiliencia import (conferir_arquivos_legiveis, conferir_convergencia, guardar_tokens,
-                               licencas_cruas, par_r, saida, sem_traceback, semear_licencas,
-                               semear_usuarios)
-from conftest import ARTEFATOS, SCRIPT
+from apoio import (SCRIPT, anotar_saida, conferir_arquivos_legiveis, conferir_convergencia, guardar_tokens,
+                   licencas_cruas, rodar_cronometrado, saida, sem_traceback, semear_licencas, semear_usuarios)
 from servidor_referencia import ServidorReferencia
 
-__all__ = ["par_r"]  # fixture importada
 
 TODOS_OS_MODOS = ["503", "html502", "reset", "hang", "truncated", "lost"]
 
@@ -58,8 +55,7 @@ def _falhas_observadas(srv) -> int:
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("semente", [11])
-def test_falhas_mistas_nos_dois_servidores_convergem_numa_execucao(par_r, semente):
-    par = par_r
+def test_falhas_mistas_nos_dois_servidores_convergem_numa_execucao(par, semente):
     _chaves, so_no_backup = _cenario_com_historia(par)
     for deslocamento, srv in enumerate((par.principal, par.backup)):
         srv.set_faults(fail_rate=0.3, fail_modes=TODOS_OS_MODOS, hang_seconds=3.0,
@@ -86,8 +82,7 @@ def test_falhas_mistas_nos_dois_servidores_convergem_numa_execucao(par_r, sement
 # (b) host dormindo (hospedagem gratuita)
 # ---------------------------------------------------------------------------
 
-def test_host_dormindo_espera_acordar_e_mostra_no_relatorio(par_r):
-    par = par_r
+def test_host_dormindo_espera_acordar_e_mostra_no_relatorio(par):
     semear_licencas(par.principal, 5)
     for srv in (par.principal, par.backup):
         srv.set_faults(sleep_first_seconds=3)
@@ -111,15 +106,13 @@ def _conferir_desistiu_de_acordar(par, r):
 
 
 @pytest.mark.parametrize("tentativas", ["0", "5"])
-def test_host_que_nao_acorda_a_tempo_sai_com_4_e_nada_gravado(par_r, tentativas):
+def test_host_que_nao_acorda_a_tempo_sai_com_4_e_nada_gravado(par, tentativas):
     """SYNC_ESPERA_DESPERTAR é o limite da espera, mesmo com novas tentativas de HTTP ligadas."""
-    par = par_r
     semear_licencas(par.principal, 5)
     for srv in (par.principal, par.backup):
         srv.set_faults(sleep_first_seconds=5)
-    inicio = time.monotonic()
-    r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="1", SYNC_TENTATIVAS_HTTP=tentativas)
-    duracao = time.monotonic() - inicio
+    r, duracao = rodar_cronometrado(par.rodar, "--sem-progresso", SYNC_ESPERA_DESPERTAR="1",
+                                    SYNC_TENTATIVAS_HTTP=tentativas)
     _conferir_desistiu_de_acordar(par, r)
     assert duracao < 4.5, f"esperou {duracao:.1f} s com SYNC_ESPERA_DESPERTAR=1"
 
@@ -141,8 +134,7 @@ def _invalidar_tokens_na_primeira_escrita(srv, parar: threading.Event) -> thread
 
 
 @pytest.mark.parametrize("como", ["401_na_primeira_escrita", "tokens_invalidados_no_servidor"])
-def test_401_no_meio_faz_login_de_novo_uma_vez_e_termina(par_r, como):
-    par = par_r
+def test_401_no_meio_faz_login_de_novo_uma_vez_e_termina(par, como):
     semear_licencas(par.principal, 30)
     semear_usuarios(par.principal, ["ana", "bia"])
     parar = threading.Event()
@@ -170,8 +162,7 @@ def _total_requisicoes(*servidores) -> int:
     return sum(sum(srv.counts.values()) for srv in servidores)
 
 
-def test_trava_segura_por_outro_processo_sai_com_3_sem_gravar(par_r):
-    par = par_r
+def test_trava_segura_por_outro_processo_sai_com_3_sem_gravar(par):
     semear_licencas(par.principal, 5)
     par.dados.mkdir(parents=True, exist_ok=True)
     trava = FileLock(str(par.dados / "sincronizacao.lock"))
@@ -189,24 +180,29 @@ def test_trava_segura_por_outro_processo_sai_com_3_sem_gravar(par_r):
     assert r3.codigo == 0, saida(r3)[-3000:]
 
 
-def test_duas_execucoes_simultaneas_a_segunda_sai_com_3(par_r):
-    par = par_r
+def test_duas_execucoes_simultaneas_a_segunda_sai_com_3(par):
     semear_licencas(par.principal, 10)
-    par.principal.set_faults(sleep_first_seconds=2.5)  # a primeira execução fica segurando a trava
-    primeira = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
-                                cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, encoding="utf-8")
+    # A primeira execução fica segurando a trava: o principal só responde à leitura das licenças dela
+    # depois que a segunda terminou (sem corrida com o tempo de partida numa máquina ocupada).
+    liberar = threading.Event()
+    par.principal.on_request("GET", "/admin/devices", lambda _srv: liberar.wait(120), when="before")
+    primeira = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"],
+                                env=par.ambiente(SYNC_TIMEOUT="150"), cwd=par.tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, encoding="utf-8")
     try:
-        prazo = time.monotonic() + 10
-        while sum(par.principal.counts.values()) == 0 and time.monotonic() < prazo:
+        prazo = time.monotonic() + 60
+        while par.principal.counts[("GET", "/admin/devices")] == 0 and time.monotonic() < prazo:
+            assert primeira.poll() is None, "a primeira execução terminou antes de ler as licenças"
             time.sleep(0.02)
         segunda = par.rodar("--sem-progresso")
-        out, err = primeira.communicate(timeout=60)
+        liberar.set()
+        out, err = primeira.communicate(timeout=120)
     finally:
+        liberar.set()
         if primeira.poll() is None:
             primeira.kill()
             primeira.wait()
-    _anotar_saida("execução concorrente", primeira.returncode, out, err)
+    anotar_saida("[execução concorrente]", primeira.returncode, out, err)
     sem_traceback(segunda)
     assert segunda.codigo == 3, saida(segunda)
     assert "em andamento" in segunda.stderr
@@ -225,8 +221,7 @@ time.sleep(120)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
-def test_trava_de_processo_morto_com_kill_9_nao_bloqueia(par_r):
-    par = par_r
+def test_trava_de_processo_morto_com_kill_9_nao_bloqueia(par):
     semear_licencas(par.principal, 5)
     par.dados.mkdir(parents=True, exist_ok=True)
     caminho = par.dados / "sincronizacao.lock"
@@ -251,13 +246,6 @@ def test_trava_de_processo_morto_com_kill_9_nao_bloqueia(par_r):
 # (e) kill -9 em 10 pontos aleatórios de uma execução grande
 # ---------------------------------------------------------------------------
 
-def _anotar_saida(rotulo: str, codigo, stdout: str, stderr: str) -> None:
-    """Guarda a saída de execuções rodadas fora do rodar_script (para a varredura de segredos)."""
-    ARTEFATOS.mkdir(exist_ok=True)
-    with open(ARTEFATOS / "saidas_dos_testes.log", "a", encoding="utf-8") as log:
-        log.write(f"$ [{rotulo}] → {codigo}\n{stdout}\n{stderr}\n")
-
-
 def _execucoes_em_andamento(dados) -> int:
     caminho = dados / "historico.sqlite3"
     if not caminho.exists():
@@ -270,10 +258,12 @@ def _execucoes_em_andamento(dados) -> int:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
-def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par_r):
-    par = par_r
+@pytest.mark.parametrize("rodadas", [range(0, 5), range(5, 10)], ids=["rodadas_0_a_4", "rodadas_5_a_9"])
+def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par, rodadas):
+    """10 mortes no total, em duas metades independentes (cada uma com o seu par de servidores), para as
+    duas rodarem em paralelo em trabalhadores diferentes do pytest-xdist."""
     semente = int(os.environ.get("SEMENTE_KILL", "20261128"))
-    rng = random.Random(semente)
+    rng = random.Random(f"{semente}-{rodadas.start}")
     chaves = semear_licencas(par.principal, 400, rng=random.Random(semente))
     # (o backup que volta VAZIO, com usuários e tudo, é o teste_backup_que_voltou_vazio_...)
     so_no_backup_spec = [("SO-BACKUP-1", "mensal", "blocked"), ("SO-BACKUP-2", "vitalicia", "pending")]
@@ -283,7 +273,7 @@ def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par_r):
     so_no_backup = {k: v for k, v in licencas_cruas(par.backup).items() if k.startswith("SO-")}
 
     mortas = 0
-    for rodada in range(10):
+    for rodada in rodadas:
         # cada rodada começa com bastante trabalho (e usuários novos a criar): backup que perdeu
         # todas as licenças, ou principal todo mudado
         semear_usuarios(par.principal, [f"revenda{rodada}.a", f"revenda{rodada}.b"])
@@ -318,7 +308,7 @@ def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par_r):
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
-        _anotar_saida(f"kill -9 {momento}", proc.returncode, out, err)
+        anotar_saida(f"[kill -9 {momento}]", proc.returncode, out, err)
         if proc.returncode == -signal.SIGKILL:
             mortas += 1
         contexto = f"semente={semente} rodada={rodada} morte {momento} código={proc.returncode}"
@@ -332,11 +322,11 @@ def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par_r):
         conferir_arquivos_legiveis(par.dados)
         assert _execucoes_em_andamento(par.dados) == 0, contexto
         guardar_tokens(par.principal, par.backup)
-    assert mortas >= 7, f"só {mortas} execuções foram mortas no meio (semente={semente})"
+    por_escritas = sum(1 for rodada in rodadas if rodada % 10 not in (2, 5, 8))  # 4 + 3 = 7 das 10
+    assert mortas >= por_escritas, f"só {mortas} execuções foram mortas no meio (semente={semente})"
 
 
-def test_backup_que_voltou_vazio_recebe_tudo_de_volta_inclusive_usuarios(par_r):
-    par = par_r
+def test_backup_que_voltou_vazio_recebe_tudo_de_volta_inclusive_usuarios(par):
     semear_licencas(par.principal, 20)
     semear_usuarios(par.principal, ["ana", "bia.revenda", "caio"])
     r1 = par.rodar("--sem-progresso")
@@ -353,17 +343,16 @@ def test_backup_que_voltou_vazio_recebe_tudo_de_volta_inclusive_usuarios(par_r):
 # ---------------------------------------------------------------------------
 
 @pytest.fixture
-def servidor_nao_local(par_r):
+def servidor_nao_local(par):
     """Um backup alcançável por http://0.0.0.0:porta: IP que não é de loopback."""
-    srv = ServidorReferencia(host="0.0.0.0", admins={"admin": par_r.senhas_backup}).start()
+    srv = ServidorReferencia(host="0.0.0.0", admins={"admin": par.senhas_backup}).start()
     yield srv, f"http://0.0.0.0:{srv.port}"
     guardar_tokens(srv)
     srv.stop()
 
 
 @pytest.mark.parametrize("lado", ["principal", "backup"])
-def test_http_para_host_nao_local_e_recusado_com_2(par_r, servidor_nao_local, lado):
-    par = par_r
+def test_http_para_host_nao_local_e_recusado_com_2(par, servidor_nao_local, lado):
     srv, url = servidor_nao_local
     semear_licencas(par.principal, 3)
     variavel = "SERVIDOR_PRINCIPAL" if lado == "principal" else "SERVIDOR_BACKUP"
@@ -378,8 +367,7 @@ def test_http_para_host_nao_local_e_recusado_com_2(par_r, servidor_nao_local, la
 
 
 @pytest.mark.parametrize("como", ["opcao", "variavel"])
-def test_http_para_host_nao_local_com_permissao_avisa_e_sincroniza(par_r, servidor_nao_local, como):
-    par = par_r
+def test_http_para_host_nao_local_com_permissao_avisa_e_sincroniza(par, servidor_nao_local, como):
     srv, url = servidor_nao_local
     semear_licencas(par.principal, 3)
     args = ["--sem-progresso"] + (["--permitir-http"] if como == "opcao" else [])
@@ -393,8 +381,7 @@ def test_http_para_host_nao_local_com_permissao_avisa_e_sincroniza(par_r, servid
     assert set(srv.devices()) == set(par.principal.devices())
 
 
-def test_ca_bundle_inexistente_sai_com_2(par_r, tmp_path):
-    par = par_r
+def test_ca_bundle_inexistente_sai_com_2(par, tmp_path):
     ausente = tmp_path / "nao-existe" / "minha-ca.pem"
     r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ausente))
     sem_traceback(r)
@@ -403,8 +390,7 @@ def test_ca_bundle_inexistente_sai_com_2(par_r, tmp_path):
     assert _total_requisicoes(par.principal, par.backup) == 0
 
 
-def test_ca_bundle_existente_e_aceito(par_r, tmp_path):
-    par = par_r
+def test_ca_bundle_existente_e_aceito(par, tmp_path):
     semear_licencas(par.principal, 2)
     ca = tmp_path / "minha-ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", encoding="utf-8")
@@ -430,14 +416,13 @@ sys.exit(sb.main(["--sem-progresso"]))
 
 
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
-def test_kill_9_no_meio_da_gravacao_atomica_nao_deixa_copia_de_senhas(par_r):
-    par = par_r
+def test_kill_9_no_meio_da_gravacao_atomica_nao_deixa_copia_de_senhas(par):
     semear_licencas(par.principal, 3)
     semear_usuarios(par.principal, ["ana"])
     proc = subprocess.run([sys.executable, "-c", _MORRE_AO_TROCAR_CREDENCIAIS, str(SCRIPT.parent)],
                           env=par.ambiente(), cwd=par.tmp_path, capture_output=True, text=True,
                           encoding="utf-8", timeout=60)
-    _anotar_saida("morre ao trocar credenciais", proc.returncode, proc.stdout, proc.stderr)
+    anotar_saida("[morre ao trocar credenciais]", proc.returncode, proc.stdout, proc.stderr)
     try:
         assert proc.returncode == -signal.SIGKILL, proc.stdout[-2000:] + proc.stderr[-2000:]
         conferir_arquivos_legiveis(par.dados)  # o arquivo de verdade continua inteiro

@@ -4,15 +4,12 @@ ferramenta mantém sincronizados. Servidores de referência reais e o script com
 from __future__ import annotations
 
 import collections
-import http.server
 import json
-import threading
 
 import pytest
 
-from conftest import rodar_script
+from apoio import ServidorStub, abrir_painel, enviar, get, rodar_script
 from servidor_referencia import SERVIDORES_PADRAO
-from test_painel import abrir_painel, get
 
 import sincronizar_bancos as sb
 
@@ -24,11 +21,6 @@ ESTRANHO = "https://licencas-esquecidas.example.com"
 def publicar(par, lista, *servidores):
     for servidor in servidores or [par.principal] + par.backups:
         servidor.set_license_servers(lista)
-
-
-def zerar(par):
-    for servidor in [par.principal] + par.backups:
-        servidor.reset_counts()
 
 
 def contagens_minimas(par):
@@ -50,7 +42,7 @@ def tipos(doc):
 
 def test_listas_iguais_a_configuracao_nada_aparece_e_uma_get_servers_por_servidor(par):
     par.principal.add_device("L-1", owner_name="José")
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar()
     assert r.codigo == 0, r.stdout + r.stderr
     assert "Rota de falha" not in r.stdout and "rota de falha" not in r.stdout.lower()
@@ -61,7 +53,7 @@ def test_listas_iguais_a_configuracao_nada_aparece_e_uma_get_servers_por_servido
                                                                 ("GET", "/admin/users"): 1,
                                                                 ("GET", "/admin/devices"): 1})
 
-    zerar(par)
+    par.zerar_contagens()
     v = par.rodar("verificar", "--json")
     assert v.codigo == 0, v.stdout + v.stderr
     contagens_minimas(par)
@@ -72,10 +64,11 @@ def test_listas_iguais_a_configuracao_nada_aparece_e_uma_get_servers_por_servido
 
 
 def test_url_nao_sincronizada_na_lista_verificar_sai_1_e_nomeia_a_url(par):
-    for servidor in (par.principal, par.backup):  # em dia (e não vazios: servidores vazios pedem uma conferência a mais)
+    # em dia (e não vazios: servidores vazios pedem uma conferência a mais)
+    for servidor in (par.principal, par.backup):
         servidor.add_device("L-1", owner_name="José")
     publicar(par, [par.principal.url, par.backup.url, ESTRANHO])
-    zerar(par)
+    par.zerar_contagens()
     v = par.rodar("verificar")
     assert v.codigo == 1, v.stdout + v.stderr
     contagens_minimas(par)
@@ -142,7 +135,7 @@ def test_servidores_com_listas_diferentes(par):
 def test_servidor_sem_get_servers_fica_desconhecido_e_a_execucao_segue(par):
     par.principal.add_device("L-1")
     par.backup.set_servers_endpoint(False)
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar("--json")
     assert r.codigo == 0, r.stdout + r.stderr
     assert par.backup.counts[("GET", "/servers")] == 1 and par.principal.counts[("GET", "/servers")] == 1
@@ -212,7 +205,7 @@ def test_historico_painel_e_status_json(par):
 
 def test_restaurar_nao_consulta_get_servers(par):
     par.backup.add_device("L-1")
-    zerar(par)
+    par.zerar_contagens()
     r = par.rodar("restaurar", "--json")
     assert r.codigo == 0, r.stdout + r.stderr
     assert rota(r) is None
@@ -223,24 +216,6 @@ def test_restaurar_nao_consulta_get_servers(par):
 # fetch_failover_list num servidor HTTP mínimo (cabeçalhos e respostas estranhas)
 # ---------------------------------------------------------------------------
 
-class _Stub(http.server.BaseHTTPRequestHandler):
-    respostas: list = []
-    vistos: list = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):  # noqa: N802
-        status, tipo, corpo = self.respostas.pop(0)
-        self.vistos.append((self.path, dict(self.headers)))
-        dados = corpo.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", tipo)
-        self.send_header("Content-Length", str(len(dados)))
-        self.end_headers()
-        self.wfile.write(dados)
-
-
 @pytest.mark.parametrize("resposta, esperado", [
     ((200, "application/json", '{"version": 1, "servers": ["https://a.example"]}'), ["https://a.example"]),
     ((200, "text/html", "<html>Just a moment...</html>"), None),  # página de host: 200 sem JSON
@@ -250,23 +225,17 @@ class _Stub(http.server.BaseHTTPRequestHandler):
     ((500, "application/json", '{"servers": ["https://a.example"]}'), None),
 ])
 def test_fetch_failover_list_uma_get_sem_token_e_nunca_levanta(resposta, esperado):
-    _Stub.respostas, _Stub.vistos = [resposta], []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        config = sb.Config(primary=sb.ServerConfig("principal", url, "admin", "senha-x"), backups=[],
+    status, tipo, corpo = resposta
+    with ServidorStub({("GET", "/servers"): lambda h: enviar(h, status, corpo, tipo)}) as stub:
+        config = sb.Config(primary=sb.ServerConfig("principal", stub.url, "admin", "senha-x"), backups=[],
                            data_dir="", http_retries=0, timeout=5)
         client = sb.ApiClient(config.primary, config)
         client.token = "token-que-nao-pode-ir"
         assert sb.fetch_failover_list(client) == esperado
         client.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert len(_Stub.vistos) == 1  # uma GET só, mesmo com 200 em HTML
-    caminho, cabecalhos = _Stub.vistos[0]
-    assert caminho == "/servers" and "Authorization" not in cabecalhos
+    assert len(stub.pedidos) == 1  # uma GET só, mesmo com 200 em HTML
+    pedido = stub.pedidos[0]
+    assert (pedido["metodo"], pedido["caminho"]) == ("GET", "/servers") and "Authorization" not in pedido["cabecalhos"]
 
 
 def test_fetch_failover_list_servidor_fora_do_ar_vira_desconhecida():

@@ -2,8 +2,9 @@
 
 O teste faz a sua própria execução "isca" (cria usuários, leva um 401 no meio, uma falha 500 e um par
 ignorado, em modo texto e --json) e varre SÓ o que ela produziu: não depende da ordem dos testes.
-A varredura de tudo o que a suíte inteira escreveu roda no fim da sessão (conftest.pytest_sessionfinish,
-com as mesmas funções de varredura_segredos.py) e faz a sessão falhar se achar algo.
+A varredura de tudo o que a suíte inteira escreveu roda no fim da sessão de cada trabalhador do
+pytest-xdist (conftest.varredura_de_segredos_da_sessao, com as mesmas funções de varredura_segredos.py)
+e faz a sessão falhar se achar algo.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import conftest
-from apoio_resiliencia import TOKENS_VISTOS, guardar_tokens, semear_licencas, semear_usuarios
+
+from apoio import RAIZ, SEGREDOS_USADOS, TOKENS_VISTOS, Par, semear_licencas, semear_usuarios
 from varredura_segredos import LOG, pastas_de_dados, senhas_de_usuarios_criados, varrer
 
 import sincronizar_bancos as sb
 
 
 def _execucao_isca(tmp_path: Path) -> None:
-    par = conftest.Par(tmp_path)
+    par = Par(tmp_path)
     try:
         semear_licencas(par.principal, 15)
         semear_usuarios(par.principal, ["isca.ana", "isca.bia", "isca.caio"])
@@ -35,10 +38,9 @@ def _execucao_isca(tmp_path: Path) -> None:
         par.backup.override("GET", "/admin/devices", 200, "<html>proxy</html>", content_type="text/html")
         r3 = par.rodar("--sem-progresso", "--tentativas-http", "0")
         assert r3.codigo == 4
-        guardar_tokens(par.principal, par.backup)
-        assert TOKENS_VISTOS
     finally:
-        par.parar()
+        par.parar()  # anota os tokens emitidos
+    assert TOKENS_VISTOS
 
 
 def test_nenhum_segredo_no_que_a_execucao_isca_imprimiu_ou_gravou(tmp_path):
@@ -48,7 +50,7 @@ def test_nenhum_segredo_no_que_a_execucao_isca_imprimiu_ou_gravou(tmp_path):
     assert pastas, f"nenhuma pasta de dados encontrada em {tmp_path}"
     senhas_criadas = senhas_de_usuarios_criados(pastas)
     assert len(senhas_criadas) >= 6, "a execução isca devia ter criado usuários com senhas novas"
-    assert len(conftest.SEGREDOS_USADOS) >= 2
+    assert len(SEGREDOS_USADOS) >= 2
     achados, varridos, texto = varrer(tmp_path, inicio_do_log, TOKENS_VISTOS)
     assert texto.strip() and "Sincronização" in texto, "o log de saídas da isca está vazio: nada para varrer"
     assert varridos >= 3, "quase nada foi varrido nas pastas de dados"
@@ -60,12 +62,32 @@ def test_a_varredura_acha_um_segredo_plantado(tmp_path):
     pasta = tmp_path / "dados"
     pasta.mkdir()
     segredo = "senha-plantada-" + os.urandom(4).hex()
-    conftest.SEGREDOS_USADOS.add(segredo)
+    SEGREDOS_USADOS.add(segredo)
     try:
         (pasta / sb.LAST_RUN_FILE).write_text(f'{{"erro": "{segredo}"}}', encoding="utf-8")
         (pasta / sb.HISTORY_FILE).write_bytes(b"Bearer abcdefgh12345678")
         achados, _varridos, _texto = varrer(tmp_path, LOG.stat().st_size if LOG.exists() else 0, set())
     finally:  # a isca plantada não pode sobrar para a varredura da sessão inteira
         shutil.rmtree(pasta)
-        conftest.SEGREDOS_USADOS.discard(segredo)
+        SEGREDOS_USADOS.discard(segredo)
     assert any(sb.LAST_RUN_FILE in a for a in achados) and any("Bearer" in a for a in achados)
+
+
+def test_varredura_da_sessao_pega_o_vazamento_no_trabalhador_do_xdist_que_o_fez(tmp_path):
+    """Sessão filha com 2 trabalhadores rodando tests/isca_vazamento.py: o trabalhador que rodou a isca varre
+    o SEU log e a sessão falha, sem mostrar a senha; cada trabalhador grava num log próprio."""
+    artefatos = tmp_path / "artefatos"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
+    env["ARTEFATOS_DOS_TESTES"] = str(artefatos)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
+                           "--basetemp", str(tmp_path / "base"),
+                           "isca_vazamento.py"],
+                          cwd=RAIZ / "tests", env=env, capture_output=True, text=True, encoding="utf-8", timeout=240)
+    texto = proc.stdout + proc.stderr
+    assert proc.returncode == 1, texto[-3000:]
+    assert "1 passed, 1 error" in texto and "varredura de segredos da sessão" in texto, texto[-3000:]
+    logs = sorted(p.name for p in artefatos.glob("saidas_dos_testes.*.log"))
+    assert len(logs) == 1 and logs[0].startswith("saidas_dos_testes.gw"), logs
+    vazado = (artefatos / logs[0]).read_text(encoding="utf-8").split("senha vazada: ")[1].split()[0]
+    assert len(vazado) >= 16 and vazado not in texto  # achada, e nunca repetida no relatório
+

@@ -1,4 +1,5 @@
-"""Testes do servidor de referência: cada regra dos servidores reais (docs/API_DOS_SERVIDORES.md), por HTTP de verdade."""
+"""Testes do servidor de referência: cada regra dos servidores reais (docs/API_DOS_SERVIDORES.md),
+por HTTP de verdade."""
 
 import datetime as dt
 import json
@@ -1195,7 +1196,8 @@ def _variante(**opcoes):
     return server, Client(server, login(server))
 
 
-@pytest.mark.parametrize("gravada, outra", [("ABC", "abc"), ("José", "Jose"), ("straße", "STRASSE"), ("Ética", "etica")])
+@pytest.mark.parametrize("gravada, outra",
+                         [("ABC", "abc"), ("José", "Jose"), ("straße", "STRASSE"), ("Ética", "etica")])
 def test_colacao_mysql_grafias_sem_acento_e_maiuscula_sao_um_registro(gravada, outra):
     server, admin = _variante(colacao="mysql")
     try:
@@ -1203,7 +1205,8 @@ def test_colacao_mysql_grafias_sem_acento_e_maiuscula_sao_um_registro(gravada, o
         assert create_device(admin, device_id=outra, owner_name="Segunda").status_code == 201
         items = admin.get("/admin/devices").json()["items"]
         assert [(d["device_id"], d["owner_name"]) for d in items] == [(gravada, "Segunda")]
-        assert admin.post(f"/admin/devices/{quote(outra)}/deactivate", {"action": "block"}).json()["status"] == "blocked"
+        bloqueio = admin.post(f"/admin/devices/{quote(outra)}/deactivate", {"action": "block"})
+        assert bloqueio.json()["status"] == "blocked"
         assert server.veredito(gravada) is False and server.veredito_motivo(outra) == "bloqueada"
         assert admin.delete(f"/admin/devices/{quote(outra)}/delete").status_code == 200
         assert server.devices() == {}

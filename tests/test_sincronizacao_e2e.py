@@ -4,9 +4,8 @@ Cada teste sobe servidores de referência reais (HTTP em 127.0.0.1, portas efêm
 roda o script como processo filho (como o usuário faria, sem mock de requests) e confere
 o resultado DIRETO no banco dos servidores (devices(), users(), counts, requests_log).
 
-O veredito (liberada/negada) é calculado aqui, de forma independente do script, pelas
-regras dos servidores reais (docs/API_DOS_SERVIDORES.md): blocked/pending → negada; não vitalícia com end_date antes de
-hoje → negada; licença inexistente → negada; senão liberada.
+O veredito (liberada/negada) vem do oráculo do servidor de referência (`ServidorReferencia.veredito`, os
+passos do /verify), independente do script: nunca de uma cópia local das regras.
 """
 
 from __future__ import annotations
@@ -18,14 +17,13 @@ import os
 import socket
 import sqlite3
 import stat
-import time
 import unicodedata
 from pathlib import Path
 
 import pytest
-import requests
 
-from conftest import Par, rodar_script
+from apoio import (Par, conferir_paridade, ler_credenciais, login_http, rodar_cronometrado, rodar_script, semear_iguais,
+                   so_escritas)
 
 CAMPOS_DEFINIVEIS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
 ARQUIVO_CREDENCIAIS = "credenciais_usuarios_criados.txt"
@@ -49,45 +47,8 @@ def data(valor) -> dt.date | None:
     return None if valor in (None, "") else dt.date.fromisoformat(str(valor)[:10])
 
 
-def veredito(dev: dict | None, hoje: dt.date) -> bool:
-    """Regras do contrato, calculadas aqui (não usa o código do script)."""
-    if dev is None:
-        return False
-    if dev["status"] in ("blocked", "pending"):
-        return False
-    fim = data(dev["end_date"])
-    if dev["license_type"] != "vitalicia" and fim is not None and fim < hoje:
-        return False
-    return True
-
-
-def vereditos(servidor) -> dict[str, bool]:
-    hoje = servidor.today()
-    return {chave: veredito(dev, hoje) for chave, dev in servidor.devices().items()}
-
-
-def assert_paridade(principal, backup) -> None:
-    """Todo device do principal tem o MESMO veredito no backup (lido dos dois bancos)."""
-    no_backup = backup.devices()
-    hoje_b = backup.today()
-    diferentes = {chave: (v, veredito(no_backup.get(chave), hoje_b))
-                  for chave, v in vereditos(principal).items()
-                  if v != veredito(no_backup.get(chave), hoje_b)}
-    assert not diferentes, f"veredito diferente (principal, backup): {diferentes}"
-
-
-def so_escritas(contagem: collections.Counter) -> dict:
-    return {k: n for k, n in contagem.items() if k[0] in ("POST", "DELETE") and k != LOGIN}
-
-
 def sem_id(dev: dict) -> dict:
     return {k: v for k, v in dev.items() if k != "id"}
-
-
-def ler_credenciais(dados: Path) -> list[list[str]]:
-    """Linhas do arquivo de credenciais: [data_hora, servidor, usuario, senha, situacao]."""
-    texto = (dados / ARQUIVO_CREDENCIAIS).read_text(encoding="utf-8")
-    return [linha.split(" | ") for linha in texto.splitlines() if linha.strip() and not linha.startswith("#")]
 
 
 def conteudo_de_dados(dados: Path, exceto: str = ARQUIVO_CREDENCIAIS) -> bytes:
@@ -110,10 +71,6 @@ def texto_do_historico(dados: Path) -> str:
     finally:
         con.close()
     return "\n".join(linhas)
-
-
-def login_http(servidor, usuario: str, senha: str) -> requests.Response:
-    return requests.post(f"{servidor.url}/admin/login", json={"username": usuario, "password": senha}, timeout=5)
 
 
 def porta_fechada() -> int:
@@ -243,7 +200,7 @@ def test_segunda_execucao_nao_faz_nenhuma_escrita_e_sai_com_zero(par):
     assert {k: sem_id(v) for k, v in par.backup.devices().items()} == estado
     assert par.backup.users() == usuarios
     assert "0 mudança(s) aplicadas" in r2.stdout
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 # ---------------------------------------------------------------------------
@@ -360,7 +317,7 @@ def test_licenca_nova_criada_com_registro_completo(par):
         assert data(backup[chave]["start_date"]) == hoje
     assert backup["L-2"]["end_date"] is None
     assert par.backup.counts[UPSERT] == 2
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 def test_atualizacao_envia_registro_completo_sem_anular_campos(par):
@@ -399,7 +356,7 @@ def test_atualizacao_envia_registro_completo_sem_anular_campos(par):
     assert par.backup.counts[UPSERT] == 1
     assert par.backup.counts[STATUS] == 0
     assert "L-IGUAL" not in {a["chave"] for a in pair["acoes"]}
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 # ---------------------------------------------------------------------------
@@ -422,8 +379,8 @@ def test_bloqueada_continua_bloqueada_no_backup(par):
     assert backup["B-NOVA"]["status"] == "blocked"
     assert backup["B-EXISTE"]["status"] == "blocked"
     assert backup["B-EXISTE"]["start_date"] == inicio
-    assert veredito(backup["B-NOVA"], hoje) is False
-    assert veredito(backup["B-EXISTE"], hoje) is False
+    assert par.backup.veredito("B-NOVA") is False
+    assert par.backup.veredito("B-EXISTE") is False
     # ordem no servidor: a criação e depois o bloqueio (um só upsert: o da B-NOVA)
     escritas = [(m, t) for m, t, _ in par.backup.requests_log if (m, t) in (UPSERT, STATUS)]
     assert escritas.count(UPSERT) == 1 and escritas.count(STATUS) == 2
@@ -447,14 +404,14 @@ def test_vencida_no_principal_e_negada_no_backup(par):
     par.principal.add_device("V-EXISTE", license_type="mensal", owner_name="Vencida Existente", created_by="sergio")
     par.principal.set_dates("V-EXISTE", passado_ini, passado_fim)
     par.backup.add_device("V-EXISTE", license_type="mensal", owner_name="Vencida Existente", created_by="sergio")
-    assert vereditos(par.principal) == {"V-NOVA": False, "V-EXISTE": False}
+    assert par.principal.vereditos() == {"V-NOVA": False, "V-EXISTE": False}
 
     r = par.rodar("--json")
     assert r.codigo == 0, r.stderr
     backup = par.backup.devices()
     assert backup["V-NOVA"]["status"] == "blocked"
     assert backup["V-EXISTE"]["status"] == "blocked"
-    assert veredito(backup["V-NOVA"], hoje) is False and veredito(backup["V-EXISTE"], hoje) is False
+    assert par.backup.veredito("V-NOVA") is False and par.backup.veredito("V-EXISTE") is False
     assert par.backup.counts[UPSERT] == 1
     assert par.backup.counts[STATUS] == 2
     pair = r.json()["backups"][0]
@@ -463,7 +420,7 @@ def test_vencida_no_principal_e_negada_no_backup(par):
     assert divergencias(pair, "status")["V-EXISTE"]["backup"] == "blocked"
     assert pair["paridade"] == {"ok": True, "conferida": True, "total": 2, "iguais": 2, "diferentes": [],
                                 "ignoradas": 0}
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 def test_renovacao_no_principal_libera_no_backup_com_periodo_novo(par):
@@ -478,7 +435,7 @@ def test_renovacao_no_principal_libera_no_backup_com_periodo_novo(par):
     assert r1["status"] == "active"
     assert data(r1["start_date"]) == hoje
     assert data(r1["end_date"]) > hoje
-    assert veredito(r1, hoje) is True
+    assert par.backup.veredito("R-1") is True
     assert par.backup.counts[UPSERT] == 1 and par.backup.counts[STATUS] == 0
 
     # em duas etapas: vence no principal (backup bloqueado) e depois é renovada lá
@@ -487,15 +444,15 @@ def test_renovacao_no_principal_libera_no_backup_com_periodo_novo(par):
     r = par.rodar()
     assert r.codigo == 0
     assert par.backup.devices()["R-2"]["status"] == "blocked"
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
     par.principal.set_dates("R-2", hoje.isoformat(), (hoje + dt.timedelta(days=30)).isoformat())
     par.backup.reset_counts()
     r = par.rodar()
     assert r.codigo == 0
     r2 = par.backup.devices()["R-2"]
-    assert r2["status"] == "active" and veredito(r2, hoje) is True
+    assert r2["status"] == "active" and par.backup.veredito("R-2") is True
     assert so_escritas(par.backup.counts) == {STATUS: 1}  # só ativar, sem upsert
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 def test_pendente_no_principal_fica_bloqueada_no_backup_e_e_divergencia(par):
@@ -514,7 +471,7 @@ def test_pendente_no_principal_fica_bloqueada_no_backup_e_e_divergencia(par):
     for chave in ("P-1", "P-2"):
         assert (status[chave]["principal"], status[chave]["backup"]) == ("pending", "blocked")
     assert pair["contagens"]["divergencias"] == len(pair["divergencias"])
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 def test_created_by_preservado_e_nulo_no_principal_reportado(par):
@@ -575,7 +532,7 @@ def test_acentos_e_emojis_chegam_byte_a_byte(par):
     r2 = par.rodar()
     assert r2.codigo == 0
     assert par.backup.write_count() == 0
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 def test_registros_so_no_backup_sao_mantidos_e_reportados(par):
@@ -617,7 +574,8 @@ def test_simular_nao_grava_nada_e_mostra_o_plano(par):
     assert not par.dados.exists(), "--simular não deve criar DADOS_DIR (nem histórico nem credenciais)"
     assert "SIMULAÇÃO" in r.stdout
     for chave, verbo in (("L-NOVA", "a criar"), ("L-BLOQ", "a bloquear"), ("L-DIF", "a atualizar"),
-                         ("L-RENOV", "a reiniciar o período"), ("L-DESBLOQ", "a ativar"), ("sergio", "usuário a criar")):
+                         ("L-RENOV", "a reiniciar o período"), ("L-DESBLOQ", "a ativar"),
+                         ("sergio", "usuário a criar")):
         assert any(chave in linha and verbo in linha for linha in r.stdout.splitlines()), (chave, verbo)
 
     rj = par.rodar("--simular", "--json")
@@ -653,7 +611,7 @@ def test_json_e_um_unico_documento_valido_e_nada_mais_no_stdout(par):
     assert pair["paridade"]["diferentes"] == []
     assert len(pair["acoes"]) == 12 == par.backup.write_count()
     # nenhuma senha (admin nem gerada) no documento
-    for senha in [par.senha_principal, par.senhas_backup] + [l[3] for l in ler_credenciais(par.dados)]:
+    for senha in [par.senha_principal, par.senhas_backup] + [ln[3] for ln in ler_credenciais(par.dados)]:
         assert senha not in r.stdout and senha not in r.stderr
 
 
@@ -724,7 +682,7 @@ def test_dois_backups_um_fora_do_ar_o_outro_e_sincronizado_saida_4(par_dois_back
     ok = par_do_doc(doc, vivo.url)
     assert ok["situacao"] == "ok" and ok["paridade"]["ok"] is True
     assert set(vivo.devices()) >= set(par.principal.devices())
-    assert_paridade(par.principal, vivo)
+    conferir_paridade(par.principal, vivo)
     assert par.principal.write_count() == 0
 
 
@@ -734,9 +692,8 @@ def test_backup_fora_do_ar_respeita_a_espera_configurada(par_dois_backups):
     par = par_dois_backups
     par.principal.add_device("X-1", owner_name="Qualquer")
     par.backups[0].stop()
-    inicio = time.monotonic()
-    r = par.rodar("--json", SYNC_ESPERA_DESPERTAR="1")  # novas tentativas HTTP no padrão (5)
-    decorrido = time.monotonic() - inicio
+    # novas tentativas HTTP no padrão (5); o tempo é o que passa da partida do script
+    r, decorrido = rodar_cronometrado(par.rodar, "--json", SYNC_ESPERA_DESPERTAR="1")
     assert r.codigo == 4
     assert "X-1" in par.backups[1].devices()
     assert decorrido < 3.5, f"esperou {decorrido:.1f} s com SYNC_ESPERA_DESPERTAR=1"
@@ -774,7 +731,7 @@ def test_acao_que_falha_e_reportada_com_a_mensagem_do_servidor_e_o_resto_e_aplic
     par.backup.fail_next("POST", "/admin/devices/create", 400, {"error": "Tipo de licença inválido."})
     r2 = par.rodar()
     assert r2.codigo == 1
-    linha = next(l for l in r2.stdout.splitlines() if "❌" in l and "F-1" in l)
+    linha = next(ln for ln in r2.stdout.splitlines() if "❌" in ln and "F-1" in ln)
     assert "Tipo de licença inválido." in linha
     assert "F-1" not in par.backup.devices()
 
@@ -782,7 +739,7 @@ def test_acao_que_falha_e_reportada_com_a_mensagem_do_servidor_e_o_resto_e_aplic
     r3 = par.rodar()
     assert r3.codigo == 0, r3.stdout
     assert "F-1" in par.backup.devices()
-    assert_paridade(par.principal, par.backup)
+    conferir_paridade(par.principal, par.backup)
 
 
 def test_falha_ao_criar_usuario_e_reportada_e_licencas_seguem(par):
@@ -814,10 +771,10 @@ def test_veredito_igual_em_todas_as_licencas_nos_dois_backups(par_dois_backups):
     assert r.codigo == 0, r.stderr
     esperados = {"L-NOVA": True, "L-BLOQ": False, "L-PEND": False, "L-VIT": True, "L-IGUAL": True,
                  "L-DIF": True, "L-VENC": False, "L-RENOV": True, "L-DESBLOQ": True}
-    assert vereditos(par.principal) == esperados
+    assert par.principal.vereditos() == esperados
     for backup in par.backups:
-        assert_paridade(par.principal, backup)
-        v = vereditos(backup)
+        conferir_paridade(par.principal, backup)
+        v = backup.vereditos()
         assert {k: v[k] for k in esperados} == esperados
         assert par_do_doc(r.json(), backup.url)["paridade"]["ok"] is True
 
@@ -876,8 +833,8 @@ def test_paralelo_1_e_8_dao_o_mesmo_estado_final_e_o_mesmo_json(par, tmp_path):
         for i, a in enumerate(licencas_acoes[1:], 1):
             if a["chave"] == licencas_acoes[i - 1]["chave"]:
                 assert a["tipo"] in ("bloquear", "ativar")
-        assert_paridade(par.principal, par.backup)
-        assert_paridade(outro.principal, outro.backup)
+        conferir_paridade(par.principal, par.backup)
+        conferir_paridade(outro.principal, outro.backup)
     finally:
         outro.parar()
 
@@ -944,7 +901,7 @@ def test_device_id_com_espacos_nas_pontas_nunca_e_liberado_no_backup(par):
     backup = par.backup.devices()
     assert "PAD-7" not in backup and " PAD-7 " not in backup
     assert backup["PAD-8"]["status"] == "blocked"
-    assert veredito(backup["OK-1"], par.backup.today()) is True
+    assert par.backup.veredito("OK-1") is True
     ignorados = {p["chave"]: p["motivo"] for p in r.json()["backups"][0]["registros_ignorados"]}
     assert ignorados == {" PAD-7 ": "inalcancavel", " PAD-8": "inalcancavel"}
     par.backup.reset_counts()
@@ -978,3 +935,53 @@ def test_arquivo_de_credenciais_tem_uma_linha_por_usuario_criado(par):
     linhas = ler_credenciais(par.dados)
     assert sorted(linha[2] for linha in linhas) == ["aaa", "bbb", "ccc"]
     assert all(linha[4] == "criado" for linha in linhas)
+
+
+# ---------------------------------------------------------------------------
+# Estado e exclusões (unidirecional)
+# ---------------------------------------------------------------------------
+
+def test_execucao_sem_escritas_grava_o_estado_e_o_unidirecional_bloqueia_o_apagado(par):
+    semear_iguais(par, ["L1", "L2", "L3"])
+    assert par.rodar("--json").codigo == 0
+    par.principal.remove_device("L2")
+    r = par.rodar("--json")
+    assert r.codigo == 0 and par.backup.veredito("L2") is False
+
+
+# ---------------------------------------------------------------------------
+# Licença apagada no principal e created_by
+# ---------------------------------------------------------------------------
+
+def test_licenca_apagada_no_principal_e_bloqueada_no_backup_e_nunca_sincronizada_e_avisada(par):
+    par.principal.add_device("X-1")
+    par.principal.add_device("X-2")
+    assert par.rodar().codigo == 0
+    par.principal.remove_device("X-1")
+    par.backup.add_device("SO-NO-BACKUP", owner_name="Cadastrada só no backup")
+    r = par.rodar("--json")
+    assert r.codigo == 1  # liberada só no backup (venda feita lá?) nunca sai com 0
+    pair = r.json()["backups"][0]
+    assert par.backup.devices()["X-1"]["status"] == "blocked"  # apagada no principal: nega igual
+    assert par.backup.devices()["SO-NO-BACKUP"]["status"] == "active"  # nunca sincronizada: deixada como está
+    assert pair["so_no_backup"]["licencas_liberadas"] == ["SO-NO-BACKUP"]
+    texto = par.rodar("--simular").stdout
+    assert "LIBERADA" in texto and "SO-NO-BACKUP" in texto
+    # Depois, no bidirecional, o bloqueio feito pela ferramenta não vira "mudança do backup":
+    r = par.rodar("--bidirecional", "--json")
+    doc = r.json()["backups"][0]
+    assert doc["conflitos"] == [] and "X-1" not in par.backup.devices() and "X-1" not in par.principal.devices()
+
+
+def test_so_created_by_diferente_usa_o_endpoint_proprio(par):
+    par.principal.add_device("CB-1", created_by="sergio", status="blocked")
+    par.backup.add_device("CB-1", created_by="admin", status="blocked", start_date="2026-01-01",
+                          end_date="2027-01-01")
+    par.backup.reset_counts()
+    r = par.rodar()
+    assert r.codigo == 0
+    escritas = {k: v for k, v in par.backup.counts.items() if k[0] in ("POST", "DELETE") and k[1] != "/admin/login"}
+    assert escritas == {("POST", "/admin/devices/update-created-by"): 1}
+    dev = par.backup.devices()["CB-1"]
+    assert (dev["created_by"], dev["status"], dev["start_date"], dev["end_date"]) == \
+        ("sergio", "blocked", "2026-01-01", "2027-01-01")

@@ -7,7 +7,6 @@ desligada; com SYNC_CA_BUNDLE, uma sincronização inteira por https funciona.""
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import ssl
 import subprocess
 import sys
@@ -16,9 +15,7 @@ import time
 import pytest
 import trustme
 
-from apoio_resiliencia import conferir_convergencia, guardar_tokens, saida, sem_traceback, semear_licencas
-from conftest import RAIZ, SEGREDOS_USADOS, Par
-from servidor_referencia import ServidorReferencia
+from apoio import RAIZ, Par, conferir_convergencia, saida, sem_traceback, semear_licencas
 
 WRAPPER = RAIZ / "sincronizar_automatico.py"
 
@@ -39,22 +36,6 @@ def contexto(certificado) -> ssl.SSLContext:
     return ctx
 
 
-class ParTls(Par):
-    """Principal e backup de referência por https (certificados dados), senhas aleatórias."""
-
-    def __init__(self, tmp_path, cert_principal, cert_backup):
-        self.senha_principal = secrets.token_urlsafe(16)
-        self.senhas_backup = secrets.token_urlsafe(16)
-        SEGREDOS_USADOS.update({self.senha_principal, self.senhas_backup})
-        self.principal = ServidorReferencia(admins={"admin": self.senha_principal}, tls=cert_principal).start()
-        self.backups = [ServidorReferencia(admins={"admin": self.senhas_backup}, primeiro_id=1000,
-                                           tls=cert_backup).start()]
-        for servidor in [self.principal] + self.backups:
-            servidor.set_license_servers([s.url for s in [self.principal] + self.backups])
-        self.dados = tmp_path / "dados"
-        self.tmp_path = tmp_path
-
-
 @pytest.fixture
 def certificados(ca):
     return {
@@ -70,14 +51,13 @@ def montar(tmp_path, certificados):
     pares = []
 
     def _montar(backup="bom", principal="bom"):
-        par = ParTls(tmp_path, certificados[principal], certificados[backup])
+        par = Par(tmp_path, tls_principal=certificados[principal], tls_backup=certificados[backup])
         pares.append(par)
         semear_licencas(par.principal, 6)
         return par
     yield _montar
     for par in pares:
-        guardar_tokens(par.principal, *par.backups)
-        par.parar()
+        par.parar()  # anota os tokens emitidos
 
 
 def _requisicoes(srv) -> int:
@@ -232,7 +212,8 @@ def test_sync_ca_bundle_soma_a_ca_propria_as_autoridades_de_sempre(tmp_path, ca)
     publica = trustme.CA()
     arquivo_publica = tmp_path / "autoridades-de-sempre.pem"
     publica.cert_pem.write_to_path(str(arquivo_publica))
-    par = ParTls(tmp_path, contexto(publica.issue_cert("127.0.0.1")), contexto(ca.issue_cert("127.0.0.1")))
+    par = Par(tmp_path, tls_principal=contexto(publica.issue_cert("127.0.0.1")),
+              tls_backup=contexto(ca.issue_cert("127.0.0.1")))
     try:
         semear_licencas(par.principal, 4)
         r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ca.arquivo), REQUESTS_CA_BUNDLE=str(arquivo_publica))
@@ -244,5 +225,4 @@ def test_sync_ca_bundle_soma_a_ca_propria_as_autoridades_de_sempre(tmp_path, ca)
         r = par.rodar("--sem-progresso", REQUESTS_CA_BUNDLE=str(arquivo_publica))
         assert r.codigo == 2 and par.backup.url in r.stderr and "não confiável" in r.stderr
     finally:
-        guardar_tokens(par.principal, *par.backups)
         par.parar()

@@ -33,7 +33,7 @@ def lic(device_id="L1", status="active", end=None, license_type="anual", **kw) -
 
 
 def snap(licencas=(), users=(), url=URL_P) -> sb.Snapshot:
-    return sb.Snapshot(url, {u.username: u for u in users}, {l.device_id: l for l in licencas},
+    return sb.Snapshot(url, {u.username: u for u in users}, {ln.device_id: ln for ln in licencas},
                        login_username="admin")
 
 
@@ -348,7 +348,8 @@ def _chaves(n, prefixo="K"):
     return [f"{prefixo}{i:03d}" for i in range(n)]
 
 
-DIRECAO = sb.Direction(sb.ServerConfig("principal", URL_P, "admin", "x"), sb.ServerConfig("backup", URL_B, "admin", "x"))
+DIRECAO = sb.Direction(sb.ServerConfig("principal", URL_P, "admin", "x"),
+                       sb.ServerConfig("backup", URL_B, "admin", "x"))
 
 
 def texto_da_perda(plan: sb.Plan) -> str:
@@ -561,3 +562,20 @@ def test_created_by_nulo_no_backup_nao_gera_escrita_na_execucao_seguinte():
     assert p.licenses["LEG"].created_by == "admin" and b.licenses["LEG"].created_by is None
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
     assert acoes(plan) == []
+
+
+# ---------------------------------------------------------------------------
+# Diário de escritas de uma execução anterior
+# ---------------------------------------------------------------------------
+
+def test_diario_antigo_nao_leva_versao_de_copia_antiga_para_o_principal():
+    def lic(nome):
+        return sb.License("K", nome, None, None, None, "anual", "admin", "active", HOJE, dt.date(2027, 11, 29))
+    v1, v2 = lic("Nome antigo"), lic("Nome novo")
+    base = sb.StateEntry(sb.fingerprint(v1), sb.fingerprint(v1), "active", "active", None, None)
+    estado = sb.PairState("p", "b", 1, 1, set(), {"K": base})
+    # uma execução anterior escreveu v2 no principal (do backup) e perdeu a resposta; o backup voltou a v1
+    diario = {"K": {"origem": "backup", "alvo": [[sb.fingerprint(v2), "active"]], "fonte": sb.version_of(v2)}}
+    plan = sb.plan_pair(sb.Snapshot("p", {}, {"K": v2}), sb.Snapshot("b", {}, {"K": v1}), HOJE, estado,
+                        sb.PlanOptions(mode=sb.Mode.TWO_WAY, journal=diario))
+    assert not [a for a in plan.actions if a.side == "principal"]

@@ -1,7 +1,7 @@
-"""Varredura de segredos no que a ferramenta imprimiu (artefatos/saidas_dos_testes.log) e gravou (pastas de
-dados): senhas de administrador dos testes, tokens emitidos pelos servidores, senhas dos usuários criados e
-"Bearer <token>" (a forma mascarada "Bearer ***" é a esperada). O arquivo de credenciais é o único lugar onde
-as senhas dos usuários criados podem estar (e só com permissão 0600 em POSIX)."""
+"""Varredura de segredos no que a ferramenta imprimiu (artefatos/saidas_dos_testes.<trabalhador>.log) e
+gravou (pastas de dados): senhas de administrador dos testes, tokens emitidos pelos servidores, senhas dos
+usuários criados e "Bearer <token>" (a forma mascarada "Bearer ***" é a esperada). O arquivo de credenciais é
+o único lugar onde as senhas dos usuários criados podem estar (e só com permissão 0600 em POSIX)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import re
 import stat
 from pathlib import Path
 
-import conftest
+import apoio
 import sincronizar_bancos as sb
 
-LOG = conftest.ARTEFATOS / "saidas_dos_testes.log"
+LOG = apoio.LOG_SAIDAS
 BEARER_COM_TOKEN = re.compile(rb"Bearer\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]{8,}")
 ARQUIVOS_DA_FERRAMENTA = {sb.HISTORY_FILE, sb.LAST_RUN_FILE, sb.LOCK_FILE, sb.CREDENTIALS_FILE}
 
@@ -49,7 +49,7 @@ def varrer(base: Path, inicio_do_log: int, tokens: set[str]) -> tuple[list[str],
     """Varre o log a partir de `inicio_do_log` e as pastas de dados sob `base`. Devolve (achados, arquivos
     varridos, texto do log varrido)."""
     pastas = pastas_de_dados(base)
-    segredos = {s for s in set(conftest.SEGREDOS_USADOS) | set(tokens) | senhas_de_usuarios_criados(pastas)
+    segredos = {s for s in set(apoio.SEGREDOS_USADOS) | set(tokens) | senhas_de_usuarios_criados(pastas)
                 if s and len(s) >= 8}
     achados = []
     texto = ""

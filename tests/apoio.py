@@ -1,0 +1,532 @@
+"""Apoio comum de todos os testes (não é um arquivo de testes): um lugar só para cada ajudante.
+
+- Caminhos e artefatos: cada trabalhador do pytest-xdist grava no SEU log de saídas
+  (artefatos/saidas_dos_testes.<trabalhador>.log), sem intercalar com os outros.
+- Execução: `rodar_script` roda a ferramenta como processo filho (como o usuário faria) e guarda a saída.
+- Servidores: `Par` sobe um principal e backups de referência reais (127.0.0.1, portas efêmeras,
+  senhas aleatórias), com fuso, instante e senha opcionais; `ServidorStub` é o servidor mínimo para o que
+  não é a API (webhook, proxy, página de host, resposta pingada).
+- Dados: `semear_licencas`, `semear_usuarios`, `semear_iguais`.
+- Veredito: o ÚNICO oráculo é o do servidor de referência (`ServidorReferencia.veredito`, que segue os
+  passos do /verify); aqui há só atalhos que o chamam (`vereditos`, `diferentes_no_oraculo`...).
+- Conferência por HTTP (`listar`, `sessao_admin`, `conferir_convergencia`) e da saída (`saida`, `sem_traceback`).
+- Painel: `abrir_painel` (o script como processo filho) e `get`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+PASTA_TESTES = Path(__file__).resolve().parent
+RAIZ = PASTA_TESTES.parent
+SCRIPT = RAIZ / "sincronizar_bancos.py"
+for _pasta in (str(PASTA_TESTES), str(RAIZ)):
+    if _pasta not in sys.path:
+        sys.path.insert(0, _pasta)
+
+import sincronizar_bancos as sb  # noqa: E402
+from servidor_referencia import ServidorReferencia  # noqa: E402
+
+__all__ = [
+    "ARTEFATOS", "CHROMIUM", "EXIGIR_NAVEGADOR", "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
+    "TOKENS_VISTOS", "TRABALHADOR", "Execucao", "Par", "ServidorStub", "abrir_painel", "ambiente_limpo",
+    "anotar_saida", "backup_libera_o_que_o_principal_nega", "conferir_arquivos_legiveis", "conferir_convergencia",
+    "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
+    "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
+    "saida", "sem_traceback", "semear_iguais", "semear_licencas", "semear_usuarios", "sessao_admin", "so_escritas",
+    "utc", "vereditos",
+]
+
+# ---------------------------------------------------------------------------
+# Artefatos e segredos da sessão
+# ---------------------------------------------------------------------------
+
+# ARTEFATOS_DOS_TESTES troca a pasta (o teste da varredura roda uma sessão filha com a sua própria).
+ARTEFATOS = Path(os.environ.get("ARTEFATOS_DOS_TESTES") or RAIZ / "artefatos")
+# "gw0", "gw1"... com pytest-xdist; "unico" sem ele.
+TRABALHADOR = os.environ.get("PYTEST_XDIST_WORKER", "unico")
+# Tudo o que a ferramenta imprimir nos testes deste processo (varrido em busca de segredos no fim da sessão).
+LOG_SAIDAS = ARTEFATOS / f"saidas_dos_testes.{TRABALHADOR}.log"
+# Senhas de administrador dadas aos servidores e tokens que eles emitiram, neste processo.
+SEGREDOS_USADOS: set[str] = set()
+TOKENS_VISTOS: set[str] = set()
+
+
+def anotar_saida(rotulo: str, codigo, stdout: str, stderr: str) -> None:
+    """Guarda no log deste trabalhador a saída de uma execução (para a varredura de segredos)."""
+    ARTEFATOS.mkdir(exist_ok=True)
+    with open(LOG_SAIDAS, "a", encoding="utf-8") as log:
+        log.write(f"$ {rotulo} → {codigo}\n{stdout}\n{stderr}\n")
+
+
+def guardar_tokens(*servidores) -> None:
+    """Anota os tokens que os servidores emitiram (para a varredura de segredos)."""
+    for srv in servidores:
+        app = getattr(srv, "_app", None)
+        tokens = getattr(app, "_tokens", None)
+        if tokens:
+            TOKENS_VISTOS.update(t for t in list(tokens) if isinstance(t, str))
+
+
+# ---------------------------------------------------------------------------
+# Execução da ferramenta
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Execucao:
+    codigo: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:
+    """Roda o script como processo filho (como o usuário faria) e guarda a saída."""
+    proc = subprocess.run([sys.executable, str(script), *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, encoding="utf-8", timeout=timeout)
+    anotar_saida(" ".join(args), proc.returncode, proc.stdout, proc.stderr)
+    return Execucao(proc.returncode, proc.stdout, proc.stderr)
+
+
+def rodar_cronometrado(rodar, *args, **kwargs) -> tuple[Execucao, float]:
+    """(execução, segundos que ela levou ALÉM da partida do script). A partida (`--help`, medida logo antes)
+    desconta o que uma máquina ocupada gasta só para abrir o Python e importar o script: o que sobra é o
+    tempo que a ferramenta esperou (rede, prazos), que é o que os testes de "falha em segundos" limitam."""
+    inicio = time.monotonic()
+    subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, timeout=120)
+    partida = time.monotonic() - inicio
+    inicio = time.monotonic()
+    execucao = rodar(*args, **kwargs)
+    return execucao, time.monotonic() - inicio - partida
+
+
+def ambiente_limpo(**extra: str) -> dict[str, str]:
+    """Ambiente sem nenhuma configuração do script herdada de fora."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "SYNC_", "DADOS_DIR", "PAINEL_"))}
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra)
+    return env
+
+
+def saida(execucao) -> str:
+    return execucao.stdout + "\n" + execucao.stderr
+
+
+def sem_traceback(execucao) -> None:
+    texto = saida(execucao)
+    assert "Traceback" not in texto, texto[-3000:]
+    assert "Erro inesperado" not in texto and "erro inesperado" not in texto, texto[-3000:]
+
+
+def so_escritas(contagem) -> dict:
+    """Só as escritas (POST e DELETE, menos o login) de uma contagem de requisições do servidor."""
+    return {k: n for k, n in contagem.items() if k[0] in ("POST", "DELETE") and k != ("POST", "/admin/login")}
+
+
+# ---------------------------------------------------------------------------
+# Servidores: os de referência (a API de licenças) e stubs (o que não é a API)
+# ---------------------------------------------------------------------------
+
+class Par:
+    """Um principal e um ou mais backups de referência, com senhas aleatórias.
+
+    `fuso_principal`, `fuso_backup` e `agora` fixam o fuso e o instante dos servidores; `senha` dá a
+    MESMA senha de administrador, escolhida pelo teste, a todos (fora de SEGREDOS_USADOS: pode ser curta);
+    `tls_principal` e `tls_backup` (ssl.SSLContext com o certificado) fazem o servidor falar https."""
+
+    def __init__(self, tmp_path: Path, backups: int = 1, fuso_principal: str = "UTC", fuso_backup: str = "UTC",
+                 agora: dt.datetime | None = None, senha: str | None = None, tls_principal=None, tls_backup=None):
+        if senha is None:
+            self.senha_principal = secrets.token_urlsafe(16)
+            self.senhas_backup = secrets.token_urlsafe(16)
+            SEGREDOS_USADOS.update({self.senha_principal, self.senhas_backup})
+        else:
+            self.senha_principal = self.senhas_backup = senha
+        self.principal = ServidorReferencia(admins={"admin": self.senha_principal}, fuso=fuso_principal,
+                                            now=agora, tls=tls_principal).start()
+        # Cada servidor com sua própria sequência de ids locais, como na vida real (listagens idênticas,
+        # com os mesmos ids, só acontecem quando duas URLs levam ao MESMO servidor).
+        self.backups = [ServidorReferencia(admins={"admin": self.senhas_backup}, fuso=fuso_backup, now=agora,
+                                           primeiro_id=1000 * (i + 1), tls=tls_backup).start()
+                        for i in range(backups)]
+        # Vendedor bem configurado: todo servidor publica em GET /servers o principal e os backups, em ordem.
+        for servidor in [self.principal] + self.backups:
+            servidor.set_license_servers([s.url for s in [self.principal] + self.backups])
+        self.dados = tmp_path / "dados"
+        self.tmp_path = tmp_path
+
+    @property
+    def backup(self) -> ServidorReferencia:
+        return self.backups[0]
+
+    @property
+    def servidores(self) -> list[ServidorReferencia]:
+        return [self.principal] + self.backups
+
+    def ambiente(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "SYNC_", "DADOS_DIR"))}
+        env.update({
+            "SERVIDOR_PRINCIPAL": self.principal.url,
+            "SERVIDOR_BACKUP": ",".join(b.url for b in self.backups),
+            "ADMIN_USER": "admin",
+            "PRINCIPAL_ADMIN_PASSWORD": self.senha_principal,
+            "BACKUP_ADMIN_PASSWORD": self.senhas_backup,
+            "ADMIN_PASSWORD": "",
+            "DADOS_DIR": str(self.dados),
+            "SYNC_ESPERA_DESPERTAR": "5",
+            "SYNC_TIMEOUT": "5",
+            "PYTHONIOENCODING": "utf-8",
+        })
+        env.update(extra)
+        return env
+
+    def rodar(self, *args: str, timeout: float = 120, env: dict | None = None, **extra: str) -> Execucao:
+        return rodar_script(*args, env=env or self.ambiente(**extra), timeout=timeout, cwd=self.tmp_path)
+
+    def zerar_contagens(self) -> None:
+        for servidor in self.servidores:
+            servidor.reset_counts()
+
+    def parar(self) -> None:
+        """Para os servidores, anotando antes os tokens que emitiram (para a varredura de segredos)."""
+        guardar_tokens(*self.servidores)
+        for servidor in self.servidores:
+            servidor.stop()
+
+
+FLASK_404 = ("<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested "
+             "URL was not found on the server.</p>\n")
+
+
+def enviar(handler, status: int, corpo=b"", tipo: str = "application/json") -> None:
+    """Responde `corpo` (bytes, texto ou objeto JSON) com Content-Length."""
+    dados = corpo if isinstance(corpo, bytes) else (corpo if isinstance(corpo, str) else json.dumps(corpo)).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", tipo)
+    handler.send_header("Content-Length", str(len(dados)))
+    handler.end_headers()
+    handler.wfile.write(dados)
+    handler.wfile.flush()
+
+
+def pingar(bytes_: bytes, handler, intervalo: float = 0.5) -> None:
+    """Escreve um byte a cada `intervalo` segundos (até o cliente desistir)."""
+    for i in range(len(bytes_)):
+        handler.wfile.write(bytes_[i:i + 1])
+        handler.wfile.flush()
+        time.sleep(intervalo)
+
+
+class ServidorStub:
+    """Servidor HTTP mínimo em 127.0.0.1 para o que NÃO é a API de licenças (webhook, proxy, página de
+    host, resposta pingada). `rotas[(método, caminho)] = função(handler)`; o caminho "*" casa qualquer um e
+    sem rota a resposta é o 404 em HTML do Flask. Guarda cada pedido (método, caminho, cabeçalhos, corpo e os
+    instantes de chegada e de fim da resposta, em time.monotonic()) e conta os pedidos por (método, caminho)."""
+
+    def __init__(self, rotas: dict):
+        self.rotas = rotas
+        self.contagem: dict[tuple[str, str], int] = {}
+        self.pedidos: list[dict] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _responder(self):
+                tamanho = int(self.headers.get("Content-Length") or 0)
+                self.corpo = self.rfile.read(tamanho) if tamanho else b""
+                caminho = self.path.split("?")[0]
+                chave = (self.command, caminho)
+                stub.contagem[chave] = stub.contagem.get(chave, 0) + 1
+                pedido = {"metodo": self.command, "caminho": self.path, "cabecalhos": dict(self.headers),
+                          "corpo": self.corpo, "inicio": time.monotonic(), "fim": None}
+                stub.pedidos.append(pedido)
+                rota = (stub.rotas.get(chave) or stub.rotas.get((self.command, "*"))
+                        or stub.rotas.get(("*", "*")))
+                try:
+                    if rota is None:
+                        enviar(self, 404, FLASK_404, "text/html; charset=utf-8")
+                    else:
+                        rota(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:  # respondido, ou o cliente desistiu (a escrita seguinte falha)
+                    pedido["fim"] = time.monotonic()
+
+            do_GET = do_POST = do_DELETE = _responder  # noqa: N815
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def terminados(self, caminho: str, limite: float = 10) -> list[dict]:
+        """Os pedidos a `caminho`, esperando (até `limite` s) o fim de cada resposta: uma resposta pingada
+        só termina na escrita que falha depois de o cliente desistir."""
+        prazo = time.monotonic() + limite
+        while any(p["fim"] is None for p in self.pedidos) and time.monotonic() < prazo:
+            time.sleep(0.05)
+        pedidos = [p for p in self.pedidos if p["caminho"] == caminho]
+        assert pedidos and all(p["fim"] is not None for p in pedidos), f"resposta a {caminho} sem fim"
+        return pedidos
+
+    def parar(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> ServidorStub:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.parar()
+
+
+def utc(texto: str) -> dt.datetime:
+    """"AAAA-MM-DDTHH:MM" em UTC."""
+    return dt.datetime.fromisoformat(texto).replace(tzinfo=dt.timezone.utc)
+
+
+def hoje_utc() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+# ---------------------------------------------------------------------------
+# Preparação de dados
+# ---------------------------------------------------------------------------
+
+TIPOS = ("mensal", "trimestral", "semestral", "anual", "trianual", "vitalicia")
+NOMES = ("José da Silva", "Maria Conceição Araújo", "Padaria Pão de Açúcar", "Ótica Visão",
+         "João Ninguém", "  espaços nas pontas  ")
+
+
+def semear_licencas(srv, quantidade: int, prefixo: str = "LIC", rng: random.Random | None = None,
+                    hoje: dt.date | None = None) -> list[str]:
+    """Licenças variadas direto no banco: tipos, status, vencidas, acentos e nulos."""
+    rng = rng or random.Random(1)
+    hoje = hoje or hoje_utc()
+    chaves = []
+    for i in range(quantidade):
+        chave = f"{prefixo}-{i:04d}"
+        tipo = TIPOS[i % len(TIPOS)]
+        status = ("active", "active", "blocked", "pending")[i % 4]
+        fim = None
+        if i % 5 == 0 and tipo != "vitalicia":
+            fim = (hoje - dt.timedelta(days=rng.randint(1, 400))).isoformat()  # vencida
+        srv.add_device(chave, license_type=tipo, owner_name=NOMES[i % len(NOMES)].strip(),
+                       cpf=None if i % 3 == 0 else f"{rng.randint(0, 10**11 - 1):011d}",
+                       email=None if i % 2 else f"cliente{i}@exemplo.com.br",
+                       address="Rua das Flores, 10 - São Paulo" if i % 4 else None,
+                       created_by=(None, "admin", "sergio")[i % 3], status=status, end_date=fim)
+        chaves.append(chave)
+    return chaves
+
+
+def semear_usuarios(srv, nomes, role="user") -> None:
+    for nome in nomes:
+        srv.add_user(nome, "senha-do-teste-" + nome, email=f"{nome}@exemplo.com.br", role=role)
+
+
+def semear_iguais(par, chaves) -> None:
+    """As mesmas licenças (dados copiáveis iguais) no principal e no backup."""
+    for servidor in (par.principal, par.backup):
+        for i, chave in enumerate(chaves):
+            servidor.add_device(chave, owner_name=f"C {chave}", cpf=f"{i:011d}", created_by="admin")
+
+
+# ---------------------------------------------------------------------------
+# Veredito: sempre o do servidor de referência (o /verify), nunca um cálculo local
+# ---------------------------------------------------------------------------
+
+def vereditos(srv) -> dict[str, bool]:
+    """Veredito de cada licença gravada no servidor, pelo oráculo dele."""
+    return srv.vereditos()
+
+
+def conferir_paridade(principal, backup) -> None:
+    """Toda licença do principal tem o MESMO veredito no backup (o /verify de cada um)."""
+    diferentes = {chave: (principal.veredito(chave), backup.veredito(chave)) for chave in principal.devices()
+                  if principal.veredito(chave) != backup.veredito(chave)}
+    assert not diferentes, f"veredito diferente (principal, backup): {diferentes}"
+
+
+def diferentes_no_oraculo(par) -> dict[str, tuple[bool, bool]]:
+    """Licenças (do principal ou do backup) com veredito diferente, pelo oráculo de cada servidor."""
+    chaves = set(par.principal.devices()) | set(par.backup.devices())
+    return {k: (par.principal.veredito(k), par.backup.veredito(k)) for k in sorted(chaves)
+            if par.principal.veredito(k) != par.backup.veredito(k)}
+
+
+def backup_libera_o_que_o_principal_nega(par) -> list[str]:
+    return sorted(k for k in par.principal.devices()
+                  if par.backup.veredito(k) and not par.principal.veredito(k))
+
+
+# ---------------------------------------------------------------------------
+# Conferência no servidor (por HTTP, como um cliente veria)
+# ---------------------------------------------------------------------------
+
+def login_http(servidor, usuario: str, senha: str) -> requests.Response:
+    return requests.post(f"{servidor.url}/admin/login", json={"username": usuario, "password": senha}, timeout=5)
+
+
+def sessao_admin(srv, senha: str, usuario: str = "admin") -> requests.Session:
+    """Login de verdade por HTTP (como o painel do vendedor faria), sem passar pela ferramenta."""
+    sessao = requests.Session()
+    resp = sessao.post(f"{srv.url}/admin/login", json={"username": usuario, "password": senha}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    sessao.headers["Authorization"] = "Bearer " + resp.json()["token"]
+    return sessao
+
+
+def listar(srv, senha: str, caminho: str, usuario: str = "admin") -> list[dict]:
+    """Lista de verdade por HTTP (login + GET), sem passar pela ferramenta."""
+    resp = sessao_admin(srv, senha, usuario).get(srv.url + caminho, timeout=30)
+    assert resp.status_code == 200, resp.text[:300]
+    return resp.json()["items"]
+
+
+def conferir_convergencia(par, so_no_backup: dict | None = None) -> dict:
+    """Confere direto nos servidores: paridade de veredito para toda licença válida do
+    principal, nenhuma faltando, nenhuma duplicada, usuários todos presentes e
+    registros só-do-backup intactos. Devolve as licenças do backup por chave."""
+    for srv in par.servidores:
+        srv.clear_faults()
+        srv.clear_overrides()
+    itens_p = listar(par.principal, par.senha_principal, "/admin/devices")
+    licencas_p, _problemas, recusadas = sb.parse_licenses(itens_p)
+    invalidas = set(recusadas)
+    usuarios_p = {u["username"] for u in listar(par.principal, par.senha_principal, "/admin/users")}
+    resultado = {}
+    for backup in par.backups:
+        itens_b = listar(backup, par.senhas_backup, "/admin/devices")
+        chaves_b = [item["device_id"] for item in itens_b]
+        assert len(chaves_b) == len(set(chaves_b)), "licença duplicada no backup"
+        licencas_b, _problemas, _recusadas = sb.parse_licenses(itens_b)
+        faltando = sorted(set(licencas_p) - invalidas - set(licencas_b))
+        assert not faltando, f"licenças faltando no backup: {faltando[:10]}"
+        diferentes = sorted(k for k in licencas_p if par.principal.veredito(k) != backup.veredito(k))
+        assert not diferentes, f"veredito diferente no backup: {diferentes[:10]}"
+        for chave in invalidas:
+            assert chave not in licencas_b or (so_no_backup and chave in so_no_backup), \
+                f"registro inválido do principal foi copiado: {chave!r}"
+            assert par.principal.veredito(chave) or not backup.veredito(chave), \
+                f"backup libera {chave!r}, que o principal nega"
+        nomes_b = [u["username"] for u in listar(backup, par.senhas_backup, "/admin/users")]
+        assert len(nomes_b) == len(set(nomes_b)), "usuário duplicado no backup"
+        assert usuarios_p <= set(nomes_b), f"usuários faltando: {sorted(usuarios_p - set(nomes_b))}"
+        por_chave = {item["device_id"]: item for item in itens_b}
+        for chave, antes in (so_no_backup or {}).items():
+            assert chave in por_chave, f"registro só do backup foi apagado: {chave}"
+            depois = por_chave[chave]
+            assert depois == antes, f"registro só do backup foi alterado: {chave}: {antes} → {depois}"
+        resultado[backup.url] = por_chave
+    return resultado
+
+
+def convergir(par, *args: str, **extra: str) -> None:
+    """A execução seguinte termina com 0; a outra não escreve nada em nenhum servidor."""
+    r = par.rodar("--sem-progresso", *args, **extra)
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    par.zerar_contagens()
+    r = par.rodar("--sem-progresso", *args, **extra)
+    assert r.codigo == 0, saida(r)[-4000:]
+    for srv in par.servidores:
+        assert srv.write_count() == 0, srv.counts
+
+
+def licencas_cruas(srv) -> dict[str, dict]:
+    """Licenças do servidor como a API as devolve (dicts), por device_id."""
+    return {k: dict(v) for k, v in srv.devices().items()}
+
+
+# ---------------------------------------------------------------------------
+# Arquivos da ferramenta
+# ---------------------------------------------------------------------------
+
+def ler_credenciais(dados: Path) -> list[list[str]]:
+    """Linhas do arquivo de credenciais: [data_hora, servidor, usuario, senha, situacao]."""
+    texto = (dados / sb.CREDENTIALS_FILE).read_text(encoding="utf-8")
+    return [linha.split(" | ") for linha in texto.splitlines() if linha.strip() and not linha.startswith("#")]
+
+
+def conferir_arquivos_legiveis(dados: Path) -> None:
+    """Todo arquivo de estado que a ferramenta grava continua legível."""
+    if not dados.exists():
+        return
+    ultima = dados / sb.LAST_RUN_FILE
+    if ultima.exists():
+        json.loads(ultima.read_text(encoding="utf-8"))
+    cred = dados / sb.CREDENTIALS_FILE
+    if cred.exists():
+        texto = cred.read_text(encoding="utf-8")
+        for linha in texto.splitlines():
+            if linha and not linha.startswith("#"):
+                assert len(linha.split(" | ")) == 5, f"linha de credenciais corrompida: {linha!r}"
+    hist = dados / sb.HISTORY_FILE
+    if hist.exists():
+        con = sqlite3.connect(hist)
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            con.execute("SELECT count(*) FROM execucoes").fetchone()
+            con.execute("SELECT count(*) FROM auditoria").fetchone()
+        finally:
+            con.close()
+
+
+# ---------------------------------------------------------------------------
+# Painel
+# ---------------------------------------------------------------------------
+
+CHROMIUM = (os.environ.get("NAVEGADOR_PAINEL") or shutil.which("chromium") or shutil.which("chromium-browser")
+            or shutil.which("google-chrome") or shutil.which("chrome"))
+# O .ci/run instala o Chromium do Debian e define EXIGIR_NAVEGADOR=1: lá, navegador ausente é falha.
+EXIGIR_NAVEGADOR = os.environ.get("EXIGIR_NAVEGADOR") == "1"
+
+
+def abrir_painel(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
+    """Abre `sincronizar_bancos.py painel` numa porta livre; devolve o processo e a URL."""
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "painel", "--porta", "0", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    linha = proc.stdout.readline()
+    achado = re.search(r"http://([^/\s]+)/", linha)
+    if not achado:
+        proc.kill()
+        raise AssertionError(f"painel não abriu: {linha!r} {proc.stderr.read()}")
+    host_porta = achado.group(1).replace("0.0.0.0", "127.0.0.1")
+    return proc, f"http://{host_porta}"
+
+
+def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    """GET simples (status, corpo), com o token do painel se houver."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()

@@ -1,0 +1,133 @@
+"""Veredito de vencimento pela data LOCAL de cada servidor: fim de vigência calculado (end_date nulo),
+servidores no horário de Brasília, de Tóquio, e principal em Brasília com backup em UTC (--agora fixa o
+instante). Servidores de referência reais; o veredito é sempre o do oráculo de cada servidor."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from apoio import (Par, backup_libera_o_que_o_principal_nega, convergir, diferentes_no_oraculo, saida, sem_traceback,
+                   utc)
+
+STATUS = ("POST", "/admin/devices/<id>/deactivate")
+AGORA_MEIO_DIA = "2026-11-29T12:00"
+
+
+def escritas_de_status(srv) -> int:
+    return srv.counts[STATUS]
+
+
+@pytest.fixture
+def par_fusos(tmp_path):
+    """Fábrica de pares com fuso e instante escolhidos pelo teste, parados ao final do teste."""
+    criados = []
+
+    def criar(fuso_principal: str, fuso_backup: str, agora: dt.datetime) -> Par:
+        par = Par(tmp_path, fuso_principal=fuso_principal, fuso_backup=fuso_backup, agora=agora)
+        criados.append(par)
+        return par
+    yield criar
+    for par in criados:
+        par.parar()
+
+
+# ---------------------------------------------------------------------------
+# Veredito pela data local de cada servidor
+# ---------------------------------------------------------------------------
+
+def test_end_date_nulo_com_inicio_em_2024_e_vencida_e_o_backup_nega_igual(par_fusos):
+    par = par_fusos("UTC", "UTC", utc(AGORA_MEIO_DIA))
+    # importação antiga: end_date NULL, o servidor calcula início + período (vencida há muito)
+    par.principal.add_device("VELHA-1", license_type="mensal", owner_name="José da Silva",
+                             start_date="2024-03-10", calcular_fim=False)
+    par.principal.add_device("VELHA-2", license_type="anual", owner_name="Maria Conceição",
+                             start_date="2024-01-31", calcular_fim=False)
+    par.principal.add_device("NOVA-1", license_type="mensal", owner_name="Ótica Visão",
+                             start_date="2026-11-20", calcular_fim=False)  # calculado: 20/12, ainda vale
+    # no backup, uma cópia de VELHA-1 com os mesmos dados e período novo: liberada
+    par.backup.add_device("VELHA-1", license_type="mensal", owner_name="José da Silva")
+    assert not par.principal.veredito("VELHA-1") and not par.principal.veredito("VELHA-2")
+    assert par.principal.veredito("NOVA-1") and par.backup.veredito("VELHA-1")
+
+    r = par.rodar("--sem-progresso", "--json", "--agora", AGORA_MEIO_DIA)
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    assert not diferentes_no_oraculo(par)
+    backup = par.backup.devices()
+    assert backup["VELHA-1"]["status"] == "blocked"
+    assert "VELHA-2" not in backup or not par.backup.veredito("VELHA-2")
+    assert par.backup.veredito("NOVA-1")
+    convergir(par, "--agora", AGORA_MEIO_DIA)
+
+
+def _fim_30_de_novembro(par, outro_fim_no_backup: str) -> None:
+    """FIM-30 (fim 30/11 nos dois), FIM-30-B (fim 30/11 no principal, 30/12 no backup), FIM-30-NOVA (só
+    no principal) e FIM-29 (fim 29/11 nos dois): os mesmos dados copiáveis dos dois lados."""
+    dados = dict(license_type="mensal", owner_name="Padaria Pão de Açúcar", created_by="sergio")
+    for chave, inicio, fim in (("FIM-30", "2026-10-30", "2026-11-30"), ("FIM-30-B", "2026-10-30", "2026-11-30"),
+                               ("FIM-30-NOVA", "2026-10-30", "2026-11-30"), ("FIM-29", "2026-10-29", "2026-11-29")):
+        par.principal.add_device(chave, start_date=inicio, end_date=fim, **dados)
+    par.backup.add_device("FIM-30", start_date="2026-10-30", end_date="2026-11-30", **dados)
+    par.backup.add_device("FIM-30-B", start_date="2026-11-30", end_date=outro_fim_no_backup, **dados)
+    par.backup.add_device("FIM-29", start_date="2026-10-29", end_date="2026-11-29", **dados)
+
+
+def test_servidores_em_brasilia_a_licenca_vale_ate_o_fim_do_dia_local(par_fusos):
+    agora = "2026-12-01T01:00"  # 30/11, 22:00 em Brasília
+    par = par_fusos("America/Sao_Paulo", "America/Sao_Paulo", utc(agora))
+    _fim_30_de_novembro(par, "2026-12-30")
+    assert par.principal.local_today() == dt.date(2026, 11, 30)
+    assert par.principal.veredito("FIM-30") and par.principal.veredito("FIM-30-NOVA")
+
+    r = par.rodar("--sem-progresso", "--json", "--agora", agora, SYNC_FUSO_HORARIO="America/Sao_Paulo")
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    assert escritas_de_status(par.backup) == 0, "bloqueou no backup o que o principal ainda libera"
+    for chave in ("FIM-30", "FIM-30-B", "FIM-30-NOVA"):
+        assert par.principal.veredito(chave) and par.backup.veredito(chave), chave
+    assert not par.principal.veredito("FIM-29") and not par.backup.veredito("FIM-29")
+    assert not diferentes_no_oraculo(par)
+    assert r.json()["backups"][0]["paridade"]["ok"] is True
+    convergir(par, "--agora", agora, SYNC_FUSO_HORARIO="America/Sao_Paulo")
+
+
+def test_servidores_em_toquio_a_licenca_ja_venceu_e_o_backup_nega_tambem(par_fusos):
+    agora = "2026-11-30T16:00"  # já é 01/12, 01:00 em Tóquio
+    par = par_fusos("Asia/Tokyo", "Asia/Tokyo", utc(agora))
+    _fim_30_de_novembro(par, "2026-12-30")
+    assert par.principal.local_today() == dt.date(2026, 12, 1)
+    assert not par.principal.veredito("FIM-30") and par.backup.veredito("FIM-30-B")
+
+    r = par.rodar("--sem-progresso", "--json", "--agora", agora, SYNC_FUSO_HORARIO="Asia/Tokyo")
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    for chave in ("FIM-30", "FIM-30-B", "FIM-30-NOVA", "FIM-29"):
+        assert not par.principal.veredito(chave) and not par.backup.veredito(chave), chave
+    assert par.backup.devices()["FIM-30-B"]["status"] == "blocked"
+    assert not diferentes_no_oraculo(par)
+    convergir(par, "--agora", agora, SYNC_FUSO_HORARIO="Asia/Tokyo")
+
+
+def test_principal_em_brasilia_e_backup_em_utc_o_backup_nunca_nega_o_que_o_principal_libera(par_fusos):
+    agora = "2026-12-01T01:00"  # 30/11 no principal (Brasília), 01/12 no backup (UTC)
+    par = par_fusos("America/Sao_Paulo", "UTC", utc(agora))
+    _fim_30_de_novembro(par, "2026-11-30")
+    assert par.principal.veredito("FIM-30") and not par.backup.veredito("FIM-30")
+
+    r = par.rodar("--sem-progresso", "--json", "--agora", agora,
+                  PRINCIPAL_FUSO_HORARIO="America/Sao_Paulo", BACKUP_FUSO_HORARIO="UTC")
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    nega = sorted(k for k in par.principal.devices() if par.principal.veredito(k) and not par.backup.veredito(k))
+    assert nega == [], f"o backup nega o que o principal libera: {nega}"
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    for chave in ("FIM-30", "FIM-30-B", "FIM-30-NOVA"):
+        assert par.backup.veredito(chave), chave
+    assert not par.backup.veredito("FIM-29")
+    convergir(par, "--agora", agora, PRINCIPAL_FUSO_HORARIO="America/Sao_Paulo", BACKUP_FUSO_HORARIO="UTC")
