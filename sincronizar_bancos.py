@@ -649,6 +649,7 @@ class Config:
     mode: Mode = Mode.ONE_WAY
     conflict: ConflictPolicy = ConflictPolicy.REPORT
     mirror: bool = False
+    block_backup_only: bool = False  # --bloquear-so-no-backup: licença só no backup de origem desconhecida → bloqueada
     max_deletions: int | None = None
     force: bool = False
     restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
@@ -866,6 +867,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         mode=Mode.TWO_WAY if args.bidirecional else Mode.ONE_WAY,
         conflict=ConflictPolicy(args.conflito),
         mirror=bool(args.espelhar),
+        block_backup_only=bool(getattr(args, "bloquear_so_no_backup", False)),
         max_deletions=args.max_exclusoes,
         force=bool(args.forcar),
         restore_from=normalize_url(args.de) if args.de else None,
@@ -1597,19 +1599,6 @@ class ApiClient:
         self.listings[path] = resp.body["items"]  # cru, com ids locais (para achar o mesmo servidor duas vezes)
         return resp.body["items"]
 
-    def accepts_token(self, token: str) -> bool | None:
-        """O token de OUTRO servidor vale aqui? Tokens são locais a cada servidor: se vale, é o mesmo
-        servidor (ou a mesma aplicação e o mesmo banco). None: não deu para saber."""
-        try:
-            resp = self._send("GET", "/admin/users", token=token)
-        except ApiError:
-            return None
-        if resp.status == 401:
-            return False
-        if resp.status == 200 and isinstance(resp.body, dict) and isinstance(resp.body.get("items"), list):
-            return True
-        return None
-
 
 _WAITING_PAGE = re.compile(r"wak|start|iniciando|acordando|loading|carregando|aguarde|please wait|refresh|"
                            r"spinning|sleep|dormindo|booting|deploy", re.I)
@@ -1645,11 +1634,13 @@ def health_verdict(resp: Any) -> tuple[HealthVerdict, str]:
 
 def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list[list[str]]:
     """URLs cujas listagens cruas (usuários e licenças, com os ids locais e created_at de cada servidor)
-    são idênticas, em grupos de 2 ou mais, na ordem dada. Servidores diferentes, mesmo com os mesmos
-    dados sincronizados, têm ids e created_at diferentes; listagens idênticas indicam o mesmo servidor
-    (ou um banco copiado, ou dois servidores vazios: por isso check_distinct_servers confirma)."""
+    são idênticas e NÃO vazias, em grupos de 2 ou mais, na ordem dada. Servidores diferentes, mesmo com os
+    mesmos dados sincronizados, têm ids e created_at diferentes; listagens idênticas com registros indicam o
+    mesmo servidor (ou um banco copiado). Duas listagens vazias são iguais sem provar nada: ficam de fora."""
     groups: dict[str, list[str]] = {}
     for url, (users, devices) in listings.items():
+        if not users and not devices:
+            continue
         key = json.dumps([sorted(json.dumps(u, sort_keys=True, default=str) for u in users),
                           sorted(json.dumps(d, sort_keys=True, default=str) for d in devices)])
         groups.setdefault(key, []).append(url)
@@ -1658,24 +1649,29 @@ def same_server_groups(listings: dict[str, tuple[list[Any], list[Any]]]) -> list
 
 def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
     """Recusa (ConfigError, código 2) duas URLs configuradas que levam ao mesmo servidor, antes de
-    qualquer escrita. Chamar depois das listagens (ApiClient.listings) e antes de planejar.
+    qualquer escrita. Chamar depois das listagens (ApiClient.listings) e antes de planejar. Sem requisição extra.
 
-    Regra: listagens cruas idênticas (same_server_groups) e, para confirmar, o token do login de uma
-    URL aceito na outra (GET /admin/users com o token alheio: tokens são locais a cada servidor). Assim
-    dois servidores vazios de verdade, ou um backup feito por cópia do banco, não são confundidos, e o
-    mesmo servidor vazio duas vezes é pego. Só há requisição extra quando as listagens são idênticas."""
+    Regra: listagens cruas idênticas e não vazias, com os ids internos e o created_at de cada registro
+    (same_server_groups). O token não serve de prova: todos os servidores de um vendedor têm o mesmo
+    SHARED_SECRET, e o token de um vale nos outros; duas listagens vazias também não provam nada (dois
+    backups novos). Uma prova de que são dois servidores evita a recusa: o mesmo usuário entrou nas duas
+    URLs com senhas DIFERENTES (um servidor só tem uma senha por usuário) — o caso de um backup feito por
+    cópia do banco que ainda não mudou."""
     by_url = {c.server.url: c for c in clients
               if "/admin/users" in c.listings and "/admin/devices" in c.listings and c.token}
     listings = {url: (c.listings["/admin/users"], c.listings["/admin/devices"]) for url, c in by_url.items()}
     for group in same_server_groups(listings):
-        first = by_url[group[0]]
+        first = by_url[group[0]].server
         for url in group[1:]:
-            if by_url[url].accepts_token(first.token):
-                raise ConfigError(
-                    f"{first.server.label} e {by_url[url].server.label} são o MESMO servidor (mesmos dados, com "
-                    "os mesmos ids internos, e o login de um vale no outro). Um backup precisa ser outro "
-                    "servidor: corrija SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Nada foi gravado."
-                )
+            other = by_url[url].server
+            if first.username == other.username and first.password != other.password:
+                continue  # as duas senhas funcionaram: são dois servidores (banco copiado)
+            raise ConfigError(
+                f"{first.label} e {other.label} são o MESMO servidor (as mesmas licenças e usuários, com os "
+                "mesmos ids internos e datas de criação). Um backup precisa ser outro servidor: corrija "
+                "SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Se o backup foi feito copiando o banco do principal, troque "
+                "a senha do administrador no backup e configure-a em BACKUP_ADMIN_PASSWORD. Nada foi gravado."
+            )
 
 
 def _api_error(resp: Response) -> str | None:
@@ -2346,8 +2342,10 @@ class PlanOptions:
     only_missing: bool = False  # restaurar sem --forcar: só cria o que falta, não sobrescreve o destino
     protect_target: bool = True  # bloquear no destino o que a origem nega mas não pode copiar (não em restaurar)
     journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
+    block_backup_only: bool = False  # --bloquear-so-no-backup: licenças só no backup de origem desconhecida
 
 
+BACKUP_SALE, BACKUP_UNKNOWN = "venda", "desconhecida"  # PairState.backup_only
 OLDER_VERSIONS_KEPT = 3  # versões anteriores lembradas por lado (para reconhecer uma cópia antiga restaurada)
 
 
@@ -2395,12 +2393,19 @@ class PairState:
     # licenças apagadas dos dois lados: chave → (data da exclusão, versões que o backup teve); uma cópia
     # antiga restaurada no backup não as traz de volta para o principal
     deleted: dict[str, tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    # data (UTC) da execução que gravou este estado: separa uma venda feita no backup depois dela (o início
+    # da licença é carimbado pelo servidor) de uma sobra de licença que o principal apagou
+    synced_on: dt.date | None = None
+    # licenças liberadas só no backup já vistas (chave → "venda" ou "desconhecida"): na próxima execução
+    # continuam o que eram (uma sobra antiga não vira "venda nova" só porque o estado foi regravado)
+    backup_only: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class LossKind(str, enum.Enum):
     EMPTY = "vazio"
     HALF = "perdeu_metade"
     ROLLED_BACK = "versao_anterior"
+    SHRANK = "encolheu"  # licenças já sincronizadas sumiram do principal além do limite de exclusões
 
 
 @dataclasses.dataclass(frozen=True)
@@ -2437,8 +2442,12 @@ class Plan:
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
     backup_only_allowed: list[str] = dataclasses.field(default_factory=list)  # só no backup e liberadas lá
+    backup_sales: list[str] = dataclasses.field(default_factory=list)  # ... criadas lá depois da última sincronização
+    backup_unknown: list[str] = dataclasses.field(default_factory=list)  # ... sem como saber se venda ou reembolso
+    not_restored: list[str] = dataclasses.field(default_factory=list)  # restaurar: apagadas no principal, não recriadas
     expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
     first_sync: bool = True
+    clock: Clock | None = None  # as datas com que o plano foi feito (next_state usa a UTC; nada de relógio de parede)
 
     @property
     def actions(self) -> list[Action]:
@@ -2544,6 +2553,24 @@ def target_status(source: License, after: License, source_today: dt.date, target
     if not allows(after, target_today):
         return after.status
     return "blocked"
+
+
+def deny_on_target(key: str, current_status: str | None, allowed_there: bool | None, why: str,
+                   side: str = "backup", absence: bool = False) -> list[Action]:
+    """A regra única de "negar no destino por segurança": o destino libera (ou não dá para saber o veredito
+    dele, `allowed_there` None) algo que a origem nega ou não tem → uma cadeia com um bloqueio (reversível;
+    nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista vazia. Todo bloqueio de
+    segurança do planejador (e a releitura do principal) passa por aqui."""
+    if allowed_there is False or not path_safe(key):
+        return []
+    return [Action(BLOCK, key, why, changes=(("status", current_status, "blocked"),), side=side, absence=absence)]
+
+
+def sold_after(lic: License, since: dt.date | None, strict: bool = True) -> bool:
+    """A licença começou (o servidor carimba o início a cada criação ou upsert) depois de `since`?"""
+    if since is None or not isinstance(lic.start_date, dt.date):
+        return False
+    return lic.start_date > since if strict else lic.start_date >= since
 
 
 def _changes(before: License | None, after: License) -> tuple[tuple[str, Any, Any], ...]:
@@ -2751,6 +2778,19 @@ class _Planner:
         self.compared = 0
         self.journal = options.journal or {}
         self.rolled_back: set[str] = set()
+        self.sales: list[str] = []  # só no backup, liberadas: vendas feitas lá (mantidas liberadas)
+        self.unknown: list[str] = []  # só no backup, liberadas: venda ou reembolso? (mantidas; código 1)
+        self.not_restored: list[str] = []
+        self.denied: set[str] = set()
+
+    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False) -> bool:
+        """Bloqueia no destino (deny_on_target) o registro `lic` do backup, que libera (`allowed`; None = não
+        dá para saber). Devolve se bloqueou."""
+        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence)
+        if chain:
+            self.chains.append(chain)
+            self.denied.add(key)
+        return bool(chain)
 
     def differs(self, p: License | None, b: License | None) -> bool:
         """Veredito diferente entre o principal e o backup (cada um pela sua data local)?"""
@@ -2813,11 +2853,11 @@ class _Planner:
         winner = self.options.conflict
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
-            if allows(b, self.clock.backup) and not allows(p, self.clock.primary) and path_safe(key):
-                # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-                self.chains.append([Action(BLOCK, key, "conflito em aberto: bloqueada enquanto não for resolvido "
-                                           "(o principal nega)", changes=(("status", b.status, "blocked"),))])
-            elif self.differs(p, b):
+            # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
+            blocked = not allows(p, self.clock.primary) and self.deny(
+                key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
+                allows(b, self.clock.backup))
+            if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
         winner_side = Side.PRIMARY if winner == ConflictPolicy.PRIMARY else Side.BACKUP
@@ -2832,18 +2872,62 @@ class _Planner:
         if p is not None and b is not None and self.options.only_missing:
             self._settle(key, p, b)  # restaurar sem --forcar: o que já existe no destino fica como está
         elif p is not None:
+            if b is None and self.tombstoned(key):  # restaurar: apagada no principal depois de sincronizada
+                self.not_restored.append(key)
+                return
             self.sync(key, Side.PRIMARY, rewrite=key in self.backup.rejected)
+        elif not self.options.protect_target:  # restaurar: o que só o principal (o destino) tem fica como está
+            return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
         elif self.reappeared(key):
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif self.state is not None and (key in self.state.licenses or key in self.state.deleted) \
-                and allows(b, self.clock.backup):
-            # já foi sincronizada e sumiu do principal: bloqueia (reversível) para negar igual
-            self.chains.append([Action(BLOCK, key, "apagada no principal desde a última sincronização "
-                                       "(bloqueada para negar igual; --espelhar apagaria)",
-                                       changes=(("status", b.status, "blocked"),), absence=True)])
+        elif allows(b, self.clock.backup) and key not in self.denied:
+            self.backup_only(key, b)
+
+    def backup_only(self, key: str, b: License) -> None:
+        """Licença liberada no backup que o principal não tem (e portanto nega). Nunca passa em silêncio:
+        - já sincronizada (ou apagada dos dois lados) e intocada no backup desde então → o principal a
+          apagou (reembolso): bloqueada (reversível; só --espelhar apaga);
+        - começou no backup depois da última sincronização → venda feita lá enquanto o principal estava fora:
+          continua liberada (nunca se bloqueia uma venda) e o relatório diz como levá-la ao principal;
+        - o resto (estado perdido, URL escrita de outro jeito, mudada no backup) → não dá para saber: fica
+          como está e o par sai com 1, com os dois comandos (ou --bloquear-so-no-backup bloqueia)."""
+        state = self.state
+        seen = state.backup_only.get(key) if state else None
+        if seen is not None:  # já estava só no backup na última execução: continua o que era
+            if seen == BACKUP_SALE:
+                return self.sales.append(key)
+            if not self.deny_unknown(key, b):
+                self.unknown.append(key)
+            return None
+        base = state.licenses.get(key) if state else None
+        tomb = state.deleted.get(key) if state else None
+        since = dt.date.fromisoformat(tomb[0]) if tomb else (state.synced_on if state else None)
+        if (base is not None or tomb is not None) and not sold_after(b, since) and \
+                (base is None or not changed_since(b, base, "backup")):
+            self.deny(key, "apagada no principal desde a última sincronização (bloqueada para negar igual; "
+                           "--espelhar apagaria)", b, True, absence=True)
+        elif sold_after(b, since, strict=base is not None or tomb is not None):
+            self.sales.append(key)
+        elif not self.deny_unknown(key, b):
+            self.unknown.append(key)
+        return None
+
+    def deny_unknown(self, key: str, b: License) -> bool:
+        """--bloquear-so-no-backup: o vendedor confirma que as de origem desconhecida são reembolsos."""
+        return self.options.block_backup_only and self.deny(
+            key, "só no backup, de origem desconhecida (--bloquear-so-no-backup): bloqueada para negar igual ao "
+                 "principal", b, True, absence=True)
+
+    def tombstoned(self, key: str) -> bool:
+        """Restaurar (a origem é o backup): a licença foi apagada no principal depois de sincronizada — o
+        estado a lembra apagada dos dois lados ou ausente do principal — e não é recriada (--forcar recria)."""
+        if self.options.protect_target or self.options.force or self.state is None:
+            return False
+        entry = self.state.licenses.get(key)  # estado com os lados trocados: "backup" é o principal de verdade
+        return key in self.state.deleted or (entry is not None and entry.fp("backup") is None)
 
     def two_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
@@ -2880,25 +2964,18 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or not allows(b, self.clock.backup) or not path_safe(key):
+        if b is None or rejected_verdict(self.primary, key, self.clock.primary):
             return
-        if rejected_verdict(self.primary, key, self.clock.primary):
-            return
-        self.chains.append([Action(BLOCK, key, "registro do principal não sincronizável e negado lá (ou de "
-                                   "veredito desconhecido): bloqueada para não liberar mais que o principal",
-                                   changes=(("status", b.status, "blocked"),))])
+        self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
+                       "bloqueada para não liberar mais que o principal", b, allows(b, self.clock.backup))
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        p = self.primary.licenses.get(key)
-        if allows(p, self.clock.primary) or rejected_verdict(self.backup, key, self.clock.backup) is False \
-                or not path_safe(key):
+        if allows(self.primary.licenses.get(key), self.clock.primary):
             return
-        b = self.backup.rejected[key]
-        self.chains.append([Action(BLOCK, key, "registro ilegível no backup e negado no principal: bloqueado "
-                                   "para não liberar mais que o principal",
-                                   changes=(("status", b.status if b else None, "blocked"),))])
+        self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
+                       "o principal", self.backup.rejected[key], rejected_verdict(self.backup, key, self.clock.backup))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -2906,12 +2983,10 @@ class _Planner:
         for raw in sorted(self.primary.unreachable):
             key = raw.strip()
             b = self.backup.licenses.get(key)
-            if key in self.primary.licenses or key in self.primary.rejected or not allows(b, self.clock.backup):
+            if key in self.primary.licenses or key in self.primary.rejected or b is None:
                 continue
-            if path_safe(key):
-                self.chains.append([Action(BLOCK, key, f"o principal só tem {raw!r} (com espaços nas pontas, "
-                                           "inalcançável: nega); bloqueada para negar igual",
-                                           changes=(("status", b.status, "blocked"),))])
+            self.deny(key, f"o principal só tem {raw!r} (com espaços nas pontas, inalcançável: nega); bloqueada "
+                           "para negar igual", b, allows(b, self.clock.backup))
 
     def find_rolled_back(self) -> list[str]:
         """Registros do backup que voltaram atrás desde a última sincronização (sumiram enquanto o
@@ -3016,7 +3091,13 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     touched = {a.key for a in allowed + held}
     backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
     blocked_now = {chain[0].key for chain in planner.chains}
-    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back))
+    shrink_limit = None
+    if state is not None and not two_way and not options.mirror and options.protect_target:
+        # bloqueios por ausência contam como exclusões: a mesma trava do --espelhar (listagem cortada)
+        shrink_limit = options.max_deletions if options.max_deletions is not None else \
+            default_max_deletions(state.count_primary)
+    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back),
+                     primary_went_back(state, primary, backup), shrink_limit)
     if loss is not None:
         loss = dataclasses.replace(loss, **damage(loss.side, state, primary, backup, planner))
     halted = loss is not None and not forced_past(loss, options)
@@ -3024,7 +3105,8 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         user_actions, planner.chains, allowed, held = [], [], [], allowed + held
         planner.mismatches = list(planner.current)
     return Plan(
-        halted=halted, loss=loss,
+        halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
+        backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
         backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
@@ -3041,11 +3123,40 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
 ROLLBACK_MIN = 2  # registros que voltaram atrás no backup de uma vez: a partir daqui, "cópia antiga restaurada"
 
 
+def primary_went_back(state: PairState | None, primary: Snapshot, backup: Snapshot) -> tuple[list[str], list[str]]:
+    """O principal (no plano: a origem) desde a última sincronização: (voltaram, sumiram). Voltaram: registros
+    que voltaram a uma versão sincronizada ANTES da última, ou apagados dos dois lados que reapareceram com
+    dados que já tiveram. Sumiram: sincronizados, presentes no principal da última vez, ausentes agora e
+    ainda no backup. É o que uma cópia antiga restaurada (ou uma listagem cortada) faz."""
+    if state is None:
+        return [], []
+    outside = set(primary.rejected) | set(backup.rejected)
+    back, gone = [], []
+    for key, base in state.licenses.items():
+        if key in outside:
+            continue
+        lic = primary.licenses.get(key)
+        if lic is None:
+            if base.fp("principal") is not None and key in backup.licenses:
+                gone.append(key)
+        elif base.older_primary and moved_back(lic, None, base, "principal"):  # sem versões antigas: nada a comparar
+            back.append(key)
+    for key, (_when, versions) in state.deleted.items():
+        lic = primary.licenses.get(key)
+        if lic is not None and key not in outside and fingerprint(lic) in {v.split("|", 1)[0] for v in versions}:
+            back.append(key)
+    return sorted(back), sorted(gone)
+
+
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
-              rolled_back: list[str] = ()) -> DataLoss | None:
-    """A regra única de "um lado perdeu dados", usada em todos os modos. Um lado (a origem; no
-    bidirecional, qualquer um) que voltou vazio, perdeu mais da metade das licenças desde a última
-    sincronização ou (bidirecional, backup) voltou a uma cópia antiga não pode servir de modelo."""
+              rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
+              shrink_limit: int | None = None) -> DataLoss | None:
+    """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
+    backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
+    da metade das licenças desde a última sincronização, voltou a uma cópia antiga (`primary_back`: algum
+    registro numa versão anterior e, com os que sumiram, ROLLBACK_MIN ou mais; o backup no bidirecional:
+    `rolled_back`) ou encolheu além do limite de exclusões (`shrink_limit`: bloquear por ausência também é
+    excluir para o cliente) não pode servir de modelo."""
     sides = [(Side.PRIMARY, primary, backup, state.count_primary if state else 0)]
     if two_way:
         sides.append((Side.BACKUP, backup, primary, state.count_backup if state else 0))
@@ -3057,6 +3168,14 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
             return DataLoss(name, LossKind.EMPTY, now, before, other.license_count)
         if before and now < before / 2:
             return DataLoss(name, LossKind.HALF, now, before, other.license_count)
+    back, gone = primary_back
+    before_p = state.count_primary if state else 0
+    if back and len(back) + len(gone) >= ROLLBACK_MIN:
+        return DataLoss("principal", LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
+                        tuple(sorted(back + gone)))
+    if shrink_limit is not None and len(gone) > shrink_limit:
+        return DataLoss("principal", LossKind.SHRANK, primary.license_count, before_p, backup.license_count,
+                        tuple(gone))
     if len(rolled_back) >= ROLLBACK_MIN:
         return DataLoss(Side.BACKUP, LossKind.ROLLED_BACK, backup.license_count, state.count_backup if state else 0,
                         primary.license_count, tuple(rolled_back))
@@ -3083,6 +3202,31 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
     if not options.force:
         return False
     return loss.would_delete == 0 or (options.max_deletions is not None and options.max_deletions >= loss.would_delete)
+
+
+def replan_after_reread(plan: Plan, side: str, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
+                        chains: list[list[Action]], deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+    """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
+    "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
+    primeira leitura (`first`) sai e vira conflito (a próxima execução decide); se o principal passou a negar o
+    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Atualiza `plan` e
+    devolve as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem relê é o Run."""
+    changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
+               if key in fresh.rejected or fresh.licenses.get(key) != first.licenses.get(key)}
+    for key in sorted(changed):
+        now, copy = fresh.licenses.get(key), other.licenses.get(key)
+        p, b = (now, copy) if side == Side.PRIMARY else (copy, now)
+        plan.conflicts.append(Conflict(
+            key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
+            "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
+        if side != Side.PRIMARY or allows(now, clock.primary) or copy is None:
+            continue
+        block = deny_on_target(key, copy.status, allows(copy, clock.backup),
+                               "negada no principal durante esta execução: bloqueada para negar igual")
+        if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
+            plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
+            plan.license_chains.append(block)
+    return [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
 
 
@@ -3994,8 +4138,15 @@ def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
         if not (isinstance(item["em"], str) and isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
             raise ValueError(f"exclusão inválida {key!r}")
         deleted[key] = (dt.date.fromisoformat(item["em"]).isoformat(), tuple(versions))
+    synced_on = raw.get("sincronizado_em")
+    if synced_on is not None and not isinstance(synced_on, str):
+        raise ValueError("sincronizado_em")
+    backup_only = raw.get("so_no_backup") or {}
+    if not isinstance(backup_only, dict) or not all(v in (BACKUP_SALE, BACKUP_UNKNOWN) for v in backup_only.values()):
+        raise ValueError("so_no_backup")
     return PairState(primary_url, backup_url, int(raw["contagem"]["principal"]), int(raw["contagem"]["backup"]),
-                     set(users), licenses, deleted)
+                     set(users), licenses, deleted, dt.date.fromisoformat(synced_on) if synced_on else None,
+                     dict(backup_only))
 
 
 def _state_entry(key: str, entry: Any) -> StateEntry:
@@ -4017,6 +4168,8 @@ def save_state(data_dir: str, state: PairState) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     doc = {"versao": STATE_VERSION, "principal": state.primary_url, "backup": state.backup_url,
            "atualizado_em": now_iso(),
+           "sincronizado_em": state.synced_on.isoformat() if state.synced_on else None,
+           "so_no_backup": dict(sorted(state.backup_only.items())),
            "contagem": {"principal": state.count_primary, "backup": state.count_backup},
            "usuarios": sorted(state.users),
            "licencas": {key: [*state.licenses[key][:6], *map(list, state.licenses[key][6:])]
@@ -4083,9 +4236,11 @@ def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
 
 
 def next_state(plan: Plan, results: list[Result], old: PairState | None, primary: Snapshot, backup: Snapshot,
-               primary_url: str, backup_url: str) -> PairState:
+               primary_url: str, backup_url: str, today: dt.date | None = None) -> PairState:
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
-    conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo)."""
+    conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo).
+    `today`: a data UTC da execução (padrão: a do relógio do plano, que segue --agora/--hoje)."""
+    today = today or plan.clock.utc
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
     keep_old = failed | {c.key for c in plan.conflicts if c.open} | \
         {a.key for a in plan.held_deletions}
@@ -4105,13 +4260,16 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
         # não planejados agora (só no backup no modo unidirecional, inválidos, com falha, em conflito):
         # continuam lembrados enquanto existirem em algum lado
         if (key in keep_old or key not in licenses) and key in present and key not in deleted:
+            if key not in primary.licenses and key not in primary.rejected:
+                # o principal não a tem mais: lembrada como "apagada no principal" (o que sumir depois é que
+                # conta como sumiço; restaurar não a recria)
+                entry = entry._replace(fp_primary=None, status_primary=None, end_primary=None)
             licenses[key] = entry
     for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
         key = result.action.key
         if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
             licenses[key] = licenses[key]._replace(status_backup="blocked")
-    deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted,
-                               today=dt.datetime.now(dt.timezone.utc).date())
+    deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted, today=today)
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {Side.PRIMARY: 0, Side.BACKUP: 0}
     for action in done:
@@ -4125,7 +4283,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
         count_p = old.count_primary
     if old and Side.PRIMARY in held_sides:
         count_b = old.count_backup
-    return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both)
+    seen = {**{k: BACKUP_SALE for k in plan.backup_sales}, **{k: BACKUP_UNKNOWN for k in plan.backup_unknown}}
+    return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both, synced_on=today,
+                     backup_only=seen)
 
 
 TOMBSTONE_DAYS = 60  # por quanto tempo uma licença apagada dos dois lados é lembrada
@@ -4162,7 +4322,8 @@ def swap_state(state: PairState) -> PairState:
     """A orientação do estado: ele é salvo pelos servidores reais (principal, backup) e o plano de restaurar
     tem os lados trocados (origem = backup); converte de uma orientação para a outra (é a sua inversa)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
-                     {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted))
+                     {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted),
+                     state.synced_on, dict(state.backup_only))
 
 
 
@@ -4375,18 +4536,33 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
         return (ExitCode.FAILURES, PairStatus.FAILURES) if behind else (ExitCode.OK, PairStatus.OK)
     in_conflict = {c.key for c in outcome.open_conflicts}
     parity_problem = outcome.parity is None or outcome.parity.ignored or set(outcome.parity.different) - in_conflict
-    if outcome.failures or outcome.leftover or outcome.warnings or parity_problem or plan.skipped_users:
+    if outcome.failures or outcome.leftover or outcome.warnings or parity_problem or plan.skipped_users \
+            or plan.backup_sales or plan.backup_unknown:  # liberada só no backup: nunca sai com 0
         return ExitCode.FAILURES, PairStatus.FAILURES
     if outcome.open_conflicts:
         return ExitCode.FAILURES, PairStatus.CONFLICTS
     return ExitCode.OK, PairStatus.OK
 
 
-def refill_command(d: Direction, lost: Role) -> str:
-    """O comando que recompleta o servidor que perdeu dados a partir do outro."""
+def refill_command(d: Direction, lost: Role, overwrite: bool = False) -> str:
+    """O comando que recompleta o servidor que perdeu dados a partir do outro (para o principal: restaurar a
+    partir do backup, que recria o que falta com o status do backup; `overwrite`: também reverte os registros
+    que voltaram a uma versão antiga, com --forcar)."""
     if lost == Role.BACKUP:
         return f"python sincronizar_bancos.py --backup {d.backup.url}"
-    return f"python sincronizar_bancos.py restaurar --de {d.backup.url}"
+    return f"python sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
+
+
+def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
+    """O principal voltou a uma cópia antiga: só restaurar com --forcar devolve a ele as versões novas."""
+    return loss.kind == LossKind.ROLLED_BACK and d.role_of(loss.side) == Role.PRIMARY
+
+
+def backup_only_commands(d: Direction) -> tuple[str, str]:
+    """Os dois comandos para licenças liberadas só no backup: levar ao principal (venda) ou bloquear no
+    backup (reembolso; reversível)."""
+    return (f"python sincronizar_bancos.py restaurar --de {d.backup.url}",
+            f"python sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
 
 
 def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
@@ -4402,6 +4578,10 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
         LossKind.ROLLED_BACK: f"o {lost.upper()} ({url}) voltou atrás em {plural(len(loss.keys), 'registro')} desde "
                               f"a última sincronização ({sample(list(loss.keys), 5)}): parece uma cópia antiga "
                               "restaurada",
+        LossKind.SHRANK: f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')}"
+                         f" do {lost.upper()} ({url}) de uma vez ({sample(list(loss.keys), 5)}), acima do limite de "
+                         "exclusões (--max-exclusoes): listagem cortada (proxy, página parcial) ou cópia antiga? "
+                         "Bloqueá-las no backup negaria licenças que talvez o principal ainda libere",
     }[loss.kind]
     if not halted:
         return f"--forcar: seguindo apesar de: {what}."
@@ -4417,7 +4597,7 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
         forced += (f"; isso só é aceito com --forcar --max-exclusoes {loss.would_delete} (ou mais)."
                    if loss.would_delete else ".")
     return (f"NADA foi gravado neste par: {what}. Para recompletar o {lost} a partir do {good}, rode: "
-            f"{refill_command(d, lost)}.{forced}")
+            f"{refill_command(d, lost, restore_overwrites(loss, d))}.{forced}")
 
 
 def safety_text(outcome: "PairOutcome") -> str | None:
@@ -4503,10 +4683,13 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
             "lado": d.role_of(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
             "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
             "sobrescreveria": plan.loss.would_overwrite,
-            "comando": refill_command(d, d.role_of(plan.loss.side))},
+            "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d))},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
-                         "licencas_liberadas": plan.backup_only_allowed},
+                         "licencas_liberadas": plan.backup_only_allowed, "vendas_no_backup": plan.backup_sales,
+                         "origem_desconhecida": plan.backup_unknown},
+        "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"), backup_only_commands(d))),
+        "nao_restauradas": plan.not_restored,
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
         "paridade": _parity_json(outcome.parity),
@@ -4727,12 +4910,26 @@ class TextReport:
             rep.say(f"   ℹ️  Só no backup (mantidos, nada apagado): {plural(len(plan.backup_only_users), 'usuário')}, "
                     f"{plural(len(plan.backup_only_licenses), 'licença')}: "
                     + sample(plan.backup_only_users + plan.backup_only_licenses))
-        if plan.backup_only_allowed:
-            one = len(plan.backup_only_allowed) == 1
-            rep.say(f"   ⚠️  {plural(len(plan.backup_only_allowed), 'licença')} só no backup "
-                    f"{'está LIBERADA' if one else 'estão LIBERADAS'} lá (o principal "
-                    f"não {'a' if one else 'as'} conhece e negaria): " + sample(plan.backup_only_allowed)
+        bring, block = backup_only_commands(outcome.direction)
+        if plan.backup_sales:
+            rep.say(f"   ⚠️  {plural(len(plan.backup_sales), 'venda feita', 'vendas feitas')} no BACKUP depois da "
+                    "última sincronização (o principal não as tem e negaria; continuam LIBERADAS no backup): "
+                    + sample(plan.backup_sales) + f". Leve-as ao principal: {bring} (ou use --bidirecional).")
+        if plan.backup_unknown:
+            rep.say(f"   ⚠️  {plural(len(plan.backup_unknown), 'licença')} LIBERADA(S) só no backup, sem como saber "
+                    "se é venda feita lá ou licença apagada no principal (estado salvo ausente ou de outra URL): "
+                    + sample(plan.backup_unknown) + f". Se são vendas: {bring}. Se foram apagadas no principal "
+                    f"(reembolso): {block} (bloqueio reversível; --espelhar apagaria).")
+        other_allowed = sorted(set(plan.backup_only_allowed) - set(plan.backup_sales) - set(plan.backup_unknown))
+        if other_allowed and not outcome.direction.restore:
+            rep.say(f"   ⚠️  {plural(len(other_allowed), 'licença')} só no backup "
+                    f"{'está LIBERADA' if len(other_allowed) == 1 else 'estão LIBERADAS'} lá (o principal "
+                    f"não {'a' if len(other_allowed) == 1 else 'as'} conhece e negaria): " + sample(other_allowed)
                     + ". Bloqueie ou apague no backup, ou cadastre no principal (--espelhar apaga).")
+        if plan.not_restored:
+            rep.say(f"   ℹ️  {plural(len(plan.not_restored), 'licença')} apagada(s) no principal depois de "
+                    "sincronizada(s) não foi(ram) recriada(s): " + sample(plan.not_restored)
+                    + " (--forcar recria).")
         self.conflicts(plan)
         if plan.held_deletions:
             rep.say(f"   🛑 {plural(len(plan.held_deletions), 'exclusão retida', 'exclusões retidas')}: "
@@ -5086,11 +5283,19 @@ class Run:
                 self.rep.warn(f"   ⚠️  {message}")
             return None
 
-    def clock_for(self, direction: Direction) -> Clock:
+    def instant(self) -> dt.datetime:
+        """Agora: o relógio de parede, ou o --agora mais o tempo que esta execução já levou (assim uma execução
+        que atravessa a meia-noite também a atravessa com --agora)."""
+        if self.config.now:
+            return self.now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+        return dt.datetime.now(dt.timezone.utc)
+
+    def clock_for(self, direction: Direction, moment: dt.datetime | None = None) -> Clock:
         if self.config.today:
             return Clock.of(self.config.today)
-        return Clock(self.now.date(), local_date(self.now, direction.source.time_zone),
-                     local_date(self.now, direction.target.time_zone))
+        moment = moment or self.now
+        return Clock(moment.date(), local_date(moment, direction.source.time_zone),
+                     local_date(moment, direction.target.time_zone))
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -5214,7 +5419,8 @@ class Run:
         return PlanOptions(mode=Mode.TWO_WAY if cfg.mode == Mode.TWO_WAY else Mode.ONE_WAY,
                            conflict=cfg.conflict, mirror=cfg.mirror, max_deletions=cfg.max_deletions,
                            force=cfg.force, only_missing=direction.restore and not cfg.force,
-                           protect_target=not direction.restore, role_of=direction.role_of)
+                           protect_target=not direction.restore, block_backup_only=cfg.block_backup_only,
+                           role_of=direction.role_of)
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
         cfg, d = self.config, outcome.direction
@@ -5236,8 +5442,9 @@ class Run:
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
             source, target, limits = self.learn_limits(d, source, target, outcome.clock)
-        with collector_paused():  # restaurar planeja sem estado (só cria o que falta no principal)
-            plan = plan_pair(source, target, outcome.clock, None if d.restore else state, options)
+        with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
+            plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
+                             options)
         plan.divergences = limits + plan.divergences
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
@@ -5248,14 +5455,64 @@ class Run:
         if cfg.simulate or plan.halted:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
                 outcome.parity = plan.parity_predicted()
+            elif cfg.check and not plan.halted:
+                self.judge_at_final_instant(outcome, state, options)
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
             with STOP.shielded():
-                self.save_pair_files(outcome, state, source, target, [])
-            return
-        outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
-        if not STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
+                new_state = self.save_pair_files(outcome, state, source, target, [])
+        else:
+            outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
+            if STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
+                return
             self.read_back(outcome, new_state, options)
+        if not STOP.requested:
+            self.judge_at_final_instant(outcome, new_state, options)
+
+    def judge_at_final_instant(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions) -> None:
+        """A paridade vale no instante da leitura final: se a data local de algum lado mudou durante a execução
+        (meia-noite), relê os dois lados e replaneja na data nova antes de relatar. Licenças que venceram à
+        meia-noite no principal e seguem liberadas no backup são bloqueadas (uma rodada a mais); no verificar,
+        a comparação passa a ser a da data nova."""
+        cfg, d = self.config, outcome.direction
+        later = self.clock_for(d, self.instant())
+        if later == outcome.clock:
+            return
+        self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
+                     f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo na data nova")
+        fresh = {}
+        for server in (d.source, d.target):
+            try:
+                fresh[server.url] = fetch_snapshot(self.clients[server.url])
+            except Exception as exc:  # noqa: BLE001 - sem a releitura, a paridade não está conferida
+                outcome.parity = None
+                outcome.warnings.append(f"a data mudou durante a execução e não foi possível reler {server.url} "
+                                        f"para conferir na data nova: {_error_text(exc)}")
+                return
+            self.snapshots[server.url] = fresh[server.url]
+        source, target = fresh[d.source.url], fresh[d.target.url]
+        check = dataclasses.replace(options, journal=None)
+        limits: list[Divergence] = []
+        if not d.restore:
+            source, target, limits = self.learn_limits(d, source, target, later)
+        with collector_paused():
+            again = plan_pair(source, target, later, swap_state(state) if d.restore and state else state, check)
+        again.divergences = limits + again.divergences
+        if cfg.check:  # verificar: tudo passa a ser o que se vê na data nova
+            outcome.plan, outcome.clock = again, later
+            outcome.parity = outcome.parity_before = again.parity_now()
+            return
+        round2 = PairOutcome(d, started=outcome.started, clock=later, plan=again)
+        if again.actions and not again.halted:
+            round2.results, new_state = self.execute_and_record(round2, state, source, target)
+            self.read_back(round2, new_state, options)
+        else:
+            round2.parity = again.parity_now()
+        outcome.clock, outcome.parity, outcome.reread = later, round2.parity, True
+        outcome.results = (outcome.results or []) + (round2.results or [])
+        outcome.leftover, outcome.divergences = round2.leftover, round2.divergences
+        outcome.warnings += round2.warnings
+        outcome.plan.conflicts += [c for c in again.conflicts if c.key not in {x.key for x in outcome.plan.conflicts}]
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot,
                      clock: Clock) -> tuple[Snapshot, Snapshot, list[Divergence]]:
@@ -5342,7 +5599,7 @@ class Run:
         """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
         toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
-        sobra só o intervalo entre esta releitura e a escrita."""
+        sobra só o intervalo entre esta releitura e a escrita. Quem decide é o planejador (replan_after_reread)."""
         d, plan = outcome.direction, outcome.plan
         server = d.server(side)
         first = self.snapshots[server.url]
@@ -5351,25 +5608,10 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - sem conferir, nada é escrito no principal
             outcome.warnings.append(f"nada foi escrito no principal: não foi possível relê-lo antes ({_error_text(exc)})")
             return [], []
-        changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
-                   if key in rejected or fresh.get(key) != first.licenses.get(key)}
         other = self.snapshots[d.server(side.other).url]
         self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
-        for key in sorted(changed):
-            p, b = (fresh.get(key), other.licenses.get(key)) if side == Side.PRIMARY else \
-                (other.licenses.get(key), fresh.get(key))
-            plan.conflicts.append(Conflict(
-                key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
-                "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-            backup_copy = other.licenses.get(key)
-            if side == Side.PRIMARY and allows(backup_copy, outcome.clock.backup) \
-                    and not allows(fresh.get(key), outcome.clock.primary) and path_safe(key):
-                # o backup não fica liberando o que o principal acabou de negar (aplicado na vez do backup)
-                plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
-                plan.license_chains.append([Action(BLOCK, key, "negada no principal durante esta execução: "
-                                                   "bloqueada para negar igual",
-                                                   changes=(("status", backup_copy.status, "blocked"),))])
-        return ([c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed])
+        return replan_after_reread(plan, side, first, self.snapshots[server.url], other, outcome.clock,
+                                   chains, deletions)
 
     def audit(self, url: str, result: Result) -> None:
         if self.history:
@@ -5398,7 +5640,8 @@ class Run:
             fresh[Side.PRIMARY], fresh[Side.BACKUP], limits = self.learn_limits(d, fresh[Side.PRIMARY],
                                                                                 fresh[Side.BACKUP], outcome.clock)
         with collector_paused():
-            again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock, new_state, check)
+            again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock,
+                              swap_state(new_state) if d.restore and new_state else new_state, check)
         outcome.reread = True
         outcome.parity = again.parity_now()
         outcome.divergences = limits + again.divergences
@@ -6307,14 +6550,16 @@ def seed_demo(primary, backup, today: dt.date) -> None:
                            email=None, address="Rua das Flores, 10 - São Paulo", created_by=creator,
                            status=status, end_date=end)
     # No backup: a renovada (DEMO-0004) está vencida, a DEMO-0005 tem endereço antigo,
-    # a DEMO-0007 já está igual e a DEMO-0099 só existe lá.
+    # a DEMO-0007 já está igual e a DEMO-0099 só existe lá (bloqueada: liberada só no backup, a execução
+    # sairia com 1 até o vendedor dizer se é venda ou reembolso).
     backup.add_device("DEMO-0004", license_type="anual", owner_name="Oficina São João", cpf="123.456.789-09",
                       address="Rua das Flores, 10 - São Paulo", created_by="joao.revenda", end_date=past)
     backup.add_device("DEMO-0005", license_type="vitalicia", owner_name="Ótica Visão Clara", cpf="123.456.789-09",
                       address="Av. Antiga, 1", created_by="admin")
     backup.add_device("DEMO-0007", license_type="anual", owner_name="Farmácia Saúde & Cia", cpf="123.456.789-09",
                       address="Rua das Flores, 10 - São Paulo", created_by="conceicao")
-    backup.add_device("DEMO-0099", license_type="mensal", owner_name="Loja Só no Backup", created_by="admin")
+    backup.add_device("DEMO-0099", license_type="mensal", owner_name="Loja Só no Backup", created_by="admin",
+                      status="blocked")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -6457,6 +6702,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(relatar: não mexe em nenhum e sai com 1)")
     parser.add_argument("--espelhar", action="store_true",
                         help="unidirecional: apaga no backup as licenças que não existem no principal")
+    parser.add_argument("--bloquear-so-no-backup", action="store_true",
+                        help="unidirecional: bloqueia no backup (reversível) as licenças liberadas que só existem lá "
+                             "e que o estado salvo não diz se são vendas ou licenças apagadas no principal")
     parser.add_argument("--max-exclusoes", type=number_type(integer=True, minimum=0), metavar="N",
                         help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
     parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")

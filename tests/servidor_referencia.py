@@ -41,6 +41,16 @@ TLS (https), como todo servidor real:
 - `conexoes_tls_recusadas()`: quantos apertos de mão TLS falharam (certificado recusado pelo
   cliente, http puro na porta https); as requisições HTTP continuam em `request_counts()`.
 
+Listagem cortada (proxy ou página parcial na frente do app):
+- `cortar_listagem(maximo, vezes=None)`: GET /admin/devices responde 200 com o JSON da API, mas só com
+  os `maximo` primeiros itens (os mais novos) — nada indica que faltam licenças. `vezes`: quantas
+  listagens saem cortadas (None = todas); `cortar_listagem(None)` desfaz. Os dados não mudam: o
+  veredito (`veredito`) continua o de todas as licenças gravadas.
+
+Segredo compartilhado (todos os servidores de um vendedor têm o mesmo SHARED_SECRET):
+- `compartilhar_segredo(segredo)`: um token de administrador emitido por qualquer servidor com o mesmo
+  `segredo` vale neste (e vice-versa), como nos servidores reais. Devolve o próprio servidor.
+
 Uso como programa:
     python tests/servidor_referencia.py --porta 8001 [--hoje 2026-12-01]
         [--fuso America/Sao_Paulo] [--servidores https://a.example,https://b.example]
@@ -1523,6 +1533,7 @@ class ServidorReferencia:
             self._stats.finish(entry, 500)
             return handler.send_raw(500, json_bytes(refused), JSON_TYPE)
         status, payload = self._run_app(match, handler.headers, raw_body)
+        payload = self._cut_listing(handler.command, match.template, status, payload)
         self._write_faults.after(match, status, self._app)  # token revogado depois de N escritas
         self._route_extras("after", *where)
         if self._stop_event.is_set():
@@ -1836,6 +1847,51 @@ class Pausa:
 
     def liberar(self) -> None:
         self.solta.set()
+
+    # --- listagem cortada (proxy ou página parcial) ---
+
+    def cortar_listagem(self, maximo: Optional[int], vezes: Optional[int] = None) -> None:
+        """GET /admin/devices devolve só os `maximo` primeiros itens, `vezes` vezes (None = sempre);
+        maximo None desfaz. A resposta continua o JSON da API, 200: nada indica o corte."""
+        if maximo is not None and int(maximo) < 0:
+            raise ValueError(f"maximo deve ser >= 0 ou None: {maximo!r}")
+        if vezes is not None and int(vezes) < 1:
+            raise ValueError(f"vezes deve ser >= 1 ou None: {vezes!r}")
+        self._cut = None if maximo is None else [int(maximo), None if vezes is None else int(vezes)]
+
+    def _cut_listing(self, method: str, template: str, status: int, payload: Any) -> Any:
+        cut = getattr(self, "_cut", None)
+        if cut is None or method != "GET" or template != "/admin/devices" or status != 200:
+            return payload
+        if cut[1] is not None:
+            cut[1] -= 1
+            if cut[1] <= 0:
+                self._cut = None
+        return {**payload, "items": payload["items"][:cut[0]]}
+
+    # --- segredo compartilhado (SHARED_SECRET): tokens aceitos entre servidores ---
+
+    _shared_tokens: dict = {}  # segredo → {token: Session}, comum a todas as instâncias do processo
+
+    def compartilhar_segredo(self, segredo: str) -> "ServidorReferencia":
+        """Tokens emitidos por servidores com o mesmo `segredo` passam a valer aqui (e os daqui, lá)."""
+        app, tokens = self._app, ServidorReferencia._shared_tokens.setdefault(segredo, {})
+        issue, session_from = app._issue_token, app._session_from
+
+        def issue_shared(username: str, role: str) -> str:
+            token = issue(username, role)
+            tokens[token] = Session(username, role)
+            return token
+
+        def session_shared(headers) -> Optional[Session]:
+            found = session_from(headers)
+            header = headers.get("Authorization") or ""
+            if found is None and header.startswith("Bearer "):
+                found = tokens.get(header[len("Bearer "):].strip())
+            return found
+
+        app._issue_token, app._session_from = issue_shared, session_shared
+        return self
 
 
 @dataclass(frozen=True)

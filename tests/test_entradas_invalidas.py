@@ -359,7 +359,8 @@ def test_entrada_invalida(par, tmp_path, caso: Caso):
     semear_licencas(par.principal, 12)
     semear_usuarios(par.principal, ["ana", "bia"])
     semear_usuarios(par.backup, ["ana"])
-    par.backup.add_device("SO-BACKUP-1", owner_name="Só no backup", license_type="mensal")
+    # só no backup e negada lá (liberada, a execução sairia com 1: venda ou reembolso?)
+    par.backup.add_device("SO-BACKUP-1", owner_name="Só no backup", license_type="mensal", status="blocked")
     par.so_no_backup = {k: dict(v) for k, v in par.backup.devices().items()}
     args, extra = caso.preparar(par, tmp_path)
 

@@ -136,7 +136,8 @@ def test_grupo_de_ids_iguais_para_o_mysql_leva_o_veredito_mais_restrito_e_nao_e_
 def test_backup_sqlite_com_ids_de_maiusculas_diferentes_guarda_os_dois(par):
     par.principal.add_device("ABC", owner_name="Maiúsculo", status="blocked")
     par.principal.add_device("abc", owner_name="Minúsculo")
-    par.backup.add_device("OUTRA", owner_name="Já existia no backup")  # listagem com datas ISO: não é MySQL
+    # listagem com datas ISO: não é MySQL (negada lá: liberada só no backup, a execução sairia com 1)
+    par.backup.add_device("OUTRA", owner_name="Já existia no backup", status="blocked")
     r, _ = rodar(par)
     assert r.codigo == 0 and {"ABC", "abc"} <= set(par.backup.devices())
     assert par.backup.veredito("abc") is True and par.backup.veredito("ABC") is False

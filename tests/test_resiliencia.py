@@ -39,7 +39,8 @@ def _cenario_com_historia(par, quantidade=60):
     par.backup.add_device(chaves[5], end_date="2020-01-01", license_type="anual")  # vencida no backup
     par.backup.add_device("SO-BACKUP-1", owner_name="Loja Só no Backup", license_type="mensal",
                           status="blocked", created_by="zeca")
-    par.backup.add_device("SO-BACKUP-2", owner_name=None, license_type="vitalicia")
+    # negada lá: liberada só no backup, a execução sairia com 1 (venda ou reembolso?)
+    par.backup.add_device("SO-BACKUP-2", owner_name=None, license_type="vitalicia", status="pending")
     so_no_backup = {k: v for k, v in licencas_cruas(par.backup).items() if k.startswith("SO-")}
     return chaves, so_no_backup
 
@@ -265,7 +266,7 @@ def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par, rodadas)
     rng = random.Random(f"{semente}-{rodadas.start}")
     chaves = semear_licencas(par.principal, 400, rng=random.Random(semente))
     # (o backup que volta VAZIO, com usuários e tudo, é o teste_backup_que_voltou_vazio_...)
-    so_no_backup_spec = [("SO-BACKUP-1", "mensal", "blocked"), ("SO-BACKUP-2", "vitalicia", "active")]
+    so_no_backup_spec = [("SO-BACKUP-1", "mensal", "blocked"), ("SO-BACKUP-2", "vitalicia", "pending")]
 
     for chave, tipo, status in so_no_backup_spec:
         par.backup.add_device(chave, license_type=tipo, status=status, owner_name="Só no backup")

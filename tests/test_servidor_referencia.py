@@ -1365,3 +1365,35 @@ def test_tls_fala_so_https_e_conta_os_apertos_de_mao_recusados(tmp_path):
             requests.get(srv.url.replace("https://", "http://") + "/health", timeout=TIMEOUT)
         assert srv.conexoes_tls_recusadas() == 2
         assert srv.counts[("POST", "/admin/login")] == 1 and srv.counts[("GET", "/health")] == 0
+
+
+# ---------------------------------------------------------------------------
+# Listagem cortada e segredo compartilhado
+# ---------------------------------------------------------------------------
+
+def test_cortar_listagem_devolve_so_os_primeiros_sem_mudar_os_dados(srv, admin):
+    for i in range(5):
+        create_device(admin, device_id=f"C{i}", license_type="anual")
+    srv.cortar_listagem(2, vezes=1)
+    cortada = admin.get("/admin/devices")
+    assert cortada.status_code == 200 and [d["device_id"] for d in cortada.json()["items"]] == ["C4", "C3"]
+    assert len(admin.get("/admin/devices").json()["items"]) == 5  # vezes=1: a seguinte vem inteira
+    srv.cortar_listagem(0)
+    assert admin.get("/admin/devices").json()["items"] == [] and len(srv.devices()) == 5
+    assert srv.veredito("C0")
+    srv.cortar_listagem(None)
+    assert len(admin.get("/admin/devices").json()["items"]) == 5
+
+
+def test_compartilhar_segredo_faz_o_token_de_um_valer_no_outro():
+    with ServidorReferencia(today=TODAY) as a, ServidorReferencia(today=TODAY) as b, \
+            ServidorReferencia(today=TODAY) as c:
+        token_a = login(a)
+        assert Client(b, token_a).get("/admin/users").status_code == 401  # sem segredo comum
+        a.compartilhar_segredo("s1")
+        b.compartilhar_segredo("s1")
+        c.compartilhar_segredo("outro")
+        token_a = login(a)
+        assert Client(b, token_a).get("/admin/users").status_code == 200
+        assert Client(a, login(b)).get("/admin/devices").status_code == 200
+        assert Client(c, token_a).get("/admin/users").status_code == 401

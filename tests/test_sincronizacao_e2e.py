@@ -139,7 +139,8 @@ def semear_completo(par_ou_principal, backup=None) -> dict:
     backup.add_device("L-DESBLOQ", license_type="anual", owner_name="Desbloquear", created_by="sergio",
                       status="blocked", start_date=ha_30_dias, end_date=futuro, **comum)
     # só no backup
-    backup.add_device("L-SO-BACKUP", license_type="mensal", owner_name="Só no Backup", created_by="admin")
+    backup.add_device("L-SO-BACKUP", license_type="mensal", owner_name="Só no Backup", created_by="admin",
+                      status="blocked")  # negada lá como no principal (liberada, sairia com 1)
 
     return {
         "hoje": hoje,
@@ -541,7 +542,7 @@ def test_registros_so_no_backup_sao_mantidos_e_reportados(par):
     par.backup.add_user("revenda.local", "senha-local-123", email="local@exemplo.com")
     antes = {k: sem_id(v) for k, v in par.backup.devices().items()}
     r = par.rodar("--json")
-    assert r.codigo == 0, r.stderr
+    assert r.codigo == 1, r.stderr  # SO-BACKUP-2 liberada só no backup: nunca sai com 0
     depois = par.backup.devices()
     assert {k: sem_id(depois[k]) for k in antes} == antes
     assert "revenda.local" in par.backup.users()
@@ -549,7 +550,8 @@ def test_registros_so_no_backup_sao_mantidos_e_reportados(par):
     assert so_escritas(par.backup.counts) == {UPSERT: 1}
     pair = r.json()["backups"][0]
     assert pair["so_no_backup"] == {"usuarios": ["revenda.local"], "licencas": ["SO-BACKUP-1", "SO-BACKUP-2"],
-                                    "licencas_liberadas": ["SO-BACKUP-2"]}  # a outra está bloqueada lá
+                                    "licencas_liberadas": ["SO-BACKUP-2"],  # a outra está bloqueada lá
+                                    "vendas_no_backup": [], "origem_desconhecida": ["SO-BACKUP-2"]}
     humano = par.rodar()
     assert "Só no backup" in humano.stdout
     assert "SO-BACKUP-1" in humano.stdout and "revenda.local" in humano.stdout
@@ -958,7 +960,7 @@ def test_licenca_apagada_no_principal_e_bloqueada_no_backup_e_nunca_sincronizada
     par.principal.remove_device("X-1")
     par.backup.add_device("SO-NO-BACKUP", owner_name="Cadastrada só no backup")
     r = par.rodar("--json")
-    assert r.codigo == 0
+    assert r.codigo == 1  # liberada só no backup (venda feita lá?) nunca sai com 0
     pair = r.json()["backups"][0]
     assert par.backup.devices()["X-1"]["status"] == "blocked"  # apagada no principal: nega igual
     assert par.backup.devices()["SO-NO-BACKUP"]["status"] == "active"  # nunca sincronizada: deixada como está

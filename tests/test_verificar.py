@@ -13,7 +13,7 @@ def test_verificar_conta_licenca_liberada_so_no_backup_como_diferenca(par):
     assert r.codigo == 1, r.stdout[-3000:]
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
     assert "SO-B" in r.stdout and "LIBERADA" in r.stdout
-    assert "Bloqueie ou apague no backup, ou cadastre no principal" in r.stdout  # como resolver
+    assert "restaurar --de" in r.stdout and "--bloquear-so-no-backup" in r.stdout  # os dois caminhos
     assert "Sincronizando" not in r.stdout  # verificar não sincroniza
     assert "1 usuário encontrado" in r.stdout and "1 licença encontrada" in r.stdout
     # sem a licença só do backup, verificar sai com 0

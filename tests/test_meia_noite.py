@@ -1,0 +1,59 @@
+"""A leitura final julga no seu próprio instante: uma execução que atravessa a meia-noite local dos
+servidores relê os dois lados e replaneja na data nova antes de relatar a paridade (licenças que venceram
+à meia-noite no principal não ficam liberadas no backup com "paridade conferida")."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from apoio_resiliencia import saida, sem_traceback
+
+DIA = dt.date(2026, 12, 3)
+QUASE_MEIA_NOITE = dt.datetime(2026, 12, 3, 23, 59, 59, 500000, tzinfo=dt.UTC)
+DEPOIS = dt.datetime(2026, 12, 4, 0, 0, 30, tzinfo=dt.UTC)
+
+
+def test_execucao_que_atravessa_a_meia_noite_confere_na_data_nova(par):
+    for srv in (par.principal, par.backup):
+        srv.set_now(QUASE_MEIA_NOITE)
+    # vence hoje no principal (ainda vale até 23:59:59); no backup o período foi reiniciado (datas não copiáveis)
+    par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
+    par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
+                          end_date=DIA + dt.timedelta(days=17))
+    par.principal.add_device("OUTRA", owner_name="Bia")
+    par.backup.add_device("OUTRA", owner_name="Bia")
+    par.backup.delay("GET", "/admin/devices", 1.2)  # a leitura do backup leva a execução além da meia-noite
+    r = par.rodar("--sem-progresso", "--agora", QUASE_MEIA_NOITE.isoformat())
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert "A data mudou durante a execução" in r.stdout
+    for srv in (par.principal, par.backup):
+        srv.set_now(DEPOIS)
+    assert not par.principal.veredito("VENCE-HOJE") and not par.backup.veredito("VENCE-HOJE")
+    assert par.backup.veredito("OUTRA")
+
+
+def test_execucao_que_nao_atravessa_a_meia_noite_nao_rele(par):
+    for srv in (par.principal, par.backup):
+        srv.set_now(QUASE_MEIA_NOITE)
+    par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
+    par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
+                          end_date=DIA + dt.timedelta(days=17))
+    r = par.rodar("--sem-progresso", "--agora", "2026-12-03T12:00:00+00:00")
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert "A data mudou" not in r.stdout
+    assert par.backup.counts[("GET", "/admin/devices")] == 1 and par.backup.write_count() == 0
+
+
+def test_verificar_que_atravessa_a_meia_noite_compara_na_data_nova(par):
+    for srv in (par.principal, par.backup):
+        srv.set_now(QUASE_MEIA_NOITE)
+    par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
+    par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
+                          end_date=DIA + dt.timedelta(days=17))
+    par.backup.delay("GET", "/admin/devices", 1.2)
+    r = par.rodar("verificar", "--sem-progresso", "--agora", QUASE_MEIA_NOITE.isoformat())
+    sem_traceback(r)
+    assert r.codigo == 1, saida(r)[-3000:]  # na data nova, o backup liberaria o que o principal nega
+    assert "A data mudou durante a execução" in r.stdout and "VENCE-HOJE" in r.stdout
+    assert par.principal.write_count() == 0 and par.backup.write_count() == 0

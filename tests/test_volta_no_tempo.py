@@ -1,0 +1,225 @@
+"""Um lado que voltou no tempo para o par, seja qual for e em todos os modos (principal inclusive).
+
+Principal restaurado de uma cópia da noite anterior (vendas do dia somem, estornos voltam a liberar),
+listagem do principal cortada por um proxy (licenças que ele libera sumiriam do backup), restaurar que
+respeita as exclusões feitas no principal. Planejador puro e de ponta a ponta contra os servidores de
+referência, com o veredito conferido no servidor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from apoio_resiliencia import saida, sem_traceback
+
+import sincronizar_bancos as sb
+
+HOJE = dt.date(2026, 11, 29)
+URL_P, URL_B = "https://principal.exemplo.com", "https://backup.exemplo.com"
+
+
+def lic(device_id, status="active", **kw) -> sb.License:
+    base = dict(owner_name="Ana", cpf="123", email=None, address=None, license_type="anual", created_by="admin",
+                status=status, start_date=HOJE, end_date=sb.period_end("anual", HOJE), custom_interval=60,
+                features="core")
+    base.update(kw)
+    return sb.License(device_id=device_id, **base)
+
+
+def snap(licencas, url=URL_P) -> sb.Snapshot:
+    return sb.Snapshot(url, {}, {x.device_id: x for x in licencas}, login_username="admin")
+
+
+def sincronizar(licencas, old=None, modo=sb.Mode.ONE_WAY) -> sb.PairState:
+    """Estado depois de uma sincronização bem-sucedida com os dois lados iguais a `licencas`."""
+    p, b = snap(licencas), snap(licencas, URL_B)
+    plan = sb.plan_pair(p, b, HOJE, old, sb.PlanOptions(mode=modo))
+    return sb.next_state(plan, [], old, p, b, URL_P, URL_B)
+
+
+BASE = [lic(f"L{i:02d}") for i in range(30)]
+
+
+def historia():
+    """Noite: BASE sincronizada (a cópia do principal é feita aqui). Dia: duas vendas e um estorno
+    (L00 bloqueada), sincronizados. Devolve (estado, principal da noite, como o backup está)."""
+    noite = sincronizar(BASE)
+    dia = [lic("L00", status="blocked")] + BASE[1:] + [lic("VENDA1"), lic("VENDA2")]
+    estado = sincronizar(dia, noite)
+    return estado, BASE, dia
+
+
+@pytest.mark.parametrize("modo", [sb.Mode.ONE_WAY, sb.Mode.TWO_WAY])
+def test_principal_restaurado_da_copia_da_noite_para_o_par_em_todos_os_modos(modo):
+    estado, noite, dia = historia()
+    plan = sb.plan_pair(snap(noite), snap(dia, URL_B), HOJE, estado, sb.PlanOptions(mode=modo))
+    assert plan.halted and plan.loss.side == "principal" and plan.loss.kind == sb.LossKind.ROLLED_BACK
+    assert set(plan.loss.keys) == {"L00", "VENDA1", "VENDA2"}
+    assert plan.actions == []  # nada é gravado: nem as vendas bloqueadas, nem o estorno liberado
+
+
+def test_principal_com_uma_exclusao_so_nao_e_volta_no_tempo():
+    """Apagar licenças no principal é edição comum: sem nenhum registro numa versão anterior, não para."""
+    estado, _noite, dia = historia()
+    agora = [x for x in dia if x.device_id not in ("VENDA1", "VENDA2")]
+    plan = sb.plan_pair(snap(agora), snap(dia, URL_B), HOJE, estado)
+    assert not plan.halted
+    assert sorted((a.kind, a.key) for a in plan.actions) == [(sb.BLOCK, "VENDA1"), (sb.BLOCK, "VENDA2")]
+
+
+def test_sumico_ja_tratado_nao_conta_de_novo():
+    """Licença apagada no principal e já bloqueada no backup: na execução seguinte não é 'sumiço' outra vez
+    (o estado a lembra como ausente do principal) — uma reativação comum depois não para o par."""
+    estado, _noite, dia = historia()
+    sem_venda = [x for x in dia if x.device_id != "VENDA1"]
+    b = snap([lic("VENDA1", status="blocked")] + sem_venda, URL_B)
+    plan = sb.plan_pair(snap(sem_venda), snap(dia, URL_B), HOJE, estado)
+    estado2 = sb.next_state(plan, [sb.Result(a, True) for a in plan.actions], estado, snap(sem_venda),
+                            snap(dia, URL_B), URL_P, URL_B)
+    assert estado2.licenses["VENDA1"].fp_primary is None
+    assert sb.primary_went_back(estado2, snap(sem_venda), b) == ([], [])
+
+
+@pytest.mark.parametrize("cortada,para", [(29, False), (27, False), (10, True), (0, True)])
+def test_listagem_cortada_alem_do_limite_para_o_par(cortada, para):
+    """Bloquear por ausência também é excluir para o cliente: o mesmo limite do --espelhar (10 %, até 50)."""
+    estado = sincronizar(BASE)
+    plan = sb.plan_pair(snap(BASE[:cortada]), snap(BASE, URL_B), HOJE, estado)
+    assert plan.halted is para
+    if para:
+        assert plan.loss.side == "principal" and plan.loss.kind in (sb.LossKind.SHRANK, sb.LossKind.HALF,
+                                                                     sb.LossKind.EMPTY)
+        assert plan.actions == []
+    else:
+        assert {a.kind for a in plan.actions} == {sb.BLOCK}
+
+
+def test_listagem_cortada_passa_com_max_exclusoes_suficiente():
+    estado = sincronizar(BASE)
+    plan = sb.plan_pair(snap(BASE[:24]), snap(BASE, URL_B), HOJE, estado, sb.PlanOptions(max_deletions=6))
+    assert not plan.halted and len(plan.actions) == 6
+
+
+def test_restaurar_nao_recria_o_que_o_principal_apagou_depois_de_sincronizado():
+    estado = sincronizar(BASE)
+    sem_l05 = [x for x in BASE if x.device_id != "L05"]
+    bloq = [lic("L05", status="blocked")] + sem_l05
+    plan = sb.plan_pair(snap(sem_l05), snap(BASE, URL_B), HOJE, estado)
+    estado = sb.next_state(plan, [sb.Result(a, True) for a in plan.actions], estado, snap(sem_l05),
+                           snap(BASE, URL_B), URL_P, URL_B)
+    # o principal perde L10 e L11 depois; restaurar a partir do backup (lados trocados no plano)
+    perdeu = [x for x in sem_l05 if x.device_id not in ("L10", "L11")]
+    opcoes = sb.PlanOptions(protect_target=False, only_missing=True)
+    plan = sb.plan_pair(snap(bloq, URL_B), snap(perdeu), HOJE, sb.swap_state(estado), opcoes)
+    assert sorted(a.key for a in plan.actions if a.kind == sb.CREATE) == ["L10", "L11"]
+    assert plan.not_restored == ["L05"]
+    forcado = sb.plan_pair(snap(bloq, URL_B), snap(perdeu), HOJE, sb.swap_state(estado),
+                           sb.PlanOptions(protect_target=False, force=True))
+    assert "L05" in {a.key for a in forcado.actions if a.kind == sb.CREATE}
+
+
+def test_restaurar_de_um_backup_que_voltou_no_tempo_para():
+    estado, _noite, dia = historia()
+    # o backup (a origem de restaurar) voltou à cópia da noite; o principal está em dia
+    opcoes = sb.PlanOptions(protect_target=False, force=True)
+    plan = sb.plan_pair(snap(BASE, URL_B), snap(dia), HOJE, sb.swap_state(estado), opcoes)
+    assert plan.halted and plan.loss.side == "principal"  # no plano: a origem (o backup de verdade)
+
+
+def test_releitura_do_principal_e_decisao_do_planejador():
+    """replan_after_reread: registro que mudou no principal durante a execução sai do plano e vira conflito;
+    se ele passou a negar o que o backup libera, o backup é bloqueado pela regra única deny_on_target."""
+    p, b = snap([lic("A"), lic("B")]), snap([lic("A"), lic("B", owner_name="velho")], URL_B)
+    plan = sb.plan_pair(p, b, HOJE, None, sb.PlanOptions(mode=sb.Mode.TWO_WAY, conflict=sb.ConflictPolicy.PRIMARY))
+    no_principal = [c for c in plan.license_chains if c[0].side == "principal"]
+    antes = [c.key for c in plan.conflicts]
+    fresco = snap([lic("A", status="blocked"), lic("B")])
+    cadeia_falsa = [[sb.Action(sb.UPDATE, "A", "x", side="principal")]]
+    cadeias, exclusoes = sb.replan_after_reread(plan, "principal", p, fresco, b, sb.Clock.of(HOJE),
+                                                no_principal + cadeia_falsa, [])
+    assert cadeias == no_principal and exclusoes == []
+    assert [c.key for c in plan.conflicts] == antes + ["A"] and plan.conflicts[-1].open
+    assert [(c[0].kind, c[0].key, c[0].side) for c in plan.license_chains if c[0].key == "A"] == \
+        [(sb.BLOCK, "A", "backup")]
+
+
+@pytest.mark.parametrize("status,liberada,esperado", [
+    ("active", True, [sb.BLOCK]), ("blocked", False, []), (None, None, [sb.BLOCK]),
+])
+def test_deny_on_target_e_a_regra_unica(status, liberada, esperado):
+    assert [a.kind for a in sb.deny_on_target("X", status, liberada, "por quê")] == esperado
+    assert sb.deny_on_target("a/b", status, True, "id fora do caminho") == []
+
+
+# ---------------------------------------------------------------------------
+# De ponta a ponta
+# ---------------------------------------------------------------------------
+
+def liberadas_a_mais(par) -> list[str]:
+    return sorted(k for k, ok in par.backup.vereditos().items() if ok and not par.principal.veredito(k))
+
+
+def semear(srv, n=20):
+    for i in range(n):
+        srv.add_device(f"LIC-{i:03d}", owner_name=f"Cliente {i}", cpf=str(i))
+
+
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]])
+def test_principal_restaurado_da_copia_da_noite_para_com_5_e_nada_e_gravado(par, modo):
+    semear(par.principal)
+    assert par.rodar("--sem-progresso", *modo).codigo == 0
+    copia_da_noite = par.principal.export_data()
+    par.principal.add_device("VENDA-1", owner_name="Venda do dia", cpf="1")
+    par.principal.add_device("VENDA-2", owner_name="Venda do dia", cpf="2")
+    par.principal.set_status("LIC-004", "blocked")  # estorno
+    assert par.rodar("--sem-progresso", *modo).codigo == 0
+    par.principal.import_data(copia_da_noite)  # o provedor voltou o banco da noite anterior
+    par.principal.reset_counts()
+    par.backup.reset_counts()
+    r = par.rodar("--sem-progresso", *modo)
+    sem_traceback(r)
+    assert r.codigo == 5, saida(r)[-3000:]
+    assert par.principal.write_count() == 0 and par.backup.write_count() == 0
+    texto = saida(r)
+    assert "PRINCIPAL" in texto and "LIC-004" in texto and "VENDA-1" in texto
+    assert f"restaurar --de {par.backup.url} --forcar" in texto
+    # o backup continua com a verdade do dia: vendas liberadas, estorno negado
+    assert par.backup.veredito("VENDA-1") and par.backup.veredito("VENDA-2") and not par.backup.veredito("LIC-004")
+    # o comando indicado devolve ao principal as versões novas (com os status do backup)
+    r2 = par.rodar("restaurar", "--sem-progresso", "--forcar")
+    assert r2.codigo == 0, saida(r2)[-3000:]
+    assert par.principal.veredito("VENDA-1") and par.principal.veredito("VENDA-2")
+    assert not par.principal.veredito("LIC-004")
+    r3 = par.rodar("--sem-progresso", *modo)
+    assert r3.codigo == 0, saida(r3)[-3000:]
+    assert liberadas_a_mais(par) == []
+
+
+def test_listagem_do_principal_cortada_para_com_5_como_no_espelhar(par):
+    semear(par.principal, 30)
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.cortar_listagem(20)  # 10 de 30 somem: menos da metade, mas muito além do limite (3)
+    par.backup.reset_counts()
+    for extra in ([], ["--espelhar"]):
+        r = par.rodar("--sem-progresso", *extra)
+        sem_traceback(r)
+        assert r.codigo == 5, saida(r)[-3000:]
+        assert "listagem cortada" in r.stdout or "RETIDAS" in r.stdout
+    assert par.backup.write_count() == 0
+    assert all(par.backup.vereditos().values()) and len(par.backup.vereditos()) == 30
+    par.principal.cortar_listagem(None)
+    assert par.rodar("--sem-progresso").codigo == 0
+
+
+def test_restaurar_respeita_exclusao_feita_no_principal(par):
+    semear(par.principal, 12)
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.remove_device("LIC-007")  # reembolso
+    assert par.rodar("--sem-progresso").codigo == 0  # bloqueada no backup e lembrada como apagada no principal
+    for i in (1, 2):
+        par.principal.remove_device(f"LIC-00{i}")  # o principal perdeu duas (sem sincronizar depois)
+    r = par.rodar("restaurar", "--sem-progresso")
+    assert r.codigo == 0, saida(r)[-3000:]  # a releitura de conferência também respeita a exclusão
+    assert "LIC-001" in par.principal.devices() and "LIC-002" in par.principal.devices()
+    assert "LIC-007" not in par.principal.devices() and "LIC-007" in r.stdout
