@@ -1839,15 +1839,6 @@ class ServidorReferencia:
         return pausa
 
 
-@dataclass(frozen=True)
-class Pausa:
-    """Uma requisição segura por ServidorReferencia.pausar()."""
-    chegou: threading.Event
-    solta: threading.Event
-
-    def liberar(self) -> None:
-        self.solta.set()
-
     # --- listagem cortada (proxy ou página parcial) ---
 
     def cortar_listagem(self, maximo: Optional[int], vezes: Optional[int] = None) -> None:
@@ -1892,6 +1883,16 @@ class Pausa:
 
         app._issue_token, app._session_from = issue_shared, session_shared
         return self
+
+
+@dataclass(frozen=True)
+class Pausa:
+    """Uma requisição segura por ServidorReferencia.pausar()."""
+    chegou: threading.Event
+    solta: threading.Event
+
+    def liberar(self) -> None:
+        self.solta.set()
 
 
 @dataclass(frozen=True)
