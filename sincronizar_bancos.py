@@ -33,8 +33,9 @@ Mapa para quem revisa (onde cada decisão mora):
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
         plan_pair() → Plan.halted: nada é gravado no par e ele sai com o código 5.
     Código de saída: por par em pair_verdict(); da execução em RunOutcome.code (o pior dos pares,
-        run_code, e a rota de falha no verificar); main() devolve RunOutcome.code. Falhas antes da
-        execução: report_connection_errors() e os except de main() (tabela EXIT_SIGNIFICADO).
+        run_exit_code(), a única regra que junta códigos, e a rota de falha no verificar); main() devolve
+        RunOutcome.code. Falhas antes da execução: report_connection_errors() e os except de main(). A tabela
+        (significado, significado no verificar, precedência) é o enum ExitCode.
     Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
         _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
         depois de prontos (dump_json): cada texto dentro deles já nasceu mascarado.
@@ -142,12 +143,13 @@ __all__ = [
     # planejador (puro)
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
-    "fingerprint", "version_of", "default_max_deletions", "collector_paused",
+    "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
+    "primary_went_back", "replan_after_reread", "swap_state",
     # executor, estado e histórico
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
-    "Direction", "PairOutcome", "RunOutcome", "count_changes", "loss_text", "limits_text", "run_json",
+    "Direction", "PairOutcome", "RunOutcome", "pair_verdict", "count_changes", "loss_text", "limits_text", "run_json",
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
     "run_sync", "main",
@@ -210,14 +212,6 @@ def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
         return whole[0]
     code = max(found, key=lambda c: c.precedence, default=ExitCode.OK)
     return ExitCode.FAILURES if code == ExitCode.OK and problems else code
-
-
-# Nomes antigos, só para a transição da integração (ramos paralelos ainda os usam): derivados de ExitCode,
-# sem tabela própria. Apagar quando nenhum código os usar (use ExitCode.X, .meaning, by_precedence()).
-EXIT_OK, EXIT_FALHAS, EXIT_CONFIG, EXIT_EM_ANDAMENTO, EXIT_SERVIDOR, EXIT_EXCLUSOES, EXIT_INTERROMPIDO, \
-    EXIT_ENCERRADO = ExitCode
-EXIT_SIGNIFICADO = {code: code.meaning for code in ExitCode}
-RUN_CODE_PRECEDENCE = ExitCode.by_precedence()[:-1]
 
 
 LICENSE_PERIOD_MONTHS = {
@@ -3273,7 +3267,7 @@ class Interrupted(KeyboardInterrupt):
         self.code = code
 
 
-STOP_CODES = {"SIGINT": EXIT_INTERROMPIDO, "SIGTERM": EXIT_ENCERRADO}
+STOP_CODES = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED}
 
 
 class StopSignals:
@@ -3297,7 +3291,7 @@ class StopSignals:
 
     def handle(self, signum: int, _frame: Any = None) -> None:
         if self.code is None:
-            self.code = STOP_CODES.get(signal.Signals(signum).name, EXIT_INTERROMPIDO)
+            self.code = STOP_CODES.get(signal.Signals(signum).name, ExitCode.INTERRUPTED)
         self.event.set()
         if self._shield == 0:
             raise Interrupted(self.code)
@@ -3350,7 +3344,7 @@ STOP = StopSignals()
 
 
 def stop_label(code: int | None) -> str:
-    return "SIGTERM" if code == EXIT_ENCERRADO else "Ctrl+C"
+    return "SIGTERM" if code == ExitCode.TERMINATED else "Ctrl+C"
 
 
 WRITE_RETRIES = 3  # novas tentativas de uma escrita idempotente que levou HTTP 500 ou "database is locked"
@@ -5172,7 +5166,7 @@ class RunOutcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
     failover: FailoverReport | None = None
     check: bool = False
-    stopped_code: int = EXIT_OK  # execução parada antes dos pares (configuração sem pares legíveis)
+    stopped_code: int = ExitCode.OK  # execução parada antes dos pares (configuração sem pares legíveis)
     recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
 
     @property
@@ -5792,7 +5786,7 @@ def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[
             for primary, backup in pairs:
                 direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""), ServerConfig(Role.BACKUP, backup, "", ""))
                 outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
-                                      error_code=EXIT_CONFIG)
+                                      error_code=ExitCode.CONFIG)
                 outcome.code, outcome.status = pair_verdict(outcome, False)
                 outcome.ended = now_iso()
                 row = history.start_pair(run_id, started, _run_mode(args), primary, backup)
@@ -5805,7 +5799,7 @@ def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[
     run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
                      pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
                      primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
-                     stopped_code=EXIT_CONFIG, recorded=bool(outcomes))
+                     stopped_code=ExitCode.CONFIG, recorded=bool(outcomes))
     try:
         atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
     except OSError:
@@ -7018,7 +7012,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in COMMAND_HELP), None)
     if command and {"-h", "--help"} & set(argv):
         sys.stdout.write(command_help(parser, command))
-        return EXIT_OK
+        return ExitCode.OK
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)

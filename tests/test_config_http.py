@@ -10,7 +10,6 @@ serviço) são o `ServidorStub` de apoio.py.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest

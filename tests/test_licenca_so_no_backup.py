@@ -89,7 +89,7 @@ def test_licenca_liberada_so_no_backup_tem_sempre_um_destino(descricao, estado, 
                                           sb.ServerConfig("backup", URL_B, "a", "x")), started="",
                              plan=plan, parity=plan.parity_predicted(), results=[])
     codigo, _ = sb.pair_verdict(outcome, check=False)
-    assert codigo == (sb.EXIT_OK if esperado == "bloqueia" else sb.EXIT_FALHAS)
+    assert codigo == (sb.ExitCode.OK if esperado == "bloqueia" else sb.ExitCode.FAILURES)
 
 
 def test_licenca_negada_so_no_backup_nao_pede_nada():

@@ -89,8 +89,9 @@ def test_quem_decide_o_codigo_de_saida_nao_le_o_json_de_volta():
     dono = _funcao_de_cada_no(arvore)
     assert QUEM_DECIDE_O_CODIGO <= set(dono.values()), "renomeou uma função? atualize QUEM_DECIDE_O_CODIGO"
     leituras = [f"linha {no.lineno} ({dono[no]})" for no in ast.walk(arvore)
-                if isinstance(no, ast.Subscript) and isinstance(no.ctx, ast.Load) and dono.get(no) in QUEM_DECIDE_O_CODIGO
-                and isinstance(no.slice, ast.Constant) and no.slice.value in ("codigo_saida", "situacao")]
+                if isinstance(no, ast.Subscript) and isinstance(no.ctx, ast.Load)
+                and dono.get(no) in QUEM_DECIDE_O_CODIGO and isinstance(no.slice, ast.Constant)
+                and no.slice.value in ("codigo_saida", "situacao")]
     assert not leituras, f"o código de saída vem do RunOutcome, não do JSON: {leituras}"
 
 
