@@ -2550,7 +2550,7 @@ def target_status(source: License, after: License, source_today: dt.date, target
 
 
 def deny_on_target(key: str, current_status: str | None, allowed_there: bool | None, why: str,
-                   side: str = "backup", absence: bool = False) -> list[Action]:
+                   side: Side = Side.BACKUP, absence: bool = False) -> list[Action]:
     """A regra única de "negar no destino por segurança": o destino libera (ou não dá para saber o veredito
     dele, `allowed_there` None) algo que a origem nega ou não tem → uma cadeia com um bloqueio (reversível;
     nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista vazia. Todo bloqueio de
@@ -2900,7 +2900,7 @@ class _Planner:
         tomb = state.deleted.get(key) if state else None
         since = dt.date.fromisoformat(tomb[0]) if tomb else (state.synced_on if state else None)
         if (base is not None or tomb is not None) and not sold_after(b, since) and \
-                (base is None or not changed_since(b, base, "backup")):
+                (base is None or not changed_since(b, base, Side.BACKUP)):
             self.deny(key, "apagada no principal desde a última sincronização (bloqueada para negar igual; "
                            "--espelhar apagaria)", b, True, absence=True)
         elif sold_after(b, since, strict=base is not None or tomb is not None):
@@ -2921,7 +2921,7 @@ class _Planner:
         if self.options.protect_target or self.options.force or self.state is None:
             return False
         entry = self.state.licenses.get(key)  # estado com os lados trocados: "backup" é o principal de verdade
-        return key in self.state.deleted or (entry is not None and entry.fp("backup") is None)
+        return key in self.state.deleted or (entry is not None and entry.fp(Side.BACKUP) is None)
 
     def two_way(self, key: str) -> None:
         p, b = self.primary.licenses.get(key), self.backup.licenses.get(key)
@@ -3131,9 +3131,9 @@ def primary_went_back(state: PairState | None, primary: Snapshot, backup: Snapsh
             continue
         lic = primary.licenses.get(key)
         if lic is None:
-            if base.fp("principal") is not None and key in backup.licenses:
+            if base.fp(Side.PRIMARY) is not None and key in backup.licenses:
                 gone.append(key)
-        elif base.older_primary and moved_back(lic, None, base, "principal"):  # sem versões antigas: nada a comparar
+        elif base.older_primary and moved_back(lic, None, base, Side.PRIMARY):  # sem versões antigas: nada a comparar
             back.append(key)
     for key, (_when, versions) in state.deleted.items():
         lic = primary.licenses.get(key)
@@ -3165,10 +3165,10 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     back, gone = primary_back
     before_p = state.count_primary if state else 0
     if back and len(back) + len(gone) >= ROLLBACK_MIN:
-        return DataLoss("principal", LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
+        return DataLoss(Side.PRIMARY, LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
                         tuple(sorted(back + gone)))
     if shrink_limit is not None and len(gone) > shrink_limit:
-        return DataLoss("principal", LossKind.SHRANK, primary.license_count, before_p, backup.license_count,
+        return DataLoss(Side.PRIMARY, LossKind.SHRANK, primary.license_count, before_p, backup.license_count,
                         tuple(gone))
     if len(rolled_back) >= ROLLBACK_MIN:
         return DataLoss(Side.BACKUP, LossKind.ROLLED_BACK, backup.license_count, state.count_backup if state else 0,
