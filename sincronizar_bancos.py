@@ -407,6 +407,8 @@ class Secrets:
         (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
         (re.compile(r"([?&](?:password|senha|token)=)[^&\s]+", re.I), r"\1***"),
         (re.compile(r"([a-z][a-z0-9+.\-]*://)[^/\s@]+@", re.I), r"\1***@"),
+        # usuário:senha@ sem esquema (URL digitada sem o https://): a senha nunca aparece
+        (re.compile(r"(?<![\w.:/-])[^\s/@:'\"]+:[^\s/@'\"]+@"), "***@"),
     )
 
     def __init__(self) -> None:
@@ -660,8 +662,9 @@ def normalize_url(url: str) -> str:
         hostname = None
     scheme = parts.scheme.lower() if hostname else ""
     if scheme not in ("http", "https") or not hostname:
+        shown = raw.rsplit("@", 1)[-1]  # o que vem antes de um @ pode ser usuário:senha: nunca é mostrado
         raise ConfigError(
-            f"URL inválida: {SECRETS.mask(raw)!r}. Use o formato https://servidor.exemplo.com"
+            f"URL inválida: {SECRETS.mask(shown)!r}. Use o formato https://servidor.exemplo.com"
         )
     if parts.username or parts.password:
         raise ConfigError("Não coloque usuário ou senha dentro da URL; use ADMIN_USER e ADMIN_PASSWORD.")

@@ -91,3 +91,24 @@ def test_varredura_da_sessao_pega_o_vazamento_no_trabalhador_do_xdist_que_o_fez(
     vazado = (artefatos / logs[0]).read_text(encoding="utf-8").split("senha vazada: ")[1].split()[0]
     assert len(vazado) >= 16 and vazado not in texto  # achada, e nunca repetida no relatório
 
+
+
+def test_senha_numa_url_sem_esquema_nunca_aparece_nem_no_ultima_execucao(tmp_path):
+    """URL digitada sem o https:// mas com usuário:senha@: o erro de configuração (código 2) não mostra a
+    senha no terminal, no --json nem no ultima_execucao.json que o painel e o /status.json leem."""
+    from apoio import ambiente_limpo, rodar_script
+
+    senha = "Sup3r" + os.urandom(6).hex()
+    SEGREDOS_USADOS.add(senha)
+    dados = tmp_path / "dados"
+    dados.mkdir()  # pasta de dados de uma instalação que já rodou: a falha é registrada nela
+    env = ambiente_limpo(SERVIDOR_PRINCIPAL=f"admin:{senha}@principal.exemplo.test",
+                         SERVIDOR_BACKUP="https://backup.exemplo.test", ADMIN_USER="admin",
+                         ADMIN_PASSWORD="x" * 12, DADOS_DIR=str(dados))
+    for args in ((), ("--json",)):
+        r = rodar_script(*args, env=env, cwd=tmp_path)
+        assert r.codigo == 2, r.stdout + r.stderr
+        assert senha not in r.stdout + r.stderr
+        assert "principal.exemplo.test" in r.stdout + r.stderr  # o endereço (sem a senha) continua dito
+    gravados = "".join(p.read_text(encoding="utf-8", errors="replace") for p in dados.rglob("*") if p.is_file())
+    assert senha not in gravados
