@@ -3228,6 +3228,19 @@ def replan_after_reread(plan: Plan, side: str, first: Snapshot, fresh: Snapshot,
 
 
 
+def carry_safety(plan: Plan, again: Plan) -> None:
+    """Meia-noite: o replanejamento na data nova (`again`, feito sobre a releitura) também decide o par. Um
+    lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
+    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
+    if again.halted:
+        plan.halted, plan.loss = True, again.loss
+    held = {a.key for a in plan.held_deletions}
+    plan.held_deletions += [a for a in again.held_deletions if a.key not in held]
+    plan.backup_only_allowed = again.backup_only_allowed
+    plan.backup_sales, plan.backup_unknown = again.backup_sales, again.backup_unknown
+    known = {c.key for c in plan.conflicts}
+    plan.conflicts += [c for c in again.conflicts if c.key not in known]
+
 
 # ============================================================================
 # Executor: aplica as ações pela API, em paralelo limitado
@@ -5488,7 +5501,7 @@ class Run:
                 return
             self.snapshots[server.url] = fresh[server.url]
         source, target = fresh[d.source.url], fresh[d.target.url]
-        check = dataclasses.replace(options, journal=None)
+        check = dataclasses.replace(options, journal=None, force=False)
         limits: list[Divergence] = []
         if not d.restore:
             source, target, limits = self.learn_limits(d, source, target, later)
@@ -5509,7 +5522,8 @@ class Run:
         outcome.results = (outcome.results or []) + (round2.results or [])
         outcome.leftover, outcome.divergences = round2.leftover, round2.divergences
         outcome.warnings += round2.warnings
-        outcome.plan.conflicts += [c for c in again.conflicts if c.key not in {x.key for x in outcome.plan.conflicts}]
+        carry_safety(outcome.plan, again)
+
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot,
                      clock: Clock) -> tuple[Snapshot, Snapshot, list[Divergence]]:

@@ -57,3 +57,21 @@ def test_verificar_que_atravessa_a_meia_noite_compara_na_data_nova(par):
     assert r.codigo == 1, saida(r)[-3000:]  # na data nova, o backup liberaria o que o principal nega
     assert "A data mudou durante a execução" in r.stdout and "VENCE-HOJE" in r.stdout
     assert par.principal.write_count() == 0 and par.backup.write_count() == 0
+
+
+def test_principal_que_volta_vazio_na_releitura_da_meia_noite_para_o_par_com_5(par):
+    """A leitura final vale tanto quanto a primeira: se a releitura da meia-noite mostra o principal vazio
+    (reiniciou sem o banco), o par para com 5 e nada é bloqueado no backup por isso."""
+    for srv in (par.principal, par.backup):
+        srv.set_now(QUASE_MEIA_NOITE)
+    for i in range(10):
+        par.principal.add_device(f"L{i}", owner_name=f"C{i}", created_by="admin")
+    assert par.rodar("--sem-progresso", "--agora", "2026-12-03T12:00:00+00:00").codigo == 0
+    # a primeira listagem do principal vem inteira; a segunda (a releitura da meia-noite), vazia
+    par.principal.on_request("GET", "/admin/devices", lambda srv: srv.cortar_listagem(0, vezes=1), when="after")
+    par.backup.delay("GET", "/admin/devices", 1.2)
+    r = par.rodar("--sem-progresso", "--agora", QUASE_MEIA_NOITE.isoformat())
+    sem_traceback(r)
+    assert "A data mudou durante a execução" in r.stdout, saida(r)[-3000:]
+    assert r.codigo == 5, saida(r)[-3000:]
+    assert all(par.backup.veredito(f"L{i}") for i in range(10))
