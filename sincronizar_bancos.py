@@ -2877,10 +2877,9 @@ class _Planner:
             return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
-        elif self.reappeared(key):
-            self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
-                                       "apagada de novo")
         elif allows(b, self.clock.backup) and key not in self.denied:
+            # apagada dos dois lados e de volta no backup também passa por aqui: venda nova (começou depois
+            # da exclusão) fica liberada; cópia antiga é bloqueada. Sem --espelhar nada é apagado.
             self.backup_only(key, b)
 
     def backup_only(self, key: str, b: License) -> None:

@@ -189,6 +189,29 @@ def test_venda_feita_no_backup_fica_liberada_sai_com_1_e_restaurar_a_leva_ao_pri
     assert liberadas_a_mais(par) == []
 
 
+def test_venda_de_novo_no_backup_de_licenca_apagada_fica_liberada_e_nada_e_apagado_sem_espelhar(par):
+    """Apagada dos dois lados (reembolso com --espelhar) e vendida de novo no backup depois, com os mesmos
+    dados: é uma venda (começou depois da exclusão), não uma cópia antiga. Sem --espelhar nada é apagado."""
+    dia1 = "2026-12-01T12:00"
+    for srv in (par.principal, par.backup):
+        srv.set_today("2026-12-01")
+    for i in range(12):
+        par.principal.add_device(f"L{i}", owner_name=f"C{i}", created_by="admin")
+    assert par.rodar("--sem-progresso", "--agora", dia1).codigo == 0
+    par.principal.remove_device("L0")
+    assert par.rodar("--sem-progresso", "--espelhar", "--agora", dia1).codigo == 0
+    assert "L0" not in par.backup.devices()
+    for srv in (par.principal, par.backup):
+        srv.set_today("2026-12-03")
+    par.backup.add_device("L0", owner_name="C0", created_by="admin")  # comprou de novo, no backup
+    par.backup.reset_counts()
+    r = par.rodar("--sem-progresso", "--agora", "2026-12-03T12:00")
+    sem_traceback(r)
+    assert r.codigo == 1, saida(r)[-3000:]
+    assert "L0" in par.backup.devices() and par.backup.veredito("L0")  # nunca apaga nem bloqueia uma venda
+    assert par.backup.write_count() == 0 and "restaurar --de" in r.stdout
+
+
 # ---------------------------------------------------------------------------
 # Propriedade: com estado ou sem, o backup nunca libera em silêncio o que o principal nega
 # ---------------------------------------------------------------------------
