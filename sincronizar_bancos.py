@@ -2340,6 +2340,9 @@ class PlanOptions:
     protect_target: bool = True  # bloquear no destino o que a origem nega mas não pode copiar (não em restaurar)
     journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
     block_backup_only: bool = False  # --bloquear-so-no-backup: licenças só no backup de origem desconhecida
+    # ids que o bidirecional trata como unidirecionais (principal → backup; nada é escrito no principal): os de
+    # um grupo que o backup MySQL guarda como um registro só (collation_groups)
+    one_way_keys: frozenset[str] = frozenset()
 
 
 BACKUP_SALE, BACKUP_UNKNOWN = "venda", "desconhecida"  # PairState.backup_only
@@ -3024,7 +3027,7 @@ class _Planner:
                 self.compared += 1
                 if self.differs(p, b):
                     self.current.append(key)
-            self.two_way(key) if two_way else self.one_way(key)
+            self.two_way(key) if two_way and key not in self.options.one_way_keys else self.one_way(key)
 
 
 class collector_paused:
@@ -3693,18 +3696,20 @@ def looks_mysql(raw_items: list[Any] | None) -> bool:
                and _RFC1123.match(item["start_date"].strip()) for item in raw_items or ())
 
 
-def collation_groups(source: Snapshot, target: Snapshot, clock: Clock) -> tuple[Snapshot, list[Divergence]]:
+def collation_groups(source: Snapshot, target: Snapshot,
+                     clock: Clock) -> tuple[Snapshot, list[Divergence], frozenset[str]]:
     """Backup sobre MySQL: ids da origem que só diferem em maiúsculas/acentos ("ABC"/"abc", "José"/"Jose") são UM
     registro lá. Cada grupo vira um registro só no plano (o id que o backup já guarda, ou o primeiro), com o
     veredito mais restrito do grupo (se algum nega na origem, o registro do grupo é bloqueado lá): sem isso cada
     execução regravaria o mesmo registro com os dados de outro id do grupo, desbloqueando-o. Relata o grupo e
-    os clientes que ficam negados no backup. Só no unidirecional (o plano não escreve na origem)."""
+    os clientes que ficam negados no backup. Devolve também os ids dos grupos: no bidirecional eles vão só do
+    principal para o backup (o registro do backup é uma mistura do grupo, nunca uma edição do vendedor)."""
     groups: dict[str, list[str]] = {}
     for key in source.licenses:
         groups.setdefault(mysql_key(key), []).append(key)
     groups = {fold: sorted(keys) for fold, keys in groups.items() if len(keys) > 1}
     if not groups:
-        return source, []
+        return source, [], frozenset()
     stored = {mysql_key(key): key for key in target.licenses}
     licenses = dict(source.licenses)
     found = []
@@ -3722,7 +3727,7 @@ def collation_groups(source: Snapshot, target: Snapshot, clock: Clock) -> tuple[
                 f"lá vale o veredito mais restrito do grupo")
         note += (f"; negados lá e liberados no principal: {', '.join(losers)}" if losers else "")
         found.append(Divergence("licenca", kept, "device_id", ", ".join(keys), kept, note))
-    return dataclasses.replace(source, licenses=licenses), found
+    return dataclasses.replace(source, licenses=licenses), found, frozenset(k for keys in groups.values() for k in keys)
 
 
 # ============================================================================
@@ -5450,7 +5455,7 @@ class Run:
                 outcome.warnings.append(SECRETS.mask(warning))
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
-            source, target, limits = self.learn_limits(d, source, target, outcome.clock)
+            source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
                              options)
@@ -5503,7 +5508,7 @@ class Run:
         check = dataclasses.replace(options, journal=None, force=False)
         limits: list[Divergence] = []
         if not d.restore:
-            source, target, limits = self.learn_limits(d, source, target, later)
+            source, target, limits = self.learn_limits(d, source, target, later, check)
         with collector_paused():
             again = plan_pair(source, target, later, swap_state(state) if d.restore and state else state, check)
         again.divergences = limits + again.divergences
@@ -5524,10 +5529,11 @@ class Run:
         carry_safety(outcome.plan, again)
 
 
-    def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot,
-                     clock: Clock) -> tuple[Snapshot, Snapshot, list[Divergence]]:
+    def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
+                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
         """backup_limits (a sonda da rota de created_by, um GET, só quando há sinal de servidor antigo) e, num
-        backup MySQL no unidirecional, os grupos de ids que ele guarda como um só (collation_groups)."""
+        backup MySQL, os grupos de ids que ele guarda como um só (collation_groups; no bidirecional, os ids
+        dos grupos ficam em options.one_way_keys: só vão do principal para o backup)."""
         drops = False
         client = self.clients[d.target.url]
         if might_drop_created_by(source, target):
@@ -5535,8 +5541,8 @@ class Run:
         groups: list[Divergence] = []
         raw = client.listings.get("/admin/devices")
         # backup vazio: não dá para saber se é MySQL; por segurança, como se fosse (a execução seguinte já sabe)
-        if self.config.mode == Mode.ONE_WAY and (not raw or looks_mysql(raw)):
-            source, groups = collation_groups(source, target, clock)
+        if not raw or looks_mysql(raw):
+            source, groups, options.one_way_keys = collation_groups(source, target, clock)
         target, limits = backup_limits(source, target, drops)
         return source, target, groups + limits
 
@@ -5648,7 +5654,8 @@ class Run:
         limits: list[Divergence] = []
         if not d.restore:
             fresh[Side.PRIMARY], fresh[Side.BACKUP], limits = self.learn_limits(d, fresh[Side.PRIMARY],
-                                                                                fresh[Side.BACKUP], outcome.clock)
+                                                                                fresh[Side.BACKUP], outcome.clock,
+                                                                                check)
         with collector_paused():
             again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock,
                               swap_state(new_state) if d.restore and new_state else new_state, check)

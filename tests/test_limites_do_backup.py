@@ -133,6 +133,25 @@ def test_grupo_de_ids_iguais_para_o_mysql_leva_o_veredito_mais_restrito_e_nao_e_
     assert par.backup.write_count() == antes  # não regrava o grupo a cada execução
 
 
+def test_grupo_de_ids_iguais_para_o_mysql_no_bidirecional_nunca_muda_o_principal(par):
+    """No bidirecional, o registro que o backup MySQL guarda para ABC/abc é uma mistura do grupo, nunca uma
+    edição do vendedor: nada vai para o principal, e o backup leva o veredito mais restrito do grupo."""
+    par.principal.add_device("ABC", owner_name="Cliente maiúsculo", status="blocked", created_by="sergio")
+    par.principal.add_device("abc", owner_name="Cliente minúsculo", created_by="sergio")
+    par.principal.add_device("OUTRA", owner_name="Sem grupo", created_by="ana")
+    trocar_backup(par, colacao="mysql", datas="rfc1123")
+    antes = par.principal.devices()
+    for _ in range(3):
+        r, pair = rodar(par, "--bidirecional")
+        assert par.principal.devices() == antes, pair["acoes"]
+        assert par.backup.veredito("ABC") is False and par.backup.veredito("abc") is False
+        assert mais_permissivo(par) == []
+        assert pair["contagens"]["escritas"]["principal"] == 0
+    gravadas = par.backup.write_count()
+    rodar(par, "--bidirecional")
+    assert par.backup.write_count() == gravadas  # não regrava o grupo a cada execução
+
+
 def test_backup_sqlite_com_ids_de_maiusculas_diferentes_guarda_os_dois(par):
     par.principal.add_device("ABC", owner_name="Maiúsculo", status="blocked")
     par.principal.add_device("abc", owner_name="Minúsculo")
