@@ -5766,8 +5766,9 @@ def _run_mode(args: argparse.Namespace) -> Mode:
     return Mode.TWO_WAY if getattr(args, "bidirecional", False) else Mode.ONE_WAY
 
 
-def record_config_failure(args: argparse.Namespace, message: str) -> None:
-    """Erro de configuração num sincronizar/restaurar: também é uma execução registrada (linha no histórico
+def record_failure(args: argparse.Namespace, message: str, code: ExitCode = ExitCode.CONFIG) -> None:
+    """Erro de configuração (ou erro inesperado no meio da execução) num sincronizar/restaurar: também é uma
+    execução registrada, com o código dado (linha no histórico
     para cada par que a configuração ainda deixa ler, e o ultima_execucao.json). Quando nem DADOS_DIR
     pode ser lido (o .env ilegível, por exemplo), não há onde registrar e nada é gravado. Sem pasta de dados
     ainda (nenhuma execução antes: o painel não tem verde a mostrar), nada é criado."""
@@ -5789,7 +5790,7 @@ def record_config_failure(args: argparse.Namespace, message: str) -> None:
     except (LockBusy, ConfigError, OSError):
         return  # outra execução em andamento registra a dela
     try:
-        _record_config_failure(args, data_dir, pairs, mask_free_text(message))
+        _record_failure(args, data_dir, pairs, mask_free_text(message), code)
     except Exception as exc:  # noqa: BLE001 - registrar é o melhor possível; nunca um traceback por cima do erro
         sys.stderr.write(mask_free_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
                                         f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
@@ -5797,8 +5798,8 @@ def record_config_failure(args: argparse.Namespace, message: str) -> None:
         lock.release()
 
 
-def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[str, str]],
-                           error: str) -> None:
+def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[str, str]], error: str,
+                    code: ExitCode) -> None:
     started = now_iso()
     today = dt.datetime.now(dt.timezone.utc).date()
     outcomes: list[PairOutcome] = []
@@ -5809,7 +5810,7 @@ def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[
             for primary, backup in pairs:
                 direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""), ServerConfig(Role.BACKUP, backup, "", ""))
                 outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
-                                      error_code=ExitCode.CONFIG)
+                                      error_code=code)
                 outcome.code, outcome.status = pair_verdict(outcome, False)
                 outcome.ended = now_iso()
                 row = history.start_pair(run_id, started, _run_mode(args), primary, backup)
@@ -5822,7 +5823,7 @@ def _record_config_failure(args: argparse.Namespace, data_dir: str, pairs: list[
     run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
                      pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
                      primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
-                     stopped_code=ExitCode.CONFIG, recorded=bool(outcomes))
+                     stopped_code=code, recorded=bool(outcomes))
     try:
         atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
     except OSError:
@@ -7047,7 +7048,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_command(args)
     except ConfigError as exc:
         code = fail(f"Configuração: {exc}", ExitCode.CONFIG, json_mode)
-        record_config_failure(args, f"Configuração: {exc}")  # depois da mensagem: ela é a primeira linha
+        record_failure(args, f"Configuração: {exc}")  # depois da mensagem: ela é a primeira linha
         return code
     except LockBusy:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
@@ -7060,12 +7061,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("Interrompido pelo usuário.", ExitCode.INTERRUPTED, json_mode)
     except OSError as exc:
-        return fail(f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} "
-                    f"({getattr(exc, 'filename', '') or ''})", ExitCode.FAILURES, json_mode,
+        message = f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} " \
+                  f"({getattr(exc, 'filename', '') or ''})"
+        code = fail(message, ExitCode.FAILURES, json_mode,
                     meaning="erro de arquivo ou sistema; a sincronização não terminou")
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
-        return fail(f"Erro inesperado ({exc.__class__.__name__}): {exc}", ExitCode.FAILURES, json_mode,
+        message = f"Erro inesperado ({exc.__class__.__name__}): {exc}"
+        code = fail(message, ExitCode.FAILURES, json_mode,
                     meaning="erro inesperado; a sincronização não terminou")
+    record_failure(args, message, ExitCode.FAILURES)  # o painel e o /status.json ficam vermelhos já nesta execução
+    return code
 
 
 if __name__ == "__main__":

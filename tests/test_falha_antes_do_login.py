@@ -105,3 +105,38 @@ def test_certificado_tls_recusado_fica_no_historico(montar, ca):  # noqa: F811 (
     [(backup, situacao, codigo, erro)] = linhas(par)
     assert (backup, situacao, codigo) == (par.backup.url, "erro", 2) and "certificado" in erro
     assert ultima(par)["codigo_saida"] == 2
+
+
+_QUEBRA_NO_MEIO = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import sincronizar_bancos as sb
+def quebra(*_args):
+    raise RuntimeError("falha interna simulada")
+sb.Run.plan_and_apply = quebra
+sys.exit(sb.main(sys.argv[2:]))
+"""
+
+
+def test_erro_inesperado_no_meio_da_execucao_deixa_o_status_vermelho(par):
+    """Um erro que ninguém previu no meio da execução (a linha do par fica "em andamento") também vira uma
+    execução registrada: o /status.json e o painel não continuam mostrando o verde da anterior."""
+    import subprocess
+    import sys
+
+    from apoio import SCRIPT
+
+    par.principal.add_device("P-1")
+    assert par.rodar().codigo == 0
+    proc = subprocess.run([sys.executable, "-c", _QUEBRA_NO_MEIO, str(SCRIPT.parent)], env=par.ambiente(),
+                          cwd=par.tmp_path, capture_output=True, text=True, encoding="utf-8", timeout=60)
+    assert proc.returncode == 1 and "falha interna simulada" in proc.stderr, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert ultima(par)["codigo_saida"] == 1
+    painel, url = abrir_painel(par.ambiente())
+    try:
+        codigo, dados = status(url)
+        assert codigo == 503 and dados["ok"] is False, dados
+    finally:
+        painel.terminate()
+        painel.wait(10)
