@@ -2755,10 +2755,13 @@ class Conflict:
                 found.append((field, pv, bv))
         return found
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, role_of: Callable[[Side], Role] = Role) -> dict[str, Any]:
+        """Em português e pelo servidor real (em restaurar, o lado PRIMARY do plano é o backup)."""
+        swap = role_of(Side.PRIMARY) != Role.PRIMARY
+        primary, backup = (self.backup, self.primary) if swap else (self.primary, self.backup)
         return {"tipo": "licenca", "chave": self.key, "descricao": self.why, "resolucao": self.resolution.value,
-                "principal_existe": self.primary is not None, "backup_existe": self.backup is not None,
-                "campos": [{"campo": f, "principal": _jsonable(pv), "backup": _jsonable(bv)}
+                "principal_existe": primary is not None, "backup_existe": backup is not None,
+                "campos": [{"campo": f, "principal": _jsonable(bv if swap else pv), "backup": _jsonable(pv if swap else bv)}
                            for f, pv, bv in self.fields()]}
 
 
@@ -3203,7 +3206,7 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
     return loss.would_delete == 0 or (options.max_deletions is not None and options.max_deletions >= loss.would_delete)
 
 
-def replan_after_reread(plan: Plan, side: str, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
+def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
                         chains: list[list[Action]], deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
     """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
     "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
@@ -4689,7 +4692,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover],
         "avisos": outcome.warnings,
         "divergencias": divergences,
-        "conflitos": [c.as_dict() for c in plan.conflicts],
+        "conflitos": [c.as_dict(d.role_of) for c in plan.conflicts],
         "exclusoes_retidas": [{"chave": a.key, "lado": d.role_of(a.side), "motivo": a.reason}
                               for a in plan.held_deletions],
         "trava_exclusoes": safety_text(outcome),
@@ -4776,7 +4779,7 @@ def pair_details(outcome: PairOutcome, failover: FailoverReport | None = None, l
         "falhas": [_result_dict(r) for r in outcome.failures[:limit]],
         "nao_gravadas": [{"tipo": a.kind, "chave": a.key, "motivo": a.reason} for a in outcome.leftover[:limit]],
         "avisos": outcome.warnings[:limit] if plan else [],
-        "conflitos": [c.as_dict() for c in (plan.conflicts if plan else [])[:limit]],
+        "conflitos": [c.as_dict(d.role_of) for c in (plan.conflicts if plan else [])[:limit]],
         "so_no_backup": only_backup,
         "paridade_diferentes": (outcome.parity.different if outcome.parity and plan else [])[:limit],
         "rota_de_falha": failover_json(failover),
@@ -4795,7 +4798,7 @@ def _action_line(result: Result, simulate: bool, where: Role | None = None) -> s
 
 def _writes_primary(outcome: PairOutcome) -> bool:
     """O plano deste par grava no principal (bidirecional ou restaurar)."""
-    return outcome.direction.restore or any(a.side is Side.PRIMARY for a in outcome.planned())
+    return outcome.direction.restore or any(a.side == Side.PRIMARY for a in outcome.planned())
 
 
 def summarize_divergences(divergences: list[Divergence]) -> list[str]:
