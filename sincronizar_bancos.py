@@ -152,7 +152,7 @@ __all__ = [
     "Direction", "PairOutcome", "RunOutcome", "pair_verdict", "count_changes", "loss_text", "limits_text", "run_json",
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
-    "run_sync", "main",
+    "Run", "run_sync", "main",
 ]
 
 
@@ -2883,9 +2883,12 @@ class _Planner:
             return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
+        elif self.reappeared(key) and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):
+            # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
+            self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
+                                       "apagada de novo")
         elif allows(b, self.clock.backup) and key not in self.denied:
-            # apagada dos dois lados e de volta no backup também passa por aqui: venda nova (começou depois
-            # da exclusão) fica liberada; cópia antiga é bloqueada. Sem --espelhar nada é apagado.
+            # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
     def backup_only(self, key: str, b: License) -> None:
