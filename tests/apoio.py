@@ -48,7 +48,8 @@ from servidor_referencia import ServidorReferencia  # noqa: E402
 __all__ = [
     "ARTEFATOS", "CHROMIUM", "EXIGIR_NAVEGADOR", "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
     "TOKENS_VISTOS", "TRABALHADOR", "Execucao", "Par", "ServidorStub", "abrir_painel", "ambiente_limpo",
-    "anotar_saida", "backup_libera_o_que_o_principal_nega", "conferir_arquivos_legiveis", "conferir_convergencia",
+    "anotar_saida", "backup_libera_o_que_o_principal_nega", "rodar_json", "semear_misto", "trocar_backup",
+    "conferir_arquivos_legiveis", "conferir_convergencia",
     "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
     "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
     "saida", "sem_traceback", "semear_iguais", "semear_licencas", "semear_usuarios", "sessao_admin", "so_escritas",
@@ -382,8 +383,45 @@ def diferentes_no_oraculo(par) -> dict[str, tuple[bool, bool]]:
 
 
 def backup_libera_o_que_o_principal_nega(par) -> list[str]:
-    return sorted(k for k in par.principal.devices()
+    """Todo id que um cliente pode mandar (os do principal E os que só o backup tem: o principal nega o que
+    não conhece) e que o backup libera enquanto o principal nega, pelo veredito de cada servidor."""
+    return sorted(k for k in set(par.principal.devices()) | set(par.backup.devices())
                   if par.backup.veredito(k) and not par.principal.veredito(k))
+
+
+# ---------------------------------------------------------------------------
+# Variantes do backup e execuções com --json (cadeias, limites do backup)
+# ---------------------------------------------------------------------------
+
+def trocar_backup(par, **opcoes) -> ServidorReferencia:
+    """O backup do par passa a ser um servidor com as opções dadas (variante dos servidores reais)."""
+    par.backups[0].stop()
+    novo = ServidorReferencia(admins={"admin": par.senhas_backup}, primeiro_id=1000, **opcoes).start()
+    novo.set_license_servers([par.principal.url, novo.url])
+    par.principal.set_license_servers([par.principal.url, novo.url])
+    par.backups[0] = novo
+    return novo
+
+
+def semear_misto(srv) -> dict[str, str]:
+    """Liberadas, bloqueadas, pendente e vencida no principal (created_by de revendedores)."""
+    srv.add_device("LIB-1", owner_name="José da Silva", created_by="sergio")
+    srv.add_device("LIB-2", owner_name="Ótica Visão", license_type="mensal", created_by="ana")
+    srv.add_device("BLQ-1", owner_name="Padaria Pão", status="blocked", created_by="sergio")
+    srv.add_device("BLQ-2", owner_name="Mercado Bom", status="blocked", created_by="ana")
+    srv.add_device("PEND-1", owner_name="Pix não pago", status="pending", created_by="sergio")
+    srv.add_device("VENC-1", owner_name="Vencida", license_type="mensal", start_date="2020-01-01",
+                   end_date="2020-02-01", created_by="sergio")
+    return {k: srv.veredito_motivo(k) for k in srv.devices()}
+
+
+def rodar_json(par, *args, **env):
+    """Roda com --json e devolve (execução, o documento do único par)."""
+    r = par.rodar("--json", "--sem-progresso", *args, **env)
+    assert r.stdout.strip(), f"sem JSON (código {r.codigo}): {r.stderr[-2000:]}"
+    (pair,) = r.json()["backups"]
+    return r, pair
+
 
 
 # ---------------------------------------------------------------------------

@@ -32,12 +32,6 @@ def par(tmp_path):
 
 
 @pytest.fixture
-def par_r(par):
-    """Nome antigo do `par` (hoje todo Par anota os tokens ao parar): use `par`."""
-    return par
-
-
-@pytest.fixture
 def par_dois_backups(tmp_path):
     p = Par(tmp_path, backups=2)
     yield p

@@ -12,51 +12,16 @@ from __future__ import annotations
 import collections
 
 import pytest
-from servidor_referencia import ServidorReferencia
+from apoio import backup_libera_o_que_o_principal_nega, rodar_json, semear_misto, trocar_backup
 
 CRIAR = ("POST", "/admin/devices/create")
 STATUS = ("POST", "/admin/devices/<id>/deactivate")
 EXCLUIR = ("DELETE", "/admin/devices/<id>/delete")
 
 
-def trocar_backup(par, **opcoes) -> ServidorReferencia:
-    """O backup do par passa a ser um servidor com as opções dadas (variante dos servidores reais)."""
-    par.backups[0].stop()
-    novo = ServidorReferencia(admins={"admin": par.senhas_backup}, primeiro_id=1000, **opcoes).start()
-    novo.set_license_servers([par.principal.url, novo.url])
-    par.principal.set_license_servers([par.principal.url, novo.url])
-    par.backups[0] = novo
-    return novo
-
-
-def semear_misto(srv) -> dict[str, str]:
-    """Liberadas, bloqueadas, pendente e vencida no principal (created_by de revendedores)."""
-    srv.add_device("LIB-1", owner_name="José da Silva", created_by="sergio")
-    srv.add_device("LIB-2", owner_name="Ótica Visão", license_type="mensal", created_by="ana")
-    srv.add_device("BLQ-1", owner_name="Padaria Pão", status="blocked", created_by="sergio")
-    srv.add_device("BLQ-2", owner_name="Mercado Bom", status="blocked", created_by="ana")
-    srv.add_device("PEND-1", owner_name="Pix não pago", status="pending", created_by="sergio")
-    srv.add_device("VENC-1", owner_name="Vencida", license_type="mensal", start_date="2020-01-01",
-                   end_date="2020-02-01", created_by="sergio")
-    return {k: srv.veredito_motivo(k) for k in srv.devices()}
-
-
 def sondas(srv) -> int:
     """GETs na rota de bloqueio (numa versão antiga a rota não existe e o log traz o caminho cru)."""
     return sum(1 for m, caminho, _ in srv.requests_log if m == "GET" and caminho.endswith("/deactivate"))
-
-
-def mais_permissivo(par) -> list[str]:
-    """Licenças que o backup libera e o principal nega (pelo veredito de cada servidor)."""
-    return sorted(k for k in set(par.principal.devices()) | set(par.backup.devices())
-                  if par.backup.veredito(k) and not par.principal.veredito(k))
-
-
-def rodar(par, *args, **env):
-    r = par.rodar("--json", "--sem-progresso", *args, **env)
-    assert r.stdout.strip(), f"sem JSON (código {r.codigo}): {r.stderr[-2000:]}"
-    (pair,) = r.json()["backups"]
-    return r, pair
 
 
 # ---------------------------------------------------------------------------
@@ -69,9 +34,9 @@ def test_bloqueio_que_falha_depois_de_criar_desfaz_a_criacao(par, modo):
     for chave in ("BLQ-1", "PEND-1"):  # 500 sempre, mesmo repetido (a ferramenta tenta 1 + 3 vezes)
         par.backup.fail_next("POST", f"/admin/devices/{chave}/deactivate", 500, {"error": "falha no banco"},
                              times=None)
-    r, pair = rodar(par, *modo)
+    r, pair = rodar_json(par, *modo)
     assert r.codigo == 1
-    assert mais_permissivo(par) == []
+    assert backup_libera_o_que_o_principal_nega(par) == []
     assert not {"BLQ-1", "PEND-1"} & set(par.backup.devices())  # criadas e excluídas de novo
     assert par.backup.counts[STATUS] == 2 * 4 + 2  # BLQ-1 e PEND-1 4 vezes cada; BLQ-2 e VENC-1 uma vez
     assert par.backup.counts[EXCLUIR] == 2
@@ -80,11 +45,11 @@ def test_bloqueio_que_falha_depois_de_criar_desfaz_a_criacao(par, modo):
     assert all("excluída de novo" in m for m in falhas.values()), falhas
     # o servidor volta ao normal: a próxima execução cria e bloqueia; a seguinte não escreve nada
     par.backup.clear_overrides()
-    r, pair = rodar(par, *modo)
-    assert r.codigo == 0 and mais_permissivo(par) == []
+    r, pair = rodar_json(par, *modo)
+    assert r.codigo == 0 and backup_libera_o_que_o_principal_nega(par) == []
     assert par.backup.devices()["BLQ-1"]["status"] == "blocked"
     antes = par.backup.write_count()
-    r, pair = rodar(par, *modo)
+    r, pair = rodar_json(par, *modo)
     assert r.codigo == 0 and par.backup.write_count() == antes
 
 
@@ -92,26 +57,26 @@ def test_bloqueio_que_falha_depois_de_regravar_no_unidirecional_exclui_no_backup
     par.principal.add_device("REG-1", owner_name="Nome novo", status="blocked", created_by="sergio")
     par.backup.add_device("REG-1", owner_name="Nome antigo", status="blocked", created_by="sergio")
     par.backup.fail_next("POST", "/admin/devices/REG-1/deactivate", 500, {"error": "falha"}, times=None)
-    r, _ = rodar(par)
-    assert r.codigo == 1 and mais_permissivo(par) == []
+    r, _ = rodar_json(par)
+    assert r.codigo == 1 and backup_libera_o_que_o_principal_nega(par) == []
     assert "REG-1" not in par.backup.devices()  # o upsert desbloqueou; sem poder bloquear, saiu do backup
     par.backup.clear_overrides()
-    r, _ = rodar(par)
+    r, _ = rodar_json(par)
     assert r.codigo == 0 and par.backup.devices()["REG-1"]["status"] == "blocked"
 
 
 def test_bloqueio_que_falha_depois_de_regravar_no_bidirecional_nunca_vira_exclusao_no_principal(par):
     par.principal.add_device("REG-1", owner_name="Nome", status="blocked", created_by="sergio")
     par.backup.add_device("REG-1", owner_name="Nome", status="blocked", created_by="sergio")
-    rodar(par, "--bidirecional")
+    rodar_json(par, "--bidirecional")
     par.principal.set_device_fields("REG-1", owner_name="Nome corrigido")
     par.backup.fail_next("POST", "/admin/devices/REG-1/deactivate", 500, {"error": "falha"}, times=4)
-    r, pair = rodar(par, "--bidirecional")
+    r, pair = rodar_json(par, "--bidirecional")
     assert r.codigo == 1
     assert "LIBERADA" in pair["falhas"][0]["mensagem"]  # relatado: não dá para desfazer sem excluir
     assert "REG-1" in par.backup.devices()  # no bidirecional, um registro que já existia não é excluído
-    r, _ = rodar(par, "--bidirecional")
-    assert r.codigo == 0 and mais_permissivo(par) == []
+    r, _ = rodar_json(par, "--bidirecional")
+    assert r.codigo == 0 and backup_libera_o_que_o_principal_nega(par) == []
     assert "REG-1" in par.principal.devices() and par.principal.devices()["REG-1"]["owner_name"] == "Nome corrigido"
 
 
@@ -122,13 +87,13 @@ def test_bloqueio_que_falha_depois_de_regravar_no_bidirecional_nunca_vira_exclus
 def test_database_is_locked_e_repetido_e_a_execucao_converge(par):
     semear_misto(par.principal)
     trocar_backup(par, banco_travado=1)
-    r, pair = rodar(par)
+    r, pair = rodar_json(par)
     assert r.codigo == 0, pair["falhas"]
-    assert mais_permissivo(par) == [] and pair["falhas"] == []
+    assert backup_libera_o_que_o_principal_nega(par) == [] and pair["falhas"] == []
     # cada escrita chegou duas vezes: a primeira levou "database is locked"
     assert par.backup.counts[CRIAR] == 2 * 6 and par.backup.counts[STATUS] == 2 * 4
     antes = par.backup.escritas_recebidas
-    r, _ = rodar(par)
+    r, _ = rodar_json(par)
     assert r.codigo == 0 and par.backup.escritas_recebidas == antes
 
 
@@ -136,8 +101,8 @@ def test_database_is_locked_e_repetido_e_a_execucao_converge(par):
 def test_500_na_n_esima_escrita_e_repetido(par, n):
     semear_misto(par.principal)
     trocar_backup(par, falhar_escritas={n})
-    r, pair = rodar(par, "--paralelo", "1")
-    assert r.codigo == 0 and pair["falhas"] == [] and mais_permissivo(par) == []
+    r, pair = rodar_json(par, "--paralelo", "1")
+    assert r.codigo == 0 and pair["falhas"] == [] and backup_libera_o_que_o_principal_nega(par) == []
     assert par.backup.escritas_recebidas == 10 + 1  # 6 criações + 4 bloqueios + a repetição
 
 
@@ -148,8 +113,8 @@ def test_500_na_n_esima_escrita_e_repetido(par, n):
 def test_token_revogado_no_meio_com_novo_login_aceito_converge(par):
     semear_misto(par.principal)
     trocar_backup(par, revogar_token_apos=3)
-    r, pair = rodar(par)
-    assert r.codigo == 0 and pair["falhas"] == [] and mais_permissivo(par) == []
+    r, pair = rodar_json(par)
+    assert r.codigo == 0 and pair["falhas"] == [] and backup_libera_o_que_o_principal_nega(par) == []
     assert par.backup.counts[("POST", "/admin/login")] == 2
 
 
@@ -157,7 +122,7 @@ def test_novo_login_recusado_para_de_escrever_no_servidor(par):
     for i in range(20):
         par.principal.add_device(f"LIB-{i:02d}", owner_name=f"Cliente {i}")
     trocar_backup(par, revogar_token_apos=4, login_apos_revogar=False)
-    r, pair = rodar(par, "--paralelo", "1")
+    r, pair = rodar_json(par, "--paralelo", "1")
     assert r.codigo == 1
     # depois da revogação: uma escrita levou 401, o novo login foi recusado e nada mais foi enviado
     assert par.backup.counts[CRIAR] == 5
@@ -165,7 +130,7 @@ def test_novo_login_recusado_para_de_escrever_no_servidor(par):
     assert par.backup.counts[("POST", "/admin/login")] == 3
     mensagens = [f["mensagem"] for f in pair["falhas"]]
     assert len(mensagens) == 16 and sum("não enviada" in m for m in mensagens) == 15
-    assert mais_permissivo(par) == []
+    assert backup_libera_o_que_o_principal_nega(par) == []
 
 
 # ---------------------------------------------------------------------------
@@ -176,8 +141,8 @@ def test_novo_login_recusado_para_de_escrever_no_servidor(par):
 def test_versao_antiga_nunca_recebe_licenca_negada_e_a_segunda_execucao_nao_escreve(par, versao):
     motivos = semear_misto(par.principal)
     trocar_backup(par, versao=versao)
-    _, pair = rodar(par)
-    assert mais_permissivo(par) == []
+    _, pair = rodar_json(par)
+    assert backup_libera_o_que_o_principal_nega(par) == []
     liberadas = {k for k, m in motivos.items() if m == "liberada"}
     assert set(par.backup.devices()) == liberadas  # as negadas ficaram de fora (negadas lá também)
     assert par.backup.counts[STATUS] == 0  # nenhuma tentativa de bloquear numa rota que não existe
@@ -187,15 +152,15 @@ def test_versao_antiga_nunca_recebe_licenca_negada_e_a_segunda_execucao_nao_escr
     assert all("versão antiga" in f["mensagem"] for f in pair["falhas"])
     assert all(f["nao_sincronizavel"] for f in pair["falhas"])
     antes = par.backup.write_count()
-    rodar(par)
+    rodar_json(par)
     assert par.backup.write_count() == antes, par.backup.requests_log[-10:]
-    assert mais_permissivo(par) == []
+    assert backup_libera_o_que_o_principal_nega(par) == []
 
 
 def test_versao_antiga_com_licenca_liberada_que_o_principal_bloqueou_e_relatada(par):
     par.principal.add_device("X-1", owner_name="Cliente", status="blocked")
     trocar_backup(par, versao="antiga").add_device("X-1", owner_name="Cliente")
-    r, pair = rodar(par)
+    r, pair = rodar_json(par)
     assert r.codigo == 1
     (falha,) = pair["falhas"]
     assert falha["chave"] == "X-1" and "LIBERADA" in falha["mensagem"] and "painel" in falha["mensagem"]
@@ -204,7 +169,7 @@ def test_versao_antiga_com_licenca_liberada_que_o_principal_bloqueou_e_relatada(
 
 def test_sonda_de_rota_so_quando_alguma_cadeia_bloqueia(par):
     par.principal.add_device("LIB-1", owner_name="Só liberada")
-    rodar(par)
+    rodar_json(par)
     assert sondas(par.backup) == 0
     # /health, /servers e as duas listagens, antes e depois das escritas (conferência)
     assert collections.Counter(m for m, _, _ in par.backup.requests_log)["GET"] == 6

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 
 import pytest
-from apoio_resiliencia import saida, sem_traceback
+from apoio import backup_libera_o_que_o_principal_nega, saida, sem_traceback
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,12 +118,6 @@ def test_estado_guarda_a_data_da_sincronizacao_do_relogio_do_plano(tmp_path):
 # De ponta a ponta: servidores de referência, veredito conferido no servidor
 # ---------------------------------------------------------------------------
 
-def liberadas_a_mais(par) -> list[str]:
-    """Licenças que o backup libera e o principal nega (pelo oráculo do servidor de referência)."""
-    return sorted(k for k, liberada in par.backup.vereditos().items()
-                  if liberada and not par.principal.veredito(k))
-
-
 def semear(par, n=12):
     for i in range(n):
         par.principal.add_device(f"LIC-{i:03d}", owner_name=f"Cliente {i}", cpf=str(i))
@@ -154,7 +148,7 @@ def test_reembolso_sem_estado_nunca_sai_com_zero_e_da_os_dois_comandos(par, como
     # o vendedor confirma que é reembolso: bloqueada (reversível), nada apagado
     r2 = par.rodar("--sem-progresso", "--bloquear-so-no-backup", **extra)
     assert r2.codigo == 0, saida(r2)[-3000:]
-    assert liberadas_a_mais(par) == [] and "LIC-003" in par.backup.devices()
+    assert backup_libera_o_que_o_principal_nega(par) == [] and "LIC-003" in par.backup.devices()
 
 
 def test_reembolso_com_estado_e_bloqueado_no_backup(par):
@@ -163,7 +157,7 @@ def test_reembolso_com_estado_e_bloqueado_no_backup(par):
     par.principal.remove_device("LIC-005")
     r = par.rodar("--sem-progresso")
     assert r.codigo == 0, saida(r)[-3000:]
-    assert liberadas_a_mais(par) == [] and par.backup.devices()["LIC-005"]["status"] == "blocked"
+    assert backup_libera_o_que_o_principal_nega(par) == [] and par.backup.devices()["LIC-005"]["status"] == "blocked"
 
 
 def test_venda_feita_no_backup_fica_liberada_sai_com_1_e_restaurar_a_leva_ao_principal(par):
@@ -186,7 +180,7 @@ def test_venda_feita_no_backup_fica_liberada_sai_com_1_e_restaurar_a_leva_ao_pri
     assert par.principal.veredito("VENDA-PIX")
     r3 = par.rodar("--sem-progresso", "--agora", "2026-12-02T12:10")
     assert r3.codigo == 0, saida(r3)[-3000:]
-    assert liberadas_a_mais(par) == []
+    assert backup_libera_o_que_o_principal_nega(par) == []
 
 
 def test_venda_de_novo_no_backup_de_licenca_apagada_fica_liberada_e_nada_e_apagado_sem_espelhar(par):

@@ -10,7 +10,7 @@ de cada servidor de referência.
 from __future__ import annotations
 
 import pytest
-from test_cadeias_e_falhas import mais_permissivo, rodar, semear_misto, trocar_backup
+from apoio import backup_libera_o_que_o_principal_nega, rodar_json, semear_misto, trocar_backup
 
 NOME_LONGO = "Comércio de Peças e Serviços Automotivos " * 8  # 320 caracteres
 CRIADOR_LONGO = "revendedor.com.um.nome.de.usuario.bem.comprido." * 3  # 141 caracteres
@@ -29,9 +29,9 @@ def test_mysql_que_corta_nao_e_regravado_e_a_diferenca_e_relatada(par, modo):
     semear_misto(par.principal)
     trocar_backup(par, colacao="mysql", colunas="corta", datas="rfc1123")
     principal_antes = par.principal.devices()
-    r, pair = rodar(par, *modo)
+    r, pair = rodar_json(par, *modo)
     assert r.codigo == 0, (pair["falhas"], pair.get("pendencias"))
-    assert mais_permissivo(par) == []
+    assert backup_libera_o_que_o_principal_nega(par) == []
     assert par.backup.devices()["LONGO-1"]["owner_name"] == NOME_LONGO.strip()[:255]
     campos = {(d["chave"], d["campo"]) for d in pair["divergencias"] if "caracteres" in d["observacao"]}
     assert {("LONGO-1", "owner_name"), ("LONGO-1", "cpf"), ("LONGO-1", "created_by"),
@@ -39,9 +39,9 @@ def test_mysql_que_corta_nao_e_regravado_e_a_diferenca_e_relatada(par, modo):
     assert all(par.backup.url in d["observacao"] for d in pair["divergencias"] if "caracteres" in d["observacao"])
     for _ in range(2):  # as seguintes não escrevem nada e não mexem no principal
         escritas = (par.principal.write_count(), par.backup.write_count())
-        r, pair = rodar(par, *modo)
+        r, pair = rodar_json(par, *modo)
         assert r.codigo == 0 and (par.principal.write_count(), par.backup.write_count()) == escritas
-        assert mais_permissivo(par) == []
+        assert backup_libera_o_que_o_principal_nega(par) == []
     assert par.principal.devices() == principal_antes
 
 
@@ -52,7 +52,7 @@ def test_primeira_versao_que_grava_admin_no_created_by_nunca_chega_ao_principal(
     par.principal.add_device("LIB-3", owner_name="Sem revendedor", created_by="admin")
     trocar_backup(par, versao="primeira")
     principal_antes = par.principal.devices()
-    r, pair = rodar(par, *modo)
+    r, pair = rodar_json(par, *modo)
     assert r.codigo == 0, pair["falhas"]
     assert {k: d["created_by"] for k, d in par.backup.devices().items()} == {
         "LIB-1": "admin", "LIB-2": "admin", "LIB-3": "admin"}
@@ -60,7 +60,7 @@ def test_primeira_versao_que_grava_admin_no_created_by_nunca_chega_ao_principal(
     assert trocados == {"LIB-1", "LIB-2"}
     for _ in range(2):
         escritas = (par.principal.write_count(), par.backup.write_count())
-        r, pair = rodar(par, *modo)
+        r, pair = rodar_json(par, *modo)
         assert r.codigo == 0 and (par.principal.write_count(), par.backup.write_count()) == escritas
     assert par.principal.devices() == principal_antes  # byte a byte: o 'admin' do backup nunca subiu
 
@@ -70,7 +70,7 @@ def test_created_by_admin_num_servidor_atual_e_corrigido_e_nao_vira_limite(par):
     e a correção é feita pela rota própria (sem regravar o registro)."""
     par.principal.add_device("LIB-1", owner_name="José", created_by="sergio")
     par.backup.add_device("LIB-1", owner_name="José", created_by="admin")
-    r, pair = rodar(par)
+    r, pair = rodar_json(par)
     assert r.codigo == 0
     assert par.backup.devices()["LIB-1"]["created_by"] == "sergio"
     assert par.backup.counts[("POST", "/admin/devices/update-created-by")] == 1
@@ -81,7 +81,7 @@ def test_created_by_admin_num_servidor_atual_e_corrigido_e_nao_vira_limite(par):
 def test_valor_editado_no_backup_que_nao_e_corte_continua_sendo_diferenca(par):
     par.principal.add_device("E-1", owner_name=NOME_LONGO.strip(), created_by="sergio")
     trocar_backup(par, colunas="corta").add_device("E-1", owner_name="Outro nome qualquer", created_by="sergio")
-    r, _ = rodar(par)
+    r, _ = rodar_json(par)
     assert par.backup.counts[("POST", "/admin/devices/create")] == 1  # regravado (e então cortado)
     assert par.backup.devices()["E-1"]["owner_name"] == NOME_LONGO.strip()[:255]
     assert r.codigo == 0
@@ -92,8 +92,8 @@ def test_mysql_estrito_recusa_texto_longo_sem_repetir_e_diz_o_campo(par):
     par.principal.add_device("LONGO-BLQ", owner_name=NOME_LONGO.strip(), status="blocked")
     par.principal.add_device("CURTO-1", owner_name="José")
     trocar_backup(par, colacao="mysql", colunas="estrito", datas="rfc1123")
-    r, pair = rodar(par)
-    assert r.codigo == 1 and mais_permissivo(par) == []
+    r, pair = rodar_json(par)
+    assert r.codigo == 1 and backup_libera_o_que_o_principal_nega(par) == []
     assert set(par.backup.devices()) == {"CURTO-1"}
     assert par.backup.counts[("POST", "/admin/devices/create")] == 3  # um 500 de texto longo não é repetido
     falhas = {}
@@ -118,10 +118,10 @@ def test_grupo_de_ids_iguais_para_o_mysql_leva_o_veredito_mais_restrito_e_nao_e_
     par.principal.add_device("OUTRA", owner_name="Sem grupo", created_by="ana")
     trocar_backup(par, colacao="mysql", colunas="corta", datas="rfc1123")
     for _ in range(2):  # backup vazio (não dá para saber se é MySQL) e depois com as datas RFC 1123 à vista
-        r, pair = rodar(par)
+        r, pair = rodar_json(par)
         # abc é liberada no principal, mas no backup é o mesmo registro que ABC (bloqueada): lá nega
         assert par.backup.veredito("abc") is False and par.backup.veredito("ABC") is False
-        assert mais_permissivo(par) == []
+        assert backup_libera_o_que_o_principal_nega(par) == []
         assert par.backup.veredito("Jose") is True and par.backup.veredito("OUTRA") is True
         assert set(par.backup.devices()) == {"ABC", "Jose", "OUTRA"}
         grupos = {d["chave"]: d["observacao"] for d in pair["divergencias"] if d["campo"] == "device_id"}
@@ -129,7 +129,7 @@ def test_grupo_de_ids_iguais_para_o_mysql_leva_o_veredito_mais_restrito_e_nao_e_
         assert "negados lá e liberados no principal: abc" in grupos["ABC"]
         assert r.codigo == 0, (pair["falhas"], pair["paridade"])
     antes = par.backup.write_count()
-    rodar(par)
+    rodar_json(par)
     assert par.backup.write_count() == antes  # não regrava o grupo a cada execução
 
 
@@ -142,13 +142,13 @@ def test_grupo_de_ids_iguais_para_o_mysql_no_bidirecional_nunca_muda_o_principal
     trocar_backup(par, colacao="mysql", datas="rfc1123")
     antes = par.principal.devices()
     for _ in range(3):
-        r, pair = rodar(par, "--bidirecional")
+        r, pair = rodar_json(par, "--bidirecional")
         assert par.principal.devices() == antes, pair["acoes"]
         assert par.backup.veredito("ABC") is False and par.backup.veredito("abc") is False
-        assert mais_permissivo(par) == []
+        assert backup_libera_o_que_o_principal_nega(par) == []
         assert pair["contagens"]["escritas"]["principal"] == 0
     gravadas = par.backup.write_count()
-    rodar(par, "--bidirecional")
+    rodar_json(par, "--bidirecional")
     assert par.backup.write_count() == gravadas  # não regrava o grupo a cada execução
 
 
@@ -157,6 +157,6 @@ def test_backup_sqlite_com_ids_de_maiusculas_diferentes_guarda_os_dois(par):
     par.principal.add_device("abc", owner_name="Minúsculo")
     # listagem com datas ISO: não é MySQL (negada lá: liberada só no backup, a execução sairia com 1)
     par.backup.add_device("OUTRA", owner_name="Já existia no backup", status="blocked")
-    r, _ = rodar(par)
+    r, _ = rodar_json(par)
     assert r.codigo == 0 and {"ABC", "abc"} <= set(par.backup.devices())
     assert par.backup.veredito("abc") is True and par.backup.veredito("ABC") is False

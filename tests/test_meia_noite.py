@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from apoio_resiliencia import saida, sem_traceback
+from apoio import saida, sem_traceback
 
 DIA = dt.date(2026, 12, 3)
 QUASE_MEIA_NOITE = dt.datetime(2026, 12, 3, 23, 59, 59, 500000, tzinfo=dt.UTC)

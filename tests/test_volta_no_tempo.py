@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from apoio_resiliencia import saida, sem_traceback
+from apoio import backup_libera_o_que_o_principal_nega, saida, sem_traceback
 
 import sincronizar_bancos as sb
 
@@ -156,10 +156,6 @@ def test_deny_on_target_e_a_regra_unica(status, liberada, esperado):
 # De ponta a ponta
 # ---------------------------------------------------------------------------
 
-def liberadas_a_mais(par) -> list[str]:
-    return sorted(k for k, ok in par.backup.vereditos().items() if ok and not par.principal.veredito(k))
-
-
 def semear(srv, n=20):
     for i in range(n):
         srv.add_device(f"LIC-{i:03d}", owner_name=f"Cliente {i}", cpf=str(i))
@@ -193,7 +189,7 @@ def test_principal_restaurado_da_copia_da_noite_para_com_5_e_nada_e_gravado(par,
     assert not par.principal.veredito("LIC-004")
     r3 = par.rodar("--sem-progresso", *modo)
     assert r3.codigo == 0, saida(r3)[-3000:]
-    assert liberadas_a_mais(par) == []
+    assert backup_libera_o_que_o_principal_nega(par) == []
 
 
 def test_listagem_do_principal_cortada_para_com_5_como_no_espelhar(par):
