@@ -1456,6 +1456,7 @@ class ApiClient:
         return self.waited_seconds
 
     REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
+    WAKE_ATTEMPT = 15.0  # cada GET /health: um host que segura a conexão é chamado de novo (e um sinal não espera mais)
 
     def _explain_wait(self, answer: str, refused: bool) -> None:
         """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
@@ -1492,7 +1493,7 @@ class ApiClient:
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
-                    self.config.connect_timeout, max(min(remaining, 120.0), 0.5)))
+                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
                 if verdict is HealthVerdict.OK:
@@ -5105,15 +5106,19 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
             futures = {pool.submit(_connect, client): client for client in clients}
-            for future in concurrent.futures.as_completed(futures):
-                client, exc = futures[future], future.exception()
-                key = client._handoff_key()
-                ApiClient._handoff[key] = exc if exc is not None else (client.token, client.role,
-                                                                       client.waited_seconds)
-                if exc is not None and _is_fatal(exc):
-                    fatal[client.server.url] = exc
-                    for other in clients:
-                        other.cancel.set()
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    client, exc = futures[future], future.exception()
+                    ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
+                        client.token, client.role, client.waited_seconds)
+                    if exc is not None and _is_fatal(exc):
+                        fatal[client.server.url] = exc
+                        for other in clients:
+                            other.cancel.set()
+            except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já (no máximo WAKE_ATTEMPT s)
+                for client in clients:
+                    client.cancel.set()
+                raise
     finally:
         for client in clients:
             client.close()
@@ -6257,6 +6262,21 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
     return "".join(parts)
 
 
+def damaged_history_message(data_dir: str, exc: BaseException) -> str:
+    return (f"O histórico {os.path.join(data_dir, HISTORY_FILE)} está danificado ({exc}): o painel não sabe o "
+            "estado dos pares. A próxima sincronização o guarda ao lado, com a data no nome, e começa um novo.")
+
+
+def render_damaged_panel(message: str, refresh_s: int = 60) -> str:
+    return ("<!DOCTYPE html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="refresh" content="{refresh_s}">'
+            f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>"
+            "<h1>Sincronização dos servidores de licença</h1><h2>Estado agora</h2>"
+            '<div class="par falhando parada"><div class="estado">HISTÓRICO DANIFICADO</div>'
+            f'<div class="erro">{_esc(message)}</div></div>'
+            '<footer><a href="status.json">status.json</a></footer></body></html>')
+
+
 def _render_config_note(current: list[tuple[str, str]] | None) -> str:
     if current is not None:
         return ""
@@ -6495,18 +6515,36 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
                 self._send(401, json.dumps({"erro": "token do painel ausente ou inválido"}), "application/json")
                 return
             path = urllib.parse.urlsplit(self.path).path
-            pairs = current() if current else None
+            if path not in ("/", "/index.html", "/status.json"):
+                self._send(404, json.dumps({"erro": "não encontrado"}), "application/json")
+                return
+            try:
+                self._answer(path, current() if current else None)
+            except sqlite3.Error as exc:
+                if not is_damaged_database(exc):
+                    raise
+                self._answer_damaged(path, exc)
+
+        def _answer(self, path: str, pairs: list[tuple[str, str]] | None) -> None:
             history = History(data_dir)
             try:
-                if path in ("/", "/index.html"):
-                    self._send(200, render_panel(history, max_delay_min, current=pairs), "text/html; charset=utf-8")
-                elif path == "/status.json":
+                if path == "/status.json":
                     status, body = status_document(history, max_delay_min, pairs)
                     self._send(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
                 else:
-                    self._send(404, json.dumps({"erro": "não encontrado"}), "application/json")
+                    self._send(200, render_panel(history, max_delay_min, current=pairs), "text/html; charset=utf-8")
             finally:
                 history.close()
+
+        def _answer_damaged(self, path: str, exc: sqlite3.Error) -> None:
+            """Histórico ilegível: vermelho (503), nunca o último estado bom nem um erro sem resposta."""
+            message = damaged_history_message(data_dir, exc)
+            if path == "/status.json":
+                body = {"ok": False, "gerado_em": now_iso(), "mensagem": message, "historico_danificado": True,
+                        "pares": [], "pares_antigos": []}
+                self._send(503, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
+            else:
+                self._send(503, render_damaged_panel(message), "text/html; charset=utf-8")
 
     return PanelHandler
 
@@ -6520,7 +6558,12 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
                           "o token será exigido em toda requisição.")
     SECRETS.add(token)
     ensure_data_dir(data_dir)
-    History(data_dir).close()  # cria o banco vazio se ainda não existir
+    try:
+        History(data_dir).close()  # cria o banco vazio se ainda não existir
+    except sqlite3.Error as exc:
+        if not is_damaged_database(exc):
+            raise
+        print(f"⚠️  {damaged_history_message(data_dir, exc)}", file=sys.stderr)
     accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))

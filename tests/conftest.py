@@ -18,9 +18,14 @@ if PASTA_TESTES not in sys.path:
     sys.path.insert(0, PASTA_TESTES)
 
 from apoio import (ARTEFATOS, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
-                   Execucao, Par, rodar_script)
+                   Execucao, Par, compilar_script, rodar_script)
 
 __all__ = ["ARTEFATOS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS", "Execucao", "Par", "rodar_script"]
+
+
+def pytest_configure(config):
+    """O bytecode do script, uma vez por processo do pytest (os filhos partem por apoio.comando_script)."""
+    compilar_script()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import os
 import pytest
 import requests
 
-from apoio import SCRIPT, anotar_saida, ler_credenciais, semear_iguais
+from apoio import comando_script, anotar_saida, ler_credenciais, semear_iguais
 
 import sincronizar_bancos as sb
 
@@ -350,7 +349,7 @@ def test_estado_corrompido_vira_primeira_sincronizacao_sem_exclusoes(par):
 # ---------------------------------------------------------------------------
 
 def _iniciar(par, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(SCRIPT), *args], env=par.ambiente(), cwd=par.tmp_path,
+    return subprocess.Popen(comando_script(*args), env=par.ambiente(), cwd=par.tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 from filelock import FileLock
 
-from apoio import SCRIPT, ambiente_limpo, rodar_script, saida, sem_traceback, semear_licencas
+from apoio import SCRIPT, comando_script, ambiente_limpo, rodar_script, saida, sem_traceback, semear_licencas
 
 import sincronizar_bancos as sb
 
@@ -113,7 +113,7 @@ def test_json_com_erro_inesperado_imprime_documento(par):
 def test_pipe_fechado_termina_em_silencio_e_sincroniza(par):
     """Como `python sincronizar_bancos.py | head -1`: quem lê fecha o pipe antes do fim."""
     semear_licencas(par.principal, 5)
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
+    proc = subprocess.Popen(comando_script("--sem-progresso"), env=par.ambiente(),
                             cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # o leitor foi embora antes da primeira linha
     _, err = proc.communicate(timeout=60)

@@ -8,12 +8,11 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
-from apoio import SCRIPT
+from apoio import comando_script
 
 
 def linhas(par):
@@ -66,7 +65,7 @@ def test_execucao_morta_fica_como_interrompida(par):
     for i in range(300):
         par.principal.add_device(f"K-{i:04d}")
     par.backup.set_faults(latency_ms=20)
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--paralelo", "1"], env=par.ambiente(),
+    proc = subprocess.Popen(comando_script("--paralelo", "1"), env=par.ambiente(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     inicio = time.monotonic()
     while par.backup.write_count() < 80 and time.monotonic() - inicio < 30:

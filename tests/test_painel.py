@@ -6,12 +6,11 @@ import json
 import re
 import os
 import subprocess
-import sys
 import urllib.parse
 
 import pytest
 
-from apoio import ARTEFATOS, CHROMIUM, EXIGIR_NAVEGADOR, SCRIPT, abrir_painel, get
+from apoio import ARTEFATOS, CHROMIUM, EXIGIR_NAVEGADOR, comando_script, abrir_painel, get
 
 @pytest.fixture
 def painel(par):
@@ -75,7 +74,7 @@ def test_status_json_atrasado_e_sem_historico(par):
 
 def test_fora_do_loopback_exige_token(par):
     env = par.ambiente()
-    r = subprocess.run([sys.executable, str(SCRIPT), "painel", "--host", "0.0.0.0", "--porta", "0"], env=env,
+    r = subprocess.run(comando_script("painel", "--host", "0.0.0.0", "--porta", "0"), env=env,
                        capture_output=True, text=True, encoding="utf-8", timeout=30)
     assert r.returncode == 2 and "PAINEL_TOKEN" in r.stderr and "Traceback" not in r.stderr
     token = "tk-" + os.urandom(12).hex()
@@ -205,7 +204,7 @@ def test_painel_sem_servidores_configurados_conta_todos_os_pares(par):
 
 
 def test_url_invalida_na_configuracao_do_painel(par):
-    r = subprocess.run([sys.executable, str(SCRIPT), "painel", "--porta", "0"],
+    r = subprocess.run(comando_script("painel", "--porta", "0"),
                        env=par.ambiente(SERVIDOR_BACKUP="ftp://backup.exemplo.com"),
                        capture_output=True, text=True, encoding="utf-8", timeout=30)
     assert r.returncode == 2 and "URL inválida" in r.stderr and "Traceback" not in r.stderr
@@ -348,3 +347,21 @@ def test_ctrl_c_fecha_o_painel_em_silencio_com_0(par):
     assert proc.returncode == 0, erros
     assert "Traceback" not in erros and "❌" not in erros and "Interrompido" not in erros
     assert "Painel encerrado" in saida
+
+
+def test_historico_danificado_deixa_o_painel_vermelho_e_a_sincronizacao_o_troca(painel):
+    """Histórico ilegível com o painel aberto: 503 com a explicação (nunca o último 'saudável', nunca uma
+    conexão cortada); a sincronização seguinte o guarda ao lado e o painel volta a mostrar os pares."""
+    par, url = painel
+    (par.dados / "historico.sqlite3").write_bytes(b"isto nao e um banco sqlite " * 200)
+    status, corpo = get(url + "/status.json")
+    dados = json.loads(corpo)
+    assert status == 503 and dados["ok"] is False and dados["historico_danificado"] is True
+    assert "danificado" in dados["mensagem"] and "próxima sincronização" in dados["mensagem"]
+    status, pagina = get(url + "/")
+    assert status == 503 and "HISTÓRICO DANIFICADO" in pagina.decode() and "SAUDÁVEL" not in pagina.decode()
+    r = par.rodar()
+    assert r.codigo == 1, r.stdout + r.stderr  # seguiu, avisou e trocou o arquivo
+    assert list(par.dados.glob("historico.sqlite3.danificado-*"))
+    dados = json.loads(get(url + "/status.json")[1])
+    assert "historico_danificado" not in dados and dados["pares"][0]["backup"] == par.backup.url

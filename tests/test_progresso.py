@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
-import sys
 
 import pytest
 
-from apoio import SCRIPT
+from apoio import comando_script
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="pty só existe em POSIX")
 
@@ -19,7 +18,7 @@ def rodar_com_terminal(par, *args: str, **extra: str) -> tuple[int, str, str]:
     travaria o filho enquanto lemos o terminal)."""
     mestre, escravo = pty.openpty()
     with open(par.tmp_path / "stdout.txt", "w+", encoding="utf-8") as saida_arquivo:
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], env=par.ambiente(**extra),
+        proc = subprocess.Popen(comando_script(*args), env=par.ambiente(**extra),
                                 stdout=saida_arquivo, stderr=escravo)
         os.close(escravo)
         pedacos = []

@@ -19,8 +19,9 @@ import time
 import pytest
 from filelock import FileLock
 
-from apoio import (SCRIPT, anotar_saida, conferir_arquivos_legiveis, conferir_convergencia, guardar_tokens,
-                   licencas_cruas, rodar_cronometrado, saida, sem_traceback, semear_licencas, semear_usuarios)
+from apoio import (SCRIPT, anotar_saida, comando_script, conferir_arquivos_legiveis, conferir_convergencia,
+                   guardar_tokens, licencas_cruas, rodar_cronometrado, saida, sem_traceback, semear_licencas,
+                   semear_usuarios)
 from servidor_referencia import ServidorReferencia
 
 
@@ -186,7 +187,7 @@ def test_duas_execucoes_simultaneas_a_segunda_sai_com_3(par):
     # depois que a segunda terminou (sem corrida com o tempo de partida numa máquina ocupada).
     liberar = threading.Event()
     par.principal.on_request("GET", "/admin/devices", lambda _srv: liberar.wait(120), when="before")
-    primeira = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"],
+    primeira = subprocess.Popen(comando_script("--sem-progresso"),
                                 env=par.ambiente(SYNC_TIMEOUT="150"), cwd=par.tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, encoding="utf-8")
     try:
@@ -297,7 +298,7 @@ def test_kill_9_em_pontos_aleatorios_e_a_proxima_execucao_converge(par, rodadas)
         alvo = rng.randint(1, 380) if por_escritas else None
         atraso = rng.uniform(0.2, 3.0)
         momento = f"após {alvo} escritas" if por_escritas else f"após {atraso:.2f} s"
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--sem-progresso"], env=par.ambiente(),
+        proc = subprocess.Popen(comando_script("--sem-progresso"), env=par.ambiente(),
                                 cwd=par.tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, encoding="utf-8")
         limite = time.monotonic() + (60 if por_escritas else atraso)

@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from conftest import ARTEFATOS, RAIZ, SCRIPT
+from apoio import ARTEFATOS, RAIZ, comando_script
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="envio de SIGTERM/SIGINT a um filho só em POSIX")
 
@@ -32,7 +32,7 @@ def _semear_bloqueadas(par, total: int = TOTAL) -> list[str]:
 
 
 def _iniciar(par, *args: str, comando: list[str] | None = None, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen(comando or [sys.executable, str(SCRIPT), "--sem-progresso", *args],
+    return subprocess.Popen(comando or comando_script("--sem-progresso", *args),
                             env=par.ambiente(**extra), cwd=par.tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, encoding="utf-8")
 
@@ -173,3 +173,25 @@ def test_sigterm_no_bidirecional_e_a_seguinte_completa_sem_conflito(par):
     assert r.json()["backups"][0]["conflitos"] == []
     assert set(par.backup.devices()) == set(par.principal.devices())
     assert par.backup.vereditos() == par.principal.vereditos()
+
+
+@pytest.mark.parametrize("nome", ["SIGTERM", "SIGINT"])
+def test_sinal_na_espera_do_despertar_para_na_hora_sem_esperar_o_limite(par, nome):
+    """Backup dormindo (503 em /health, limite de 120 s): o sinal para a execução em segundos, não no fim
+    da espera, com o código do sinal e sem gravar nada."""
+    _semear_bloqueadas(par, 2)
+    par.backup.override("GET", "/health", 503, "<html>503 acordando</html>", content_type="text/html")
+    proc = _iniciar(par, SYNC_ESPERA_DESPERTAR="120")
+    fim = time.monotonic() + 30
+    while par.backup.counts[("GET", "/health")] < 2:  # já está no laço de espera
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < fim, "a execução não chegou à espera do despertar"
+        time.sleep(0.05)
+    enviado = time.monotonic()
+    proc.send_signal(getattr(signal, nome))
+    out, err = proc.communicate(timeout=60)
+    duracao = time.monotonic() - enviado
+    assert proc.returncode == CODIGOS[nome], out[-2000:] + err[-2000:]
+    assert duracao < 5, f"esperou {duracao:.1f} s depois do sinal (a espera do despertar não parou)"
+    assert "Traceback" not in out + err and "nada foi gravado" in err, err[-2000:]
+    assert par.backup.write_count() == 0 and par.principal.write_count() == 0
