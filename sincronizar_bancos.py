@@ -119,7 +119,7 @@ except ImportError as _erro:  # pragma: no cover - depende da instalação do us
         f"❌ Dependência ausente: {_erro.name}. Instale com:\n"
         "   pip install -r requirements.txt\n"
     )
-    raise SystemExit(2)
+    raise SystemExit(2) from None
 
 VERSAO = "1.0.0"
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -133,8 +133,8 @@ __all__ = [
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
-    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS", "SETTING", "Setting",
-    "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
+    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
+    "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "parse_licenses", "fetch_snapshot",
@@ -1465,7 +1465,8 @@ class ApiClient:
         self._explained = True
         if refused:
             why = (f"conexão recusada: nada responde nesse endereço e porta. Um servidor gratuito dormindo "
-                   f"responde 502/503, não recusa a conexão; espero só {min(self.REFUSED_WAIT, self.config.wake_wait):.0f} s "
+                   f"responde 502/503, não recusa a conexão; espero só "
+                   f"{min(self.REFUSED_WAIT, self.config.wake_wait):.0f} s "
                    f"(confira a URL em {env_name(self.server)})")
         else:
             why = (f"{answer}: é o que um servidor gratuito dormindo responde enquanto acorda (30 a 60 s ou mais); "
@@ -1517,7 +1518,8 @@ class ApiClient:
 
     def _mismatch(self, request: str, what: str) -> ServerMismatch:
         return ServerMismatch(
-            f"{self.server.label} não é a API de licenças: {request} respondeu {what}. Confira {env_name(self.server)}: "
+            f"{self.server.label} não é a API de licenças: {request} respondeu {what}. "
+            f"Confira {env_name(self.server)}: "
             "use o endereço raiz da API (ex.: https://meuservidor.com, sem /admin nem outro caminho)."
         )
 
@@ -1589,7 +1591,8 @@ class ApiClient:
         if resp.status != 200:
             raise ApiError(f"{self.server.label}: GET {path} respondeu {_status_text(resp)}.", resp.status)
         if resp.body is None:
-            raise ApiError(f"{self.server.label}: GET {path} não devolveu JSON (página HTML de proxy ou resposta cortada).")
+            raise ApiError(f"{self.server.label}: GET {path} não devolveu JSON "
+                           "(página HTML de proxy ou resposta cortada).")
         if not isinstance(resp.body, dict) or "items" not in resp.body:
             raise ApiError(f"{self.server.label}: GET {path} devolveu JSON sem o campo 'items'.")
         if not isinstance(resp.body["items"], list):
@@ -1626,7 +1629,8 @@ def health_verdict(resp: Any) -> tuple[HealthVerdict, str]:
     if 200 <= status < 300 and kind == "html" and _WAITING_PAGE.search(resp.text[:20000]):
         return HealthVerdict.WAIT, f"HTTP {status} com página de espera do host"
     if body is not None:
-        return HealthVerdict.OTHER, describe_answer(status, "json", f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
+        return HealthVerdict.OTHER, describe_answer(status, "json",
+                                                    f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
     return HealthVerdict.OTHER, describe_answer(status, kind)
 
 
@@ -1754,7 +1758,7 @@ class License:
     def payload(self) -> dict[str, Any]:
         """Registro completo para o upsert. Campos vazios vão omitidos: a API grava o campo omitido
         como nulo (é o mesmo efeito), e um servidor real pode não aceitar null explícito."""
-        values = dict(zip(SETTABLE_FIELDS, self.desired_settable()))
+        values = dict(zip(SETTABLE_FIELDS, self.desired_settable(), strict=True))
         return {"device_id": self.device_id, **{k: v for k, v in values.items() if v is not None}}
 
 
@@ -2520,7 +2524,7 @@ class Clock:
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
     """O que o servidor guarda depois de POST /admin/devices/create com o registro de `source`."""
-    fields = dict(zip(SETTABLE_FIELDS, source.desired_settable()))
+    fields = dict(zip(SETTABLE_FIELDS, source.desired_settable(), strict=True))
     kept = {"custom_interval": 60, "features": "core"} if before is None else {
         "custom_interval": before.custom_interval, "features": before.features}
     return License(device_id=source.device_id, **fields, status="active", start_date=today,
@@ -2597,7 +2601,8 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     after = target
     if target is None or rewrite:  # regravar: o registro do destino não pôde ser lido direito
         after = model_upsert(target, source, today)
-        kind, why = (UPDATE, f"registro ilegível no {here}: regravado") if rewrite else (CREATE, f"não existe no {here}")
+        kind, why = ((UPDATE, f"registro ilegível no {here}: regravado") if rewrite
+                     else (CREATE, f"não existe no {here}"))
         chain.append(Action(kind, key, why, source.payload(), _changes(target if rewrite else None, after), side))
     elif target.settable()[:-1] == source.settable()[:-1] and \
             (target.desired_settable() if two_way else target.settable()) != source.desired_settable():
@@ -2663,7 +2668,8 @@ def _create_user(user: User, side: Side, role_of: Callable[[Side], Role] = Role)
 
 
 def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = None,
-               two_way: bool = False, role_of: Callable[[Side], Role] = Role) -> tuple[list[Action], list[Divergence], list[str]]:
+               two_way: bool = False,
+               role_of: Callable[[Side], Role] = Role) -> tuple[list[Action], list[Divergence], list[str]]:
     """Usuários: só criação (a API não altera nem apaga usuários)."""
     actions, divergences = [], []
     known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
@@ -2676,10 +2682,12 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
             if name in known:  # existia dos dois lados: foi apagado direto no servidor
                 divergences.append(Divergence("usuario", name, "username", name if side == Side.BACKUP else None,
                                               None if side == Side.BACKUP else name,
-                                              f"apagado no {role_of(side)} desde a última sincronização; não foi recriado"))
+                                              f"apagado no {role_of(side)} desde a última sincronização; "
+                                              "não foi recriado"))
             elif name == target.login_username:
                 divergences.append(Divergence("usuario", name, "username", name, name,
-                                              f"nome já usado por um super-admin no {role_of(side)} (não listado pela API)"))
+                                              f"nome já usado por um super-admin no {role_of(side)} "
+                                              "(não listado pela API)"))
             else:
                 actions.append(_create_user(source.users[name], side, role_of))
                 divergences.append(Divergence("usuario", name, "senha", None, None,
@@ -2762,7 +2770,8 @@ class Conflict:
         primary, backup = (self.backup, self.primary) if swap else (self.primary, self.backup)
         return {"tipo": "licenca", "chave": self.key, "descricao": self.why, "resolucao": self.resolution.value,
                 "principal_existe": primary is not None, "backup_existe": backup is not None,
-                "campos": [{"campo": f, "principal": _jsonable(bv if swap else pv), "backup": _jsonable(pv if swap else bv)}
+                "campos": [{"campo": f, "principal": _jsonable(bv if swap else pv),
+                            "backup": _jsonable(pv if swap else bv)}
                            for f, pv, bv in self.fields()]}
 
 
@@ -3113,7 +3122,8 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     return Plan(
         halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
         backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
-        backup_only_allowed=[k for k in backup_only if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
+        backup_only_allowed=[k for k in backup_only
+                             if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
@@ -3674,7 +3684,7 @@ def backup_limits(source: Snapshot, target: Snapshot, drops_created_by: bool) ->
         p = source.licenses.get(key)
         if p is None:
             continue
-        wanted = dict(zip(SETTABLE_FIELDS, p.desired_settable()))
+        wanted = dict(zip(SETTABLE_FIELDS, p.desired_settable(), strict=True))
         changes = {}
         for field in SETTABLE_FIELDS:
             stored = getattr(b, field)
@@ -4072,7 +4082,7 @@ class History:
         with self._lock:
             cursor = self.db.execute(sql, params)
             names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._dicts("SELECT momento, servidor, chave, acao, ok, mensagem, mudancas FROM auditoria "
@@ -4156,7 +4166,8 @@ def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
     deleted = {}
     for key, item in (raw.get("excluidas") or {}).items():
         versions = item["versoes"]
-        if not (isinstance(item["em"], str) and isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
+        if not (isinstance(item["em"], str) and isinstance(versions, list)
+                and all(isinstance(v, str) for v in versions)):
             raise ValueError(f"exclusão inválida {key!r}")
         deleted[key] = (dt.date.fromisoformat(item["em"]).isoformat(), tuple(versions))
     synced_on = raw.get("sincronizado_em")
@@ -4273,7 +4284,8 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
                              _jsonable(p_after.end_date), _jsonable(b_after.end_date))
             older_backup = _older(previous, new, Side.BACKUP)
             if previous is None and old and key in old.deleted:  # recriada: as versões de antes continuam "antigas"
-                older_backup = tuple(v for v in old.deleted[key][1] if v != new.version(Side.BACKUP))[-OLDER_VERSIONS_KEPT:]
+                older_backup = tuple(v for v in old.deleted[key][1]
+                                     if v != new.version(Side.BACKUP))[-OLDER_VERSIONS_KEPT:]
             licenses[key] = new._replace(older_primary=_older(previous, new, Side.PRIMARY), older_backup=older_backup)
     deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
     present = set(primary.licenses) | set(backup.licenses)
@@ -4552,7 +4564,8 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
     if plan.held_deletions or plan.halted:
         return ExitCode.SAFETY, PairStatus.HELD
     if check:
-        parity_ok = outcome.parity is not None and outcome.parity.ok  # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+        # verificar: qualquer pendência ou veredito diferente agora é "fora de sincronia"
+        parity_ok = outcome.parity is not None and outcome.parity.ok
         behind = plan.actions or not parity_ok or plan.conflicts or plan.backup_only_allowed
         return (ExitCode.FAILURES, PairStatus.FAILURES) if behind else (ExitCode.OK, PairStatus.OK)
     in_conflict = {c.key for c in outcome.open_conflicts}
@@ -4599,10 +4612,12 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
         LossKind.ROLLED_BACK: f"o {lost.upper()} ({url}) voltou atrás em {plural(len(loss.keys), 'registro')} desde "
                               f"a última sincronização ({sample(list(loss.keys), 5)}): parece uma cópia antiga "
                               "restaurada",
-        LossKind.SHRANK: f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')}"
-                         f" do {lost.upper()} ({url}) de uma vez ({sample(list(loss.keys), 5)}), acima do limite de "
-                         "exclusões (--max-exclusoes): listagem cortada (proxy, página parcial) ou cópia antiga? "
-                         "Bloqueá-las no backup negaria licenças que talvez o principal ainda libere",
+        LossKind.SHRANK: (
+            f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')}"
+            f" do {lost.upper()} ({url}) de uma vez ({sample(list(loss.keys), 5)}), acima do limite de "
+            "exclusões (--max-exclusoes): listagem cortada (proxy, página parcial) ou cópia antiga? "
+            "Bloqueá-las no backup negaria licenças que talvez o principal ainda libere"
+        ),
     }[loss.kind]
     if not halted:
         return f"--forcar: seguindo apesar de: {what}."
@@ -4643,7 +4658,8 @@ def interrupted_text(outcome: PairOutcome) -> str | None:
         return None
     how = stop_label(outcome.interrupted)
     if outcome.error is not None or not outcome.results:
-        return f"interrompida ({how}) antes de escrever neste par: nada foi gravado nele; rode de novo para sincronizar."
+        return (f"interrompida ({how}) antes de escrever neste par: nada foi gravado nele; "
+                "rode de novo para sincronizar.")
     return (f"interrompida ({how}): {plural(confirmed_writes(outcome), 'escrita confirmada', 'escritas confirmadas')} "
             f"pelos servidores antes de parar, {plural(len(outcome.not_run), 'escrita')} por fazer. Nenhuma "
             "sequência ficou pela metade; rode de novo para completar (continua de onde parou).")
@@ -4709,7 +4725,8 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
                          "licencas_liberadas": plan.backup_only_allowed, "vendas_no_backup": plan.backup_sales,
                          "origem_desconhecida": plan.backup_unknown},
-        "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"), backup_only_commands(d))),
+        "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
+                                             backup_only_commands(d), strict=True)),
         "nao_restauradas": plan.not_restored,
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
@@ -4742,7 +4759,8 @@ def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
 
 def pair_error_text(outcome: PairOutcome) -> str | None:
     """O erro do par (a interrupção, o que o impediu, ou o que as travas de segurança retiveram)."""
-    return interrupted_text(outcome) or outcome.error or (safety_text(outcome) if outcome.code == ExitCode.SAFETY else None)
+    return (interrupted_text(outcome) or outcome.error
+            or (safety_text(outcome) if outcome.code == ExitCode.SAFETY else None))
 
 
 JSON_LIST_LIMIT = 200  # itens por lista no --json (--json-completo: todos)
@@ -4997,7 +5015,8 @@ class TextReport:
                      ExitCode.FAILURES: "🧪 Simulação concluída (nada foi gravado)."}
         backup_only = backup_only_cause(run.pairs) if self.check else []
         if backup_only:
-            title = {ExitCode.FAILURES: f"⚠️  Verificação: backups em dia, mas {plural(len(backup_only), 'licença')} só no "
+            title = {ExitCode.FAILURES: f"⚠️  Verificação: backups em dia, mas "
+                                  f"{plural(len(backup_only), 'licença')} só no "
                                   f"backup {'está LIBERADA' if len(backup_only) == 1 else 'estão LIBERADAS'} lá e o "
                                   "principal negaria (sincronizar não muda isso)."}
         if code != run.sync_code:
@@ -5058,9 +5077,11 @@ class TextReport:
             problems.append(f"{plural(len(outcome.leftover), 'escrita')} não guardada(s) pelo servidor")
         label = (f"principal {d.primary.url} ← backup {d.backup.url}" if d.restore else d.backup.url)
         total_writes = outcome.write_total(Role.PRIMARY) + outcome.write_total(Role.BACKUP)
-        return (f"   {icon} {label}: {total_writes} mudança(s) {'planejadas' if self.simulate else 'aplicadas'} — "
-                + "; ".join(parts) + f"; {', '.join(problems)}, {parity_text}, "
-                f"{plural(len(outcome.divergences), 'divergência não sincronizável', 'divergências não sincronizáveis')}")
+        return (
+            f"   {icon} {label}: {total_writes} mudança(s) {'planejadas' if self.simulate else 'aplicadas'} — "
+            + "; ".join(parts) + f"; {', '.join(problems)}, {parity_text}, "
+            f"{plural(len(outcome.divergences), 'divergência não sincronizável', 'divergências não sincronizáveis')}"
+        )
 
 
 # ============================================================================
@@ -5352,22 +5373,24 @@ class Run:
     def connect_all(self) -> None:
         self.rep.say("🔐 Fazendo login nos servidores...")
         clients = list(self.clients.values())
-        for client, outcome in zip(clients, parallel_map(_connect, clients)):
+        for client, outcome in zip(clients, parallel_map(_connect, clients), strict=True):
             name = client.server.role.title
             if isinstance(outcome, BaseException):
                 self.errors[client.server.url] = outcome
                 self.rep.say(f"   ❌ {name}: {_error_text(outcome)}")
                 continue
-            waited = f" (aguardou {client.waited_seconds:.0f} s o servidor acordar)" if client.waited_seconds >= 2 else ""
+            waited = (f" (aguardou {client.waited_seconds:.0f} s o servidor acordar)"
+                      if client.waited_seconds >= 2 else "")
             self.rep.say(f"   {name}: {client.server.url}{waited}")
         if not self.errors:
-            self.rep.say("✅ Login realizado em " + ("ambos os servidores!" if len(clients) == 2 else "todos os servidores!"))
+            self.rep.say("✅ Login realizado em "
+                         + ("ambos os servidores!" if len(clients) == 2 else "todos os servidores!"))
         self.rep.say("")
 
     def fetch_all(self) -> None:
         ready = [c for c in self.clients.values() if c.server.url not in self.errors]
         finish_failover = start_failover_check(self.config, ready)  # rota de falha
-        for client, outcome in zip(ready, parallel_map(fetch_snapshot, ready)):
+        for client, outcome in zip(ready, parallel_map(fetch_snapshot, ready), strict=True):
             if isinstance(outcome, BaseException):
                 self.errors[client.server.url] = outcome
             else:
@@ -5504,7 +5527,8 @@ class Run:
         if later == outcome.clock:
             return
         self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
-                     f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo na data nova")
+                     f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo "
+                     "na data nova")
         fresh = {}
         for server in (d.source, d.target):
             try:
@@ -5564,7 +5588,8 @@ class Run:
         outcome.users_total = len(source.users)
         outcome.users_present = users_present(source, target)
         if self.config.simulate:  # simulação: conta os que o plano criaria
-            outcome.users_present += sum(1 for a in outcome.planned() if a.kind == CREATE_USER and a.side == Side.BACKUP)
+            outcome.users_present += sum(1 for a in outcome.planned()
+                                         if a.kind == CREATE_USER and a.side == Side.BACKUP)
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
                            target: Snapshot) -> tuple[list[Result], PairState | None]:
@@ -5633,7 +5658,8 @@ class Run:
         try:
             fresh, _problems, rejected = parse_licenses(self.clients[server.url].list_items("/admin/devices"))
         except Exception as exc:  # noqa: BLE001 - sem conferir, nada é escrito no principal
-            outcome.warnings.append(f"nada foi escrito no principal: não foi possível relê-lo antes ({_error_text(exc)})")
+            outcome.warnings.append(f"nada foi escrito no principal: não foi possível relê-lo antes "
+                                    f"({_error_text(exc)})")
             return [], []
         other = self.snapshots[d.server(side.other).url]
         self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
@@ -5819,7 +5845,8 @@ def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[s
         history = History(data_dir)
         try:
             for primary, backup in pairs:
-                direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""), ServerConfig(Role.BACKUP, backup, "", ""))
+                direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""),
+                                      ServerConfig(Role.BACKUP, backup, "", ""))
                 outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
                                       error_code=code)
                 outcome.code, outcome.status = pair_verdict(outcome, False)
@@ -5991,7 +6018,8 @@ def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float
         state = PanelState.HEALTHY
     backup_writes, primary_writes = writes_by_side(last) if last else (0, 0)
     return {
-        "principal": key[0], "backup": key[1], "atual": current, "estado": state, "saudavel": state == PanelState.HEALTHY,
+        "principal": key[0], "backup": key[1], "atual": current, "estado": state,
+        "saudavel": state == PanelState.HEALTHY,
         "ultima_execucao": last["fim"] if last else None, "ultima_situacao": last["situacao"] if last else None,
         "ultimo_modo": last["modo"] if last else None, "ultimo_erro": last["erro"] if last else None,
         "ultimo_sucesso": success["fim"] if success else None,
@@ -6195,7 +6223,8 @@ def _chart_caption(peak: int) -> str:
             'uma barra para ver os números dela.</figcaption>')
 
 
-PANEL_CSS = """
+PANEL_CSS = (
+    """
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;background:#f5f6f8;
 color:#222;line-height:1.35}
@@ -6208,7 +6237,8 @@ h1{font-size:1.4rem;margin:.2rem 0 1rem} h2{font-size:1.1rem;margin:1.4rem 0 .5r
 .tabela{overflow-x:auto}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.85rem}
 th,td{padding:.35rem .4rem;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
-td{overflow-wrap:break-word} .rotulo{display:none} .erro{color:#a93226;font-size:.8rem;max-width:30em} .id{color:#666;font-size:.8rem}
+td{overflow-wrap:break-word} .rotulo{display:none} .erro{color:#a93226;font-size:.8rem;max-width:30em} """
+    """.id{color:#666;font-size:.8rem}
 figure.grafico{margin:0;background:#fff;border-radius:8px;padding:.5rem .6rem;max-width:640px}
 figure.grafico svg{width:100%;height:auto;display:block}
 figure.grafico text{font-size:14px;fill:#444} figure.grafico text.paridade{fill:#1e8449}
@@ -6232,6 +6262,7 @@ table.cartoes .valor{flex:1 1 auto;min-width:0}
 figure.grafico text{font-size:17px}
 }
 """
+)
 
 
 def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
@@ -6314,8 +6345,9 @@ def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
     if not items:
         return ""
     rows = [("so-no-backup", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
-                              _esc(with_count(len(keys), "licença")), _esc(", ".join(keys[:PANEL_LIST_LIMIT])
-                                                                          + (" …" if len(keys) > PANEL_LIST_LIMIT else ""))])
+                              _esc(with_count(len(keys), "licença")),
+                              _esc(", ".join(keys[:PANEL_LIST_LIMIT])
+                                   + (" …" if len(keys) > PANEL_LIST_LIMIT else ""))])
             for p, keys in items]
     return ("<h2>Licenças liberadas só no backup</h2>"
             '<p class="nota">⚠️ O principal não conhece estas licenças e negaria; o backup as libera para quem cair '
@@ -6364,7 +6396,7 @@ def _table(headers: list[str], rows: list[tuple[str, list[str]]], css: str = "",
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
     body = [f'<tr class="{row_class}">' + "".join(
         f'<td><span class="rotulo">{_esc(h)}</span><span class="valor">{cell}</span></td>'
-        for h, cell in zip(headers, cells)) + "</tr>" for row_class, cells in rows]
+        for h, cell in zip(headers, cells, strict=False)) + "</tr>" for row_class, cells in rows]
     if more > 0:
         body.append(f'<tr class="mais"><td colspan="{len(headers)}">… e mais {more}</td></tr>')
     return (f'<div class="tabela"><table class="cartoes {css}"><thead><tr>{head}</tr></thead>'

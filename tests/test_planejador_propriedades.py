@@ -31,13 +31,14 @@ TIPOS_VALIDOS = list(sb.LICENSE_PERIOD_MONTHS)
 STATUS_VALIDOS = list(sb.LICENSE_STATUSES)
 NOMES_USUARIOS = ["ana", "bia", "caio", "admin", "dora.revenda", "zeca"]
 
-textos = st.one_of(st.none(), st.sampled_from(["José da Silva", "Maria Conceição", "x", "Rua A, 10",
-                                                 "123.456.789-09", "a@b.com"]))
+# Cada campo sai de UM sorteio (sampled_from com os casos vazios e inválidos na mesma lista), não de
+# one_of aninhados: o mesmo conjunto de valores com metade dos sorteios, que são o custo destes testes.
+textos = st.sampled_from([None, "José da Silva", "Maria Conceição", "x", "Rua A, 10", "123.456.789-09", "a@b.com"])
 criadores = st.sampled_from([None, "admin", "sergio", "conceicao"])
 deslocamentos = st.one_of(st.sampled_from([-1, 0, 1]), st.integers(-800, 800))
 datas = st.one_of(st.none(), deslocamentos.map(lambda d: HOJE + dt.timedelta(days=d)))
-tipos = st.one_of(st.sampled_from(TIPOS_VALIDOS), st.sampled_from([None, "semanal"]))
-status = st.one_of(st.sampled_from(STATUS_VALIDOS), st.sampled_from([None, "suspenso"]))
+tipos = st.sampled_from(TIPOS_VALIDOS + [None, "semanal"])
+status = st.sampled_from(STATUS_VALIDOS + [None, "suspenso"])
 
 
 @st.composite
