@@ -34,7 +34,7 @@ Mapa para quem revisa (onde cada decisão mora):
         plan_pair() → Plan.halted: nada é gravado no par e ele sai com o código 5.
     Código de saída: por par em pair_verdict(); da execução em RunOutcome.code (o pior dos pares,
         run_exit_code(), a única regra que junta códigos, e a rota de falha no verificar); main() devolve
-        RunOutcome.code. Falhas antes da execução: report_connection_errors() e os except de main(). A tabela
+        RunOutcome.code. Falhas antes da execução: stopped_run() (um RunOutcome) e os except de main(). A tabela
         (significado, significado no verificar, precedência) é o enum ExitCode.
     Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
         _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
@@ -5153,11 +5153,13 @@ def error_exit_code(exc: BaseException) -> ExitCode:
     return ExitCode.CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else ExitCode.SERVER
 
 
-def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> int:
-    """Uma linha por servidor com problema (a primeira já diz o que fazer), uma dica se couber, e o
-    código: 2 (configuração) ou 4 (nome que não resolve). No --json, o documento traz também
-    "principal" e "backups" (situacao "erro") como o de uma execução, para quem já lê esses campos."""
-    code = run_exit_code(error_exit_code(exc) for _, exc in errors)
+def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]],
+                             outcome: RunOutcome) -> int:
+    """Uma linha por servidor com problema (a primeira já diz o que fazer) e uma dica se couber; o código
+    e os pares do --json vêm do RunOutcome (o mesmo do histórico): 2 (configuração, TLS) ou 4 (nome que
+    não resolve). No --json, o documento traz também "principal" e "backups" (situacao "erro") como o de
+    uma execução, para quem já lê esses campos."""
+    code = ExitCode(outcome.code)
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
@@ -5168,14 +5170,11 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
                      "'admin': configure a senha dele para esse servidor.")
     lines.append("   Nada foi sincronizado nem gravado nos servidores"
                  + ("." if config.simulate else " (a falha fica no histórico e no painel)."))
-    texts = {server.url: _error_text(exc) for server, exc in errors}
-    primary_error = texts.get(config.primary.url)
-    backups = [{"backup": b.url, "situacao": PairStatus.ERROR, "codigo_saida": code,
-                "erro": texts.get(b.url) or primary_error or "não sincronizado: outro servidor com erro"}
-               for b in config.backups]
-    return fail("\n".join(lines), code, meaning=code.meaning,
-                servidores=[{"papel": s.role, "url": s.url, "erro": texts[s.url]} for s, _ in errors],
-                principal={"url": config.primary.url, "erro": primary_error}, backups=backups)
+    backups = [{"backup": p.direction.backup.url, "situacao": p.status, "codigo_saida": p.code, "erro": p.error}
+               for p in outcome.pairs]
+    return fail("\n".join(lines), code, meaning=outcome.meaning,
+                servidores=[{"papel": s.role, "url": s.url, "erro": _error_text(exc)} for s, exc in errors],
+                principal={"url": outcome.primary_url, "erro": outcome.primary_error}, backups=backups)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -5777,24 +5776,28 @@ def save_last_run(run: Run, outcome: RunOutcome) -> None:
                         os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
 
 
-def record_stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> None:
-    """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve): a execução
-    vira um RunOutcome como qualquer outra, com uma linha por par no histórico (pela mesma API History dos
-    pares) e o ultima_execucao.json, para o painel e o /status.json ficarem vermelhos já nesta execução.
-    Não imprime nada: o texto na tela é o de report_connection_errors."""
-    if config.simulate:
-        return
+def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> RunOutcome:
+    """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve, TLS): a
+    execução vira um RunOutcome como qualquer outra, com o código dos pares (pair_verdict), uma linha por
+    par no histórico (pela mesma API History dos pares) e o ultima_execucao.json, para o painel e o
+    /status.json ficarem vermelhos já nesta execução. Simulação: só o RunOutcome, nada gravado. Não
+    imprime nada: o texto e o --json saem dele em report_connection_errors."""
     run = Run(config, Reporter(False, io.StringIO()))
     run.errors = {server.url: exc for server, exc in errors}
     run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
+    recorded = not config.simulate
     try:
-        open_local_files(run, config)
+        if recorded:
+            try:
+                open_local_files(run, config)
+            except ConfigError:  # pasta de dados sem escrita: não há onde registrar (o erro já diz o que fazer)
+                recorded = False
         outcome = run.finish([run.sync_pair(d) for d in run.directions])
-    except ConfigError:
-        return  # pasta de dados sem escrita: não há onde registrar (a mensagem do erro já diz o que fazer)
     finally:
         run.close()
-    save_last_run(run, outcome)
+    if recorded:
+        save_last_run(run, outcome)
+    return outcome
 
 
 def _run_mode(args: argparse.Namespace) -> Mode:
@@ -7096,8 +7099,7 @@ def _run_command(args: argparse.Namespace) -> int:
             errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
             if errors:
                 run.close()
-                record_stopped_run(config, errors)
-                return report_connection_errors(config, errors)
+                return report_connection_errors(config, errors, stopped_run(config, errors))
             if lock is not None:
                 remove_stale_temp_files(config.data_dir)
             outcome = run_sync(config, rep, run)

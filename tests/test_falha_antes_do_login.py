@@ -57,6 +57,19 @@ def test_nome_que_nao_resolve_fica_no_historico_com_codigo_4(par):
     assert ultima(par)["codigo_saida"] == 4
 
 
+def test_json_da_falha_no_login_e_o_mesmo_desfecho_do_historico_e_do_ultima_execucao(par_dois_backups):
+    """Um backup com senha errada e o outro são: o código e cada par do --json são os mesmos que o histórico
+    e o ultima_execucao.json guardam (um RunOutcome só, não um documento montado à parte)."""
+    par = par_dois_backups
+    assert par.rodar().codigo == 0
+    r = par.rodar("--json", **{"BACKUP_ADMIN_PASSWORD": "errada-" + "y" * 10})
+    doc = json.loads(r.stdout)
+    assert r.codigo == 2 == doc["codigo_saida"] == ultima(par)["codigo_saida"]
+    registradas = linhas(par)[2:]
+    assert [(b["backup"], b["situacao"], b["codigo_saida"], b["erro"]) for b in doc["backups"]] == registradas
+    assert [(s["url"], s["erro"]) for s in ultima(par)["servidores"][1:]] == [(b, e) for b, _, _, e in registradas]
+
+
 def test_senha_ausente_e_erro_de_configuracao_registrado_por_par(par_dois_backups):
     par = par_dois_backups
     assert par.rodar().codigo == 0  # já houve um sucesso: o painel tem um verde a perder
