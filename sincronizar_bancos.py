@@ -137,7 +137,8 @@ __all__ = [
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
     # cliente HTTP, retrato e rota de falha
-    "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "parse_licenses", "fetch_snapshot",
+    "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
+    "fetch_snapshot",
     "same_server_groups", "fetch_failover_list", "check_failover", "failover_check_code", "failover_text",
     "failover_json", "ListState", "FindingKind",
     # planejador (puro)
@@ -1701,6 +1702,16 @@ def proven(resp: Response) -> bool:
 # Retrato: busca, valida e normaliza os dados de um servidor
 # ============================================================================
 
+class RecordKind(TextEnum):
+    """O tipo de registro de uma listagem, de um problema ou de uma divergência (o texto vai ao JSON)."""
+    USER = "usuario"
+    LICENSE = "licenca"
+
+    @property
+    def noun(self) -> str:
+        return "usuário" if self is RecordKind.USER else "licença"
+
+
 class ProblemKind(str, enum.Enum):
     """Por que um registro ficou de fora do plano (o relatório traduz em português)."""
     NOT_OBJECT = "nao_e_objeto"
@@ -1717,7 +1728,7 @@ class ProblemKind(str, enum.Enum):
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """Registro de uma listagem que não entra no plano; `text` já é a explicação em português."""
-    kind: str  # "usuario" ou "licenca"
+    kind: RecordKind
     key: str
     reason: ProblemKind
     text: str
@@ -1861,7 +1872,7 @@ def _parse_listing(items: list[Any], key_field: str, kind: str, parse_one: Calla
             problems.append(Problem(kind, label, exc.reason, exc.text))
             continue
         if key in records or key in rejected:
-            noun = "usuário" if kind == "usuario" else key_field
+            noun = "usuário" if kind == RecordKind.USER else key_field
             problems.append(Problem(kind, key, ProblemKind.DUPLICATE, f"{noun} duplicado na listagem: {key!r}"))
             records.pop(key, None)
             rejected[key] = None
@@ -1882,7 +1893,7 @@ def parse_user(item: dict[str, Any], key: str) -> User:
 
 
 def parse_users(items: list[Any]) -> tuple[dict[str, User], list[Problem]]:
-    users, problems, _ = _parse_listing(items, "username", "usuario", parse_user, strip_keys=True)
+    users, problems, _ = _parse_listing(items, "username", RecordKind.USER, parse_user, strip_keys=True)
     return users, problems
 
 
@@ -1941,7 +1952,7 @@ def rejected_verdict(snap: Snapshot, key: str, today: dt.date) -> bool | None:
 
 
 def parse_licenses(items: list[Any]) -> tuple[dict[str, License], list[Problem], dict[str, License | None]]:
-    return _parse_listing(items, "device_id", "licenca", parse_license, strip_keys=False)
+    return _parse_listing(items, "device_id", RecordKind.LICENSE, parse_license, strip_keys=False)
 
 
 def fetch_snapshot(client: ApiClient) -> Snapshot:
@@ -2322,7 +2333,7 @@ class Divergence(tuple):
 
     __slots__ = ()
 
-    def __new__(cls, kind: str, key: str, field: str, primary: Any, backup: Any, note: str):
+    def __new__(cls, kind: RecordKind, key: str, field: str, primary: Any, backup: Any, note: str):
         return super().__new__(cls, (kind, key, field, primary, backup, note))
 
     def as_dict(self, role_of: Callable[[Side], Role] = Role) -> dict[str, Any]:
@@ -2653,9 +2664,10 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     for field, note in (("start_date", _NOTE_DATES), ("end_date", _NOTE_DATES), ("custom_interval", _NOTE_FIELD),
                         ("features", _NOTE_FIELD), ("status", _NOTE_STATUS)):
         if getattr(primary, field) != getattr(backup, field):
-            found.append(Divergence("licenca", key, field, getattr(primary, field), getattr(backup, field), note))
+            found.append(Divergence(RecordKind.LICENSE, key, field, getattr(primary, field), getattr(backup, field),
+                                    note))
     if primary.created_by != backup.created_by:
-        found.append(Divergence("licenca", key, "created_by", primary.created_by, backup.created_by,
+        found.append(Divergence(RecordKind.LICENSE, key, "created_by", primary.created_by, backup.created_by,
                                 "vazio de um lado; a API grava 'admin'"))
     return found
 
@@ -2675,28 +2687,29 @@ def plan_users(primary: Snapshot, backup: Snapshot, state: PairState | None = No
     known = state.users if state and two_way else set()  # no unidirecional, o que falta é recriado
     sources = [(primary, backup, Side.BACKUP)] + ([(backup, primary, Side.PRIMARY)] if two_way else [])
     for source, target, side in sources:
-        invalid = {p.key for snap in (source, target) for p in snap.problems if p.kind == "usuario"}
+        invalid = {p.key for snap in (source, target) for p in snap.problems if p.kind == RecordKind.USER}
         for name in sorted(source.users):
             if name in target.users or name in invalid:
                 continue
             if name in known:  # existia dos dois lados: foi apagado direto no servidor
-                divergences.append(Divergence("usuario", name, "username", name if side == Side.BACKUP else None,
+                divergences.append(Divergence(RecordKind.USER, name, "username", name if side == Side.BACKUP else None,
                                               None if side == Side.BACKUP else name,
                                               f"apagado no {role_of(side)} desde a última sincronização; "
                                               "não foi recriado"))
             elif name == target.login_username:
-                divergences.append(Divergence("usuario", name, "username", name, name,
+                divergences.append(Divergence(RecordKind.USER, name, "username", name, name,
                                               f"nome já usado por um super-admin no {role_of(side)} "
                                               "(não listado pela API)"))
             else:
                 actions.append(_create_user(source.users[name], side, role_of))
-                divergences.append(Divergence("usuario", name, "senha", None, None,
+                divergences.append(Divergence(RecordKind.USER, name, "senha", None, None,
                                               "senhas não são expostas pela API; uma senha nova foi gerada"))
     for name in sorted(set(primary.users) & set(backup.users)):
         p_user, b_user = primary.users[name], backup.users[name]
         for field in ("email", "role"):
             if getattr(p_user, field) != getattr(b_user, field):
-                divergences.append(Divergence("usuario", name, field, getattr(p_user, field), getattr(b_user, field),
+                divergences.append(Divergence(RecordKind.USER, name, field, getattr(p_user, field),
+                                              getattr(b_user, field),
                                               "a API não altera e-mail nem papel de usuário existente"))
     backup_only = [] if two_way else sorted(set(backup.users) - set(primary.users))
     return actions, divergences, backup_only
@@ -2768,7 +2781,8 @@ class Conflict:
         """Em português e pelo servidor real (em restaurar, o lado PRIMARY do plano é o backup)."""
         swap = role_of(Side.PRIMARY) != Role.PRIMARY
         primary, backup = (self.backup, self.primary) if swap else (self.primary, self.backup)
-        return {"tipo": "licenca", "chave": self.key, "descricao": self.why, "resolucao": self.resolution.value,
+        return {"tipo": RecordKind.LICENSE, "chave": self.key, "descricao": self.why,
+                "resolucao": self.resolution.value,
                 "principal_existe": primary is not None, "backup_existe": backup is not None,
                 "campos": [{"campo": f, "principal": _jsonable(bv if swap else pv),
                             "backup": _jsonable(pv if swap else bv)}
@@ -2845,7 +2859,7 @@ class _Planner:
         """device_id que não cabe num caminho de URL (ex.: com '/'): o servidor real não acha a rota de
         bloqueio. Criar ou atualizar deixaria a licença liberada sem poder bloquear: nada é enviado."""
         self.divergences.append(Divergence(
-            "licenca", key, "device_id", key if p else None, key if b else None,
+            RecordKind.LICENSE, key, "device_id", key if p else None, key if b else None,
             "contém '/' (ou é '.'/'..'): a API não consegue bloquear/ativar este id; nada foi enviado"))
         if self.differs(p, b):
             self.mismatches.append(key)
@@ -3127,12 +3141,12 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
-        skipped=[p for p in primary.problems if p.kind == "licenca" and p.reason != ProblemKind.UNREACHABLE],
+        skipped=[p for p in primary.problems if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE],
         unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
-        skipped_users=[p for p in primary.problems if p.kind == "usuario"],
+        skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
     )
 
 
@@ -3691,7 +3705,7 @@ def backup_limits(source: Snapshot, target: Snapshot, drops_created_by: bool) ->
             why = None if stored == wanted[field] else _held_as(field, wanted[field], stored, drops_created_by)
             if why:
                 changes[field] = wanted[field]
-                found.append(Divergence("licenca", key, field, wanted[field], stored,
+                found.append(Divergence(RecordKind.LICENSE, key, field, wanted[field], stored,
                                         f"{why} ({target.server_url}); não é regravado"))
         if changes:
             adapted[key] = dataclasses.replace(b, **changes)
@@ -3743,7 +3757,7 @@ def collation_groups(source: Snapshot, target: Snapshot,
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
                 f"lá vale o veredito mais restrito do grupo")
         note += (f"; negados lá e liberados no principal: {', '.join(losers)}" if losers else "")
-        found.append(Divergence("licenca", kept, "device_id", ", ".join(keys), kept, note))
+        found.append(Divergence(RecordKind.LICENSE, kept, "device_id", ", ".join(keys), kept, note))
     return dataclasses.replace(source, licenses=licenses), found, frozenset(k for keys in groups.values() for k in keys)
 
 
@@ -4829,7 +4843,7 @@ def summarize_divergences(divergences: list[Divergence]) -> list[str]:
         groups.setdefault((kind, field), []).append(key)
     lines = []
     for (kind, field), keys in sorted(groups.items()):
-        noun = "usuário(s)" if kind == "usuario" else "licença(s)"
+        noun = "usuário(s)" if kind == RecordKind.USER else "licença(s)"
         sample = ", ".join(keys[:5]) + (f", … e mais {len(keys) - 5}" if len(keys) > 5 else "")
         lines.append(f"   - {field}: {len(keys)} {noun}: {sample}")
     return lines
@@ -5283,7 +5297,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
 
 def users_present(source: Snapshot, target: Snapshot) -> int:
     """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
-    listed = set(target.users) | {p.key for p in target.problems if p.kind == "usuario"}
+    listed = set(target.users) | {p.key for p in target.problems if p.kind == RecordKind.USER}
     return len(set(source.users) & listed)
 
 
@@ -5409,7 +5423,7 @@ class Run:
             self.rep.say(f"   ✅ {plural(len(snap.users), 'usuário encontrado', 'usuários encontrados')}")
             self.rep.say(f"   ✅ {plural(snap.license_count, 'licença encontrada', 'licenças encontradas')}")
             for problem in snap.problems[:MAX_LINES]:
-                what = "Licença" if problem.kind == "licenca" else "Usuário"
+                what = "Licença" if problem.kind == RecordKind.LICENSE else "Usuário"
                 self.rep.warn(f"   ⚠️  {what} {problem.key!r} fora da sincronização: {problem.text}")
             if len(snap.problems) > MAX_LINES:
                 self.rep.warn(f"   … e mais {len(snap.problems) - MAX_LINES}")
@@ -5881,7 +5895,7 @@ CHART_RUNS = 30  # execuções no gráfico
 
 MODE_LABELS = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
                Mode.CHECK: "verificação"}
-RECORD_KINDS = {"licenca": "licença", "usuario": "usuário"}
+RECORD_KINDS = {kind: kind.noun for kind in RecordKind}
 SITUATION_LABELS = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
                     PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
                     PairStatus.INTERRUPTED: "interrompida"}

@@ -227,7 +227,7 @@ def gravar(historico, principal: str, backup: str, modo: str, situacao: str, err
                 for i in range(escritas_no_principal)]
     resultado = sb.PairOutcome(direcao, started=agora, ended=agora, duration_s=1.0, status=sb.PairStatus(situacao),
                                code=0 if situacao == "ok" else 4, plan=plano, results=escritas, error=erro,
-                               divergences=[sb.Divergence("licenca", chave, "status", "pending", "blocked",
+                               divergences=[sb.Divergence(sb.RecordKind.LICENSE, chave, "status", "pending", "blocked",
                                                           "não copiável") for chave in divergencias])
     historico.finish_pair(linha, resultado)
 

@@ -106,7 +106,7 @@ def rejeitado(snapshot: sb.Snapshot, licenca: sb.License | None, chave: str | No
     """Põe no retrato um registro que a leitura recusou (como parse_licenses faria)."""
     chave = chave or licenca.device_id
     snapshot.rejected[chave] = licenca
-    snapshot.problems.append(sb.Problem("licenca", chave, motivo, "recusado"))
+    snapshot.problems.append(sb.Problem(sb.RecordKind.LICENSE, chave, motivo, "recusado"))
     return snapshot
 
 
@@ -154,7 +154,7 @@ def test_registro_ilegivel_no_backup_nao_vira_exclusao_no_bidirecional():
 
 def test_id_com_espacos_nunca_e_copiado_e_a_copia_aparada_liberada_e_bloqueada():
     principal = snap(lic("B"))
-    principal.problems.append(sb.Problem("licenca", " ABC", sb.ProblemKind.UNREACHABLE, "espaços"))
+    principal.problems.append(sb.Problem(sb.RecordKind.LICENSE, " ABC", sb.ProblemKind.UNREACHABLE, "espaços"))
     plan = sb.plan_pair(principal, snap(lic("ABC"), lic("B")), HOJE)
     assert kinds(plan) == [(sb.BLOCK, "ABC")]
     assert [p.key for p in plan.unreachable] == [" ABC"] and plan.skipped == []

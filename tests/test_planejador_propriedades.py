@@ -54,7 +54,8 @@ def licencas(draw, chave, tipo=tipos, situacao=status):
 def _invalida(lic: sb.License) -> list[sb.Problem]:
     """Os mesmos critérios de parse_license para 'registro recusado' (tipo de licença desconhecido)."""
     if lic.license_type not in sb.LICENSE_PERIOD_MONTHS:
-        return [sb.Problem("licenca", lic.device_id, sb.ProblemKind.UNKNOWN_LICENSE_TYPE, "tipo desconhecido")]
+        return [sb.Problem(sb.RecordKind.LICENSE, lic.device_id, sb.ProblemKind.UNKNOWN_LICENSE_TYPE,
+                           "tipo desconhecido")]
     return []
 
 

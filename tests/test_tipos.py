@@ -19,7 +19,7 @@ SCRIPT = RAIZ / "sincronizar_bancos.py"
 TEXTO_DO_SCRIPT = SCRIPT.read_text(encoding="utf-8")
 
 # Textos dos enums do contrato: decidir comparando com eles como texto é o que a regra proíbe.
-ENUMS_DO_CONTRATO = (sb.Role, sb.Side, sb.Mode, sb.PairStatus, sb.HealthVerdict, sb.PanelState)
+ENUMS_DO_CONTRATO = (sb.Role, sb.Side, sb.Mode, sb.PairStatus, sb.HealthVerdict, sb.PanelState, sb.RecordKind)
 TEXTOS_PROIBIDOS = {member.value for kind in ENUMS_DO_CONTRATO for member in kind}
 
 # Onde comparar com texto é LER o que veio de fora (não decidir sobre os nossos valores), e por quê.
@@ -132,7 +132,8 @@ def test_restaurar_nomeia_e_renderiza_pelo_servidor_real():
     [[criar]] = plano.license_chains
     assert criar.side is sb.Side.BACKUP and "não existe no principal" in criar.reason
     assert [a.reason for a in plano.user_actions] == ["não existe no principal"]
-    divergencia = sb.Divergence("licenca", "R-1", "features", "no-backup", "no-principal", "a API não define")
+    divergencia = sb.Divergence(sb.RecordKind.LICENSE, "R-1", "features", "no-backup", "no-principal",
+                                "a API não define")
     resultado = sb.PairOutcome(restaurar, started="2026-06-01T00:00:00+00:00", plan=plano,
                                results=[sb.Result(criar, True)], divergences=[divergencia],
                                parity_before=plano.parity_now())
