@@ -5231,7 +5231,7 @@ class RunOutcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
     failover: FailoverReport | None = None
     check: bool = False
-    stopped_code: int = ExitCode.OK  # execução parada antes dos pares (configuração sem pares legíveis)
+    stopped_code: int = ExitCode.OK  # parada antes dos pares: configuração sem pares legíveis, erros no login
     recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
 
     @property
@@ -5809,6 +5809,9 @@ def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]
         outcome = run.finish([run.sync_pair(d) for d in run.directions])
     finally:
         run.close()
+    # Cada par mostra um erro só (o da origem, o do destino ou "parou no login"); o código conta TODOS os
+    # erros fatais: uma senha errada num backup fora dos pares (restaurar --de outro) ainda é 2, não 4.
+    outcome.stopped_code = run_exit_code(error_exit_code(exc) for _, exc in errors)
     if recorded:
         save_last_run(run, outcome)
     return outcome
@@ -6589,8 +6592,9 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
             """Histórico ilegível: vermelho (503), nunca o último estado bom nem um erro sem resposta."""
             message = damaged_history_message(data_dir, exc)
             if path == "/status.json":
-                body = {"ok": False, "gerado_em": now_iso(), "mensagem": message, "historico_danificado": True,
-                        "pares": [], "pares_antigos": []}
+                body = {"ok": False, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
+                        "configuracao_atual": current is not None, "ultima_execucao_parada": None,
+                        "historico_danificado": True, "pares": [], "pares_antigos": []}
                 self._send(503, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
             else:
                 self._send(503, render_damaged_panel(message), "text/html; charset=utf-8")

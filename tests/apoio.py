@@ -120,8 +120,13 @@ def comando_script(*args: str, script: Path = SCRIPT) -> list[str]:
 
 
 def compilar_script() -> None:
-    """Grava o bytecode do script em __pycache__ (o importlib o lê mesmo com PYTHONDONTWRITEBYTECODE)."""
-    py_compile.compile(str(SCRIPT), doraise=True)
+    """Grava o bytecode do script em __pycache__ (o importlib o lê mesmo com PYTHONDONTWRITEBYTECODE). Numa
+    pasta sem escrita não grava nada: os filhos compilam a cada partida, como `python sincronizar_bancos.py`."""
+    try:
+        py_compile.compile(str(SCRIPT), doraise=True)  # erro de sintaxe: PyCompileError para a sessão aqui
+    except OSError:
+        pass
+
 
 
 def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:

@@ -153,3 +153,18 @@ def test_erro_inesperado_no_meio_da_execucao_deixa_o_status_vermelho(par):
     finally:
         painel.terminate()
         painel.wait(10)
+
+
+def test_senha_errada_num_backup_fora_do_par_ainda_e_codigo_2(par_dois_backups):
+    """restaurar --de o primeiro backup com o login do segundo recusado: nenhum par mostra o erro dele, mas
+    o código da execução (e o que o invólucro decide repetir) conta todos os erros fatais: 2, não 4."""
+    par = par_dois_backups
+    par.principal.add_device("P-1")
+    assert par.rodar().codigo == 0
+    par.zerar_contagens()
+    par.backups[1].override("POST", "/admin/login", 401, {"error": "Credenciais inválidas"})
+    r = par.rodar("restaurar", "--de", par.backups[0].url, "--json")
+    doc = json.loads(r.stdout)
+    assert r.codigo == 2 == doc["codigo_saida"] == ultima(par)["codigo_saida"], r.stderr
+    assert [s["url"] for s in doc["servidores"]] == [par.backups[1].url]
+    assert par.principal.write_count() == 0 and par.backups[0].write_count() == 0
