@@ -2326,6 +2326,7 @@ class Action:
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
     side: Side = Side.BACKUP  # lado do plano que recebe a escrita (o servidor real: Direction.role_of)
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
+    undo: bool = False  # exclusão que desfaz uma cadeia cujo bloqueio falhou (não é exclusão do vendedor)
 
 
 class Divergence(tuple):
@@ -3567,17 +3568,18 @@ class Executor:
     def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
         nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída no unidirecional num backup (a próxima execução a recria e bloqueia).
-        No bidirecional, excluir um registro que já existia pareceria uma exclusão do vendedor."""
+        que já existia só é excluída num backup (undo_updates), nos dois modos: a exclusão sai marcada
+        (Action.undo), next_state esquece a base do registro e a próxima execução o recria do principal e
+        bloqueia, sem tomá-la por uma exclusão do vendedor. No principal nada é excluído."""
         created = upserted.kind == CREATE
         if not (created or self.undo_updates) or self._auth_lost is not None:
-            why = self._auth_lost or "um registro que já existia não é excluído no bidirecional nem no principal"
+            why = self._auth_lost or "um registro que já existia não é excluído no principal"
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
                                f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
             return []
         what = "criada nesta execução" if created else "regravada nesta execução"
         undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
-                      "excluída para não ficar liberada onde a origem nega", side=block.side)
+                      "excluída para não ficar liberada onde a origem nega", side=block.side, undo=True)
         result = self._attempt(undo)
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
@@ -4301,8 +4303,11 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
                 older_backup = tuple(v for v in old.deleted[key][1]
                                      if v != new.version(Side.BACKUP))[-OLDER_VERSIONS_KEPT:]
             licenses[key] = new._replace(older_primary=_older(previous, new, Side.PRIMARY), older_backup=older_backup)
-    deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
-    present = set(primary.licenses) | set(backup.licenses)
+    # Excluída para desfazer uma cadeia que falhou: a base do registro é esquecida (sem lápide, sem "sumiu do
+    # backup"): a próxima execução o vê como novo no principal, recria e bloqueia, em qualquer modo.
+    undone = {r.action.key for r in results if r.ok and r.action.kind == DELETE and r.action.undo}
+    deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE} - undone
+    present = (set(primary.licenses) | set(backup.licenses)) - undone
     for key, entry in (old.licenses.items() if old else ()):
         # não planejados agora (só no backup no modo unidirecional, inválidos, com falha, em conflito):
         # continuam lembrados enquanto existirem em algum lado
@@ -5648,7 +5653,7 @@ class Run:
             if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
-            undo = self.config.mode == Mode.ONE_WAY and d.role_of(side) == Role.BACKUP
+            undo = d.role_of(side) == Role.BACKUP  # desfazer uma cadeia que falhou excluindo: só num backup
             executor = Executor(clients[side], self.credentials, self.config,
                                 on_result=lambda result, url=url: self.audit(url, result), undo_updates=undo)
             if not STOP.requested:
