@@ -3421,6 +3421,12 @@ def too_wide(payload: dict[str, Any] | None) -> list[str]:
             if isinstance(value := (payload or {}).get(field), str) and len(value) > width]
 
 
+def fit_widths(payload: dict[str, Any]) -> dict[str, Any]:
+    """O envio com cada texto cortado na largura da coluna do MySQL (o que um MySQL não estrito grava)."""
+    return {field: value[:MYSQL_WIDTHS[field]] if field in MYSQL_WIDTHS and isinstance(value, str) else value
+            for field, value in payload.items()}
+
+
 def has_route(client: ApiClient, kind: str) -> bool | None:
     """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
     True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
@@ -3450,12 +3456,14 @@ class Executor:
     cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada."""
 
     def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
-                 on_result: Callable[[Result], None] | None = None, undo_updates: bool = False):
+                 on_result: Callable[[Result], None] | None = None, backup: bool = False):
         self.client = client
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
-        self.undo_updates = undo_updates  # unidirecional num backup: pode excluir um registro que já existia
+        # escreve num backup (nunca no principal): pode excluir um registro que já existia para desfazer uma
+        # cadeia que falhou e gravar texto cortado na largura da coluna de um MySQL estrito
+        self.backup = backup
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
@@ -3568,11 +3576,11 @@ class Executor:
     def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
         nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup (undo_updates), nos dois modos: a exclusão sai marcada
+        que já existia só é excluída num backup (self.backup), nos dois modos: a exclusão sai marcada
         (Action.undo), next_state esquece a base do registro e a próxima execução o recria do principal e
         bloqueia, sem tomá-la por uma exclusão do vendedor. No principal nada é excluído."""
         created = upserted.kind == CREATE
-        if not (created or self.undo_updates) or self._auth_lost is not None:
+        if not (created or self.backup) or self._auth_lost is not None:
             why = self._auth_lost or "um registro que já existia não é excluído no principal"
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
                                f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
@@ -3608,6 +3616,12 @@ class Executor:
             resp = self._write("POST", path, action.payload)
             result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
             wide = too_wide(action.payload) if resp.status == 500 else []
+            if wide and self.backup:  # MySQL estrito: grava como um MySQL não estrito gravaria (cortado)
+                cut = self._result(action, self._write("POST", path, fit_widths(action.payload)), 201)
+                if cut.ok:
+                    cut.message = (f"gravada CORTADA, pois o backup parece MySQL em modo estrito e recusa texto "
+                                   f"maior que a coluna: {', '.join(wide)}; lá fica cortada e não é regravada")
+                    return cut
             if wide:
                 result.message += (f"; o servidor pode ser MySQL em modo estrito, que recusa texto maior que a "
                                    f"coluna: {', '.join(wide)}. Encurte no principal ou aumente a coluna lá")
@@ -5653,9 +5667,9 @@ class Run:
             if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
-            undo = d.role_of(side) == Role.BACKUP  # desfazer uma cadeia que falhou excluindo: só num backup
+            on_backup = d.role_of(side) == Role.BACKUP  # excluir para desfazer e gravar cortado: só num backup
             executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.audit(url, result), undo_updates=undo)
+                                on_result=lambda result, url=url: self.audit(url, result), backup=on_backup)
             if not STOP.requested:
                 results += executor.run(users, chains, deletions)
             done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)

@@ -87,7 +87,7 @@ def aplicar(principal: ServidorReferencia, backup: ServidorReferencia, modo: sb.
                 if not (cadeias or exclusoes):
                     continue
                 executor = sb.Executor(clientes[lado], credenciais, config,
-                                       undo_updates=lado == "backup")  # como Run.execute
+                                       backup=lado == "backup")  # como Run.execute
                 executor.run([], cadeias, exclusoes)
         finally:
             for cliente in clientes.values():

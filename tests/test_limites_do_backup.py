@@ -10,7 +10,7 @@ de cada servidor de referência.
 from __future__ import annotations
 
 import pytest
-from apoio import backup_libera_o_que_o_principal_nega, rodar_json, semear_misto, trocar_backup
+from apoio import backup_libera_o_que_o_principal_nega, diferentes_no_oraculo, rodar_json, semear_misto, trocar_backup
 
 NOME_LONGO = "Comércio de Peças e Serviços Automotivos " * 8  # 320 caracteres
 CRIADOR_LONGO = "revendedor.com.um.nome.de.usuario.bem.comprido." * 3  # 141 caracteres
@@ -87,23 +87,51 @@ def test_valor_editado_no_backup_que_nao_e_corte_continua_sendo_diferenca(par):
     assert r.codigo == 0
 
 
-def test_mysql_estrito_recusa_texto_longo_sem_repetir_e_diz_o_campo(par):
+def test_mysql_estrito_recusa_texto_longo_e_a_licenca_e_gravada_cortada_como_no_nao_estrito(par):
+    """MySQL estrito: o 500 de um texto maior que a coluna não é repetido igual; a licença é gravada com o texto
+    cortado na largura (o que o MySQL não estrito faria) e responde aos clientes como no principal. A
+    execução seguinte aprende o corte (divergência não sincronizável, com o campo) e não regrava nada."""
     par.principal.add_device("LONGO-1", owner_name="Cliente", cpf="123.456.789-09 / 987.654.321-00")
     par.principal.add_device("LONGO-BLQ", owner_name=NOME_LONGO.strip(), status="blocked")
     par.principal.add_device("CURTO-1", owner_name="José")
     trocar_backup(par, colacao="mysql", colunas="estrito", datas="rfc1123")
     r, pair = rodar_json(par)
-    assert r.codigo == 1 and backup_libera_o_que_o_principal_nega(par) == []
-    assert set(par.backup.devices()) == {"CURTO-1"}
-    assert par.backup.counts[("POST", "/admin/devices/create")] == 3  # um 500 de texto longo não é repetido
-    falhas = {}
-    for f in pair["falhas"]:
-        falhas[f["chave"]] = falhas.get(f["chave"], "") + f["mensagem"] + " | "
-    assert "não existe nesse servidor" in falhas["LONGO-BLQ"]  # o bloqueio depois da criação recusada
-    assert par.backup.counts[("DELETE", "/admin/devices/<id>/delete")] == 0  # nada a desfazer
-    assert "cpf com 31 caracteres (máximo 20)" in falhas["LONGO-1"]
-    assert f"owner_name com {len(NOME_LONGO.strip())} caracteres (máximo 255)" in falhas["LONGO-BLQ"]
-    assert "MySQL em modo estrito" in falhas["LONGO-BLQ"]
+    assert backup_libera_o_que_o_principal_nega(par) == [] and not diferentes_no_oraculo(par), pair
+    assert set(par.backup.devices()) == {"LONGO-1", "LONGO-BLQ", "CURTO-1"}
+    assert par.backup.devices()["LONGO-1"]["cpf"] == "123.456.789-09 / 987"  # 20 caracteres
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 3 + 2  # + a gravação cortada dos 2 longos
+    assert r.codigo == 0, (pair["falhas"], pair["paridade"])
+    antes = par.backup.write_count()
+    r, pair = rodar_json(par)
+    assert r.codigo == 0 and par.backup.write_count() == antes
+    cortes = {(d["chave"], d["campo"]): d["observacao"] for d in pair["divergencias"]}
+    assert "no máximo 20 caracteres" in cortes[("LONGO-1", "cpf")]
+    assert "no máximo 255 caracteres" in cortes[("LONGO-BLQ", "owner_name")]
+
+
+def test_texto_longo_nunca_e_gravado_cortado_no_principal(tmp_path):
+    """O corte é só para backups: a mesma escrita num servidor MySQL estrito que é o PRINCIPAL (restaurar,
+    bidirecional) falha e é relatada com o campo; nada é gravado cortado lá."""
+    import sincronizar_bancos as sb
+    from servidor_referencia import ServidorReferencia
+
+    estrito = ServidorReferencia(admins={"admin": "senha-estrito-1"}, colacao="mysql", colunas="estrito").start()
+    try:
+        config = sb.Config(primary=sb.ServerConfig(sb.Role.PRIMARY, estrito.url, "admin", "senha-estrito-1"),
+                           backups=[], data_dir=str(tmp_path), timeout=5, wake_wait=0, http_retries=0,
+                           backoff=0.01, progress=False)
+        cliente = sb.ApiClient(config.primary, config)
+        cliente.login()
+        venda = sb.License("VENDA-1", owner_name="Cliente", cpf="123.456.789-09 / 987.654.321-00", email=None,
+                           address=None, license_type="anual", created_by="ana", status="active", start_date=None,
+                           end_date=None)
+        acao = sb.Action(sb.CREATE, "VENDA-1", "venda no backup", payload=venda.payload(), side=sb.Side.BACKUP)
+        [resultado] = sb.Executor(cliente, sb.CredentialStore(str(tmp_path)), config, backup=False).run([], [[acao]])
+        cliente.close()
+        assert not resultado.ok and "cpf com 31 caracteres (máximo 20)" in resultado.message
+        assert estrito.devices() == {} and estrito.counts[("POST", "/admin/devices/create")] == 1
+    finally:
+        estrito.stop()
 
 
 # ---------------------------------------------------------------------------
