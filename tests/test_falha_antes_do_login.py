@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from apoio import abrir_painel, get
 from test_tls import ca, certificados, montar  # noqa: F401 (fixtures do TLS de verdade)
 
@@ -24,23 +26,30 @@ def ultima(par) -> dict:
     return json.loads((par.dados / "ultima_execucao.json").read_text(encoding="utf-8"))
 
 
-def test_senha_errada_deixa_o_painel_vermelho_na_mesma_execucao(par):
+@pytest.fixture
+def painel_verde(par):
+    """Um sucesso registrado e o painel aberto respondendo 200: o verde que a falha seguinte não pode manter."""
     par.principal.add_device("P-1")
     assert par.rodar().codigo == 0
     proc, url = abrir_painel(par.ambiente())
     try:
         assert status(url)[0] == 200
-        errada = "errada-" + "x" * 10
-        r = par.rodar(PRINCIPAL_ADMIN_PASSWORD=errada)
-        assert r.codigo == 2 and "login recusado" in r.stderr and "Traceback" not in r.stderr
-        codigo, dados = status(url)
-        assert codigo == 503 and dados["ok"] is False
-        assert dados["pares"][0]["estado"] == "falhando" and "login recusado" in dados["pares"][0]["ultimo_erro"]
-        _, pagina = get(url + "/")
-        assert "FALHANDO" in pagina.decode() and "SAUDÁVEL" not in pagina.decode()
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_senha_errada_deixa_o_painel_vermelho_na_mesma_execucao(par, painel_verde):
+    url = painel_verde
+    errada = "errada-" + "x" * 10
+    r = par.rodar(PRINCIPAL_ADMIN_PASSWORD=errada)
+    assert r.codigo == 2 and "login recusado" in r.stderr and "Traceback" not in r.stderr
+    codigo, dados = status(url)
+    assert codigo == 503 and dados["ok"] is False
+    assert dados["pares"][0]["estado"] == "falhando" and "login recusado" in dados["pares"][0]["ultimo_erro"]
+    _, pagina = get(url + "/")
+    assert "FALHANDO" in pagina.decode() and "SAUDÁVEL" not in pagina.decode()
     assert [(b, s, c) for b, s, c, _ in linhas(par)] == [(par.backup.url, "ok", 0), (par.backup.url, "erro", 2)]
     resumo = ultima(par)
     assert resumo["codigo_saida"] == 2 and resumo["servidores"][0]["ok"] is False
@@ -83,25 +92,18 @@ def test_senha_ausente_e_erro_de_configuracao_registrado_por_par(par_dois_backup
     assert sum(par.principal.counts.values()) == antes  # parou antes de qualquer requisição
 
 
-def test_configuracao_ilegivel_sem_pares_deixa_o_status_503(par):
-    par.principal.add_device("P-1")
+def test_configuracao_ilegivel_sem_pares_deixa_o_status_503(par, painel_verde):
+    url = painel_verde
+    r = par.rodar(SERVIDOR_BACKUP="http://")
+    assert r.codigo == 2 and "URL inválida" in r.stderr
+    assert ultima(par)["registrada_no_historico"] is False and ultima(par)["codigo_saida"] == 2
+    codigo, dados = status(url)
+    assert codigo == 503 and "parou antes de sincronizar" in dados["mensagem"]
+    assert "URL inválida" in dados["ultima_execucao_parada"]["erro"]
+    _, pagina = get(url + "/")
+    assert "ÚLTIMA EXECUÇÃO PAROU ANTES DE SINCRONIZAR" in pagina.decode()
     assert par.rodar().codigo == 0
-    proc, url = abrir_painel(par.ambiente())
-    try:
-        assert status(url)[0] == 200
-        r = par.rodar(SERVIDOR_BACKUP="http://")
-        assert r.codigo == 2 and "URL inválida" in r.stderr
-        assert ultima(par)["registrada_no_historico"] is False and ultima(par)["codigo_saida"] == 2
-        codigo, dados = status(url)
-        assert codigo == 503 and "parou antes de sincronizar" in dados["mensagem"]
-        assert "URL inválida" in dados["ultima_execucao_parada"]["erro"]
-        _, pagina = get(url + "/")
-        assert "ÚLTIMA EXECUÇÃO PAROU ANTES DE SINCRONIZAR" in pagina.decode()
-        assert par.rodar().codigo == 0
-        assert status(url)[0] == 200
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    assert status(url)[0] == 200
 
 
 def test_simulacao_com_senha_errada_nao_grava_nada(par):

@@ -13,13 +13,18 @@ QUASE_MEIA_NOITE = dt.datetime(2026, 12, 3, 23, 59, 59, 500000, tzinfo=dt.UTC)
 DEPOIS = dt.datetime(2026, 12, 4, 0, 0, 30, tzinfo=dt.UTC)
 
 
-def test_execucao_que_atravessa_a_meia_noite_confere_na_data_nova(par):
+def _vence_hoje_quase_meia_noite(par) -> None:
+    """Servidores às 23:59:59,5 (UTC); VENCE-HOJE vence hoje no principal (ainda vale até 23:59:59) e no
+    backup tem o período reiniciado (datas não copiáveis): à meia-noite só o principal passa a negar."""
     for srv in (par.principal, par.backup):
         srv.set_now(QUASE_MEIA_NOITE)
-    # vence hoje no principal (ainda vale até 23:59:59); no backup o período foi reiniciado (datas não copiáveis)
     par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
     par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
                           end_date=DIA + dt.timedelta(days=17))
+
+
+def test_execucao_que_atravessa_a_meia_noite_confere_na_data_nova(par):
+    _vence_hoje_quase_meia_noite(par)
     par.principal.add_device("OUTRA", owner_name="Bia")
     par.backup.add_device("OUTRA", owner_name="Bia")
     par.backup.delay("GET", "/admin/devices", 1.2)  # a leitura do backup leva a execução além da meia-noite
@@ -34,11 +39,7 @@ def test_execucao_que_atravessa_a_meia_noite_confere_na_data_nova(par):
 
 
 def test_execucao_que_nao_atravessa_a_meia_noite_nao_rele(par):
-    for srv in (par.principal, par.backup):
-        srv.set_now(QUASE_MEIA_NOITE)
-    par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
-    par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
-                          end_date=DIA + dt.timedelta(days=17))
+    _vence_hoje_quase_meia_noite(par)
     r = par.rodar("--sem-progresso", "--agora", "2026-12-03T12:00:00+00:00")
     assert r.codigo == 0, saida(r)[-3000:]
     assert "A data mudou" not in r.stdout
@@ -46,11 +47,7 @@ def test_execucao_que_nao_atravessa_a_meia_noite_nao_rele(par):
 
 
 def test_verificar_que_atravessa_a_meia_noite_compara_na_data_nova(par):
-    for srv in (par.principal, par.backup):
-        srv.set_now(QUASE_MEIA_NOITE)
-    par.principal.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-03", end_date=DIA)
-    par.backup.add_device("VENCE-HOJE", owner_name="Ana", start_date="2026-11-20",
-                          end_date=DIA + dt.timedelta(days=17))
+    _vence_hoje_quase_meia_noite(par)
     par.backup.delay("GET", "/admin/devices", 1.2)
     r = par.rodar("verificar", "--sem-progresso", "--agora", QUASE_MEIA_NOITE.isoformat())
     sem_traceback(r)
