@@ -18,7 +18,7 @@ if PASTA_TESTES not in sys.path:
     sys.path.insert(0, PASTA_TESTES)
 
 from apoio import (ARTEFATOS, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
-                   Execucao, Par, compilar_script, rodar_script)
+                   ZIGOTO, Execucao, Par, compilar_script, rodar_script)
 
 __all__ = ["ARTEFATOS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS", "Execucao", "Par", "rodar_script"]
 
@@ -52,5 +52,6 @@ def varredura_de_segredos_da_sessao(tmp_path_factory):
     ARTEFATOS.mkdir(exist_ok=True)
     LOG_SAIDAS.write_text("", encoding="utf-8")  # o log é deste trabalhador e desta sessão
     yield
+    ZIGOTO.parar()
     achados, _varridos, _texto = varrer(tmp_path_factory.getbasetemp(), 0, TOKENS_VISTOS)
     assert not achados, "varredura de segredos da sessão: segredos encontrados:\n" + "\n".join(achados)

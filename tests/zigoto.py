@@ -1,0 +1,86 @@
+"""Zigoto dos testes: um processo que já importou as dependências do script (requests, urllib3, filelock...)
+e, a cada pedido, cria por fork um processo filho NOVO que roda sincronizar_bancos.py como __main__.
+
+Não é um arquivo de testes: `tests/apoio.py` (`rodar_script`) o sobe uma vez por processo do pytest e
+manda os pedidos. Por quê: a suíte parte o script ~700 vezes e cada partida de um Python novo gasta
+~0,3 s de CPU só importando as dependências; numa máquina de 2 núcleos, isso era metade do tempo da suíte.
+
+O filho é um processo de verdade: o próprio pid, os arquivos de saída que o teste lê, o ambiente e a
+pasta de trabalho do pedido, os sinais no padrão, o código de saída (negativo se morto por sinal) como o
+do subprocess. O módulo do script é executado do zero em cada filho (runpy, como `python arquivo.py`);
+só os módulos das dependências já vêm carregados (intocados: o zigoto não faz nada com eles).
+
+Protocolo (socket AF_UNIX SOCK_SEQPACKET herdado no fd argv[2]): cada pedido é um JSON
+{"args", "env", "cwd"} com 3 descritores: o socket de resposta, a saída e a saída de erro. Um processo
+monitor (fork) cria o filho (fork), responde {"pid"} e, quando o filho termina, {"codigo"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import signal
+import socket
+import sys
+import time
+
+
+def _filho(pedido: dict, saida: int, erro: int) -> None:
+    """No processo filho: vira a execução pedida do script (não volta: sai pelo SystemExit do script)."""
+    os.dup2(saida, 1)
+    os.dup2(erro, 2)
+    nulo = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nulo, 0)
+    for fd in (saida, erro, nulo):
+        os.close(fd)
+    os.chdir(pedido["cwd"])
+    os.environ.clear()
+    os.environ.update(pedido["env"])
+    time.tzset()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    sys.argv = ["-c", *pedido["args"]]
+    runpy.run_module("sincronizar_bancos", run_name="__main__", alter_sys=True)
+    raise SystemExit(0)
+
+
+def _monitor(pedido: dict, resposta: socket.socket, saida: int, erro: int) -> None:
+    """Cria o filho, responde o pid e, quando ele termina, o código. Nunca volta ao laço do zigoto."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    pid = os.fork()
+    if pid == 0:
+        resposta.close()
+        _filho(pedido, saida, erro)  # uma exceção do script sobe até o topo, como num Python novo
+    try:
+        os.close(saida)
+        os.close(erro)
+        resposta.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+        _, status = os.waitpid(pid, 0)
+        resposta.sendall(json.dumps({"codigo": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
+    finally:
+        os._exit(0)
+
+
+def main() -> None:
+    sys.path.insert(0, sys.argv[1])
+    import sincronizar_bancos  # noqa: F401  (carrega as dependências; o módulo em si roda de novo no filho)
+
+    del sys.modules["sincronizar_bancos"]
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # os monitores terminam sozinhos, sem zumbis
+    controle = socket.socket(fileno=int(sys.argv[2]))
+    while True:
+        try:
+            mensagem, fds, _flags, _endereco = socket.recv_fds(controle, 1 << 20, 3)
+        except OSError:
+            return
+        if not mensagem:
+            return  # o pytest fechou o controle: fim
+        if os.fork() == 0:
+            controle.close()
+            _monitor(json.loads(mensagem), socket.socket(fileno=fds[0]), fds[1], fds[2])
+        for fd in fds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    main()
