@@ -2,7 +2,8 @@
 
 - Caminhos e artefatos: cada trabalhador do pytest-xdist grava no SEU log de saídas
   (artefatos/saidas_dos_testes.<trabalhador>.log), sem intercalar com os outros.
-- Execução: `rodar_script` roda a ferramenta como processo filho (como o usuário faria) e guarda a saída.
+- Execução: `rodar_script` roda a ferramenta como processo filho (criado por fork do zigoto, `zigoto.py`,
+  que já importou as dependências) e guarda a saída; `comando_script` é a linha de comando de um Python novo.
 - Servidores: `Par` sobe um principal e backups de referência reais (127.0.0.1, portas efêmeras,
   senhas aleatórias), com fuso, instante e senha opcionais; `ServidorStub` é o servidor mínimo para o que
   não é a API (webhook, proxy, página de host, resposta pingada).

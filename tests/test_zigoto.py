@@ -1,0 +1,54 @@
+"""O zigoto dos testes (tests/zigoto.py) parte o script como um Python novo partiria: mesma saída, mesmo
+código de saída, o ambiente e a pasta do pedido (nada herdado de um pedido anterior), e o prazo mata o filho."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from apoio import SCRIPT, ZIGOTO, ambiente_limpo, comando_script
+
+
+def _novo(args, env, cwd):
+    proc = subprocess.run(comando_script(*args), env=env, cwd=cwd, capture_output=True, text=True,
+                          encoding="utf-8", timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("args", [("--help",), ("verificar", "--help"), ("--json",), ("historico",)])
+def test_filho_do_zigoto_e_igual_a_um_python_novo(tmp_path, args):
+    env = ambiente_limpo(DADOS_DIR=str(tmp_path / "dados"))
+    assert ZIGOTO.atende(env, SCRIPT)
+    assert ZIGOTO.rodar(args, env, tmp_path, 60) == _novo(args, env, tmp_path)
+
+
+def test_cada_filho_tem_o_ambiente_e_a_pasta_do_seu_pedido(tmp_path):
+    """--env relativo lê o .env da pasta do pedido; o ambiente de um pedido não passa para o seguinte."""
+    for pasta in ("a", "b"):
+        (tmp_path / pasta).mkdir()
+        (tmp_path / pasta / ".env").write_text(f"SERVIDOR_PRINCIPAL=ftp://{pasta}-do-env\n"
+                                               "SERVIDOR_BACKUP=https://backup.exemplo.test\n", encoding="utf-8")
+    args = ("--simular", "--env", ".env")
+    codigo_a, _, erro_a = ZIGOTO.rodar(args, ambiente_limpo(SERVIDOR_PRINCIPAL="ftp://do-ambiente"),
+                                       tmp_path / "a", 60)
+    codigo_b, _, erro_b = ZIGOTO.rodar(args, ambiente_limpo(), tmp_path / "b", 60)
+    assert codigo_a == codigo_b == 2
+    assert "ftp://do-ambiente" in erro_a, erro_a  # o ambiente vale mais que o .env
+    assert "ftp://b-do-env" in erro_b and "do-ambiente" not in erro_b and "a-do-env" not in erro_b, erro_b
+
+
+def test_prazo_estourado_mata_o_filho(tmp_path):
+    """Um servidor que aceita a conexão e nunca responde: o prazo do pedido (1,5 s) vence e o filho morre."""
+    import socket
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as mudo:
+        url = f"http://127.0.0.1:{mudo.getsockname()[1]}"
+        env = ambiente_limpo(SERVIDOR_PRINCIPAL=url, SERVIDOR_BACKUP=url.replace("127.0.0.1", "localhost"),
+                             ADMIN_USER="admin",
+                             ADMIN_PASSWORD="senha-qualquer-123", SYNC_ESPERA_DESPERTAR="60")
+        inicio = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired):
+            ZIGOTO.rodar(("--permitir-http",), env, tmp_path, 1.5)
+        assert time.monotonic() - inicio < 10
