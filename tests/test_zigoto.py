@@ -3,11 +3,15 @@ código de saída, o ambiente e a pasta do pedido (nada herdado de um pedido ant
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
 from apoio import SCRIPT, ZIGOTO, ambiente_limpo, comando_script
+
+
+pytestmark = pytest.mark.skipif(os.environ.get("SEM_ZIGOTO") == "1", reason="SEM_ZIGOTO=1: o zigoto está desligado")
 
 
 def _novo(args, env, cwd):
