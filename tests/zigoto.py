@@ -62,7 +62,7 @@ def _monitor(pedido: dict, resposta: socket.socket, saida: int, erro: int) -> No
 
 
 def main() -> None:
-    sys.path.insert(0, sys.argv[1])
+    sys.path[0] = sys.argv[1]  # a pasta do script, como em `python sincronizar_bancos.py` (não a de tests/)
     import sincronizar_bancos  # noqa: F401  (carrega as dependências; o módulo em si roda de novo no filho)
 
     del sys.modules["sincronizar_bancos"]
