@@ -2326,7 +2326,6 @@ class Action:
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
     side: Side = Side.BACKUP  # lado do plano que recebe a escrita (o servidor real: Direction.role_of)
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
-    undo: bool = False  # exclusão que desfaz uma cadeia cujo bloqueio falhou (não é exclusão do vendedor)
 
 
 class Divergence(tuple):
@@ -3461,8 +3460,8 @@ class Executor:
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
-        # escreve num backup (nunca no principal): pode excluir um registro que já existia para desfazer uma
-        # cadeia que falhou e gravar texto cortado na largura da coluna de um MySQL estrito
+        # escreve num backup (nunca no principal): pode gravar texto cortado na largura da coluna de um MySQL
+        # estrito e, no unidirecional, excluir um registro que já existia para desfazer uma cadeia que falhou
         self.backup = backup
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
@@ -3576,18 +3575,18 @@ class Executor:
     def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
         nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup (self.backup), nos dois modos: a exclusão sai marcada
-        (Action.undo), next_state esquece a base do registro e a próxima execução o recria do principal e
-        bloqueia, sem tomá-la por uma exclusão do vendedor. No principal nada é excluído."""
+        que já existia só é excluída num backup no unidirecional (a próxima execução a recria e bloqueia).
+        No bidirecional, excluir um registro que já existia pareceria uma exclusão do vendedor (e um fim
+        abrupto antes de gravar o estado viraria um conflito no principal); no principal nada é excluído."""
         created = upserted.kind == CREATE
-        if not (created or self.backup) or self._auth_lost is not None:
-            why = self._auth_lost or "um registro que já existia não é excluído no principal"
+        if not (created or (self.backup and self.config.mode == Mode.ONE_WAY)) or self._auth_lost is not None:
+            why = self._auth_lost or "um registro que já existia não é excluído no bidirecional nem no principal"
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
                                f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
             return []
         what = "criada nesta execução" if created else "regravada nesta execução"
         undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
-                      "excluída para não ficar liberada onde a origem nega", side=block.side, undo=True)
+                      "excluída para não ficar liberada onde a origem nega", side=block.side)
         result = self._attempt(undo)
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
@@ -3616,7 +3615,7 @@ class Executor:
             resp = self._write("POST", path, action.payload)
             result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
             wide = too_wide(action.payload) if resp.status == 500 else []
-            if wide and self.backup:  # MySQL estrito: grava como um MySQL não estrito gravaria (cortado)
+            if wide and self.backup and self.strict_mysql(resp):  # grava como um MySQL não estrito gravaria
                 cut = self._result(action, self._write("POST", path, fit_widths(action.payload)), 201)
                 if cut.ok:
                     cut.message = (f"gravada CORTADA, pois o backup parece MySQL em modo estrito e recusa texto "
@@ -3641,6 +3640,13 @@ class Executor:
         if result.ok and isinstance(resp.body, dict) and resp.body.get("status") not in (None, wanted):
             return Result(action, False, f"o servidor respondeu status {resp.body.get('status')!r}")
         return result
+
+    def strict_mysql(self, resp: Response) -> bool:
+        """O 500 é de um MySQL estrito recusando texto largo? Só se a listagem desse servidor já mostrou as
+        datas do MySQL (um backup vazio ou SQLite nunca recebe texto cortado: um 500 passageiro num SQLite
+        cortaria o dado para sempre) e o erro não é "database is locked" (SQLite ocupado)."""
+        return looks_mysql(self.client.listings.get("/admin/devices")) \
+            and "database is locked" not in (_api_error(resp) or "").lower()
 
     @staticmethod
     def _result(action: Action, resp: Response, expected: int) -> Result:
@@ -4317,11 +4323,8 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
                 older_backup = tuple(v for v in old.deleted[key][1]
                                      if v != new.version(Side.BACKUP))[-OLDER_VERSIONS_KEPT:]
             licenses[key] = new._replace(older_primary=_older(previous, new, Side.PRIMARY), older_backup=older_backup)
-    # Excluída para desfazer uma cadeia que falhou: a base do registro é esquecida (sem lápide, sem "sumiu do
-    # backup"): a próxima execução o vê como novo no principal, recria e bloqueia, em qualquer modo.
-    undone = {r.action.key for r in results if r.ok and r.action.kind == DELETE and r.action.undo}
-    deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE} - undone
-    present = (set(primary.licenses) | set(backup.licenses)) - undone
+    deleted = {r.action.key for r in results if r.ok and r.action.kind == DELETE}
+    present = set(primary.licenses) | set(backup.licenses)
     for key, entry in (old.licenses.items() if old else ()):
         # não planejados agora (só no backup no modo unidirecional, inválidos, com falha, em conflito):
         # continuam lembrados enquanto existirem em algum lado
@@ -5667,7 +5670,7 @@ class Run:
             if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
             url = clients[side].server.url
-            on_backup = d.role_of(side) == Role.BACKUP  # excluir para desfazer e gravar cortado: só num backup
+            on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
             executor = Executor(clients[side], self.credentials, self.config,
                                 on_result=lambda result, url=url: self.audit(url, result), backup=on_backup)
             if not STOP.requested:

@@ -88,18 +88,29 @@ def test_valor_editado_no_backup_que_nao_e_corte_continua_sendo_diferenca(par):
 
 
 def test_mysql_estrito_recusa_texto_longo_e_a_licenca_e_gravada_cortada_como_no_nao_estrito(par):
-    """MySQL estrito: o 500 de um texto maior que a coluna não é repetido igual; a licença é gravada com o texto
-    cortado na largura (o que o MySQL não estrito faria) e responde aos clientes como no principal. A
-    execução seguinte aprende o corte (divergência não sincronizável, com o campo) e não regrava nada."""
+    """MySQL estrito: o 500 de um texto maior que a coluna não é repetido igual. Com o backup ainda vazio
+    (não dá para saber se é MySQL) a escrita falha e o campo é apontado; quando a listagem já mostra as datas
+    do MySQL, a licença é gravada com o texto cortado na largura (o que o MySQL não estrito faria) e responde
+    aos clientes como no principal. A execução seguinte aprende o corte (divergência não sincronizável, com
+    o campo) e não regrava nada."""
     par.principal.add_device("LONGO-1", owner_name="Cliente", cpf="123.456.789-09 / 987.654.321-00")
     par.principal.add_device("LONGO-BLQ", owner_name=NOME_LONGO.strip(), status="blocked")
     par.principal.add_device("CURTO-1", owner_name="José")
     trocar_backup(par, colacao="mysql", colunas="estrito", datas="rfc1123")
     r, pair = rodar_json(par)
+    assert r.codigo == 1 and set(par.backup.devices()) == {"CURTO-1"}
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 3  # um 500 de texto longo não é repetido
+    falhas = {}
+    for f in pair["falhas"]:
+        falhas[f["chave"]] = falhas.get(f["chave"], "") + f["mensagem"] + " | "
+    assert "cpf com 31 caracteres (máximo 20)" in falhas["LONGO-1"] and "MySQL em modo estrito" in falhas["LONGO-1"]
+    assert "não existe nesse servidor" in falhas["LONGO-BLQ"]  # o bloqueio depois da criação recusada
+    r, pair = rodar_json(par)  # agora a listagem do backup mostra as datas do MySQL
     assert backup_libera_o_que_o_principal_nega(par) == [] and not diferentes_no_oraculo(par), pair
     assert set(par.backup.devices()) == {"LONGO-1", "LONGO-BLQ", "CURTO-1"}
     assert par.backup.devices()["LONGO-1"]["cpf"] == "123.456.789-09 / 987"  # 20 caracteres
-    assert par.backup.counts[("POST", "/admin/devices/create")] == 3 + 2  # + a gravação cortada dos 2 longos
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 3 + 4  # 2 longos: inteiro e depois cortado
     assert r.codigo == 0, (pair["falhas"], pair["paridade"])
     antes = par.backup.write_count()
     r, pair = rodar_json(par)
@@ -107,6 +118,22 @@ def test_mysql_estrito_recusa_texto_longo_e_a_licenca_e_gravada_cortada_como_no_
     cortes = {(d["chave"], d["campo"]): d["observacao"] for d in pair["divergencias"]}
     assert "no máximo 20 caracteres" in cortes[("LONGO-1", "cpf")]
     assert "no máximo 255 caracteres" in cortes[("LONGO-BLQ", "owner_name")]
+
+
+def test_500_passageiro_num_backup_sqlite_nunca_grava_texto_cortado(par):
+    """Backup SQLite (datas ISO): um 500 qualquer (ou "database is locked" além das novas tentativas) na
+    criação de um registro de texto longo não vira gravação cortada; a execução seguinte grava inteiro."""
+    par.principal.add_device("JA-EXISTE", owner_name="Curto")
+    assert rodar_json(par)[0].codigo == 0  # o backup tem dados: a listagem mostra que não é MySQL
+    par.principal.add_device("LONGO-1", owner_name=NOME_LONGO.strip())
+    par.backup.fail_next("POST", "/admin/devices/create", 500, {"error": "falha passageira"})
+    r, _ = rodar_json(par)
+    assert r.codigo == 1 and "LONGO-1" not in par.backup.devices()
+    par.backup.fail_next("POST", "/admin/devices/create", 500, {"error": "database is locked"}, times=4)
+    r, _ = rodar_json(par)
+    assert r.codigo == 1 and "LONGO-1" not in par.backup.devices()
+    r, _ = rodar_json(par)
+    assert r.codigo == 0 and par.backup.devices()["LONGO-1"]["owner_name"] == NOME_LONGO.strip()
 
 
 def test_texto_longo_nunca_e_gravado_cortado_no_principal(tmp_path):
