@@ -158,6 +158,8 @@ class Zigoto:
     def _subir(self) -> socket.socket:
         if self._proc is not None and self._proc.poll() is None and self._dono == os.getpid():
             return self._controle
+        if self._controle is not None:
+            self._controle.close()  # o zigoto anterior morreu: o controle dele não serve mais
         controle, lado = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._proc = subprocess.Popen([sys.executable, str(PASTA_TESTES / "zigoto.py"), str(RAIZ), str(lado.fileno())],
                                       pass_fds=[lado.fileno()], env=self.ambiente, stdin=subprocess.DEVNULL,
@@ -170,6 +172,7 @@ class Zigoto:
         if self._controle is not None and self._dono == os.getpid():
             self._controle.close()  # o zigoto lê o fim e sai
             self._proc.wait(10)
+            self._controle = None
 
     def rodar(self, args: tuple[str, ...], env: dict, cwd, timeout: float) -> tuple[int, str, str]:
         pedido = json.dumps({"args": list(args), "env": env, "cwd": str(cwd or os.getcwd())}).encode()
@@ -179,31 +182,40 @@ class Zigoto:
                 with self._trava:
                     socket.send_fds(self._subir(), [pedido], [dele.fileno(), saida.fileno(), erro.fileno()])
                 dele.close()
-                pid = json.loads(_ler_linha(meu, None))["pid"]
+                linhas = _Linhas(meu)
+                pid = json.loads(linhas.proxima(None))["pid"]
                 try:
-                    codigo = json.loads(_ler_linha(meu, time.monotonic() + timeout))["codigo"]
+                    codigo = json.loads(linhas.proxima(time.monotonic() + timeout))["codigo"]
                 except TimeoutError:
-                    os.kill(pid, signal.SIGKILL)
-                    _ler_linha(meu, None)
+                    try:
+                        os.kill(pid, signal.SIGKILL)  # o monitor ainda não o recolheu: a resposta não chegou
+                    except ProcessLookupError:
+                        pass
+                    linhas.proxima(None)
                     raise subprocess.TimeoutExpired(["sincronizar_bancos.py", *args], timeout) from None
             saida.seek(0)
             erro.seek(0)
             return codigo, saida.read().decode("utf-8"), erro.read().decode("utf-8")
 
 
-def _ler_linha(conexao: socket.socket, fim: float | None) -> bytes:
-    dados = b""
-    while not dados.endswith(b"\n"):
-        conexao.settimeout(None if fim is None else max(fim - time.monotonic(), 0.001))
-        try:
-            pedaco = conexao.recv(4096)
-        except socket.timeout:
-            raise TimeoutError from None
-        if not pedaco:
-            raise RuntimeError(f"o zigoto dos testes parou de responder (recebido: {dados!r})")
-        dados += pedaco
-    return dados
+class _Linhas:
+    """Linhas JSON da resposta do monitor ({"pid"} e depois {"codigo"}), que podem chegar num recv só."""
 
+    def __init__(self, conexao: socket.socket) -> None:
+        self.conexao, self.dados = conexao, b""
+
+    def proxima(self, fim: float | None) -> bytes:
+        while b"\n" not in self.dados:
+            self.conexao.settimeout(None if fim is None else max(fim - time.monotonic(), 0.001))
+            try:
+                pedaco = self.conexao.recv(4096)
+            except socket.timeout:
+                raise TimeoutError from None
+            if not pedaco:
+                raise RuntimeError(f"o zigoto dos testes parou de responder (recebido: {self.dados!r})")
+            self.dados += pedaco
+        linha, self.dados = self.dados.split(b"\n", 1)
+        return linha
 
 
 def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:

@@ -56,3 +56,16 @@ def test_prazo_estourado_mata_o_filho(tmp_path):
         with pytest.raises(subprocess.TimeoutExpired):
             ZIGOTO.rodar(("--permitir-http",), env, tmp_path, 1.5)
         assert time.monotonic() - inicio < 10
+
+
+def test_resposta_lida_de_uma_vez_so_nao_confunde_o_leitor(tmp_path):
+    """O pid e o código chegam às vezes num recv só (teste lento): o leitor separa as linhas."""
+    import socket
+
+    from apoio import _Linhas
+
+    a, b = socket.socketpair()
+    with a, b:
+        b.sendall(b'{"pid": 12}\n{"codigo": 2}\n')
+        linhas = _Linhas(a)
+        assert linhas.proxima(None) == b'{"pid": 12}' and linhas.proxima(None) == b'{"codigo": 2}'

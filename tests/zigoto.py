@@ -9,6 +9,8 @@ O filho é um processo de verdade: o próprio pid, os arquivos de saída que o t
 pasta de trabalho do pedido, os sinais no padrão, o código de saída (negativo se morto por sinal) como o
 do subprocess. O módulo do script é executado do zero em cada filho (runpy, como `python arquivo.py`);
 só os módulos das dependências já vêm carregados (intocados: o zigoto não faz nada com eles).
+Diferenças conhecidas de um Python novo: a entrada padrão é /dev/null, e os filhos de um mesmo zigoto
+têm a mesma semente de hash (a ordem de um set de textos não varia entre eles dentro de uma sessão).
 
 Protocolo (socket AF_UNIX SOCK_SEQPACKET herdado no fd argv[2]): cada pedido é um JSON
 {"args", "env", "cwd"} com 3 descritores: o socket de resposta, a saída e a saída de erro. Um processo
