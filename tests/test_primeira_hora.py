@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from apoio import abrir_painel, get, rodar_script
+from apoio import abrir_painel, ambiente_limpo, get, rodar_script
 
 
 def test_lista_de_fabrica_traz_a_linha_license_servers_com_as_urls_do_usuario(par):
@@ -141,13 +141,11 @@ AJUDAS = {
 
 
 def test_ajuda_de_cada_comando_mostra_so_as_opcoes_dele(tmp_path):
-    import os
-
-    geral = rodar_script("--help", env=dict(os.environ), cwd=tmp_path)
+    geral = rodar_script("--help", env=ambiente_limpo(), cwd=tmp_path)
     assert geral.codigo == 0 and "COMANDO --help" in geral.stdout
     for comando, (trecho, tem, nao_tem) in AJUDAS.items():
         for pedido in ([comando, "--help"], [comando, "-h"], ["--help", comando]):
-            r = rodar_script(*pedido, env=dict(os.environ), cwd=tmp_path)
+            r = rodar_script(*pedido, env=ambiente_limpo(), cwd=tmp_path)
             assert r.codigo == 0 and r.stderr == "", (pedido, r.stderr)
             assert r.stdout.startswith(f"uso: sincronizar_bancos.py {comando}"), (pedido, r.stdout[:200])
             assert trecho in r.stdout, (pedido, r.stdout)
