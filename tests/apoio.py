@@ -40,12 +40,7 @@ from pathlib import Path
 
 import requests
 
-PASTA_TESTES = Path(__file__).resolve().parent
-RAIZ = PASTA_TESTES.parent
-SCRIPT = RAIZ / "sincronizar_bancos.py"
-for _pasta in (str(PASTA_TESTES), str(RAIZ)):
-    if _pasta not in sys.path:
-        sys.path.insert(0, _pasta)
+from caminhos import PASTA_TESTES, RAIZ, SCRIPT  # noqa: E402  (também põe tests/ e a raiz no sys.path)
 
 import sincronizar_bancos as sb  # noqa: E402
 from servidor_referencia import ServidorReferencia  # noqa: E402

@@ -65,12 +65,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable
 
-PASTA_TESTES = Path(__file__).resolve().parent
-RAIZ = PASTA_TESTES.parent
-SCRIPT = RAIZ / "sincronizar_bancos.py"
-for _pasta in (str(PASTA_TESTES), str(RAIZ)):
-    if _pasta not in sys.path:
-        sys.path.insert(0, _pasta)
+from caminhos import SCRIPT  # noqa: E402  (também põe tests/ e a raiz no sys.path)
 
 # Os processos filhos da base e do cliente mínimo só importam o que um script desses
 # importaria (a partida do Python entra na medida deles, como entra na da ferramenta).
