@@ -6142,11 +6142,18 @@ def status_document(history: History, max_delay_min: float,
     message = status_message(judged)
     if stopped:
         message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
-    body = {"ok": ok, "gerado_em": now.isoformat(timespec="seconds"), "max_atraso_min": max_delay_min,
-            "mensagem": message, "configuracao_atual": current is not None,
-            "ultima_execucao_parada": stopped,
-            "pares": [_public_pair(p) for p in judged],
-            "pares_antigos": [_public_pair(p) for p in pairs if not p["atual"]]}
+    return status_body(ok, message, max_delay_min, current, stopped=stopped,
+                       pairs=[_public_pair(p) for p in judged],
+                       old_pairs=[_public_pair(p) for p in pairs if not p["atual"]])
+
+
+def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
+                stopped: dict[str, Any] | None = None, pairs: list[dict[str, Any]] = (),
+                old_pairs: list[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
+    """(código HTTP, documento) do /status.json: 200 só quando ok; os mesmos campos em todo caso."""
+    body = {"ok": ok, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
+            "configuracao_atual": current is not None, "ultima_execucao_parada": stopped, **extra,
+            "pares": list(pairs), "pares_antigos": list(old_pairs)}
     return (200 if ok else 503), body
 
 
@@ -6314,11 +6321,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
     present = [p for p in pairs if p["atual"]]
     rows = history.runs(200, current)
     parts = [
-        "<!DOCTYPE html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\">",
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f'<meta http-equiv="refresh" content="{refresh_s}">',
-        f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>",
-        "<h1>Sincronização dos servidores de licença</h1>",
+        _panel_head(refresh_s),
         "<h2>Estado agora</h2>", _render_config_note(current), _render_stopped(unrecorded_failure(history)),
         _render_pairs(present),
         _render_failover(present), _render_backup_only(present),
@@ -6340,11 +6343,17 @@ def damaged_history_message(data_dir: str, exc: BaseException) -> str:
             "estado dos pares. A próxima sincronização o guarda ao lado, com a data no nome, e começa um novo.")
 
 
-def render_damaged_panel(message: str, refresh_s: int = 60) -> str:
+def _panel_head(refresh_s: int) -> str:
+    """Início de toda página do painel: cabe no celular, recarrega sozinha, o único estilo (hash na CSP)."""
     return ("<!DOCTYPE html><html lang=\"pt-BR\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta http-equiv="refresh" content="{refresh_s}">'
             f"<title>Sincronização dos servidores de licença</title><style>{PANEL_CSS}</style></head><body>"
-            "<h1>Sincronização dos servidores de licença</h1><h2>Estado agora</h2>"
+            "<h1>Sincronização dos servidores de licença</h1>")
+
+
+def render_damaged_panel(message: str, refresh_s: int = 60) -> str:
+    return (_panel_head(refresh_s) + "<h2>Estado agora</h2>"
             '<div class="par falhando parada"><div class="estado">HISTÓRICO DANIFICADO</div>'
             f'<div class="erro">{_esc(message)}</div></div>'
             '<footer><a href="status.json">status.json</a></footer></body></html>')
@@ -6592,12 +6601,13 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
             if path not in ("/", "/index.html", "/status.json"):
                 self._send(404, json.dumps({"erro": "não encontrado"}), "application/json")
                 return
+            pairs = current() if current else None
             try:
-                self._answer(path, current() if current else None)
+                self._answer(path, pairs)
             except sqlite3.Error as exc:
                 if not is_damaged_database(exc):
                     raise
-                self._answer_damaged(path, exc)
+                self._answer_damaged(path, pairs, exc)
 
         def _answer(self, path: str, pairs: list[tuple[str, str]] | None) -> None:
             history = History(data_dir)
@@ -6610,14 +6620,12 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
             finally:
                 history.close()
 
-        def _answer_damaged(self, path: str, exc: sqlite3.Error) -> None:
+        def _answer_damaged(self, path: str, pairs: list[tuple[str, str]] | None, exc: sqlite3.Error) -> None:
             """Histórico ilegível: vermelho (503), nunca o último estado bom nem um erro sem resposta."""
             message = damaged_history_message(data_dir, exc)
             if path == "/status.json":
-                body = {"ok": False, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
-                        "configuracao_atual": current is not None, "ultima_execucao_parada": None,
-                        "historico_danificado": True, "pares": [], "pares_antigos": []}
-                self._send(503, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
+                status, body = status_body(False, message, max_delay_min, pairs, historico_danificado=True)
+                self._send(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
             else:
                 self._send(503, render_damaged_panel(message), "text/html; charset=utf-8")
 
