@@ -45,13 +45,17 @@ def cruzam(a: dict, b: dict) -> bool:
                 or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
 
 
+# Texto e caixa (na janela, como o bounding_box do Playwright) de cada elemento visível do seletor, numa
+# chamada só ao navegador: elemento a elemento eram 3 idas e voltas por célula (a maior parte da CPU do teste).
+_JS_VISIVEIS = """seletor => Array.from(document.querySelectorAll(seletor)).flatMap(e => {
+    const r = e.getBoundingClientRect();
+    if (r.width <= 0 || r.height <= 0 || getComputedStyle(e).visibility !== "visible") return [];
+    return [[(e.textContent || "").trim(), {x: r.x, y: r.y, width: r.width, height: r.height}]];
+})"""
+
+
 def visiveis(pagina, seletor: str) -> list[tuple[str, dict]]:
-    itens = []
-    for elemento in pagina.locator(seletor).all():
-        caixa = elemento.bounding_box()
-        if caixa and caixa["width"] > 0 and elemento.is_visible():
-            itens.append(((elemento.text_content() or "").strip(), caixa))
-    return itens
+    return [(texto, caixa) for texto, caixa in pagina.evaluate(_JS_VISIVEIS, seletor)]
 
 
 def conferir_tela(pagina, nome: str, largura: int) -> None:
