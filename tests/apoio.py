@@ -40,7 +40,7 @@ from pathlib import Path
 
 import requests
 
-from caminhos import PASTA_TESTES, RAIZ, SCRIPT  # noqa: E402  (também põe tests/ e a raiz no sys.path)
+from caminhos import PASTA_TESTES, RAIZ, SCRIPT, WRAPPER  # noqa: E402  (também põe tests/ e a raiz no sys.path)
 
 import sincronizar_bancos as sb  # noqa: E402
 from servidor_referencia import ServidorReferencia  # noqa: E402
@@ -49,7 +49,8 @@ __all__ = [
     "ARTEFATOS", "CHROMIUM", "EXIGIR_NAVEGADOR", "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
     "TOKENS_VISTOS", "TRABALHADOR", "ZIGOTO", "Execucao", "comando_script",
     "compilar_script", "Par", "ServidorStub", "abrir_painel", "ambiente_limpo",
-    "anotar_saida", "backup_libera_o_que_o_principal_nega", "rodar_json", "semear_misto", "trocar_backup",
+    "anotar_saida", "backup_libera_o_que_o_principal_nega", "rodar_json", "rodar_python", "rodar_wrapper",
+    "semear_misto", "texto_anotado", "trocar_backup", "WRAPPER",
     "conferir_arquivos_legiveis", "conferir_convergencia",
     "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
     "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
@@ -146,9 +147,9 @@ class Zigoto:
     def _de_partida(env: dict) -> dict:
         return {k: v for k, v in env.items() if k.startswith(("PYTHON", "LC_")) or k == "LANG"}
 
-    def atende(self, env: dict, script: Path) -> bool:
+    def atende(self, env: dict) -> bool:
         return (os.environ.get("SEM_ZIGOTO") != "1" and os.name == "posix" and hasattr(socket, "send_fds")
-                and Path(script) == SCRIPT and self._de_partida(env) == self._de_partida(self.ambiente))
+                and self._de_partida(env) == self._de_partida(self.ambiente))
 
     def _subir(self) -> socket.socket:
         if self._proc is not None and self._proc.poll() is None and self._dono == os.getpid():
@@ -169,8 +170,15 @@ class Zigoto:
             self._proc.wait(10)
             self._controle = None
 
-    def rodar(self, args: tuple[str, ...], env: dict, cwd, timeout: float) -> tuple[int, str, str]:
-        pedido = json.dumps({"args": list(args), "env": env, "cwd": str(cwd or os.getcwd())}).encode()
+    def rodar(self, args: tuple[str, ...], env: dict, cwd, timeout: float,
+              programa: Path = SCRIPT) -> tuple[int, str, str]:
+        codigo, saida, erro = self.rodar_bruto(programa, args, env, cwd, timeout)
+        return codigo, saida.decode("utf-8"), erro.decode("utf-8")
+
+    def rodar_bruto(self, programa: Path, args, env: dict, cwd, timeout: float) -> tuple[int, bytes, bytes]:
+        """`python programa args` por um filho do zigoto: (código, saída, saída de erro), em bytes."""
+        pedido = json.dumps({"programa": str(programa), "args": [str(a) for a in args], "env": env,
+                             "cwd": str(cwd or os.getcwd())}).encode()
         with tempfile.TemporaryFile() as saida, tempfile.TemporaryFile() as erro:
             meu, dele = socket.socketpair()
             with meu:
@@ -187,10 +195,10 @@ class Zigoto:
                     except ProcessLookupError:
                         pass
                     linhas.proxima(None)
-                    raise subprocess.TimeoutExpired(["sincronizar_bancos.py", *args], timeout) from None
+                    raise subprocess.TimeoutExpired([str(programa), *args], timeout) from None
             saida.seek(0)
             erro.seek(0)
-            return codigo, saida.read().decode("utf-8"), erro.read().decode("utf-8")
+            return codigo, saida.read(), erro.read()
 
 
 class _Linhas:
@@ -216,14 +224,41 @@ class _Linhas:
 def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:
     """Roda o script como processo filho (como o usuário faria) e guarda a saída: pelo zigoto quando ele
     atende (filho por fork, já com as dependências importadas), senão por um Python novo."""
-    if ZIGOTO.atende(env, script):
-        codigo, stdout, stderr = ZIGOTO.rodar(args, env, cwd, timeout)
+    if ZIGOTO.atende(env):
+        codigo, stdout, stderr = ZIGOTO.rodar(args, env, cwd, timeout, programa=script)
     else:
         proc = subprocess.run(comando_script(*args, script=script), env=env, cwd=cwd, capture_output=True,
                               text=True, encoding="utf-8", timeout=timeout)
         codigo, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
     anotar_saida(" ".join(args), codigo, stdout, stderr)
     return Execucao(codigo, stdout, stderr)
+
+
+def rodar_python(programa: Path, *args: str, env: dict, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python programa args` como processo filho, com a entrada em /dev/null: pelo zigoto quando ele atende,
+    senão por um Python novo. Saídas em bytes. Para o invólucro (sincronizar_automatico.py) e cópias do
+    script noutras pastas; os filhos que ELES partem são sempre Pythons novos (é o código deles)."""
+    comando = [sys.executable, str(programa), *args]
+    if ZIGOTO.atende(env):
+        codigo, stdout, stderr = ZIGOTO.rodar_bruto(Path(programa), args, env, cwd, timeout)
+        return subprocess.CompletedProcess(comando, codigo, stdout, stderr)
+    return subprocess.run(comando, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+def texto_anotado(proc: subprocess.CompletedProcess, rotulo: str) -> subprocess.CompletedProcess:
+    """As saídas de `rodar_python` em texto (UTF-8, como o invólucro e o script gravam), anotadas no log
+    que a varredura de segredos lê."""
+    proc.stdout, proc.stderr = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+    anotar_saida(rotulo, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def rodar_wrapper(par, *args: str, env: dict | None = None, timeout: float = 180,
+                  **extra: str) -> subprocess.CompletedProcess:
+    """O agendador (sincronizar_automatico.py) com o script de verdade, na pasta do par; saídas em texto."""
+    env = env if env is not None else par.ambiente(SYNC_ESPERA_INICIAL="0.1", **extra)
+    return texto_anotado(rodar_python(WRAPPER, *args, env=env, cwd=par.tmp_path, timeout=timeout),
+                         "[agendador] " + " ".join(args))
 
 
 def rodar_cronometrado(rodar, *args, **kwargs) -> tuple[Execucao, float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 PASTA_TESTES = Path(__file__).resolve().parent
 RAIZ = PASTA_TESTES.parent
 SCRIPT = RAIZ / "sincronizar_bancos.py"
+WRAPPER = RAIZ / "sincronizar_automatico.py"  # o invólucro dos agendadores
 for _pasta in (str(PASTA_TESTES), str(RAIZ)):
     if _pasta not in sys.path:
         sys.path.insert(0, _pasta)

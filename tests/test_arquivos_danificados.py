@@ -14,11 +14,10 @@ import sys
 
 import pytest
 
-from apoio import RAIZ, conferir_convergencia, saida, sem_traceback
+from apoio import RAIZ, conferir_convergencia, rodar_wrapper, saida, sem_traceback
 
 import sincronizar_bancos as sb
 
-WRAPPER = RAIZ / "sincronizar_automatico.py"
 
 
 def _guardados(caminho):
@@ -154,8 +153,7 @@ def test_agendador_com_historico_danificado_leva_o_bloqueio_ao_backup(par):
     (par.dados / sb.HISTORY_FILE).write_bytes(b"lixo" * 1000)
     par.principal.set_status("D-1", "blocked")
     env = par.ambiente(SYNC_ESPERA_INICIAL="0.1")
-    r = subprocess.run([sys.executable, str(WRAPPER), "--tentativas", "3"], env=env, cwd=par.tmp_path,
-                       capture_output=True, text=True, encoding="utf-8", timeout=180, check=False)
+    r = rodar_wrapper(par, "--tentativas", "3", env=env)
     assert r.returncode == 1, r.stdout + r.stderr
     assert par.backup.devices()["D-1"]["status"] == "blocked"
     log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")

@@ -25,11 +25,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apoio import ServidorStub, enviar
+from apoio import RAIZ, SCRIPT, WRAPPER, ServidorStub, enviar, rodar_python
 
-RAIZ = Path(__file__).resolve().parent.parent
-INVOLUCRO = RAIZ / "sincronizar_automatico.py"
-SCRIPT_REAL = RAIZ / "sincronizar_bancos.py"
+INVOLUCRO = WRAPPER
+SCRIPT_REAL = SCRIPT
 POSIX = os.name == "posix"
 
 FILHO_FALSO = r'''
@@ -155,18 +154,10 @@ def ambiente_base(**extras) -> dict:
 
 
 def rodar(projeto: Projeto | None, *args, env=None, cwd=None, com_script=True, timeout=60):
-    comando = [sys.executable, str(INVOLUCRO)]
-    if com_script and projeto is not None:
-        comando += ["--script", str(projeto.script)]
-    comando += [str(a) for a in args]
-    resultado = subprocess.run(
-        comando,
-        cwd=str(cwd) if cwd else None,
-        env=env if env is not None else ambiente_base(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-    )
+    argumentos = ["--script", str(projeto.script)] if com_script and projeto is not None else []
+    argumentos += [str(a) for a in args]
+    resultado = rodar_python(INVOLUCRO, *argumentos, env=env if env is not None else ambiente_base(),
+                             cwd=str(cwd) if cwd else None, timeout=timeout)
     resultado.saida = resultado.stdout.decode("utf-8", errors="replace")
     resultado.erro = resultado.stderr.decode("utf-8", errors="replace")
     return resultado

@@ -5,24 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
-from apoio import RAIZ, SCRIPT, ServidorStub, anotar_saida, enviar
-
-WRAPPER = RAIZ / "sincronizar_automatico.py"
-
-
-def rodar_wrapper(par, *args, **extra):
-    env = par.ambiente(SYNC_ESPERA_INICIAL="0.1", **extra)
-    proc = subprocess.run([sys.executable, str(WRAPPER), *args], env=env, cwd=par.tmp_path, capture_output=True,
-                          text=True, encoding="utf-8", timeout=180)
-    anotar_saida("[agendador] " + " ".join(args), proc.returncode, proc.stdout, proc.stderr)
-    return proc
+from apoio import SCRIPT, WRAPPER, ServidorStub, enviar, rodar_python, rodar_wrapper, texto_anotado
 
 
 def test_sincronizacao_real_pelo_agendador(par):
@@ -142,21 +130,18 @@ def test_contrato_dados_dir_igual_nos_dois_scripts(par, forma, no_ambiente, no_e
     par.principal.add_device("C-1")
 
     # 1) O sincronizar_bancos.py sozinho, chamado de outra pasta.
-    direto = subprocess.run([sys.executable, str(proj / SCRIPT.name)], env=env, cwd=outra, capture_output=True,
-                            text=True, encoding="utf-8", timeout=120)
+    direto = texto_anotado(rodar_python(proj / SCRIPT.name, env=env, cwd=outra), "[cópia do script]")
     assert direto.returncode == 0, direto.stdout + direto.stderr
     assert (alvo / "ultima_execucao.json").is_file()
     (alvo / "ultima_execucao.json").unlink()
 
     # 2) O invólucro diz a mesma pasta...
-    info = subprocess.run([sys.executable, str(proj / WRAPPER.name), "--informar"], env=env, cwd=outra,
-                          capture_output=True, text=True, encoding="utf-8", timeout=60)
+    info = texto_anotado(rodar_python(proj / WRAPPER.name, "--informar", env=env, cwd=outra), "[agendador] --informar")
     assert info.returncode == 0, info.stderr
     assert Path(json.loads(info.stdout)["pasta_dados"]) == alvo
 
     # 3) ...e grava nela o log, enquanto o filho grava o resumo no mesmo lugar.
-    r = subprocess.run([sys.executable, str(proj / WRAPPER.name), "--tentativas", "1"], env=env, cwd=outra,
-                       capture_output=True, text=True, encoding="utf-8", timeout=120)
+    r = texto_anotado(rodar_python(proj / WRAPPER.name, "--tentativas", "1", env=env, cwd=outra), "[agendador]")
     assert r.returncode == 0, r.stdout + r.stderr
     log = (alvo / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
     assert f"pasta de dados {alvo} " in log

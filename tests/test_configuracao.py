@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from apoio import RAIZ, SCRIPT, ambiente_limpo, rodar_script
+from apoio import RAIZ, SCRIPT, WRAPPER, ambiente_limpo, rodar_script
 
 import sincronizar_bancos as sb
 
-INVOLUCRO = RAIZ / "sincronizar_automatico.py"
+INVOLUCRO = WRAPPER
 ENV_EXAMPLE = RAIZ / ".env.example"
 LINHA_DE_VARIAVEL = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]+)=(.*)$")
 

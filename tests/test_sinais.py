@@ -15,11 +15,10 @@ import sys
 import time
 
 import pytest
-from apoio import ARTEFATOS, RAIZ, comando_script
+from apoio import ARTEFATOS, WRAPPER, comando_script
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="envio de SIGTERM/SIGINT a um filho só em POSIX")
 
-WRAPPER = RAIZ / "sincronizar_automatico.py"
 CODIGOS = {"SIGTERM": 143, "SIGINT": 130}
 TOTAL = 30  # licenças bloqueadas no principal: cada uma é uma sequência criar → bloquear no backup
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-import subprocess
-import sys
 import time
 
 import pytest
 import trustme
 
-from apoio import RAIZ, Par, conferir_convergencia, saida, sem_traceback, semear_licencas
+from apoio import Par, conferir_convergencia, rodar_wrapper, saida, sem_traceback, semear_licencas
 
-WRAPPER = RAIZ / "sincronizar_automatico.py"
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +195,7 @@ def test_json_traz_o_erro_de_tls_e_o_codigo_2(montar):
 def test_agendador_nao_repete_certificado_recusado(montar):
     par = montar(backup="bom")
     env = par.ambiente(SYNC_ESPERA_INICIAL="0.1")
-    r = subprocess.run([sys.executable, str(WRAPPER), "--tentativas", "3"], env=env, cwd=par.tmp_path,
-                       capture_output=True, text=True, encoding="utf-8", timeout=180, check=False)
+    r = rodar_wrapper(par, "--tentativas", "3", env=env)
     assert r.returncode == 2, r.stdout + r.stderr
     log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
     assert "tentativa 2 de 3" not in log and "não confiável" in log

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from apoio import SCRIPT, ZIGOTO, ambiente_limpo, comando_script
+from apoio import ZIGOTO, ambiente_limpo, comando_script
 
 
 pytestmark = pytest.mark.skipif(os.environ.get("SEM_ZIGOTO") == "1", reason="SEM_ZIGOTO=1: o zigoto está desligado")
@@ -23,7 +23,7 @@ def _novo(args, env, cwd):
 @pytest.mark.parametrize("args", [("--help",), ("verificar", "--help"), ("--json",), ("historico",)])
 def test_filho_do_zigoto_e_igual_a_um_python_novo(tmp_path, args):
     env = ambiente_limpo(DADOS_DIR=str(tmp_path / "dados"))
-    assert ZIGOTO.atende(env, SCRIPT)
+    assert ZIGOTO.atende(env)
     assert ZIGOTO.rodar(args, env, tmp_path, 60) == _novo(args, env, tmp_path)
 
 

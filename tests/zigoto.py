@@ -1,5 +1,7 @@
 """Zigoto dos testes: um processo que já importou as dependências do script (requests, urllib3, filelock...)
-e, a cada pedido, cria por fork um processo filho NOVO que roda sincronizar_bancos.py como __main__.
+e, a cada pedido, cria por fork um processo filho NOVO que roda como __main__ o arquivo pedido: o
+sincronizar_bancos.py (pelo bytecode) ou outro, como o sincronizar_automatico.py ou uma cópia do script
+noutra pasta (pelo código-fonte, como `python arquivo.py`).
 
 Não é um arquivo de testes: `tests/apoio.py` (`rodar_script`) o sobe uma vez por processo do pytest e
 manda os pedidos. Por quê: a suíte parte o script ~700 vezes e cada partida de um Python novo gasta
@@ -7,13 +9,15 @@ manda os pedidos. Por quê: a suíte parte o script ~700 vezes e cada partida de
 
 O filho é um processo de verdade: o próprio pid, os arquivos de saída que o teste lê, o ambiente e a
 pasta de trabalho do pedido, os sinais no padrão, o código de saída (negativo se morto por sinal) como o
-do subprocess. O módulo do script é executado do zero em cada filho (runpy, como `python arquivo.py`);
-só os módulos das dependências já vêm carregados (intocados: o zigoto não faz nada com eles).
+do subprocess. O arquivo é executado do zero em cada filho (runpy, como `python arquivo.py`, com a pasta
+dele em sys.path[0]); só os módulos das dependências já vêm carregados (intocados: o zigoto não faz nada
+com eles). O sincronizar_bancos.py nunca fica carregado no zigoto: quem o importa (o invólucro) o lê
+da pasta dele, como num Python novo.
 Diferenças conhecidas de um Python novo: a entrada padrão é /dev/null, e os filhos de um mesmo zigoto
 têm a mesma semente de hash (a ordem de um set de textos não varia entre eles dentro de uma sessão).
 
 Protocolo (socket AF_UNIX SOCK_SEQPACKET herdado no fd argv[2]): cada pedido é um JSON
-{"args", "env", "cwd"} com 3 descritores: o socket de resposta, a saída e a saída de erro. Um processo
+{"programa", "args", "env", "cwd"} com 3 descritores: o socket de resposta, a saída e a saída de erro. Um processo
 monitor (fork) cria o filho (fork), responde {"pid"} e, quando o filho termina, {"codigo"}.
 """
 
@@ -41,8 +45,13 @@ def _filho(pedido: dict, saida: int, erro: int) -> None:
     os.environ.update(pedido["env"])
     time.tzset()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    sys.argv = ["-c", *pedido["args"]]
-    runpy.run_module("sincronizar_bancos", run_name="__main__", alter_sys=True)
+    programa = pedido["programa"]
+    sys.path[0] = os.path.dirname(programa)  # como `python programa`: a pasta do arquivo vem primeiro
+    sys.argv = [programa, *pedido["args"]]
+    if programa == SCRIPT:  # pelo bytecode em __pycache__ (o conftest o grava uma vez por sessão)
+        runpy.run_module("sincronizar_bancos", run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(programa, run_name="__main__")
     raise SystemExit(0)
 
 
@@ -63,8 +72,13 @@ def _monitor(pedido: dict, resposta: socket.socket, saida: int, erro: int) -> No
         os._exit(0)
 
 
+SCRIPT = ""  # o caminho de sincronizar_bancos.py (definido em main)
+
+
 def main() -> None:
+    global SCRIPT
     sys.path[0] = sys.argv[1]  # a pasta do script, como em `python sincronizar_bancos.py` (não a de tests/)
+    SCRIPT = os.path.join(sys.argv[1], "sincronizar_bancos.py")
     import sincronizar_bancos  # noqa: F401  (carrega as dependências; o módulo em si roda de novo no filho)
 
     del sys.modules["sincronizar_bancos"]
