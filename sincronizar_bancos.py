@@ -79,6 +79,7 @@ import dataclasses
 import datetime as dt
 import email.utils
 import enum
+import errno
 import functools
 import gc
 import hashlib
@@ -7049,6 +7050,12 @@ def cmd_panel(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def closed_pipe(exc: OSError, windows: bool = os.name == "nt") -> bool:
+    """Quem lia a saída foi embora: BrokenPipeError no Linux/Mac; no Windows, a escrita num pipe fechado
+    (ex.: `| findstr` que terminou) falha com EINVAL ("Invalid argument"), não com EPIPE."""
+    return isinstance(exc, BrokenPipeError) or (windows and exc.errno == errno.EINVAL)
+
+
 class _QuietStdout:
     """stdout que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
     a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
@@ -7063,14 +7070,18 @@ class _QuietStdout:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
+        except OSError as exc:
+            if not closed_pipe(exc):
+                raise
             self._silence()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError as exc:
+            if not closed_pipe(exc):
+                raise
             self._silence()
 
     def _silence(self) -> None:

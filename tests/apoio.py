@@ -147,9 +147,13 @@ class Zigoto:
     def _de_partida(env: dict) -> dict:
         return {k: v for k, v in env.items() if k.startswith(("PYTHON", "LC_")) or k == "LANG"}
 
+    @staticmethod
+    def ligado() -> bool:
+        """Só em POSIX (fork e descritores passados por socket; no Windows, todo filho é um Python novo)."""
+        return os.environ.get("SEM_ZIGOTO") != "1" and os.name == "posix" and hasattr(socket, "send_fds")
+
     def atende(self, env: dict) -> bool:
-        return (os.environ.get("SEM_ZIGOTO") != "1" and os.name == "posix" and hasattr(socket, "send_fds")
-                and self._de_partida(env) == self._de_partida(self.ambiente))
+        return self.ligado() and self._de_partida(env) == self._de_partida(self.ambiente)
 
     def _subir(self) -> socket.socket:
         if self._proc is not None and self._proc.poll() is None and self._dono == os.getpid():

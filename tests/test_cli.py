@@ -110,6 +110,18 @@ def test_json_com_erro_inesperado_imprime_documento(par):
     assert "inesperado" in doc["significado"]
 
 
+def test_pipe_fechado_e_epipe_em_todo_sistema_e_einval_so_no_windows():
+    """No Windows, escrever num pipe cujo leitor saiu dá OSError EINVAL, não BrokenPipeError (visto com o
+    Python 3.13 oficial do Windows: o teste abaixo saía com 1 e "Erro de arquivo ou sistema")."""
+    import errno
+
+    assert sb.closed_pipe(BrokenPipeError(errno.EPIPE, "Broken pipe"), windows=False)
+    assert sb.closed_pipe(BrokenPipeError(errno.EPIPE, "Broken pipe"), windows=True)
+    assert sb.closed_pipe(OSError(errno.EINVAL, "Invalid argument"), windows=True)
+    assert not sb.closed_pipe(OSError(errno.EINVAL, "Invalid argument"), windows=False)
+    assert not sb.closed_pipe(OSError(errno.ENOSPC, "No space left on device"), windows=True)
+
+
 def test_pipe_fechado_termina_em_silencio_e_sincroniza(par):
     """Como `python sincronizar_bancos.py | head -1`: quem lê fecha o pipe antes do fim."""
     semear_licencas(par.principal, 5)

@@ -3,7 +3,6 @@ código de saída, o ambiente e a pasta do pedido (nada herdado de um pedido ant
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from apoio import ZIGOTO, ambiente_limpo, comando_script
 
 
-pytestmark = pytest.mark.skipif(os.environ.get("SEM_ZIGOTO") == "1", reason="SEM_ZIGOTO=1: o zigoto está desligado")
+pytestmark = pytest.mark.skipif(not ZIGOTO.ligado(), reason="zigoto desligado (SEM_ZIGOTO=1) ou fora de POSIX")
 
 
 def _novo(args, env, cwd):
