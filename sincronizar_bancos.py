@@ -154,7 +154,7 @@ __all__ = [
     "Direction", "PairOutcome", "RunOutcome", "pair_verdict", "count_changes", "loss_text", "limits_text", "run_json",
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
-    "Run", "run_sync", "main",
+    "Run", "run_sync", "main", "closed_pipe",
 ]
 
 
