@@ -7056,8 +7056,8 @@ def closed_pipe(exc: OSError, windows: bool = os.name == "nt") -> bool:
     return isinstance(exc, BrokenPipeError) or (windows and exc.errno == errno.EINVAL)
 
 
-class _QuietStdout:
-    """stdout que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
+class _QuietStream:
+    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
     a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
     Python para BrokenPipeError: o descritor passa a apontar para os.devnull)."""
 
@@ -7104,8 +7104,10 @@ def configure_output() -> None:
                 stream.reconfigure(encoding="utf-8", errors="replace")
         except (AttributeError, ValueError):
             pass
-    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStdout):
-        sys.stdout = _QuietStdout(sys.stdout)
+    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStream):
+        sys.stdout = _QuietStream(sys.stdout)
+    if sys.stderr is not None and not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
+        sys.stderr = _QuietStream(sys.stderr)
 
 
 def error_document(code: int, message: str, meaning: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 - Caminhos e artefatos: cada trabalhador do pytest-xdist grava no SEU log de saídas
   (artefatos/saidas_dos_testes.<trabalhador>.log), sem intercalar com os outros.
-- Execução: `rodar_script` roda a ferramenta como processo filho (criado por fork do zigoto, `zigoto.py`,
-  que já importou as dependências) e guarda a saída; `comando_script` é a linha de comando de um Python novo.
+- Execução: `rodar_script` roda a ferramenta e `rodar_python` outro arquivo Python (o invólucro, cópias do
+  script) como processo filho (criado por fork do zigoto, `zigoto.py`, que já importou as dependências);
+  `rodar_wrapper` é o invólucro na pasta de um par; `comando_script` é a linha de comando de um Python novo.
 - Servidores: `Par` sobe um principal e backups de referência reais (127.0.0.1, portas efêmeras,
   senhas aleatórias), com fuso, instante e senha opcionais; `ServidorStub` é o servidor mínimo para o que
   não é a API (webhook, proxy, página de host, resposta pingada).
@@ -132,7 +133,8 @@ def compilar_script() -> None:
 class Zigoto:
     """O zigoto deste processo do pytest (tests/zigoto.py): filhos por fork de um Python que já importou as
     dependências do script. Só atende pedidos cujas variáveis lidas na PARTIDA do Python (PYTHON*, LANG,
-    LC_*) são as dele; os outros partem um Python novo (comando_script). SEM_ZIGOTO=1 no ambiente do
+    LC_*) são as dele; os outros partem um Python novo (comando_script, ou `python arquivo` em rodar_python).
+    Só em POSIX. SEM_ZIGOTO=1 no ambiente do
     pytest faz todos partirem um Python novo (para comparar ou depurar). Medido na suíte inteira (2
     núcleos, CPU da máquina toda, rodadas seguidas): sem o zigoto 538 s de CPU e 279 s; com ele, 417 s e 231 s."""
 
@@ -259,8 +261,9 @@ def texto_anotado(proc: subprocess.CompletedProcess, rotulo: str) -> subprocess.
 
 def rodar_wrapper(par, *args: str, env: dict | None = None, timeout: float = 180,
                   **extra: str) -> subprocess.CompletedProcess:
-    """O agendador (sincronizar_automatico.py) com o script de verdade, na pasta do par; saídas em texto."""
-    env = env if env is not None else par.ambiente(SYNC_ESPERA_INICIAL="0.1", **extra)
+    """O agendador (sincronizar_automatico.py) com o script de verdade, na pasta do par; saídas em texto.
+    Sem `env`, o ambiente do par com SYNC_ESPERA_INICIAL=0,1; `extra` vale por cima dos dois."""
+    env = {**(env if env is not None else par.ambiente(SYNC_ESPERA_INICIAL="0.1")), **extra}
     return texto_anotado(rodar_python(WRAPPER, *args, env=env, cwd=par.tmp_path, timeout=timeout),
                          "[agendador] " + " ".join(args))
 

@@ -11,14 +11,14 @@ testes de comportamento com os cmdlets simulados ficam no Pester
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 tree_sitter = pytest.importorskip("tree_sitter")
 tree_sitter_powershell = pytest.importorskip("tree_sitter_powershell")
 
-RAIZ = Path(__file__).resolve().parent.parent
+from apoio import RAIZ, WRAPPER, ambiente_limpo, rodar_python  # noqa: E402
+
 SCRIPT = RAIZ / "AGENDAR_SINCRONIZACAO.ps1"
 TESTES_PESTER = RAIZ / "tests" / "AGENDAR_SINCRONIZACAO.Tests.ps1"
 
@@ -376,14 +376,11 @@ def test_status_e_instalacao_perguntam_ao_involucro(arvore):
 def test_campos_lidos_pelo_ps1_existem_na_resposta_do_involucro(arvore, tmp_path):
     """Os nomes que o .ps1 lê do JSON ($dados.xxx) são os que o --informar imprime de verdade."""
     import json
-    import subprocess
-    import sys
 
     corpo = texto(funcoes(arvore)["Get-InformacoesInvolucro"])
     lidos = set(re.findall(r"\$dados\.(\w+)", corpo))
     assert lidos >= {"arquivo_log", "codigos"}
-    r = subprocess.run([sys.executable, str(RAIZ / "sincronizar_automatico.py"), "--informar"],
-                       capture_output=True, timeout=60, cwd=tmp_path)
+    r = rodar_python(WRAPPER, "--informar", env=ambiente_limpo(), cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.isascii()
     resposta = json.loads(r.stdout)

@@ -152,8 +152,7 @@ def test_agendador_com_historico_danificado_leva_o_bloqueio_ao_backup(par):
     _primeira_execucao(par)
     (par.dados / sb.HISTORY_FILE).write_bytes(b"lixo" * 1000)
     par.principal.set_status("D-1", "blocked")
-    env = par.ambiente(SYNC_ESPERA_INICIAL="0.1")
-    r = rodar_wrapper(par, "--tentativas", "3", env=env)
+    r = rodar_wrapper(par, "--tentativas", "3")
     assert r.returncode == 1, r.stdout + r.stderr
     assert par.backup.devices()["D-1"]["status"] == "blocked"
     log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")

@@ -5,6 +5,7 @@ inclusive) e saída em pipe fechado (| head) que termina em silêncio."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -120,6 +121,19 @@ def test_pipe_fechado_e_epipe_em_todo_sistema_e_einval_so_no_windows():
     assert sb.closed_pipe(OSError(errno.EINVAL, "Invalid argument"), windows=True)
     assert not sb.closed_pipe(OSError(errno.EINVAL, "Invalid argument"), windows=False)
     assert not sb.closed_pipe(OSError(errno.ENOSPC, "No space left on device"), windows=True)
+
+
+def test_pipe_fechado_tambem_na_saida_de_erro_mantem_o_codigo_de_saida(tmp_path):
+    """Como `python sincronizar_bancos.py --xyz 2>&1 | head -0`: a mensagem de erro não chega a ninguém,
+    mas o código continua o da opção inválida (2), não 1 ("erro de arquivo ou sistema")."""
+    leitura, escrita = os.pipe()
+    os.close(leitura)  # quem lia já foi embora
+    try:
+        proc = subprocess.run(comando_script("--xyz"), stdout=escrita, stderr=escrita, env=ambiente_limpo(),
+                              cwd=tmp_path, timeout=60)
+    finally:
+        os.close(escrita)
+    assert proc.returncode == 2
 
 
 def test_pipe_fechado_termina_em_silencio_e_sincroniza(par):

@@ -19,7 +19,6 @@ from apoio import RAIZ, SCRIPT, WRAPPER, ambiente_limpo, rodar_script
 
 import sincronizar_bancos as sb
 
-INVOLUCRO = WRAPPER
 ENV_EXAMPLE = RAIZ / ".env.example"
 LINHA_DE_VARIAVEL = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]+)=(.*)$")
 
@@ -83,7 +82,7 @@ def _sem_quebras(texto: str) -> str:
     return " ".join(texto.split())
 
 
-@pytest.mark.parametrize("script, wrapper", [(SCRIPT, False), (INVOLUCRO, True)], ids=["script", "involucro"])
+@pytest.mark.parametrize("script, wrapper", [(SCRIPT, False), (WRAPPER, True)], ids=["script", "involucro"])
 def test_ajuda_de_cada_script_mostra_ajuda_e_padrao_da_tabela(tmp_path, script, wrapper):
     r = rodar_script("--help", env=ambiente_limpo(), cwd=tmp_path, timeout=60, script=script)
     assert r.codigo == 0, r.stderr
@@ -119,7 +118,7 @@ def test_numero_invalido_da_mesma_mensagem_e_codigo_2_no_script_e_no_involucro(t
                           cwd=tmp_path, timeout=60)
     involucro = rodar_script("--script", str(SCRIPT),
                              env=_ambiente_do_script(tmp_path, SYNC_TENTATIVAS=bruto), cwd=tmp_path, timeout=60,
-                             script=INVOLUCRO)
+                             script=WRAPPER)
     assert script.codigo == involucro.codigo == sb.ExitCode.CONFIG
     assert _motivo(script.stderr, "SYNC_PARALELO") == _motivo(involucro.stderr, "SYNC_TENTATIVAS") == motivo
     for r in (script, involucro):
@@ -150,7 +149,7 @@ def test_decimal_com_virgula_ou_ponto_vale_igual_nos_dois_scripts(tmp_path, monk
 
 def test_opcao_sem_valor_tem_a_mesma_traducao_nos_dois_scripts(tmp_path):
     script = rodar_script("--timeout", env=ambiente_limpo(), cwd=tmp_path, timeout=60)
-    involucro = rodar_script("--timeout-total", env=ambiente_limpo(), cwd=tmp_path, timeout=60, script=INVOLUCRO)
+    involucro = rodar_script("--timeout-total", env=ambiente_limpo(), cwd=tmp_path, timeout=60, script=WRAPPER)
     assert script.codigo == involucro.codigo == sb.ExitCode.CONFIG
     assert "--timeout: falta o valor desta opção" in script.stderr
     assert "--timeout-total: falta o valor desta opção" in involucro.stderr
@@ -159,7 +158,7 @@ def test_opcao_sem_valor_tem_a_mesma_traducao_nos_dois_scripts(tmp_path):
 # --- o invólucro usa só nomes públicos do script --------------------------------------------------------
 
 def _nomes_do_script_usados_pelo_involucro() -> set[str]:
-    arvore = ast.parse(INVOLUCRO.read_text(encoding="utf-8"))
+    arvore = ast.parse(WRAPPER.read_text(encoding="utf-8"))
     return {no.attr for no in ast.walk(arvore)
             if isinstance(no, ast.Attribute) and isinstance(no.value, ast.Name) and no.value.id == "sb"}
 
@@ -168,7 +167,7 @@ def test_involucro_nao_usa_nome_privado_do_script():
     usados = _nomes_do_script_usados_pelo_involucro()
     assert {"ExitCode", "SETTINGS", "SECRET_SETTINGS", "setting_value", "translate_argparse"} <= usados
     assert not [nome for nome in usados if nome.startswith("_")]
-    assert not re.search(r"\bsb\._", INVOLUCRO.read_text(encoding="utf-8"))
+    assert not re.search(r"\bsb\._", WRAPPER.read_text(encoding="utf-8"))
     publicos = getattr(sb, "__all__", None)
     if publicos is not None:  # o __all__ do script lista tudo o que o invólucro usa
         assert usados <= set(publicos), usados - set(publicos)

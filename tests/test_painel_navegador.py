@@ -47,7 +47,10 @@ def cruzam(a: dict, b: dict) -> bool:
 
 # Texto e caixa (na janela, como o bounding_box do Playwright) de cada elemento visível do seletor, numa
 # chamada só ao navegador: elemento a elemento eram 3 idas e voltas por célula (a maior parte da CPU do teste).
+# Visível como no is_visible do Playwright: caixa não vazia e checkVisibility() (que exclui o conteúdo de
+# um <details> fechado, como a tabela das configurações antigas do painel).
 _JS_VISIVEIS = """seletor => Array.from(document.querySelectorAll(seletor)).flatMap(e => {
+    if (e.checkVisibility && !e.checkVisibility()) return [];
     const r = e.getBoundingClientRect();
     if (r.width <= 0 || r.height <= 0 || getComputedStyle(e).visibility !== "visible") return [];
     return [[(e.textContent || "").trim(), {x: r.x, y: r.y, width: r.width, height: r.height}]];

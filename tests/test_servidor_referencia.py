@@ -501,9 +501,14 @@ def test_stop_idempotent_closes_connections_removes_db():
 
 
 def test_file_database_persists(tmp_path):
+    """Um banco num arquivo dado por quem usa é durável (fsync a cada escrita); só o temporário dos testes e
+    da demonstração, apagado ao parar, grava sem fsync."""
     db_path = str(tmp_path / "licencas.sqlite")
     with ServidorReferencia(db_path=db_path) as server:
+        assert server._db._query("PRAGMA synchronous")[0]["synchronous"] == 2  # FULL
         create_device(Client(server, login(server)), device_id="d1")
+    with ServidorReferencia() as server:
+        assert server._db._query("PRAGMA synchronous")[0]["synchronous"] == 0  # OFF
     with ServidorReferencia(db_path=db_path) as server:
         assert list(server.devices()) == ["d1"]
     with ServidorReferencia(db_path=":memory:") as server:
@@ -1187,8 +1192,9 @@ def test_cli_zone_and_servers():
             process.send_signal(signal.SIGINT)
         else:  # no Windows não há SIGINT para um filho: TerminateProcess (código 1)
             process.terminate()
-        process.communicate(timeout=5)
+        _, errors = process.communicate(timeout=5)
     assert process.returncode == (0 if os.name == "posix" else 1)
+    assert "Traceback" not in errors
 
 
 # ---------------------------------------------------------------------------

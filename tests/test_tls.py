@@ -16,7 +16,6 @@ import trustme
 from apoio import Par, conferir_convergencia, rodar_wrapper, saida, sem_traceback, semear_licencas
 
 
-
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
     """CA descartável; o .pem dela fica num arquivo para SYNC_CA_BUNDLE."""
@@ -194,8 +193,7 @@ def test_json_traz_o_erro_de_tls_e_o_codigo_2(montar):
 
 def test_agendador_nao_repete_certificado_recusado(montar):
     par = montar(backup="bom")
-    env = par.ambiente(SYNC_ESPERA_INICIAL="0.1")
-    r = rodar_wrapper(par, "--tentativas", "3", env=env)
+    r = rodar_wrapper(par, "--tentativas", "3")
     assert r.returncode == 2, r.stdout + r.stderr
     log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
     assert "tentativa 2 de 3" not in log and "não confiável" in log

@@ -4,10 +4,11 @@ código de saída, o ambiente e a pasta do pedido (nada herdado de um pedido ant
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
-from apoio import ZIGOTO, ambiente_limpo, comando_script
+from apoio import SCRIPT, WRAPPER, ZIGOTO, ambiente_limpo, comando_script
 
 
 pytestmark = pytest.mark.skipif(not ZIGOTO.ligado(), reason="zigoto desligado (SEM_ZIGOTO=1) ou fora de POSIX")
@@ -24,6 +25,34 @@ def test_filho_do_zigoto_e_igual_a_um_python_novo(tmp_path, args):
     env = ambiente_limpo(DADOS_DIR=str(tmp_path / "dados"))
     assert ZIGOTO.atende(env)
     assert ZIGOTO.rodar(args, env, tmp_path, 60) == _novo(args, env, tmp_path)
+
+
+_SONDA = """import os, sys
+print(sys.path[0] == os.path.dirname(os.path.abspath(__file__)), sys.argv[1:], os.path.basename(__file__))
+print(os.getcwd() == sys.argv[1], os.environ.get("SONDA"), __name__, "sincronizar_bancos" in sys.modules)
+"""
+
+
+def _outros_programas(tmp_path):
+    """O invólucro (ele importa o script da pasta dele), uma cópia do script noutra pasta e uma sonda."""
+    import shutil
+
+    copia = tmp_path / "copia"
+    copia.mkdir()
+    shutil.copy(SCRIPT, copia / SCRIPT.name)
+    sonda = tmp_path / "sonda.py"
+    sonda.write_text(_SONDA, encoding="utf-8")
+    return [(WRAPPER, ("--ajuda",)), (WRAPPER, ("--xyz",)), (copia / SCRIPT.name, ("--help",)),
+            (sonda, (str(tmp_path), "ç"))]
+
+
+def test_outro_programa_pelo_zigoto_e_igual_a_um_python_novo(tmp_path):
+    env = ambiente_limpo(SONDA="sim", DADOS_DIR=str(tmp_path / "dados"))
+    for programa, args in _outros_programas(tmp_path):
+        novo = subprocess.run([sys.executable, str(programa), *args], env=env, cwd=tmp_path, capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        assert ZIGOTO.rodar_bruto(programa, args, env, tmp_path, 60) == (novo.returncode, novo.stdout, novo.stderr)
+    assert novo.stdout.decode() == f"True {[str(tmp_path), 'ç']!r} sonda.py\nTrue sim __main__ False\n"
 
 
 def test_cada_filho_tem_o_ambiente_e_a_pasta_do_seu_pedido(tmp_path):

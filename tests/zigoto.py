@@ -3,7 +3,7 @@ e, a cada pedido, cria por fork um processo filho NOVO que roda como __main__ o 
 sincronizar_bancos.py (pelo bytecode) ou outro, como o sincronizar_automatico.py ou uma cópia do script
 noutra pasta (pelo código-fonte, como `python arquivo.py`).
 
-Não é um arquivo de testes: `tests/apoio.py` (`rodar_script`) o sobe uma vez por processo do pytest e
+Não é um arquivo de testes: `tests/apoio.py` (`rodar_script`, `rodar_python`) o sobe uma vez por processo do pytest e
 manda os pedidos. Por quê: a suíte parte o script ~700 vezes e cada partida de um Python novo gasta
 ~0,3 s de CPU só importando as dependências; numa máquina de 2 núcleos, isso era metade do tempo da suíte.
 
@@ -13,8 +13,13 @@ do subprocess. O arquivo é executado do zero em cada filho (runpy, como `python
 dele em sys.path[0]); só os módulos das dependências já vêm carregados (intocados: o zigoto não faz nada
 com eles). O sincronizar_bancos.py nunca fica carregado no zigoto: quem o importa (o invólucro) o lê
 da pasta dele, como num Python novo.
-Diferenças conhecidas de um Python novo: a entrada padrão é /dev/null, e os filhos de um mesmo zigoto
-têm a mesma semente de hash (a ordem de um set de textos não varia entre eles dentro de uma sessão).
+Diferenças conhecidas de um Python novo: a entrada padrão é /dev/null; os filhos de um mesmo zigoto
+têm a mesma semente de hash (a ordem de um set de textos não varia entre eles dentro de uma sessão); as
+dependências já carregadas não são procuradas de novo (um requests.py falso na pasta do programa não as
+substituiria: para isso, PYTHONPATH próprio, que parte um Python novo); os filtros de aviso que elas
+instalaram já estão lá; um traceback não tratado mostra também os quadros do zigoto e do runpy; e
+__loader__ do programa é None. HOME fica fora da comparação de ambiente (só mudaria o site-packages do
+usuário, que o venv desliga).
 
 Protocolo (socket AF_UNIX SOCK_SEQPACKET herdado no fd argv[2]): cada pedido é um JSON
 {"programa", "args", "env", "cwd"} com 3 descritores: o socket de resposta, a saída e a saída de erro. Um processo
