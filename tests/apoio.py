@@ -134,8 +134,8 @@ class Zigoto:
     """O zigoto deste processo do pytest (tests/zigoto.py): filhos por fork de um Python que já importou as
     dependências do script. Só atende pedidos cujas variáveis lidas na PARTIDA do Python (PYTHON*, LANG,
     LC_*) são as dele; os outros partem um Python novo (comando_script, ou `python arquivo` em rodar_python).
-    Só em POSIX. SEM_ZIGOTO=1 no ambiente do
-    pytest faz todos partirem um Python novo (para comparar ou depurar). Medido na suíte inteira (2
+    Só em POSIX. SEM_ZIGOTO=1 no ambiente do pytest faz todos partirem um Python novo (para comparar ou
+    depurar). Medido na suíte inteira (2
     núcleos, CPU da máquina toda, rodadas seguidas): sem o zigoto 538 s de CPU e 279 s; com ele, 417 s e 231 s."""
 
     def __init__(self) -> None:
