@@ -79,6 +79,7 @@ def test_varredura_da_sessao_pega_o_vazamento_no_trabalhador_do_xdist_que_o_fez(
     artefatos = tmp_path / "artefatos"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
     env["ARTEFATOS_DOS_TESTES"] = str(artefatos)
+    env["PYTHONIOENCODING"] = "utf-8"  # no Windows, um pipe sai na página de código local (cp1252), não em UTF-8
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
                            "--basetemp", str(tmp_path / "base"),
                            "isca_vazamento.py"],
