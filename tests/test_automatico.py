@@ -524,6 +524,7 @@ def test_execucoes_sobrepostas_a_segunda_sai_com_3_sem_rodar(tmp_path, webhook):
             primeira.terminate()
         else:  # TerminateProcess mataria só o invólucro, e o filho pendurado (outro grupo) ficaria órfão
             subprocess.run(["taskkill", "/T", "/F", "/PID", str(primeira.pid)], capture_output=True, timeout=30)
+            primeira.kill()  # se o taskkill não pôde (o do Wine não tem /T), ao menos o invólucro
         primeira.wait(timeout=20)
     # Com a primeira encerrada, a trava é liberada.
     projeto.plano([{"codigo": 0}])
