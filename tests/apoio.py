@@ -176,12 +176,7 @@ class Zigoto:
             self._proc.wait(10)
             self._controle = None
 
-    def rodar(self, args: tuple[str, ...], env: dict, cwd, timeout: float,
-              programa: Path = SCRIPT) -> tuple[int, str, str]:
-        codigo, saida, erro = self.rodar_bruto(programa, args, env, cwd, timeout)
-        return codigo, saida.decode("utf-8"), erro.decode("utf-8")
-
-    def rodar_bruto(self, programa: Path, args, env: dict, cwd, timeout: float) -> tuple[int, bytes, bytes]:
+    def rodar(self, programa: Path, args, env: dict, cwd, timeout: float) -> tuple[int, bytes, bytes]:
         """`python programa args` por um filho do zigoto: (código, saída, saída de erro), em bytes."""
         pedido = json.dumps({"programa": str(programa), "args": [str(a) for a in args], "env": env,
                              "cwd": str(cwd or os.getcwd())}).encode()
@@ -227,36 +222,33 @@ class _Linhas:
         return linha
 
 
-def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:
-    """Roda o script como processo filho (como o usuário faria) e guarda a saída: pelo zigoto quando ele
-    atende (filho por fork, já com as dependências importadas), senão por um Python novo."""
-    if ZIGOTO.atende(env):
-        codigo, stdout, stderr = ZIGOTO.rodar(args, env, cwd, timeout, programa=script)
-    else:
-        proc = subprocess.run(comando_script(*args, script=script), env=env, cwd=cwd, capture_output=True,
-                              text=True, encoding="utf-8", timeout=timeout)
-        codigo, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
-    anotar_saida(" ".join(args), codigo, stdout, stderr)
-    return Execucao(codigo, stdout, stderr)
-
-
 def rodar_python(programa: Path, *args: str, env: dict, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`python programa args` como processo filho, com a entrada em /dev/null: pelo zigoto quando ele atende,
-    senão por um Python novo. Saídas em bytes. Para o invólucro (sincronizar_automatico.py) e cópias do
-    script noutras pastas; os filhos que ELES partem são sempre Pythons novos (é o código deles)."""
-    comando = [sys.executable, str(programa), *args]
+    senão por um Python novo (comando_script). Saídas em bytes. O único caminho por onde os testes partem a
+    ferramenta, o invólucro e cópias do script; os filhos que ELES partem são sempre Pythons novos."""
+    comando = comando_script(*args, script=programa)
     if ZIGOTO.atende(env):
-        codigo, stdout, stderr = ZIGOTO.rodar_bruto(Path(programa), args, env, cwd, timeout)
+        codigo, stdout, stderr = ZIGOTO.rodar(Path(programa), args, env, cwd, timeout)
         return subprocess.CompletedProcess(comando, codigo, stdout, stderr)
     return subprocess.run(comando, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
+def _texto(dados: bytes) -> str:
+    """Bytes da saída como o subprocess com text=True os daria: UTF-8 e quebras de linha universais."""
+    return dados.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def texto_anotado(proc: subprocess.CompletedProcess, rotulo: str) -> subprocess.CompletedProcess:
-    """As saídas de `rodar_python` em texto (UTF-8, como o invólucro e o script gravam), anotadas no log
-    que a varredura de segredos lê."""
-    proc.stdout, proc.stderr = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+    """As saídas de `rodar_python` em texto, anotadas no log que a varredura de segredos lê."""
+    proc.stdout, proc.stderr = _texto(proc.stdout), _texto(proc.stderr)
     anotar_saida(rotulo, proc.returncode, proc.stdout, proc.stderr)
     return proc
+
+
+def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:
+    """Roda o script como processo filho (como o usuário faria) e guarda a saída (rodar_python)."""
+    proc = texto_anotado(rodar_python(script, *args, env=env, cwd=cwd, timeout=timeout), " ".join(args))
+    return Execucao(proc.returncode, proc.stdout, proc.stderr)
 
 
 def rodar_wrapper(par, *args: str, env: dict | None = None, timeout: float = 180,

@@ -14,9 +14,9 @@ from apoio import SCRIPT, WRAPPER, ZIGOTO, ambiente_limpo, comando_script
 pytestmark = pytest.mark.skipif(not ZIGOTO.ligado(), reason="zigoto desligado (SEM_ZIGOTO=1) ou fora de POSIX")
 
 
-def _novo(args, env, cwd):
-    proc = subprocess.run(comando_script(*args), env=env, cwd=cwd, capture_output=True, text=True,
-                          encoding="utf-8", timeout=60)
+def _novo(comando, env, cwd):
+    """Um Python novo, com a entrada em /dev/null como a do filho do zigoto: (código, saída, erro) em bytes."""
+    proc = subprocess.run(comando, env=env, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -24,7 +24,7 @@ def _novo(args, env, cwd):
 def test_filho_do_zigoto_e_igual_a_um_python_novo(tmp_path, args):
     env = ambiente_limpo(DADOS_DIR=str(tmp_path / "dados"))
     assert ZIGOTO.atende(env)
-    assert ZIGOTO.rodar(args, env, tmp_path, 60) == _novo(args, env, tmp_path)
+    assert ZIGOTO.rodar(SCRIPT, args, env, tmp_path, 60) == _novo(comando_script(*args), env, tmp_path)
 
 
 _SONDA = """import os, sys
@@ -49,10 +49,9 @@ def _outros_programas(tmp_path):
 def test_outro_programa_pelo_zigoto_e_igual_a_um_python_novo(tmp_path):
     env = ambiente_limpo(SONDA="sim", DADOS_DIR=str(tmp_path / "dados"))
     for programa, args in _outros_programas(tmp_path):
-        novo = subprocess.run([sys.executable, str(programa), *args], env=env, cwd=tmp_path, capture_output=True,
-                              stdin=subprocess.DEVNULL, timeout=60)
-        assert ZIGOTO.rodar_bruto(programa, args, env, tmp_path, 60) == (novo.returncode, novo.stdout, novo.stderr)
-    assert novo.stdout.decode() == f"True {[str(tmp_path), 'ç']!r} sonda.py\nTrue sim __main__ False\n"
+        novo = _novo([sys.executable, str(programa), *args], env, tmp_path)
+        assert ZIGOTO.rodar(programa, args, env, tmp_path, 60) == novo
+    assert novo[1].decode() == f"True {[str(tmp_path), 'ç']!r} sonda.py\nTrue sim __main__ False\n"
 
 
 def test_cada_filho_tem_o_ambiente_e_a_pasta_do_seu_pedido(tmp_path):
@@ -62,9 +61,10 @@ def test_cada_filho_tem_o_ambiente_e_a_pasta_do_seu_pedido(tmp_path):
         (tmp_path / pasta / ".env").write_text(f"SERVIDOR_PRINCIPAL=ftp://{pasta}-do-env\n"
                                                "SERVIDOR_BACKUP=https://backup.exemplo.test\n", encoding="utf-8")
     args = ("--simular", "--env", ".env")
-    codigo_a, _, erro_a = ZIGOTO.rodar(args, ambiente_limpo(SERVIDOR_PRINCIPAL="ftp://do-ambiente"),
+    codigo_a, _, erro_a = ZIGOTO.rodar(SCRIPT, args, ambiente_limpo(SERVIDOR_PRINCIPAL="ftp://do-ambiente"),
                                        tmp_path / "a", 60)
-    codigo_b, _, erro_b = ZIGOTO.rodar(args, ambiente_limpo(), tmp_path / "b", 60)
+    codigo_b, _, erro_b = ZIGOTO.rodar(SCRIPT, args, ambiente_limpo(), tmp_path / "b", 60)
+    erro_a, erro_b = erro_a.decode(), erro_b.decode()
     assert codigo_a == codigo_b == 2
     assert "ftp://do-ambiente" in erro_a, erro_a  # o ambiente vale mais que o .env
     assert "ftp://b-do-env" in erro_b and "do-ambiente" not in erro_b and "a-do-env" not in erro_b, erro_b
@@ -82,7 +82,7 @@ def test_prazo_estourado_mata_o_filho(tmp_path):
                              ADMIN_PASSWORD="senha-qualquer-123", SYNC_ESPERA_DESPERTAR="60")
         inicio = time.monotonic()
         with pytest.raises(subprocess.TimeoutExpired):
-            ZIGOTO.rodar(("--permitir-http",), env, tmp_path, 1.5)
+            ZIGOTO.rodar(SCRIPT, ("--permitir-http",), env, tmp_path, 1.5)
         assert time.monotonic() - inicio < 10
 
 
