@@ -579,7 +579,8 @@ SETTINGS = (
     Setting("BACKUP_FUSO_HORARIO", _TEXT, "fuso horário só dos backups", example="UTC"),
     # Pasta de dados e rede
     Setting("DADOS_DIR", _TEXT, "pasta de estado, histórico e logs", default="dados", option="--dados-dir"),
-    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo de resposta, em segundos", 30.0, 0.1, "--timeout"),
+    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo sem receber nada do servidor, em segundos", 30.0, 0.1,
+            "--timeout"),
     Setting("SYNC_ESPERA_DESPERTAR", _DECIMAL, "quanto esperar um servidor adormecido acordar, em segundos",
             90.0, 0, "--espera-despertar"),
     Setting("SYNC_TENTATIVAS_HTTP", _INTEGER, "novas tentativas por requisição", 5, 0, "--tentativas-http"),

@@ -1,7 +1,9 @@
 """Configuração e cliente HTTP, de ponta a ponta (o script como processo filho, servidores reais em
-127.0.0.1): máscara de segredos por lugar, .env lido ao pé da letra, SYNC_TIMEOUT como limite de
-cada requisição inteira, o mesmo servidor configurado duas vezes e configurações erradas que
-falham em segundos.
+127.0.0.1): máscara de segredos por lugar, .env lido ao pé da letra, os prazos de cada requisição
+(SYNC_TIMEOUT é o silêncio máximo; o prazo da resposta inteira cresce com o que chega, a um mínimo de
+5 KB/s em média: uma listagem grande num link lento termina, o conta-gotas não), o mesmo servidor
+configurado duas vezes, redirecionamentos nomeados e nunca seguidos, e configurações erradas que falham
+em segundos.
 
 Os servidores "estranhos" (corpo pingado byte a byte, página que não é da API, JSON de outro
 serviço) são o `ServidorStub` de apoio.py.
@@ -176,7 +178,7 @@ def stubs():
 
 
 # ---------------------------------------------------------------------------
-# 3. SYNC_TIMEOUT limita cada requisição inteira
+# 3. Resposta a conta-gotas (bem abaixo de 5 KB/s): cai logo depois de SYNC_TIMEOUT
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("como", ["corpo", "cabecalho"])
