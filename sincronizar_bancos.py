@@ -579,7 +579,8 @@ SETTINGS = (
     Setting("BACKUP_FUSO_HORARIO", _TEXT, "fuso horário só dos backups", example="UTC"),
     # Pasta de dados e rede
     Setting("DADOS_DIR", _TEXT, "pasta de estado, histórico e logs", default="dados", option="--dados-dir"),
-    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo de resposta, em segundos", 30.0, 0.1, "--timeout"),
+    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo sem receber nada do servidor, em segundos", 30.0, 0.1,
+            "--timeout"),
     Setting("SYNC_ESPERA_DESPERTAR", _DECIMAL, "quanto esperar um servidor adormecido acordar, em segundos",
             90.0, 0, "--espera-despertar"),
     Setting("SYNC_TENTATIVAS_HTTP", _INTEGER, "novas tentativas por requisição", 5, 0, "--tentativas-http"),
@@ -957,6 +958,13 @@ class ServerMismatch(AuthError):
     serviço): erro de configuração, código 2, na hora, sem esperar o servidor "acordar"."""
 
 
+class Redirected(ServerMismatch):
+    """O servidor respondeu um redirecionamento (3xx): a URL configurada não é a do servidor (http em vez
+    de https, endereço antigo, outro domínio). Configuração: código 2, na hora. O redirecionamento nunca
+    é seguido (NoRedirectSession): um 301/302 viraria o POST do login num GET, e um 307/308 levaria a
+    senha (ou o token) a outro endereço."""
+
+
 class HostNotFound(ApiError):
     """O nome do servidor não resolveu (DNS): URL digitada errado ou máquina sem internet. Código 4
     (não dá para distinguir os dois casos em todo sistema), na hora, sem esperar."""
@@ -975,10 +983,13 @@ def env_name(server: "ServerConfig") -> str:
 def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
     text = str(exc)
-    per_attempt = f" (limite de {limit:g} s por tentativa, SYNC_TIMEOUT)" if limit else ""
+    per_attempt = f" ({limit:g} s sem receber nada, SYNC_TIMEOUT)" if limit else ""
     problem = tls_problem(exc)
     if problem is not None:
         return TLS_PROBLEMS[problem[0]][0]
+    if any(isinstance(current, AnswerTooSlow) for current in exception_chain(exc)):
+        return (f"tempo esgotado: a resposta chegava devagar demais (menos de {SLOW_LINK_FLOOR // 1000} KB/s "
+                f"em média{f', além dos {limit:g} s de SYNC_TIMEOUT' if limit else ''})")
     if isinstance(exc, requests.exceptions.SSLError):
         return "erro no TLS (conexão https) com o servidor"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -1188,11 +1199,31 @@ class Ticker:
         self._stop.set()
 
 
-# -- prazo por tentativa: SYNC_TIMEOUT limita a requisição INTEIRA ------------
-# O timeout de leitura do requests/urllib3 vale para cada recv(): um servidor que pinga um byte a cada
-# 0,5 s nunca o estoura. Aqui cada tentativa (conexão, envio, cabeçalhos e corpo inteiro) ganha um
-# prazo absoluto, e cada operação do socket espera só o que falta dele. As novas tentativas do urllib3
-# continuam as mesmas (cada uma com o seu prazo).
+# -- prazos de uma tentativa: SYNC_TIMEOUT limita o SILÊNCIO; o prazo total cresce com a resposta --
+# 1. Silêncio: o timeout de leitura do requests/urllib3 vale para cada recv(): SYNC_TIMEOUT segundos sem
+#    receber nada derrubam a tentativa (servidor calado, conexão pendurada), em qualquer ponto da resposta.
+# 2. Prazo total: só o silêncio não basta (um servidor que pinga um byte a cada 0,5 s nunca o estoura).
+#    Cada tentativa (conexão, envio, cabeçalhos e corpo) ganha um prazo absoluto que começa em
+#    SYNC_TIMEOUT e CRESCE com o que chega: cada byte recebido acrescenta 1/SLOW_LINK_FLOOR s. Ou seja, a
+#    resposta precisa chegar a pelo menos SLOW_LINK_FLOOR (5 KB/s) em média, com SYNC_TIMEOUT de folga.
+#    Uma listagem grande num link lento termina (5.000 licenças, ~2,1 MB, a 50 KB/s: 43 s; o prazo
+#    chega a 30 + 430 s); quem manda a conta-gotas cai logo depois de SYNC_TIMEOUT, como antes.
+#    Por que 5 KB/s: dez vezes abaixo do link lento dos testes (50 KB/s) e perto de um modem discado;
+#    ~12 licenças por segundo (~430 bytes cada), ~200 s por MB. Contar o que CHEGOU (e não o
+#    Content-Length) vale também sem Content-Length (chunked, gzip de um proxy) e não dá a quem declara
+#    1 GB e manda a conta-gotas um prazo enorme; com Content-Length, o prazo nunca passa de
+#    SYNC_TIMEOUT + Content-Length / 5 KB/s.
+# Cada operação do socket espera o menor dos dois: o silêncio permitido ou o que falta do prazo. Este
+# invólucro fica (em vez do timeout "total" do urllib3, calculado uma vez antes dos cabeçalhos, ou de uma
+# thread que fecha o socket): é o único jeito simples de limitar também cabeçalhos pingados. As novas
+# tentativas do urllib3 continuam as mesmas (cada uma com o seu prazo).
+SLOW_LINK_FLOOR = 5_000  # bytes por segundo, em média, abaixo dos quais uma resposta é cortada
+
+
+class AnswerTooSlow(socket.timeout):
+    """O prazo total da tentativa acabou: a resposta chegava abaixo de SLOW_LINK_FLOOR em média (não é
+    silêncio: esse é o timeout comum do socket)."""
+
 
 class _DeadlineSocket:
     """Socket cujas esperas somadas não passam do prazo da tentativa em curso (owner.attempt_deadline)."""
@@ -1211,22 +1242,48 @@ class _DeadlineSocket:
     def gettimeout(self) -> float | None:
         return self._timeout
 
-    def _arm(self) -> None:
+    def _arm(self) -> bool:
+        """Arma a próxima espera; True quando quem limita é o prazo total (e não o silêncio permitido)."""
         deadline = getattr(self._owner, "attempt_deadline", None)
         if deadline is None:
-            return
+            return False
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout("timed out (prazo da requisição esgotado)")
-        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
+            raise self._too_slow(None)
+        capped = self._timeout is None or remaining < self._timeout
+        self._sock.settimeout(remaining if capped else self._timeout)
+        return capped
+
+    def _too_slow(self, exc: BaseException | None) -> BaseException:
+        """O prazo total acabou: AnswerTooSlow se algo já chegou nesta tentativa; sem nada, é silêncio."""
+        if not getattr(self._owner, "attempt_received", 0):
+            return exc or socket.timeout("timed out")
+        return AnswerTooSlow("timed out (resposta abaixo do mínimo de velocidade)")
+
+    def _received(self, count: int) -> None:
+        """Cada byte recebido estende o prazo total em 1/SLOW_LINK_FLOOR s."""
+        deadline = getattr(self._owner, "attempt_deadline", None)
+        if deadline is not None and count > 0:
+            self._owner.attempt_deadline = deadline + count / SLOW_LINK_FLOOR
+            self._owner.attempt_received += count
 
     def recv(self, *args: Any) -> bytes:
-        self._arm()
-        return self._sock.recv(*args)
+        capped = self._arm()
+        try:
+            data = self._sock.recv(*args)
+        except socket.timeout as exc:
+            raise (self._too_slow(exc) if capped else exc) from None
+        self._received(len(data))
+        return data
 
     def recv_into(self, *args: Any) -> int:
-        self._arm()
-        return self._sock.recv_into(*args)
+        capped = self._arm()
+        try:
+            count = self._sock.recv_into(*args)
+        except socket.timeout as exc:
+            raise (self._too_slow(exc) if capped else exc) from None
+        self._received(count)
+        return count
 
     def send(self, *args: Any) -> int:
         self._arm()
@@ -1247,7 +1304,8 @@ class _DeadlineSocket:
 
 
 class _DeadlineConnectionMixin:
-    attempt_deadline: float | None = None
+    attempt_deadline: float | None = None  # início da tentativa + SYNC_TIMEOUT; cresce com o que chega
+    attempt_received = 0  # bytes recebidos na tentativa em curso
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -1267,6 +1325,7 @@ class _DeadlinePoolMixin:
     def _make_request(self, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         total = getattr(kwargs.get("timeout"), "total", None)  # urllib3.Timeout(total=SYNC_TIMEOUT)
         conn.attempt_deadline = time.monotonic() + total if total else None
+        conn.attempt_received = 0
         return super()._make_request(conn, method, url, *args, **kwargs)  # type: ignore[misc]
 
 
@@ -1306,6 +1365,101 @@ def attempt_timeout(connect: float, total: float) -> "urllib3.Timeout":
     return urllib3.Timeout(connect=min(connect, total), read=total, total=total)
 
 
+class NoRedirectSession(requests.Session):
+    """Sessão que nunca segue um redirecionamento (como allow_redirects=False em todas as requisições,
+    inclusive as de fora do ApiClient, como GET /servers): o 3xx chega a quem pediu, que o nomeia."""
+
+    def get_redirect_target(self, resp: Any) -> None:
+        return None
+
+
+_REDIRECT_KINDS = {301: "permanente", 308: "permanente", 302: "temporário", 303: "temporário", 307: "temporário"}
+
+
+def shown_url(url: str, limit: int = 200) -> str:
+    """Uma URL vinda de um servidor (texto hostil), pronta para mostrar: sem usuário:senha, com o valor
+    de cada parâmetro da consulta mascarado (pode ser um token), sem o fragmento, com caracteres de
+    controle e espaços codificados (%XX) e cortada em `limit` caracteres."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # ex.: colchete de IPv6 sem fechar
+        return "(um endereço ilegível)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(item.partition("=")[0] + ("=***" if "=" in item else "")
+                     for item in parts.query.split("&") if item)
+    text = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    text = "".join(c if c.isprintable() and not c.isspace() else urllib.parse.quote(c) for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def redirect_root(request_url: str, target: str, base_url: str) -> str | None:
+    """O endereço raiz da API para pôr no .env, quando o destino é o mesmo caminho pedido em outro
+    endereço (http→https, domínio novo): https://novo/admin/login → https://novo. None quando o
+    destino é outra coisa (uma página de login, outro caminho), ou tem usuário, consulta ou fragmento."""
+    path = request_url[len(base_url):] if request_url.startswith(base_url) else ""
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:
+        return None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query
+            or parts.fragment or not path or not parts.path.endswith(path)):
+        return None
+    root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path[:len(parts.path) - len(path)], "", ""))
+    return root.rstrip("/") if shown_url(root) == root else None
+
+
+def redirect_error(server: ServerConfig, status: int, location: str | None, request_url: str) -> Redirected:
+    """A mensagem (código 2) de um 3xx: o status, o Location a usar em vez da URL configurada e a garantia
+    de que nada foi mandado ao destino."""
+    kind = _REDIRECT_KINDS.get(status)
+    what = f"{server.label} respondeu {status} (redirecionamento{' ' + kind if kind else ''})"
+    env = env_name(server)
+    if not (location or "").strip():
+        return Redirected(f"{what} sem dizer para onde (sem Location). Confira {env}: use o endereço raiz "
+                          "da API, do jeito que o servidor responde (ex.: https://meuservidor.com).")
+    target = (location or "").strip()[:2000]
+    with contextlib.suppress(ValueError):
+        target = urllib.parse.urljoin(request_url, target)  # um Location relativo ("/novo") vale no mesmo servidor
+    root = redirect_root(request_url, target, server.url)
+    advice = (f"use {root} em {env}" if root else
+              f"confira {env} (o endereço raiz da API, do jeito que o servidor responde, ex.: https://meuservidor.com)")
+    return Redirected(f"{what} para {shown_url(target)}: {advice}. O redirecionamento não foi seguido: "
+                      "nada (nem a senha) foi enviado ao outro endereço.", status)
+
+
+PROGRESS_AFTER = 5.0  # s: uma resposta que chega antes disso não mostra andamento
+PROGRESS_EVERY = 5.0  # s entre duas linhas de andamento
+LARGE_BODY = 100_000  # bytes: só respostas GET maiores que isso (ou sem tamanho declarado) são acompanhadas
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f}".replace(".", ",") + " MB"
+
+
+def watch_body(raw: Any, label: str, total: int | None, stream: Any,
+               after: float = PROGRESS_AFTER, every: float = PROGRESS_EVERY) -> None:
+    """Numa thread à parte: enquanto o corpo de `raw` (urllib3) chega, uma linha a cada `every` s, depois
+    dos primeiros `after` s, com o que já chegou ("1,2 MB de 2,1 MB recebidos"). Termina quando a resposta
+    termina ou falha (raw.closed)."""
+    start = time.monotonic()
+    next_line = start + after
+    while not raw.closed:
+        time.sleep(0.25)
+        now = time.monotonic()
+        if now < next_line or raw.closed:
+            continue
+        next_line = now + every
+        of = f" de {megabytes(total)}" if total else ""
+        try:
+            stream.write(SECRETS.mask(f"   ⏳ {label}: {megabytes(raw.tell())}{of} recebidos "
+                                      f"({now - start:.0f} s)") + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # saída fechada: o andamento some, a leitura segue
+            return
+
+
 @dataclasses.dataclass
 class Response:
     status: int
@@ -1341,8 +1495,9 @@ class ApiClient:
         self.waited_seconds = 0.0
         self._login_lock = threading.Lock()
         self._token_generation = 0
-        self.session = requests.Session()
+        self.session = NoRedirectSession()  # um 3xx é nomeado (_check_redirect), nunca seguido
         self.session.headers["User-Agent"] = f"sincronizar-bancos/{VERSAO}"
+        self.session.hooks["response"].append(self._watch_large_body)
         # Proxies e CA do ambiente lidos uma vez só (o requests os relê a cada requisição, ~0,3 ms cada);
         # sem trust_env, um ~/.netrc também não substitui o nosso cabeçalho Authorization.
         self.session.proxies = requests.utils.get_environ_proxies(server.url)
@@ -1543,10 +1698,33 @@ class ApiClient:
                 raise tls_error(self.server, "http_em_https") from None
 
     def _check_scheme(self, resp: Any) -> None:
-        """Uma resposta chegou; se é a página de proxy de "http numa porta https", TlsError (código 2)."""
+        """Uma resposta chegou; se é a página de proxy de "http numa porta https", TlsError (código 2);
+        se é um redirecionamento, Redirected (código 2)."""
         self._heard = True
+        self._check_redirect(resp)
         if resp.status_code == 400 and plain_http_refused(resp.status_code, resp.text):
             raise tls_error(self.server, "http_em_https")
+
+    def _check_redirect(self, resp: Any) -> None:
+        """Qualquer 3xx para a execução com código 2, nomeando o status e o Location: a URL do .env é que
+        está errada (http em vez de https, endereço antigo). Nada é mandado ao destino."""
+        if 300 <= resp.status_code < 400:
+            raise redirect_error(self.server, resp.status_code, resp.headers.get("Location"), resp.url)
+
+    def _watch_large_body(self, resp: Any, **_: Any) -> None:
+        """Gancho de resposta do requests (chamado com os cabeçalhos, antes de o corpo ser lido): uma
+        resposta GET grande (ou sem Content-Length) ganha o andamento do que já chegou (watch_body), no
+        terminal e no log; nunca no --json nem com --sem-progresso."""
+        if not self.config.progress or resp.request.method != "GET":
+            return
+        try:
+            total: int | None = int(resp.headers.get("Content-Length") or "")
+        except ValueError:
+            total = None
+        if total is not None and total < LARGE_BODY:
+            return
+        label = f"{self.server.label}: GET {urllib.parse.urlsplit(resp.url).path}"
+        threading.Thread(target=watch_body, args=(resp.raw, label, total, sys.stdout), daemon=True).start()
 
     def _host_not_found(self) -> HostNotFound:
         host = urllib.parse.urlsplit(self.server.url).hostname

@@ -21,6 +21,19 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   (`calcular_fim=False`).
 - Falhas por rota: `interstitial_200`, `trickle` (um byte por vez), `delay`, ganchos
   `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`.
+- Link lento: `limitar_banda(bytes_por_segundo, rota="/admin/devices", metodo="GET", vezes=None,
+  calar_apos=None)`: a aplicação responde normalmente e os cabeçalhos saem na hora (com Content-Length),
+  mas o corpo sai a `bytes_por_segundo` (em fatias de 50 ms, no ritmo de um relógio: a média é exata).
+  `calar_apos=n`: depois de n bytes do corpo o servidor se cala (sem fechar a conexão) até o cliente
+  desistir ou o servidor parar. `respostas_limitadas()`: uma entrada por resposta limitada, com
+  `inicio`, `ultimo_byte` e `fim` (time.monotonic(): fim = corpo inteiro enviado ou cliente que desistiu),
+  `enviados`, `tamanho` e `completa`. `limitar_banda(None)` desfaz.
+- Redirecionamento (o http→https de uma hospedagem, um domínio que mudou): `redirecionar(status, para,
+  rota="*", metodo="*", manter_caminho=True, vezes=None)`: responde `status` (301, 302, 303, 307, 308)
+  com `Location: <para><caminho pedido>` (ou exatamente `para`, com `manter_caminho=False`) e a página
+  HTML de um nginx, antes da aplicação (nada é gravado, o host nem acorda); a requisição é contada.
+  `rota`/`metodo` "*" casam qualquer um. `para` pode ser qualquer texto (outro servidor, https, uma URL
+  com usuário:senha ou token). `redirecionar(None)` desfaz.
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
 - Pausa numa requisição: `pausa = pausar("POST", "/admin/devices/create", skip=9)` segura a 10ª que
   casar (por padrão depois de a aplicação gravar, antes de responder); `pausa.chegou` (Event) avisa que
@@ -73,6 +86,7 @@ import os
 import random
 import re
 import secrets
+import select
 import signal
 import socket
 import sqlite3
@@ -1034,7 +1048,7 @@ class FaultInjector:
         with self._lock:
             rules = self._rules.get(kind) or []
             for rule in list(rules):
-                if rule.method != method or rule.path not in (template, path):
+                if rule.method not in ("*", method) or rule.path not in ("*", template, path):
                     continue
                 if rule.skip > 0:
                     rule.skip -= 1
@@ -1200,6 +1214,44 @@ class RequestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
         self.close_connection = True
+
+    def send_limited(self, status: int, body: bytes, content_type: str, rate: float, silent_after: int | None,
+                     stop: threading.Event, record: dict) -> None:
+        """Cabeçalhos na hora; o corpo a `rate` bytes por segundo (fatias de 50 ms no ritmo de um relógio).
+        Com `silent_after`, cala-se depois desse tanto do corpo até o cliente desistir (ou stop()).
+        `record` recebe ultimo_byte, enviados, fim e completa."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        limit = len(body) if silent_after is None else min(len(body), max(0, int(silent_after)))
+        start, sent = time.monotonic(), 0
+        try:
+            while sent < limit:
+                due = start + sent / rate
+                if stop.wait(max(0.0, due - time.monotonic())):
+                    break
+                piece = body[sent:min(limit, sent + max(1, int(rate * 0.05)))]
+                self.wfile.write(piece)
+                self.wfile.flush()
+                sent += len(piece)
+                record.update(ultimo_byte=time.monotonic(), enviados=sent)
+            if sent < len(body):
+                self._wait_client_gone(stop)
+        except OSError:
+            pass
+        record.update(fim=time.monotonic(), completa=sent == len(body))
+        if sent < len(body):
+            self.close_connection = True
+
+    def _wait_client_gone(self, stop: threading.Event, limit: float = 300.0) -> None:
+        """Calado: espera o cliente fechar a conexão (leitura de 0 bytes), o stop() ou `limit` s."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end and not stop.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                return
 
     def reset_connection(self) -> None:
         """Fecha com SO_LINGER 0: o cliente recebe um RST, sem resposta."""
@@ -1423,6 +1475,7 @@ class ServidorReferencia:
         self._stopped = False
         self._tls = tls
         self._tls_refused = 0
+        self._limited: list[dict] = []  # limitar_banda: uma entrada por resposta limitada
         self.set_faults(**faults)
 
     @staticmethod
@@ -1523,6 +1576,8 @@ class ServidorReferencia:
         raw_body = handler.read_body()
         match = resolve_route(handler.command, path, self._disabled_actions | self._app.variant.disabled)
         entry = self._stats.arrival(handler.command, match.template)
+        if self._answer_redirect(handler, match.template, path, entry):
+            return None
         self._faults.wait_awake()
         self._faults.apply_latency()
         where = (handler.command, match.template, path)
@@ -1604,7 +1659,34 @@ class ServidorReferencia:
             seconds, headers_too = trickles[0].value
             return handler.send_trickled(status, body, content_type, seconds, headers_too,
                                          self._stop_event)
+        limits = self._faults.take_rules("banda", *where)
+        if limits:
+            rate, silent_after = limits[0].value
+            record = {"inicio": time.monotonic(), "ultimo_byte": None, "fim": None, "enviados": 0,
+                      "tamanho": len(body), "completa": False}
+            with self._sockets_lock:
+                self._limited.append(record)
+            return handler.send_limited(status, body, content_type, rate, silent_after, self._stop_event, record)
         return handler.send_raw(status, body, content_type)
+
+    def _answer_redirect(self, handler, template: str, path: str, entry: list) -> bool:
+        """redirecionar(): o 3xx de um proxy na frente do app (a aplicação não vê a requisição)."""
+        rules = self._faults.take_rules("redirect", handler.command, template, path)
+        if not rules:
+            return False
+        status, target, keep_path = rules[0].value
+        location = target.rstrip("/") + handler.path if keep_path else target  # caminho e consulta, como um host
+        phrase = handler.responses.get(status, ("Redirect",))[0]
+        page = (f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n<center><h1>{status} "
+                f"{phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
+        self._stats.finish(entry, status)
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(page)))
+        handler.send_header("Location", location)
+        handler.end_headers()
+        handler.wfile.write(page)
+        return True
 
     # --- "hoje" ---
 
@@ -1802,6 +1884,34 @@ class ServidorReferencia:
         value = (float(seconds_per_byte), bool(headers_too))
         self._faults.add_rule("trickle", _rule(method, path_template, value, times))
 
+    def limitar_banda(self, bytes_por_segundo: float | None, rota: str = "/admin/devices", metodo: str = "GET",
+                      vezes: Optional[int] = None, calar_apos: int | None = None) -> None:
+        """Link lento: o corpo da resposta de `metodo rota` sai a `bytes_por_segundo` (os cabeçalhos na
+        hora); `calar_apos` bytes: depois disso, silêncio até o cliente desistir. None desfaz."""
+        self._faults.clear_rules("banda")
+        if bytes_por_segundo is None:
+            return
+        if bytes_por_segundo <= 0:
+            raise ValueError(f"bytes_por_segundo deve ser > 0: {bytes_por_segundo!r}")
+        value = (float(bytes_por_segundo), calar_apos)
+        self._faults.add_rule("banda", _rule(metodo, rota, value, vezes))
+
+    def respostas_limitadas(self) -> list[dict]:
+        """Cópia das entradas de limitar_banda (inicio, ultimo_byte, fim, enviados, tamanho, completa)."""
+        with self._sockets_lock:
+            return [dict(r) for r in self._limited]
+
+    def redirecionar(self, status: int | None, para: str = "", rota: str = "*", metodo: str = "*",
+                     manter_caminho: bool = True, vezes: Optional[int] = None) -> None:
+        """Responde `status` com Location para `para` (+ o caminho pedido, com manter_caminho), antes da
+        aplicação. None desfaz."""
+        self._faults.clear_rules("redirect")
+        if status is None:
+            return
+        if not 300 <= int(status) < 400:
+            raise ValueError(f"status de redirecionamento deve ser 3xx: {status!r}")
+        self._faults.add_rule("redirect", _rule(metodo, rota, (int(status), para, bool(manter_caminho)), vezes))
+
     def on_request(self, method: str, path_template: str, callback, when: str = "after",
                    times: Optional[int] = 1, skip: int = 0) -> None:
         """Roda callback(srv) na thread do servidor para a requisição que casar: "before" = ao
@@ -1823,7 +1933,7 @@ class ServidorReferencia:
                               _rule(method, path_template, float(seconds), times))
 
     def clear_route_rules(self) -> None:
-        """Desfaz respostas enlatadas, trickles, atrasos e ganchos por rota."""
+        """Desfaz respostas enlatadas, trickles, atrasos, ganchos, limites de banda e redirecionamentos."""
         self._faults.clear_overrides()
         self._faults.clear_rules()
 
