@@ -651,6 +651,7 @@ class Config:
     max_deletions: int | None = None
     force: bool = False
     restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
+    accept_unknown: tuple[str, ...] = ()  # --aceitar-backup-desconhecido URL: backups que o vendedor garante serem seus
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # rota de falha: {apelido: servidor}
 
 
@@ -870,6 +871,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         max_deletions=args.max_exclusoes,
         force=bool(args.forcar),
         restore_from=normalize_url(args.de) if args.de else None,
+        accept_unknown=accepted_unknown_backups(getattr(args, "aceitar_backup_desconhecido", None), backups),
         simulate=bool(args.simular),
         json_output=bool(args.json),
         json_full=bool(getattr(args, "json_completo", False)),
@@ -879,6 +881,17 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         allow_http=allow_http,
         aliases=parse_aliases(get("SERVIDORES_APELIDOS"), [primary.url] + [b.url for b in backups]),  # rota de falha
     )
+
+
+def accepted_unknown_backups(urls: list[str] | None, backups: list[ServerConfig]) -> tuple[str, ...]:
+    """--aceitar-backup-desconhecido URL (repetível): cada URL tem de ser um dos backups configurados."""
+    accepted = tuple(dict.fromkeys(normalize_url(url) for url in urls or ()))
+    configured = {b.url for b in backups}
+    for url in accepted:
+        if url not in configured:
+            raise ConfigError(f"--aceitar-backup-desconhecido {url} não é um dos backups configurados em "
+                              "SERVIDOR_BACKUP.")
+    return accepted
 
 
 def time_zone_setting(name: str, value: str) -> str:
@@ -1676,6 +1689,53 @@ def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
                 "SERVIDOR_PRINCIPAL / SERVIDOR_BACKUP. Se o backup foi feito copiando o banco do principal, troque "
                 "a senha do administrador no backup e configure-a em BACKUP_ADMIN_PASSWORD. Nada foi gravado."
             )
+
+
+FOREIGN_MIN_RECORDS = 10  # registros (licenças + usuários) a partir dos quais um backup sem nada em comum é "de outro"
+
+
+def _shared_keys(snap: "Snapshot") -> tuple[set[str], set[str]]:
+    """Chaves de licenças (as fora do plano também) e de usuários, comparáveis com folga: sem espaços nas pontas,
+    sem acentos e sem maiúsculas (um backup MySQL guarda 'ABC' e 'abc' como uma só)."""
+    return ({mysql_key(k.strip()) for k in list(snap.licenses) + list(snap.rejected)},
+            {mysql_key(u.strip()) for u in snap.users})
+
+
+def foreign_backup(primary: "Snapshot", backup: "Snapshot") -> str | None:
+    """O que foi achado, quando o `backup` não parece ser um backup deste `primary` (None quando parece).
+    Quem chama só pergunta quando não há estado salvo do par (com estado, valem as travas de perda de dados).
+
+    Regra: o backup tem FOREIGN_MIN_RECORDS (10) registros ou mais, somando licenças e usuários, e NENHUMA
+    licença nem usuário em comum com o principal, que tem algum registro. Por quê: um backup de verdade que nunca
+    foi sincronizado está vazio ou quase (só o admin de fábrica; no máximo umas vendas que os clientes fizeram
+    nele enquanto o principal estava fora: menos de 10 passa e elas são relatadas como "só no backup"); um
+    backup que já recebeu algo do principal tem pelo menos uma chave em comum. Muitos registros e nada em comum
+    é o servidor de outro vendedor (uma URL copiada por engano): sincronizar escreveria nele e as licenças dele
+    pareceriam "vendas feitas no backup" a levar ao principal. Um principal sem nenhum registro fica de fora:
+    é a regra da perda de dados (voltou vazio), que para o par e diz como recompletá-lo."""
+    if not primary.license_count and not primary.users:
+        return None
+    total = backup.license_count + len(backup.users)
+    if total < FOREIGN_MIN_RECORDS:
+        return None
+    (p_licenses, p_users), (b_licenses, b_users) = _shared_keys(primary), _shared_keys(backup)
+    if p_licenses & b_licenses or p_users & b_users:
+        return None
+    return (f"o backup {backup.server_url} tem {plural(backup.license_count, 'licença')} e "
+            f"{plural(len(backup.users), 'usuário')} e nenhum é do principal (que tem "
+            f"{plural(primary.license_count, 'licença')} e {plural(len(primary.users), 'usuário')}), e não há "
+            "estado salvo deste par: não parece ser um backup deste principal")
+
+
+def foreign_backup_error(found: str, d: "Direction") -> str:
+    """A recusa do par, em português, com o que conferir e a saída para quem sabe que o servidor é seu.
+    Nunca sugere copiar esse servidor para o principal."""
+    where = "--de / SERVIDOR_BACKUP" if d.restore else "SERVIDOR_BACKUP"
+    risk = ("restaurar a partir dele traria para o principal licenças e usuários de outro servidor"
+            if d.restore else "sincronizar gravaria nele as licenças do principal")
+    return (f"{found} (URL de outro servidor copiada por engano?): {risk}. NADA foi gravado no principal nem no "
+            f"backup. Confira {where}. Se é mesmo um backup seu (os registros que só ele tem continuam lá), rode "
+            f"uma vez com --aceitar-backup-desconhecido {d.backup.url}.")
 
 
 def _api_error(resp: Response) -> str | None:
@@ -5515,6 +5575,11 @@ class Run:
             outcome.error_code = ExitCode.SAFETY
             return
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
+        if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
+            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url])
+            if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
+                outcome.error, outcome.error_code = SECRETS.mask(foreign_backup_error(found, d)), ExitCode.CONFIG
+                return
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
             outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
@@ -6860,6 +6925,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
     parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")
     parser.add_argument("--de", metavar="URL", help="restaurar: backup de origem (padrão: o primeiro backup)")
+    parser.add_argument("--aceitar-backup-desconhecido", metavar="URL", action="append",
+                        help="sincroniza (ou restaura) mesmo assim um backup sem estado salvo que tem muitos "
+                             "registros e nenhum do principal (por padrão recusado com código 2: parece ser o "
+                             "servidor de outro vendedor); repita para vários")
     parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
     parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
     parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
@@ -6879,7 +6948,8 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
                    "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
                    "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
                    "causa e o conserto), 2 configuração, 4 servidor fora do ar."),
-                  _CONNECTION_OPTIONS + ["--bidirecional", "--json", "--sem-progresso", "--hoje", "--agora"]),
+                  _CONNECTION_OPTIONS + ["--bidirecional", "--aceitar-backup-desconhecido", "--json",
+                                         "--sem-progresso", "--hoje", "--agora"]),
     "historico": (("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
                    "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
                    "cada escrita, em qual servidor e com qual resultado."),
@@ -6891,8 +6961,8 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
     "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
                    "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
                    "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
-                  _CONNECTION_OPTIONS + ["--de", "--forcar", "--simular", "--dados-dir", "--paralelo", "--json",
-                                         "--sem-progresso"]),
+                  _CONNECTION_OPTIONS + ["--de", "--aceitar-backup-desconhecido", "--forcar", "--simular",
+                                         "--dados-dir", "--paralelo", "--json", "--sem-progresso"]),
 }
 
 
