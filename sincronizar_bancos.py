@@ -142,6 +142,7 @@ __all__ = [
     "fetch_snapshot",
     "same_server_groups", "fetch_failover_list", "check_failover", "failover_check_code", "failover_text",
     "failover_json", "ListState", "FindingKind",
+    "foreign_backup", "FOREIGN_MIN_RECORDS",  # servidor de outro vendedor dado como backup
     # planejador (puro)
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
