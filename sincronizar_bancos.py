@@ -1820,6 +1820,9 @@ class License:
     end_date: dt.date | None = None
     custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
     features: Any = None  # opaco
+    # o license_type exatamente como o servidor o guarda, só quando tem espaços nas pontas ('anual ', importação
+    # antiga): é esse que o veredito do servidor usa (verdict_type); license_type é o que um upsert gravaria
+    stored_type: str | None = None
 
     def settable(self) -> tuple:
         return (self.owner_name, self.cpf, self.email, self.address, self.license_type, self.created_by)
@@ -1973,9 +1976,11 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         start = parse_date(start_raw)
     except (ValueError, TypeError, OverflowError):
         start = opaque(start_raw)
+    raw_type = item.get("license_type")
+    stored_type = raw_type if texts["license_type"] and raw_type != texts["license_type"] else None
     lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
                   start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
-                  features=opaque(item.get("features")))
+                  features=opaque(item.get("features")), stored_type=stored_type)
     try:
         lic = dataclasses.replace(lic, end_date=parse_date(item.get("end_date")))
     except (ValueError, TypeError, OverflowError):
@@ -1987,7 +1992,8 @@ def parse_license(item: dict[str, Any], key: str) -> License:
                                                       f"(limite {MAX_TEXT_LEN})")
     if lic.license_type not in LICENSE_PERIOD_MONTHS:
         raise _rejected(lic, ProblemKind.UNKNOWN_LICENSE_TYPE, f"tipo de licença desconhecido {lic.license_type!r}")
-    if lic.end_date is None and lic.license_type != "vitalicia" and isinstance(lic.start_date, str):
+    if lic.end_date is None and LICENSE_PERIOD_MONTHS.get(verdict_type(lic) or "") \
+            and isinstance(lic.start_date, str):
         raise _rejected(lic, ProblemKind.BAD_DATE, f"data inválida em 'start_date' sem 'end_date': "
                                                   f"{lic.start_date[:40]!r} (o vencimento não pode ser calculado)")
     return lic
@@ -2552,14 +2558,22 @@ def period_end(license_type: str | None, start: dt.date) -> dt.date | None:
     return None if months is None else add_months(start, months)
 
 
+def verdict_type(lic: License) -> str | None:
+    """O tipo que o veredito do servidor usa: o gravado, com os espaços das pontas ('anual ' de uma importação
+    antiga). O servidor compara o texto exato: 'anual ' é um tipo desconhecido (nenhum fim calculado) e
+    'vitalicia ' não é vitalícia (o fim gravado vale). Um upsert grava o tipo sem os espaços."""
+    return lic.license_type if lic.stored_type is None else lic.stored_type
+
+
 def effective_end(lic: License) -> dt.date | None:
     """Fim de vigência como o servidor decide: o gravado ou, sem ele, início + período do tipo
-    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado)."""
-    if lic.license_type == "vitalicia":
+    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado). O tipo é o gravado (verdict_type)."""
+    kind = verdict_type(lic)
+    if kind == "vitalicia":
         return None
     if isinstance(lic.end_date, dt.date):
         return lic.end_date
-    months = LICENSE_PERIOD_MONTHS.get(lic.license_type or "")
+    months = LICENSE_PERIOD_MONTHS.get(kind or "")
     if lic.end_date is None and months and isinstance(lic.start_date, dt.date):
         return add_months(lic.start_date, months)
     return None
@@ -2717,6 +2731,8 @@ def _status_reason(source: License, status: str, there: str) -> str:
 _NOTE_DATES = "datas não podem ser definidas pela API (o período recomeça onde a licença é criada)"
 _NOTE_FIELD = "a API não permite definir este campo"
 _NOTE_STATUS = "status diferente com o mesmo veredito ('pending' e datas não são copiáveis)"
+_NOTE_TYPE = ("espaços nas pontas do tipo: a API os tira ao gravar, e o servidor calcula o vencimento de um e não "
+              "do outro; o veredito é mantido igual (bloqueio ou período novo quando preciso)")
 
 
 def license_divergences(primary: License, backup: License) -> list[Divergence]:
@@ -2731,6 +2747,9 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     if primary.created_by != backup.created_by:
         found.append(Divergence(RecordKind.LICENSE, key, "created_by", primary.created_by, backup.created_by,
                                 "vazio de um lado; a API grava 'admin'"))
+    if verdict_type(primary) != verdict_type(backup):  # 'anual ' × 'anual': o mesmo tipo para o upsert
+        found.append(Divergence(RecordKind.LICENSE, key, "license_type", verdict_type(primary), verdict_type(backup),
+                                _NOTE_TYPE))
     return found
 
 
