@@ -1731,12 +1731,15 @@ def foreign_backup(primary: "Snapshot", backup: "Snapshot") -> str | None:
 def foreign_backup_error(found: str, d: "Direction") -> str:
     """A recusa do par, em português, com o que conferir e a saída para quem sabe que o servidor é seu.
     Nunca sugere copiar esse servidor para o principal."""
-    where = "--de / SERVIDOR_BACKUP" if d.restore else "SERVIDOR_BACKUP"
-    risk = ("restaurar a partir dele traria para o principal licenças e usuários de outro servidor"
-            if d.restore else "sincronizar gravaria nele as licenças do principal")
+    if d.restore:
+        risk, where = "restaurar a partir dele traria para o principal licenças e usuários de outro servidor", \
+            "--de / SERVIDOR_BACKUP"
+        way_out = "Só se tiver certeza de que é um backup seu com as licenças deste principal, rode com"
+    else:
+        risk, where = "sincronizar gravaria nele as licenças do principal", "SERVIDOR_BACKUP"
+        way_out = "Se é mesmo um backup seu (os registros que só ele tem continuam lá), rode uma vez com"
     return (f"{found} (URL de outro servidor copiada por engano?): {risk}. NADA foi gravado no principal nem no "
-            f"backup. Confira {where}. Se é mesmo um backup seu (os registros que só ele tem continuam lá), rode "
-            f"uma vez com --aceitar-backup-desconhecido {d.backup.url}.")
+            f"backup. Confira {where}. {way_out} --aceitar-backup-desconhecido {d.backup.url}.")
 
 
 def _api_error(resp: Response) -> str | None:
