@@ -142,6 +142,7 @@ __all__ = [
     "fetch_snapshot",
     "same_server_groups", "fetch_failover_list", "check_failover", "failover_check_code", "failover_text",
     "failover_json", "ListState", "FindingKind",
+    "foreign_backup", "FOREIGN_MIN_RECORDS",  # servidor de outro vendedor dado como backup
     # planejador (puro)
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
@@ -652,6 +653,7 @@ class Config:
     max_deletions: int | None = None
     force: bool = False
     restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
+    accept_unknown: tuple[str, ...] = ()  # --aceitar-backup-desconhecido URL: backups que o vendedor garante serem seus
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # rota de falha: {apelido: servidor}
 
 
@@ -871,6 +873,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         max_deletions=args.max_exclusoes,
         force=bool(args.forcar),
         restore_from=normalize_url(args.de) if args.de else None,
+        accept_unknown=accepted_unknown_backups(getattr(args, "aceitar_backup_desconhecido", None), backups),
         simulate=bool(args.simular),
         json_output=bool(args.json),
         json_full=bool(getattr(args, "json_completo", False)),
@@ -880,6 +883,17 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         allow_http=allow_http,
         aliases=parse_aliases(get("SERVIDORES_APELIDOS"), [primary.url] + [b.url for b in backups]),  # rota de falha
     )
+
+
+def accepted_unknown_backups(urls: list[str] | None, backups: list[ServerConfig]) -> tuple[str, ...]:
+    """--aceitar-backup-desconhecido URL (repetível): cada URL tem de ser um dos backups configurados."""
+    accepted = tuple(dict.fromkeys(normalize_url(url) for url in urls or ()))
+    configured = {b.url for b in backups}
+    for url in accepted:
+        if url not in configured:
+            raise ConfigError(f"--aceitar-backup-desconhecido {url} não é um dos backups configurados em "
+                              "SERVIDOR_BACKUP.")
+    return accepted
 
 
 def time_zone_setting(name: str, value: str) -> str:
@@ -1856,6 +1870,56 @@ def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
             )
 
 
+FOREIGN_MIN_RECORDS = 10  # registros (licenças + usuários) a partir dos quais um backup sem nada em comum é "de outro"
+
+
+def _shared_keys(snap: "Snapshot") -> tuple[set[str], set[str]]:
+    """Chaves de licenças (as fora do plano também) e de usuários, comparáveis com folga: sem espaços nas pontas,
+    sem acentos e sem maiúsculas (um backup MySQL guarda 'ABC' e 'abc' como uma só)."""
+    return ({mysql_key(k.strip()) for k in list(snap.licenses) + list(snap.rejected)},
+            {mysql_key(u.strip()) for u in snap.users})
+
+
+def foreign_backup(primary: "Snapshot", backup: "Snapshot") -> str | None:
+    """O que foi achado, quando o `backup` não parece ser um backup deste `primary` (None quando parece).
+    Quem chama só pergunta quando não há estado salvo do par (com estado, valem as travas de perda de dados).
+
+    Regra: o backup tem FOREIGN_MIN_RECORDS (10) registros ou mais, somando licenças e usuários, e NENHUMA
+    licença nem usuário em comum com o principal, que tem algum registro. Por quê: um backup de verdade que nunca
+    foi sincronizado está vazio ou quase (só o admin de fábrica; no máximo umas vendas que os clientes fizeram
+    nele enquanto o principal estava fora: menos de 10 passa e elas são relatadas como "só no backup"); um
+    backup que já recebeu algo do principal tem pelo menos uma chave em comum. Muitos registros e nada em comum
+    é o servidor de outro vendedor (uma URL copiada por engano): sincronizar escreveria nele e as licenças dele
+    pareceriam "vendas feitas no backup" a levar ao principal. Um principal sem nenhum registro fica de fora:
+    é a regra da perda de dados (voltou vazio), que para o par e diz como recompletá-lo."""
+    if not primary.license_count and not primary.users:
+        return None
+    total = backup.license_count + len(backup.users)
+    if total < FOREIGN_MIN_RECORDS:
+        return None
+    (p_licenses, p_users), (b_licenses, b_users) = _shared_keys(primary), _shared_keys(backup)
+    if p_licenses & b_licenses or p_users & b_users:
+        return None
+    return (f"o backup {backup.server_url} tem {plural(backup.license_count, 'licença')} e "
+            f"{plural(len(backup.users), 'usuário')} e nenhum é do principal (que tem "
+            f"{plural(primary.license_count, 'licença')} e {plural(len(primary.users), 'usuário')}), e não há "
+            "estado salvo deste par: não parece ser um backup deste principal")
+
+
+def foreign_backup_error(found: str, d: "Direction") -> str:
+    """A recusa do par, em português, com o que conferir e a saída para quem sabe que o servidor é seu.
+    Nunca sugere copiar esse servidor para o principal."""
+    if d.restore:
+        risk, where = "restaurar a partir dele traria para o principal licenças e usuários de outro servidor", \
+            "--de / SERVIDOR_BACKUP"
+        way_out = "Só se tiver certeza de que é um backup seu com as licenças deste principal, rode com"
+    else:
+        risk, where = "sincronizar gravaria nele as licenças do principal", "SERVIDOR_BACKUP"
+        way_out = "Se é mesmo um backup seu (os registros que só ele tem continuam lá), rode uma vez com"
+    return (f"{found} (URL de outro servidor copiada por engano?): {risk}. NADA foi gravado no principal nem no "
+            f"backup. Confira {where}. {way_out} --aceitar-backup-desconhecido {d.backup.url}.")
+
+
 def _api_error(resp: Response) -> str | None:
     """Mensagem de erro do servidor (texto livre: mascarada aqui, onde nasce)."""
     message = resp.body.get("error") if isinstance(resp.body, dict) else None
@@ -1937,6 +2001,9 @@ class License:
     end_date: dt.date | None = None
     custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
     features: Any = None  # opaco
+    # o license_type exatamente como o servidor o guarda, só quando tem espaços nas pontas ('anual ', importação
+    # antiga): é esse que o veredito do servidor usa (verdict_type); license_type é o que um upsert gravaria
+    stored_type: str | None = None
 
     def settable(self) -> tuple:
         return (self.owner_name, self.cpf, self.email, self.address, self.license_type, self.created_by)
@@ -2090,9 +2157,11 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         start = parse_date(start_raw)
     except (ValueError, TypeError, OverflowError):
         start = opaque(start_raw)
+    raw_type = item.get("license_type")
+    stored_type = raw_type if texts["license_type"] and raw_type != texts["license_type"] else None
     lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
                   start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
-                  features=opaque(item.get("features")))
+                  features=opaque(item.get("features")), stored_type=stored_type)
     try:
         lic = dataclasses.replace(lic, end_date=parse_date(item.get("end_date")))
     except (ValueError, TypeError, OverflowError):
@@ -2104,7 +2173,8 @@ def parse_license(item: dict[str, Any], key: str) -> License:
                                                       f"(limite {MAX_TEXT_LEN})")
     if lic.license_type not in LICENSE_PERIOD_MONTHS:
         raise _rejected(lic, ProblemKind.UNKNOWN_LICENSE_TYPE, f"tipo de licença desconhecido {lic.license_type!r}")
-    if lic.end_date is None and lic.license_type != "vitalicia" and isinstance(lic.start_date, str):
+    if lic.end_date is None and LICENSE_PERIOD_MONTHS.get(verdict_type(lic) or "") \
+            and isinstance(lic.start_date, str):
         raise _rejected(lic, ProblemKind.BAD_DATE, f"data inválida em 'start_date' sem 'end_date': "
                                                   f"{lic.start_date[:40]!r} (o vencimento não pode ser calculado)")
     return lic
@@ -2669,14 +2739,22 @@ def period_end(license_type: str | None, start: dt.date) -> dt.date | None:
     return None if months is None else add_months(start, months)
 
 
+def verdict_type(lic: License) -> str | None:
+    """O tipo que o veredito do servidor usa: o gravado, com os espaços das pontas ('anual ' de uma importação
+    antiga). O servidor compara o texto exato: 'anual ' é um tipo desconhecido (nenhum fim calculado) e
+    'vitalicia ' não é vitalícia (o fim gravado vale). Um upsert grava o tipo sem os espaços."""
+    return lic.license_type if lic.stored_type is None else lic.stored_type
+
+
 def effective_end(lic: License) -> dt.date | None:
     """Fim de vigência como o servidor decide: o gravado ou, sem ele, início + período do tipo
-    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado)."""
-    if lic.license_type == "vitalicia":
+    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado). O tipo é o gravado (verdict_type)."""
+    kind = verdict_type(lic)
+    if kind == "vitalicia":
         return None
     if isinstance(lic.end_date, dt.date):
         return lic.end_date
-    months = LICENSE_PERIOD_MONTHS.get(lic.license_type or "")
+    months = LICENSE_PERIOD_MONTHS.get(kind or "")
     if lic.end_date is None and months and isinstance(lic.start_date, dt.date):
         return add_months(lic.start_date, months)
     return None
@@ -2834,6 +2912,8 @@ def _status_reason(source: License, status: str, there: str) -> str:
 _NOTE_DATES = "datas não podem ser definidas pela API (o período recomeça onde a licença é criada)"
 _NOTE_FIELD = "a API não permite definir este campo"
 _NOTE_STATUS = "status diferente com o mesmo veredito ('pending' e datas não são copiáveis)"
+_NOTE_TYPE = ("espaços nas pontas do tipo: a API os tira ao gravar, e o servidor calcula o vencimento de um e não "
+              "do outro; o veredito é mantido igual (bloqueio ou período novo quando preciso)")
 
 
 def license_divergences(primary: License, backup: License) -> list[Divergence]:
@@ -2848,6 +2928,9 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     if primary.created_by != backup.created_by:
         found.append(Divergence(RecordKind.LICENSE, key, "created_by", primary.created_by, backup.created_by,
                                 "vazio de um lado; a API grava 'admin'"))
+    if verdict_type(primary) != verdict_type(backup):  # 'anual ' × 'anual': o mesmo tipo para o upsert
+        found.append(Divergence(RecordKind.LICENSE, key, "license_type", verdict_type(primary), verdict_type(backup),
+                                _NOTE_TYPE))
     return found
 
 
@@ -5693,6 +5776,11 @@ class Run:
             outcome.error_code = ExitCode.SAFETY
             return
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
+        if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
+            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url])
+            if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
+                outcome.error, outcome.error_code = SECRETS.mask(foreign_backup_error(found, d)), ExitCode.CONFIG
+                return
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
             outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
@@ -7038,6 +7126,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
     parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")
     parser.add_argument("--de", metavar="URL", help="restaurar: backup de origem (padrão: o primeiro backup)")
+    parser.add_argument("--aceitar-backup-desconhecido", metavar="URL", action="append",
+                        help="sincroniza (ou restaura) mesmo assim um backup sem estado salvo que tem muitos "
+                             "registros e nenhum do principal (por padrão recusado com código 2: parece ser o "
+                             "servidor de outro vendedor); repita para vários")
     parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
     parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
     parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
@@ -7057,7 +7149,8 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
                    "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
                    "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
                    "causa e o conserto), 2 configuração, 4 servidor fora do ar."),
-                  _CONNECTION_OPTIONS + ["--bidirecional", "--json", "--sem-progresso", "--hoje", "--agora"]),
+                  _CONNECTION_OPTIONS + ["--bidirecional", "--aceitar-backup-desconhecido", "--json",
+                                         "--sem-progresso", "--hoje", "--agora"]),
     "historico": (("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
                    "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
                    "cada escrita, em qual servidor e com qual resultado."),
@@ -7069,8 +7162,8 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
     "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
                    "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
                    "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
-                  _CONNECTION_OPTIONS + ["--de", "--forcar", "--simular", "--dados-dir", "--paralelo", "--json",
-                                         "--sem-progresso"]),
+                  _CONNECTION_OPTIONS + ["--de", "--aceitar-backup-desconhecido", "--forcar", "--simular",
+                                         "--dados-dir", "--paralelo", "--json", "--sem-progresso"]),
 }
 
 

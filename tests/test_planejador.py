@@ -250,6 +250,28 @@ def test_veredito_com_fim_calculado_pelo_servidor(tipo, inicio, liberada):
     assert sb.allows(licenca, HOJE) is liberada
 
 
+@pytest.mark.parametrize("tipo,inicio,fim", [
+    ("anual ", dt.date(2020, 1, 1), None),          # tipo desconhecido para o servidor: sem fim calculado
+    (" mensal", dt.date(2026, 1, 1), None),
+    ("anual\t", dt.date(2026, 11, 1), None),
+    ("vitalicia ", dt.date(2020, 1, 1), PASSADO),   # não é vitalícia: o fim gravado vale (vencida)
+    ("vitalicia ", dt.date(2020, 1, 1), None),
+    ("trianual ", dt.date(2020, 1, 1), FUTURO),
+    ("anual", dt.date(2020, 1, 1), None),           # sem espaços: fim calculado (vencida)
+])
+def test_veredito_do_tipo_com_espacos_e_o_do_servidor(tipo, inicio, fim):
+    """A listagem traz o tipo como está gravado; o veredito da ferramenta é o do servidor, que compara o
+    texto exato. O tipo sem os espaços continua sendo o que um upsert grava (e o que se compara)."""
+    item = {"device_id": "L1", "license_type": tipo, "status": "active", "start_date": inicio.isoformat(),
+            "end_date": fim and fim.isoformat(), "created_by": "admin"}
+    licencas, problemas, _recusadas = sb.parse_licenses([item])
+    assert not problemas and licencas["L1"].license_type == tipo.strip()
+    assert sb.allows(licencas["L1"], HOJE) is (verdict_reason(item, HOJE) == "liberada")
+    # o backup guarda o tipo sem os espaços: o plano dá a ele o veredito do principal
+    plan = sb.plan_pair(snap(licencas["L1"]), snap(), HOJE)
+    assert plan.parity_mismatches == []
+
+
 def test_fim_calculado_com_dia_limitado_ao_mes():
     assert sb.effective_end(lic(license_type="mensal", end=None, start_date=dt.date(2024, 1, 31))) == \
         dt.date(2024, 2, 29)
