@@ -4924,7 +4924,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "perda_de_dados": None if plan.loss is None else {
             "lado": d.role_of(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
             "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
-            "sobrescreveria": plan.loss.would_overwrite,
+            "sobrescreveria": plan.loss.would_overwrite, "ids_reusados": list(plan.loss.reused),
             "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d))},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
