@@ -225,24 +225,26 @@ def test_restaurar_respeita_exclusao_feita_no_principal(par):
 # Cópia restaurada ou listagem cortada × reembolsos (ids locais e ordem de criação guardados no estado)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
 @pytest.mark.parametrize("venda_depois", [False, True], ids=["so_perdeu", "venda_nova_reusa_id"])
-def test_principal_restaurado_de_copia_anterior_para_com_5_e_restaurar_devolve_as_vendas_liberadas(par, venda_depois):
+def test_principal_restaurado_de_copia_anterior_para_com_5_e_restaurar_devolve_as_vendas_liberadas(par, venda_depois,
+                                                                                                   modo):
     """O provedor voltou o banco do principal a uma cópia de uma hora atrás: só as 8 vendas dessa hora somem
     (menos que o limite de exclusões). Não são reembolsos: o par para sem gravar nada e diz o comando; restaurar
     as devolve LIBERADAS ao principal."""
     semear(par.principal, 100)
-    assert par.rodar("--sem-progresso").codigo == 0
+    assert par.rodar("--sem-progresso", *modo).codigo == 0
     copia = par.principal.export_data()
     vendas = [f"VENDA-{i}" for i in range(8)]
     for i, chave in enumerate(vendas):
         par.principal.add_device(chave, owner_name=f"Comprou agora {i}", cpf=f"9{i}")
-    assert par.rodar("--sem-progresso").codigo == 0
+    assert par.rodar("--sem-progresso", *modo).codigo == 0
     assert all(par.backup.veredito(k) for k in vendas)
     par.principal.import_data(copia)
     if venda_depois:  # o contador de ids voltou com a cópia: a venda nova recebe o id de uma perdida
         par.principal.add_device("VENDA-DEPOIS", owner_name="Comprou depois da restauração", cpf="77")
     par.zerar_contagens()
-    r = par.rodar("--sem-progresso")
+    r = par.rodar("--sem-progresso", *modo)
     sem_traceback(r)
     assert r.codigo == 5, saida(r)[-3000:]
     assert par.backup.write_count() == 0 and par.principal.write_count() == 0
@@ -253,7 +255,7 @@ def test_principal_restaurado_de_copia_anterior_para_com_5_e_restaurar_devolve_a
     r2 = par.rodar("restaurar", "--de", par.backup.url, "--sem-progresso")
     assert r2.codigo == 0, saida(r2)[-3000:]
     assert [k for k in vendas if not par.principal.veredito(k)] == []
-    r3 = par.rodar("--sem-progresso")
+    r3 = par.rodar("--sem-progresso", *modo)
     assert r3.codigo == 0, saida(r3)[-3000:]
     assert backup_libera_o_que_o_principal_nega(par) == []
     assert all(par.backup.veredito(k) for k in vendas)
