@@ -2028,6 +2028,8 @@ class Snapshot:
     login_username: str | None = None
     # licenças que não entram no plano: chave → melhor leitura possível (None = veredito desconhecido)
     rejected: dict[str, License | None] = dataclasses.field(default_factory=dict)
+    # device_id → `id` local do servidor (AUTOINCREMENT: a ordem de criação; uma cópia restaurada o reusa)
+    server_ids: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def invalid_keys(self) -> set[str]:
@@ -2208,9 +2210,19 @@ def fetch_snapshot(client: ApiClient) -> Snapshot:
     """Busca usuários e licenças. Só a listagem inteira fora do formato (não é JSON, sem 'items'...) levanta
     ApiError (o par é pulado, código 4); um registro ruim fica de fora sozinho (Snapshot.problems)."""
     users, user_problems = parse_users(client.list_items("/admin/users"))
-    licenses, license_problems, rejected = parse_licenses(client.list_items("/admin/devices"))
+    items = client.list_items("/admin/devices")
+    licenses, license_problems, rejected = parse_licenses(items)
     return Snapshot(client.server.url, users, licenses, user_problems + license_problems,
-                    login_username=client.server.username, rejected=rejected)
+                    login_username=client.server.username, rejected=rejected, server_ids=server_ids(items))
+
+
+def server_ids(items: list[Any]) -> dict[str, int]:
+    """device_id → `id` local de cada item da listagem (só ids inteiros; o resto fica de fora)."""
+    found: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("device_id"), str) and type(item.get("id")) is int:
+            found[item["device_id"]] = item["id"]
+    return found
 
 
 # ============================================================================
@@ -2664,6 +2676,13 @@ class PairState:
     # licenças liberadas só no backup já vistas (chave → "venda" ou "desconhecida"): na próxima execução
     # continuam o que eram (uma sobra antiga não vira "venda nova" só porque o estado foi regravado)
     backup_only: dict[str, str] = dataclasses.field(default_factory=dict)
+    # `id` local de cada licença em cada lado (chave → (principal, backup)): a ordem de criação que cada
+    # servidor deu (a listagem vem da mais nova para a mais antiga); separa uma cópia restaurada ou uma listagem
+    # cortada (somem juntas as mais novas ou um bloco seguido, ids reusados) de reembolsos (exclusões esparsas)
+    ids: dict[str, tuple[int | None, int | None]] = dataclasses.field(default_factory=dict)
+    # status que o BACKUP (o servidor real) tinha antes de um bloqueio NOSSO por ausência no principal (chave →
+    # status): restaurar devolve a licença ao principal como ela era antes de a ferramenta mexer nela
+    blocked_from: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class LossKind(str, enum.Enum):
@@ -2671,6 +2690,8 @@ class LossKind(str, enum.Enum):
     HALF = "perdeu_metade"
     ROLLED_BACK = "versao_anterior"
     SHRANK = "encolheu"  # licenças já sincronizadas sumiram do principal além do limite de exclusões
+    RESTORED = "restaurado"  # sumiram juntas as mais novas (ou ids reusados): cópia anterior restaurada
+    CUT = "bloco_sumido"  # sumiu um bloco seguido da listagem: listagem cortada (ou registros perdidos)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -2683,6 +2704,8 @@ class DataLoss:
     before: int  # na última sincronização
     other: int  # licenças do outro lado agora
     keys: tuple[str, ...] = ()  # versao_anterior: registros que voltaram atrás ou sumiram
+    reused: tuple[str, ...] = ()  # restaurado: sumidas cujo id local o servidor já deu a outra licença
+    newest: int = 0  # restaurado/bloco_sumido: quantas das mais novas sumiram juntas (keys: da mais nova à mais antiga)
     would_delete: int = 0  # o que --forcar faria no OUTRO lado
     would_overwrite: int = 0
 
@@ -2710,6 +2733,9 @@ class Plan:
     backup_sales: list[str] = dataclasses.field(default_factory=list)  # ... criadas lá depois da última sincronização
     backup_unknown: list[str] = dataclasses.field(default_factory=list)  # ... sem como saber se venda ou reembolso
     not_restored: list[str] = dataclasses.field(default_factory=list)  # restaurar: apagadas no principal, não recriadas
+    # restaurar: bloqueadas no backup pela ferramenta (sumiram do principal) que voltam ao principal como eram
+    # antes do bloqueio (liberadas); o backup segue bloqueado até a próxima sincronização normal
+    unblocked: list[str] = dataclasses.field(default_factory=list)
     expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
     first_sync: bool = True
     clock: Clock | None = None  # as datas com que o plano foi feito (next_state usa a UTC; nada de relógio de parede)
@@ -3373,11 +3399,21 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
+    real_primary = primary
+    primary, unblocked = as_before_our_blocks(primary, backup, state, options)
     user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way,
                                                                    options.role_of)
     clock = Clock.of(today)
     planner = _Planner(primary, backup, clock, state, options)
     planner.run()
+    for key in unblocked:  # a origem real continua bloqueada: o estado e a paridade são os de verdade
+        real = real_primary.licenses[key]
+        if key in planner.expected:
+            planner.expected[key] = (real, planner.expected[key][1])
+            if planner.differs(real, planner.expected[key][1]) and key not in planner.mismatches:
+                planner.mismatches.append(key)
+        if key in planner.current and not planner.differs(real, backup.licenses.get(key)):
+            planner.current.remove(key)
     allowed, held, limits = guard_deletions(planner.deletions, primary, backup, options)
     touched = {a.key for a in allowed + held}
     backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
@@ -3387,8 +3423,9 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         # bloqueios por ausência contam como exclusões: a mesma trava do --espelhar (listagem cortada)
         shrink_limit = options.max_deletions if options.max_deletions is not None else \
             default_max_deletions(state.count_primary)
+    # restaurar não bloqueia nem apaga no destino o que sumiu da origem: lá o sumiço não é perda
     loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back),
-                     primary_went_back(state, primary, backup), shrink_limit)
+                     primary_went_back(state, primary, backup), shrink_limit, guard_vanished=options.protect_target)
     if loss is not None:
         loss = dataclasses.replace(loss, **damage(loss.side, state, primary, backup, planner))
     halted = loss is not None and not forced_past(loss, options)
@@ -3398,6 +3435,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     return Plan(
         halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
         backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
+        unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
         backup_only_allowed=[k for k in backup_only
                              if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
@@ -3410,6 +3448,23 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
     )
+
+
+def as_before_our_blocks(source: Snapshot, target: Snapshot, state: PairState | None,
+                         options: PlanOptions) -> tuple[Snapshot, list[str]]:
+    """Restaurar (a origem é o backup): uma licença que a própria ferramenta bloqueou no backup porque sumiu do
+    principal (PairState.blocked_from) volta ao principal como era ANTES desse bloqueio — uma venda paga volta
+    liberada, nunca bloqueada. Devolve a origem como o plano a usa e as chaves devolvidas assim. Só vale
+    enquanto o backup continua bloqueado e o principal não a tem (com --forcar, também sobre a dele)."""
+    if options.protect_target or state is None or not state.blocked_from:
+        return source, []
+    changed = {key: dataclasses.replace(source.licenses[key], status=status)
+               for key, status in state.blocked_from.items()
+               if key in source.licenses and source.licenses[key].status == "blocked"
+               and (key not in target.licenses or not options.only_missing) and key not in target.rejected}
+    if not changed:
+        return source, []
+    return dataclasses.replace(source, licenses={**source.licenses, **changed}), sorted(changed)
 
 
 ROLLBACK_MIN = 2  # registros que voltaram atrás no backup de uma vez: a partir daqui, "cópia antiga restaurada"
@@ -3440,15 +3495,55 @@ def primary_went_back(state: PairState | None, primary: Snapshot, backup: Snapsh
     return sorted(back), sorted(gone)
 
 
+VANISHED_NEWEST_MIN = 2  # as mais novas sumidas juntas a partir daqui: cópia anterior restaurada
+VANISHED_BLOCK_MIN = 3  # um bloco seguido da listagem (meio ou fim) a partir daqui: listagem cortada
+
+
+def vanished_together(state: PairState, side: Side, snap: Snapshot,
+                      gone: list[str]) -> tuple[LossKind | None, tuple[str, ...], tuple[str, ...], int]:
+    """Como sumiram do lado `side` (`snap`) as licenças `gone` (presentes nele na última sincronização e ainda
+    no outro lado). A ordem de criação é o `id` local guardado no estado (a listagem vem da mais nova para a
+    mais antiga). Uma cópia anterior restaurada pelo provedor perde as MAIS NOVAS, juntas, e devolve o contador
+    de ids (as vendas feitas depois reusam os ids das perdidas); uma listagem cortada (proxy, página parcial)
+    perde um bloco seguido; reembolsos são exclusões esparsas. Devolve (RESTORED ou CUT; None para exclusões
+    esparsas ou sem ids para comparar), as sumidas da mais nova para a mais antiga, as que tiveram o id reusado
+    e quantas das mais novas sumiram juntas."""
+    if not gone:
+        return None, (), (), 0
+    index = 0 if side == Side.PRIMARY else 1
+    stored = {k: pair[index] for k, pair in state.ids.items() if type(pair[index]) is int}
+    owner_now = {i: k for k, i in snap.server_ids.items()}
+    reused = tuple(sorted(k for k in gone if k in stored and owner_now.get(stored[k], k) != k))
+    lost = set(gone)
+    # as que o lado tinha na última sincronização, da mais nova para a mais antiga; as que sumiram dos dois
+    # lados (apagadas pelo vendedor) não contam nem para um lado nem para o outro
+    order = sorted((k for k, base in state.licenses.items() if base.fp(side) is not None and k in stored
+                    and (k in lost or k in snap.licenses or k in snap.rejected)), key=lambda k: -stored[k])
+    marks = [k in lost for k in order]
+    newest = next((i for i, mark in enumerate(marks) if not mark), len(marks))
+    longest = run = 0
+    for mark in marks:
+        run = run + 1 if mark else 0
+        longest = max(longest, run)
+    ordered = tuple(k for k in order if k in lost) + tuple(sorted(lost - set(order)))
+    if reused or newest >= VANISHED_NEWEST_MIN:
+        return LossKind.RESTORED, ordered, reused, newest
+    if longest >= VANISHED_BLOCK_MIN:
+        return LossKind.CUT, ordered, (), newest
+    return None, ordered, (), newest
+
+
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
               rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
-              shrink_limit: int | None = None) -> DataLoss | None:
+              shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
     da metade das licenças desde a última sincronização, voltou a uma cópia antiga (`primary_back`: algum
     registro numa versão anterior e, com os que sumiram, ROLLBACK_MIN ou mais; o backup no bidirecional:
-    `rolled_back`) ou encolheu além do limite de exclusões (`shrink_limit`: bloquear por ausência também é
-    excluir para o cliente) não pode servir de modelo."""
+    `rolled_back`), perdeu juntas as licenças mais novas ou um bloco seguido da listagem (`guard_vanished`:
+    cópia anterior restaurada ou listagem cortada, vanished_together — reembolsos são exclusões esparsas e
+    seguem) ou encolheu além do limite de exclusões (`shrink_limit`: bloquear por ausência também é excluir
+    para o cliente) não pode servir de modelo."""
     sides = [(Side.PRIMARY, primary, backup, state.count_primary if state else 0)]
     if two_way:
         sides.append((Side.BACKUP, backup, primary, state.count_backup if state else 0))
@@ -3465,6 +3560,11 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     if back and len(back) + len(gone) >= ROLLBACK_MIN:
         return DataLoss(Side.PRIMARY, LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
                         tuple(sorted(back + gone)))
+    together, ordered, reused, newest = vanished_together(state, Side.PRIMARY, primary, gone) \
+        if guard_vanished and state else (None, (), (), 0)
+    if together is not None:
+        return DataLoss(Side.PRIMARY, together, primary.license_count, before_p, backup.license_count,
+                        ordered, reused=reused, newest=newest)
     if shrink_limit is not None and len(gone) > shrink_limit:
         return DataLoss(Side.PRIMARY, LossKind.SHRANK, primary.license_count, before_p, backup.license_count,
                         tuple(gone))
@@ -4474,9 +4574,17 @@ def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
     backup_only = raw.get("so_no_backup") or {}
     if not isinstance(backup_only, dict) or not all(v in (BACKUP_SALE, BACKUP_UNKNOWN) for v in backup_only.values()):
         raise ValueError("so_no_backup")
+    ids = {}
+    for key, pair in (raw.get("ids") or {}).items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(v is None or type(v) is int for v in pair)):
+            raise ValueError(f"ids inválidos {key!r}")
+        ids[key] = (pair[0], pair[1])
+    blocked_from = raw.get("antes_do_bloqueio") or {}
+    if not isinstance(blocked_from, dict) or not all(isinstance(v, str) for v in blocked_from.values()):
+        raise ValueError("antes_do_bloqueio")
     return PairState(primary_url, backup_url, int(raw["contagem"]["principal"]), int(raw["contagem"]["backup"]),
                      set(users), licenses, deleted, dt.date.fromisoformat(synced_on) if synced_on else None,
-                     dict(backup_only))
+                     dict(backup_only), ids=ids, blocked_from=dict(blocked_from))
 
 
 def _state_entry(key: str, entry: Any) -> StateEntry:
@@ -4505,7 +4613,9 @@ def save_state(data_dir: str, state: PairState) -> None:
            "licencas": {key: [*state.licenses[key][:6], *map(list, state.licenses[key][6:])]
                         for key in sorted(state.licenses)},
            "excluidas": {key: {"em": when, "versoes": list(versions)}
-                         for key, (when, versions) in sorted(state.deleted.items())}}
+                         for key, (when, versions) in sorted(state.deleted.items())},
+           "ids": {key: list(state.ids[key]) for key in sorted(state.ids)},
+           "antes_do_bloqueio": dict(sorted(state.blocked_from.items()))}
     atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -4615,8 +4725,40 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     if old and Side.PRIMARY in held_sides:
         count_b = old.count_backup
     seen = {**{k: BACKUP_SALE for k in plan.backup_sales}, **{k: BACKUP_UNKNOWN for k in plan.backup_unknown}}
+    present_after = present - deleted
     return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both, synced_on=today,
-                     backup_only=seen)
+                     backup_only=seen, ids=_server_ids(old, licenses, primary, backup),
+                     blocked_from=_blocked_from(old, licenses, present_after, results))
+
+
+def _server_ids(old: PairState | None, licenses: dict[str, StateEntry], primary: Snapshot,
+                backup: Snapshot) -> dict[str, tuple[int | None, int | None]]:
+    """O `id` local de cada licença do estado em cada lado: o lido agora ou, de um lado que não a tem mais,
+    o que ela tinha (um id que uma cópia restaurada devolve a outra licença é sinal de restauração). Criada
+    nesta execução: id ainda desconhecido (a próxima leitura o traz)."""
+    found = {}
+    for key, entry in licenses.items():
+        before = old.ids.get(key, (None, None)) if old else (None, None)
+        pair = tuple(snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
+                     for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        if pair != (None, None):
+            found[key] = pair
+    return found
+
+
+def _blocked_from(old: PairState | None, licenses: dict[str, StateEntry], present: set[str],
+                  results: list[Result]) -> dict[str, str]:
+    """Status do backup antes de cada bloqueio NOSSO por ausência no principal (Action.absence): os desta
+    execução mais os lembrados, enquanto a licença existir só de um lado (voltou aos dois — restaurada ou
+    vendida de novo — ou sumiu de todo: esquecido)."""
+    kept = dict(old.blocked_from) if old else {}
+    for result in results:
+        action = result.action
+        if result.ok and action.kind == BLOCK and action.absence and action.side == Side.BACKUP:
+            before = action.changes[0][1] if action.changes else None
+            kept[action.key] = before if isinstance(before, str) and before != "blocked" else "active"
+    return {key: status for key, status in kept.items() if key in present and not (
+        key in licenses and licenses[key].fp_primary is not None and licenses[key].fp_backup is not None)}
 
 
 TOMBSTONE_DAYS = 60  # por quanto tempo uma licença apagada dos dois lados é lembrada
@@ -4654,7 +4796,8 @@ def swap_state(state: PairState) -> PairState:
     tem os lados trocados (origem = backup); converte de uma orientação para a outra (é a sua inversa)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
                      {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted),
-                     state.synced_on, dict(state.backup_only))
+                     state.synced_on, dict(state.backup_only),
+                     ids={k: (b, p) for k, (p, b) in state.ids.items()}, blocked_from=dict(state.blocked_from))
 
 
 
@@ -4916,6 +5059,24 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
             "exclusões (--max-exclusoes): listagem cortada (proxy, página parcial) ou cópia antiga? "
             "Bloqueá-las no backup negaria licenças que talvez o principal ainda libere"
         ),
+        LossKind.RESTORED: (
+            f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')} do "
+            f"{lost.upper()} ({url}) de uma vez ({sample(list(loss.keys), 5)}"
+            + ("; as MAIS NOVAS que ele tinha)" if loss.newest == len(loss.keys) else
+               f"; entre elas as {loss.newest} MAIS NOVAS que ele tinha)" if loss.newest > 1 else ")")
+            + (f", e o {lost} já deu a outras licenças "
+               + ("o id local que uma delas tinha" if len(loss.reused) == 1 else
+                  f"os ids locais que {len(loss.reused)} delas tinham")
+               + f" ({sample(list(loss.reused), 5)})" if loss.reused else "")
+            + f": parece o {lost} restaurado de uma cópia anterior do banco (o provedor voltou o banco), e não "
+            f"reembolsos. Bloqueá-las no {good} negaria vendas pagas"
+        ),
+        LossKind.CUT: (
+            f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')} do "
+            f"{lost.upper()} ({url}) de uma vez, um bloco seguido da listagem ({sample(list(loss.keys), 5)}): "
+            f"listagem cortada (proxy, página parcial) ou registros perdidos, e não reembolsos (que somem "
+            f"espalhados). Bloqueá-las no {good} negaria licenças que talvez o {lost} ainda libere"
+        ),
     }[loss.kind]
     if not halted:
         return f"--forcar: seguindo apesar de: {what}."
@@ -4930,8 +5091,15 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
         forced = " Seguir assim mesmo (--forcar) " + " e ".join(effects)
         forced += (f"; isso só é aceito com --forcar --max-exclusoes {loss.would_delete} (ou mais)."
                    if loss.would_delete else ".")
+    check = ""
+    if loss.kind == LossKind.CUT:
+        check = (f". Antes, confira no painel do {lost} se elas existem lá: se existem, a listagem veio cortada; "
+                 "não restaure e rode de novo quando ela voltar inteira.")
+    elif loss.kind == LossKind.RESTORED:
+        check = (f" (restaurar só cria no {lost} o que falta, com o status que cada licença tem no {good}; "
+                 "nada é apagado).")
     return (f"NADA foi gravado neste par: {what}. Para recompletar o {lost} a partir do {good}, rode: "
-            f"{refill_command(d, lost, restore_overwrites(loss, d))}.{forced}")
+            f"{refill_command(d, lost, restore_overwrites(loss, d))}{check or '.'}{forced}")
 
 
 def safety_text(outcome: "PairOutcome") -> str | None:
@@ -5017,7 +5185,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "perda_de_dados": None if plan.loss is None else {
             "lado": d.role_of(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
             "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
-            "sobrescreveria": plan.loss.would_overwrite,
+            "sobrescreveria": plan.loss.would_overwrite, "ids_reusados": list(plan.loss.reused),
             "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d))},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
@@ -5026,6 +5194,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
                                              backup_only_commands(d), strict=True)),
         "nao_restauradas": plan.not_restored,
+        "restauradas_como_antes_do_bloqueio": plan.unblocked,
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
         "paridade": _parity_json(outcome.parity),
@@ -5267,6 +5436,12 @@ class TextReport:
             rep.say(f"   ℹ️  {plural(len(plan.not_restored), 'licença')} apagada(s) no principal depois de "
                     "sincronizada(s) não foi(ram) recriada(s): " + sample(plan.not_restored)
                     + " (--forcar recria).")
+        if plan.unblocked:
+            rep.say(f"   ℹ️  {plural(len(plan.unblocked), 'licença')} que a ferramenta tinha bloqueado no backup "
+                    "(por ter sumido do principal) volta(m) ao principal como era(m) antes do bloqueio, LIBERADA(S): "
+                    + sample(plan.unblocked) + ". No backup ela(s) segue(m) bloqueada(s) até a próxima "
+                    f"sincronização: rode python sincronizar_bancos.py --backup {outcome.direction.backup.url} "
+                    "para liberá-la(s) lá também.")
         self.conflicts(plan)
         if plan.held_deletions:
             rep.say(f"   🛑 {plural(len(plan.held_deletions), 'exclusão retida', 'exclusões retidas')}: "
