@@ -5638,10 +5638,12 @@ class Run:
                 outcome.plan, outcome.clock = again, later
                 outcome.parity = outcome.parity_before = again.parity_now()
                 return
-            carry_safety(outcome.plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
+            plan = outcome.plan
+            assert plan is not None  # settle só é chamado depois do plano
+            carry_safety(plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
-            chosen, in_conflict = {id(a) for a in moving}, {c.key for c in outcome.plan.conflicts}
+            chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
             outcome.clock, outcome.parity, outcome.divergences = later, again.parity_now(), again.divergences
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
@@ -5667,8 +5669,8 @@ class Run:
             outcome.results = (outcome.results or []) + written
             outcome.not_run += round_outcome.not_run
             outcome.warnings += round_outcome.warnings
-            known = {c.key for c in outcome.plan.conflicts}  # os que a releitura do principal achou (recheck)
-            outcome.plan.conflicts += [c for c in extra.conflicts if c.key not in known]
+            known = {c.key for c in plan.conflicts}  # os que a releitura do principal achou (recheck_primary)
+            plan.conflicts += [c for c in extra.conflicts if c.key not in known]
             outcome.extra_rounds += 1
             outcome.extra_writes += sum(1 for r in written if r.ok and not r.unsyncable)
             for who in [*(d.role_of(side) for a in moving for side in moved_by(a, moved)),
