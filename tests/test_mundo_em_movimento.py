@@ -9,6 +9,7 @@ execução no backup), direto no banco do principal, como o painel dele faria.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from apoio import Par, backup_libera_o_que_o_principal_nega, diferentes_no_oraculo, rodar_json, saida, sem_traceback
+
+import sincronizar_bancos as sb
 
 UPSERT = ("POST", "/admin/devices/create")
 LISTAR_LICENCAS, LISTAR_USUARIOS = ("GET", "/admin/devices"), ("GET", "/admin/users")
@@ -68,6 +71,34 @@ def test_unidirecional_o_que_o_principal_nega_durante_as_escritas_nao_fica_liber
     # cada releitura custa 2 GETs em cada lado (usuários e licenças)
     for srv in (par.principal, par.backup):
         assert srv.counts[LISTAR_LICENCAS] == 3 and srv.counts[LISTAR_USUARIOS] == 3, srv.counts
+    # o estado gravado depois da rodada extra é a base certa: a execução seguinte não tem nada a fazer
+    par.zerar_contagens()
+    r = par.rodar("--sem-progresso")
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert par.backup.write_count() == 0 and par.principal.write_count() == 0
+
+
+def test_rodada_extra_nao_apaga_do_diario_a_cadeia_que_falhou_na_primeira(par):
+    """Uma cadeia que falhou na primeira rodada fica no diário (a próxima execução a termina), mesmo depois
+    de a rodada extra gravar o diário dela."""
+    _preparar(par)
+    par.principal.add_device("NOVA-BLOQ", owner_name="Estornada antes", created_by="admin", status="blocked")
+    # o bloqueio da cadeia criar → bloquear de NOVA-BLOQ falha (a escrita e as novas tentativas)
+    par.backup.fail_next("POST", "/admin/devices/<id>/deactivate", 500, {"error": "Falha simulada"}, times=4)
+    par.backup.on_request(*UPSERT, lambda _srv: _vendedor_mexe_no_principal(par), when="before")
+    r, pair = rodar_json(par, "--paralelo", "1")
+    sem_traceback(r)
+    assert r.codigo == 1, saida(r)[-4000:]
+    assert pair["releitura_final"]["rodadas_extras"] == 1
+    assert [f["chave"] for f in pair["falhas"]] == ["NOVA-BLOQ"]
+    with open(sb.journal_path(str(par.dados), par.principal.url, par.backup.url), encoding="utf-8") as arquivo:
+        diario = json.load(arquivo)
+    assert "NOVA-BLOQ" in diario, diario
+    assert backup_libera_o_que_o_principal_nega(par) in ([], ["NOVA-BLOQ"])
+    # a próxima execução termina a cadeia: nada liberado no backup que o principal nega
+    r = par.rodar("--sem-progresso")
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert backup_libera_o_que_o_principal_nega(par) == [] and diferentes_no_oraculo(par) == {}
 
 
 def test_unidirecional_o_texto_diz_a_rodada_extra(par):
