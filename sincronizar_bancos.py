@@ -5371,8 +5371,9 @@ def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool)
            "o principal e o backup continuaram mudando" if roles else
            "a data mudou de novo" if date_moved else "os servidores continuaram mudando")
     rounds = plural(outcome.extra_rounds, "rodada extra", "rodadas extras")
-    return (f"{who} durante a execução: {plural(len(outcome.still_moving), 'registro')} ainda diferente(s) depois "
-            f"de {rounds} ({sample(outcome.still_moving)}); a próxima execução continua de onde parou.")
+    left = plural(len(outcome.still_moving), "registro ainda diferente", "registros ainda diferentes")
+    return (f"{who} durante a execução: {left} depois de {rounds} ({sample(outcome.still_moving)}); a próxima "
+            "execução continua de onde parou.")
 
 
 class Run:
