@@ -3263,7 +3263,7 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
 
 
 def carry_safety(plan: Plan, again: Plan) -> None:
-    """Meia-noite: o replanejamento na data nova (`again`, feito sobre a releitura) também decide o par. Um
+    """A releitura final (Run.settle): o replanejamento sobre ela (`again`) também decide o par. Um
     lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
     retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
     if again.halted:
