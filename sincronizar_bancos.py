@@ -3624,7 +3624,7 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
 
 
 def carry_safety(plan: Plan, again: Plan) -> None:
-    """Meia-noite: o replanejamento na data nova (`again`, feito sobre a releitura) também decide o par. Um
+    """A releitura final (Run.settle): o replanejamento sobre ela (`again`) também decide o par. Um
     lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
     retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
     if again.halted:
@@ -4967,6 +4967,11 @@ class PairOutcome:
     reread: bool = False  # True: paridade lida de novo nos servidores depois das escritas
     interrupted: int | None = None  # 130 (Ctrl+C) ou 143 (SIGTERM): parou no meio deste par
     not_run: list[Action] = dataclasses.field(default_factory=list)  # escritas que a interrupção deixou por fazer
+    # releitura final (Run.settle): rodadas extras para o que mudou nos servidores (ou a data) durante a execução
+    extra_rounds: int = 0
+    extra_writes: int = 0  # escritas confirmadas nessas rodadas
+    moved: list[str] = dataclasses.field(default_factory=list)  # quem mudou: Role.PRIMARY, Role.BACKUP, "data"
+    still_moving: list[str] = dataclasses.field(default_factory=list)  # chaves ainda mudando depois do limite
 
     @property
     def failures(self) -> list[Result]:
@@ -5131,6 +5136,17 @@ def interrupted_text(outcome: PairOutcome) -> str | None:
             "sequência ficou pela metade; rode de novo para completar (continua de onde parou).")
 
 
+def extra_rounds_text(outcome: PairOutcome) -> str | None:
+    """As rodadas extras da releitura final (o que mudou durante a execução e foi aplicado depois)."""
+    if not outcome.extra_rounds:
+        return None
+    roles = [role for role in (Role.PRIMARY, Role.BACKUP) if role in outcome.moved]
+    who = f"O {roles[0]} mudou" if len(roles) == 1 else "O principal e o backup mudaram" if roles else "A data mudou"
+    rounds = "numa rodada extra" if outcome.extra_rounds == 1 else f"em {outcome.extra_rounds} rodadas extras"
+    return (f"🔁 {who} durante a execução: "
+            f"{plural(outcome.extra_writes, 'alteração aplicada', 'alterações aplicadas')} {rounds}")
+
+
 def limits_text(plan: Plan, d: Direction) -> str:
     """Exclusões acima do limite, em português, com o que fazer."""
     numbers = "; ".join(f"{plural(lim.count, 'exclusão', 'exclusões')} no {d.role_of(lim.side)} passam do "
@@ -5201,6 +5217,9 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "paridade_antes": {"ok": outcome.parity_before.ok, "total": outcome.parity_before.total,
                            "diferentes": outcome.parity_before.different},
         "pendencias": len(outcome.planned()) + len(plan.held_deletions),
+        "releitura_final": {"relida": outcome.reread, "rodadas_extras": outcome.extra_rounds,
+                            "alteracoes_aplicadas": outcome.extra_writes,
+                            "mudou": [str(m) for m in outcome.moved], "ainda_mudando": outcome.still_moving},
         "espera_despertar_s": round(outcome.waited_s, 1),
     })
     return doc
@@ -5344,6 +5363,9 @@ class TextReport:
             self.users(outcome, [r for r in results if r.action.kind == CREATE_USER])
             self.licenses(outcome, [r for r in results if r.action.kind != CREATE_USER])
         self.differences(outcome)
+        extra = extra_rounds_text(outcome)
+        if extra:
+            rep.say(f"   {extra}")
         for warning in outcome.warnings:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
@@ -5760,6 +5782,36 @@ def users_present(source: Snapshot, target: Snapshot) -> int:
     return len(set(source.users) & listed)
 
 
+MAX_EXTRA_ROUNDS = 2  # rodadas extras da releitura final para o que mudou nos servidores durante a execução
+
+
+def changed_during_run(before: Snapshot, after: Snapshot, written: set[str]) -> set[tuple[RecordKind, str]]:
+    """Registros de um lado que mudaram entre duas leituras sem que esta execução tenha escrito neles nesse
+    intervalo (`written`: as chaves em que ela escreveu nesse lado): o vendedor (ou outro programa) mexeu."""
+    keys = set(before.licenses) | set(after.licenses) | set(before.rejected) | set(after.rejected)
+    licenses = {k for k in keys - written if before.licenses.get(k) != after.licenses.get(k)
+                or (k in before.rejected) != (k in after.rejected) or before.rejected.get(k) != after.rejected.get(k)}
+    users = {u for u in (set(before.users) | set(after.users)) - written if before.users.get(u) != after.users.get(u)}
+    return {(RecordKind.LICENSE, k) for k in licenses} | {(RecordKind.USER, u) for u in users}
+
+
+def moved_by(action: Action, moved: dict[Side, set[tuple[RecordKind, str]]]) -> list[Side]:
+    """Os lados (do plano) cuja mudança durante a execução (changed_during_run) pede esta ação."""
+    kind = RecordKind.USER if action.kind == CREATE_USER else RecordKind.LICENSE
+    return [side for side in Side if (kind, action.key) in moved[side]]
+
+
+def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool) -> str:
+    """O aviso do que ainda mudava depois da última rodada extra permitida (as chaves, e o que fazer)."""
+    who = (f"o {roles[0]} continuou mudando" if len(roles) == 1 else
+           "o principal e o backup continuaram mudando" if roles else
+           "a data mudou de novo" if date_moved else "os servidores continuaram mudando")
+    rounds = plural(outcome.extra_rounds, "rodada extra", "rodadas extras")
+    left = plural(len(outcome.still_moving), "registro ainda diferente", "registros ainda diferentes")
+    return (f"{who} durante a execução: {left} depois de {rounds} ({sample(outcome.still_moving)}); a próxima "
+            "execução continua de onde parou.")
+
+
 class Run:
     """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
 
@@ -5964,6 +6016,7 @@ class Run:
                                                             set_aside=not cfg.simulate)
             if warning:
                 outcome.warnings.append(SECRETS.mask(warning))
+        seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
             source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
@@ -5981,7 +6034,7 @@ class Run:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
                 outcome.parity = plan.parity_predicted()
             elif cfg.check and not plan.halted:
-                self.judge_at_final_instant(outcome, state, options)
+                self.settle(outcome, state, options, seen)
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
             with STOP.shielded():
@@ -5990,56 +6043,118 @@ class Run:
             outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
             if STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
                 return
-            self.read_back(outcome, new_state, options)
         if not STOP.requested:
-            self.judge_at_final_instant(outcome, new_state, options)
+            self.settle(outcome, new_state, options, seen)
 
-    def judge_at_final_instant(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions) -> None:
-        """A paridade vale no instante da leitura final: se a data local de algum lado mudou durante a execução
-        (meia-noite), relê os dois lados e replaneja na data nova antes de relatar. Licenças que venceram à
-        meia-noite no principal e seguem liberadas no backup são bloqueadas (uma rodada a mais); no verificar,
-        a comparação passa a ser a da data nova."""
+    def settle(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions,
+               seen: tuple[Snapshot, Snapshot]) -> None:
+        """A releitura final (a única; usada por sincronizar, bidirecional, meia-noite, restaurar e verificar).
+        Acredita nos servidores, não no plano: depois da última escrita, relê os DOIS lados (2 requisições por
+        servidor, em paralelo) e replaneja com as mesmas opções (plan_pair é o único que decide). O que mudou
+        durante a execução (num lado, fora das escritas desta execução, ou a data) e o novo plano corrige vai
+        numa rodada extra, pelo mesmo caminho da primeira (diário antes, estado e diário depois, a cada rodada),
+        e os dois lados são relidos de novo; no máximo MAX_EXTRA_ROUNDS rodadas. O que ainda muda depois disso
+        é nomeado num aviso (código 1). Paridade, divergências, pendências e usuários relatados são os da
+        ÚLTIMA releitura. Sem escrita e na mesma data, a primeira leitura já é a final. No verificar, só compara.
+        `seen`: os retratos crus (origem, destino) de que o plano da primeira rodada foi feito."""
         cfg, d = self.config, outcome.direction
         later = self.clock_for(d, self.instant())
-        if later == outcome.clock:
-            return
-        self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
-                     f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo "
-                     "na data nova")
-        fresh = {}
-        for server in (d.source, d.target):
-            try:
-                fresh[server.url] = fetch_snapshot(self.clients[server.url])
-            except Exception as exc:  # noqa: BLE001 - sem a releitura, a paridade não está conferida
-                outcome.parity = None
-                outcome.warnings.append(f"a data mudou durante a execução e não foi possível reler {server.url} "
-                                        f"para conferir na data nova: {_error_text(exc)}")
+        if not outcome.results and later == outcome.clock:
+            return  # nada foi escrito e a data é a mesma: a primeira leitura já foi feita depois da última escrita
+        written = outcome.results or []  # as escritas da rodada que acabou (não contam como "mudou")
+        while True:
+            date_moved = later != outcome.clock
+            if date_moved:
+                self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
+                             f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo "
+                             "na data nova")
+            fresh = self.reread_pair(outcome, date_moved)
+            if fresh is None:
                 return
-            self.snapshots[server.url] = fresh[server.url]
-        source, target = fresh[d.source.url], fresh[d.target.url]
-        check = dataclasses.replace(options, journal=None, force=False)
+            source, target = fresh
+            moved = {side: changed_during_run(before, now, {r.action.key for r in written if r.action.side == side})
+                     for side, before, now in ((Side.PRIMARY, seen[0], source), (Side.BACKUP, seen[1], target))}
+            again = self.replan(outcome, state, options, source, target, later)
+            outcome.reread = True
+            if cfg.check:  # verificar: tudo passa a ser o que se vê agora (nada é gravado)
+                outcome.plan, outcome.clock = again, later
+                outcome.parity = outcome.parity_before = again.parity_now()
+                return
+            plan = outcome.plan
+            assert plan is not None  # settle só é chamado depois do plano
+            carry_safety(plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
+            failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
+            moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
+            chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
+            outcome.clock, outcome.parity, outcome.divergences = later, again.parity_now(), again.divergences
+            outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
+                                if id(a) not in chosen and a.key not in failed | in_conflict]
+            outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
+            if not moving or again.halted or STOP.requested or outcome.extra_rounds >= MAX_EXTRA_ROUNDS:
+                if moving and not again.halted and not STOP.requested:
+                    outcome.still_moving = sorted({a.key for a in moving})
+                    outcome.warnings.append(still_moving_text(outcome, sorted(
+                        {d.role_of(side) for a in moving for side in moved_by(a, moved)}), date_moved))
+                return
+            # rodada extra: só o que mudou; o resto fica como pendência (não é apagado do estado como feito)
+            left = {a.key for a in outcome.leftover}
+            extra = dataclasses.replace(
+                again, user_actions=[a for a in again.user_actions if id(a) in chosen],
+                license_chains=[c for c in again.license_chains if id(c[0]) in chosen],
+                deletions=[a for a in again.deletions if id(a) in chosen],
+                expected={k: v for k, v in again.expected.items() if k not in left})
+            round_outcome = PairOutcome(d, started=outcome.started, clock=later, plan=extra)
+            carried = {} if d.restore else self.guard_local(
+                "ler o diário do par", load_journal, cfg.data_dir, d.primary.url, d.backup.url) or {}
+            outcome.reread, outcome.parity = False, None  # as escritas vêm depois desta releitura
+            written, state = self.execute_and_record(round_outcome, state, source, target, carried)
+            outcome.results = (outcome.results or []) + written
+            outcome.not_run += round_outcome.not_run
+            outcome.warnings += round_outcome.warnings
+            known = {c.key for c in plan.conflicts}  # os que a releitura do principal achou (recheck_primary)
+            plan.conflicts += [c for c in extra.conflicts if c.key not in known]
+            outcome.extra_rounds += 1
+            outcome.extra_writes += sum(1 for r in written if r.ok and not r.unsyncable)
+            for who in [*(d.role_of(side) for a in moving for side in moved_by(a, moved)),
+                        *(["data"] if date_moved else [])]:
+                if who not in outcome.moved:
+                    outcome.moved.append(who)
+            seen = fresh
+            if STOP.requested:  # interrompida durante a rodada extra: sem releitura (paridade não conferida)
+                return
+            later = self.clock_for(d, self.instant())
+
+    def reread_pair(self, outcome: PairOutcome, date_moved: bool) -> tuple[Snapshot, Snapshot] | None:
+        """Relê os dois lados do par em paralelo (usuários e licenças: 2 requisições por servidor). Uma falha
+        vira "paridade não conferida" (None)."""
+        d = outcome.direction
+        servers = (d.source, d.target)
+        answers = parallel_map(fetch_snapshot, [self.clients[s.url] for s in servers])
+        for server, answer in zip(servers, answers, strict=True):
+            if isinstance(answer, BaseException):
+                outcome.parity, outcome.reread = None, False
+                why = "a data mudou durante a execução e " if date_moved else ""
+                outcome.warnings.append(f"{why}não foi possível reler {server.url} para conferir: "
+                                        f"{_error_text(answer)}")
+                return None
+        for server, answer in zip(servers, answers, strict=True):
+            self.snapshots[server.url] = answer
+        return answers[0], answers[1]
+
+    def replan(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions, source: Snapshot,
+               target: Snapshot, clock: Clock) -> Plan:
+        """O plano sobre uma releitura, com as mesmas opções da primeira rodada (o diário da execução anterior
+        já foi usado por ela) e os mesmos limites do backup (learn_limits)."""
+        d = outcome.direction
+        again_options = dataclasses.replace(options, journal=None)
         limits: list[Divergence] = []
         if not d.restore:
-            source, target, limits = self.learn_limits(d, source, target, later, check)
-        with collector_paused():
-            again = plan_pair(source, target, later, swap_state(state) if d.restore and state else state, check)
+            source, target, limits = self.learn_limits(d, source, target, clock, again_options)
+        with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
+            again = plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
+                              again_options)
         again.divergences = limits + again.divergences
-        if cfg.check:  # verificar: tudo passa a ser o que se vê na data nova
-            outcome.plan, outcome.clock = again, later
-            outcome.parity = outcome.parity_before = again.parity_now()
-            return
-        round2 = PairOutcome(d, started=outcome.started, clock=later, plan=again)
-        if again.actions and not again.halted:
-            round2.results, new_state = self.execute_and_record(round2, state, source, target)
-            self.read_back(round2, new_state, options)
-        else:
-            round2.parity = again.parity_now()
-        outcome.clock, outcome.parity, outcome.reread = later, round2.parity, True
-        outcome.results = (outcome.results or []) + (round2.results or [])
-        outcome.leftover, outcome.divergences = round2.leftover, round2.divergences
-        outcome.warnings += round2.warnings
-        carry_safety(outcome.plan, again)
-
+        return again
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
                      options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
@@ -6059,7 +6174,7 @@ class Run:
         return source, target, groups + limits
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
-        """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
+        """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
         outcome.parity = outcome.parity_before
         outcome.divergences = plan.divergences
         outcome.users_total = len(source.users)
@@ -6069,21 +6184,23 @@ class Run:
                                          if a.kind == CREATE_USER and a.side == Side.BACKUP)
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
-                           target: Snapshot) -> tuple[list[Result], PairState | None]:
+                           target: Snapshot, carried: dict[str, Any] | None = None
+                           ) -> tuple[list[Result], PairState | None]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
-        par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
+        par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
+        uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
             if not d.restore:  # antes: as sequências que vão começar
                 self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                                 journal_entries(plan, source, target, write_day))
+                                 {**(carried or {}), **journal_entries(plan, source, target, write_day)})
             results = self.execute(outcome)
             # o que a interrupção deixou por fazer conta como não feito (fica no diário; a próxima execução faz)
             undone = [Result(a, False, "não feita: execução interrompida") for a in outcome.not_run]
-            return results, self.save_pair_files(outcome, state, source, target, results + undone)
+            return results, self.save_pair_files(outcome, state, source, target, results + undone, carried)
 
     def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
-                        results: list[Result]) -> PairState:
+                        results: list[Result], carried: dict[str, Any] | None = None) -> PairState:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
@@ -6094,7 +6211,8 @@ class Run:
             new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
             failed_keys = {r.action.key for r in results if not r.ok}
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, outcome.clock.utc, only=failed_keys))
+                             {**(carried or {}), **journal_entries(plan, source, target, outcome.clock.utc,
+                                                                   only=failed_keys)})
         self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
         return new_state
 
@@ -6146,39 +6264,6 @@ class Run:
     def audit(self, url: str, result: Result) -> None:
         if self.history:
             self.guard_local("gravar a auditoria", self.history.audit, self.run_id, url, result)
-
-    def read_back(self, outcome: PairOutcome, new_state: PairState | None, options: PlanOptions) -> None:
-        """Acredita nos servidores, não no plano: relê quem recebeu escritas e refaz paridade,
-        divergências e pendências a partir do que eles guardam agora (2 requisições por servidor)."""
-        d, plan = outcome.direction, outcome.plan
-        written = {r.action.side for r in outcome.results or []}
-        fresh = {}
-        for side in (Side.PRIMARY, Side.BACKUP):
-            server = d.server(side)
-            if side not in written:
-                fresh[side] = self.snapshots[server.url]
-                continue
-            try:
-                fresh[side] = fetch_snapshot(self.clients[server.url])
-            except Exception as exc:  # noqa: BLE001 - qualquer falha vira "paridade não conferida"
-                outcome.parity = None
-                outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
-                return
-        check = dataclasses.replace(options, journal=None, force=False)
-        limits: list[Divergence] = []
-        if not d.restore:
-            fresh[Side.PRIMARY], fresh[Side.BACKUP], limits = self.learn_limits(d, fresh[Side.PRIMARY],
-                                                                                fresh[Side.BACKUP], outcome.clock,
-                                                                                check)
-        with collector_paused():
-            again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock,
-                              swap_state(new_state) if d.restore and new_state else new_state, check)
-        outcome.reread = True
-        outcome.parity = again.parity_now()
-        outcome.divergences = limits + again.divergences
-        skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
-        outcome.leftover = [a for a in again.actions if a.key not in skip]
-        outcome.users_present = users_present(fresh[Side.PRIMARY], fresh[Side.BACKUP])
 
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)

@@ -377,7 +377,7 @@ def rodar_filho(comando: list[str], env: dict[str, str] | None, timeout: float,
 
 ROTAS_INICIAIS = (("GET", "/health"), ("POST", "/admin/login"), ("GET", "/admin/users"), ("GET", "/admin/devices"),
                   ("GET", "/servers"))
-RELEITURA = 2  # GET /admin/users + GET /admin/devices de novo: a paridade é conferida no servidor que recebeu escritas
+RELEITURA = 2  # GET /admin/users + GET /admin/devices de novo em cada servidor do par, depois da última escrita
 
 
 @dataclasses.dataclass
@@ -407,7 +407,8 @@ def contar(execucao: str, par: ParDeServidores, conexoes_antes: dict[str, int],
                   if (m, p) not in ROTAS_INICIAIS and m not in ("POST", "DELETE")}
         iniciais = "+".join(str(contagens.get(rota, 0)) for rota in ROTAS_INICIAIS)
         detalhe = f"health+login+users+devices+servers={iniciais}" + (f"; outras leituras: {extras}" if extras else "")
-        conferencia = RELEITURA if esperadas else 0  # depois de escrever, a ferramenta relê o servidor
+        # depois da última escrita no par, a ferramenta relê os DOIS servidores (a releitura final)
+        conferencia = RELEITURA if escritas_esperadas_backup else 0
         linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + conferencia + esperadas,
                                servidor.write_count(), esperadas, servidor.connections_accepted - conexoes_antes[nome],
                                detalhe))
