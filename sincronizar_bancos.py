@@ -529,7 +529,8 @@ def mask_free_text(text: Any) -> str:
 # separadores de linha/parágrafo. Um revendedor cria licenças com qualquer texto: nada disso sai cru.
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _INVISIBLE_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_INVISIBLE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # o json escapa os C0
+# no JSON, só os que o json.dumps deixa crus (ele já escapa os C0)
+_INVISIBLE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _invisible_name(char: str) -> str:
