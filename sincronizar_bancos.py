@@ -449,18 +449,21 @@ class Secrets:
     LONG_VALUE = 8
     _EDGE = r"\s\"'()\[\]{},;=:"
     _FIELD = r"(?:password|senha|token)"
-    _PATTERNS = (
-        (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
+    _PATTERNS = (  # (só se o texto tiver uma destas palavras, expressão, substituição)
+        (("bearer",), re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
         # "password": "valor" inteiro, também com \" dentro, em aspas simples (repr), escapado de novo dentro
         # de outro JSON (\"password\": \"valor\") ou cortado antes da aspa do fim (o resto da linha some)
-        (re.compile(r"((\\*)[\"']" + _FIELD + r"\2[\"']\s*:\s*\2([\"']))(?:.*?(?<!\\)\2\3|.*)", re.I),
+        (("password", "senha", "token"),
+         re.compile(r"((\\*)[\"']" + _FIELD + r"\2[\"']\s*:\s*\2([\"']))(?:.*?(?<!\\)\2\3|.*)", re.I),
          r"\1***\2\3"),
         # formulário ou URL: password=valor (no início, depois de ?, &, espaço, ; ou ,)
-        (re.compile(r"((?:^|(?<=[?&\s;,]))" + _FIELD + r"=)[^&\s]+", re.I | re.M), r"\1***"),
-        # esquema://usuário:senha@ (esquema de até 32 caracteres: sem o limite, uma sequência longa de letras
-        # custava tempo quadrático; o texto antes do esquema fica igual de qualquer jeito)
-        (re.compile(r"([a-z][a-z0-9+.\-]{0,31}://)[^/\s@]+@", re.I), r"\1***@"),
+        (("password=", "senha=", "token="), re.compile(r"((?:^|(?<=[?&\s;,]))" + _FIELD + r"=)[^&\s]+", re.I | re.M),
+         r"\1***"),
     )
+    _SCHEME_CHAR = re.compile(r"[a-z0-9+.\-]", re.I)  # com re.I, como a expressão (inclui o K do Kelvin)
+    _SCHEME_LETTER = re.compile(r"[a-z]", re.I)
+    _SCHEME_MAX = 32
+    _AFTER_SCHEME = re.compile(r"[^/\s@]+@")
     _RUN = re.compile(r"[^\s/@'\"]+")  # usuário:senha@ sem esquema: um trecho desses seguido de @
     _USERINFO_START = re.compile(r"(?<![\w.:/-])[^:]")
 
@@ -494,9 +497,34 @@ class Secrets:
             else:
                 whole = rf"(?:(?<=[{self._EDGE}])|^){re.escape(value)}(?=[{self._EDGE}]|$)"
                 text = re.sub(whole, "***", text, flags=re.M)
-        for pattern, repl in self._PATTERNS:
-            text = pattern.sub(repl, text)
-        return self._mask_userinfo(text) if "@" in text else text
+        lower = text.lower()
+        for words, pattern, repl in self._PATTERNS:
+            if any(word in lower for word in words):
+                text = pattern.sub(repl, text)
+        if "@" not in text:
+            return text
+        return self._mask_userinfo(self._mask_scheme_userinfo(text) if "://" in text else text)
+
+    @classmethod
+    def _mask_scheme_userinfo(cls, text: str) -> str:
+        """esquema://usuário:senha@ vira esquema://***@: o mesmo resultado de
+        re.sub(r"([a-z][a-z0-9+.\\-]*://)[^/\\s@]+@", r"\\1***@", text, flags=re.I) em tempo linear (a
+        expressão tentava começar em cada letra e ia até o fim da sequência). Para cada "://", o esquema é
+        a letra mais à esquerda de até 32 caracteres de esquema antes dele (o texto antes fica igual de
+        qualquer jeito); a parte usuário:senha vai até o @, sem /, espaço ou outro @."""
+        parts, last, at = [], 0, text.find("://")
+        while at != -1:
+            start = at
+            while start > max(last, at - cls._SCHEME_MAX) and cls._SCHEME_CHAR.match(text, start - 1):
+                start -= 1
+            while start < at and not cls._SCHEME_LETTER.match(text, start):
+                start += 1
+            userinfo = cls._AFTER_SCHEME.match(text, at + 3) if start < at else None
+            if userinfo is not None:
+                parts += [text[last:at + 3], "***@"]
+                last = userinfo.end()
+            at = text.find("://", max(at + 3, last))
+        return "".join(parts) + text[last:] if parts else text
 
     @classmethod
     def _mask_userinfo(cls, text: str) -> str:
@@ -538,11 +566,15 @@ def _invisible_name(char: str) -> str:
     return _INVISIBLE_NAMES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"U+{code:04X}")
 
 
+_VISIBLE_TABLE = {code: _invisible_name(chr(code)) for code in range(0x2070)
+                  if _INVISIBLE.match(chr(code))}  # para str.translate (um passo por caractere)
+
+
 def visible_text(text: Any) -> str:
     """O texto como deve aparecer num terminal ou log: cada controle ou marca bidirecional escrito à vista
     (\\x1b, \\n, U+202E). Uma quebra de linha dentro de um valor do servidor não forja outra linha."""
     text = str(text)
-    return _INVISIBLE.sub(lambda m: _invisible_name(m.group()), text) if _INVISIBLE.search(text) else text
+    return text.translate(_VISIBLE_TABLE) if _INVISIBLE.search(text) else text
 
 
 def terminal_text(text: Any) -> str:

@@ -167,3 +167,27 @@ def test_servidor_que_ecoa_o_corpo_do_login_nao_mostra_pedaco_da_senha(tmp_path,
         par.parar()
     achados, _varridos, _texto = varrer(tmp_path, inicio_do_log, set())
     assert not achados, "segredos encontrados:\n" + "\n".join(achados)
+
+
+def test_campos_de_200_mil_caracteres_sao_mascarados_e_mostrados(par):
+    """A máscara passa por todo texto que sai; com ids e nomes de 200.000 caracteres (um revendedor cria
+    isso) a sincronização termina, o texto mostra os ids com o usuário:senha@ de dentro mascarado e o --json
+    traz os valores exatos. (O tempo, linear, é medido em tests/benchmark_sync.py --so-mascara.)"""
+    longo_a = "x://" + ("a1!b" * 50_000)[:100_000] + " conta:segredo-do-id@host " + "c" * 99_970
+    longo_b = "Ç" * 50_000 + ("https" * 20_000) + "d" * 50_000
+    nome = ("!:" * 100_000)[:200_000]
+    assert len(longo_a) == len(longo_b) == len(nome) == 200_000
+    par.principal.add_device(longo_a, owner_name=nome, license_type="vitalicia")
+    par.principal.add_device(longo_b, owner_name=nome, license_type="anual")
+    semear_licencas(par.principal, 3)
+
+    simulada = par.rodar("--simular", "--json")
+    assert simulada.codigo == 0, simulada.stderr[-2000:]
+    assert {longo_a, longo_b} <= {a["chave"] for a in simulada.json()["backups"][0]["acoes"]}
+    r = par.rodar("--sem-progresso")
+
+    assert r.codigo == 0, (r.stdout + r.stderr)[-2000:]
+    assert par.backup.devices()[longo_a]["owner_name"] == nome and longo_b in par.backup.devices()
+    assert "segredo-do-id" not in r.stdout + r.stderr
+    assert longo_a.replace("conta:segredo-do-id@", "***@") in r.stdout  # o resto do id, inteiro
+    assert longo_b in r.stdout
