@@ -410,8 +410,8 @@ def criar_pasta_privada(pasta: Path) -> None:
     """mkdir com 0700 em cada pasta criada (também as do meio); uma pasta que já existia não é mexida."""
     faltando = [p for p in [pasta, *pasta.parents] if not p.is_dir()]
     pasta.mkdir(mode=PASTA_PRIVADA, parents=True, exist_ok=True)
-    for criada in faltando:
-        deixar_privado(criada, PASTA_PRIVADA)
+    for criada in faltando if not IS_WINDOWS else ():
+        os.chmod(criada, PASTA_PRIVADA)
 
 
 class _LogPrivado(logging.handlers.RotatingFileHandler):

@@ -137,6 +137,7 @@ __all__ = [
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
+    "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
     "fetch_snapshot",
@@ -417,8 +418,8 @@ def create_private_dir(path: str) -> None:
         missing.append(folder)
         folder = os.path.dirname(folder)
     os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
-    for created in missing:
-        keep_private(created, PRIVATE_DIR)
+    for created in missing if os.name == "posix" else ():
+        os.chmod(created, PRIVATE_DIR)
 
 
 class LockBusy(Exception):
@@ -477,6 +478,7 @@ class Secrets:
         escaped = {json.dumps(value, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
         twice = {json.dumps(form, ensure_ascii=False)[1:-1] for form in escaped}
         url = {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")}
+        url |= {re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), form) for form in url}  # %c3%b6 também
         return {value, repr(value)[1:-1], ascii(value)[1:-1]} | escaped | twice | url
 
     def add(self, value: str | None) -> None:
