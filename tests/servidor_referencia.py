@@ -20,7 +20,8 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   espaços, valores JSON de qualquer tipo, texto de qualquer tamanho e end_date NULL
   (`calcular_fim=False`).
 - Falhas por rota: `interstitial_200`, `trickle` (um byte por vez), `delay`, ganchos
-  `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`.
+  `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`; `ecoar_corpo` (proxy que devolve o
+  corpo recebido, num login usuário e senha, na mensagem de erro).
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
 - Pausa numa requisição: `pausa = pausar("POST", "/admin/devices/create", skip=9)` segura a 10ª que
   casar (por padrão depois de a aplicação gravar, antes de responder); `pausa.chegou` (Event) avisa que

@@ -31,13 +31,21 @@ def test_pasta_de_dados_e_log_so_do_dono_sob_umask_022_na_sincronizacao_e_no_age
     semear_licencas(par.principal, 6)
     semear_usuarios(par.principal, ["ana.privada"])  # usuário criado no backup: o arquivo de credenciais
     env = ambiente_de_partida_proprio(par.ambiente())  # um Python novo, com a umask deste processo
+    no_meio: dict[str, list[str]] = {}
+    # no meio da execução (o histórico aberto): os -wal/-shm do SQLite e a trava existem e são vistos aqui
+    par.backup.on_request("POST", "/admin/devices/create", lambda _srv: no_meio.update(
+        nomes=[p.name for p in par.dados.rglob("*")], abertos=_abertos(par.dados)), when="before")
     with umask(0o022):
         r = par.rodar("--sem-progresso", env=env)
         assert r.codigo == 0, saida(r)[-3000:]
+        assert {"historico.sqlite3-wal", "historico.sqlite3-shm"} <= set(no_meio["nomes"]), no_meio
+        assert not no_meio["abertos"], "\n".join(no_meio["abertos"])
         nomes = {p.name for p in par.dados.rglob("*")}
         assert {"historico.sqlite3", "ultima_execucao.json", "sincronizacao.lock"} <= nomes, nomes
         assert not _abertos(par.dados), "\n".join(_abertos(par.dados))
 
+        # o histórico de uma versão anterior, legível por todos, volta a ser só do dono
+        (par.dados / "historico.sqlite3").chmod(0o644)
         par.principal.add_device("PRIV-1", owner_name="Cliente Novo")
         w = rodar_wrapper(par, "--tentativas", "1", "--log-max-bytes", "400", "--log-backups", "2",
                           env=ambiente_de_partida_proprio(par.ambiente(SYNC_ESPERA_INICIAL="0.1")))
