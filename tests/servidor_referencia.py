@@ -20,8 +20,7 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   espaços, valores JSON de qualquer tipo, texto de qualquer tamanho e end_date NULL
   (`calcular_fim=False`).
 - Falhas por rota: `interstitial_200`, `trickle` (um byte por vez), `delay`, ganchos
-  `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`; `ecoar_corpo` (proxy que devolve o
-  corpo recebido, num login usuário e senha, na mensagem de erro).
+  `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`.
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
 - Pausa numa requisição: `pausa = pausar("POST", "/admin/devices/create", skip=9)` segura a 10ª que
   casar (por padrão depois de a aplicação gravar, antes de responder); `pausa.chegou` (Event) avisa que
@@ -29,6 +28,8 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   sequência (criar → bloquear) de forma determinística. Parar o servidor também solta.
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
+- Eco do corpo recebido: `ecoar_corpo("POST", "/admin/login", 400, forma="json"|"url")` é um proxy ou
+  servidor mal configurado que devolve, na mensagem de erro, o corpo que recebeu (num login: a senha).
 - Variantes dos servidores reais (MySQL com colação e colunas estreitas, datas RFC 1123, versões
   antigas sem rotas, "database is locked", 500 na n-ésima escrita, token revogado): opções do
   construtor, descritas na docstring de `ServidorReferencia`.
