@@ -137,6 +137,7 @@ __all__ = [
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
+    "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
     "fetch_snapshot",
@@ -384,6 +385,44 @@ def atomic_write(path: str, text: str, private: bool = False) -> None:
 
 
 
+# Arquivos com dados de clientes (histórico, estado, log, credenciais): só o dono lê, qualquer que seja a
+# umask (0600 para arquivos, 0700 para pastas). No Windows não há esses bits: protege a pasta do perfil
+# do usuário (C:\Users\NOME), cujas permissões (ACL) herdadas só dão acesso ao dono e aos administradores.
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_umask() -> None:
+    """Tudo o que este processo (e os filhos dele) criar sai sem permissão para o grupo e os outros: cobre
+    também o que a ferramenta não cria com as próprias mãos (os -wal/-shm/-journal do SQLite)."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def keep_private(path: str, mode: int = PRIVATE_FILE) -> None:
+    """Arquivo ou pasta nossa que outros podem ler (criada por uma versão antiga, ou sob umask 022)
+    volta a ser só do dono. Sem o arquivo, ou no Windows (sem esses bits), não faz nada."""
+    if os.name != "posix":
+        return
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+def create_private_dir(path: str) -> None:
+    """os.makedirs com 0700 em cada pasta criada (o mode do makedirs passa pela umask e não vale para as
+    pastas do meio); uma pasta que já existia não é mexida (pode ser uma pasta do usuário)."""
+    missing = []
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
+    for created in missing if os.name == "posix" else ():
+        os.chmod(created, PRIVATE_DIR)
+
+
 class LockBusy(Exception):
     """Outra execução segura a trava (código de saída 3)."""
 
@@ -397,31 +436,56 @@ class Secrets:
     """Guarda senhas e tokens conhecidos e os mascara em TEXTO LIVRE (mensagens, textos de exceção,
     URLs, corpos de erro dos servidores), nunca em valores estruturados (JSON, datas, números).
 
-    Regra para um valor conhecido: com 8 caracteres ou mais, é mascarado onde aparecer; mais curto,
-    só quando é uma palavra inteira, entre início/fim do texto, espaço, aspas, parênteses, colchetes,
-    chaves, vírgula, ponto e vírgula, '=' ou ':' (assim a senha "2026" some de "senha 2026" mas a data
-    "2026-11-30" fica intacta). Valem sempre as regras por lugar: Bearer, usuário:senha@ em URLs e
-    chaves password/senha/token."""
+    Cada valor conhecido é guardado em todas as formas em que pode aparecer numa saída (forms): cru,
+    escapado em JSON (com e sem \\uXXXX para o que não é ASCII, e escapado duas vezes, quando um JSON vem
+    dentro de outro), codificado em URL e como repr do Python. Regra para um valor: com 8 caracteres ou
+    mais, é mascarado onde aparecer; de 4 a 7, só quando é uma palavra inteira, entre início/fim do
+    texto, espaço, aspas, parênteses, colchetes, chaves, vírgula, ponto e vírgula, '=' ou ':' (assim a
+    senha "2026" some de "senha 2026" mas a data "2026-11-30" fica intacta). Valem sempre, para um valor
+    de QUALQUER tamanho, as regras por lugar: Bearer, usuário:senha@ em URLs e o valor inteiro das chaves
+    password/senha/token (em JSON, mesmo com \\" dentro ou escapado outra vez, e em formulários/URLs).
+
+    Tempo linear no tamanho do texto (um id de 200.000 caracteres não pode custar minutos): str.replace,
+    expressões cujo recomeço não revarre o texto e uma varredura só para usuário:senha@ sem esquema."""
 
     LONG_VALUE = 8
     _EDGE = r"\s\"'()\[\]{},;=:"
-    _PATTERNS = (
-        (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
-        (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
-        (re.compile(r"([?&](?:password|senha|token)=)[^&\s]+", re.I), r"\1***"),
-        (re.compile(r"([a-z][a-z0-9+.\-]*://)[^/\s@]+@", re.I), r"\1***@"),
-        # usuário:senha@ sem esquema (URL digitada sem o https://): a senha nunca aparece
-        (re.compile(r"(?<![\w.:/-])[^\s/@:'\"]+:[^\s/@'\"]+@"), "***@"),
+    _FIELD = r"(?:password|senha|token)"
+    _PATTERNS = (  # (só se o texto tiver uma destas palavras, expressão, substituição)
+        (("bearer",), re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
+        # "password": "valor" inteiro, também com \" dentro, em aspas simples (repr), escapado de novo dentro
+        # de outro JSON (\"password\": \"valor\") ou cortado antes da aspa do fim (o resto da linha some)
+        (("password", "senha", "token"),
+         re.compile(r"((\\*)[\"']" + _FIELD + r"\2[\"']\s*:\s*\2([\"']))(?:.*?(?<!\\)\2\3|.*)", re.I),
+         r"\1***\2\3"),
+        # formulário ou URL: password=valor (no início, depois de ?, &, espaço, ; ou ,)
+        (("password=", "senha=", "token="), re.compile(r"((?:^|(?<=[?&\s;,]))" + _FIELD + r"=)[^&\s]+", re.I | re.M),
+         r"\1***"),
     )
+    _SCHEME_CHAR = re.compile(r"[a-z0-9+.\-]", re.I)  # com re.I, como a expressão (inclui o K do Kelvin)
+    _SCHEME_LETTER = re.compile(r"[a-z]", re.I)
+    _SCHEME_MAX = 32
+    _AFTER_SCHEME = re.compile(r"[^/\s@]+@")
+    _RUN = re.compile(r"[^\s/@'\"]+")  # usuário:senha@ sem esquema: um trecho desses seguido de @
+    _USERINFO_START = re.compile(r"(?<![\w.:/-])[^:]")
 
     def __init__(self) -> None:
         self._values: set[str] = set()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def forms(value: str) -> set[str]:
+        """As formas de um segredo numa saída: cru, JSON (ASCII ou não, e escapado duas vezes), URL e repr."""
+        escaped = {json.dumps(value, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
+        twice = {json.dumps(form, ensure_ascii=False)[1:-1] for form in escaped}
+        url = {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")}
+        url |= {re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), form) for form in url}  # %c3%b6 também
+        return {value, repr(value)[1:-1], ascii(value)[1:-1]} | escaped | twice | url
+
     def add(self, value: str | None) -> None:
         if value and len(value) >= 4:
             with self._lock:
-                self._values.add(value)
+                self._values.update(form for form in self.forms(value) if len(form) >= 4)
 
     def mask(self, text: Any) -> str:
         """Mascara segredos num texto livre (nunca use sobre um documento JSON já serializado)."""
@@ -429,14 +493,58 @@ class Secrets:
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
         for value in values:
+            if value not in text:
+                continue
             if len(value) >= self.LONG_VALUE:
                 text = text.replace(value, "***")
-            elif value in text:
+            else:
                 whole = rf"(?:(?<=[{self._EDGE}])|^){re.escape(value)}(?=[{self._EDGE}]|$)"
                 text = re.sub(whole, "***", text, flags=re.M)
-        for pattern, repl in self._PATTERNS:
-            text = pattern.sub(repl, text)
-        return text
+        lower = text.lower()
+        for words, pattern, repl in self._PATTERNS:
+            if any(word in lower for word in words):
+                text = pattern.sub(repl, text)
+        if "@" not in text:
+            return text
+        return self._mask_userinfo(self._mask_scheme_userinfo(text) if "://" in text else text)
+
+    @classmethod
+    def _mask_scheme_userinfo(cls, text: str) -> str:
+        """esquema://usuário:senha@ vira esquema://***@: o mesmo resultado de
+        re.sub(r"([a-z][a-z0-9+.\\-]*://)[^/\\s@]+@", r"\\1***@", text, flags=re.I) em tempo linear (a
+        expressão tentava começar em cada letra e ia até o fim da sequência). Para cada "://", o esquema é
+        a letra mais à esquerda de até 32 caracteres de esquema antes dele (o texto antes fica igual de
+        qualquer jeito); a parte usuário:senha vai até o @, sem /, espaço ou outro @."""
+        parts, last, at = [], 0, text.find("://")
+        while at != -1:
+            start = at
+            while start > max(last, at - cls._SCHEME_MAX) and cls._SCHEME_CHAR.match(text, start - 1):
+                start -= 1
+            while start < at and not cls._SCHEME_LETTER.match(text, start):
+                start += 1
+            userinfo = cls._AFTER_SCHEME.match(text, at + 3) if start < at else None
+            if userinfo is not None:
+                parts += [text[last:at + 3], "***@"]
+                last = userinfo.end()
+            at = text.find("://", max(at + 3, last))
+        return "".join(parts) + text[last:] if parts else text
+
+    @classmethod
+    def _mask_userinfo(cls, text: str) -> str:
+        """usuário:senha@ sem esquema (URL digitada sem o https://) vira ***@: o mesmo resultado de
+        re.sub(r"(?<![\\w.:/-])[^\\s/@:'\\"]+:[^\\s/@'\\"]+@", "***@", text), mas em tempo linear (a
+        expressão revarria o trecho inteiro a cada caractere de um texto longo sem @)."""
+        parts, last = [], 0
+        for run in cls._RUN.finditer(text):
+            start, end = run.span()
+            if text[end:end + 1] != "@":
+                continue
+            colon = text.rfind(":", start, end - 1)  # a senha (depois de um ':') não pode ser vazia
+            first = cls._USERINFO_START.search(text, start, colon) if colon > start else None
+            if first is not None:
+                parts += [text[last:first.start()], "***@"]
+                last = end + 1
+        return "".join(parts) + text[last:] if parts else text
 
 
 SECRETS = Secrets()
@@ -447,10 +555,45 @@ def mask_free_text(text: Any) -> str:
     return SECRETS.mask(text)
 
 
+# Caracteres que mexem no terminal em vez de aparecer: controles C0 (ESC, BEL, quebra de linha...), DEL,
+# controles C1, marcas e isolamentos bidirecionais (U+202E vira o texto de trás para frente) e
+# separadores de linha/parágrafo. Um revendedor cria licenças com qualquer texto: nada disso sai cru.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# no JSON, só os que o json.dumps deixa crus (ele já escapa os C0)
+_INVISIBLE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _invisible_name(char: str) -> str:
+    code = ord(char)
+    return _INVISIBLE_NAMES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"U+{code:04X}")
+
+
+_VISIBLE_TABLE = {code: _invisible_name(chr(code)) for code in range(0x2070)
+                  if _INVISIBLE.match(chr(code))}  # para str.translate (um passo por caractere)
+
+
+def visible_text(text: Any) -> str:
+    """O texto como deve aparecer num terminal ou log: cada controle ou marca bidirecional escrito à vista
+    (\\x1b, \\n, U+202E). Uma quebra de linha dentro de um valor do servidor não forja outra linha."""
+    text = str(text)
+    return text.translate(_VISIBLE_TABLE) if _INVISIBLE.search(text) else text
+
+
+def terminal_text(text: Any) -> str:
+    """Uma linha de saída em texto: sem segredos e sem caracteres que mexem no terminal."""
+    return visible_text(SECRETS.mask(text))
+
+
 def dump_json(doc: Any, indent: int | None = 2) -> str:
     """Serializa um documento SEM máscara global: os textos livres dentro dele já foram mascarados
-    onde nasceram (ApiError, _error_text, _api_error); datas, números e true/false ficam intactos."""
-    return json.dumps(doc, ensure_ascii=False, indent=indent, default=_jsonable)
+    onde nasceram (ApiError, _error_text, _api_error); datas, números e true/false ficam intactos.
+    Controles C1 e marcas bidirecionais saem como \\uXXXX (o json já faz isso com os C0): o valor lido
+    de volta é o exato, e quem olhar o JSON num terminal não tem o terminal mexido."""
+    text = json.dumps(doc, ensure_ascii=False, indent=indent, default=_jsonable)
+    if not _INVISIBLE_IN_JSON.search(text):
+        return text
+    return _INVISIBLE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # ============================================================================
@@ -4157,7 +4300,7 @@ LOCK_FILE = "sincronizacao.lock"
 
 def ensure_data_dir(path: str) -> str:
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        create_private_dir(path)
     except OSError as exc:
         raise ConfigError(f"Não foi possível criar a pasta de dados {path}: {exc.strerror}") from None
     return path
@@ -4293,9 +4436,16 @@ class History:
     def __init__(self, data_dir: str, retention_days: int = 90):
         self.path = os.path.join(data_dir, HISTORY_FILE)
         self._lock = threading.Lock()
+        try:  # criado 0600 antes do SQLite (que o criaria 0644 sob umask 022)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+        except OSError:
+            pass  # pasta ausente ou sem permissão: o erro que vale é o do SQLite, logo abaixo
+        keep_private(self.path)  # histórico de uma versão antiga, legível por todos
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
+            for suffix in ("-wal", "-shm", "-journal"):  # o SQLite os cria com as permissões do banco
+                keep_private(self.path + suffix)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(self.SCHEMA)
         except sqlite3.Error:
@@ -4805,7 +4955,7 @@ def swap_state(state: PairState) -> PairState:
 def acquire_lock(data_dir: str) -> FileLock:
     """Impede duas sincronizações ao mesmo tempo. A trava é do sistema operacional:
     se o processo morrer (até com kill -9), ela é liberada sozinha."""
-    lock = FileLock(os.path.join(data_dir, LOCK_FILE), timeout=0)
+    lock = FileLock(os.path.join(data_dir, LOCK_FILE), timeout=0, mode=PRIVATE_FILE)
     try:
         lock.acquire()
     except LockTimeout:
@@ -4866,7 +5016,10 @@ MAX_LINES = 20
 
 
 class Reporter:
-    """Escreve o relatório humano à medida que a execução anda (nada no modo --json)."""
+    """Escreve o relatório humano à medida que a execução anda (nada no modo --json).
+
+    Cada chamada é UMA linha: o texto sai sem segredos e com controles e marcas bidirecionais à vista
+    (terminal_text), inclusive uma quebra de linha vinda de um valor do servidor."""
 
     def __init__(self, json_mode: bool, stream=None):
         self.json_mode = json_mode
@@ -4874,13 +5027,13 @@ class Reporter:
 
     def say(self, text: str = "") -> None:
         if not self.json_mode:
-            self.stream.write(SECRETS.mask(text) + "\n")
+            self.stream.write(terminal_text(text) + "\n")
             self.stream.flush()
 
     def warn(self, text: str) -> None:
         """Avisos vão para stderr também no modo --json (o stdout fica só com o JSON)."""
         if self.json_mode:
-            sys.stderr.write(SECRETS.mask(text) + "\n")
+            sys.stderr.write(terminal_text(text) + "\n")
         else:
             self.say(text)
 
@@ -5667,7 +5820,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
                  + ("." if config.simulate else " (a falha fica no histórico e no painel)."))
     backups = [{"backup": p.direction.backup.url, "situacao": p.status, "codigo_saida": p.code, "erro": p.error}
                for p in outcome.pairs]
-    return fail("\n".join(lines), code, meaning=outcome.meaning,
+    return fail(lines, code, meaning=outcome.meaning,
                 servidores=[{"papel": s.role, "url": s.url, "erro": _error_text(exc)} for s, exc in errors],
                 principal={"url": outcome.primary_url, "erro": outcome.primary_error}, backups=backups)
 
@@ -6398,8 +6551,8 @@ def record_failure(args: argparse.Namespace, message: str, code: ExitCode = Exit
     try:
         _record_failure(args, data_dir, pairs, mask_free_text(message), code)
     except Exception as exc:  # noqa: BLE001 - registrar é o melhor possível; nunca um traceback por cima do erro
-        sys.stderr.write(mask_free_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
-                                        f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
+        sys.stderr.write(terminal_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
+                                       f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
     finally:
         lock.release()
 
@@ -7090,7 +7243,7 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
         sys_version = ""
 
         def log_message(self, fmt: str, *args: Any) -> None:  # sem token nos logs
-            sys.stderr.write(SECRETS.mask(f"   painel: {self.address_string()} {fmt % args}") + "\n")
+            sys.stderr.write(terminal_text(f"   painel: {self.address_string()} {fmt % args}") + "\n")
 
         def _authorized(self) -> bool:
             if not token:
@@ -7651,13 +7804,18 @@ def error_document(code: int, message: str, meaning: str | None = None, **extra:
 _OUTPUT = {"json": False}  # main() anota se --json foi pedido (fail() usa quando não lhe dizem)
 
 
-def fail(message: str, code: int, json_mode: bool | None = None, meaning: str | None = None, **extra: Any) -> int:
-    """Erro que encerra a execução: uma linha (ou mais) em stderr e, no modo --json, o documento de erro."""
+def fail(message: str | list[str], code: int, json_mode: bool | None = None, meaning: str | None = None,
+         **extra: Any) -> int:
+    """Erro que encerra a execução: uma linha (ou uma lista de linhas) em stderr e, no modo --json, o
+    documento de erro com a primeira. Cada linha sai à vista (terminal_text): uma quebra de linha num texto
+    do servidor não vira outra linha."""
     json_mode = _OUTPUT["json"] if json_mode is None else json_mode
-    sys.stderr.write(mask_free_text(f"❌ {message}") + "\n")
+    lines = [message] if isinstance(message, str) else list(message)
+    sys.stderr.write("\n".join(terminal_text(("❌ " if i == 0 else "") + line) for i, line in enumerate(lines))
+                     + "\n")
     sys.stderr.flush()
     if json_mode:
-        print_json(error_document(code, message.split("\n")[0], meaning, **extra))
+        print_json(error_document(code, lines[0], meaning, **extra))
     return code
 
 
@@ -7705,6 +7863,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     configure_output()
+    private_umask()
     argv = sys.argv[1:] if argv is None else list(argv)
     json_mode = _OUTPUT["json"] = _json_requested(argv)
     parser = build_parser()
@@ -7715,7 +7874,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", ExitCode.CONFIG, json_mode)
+        return fail([f"Opção inválida: {exc}", "   Veja: python sincronizar_bancos.py --help"], ExitCode.CONFIG,
+                    json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return ExitCode.CONFIG if exc.code else ExitCode.OK
     args.json = args.json or args.json_completo

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -722,3 +723,20 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+@contextlib.contextmanager
+def umask(mascara: int):
+    """Roda o bloco com esta umask no processo do pytest (os filhos partidos por um Python novo a herdam;
+    peça um Python novo com `ambiente_de_partida_proprio`: o zigoto tem a umask de quando subiu)."""
+    antes = os.umask(mascara)
+    try:
+        yield
+    finally:
+        os.umask(antes)
+
+
+def ambiente_de_partida_proprio(env: dict) -> dict:
+    """O mesmo ambiente com uma variável de partida do Python a mais: o filho é um Python novo, partido deste
+    processo (com a umask, os limites e o resto do estado dele), e não um filho do zigoto."""
+    return {**env, "PYTHONDONTWRITEBYTECODE": "1"}

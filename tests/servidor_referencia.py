@@ -41,6 +41,8 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   sequência (criar → bloquear) de forma determinística. Parar o servidor também solta.
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
+- Eco do corpo recebido: `ecoar_corpo("POST", "/admin/login", 400, forma="json"|"url")` é um proxy ou
+  servidor mal configurado que devolve, na mensagem de erro, o corpo que recebeu (num login: a senha).
 - Variantes dos servidores reais (MySQL com colação e colunas estreitas, datas RFC 1123, versões
   antigas sem rotas, "database is locked", 500 na n-ésima escrita, token revogado): opções do
   construtor, descritas na docstring de `ServidorReferencia`.
@@ -101,7 +103,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from typing import Any, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # ---------------------------------------------------------------------------
@@ -903,7 +905,7 @@ class Override:
     method: str
     path: str
     status: int
-    body: bytes
+    body: Any  # bytes, ou uma função (corpo recebido → bytes): ecoar_corpo
     content_type: str
     remaining: Optional[int]
 
@@ -1061,9 +1063,10 @@ class FaultInjector:
         return taken
 
 
-def _encode_body(body: Any) -> bytes:
-    """Corpo enlatado: bytes e str vão crus; outros valores viram JSON."""
-    if isinstance(body, bytes):
+def _encode_body(body: Any) -> Any:
+    """Corpo enlatado: bytes e str vão crus; uma função (corpo da requisição → bytes) é chamada a cada
+    resposta; outros valores viram JSON."""
+    if isinstance(body, bytes) or callable(body):
         return body
     if isinstance(body, str):
         return body.encode("utf-8")
@@ -1584,7 +1587,7 @@ class ServidorReferencia:
         self._route_extras("before", *where)
         if self._stop_event.is_set():
             return handler.drop_connection()
-        if self._answer_override(handler, match.template, path, entry):
+        if self._answer_override(handler, match.template, path, entry, raw_body):
             return None
         fault = self._faults.pick_fault(match.template, path)
         if fault in ("503", "html502", "reset", "hang"):
@@ -1620,12 +1623,13 @@ class ServidorReferencia:
         except Exception:  # noqa: BLE001 - o servidor real responde 500 em qualquer erro
             return 500, {"error": "Internal Server Error"}
 
-    def _answer_override(self, handler, template: str, path: str, entry: list) -> bool:
+    def _answer_override(self, handler, template: str, path: str, entry: list, raw_body: bytes = b"") -> bool:
         override = self._faults.take_override(handler.command, template, path)
         if override is None:
             return False
         self._stats.finish(entry, override.status)
-        handler.send_raw(override.status, override.body, override.content_type)
+        body = override.body(raw_body) if callable(override.body) else override.body
+        handler.send_raw(override.status, body, override.content_type)
         return True
 
     def _early_fault(self, handler: RequestHandler, fault: str, entry: list) -> None:
@@ -1864,6 +1868,18 @@ class ServidorReferencia:
         """Responde a rota com um corpo cru `times` vezes (None = sempre)."""
         self._faults.add_override(Override(
             method.upper(), path_template, int(status), _encode_body(body), content_type, times))
+
+    def ecoar_corpo(self, method: str, path_template: str, status: int = 400, times: Optional[int] = None,
+                    forma: str = "json") -> None:
+        """Um proxy ou servidor mal configurado que devolve, na mensagem de erro, o corpo que recebeu (num
+        login: usuário e senha): {"error": "Requisição recusada: <corpo>"}. `forma` "json": o corpo como o
+        cliente o mandou (JSON escapado, com \\uXXXX); "url": os campos dele codificados como formulário."""
+        def eco(recebido: bytes) -> bytes:
+            texto = recebido.decode("utf-8", errors="replace")
+            if forma == "url":
+                texto = urlencode(json.loads(texto))
+            return json_bytes({"error": "Requisição recusada: " + texto})
+        self.override(method, path_template, status, eco, times=times)
 
     def fail_next(self, method: str, path_template: str, status: int, body_dict: Any,
                   times: int = 1) -> None:
