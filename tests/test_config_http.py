@@ -470,7 +470,8 @@ def test_listagem_grande_em_link_lento_termina_mostra_o_andamento_e_leva_os_esto
     (o prazo total cresce com o que chega), mostra o andamento no terminal/log e os estornos chegam ao
     backup. Antes: código 4 em toda execução (o SYNC_TIMEOUT cortava a resposta inteira)."""
     bloqueadas = _estornos_no_principal(par)
-    par.principal.limitar_banda(37_000)  # 1.000 licenças (~380 KB) em ~10 s: o link lento de 50 KB/s, menor
+    par.principal.limitar_banda(37_000, vezes=1)  # 1.000 licenças (~380 KB) em ~10 s: o link lento de 50 KB/s, menor
+    # (só a primeira listagem: a releitura final do principal sai na hora e não confunde a contagem)
     r = par.rodar(SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="1", timeout=180)
     sem_traceback(r)
     assert r.codigo == 0, saida(r)[-3000:]
@@ -489,7 +490,7 @@ def test_listagem_grande_em_link_lento_termina_mostra_o_andamento_e_leva_os_esto
 def test_listagem_lenta_no_json_nao_mostra_andamento(par):
     """--json: a listagem lenta termina e nada de andamento sai (nem no stdout, que é só o JSON, nem no stderr)."""
     bloqueadas = _estornos_no_principal(par, 600, 3)
-    par.principal.limitar_banda(36_000)  # ~255 KB em ~7 s: passa dos 5 s em que o andamento apareceria
+    par.principal.limitar_banda(36_000, vezes=1)  # ~255 KB em ~7 s: passa dos 5 s em que o andamento apareceria
     r = par.rodar("--json", SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="1", timeout=180)
     sem_traceback(r)
     assert r.codigo == 0, saida(r)[-3000:]
@@ -511,7 +512,8 @@ def test_resposta_abaixo_de_5_kb_por_segundo_e_cortada_pouco_depois_de_sync_time
     assert "devagar demais" in saida(r) and "5 KB/s" in saida(r) and "SYNC_TIMEOUT" in saida(r), saida(r)[-3000:]
     [listagem] = par.principal.respostas_limitadas()
     assert not listagem["completa"]
-    assert 4.5 <= _duracao(listagem) < 7.5, listagem  # medido no servidor
+    # medido no servidor; a listagem inteira levaria ~65 s: o teto (15 s) folga para uma máquina ocupada
+    assert 4.5 <= _duracao(listagem) < 15, listagem
     assert par.backup.write_count() == 0
 
 
