@@ -7,7 +7,11 @@ depois: os registros do principal (devices()) e o veredito do oráculo do servid
 
 from __future__ import annotations
 
+import os
+import signal
 
+import pytest
+from apoio import anotar_saida, backup_libera_o_que_o_principal_nega, iniciar_script
 
 import sincronizar_bancos as sb
 
@@ -230,3 +234,47 @@ def test_bloqueio_durante_a_execucao_ja_bloqueia_o_backup_na_mesma_execucao(par)
     assert par.principal.veredito("C-1") is False and par.backup.veredito("C-1") is False, r.stdout[-2000:]
     (pair,) = r.json()["backups"]
     assert pair["paridade"]["ok"] is True  # conferida contra a releitura do principal
+
+
+# ---------------------------------------------------------------------------
+# Cadeia desfeita no backup e um fim abrupto no meio
+# ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
+@pytest.mark.parametrize("momento", ["before", "after"], ids=["antes_da_exclusao", "depois_da_exclusao"])
+def test_morta_entre_o_diario_e_a_exclusao_que_desfaz_nunca_vira_conflito_que_apaga_no_principal(par, momento):
+    """Bidirecional: o nome de uma licença bloqueada muda no principal; no backup o bloqueio funciona (a prova da
+    rota) mas falha depois da regravação, que a deixou liberada. A cadeia é desfeita excluindo-a no backup, e o
+    desfazer está no diário ANTES da exclusão: a execução morta com kill -9 logo antes ou logo depois dela não
+    deixa o backup liberando, e a seguinte recria e bloqueia, sem conflito e sem escrever no principal."""
+    chaves = [f"R-{i}" for i in range(5)]
+    for srv in (par.principal, par.backup):
+        for chave in chaves:
+            srv.add_device(chave, owner_name=f"Cliente {chave}", status="blocked", created_by="sergio")
+    r, _ = rodar(par)
+    assert r.codigo == 0
+    par.principal.set_device_fields("R-0", owner_name="Cliente R-0 (nome corrigido)")
+    principal = registros(par.principal)
+    filho = []
+    # depois da regravação, o bloqueio passa a falhar; na exclusão que desfaz, a execução morre (kill -9)
+    par.backup.on_request("POST", "/admin/devices/create", lambda s: s.fail_next(
+        "POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha no banco"}, times=None), when="after")
+    par.backup.on_request("DELETE", "/admin/devices/<id>/delete",
+                          lambda s: os.kill(filho[0].pid, signal.SIGKILL), when=momento)
+    proc = iniciar_script(par, "--bidirecional", "--sem-progresso")
+    filho.append(proc)
+    out, err = proc.communicate(timeout=90)
+    anotar_saida(f"[kill -9 {momento} da exclusão]", proc.returncode, out, err)
+    assert backup_libera_o_que_o_principal_nega(par) == [], out[-3000:]
+    assert proc.returncode == -signal.SIGKILL, out[-3000:]
+    par.backup.clear_hooks()
+    par.backup.clear_overrides()
+    par.zerar_contagens()
+    r, doc = rodar(par)
+    (pair,) = doc["backups"]
+    assert pair["conflitos"] == [] and r.codigo == 0, r.stdout[-3000:]
+    assert par.principal.write_count() == 0 and registros(par.principal) == principal
+    assert par.backup.devices()["R-0"]["owner_name"] == "Cliente R-0 (nome corrigido)"
+    assert par.backup.vereditos() == par.principal.vereditos()
+    texto = par.rodar("--bidirecional", "--sem-progresso")
+    assert texto.codigo == 0 and "--conflito backup" not in texto.stdout

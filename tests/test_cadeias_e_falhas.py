@@ -53,31 +53,116 @@ def test_bloqueio_que_falha_depois_de_criar_desfaz_a_criacao(par, modo):
     assert r.codigo == 0 and par.backup.write_count() == antes
 
 
-def test_bloqueio_que_falha_depois_de_regravar_no_unidirecional_exclui_no_backup(par):
+def test_bloqueio_que_falha_antes_de_regravar_no_unidirecional_nao_regrava(par):
     par.principal.add_device("REG-1", owner_name="Nome novo", status="blocked", created_by="sergio")
     par.backup.add_device("REG-1", owner_name="Nome antigo", status="blocked", created_by="sergio")
     par.backup.fail_next("POST", "/admin/devices/REG-1/deactivate", 500, {"error": "falha"}, times=None)
     r, _ = rodar_json(par)
     assert r.codigo == 1 and backup_libera_o_que_o_principal_nega(par) == []
-    assert "REG-1" not in par.backup.devices()  # o upsert desbloqueou; sem poder bloquear, saiu do backup
+    # a prova da rota (bloquear a que já está bloqueada) falhou: o upsert, que desbloquearia, não foi enviado
+    assert par.backup.counts[CRIAR] == 0
+    assert par.backup.devices()["REG-1"]["owner_name"] == "Nome antigo"
+    assert par.backup.devices()["REG-1"]["status"] == "blocked"
     par.backup.clear_overrides()
     r, _ = rodar_json(par)
     assert r.codigo == 0 and par.backup.devices()["REG-1"]["status"] == "blocked"
+    assert par.backup.devices()["REG-1"]["owner_name"] == "Nome novo"
 
 
-def test_bloqueio_que_falha_depois_de_regravar_no_bidirecional_nunca_vira_exclusao_no_principal(par):
-    par.principal.add_device("REG-1", owner_name="Nome", status="blocked", created_by="sergio")
-    par.backup.add_device("REG-1", owner_name="Nome", status="blocked", created_by="sergio")
-    rodar_json(par, "--bidirecional")
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
+def test_bloqueio_que_falha_depois_de_regravar_exclui_no_backup_e_nunca_vira_exclusao_no_principal(par, modo):
+    """A prova da rota passou, a regravação foi feita e o bloqueio seguinte falhou: a cadeia é desfeita
+    excluindo o registro no backup (no bidirecional, o desfazer estava no diário antes das escritas). A
+    próxima execução o recria e bloqueia; nada é apagado no principal e nenhum conflito aparece."""
+    for srv in (par.principal, par.backup):
+        srv.add_device("REG-1", owner_name="Nome", status="blocked", created_by="sergio")
+        srv.add_device("OUTRA", owner_name="Outra", created_by="sergio")
+    rodar_json(par, *modo)
     par.principal.set_device_fields("REG-1", owner_name="Nome corrigido")
-    par.backup.fail_next("POST", "/admin/devices/REG-1/deactivate", 500, {"error": "falha"}, times=4)
+    par.backup.on_request("POST", "/admin/devices/create", lambda s: s.fail_next(
+        "POST", "/admin/devices/REG-1/deactivate", 500, {"error": "falha"}, times=4), when="after")
+    par.zerar_contagens()
+    r, pair = rodar_json(par, *modo)
+    assert r.codigo == 1 and backup_libera_o_que_o_principal_nega(par) == []
+    assert "REG-1" not in par.backup.devices()
+    (falha,) = pair["falhas"]
+    assert falha["chave"] == "REG-1" and "excluída de novo" in falha["mensagem"]
+    assert par.principal.write_count() == 0
+    par.zerar_contagens()
+    r, pair = rodar_json(par, *modo)
+    assert r.codigo == 0 and pair["conflitos"] == [] and backup_libera_o_que_o_principal_nega(par) == []
+    assert par.principal.write_count() == 0
+    assert par.principal.devices()["REG-1"]["owner_name"] == "Nome corrigido"
+    assert par.backup.devices()["REG-1"]["owner_name"] == "Nome corrigido"
+    assert par.backup.devices()["REG-1"]["status"] == "blocked"
+
+
+def test_bidirecional_corrigir_o_nome_de_bloqueadas_com_a_rota_de_bloqueio_quebrada_nao_libera_nenhuma(par):
+    """O upsert desbloqueia (contrato): antes de regravar uma licença que precisa terminar negada, a rota de
+    bloqueio tem de ter funcionado NESTA execução naquele servidor (uma prova: bloquear o que já está bloqueado
+    não muda nada). Quebrada, nenhuma é regravada: ficam negadas, relatadas, e a próxima execução leva os nomes."""
+    chaves = [f"BLQ-{i:02d}" for i in range(10)]
+    for srv in (par.principal, par.backup):
+        for chave in chaves:
+            srv.add_device(chave, owner_name=f"Jose da Silvs {chave}", status="blocked", created_by="sergio")
+    r, _ = rodar_json(par, "--bidirecional")
+    assert r.codigo == 0
+    for chave in chaves:  # o vendedor corrige o nome no principal; as 10 continuam bloqueadas
+        par.principal.set_device_fields(chave, owner_name=f"José da Silva {chave}")
+    par.backup.fail_next("POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha no banco"}, times=None)
+    par.zerar_contagens()
     r, pair = rodar_json(par, "--bidirecional")
     assert r.codigo == 1
-    assert "LIBERADA" in pair["falhas"][0]["mensagem"]  # relatado: não dá para desfazer sem excluir
-    assert "REG-1" in par.backup.devices()  # no bidirecional, um registro que já existia não é excluído
+    assert [k for k in chaves if par.backup.veredito(k)] == []  # 0 de 10 liberadas no backup
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert par.backup.counts[CRIAR] == 0  # nenhuma regravação enviada
+    assert par.backup.counts[STATUS] == 4  # uma prova só (1 + 3 novas tentativas), não uma por licença
+    assert par.principal.write_count() == 0
+    falhas = {f["chave"]: f["mensagem"] for f in pair["falhas"]}
+    assert set(falhas) == set(chaves) and all("rota de bloqueio" in m for m in falhas.values()), falhas
+    # a rota volta: a próxima execução leva os nomes e as mantém bloqueadas; a seguinte não escreve nada
+    par.backup.clear_overrides()
+    r, pair = rodar_json(par, "--bidirecional")
+    assert r.codigo == 0, pair["falhas"]
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert {k: d["owner_name"] for k, d in par.backup.devices().items()} == \
+        {k: f"José da Silva {k}" for k in chaves}
+    assert all(par.backup.devices()[k]["status"] == "blocked" for k in chaves)
+    par.zerar_contagens()
     r, _ = rodar_json(par, "--bidirecional")
-    assert r.codigo == 0 and backup_libera_o_que_o_principal_nega(par) == []
-    assert "REG-1" in par.principal.devices() and par.principal.devices()["REG-1"]["owner_name"] == "Nome corrigido"
+    assert r.codigo == 0 and par.backup.write_count() == 0 and par.principal.write_count() == 0
+
+
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
+def test_novo_login_recusado_entre_criar_e_bloquear_e_relatado_e_o_primeiro_conserto_da_seguinte(par, modo):
+    """Criada (liberada, pelo contrato) e o novo login recusado antes do bloqueio: não há como desfazer nesse
+    servidor. A licença é relatada (código 1) e é a PRIMEIRA escrita da execução seguinte, mesmo que essa
+    execução só consiga fazer uma escrita."""
+    for i in range(3):
+        par.principal.add_device(f"A-{i}", owner_name=f"Cliente {i}")
+    par.principal.add_device("Z-BLQ", owner_name="Estornada", status="blocked", created_by="sergio")
+    # 4ª escrita aceita (a criação de Z-BLQ, com --paralelo 1 em ordem): tokens revogados, senha trocada
+    par.backup.falhas_de_escrita(revogar_token_apos=4, login_apos_revogar=False)
+    r, pair = rodar_json(par, "--paralelo", "1", *modo)
+    assert r.codigo == 1
+    falhas = {f["chave"]: f["mensagem"] for f in pair["falhas"]}
+    assert "Z-BLQ" in falhas and "LIBERADA" in falhas["Z-BLQ"], falhas
+    assert par.backup.veredito("Z-BLQ") is True  # o que o servidor permitiu: liberada, e dito
+    # a próxima execução tem mais o que fazer (3 vendas novas, em ordem ANTES de Z-BLQ) e só consegue UMA
+    # escrita (token revogado de novo e login recusado): essa escrita é o bloqueio de Z-BLQ
+    for i in range(3):
+        par.principal.add_device(f"B-{i}", owner_name=f"Venda {i}")
+    par.backup.falhas_de_escrita(revogar_token_apos=1, login_apos_revogar=False)
+    par.zerar_contagens()
+    r, pair = rodar_json(par, "--paralelo", "1", *modo)
+    assert r.codigo == 1
+    assert par.backup.veredito("Z-BLQ") is False, par.backup.requests_log
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    # o servidor volta ao normal: tudo converge
+    par.backup.falhas_de_escrita()
+    r, pair = rodar_json(par, *modo)
+    assert r.codigo == 0, pair["falhas"]
+    assert backup_libera_o_que_o_principal_nega(par) == [] and "B-2" in par.backup.devices()
 
 
 # ---------------------------------------------------------------------------
