@@ -1323,6 +1323,9 @@ def _content_kind(resp: Any) -> str:
     return "outro"
 
 
+TOKEN_MIN_LIFE = 60.0  # um token que caiu antes disso foi revogado (senha trocada, reinício), não venceu
+
+
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
 
@@ -1449,11 +1452,13 @@ class ApiClient:
                 self.login()
 
     def renew_if_near_expiry(self) -> bool:
-        """Novo login antes de uma sequência que não pode parar no meio (criar/regravar → bloquear), quando o
-        token já caiu nesta execução (um 401) e o atual passou da metade do quanto aquele durou. Um login
+        """Novo login antes de uma sequência que não pode parar no meio (criar/regravar → bloquear), quando um
+        token deste servidor já venceu nesta execução (um 401 depois de TOKEN_MIN_LIFE segundos ou mais: um
+        prazo, não uma revogação) e o atual passou de 3/4 desse prazo. A API não diz quando um token vence
+        (os tokens são opacos); um 401 antes disso continua levando a um novo login só (request). Um login
         recusado levanta AuthError ANTES da sequência (nada dela é enviado). Devolve se renovou."""
         life = self.token_life
-        if life is None or time.monotonic() - self.logged_at <= life / 2:
+        if life is None or life < TOKEN_MIN_LIFE or time.monotonic() - self.logged_at < life * 3 / 4:
             return False
         self._relogin(self._token_generation)
         return True
@@ -2855,14 +2860,15 @@ class _Planner:
         entry = self.journal.get(key)
         if not entry or key in self.rolled_back:
             return False
-        source, target = (p, b) if entry["origem"] == Side.PRIMARY else (b, p)
-        if source is None or self.ours(key, entry["origem"].other) is None:
+        origin = Side(entry["origem"])
+        source = p if origin == Side.PRIMARY else b
+        if source is None or self.ours(key, origin.other) is None:
             return False
         # a origem mudou (ou voltou atrás) desde então: só segue se a cadeia deixou a licença LIBERADA onde a
         # origem (agora) nega — o destino é obra nossa e não pode continuar liberando
-        if entry.get("fonte") != version_of(source) and not self.left_allowed(key, entry["origem"].other):
+        if entry.get("fonte") != version_of(source) and not self.left_allowed(key, origin.other):
             return False
-        self.sync(key, entry["origem"])
+        self.sync(key, origin)
         return True
 
     def ours(self, key: str, target_side: Side) -> dict[str, Any] | None:
@@ -2870,7 +2876,7 @@ class _Planner:
         (da execução anterior) produz lá — inclusive ausente, quando ela podia ser desfeita excluindo-o. Esse
         estado é obra nossa: não é uma mudança de quem usa nem uma cópia antiga restaurada."""
         entry = self.journal.get(key)
-        if not entry or entry["origem"] != target_side.other:
+        if not entry or entry["origem"] != target_side.other.value:
             return None
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry["alvo"] else None
@@ -3496,6 +3502,12 @@ def unblocks_then_blocks(chain: list[Action]) -> bool:
     return chain[-1].kind == BLOCK and any(a.kind in UPSERTS for a in chain)
 
 
+def needs_block_proof(chain: list[Action]) -> bool:
+    """Regrava um registro que JÁ EXISTE no destino e precisa terminar negado: só com a rota de bloqueio
+    provada nesta execução (uma criação sem bloqueio é desfeita excluindo o que ela criou)."""
+    return unblocks_then_blocks(chain) and chain[0].kind != CREATE
+
+
 def transient_failure(resp: Response) -> bool:
     """HTTP 500 do aplicativo ou "database is locked" (dois escritores no mesmo SQLite): a mesma escrita
     costuma passar quando repetida. 502/503/504 já foram repetidos pelo urllib3."""
@@ -3545,9 +3557,27 @@ class Executor:
             results += self._not_sent(chain[:1], self._old_version_text(chain, missing))
         results += self._not_sent([a for a in deletions if a.kind in missing], "")
         deletions = [a for a in deletions if a.kind not in missing]
-        results += self._run_chains(chains, "licenças")
+        results += self._run_license_chains(chains)
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
+
+    def _run_license_chains(self, chains: list[list[Action]]) -> list[Result]:
+        """As cadeias que regravam um registro que já existe e precisa terminar negado (needs_block_proof) vão
+        depois das outras: um bloqueio delas prova a rota; sem nenhum, uma prova só (prove_block_route). Os
+        resultados voltam na ordem das cadeias (a mesma com --paralelo 1 ou 8)."""
+        later = [c for c in chains if needs_block_proof(c)]
+        if not later:
+            return self._run_chains(chains, "licenças")
+        progress = Progress("licenças", sum(len(c) for c in chains), self.config.progress)
+        try:
+            results = self._run_all([c for c in chains if not needs_block_proof(c)], progress)
+            results += self.prove_block_route(later[0])
+            results += self._run_all(later, progress)
+        finally:
+            if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
+                sys.stderr.write("\n")
+        order = {c[0].key: i for i, c in enumerate(chains)}
+        return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
     def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
@@ -3606,7 +3636,7 @@ class Executor:
         if self._stopping.is_set() or STOP.requested:  # parando: nenhuma sequência nova começa
             return results
         if unblocks_then_blocks(chain):  # o upsert desbloqueia: só com token bom e rota de bloqueio provada
-            held = self.renew_token() or self.prove_block_route(chain, results)
+            held = self.renew_token() or self.route_broken(chain)
             if held:
                 self._finish(Result(chain[0], False, held), results, progress)
                 return results
@@ -3692,41 +3722,45 @@ class Executor:
             return f"não enviada: o novo login antes da sequência falhou ({exc})"
         return None
 
-    def prove_block_route(self, chain: list[Action], results: list[Result]) -> str | None:
-        """Regravar um registro que já existe e precisa terminar negado: o upsert o desbloqueia, e só o
-        bloqueio seguinte o nega de novo. Antes, a rota de bloqueio precisa ter funcionado NESTA execução
-        neste servidor. Sem prova ainda, a prova é bloquear o próprio registro (idempotente se já está
-        bloqueado lá; se não está, é o que a cadeia faz no fim): uma escrita por servidor e por execução.
-        Devolve o motivo para não enviar a cadeia (a rota falhou nesta execução) ou None."""
-        if chain[0].kind == CREATE:  # não existe lá: se o bloqueio falhar, a criação é desfeita (compensate)
+    def prove_block_route(self, chain: list[Action]) -> list[Result]:
+        """Antes das cadeias que regravam um registro que já existe e precisa terminar negado: o upsert o
+        desbloqueia, e só o bloqueio seguinte o nega de novo. A rota de bloqueio precisa ter funcionado NESTA
+        execução neste servidor (um bloqueio que passou). Sem nenhum ainda, a prova é bloquear o registro da
+        primeira dessas cadeias (idempotente se já está bloqueado lá; se não está, é o que a cadeia faz no
+        fim): uma escrita por servidor e por execução. Devolve o resultado da prova, se ela passou."""
+        if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
+                or STOP.requested:
+            return []
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
+                       "regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),), side=chain[0].side)
+        result = self._attempt(probe)
+        self._note_block(result)
+        if not result.ok:  # o motivo vai na cadeia que não é enviada (route_broken)
+            return []
+        self.on_result(result)
+        return [result]
+
+    def route_broken(self, chain: list[Action]) -> str | None:
+        """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: a rota de bloqueio
+        só falhou nesta execução (nenhum bloqueio passou). Fica como estava lá; a próxima execução tenta."""
+        if not needs_block_proof(chain) or self.client.block_works is not False:
             return None
-        with self.client.block_lock:
-            if self.client.block_works is None:
-                before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
-                probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes "
-                               "de regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),),
-                               side=chain[0].side)
-                result = self._attempt(probe)
-                self._note_block(result)
-                if result.ok:
-                    results.append(result)
-                    self.on_result(result)
-            if self._auth_lost is not None:
-                return f"não enviada: {self._auth_lost}"
-            if self.client.block_works is False:
-                before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
-                return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
-                        f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert "
-                        f"desbloqueia) sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima "
-                        "execução tenta de novo")
-        return None
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
+                f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert desbloqueia) "
+                f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
 
     def _note_block(self, result: Result) -> None:
-        """O que um bloqueio diz da rota: passou → funciona; falhou com uma resposta do servidor → não."""
-        if result.ok:
-            self.client.block_works = True
-        elif result.message != NOT_THERE and self._auth_lost is None and not result.message.startswith("não enviada"):
-            self.client.block_works, self.client.block_failure = False, result.message
+        """O que um bloqueio diz da rota: um que passou prova que ela funciona nesta execução; enquanto nenhum
+        passou, um que falhou com uma resposta do servidor (não "não existe lá", nem login recusado) diz
+        que ela não funciona."""
+        with self.client.block_lock:
+            if result.ok:
+                self.client.block_works = True
+            elif self.client.block_works is not True and result.message != NOT_THERE \
+                    and self._auth_lost is None and not result.message.startswith("não enviada"):
+                self.client.block_works, self.client.block_failure = False, result.message
 
     # -- uma ação ---------------------------------------------------------------
     def _write(self, method: str, path: str, payload: Any = None) -> Response:
