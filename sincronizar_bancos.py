@@ -1346,8 +1346,9 @@ class ApiClient:
         self._token_generation = 0
         self.logged_at = time.monotonic()  # quando o token atual foi emitido
         self.token_life: float | None = None  # quanto um token durou neste servidor (visto num 401); None: não caiu
-        # A rota de bloqueio funcionou nesta execução? (True: um bloqueio passou; False: falhou; None: não
-        # se sabe.) Antes de regravar uma licença que precisa terminar negada (Executor.prove_block_route).
+        # A rota de bloqueio funciona nesta execução? (True: um bloqueio passou e nenhum falhou; False: um
+        # falhou; None: nenhum ainda.) Antes de regravar uma licença que precisa terminar negada
+        # (Executor.prove_block_route, Executor.route_broken).
         self.block_works: bool | None = None
         self.block_failure = ""  # a resposta do último bloqueio que falhou
         self.block_lock = threading.Lock()
@@ -3742,8 +3743,8 @@ class Executor:
         return [result]
 
     def route_broken(self, chain: list[Action]) -> str | None:
-        """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: a rota de bloqueio
-        só falhou nesta execução (nenhum bloqueio passou). Fica como estava lá; a próxima execução tenta."""
+        """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: um bloqueio falhou
+        nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
         if not needs_block_proof(chain) or self.client.block_works is not False:
             return None
         before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
@@ -3752,14 +3753,16 @@ class Executor:
                 f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
 
     def _note_block(self, result: Result) -> None:
-        """O que um bloqueio diz da rota: um que passou prova que ela funciona nesta execução; enquanto nenhum
-        passou, um que falhou com uma resposta do servidor (não "não existe lá", nem login recusado) diz
-        que ela não funciona."""
+        """O que um bloqueio diz da rota nesta execução: um que passou a prova (se nenhum falhou antes); um
+        que falhou mesmo repetido, com uma resposta do servidor (não "não existe lá", nem login recusado),
+        a condena até o fim da execução: as regravações seguintes de licenças que precisam terminar negadas
+        ficam para a próxima (é o que evita regravar e ter de desfazer licença por licença)."""
         with self.client.block_lock:
             if result.ok:
-                self.client.block_works = True
-            elif self.client.block_works is not True and result.message != NOT_THERE \
-                    and self._auth_lost is None and not result.message.startswith("não enviada"):
+                if self.client.block_works is None:
+                    self.client.block_works = True
+            elif result.message != NOT_THERE and self._auth_lost is None \
+                    and not result.message.startswith("não enviada"):
                 self.client.block_works, self.client.block_failure = False, result.message
 
     # -- uma ação ---------------------------------------------------------------
@@ -4420,12 +4423,14 @@ def journal_path(data_dir: str, primary_url: str, backup_url: str) -> str:
 
 
 def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt.date,
-                    only: set[str] | None = None, left_allowed: Iterable[str] = ()) -> dict[str, Any]:
+                    only: set[str] | None = None, left_allowed: Iterable[str] = (),
+                    undone: set[str] | None = None) -> dict[str, Any]:
     """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa. O desfazer
     entra ANTES da escrita que ele desfaz: uma cadeia que o Executor pode desfazer excluindo o registro
     (undone_by_delete) tem também o estado "ausente" ([None, None]), e um fim abrupto entre a exclusão e o
-    estado do par não vira "apagada no backup" (conflito que apagaria no principal). `left_allowed`: as
-    licenças que uma cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima)."""
+    estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
+    `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
+    cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
     entries = {}
     left_allowed = set(left_allowed)
     for chain in plan.license_chains:
@@ -4438,7 +4443,7 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
             current = model_apply(current, action, today, source.licenses.get(key))
             if current is not None:
                 states.append([fingerprint(current), current.status])
-        if undone_by_delete(chain):
+        if undone_by_delete(chain) and (undone is None or key in undone):
             states.append([None, None])
         origin = source.licenses.get(key)
         entries[key] = {"origem": side.other, "alvo": states,
@@ -5837,9 +5842,11 @@ class Run:
             new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
             failed_keys = {r.action.key for r in results if not r.ok}
             left = {r.action.key for r in results if r.left_allowed}  # a primeira coisa da próxima execução
+            planned = {id(a) for a in plan.deletions}  # as outras exclusões desfazem uma cadeia (compensate)
+            undone = {r.action.key for r in results if r.action.kind == DELETE and id(r.action) not in planned}
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
                              journal_entries(plan, source, target, outcome.clock.utc, only=failed_keys,
-                                             left_allowed=left))
+                                             left_allowed=left, undone=undone))
         self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
         return new_state
 

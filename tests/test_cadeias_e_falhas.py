@@ -133,6 +133,33 @@ def test_bidirecional_corrigir_o_nome_de_bloqueadas_com_a_rota_de_bloqueio_quebr
     assert r.codigo == 0 and par.backup.write_count() == 0 and par.principal.write_count() == 0
 
 
+def test_rota_de_bloqueio_que_quebra_depois_da_prova_para_as_regravacoes_seguintes(par):
+    """A prova passou e a rota quebrou logo depois: a licença regravada é desfeita (excluída no backup, o
+    desfazer no diário) e as outras 9 não são regravadas. Nenhuma fica liberada; a próxima execução converge."""
+    chaves = [f"BLQ-{i:02d}" for i in range(10)]
+    for srv in (par.principal, par.backup):
+        for chave in chaves:
+            srv.add_device(chave, owner_name=f"Jose da Silvs {chave}", status="blocked", created_by="sergio")
+    assert rodar_json(par, "--bidirecional")[0].codigo == 0
+    for chave in chaves:
+        par.principal.set_device_fields(chave, owner_name=f"José da Silva {chave}")
+    par.backup.on_request("POST", "/admin/devices/create", lambda s: s.fail_next(
+        "POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha no banco"}, times=None), when="after")
+    par.zerar_contagens()
+    r, pair = rodar_json(par, "--bidirecional", "--paralelo", "1")
+    assert r.codigo == 1 and backup_libera_o_que_o_principal_nega(par) == []
+    assert par.backup.counts[CRIAR] == 1 and par.backup.counts[EXCLUIR] == 1
+    assert par.backup.counts[STATUS] == 1 + 4  # a prova e o bloqueio que falhou (repetido)
+    assert sorted(set(chaves) - set(par.backup.devices())) == ["BLQ-00"]
+    assert par.principal.write_count() == 0
+    par.backup.clear_hooks()
+    par.backup.clear_overrides()
+    r, pair = rodar_json(par, "--bidirecional")
+    assert r.codigo == 0 and pair["conflitos"] == [] and backup_libera_o_que_o_principal_nega(par) == []
+    assert {k: (d["owner_name"], d["status"]) for k, d in par.backup.devices().items()} == \
+        {k: (f"José da Silva {k}", "blocked") for k in chaves}
+
+
 @pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
 def test_novo_login_recusado_entre_criar_e_bloquear_e_relatado_e_o_primeiro_conserto_da_seguinte(par, modo):
     """Criada (liberada, pelo contrato) e o novo login recusado antes do bloqueio: não há como desfazer nesse
