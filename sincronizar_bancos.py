@@ -2885,10 +2885,11 @@ class _Planner:
     def left_allowed(self, key: str, target_side: Side) -> bool:
         """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega: é a primeira
         coisa a consertar (Action.urgent)."""
+        if key not in self.journal or self.ours(key, target_side) is None:
+            return False
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
-        return allows(lic, self.clock.on(target_side)) and not allows(source, self.clock.on(target_side.other)) \
-            and self.ours(key, target_side) is not None
+        return allows(lic, self.clock.on(target_side)) and not allows(source, self.clock.on(target_side.other))
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
