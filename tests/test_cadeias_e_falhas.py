@@ -10,9 +10,13 @@ Casos: bloqueio que falha depois da criação (500 sempre), "database is locked"
 from __future__ import annotations
 
 import collections
+import datetime as dt
+import time
 
 import pytest
 from apoio import backup_libera_o_que_o_principal_nega, rodar_json, semear_misto, trocar_backup
+
+import sincronizar_bancos as sb
 
 CRIAR = ("POST", "/admin/devices/create")
 STATUS = ("POST", "/admin/devices/<id>/deactivate")
@@ -243,6 +247,41 @@ def test_novo_login_recusado_para_de_escrever_no_servidor(par):
     mensagens = [f["mensagem"] for f in pair["falhas"]]
     assert len(mensagens) == 16 and sum("não enviada" in m for m in mensagens) == 15
     assert backup_libera_o_que_o_principal_nega(par) == []
+
+
+def test_token_perto_do_prazo_e_renovado_antes_de_criar_e_bloquear(par, tmp_path):
+    """Um token deste servidor já venceu por prazo nesta execução (120 s, visto num 401): antes de uma sequência
+    criar → bloquear, um token que passou de 3/4 do prazo é trocado por um novo (um login), para a sequência não
+    ser cortada no meio; longe do prazo, nenhum login a mais. A API não diz o prazo: ele vem do que a execução
+    viu (ApiClient.token_life); o tempo de vida do token é adiantado pelo teste (esperar 90 s não cabe aqui)."""
+    for chave in ("Z-1", "Z-2"):
+        par.principal.add_device(chave, owner_name=f"Estornada {chave}", status="blocked", created_by="sergio")
+    config = sb.Config(primary=sb.ServerConfig("principal", par.principal.url, "admin", par.senha_principal),
+                       backups=[sb.ServerConfig("backup", par.backup.url, "admin", par.senhas_backup)],
+                       data_dir=str(tmp_path), timeout=5, wake_wait=0, http_retries=0, backoff=0.01, parallel=1,
+                       progress=False)
+    clientes = [sb.ApiClient(config.primary, config), sb.ApiClient(config.backups[0], config)]
+    try:
+        for cliente in clientes:
+            cliente.login()
+        principal, backup = (sb.fetch_snapshot(c) for c in clientes)
+        plano = sb.plan_pair(principal, backup, dt.datetime.now(dt.timezone.utc).date())  # noqa: UP017
+        assert [[a.kind for a in c] for c in plano.license_chains] == [[sb.CREATE, sb.BLOCK]] * 2
+        cliente = clientes[1]
+        cliente.token_life, cliente.logged_at = 120.0, time.monotonic() - 10  # longe do prazo
+        # depois do bloqueio de Z-1, o token passa a ter 100 s: perto do prazo (mais de 3/4 de 120 s)
+        par.backup.on_request("POST", "/admin/devices/Z-1/deactivate",
+                              lambda _s: setattr(cliente, "logged_at", time.monotonic() - 100))
+        par.zerar_contagens()
+        resultados = sb.Executor(cliente, sb.CredentialStore(str(tmp_path)), config, backup=True).run(
+            [], plano.license_chains)
+    finally:
+        for cliente in clientes:
+            cliente.close()
+    assert all(r.ok for r in resultados) and not par.backup.veredito("Z-1") and not par.backup.veredito("Z-2")
+    caminhos = [caminho for metodo, caminho, _ in par.backup.requests_log if metodo == "POST"]
+    criar, bloquear = "/admin/devices/create", "/admin/devices/<id>/deactivate"
+    assert caminhos == [criar, bloquear, "/admin/login", criar, bloquear]
 
 
 # ---------------------------------------------------------------------------
