@@ -3,8 +3,10 @@
 De ponta a ponta (script como processo filho, servidores de referência reais). O veredito é sempre o do
 próprio servidor (`ServidorReferencia.veredito`, o oráculo de /verify), nunca o modelo da ferramenta.
 Casos: bloqueio que falha depois da criação (500 sempre), "database is locked" que passa repetido,
-500 na n-ésima escrita, token revogado (novo login aceito ou recusado) e servidor de versão antiga
-(sem as rotas de bloqueio/exclusão; a primeira sem update-created-by e sem created_by).
+500 na n-ésima escrita, token revogado (novo login aceito ou recusado, inclusive entre criar e bloquear),
+token perto do prazo, rota de bloqueio quebrada antes de regravar licenças bloqueadas (a prova da rota) ou
+logo depois da prova, e servidor de versão antiga (sem as rotas de bloqueio/exclusão; a primeira sem
+update-created-by e sem created_by).
 """
 
 from __future__ import annotations
