@@ -1634,6 +1634,9 @@ def _content_kind(resp: Any) -> str:
     return "outro"
 
 
+TOKEN_MIN_LIFE = 60.0  # um token que caiu antes disso foi revogado (senha trocada, reinício), não venceu
+
+
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
 
@@ -1652,6 +1655,14 @@ class ApiClient:
         self.waited_seconds = 0.0
         self._login_lock = threading.Lock()
         self._token_generation = 0
+        self.logged_at = time.monotonic()  # quando o token atual foi emitido
+        self.token_life: float | None = None  # quanto um token durou neste servidor (visto num 401); None: não caiu
+        # A rota de bloqueio funciona nesta execução? (True: um bloqueio passou e nenhum falhou; False: um
+        # falhou; None: nenhum ainda.) Antes de regravar uma licença que precisa terminar negada
+        # (Executor.prove_block_route, Executor.route_broken).
+        self.block_works: bool | None = None
+        self.block_failure = ""  # a resposta do último bloqueio que falhou
+        self.block_lock = threading.Lock()
         self.session = NoRedirectSession()  # um 3xx é nomeado (_check_redirect), nunca seguido
         self.session.headers["User-Agent"] = f"sincronizar-bancos/{VERSAO}"
         self.session.hooks["response"].append(self._watch_large_body)
@@ -1738,9 +1749,12 @@ class ApiClient:
 
     def request(self, method: str, path: str, payload: Any = None) -> Response:
         """Requisição autenticada; um 401 no meio da execução leva a um novo login (uma vez)."""
-        generation = self._token_generation
+        generation, issued = self._token_generation, self.logged_at
         resp = self._send(method, path, payload)
         if resp.status == 401:  # o servidor não processou o pedido: repetir não é "nova tentativa"
+            if generation == self._token_generation:  # o token caiu: quanto ele durou
+                lived = time.monotonic() - issued
+                self.token_life = lived if self.token_life is None else min(self.token_life, lived)
             self._relogin(generation)
             resp = self._send(method, path, payload)
         return resp
@@ -1749,6 +1763,18 @@ class ApiClient:
         with self._login_lock:
             if self._token_generation == seen_generation:
                 self.login()
+
+    def renew_if_near_expiry(self) -> bool:
+        """Novo login antes de uma sequência que não pode parar no meio (criar/regravar → bloquear), quando um
+        token deste servidor já venceu nesta execução (um 401 depois de TOKEN_MIN_LIFE segundos ou mais: um
+        prazo, não uma revogação) e o atual passou de 3/4 desse prazo. A API não diz quando um token vence
+        (os tokens são opacos); um 401 antes disso continua levando a um novo login só (request). Um login
+        recusado levanta AuthError ANTES da sequência (nada dela é enviado). Devolve se renovou."""
+        life = self.token_life
+        if life is None or life < TOKEN_MIN_LIFE or time.monotonic() - self.logged_at < life * 3 / 4:
+            return False
+        self._relogin(self._token_generation)
+        return True
 
     # -- operações ---------------------------------------------------------
     def wake(self) -> float:
@@ -1895,6 +1921,7 @@ class ApiClient:
         if handed is not None and not isinstance(handed, BaseException):  # login já feito em connect_servers
             self.token, self.role, self.waited_seconds = handed
             self._token_generation += 1
+            self.logged_at = time.monotonic()
             return self.role
         resp = self._send("POST", "/admin/login",
                           {"username": self.server.username, "password": self.server.password}, auth=False)
@@ -1921,6 +1948,7 @@ class ApiClient:
         self.token = token
         self.role = role
         self._token_generation += 1
+        self.logged_at = time.monotonic()
         return role
 
     def list_items(self, path: str) -> list[Any]:
@@ -2730,6 +2758,8 @@ class Action:
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
     side: Side = Side.BACKUP  # lado do plano que recebe a escrita (o servidor real: Direction.role_of)
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
+    # termina uma cadeia nossa que deixou a licença LIBERADA onde a origem nega (diário): vai antes de tudo
+    urgent: bool = False
 
 
 class Divergence(tuple):
@@ -3256,17 +3286,40 @@ class _Planner:
 
     def resume(self, key: str, p: License | None, b: License | None) -> bool:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
-        dos estados que a própria cadeia produziria → termina a cadeia em vez de ver 'mudou dos dois lados'."""
+        dos estados que a própria cadeia produziria (ou ausente, se ela podia ser desfeita excluindo o
+        registro) → termina a cadeia em vez de ver 'mudou dos dois lados' ou 'apagada no backup'."""
         entry = self.journal.get(key)
-        if not entry or p is None or b is None or key in self.rolled_back:
+        if not entry or key in self.rolled_back:
             return False
-        source, target = (p, b) if entry["origem"] == Side.PRIMARY else (b, p)
-        if [fingerprint(target), target.status] not in entry["alvo"]:
+        origin = Side(entry["origem"])
+        source = p if origin == Side.PRIMARY else b
+        if source is None or self.ours(key, origin.other) is None:
             return False
-        if entry.get("fonte") != version_of(source):  # a origem mudou (ou voltou atrás) desde então
+        # a origem mudou (ou voltou atrás) desde então: só segue se a cadeia deixou a licença LIBERADA onde a
+        # origem (agora) nega — o destino é obra nossa e não pode continuar liberando
+        if entry.get("fonte") != version_of(source) and not self.left_allowed(key, origin.other):
             return False
-        self.sync(key, entry["origem"])
+        self.sync(key, origin)
         return True
+
+    def ours(self, key: str, target_side: Side) -> dict[str, Any] | None:
+        """A entrada do diário, se o registro do lado `target_side` está num dos estados que uma cadeia nossa
+        (da execução anterior) produz lá — inclusive ausente, quando ela podia ser desfeita excluindo-o. Esse
+        estado é obra nossa: não é uma mudança de quem usa nem uma cópia antiga restaurada."""
+        entry = self.journal.get(key)
+        if not entry or entry["origem"] != target_side.other.value:
+            return None
+        lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
+        return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry["alvo"] else None
+
+    def left_allowed(self, key: str, target_side: Side) -> bool:
+        """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega: é a primeira
+        coisa a consertar (Action.urgent)."""
+        if key not in self.journal or self.ours(key, target_side) is None:
+            return False
+        lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
+        source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
+        return allows(lic, self.clock.on(target_side)) and not allows(source, self.clock.on(target_side.other))
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
@@ -3282,6 +3335,8 @@ class _Planner:
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
             return self._unreachable(key, p, b)
+        if chain and chain[-1].kind == BLOCK and self.left_allowed(key, source_side.other):
+            chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
         self._settle(key, p_after, b_after)
@@ -3454,8 +3509,10 @@ class _Planner:
         if not self.state or self.options.mode != Mode.TWO_WAY:
             return []
         outside = set(self.primary.rejected) | set(self.backup.rejected)
+        # o que uma cadeia nossa deixou no backup (no diário, inclusive a exclusão que a desfaz) não é cópia antiga
         found = {key for key, base in self.state.licenses.items() if key not in outside and moved_back(
-            self.backup.licenses.get(key), self.primary.licenses.get(key), base, Side.BACKUP)}
+            self.backup.licenses.get(key), self.primary.licenses.get(key), base, Side.BACKUP)
+            and self.ours(key, Side.BACKUP) is None}
         found |= {key for key in self.state.deleted if self.reappeared(key)}
         return sorted(found)
 
@@ -3790,6 +3847,7 @@ class Result:
     ok: bool
     message: str = ""
     unsyncable: bool = False  # não é falha: a API não permite (ex.: nome de super-admin)
+    left_allowed: bool = False  # a cadeia pode ter deixado a licença LIBERADA onde a origem nega (diário)
 
 
 class Progress:
@@ -3945,6 +4003,17 @@ def has_route(client: ApiClient, kind: str) -> bool | None:
     return client.routes[kind]
 
 
+def unblocks_then_blocks(chain: list[Action]) -> bool:
+    """Cadeia que cria ou regrava (o upsert deixa a licença ativa: liberada) e termina bloqueando."""
+    return chain[-1].kind == BLOCK and any(a.kind in UPSERTS for a in chain)
+
+
+def needs_block_proof(chain: list[Action]) -> bool:
+    """Regrava um registro que JÁ EXISTE no destino e precisa terminar negado: só com a rota de bloqueio
+    provada nesta execução (uma criação sem bloqueio é desfeita excluindo o que ela criou)."""
+    return unblocks_then_blocks(chain) and chain[0].kind != CREATE
+
+
 def transient_failure(resp: Response) -> bool:
     """HTTP 500 do aplicativo ou "database is locked" (dois escritores no mesmo SQLite): a mesma escrita
     costuma passar quando repetida. 502/503/504 já foram repetidos pelo urllib3."""
@@ -3957,23 +4026,36 @@ class Executor:
     da execução, mesmo falhando no meio. Escritas idempotentes são repetidas em 500/"database is locked";
     um bloqueio que falha depois de uma criação desfaz a criação (exclui o registro criado); um novo login
     recusado para de escrever nesse servidor; uma rota que falta (versão antiga) é sondada antes da primeira
-    cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada."""
+    cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada.
+    Antes de regravar um registro que precisa terminar negado (o upsert desbloqueia), a rota de bloqueio
+    tem de ter funcionado nesta execução nesse servidor (prove_block_route); antes de uma cadeia que
+    regrava e bloqueia, um token perto de cair é renovado. As cadeias `urgent` vão antes de tudo."""
 
     def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
-                 on_result: Callable[[Result], None] | None = None, backup: bool = False):
+                 on_result: Callable[[Result], None] | None = None, backup: bool = False,
+                 undo_journaled: bool = False):
         self.client = client
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
         # escreve num backup (nunca no principal): pode gravar texto cortado na largura da coluna de um MySQL
-        # estrito e, no unidirecional, excluir um registro que já existia para desfazer uma cadeia que falhou
+        # estrito e excluir um registro que já existia para desfazer uma cadeia que falhou: no unidirecional,
+        # ou no bidirecional quando o desfazer está no diário (`undo_journaled`: gravado antes das escritas)
         self.backup = backup
+        self.undo_journaled = undo_journaled
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
     def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
-        """Usuários primeiro, depois as licenças (cada cadeia em ordem), por último as exclusões."""
-        results = self._run_chains([[a] for a in user_actions], "usuários")
+        """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
+        as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
+        urgent = [c for c in chains if c[0].urgent]
+        results = self._run_licenses(urgent, []) if urgent else []
+        results += self._run_chains([[a] for a in user_actions], "usuários")
+        return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
+
+    def _run_licenses(self, chains: list[list[Action]], deletions: list[Action]) -> list[Result]:
+        results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
         chains = [c for c in chains if not any(a.kind in missing for a in c)]
@@ -3981,9 +4063,27 @@ class Executor:
             results += self._not_sent(chain[:1], self._old_version_text(chain, missing))
         results += self._not_sent([a for a in deletions if a.kind in missing], "")
         deletions = [a for a in deletions if a.kind not in missing]
-        results += self._run_chains(chains, "licenças")
+        results += self._run_license_chains(chains)
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
+
+    def _run_license_chains(self, chains: list[list[Action]]) -> list[Result]:
+        """As cadeias que regravam um registro que já existe e precisa terminar negado (needs_block_proof) vão
+        depois das outras: um bloqueio delas prova a rota; sem nenhum, uma prova só (prove_block_route). Os
+        resultados voltam na ordem das cadeias (a mesma com --paralelo 1 ou 8)."""
+        later = [c for c in chains if needs_block_proof(c)]
+        if not later:
+            return self._run_chains(chains, "licenças")
+        progress = Progress("licenças", sum(len(c) for c in chains), self.config.progress)
+        try:
+            results = self._run_all([c for c in chains if not needs_block_proof(c)], progress)
+            results += self.prove_block_route(later[0])
+            results += self._run_all(later, progress)
+        finally:
+            if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
+                sys.stderr.write("\n")
+        order = {c[0].key: i for i, c in enumerate(chains)}
+        return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
     def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
@@ -4041,9 +4141,16 @@ class Executor:
         results: list[Result] = []
         if self._stopping.is_set() or STOP.requested:  # parando: nenhuma sequência nova começa
             return results
+        if unblocks_then_blocks(chain):  # o upsert desbloqueia: só com token bom e rota de bloqueio provada
+            held = self.renew_token() or self.route_broken(chain)
+            if held:
+                self._finish(Result(chain[0], False, held), results, progress)
+                return results
         upserted = None  # a ação de criação/atualização já enviada nesta cadeia (mesmo sem confirmação)
         for action in chain:
             result = self._attempt(action)
+            if action.kind == BLOCK:
+                self._note_block(result)
             if action.kind in UPSERTS:
                 upserted = upserted or action
             if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
@@ -4080,14 +4187,19 @@ class Executor:
     def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
         nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup no unidirecional (a próxima execução a recria e bloqueia).
-        No bidirecional, excluir um registro que já existia pareceria uma exclusão do vendedor (e um fim
-        abrupto antes de gravar o estado viraria um conflito no principal); no principal nada é excluído."""
+        que já existia só é excluída num backup: no unidirecional, ou no bidirecional quando o desfazer foi
+        gravado no diário ANTES das escritas (journal_entries: o estado "ausente" da cadeia), para que um fim
+        abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no
+        principal); a próxima execução a recria e bloqueia. No principal nada que já existia é excluído.
+        O que não dá para desfazer fica marcado (left_allowed): relatado, e a primeira coisa da próxima."""
         created = upserted.kind == CREATE
-        if not (created or (self.backup and self.config.mode == Mode.ONE_WAY)) or self._auth_lost is not None:
-            why = self._auth_lost or "um registro que já existia não é excluído no bidirecional nem no principal"
+        existing_ok = self.backup and (self.config.mode == Mode.ONE_WAY or self.undo_journaled)
+        if not (created or existing_ok) or self._auth_lost is not None:
+            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if not self.backup
+                                      else "o desfazer não pôde ser gravado no diário antes das escritas")
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
-                               f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
+                               f"enquanto a origem nega ({why}); a próxima execução a bloqueia antes de tudo")
+            failed.left_allowed = True
             return []
         what = "criada nesta execução" if created else "regravada nesta execução"
         undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
@@ -4096,8 +4208,67 @@ class Executor:
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
                            f"; ATENÇÃO: a exclusão de compensação também falhou ({result.message}): a licença "
-                           f"pode estar LIBERADA em {self.client.server.label} enquanto a origem nega")
+                           f"pode estar LIBERADA em {self.client.server.label} enquanto a origem nega; a próxima "
+                           "execução a bloqueia antes de tudo")
+        failed.left_allowed = not result.ok
         return [result]
+
+    # -- antes de regravar o que precisa terminar negado ---------------------------
+    def renew_token(self) -> str | None:
+        """Token perto de cair (ApiClient.renew_if_near_expiry): novo login antes da cadeia. Recusado: nada
+        mais vai a este servidor, e a cadeia não começa (nada dela foi enviado)."""
+        if self._auth_lost is not None:
+            return f"não enviada: {self._auth_lost}"
+        try:
+            self.client.renew_if_near_expiry()
+        except AuthError as exc:
+            self._auth_lost = f"o novo login em {self.client.server.label} foi recusado ({exc})"
+            return f"não enviada: {self._auth_lost}"
+        except ApiError as exc:
+            return f"não enviada: o novo login antes da sequência falhou ({exc})"
+        return None
+
+    def prove_block_route(self, chain: list[Action]) -> list[Result]:
+        """Antes das cadeias que regravam um registro que já existe e precisa terminar negado: o upsert o
+        desbloqueia, e só o bloqueio seguinte o nega de novo. A rota de bloqueio precisa ter funcionado NESTA
+        execução neste servidor (um bloqueio que passou). Sem nenhum ainda, a prova é bloquear o registro da
+        primeira dessas cadeias (idempotente se já está bloqueado lá; se não está, é o que a cadeia faz no
+        fim): uma escrita por servidor e por execução. Devolve o resultado da prova, se ela passou."""
+        if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
+                or STOP.requested:
+            return []
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
+                       "regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),), side=chain[0].side)
+        result = self._attempt(probe)
+        self._note_block(result)
+        if not result.ok:  # o motivo vai na cadeia que não é enviada (route_broken)
+            return []
+        self.on_result(result)
+        return [result]
+
+    def route_broken(self, chain: list[Action]) -> str | None:
+        """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: um bloqueio falhou
+        nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
+        if not needs_block_proof(chain) or self.client.block_works is not False:
+            return None
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
+                f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert desbloqueia) "
+                f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
+
+    def _note_block(self, result: Result) -> None:
+        """O que um bloqueio diz da rota nesta execução: um que passou a prova (se nenhum falhou antes); um
+        que falhou mesmo repetido, com uma resposta do servidor (não "não existe lá", nem login recusado),
+        a condena até o fim da execução: as regravações seguintes de licenças que precisam terminar negadas
+        ficam para a próxima (é o que evita regravar e ter de desfazer licença por licença)."""
+        with self.client.block_lock:
+            if result.ok:
+                if self.client.block_works is None:
+                    self.client.block_works = True
+            elif result.message != NOT_THERE and self._auth_lost is None \
+                    and not result.message.startswith("não enviada"):
+                self.client.block_works, self.client.block_failure = False, result.message
 
     # -- uma ação ---------------------------------------------------------------
     def _write(self, method: str, path: str, payload: Any = None) -> Response:
@@ -4774,9 +4945,16 @@ def journal_path(data_dir: str, primary_url: str, backup_url: str) -> str:
 
 
 def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt.date,
-                    only: set[str] | None = None) -> dict[str, Any]:
-    """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa."""
+                    only: set[str] | None = None, left_allowed: Iterable[str] = (),
+                    undone: set[str] | None = None) -> dict[str, Any]:
+    """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa. O desfazer
+    entra ANTES da escrita que ele desfaz: uma cadeia que o Executor pode desfazer excluindo o registro
+    (undone_by_delete) tem também o estado "ausente" ([None, None]), e um fim abrupto entre a exclusão e o
+    estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
+    `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
+    cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
     entries = {}
+    left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
         if only is not None and key not in only:
@@ -4787,10 +4965,20 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
             current = model_apply(current, action, today, source.licenses.get(key))
             if current is not None:
                 states.append([fingerprint(current), current.status])
+        if undone_by_delete(chain) and (undone is None or key in undone):
+            states.append([None, None])
         origin = source.licenses.get(key)
         entries[key] = {"origem": side.other, "alvo": states,
                         "fonte": version_of(origin) if origin else None}
+        if key in left_allowed:
+            entries[key]["liberada"] = True
     return entries
+
+
+def undone_by_delete(chain: list[Action]) -> bool:
+    """A cadeia regrava (o upsert desbloqueia) e depois bloqueia, num registro criado por ela ou num backup:
+    se o bloqueio falhar, o Executor a desfaz excluindo o registro (Executor.compensate)."""
+    return unblocks_then_blocks(chain) and (chain[0].kind == CREATE or chain[0].side == Side.BACKUP)
 
 
 def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
@@ -6164,7 +6352,7 @@ class Run:
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
             outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
-        if cfg.mode == Mode.TWO_WAY:
+        if not d.restore:  # bidirecional: termina cadeias cortadas; nos dois: o que ficou liberado vai primeiro
             options.journal, warning = load_journal_checked(cfg.data_dir, d.primary.url, d.backup.url,
                                                             set_aside=not cfg.simulate)
             if warning:
@@ -6344,10 +6532,12 @@ class Run:
         uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
-            if not d.restore:  # antes: as sequências que vão começar
-                self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                                 {**(carried or {}), **journal_entries(plan, source, target, write_day)})
-            results = self.execute(outcome)
+            journaled = False
+            if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
+                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(
+                    cfg.data_dir, d.primary.url, d.backup.url,
+                    {**(carried or {}), **journal_entries(plan, source, target, write_day)}) or True) is True
+            results = self.execute(outcome, undo_journaled=journaled)
             # o que a interrupção deixou por fazer conta como não feito (fica no diário; a próxima execução faz)
             undone = [Result(a, False, "não feita: execução interrompida") for a in outcome.not_run]
             return results, self.save_pair_files(outcome, state, source, target, results + undone, carried)
@@ -6363,35 +6553,54 @@ class Run:
         else:
             new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
             failed_keys = {r.action.key for r in results if not r.ok}
+            left = {r.action.key for r in results if r.left_allowed}  # a primeira coisa da próxima execução
+            planned = {id(a) for a in plan.deletions}  # as outras exclusões desfazem uma cadeia (compensate)
+            undone = {r.action.key for r in results if r.action.kind == DELETE and id(r.action) not in planned}
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
                              {**(carried or {}), **journal_entries(plan, source, target, outcome.clock.utc,
-                                                                   only=failed_keys)})
+                                                                   only=failed_keys, left_allowed=left,
+                                                                   undone=undone)})
         self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
         return new_state
 
-    def execute(self, outcome: PairOutcome) -> list[Result]:
-        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
+    def execute(self, outcome: PairOutcome, undo_journaled: bool = False) -> list[Result]:
+        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente. Antes de tudo, as
+        cadeias urgentes do backup (uma licença que uma cadeia nossa deixou liberada lá)."""
         plan, d = outcome.plan, outcome.direction
         clients = {side: self.clients[d.server(side).url] for side in Side}
+        executors: dict[Side, Executor] = {}
         results: list[Result] = []
+
+        def executor_for(side: Side) -> Executor:
+            if side not in executors:
+                url = clients[side].server.url
+                on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
+                executors[side] = Executor(clients[side], self.credentials, self.config,
+                                           on_result=lambda result, url=url: self.audit(url, result),
+                                           backup=on_backup, undo_journaled=undo_journaled)
+            return executors[side]
+
+        def apply(side: Side, users: list[Action], chains: list[list[Action]], deletions: list[Action]) -> None:
+            nonlocal results
+            if not STOP.requested:
+                results += executor_for(side).run(users, chains, deletions)
+            done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
+            # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
+            groups = [[a] for a in users] + chains + [[a] for a in deletions]
+            outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
+
+        first = [c for c in plan.license_chains if c[0].urgent and d.role_of(c[0].side) == Role.BACKUP]
+        if first:
+            apply(first[0][0].side, [], first, [])
         for side in (Side.PRIMARY, Side.BACKUP):
             users = [a for a in plan.user_actions if a.side == side]
-            chains = [c for c in plan.license_chains if c[0].side == side]
+            chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
             if not (users or chains or deletions):
                 continue
             if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
-            url = clients[side].server.url
-            on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
-            executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.audit(url, result), backup=on_backup)
-            if not STOP.requested:
-                results += executor.run(users, chains, deletions)
-            done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
-            # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
-            groups = [[a] for a in users] + chains + [[a] for a in deletions]
-            outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
+            apply(side, users, chains, deletions)
         return results
 
     def recheck_primary(self, outcome: PairOutcome, side: Side, chains: list[list[Action]],
