@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import time
 
 import pytest
 from apoio import Vigiar, esperar, semear_licencas
@@ -59,3 +60,112 @@ def test_vigiar_leva_ao_backup_venda_bloqueio_e_vencimento_sem_falar_com_o_backu
     assert codigo == 143, vigiar.saida[-3000:]
     assert "Traceback" not in vigiar.saida
     assert vigiar.batimento()["ativo"] is False
+
+
+def test_vigiar_espera_o_principal_fora_do_ar_diz_uma_vez_quando_caiu_e_quando_voltou(par):
+    semear_licencas(par.principal, 10)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO), SYNC_TENTATIVAS_HTTP="0", SYNC_ESPERA_DESPERTAR="1")
+    try:
+        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 10, 30)
+        vigiar.esperar_texto("Paridade de veredito")
+        par.principal.set_faults(fail_rate=1.0, fail_modes=["503"])  # fora do ar (ou dormindo) para tudo
+        par.zerar_contagens()
+        ciclos = vigiar.batimento()["ciclos"]
+        vigiar.esperar_texto("Principal sem resposta", 2 * INTERVALO + 5)
+        par.principal.add_device("VENDA-NA-QUEDA", owner_name="Cliente")  # o banco segue lá, só a API não responde
+        esperar(lambda: vigiar.batimento()["ciclos"] >= ciclos + 3, 60)  # vários ciclos com o principal fora
+        doc = vigiar.batimento()
+        assert doc["principal"]["no_ar"] is False and doc["principal"]["fora_desde"]
+        assert dict(par.backup.counts) == {}  # nada vai aos backups enquanto o principal não responde
+        par.principal.clear_faults()
+        vigiar.esperar_texto("O principal voltou", 60)
+        esperar(lambda: par.backup.veredito("VENDA-NA-QUEDA"), PRAZO)
+        assert vigiar.proc.poll() is None
+    finally:
+        codigo, _ = vigiar.parar(signal.SIGTERM)
+    assert codigo == 143
+    assert vigiar.saida.count("Principal sem resposta") == 1, vigiar.saida[-3000:]
+    assert vigiar.saida.count("O principal voltou") == 1
+    assert "Traceback" not in vigiar.saida
+
+
+def test_vigiar_pausa_so_o_par_do_backup_apagado_com_o_motivo_e_segue_com_os_outros(par_dois_backups):
+    """No bidirecional, um backup que voltou vazio é uma parada de segurança (código 5 numa execução: o sumiço
+    viraria exclusão no principal). No unidirecional ele só é recompletado, como numa execução agendada."""
+    par = par_dois_backups
+    semear_licencas(par.principal, 12)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO), "--bidirecional")
+    apagado, outro = par.backups
+    try:
+        esperar(lambda: all(set(b.devices()) == set(par.principal.devices()) for b in par.backups), 30)
+        vigiar.esperar_texto("Paridade de veredito", vezes=2)
+        apagado.wipe()  # o backup voltou vazio (disco efêmero de hospedagem gratuita)
+        apagado.reset_counts()
+        par.principal.add_device("VENDA-2", owner_name="Cliente")
+        esperar(lambda: outro.veredito("VENDA-2"), PRAZO)  # o outro backup segue
+        vigiar.esperar_texto("Par PAUSADO", PRAZO)
+        doc = vigiar.batimento()
+        pausado = next(p for p in doc["pares"] if p["backup"] == apagado.url)
+        assert pausado["situacao"] == "pausado" and pausado["motivo"]
+        assert next(p for p in doc["pares"] if p["backup"] == outro.url)["situacao"] == "em dia"
+        assert apagado.write_count() == 0  # parada de segurança: nada gravado no backup apagado
+        assert vigiar.proc.poll() is None  # o processo não termina com o código 5
+        par.principal.add_device("VENDA-3", owner_name="Cliente")
+        esperar(lambda: outro.veredito("VENDA-3"), PRAZO)
+        assert apagado.write_count() == 0
+        assert par.principal.write_count() == 0  # e nada do sumiço chegou ao principal
+    finally:
+        codigo, _ = vigiar.parar(signal.SIGTERM)
+    assert codigo == 143
+    assert "Traceback" not in vigiar.saida
+    assert vigiar.saida.count("Par PAUSADO") == 1  # dito uma vez, não a cada ciclo
+
+
+@pytest.mark.parametrize("nome,codigo", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_sinal_no_meio_de_uma_sequencia_do_vigiar_termina_a_sequencia_e_sai_com_o_codigo_do_sinal(par, nome, codigo):
+    chaves = [f"SIG-{i:03d}" for i in range(20)]
+    for chave in chaves:
+        par.principal.add_device(chave, owner_name=f"Cliente {chave}", status="blocked")
+    pausa = par.backup.pausar("POST", "/admin/devices/create", skip=5)  # a 6ª criação, já gravada, segura
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO), "--paralelo", "1")
+    try:
+        esperar(pausa.chegou.is_set, 30)
+        vigiar.proc.send_signal(getattr(signal, nome))
+        time.sleep(0.5)  # o tratador roda na hora; a escrita segura ainda não respondeu
+        pausa.liberar()
+        saiu, levou = vigiar.parar(getattr(signal, nome), limite=15)
+    finally:
+        pausa.liberar()
+        if vigiar.proc.poll() is None:
+            vigiar.parar(signal.SIGKILL)
+    assert saiu == codigo, vigiar.saida[-3000:]
+    assert levou < 5  # em poucos segundos, depois da sequência em andamento
+    principal = par.principal.vereditos()
+    assert [k for k, liberada in par.backup.vereditos().items() if liberada and not principal.get(k)] == []
+    assert 6 <= len(par.backup.devices()) < len(chaves)  # parou de verdade
+    assert "Traceback" not in vigiar.saida
+    assert vigiar.batimento()["ativo"] is False
+
+
+def test_execucao_agendada_com_o_vigiar_ativo_sai_com_zero_restaurar_com_tres_e_verificar_roda(par):
+    semear_licencas(par.principal, 5)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+    try:
+        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 5, 30)
+        vigiar.esperar_texto("Paridade de veredito")
+        pid = vigiar.proc.pid
+        agendada = par.rodar()
+        assert agendada.codigo == 0, agendada.stderr
+        assert f"vigiar está ativo (pid {pid}): nada a fazer" in agendada.stdout
+        restaurar = par.rodar("restaurar")
+        assert restaurar.codigo == 3
+        assert f"vigiar está ativo (pid {pid})" in restaurar.stderr and "pare o vigiar" in restaurar.stderr
+        verificar = par.rodar("verificar")  # só lê: roda junto
+        assert verificar.codigo == 0, verificar.stdout[-2000:]
+        outro = Vigiar(par, "--intervalo", str(INTERVALO))  # um segundo vigiar: a trava está com o primeiro
+        assert outro.proc.wait(timeout=30) == 3
+        outro.parar()
+        assert vigiar.proc.poll() is None
+    finally:
+        vigiar.parar(signal.SIGTERM)
+    assert par.rodar().codigo == 0  # sem o vigiar, a execução agendada volta a sincronizar
