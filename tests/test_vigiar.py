@@ -169,3 +169,35 @@ def test_execucao_agendada_com_o_vigiar_ativo_sai_com_zero_restaurar_com_tres_e_
     finally:
         vigiar.parar(signal.SIGTERM)
     assert par.rodar().codigo == 0  # sem o vigiar, a execução agendada volta a sincronizar
+
+
+def test_vigiar_bloqueia_no_backup_a_licenca_que_vence_na_meia_noite_sem_mudanca_na_listagem(tmp_path):
+    """O veredito depende da data: à meia-noite do servidor uma licença que vence hoje passa a negada no
+    principal sem que a listagem mude; o vigiar trata a troca de data como mudança relevante."""
+    from apoio import Par, hoje_utc
+
+    dia = hoje_utc()
+    quase = dt.datetime.combine(dia, dt.time(23, 59, 54), tzinfo=dt.timezone.utc)
+    par = Par(tmp_path, agora=quase)
+    try:
+        par.principal.add_device("VENCE-HOJE", owner_name="Cliente", license_type="mensal",
+                                 start_date=dia - dt.timedelta(days=30), end_date=dia)
+        par.principal.add_device("SEGUE", owner_name="Outro", license_type="anual")
+        vigiar = Vigiar(par, "--intervalo", str(INTERVALO), "--agora", quase.strftime("%Y-%m-%dT%H:%M:%S"))
+        try:
+            esperar(lambda: par.backup.veredito("VENCE-HOJE") is True, 30)  # hoje ela ainda vale
+            vigiar.esperar_texto("Paridade de veredito")
+            for servidor in par.servidores:  # os servidores também passam da meia-noite
+                servidor.set_now(quase + dt.timedelta(seconds=36))
+            listagem = par.principal.devices()
+            levou = esperar(lambda: par.backup.veredito("VENCE-HOJE") is False, PRAZO)
+            assert levou <= PRAZO
+            assert par.principal.devices() == listagem  # nada mudou na listagem do principal
+            assert "a data mudou" in vigiar.saida
+            assert par.backup.veredito("SEGUE") is True
+            assert _iguais(par)
+        finally:
+            codigo, _ = vigiar.parar(signal.SIGTERM)
+        assert codigo == 143
+    finally:
+        par.parar()
