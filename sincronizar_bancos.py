@@ -7376,6 +7376,86 @@ def watcher_holds_lock(config: Config, command: str) -> int | None:
     return ExitCode.OK
 
 
+def watch_pairs(pairs: list[dict[str, Any]], doc: dict[str, Any] | None, now: dt.datetime,
+                max_delay_min: float) -> list[dict[str, Any]]:
+    """Os pares do painel com o que o batimento de um vigiar ativo diz (ele só grava histórico nos ciclos que
+    escreveram, pararam ou falharam): em dia → saudável enquanto o principal refletido tiver menos de
+    PAINEL_MAX_ATRASO; pausado ou com problema → falhando, com o motivo; vigiar sem ciclo completo em
+    WATCH_STALE_INTERVALS intervalos → atrasado. Sem vigiar ativo, os pares ficam como o histórico diz."""
+    if not doc or not doc.get("ativo"):
+        return pairs
+    alive = watch_alive(doc, now)
+    by_pair = {(w.get("principal"), w.get("backup")): w for w in doc.get("pares") or [] if isinstance(w, dict)}
+    for pair in pairs:
+        watched = by_pair.get((pair["principal"], pair["backup"]))
+        if watched is None:
+            continue
+        reflects = _parse_iso(watched.get("reflete_o_principal_de"))
+        age_s = None if reflects is None else max(0.0, (now - reflects).total_seconds())
+        pair["vigiar"] = {"situacao": watched.get("situacao"), "motivo": watched.get("motivo"),
+                          "reflete_o_principal_de": watched.get("reflete_o_principal_de"),
+                          "ponto_de_recuperacao_s": None if age_s is None else round(age_s, 1)}
+        if not alive:
+            pair["estado"], pair["saudavel"] = PanelState.LATE, False
+            pair["ultimo_erro"] = watch_stale_text(doc, now)
+        elif watched.get("situacao") == WATCH_READY and age_s is not None:
+            late = age_s / 60 > max_delay_min
+            pair["estado"] = PanelState.LATE if late else PanelState.HEALTHY
+            pair["saudavel"], pair["atraso_min"] = not late, round(age_s / 60, 1)
+            pair["ultimo_erro"] = None
+        elif watched.get("situacao") in (WATCH_PAUSED, WATCH_PROBLEM):
+            pair["estado"], pair["saudavel"] = PanelState.FAILING, False
+            pair["ultimo_erro"] = f"vigiar: par {watched.get('situacao')}: {watched.get('motivo')}"
+    return pairs
+
+
+def watch_stale_text(doc: dict[str, Any], now: dt.datetime) -> str:
+    last = _parse_iso(doc.get("ultimo_ciclo_completo")) or _parse_iso(doc.get("inicio"))
+    since = "" if last is None else f" há {age_text((now - last).total_seconds() / 60)}"
+    return (f"o vigiar (pid {doc.get('pid')}) não completa um ciclo{since} (intervalo de "
+            f"{float(doc.get('intervalo_efetivo_s') or 0):.0f} s): veja a janela ou o log dele")
+
+
+def watch_summary(doc: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any] | None:
+    """A chave "vigiar" do /status.json: ativo, vivo, ponto de recuperação de cada par e transferência."""
+    if not doc:
+        return None
+    return {"ativo": bool(doc.get("ativo")), "em_dia": watch_alive(doc, now), "pid": doc.get("pid"),
+            "ultimo_ciclo_completo": doc.get("ultimo_ciclo_completo"), "intervalo_s": doc.get("intervalo_s"),
+            "intervalo_efetivo_s": doc.get("intervalo_efetivo_s"), "aviso_orcamento": doc.get("aviso_orcamento"),
+            "principal": doc.get("principal"), "transferencia": doc.get("transferencia"),
+            "orcamento_mb_dia": doc.get("orcamento_mb_dia"), "encerrado_por": doc.get("encerrado_por")}
+
+
+def _render_watch(doc: dict[str, Any] | None, pairs: list[dict[str, Any]], now: dt.datetime) -> str:
+    """Cartão do modo contínuo: ciclo, ponto de recuperação de cada backup e transferência do principal."""
+    if not doc or not doc.get("ativo"):
+        return ""
+    alive = watch_alive(doc, now)
+    transfer = doc.get("transferencia") or {}
+    wire = int(transfer.get("ultima_leitura_bytes") or 0)
+    kind = "comprimida" if transfer.get("comprimida") else "sem compressão"
+    lines = [f'<div class="estado">VIGIAR {"ATIVO" if alive else "SEM CICLO"}</div>',
+             f"<div>pid {_esc(doc.get('pid'))} · último ciclo completo: "
+             f"{_esc(local_time(doc.get('ultimo_ciclo_completo'), seconds=True))} · intervalo "
+             f"{float(doc.get('intervalo_efetivo_s') or 0):.0f} s</div>",
+             f"<div>Transferência do principal: {wire / 1000:.0f} KB por leitura ({_esc(kind)}); hoje "
+             f"{int(transfer.get('bytes_no_dia') or 0) / 1_000_000:.1f} MB de "
+             f"{float(doc.get('orcamento_mb_dia') or 0):.0f} MB</div>"]
+    for pair in pairs:
+        watched = pair.get("vigiar")
+        if watched:
+            age = watched.get("ponto_de_recuperacao_s")
+            point = "—" if age is None else f"{age:.0f} s"
+            lines.append(f"<div>Backup {_esc(pair['backup'])}: {_esc(watched.get('situacao'))} · ponto de "
+                         f"recuperação (idade do principal que ele reflete): {_esc(point)}</div>")
+    if not alive:
+        lines.append(f'<div class="erro">{_esc(watch_stale_text(doc, now))}</div>')
+    if doc.get("aviso_orcamento"):
+        lines.append(f'<div class="nota">{_esc(doc["aviso_orcamento"])}</div>')
+    return f'<div class="par {"saudavel" if alive else "falhando"} vigiar">' + "".join(lines) + "</div>"
+
+
 # ============================================================================
 # Painel web e /status.json (bloco à parte, antes da linha de comando) (servidor HTTP da biblioteca padrão)
 # ============================================================================
@@ -7555,7 +7635,8 @@ def panel_pairs(history: History, max_delay_min: float, now: dt.datetime,
                 rows.append(row)
                 seen.add(row["id"])
     rows.sort(key=lambda row: row["id"], reverse=True)
-    return pair_health(rows, max_delay_min, now, current)
+    return watch_pairs(pair_health(rows, max_delay_min, now, current), read_watch(os.path.dirname(history.path)),
+                       now, max_delay_min)
 
 
 def _public_pair(pair: dict[str, Any]) -> dict[str, Any]:
@@ -7606,9 +7687,12 @@ def status_document(history: History, max_delay_min: float,
     stopped = unrecorded_failure(history)
     ok = bool(judged) and all(p["saudavel"] for p in judged) and stopped is None
     message = status_message(judged)
+    watch = read_watch(os.path.dirname(history.path))
+    if watch and watch.get("ativo") and not watch_alive(watch, now):
+        message = watch_stale_text(watch, now)
     if stopped:
         message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
-    return status_body(ok, message, max_delay_min, current, stopped=stopped,
+    return status_body(ok, message, max_delay_min, current, stopped=stopped, vigiar=watch_summary(watch, now),
                        pairs=[_public_pair(p) for p in judged],
                        old_pairs=[_public_pair(p) for p in pairs if not p["atual"]])
 
@@ -7789,7 +7873,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
     parts = [
         _panel_head(refresh_s),
         "<h2>Estado agora</h2>", _render_config_note(current), _render_stopped(unrecorded_failure(history)),
-        _render_pairs(present),
+        _render_pairs(present), _render_watch(read_watch(os.path.dirname(history.path)), present, now),
         _render_failover(present), _render_backup_only(present),
         "<h2>Mudanças e paridade por execução</h2>", render_chart(rows),
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),

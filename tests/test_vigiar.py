@@ -14,12 +14,22 @@ import signal
 import time
 
 import pytest
+import sincronizar_bancos as sb
 from apoio import Vigiar, esperar, semear_licencas
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sinais a um filho só em POSIX")
 
 INTERVALO = 5  # o mínimo do --intervalo
 PRAZO = INTERVALO + 10  # o limite do issue: uma escrita no principal chega ao backup em intervalo + 10 s
+
+
+def _status(par) -> tuple[int, dict]:
+    """O /status.json do painel (a mesma função que o servidor do painel usa) sobre a pasta de dados do par."""
+    historico = sb.History(str(par.dados))
+    try:
+        return sb.status_document(historico, 120, [(par.principal.url, b.url) for b in par.backups])
+    finally:
+        historico.close()
 
 
 def _iguais(par) -> bool:
@@ -114,6 +124,11 @@ def test_vigiar_pausa_so_o_par_do_backup_apagado_com_o_motivo_e_segue_com_os_out
         esperar(lambda: outro.veredito("VENDA-3"), PRAZO)
         assert apagado.write_count() == 0
         assert par.principal.write_count() == 0  # e nada do sumiço chegou ao principal
+        codigo_http, status = _status(par)  # o painel nomeia o par pausado e o motivo
+        assert codigo_http == 503
+        pares = {p["backup"]: p for p in status["pares"]}
+        assert "pausado" in pares[apagado.url]["ultimo_erro"] and "VAZIA" in pares[apagado.url]["ultimo_erro"]
+        assert pares[outro.url]["saudavel"] is True
     finally:
         codigo, _ = vigiar.parar(signal.SIGTERM)
     assert codigo == 143
@@ -201,3 +216,30 @@ def test_vigiar_bloqueia_no_backup_a_licenca_que_vence_na_meia_noite_sem_mudanca
         assert codigo == 143
     finally:
         par.parar()
+
+
+def test_status_json_mostra_o_ponto_de_recuperacao_do_vigiar_e_fica_vermelho_sem_ciclo_em_tres_intervalos(par):
+    semear_licencas(par.principal, 5)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+    try:
+        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 5, 30)
+        vigiar.esperar_texto("Paridade de veredito")
+        esperar(lambda: vigiar.batimento()["ciclos"] >= 3, 3 * INTERVALO + 5)  # ciclos ociosos, sem linha nova
+        codigo_http, status = _status(par)
+        assert codigo_http == 200, status["mensagem"]
+        ponto = status["pares"][0]["vigiar"]["ponto_de_recuperacao_s"]
+        assert ponto is not None and ponto <= INTERVALO + 2
+        assert status["vigiar"]["em_dia"] is True and status["vigiar"]["transferencia"]["ultima_leitura_bytes"] > 0
+        vigiar.proc.send_signal(signal.SIGSTOP)  # travado (não morto): a trava e o batimento ficam
+        try:
+            esperar(lambda: _status(par)[0] == 503, sb.WATCH_STALE_INTERVALS * INTERVALO + 10)
+            codigo_http, status = _status(par)
+            assert "não completa um ciclo" in status["mensagem"]
+            agendada = par.rodar()  # um vigiar travado não faz a execução agendada sair com 0
+            assert agendada.codigo == 3 and "não completa um ciclo" in agendada.stderr
+        finally:
+            vigiar.proc.send_signal(signal.SIGCONT)
+        esperar(lambda: _status(par)[0] == 200, 2 * INTERVALO + 5)
+    finally:
+        codigo, _ = vigiar.parar(signal.SIGTERM)
+    assert codigo == 143
