@@ -243,3 +243,50 @@ def test_status_json_mostra_o_ponto_de_recuperacao_do_vigiar_e_fica_vermelho_sem
     finally:
         codigo, _ = vigiar.parar(signal.SIGTERM)
     assert codigo == 143
+
+
+def test_milhares_de_ciclos_ociosos_nao_fazem_a_memoria_crescer_nem_falam_com_o_backup(par):
+    """Dias sem ninguém, em segundos: o ciclo do vigiar (Watcher.cycle, o mesmo do processo) chamado milhares
+    de vezes dentro do processo do teste contra servidores de referência reais. A memória alocada pela
+    ferramenta (tracemalloc, sem a do servidor de referência, que guarda o log das requisições) não cresce;
+    nenhum ciclo ocioso fala com o backup; um login por servidor."""
+    import gc
+    import io
+    import tracemalloc
+
+    semear_licencas(par.principal, 20)
+    config = sb.Config(primary=sb.ServerConfig(sb.Role.PRIMARY, par.principal.url, "admin", par.senha_principal),
+                       backups=[sb.ServerConfig(sb.Role.BACKUP, par.backup.url, "admin", par.senhas_backup)],
+                       data_dir=str(par.dados), wake_wait=5, timeout=5)
+    vigiar = sb.Watcher(config, sb.Reporter(False, io.StringIO()), INTERVALO, 60, 1000)
+    vigiar.open()
+    try:
+        vigiar.connect()
+        vigiar.cycle()
+        assert _iguais(par) and len(par.backup.devices()) == 20
+        for _ in range(200):  # aquecimento: caches do requests, do urllib3 e do SQLite
+            vigiar.cycle()
+        par.zerar_contagens()
+        ignorar = [tracemalloc.Filter(False, "*servidor_referencia.py"), tracemalloc.Filter(False, "*http/server.py"),
+                   tracemalloc.Filter(False, "*socketserver.py"), tracemalloc.Filter(False, tracemalloc.__file__)]
+        tracemalloc.start()
+        try:
+            for _ in range(50):
+                vigiar.cycle()
+            gc.collect()  # o lixo com ciclos de referência (sessões do requests) não é crescimento
+            antes = tracemalloc.take_snapshot().filter_traces(ignorar)
+            ciclos = 2000
+            for _ in range(ciclos):
+                vigiar.cycle()
+            gc.collect()
+            depois = tracemalloc.take_snapshot().filter_traces(ignorar)
+        finally:
+            tracemalloc.stop()
+        cresceu = sum(stat.size_diff for stat in depois.compare_to(antes, "filename"))
+        assert cresceu < 64 * 1024, [str(s) for s in depois.compare_to(antes, "lineno")[:8]]
+        assert dict(par.backup.counts) == {}
+        assert par.principal.counts[("GET", "/admin/devices")] == ciclos + 50
+        assert ("POST", "/admin/login") not in par.principal.counts
+        assert vigiar.write_cycles == 1 and vigiar.last_complete is not None
+    finally:
+        vigiar.close()
