@@ -7047,7 +7047,7 @@ class Watcher:
         except Interrupted:
             raise
         except Exception as exc:  # noqa: BLE001 - principal fora do ar: o vigiar espera e tenta de novo
-            self.count_transfer(*self.meter.take())
+            self.count_transfer(*self.meter.take(), listing=False)  # uma página de erro não é a medida da listagem
             self.primary_failed(exc)
             return
         self.count_transfer(*self.meter.take())
@@ -7070,6 +7070,7 @@ class Watcher:
                 pair.reflects = self.primary_read_at  # nada mudou: o backup reflete esta leitura do principal
         if due:
             self.sync_due(run, primary, fingerprint_now, due)
+            self.count_transfer(*self.meter.take(), listing=False)  # releituras do principal no ciclo
         if not STOP.requested:
             self.last_complete = now_iso()
         self.adjust_interval()
@@ -7177,12 +7178,13 @@ class Watcher:
         return self.effective
 
     # -- transferência e orçamento ----------------------------------------------
-    def count_transfer(self, wire: int, body: int, compressed: bool) -> None:
+    def count_transfer(self, wire: int, body: int, compressed: bool, listing: bool = True) -> None:
+        """Soma ao dia (UTC) o que veio do principal; `listing`: é a leitura do ciclo (a medida do orçamento)."""
         day = dt.datetime.now(dt.timezone.utc).date().isoformat()
         if day != self.day:
             self.day, self.day_bytes = day, 0
         self.day_bytes += wire
-        if wire:
+        if wire and listing:
             self.last_wire, self.last_body, self.compressed = wire, body, compressed
 
     def adjust_interval(self) -> None:

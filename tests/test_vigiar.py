@@ -290,3 +290,48 @@ def test_milhares_de_ciclos_ociosos_nao_fazem_a_memoria_crescer_nem_falam_com_o_
         assert vigiar.write_cycles == 1 and vigiar.last_complete is not None
     finally:
         vigiar.close()
+
+
+def _vigiar_no_processo(par, orcamento_mb: float = 1000, saida=None):
+    import io
+
+    config = sb.Config(primary=sb.ServerConfig(sb.Role.PRIMARY, par.principal.url, "admin", par.senha_principal),
+                       backups=[sb.ServerConfig(sb.Role.BACKUP, par.backup.url, "admin", par.senhas_backup)],
+                       data_dir=str(par.dados), wake_wait=5, timeout=5)
+    vigiar = sb.Watcher(config, sb.Reporter(False, saida if saida is not None else io.StringIO()), INTERVALO, 60,
+                        orcamento_mb)
+    vigiar.open()
+    vigiar.connect()
+    return vigiar
+
+
+def test_vigiar_conta_o_que_chega_comprimido_e_alarga_o_intervalo_quando_a_listagem_nao_cabe_no_orcamento(par):
+    import io
+
+    semear_licencas(par.principal, 300)
+    par.principal.comprimir()  # o proxy da hospedagem comprime para quem pede gzip (o requests pede sempre)
+    saida = io.StringIO()
+    vigiar = _vigiar_no_processo(par, orcamento_mb=1, saida=saida)
+    try:
+        for _ in range(3):
+            vigiar.cycle()
+        doc = vigiar.heartbeat()
+        transferencia = doc["transferencia"]
+        assert transferencia["comprimida"] is True
+        assert transferencia["ultima_leitura_bytes"] * 3 < transferencia["ultima_leitura_bytes_descomprimidos"]
+        assert transferencia["bytes_no_dia"] >= 3 * transferencia["ultima_leitura_bytes"]
+        # 1 MB por dia não paga uma leitura a cada 5 s: o intervalo aumenta para o que o orçamento paga
+        esperado = transferencia["ultima_leitura_bytes"] * 86400 / 1_000_000
+        assert esperado > INTERVALO
+        assert vigiar.next_wait() == pytest.approx(esperado, rel=0.25)
+        assert doc["intervalo_efetivo_s"] == vigiar.next_wait() and doc["aviso_orcamento"]
+        assert saida.getvalue().count("SYNC_VIGIAR_MB_DIA=1") == 1  # dito uma vez, não a cada ciclo
+        assert "comprimida" in doc["aviso_orcamento"]
+        par.principal.comprimir(False)
+        vigiar.cycle()
+        transferencia = vigiar.heartbeat()["transferencia"]
+        assert transferencia["comprimida"] is False
+        assert transferencia["ultima_leitura_bytes"] == transferencia["ultima_leitura_bytes_descomprimidos"]
+        assert _iguais(par)
+    finally:
+        vigiar.close()
