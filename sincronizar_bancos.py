@@ -7084,27 +7084,39 @@ class Watcher:
         whys = sorted({why for _, why in due})
         self.rep.say(f"🔄 {_hhmmss()} Ciclo {self.cycles}: {', '.join(whys)} → "
                      + ", ".join(p.direction.backup.url for p, _ in due))
-        clients = [self.clients[p.direction.backup.url] for p, _ in due]
-        with STOP.interruptible():
-            answers = parallel_map(self.read_backup, clients)
-        mono = time.monotonic()
-        for target, answer in zip(clients, answers, strict=True):
-            if isinstance(answer, BaseException):
-                run.errors[target.server.url] = answer
-            else:
-                run.snapshots[target.server.url] = answer
-        check_distinct_servers([c for c in [self.primary_client, *clients] if c.server.url in run.snapshots])
+        # Leituras em paralelo; cada par sincroniza assim que o backup dele respondeu: um backup fora do ar
+        # (ou dormindo até SYNC_ESPERA_DESPERTAR) não segura os outros.
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(due))
+        futures = {pool.submit(self.read_backup, self.clients[p.direction.backup.url]): p for p, _ in due}
         outcomes: list[PairOutcome] = []
-        for pair, _why in due:
-            if STOP.requested:
-                break
-            for target in (self.clients[pair.direction.backup.url],):  # a rota de bloqueio é provada a cada ciclo
-                target.block_works, target.block_failure = None, ""
-            outcome = run.sync_pair(pair.direction)
-            outcomes.append(outcome)
-            if pair.direction.backup.url in run.snapshots:
-                pair.backup_read, pair.backup_read_at = mono, now_iso()
-            self.judge(pair, outcome, run, fingerprint_now)
+        try:
+            pending = set(futures)
+            while pending and not STOP.requested:
+                with STOP.interruptible():
+                    done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    pair = futures[future]
+                    url = pair.direction.backup.url
+                    failure = future.exception()
+                    if failure is not None:
+                        run.errors[url] = failure
+                    else:
+                        run.snapshots[url] = future.result()
+                        pair.backup_read, pair.backup_read_at = time.monotonic(), now_iso()
+                        check_distinct_servers([c for c in self.clients.values() if c.server.url in run.snapshots])
+                    if STOP.requested:
+                        break
+                    self.clients[url].block_works, self.clients[url].block_failure = None, ""  # provada a cada ciclo
+                    outcome = run.sync_pair(pair.direction)
+                    outcomes.append(outcome)
+                    self.judge(pair, outcome, run, fingerprint_now)
+        except BaseException:  # Ctrl+C/SIGTERM numa leitura: as esperas de despertar param já
+            for client in self.clients.values():
+                if client is not self.primary_client:
+                    client.cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=False)
         self.finish_run(run, outcomes)
 
     def finish_run(self, run: Run, outcomes: list[PairOutcome]) -> None:

@@ -335,3 +335,45 @@ def test_vigiar_conta_o_que_chega_comprimido_e_alarga_o_intervalo_quando_a_lista
         assert _iguais(par)
     finally:
         vigiar.close()
+
+
+def test_backup_fora_do_ar_nao_segura_os_outros_e_volta_a_ser_sincronizado(par_dois_backups):
+    par = par_dois_backups
+    fora, outro = par.backups
+    semear_licencas(par.principal, 8)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO), SYNC_ESPERA_DESPERTAR="20", SYNC_TENTATIVAS_HTTP="0")
+    try:
+        esperar(lambda: all(len(b.devices()) == 8 for b in par.backups), 30)
+        vigiar.esperar_texto("Paridade de veredito", vezes=2)
+        fora.set_faults(fail_rate=1.0, fail_modes=["503"])  # dormindo/fora do ar: 503 em tudo, /health também
+        par.principal.add_device("VENDA-5", owner_name="Cliente")
+        levou = esperar(lambda: outro.veredito("VENDA-5"), 30)
+        vigiar.esperar_texto(f"Backup {fora.url}:", 40)  # a espera de 20 s pelo que dorme veio depois
+        assert levou < INTERVALO + 8, levou  # não esperou os 20 s do backup fora do ar
+        assert vigiar.batimento()["pares"][0]["situacao"] == "com problema"
+        fora.clear_faults()
+        esperar(lambda: fora.veredito("VENDA-5") and fora.vereditos() == par.principal.vereditos(), 40)
+        vigiar.esperar_texto(f"Backup {fora.url} em dia de novo", 10)
+    finally:
+        codigo, _ = vigiar.parar(signal.SIGTERM)
+    assert codigo == 143
+    assert vigiar.saida.count(f"Backup {fora.url}:") == 1, vigiar.saida[-3000:]
+
+
+def test_token_que_caiu_no_meio_da_vida_do_vigiar_leva_a_um_login_so(par):
+    semear_licencas(par.principal, 5)
+    vigiar = _vigiar_no_processo(par)
+    try:
+        vigiar.cycle()
+        assert _iguais(par)
+        par.zerar_contagens()
+        for servidor in par.servidores:
+            servidor.invalidate_tokens()  # reinício do servidor: os tokens emitidos não valem mais
+        par.principal.add_device("VENDA-4", owner_name="Cliente")
+        vigiar.cycle()
+        vigiar.cycle()
+        assert par.backup.veredito("VENDA-4") is True
+        assert par.principal.counts[("POST", "/admin/login")] == 1
+        assert par.backup.counts[("POST", "/admin/login")] == 1
+    finally:
+        vigiar.close()
