@@ -7014,7 +7014,13 @@ class Watcher:
         """Acorda e entra em todos os servidores (em paralelo). Senha, conta, TLS, redirecionamento e URL que
         não é a API: ConfigError (código 2). Servidor fora do ar: o vigiar começa assim mesmo e tenta de novo."""
         clients = list(self.clients.values())
-        for client, outcome in zip(clients, parallel_map(_connect, clients), strict=True):
+        try:
+            outcomes = parallel_map(_connect, clients)
+        except BaseException:  # Ctrl+C/SIGTERM na espera de um servidor dormindo: as esperas param já
+            for client in clients:
+                client.cancel.set()
+            raise
+        for client, outcome in zip(clients, outcomes, strict=True):
             if isinstance(outcome, AuthError) or isinstance(outcome, TlsError):
                 raise ConfigError(_error_text(outcome))
             if isinstance(outcome, BaseException):
@@ -7124,7 +7130,7 @@ class Watcher:
         rows = run.history
         if isinstance(rows, _CycleRows) and rows.recorded:
             save_last_run(run, run.finish(rows.recorded))
-        self.warnings += [w for w in run.warnings if w not in self.warnings]
+        self.warnings = (self.warnings + [w for w in run.warnings if w not in self.warnings])[-20:]  # memória plana
 
     def judge(self, pair: WatchedPair, outcome: PairOutcome, run: Run, fingerprint_now: str) -> None:
         """O que o ciclo deixou no par: em dia (reflete a leitura do principal), pausado (código 5: nada é
@@ -7180,6 +7186,15 @@ class Watcher:
         run.errors[self.config.primary.url] = exc
         outcomes = [run.sync_pair(p.direction) for p in self.pairs if p.paused is None]
         self.finish_run(run, outcomes)
+
+    def cycle_failed(self, exc: BaseException) -> None:
+        """Erro inesperado num ciclo (disco cheio, histórico que não grava...): dito uma vez por mensagem, o
+        ciclo não conta como completo (o painel fica vermelho se isso se repetir) e o próximo tenta de novo."""
+        message = SECRETS.mask(f"erro inesperado no ciclo {self.cycles} ({exc.__class__.__name__}): {exc}")
+        key = f"{exc.__class__.__name__}: {exc}"
+        if key not in self.warnings:
+            self.warnings = (self.warnings + [key])[-20:]
+            self.rep.warn(f"⚠️  {_hhmmss()} {message}; o vigiar continua.")
 
     def backoff_max(self) -> float:
         return max(WATCH_PRIMARY_BACKOFF_MAX, self.effective)
@@ -7269,7 +7284,12 @@ class Watcher:
             try:
                 while max_cycles is None or self.cycles < max_cycles:
                     started = time.monotonic()
-                    self.cycle()
+                    try:
+                        self.cycle()
+                    except (Interrupted, ConfigError):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - um ciclo que quebrou não termina dias de vigília
+                        self.cycle_failed(exc)
                     self.beat()
                     if STOP.requested:
                         break
