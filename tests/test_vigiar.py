@@ -377,3 +377,25 @@ def test_token_que_caiu_no_meio_da_vida_do_vigiar_leva_a_um_login_so(par):
         assert par.backup.counts[("POST", "/admin/login")] == 1
     finally:
         vigiar.close()
+
+
+def test_leitura_periodica_do_backup_conserta_o_que_mudaram_a_mao_nele_sem_mudanca_no_principal(par):
+    semear_licencas(par.principal, 8)
+    vigiar = _vigiar_no_processo(par)
+    vigiar.backup_read_s = 2.0  # SYNC_VIGIAR_LEITURA_BACKUP_MIN em segundos, para o teste
+    try:
+        vigiar.cycle()
+        assert _iguais(par)
+        bloqueada = next(k for k, d in par.principal.devices().items() if d["status"] == "blocked")
+        par.backup.set_status(bloqueada, "active")  # alguém liberou à mão no backup
+        par.backup.remove_device("LIC-0001")  # e apagou outra
+        par.zerar_contagens()
+        vigiar.cycle()
+        assert dict(par.backup.counts) == {}  # antes do prazo: o principal não mudou, o backup não é lido
+        time.sleep(2.2)
+        vigiar.cycle()
+        assert par.backup.counts[("GET", "/admin/devices")] >= 1
+        assert par.backup.veredito(bloqueada) is False and par.backup.veredito("LIC-0001") is True
+        assert _iguais(par)
+    finally:
+        vigiar.close()
