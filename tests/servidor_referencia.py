@@ -875,7 +875,7 @@ class LicenseApp:
         return 200, {"status": "ok"}
 
     def ping(self, req: ApiRequest) -> tuple[int, dict]:
-        return 200, {"pong": True, "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+        return 200, {"pong": True, "time": self.clock.now().isoformat()}  # a hora UTC do relógio do servidor
 
 
 # ---------------------------------------------------------------------------
@@ -1146,6 +1146,13 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - assinatura da stdlib
         """Silencioso: os testes não querem log de acesso no stderr."""
+
+    def date_time_string(self, timestamp=None):
+        """O cabeçalho Date segue o relógio DESTE servidor (o fixado por set_now/set_today, se houver), como o
+        de um servidor real segue o dele: um teste pode ter um servidor dias à frente do processo do teste."""
+        if timestamp is None and self.owner is not None:
+            return email.utils.format_datetime(self.owner.now(), usegmt=True)
+        return super().date_time_string(timestamp)
 
     def do_GET(self):
         self.owner._process(self)

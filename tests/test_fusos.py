@@ -75,7 +75,10 @@ def _fim_30_de_novembro(par, outro_fim_no_backup: str) -> None:
     par.backup.add_device("FIM-29", start_date="2026-10-29", end_date="2026-11-29", **dados)
 
 
-def test_servidores_em_brasilia_a_licenca_vale_ate_o_fim_do_dia_local(par_fusos):
+def test_servidores_em_brasilia_no_ultimo_dia_o_backup_nega_dentro_da_margem_de_fusos(par_fusos):
+    """22:00 em Brasília no último dia (01:00 UTC do dia seguinte): o principal ainda libera FIM-30, mas a API não
+    revela o fuso e num servidor a leste (até UTC+14) ela já venceu. O fuso configurado pode estar errado: o backup
+    recebe o veredito mais estrito (negada), sem renovar nada; é o custo da margem (docs/API_DOS_SERVIDORES.md)."""
     agora = "2026-12-01T01:00"  # 30/11, 22:00 em Brasília
     par = par_fusos("America/Sao_Paulo", "America/Sao_Paulo", utc(agora))
     _fim_30_de_novembro(par, "2026-12-30")
@@ -86,11 +89,10 @@ def test_servidores_em_brasilia_a_licenca_vale_ate_o_fim_do_dia_local(par_fusos)
 
     sem_traceback(r)
     assert r.codigo == 0, saida(r)[-4000:]
-    assert escritas_de_status(par.backup) == 0, "bloqueou no backup o que o principal ainda libera"
-    for chave in ("FIM-30", "FIM-30-B", "FIM-30-NOVA"):
-        assert par.principal.veredito(chave) and par.backup.veredito(chave), chave
-    assert not par.principal.veredito("FIM-29") and not par.backup.veredito("FIM-29")
-    assert not diferentes_no_oraculo(par)
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    for chave in ("FIM-30", "FIM-30-B", "FIM-30-NOVA", "FIM-29"):
+        assert not par.backup.veredito(chave), chave
+    assert par.backup.devices()["FIM-30-B"]["end_date"] == "2026-12-30", "renovada ou regravada no backup"
     assert r.json()["backups"][0]["paridade"]["ok"] is True
     convergir(par, "--agora", agora, SYNC_FUSO_HORARIO="America/Sao_Paulo")
 
@@ -113,7 +115,10 @@ def test_servidores_em_toquio_a_licenca_ja_venceu_e_o_backup_nega_tambem(par_fus
     convergir(par, "--agora", agora, SYNC_FUSO_HORARIO="Asia/Tokyo")
 
 
-def test_principal_em_brasilia_e_backup_em_utc_o_backup_nunca_nega_o_que_o_principal_libera(par_fusos):
+def test_principal_em_brasilia_e_backup_em_utc_nada_e_renovado_sem_todos_os_fusos_concordarem(par_fusos):
+    """30/11 no principal (Brasília), 01/12 no backup (UTC): FIM-30 ainda vale no principal e já venceu no backup.
+    Renovar (um período novo no backup) só quando TODO fuso possível concorda que o principal libera: não é o caso
+    (num principal a leste ela já venceu), então o backup continua negando e nada é renovado nem liberado a mais."""
     agora = "2026-12-01T01:00"  # 30/11 no principal (Brasília), 01/12 no backup (UTC)
     par = par_fusos("America/Sao_Paulo", "UTC", utc(agora))
     _fim_30_de_novembro(par, "2026-11-30")
@@ -124,10 +129,10 @@ def test_principal_em_brasilia_e_backup_em_utc_o_backup_nunca_nega_o_que_o_princ
 
     sem_traceback(r)
     assert r.codigo == 0, saida(r)[-4000:]
-    nega = sorted(k for k in par.principal.devices() if par.principal.veredito(k) and not par.backup.veredito(k))
-    assert nega == [], f"o backup nega o que o principal libera: {nega}"
     assert backup_libera_o_que_o_principal_nega(par) == []
-    for chave in ("FIM-30", "FIM-30-B", "FIM-30-NOVA"):
-        assert par.backup.veredito(chave), chave
-    assert not par.backup.veredito("FIM-29")
+    backup = par.backup.devices()
+    for chave in ("FIM-30", "FIM-30-B", "FIM-29"):
+        assert backup[chave]["end_date"] in ("2026-11-29", "2026-11-30"), f"{chave} renovada no backup"
+        assert not par.backup.veredito(chave), chave
+    assert not par.backup.veredito("FIM-30-NOVA")
     convergir(par, "--agora", agora, PRINCIPAL_FUSO_HORARIO="America/Sao_Paulo", BACKUP_FUSO_HORARIO="UTC")
