@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+import sincronizar_bancos as sb
 from apoio import (Par, backup_libera_o_que_o_principal_nega, convergir, diferentes_no_oraculo, saida, sem_traceback,
                    utc)
 
@@ -136,3 +137,127 @@ def test_principal_em_brasilia_e_backup_em_utc_nada_e_renovado_sem_todos_os_fuso
         assert not par.backup.veredito(chave), chave
     assert not par.backup.veredito("FIM-30-NOVA")
     convergir(par, "--agora", agora, PRINCIPAL_FUSO_HORARIO="America/Sao_Paulo", BACKUP_FUSO_HORARIO="UTC")
+
+
+# ---------------------------------------------------------------------------
+# Fuso não configurado ou trocado: nunca deixa o backup mais permissivo (issue 24)
+# ---------------------------------------------------------------------------
+
+LESTE, OESTE = "Pacific/Kiritimati", "Etc/GMT+12"  # UTC+14 e UTC−12: os extremos dos fusos civis
+AGORA_EXTREMOS = "2026-12-03T12:00"  # 04/12 02:00 em UTC+14; 03/12 00:00 em UTC−12
+
+
+def _vencem_hoje_em_utc(par) -> None:
+    """HOJE (fim 03/12, os mesmos dados nos dois), HOJE-NOVA (só no principal, fim 03/12) e VALIDA (fim 20/12
+    nos dois). Às 12:00 UTC de 03/12 o servidor em UTC+14 já está em 04/12 (HOJE venceu) e o em UTC−12 em 03/12."""
+    dados = dict(license_type="mensal", owner_name="Padaria Pão de Açúcar", created_by="sergio")
+    for chave, fim in (("HOJE", "2026-12-03"), ("HOJE-NOVA", "2026-12-03"), ("VALIDA", "2026-12-20")):
+        par.principal.add_device(chave, start_date="2026-11-03", end_date=fim, **dados)
+    par.backup.add_device("HOJE", start_date="2026-11-03", end_date="2026-12-03", **dados)
+    par.backup.add_device("VALIDA", start_date="2026-11-20", end_date="2026-12-20", **dados)
+
+
+def _nada_renovado_nem_liberado_a_mais(par, r) -> None:
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    assert backup_libera_o_que_o_principal_nega(par) == [], saida(r)[-3000:]
+    backup = par.backup.devices()
+    assert (backup["HOJE"]["start_date"], backup["HOJE"]["end_date"]) == ("2026-11-03", "2026-12-03"), \
+        "HOJE foi renovada (um período novo) no backup por causa do fuso"
+    assert not par.backup.veredito("HOJE") and not par.backup.veredito("HOJE-NOVA")
+    assert par.backup.veredito("VALIDA") and par.backup.devices()["VALIDA"]["status"] == "active"
+    assert par.backup.counts[("POST", "/admin/devices/create")] == 1  # só HOJE-NOVA, que faltava
+
+
+@pytest.mark.parametrize("zonas", [{}, {"PRINCIPAL_FUSO_HORARIO": OESTE, "BACKUP_FUSO_HORARIO": LESTE}],
+                         ids=["fusos_nao_configurados", "fusos_trocados"])
+def test_principal_em_utc_mais_14_e_backup_em_utc_menos_12_o_backup_nunca_libera_o_que_o_principal_nega(
+        par_fusos, zonas):
+    par = par_fusos(LESTE, OESTE, utc(AGORA_EXTREMOS))
+    _vencem_hoje_em_utc(par)
+    assert not par.principal.veredito("HOJE") and par.backup.veredito("HOJE")
+
+    r = par.rodar("--sem-progresso", "--json", "--agora", AGORA_EXTREMOS, **zonas)
+
+    _nada_renovado_nem_liberado_a_mais(par, r)
+    convergir(par, "--agora", AGORA_EXTREMOS, **zonas)
+
+
+def test_principal_em_utc_menos_12_e_backup_em_utc_mais_14_sem_fusos_configurados_nada_e_renovado(par_fusos):
+    """O principal (UTC−12) ainda libera HOJE, o backup (UTC+14) já nega, e a configuração não diz os fusos: a
+    ferramenta não sabe se o principal libera em todo fuso possível, então não renova HOJE (nem cria HOJE-NOVA
+    liberada) no backup; o backup fica com o veredito mais estrito (o custo da margem)."""
+    zonas: dict[str, str] = {}
+    par = par_fusos(OESTE, LESTE, utc(AGORA_EXTREMOS))
+    _vencem_hoje_em_utc(par)
+    assert par.principal.veredito("HOJE") and not par.backup.veredito("HOJE")
+
+    r = par.rodar("--sem-progresso", "--json", "--agora", AGORA_EXTREMOS, **zonas)
+
+    _nada_renovado_nem_liberado_a_mais(par, r)
+    convergir(par, "--agora", AGORA_EXTREMOS, **zonas)
+
+
+# ---------------------------------------------------------------------------
+# A margem de fusos no planejador (puro)
+# ---------------------------------------------------------------------------
+
+def _lic(chave="L1", fim=dt.date(2026, 12, 3), **kw) -> sb.License:
+    base = dict(owner_name="José", cpf="1", email=None, address=None, license_type="mensal", created_by="sergio",
+                status="active", start_date=dt.date(2026, 11, 3), end_date=fim, custom_interval=60, features="core")
+    base.update(kw)
+    return sb.License(device_id=chave, **base)
+
+
+def _relogio(hora_utc: str, principal: str = "UTC", backup: str = "UTC") -> sb.Clock:
+    momento = utc(hora_utc)
+    return sb.Clock.at(momento, momento, principal, backup)
+
+
+@pytest.mark.parametrize("hora, datas", [
+    ("2026-12-03T09:59", (dt.date(2026, 12, 2), dt.date(2026, 12, 3))),
+    ("2026-12-03T10:00", (dt.date(2026, 12, 2), dt.date(2026, 12, 4))),
+    ("2026-12-03T11:59", (dt.date(2026, 12, 2), dt.date(2026, 12, 4))),
+    ("2026-12-03T12:00", (dt.date(2026, 12, 3), dt.date(2026, 12, 4))),
+])
+def test_datas_possiveis_de_um_servidor_vao_de_utc_menos_12_a_utc_mais_14(hora, datas):
+    relogio = _relogio(hora)
+    assert relogio.span(sb.Side.PRIMARY) == datas == relogio.span(sb.Side.BACKUP)
+    assert relogio.primary == relogio.backup == relogio.utc == dt.date(2026, 12, 3)  # o fuso configurado (UTC)
+
+
+def test_no_ultimo_dia_o_backup_nega_a_partir_das_10h_utc_e_nada_e_renovado():
+    """O custo da margem: no último dia (fim 03/12) o backup passa a negar às 10:00 UTC (quando em UTC+14 já é
+    04/12); antes disso nada muda."""
+    principal, backup = _lic(), _lic(start_date=dt.date(2026, 11, 20), fim=dt.date(2026, 12, 20))
+    antes = sb.plan_pair(_snap(principal), _snap(backup), _relogio("2026-12-03T09:59"))
+    assert antes.actions == [] and antes.parity_now().ok
+    depois = sb.plan_pair(_snap(principal), _snap(backup), _relogio("2026-12-03T10:00"))
+    assert [(a.kind, a.key) for a in depois.actions] == [(sb.BLOCK, "L1")]
+    assert depois.parity_predicted().ok
+
+
+@pytest.mark.parametrize("zonas", [("UTC", "UTC"), (OESTE, LESTE), (LESTE, OESTE)])
+def test_renovar_so_quando_todo_fuso_possivel_concorda_que_o_principal_libera(zonas):
+    """Backup com fim 03/12 e principal válido até 10/12: renova (o backup pode já ter vencido). Principal com
+    fim 03/12 às 12:00 UTC (em UTC+14 já venceu): nunca renova, qualquer que seja o fuso configurado."""
+    relogio = _relogio("2026-12-03T12:00", *zonas)
+    vencendo = _lic(start_date=dt.date(2026, 11, 3))
+    acoes, _depois = sb.plan_license(_lic(fim=dt.date(2026, 12, 10)), vencendo, relogio)
+    assert [a.kind for a in acoes] == [sb.RENEW]
+    acoes, depois = sb.plan_license(_lic(), vencendo, relogio)
+    assert sb.RENEW not in [a.kind for a in acoes] and [a.kind for a in acoes] == [sb.BLOCK]
+    assert depois.status == "blocked"
+
+
+def test_sem_margem_com_hoje_fixo_o_veredito_e_o_da_data_exata():
+    """Clock.of(data) (--hoje): a data é exata, sem margem; o mesmo de antes."""
+    relogio = sb.Clock.of(dt.date(2026, 12, 3))
+    assert relogio.span(sb.Side.PRIMARY) == (dt.date(2026, 12, 3),) * 2
+    plano = sb.plan_pair(_snap(_lic()), _snap(_lic(start_date=dt.date(2026, 11, 20), fim=dt.date(2026, 12, 20))),
+                         relogio)
+    assert plano.actions == []
+
+
+def _snap(*licencas) -> sb.Snapshot:
+    return sb.Snapshot("http://x", {}, {ln.device_id: ln for ln in licencas}, login_username="admin")
