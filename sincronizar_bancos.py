@@ -26,8 +26,9 @@ Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam)
 
 Mapa para quem revisa (onde cada decisão mora):
     Liberada ou negada: allows() — a mesma ordem do servidor (bloqueada, vencida, pendente), julgada na
-        data LOCAL de cada servidor: Clock (Run.clock_for, com SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
-        BACKUP_FUSO_HORARIO). O status que o destino precisa ter sai de target_status().
+        data LOCAL de cada servidor: Clock (Run.clock_for: o relógio de cada servidor, do cabeçalho Date —
+        ServerClock —, e a margem de fusos UTC−12 a UTC+14; SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
+        BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status().
     Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
         Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
