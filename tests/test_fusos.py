@@ -243,11 +243,11 @@ def test_renovar_so_quando_todo_fuso_possivel_concorda_que_o_principal_libera(zo
     fim 03/12 às 12:00 UTC (em UTC+14 já venceu): nunca renova, qualquer que seja o fuso configurado."""
     relogio = _relogio("2026-12-03T12:00", *zonas)
     vencendo = _lic(start_date=dt.date(2026, 11, 3))
-    acoes, _depois = sb.plan_license(_lic(fim=dt.date(2026, 12, 10)), vencendo, relogio)
-    assert [a.kind for a in acoes] == [sb.RENEW]
-    acoes, depois = sb.plan_license(_lic(), vencendo, relogio)
-    assert sb.RENEW not in [a.kind for a in acoes] and [a.kind for a in acoes] == [sb.BLOCK]
-    assert depois.status == "blocked"
+    plano = sb.plan_pair(_snap(_lic(fim=dt.date(2026, 12, 10))), _snap(vencendo), relogio)
+    assert [a.kind for a in plano.actions] == [sb.RENEW]
+    plano = sb.plan_pair(_snap(_lic()), _snap(vencendo), relogio)
+    assert [a.kind for a in plano.actions] == [sb.BLOCK]
+    assert plano.expected["L1"][1].status == "blocked" and plano.parity_predicted().ok
 
 
 def test_sem_margem_com_hoje_fixo_o_veredito_e_o_da_data_exata():
