@@ -2629,12 +2629,17 @@ class Clock:
         """Libera em algum fuso possível (a data mais cedo ainda está no prazo)?"""
         return allows(lic, self.span(side)[0])
 
-    def differs(self, p: License | None, b: License | None) -> bool:
-        """O backup não dá o veredito do principal em algum fuso possível: o principal libera em todos e o
-        backup pode negar, ou o principal pode negar e o backup pode liberar. Sem margem: allows(p) != allows(b)."""
-        if self.sure(p, Side.PRIMARY):
-            return not self.sure(b, Side.BACKUP)
-        return self.might(b, Side.BACKUP)
+    def differs(self, p: License | None, b: License | None, role_of: Callable[[Side], Role] = Role) -> bool:
+        """Veredito diferente com a margem de fusos (`p`/`b`: os lados do plano; `role_of`: qual é o principal de
+        verdade): o principal pode negar e o backup pode liberar (o backup liberaria a mais: tem de negar em todo
+        fuso), ou o principal libera em todo fuso e o backup nega em todo fuso. Um backup de veredito incerto
+        diante de um principal que libera em todos é tolerado (no sentido normal ele é renovado). Sem margem:
+        allows(p) != allows(b)."""
+        main = Side.PRIMARY if role_of(Side.PRIMARY) == Role.PRIMARY else Side.BACKUP
+        primary, backup = (p, b) if main == Side.PRIMARY else (b, p)
+        if self.sure(primary, main):
+            return not self.might(backup, main.other)
+        return self.might(backup, main.other)
 
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
@@ -2662,19 +2667,20 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span") -> str:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
     que já nega → fica como está. Origem negada e destino que liberaria → 'blocked'
     ('pending' não pode ser definido pela API, e as datas não podem ser copiadas).
     Com a margem de fusos (datas (mais cedo, mais tarde)): a origem só conta como liberada se libera em todas
-    as datas possíveis; se não, o destino precisa negar em todas (o veredito mais estrito).
+    as datas possíveis; se não, um backup precisa negar em todas (o veredito mais estrito). O principal
+    (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
-    target_earliest = _span(target_today)[0]
-    if allows(source, _span(source_today)[1]):
+    (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
+    if allows(source, source_latest):
         return after.status if allows(after, target_earliest) else "active"
-    if not allows(after, target_earliest):
+    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
         return after.status
     return "blocked"
 
@@ -2736,7 +2742,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
-    status = target_status(source, after, source_span, target_span)
+    status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
     if allows(source, source_span[1]) and is_expired(after, target_span[1]):
         renewed = model_upsert(after, source, today)
@@ -2930,7 +2936,7 @@ class _Planner:
 
     def differs(self, p: License | None, b: License | None) -> bool:
         """Veredito diferente entre o principal e o backup (cada um pela sua data local, com a margem de fusos)?"""
-        return self.clock.differs(p, b)
+        return self.clock.differs(p, b, self.options.role_of)
 
     def resume(self, key: str, p: License | None, b: License | None) -> bool:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
@@ -2962,6 +2968,10 @@ class _Planner:
             return self._unreachable(key, p, b)
         if chain:
             self.chains.append(chain)
+        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+                key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
+                self.clock.might(b, Side.BACKUP)):
+            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:

@@ -261,3 +261,14 @@ def test_sem_margem_com_hoje_fixo_o_veredito_e_o_da_data_exata():
 
 def _snap(*licencas) -> sb.Snapshot:
     return sb.Snapshot("http://x", {}, {ln.device_id: ln for ln in licencas}, login_username="admin")
+
+
+def test_restaurar_nunca_bloqueia_no_principal_pela_margem_de_fusos():
+    """Restaurar (origem: o backup) uma licença que vence hoje, às 12:00 UTC: o principal a recebe liberada, sem
+    bloqueio pela margem (uma venda nunca volta bloqueada ao principal por um fuso que ninguém conhece)."""
+    def papel(lado: sb.Side) -> sb.Role:  # em restaurar, o lado de origem do plano é o backup
+        return sb.Role.BACKUP if lado == sb.Side.PRIMARY else sb.Role.PRIMARY
+    opcoes = sb.PlanOptions(only_missing=True, protect_target=False, role_of=papel)
+    plano = sb.plan_pair(_snap(_lic()), _snap(), _relogio("2026-12-03T12:00"), options=opcoes)
+    assert [(a.kind, a.key) for a in plano.actions] == [(sb.CREATE, "L1")]
+    assert plano.parity_predicted().ok
