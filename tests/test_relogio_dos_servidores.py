@@ -89,3 +89,40 @@ def test_servidores_3_dias_a_frente_do_pc_a_vencida_no_principal_e_negada_no_bac
     assert par.backup.veredito("RENOVAR"), "licença válida no principal ficou vencida no backup"
     assert par.backup.devices()["RENOVAR"]["start_date"] == _iso(hoje)  # renovada na data do servidor
     assert r.json()["hoje"] == _iso(hoje)
+
+
+def test_cada_lado_e_julgado_pelo_relogio_do_seu_servidor(par_com_relogio):
+    """O principal 3 dias à frente do PC e o backup no relógio real: a vencida no principal (pelo relógio dele) é
+    negada no backup, e a cópia do backup, válida pelo relógio do backup, não é renovada pelo do principal."""
+    par, hoje = par_com_relogio(3)
+    par.backup.set_now(None)  # o backup no relógio real (o mesmo do PC)
+    hoje_backup = hoje_utc()
+    par.principal.add_device("VENCIDA-NOVA", start_date=_iso(hoje, -32), end_date=_iso(hoje, -2), **DADOS)
+    par.principal.add_device("VALE", start_date=_iso(hoje, -5), end_date=_iso(hoje, 25), **DADOS)
+    # no backup VALE vence amanhã pelo relógio dele (pelo do principal, já teria vencido)
+    par.backup.add_device("VALE", start_date=_iso(hoje_backup, -29), end_date=_iso(hoje_backup, 1), **DADOS)
+
+    r = par.rodar("--sem-progresso")
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert not par.backup.veredito("VENCIDA-NOVA")
+    assert par.backup.devices()["VALE"]["end_date"] == _iso(hoje_backup, 1), "renovada pelo relógio do outro lado"
+    assert par.backup.veredito("VALE")
+
+
+def test_servidor_sem_date_usa_o_relogio_do_outro_lado(par_com_relogio):
+    """Um proxy na frente do principal não manda o Date: vale o relógio do backup (3 dias à frente do PC, como o do
+    principal), não o do PC."""
+    par, hoje = par_com_relogio(3)
+    par.principal.sem_date = True
+    par.principal.add_device("VENCIDA-NOVA", start_date=_iso(hoje, -32), end_date=_iso(hoje, -2), **DADOS)
+
+    r = par.rodar("--sem-progresso", "--json")
+
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-4000:]
+    assert not par.backup.veredito("VENCIDA-NOVA")
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert r.json()["hoje"] == _iso(hoje)
