@@ -2751,8 +2751,11 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         after = renewed
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
-        chain.append(Action(kind, key, _status_reason(source, status, there),
-                            changes=(("status", after.status, status),), side=side))
+        why = _status_reason(source, status, there)
+        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+            why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
+                   "fuso) ela já venceu, então o backup nega (margem de fusos)")
+        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
     return chain, after
 

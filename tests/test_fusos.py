@@ -234,6 +234,7 @@ def test_no_ultimo_dia_o_backup_nega_a_partir_das_10h_utc_e_nada_e_renovado():
     assert antes.actions == [] and antes.parity_now().ok
     depois = sb.plan_pair(_snap(principal), _snap(backup), _relogio("2026-12-03T10:00"))
     assert [(a.kind, a.key) for a in depois.actions] == [(sb.BLOCK, "L1")]
+    assert "margem de fusos" in depois.actions[0].reason  # o relatório diz por que, não "vencida no principal"
     assert depois.parity_predicted().ok
 
 
