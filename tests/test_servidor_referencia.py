@@ -718,6 +718,18 @@ def test_override_forever_concrete_path_and_clear(srv, admin):
     assert change_status(admin, "a", "block").json()["status"] == "blocked"
 
 
+def test_ecoar_corpo_devolve_o_corpo_recebido_na_mensagem_de_erro(srv):
+    corpo = {"username": "admin", "password": 'Pa"9 wörd'}
+    srv.ecoar_corpo("POST", "/admin/login", 400, times=1)
+    srv.ecoar_corpo("POST", "/admin/login", 401, times=1, forma="url")
+    eco = requests.post(f"{srv.url}/admin/login", json=corpo, timeout=TIMEOUT)
+    assert eco.status_code == 400 and eco.json()["error"] == "Requisição recusada: " + json.dumps(corpo)
+    eco = requests.post(f"{srv.url}/admin/login", json=corpo, timeout=TIMEOUT)
+    assert eco.status_code == 401
+    assert eco.json()["error"] == "Requisição recusada: username=admin&password=Pa%229+w%C3%B6rd"
+    assert requests.post(f"{srv.url}/admin/login", json=corpo, timeout=TIMEOUT).status_code == 401  # a API de novo
+
+
 # ---------------------------------------------------------------------------
 # Linha de comando
 # ---------------------------------------------------------------------------
