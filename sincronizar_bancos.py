@@ -3436,7 +3436,7 @@ class _Planner:
             return False
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
-        return allows(lic, self.clock.on(target_side)) and not allows(source, self.clock.on(target_side.other))
+        return self.clock.might(lic, target_side) and not self.clock.sure(source, target_side.other)  # margem de fusos
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
