@@ -26,8 +26,9 @@ Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam)
 
 Mapa para quem revisa (onde cada decisão mora):
     Liberada ou negada: allows() — a mesma ordem do servidor (bloqueada, vencida, pendente), julgada na
-        data LOCAL de cada servidor: Clock (Run.clock_for, com SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
-        BACKUP_FUSO_HORARIO). O status que o destino precisa ter sai de target_status().
+        data LOCAL de cada servidor: Clock (Run.clock_for: o relógio de cada servidor, do cabeçalho Date —
+        ServerClock —, e a margem de fusos UTC−12 a UTC+14; SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
+        BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status().
     Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
         Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
@@ -1637,6 +1638,47 @@ def _content_kind(resp: Any) -> str:
 TOKEN_MIN_LIFE = 60.0  # um token que caiu antes disso foi revogado (senha trocada, reinício), não venceu
 
 
+class ServerClock:
+    """O relógio UTC de um servidor, lido do cabeçalho Date de cada resposta (resolução de 1 s). Cada leitura
+    guarda o instante monotônico local em que a requisição saiu: a hora do servidor agora é a do Date mais o
+    tempo monotônico passado desde então (erro: o tempo da requisição, e o segundo cortado do Date). Vale a
+    mediana das últimas leituras (um proxy com o relógio errado numa resposta não decide sozinho). O relógio
+    de parede do PC não entra na conta: mudar a hora do PC no meio da execução não muda nada."""
+
+    KEEP = 5
+
+    def __init__(self) -> None:
+        self._readings: list[tuple[float, dt.datetime]] = []
+        self._lock = threading.Lock()
+
+    def record(self, header: Any, sent: float) -> None:
+        """Uma resposta com `Date: <header>` à requisição enviada no instante monotônico `sent`."""
+        if not isinstance(header, str) or len(header) > 100:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(header.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return  # texto do servidor é entrada hostil: um Date ilegível é só uma leitura a menos
+        if moment is None or not 2000 <= moment.year <= 9000:
+            return
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)  # o Date é sempre GMT
+        moment = moment.astimezone(dt.timezone.utc) + dt.timedelta(seconds=0.5)  # meio do segundo cortado
+        with self._lock:
+            self._readings = (self._readings + [(sent, moment)])[-self.KEEP:]
+
+    @property
+    def known(self) -> bool:
+        return bool(self._readings)
+
+    def now(self) -> dt.datetime | None:
+        """A hora UTC do servidor agora (None: nenhuma resposta trouxe um Date legível)."""
+        mono = time.monotonic()
+        with self._lock:
+            estimates = sorted(moment + dt.timedelta(seconds=mono - sent) for sent, moment in self._readings)
+        return estimates[len(estimates) // 2] if estimates else None
+
+
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
 
@@ -1653,6 +1695,7 @@ class ApiClient:
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
+        self.clock = ServerClock()  # o relógio do servidor (cabeçalho Date de cada resposta)
         self._login_lock = threading.Lock()
         self._token_generation = 0
         self.logged_at = time.monotonic()  # quando o token atual foi emitido
@@ -1723,6 +1766,7 @@ class ApiClient:
         started = time.monotonic()
         retried = False
         for attempt in range(attempts):
+            sent = time.monotonic()
             try:
                 resp = self.session.request(method, url, json=payload, headers=headers,
                                             timeout=attempt_timeout(self.config.connect_timeout, limit))
@@ -1731,6 +1775,7 @@ class ApiClient:
                     raise self._host_not_found() from None
                 self._raise_tls_problem(exc)
                 raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
+            self.clock.record(resp.headers.get("Date"), sent)
             self._check_scheme(resp)
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
@@ -1833,8 +1878,10 @@ class ApiClient:
             if self.cancel.is_set():
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
+                sent = time.monotonic()
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
                 if verdict is HealthVerdict.OK:
@@ -2973,20 +3020,81 @@ def allows(lic: License | None, today: dt.date) -> bool:
     return lic.status != "pending"
 
 
+# Fusos possíveis de um servidor: a API não revela o fuso (só o relógio UTC, no cabeçalho Date), e os fusos
+# civis vão de UTC−12 a UTC+14. Num instante UTC, a data local de um servidor é uma destas (até três datas).
+PLAUSIBLE_OFFSETS = (dt.timedelta(hours=-12), dt.timedelta(hours=14))
+Span = tuple  # (data mais cedo, data mais tarde) em que o servidor pode estar: tuple[dt.date, dt.date]
+
+
+def plausible_dates(moment: dt.datetime, *known: dt.date) -> tuple[dt.date, dt.date]:
+    """As datas locais possíveis de um servidor cujo relógio UTC marca `moment`, em qualquer fuso de UTC−12 a
+    UTC+14 (e as datas `known`, a do fuso configurado, se ele estiver fora disso)."""
+    utc = moment.astimezone(dt.timezone.utc)
+    dates = [(utc + PLAUSIBLE_OFFSETS[0]).date(), (utc + PLAUSIBLE_OFFSETS[1]).date(), *known]
+    return min(dates), max(dates)
+
+
+def _span(day: "dt.date | Span") -> tuple[dt.date, dt.date]:
+    return day if isinstance(day, tuple) else (day, day)
+
+
 @dataclasses.dataclass(frozen=True)
 class Clock:
     """Datas de uma execução: a UTC (carimbo das escritas da API) e a data local de cada lado
-    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO)."""
+    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO).
+
+    `primary`/`backup` são a data no fuso configurado (a esperada: relatório, comparação de registros). O fuso
+    configurado pode estar errado (ou trocado) e a API não o revela: as decisões de segurança usam a margem
+    `primary_span`/`backup_span`, as datas possíveis em qualquer fuso de UTC−12 a UTC+14 (None = sem margem:
+    a data é exata, como em --hoje). A origem só conta como liberada se libera em TODAS as datas possíveis
+    (sure); o destino conta como liberado se libera em ALGUMA delas (might)."""
     utc: dt.date
     primary: dt.date
     backup: dt.date
+    primary_span: tuple[dt.date, dt.date] | None = None
+    backup_span: tuple[dt.date, dt.date] | None = None
 
     @classmethod
     def of(cls, today: "dt.date | Clock") -> "Clock":
         return today if isinstance(today, Clock) else cls(today, today, today)
 
+    @classmethod
+    def at(cls, primary: dt.datetime, backup: dt.datetime, primary_zone: str, backup_zone: str) -> "Clock":
+        """As datas de um par no instante `primary` do relógio do servidor do lado PRIMARY e `backup` do outro
+        (cada um o seu relógio UTC), com a margem de fusos. A data UTC (a das escritas) é a do lado BACKUP, que
+        recebe as escritas do sentido normal."""
+        local_p = primary.astimezone(zoneinfo.ZoneInfo(primary_zone)).date()
+        local_b = backup.astimezone(zoneinfo.ZoneInfo(backup_zone)).date()
+        return cls(backup.astimezone(dt.timezone.utc).date(), local_p, local_b,
+                   plausible_dates(primary, local_p), plausible_dates(backup, local_b))
+
     def on(self, side: Side) -> dt.date:
         return self.primary if side == Side.PRIMARY else self.backup
+
+    def span(self, side: Side) -> tuple[dt.date, dt.date]:
+        """(data mais cedo, data mais tarde) possíveis do servidor do lado `side`."""
+        span = self.primary_span if side == Side.PRIMARY else self.backup_span
+        return span or _span(self.on(side))
+
+    def sure(self, lic: License | None, side: Side) -> bool:
+        """Libera em todo fuso possível (a data mais tarde ainda está no prazo)?"""
+        return allows(lic, self.span(side)[1])
+
+    def might(self, lic: License | None, side: Side) -> bool:
+        """Libera em algum fuso possível (a data mais cedo ainda está no prazo)?"""
+        return allows(lic, self.span(side)[0])
+
+    def differs(self, p: License | None, b: License | None, role_of: Callable[[Side], Role] = Role) -> bool:
+        """Veredito diferente com a margem de fusos (`p`/`b`: os lados do plano; `role_of`: qual é o principal de
+        verdade): o principal pode negar e o backup pode liberar (o backup liberaria a mais: tem de negar em todo
+        fuso), ou o principal libera em todo fuso e o backup nega em todo fuso. Um backup de veredito incerto
+        diante de um principal que libera em todos é tolerado (no sentido normal ele é renovado). Sem margem:
+        allows(p) != allows(b)."""
+        main = Side.PRIMARY if role_of(Side.PRIMARY) == Role.PRIMARY else Side.BACKUP
+        primary, backup = (p, b) if main == Side.PRIMARY else (b, p)
+        if self.sure(primary, main):
+            return not self.might(backup, main.other)
+        return self.might(backup, main.other)
 
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
@@ -3013,16 +3121,21 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     return lic
 
 
-def target_status(source: License, after: License, source_today: dt.date, target_today: dt.date) -> str:
+def target_status(source: License, after: License, source_today: "dt.date | Span",
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
     que já nega → fica como está. Origem negada e destino que liberaria → 'blocked'
     ('pending' não pode ser definido pela API, e as datas não podem ser copiadas).
+    Com a margem de fusos (datas (mais cedo, mais tarde)): a origem só conta como liberada se libera em todas
+    as datas possíveis; se não, um backup precisa negar em todas (o veredito mais estrito). O principal
+    (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
-    if allows(source, source_today):
-        return after.status if allows(after, target_today) else "active"
-    if not allows(after, target_today):
+    (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
+    if allows(source, source_latest):
+        return after.status if allows(after, target_earliest) else "active"
+    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
         return after.status
     return "blocked"
 
@@ -3061,7 +3174,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     carimbam a data UTC."""
     here, there = role_of(side), role_of(side.other)
     clock = Clock.of(today)
-    source_today, target_today = clock.on(side.other), clock.on(side)
+    source_span, target_span = clock.span(side.other), clock.span(side)
     today = clock.utc
     key = source.device_id
     chain: list[Action] = []
@@ -3084,16 +3197,20 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
-    status = target_status(source, after, source_today, target_today)
-    if allows(source, source_today) and is_expired(after, target_today):
+    status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
+    # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
+    if allows(source, source_span[1]) and is_expired(after, target_span[1]):
         renewed = model_upsert(after, source, today)
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
-        chain.append(Action(kind, key, _status_reason(source, status, there),
-                            changes=(("status", after.status, status),), side=side))
+        why = _status_reason(source, status, there)
+        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+            why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
+                   "fuso) ela já venceu, então o backup nega (margem de fusos)")
+        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
     return chain, after
 
@@ -3281,8 +3398,8 @@ class _Planner:
         return bool(chain)
 
     def differs(self, p: License | None, b: License | None) -> bool:
-        """Veredito diferente entre o principal e o backup (cada um pela sua data local)?"""
-        return allows(p, self.clock.primary) != allows(b, self.clock.backup)
+        """Veredito diferente entre o principal e o backup (cada um pela sua data local, com a margem de fusos)?"""
+        return self.clock.differs(p, b, self.options.role_of)
 
     def resume(self, key: str, p: License | None, b: License | None) -> bool:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
@@ -3319,7 +3436,7 @@ class _Planner:
             return False
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
-        return allows(lic, self.clock.on(target_side)) and not allows(source, self.clock.on(target_side.other))
+        return self.clock.might(lic, target_side) and not self.clock.sure(source, target_side.other)  # margem de fusos
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
@@ -3339,6 +3456,10 @@ class _Planner:
             chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
+        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+                key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
+                self.clock.might(b, Side.BACKUP)):
+            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
@@ -3367,9 +3488,9 @@ class _Planner:
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
             # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-            blocked = not allows(p, self.clock.primary) and self.deny(
+            blocked = not self.clock.sure(p, Side.PRIMARY) and self.deny(
                 key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
-                allows(b, self.clock.backup))
+                self.clock.might(b, Side.BACKUP))
             if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
@@ -3397,7 +3518,7 @@ class _Planner:
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif allows(b, self.clock.backup) and key not in self.denied:
+        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3479,18 +3600,19 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or rejected_verdict(self.primary, key, self.clock.primary):
+        if b is None or rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]):
             return
         self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
-                       "bloqueada para não liberar mais que o principal", b, allows(b, self.clock.backup))
+                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP))
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        if allows(self.primary.licenses.get(key), self.clock.primary):
+        if self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY):
             return
         self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
-                       "o principal", self.backup.rejected[key], rejected_verdict(self.backup, key, self.clock.backup))
+                       "o principal", self.backup.rejected[key],
+                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -3501,7 +3623,7 @@ class _Planner:
             if key in self.primary.licenses or key in self.primary.rejected or b is None:
                 continue
             self.deny(key, f"o principal só tem {raw!r} (com espaços nas pontas, inalcançável: nega); bloqueada "
-                           "para negar igual", b, allows(b, self.clock.backup))
+                           "para negar igual", b, self.clock.might(b, Side.BACKUP))
 
     def find_rolled_back(self) -> list[str]:
         """Registros do backup que voltaram atrás desde a última sincronização (sumiram enquanto o
@@ -3637,7 +3759,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
         unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
         backup_only_allowed=[k for k in backup_only
-                             if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
+                             if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
@@ -3811,9 +3933,9 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
         plan.conflicts.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != Side.PRIMARY or allows(now, clock.primary) or copy is None:
+        if side != Side.PRIMARY or clock.sure(now, Side.PRIMARY) or copy is None:
             continue
-        block = deny_on_target(key, copy.status, allows(copy, clock.backup),
+        block = deny_on_target(key, copy.status, clock.might(copy, Side.BACKUP),
                                "negada no principal durante esta execução: bloqueada para negar igual")
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
             plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
@@ -4444,12 +4566,12 @@ def collation_groups(source: Snapshot, target: Snapshot,
     found = []
     for fold, keys in sorted(groups.items()):
         kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
-        denied = [k for k in keys if not allows(source.licenses[k], clock.primary)]
+        denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
                 del licenses[key]
         record = source.licenses[kept]
-        if denied and allows(record, clock.primary):
+        if denied and clock.might(record, Side.PRIMARY):
             licenses[kept] = dataclasses.replace(record, status="blocked")
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
@@ -5864,7 +5986,7 @@ class TextReport:
         rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
         for pair in run.pairs:
             rep.say(self.summary_line(pair))
-        for warning in run.warnings:
+        for warning in run.warnings + run.notes:
             rep.say(f"   ⚠️  {warning}")
         if run.interrupted and not self.simulate:
             writes = sum(confirmed_writes(p) for p in run.pairs)
@@ -6019,6 +6141,19 @@ def _error_text(exc: BaseException) -> str:
     return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
 
 
+def _duration_text(delta: dt.timedelta) -> str:
+    """"2 dias e 3 h", "3 h e 12 min", "7 min"."""
+    minutes = int(delta.total_seconds() // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return plural(days, "dia") + (f" e {hours} h" if hours else "")
+    return f"{hours} h e {minutes} min" if hours else f"{minutes} min"
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%d/%m/%Y %H:%M")
+
+
 def local_date(moment: dt.datetime, zone: str) -> dt.date:
     """Data no fuso horário do servidor (o veredito usa a data local do processo do servidor)."""
     return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
@@ -6055,6 +6190,7 @@ class RunOutcome:
     check: bool = False
     stopped_code: int = ExitCode.OK  # parada antes dos pares: configuração sem pares legíveis, erros no login
     recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
+    notes: list[str] = dataclasses.field(default_factory=list)  # avisos que não mudam o código (relógio do PC)
 
     @property
     def interrupted(self) -> ExitCode | None:
@@ -6087,7 +6223,7 @@ def run_json(run: RunOutcome, simulate: bool, check: bool, limit: int | None = J
         "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
         "modo": Mode.CHECK if check else run.mode, "simulacao": simulate,
         "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
-        "avisos": run.warnings,
+        "avisos": run.warnings + run.notes,
         "principal": {"url": run.primary_url,
                       "usuarios": run.primary_counts[0] if run.primary_counts else None,
                       "licencas": run.primary_counts[1] if run.primary_counts else None,
@@ -6113,7 +6249,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
                         "escritas": {"principal": pair.write_total(Role.PRIMARY),
                                      "backup": pair.write_total(Role.BACKUP)}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": run.code.meaning, "avisos": run.warnings, "servidores": servers,
+            "mensagem": run.code.meaning, "avisos": run.warnings + run.notes, "servidores": servers,
             "registrada_no_historico": run.recorded}
 
 
@@ -6162,7 +6298,7 @@ class Run:
         self.text = TextReport(rep, config.simulate, config.check, config.force)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.started = now_iso()
-        self.now = (config.now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        self._fixed_now = config.now.astimezone(dt.timezone.utc) if config.now else None  # --agora (testes)
         self.clock_start = time.monotonic()
         self.directions = directions(config)
         servers = [config.primary] + [d.backup for d in self.directions]
@@ -6172,6 +6308,7 @@ class Run:
         self.history: History | None = None
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # avisos que não mudam o código de saída (relógio do PC)
         self.failover: FailoverReport | None = None  # rota de falha
         self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
 
@@ -6194,19 +6331,65 @@ class Run:
                 self.rep.warn(f"   ⚠️  {message}")
             return None
 
-    def instant(self) -> dt.datetime:
-        """Agora: o relógio de parede, ou o --agora mais o tempo que esta execução já levou (assim uma execução
-        que atravessa a meia-noite também a atravessa com --agora)."""
-        if self.config.now:
-            return self.now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+    @property
+    def now(self) -> dt.datetime:
+        """O instante da execução: o --agora (testes) ou a hora dos servidores agora (instant())."""
+        return self._fixed_now or self.instant()
+
+    def server_now(self, url: str, *fallback: str) -> dt.datetime:
+        """A hora UTC do servidor `url` pelo relógio dele (cabeçalho Date); sem nenhuma leitura dele, a dos
+        servidores `fallback` (o outro lado do par), depois a de qualquer servidor e, por último, a do PC."""
+        others = [c.server.url for c in self.clients.values()]
+        for candidate in (url, *fallback, *others):
+            client = self.clients.get(candidate)
+            moment = client.clock.now() if client else None
+            if moment is not None:
+                return moment
         return dt.datetime.now(dt.timezone.utc)
 
+    def instant(self) -> dt.datetime:
+        """Agora: a hora dos servidores (a do principal; sem ela, a de um backup; sem nenhuma, a do PC), ou o
+        --agora mais o tempo que esta execução já levou (assim uma execução que atravessa a meia-noite também a
+        atravessa com --agora). Nunca o relógio de parede do PC quando algum servidor respondeu."""
+        if self._fixed_now:
+            return self._fixed_now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+        return self.server_now(self.config.primary.url)
+
     def clock_for(self, direction: Direction, moment: dt.datetime | None = None) -> Clock:
+        """As datas do par no instante `moment` (padrão: agora) da execução: o lado de origem pelo relógio do
+        servidor de origem, o de destino pelo do destino (sem Date de um, o do outro), com a margem de fusos
+        (Clock.at). --hoje fixa as datas (sem margem); --agora fixa o instante dos dois."""
         if self.config.today:
             return Clock.of(self.config.today)
-        moment = moment or self.now
-        return Clock(moment.date(), local_date(moment, direction.source.time_zone),
-                     local_date(moment, direction.target.time_zone))
+        source, target = direction.source, direction.target
+        if self._fixed_now:
+            moment = moment or self.now
+            return Clock.at(moment, moment, source.time_zone, target.time_zone)
+        reference = self.instant()
+        moment = moment or reference
+        return Clock.at(moment + (self.server_now(source.url, target.url) - reference),
+                        moment + (self.server_now(target.url, source.url) - reference),
+                        source.time_zone, target.time_zone)
+
+    PC_CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+
+    def check_pc_clock(self) -> None:
+        """Compara o relógio do PC com o dos servidores (uma vez, depois das leituras). Mais de 5 minutos de
+        diferença viram um aviso (texto e --json), que nunca muda veredito nem código de saída: as datas vêm
+        dos servidores."""
+        pc = dt.datetime.now(dt.timezone.utc)
+        readings = [(c.server, c.clock.now()) for c in self.clients.values()]
+        off = [(server, moment - pc) for server, moment in readings
+               if moment is not None and abs(moment - pc) > self.PC_CLOCK_TOLERANCE]
+        if not off or self.notes:
+            return
+        server, delta = max(off, key=lambda item: abs(item[1]))
+        note = (f"o relógio deste computador está {_duration_text(abs(delta))} "
+                f"{'atrasado' if delta > dt.timedelta(0) else 'adiantado'} em relação ao do servidor "
+                f"{server.label} ({_utc_text(pc + delta)} UTC no servidor, {_utc_text(pc)} UTC no PC). As datas das "
+                "licenças (vencimento, renovação e conferência) seguem o relógio dos servidores, não o do PC; "
+                "acerte a data e a hora deste computador (os horários do histórico e do painel usam o relógio dele)")
+        self.notes.append(SECRETS.mask(note))  # sai uma vez, no resumo (texto) e em "avisos" (--json)
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -6264,6 +6447,7 @@ class Run:
         self.failover = finish_failover()  # rota de falha
         for client in ready:
             self._report_fetch(client)
+        self.check_pc_clock()
 
     def _report_fetch(self, client: ApiClient) -> None:
         where = "principal" if client.server.role == Role.PRIMARY else f"backup ({client.server.url})"
@@ -6641,7 +6825,7 @@ class Run:
             primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
             credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
             ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings,
-            failover=self.failover, check=self.config.check)
+            failover=self.failover, check=self.config.check, notes=self.notes)
         if run.credentials_file:
             self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
         return run
