@@ -6289,6 +6289,16 @@ def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool)
             "execução continua de onde parou.")
 
 
+def date_moved_text(before: Clock, after: Clock) -> str:
+    """A linha da data que mudou: as datas esperadas (fuso configurado), ou, quando elas são as mesmas, a virada
+    de dia num dos fusos possíveis (de UTC−12 a UTC+14; veja Clock), que também muda o que se pode afirmar."""
+    if (before.primary, before.backup) == (after.primary, after.backup):
+        return ("A data virou em algum fuso possível dos servidores durante a execução (a margem de fusos de "
+                "UTC−12 a UTC+14 mudou)")
+    return (f"A data mudou durante a execução ({before.primary} → {after.primary} no principal, "
+            f"{before.backup} → {after.backup} no backup)")
+
+
 class Run:
     """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
 
@@ -6590,9 +6600,7 @@ class Run:
         while True:
             date_moved = later != outcome.clock
             if date_moved:
-                self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
-                             f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo "
-                             "na data nova")
+                self.rep.say(f"   🕛 {date_moved_text(outcome.clock, later)}: relendo e conferindo na data nova")
             fresh = self.reread_pair(outcome, date_moved)
             if fresh is None:
                 return
