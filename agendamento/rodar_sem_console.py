@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -34,6 +35,9 @@ import sincronizar_automatico as sa  # noqa: E402  (carrega o sincronizar_bancos
 
 class _LinhasParaRegistro(io.TextIOBase):
     """Saída padrão de mentira: cada linha completa vai para o log (mascarada pelo Registro)."""
+
+    encoding = "utf-8"
+    errors = "replace"
 
     def __init__(self, registro: sa.Registro, erro: bool) -> None:
         super().__init__()
@@ -98,6 +102,9 @@ def _codigo_de(saida: SystemExit) -> int:
 def rodar_no_log(argumentos: list[str]) -> int:
     """Sem console: a saída do sincronizar_bancos.py vai para DADOS_DIR/logs/vigiar.log."""
     ajustes = _ajustes(argumentos)
+    # Uma falha ao gravar o log (a rotação com o arquivo aberto por outro programa, no Windows) não pode
+    # voltar para cá: o logging a escreveria em sys.stderr, que agora é o próprio log.
+    logging.raiseExceptions = False
     registro = sa.Registro(sa.mascarar)  # sem console, ele não ecoa nada na tela (só grava no log)
     registro.abrir_arquivo(_arquivo_log(ajustes), ajustes.log_max_bytes, ajustes.log_backups)
     registro.info(f"===== INÍCIO: sincronizar_bancos.py {' '.join(argumentos)} sem console | pid {os.getpid()} "
