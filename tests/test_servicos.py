@@ -7,6 +7,8 @@ sem console que a tarefa do Windows usa.
   (ExitCode); a parada acima do tempo de uma sequência de escritas em andamento; um modo de cada vez (o
   timer das execuções agendadas e o vigiar nunca ligados juntos).
 - launchd: o plist lido pelo plistlib, com as chaves que o launchd usa.
+- o comando do ExecStart rodado de verdade (quando o script tem o `vigiar`): sincroniza, e os códigos
+  com que ele sai (SIGTERM, trava ocupada, configuração errada) caem nas regras de reinício da unidade.
 - lançador: rodado sem saída padrão (sys.stdout e sys.stderr None, como no pythonw.exe) contra servidores de
   referência reais; a saída vai para DADOS_DIR/logs/vigiar.log e o código de saída é o do script.
 """
@@ -17,14 +19,16 @@ import os
 import plistlib
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from apoio import RAIZ, ambiente_limpo, rodar_python, semear_iguais, texto_anotado
+from apoio import RAIZ, ambiente_limpo, rodar_python, semear_iguais, semear_licencas, texto_anotado, vereditos
 import sincronizar_bancos as sb
 
 AGENDAMENTO = RAIZ / "agendamento"
@@ -292,3 +296,64 @@ def test_lancador_sem_console_explica_erro_de_configuracao_no_log(tmp_path):
     assert "ERRO    ❌ Configuração: Arquivo de configuração não encontrado" in texto
     assert f"FIM: código de saída 2 ({sb.ExitCode.CONFIG.meaning})" in texto
     assert "Traceback" not in texto
+
+
+# ---------------------------------------------------------------------------
+# A unidade contra o programa de verdade: o comando do ExecStart, os códigos com que ele sai
+# ---------------------------------------------------------------------------
+
+
+def _tem_vigiar() -> bool:
+    try:
+        sb.build_parser().parse_known_args(["vigiar"])
+    except (SystemExit, sb.OptionError):
+        return False
+    return True
+
+
+def comando_da_unidade(par) -> tuple[list[str], dict[str, str], Path]:
+    """argv, ambiente e pasta do ExecStart, com /opt/protecao trocado por esta pasta e o Python dos testes."""
+    servico = ler_unidade(UNIDADE)["Service"]
+    argv = valor(servico, "ExecStart").split()
+    assert argv[0] == f"{PASTA_EXEMPLO}/.venv/bin/python"
+    argv = [sys.executable] + [a.replace(PASTA_EXEMPLO, str(RAIZ)) for a in argv[1:]]
+    env = par.ambiente(**{k: v.replace(f"{PASTA_EXEMPLO}/dados", str(par.dados))
+                          for k, v in ambiente_da_unidade(servico).items()})
+    return argv, env, Path(valor(servico, "WorkingDirectory").replace(PASTA_EXEMPLO, str(RAIZ)))
+
+
+@pytest.mark.skipif(not _tem_vigiar(), reason="o comando vigiar ainda não existe neste sincronizar_bancos.py")
+@pytest.mark.timeout(180)
+def test_comando_da_unidade_sincroniza_e_sai_com_os_codigos_que_ela_espera(par):
+    """O ExecStart da unidade, rodado como o systemd roda: leva uma venda ao backup; SIGTERM sai com um código
+    de SuccessExitStatus; um segundo (trava ocupada) sai com 3, que é reiniciado; configuração errada sai
+    com um código de RestartPreventExitStatus."""
+    servico = ler_unidade(UNIDADE)["Service"]
+    sucesso = {int(c) for c in valor(servico, "SuccessExitStatus").split()}
+    nao_reinicia = {int(c) for c in valor(servico, "RestartPreventExitStatus").split()}
+    argv, env, pasta = comando_da_unidade(par)
+    assert env["DADOS_DIR"] == str(par.dados)
+    semear_licencas(par.principal, 3, prefixo="VIGIA")
+    processo = subprocess.Popen(argv, cwd=pasta, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, encoding="utf-8")
+    try:
+        prazo = time.monotonic() + 90
+        while time.monotonic() < prazo and len(vereditos(par.backup)) < 3:
+            time.sleep(0.2)
+        assert len(vereditos(par.backup)) == 3  # o primeiro ciclo levou as vendas ao backup
+        segundo = subprocess.run(argv, cwd=pasta, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                 text=True, encoding="utf-8", timeout=60)
+        assert segundo.returncode == sb.ExitCode.BUSY, segundo.stdout + segundo.stderr
+        assert segundo.returncode not in nao_reinicia | sucesso  # o systemd tenta de novo depois de RestartSec
+        processo.send_signal(signal.SIGTERM)
+        saida, _ = processo.communicate(timeout=120)
+    finally:
+        if processo.poll() is None:
+            processo.kill()
+            processo.communicate()
+    assert processo.returncode in sucesso, saida  # parada pedida: o systemd não reinicia nem marca falha
+    assert processo.returncode == sb.ExitCode.TERMINATED
+    sem_principal = {k: v for k, v in env.items() if k != "SERVIDOR_PRINCIPAL"}
+    errado = subprocess.run(argv, cwd=pasta, env={**sem_principal, "SERVIDOR_PRINCIPAL": ""},
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, encoding="utf-8", timeout=60)
+    assert errado.returncode in nao_reinicia, errado.stdout + errado.stderr
