@@ -574,7 +574,7 @@ function Remove-TarefaOutroModo {
     }
     catch {
         Write-Mensagem ("A tarefa '$NomeOutra' (o outro modo) não pôde ser removida: $($_.Exception.Message). " +
-            'As duas ficaram instaladas; a que chegar depois termina com o código 3. Remova a outra com ' +
+            'As duas ficaram instaladas e disputam a mesma trava. Remova a outra com ' +
             '-Remover e instale de novo o modo que quer.') 'Red'
         return 1
     }
