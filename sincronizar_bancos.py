@@ -794,6 +794,32 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: s
     return os.path.abspath(data_dir)
 
 
+def _url_shown(text: str) -> str:
+    """Um valor de URL para mensagens: sem o que vem antes de um @ (pode ser usuário:senha) e mascarado."""
+    return SECRETS.mask(re.sub(r"//[^/@\s;,]*@", "//", text))
+
+
+def backup_urls(raw: Any, where: str = "SERVIDOR_BACKUP") -> list[str]:
+    """As URLs de SERVIDOR_BACKUP (separadas por vírgula). Separadas por espaço ou ';' (erro comum ao
+    copiar uma lista): ConfigError na hora, com a variável, o valor e o separador certo, antes de qualquer
+    acesso à rede (senão um pedaço vira "porta inválida" ou um servidor que não responde, código 4)."""
+    text = str(raw or "").strip()
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    for part in parts:
+        separator = next((name for sep, name in ((";", "ponto e vírgula (;)"), (" ", "espaço"),
+                                                  ("\t", "tabulação")) if sep in part), None)
+        if separator is None and re.search(r"\s", part):
+            separator = "espaço"
+        if separator is None and len(re.findall(r"https?://", part, re.IGNORECASE)) > 1:
+            separator = "nada entre elas"
+        if separator:
+            fixed = ",".join(p for p in re.split(r"[\s;,]+", text) if p)
+            raise ConfigError(
+                f"{where} separa os backups com {separator}: {_url_shown(text)!r}. Separe as URLs com vírgula (,), "
+                f"sem espaços: {where}={_url_shown(fixed)}")
+    return parts
+
+
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
     get = settings_reader(args, env)
@@ -802,6 +828,10 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
         raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example)." + env_file_hint(get))
+    if re.search(r"[\s;,]", str(primary_url).strip()):
+        where = "--principal" if args.principal else "SERVIDOR_PRINCIPAL"
+        raise ConfigError(f"{where} deve ter uma URL só (recebido: {_url_shown(str(primary_url).strip())!r}). "
+                          "Os backups vão em SERVIDOR_BACKUP, separados por vírgula (,).")
     if not backup_raw:
         raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula)."
                           + env_file_hint(get))
@@ -814,7 +844,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     backup_password = get("BACKUP_ADMIN_PASSWORD") or admin_password
     backups = [
         _server_config(Role.BACKUP, url, backup_user, backup_password)
-        for url in (part.strip() for part in str(backup_raw).split(",")) if url
+        for url in backup_urls(backup_raw, "--backup" if args.backup else "SERVIDOR_BACKUP")
     ]
     if not backups:
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
