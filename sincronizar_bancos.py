@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
@@ -69,6 +70,33 @@ Códigos de saída: a tabela ExitCode logo abaixo (0 tudo certo; 1 problemas a r
 """
 
 from __future__ import annotations
+
+# Python antigo: 2.7, 3.6 e 3.7 nem chegam a executar nada (o arquivo inteiro é lido antes) e mostram a linha
+# de sintaxe abaixo, que já diz o que fazer; 3.8 e 3.9 executam até o teste da versão, antes de qualquer import
+# que eles não têm (zoneinfo, dataclass com slots...). Só sintaxe do 3.8 até o teste.
+_PYTHON_MINIMO = (_ := "ERRO: este programa precisa do Python 3.10 ou mais novo - veja https://www.python.org/downloads/")
+
+import sys
+
+
+def python_antigo_texto(versao, executavel, plataforma):
+    """A linha única para quem roda num Python antes do 3.10 (só sintaxe do 3.8: roda antes dos imports)."""
+    if plataforma.startswith("win"):
+        como = ("baixe o Python 3.12 em https://www.python.org/downloads/ (marque \"Add python.exe to PATH\") e "
+                "rode com py")
+    elif plataforma == "darwin":
+        como = "instale pelo https://www.python.org/downloads/ (ou brew install python@3.12) e rode com python3"
+    else:
+        como = ("o Debian 12 e o Ubuntu 22.04 já trazem um python3 novo; no Debian 11 ou no Ubuntu 20.04, atualize o "
+                "sistema ou instale um Python 3.10+ (ex.: Ubuntu: sudo add-apt-repository ppa:deadsnakes/ppa && "
+                "sudo apt install python3.12 python3.12-venv) e rode com ele")
+    return ("❌ Este programa precisa do Python 3.10 ou mais novo; este é o Python {}.{}.{} ({}). Para "
+            "resolver: {}.".format(versao[0], versao[1], versao[2], executavel or "python", como))
+
+
+if sys.version_info < (3, 10):
+    sys.stderr.write(python_antigo_texto(sys.version_info, sys.executable, sys.platform) + "\n")
+    raise SystemExit(2)
 
 import argparse
 import base64
