@@ -137,6 +137,8 @@ LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres
 # Código de saída quando o sincronizar_bancos.py não pôde ser carregado: é o
 # ExitCode.CONFIG dele (a tabela de códigos mora lá; aqui ela não está disponível).
 CODIGO_SEM_SCRIPT = 2
+# A interface do sincronizar_bancos.py que este arquivo usa (WRAPPER_INTERFACE dele; ausente = mais antigo).
+INTERFACE_DO_SCRIPT = 1
 
 IS_WINDOWS = os.name == "nt"
 
@@ -174,8 +176,30 @@ def _importar_sincronizar_bancos():
 
 sb, ERRO_AO_CARREGAR = _importar_sincronizar_bancos()
 
+
+def meia_atualizacao(modulo) -> str | None:
+    """Os dois arquivos são de versões diferentes (só um foi trocado numa atualização): o texto que diz qual
+    atualizar, ou None quando combinam. Conferido antes de usar qualquer outro nome do script."""
+    if modulo is None:
+        return None
+    dele = getattr(modulo, "WRAPPER_INTERFACE", 0)
+    if not isinstance(dele, int) or isinstance(dele, bool):
+        dele = 0
+    if dele == INTERFACE_DO_SCRIPT:
+        return None
+    versao = getattr(modulo, "VERSAO", "?")
+    antigo, novo = ((NOME_SCRIPT_PADRAO, "sincronizar_automatico.py") if dele < INTERFACE_DO_SCRIPT
+                    else ("sincronizar_automatico.py", NOME_SCRIPT_PADRAO))
+    return (f"❌ Atualização pela metade em {PASTA_DESTE_ARQUIVO}: o {antigo} é de uma versão mais antiga que a do "
+            f"{novo} (interface {dele} no script da versão {versao}; este invólucro espera a "
+            f"{INTERFACE_DO_SCRIPT}). Atualize o {antigo}: copie-o da mesma versão do {novo} (os dois arquivos "
+            "vão sempre juntos). Nenhuma sincronização foi feita.")
+
+
+ERRO_DE_VERSAO = meia_atualizacao(sb)
+
 # As configurações numéricas deste invólucro: as da tabela do script marcadas wrapper=True.
-CONFIGURACOES_NUMERICAS = () if sb is None else tuple(
+CONFIGURACOES_NUMERICAS = () if sb is None or ERRO_DE_VERSAO else tuple(
     c for c in sb.SETTINGS if c.wrapper and c.kind in (sb.SettingKind.DECIMAL, sb.SettingKind.INTEGER))
 
 
@@ -1052,11 +1076,42 @@ def _tratar_sigterm(signum, _frame):
     raise Interrompido(128 + signum)
 
 
+def avisar_meia_atualizacao(texto: str) -> int:
+    """Atualização pela metade: o erro vai para a tela, para o log e para o webhook, com o mínimo do script
+    que se pode usar de outra versão (leitor de configurações, pasta de dados, máscara); se até isso falhar,
+    o ambiente e a pasta padrão. Código 2 (configuração: repetir não resolve)."""
+    pasta_dados, url_webhook, mascarar_texto = PASTA_DESTE_ARQUIVO / "dados", os.environ.get("SYNC_WEBHOOK_URL"), str
+    try:
+        get = sb.settings_reader(argparse.Namespace(env=None, dados_dir=None), base_dir=str(PASTA_DESTE_ARQUIVO),
+                                 errors=[])
+        for nome in sb.SECRET_SETTINGS:
+            if get(nome):
+                sb.SECRETS.add(get(nome))
+        pasta_dados = Path(sb.resolve_data_dir(get, None, base_dir=str(PASTA_DESTE_ARQUIVO)))
+        url_webhook = get("SYNC_WEBHOOK_URL")
+        mascarar_texto = mascarar
+    except Exception:  # o script de outra versão não tem mais esses nomes: ficam o ambiente e a pasta padrão
+        pass
+    registro = Registro(mascarar_texto)
+    registro.abrir_arquivo(pasta_dados / "logs" / NOME_LOG, 0, 0)
+    registro.erro(texto)
+    if url_webhook:
+        aviso = mascarar_texto(f"⚠️ Sincronização dos servidores de licença FALHOU em {socket.gethostname()}\n"
+                               f"Código {CODIGO_SEM_SCRIPT}: configuração.\n{texto}")
+        enviar_webhook(url_webhook, {"content": aviso, "text": aviso, "codigo_saida": CODIGO_SEM_SCRIPT,
+                                     "servidores": [], "falhas": [], "tentativas": 0,
+                                     "host": socket.gethostname()}, registro)
+    registro.fechar()
+    return CODIGO_SEM_SCRIPT
+
+
 def main(argv=None) -> int:
     _preparar_saida_padrao()
     if sb is None:
         _imprimir_erro(ERRO_AO_CARREGAR)
         return CODIGO_SEM_SCRIPT
+    if ERRO_DE_VERSAO:
+        return avisar_meia_atualizacao(ERRO_DE_VERSAO)
     try:
         opcoes, argumentos_filho = ler_opcoes(sys.argv[1:] if argv is None else argv)
     except ErroUso as erro:

@@ -151,13 +151,17 @@ except ImportError as _erro:  # pragma: no cover - depende da instalação do us
     raise SystemExit(2) from None
 
 VERSAO = "1.0.0"
+# Interface com o sincronizar_automatico.py: os nomes de __all__ que ele usa e o que eles fazem. Suba este número
+# quando mudar algum deles; o invólucro confere antes de tudo e, numa atualização pela metade (só um dos dois
+# arquivos trocado), diz no log e no webhook qual arquivo atualizar (código 2).
+WRAPPER_INTERFACE = 1
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # O que o sincronizar_automatico.py e os testes podem usar (tests/test_tipos.py confere que eles não
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
-    "VERSAO", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
+    "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",

@@ -863,3 +863,31 @@ def test_unidades_systemd_passam_no_systemd_analyze(tmp_path):
         capture_output=True, text=True, timeout=50,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("interface, desatualizado", [(None, "sincronizar_bancos.py"),
+                                                      (99, "sincronizar_automatico.py")],
+                         ids=["script_antigo", "involucro_antigo"])
+def test_atualizacao_pela_metade_diz_qual_arquivo_atualizar_no_log_e_no_webhook(tmp_path, webhook, interface,
+                                                                                desatualizado):
+    url, pedidos = webhook
+    pasta = tmp_path / "protecao"
+    _instalar(pasta, WRAPPER, SCRIPT)
+    script = pasta / SCRIPT.name
+    texto = script.read_text(encoding="utf-8")
+    linha = next(ln for ln in texto.splitlines() if ln.startswith("WRAPPER_INTERFACE = "))
+    # Só um dos dois foi trocado: o script de antes da interface (sem a constante) ou um de uma versão futura.
+    script.write_text(texto.replace(linha, "" if interface is None else f"WRAPPER_INTERFACE = {interface}"),
+                      encoding="utf-8")
+    dados = tmp_path / "dados_da_tarefa"
+    r = texto_anotado(rodar_python(pasta / WRAPPER.name, env=ambiente_base(SYNC_WEBHOOK_URL=url, DADOS_DIR=dados),
+                                   cwd=tmp_path, timeout=60), "[agendador pela metade]")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"Atualize o {desatualizado}" in r.stderr and "Traceback" not in r.stdout + r.stderr, r.stderr
+    log = (dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+    assert f"Atualize o {desatualizado}" in log and "Atualização pela metade" in log
+    assert len(pedidos) == 1
+    aviso = carga(pedidos[0])
+    assert aviso["codigo_saida"] == 2 and f"Atualize o {desatualizado}" in aviso["text"]
+    assert not (dados / "ultima_execucao.json").exists()  # nenhuma sincronização foi tentada
