@@ -775,7 +775,8 @@ def registrar_inicio(ajustes: Ajustes, registro: Registro, host: str) -> None:
 
 
 def adquirir_trava(pasta_dados: Path, registro: Registro):
-    """Trava desta execução automática; None se outra já está rodando (ou sem como travar)."""
+    """Trava desta execução automática; None se outra já está rodando; False se esta conta não consegue gravar
+    na pasta de dados (o erro já foi registrado)."""
     from filelock import FileLock, Timeout  # dependência do sincronizar_bancos.py, já carregado
 
     caminho = pasta_dados / NOME_TRAVA
@@ -784,14 +785,18 @@ def adquirir_trava(pasta_dados: Path, registro: Registro):
         trava = FileLock(str(caminho), timeout=0)
         trava.acquire()
     except Timeout:
+        problema = sb.lock_file_problem(str(caminho))
+        if problema is not None:  # não é outra execução: esta conta não consegue gravar na pasta de dados
+            registro.erro(str(sb.data_dir_error(str(pasta_dados), problema)))
+            return False
         registro.erro(
             f"outra execução do sincronizar_automatico.py já está em andamento (trava {caminho}); "
             f"esta termina sem rodar a sincronização."
         )
         return None
     except OSError as erro:
-        registro.erro(f"não foi possível criar a trava {caminho}: {erro.strerror or erro}.")
-        return None
+        registro.erro(str(sb.data_dir_error(str(pasta_dados), erro)))
+        return False
     return trava
 
 
@@ -911,8 +916,8 @@ def executar(ajustes: Ajustes, argumentos_filho, registro: Registro) -> Desfecho
     with _sigterm_como_excecao():
         try:
             trava = adquirir_trava(ajustes.pasta_dados, registro)
-            if trava is None:
-                desfecho.codigo = sb.ExitCode.BUSY
+            if trava is None or trava is False:  # None: outra execução (3); False: pasta sem permissão (2)
+                desfecho.codigo = sb.ExitCode.BUSY if trava is None else sb.ExitCode.CONFIG
                 return desfecho
             try:
                 rodar_tentativas(ajustes, argumentos_filho, registro, desfecho)

@@ -187,6 +187,8 @@ __all__ = [
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
     "Run", "run_sync", "main", "closed_pipe",
+    # pasta de dados (o invólucro diz o mesmo quando a conta do agendador não consegue gravar nela)
+    "lock_file_problem", "data_dir_error",
 ]
 
 
@@ -4467,14 +4469,44 @@ def acquire_lock(data_dir: str) -> FileLock:
     try:
         lock.acquire()
     except LockTimeout:
+        problem = lock_file_problem(os.path.join(data_dir, LOCK_FILE))
+        if problem is not None:  # a trava não foi pega porque esta conta não consegue gravar, não por outra execução
+            raise data_dir_error(data_dir, problem) from None
         raise LockBusy() from None
     except OSError as exc:  # pasta somente leitura, disco cheio...
         raise data_dir_error(data_dir, exc) from None
     return lock
 
 
+def lock_file_problem(path: str) -> OSError | None:
+    """Uma trava que não pôde ser pega: o erro de abrir o arquivo dela para gravar (pasta ou arquivo que a conta
+    desta execução não pode gravar; o filelock trata isso como "ocupada"), ou None (é outra execução mesmo)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        return exc
+    os.close(fd)
+    return None
+
+
+def account_name() -> str:
+    """O nome da conta que roda esta execução (a do agendador), para as mensagens de permissão."""
+    try:
+        import pwd  # só POSIX
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        return os.environ.get("USERNAME") or os.environ.get("USER") or "desta execução"
+
+
 def data_dir_error(data_dir: str, exc: BaseException) -> ConfigError:
     """Pasta de dados em que não se consegue gravar: a execução é recusada antes de falar com os servidores."""
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        account = account_name()
+        fix = ("dê a essa conta permissão de gravar na pasta (Propriedades → Segurança → Editar) " if os.name == "nt"
+               else f"dê a essa conta permissão de gravar na pasta (ex.: sudo chown -R {account} {data_dir}) ")
+        return ConfigError(f"a conta {account} não tem permissão de gravar na pasta de dados {data_dir} "
+                           f"({exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}); nada foi enviado aos "
+                           f"servidores. Para resolver, {fix}ou aponte DADOS_DIR para uma pasta dessa conta.")
     return ConfigError(f"não é possível gravar na pasta de dados {data_dir} ({exc.__class__.__name__}: {exc}); "
                        "nada foi enviado aos servidores. Libere espaço ou corrija as permissões.")
 
