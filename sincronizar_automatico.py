@@ -839,6 +839,21 @@ def _problema_antes_de_rodar(ajustes: Ajustes, python: str) -> str | None:
             f"script não encontrado: {ajustes.script}. Coloque o sincronizar_automatico.py na mesma "
             f"pasta do {NOME_SCRIPT_PADRAO} (ou use --script)."
         )
+    return _nao_e_python(ajustes.script)
+
+
+def _nao_e_python(script: Path) -> str | None:
+    """O script indicado não é um programa Python (um .exe, um .ps1, o .env...): senão o Python recusaria com um
+    SyntaxError e código 1, que parece "concluída com problemas". Só compila, não executa nada dele."""
+    try:
+        fonte = script.read_bytes()
+        compile(fonte, str(script), "exec", dont_inherit=True)
+    except OSError as erro:
+        return f"não foi possível ler o script {script}: {erro.strerror or erro}."
+    except (SyntaxError, ValueError, UnicodeDecodeError) as erro:
+        onde = f" (linha {erro.lineno})" if isinstance(erro, SyntaxError) and erro.lineno else ""
+        return (f"o script {script} não é um programa Python{onde}: {type(erro).__name__}. Aponte --script para o "
+                f"{NOME_SCRIPT_PADRAO} (ou tire o --script para usar o que está ao lado deste invólucro).")
     return None
 
 

@@ -891,3 +891,20 @@ def test_atualizacao_pela_metade_diz_qual_arquivo_atualizar_no_log_e_no_webhook(
     aviso = carga(pedidos[0])
     assert aviso["codigo_saida"] == 2 and f"Atualize o {desatualizado}" in aviso["text"]
     assert not (dados / "ultima_execucao.json").exists()  # nenhuma sincronização foi tentada
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("conteudo", [b"MZ\x90\x00\x03\x00\x00\x00\x04\x00binario",
+                                      "Write-Host 'PowerShell'\n$x = 1\n".encode(),
+                                      "SERVIDOR_PRINCIPAL=https://a.test\nSERVIDOR_BACKUP=https://b.test\n".encode()],
+                         ids=["exe", "ps1", "env"])
+def test_script_que_nao_e_python_da_codigo_2_com_mensagem_propria(tmp_path, webhook, conteudo):
+    url, pedidos = webhook
+    falso = tmp_path / "sincronizar.exe"
+    falso.write_bytes(conteudo)
+    r = rodar_python(WRAPPER, "--script", str(falso), env=ambiente_base(SYNC_WEBHOOK_URL=url), timeout=60)
+    erro = r.stderr.decode("utf-8")
+    assert r.returncode == 2, erro
+    assert "não é um programa Python" in erro and "Traceback" not in erro and "concluída com problemas" not in erro
+    assert len(pedidos) == 1
+    assert carga(pedidos[0])["codigo_saida"] == 2 and "não é um programa Python" in carga(pedidos[0])["text"]
