@@ -4081,21 +4081,31 @@ class History:
 
     def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
         """Fecha a linha do par a partir do resultado tipado (contagens, erro e detalhes são renderizados dele)."""
-        parity = outcome.parity
+        values = history_row(outcome, failover)
         with self._lock:
             self._flush()
         with self._lock, self.db:
-            self.db.execute(
-                "UPDATE execucoes SET fim=?, duracao_s=?, situacao=?, codigo_saida=?, contagens=?, falhas=?, "
-                "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
-                "detalhes=? WHERE id=?",
-                (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
-                 json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
-                 len(outcome.failures), len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
-                 None if parity is None else int(parity.ok), None if parity is None else parity.total,
-                 None if parity is None else len(parity.different), pair_error_text(outcome),
-                 dump_json(self._pack({k: self._pack(v) for k, v in pair_details(outcome, failover).items()}),
-                           indent=None), row_id))
+            values["detalhes"] = self._pack_details(values["detalhes"])
+            self.db.execute(f"UPDATE execucoes SET {', '.join(c + '=?' for c in values)} WHERE id=?",
+                            (*values.values(), row_id))
+
+    def _pack_details(self, details: dict[str, Any]) -> str:
+        return dump_json(self._pack({k: self._pack(v) for k, v in details.items()}), indent=None)
+
+    def add_aside(self, doc: dict[str, Any]) -> None:
+        """Grava o registro de uma execução que achou o histórico travado (HistoryAside): as linhas dos pares
+        e a auditoria, como se tivessem sido gravadas na hora."""
+        with self._lock, self.db:
+            for pair in doc.get("pares", []):
+                pair = dict(pair)
+                if isinstance(pair.get("detalhes"), dict):
+                    pair["detalhes"] = self._pack_details(pair["detalhes"])
+                columns = [c for c in HISTORY_ROW_COLUMNS if c in pair]
+                self.db.execute(f"INSERT INTO execucoes ({', '.join(columns)}) VALUES "
+                                f"({', '.join('?' for _ in columns)})", [pair[c] for c in columns])
+            self.db.executemany(
+                "INSERT INTO auditoria (execucao, momento, servidor, chave, acao, ok, mensagem, mudancas) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [tuple(row) for row in doc.get("auditoria", [])])
 
     def _pack(self, value: Any) -> Any:
         """Valor grande → {"ref_conteudo": hash}, com o conteúdo gravado uma vez só (chamar dentro da
@@ -4226,6 +4236,135 @@ class History:
 
 STATE_DIR = "estado"
 STATE_VERSION = 1
+
+
+HISTORY_ROW_COLUMNS = ("execucao", "inicio", "modo", "principal", "backup", "situacao", "fim", "duracao_s",
+                       "codigo_saida", "contagens", "falhas", "conflitos", "divergencias", "paridade_ok",
+                       "paridade_total", "paridade_diferentes", "erro", "detalhes")
+
+
+def history_row(outcome: "PairOutcome", failover: FailoverReport | None = None) -> dict[str, Any]:
+    """As colunas do fim de um par no histórico (detalhes ainda como dicionário, sem a compactação do banco)."""
+    parity = outcome.parity
+    return {
+        "fim": outcome.ended, "duracao_s": outcome.duration_s, "situacao": outcome.status.value,
+        "codigo_saida": int(outcome.code),
+        "contagens": json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
+        "falhas": len(outcome.failures), "conflitos": len(outcome.plan.conflicts) if outcome.plan else 0,
+        "divergencias": len(outcome.divergences), "paridade_ok": None if parity is None else int(parity.ok),
+        "paridade_total": None if parity is None else parity.total,
+        "paridade_diferentes": None if parity is None else len(parity.different), "erro": pair_error_text(outcome),
+        "detalhes": pair_details(outcome, failover),
+    }
+
+
+# -- histórico travado por outro programa: nunca impede uma sincronização --------------------------
+# Um programa de backup ou um navegador de SQLite segurando o historico.sqlite3: a execução sincroniza
+# do mesmo jeito, guarda o registro em historico-pendente/EXECUCAO.json (HistoryAside) e o grava no
+# histórico assim que ele estiver livre (no fim desta execução ou na próxima), com um aviso.
+
+HISTORY_ASIDE_DIR = "historico-pendente"
+HISTORY_BUSY_WAIT = 2.0  # segundos esperando o outro programa largar o histórico antes de guardar à parte
+
+
+def history_busy(data_dir: str, wait: float = HISTORY_BUSY_WAIT) -> bool:
+    """Outro programa segura o historico.sqlite3 (não dá para gravar nele em `wait` segundos)? Arquivo ausente
+    ou danificado não é "travado" (History.open_or_replace cuida deles)."""
+    path = os.path.join(data_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return False
+    try:
+        con = sqlite3.connect(path, timeout=wait)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    except sqlite3.Error:
+        return False
+    return False
+
+
+def aside_files(data_dir: str) -> list[str]:
+    folder = os.path.join(data_dir, HISTORY_ASIDE_DIR)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return []
+    return [os.path.join(folder, n) for n in names]
+
+
+def write_aside(history: History, data_dir: str) -> list[str]:
+    """Grava no histórico (livre) os registros guardados à parte; devolve os arquivos gravados (e apagados).
+    Um arquivo ilegível fica onde está (não some um registro por causa de outro)."""
+    done = []
+    for path in aside_files(data_dir):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                doc = json.load(handle)
+            history.add_aside(doc if isinstance(doc, dict) else {})
+            os.unlink(path)
+        except (OSError, ValueError, sqlite3.Error, TypeError):
+            continue
+        done.append(path)
+    return done
+
+
+class HistoryAside:
+    """O histórico desta execução enquanto o historico.sqlite3 está travado por outro programa: a mesma
+    interface do History (start_pair, audit, finish_pair, close), gravando em historico-pendente/EXECUCAO.json.
+    No close, se o histórico já estiver livre, o registro vai para ele na hora."""
+
+    def __init__(self, data_dir: str, run_id: str, warn: Callable[[str], None]):
+        self.data_dir, self.warn = data_dir, warn
+        self.path = os.path.join(data_dir, HISTORY_ASIDE_DIR, f"{run_id}.json")
+        self._lock = threading.Lock()
+        self.pairs: dict[int, dict[str, Any]] = {}
+        self.audits: list[list[Any]] = []
+
+    def _save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        atomic_write(self.path, dump_json({"pares": list(self.pairs.values()), "auditoria": self.audits},
+                                          indent=None), private=True)
+
+    def start_pair(self, run_id: str, started: str, mode: Mode, primary: str, backup: str) -> int:
+        with self._lock:
+            row = len(self.pairs) + 1
+            self.pairs[row] = {"execucao": run_id, "inicio": started, "modo": Mode(mode).value, "principal": primary,
+                               "backup": backup, "situacao": PairStatus.RUNNING.value}
+            self._save()
+            return row
+
+    def audit(self, run_id: str, server: str, result: Result) -> None:
+        changes = [[f, _jsonable(a), _jsonable(b)] for f, a, b in result.action.changes]
+        with self._lock:
+            self.audits.append([run_id, now_iso(), server, result.action.key, str(result.action.kind),
+                                int(result.ok), SECRETS.mask(result.message) or None,
+                                json.dumps(changes, ensure_ascii=False)])
+
+    def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
+        with self._lock:
+            self.pairs[row_id].update(history_row(outcome, failover))
+            self._save()
+
+    def close(self) -> None:
+        with self._lock:
+            self._save()
+        if not history_busy(self.data_dir):
+            history, _ = History.open_or_replace(self.data_dir)
+            if history is not None:
+                try:
+                    write_aside(history, self.data_dir)
+                finally:
+                    history.close()
+        if os.path.exists(self.path):
+            self.warn(f"   ⚠️  O histórico ({os.path.join(self.data_dir, HISTORY_FILE)}) continua travado por outro "
+                      f"programa: o registro desta execução ficou guardado em {self.path} e vai para o histórico na "
+                      "próxima execução em que ele estiver livre.")
+        else:
+            self.warn("   ✅ O histórico ficou livre: o registro desta execução já foi gravado nele.")
 
 
 def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
@@ -5860,7 +5999,19 @@ def open_local_files(run: Run, config: Config) -> None:
     try:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
-        run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
+        if history_busy(config.data_dir):  # outro programa segura o histórico: sincroniza e guarda à parte
+            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)  # type: ignore[assignment]
+            run.rep.warn(f"⚠️  O histórico {os.path.join(config.data_dir, HISTORY_FILE)} está travado por outro "
+                         "programa (um backup, um navegador de SQLite?): a sincronização segue e o registro desta "
+                         "execução é guardado à parte, para ir ao histórico quando ele estiver livre.")
+            warning = None
+        else:
+            run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
+            if run.history is not None and aside_files(config.data_dir):
+                written = write_aside(run.history, config.data_dir)
+                if written:
+                    run.rep.warn(f"ℹ️  {plural(len(written), 'registro guardado', 'registros guardados')} enquanto o "
+                                 "histórico estava travado foi(ram) gravado(s) nele agora.")
     except (OSError, sqlite3.Error) as exc:
         raise data_dir_error(config.data_dir, exc) from None
     if warning:
