@@ -406,7 +406,7 @@ def informar(ajustes: Ajustes) -> int:
         "codigos": {str(codigo.value): significado(codigo) for codigo in sb.ExitCode},
         "erros": [mascarar(erro) for erro in ajustes.erros],
     }
-    print(json.dumps(documento, ensure_ascii=True, indent=2))
+    _imprimir(json.dumps(documento, ensure_ascii=True, indent=2))
     return sb.ExitCode.OK
 
 
@@ -1083,6 +1083,23 @@ def _preparar_saida_padrao() -> None:
                 pass
 
 
+def _imprimir(texto: str) -> None:
+    """Texto na saída padrão; pipe fechado (`--ajuda | head`), disco cheio ou sem console: descarta em silêncio
+    (o descritor passa a apontar para os.devnull, para o Python não falhar de novo ao sair)."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.write(texto + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            descarte = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(descarte, sys.stdout.fileno())
+            os.close(descarte)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def _imprimir_erro(texto: str) -> None:
     if sys.stderr is not None:
         try:
@@ -1138,7 +1155,7 @@ def main(argv=None) -> int:
         _imprimir_erro(f"Erro: {erro}\nUse --ajuda para ver as opções.")
         return sb.ExitCode.CONFIG
     if opcoes.ajuda:
-        print(criar_analisador().format_help())
+        _imprimir(criar_analisador().format_help())
         return sb.ExitCode.OK
     try:
         ajustes = ler_ajustes(opcoes, argumentos_filho)

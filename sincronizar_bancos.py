@@ -7302,9 +7302,10 @@ def closed_pipe(exc: OSError, windows: bool = os.name == "nt") -> bool:
 
 
 class _QuietStream:
-    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
-    a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
-    Python para BrokenPipeError: o descritor passa a apontar para os.devnull)."""
+    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head) ou a escrita falhar (disco cheio, /dev/full,
+    console que sumiu), passa a descartar a saída em silêncio: a execução continua até o fim, é registrada e o
+    código de saída não muda (como recomenda a documentação do Python para BrokenPipeError: o descritor passa
+    a apontar para os.devnull). Não conseguir imprimir nunca para uma sincronização."""
 
     def __init__(self, stream: Any):
         self._stream = stream
@@ -7315,18 +7316,14 @@ class _QuietStream:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except OSError as exc:
-            if not closed_pipe(exc):
-                raise
+        except OSError:
             self._silence()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except OSError as exc:
-            if not closed_pipe(exc):
-                raise
+        except OSError:
             self._silence()
 
     def _silence(self) -> None:
@@ -7340,7 +7337,7 @@ class _QuietStream:
 
 def configure_output() -> None:
     """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log; pipe fechado
-    (| head) termina em silêncio."""
+    (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream.isatty():
@@ -7349,9 +7346,13 @@ def configure_output() -> None:
                 stream.reconfigure(encoding="utf-8", errors="replace")
         except (AttributeError, ValueError):
             pass
-    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStream):
+    if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if not isinstance(sys.stdout, _QuietStream):
         sys.stdout = _QuietStream(sys.stdout)
-    if sys.stderr is not None and not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
+    if not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
         sys.stderr = _QuietStream(sys.stderr)
 
 

@@ -908,3 +908,13 @@ def test_script_que_nao_e_python_da_codigo_2_com_mensagem_propria(tmp_path, webh
     assert "não é um programa Python" in erro and "Traceback" not in erro and "concluída com problemas" not in erro
     assert len(pedidos) == 1
     assert carga(pedidos[0])["codigo_saida"] == 2 and "não é um programa Python" in carga(pedidos[0])["text"]
+
+
+@pytest.mark.timeout(60)
+def test_ajuda_do_involucro_em_pipe_fechado_termina_em_silencio():
+    """Como `python sincronizar_automatico.py --ajuda | head`: quem lê fecha o pipe antes da ajuda chegar."""
+    proc = subprocess.Popen([sys.executable, str(WRAPPER), "--ajuda"], env=ambiente_base(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and err == b"", err
