@@ -130,7 +130,7 @@ NOME_TRAVA = "sincronizacao_automatica.lock"  # outra que a do sincronizar_banco
 
 ESPERA_MAXIMA = 900.0  # teto de uma espera entre tentativas (15 min)
 GRACA_ENCERRAMENTO = 30.0  # segundos entre SIGTERM e SIGKILL: o filho termina a escrita em andamento (systemd: 90 s)
-TIMEOUT_WEBHOOK = 10.0
+TIMEOUT_WEBHOOK = 10.0  # prazo TOTAL do aviso (conexão, envio e resposta)
 LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
 LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres
 
@@ -994,6 +994,29 @@ def montar_texto_aviso(desfecho: Desfecho, host: str, servidores, timeout, erro=
     return texto
 
 
+def _postar_com_prazo(pedido: urllib.request.Request, prazo: float) -> int:
+    """O POST do aviso com prazo TOTAL (o timeout do urlopen vale por leitura: um servidor que pinga um byte
+    a cada poucos segundos seguraria o invólucro por minutos). Numa thread à parte: passado o prazo, TimeoutError
+    e a thread fica para trás (daemon; o invólucro está terminando)."""
+    resultado: dict = {}
+
+    def postar() -> None:
+        try:
+            with urllib.request.urlopen(pedido, timeout=prazo) as resposta:
+                resultado["status"] = resposta.status
+        except BaseException as erro:  # devolvido a quem chamou
+            resultado["erro"] = erro
+
+    linha = threading.Thread(target=postar, name="webhook", daemon=True)
+    linha.start()
+    linha.join(prazo)
+    if linha.is_alive():
+        raise TimeoutError
+    if "erro" in resultado:
+        raise resultado["erro"]
+    return resultado["status"]
+
+
 def enviar_webhook(url: str, carga: dict, registro: Registro) -> bool:
     """POST do aviso. Qualquer falha é registrada e nunca interrompe o invólucro."""
     try:
@@ -1015,8 +1038,11 @@ def enviar_webhook(url: str, carga: dict, registro: Registro) -> bool:
         },
     )
     try:
-        with urllib.request.urlopen(pedido, timeout=TIMEOUT_WEBHOOK) as resposta:
-            status = resposta.status
+        status = _postar_com_prazo(pedido, TIMEOUT_WEBHOOK)
+    except TimeoutError:
+        registro.erro(f"o webhook ({partes.hostname}) não respondeu em {_fmt_segundos(TIMEOUT_WEBHOOK)}; "
+                      "aviso abandonado.")
+        return False
     except urllib.error.HTTPError as erro:
         registro.erro(f"o webhook ({partes.hostname}) recusou o aviso: HTTP {erro.code}.")
         return False

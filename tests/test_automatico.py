@@ -918,3 +918,23 @@ def test_ajuda_do_involucro_em_pipe_fechado_termina_em_silencio():
     proc.stdout.close()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and err == b"", err
+
+
+@pytest.mark.timeout(120)
+def test_webhook_que_pinga_bytes_nao_segura_o_involucro(tmp_path):
+    """O webhook responde um byte a cada 0,5 s (100 s no total): o aviso tem prazo total, não por leitura."""
+    from apoio import pingar
+
+    def pingado(handler):
+        pingar(b"HTTP/1.1 204 No Content\r\n" + b"X-Lento: " + b"a" * 170 + b"\r\n\r\n", handler, 0.5)
+
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 5}])
+    with ServidorStub({("POST", "*"): pingado}) as lento:
+        inicio = time.monotonic()
+        r = rodar(projeto, env=ambiente_base(SYNC_WEBHOOK_URL=f"{lento.url}/api/webhooks/x"), timeout=110)
+        duracao = time.monotonic() - inicio
+    assert r.returncode == 5, r.erro
+    assert len(lento.pedidos) == 1  # o aviso foi tentado
+    assert duracao < 25, f"o invólucro ficou {duracao:.0f} s preso no webhook"
+    assert "não respondeu em 10 s" in projeto.texto_log()
+    sem_traceback(r)
