@@ -6807,6 +6807,7 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
     class PanelHandler(http.server.BaseHTTPRequestHandler):
         server_version = "painel-sincronizacao"
         sys_version = ""
+        timeout = PANEL_IDLE_TIMEOUT  # cada leitura e escrita da conexão (um cliente que para no meio é largado)
 
         def log_message(self, fmt: str, *args: Any) -> None:  # sem token nos logs
             sys.stderr.write(SECRETS.mask(f"   painel: {self.address_string()} {fmt % args}") + "\n")
@@ -6878,6 +6879,88 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
     return PanelHandler
 
 
+PANEL_IDLE_TIMEOUT = 10.0  # segundos que uma conexão do painel pode ficar calada (antes do pedido ou no meio)
+PANEL_WORKERS = 8  # threads que respondem pedidos (o painel é leve; o resto espera na fila)
+PANEL_MAX_WAITING = 256  # conexões abertas esperando o pedido chegar; passando disso, a mais antiga é fechada
+
+
+class PanelServer(http.server.HTTPServer):
+    """O servidor do painel: uma thread só espera (com um seletor) o primeiro byte de cada conexão, e só então
+    ela vai para um grupo fixo de PANEL_WORKERS threads. Conexão calada por PANEL_IDLE_TIMEOUT é fechada, e
+    acima de PANEL_MAX_WAITING a mais antiga sai: centenas de conexões mudas (um scanner, um proxy, um
+    ataque) não criam centenas de threads nem esgotam os descritores, e o painel continua respondendo."""
+
+    def __init__(self, address: tuple[str, int], handler: Any, workers: int = PANEL_WORKERS,
+                 idle: float = PANEL_IDLE_TIMEOUT, max_waiting: int = PANEL_MAX_WAITING):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.idle, self.max_waiting = idle, max_waiting
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="painel")
+        self._incoming: list[tuple[Any, Any]] = []  # conexões aceitas, ainda não vistas pela thread de espera
+        self._incoming_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._waiter = threading.Thread(target=self._wait_loop, name="painel-espera", daemon=True)
+        self._waiter.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._incoming_lock:
+            self._incoming.append((request, client_address))
+
+    def _wait_loop(self) -> None:
+        """Só esta thread mexe no seletor: registra as novas, manda as que têm dados para o grupo de threads e
+        fecha as caladas demais (ou as mais antigas, acima do limite)."""
+        import selectors
+        selector = selectors.DefaultSelector()
+        waiting: dict[Any, tuple[Any, float]] = {}  # conexão → (endereço, prazo), na ordem de chegada
+        try:
+            while not self._stopping.is_set():
+                with self._incoming_lock:
+                    incoming, self._incoming = self._incoming, []
+                for conn, address in incoming:
+                    try:
+                        selector.register(conn, selectors.EVENT_READ)
+                    except (OSError, ValueError):
+                        self.shutdown_request(conn)
+                        continue
+                    waiting[conn] = (address, time.monotonic() + self.idle)
+                while len(waiting) > self.max_waiting:
+                    self._drop(selector, waiting, next(iter(waiting)))
+                if not waiting:
+                    time.sleep(0.02)
+                    continue
+                for key, _ in selector.select(0.05):
+                    address, _deadline = waiting.pop(key.fileobj)
+                    selector.unregister(key.fileobj)
+                    self.pool.submit(self._serve, key.fileobj, address)
+                now = time.monotonic()
+                for conn in [c for c, (_a, deadline) in waiting.items() if deadline < now]:
+                    self._drop(selector, waiting, conn)
+        finally:
+            for conn in list(waiting):
+                self._drop(selector, waiting, conn)
+            selector.close()
+
+    def _drop(self, selector: Any, waiting: dict[Any, Any], conn: Any) -> None:
+        waiting.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            selector.unregister(conn)
+        self.shutdown_request(conn)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        self._stopping.set()
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
                 ready: Callable[[Any], None] | None = None,
                 current: Callable[[], list[tuple[str, str]] | None] | None = None,
@@ -6897,11 +6980,10 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
-        httpd = http.server.ThreadingHTTPServer((host, port), handler)
+        httpd = PanelServer((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"Não foi possível abrir o painel em {host}:{port}: {exc.strerror}") from None
     bound["port"] = httpd.server_address[1]  # --porta 0: a porta que o sistema escolheu
-    httpd.daemon_threads = True
     if ready:
         ready(httpd)
     try:
