@@ -5369,8 +5369,14 @@ def parallel_map(func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         except Exception as exc:  # devolvida ao chamador, que decide o que fazer
             return exc
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        return list(pool.map(safe, items))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items)))
+    try:
+        results = list(pool.map(safe, items))
+    except BaseException:  # Ctrl+C/SIGTERM nas leituras: não espera o pedido em andamento (até SYNC_TIMEOUT)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _connect(client: ApiClient) -> None:
@@ -5395,21 +5401,23 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     ApiClient._handoff.clear()
     fatal: dict[str, BaseException] = {}
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
-            futures = {pool.submit(_connect, client): client for client in clients}
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    client, exc = futures[future], future.exception()
-                    ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
-                        client.token, client.role, client.waited_seconds)
-                    if exc is not None and _is_fatal(exc):
-                        fatal[client.server.url] = exc
-                        for other in clients:
-                            other.cancel.set()
-            except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já (no máximo WAKE_ATTEMPT s)
-                for client in clients:
-                    client.cancel.set()
-                raise
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(clients))
+        futures = {pool.submit(_connect, client): client for client in clients}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                client, exc = futures[future], future.exception()
+                ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
+                    client.token, client.role, client.waited_seconds)
+                if exc is not None and _is_fatal(exc):
+                    fatal[client.server.url] = exc
+                    for other in clients:
+                        other.cancel.set()
+        except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já, e o pedido em andamento não é
+            for client in clients:  # esperado (nada foi gravado: main sai sem esperar a thread dele)
+                client.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         for client in clients:
             client.close()
@@ -7545,5 +7553,20 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def exit_without_waiting(code: int) -> None:
+    """Depois de um Ctrl+C/SIGTERM, com tudo já registrado (main voltou): sai na hora, sem esperar as threads de
+    leitura com um pedido em andamento (o Python as espera ao sair, até o SYNC_TIMEOUT de cada pedido). Nada
+    fica pela metade: as escritas são protegidas e já terminaram quando main volta."""
+    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if STOP.code is None or not lingering:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _code = main()
+    exit_without_waiting(_code)
+    sys.exit(_code)
