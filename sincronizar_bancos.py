@@ -4392,6 +4392,26 @@ def load_state(data_dir: str, primary_url: str, backup_url: str,
     return None, set_aside_damaged(path, "estado do par", reason, then)
 
 
+def check_state_versions(config: Config) -> None:
+    """Antes de qualquer acesso à rede: um estado de par salvo por uma versão MAIS NOVA do script (alguém voltou
+    a uma versão anterior) para a execução com código 2, sem mexer no arquivo. Lido como "danificado", ele seria
+    posto de lado e o bidirecional acusaria conflitos falsos; adivinhar o formato novo seria pior."""
+    for d in directions(config):
+        path = state_path(config.data_dir, d.primary.url, d.backup.url)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                version = json.load(handle).get("versao")
+        except (OSError, ValueError, AttributeError):
+            continue  # ausente ou ilegível: load_state cuida (danificado)
+        if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+            raise ConfigError(
+                f"o estado salvo do par {d.primary.url} → {d.backup.url} ({path}) foi gravado por uma versão mais "
+                f"nova do sincronizar_bancos.py (formato {version}; esta versão, {VERSAO}, entende até o formato "
+                f"{STATE_VERSION}). Nada foi feito e o arquivo não foi alterado. Volte a usar a versão mais nova; "
+                "para recomeçar com esta, mova a pasta de estado para outro lugar (a próxima execução será como a "
+                "primeira sincronização).")
+
+
 def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
     if not isinstance(raw, dict) or raw.get("versao") != STATE_VERSION:
         raise ValueError("versão desconhecida")
@@ -7482,6 +7502,7 @@ def _run_command(args: argparse.Namespace) -> int:
         config.check = config.simulate = True
     if args.comando == "restaurar":
         config = restore_mode(config)
+    check_state_versions(config)
     rep = Reporter(config.json_output)
     if config.allow_http:
         rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
