@@ -1229,11 +1229,11 @@ def plain_http_refused(status: int, text: str) -> bool:
 
 
 class Ticker:
-    """Mostra, no terminal, que uma espera longa continua viva (uma linha a cada 10 s)."""
+    """Mostra que uma espera longa continua viva (uma linha a cada 10 s), no terminal e sem ele (cron, log)."""
 
     def __init__(self, label: str, enabled: bool, every: float = 10.0):
         self.label, self.every = label, every
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled  # linhas inteiras: servem ao terminal e ao log do agendador
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -3352,19 +3352,33 @@ class Result:
     unsyncable: bool = False  # não é falha: a API não permite (ex.: nome de super-admin)
 
 
+PROGRESS_LOG_EVERY = 5.0  # sem terminal (cron, systemd, log): uma linha de progresso a cada tantos segundos
+
+
 class Progress:
-    """Contador ao vivo no terminal (só em terminal interativo)."""
+    """Contador ao vivo no terminal (enabled: a mesma linha reescrita); sem terminal (cron, systemd, a saída num
+    arquivo), uma linha inteira a cada PROGRESS_LOG_EVERY segundos com as contagens, para o log não ficar mudo
+    numa primeira sincronização longa. Nunca no --json (config.progress é falso)."""
 
     def __init__(self, label: str, total: int, enabled: bool):
         self.label, self.total, self.done = label, total, 0
-        self.enabled = enabled and total >= 20 and sys.stderr.isatty()
+        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.enabled = enabled and total >= 20 and tty
+        self.log_lines = enabled and total >= 20 and not tty
         self._lock = threading.Lock()
         self._last = 0.0
+        self._started = time.monotonic()
+        self._logged_at = self._started
 
     def step(self) -> None:
         with self._lock:
             self.done += 1
             now = time.monotonic()
+            if self.log_lines and now - self._logged_at >= PROGRESS_LOG_EVERY:
+                self._logged_at = now
+                sys.stderr.write(f"   ⏳ gravando {self.label}: {self.done} de {self.total} "
+                                 f"({100 * self.done // self.total}%), {now - self._started:.0f} s\n")
+                sys.stderr.flush()
             if self.enabled and (now - self._last > 0.2 or self.done == self.total):
                 self._last = now
                 sys.stderr.write(f"\r   {self.label}: {self.done}/{self.total}")
