@@ -154,7 +154,7 @@ def _importar_sincronizar_bancos():
     except SystemExit:  # ele já explicou na tela qual dependência falta
         return None, (
             f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado}: falta uma dependência "
-            f"(veja a linha acima). Instale com: pip install -r requirements.txt"
+            "(a linha acima diz qual é e o comando que a instala)."
         )
     except ImportError as erro:
         if erro.name == "sincronizar_bancos":
@@ -164,7 +164,9 @@ def _importar_sincronizar_bancos():
             )
         return None, (
             f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado}: falta o módulo "
-            f"{erro.name or erro}. Instale com: pip install -r requirements.txt"
+            f"{erro.name or erro}. Instale as dependências (requirements.txt) para o Python que roda este "
+            f"arquivo ({sys.executable or 'python3'}); no Linux e no Mac, o mais simples é um ambiente próprio: "
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
         )
     except Exception as erro:  # arquivo corrompido, cópia pela metade...
         return None, (
@@ -276,7 +278,7 @@ class _Analisador(argparse.ArgumentParser):
 def criar_analisador() -> argparse.ArgumentParser:
     analisador = _Analisador(
         prog="sincronizar_automatico.py",
-        usage="python %(prog)s [opções] [-- argumentos do sincronizar_bancos.py]",
+        usage=f"{sb.python_command()} %(prog)s [opções] [-- argumentos do sincronizar_bancos.py]",
         description=(
             "Roda o sincronizar_bancos.py com tempo limite, novas tentativas, log com rotação e aviso de\n"
             "falha por webhook. Pensado para o Agendador de Tarefas do Windows, o cron ou o systemd."

@@ -136,6 +136,27 @@ import zlib
 import zoneinfo
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
+def python_command() -> str:
+    """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
+    do próprio ambiente virtual quando roda de um (.venv/bin/python, relativo à pasta do script se o ambiente
+    estiver nela), `py` no Windows, `python3` no Linux e no Mac (no Debian 12 não existe `python`)."""
+    executable = sys.executable or ""
+    if executable and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        folder = os.path.dirname(os.path.abspath(__file__))
+        inside = os.path.abspath(executable).startswith(folder + os.sep)
+        shown = os.path.relpath(executable, folder) if inside else executable
+        return f'"{shown}"' if " " in shown else shown
+    return "py" if os.name == "nt" else "python3"
+
+
+def pip_install_command() -> str:
+    """O comando que instala as dependências onde o usuário está: o pip do ambiente virtual em uso; no Linux e no
+    Mac sem um, um ambiente .venv novo (o pip do sistema é recusado no Debian 12, PEP 668); no Windows, py -m pip."""
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.name == "nt":
+        return f"{python_command()} -m pip install -r requirements.txt"
+    return "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+
 try:
     import requests
     from requests.adapters import HTTPAdapter
@@ -145,8 +166,11 @@ try:
     from filelock import FileLock, Timeout as LockTimeout
 except ImportError as _erro:  # pragma: no cover - depende da instalação do usuário
     sys.stderr.write(
-        f"❌ Dependência ausente: {_erro.name}. Instale com:\n"
-        "   pip install -r requirements.txt\n"
+        f"❌ Dependência ausente: {_erro.name}. Instale com (na pasta do sincronizar_bancos.py):\n"
+        f"   {pip_install_command()}\n"
+        + ("" if sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.name == "nt" else
+           "   e rode com .venv/bin/python sincronizar_bancos.py (no Debian/Ubuntu, se faltar o venv: "
+           "sudo apt install python3-venv)\n")
     )
     raise SystemExit(2) from None
 
@@ -156,6 +180,7 @@ VERSAO = "1.0.0"
 # arquivos trocado), diz no log e no webhook qual arquivo atualizar (código 2).
 WRAPPER_INTERFACE = 1
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python3 sincronizar_bancos.py ...")
 
 # O que o sincronizar_automatico.py e os testes podem usar (tests/test_tipos.py confere que eles não
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
@@ -189,6 +214,10 @@ __all__ = [
     "Run", "run_sync", "main", "closed_pipe",
     # pasta de dados (o invólucro diz o mesmo quando a conta do agendador não consegue gravar nela)
     "lock_file_problem", "data_dir_error",
+    # comandos sugeridos nas mensagens: o Python e o pip que funcionam onde o usuário está
+    "python_command", "pip_install_command",
+    # formato do estado de par (uma versão mais nova recusa a execução: check_state_versions)
+    "STATE_VERSION",
 ]
 
 
@@ -951,7 +980,7 @@ def time_zone_setting(name: str, value: str) -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{name} deve ser um fuso horário como America/Sao_Paulo ou UTC (recebido: {value!r}). "
-                          "No Windows, instale as dependências (pip install -r requirements.txt, inclui tzdata).") \
+                          f"No Windows, instale as dependências ({pip_install_command()}, inclui tzdata).") \
             from None
     return value
 
@@ -4887,8 +4916,8 @@ def refill_command(d: Direction, lost: Role, overwrite: bool = False) -> str:
     partir do backup, que recria o que falta com o status do backup; `overwrite`: também reverte os registros
     que voltaram a uma versão antiga, com --forcar)."""
     if lost == Role.BACKUP:
-        return f"python sincronizar_bancos.py --backup {d.backup.url}"
-    return f"python sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
+        return f"{PY} sincronizar_bancos.py --backup {d.backup.url}"
+    return f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
 
 
 def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
@@ -4899,8 +4928,8 @@ def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
 def backup_only_commands(d: Direction) -> tuple[str, str]:
     """Os dois comandos para licenças liberadas só no backup: levar ao principal (venda) ou bloquear no
     backup (reembolso; reversível)."""
-    return (f"python sincronizar_bancos.py restaurar --de {d.backup.url}",
-            f"python sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
+    return (f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}",
+            f"{PY} sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
 
 
 def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
@@ -7182,7 +7211,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog="Ajuda de cada comando: python sincronizar_bancos.py COMANDO --help. Códigos de saída: "
+        epilog=f"Ajuda de cada comando: {PY} sincronizar_bancos.py COMANDO --help. Códigos de saída: "
                + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
     )
     parser._positionals.title = "comando"
@@ -7270,7 +7299,7 @@ def command_help(parser: argparse.ArgumentParser, command: str) -> str:
     description, wanted = COMMAND_HELP[command]
     sub = _Parser(prog=f"sincronizar_bancos.py {command}", add_help=False, formatter_class=_HelpFormatter,
                   description=description, epilog="Todas as opções e os códigos de saída: "
-                                                   "python sincronizar_bancos.py --help")
+                                                   f"{PY} sincronizar_bancos.py --help")
     sub._optionals.title = "opções"
     for action in parser._actions:
         if action.option_strings and (set(action.option_strings) & set(wanted + ["--help"])):
@@ -7555,7 +7584,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail(f"Opção inválida: {exc}\n   Veja: python sincronizar_bancos.py --help", ExitCode.CONFIG, json_mode)
+        return fail(f"Opção inválida: {exc}\n   Veja: {PY} sincronizar_bancos.py --help", ExitCode.CONFIG, json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return ExitCode.CONFIG if exc.code else ExitCode.OK
     args.json = args.json or args.json_completo

@@ -269,3 +269,33 @@ def test_python_antes_do_38_para_na_linha_que_pede_o_310(programa):
     linha = texto.splitlines()[erro.value.lineno - 1]
     assert "precisa do Python 3.10 ou mais novo" in linha and linha.isascii(), linha
     assert texto.splitlines()[1] == "# -*- coding: utf-8 -*-"  # o 2.7 lê os acentos do cabeçalho até essa linha
+
+
+def test_comando_sugerido_funciona_colado_num_shell_do_debian(tmp_path):
+    """O comando que a mensagem sugere, colado num shell com o PATH do Debian 12 (sem `python`) na pasta do
+    script, funciona: é o Python do ambiente virtual em uso, não um `python` qualquer."""
+    import re
+    import shutil
+    r = rodar_script("--xyz", env=ambiente_limpo(), cwd=SCRIPT.parent)
+    assert r.codigo == 2
+    sugerido = re.search(r"Veja: (.+ sincronizar_bancos\.py --help)", r.stdout + r.stderr).group(1)
+    debian = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+              "PYTHONIOENCODING": "utf-8"}
+    colado = subprocess.run(sugerido, shell=True, cwd=SCRIPT.parent, env=debian, capture_output=True, text=True,
+                            timeout=60, executable=shutil.which("sh") or "/bin/sh")
+    assert colado.returncode == 0, (sugerido, colado.stdout[-500:], colado.stderr[-500:])
+    assert "--bidirecional" in colado.stdout  # a ajuda completa
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists() or subprocess.run(
+    ["/usr/bin/python3", "-c", "import requests"], capture_output=True).returncode == 0,
+    reason="precisa do python3 do sistema sem as dependências (como num Debian recém-instalado)")
+def test_python_do_sistema_sem_dependencias_sugere_um_ambiente_virtual(tmp_path):
+    """No Debian 12 o pip do sistema é recusado (PEP 668): a sugestão é um .venv, com o python3 que existe lá."""
+    proc = subprocess.run(["/usr/bin/python3", str(SCRIPT), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, timeout=60)
+    assert proc.returncode == 2
+    linhas = [linha.strip() for linha in proc.stderr.splitlines()]
+    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt" in linhas, proc.stderr
+    assert "pip install -r requirements.txt" not in linhas and " python sincronizar" not in proc.stderr
+    assert any(linha.startswith("e rode com .venv/bin/python sincronizar_bancos.py") for linha in linhas)
