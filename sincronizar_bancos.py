@@ -5759,13 +5759,15 @@ class Run:
     def sync_pair(self, direction: Direction) -> PairOutcome:
         outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
         clock = time.monotonic()
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
+        if error is not None:  # a falha veio antes do par (espera, login, leitura): ele durou desde o início
+            outcome.started, clock = self.started, self.clock_start
         if len(self.directions) > 1:
             self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
         row = None
         if self.history:
             row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
                                    outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
-        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
@@ -6129,13 +6131,16 @@ def save_last_run(run: Run, outcome: RunOutcome) -> None:
                         os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
 
 
-def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> RunOutcome:
+def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]],
+                origin: Run | None = None) -> RunOutcome:
     """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve, TLS): a
     execução vira um RunOutcome como qualquer outra, com o código dos pares (pair_verdict), uma linha por
     par no histórico (pela mesma API History dos pares) e o ultima_execucao.json, para o painel e o
     /status.json ficarem vermelhos já nesta execução. Simulação: só o RunOutcome, nada gravado. Não
     imprime nada: o texto e o --json saem dele em report_connection_errors."""
     run = Run(config, Reporter(False, io.StringIO()))
+    if origin is not None:  # a execução começou antes da espera e do login que falharam: a duração conta daí
+        run.started, run.clock_start = origin.started, origin.clock_start
     run.errors = {server.url: exc for server, exc in errors}
     run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
     recorded = not config.simulate
@@ -7560,7 +7565,7 @@ def _run_command(args: argparse.Namespace) -> int:
             errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
             if errors:
                 run.close()
-                return report_connection_errors(config, errors, stopped_run(config, errors))
+                return report_connection_errors(config, errors, stopped_run(config, errors, run))
             if lock is not None:
                 remove_stale_temp_files(config.data_dir)
             outcome = run_sync(config, rep, run)

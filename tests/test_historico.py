@@ -202,3 +202,22 @@ def test_historico_travado_por_outro_programa_nao_impede_a_sincronizacao_e_o_reg
     assert not pendentes[0].exists()
     h = par.rodar("historico", "--detalhes", guardada, "--json")
     assert h.codigo == 0, h.stdout + h.stderr
+
+
+@pytest.mark.parametrize("falha", ["dormindo", "senha_errada"])
+def test_duracao_de_execucao_que_falhou_depois_de_esperar_e_a_de_verdade(par, falha):
+    """Uma execução que esperou o backup (3 s) e falhou: o histórico mostra a duração real, não "0,0 s"."""
+    par.principal.add_device("D-1")
+    if falha == "dormindo":  # 503 em /health até desistir da espera (código 4)
+        par.backup.override("GET", "/health", 503, "<html>503 acordando</html>", content_type="text/html")
+        r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="3")
+        esperado = 4
+    else:  # acorda depois de 3 s e recusa a senha (código 2, a execução para no login)
+        par.backup.set_faults(sleep_first_seconds=3)
+        r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="30", BACKUP_ADMIN_PASSWORD="senha-errada-123")
+        esperado = 2
+    assert r.codigo == esperado, r.stdout[-2000:] + r.stderr[-2000:]
+    execucoes, _ = linhas(par)
+    assert len(execucoes) == 1 and execucoes[0]["duracao_s"] >= 2.5, execucoes
+    h = par.rodar("historico")
+    assert h.codigo == 0 and " 0,0 s" not in h.stdout, h.stdout
