@@ -254,6 +254,14 @@ def mascarar(texto) -> str:
     return sb.SECRETS.mask("" if texto is None else texto)
 
 
+def visivel(texto: str) -> str:
+    """Controles e marcas bidirecionais escritos à vista (\\x1b, U+202E), como no sincronizar_bancos.py.
+    Com um sincronizar_bancos.py antigo (atualização pela metade), o texto sai como está: o log ainda abre
+    para dizer qual arquivo atualizar."""
+    escrever = getattr(sb, "visible_text", None)
+    return escrever(texto) if escrever is not None else texto
+
+
 # ---------------------------------------------------------------------------
 # Passo 1: opções da linha de comando
 # ---------------------------------------------------------------------------
@@ -429,11 +437,52 @@ class _FormatadorMascarado(logging.Formatter):
         return self._mascarar(super().format(record))
 
 
+# Arquivos e pastas que o invólucro cria (log, trava, pasta de dados): só o dono lê (0600/0700), qualquer que
+# seja a umask. No Windows, protege a pasta do perfil do usuário (permissões herdadas só para ele e os
+# administradores). Feito aqui mesmo, sem depender do sincronizar_bancos.py (que pode ser de outra versão).
+ARQUIVO_PRIVADO = 0o600
+PASTA_PRIVADA = 0o700
+
+
+def umask_privada() -> None:
+    """O que este processo e o filho criarem sai sem permissão para o grupo e os outros."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def deixar_privado(caminho: Path, modo: int = ARQUIVO_PRIVADO) -> None:
+    """Um arquivo ou pasta nossa que outros podem ler (de uma versão antiga) volta a ser só do dono."""
+    if IS_WINDOWS:
+        return
+    try:
+        if caminho.stat().st_mode & 0o077:
+            os.chmod(caminho, modo)
+    except OSError:
+        pass
+
+
+def criar_pasta_privada(pasta: Path) -> None:
+    """mkdir com 0700 em cada pasta criada (também as do meio); uma pasta que já existia não é mexida."""
+    faltando = [p for p in [pasta, *pasta.parents] if not p.is_dir()]
+    pasta.mkdir(mode=PASTA_PRIVADA, parents=True, exist_ok=True)
+    for criada in faltando if not IS_WINDOWS else ():
+        os.chmod(criada, PASTA_PRIVADA)
+
+
+class _LogPrivado(logging.handlers.RotatingFileHandler):
+    """Log com rotação criado 0600 (também o novo arquivo de cada rotação)."""
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, ARQUIVO_PRIVADO)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 class Registro:
-    """Escreve no log com rotação e ecoa na saída padrão, sempre mascarando."""
+    """Escreve no log com rotação e ecoa na saída padrão, sempre mascarando e com os controles e marcas
+    bidirecionais de um texto (ESC, BEL, U+202E, quebra de linha no meio de uma linha) escritos à vista
+    (visivel): nem a saída do filho nem um texto de servidor mexem no terminal ou forjam linhas."""
 
     def __init__(self, mascarar: Callable[[object], str]) -> None:
-        self.mascarar = mascarar
+        self.mascarar = lambda texto: visivel(mascarar(texto))
         self.caminho_log = None
         self._trava = threading.Lock()
         self._logger = logging.getLogger(f"sincronizar_automatico.{id(self)}")
@@ -444,10 +493,9 @@ class Registro:
 
     def abrir_arquivo(self, caminho: Path, max_bytes: int, backups: int) -> None:
         try:
-            caminho.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
-                caminho, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-            )
+            criar_pasta_privada(caminho.parent)
+            handler = _LogPrivado(caminho, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+            deixar_privado(caminho)  # log de uma versão antiga, legível por todos
         except OSError as erro:
             self.aviso(
                 f"não foi possível abrir o log {caminho}: {erro.strerror or erro}. "
@@ -783,8 +831,8 @@ def adquirir_trava(pasta_dados: Path, registro: Registro):
 
     caminho = pasta_dados / NOME_TRAVA
     try:
-        pasta_dados.mkdir(parents=True, exist_ok=True)
-        trava = FileLock(str(caminho), timeout=0)
+        criar_pasta_privada(pasta_dados)
+        trava = FileLock(str(caminho), timeout=0, mode=ARQUIVO_PRIVADO)
         trava.acquire()
     except Timeout:
         problema = sb.lock_file_problem(str(caminho))
@@ -990,7 +1038,7 @@ def montar_texto_aviso(desfecho: Desfecho, host: str, servidores, timeout, erro=
     if not desfecho.resumo and desfecho.resultado is not None and desfecho.resultado.linhas:
         linhas.append("Últimas linhas da saída:")
         linhas.extend(linha[:300] for linha in desfecho.resultado.linhas if linha.strip())
-    texto = mascarar("\n".join(linhas))
+    texto = "\n".join(visivel(mascarar(linha)) for linha in linhas)  # um texto de servidor: uma linha
     if len(texto) > LIMITE_TEXTO_AVISO:
         texto = texto[: LIMITE_TEXTO_AVISO - 20].rstrip() + "\n… (texto cortado)"
     return texto
@@ -1172,6 +1220,7 @@ def avisar_meia_atualizacao(texto: str) -> int:
 
 def main(argv=None) -> int:
     _preparar_saida_padrao()
+    umask_privada()
     if sb is None:
         _imprimir_erro(ERRO_AO_CARREGAR)
         return CODIGO_SEM_SCRIPT

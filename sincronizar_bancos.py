@@ -27,8 +27,9 @@ Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam)
 
 Mapa para quem revisa (onde cada decisão mora):
     Liberada ou negada: allows() — a mesma ordem do servidor (bloqueada, vencida, pendente), julgada na
-        data LOCAL de cada servidor: Clock (Run.clock_for, com SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
-        BACKUP_FUSO_HORARIO). O status que o destino precisa ter sai de target_status().
+        data LOCAL de cada servidor: Clock (Run.clock_for: o relógio de cada servidor, do cabeçalho Date —
+        ServerClock —, e a margem de fusos UTC−12 a UTC+14; SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
+        BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status().
     Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
         Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
@@ -194,11 +195,13 @@ __all__ = [
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
+    "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
     "fetch_snapshot",
     "same_server_groups", "fetch_failover_list", "check_failover", "failover_check_code", "failover_text",
     "failover_json", "ListState", "FindingKind",
+    "foreign_backup", "FOREIGN_MIN_RECORDS",  # servidor de outro vendedor dado como backup
     # planejador (puro)
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
@@ -446,6 +449,44 @@ def atomic_write(path: str, text: str, private: bool = False) -> None:
 
 
 
+# Arquivos com dados de clientes (histórico, estado, log, credenciais): só o dono lê, qualquer que seja a
+# umask (0600 para arquivos, 0700 para pastas). No Windows não há esses bits: protege a pasta do perfil
+# do usuário (C:\Users\NOME), cujas permissões (ACL) herdadas só dão acesso ao dono e aos administradores.
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_umask() -> None:
+    """Tudo o que este processo (e os filhos dele) criar sai sem permissão para o grupo e os outros: cobre
+    também o que a ferramenta não cria com as próprias mãos (os -wal/-shm/-journal do SQLite)."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def keep_private(path: str, mode: int = PRIVATE_FILE) -> None:
+    """Arquivo ou pasta nossa que outros podem ler (criada por uma versão antiga, ou sob umask 022)
+    volta a ser só do dono. Sem o arquivo, ou no Windows (sem esses bits), não faz nada."""
+    if os.name != "posix":
+        return
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+def create_private_dir(path: str) -> None:
+    """os.makedirs com 0700 em cada pasta criada (o mode do makedirs passa pela umask e não vale para as
+    pastas do meio); uma pasta que já existia não é mexida (pode ser uma pasta do usuário)."""
+    missing = []
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    os.makedirs(path, mode=PRIVATE_DIR, exist_ok=True)
+    for created in missing if os.name == "posix" else ():
+        os.chmod(created, PRIVATE_DIR)
+
+
 class LockBusy(Exception):
     """Outra execução segura a trava (código de saída 3)."""
 
@@ -459,31 +500,56 @@ class Secrets:
     """Guarda senhas e tokens conhecidos e os mascara em TEXTO LIVRE (mensagens, textos de exceção,
     URLs, corpos de erro dos servidores), nunca em valores estruturados (JSON, datas, números).
 
-    Regra para um valor conhecido: com 8 caracteres ou mais, é mascarado onde aparecer; mais curto,
-    só quando é uma palavra inteira, entre início/fim do texto, espaço, aspas, parênteses, colchetes,
-    chaves, vírgula, ponto e vírgula, '=' ou ':' (assim a senha "2026" some de "senha 2026" mas a data
-    "2026-11-30" fica intacta). Valem sempre as regras por lugar: Bearer, usuário:senha@ em URLs e
-    chaves password/senha/token."""
+    Cada valor conhecido é guardado em todas as formas em que pode aparecer numa saída (forms): cru,
+    escapado em JSON (com e sem \\uXXXX para o que não é ASCII, e escapado duas vezes, quando um JSON vem
+    dentro de outro), codificado em URL e como repr do Python. Regra para um valor: com 8 caracteres ou
+    mais, é mascarado onde aparecer; de 4 a 7, só quando é uma palavra inteira, entre início/fim do
+    texto, espaço, aspas, parênteses, colchetes, chaves, vírgula, ponto e vírgula, '=' ou ':' (assim a
+    senha "2026" some de "senha 2026" mas a data "2026-11-30" fica intacta). Valem sempre, para um valor
+    de QUALQUER tamanho, as regras por lugar: Bearer, usuário:senha@ em URLs e o valor inteiro das chaves
+    password/senha/token (em JSON, mesmo com \\" dentro ou escapado outra vez, e em formulários/URLs).
+
+    Tempo linear no tamanho do texto (um id de 200.000 caracteres não pode custar minutos): str.replace,
+    expressões cujo recomeço não revarre o texto e uma varredura só para usuário:senha@ sem esquema."""
 
     LONG_VALUE = 8
     _EDGE = r"\s\"'()\[\]{},;=:"
-    _PATTERNS = (
-        (re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
-        (re.compile(r"([\"'](?:password|senha|token)[\"']\s*:\s*)(\"[^\"]*\"|'[^']*')", re.I), r'\1"***"'),
-        (re.compile(r"([?&](?:password|senha|token)=)[^&\s]+", re.I), r"\1***"),
-        (re.compile(r"([a-z][a-z0-9+.\-]*://)[^/\s@]+@", re.I), r"\1***@"),
-        # usuário:senha@ sem esquema (URL digitada sem o https://): a senha nunca aparece
-        (re.compile(r"(?<![\w.:/-])[^\s/@:'\"]+:[^\s/@'\"]+@"), "***@"),
+    _FIELD = r"(?:password|senha|token)"
+    _PATTERNS = (  # (só se o texto tiver uma destas palavras, expressão, substituição)
+        (("bearer",), re.compile(r"(Bearer\s+)[^\s\"',}]+", re.I), r"\1***"),
+        # "password": "valor" inteiro, também com \" dentro, em aspas simples (repr), escapado de novo dentro
+        # de outro JSON (\"password\": \"valor\") ou cortado antes da aspa do fim (o resto da linha some)
+        (("password", "senha", "token"),
+         re.compile(r"((\\*)[\"']" + _FIELD + r"\2[\"']\s*:\s*\2([\"']))(?:.*?(?<!\\)\2\3|.*)", re.I),
+         r"\1***\2\3"),
+        # formulário ou URL: password=valor (no início, depois de ?, &, espaço, ; ou ,)
+        (("password=", "senha=", "token="), re.compile(r"((?:^|(?<=[?&\s;,]))" + _FIELD + r"=)[^&\s]+", re.I | re.M),
+         r"\1***"),
     )
+    _SCHEME_CHAR = re.compile(r"[a-z0-9+.\-]", re.I)  # com re.I, como a expressão (inclui o K do Kelvin)
+    _SCHEME_LETTER = re.compile(r"[a-z]", re.I)
+    _SCHEME_MAX = 32
+    _AFTER_SCHEME = re.compile(r"[^/\s@]+@")
+    _RUN = re.compile(r"[^\s/@'\"]+")  # usuário:senha@ sem esquema: um trecho desses seguido de @
+    _USERINFO_START = re.compile(r"(?<![\w.:/-])[^:]")
 
     def __init__(self) -> None:
         self._values: set[str] = set()
         self._lock = threading.Lock()
 
+    @staticmethod
+    def forms(value: str) -> set[str]:
+        """As formas de um segredo numa saída: cru, JSON (ASCII ou não, e escapado duas vezes), URL e repr."""
+        escaped = {json.dumps(value, ensure_ascii=ascii_only)[1:-1] for ascii_only in (True, False)}
+        twice = {json.dumps(form, ensure_ascii=False)[1:-1] for form in escaped}
+        url = {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")}
+        url |= {re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), form) for form in url}  # %c3%b6 também
+        return {value, repr(value)[1:-1], ascii(value)[1:-1]} | escaped | twice | url
+
     def add(self, value: str | None) -> None:
         if value and len(value) >= 4:
             with self._lock:
-                self._values.add(value)
+                self._values.update(form for form in self.forms(value) if len(form) >= 4)
 
     def mask(self, text: Any) -> str:
         """Mascara segredos num texto livre (nunca use sobre um documento JSON já serializado)."""
@@ -491,14 +557,58 @@ class Secrets:
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
         for value in values:
+            if value not in text:
+                continue
             if len(value) >= self.LONG_VALUE:
                 text = text.replace(value, "***")
-            elif value in text:
+            else:
                 whole = rf"(?:(?<=[{self._EDGE}])|^){re.escape(value)}(?=[{self._EDGE}]|$)"
                 text = re.sub(whole, "***", text, flags=re.M)
-        for pattern, repl in self._PATTERNS:
-            text = pattern.sub(repl, text)
-        return text
+        lower = text.lower()
+        for words, pattern, repl in self._PATTERNS:
+            if any(word in lower for word in words):
+                text = pattern.sub(repl, text)
+        if "@" not in text:
+            return text
+        return self._mask_userinfo(self._mask_scheme_userinfo(text) if "://" in text else text)
+
+    @classmethod
+    def _mask_scheme_userinfo(cls, text: str) -> str:
+        """esquema://usuário:senha@ vira esquema://***@: o mesmo resultado de
+        re.sub(r"([a-z][a-z0-9+.\\-]*://)[^/\\s@]+@", r"\\1***@", text, flags=re.I) em tempo linear (a
+        expressão tentava começar em cada letra e ia até o fim da sequência). Para cada "://", o esquema é
+        a letra mais à esquerda de até 32 caracteres de esquema antes dele (o texto antes fica igual de
+        qualquer jeito); a parte usuário:senha vai até o @, sem /, espaço ou outro @."""
+        parts, last, at = [], 0, text.find("://")
+        while at != -1:
+            start = at
+            while start > max(last, at - cls._SCHEME_MAX) and cls._SCHEME_CHAR.match(text, start - 1):
+                start -= 1
+            while start < at and not cls._SCHEME_LETTER.match(text, start):
+                start += 1
+            userinfo = cls._AFTER_SCHEME.match(text, at + 3) if start < at else None
+            if userinfo is not None:
+                parts += [text[last:at + 3], "***@"]
+                last = userinfo.end()
+            at = text.find("://", max(at + 3, last))
+        return "".join(parts) + text[last:] if parts else text
+
+    @classmethod
+    def _mask_userinfo(cls, text: str) -> str:
+        """usuário:senha@ sem esquema (URL digitada sem o https://) vira ***@: o mesmo resultado de
+        re.sub(r"(?<![\\w.:/-])[^\\s/@:'\\"]+:[^\\s/@'\\"]+@", "***@", text), mas em tempo linear (a
+        expressão revarria o trecho inteiro a cada caractere de um texto longo sem @)."""
+        parts, last = [], 0
+        for run in cls._RUN.finditer(text):
+            start, end = run.span()
+            if text[end:end + 1] != "@":
+                continue
+            colon = text.rfind(":", start, end - 1)  # a senha (depois de um ':') não pode ser vazia
+            first = cls._USERINFO_START.search(text, start, colon) if colon > start else None
+            if first is not None:
+                parts += [text[last:first.start()], "***@"]
+                last = end + 1
+        return "".join(parts) + text[last:] if parts else text
 
 
 SECRETS = Secrets()
@@ -509,10 +619,45 @@ def mask_free_text(text: Any) -> str:
     return SECRETS.mask(text)
 
 
+# Caracteres que mexem no terminal em vez de aparecer: controles C0 (ESC, BEL, quebra de linha...), DEL,
+# controles C1, marcas e isolamentos bidirecionais (U+202E vira o texto de trás para frente) e
+# separadores de linha/parágrafo. Um revendedor cria licenças com qualquer texto: nada disso sai cru.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# no JSON, só os que o json.dumps deixa crus (ele já escapa os C0)
+_INVISIBLE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _invisible_name(char: str) -> str:
+    code = ord(char)
+    return _INVISIBLE_NAMES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"U+{code:04X}")
+
+
+_VISIBLE_TABLE = {code: _invisible_name(chr(code)) for code in range(0x2070)
+                  if _INVISIBLE.match(chr(code))}  # para str.translate (um passo por caractere)
+
+
+def visible_text(text: Any) -> str:
+    """O texto como deve aparecer num terminal ou log: cada controle ou marca bidirecional escrito à vista
+    (\\x1b, \\n, U+202E). Uma quebra de linha dentro de um valor do servidor não forja outra linha."""
+    text = str(text)
+    return text.translate(_VISIBLE_TABLE) if _INVISIBLE.search(text) else text
+
+
+def terminal_text(text: Any) -> str:
+    """Uma linha de saída em texto: sem segredos e sem caracteres que mexem no terminal."""
+    return visible_text(SECRETS.mask(text))
+
+
 def dump_json(doc: Any, indent: int | None = 2) -> str:
     """Serializa um documento SEM máscara global: os textos livres dentro dele já foram mascarados
-    onde nasceram (ApiError, _error_text, _api_error); datas, números e true/false ficam intactos."""
-    return json.dumps(doc, ensure_ascii=False, indent=indent, default=_jsonable)
+    onde nasceram (ApiError, _error_text, _api_error); datas, números e true/false ficam intactos.
+    Controles C1 e marcas bidirecionais saem como \\uXXXX (o json já faz isso com os C0): o valor lido
+    de volta é o exato, e quem olhar o JSON num terminal não tem o terminal mexido."""
+    text = json.dumps(doc, ensure_ascii=False, indent=indent, default=_jsonable)
+    if not _INVISIBLE_IN_JSON.search(text):
+        return text
+    return _INVISIBLE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # ============================================================================
@@ -642,7 +787,8 @@ SETTINGS = (
     Setting("BACKUP_FUSO_HORARIO", _TEXT, "fuso horário só dos backups", example="UTC"),
     # Pasta de dados e rede
     Setting("DADOS_DIR", _TEXT, "pasta de estado, histórico e logs", default="dados", option="--dados-dir"),
-    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo de resposta, em segundos", 30.0, 0.1, "--timeout"),
+    Setting("SYNC_TIMEOUT", _DECIMAL, "tempo máximo sem receber nada do servidor, em segundos", 30.0, 0.1,
+            "--timeout"),
     Setting("SYNC_ESPERA_DESPERTAR", _DECIMAL, "quanto esperar um servidor adormecido acordar, em segundos",
             90.0, 0, "--espera-despertar"),
     Setting("SYNC_TENTATIVAS_HTTP", _INTEGER, "novas tentativas por requisição", 5, 0, "--tentativas-http"),
@@ -714,6 +860,7 @@ class Config:
     max_deletions: int | None = None
     force: bool = False
     restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
+    accept_unknown: tuple[str, ...] = ()  # --aceitar-backup-desconhecido URL: backups que o vendedor garante serem seus
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # rota de falha: {apelido: servidor}
 
 
@@ -963,6 +1110,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         max_deletions=args.max_exclusoes,
         force=bool(args.forcar),
         restore_from=normalize_url(args.de) if args.de else None,
+        accept_unknown=accepted_unknown_backups(getattr(args, "aceitar_backup_desconhecido", None), backups),
         simulate=bool(args.simular),
         json_output=bool(args.json),
         json_full=bool(getattr(args, "json_completo", False)),
@@ -972,6 +1120,17 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         allow_http=allow_http,
         aliases=parse_aliases(get("SERVIDORES_APELIDOS"), [primary.url] + [b.url for b in backups]),  # rota de falha
     )
+
+
+def accepted_unknown_backups(urls: list[str] | None, backups: list[ServerConfig]) -> tuple[str, ...]:
+    """--aceitar-backup-desconhecido URL (repetível): cada URL tem de ser um dos backups configurados."""
+    accepted = tuple(dict.fromkeys(normalize_url(url) for url in urls or ()))
+    configured = {b.url for b in backups}
+    for url in accepted:
+        if url not in configured:
+            raise ConfigError(f"--aceitar-backup-desconhecido {url} não é um dos backups configurados em "
+                              "SERVIDOR_BACKUP.")
+    return accepted
 
 
 def time_zone_setting(name: str, value: str) -> str:
@@ -1050,6 +1209,13 @@ class ServerMismatch(AuthError):
     serviço): erro de configuração, código 2, na hora, sem esperar o servidor "acordar"."""
 
 
+class Redirected(ServerMismatch):
+    """O servidor respondeu um redirecionamento (3xx): a URL configurada não é a do servidor (http em vez
+    de https, endereço antigo, outro domínio). Configuração: código 2, na hora. O redirecionamento nunca
+    é seguido (NoRedirectSession): um 301/302 viraria o POST do login num GET, e um 307/308 levaria a
+    senha (ou o token) a outro endereço."""
+
+
 class HostNotFound(ApiError):
     """O nome do servidor não resolveu (DNS): URL digitada errado ou máquina sem internet. Código 4
     (não dá para distinguir os dois casos em todo sistema), na hora, sem esperar."""
@@ -1068,10 +1234,13 @@ def env_name(server: "ServerConfig") -> str:
 def describe_exception(exc: BaseException, limit: float | None = None) -> str:
     """Descrição curta, em português, de uma falha de rede (sem URLs com segredo)."""
     text = str(exc)
-    per_attempt = f" (limite de {limit:g} s por tentativa, SYNC_TIMEOUT)" if limit else ""
+    per_attempt = f" ({limit:g} s sem receber nada, SYNC_TIMEOUT)" if limit else ""
     problem = tls_problem(exc)
     if problem is not None:
         return TLS_PROBLEMS[problem[0]][0]
+    if any(isinstance(current, AnswerTooSlow) for current in exception_chain(exc)):
+        return (f"tempo esgotado: a resposta chegava devagar demais (menos de {SLOW_LINK_FLOOR // 1000} KB/s "
+                f"em média{f', além dos {limit:g} s de SYNC_TIMEOUT' if limit else ''})")
     if isinstance(exc, requests.exceptions.SSLError):
         return "erro no TLS (conexão https) com o servidor"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -1281,11 +1450,31 @@ class Ticker:
         self._stop.set()
 
 
-# -- prazo por tentativa: SYNC_TIMEOUT limita a requisição INTEIRA ------------
-# O timeout de leitura do requests/urllib3 vale para cada recv(): um servidor que pinga um byte a cada
-# 0,5 s nunca o estoura. Aqui cada tentativa (conexão, envio, cabeçalhos e corpo inteiro) ganha um
-# prazo absoluto, e cada operação do socket espera só o que falta dele. As novas tentativas do urllib3
-# continuam as mesmas (cada uma com o seu prazo).
+# -- prazos de uma tentativa: SYNC_TIMEOUT limita o SILÊNCIO; o prazo total cresce com a resposta --
+# 1. Silêncio: o timeout de leitura do requests/urllib3 vale para cada recv(): SYNC_TIMEOUT segundos sem
+#    receber nada derrubam a tentativa (servidor calado, conexão pendurada), em qualquer ponto da resposta.
+# 2. Prazo total: só o silêncio não basta (um servidor que pinga um byte a cada 0,5 s nunca o estoura).
+#    Cada tentativa (conexão, envio, cabeçalhos e corpo) ganha um prazo absoluto que começa em
+#    SYNC_TIMEOUT e CRESCE com o que chega: cada byte recebido acrescenta 1/SLOW_LINK_FLOOR s. Ou seja, a
+#    resposta precisa chegar a pelo menos SLOW_LINK_FLOOR (5 KB/s) em média, com SYNC_TIMEOUT de folga.
+#    Uma listagem grande num link lento termina (5.000 licenças, ~2,1 MB, a 50 KB/s: 43 s; o prazo
+#    chega a 30 + 430 s); quem manda a conta-gotas cai logo depois de SYNC_TIMEOUT, como antes.
+#    Por que 5 KB/s: dez vezes abaixo do link lento dos testes (50 KB/s) e perto de um modem discado;
+#    ~12 licenças por segundo (~430 bytes cada), ~200 s por MB. Contar o que CHEGOU (e não o
+#    Content-Length) vale também sem Content-Length (chunked, gzip de um proxy) e não dá a quem declara
+#    1 GB e manda a conta-gotas um prazo enorme; com Content-Length, o prazo nunca passa de
+#    SYNC_TIMEOUT + Content-Length / 5 KB/s.
+# Cada operação do socket espera o menor dos dois: o silêncio permitido ou o que falta do prazo. Este
+# invólucro fica (em vez do timeout "total" do urllib3, calculado uma vez antes dos cabeçalhos, ou de uma
+# thread que fecha o socket): é o único jeito simples de limitar também cabeçalhos pingados. As novas
+# tentativas do urllib3 continuam as mesmas (cada uma com o seu prazo).
+SLOW_LINK_FLOOR = 5_000  # bytes por segundo, em média, abaixo dos quais uma resposta é cortada
+
+
+class AnswerTooSlow(socket.timeout):
+    """O prazo total da tentativa acabou: a resposta chegava abaixo de SLOW_LINK_FLOOR em média (não é
+    silêncio: esse é o timeout comum do socket)."""
+
 
 class _DeadlineSocket:
     """Socket cujas esperas somadas não passam do prazo da tentativa em curso (owner.attempt_deadline)."""
@@ -1304,22 +1493,48 @@ class _DeadlineSocket:
     def gettimeout(self) -> float | None:
         return self._timeout
 
-    def _arm(self) -> None:
+    def _arm(self) -> bool:
+        """Arma a próxima espera; True quando quem limita é o prazo total (e não o silêncio permitido)."""
         deadline = getattr(self._owner, "attempt_deadline", None)
         if deadline is None:
-            return
+            return False
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout("timed out (prazo da requisição esgotado)")
-        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
+            raise self._too_slow(None)
+        capped = self._timeout is None or remaining < self._timeout
+        self._sock.settimeout(remaining if capped else self._timeout)
+        return capped
+
+    def _too_slow(self, exc: BaseException | None) -> BaseException:
+        """O prazo total acabou: AnswerTooSlow se algo já chegou nesta tentativa; sem nada, é silêncio."""
+        if not getattr(self._owner, "attempt_received", 0):
+            return exc or socket.timeout("timed out")
+        return AnswerTooSlow("timed out (resposta abaixo do mínimo de velocidade)")
+
+    def _received(self, count: int) -> None:
+        """Cada byte recebido estende o prazo total em 1/SLOW_LINK_FLOOR s."""
+        deadline = getattr(self._owner, "attempt_deadline", None)
+        if deadline is not None and count > 0:
+            self._owner.attempt_deadline = deadline + count / SLOW_LINK_FLOOR
+            self._owner.attempt_received += count
 
     def recv(self, *args: Any) -> bytes:
-        self._arm()
-        return self._sock.recv(*args)
+        capped = self._arm()
+        try:
+            data = self._sock.recv(*args)
+        except socket.timeout as exc:
+            raise (self._too_slow(exc) if capped else exc) from None
+        self._received(len(data))
+        return data
 
     def recv_into(self, *args: Any) -> int:
-        self._arm()
-        return self._sock.recv_into(*args)
+        capped = self._arm()
+        try:
+            count = self._sock.recv_into(*args)
+        except socket.timeout as exc:
+            raise (self._too_slow(exc) if capped else exc) from None
+        self._received(count)
+        return count
 
     def send(self, *args: Any) -> int:
         self._arm()
@@ -1340,7 +1555,8 @@ class _DeadlineSocket:
 
 
 class _DeadlineConnectionMixin:
-    attempt_deadline: float | None = None
+    attempt_deadline: float | None = None  # início da tentativa + SYNC_TIMEOUT; cresce com o que chega
+    attempt_received = 0  # bytes recebidos na tentativa em curso
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -1360,6 +1576,7 @@ class _DeadlinePoolMixin:
     def _make_request(self, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         total = getattr(kwargs.get("timeout"), "total", None)  # urllib3.Timeout(total=SYNC_TIMEOUT)
         conn.attempt_deadline = time.monotonic() + total if total else None
+        conn.attempt_received = 0
         return super()._make_request(conn, method, url, *args, **kwargs)  # type: ignore[misc]
 
 
@@ -1399,6 +1616,101 @@ def attempt_timeout(connect: float, total: float) -> "urllib3.Timeout":
     return urllib3.Timeout(connect=min(connect, total), read=total, total=total)
 
 
+class NoRedirectSession(requests.Session):
+    """Sessão que nunca segue um redirecionamento (como allow_redirects=False em todas as requisições,
+    inclusive as de fora do ApiClient, como GET /servers): o 3xx chega a quem pediu, que o nomeia."""
+
+    def get_redirect_target(self, resp: Any) -> None:
+        return None
+
+
+_REDIRECT_KINDS = {301: "permanente", 308: "permanente", 302: "temporário", 303: "temporário", 307: "temporário"}
+
+
+def shown_url(url: str, limit: int = 200) -> str:
+    """Uma URL vinda de um servidor (texto hostil), pronta para mostrar: sem usuário:senha, com o valor
+    de cada parâmetro da consulta mascarado (pode ser um token), sem o fragmento, com caracteres de
+    controle e espaços codificados (%XX) e cortada em `limit` caracteres."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # ex.: colchete de IPv6 sem fechar
+        return "(um endereço ilegível)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(item.partition("=")[0] + ("=***" if "=" in item else "")
+                     for item in parts.query.split("&") if item)
+    text = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    text = "".join(c if c.isprintable() and not c.isspace() else urllib.parse.quote(c) for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def redirect_root(request_url: str, target: str, base_url: str) -> str | None:
+    """O endereço raiz da API para pôr no .env, quando o destino é o mesmo caminho pedido em outro
+    endereço (http→https, domínio novo): https://novo/admin/login → https://novo. None quando o
+    destino é outra coisa (uma página de login, outro caminho), ou tem usuário, consulta ou fragmento."""
+    path = request_url[len(base_url):] if request_url.startswith(base_url) else ""
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:
+        return None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query
+            or parts.fragment or not path or not parts.path.endswith(path)):
+        return None
+    root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path[:len(parts.path) - len(path)], "", ""))
+    return root.rstrip("/") if shown_url(root) == root else None
+
+
+def redirect_error(server: ServerConfig, status: int, location: str | None, request_url: str) -> Redirected:
+    """A mensagem (código 2) de um 3xx: o status, o Location a usar em vez da URL configurada e a garantia
+    de que nada foi mandado ao destino."""
+    kind = _REDIRECT_KINDS.get(status)
+    what = f"{server.label} respondeu {status} (redirecionamento{' ' + kind if kind else ''})"
+    env = env_name(server)
+    if not (location or "").strip():
+        return Redirected(f"{what} sem dizer para onde (sem Location). Confira {env}: use o endereço raiz "
+                          "da API, do jeito que o servidor responde (ex.: https://meuservidor.com).")
+    target = (location or "").strip()[:2000]
+    with contextlib.suppress(ValueError):
+        target = urllib.parse.urljoin(request_url, target)  # um Location relativo ("/novo") vale no mesmo servidor
+    root = redirect_root(request_url, target, server.url)
+    advice = (f"use {root} em {env}" if root else
+              f"confira {env} (o endereço raiz da API, do jeito que o servidor responde, ex.: https://meuservidor.com)")
+    return Redirected(f"{what} para {shown_url(target)}: {advice}. O redirecionamento não foi seguido: "
+                      "nada (nem a senha) foi enviado ao outro endereço.", status)
+
+
+PROGRESS_AFTER = 5.0  # s: uma resposta que chega antes disso não mostra andamento
+PROGRESS_EVERY = 5.0  # s entre duas linhas de andamento
+LARGE_BODY = 100_000  # bytes: só respostas GET maiores que isso (ou sem tamanho declarado) são acompanhadas
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f}".replace(".", ",") + " MB"
+
+
+def watch_body(raw: Any, label: str, total: int | None, stream: Any,
+               after: float = PROGRESS_AFTER, every: float = PROGRESS_EVERY) -> None:
+    """Numa thread à parte: enquanto o corpo de `raw` (urllib3) chega, uma linha a cada `every` s, depois
+    dos primeiros `after` s, com o que já chegou ("1,2 MB de 2,1 MB recebidos"). Termina quando a resposta
+    termina ou falha (raw.closed)."""
+    start = time.monotonic()
+    next_line = start + after
+    while not raw.closed:
+        time.sleep(0.25)
+        now = time.monotonic()
+        if now < next_line or raw.closed:
+            continue
+        next_line = now + every
+        of = f" de {megabytes(total)}" if total else ""
+        try:
+            stream.write(SECRETS.mask(f"   ⏳ {label}: {megabytes(raw.tell())}{of} recebidos "
+                                      f"({now - start:.0f} s)") + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # saída fechada: o andamento some, a leitura segue
+            return
+
+
 @dataclasses.dataclass
 class Response:
     status: int
@@ -1414,6 +1726,50 @@ def _content_kind(resp: Any) -> str:
     if "html" in content_type or resp.content[:200].lstrip().lower().startswith((b"<!doctype", b"<html")):
         return "html"
     return "outro"
+
+
+TOKEN_MIN_LIFE = 60.0  # um token que caiu antes disso foi revogado (senha trocada, reinício), não venceu
+
+
+class ServerClock:
+    """O relógio UTC de um servidor, lido do cabeçalho Date de cada resposta (resolução de 1 s). Cada leitura
+    guarda o instante monotônico local em que a requisição saiu: a hora do servidor agora é a do Date mais o
+    tempo monotônico passado desde então (erro: o tempo da requisição, e o segundo cortado do Date). Vale a
+    mediana das últimas leituras (um proxy com o relógio errado numa resposta não decide sozinho). O relógio
+    de parede do PC não entra na conta: mudar a hora do PC no meio da execução não muda nada."""
+
+    KEEP = 5
+
+    def __init__(self) -> None:
+        self._readings: list[tuple[float, dt.datetime]] = []
+        self._lock = threading.Lock()
+
+    def record(self, header: Any, sent: float) -> None:
+        """Uma resposta com `Date: <header>` à requisição enviada no instante monotônico `sent`."""
+        if not isinstance(header, str) or len(header) > 100:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(header.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return  # texto do servidor é entrada hostil: um Date ilegível é só uma leitura a menos
+        if moment is None or not 2000 <= moment.year <= 9000:
+            return
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)  # o Date é sempre GMT
+        moment = moment.astimezone(dt.timezone.utc) + dt.timedelta(seconds=0.5)  # meio do segundo cortado
+        with self._lock:
+            self._readings = (self._readings + [(sent, moment)])[-self.KEEP:]
+
+    @property
+    def known(self) -> bool:
+        return bool(self._readings)
+
+    def now(self) -> dt.datetime | None:
+        """A hora UTC do servidor agora (None: nenhuma resposta trouxe um Date legível)."""
+        mono = time.monotonic()
+        with self._lock:
+            estimates = sorted(moment + dt.timedelta(seconds=mono - sent) for sent, moment in self._readings)
+        return estimates[len(estimates) // 2] if estimates else None
 
 
 class ApiClient:
@@ -1432,10 +1788,20 @@ class ApiClient:
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
+        self.clock = ServerClock()  # o relógio do servidor (cabeçalho Date de cada resposta)
         self._login_lock = threading.Lock()
         self._token_generation = 0
-        self.session = requests.Session()
+        self.logged_at = time.monotonic()  # quando o token atual foi emitido
+        self.token_life: float | None = None  # quanto um token durou neste servidor (visto num 401); None: não caiu
+        # A rota de bloqueio funciona nesta execução? (True: um bloqueio passou e nenhum falhou; False: um
+        # falhou; None: nenhum ainda.) Antes de regravar uma licença que precisa terminar negada
+        # (Executor.prove_block_route, Executor.route_broken).
+        self.block_works: bool | None = None
+        self.block_failure = ""  # a resposta do último bloqueio que falhou
+        self.block_lock = threading.Lock()
+        self.session = NoRedirectSession()  # um 3xx é nomeado (_check_redirect), nunca seguido
         self.session.headers["User-Agent"] = f"sincronizar-bancos/{VERSAO}"
+        self.session.hooks["response"].append(self._watch_large_body)
         # Proxies e CA do ambiente lidos uma vez só (o requests os relê a cada requisição, ~0,3 ms cada);
         # sem trust_env, um ~/.netrc também não substitui o nosso cabeçalho Authorization.
         self.session.proxies = requests.utils.get_environ_proxies(server.url)
@@ -1493,6 +1859,7 @@ class ApiClient:
         started = time.monotonic()
         retried = False
         for attempt in range(attempts):
+            sent = time.monotonic()
             try:
                 resp = self.session.request(method, url, json=payload, headers=headers,
                                             timeout=attempt_timeout(self.config.connect_timeout, limit))
@@ -1501,6 +1868,7 @@ class ApiClient:
                     raise self._host_not_found() from None
                 self._raise_tls_problem(exc)
                 raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
+            self.clock.record(resp.headers.get("Date"), sent)
             self._check_scheme(resp)
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
@@ -1519,9 +1887,12 @@ class ApiClient:
 
     def request(self, method: str, path: str, payload: Any = None) -> Response:
         """Requisição autenticada; um 401 no meio da execução leva a um novo login (uma vez)."""
-        generation = self._token_generation
+        generation, issued = self._token_generation, self.logged_at
         resp = self._send(method, path, payload)
         if resp.status == 401:  # o servidor não processou o pedido: repetir não é "nova tentativa"
+            if generation == self._token_generation:  # o token caiu: quanto ele durou
+                lived = time.monotonic() - issued
+                self.token_life = lived if self.token_life is None else min(self.token_life, lived)
             self._relogin(generation)
             resp = self._send(method, path, payload)
         return resp
@@ -1530,6 +1901,18 @@ class ApiClient:
         with self._login_lock:
             if self._token_generation == seen_generation:
                 self.login()
+
+    def renew_if_near_expiry(self) -> bool:
+        """Novo login antes de uma sequência que não pode parar no meio (criar/regravar → bloquear), quando um
+        token deste servidor já venceu nesta execução (um 401 depois de TOKEN_MIN_LIFE segundos ou mais: um
+        prazo, não uma revogação) e o atual passou de 3/4 desse prazo. A API não diz quando um token vence
+        (os tokens são opacos); um 401 antes disso continua levando a um novo login só (request). Um login
+        recusado levanta AuthError ANTES da sequência (nada dela é enviado). Devolve se renovou."""
+        life = self.token_life
+        if life is None or life < TOKEN_MIN_LIFE or time.monotonic() - self.logged_at < life * 3 / 4:
+            return False
+        self._relogin(self._token_generation)
+        return True
 
     # -- operações ---------------------------------------------------------
     def wake(self) -> float:
@@ -1588,8 +1971,10 @@ class ApiClient:
             if self.cancel.is_set():
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
+                sent = time.monotonic()
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
                 if verdict is HealthVerdict.OK:
@@ -1636,10 +2021,33 @@ class ApiClient:
                 raise tls_error(self.server, "http_em_https") from None
 
     def _check_scheme(self, resp: Any) -> None:
-        """Uma resposta chegou; se é a página de proxy de "http numa porta https", TlsError (código 2)."""
+        """Uma resposta chegou; se é a página de proxy de "http numa porta https", TlsError (código 2);
+        se é um redirecionamento, Redirected (código 2)."""
         self._heard = True
+        self._check_redirect(resp)
         if resp.status_code == 400 and plain_http_refused(resp.status_code, resp.text):
             raise tls_error(self.server, "http_em_https")
+
+    def _check_redirect(self, resp: Any) -> None:
+        """Qualquer 3xx para a execução com código 2, nomeando o status e o Location: a URL do .env é que
+        está errada (http em vez de https, endereço antigo). Nada é mandado ao destino."""
+        if 300 <= resp.status_code < 400:
+            raise redirect_error(self.server, resp.status_code, resp.headers.get("Location"), resp.url)
+
+    def _watch_large_body(self, resp: Any, **_: Any) -> None:
+        """Gancho de resposta do requests (chamado com os cabeçalhos, antes de o corpo ser lido): uma
+        resposta GET grande (ou sem Content-Length) ganha o andamento do que já chegou (watch_body), no
+        terminal e no log; nunca no --json nem com --sem-progresso."""
+        if not self.config.progress or resp.request.method != "GET":
+            return
+        try:
+            total: int | None = int(resp.headers.get("Content-Length") or "")
+        except ValueError:
+            total = None
+        if total is not None and total < LARGE_BODY:
+            return
+        label = f"{self.server.label}: GET {urllib.parse.urlsplit(resp.url).path}"
+        threading.Thread(target=watch_body, args=(resp.raw, label, total, sys.stdout), daemon=True).start()
 
     def _host_not_found(self) -> HostNotFound:
         host = urllib.parse.urlsplit(self.server.url).hostname
@@ -1653,6 +2061,7 @@ class ApiClient:
         if handed is not None and not isinstance(handed, BaseException):  # login já feito em connect_servers
             self.token, self.role, self.waited_seconds = handed
             self._token_generation += 1
+            self.logged_at = time.monotonic()
             return self.role
         resp = self._send("POST", "/admin/login",
                           {"username": self.server.username, "password": self.server.password}, auth=False)
@@ -1679,6 +2088,7 @@ class ApiClient:
         self.token = token
         self.role = role
         self._token_generation += 1
+        self.logged_at = time.monotonic()
         return role
 
     def list_items(self, path: str) -> list[Any]:
@@ -1771,6 +2181,56 @@ def check_distinct_servers(clients: Iterable["ApiClient"]) -> None:
             )
 
 
+FOREIGN_MIN_RECORDS = 10  # registros (licenças + usuários) a partir dos quais um backup sem nada em comum é "de outro"
+
+
+def _shared_keys(snap: "Snapshot") -> tuple[set[str], set[str]]:
+    """Chaves de licenças (as fora do plano também) e de usuários, comparáveis com folga: sem espaços nas pontas,
+    sem acentos e sem maiúsculas (um backup MySQL guarda 'ABC' e 'abc' como uma só)."""
+    return ({mysql_key(k.strip()) for k in list(snap.licenses) + list(snap.rejected)},
+            {mysql_key(u.strip()) for u in snap.users})
+
+
+def foreign_backup(primary: "Snapshot", backup: "Snapshot") -> str | None:
+    """O que foi achado, quando o `backup` não parece ser um backup deste `primary` (None quando parece).
+    Quem chama só pergunta quando não há estado salvo do par (com estado, valem as travas de perda de dados).
+
+    Regra: o backup tem FOREIGN_MIN_RECORDS (10) registros ou mais, somando licenças e usuários, e NENHUMA
+    licença nem usuário em comum com o principal, que tem algum registro. Por quê: um backup de verdade que nunca
+    foi sincronizado está vazio ou quase (só o admin de fábrica; no máximo umas vendas que os clientes fizeram
+    nele enquanto o principal estava fora: menos de 10 passa e elas são relatadas como "só no backup"); um
+    backup que já recebeu algo do principal tem pelo menos uma chave em comum. Muitos registros e nada em comum
+    é o servidor de outro vendedor (uma URL copiada por engano): sincronizar escreveria nele e as licenças dele
+    pareceriam "vendas feitas no backup" a levar ao principal. Um principal sem nenhum registro fica de fora:
+    é a regra da perda de dados (voltou vazio), que para o par e diz como recompletá-lo."""
+    if not primary.license_count and not primary.users:
+        return None
+    total = backup.license_count + len(backup.users)
+    if total < FOREIGN_MIN_RECORDS:
+        return None
+    (p_licenses, p_users), (b_licenses, b_users) = _shared_keys(primary), _shared_keys(backup)
+    if p_licenses & b_licenses or p_users & b_users:
+        return None
+    return (f"o backup {backup.server_url} tem {plural(backup.license_count, 'licença')} e "
+            f"{plural(len(backup.users), 'usuário')} e nenhum é do principal (que tem "
+            f"{plural(primary.license_count, 'licença')} e {plural(len(primary.users), 'usuário')}), e não há "
+            "estado salvo deste par: não parece ser um backup deste principal")
+
+
+def foreign_backup_error(found: str, d: "Direction") -> str:
+    """A recusa do par, em português, com o que conferir e a saída para quem sabe que o servidor é seu.
+    Nunca sugere copiar esse servidor para o principal."""
+    if d.restore:
+        risk, where = "restaurar a partir dele traria para o principal licenças e usuários de outro servidor", \
+            "--de / SERVIDOR_BACKUP"
+        way_out = "Só se tiver certeza de que é um backup seu com as licenças deste principal, rode com"
+    else:
+        risk, where = "sincronizar gravaria nele as licenças do principal", "SERVIDOR_BACKUP"
+        way_out = "Se é mesmo um backup seu (os registros que só ele tem continuam lá), rode uma vez com"
+    return (f"{found} (URL de outro servidor copiada por engano?): {risk}. NADA foi gravado no principal nem no "
+            f"backup. Confira {where}. {way_out} --aceitar-backup-desconhecido {d.backup.url}.")
+
+
 def _api_error(resp: Response) -> str | None:
     """Mensagem de erro do servidor (texto livre: mascarada aqui, onde nasce)."""
     message = resp.body.get("error") if isinstance(resp.body, dict) else None
@@ -1852,6 +2312,9 @@ class License:
     end_date: dt.date | None = None
     custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
     features: Any = None  # opaco
+    # o license_type exatamente como o servidor o guarda, só quando tem espaços nas pontas ('anual ', importação
+    # antiga): é esse que o veredito do servidor usa (verdict_type); license_type é o que um upsert gravaria
+    stored_type: str | None = None
 
     def settable(self) -> tuple:
         return (self.owner_name, self.cpf, self.email, self.address, self.license_type, self.created_by)
@@ -1876,6 +2339,8 @@ class Snapshot:
     login_username: str | None = None
     # licenças que não entram no plano: chave → melhor leitura possível (None = veredito desconhecido)
     rejected: dict[str, License | None] = dataclasses.field(default_factory=dict)
+    # device_id → `id` local do servidor (AUTOINCREMENT: a ordem de criação; uma cópia restaurada o reusa)
+    server_ids: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def invalid_keys(self) -> set[str]:
@@ -2005,9 +2470,11 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         start = parse_date(start_raw)
     except (ValueError, TypeError, OverflowError):
         start = opaque(start_raw)
+    raw_type = item.get("license_type")
+    stored_type = raw_type if texts["license_type"] and raw_type != texts["license_type"] else None
     lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
                   start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
-                  features=opaque(item.get("features")))
+                  features=opaque(item.get("features")), stored_type=stored_type)
     try:
         lic = dataclasses.replace(lic, end_date=parse_date(item.get("end_date")))
     except (ValueError, TypeError, OverflowError):
@@ -2019,7 +2486,8 @@ def parse_license(item: dict[str, Any], key: str) -> License:
                                                       f"(limite {MAX_TEXT_LEN})")
     if lic.license_type not in LICENSE_PERIOD_MONTHS:
         raise _rejected(lic, ProblemKind.UNKNOWN_LICENSE_TYPE, f"tipo de licença desconhecido {lic.license_type!r}")
-    if lic.end_date is None and lic.license_type != "vitalicia" and isinstance(lic.start_date, str):
+    if lic.end_date is None and LICENSE_PERIOD_MONTHS.get(verdict_type(lic) or "") \
+            and isinstance(lic.start_date, str):
         raise _rejected(lic, ProblemKind.BAD_DATE, f"data inválida em 'start_date' sem 'end_date': "
                                                   f"{lic.start_date[:40]!r} (o vencimento não pode ser calculado)")
     return lic
@@ -2053,9 +2521,19 @@ def fetch_snapshot(client: ApiClient) -> Snapshot:
     """Busca usuários e licenças. Só a listagem inteira fora do formato (não é JSON, sem 'items'...) levanta
     ApiError (o par é pulado, código 4); um registro ruim fica de fora sozinho (Snapshot.problems)."""
     users, user_problems = parse_users(client.list_items("/admin/users"))
-    licenses, license_problems, rejected = parse_licenses(client.list_items("/admin/devices"))
+    items = client.list_items("/admin/devices")
+    licenses, license_problems, rejected = parse_licenses(items)
     return Snapshot(client.server.url, users, licenses, user_problems + license_problems,
-                    login_username=client.server.username, rejected=rejected)
+                    login_username=client.server.username, rejected=rejected, server_ids=server_ids(items))
+
+
+def server_ids(items: list[Any]) -> dict[str, int]:
+    """device_id → `id` local de cada item da listagem (só ids inteiros; o resto fica de fora)."""
+    found: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("device_id"), str) and type(item.get("id")) is int:
+            found[item["device_id"]] = item["id"]
+    return found
 
 
 # ============================================================================
@@ -2420,6 +2898,8 @@ class Action:
     changes: tuple[tuple[str, Any, Any], ...] = ()  # (campo, antes, depois) para a auditoria
     side: Side = Side.BACKUP  # lado do plano que recebe a escrita (o servidor real: Direction.role_of)
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
+    # termina uma cadeia nossa que deixou a licença LIBERADA onde a origem nega (diário): vai antes de tudo
+    urgent: bool = False
 
 
 class Divergence(tuple):
@@ -2509,6 +2989,13 @@ class PairState:
     # licenças liberadas só no backup já vistas (chave → "venda" ou "desconhecida"): na próxima execução
     # continuam o que eram (uma sobra antiga não vira "venda nova" só porque o estado foi regravado)
     backup_only: dict[str, str] = dataclasses.field(default_factory=dict)
+    # `id` local de cada licença em cada lado (chave → (principal, backup)): a ordem de criação que cada
+    # servidor deu (a listagem vem da mais nova para a mais antiga); separa uma cópia restaurada ou uma listagem
+    # cortada (somem juntas as mais novas ou um bloco seguido, ids reusados) de reembolsos (exclusões esparsas)
+    ids: dict[str, tuple[int | None, int | None]] = dataclasses.field(default_factory=dict)
+    # status que o BACKUP (o servidor real) tinha antes de um bloqueio NOSSO por ausência no principal (chave →
+    # status): restaurar devolve a licença ao principal como ela era antes de a ferramenta mexer nela
+    blocked_from: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class LossKind(str, enum.Enum):
@@ -2516,6 +3003,8 @@ class LossKind(str, enum.Enum):
     HALF = "perdeu_metade"
     ROLLED_BACK = "versao_anterior"
     SHRANK = "encolheu"  # licenças já sincronizadas sumiram do principal além do limite de exclusões
+    RESTORED = "restaurado"  # sumiram juntas as mais novas (ou ids reusados): cópia anterior restaurada
+    CUT = "bloco_sumido"  # sumiu um bloco seguido da listagem: listagem cortada (ou registros perdidos)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -2528,6 +3017,8 @@ class DataLoss:
     before: int  # na última sincronização
     other: int  # licenças do outro lado agora
     keys: tuple[str, ...] = ()  # versao_anterior: registros que voltaram atrás ou sumiram
+    reused: tuple[str, ...] = ()  # restaurado: sumidas cujo id local o servidor já deu a outra licença
+    newest: int = 0  # restaurado/bloco_sumido: quantas das mais novas sumiram juntas (keys: da mais nova à mais antiga)
     would_delete: int = 0  # o que --forcar faria no OUTRO lado
     would_overwrite: int = 0
 
@@ -2555,6 +3046,9 @@ class Plan:
     backup_sales: list[str] = dataclasses.field(default_factory=list)  # ... criadas lá depois da última sincronização
     backup_unknown: list[str] = dataclasses.field(default_factory=list)  # ... sem como saber se venda ou reembolso
     not_restored: list[str] = dataclasses.field(default_factory=list)  # restaurar: apagadas no principal, não recriadas
+    # restaurar: bloqueadas no backup pela ferramenta (sumiram do principal) que voltam ao principal como eram
+    # antes do bloqueio (liberadas); o backup segue bloqueado até a próxima sincronização normal
+    unblocked: list[str] = dataclasses.field(default_factory=list)
     expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
     first_sync: bool = True
     clock: Clock | None = None  # as datas com que o plano foi feito (next_state usa a UTC; nada de relógio de parede)
@@ -2584,14 +3078,22 @@ def period_end(license_type: str | None, start: dt.date) -> dt.date | None:
     return None if months is None else add_months(start, months)
 
 
+def verdict_type(lic: License) -> str | None:
+    """O tipo que o veredito do servidor usa: o gravado, com os espaços das pontas ('anual ' de uma importação
+    antiga). O servidor compara o texto exato: 'anual ' é um tipo desconhecido (nenhum fim calculado) e
+    'vitalicia ' não é vitalícia (o fim gravado vale). Um upsert grava o tipo sem os espaços."""
+    return lic.license_type if lic.stored_type is None else lic.stored_type
+
+
 def effective_end(lic: License) -> dt.date | None:
     """Fim de vigência como o servidor decide: o gravado ou, sem ele, início + período do tipo
-    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado)."""
-    if lic.license_type == "vitalicia":
+    (vitalícia nunca vence; tipo desconhecido não ganha fim calculado). O tipo é o gravado (verdict_type)."""
+    kind = verdict_type(lic)
+    if kind == "vitalicia":
         return None
     if isinstance(lic.end_date, dt.date):
         return lic.end_date
-    months = LICENSE_PERIOD_MONTHS.get(lic.license_type or "")
+    months = LICENSE_PERIOD_MONTHS.get(kind or "")
     if lic.end_date is None and months and isinstance(lic.start_date, dt.date):
         return add_months(lic.start_date, months)
     return None
@@ -2611,20 +3113,81 @@ def allows(lic: License | None, today: dt.date) -> bool:
     return lic.status != "pending"
 
 
+# Fusos possíveis de um servidor: a API não revela o fuso (só o relógio UTC, no cabeçalho Date), e os fusos
+# civis vão de UTC−12 a UTC+14. Num instante UTC, a data local de um servidor é uma destas (até três datas).
+PLAUSIBLE_OFFSETS = (dt.timedelta(hours=-12), dt.timedelta(hours=14))
+Span = tuple  # (data mais cedo, data mais tarde) em que o servidor pode estar: tuple[dt.date, dt.date]
+
+
+def plausible_dates(moment: dt.datetime, *known: dt.date) -> tuple[dt.date, dt.date]:
+    """As datas locais possíveis de um servidor cujo relógio UTC marca `moment`, em qualquer fuso de UTC−12 a
+    UTC+14 (e as datas `known`, a do fuso configurado, se ele estiver fora disso)."""
+    utc = moment.astimezone(dt.timezone.utc)
+    dates = [(utc + PLAUSIBLE_OFFSETS[0]).date(), (utc + PLAUSIBLE_OFFSETS[1]).date(), *known]
+    return min(dates), max(dates)
+
+
+def _span(day: "dt.date | Span") -> tuple[dt.date, dt.date]:
+    return day if isinstance(day, tuple) else (day, day)
+
+
 @dataclasses.dataclass(frozen=True)
 class Clock:
     """Datas de uma execução: a UTC (carimbo das escritas da API) e a data local de cada lado
-    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO)."""
+    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO).
+
+    `primary`/`backup` são a data no fuso configurado (a esperada: relatório, comparação de registros). O fuso
+    configurado pode estar errado (ou trocado) e a API não o revela: as decisões de segurança usam a margem
+    `primary_span`/`backup_span`, as datas possíveis em qualquer fuso de UTC−12 a UTC+14 (None = sem margem:
+    a data é exata, como em --hoje). A origem só conta como liberada se libera em TODAS as datas possíveis
+    (sure); o destino conta como liberado se libera em ALGUMA delas (might)."""
     utc: dt.date
     primary: dt.date
     backup: dt.date
+    primary_span: tuple[dt.date, dt.date] | None = None
+    backup_span: tuple[dt.date, dt.date] | None = None
 
     @classmethod
     def of(cls, today: "dt.date | Clock") -> "Clock":
         return today if isinstance(today, Clock) else cls(today, today, today)
 
+    @classmethod
+    def at(cls, primary: dt.datetime, backup: dt.datetime, primary_zone: str, backup_zone: str) -> "Clock":
+        """As datas de um par no instante `primary` do relógio do servidor do lado PRIMARY e `backup` do outro
+        (cada um o seu relógio UTC), com a margem de fusos. A data UTC (a das escritas) é a do lado BACKUP, que
+        recebe as escritas do sentido normal."""
+        local_p = primary.astimezone(zoneinfo.ZoneInfo(primary_zone)).date()
+        local_b = backup.astimezone(zoneinfo.ZoneInfo(backup_zone)).date()
+        return cls(backup.astimezone(dt.timezone.utc).date(), local_p, local_b,
+                   plausible_dates(primary, local_p), plausible_dates(backup, local_b))
+
     def on(self, side: Side) -> dt.date:
         return self.primary if side == Side.PRIMARY else self.backup
+
+    def span(self, side: Side) -> tuple[dt.date, dt.date]:
+        """(data mais cedo, data mais tarde) possíveis do servidor do lado `side`."""
+        span = self.primary_span if side == Side.PRIMARY else self.backup_span
+        return span or _span(self.on(side))
+
+    def sure(self, lic: License | None, side: Side) -> bool:
+        """Libera em todo fuso possível (a data mais tarde ainda está no prazo)?"""
+        return allows(lic, self.span(side)[1])
+
+    def might(self, lic: License | None, side: Side) -> bool:
+        """Libera em algum fuso possível (a data mais cedo ainda está no prazo)?"""
+        return allows(lic, self.span(side)[0])
+
+    def differs(self, p: License | None, b: License | None, role_of: Callable[[Side], Role] = Role) -> bool:
+        """Veredito diferente com a margem de fusos (`p`/`b`: os lados do plano; `role_of`: qual é o principal de
+        verdade): o principal pode negar e o backup pode liberar (o backup liberaria a mais: tem de negar em todo
+        fuso), ou o principal libera em todo fuso e o backup nega em todo fuso. Um backup de veredito incerto
+        diante de um principal que libera em todos é tolerado (no sentido normal ele é renovado). Sem margem:
+        allows(p) != allows(b)."""
+        main = Side.PRIMARY if role_of(Side.PRIMARY) == Role.PRIMARY else Side.BACKUP
+        primary, backup = (p, b) if main == Side.PRIMARY else (b, p)
+        if self.sure(primary, main):
+            return not self.might(backup, main.other)
+        return self.might(backup, main.other)
 
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
@@ -2651,16 +3214,21 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     return lic
 
 
-def target_status(source: License, after: License, source_today: dt.date, target_today: dt.date) -> str:
+def target_status(source: License, after: License, source_today: "dt.date | Span",
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
     que já nega → fica como está. Origem negada e destino que liberaria → 'blocked'
     ('pending' não pode ser definido pela API, e as datas não podem ser copiadas).
+    Com a margem de fusos (datas (mais cedo, mais tarde)): a origem só conta como liberada se libera em todas
+    as datas possíveis; se não, um backup precisa negar em todas (o veredito mais estrito). O principal
+    (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
-    if allows(source, source_today):
-        return after.status if allows(after, target_today) else "active"
-    if not allows(after, target_today):
+    (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
+    if allows(source, source_latest):
+        return after.status if allows(after, target_earliest) else "active"
+    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
         return after.status
     return "blocked"
 
@@ -2699,7 +3267,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     carimbam a data UTC."""
     here, there = role_of(side), role_of(side.other)
     clock = Clock.of(today)
-    source_today, target_today = clock.on(side.other), clock.on(side)
+    source_span, target_span = clock.span(side.other), clock.span(side)
     today = clock.utc
     key = source.device_id
     chain: list[Action] = []
@@ -2722,16 +3290,20 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
-    status = target_status(source, after, source_today, target_today)
-    if allows(source, source_today) and is_expired(after, target_today):
+    status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
+    # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
+    if allows(source, source_span[1]) and is_expired(after, target_span[1]):
         renewed = model_upsert(after, source, today)
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
-        chain.append(Action(kind, key, _status_reason(source, status, there),
-                            changes=(("status", after.status, status),), side=side))
+        why = _status_reason(source, status, there)
+        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+            why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
+                   "fuso) ela já venceu, então o backup nega (margem de fusos)")
+        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
     return chain, after
 
@@ -2749,6 +3321,8 @@ def _status_reason(source: License, status: str, there: str) -> str:
 _NOTE_DATES = "datas não podem ser definidas pela API (o período recomeça onde a licença é criada)"
 _NOTE_FIELD = "a API não permite definir este campo"
 _NOTE_STATUS = "status diferente com o mesmo veredito ('pending' e datas não são copiáveis)"
+_NOTE_TYPE = ("espaços nas pontas do tipo: a API os tira ao gravar, e o servidor calcula o vencimento de um e não "
+              "do outro; o veredito é mantido igual (bloqueio ou período novo quando preciso)")
 
 
 def license_divergences(primary: License, backup: License) -> list[Divergence]:
@@ -2763,6 +3337,9 @@ def license_divergences(primary: License, backup: License) -> list[Divergence]:
     if primary.created_by != backup.created_by:
         found.append(Divergence(RecordKind.LICENSE, key, "created_by", primary.created_by, backup.created_by,
                                 "vazio de um lado; a API grava 'admin'"))
+    if verdict_type(primary) != verdict_type(backup):  # 'anual ' × 'anual': o mesmo tipo para o upsert
+        found.append(Divergence(RecordKind.LICENSE, key, "license_type", verdict_type(primary), verdict_type(backup),
+                                _NOTE_TYPE))
     return found
 
 
@@ -2914,22 +3491,45 @@ class _Planner:
         return bool(chain)
 
     def differs(self, p: License | None, b: License | None) -> bool:
-        """Veredito diferente entre o principal e o backup (cada um pela sua data local)?"""
-        return allows(p, self.clock.primary) != allows(b, self.clock.backup)
+        """Veredito diferente entre o principal e o backup (cada um pela sua data local, com a margem de fusos)?"""
+        return self.clock.differs(p, b, self.options.role_of)
 
     def resume(self, key: str, p: License | None, b: License | None) -> bool:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
-        dos estados que a própria cadeia produziria → termina a cadeia em vez de ver 'mudou dos dois lados'."""
+        dos estados que a própria cadeia produziria (ou ausente, se ela podia ser desfeita excluindo o
+        registro) → termina a cadeia em vez de ver 'mudou dos dois lados' ou 'apagada no backup'."""
         entry = self.journal.get(key)
-        if not entry or p is None or b is None or key in self.rolled_back:
+        if not entry or key in self.rolled_back:
             return False
-        source, target = (p, b) if entry["origem"] == Side.PRIMARY else (b, p)
-        if [fingerprint(target), target.status] not in entry["alvo"]:
+        origin = Side(entry["origem"])
+        source = p if origin == Side.PRIMARY else b
+        if source is None or self.ours(key, origin.other) is None:
             return False
-        if entry.get("fonte") != version_of(source):  # a origem mudou (ou voltou atrás) desde então
+        # a origem mudou (ou voltou atrás) desde então: só segue se a cadeia deixou a licença LIBERADA onde a
+        # origem (agora) nega — o destino é obra nossa e não pode continuar liberando
+        if entry.get("fonte") != version_of(source) and not self.left_allowed(key, origin.other):
             return False
-        self.sync(key, entry["origem"])
+        self.sync(key, origin)
         return True
+
+    def ours(self, key: str, target_side: Side) -> dict[str, Any] | None:
+        """A entrada do diário, se o registro do lado `target_side` está num dos estados que uma cadeia nossa
+        (da execução anterior) produz lá — inclusive ausente, quando ela podia ser desfeita excluindo-o. Esse
+        estado é obra nossa: não é uma mudança de quem usa nem uma cópia antiga restaurada."""
+        entry = self.journal.get(key)
+        if not entry or entry["origem"] != target_side.other.value:
+            return None
+        lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
+        return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry["alvo"] else None
+
+    def left_allowed(self, key: str, target_side: Side) -> bool:
+        """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega: é a primeira
+        coisa a consertar (Action.urgent)."""
+        if key not in self.journal or self.ours(key, target_side) is None:
+            return False
+        lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
+        source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
+        return self.clock.might(lic, target_side) and not self.clock.sure(source, target_side.other)  # margem de fusos
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
@@ -2945,8 +3545,14 @@ class _Planner:
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
             return self._unreachable(key, p, b)
+        if chain and chain[-1].kind == BLOCK and self.left_allowed(key, source_side.other):
+            chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
+        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+                key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
+                self.clock.might(b, Side.BACKUP)):
+            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
@@ -2975,9 +3581,9 @@ class _Planner:
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
             # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-            blocked = not allows(p, self.clock.primary) and self.deny(
+            blocked = not self.clock.sure(p, Side.PRIMARY) and self.deny(
                 key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
-                allows(b, self.clock.backup))
+                self.clock.might(b, Side.BACKUP))
             if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
@@ -3005,7 +3611,7 @@ class _Planner:
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif allows(b, self.clock.backup) and key not in self.denied:
+        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3087,18 +3693,19 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or rejected_verdict(self.primary, key, self.clock.primary):
+        if b is None or rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]):
             return
         self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
-                       "bloqueada para não liberar mais que o principal", b, allows(b, self.clock.backup))
+                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP))
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        if allows(self.primary.licenses.get(key), self.clock.primary):
+        if self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY):
             return
         self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
-                       "o principal", self.backup.rejected[key], rejected_verdict(self.backup, key, self.clock.backup))
+                       "o principal", self.backup.rejected[key],
+                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -3109,7 +3716,7 @@ class _Planner:
             if key in self.primary.licenses or key in self.primary.rejected or b is None:
                 continue
             self.deny(key, f"o principal só tem {raw!r} (com espaços nas pontas, inalcançável: nega); bloqueada "
-                           "para negar igual", b, allows(b, self.clock.backup))
+                           "para negar igual", b, self.clock.might(b, Side.BACKUP))
 
     def find_rolled_back(self) -> list[str]:
         """Registros do backup que voltaram atrás desde a última sincronização (sumiram enquanto o
@@ -3117,8 +3724,10 @@ class _Planner:
         if not self.state or self.options.mode != Mode.TWO_WAY:
             return []
         outside = set(self.primary.rejected) | set(self.backup.rejected)
+        # o que uma cadeia nossa deixou no backup (no diário, inclusive a exclusão que a desfaz) não é cópia antiga
         found = {key for key, base in self.state.licenses.items() if key not in outside and moved_back(
-            self.backup.licenses.get(key), self.primary.licenses.get(key), base, Side.BACKUP)}
+            self.backup.licenses.get(key), self.primary.licenses.get(key), base, Side.BACKUP)
+            and self.ours(key, Side.BACKUP) is None}
         found |= {key for key in self.state.deleted if self.reappeared(key)}
         return sorted(found)
 
@@ -3205,11 +3814,21 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
+    real_primary = primary
+    primary, unblocked = as_before_our_blocks(primary, backup, state, options)
     user_actions, user_divergences, backup_only_users = plan_users(primary, backup, state, two_way,
                                                                    options.role_of)
     clock = Clock.of(today)
     planner = _Planner(primary, backup, clock, state, options)
     planner.run()
+    for key in unblocked:  # a origem real continua bloqueada: o estado e a paridade são os de verdade
+        real = real_primary.licenses[key]
+        if key in planner.expected:
+            planner.expected[key] = (real, planner.expected[key][1])
+            if planner.differs(real, planner.expected[key][1]) and key not in planner.mismatches:
+                planner.mismatches.append(key)
+        if key in planner.current and not planner.differs(real, backup.licenses.get(key)):
+            planner.current.remove(key)
     allowed, held, limits = guard_deletions(planner.deletions, primary, backup, options)
     touched = {a.key for a in allowed + held}
     backup_only = [] if two_way else sorted(set(backup.licenses) - set(primary.licenses) - touched)
@@ -3219,8 +3838,9 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         # bloqueios por ausência contam como exclusões: a mesma trava do --espelhar (listagem cortada)
         shrink_limit = options.max_deletions if options.max_deletions is not None else \
             default_max_deletions(state.count_primary)
+    # restaurar não bloqueia nem apaga no destino o que sumiu da origem: lá o sumiço não é perda
     loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back),
-                     primary_went_back(state, primary, backup), shrink_limit)
+                     primary_went_back(state, primary, backup), shrink_limit, guard_vanished=options.protect_target)
     if loss is not None:
         loss = dataclasses.replace(loss, **damage(loss.side, state, primary, backup, planner))
     halted = loss is not None and not forced_past(loss, options)
@@ -3230,8 +3850,9 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     return Plan(
         halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
         backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
+        unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
         backup_only_allowed=[k for k in backup_only
-                             if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
+                             if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
@@ -3242,6 +3863,23 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
     )
+
+
+def as_before_our_blocks(source: Snapshot, target: Snapshot, state: PairState | None,
+                         options: PlanOptions) -> tuple[Snapshot, list[str]]:
+    """Restaurar (a origem é o backup): uma licença que a própria ferramenta bloqueou no backup porque sumiu do
+    principal (PairState.blocked_from) volta ao principal como era ANTES desse bloqueio — uma venda paga volta
+    liberada, nunca bloqueada. Devolve a origem como o plano a usa e as chaves devolvidas assim. Só vale
+    enquanto o backup continua bloqueado e o principal não a tem (com --forcar, também sobre a dele)."""
+    if options.protect_target or state is None or not state.blocked_from:
+        return source, []
+    changed = {key: dataclasses.replace(source.licenses[key], status=status)
+               for key, status in state.blocked_from.items()
+               if key in source.licenses and source.licenses[key].status == "blocked"
+               and (key not in target.licenses or not options.only_missing) and key not in target.rejected}
+    if not changed:
+        return source, []
+    return dataclasses.replace(source, licenses={**source.licenses, **changed}), sorted(changed)
 
 
 ROLLBACK_MIN = 2  # registros que voltaram atrás no backup de uma vez: a partir daqui, "cópia antiga restaurada"
@@ -3272,15 +3910,55 @@ def primary_went_back(state: PairState | None, primary: Snapshot, backup: Snapsh
     return sorted(back), sorted(gone)
 
 
+VANISHED_NEWEST_MIN = 2  # as mais novas sumidas juntas a partir daqui: cópia anterior restaurada
+VANISHED_BLOCK_MIN = 3  # um bloco seguido da listagem (meio ou fim) a partir daqui: listagem cortada
+
+
+def vanished_together(state: PairState, side: Side, snap: Snapshot,
+                      gone: list[str]) -> tuple[LossKind | None, tuple[str, ...], tuple[str, ...], int]:
+    """Como sumiram do lado `side` (`snap`) as licenças `gone` (presentes nele na última sincronização e ainda
+    no outro lado). A ordem de criação é o `id` local guardado no estado (a listagem vem da mais nova para a
+    mais antiga). Uma cópia anterior restaurada pelo provedor perde as MAIS NOVAS, juntas, e devolve o contador
+    de ids (as vendas feitas depois reusam os ids das perdidas); uma listagem cortada (proxy, página parcial)
+    perde um bloco seguido; reembolsos são exclusões esparsas. Devolve (RESTORED ou CUT; None para exclusões
+    esparsas ou sem ids para comparar), as sumidas da mais nova para a mais antiga, as que tiveram o id reusado
+    e quantas das mais novas sumiram juntas."""
+    if not gone:
+        return None, (), (), 0
+    index = 0 if side == Side.PRIMARY else 1
+    stored = {k: pair[index] for k, pair in state.ids.items() if type(pair[index]) is int}
+    owner_now = {i: k for k, i in snap.server_ids.items()}
+    reused = tuple(sorted(k for k in gone if k in stored and owner_now.get(stored[k], k) != k))
+    lost = set(gone)
+    # as que o lado tinha na última sincronização, da mais nova para a mais antiga; as que sumiram dos dois
+    # lados (apagadas pelo vendedor) não contam nem para um lado nem para o outro
+    order = sorted((k for k, base in state.licenses.items() if base.fp(side) is not None and k in stored
+                    and (k in lost or k in snap.licenses or k in snap.rejected)), key=lambda k: -stored[k])
+    marks = [k in lost for k in order]
+    newest = next((i for i, mark in enumerate(marks) if not mark), len(marks))
+    longest = run = 0
+    for mark in marks:
+        run = run + 1 if mark else 0
+        longest = max(longest, run)
+    ordered = tuple(k for k in order if k in lost) + tuple(sorted(lost - set(order)))
+    if reused or newest >= VANISHED_NEWEST_MIN:
+        return LossKind.RESTORED, ordered, reused, newest
+    if longest >= VANISHED_BLOCK_MIN:
+        return LossKind.CUT, ordered, (), newest
+    return None, ordered, (), newest
+
+
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
               rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
-              shrink_limit: int | None = None) -> DataLoss | None:
+              shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
     da metade das licenças desde a última sincronização, voltou a uma cópia antiga (`primary_back`: algum
     registro numa versão anterior e, com os que sumiram, ROLLBACK_MIN ou mais; o backup no bidirecional:
-    `rolled_back`) ou encolheu além do limite de exclusões (`shrink_limit`: bloquear por ausência também é
-    excluir para o cliente) não pode servir de modelo."""
+    `rolled_back`), perdeu juntas as licenças mais novas ou um bloco seguido da listagem (`guard_vanished`:
+    cópia anterior restaurada ou listagem cortada, vanished_together — reembolsos são exclusões esparsas e
+    seguem) ou encolheu além do limite de exclusões (`shrink_limit`: bloquear por ausência também é excluir
+    para o cliente) não pode servir de modelo."""
     sides = [(Side.PRIMARY, primary, backup, state.count_primary if state else 0)]
     if two_way:
         sides.append((Side.BACKUP, backup, primary, state.count_backup if state else 0))
@@ -3297,6 +3975,11 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     if back and len(back) + len(gone) >= ROLLBACK_MIN:
         return DataLoss(Side.PRIMARY, LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
                         tuple(sorted(back + gone)))
+    together, ordered, reused, newest = vanished_together(state, Side.PRIMARY, primary, gone) \
+        if guard_vanished and state else (None, (), (), 0)
+    if together is not None:
+        return DataLoss(Side.PRIMARY, together, primary.license_count, before_p, backup.license_count,
+                        ordered, reused=reused, newest=newest)
     if shrink_limit is not None and len(gone) > shrink_limit:
         return DataLoss(Side.PRIMARY, LossKind.SHRANK, primary.license_count, before_p, backup.license_count,
                         tuple(gone))
@@ -3343,9 +4026,9 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
         plan.conflicts.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != Side.PRIMARY or allows(now, clock.primary) or copy is None:
+        if side != Side.PRIMARY or clock.sure(now, Side.PRIMARY) or copy is None:
             continue
-        block = deny_on_target(key, copy.status, allows(copy, clock.backup),
+        block = deny_on_target(key, copy.status, clock.might(copy, Side.BACKUP),
                                "negada no principal durante esta execução: bloqueada para negar igual")
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
             plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
@@ -3356,7 +4039,7 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
 
 
 def carry_safety(plan: Plan, again: Plan) -> None:
-    """Meia-noite: o replanejamento na data nova (`again`, feito sobre a releitura) também decide o par. Um
+    """A releitura final (Run.settle): o replanejamento sobre ela (`again`) também decide o par. Um
     lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
     retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
     if again.halted:
@@ -3379,6 +4062,7 @@ class Result:
     ok: bool
     message: str = ""
     unsyncable: bool = False  # não é falha: a API não permite (ex.: nome de super-admin)
+    left_allowed: bool = False  # a cadeia pode ter deixado a licença LIBERADA onde a origem nega (diário)
 
 
 PROGRESS_LOG_EVERY = 5.0  # sem terminal (cron, systemd, log): uma linha de progresso a cada tantos segundos
@@ -3548,6 +4232,17 @@ def has_route(client: ApiClient, kind: str) -> bool | None:
     return client.routes[kind]
 
 
+def unblocks_then_blocks(chain: list[Action]) -> bool:
+    """Cadeia que cria ou regrava (o upsert deixa a licença ativa: liberada) e termina bloqueando."""
+    return chain[-1].kind == BLOCK and any(a.kind in UPSERTS for a in chain)
+
+
+def needs_block_proof(chain: list[Action]) -> bool:
+    """Regrava um registro que JÁ EXISTE no destino e precisa terminar negado: só com a rota de bloqueio
+    provada nesta execução (uma criação sem bloqueio é desfeita excluindo o que ela criou)."""
+    return unblocks_then_blocks(chain) and chain[0].kind != CREATE
+
+
 def transient_failure(resp: Response) -> bool:
     """HTTP 500 do aplicativo ou "database is locked" (dois escritores no mesmo SQLite): a mesma escrita
     costuma passar quando repetida. 502/503/504 já foram repetidos pelo urllib3."""
@@ -3560,23 +4255,36 @@ class Executor:
     da execução, mesmo falhando no meio. Escritas idempotentes são repetidas em 500/"database is locked";
     um bloqueio que falha depois de uma criação desfaz a criação (exclui o registro criado); um novo login
     recusado para de escrever nesse servidor; uma rota que falta (versão antiga) é sondada antes da primeira
-    cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada."""
+    cadeia que precisa dela, e a cadeia que criaria uma licença liberada sem poder bloqueá-la não é enviada.
+    Antes de regravar um registro que precisa terminar negado (o upsert desbloqueia), a rota de bloqueio
+    tem de ter funcionado nesta execução nesse servidor (prove_block_route); antes de uma cadeia que
+    regrava e bloqueia, um token perto de cair é renovado. As cadeias `urgent` vão antes de tudo."""
 
     def __init__(self, client: ApiClient, credentials: "CredentialStore", config: Config,
-                 on_result: Callable[[Result], None] | None = None, backup: bool = False):
+                 on_result: Callable[[Result], None] | None = None, backup: bool = False,
+                 undo_journaled: bool = False):
         self.client = client
         self.credentials = credentials
         self.config = config
         self.on_result = on_result or (lambda result: None)  # ex.: auditoria gravada na hora
         # escreve num backup (nunca no principal): pode gravar texto cortado na largura da coluna de um MySQL
-        # estrito e, no unidirecional, excluir um registro que já existia para desfazer uma cadeia que falhou
+        # estrito e excluir um registro que já existia para desfazer uma cadeia que falhou: no unidirecional,
+        # ou no bidirecional quando o desfazer está no diário (`undo_journaled`: gravado antes das escritas)
         self.backup = backup
+        self.undo_journaled = undo_journaled
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
     def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
-        """Usuários primeiro, depois as licenças (cada cadeia em ordem), por último as exclusões."""
-        results = self._run_chains([[a] for a in user_actions], "usuários")
+        """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
+        as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
+        urgent = [c for c in chains if c[0].urgent]
+        results = self._run_licenses(urgent, []) if urgent else []
+        results += self._run_chains([[a] for a in user_actions], "usuários")
+        return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
+
+    def _run_licenses(self, chains: list[list[Action]], deletions: list[Action]) -> list[Result]:
+        results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
         chains = [c for c in chains if not any(a.kind in missing for a in c)]
@@ -3584,9 +4292,27 @@ class Executor:
             results += self._not_sent(chain[:1], self._old_version_text(chain, missing))
         results += self._not_sent([a for a in deletions if a.kind in missing], "")
         deletions = [a for a in deletions if a.kind not in missing]
-        results += self._run_chains(chains, "licenças")
+        results += self._run_license_chains(chains)
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
+
+    def _run_license_chains(self, chains: list[list[Action]]) -> list[Result]:
+        """As cadeias que regravam um registro que já existe e precisa terminar negado (needs_block_proof) vão
+        depois das outras: um bloqueio delas prova a rota; sem nenhum, uma prova só (prove_block_route). Os
+        resultados voltam na ordem das cadeias (a mesma com --paralelo 1 ou 8)."""
+        later = [c for c in chains if needs_block_proof(c)]
+        if not later:
+            return self._run_chains(chains, "licenças")
+        progress = Progress("licenças", sum(len(c) for c in chains), self.config.progress)
+        try:
+            results = self._run_all([c for c in chains if not needs_block_proof(c)], progress)
+            results += self.prove_block_route(later[0])
+            results += self._run_all(later, progress)
+        finally:
+            if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
+                sys.stderr.write("\n")
+        order = {c[0].key: i for i, c in enumerate(chains)}
+        return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
     def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
@@ -3644,9 +4370,16 @@ class Executor:
         results: list[Result] = []
         if self._stopping.is_set() or STOP.requested:  # parando: nenhuma sequência nova começa
             return results
+        if unblocks_then_blocks(chain):  # o upsert desbloqueia: só com token bom e rota de bloqueio provada
+            held = self.renew_token() or self.route_broken(chain)
+            if held:
+                self._finish(Result(chain[0], False, held), results, progress)
+                return results
         upserted = None  # a ação de criação/atualização já enviada nesta cadeia (mesmo sem confirmação)
         for action in chain:
             result = self._attempt(action)
+            if action.kind == BLOCK:
+                self._note_block(result)
             if action.kind in UPSERTS:
                 upserted = upserted or action
             if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
@@ -3683,14 +4416,19 @@ class Executor:
     def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
         nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup no unidirecional (a próxima execução a recria e bloqueia).
-        No bidirecional, excluir um registro que já existia pareceria uma exclusão do vendedor (e um fim
-        abrupto antes de gravar o estado viraria um conflito no principal); no principal nada é excluído."""
+        que já existia só é excluída num backup: no unidirecional, ou no bidirecional quando o desfazer foi
+        gravado no diário ANTES das escritas (journal_entries: o estado "ausente" da cadeia), para que um fim
+        abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no
+        principal); a próxima execução a recria e bloqueia. No principal nada que já existia é excluído.
+        O que não dá para desfazer fica marcado (left_allowed): relatado, e a primeira coisa da próxima."""
         created = upserted.kind == CREATE
-        if not (created or (self.backup and self.config.mode == Mode.ONE_WAY)) or self._auth_lost is not None:
-            why = self._auth_lost or "um registro que já existia não é excluído no bidirecional nem no principal"
+        existing_ok = self.backup and (self.config.mode == Mode.ONE_WAY or self.undo_journaled)
+        if not (created or existing_ok) or self._auth_lost is not None:
+            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if not self.backup
+                                      else "o desfazer não pôde ser gravado no diário antes das escritas")
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
-                               f"enquanto a origem nega ({why}); a próxima execução tenta bloquear de novo")
+                               f"enquanto a origem nega ({why}); a próxima execução a bloqueia antes de tudo")
+            failed.left_allowed = True
             return []
         what = "criada nesta execução" if created else "regravada nesta execução"
         undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
@@ -3699,8 +4437,67 @@ class Executor:
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
                            f"; ATENÇÃO: a exclusão de compensação também falhou ({result.message}): a licença "
-                           f"pode estar LIBERADA em {self.client.server.label} enquanto a origem nega")
+                           f"pode estar LIBERADA em {self.client.server.label} enquanto a origem nega; a próxima "
+                           "execução a bloqueia antes de tudo")
+        failed.left_allowed = not result.ok
         return [result]
+
+    # -- antes de regravar o que precisa terminar negado ---------------------------
+    def renew_token(self) -> str | None:
+        """Token perto de cair (ApiClient.renew_if_near_expiry): novo login antes da cadeia. Recusado: nada
+        mais vai a este servidor, e a cadeia não começa (nada dela foi enviado)."""
+        if self._auth_lost is not None:
+            return f"não enviada: {self._auth_lost}"
+        try:
+            self.client.renew_if_near_expiry()
+        except AuthError as exc:
+            self._auth_lost = f"o novo login em {self.client.server.label} foi recusado ({exc})"
+            return f"não enviada: {self._auth_lost}"
+        except ApiError as exc:
+            return f"não enviada: o novo login antes da sequência falhou ({exc})"
+        return None
+
+    def prove_block_route(self, chain: list[Action]) -> list[Result]:
+        """Antes das cadeias que regravam um registro que já existe e precisa terminar negado: o upsert o
+        desbloqueia, e só o bloqueio seguinte o nega de novo. A rota de bloqueio precisa ter funcionado NESTA
+        execução neste servidor (um bloqueio que passou). Sem nenhum ainda, a prova é bloquear o registro da
+        primeira dessas cadeias (idempotente se já está bloqueado lá; se não está, é o que a cadeia faz no
+        fim): uma escrita por servidor e por execução. Devolve o resultado da prova, se ela passou."""
+        if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
+                or STOP.requested:
+            return []
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
+                       "regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),), side=chain[0].side)
+        result = self._attempt(probe)
+        self._note_block(result)
+        if not result.ok:  # o motivo vai na cadeia que não é enviada (route_broken)
+            return []
+        self.on_result(result)
+        return [result]
+
+    def route_broken(self, chain: list[Action]) -> str | None:
+        """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: um bloqueio falhou
+        nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
+        if not needs_block_proof(chain) or self.client.block_works is not False:
+            return None
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
+                f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert desbloqueia) "
+                f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
+
+    def _note_block(self, result: Result) -> None:
+        """O que um bloqueio diz da rota nesta execução: um que passou a prova (se nenhum falhou antes); um
+        que falhou mesmo repetido, com uma resposta do servidor (não "não existe lá", nem login recusado),
+        a condena até o fim da execução: as regravações seguintes de licenças que precisam terminar negadas
+        ficam para a próxima (é o que evita regravar e ter de desfazer licença por licença)."""
+        with self.client.block_lock:
+            if result.ok:
+                if self.client.block_works is None:
+                    self.client.block_works = True
+            elif result.message != NOT_THERE and self._auth_lost is None \
+                    and not result.message.startswith("não enviada"):
+                self.client.block_works, self.client.block_failure = False, result.message
 
     # -- uma ação ---------------------------------------------------------------
     def _write(self, method: str, path: str, payload: Any = None) -> Response:
@@ -3876,12 +4673,12 @@ def collation_groups(source: Snapshot, target: Snapshot,
     found = []
     for fold, keys in sorted(groups.items()):
         kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
-        denied = [k for k in keys if not allows(source.licenses[k], clock.primary)]
+        denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
                 del licenses[key]
         record = source.licenses[kept]
-        if denied and allows(record, clock.primary):
+        if denied and clock.might(record, Side.PRIMARY):
             licenses[kept] = dataclasses.replace(record, status="blocked")
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
@@ -3903,7 +4700,7 @@ LOCK_FILE = "sincronizacao.lock"
 
 def ensure_data_dir(path: str) -> str:
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        create_private_dir(path)
     except OSError as exc:
         raise ConfigError(f"Não foi possível criar a pasta de dados {path}: {exc.strerror}") from None
     return path
@@ -4039,9 +4836,16 @@ class History:
     def __init__(self, data_dir: str, retention_days: int = 90):
         self.path = os.path.join(data_dir, HISTORY_FILE)
         self._lock = threading.Lock()
+        try:  # criado 0600 antes do SQLite (que o criaria 0644 sob umask 022)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+        except OSError:
+            pass  # pasta ausente ou sem permissão: o erro que vale é o do SQLite, logo abaixo
+        keep_private(self.path)  # histórico de uma versão antiga, legível por todos
         self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
+            for suffix in ("-wal", "-shm", "-journal"):  # o SQLite os cria com as permissões do banco
+                keep_private(self.path + suffix)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(self.SCHEMA)
         except sqlite3.Error:
@@ -4479,9 +5283,17 @@ def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
     backup_only = raw.get("so_no_backup") or {}
     if not isinstance(backup_only, dict) or not all(v in (BACKUP_SALE, BACKUP_UNKNOWN) for v in backup_only.values()):
         raise ValueError("so_no_backup")
+    ids = {}
+    for key, pair in (raw.get("ids") or {}).items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(v is None or type(v) is int for v in pair)):
+            raise ValueError(f"ids inválidos {key!r}")
+        ids[key] = (pair[0], pair[1])
+    blocked_from = raw.get("antes_do_bloqueio") or {}
+    if not isinstance(blocked_from, dict) or not all(isinstance(v, str) for v in blocked_from.values()):
+        raise ValueError("antes_do_bloqueio")
     return PairState(primary_url, backup_url, int(raw["contagem"]["principal"]), int(raw["contagem"]["backup"]),
                      set(users), licenses, deleted, dt.date.fromisoformat(synced_on) if synced_on else None,
-                     dict(backup_only))
+                     dict(backup_only), ids=ids, blocked_from=dict(blocked_from))
 
 
 def _state_entry(key: str, entry: Any) -> StateEntry:
@@ -4510,7 +5322,9 @@ def save_state(data_dir: str, state: PairState) -> None:
            "licencas": {key: [*state.licenses[key][:6], *map(list, state.licenses[key][6:])]
                         for key in sorted(state.licenses)},
            "excluidas": {key: {"em": when, "versoes": list(versions)}
-                         for key, (when, versions) in sorted(state.deleted.items())}}
+                         for key, (when, versions) in sorted(state.deleted.items())},
+           "ids": {key: list(state.ids[key]) for key in sorted(state.ids)},
+           "antes_do_bloqueio": dict(sorted(state.blocked_from.items()))}
     atomic_write(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -4519,9 +5333,16 @@ def journal_path(data_dir: str, primary_url: str, backup_url: str) -> str:
 
 
 def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt.date,
-                    only: set[str] | None = None) -> dict[str, Any]:
-    """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa."""
+                    only: set[str] | None = None, left_allowed: Iterable[str] = (),
+                    undone: set[str] | None = None) -> dict[str, Any]:
+    """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa. O desfazer
+    entra ANTES da escrita que ele desfaz: uma cadeia que o Executor pode desfazer excluindo o registro
+    (undone_by_delete) tem também o estado "ausente" ([None, None]), e um fim abrupto entre a exclusão e o
+    estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
+    `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
+    cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
     entries = {}
+    left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
         if only is not None and key not in only:
@@ -4532,10 +5353,20 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
             current = model_apply(current, action, today, source.licenses.get(key))
             if current is not None:
                 states.append([fingerprint(current), current.status])
+        if undone_by_delete(chain) and (undone is None or key in undone):
+            states.append([None, None])
         origin = source.licenses.get(key)
         entries[key] = {"origem": side.other, "alvo": states,
                         "fonte": version_of(origin) if origin else None}
+        if key in left_allowed:
+            entries[key]["liberada"] = True
     return entries
+
+
+def undone_by_delete(chain: list[Action]) -> bool:
+    """A cadeia regrava (o upsert desbloqueia) e depois bloqueia, num registro criado por ela ou num backup:
+    se o bloqueio falhar, o Executor a desfaz excluindo o registro (Executor.compensate)."""
+    return unblocks_then_blocks(chain) and (chain[0].kind == CREATE or chain[0].side == Side.BACKUP)
 
 
 def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
@@ -4620,8 +5451,40 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     if old and Side.PRIMARY in held_sides:
         count_b = old.count_backup
     seen = {**{k: BACKUP_SALE for k in plan.backup_sales}, **{k: BACKUP_UNKNOWN for k in plan.backup_unknown}}
+    present_after = present - deleted
     return PairState(primary_url, backup_url, count_p, count_b, users, licenses, deleted_both, synced_on=today,
-                     backup_only=seen)
+                     backup_only=seen, ids=_server_ids(old, licenses, primary, backup),
+                     blocked_from=_blocked_from(old, licenses, present_after, results))
+
+
+def _server_ids(old: PairState | None, licenses: dict[str, StateEntry], primary: Snapshot,
+                backup: Snapshot) -> dict[str, tuple[int | None, int | None]]:
+    """O `id` local de cada licença do estado em cada lado: o lido agora ou, de um lado que não a tem mais,
+    o que ela tinha (um id que uma cópia restaurada devolve a outra licença é sinal de restauração). Criada
+    nesta execução: id ainda desconhecido (a próxima leitura o traz)."""
+    found = {}
+    for key, entry in licenses.items():
+        before = old.ids.get(key, (None, None)) if old else (None, None)
+        pair = tuple(snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
+                     for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        if pair != (None, None):
+            found[key] = pair
+    return found
+
+
+def _blocked_from(old: PairState | None, licenses: dict[str, StateEntry], present: set[str],
+                  results: list[Result]) -> dict[str, str]:
+    """Status do backup antes de cada bloqueio NOSSO por ausência no principal (Action.absence): os desta
+    execução mais os lembrados, enquanto a licença existir só de um lado (voltou aos dois — restaurada ou
+    vendida de novo — ou sumiu de todo: esquecido)."""
+    kept = dict(old.blocked_from) if old else {}
+    for result in results:
+        action = result.action
+        if result.ok and action.kind == BLOCK and action.absence and action.side == Side.BACKUP:
+            before = action.changes[0][1] if action.changes else None
+            kept[action.key] = before if isinstance(before, str) and before != "blocked" else "active"
+    return {key: status for key, status in kept.items() if key in present and not (
+        key in licenses and licenses[key].fp_primary is not None and licenses[key].fp_backup is not None)}
 
 
 TOMBSTONE_DAYS = 60  # por quanto tempo uma licença apagada dos dois lados é lembrada
@@ -4659,7 +5522,8 @@ def swap_state(state: PairState) -> PairState:
     tem os lados trocados (origem = backup); converte de uma orientação para a outra (é a sua inversa)."""
     return PairState(state.backup_url, state.primary_url, state.count_backup, state.count_primary, state.users,
                      {k: entry.swapped() for k, entry in state.licenses.items()}, dict(state.deleted),
-                     state.synced_on, dict(state.backup_only))
+                     state.synced_on, dict(state.backup_only),
+                     ids={k: (b, p) for k, (p, b) in state.ids.items()}, blocked_from=dict(state.blocked_from))
 
 
 
@@ -4667,7 +5531,7 @@ def swap_state(state: PairState) -> PairState:
 def acquire_lock(data_dir: str) -> FileLock:
     """Impede duas sincronizações ao mesmo tempo. A trava é do sistema operacional:
     se o processo morrer (até com kill -9), ela é liberada sozinha."""
-    lock = FileLock(os.path.join(data_dir, LOCK_FILE), timeout=0)
+    lock = FileLock(os.path.join(data_dir, LOCK_FILE), timeout=0, mode=PRIVATE_FILE)
     try:
         lock.acquire()
     except LockTimeout:
@@ -4758,7 +5622,10 @@ MAX_LINES = 20
 
 
 class Reporter:
-    """Escreve o relatório humano à medida que a execução anda (nada no modo --json)."""
+    """Escreve o relatório humano à medida que a execução anda (nada no modo --json).
+
+    Cada chamada é UMA linha: o texto sai sem segredos e com controles e marcas bidirecionais à vista
+    (terminal_text), inclusive uma quebra de linha vinda de um valor do servidor."""
 
     def __init__(self, json_mode: bool, stream=None):
         self.json_mode = json_mode
@@ -4766,13 +5633,13 @@ class Reporter:
 
     def say(self, text: str = "") -> None:
         if not self.json_mode:
-            self.stream.write(SECRETS.mask(text) + "\n")
+            self.stream.write(terminal_text(text) + "\n")
             self.stream.flush()
 
     def warn(self, text: str) -> None:
         """Avisos vão para stderr também no modo --json (o stdout fica só com o JSON)."""
         if self.json_mode:
-            sys.stderr.write(SECRETS.mask(text) + "\n")
+            sys.stderr.write(terminal_text(text) + "\n")
         else:
             self.say(text)
 
@@ -4859,6 +5726,11 @@ class PairOutcome:
     reread: bool = False  # True: paridade lida de novo nos servidores depois das escritas
     interrupted: int | None = None  # 130 (Ctrl+C) ou 143 (SIGTERM): parou no meio deste par
     not_run: list[Action] = dataclasses.field(default_factory=list)  # escritas que a interrupção deixou por fazer
+    # releitura final (Run.settle): rodadas extras para o que mudou nos servidores (ou a data) durante a execução
+    extra_rounds: int = 0
+    extra_writes: int = 0  # escritas confirmadas nessas rodadas
+    moved: list[str] = dataclasses.field(default_factory=list)  # quem mudou: Role.PRIMARY, Role.BACKUP, "data"
+    still_moving: list[str] = dataclasses.field(default_factory=list)  # chaves ainda mudando depois do limite
 
     @property
     def failures(self) -> list[Result]:
@@ -4951,6 +5823,24 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
             "exclusões (--max-exclusoes): listagem cortada (proxy, página parcial) ou cópia antiga? "
             "Bloqueá-las no backup negaria licenças que talvez o principal ainda libere"
         ),
+        LossKind.RESTORED: (
+            f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')} do "
+            f"{lost.upper()} ({url}) de uma vez ({sample(list(loss.keys), 5)}"
+            + ("; as MAIS NOVAS que ele tinha)" if loss.newest == len(loss.keys) else
+               f"; entre elas as {loss.newest} MAIS NOVAS que ele tinha)" if loss.newest > 1 else ")")
+            + (f", e o {lost} já deu a outras licenças "
+               + ("o id local que uma delas tinha" if len(loss.reused) == 1 else
+                  f"os ids locais que {len(loss.reused)} delas tinham")
+               + f" ({sample(list(loss.reused), 5)})" if loss.reused else "")
+            + f": parece o {lost} restaurado de uma cópia anterior do banco (o provedor voltou o banco), e não "
+            f"reembolsos. Bloqueá-las no {good} negaria vendas pagas"
+        ),
+        LossKind.CUT: (
+            f"{plural(len(loss.keys), 'licença já sincronizada sumiu', 'licenças já sincronizadas sumiram')} do "
+            f"{lost.upper()} ({url}) de uma vez, um bloco seguido da listagem ({sample(list(loss.keys), 5)}): "
+            f"listagem cortada (proxy, página parcial) ou registros perdidos, e não reembolsos (que somem "
+            f"espalhados). Bloqueá-las no {good} negaria licenças que talvez o {lost} ainda libere"
+        ),
     }[loss.kind]
     if not halted:
         return f"--forcar: seguindo apesar de: {what}."
@@ -4965,8 +5855,15 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
         forced = " Seguir assim mesmo (--forcar) " + " e ".join(effects)
         forced += (f"; isso só é aceito com --forcar --max-exclusoes {loss.would_delete} (ou mais)."
                    if loss.would_delete else ".")
+    check = ""
+    if loss.kind == LossKind.CUT:
+        check = (f". Antes, confira no painel do {lost} se elas existem lá: se existem, a listagem veio cortada; "
+                 "não restaure e rode de novo quando ela voltar inteira.")
+    elif loss.kind == LossKind.RESTORED:
+        check = (f" (restaurar só cria no {lost} o que falta, com o status que cada licença tem no {good}; "
+                 "nada é apagado).")
     return (f"NADA foi gravado neste par: {what}. Para recompletar o {lost} a partir do {good}, rode: "
-            f"{refill_command(d, lost, restore_overwrites(loss, d))}.{forced}")
+            f"{refill_command(d, lost, restore_overwrites(loss, d))}{check or '.'}{forced}")
 
 
 def safety_text(outcome: "PairOutcome") -> str | None:
@@ -4996,6 +5893,17 @@ def interrupted_text(outcome: PairOutcome) -> str | None:
     return (f"interrompida ({how}): {plural(confirmed_writes(outcome), 'escrita confirmada', 'escritas confirmadas')} "
             f"pelos servidores antes de parar, {plural(len(outcome.not_run), 'escrita')} por fazer. Nenhuma "
             "sequência ficou pela metade; rode de novo para completar (continua de onde parou).")
+
+
+def extra_rounds_text(outcome: PairOutcome) -> str | None:
+    """As rodadas extras da releitura final (o que mudou durante a execução e foi aplicado depois)."""
+    if not outcome.extra_rounds:
+        return None
+    roles = [role for role in (Role.PRIMARY, Role.BACKUP) if role in outcome.moved]
+    who = f"O {roles[0]} mudou" if len(roles) == 1 else "O principal e o backup mudaram" if roles else "A data mudou"
+    rounds = "numa rodada extra" if outcome.extra_rounds == 1 else f"em {outcome.extra_rounds} rodadas extras"
+    return (f"🔁 {who} durante a execução: "
+            f"{plural(outcome.extra_writes, 'alteração aplicada', 'alterações aplicadas')} {rounds}")
 
 
 def limits_text(plan: Plan, d: Direction) -> str:
@@ -5052,7 +5960,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "perda_de_dados": None if plan.loss is None else {
             "lado": d.role_of(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
             "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
-            "sobrescreveria": plan.loss.would_overwrite,
+            "sobrescreveria": plan.loss.would_overwrite, "ids_reusados": list(plan.loss.reused),
             "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d))},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
@@ -5061,12 +5969,16 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
                                              backup_only_commands(d), strict=True)),
         "nao_restauradas": plan.not_restored,
+        "restauradas_como_antes_do_bloqueio": plan.unblocked,
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
         "paridade": _parity_json(outcome.parity),
         "paridade_antes": {"ok": outcome.parity_before.ok, "total": outcome.parity_before.total,
                            "diferentes": outcome.parity_before.different},
         "pendencias": len(outcome.planned()) + len(plan.held_deletions),
+        "releitura_final": {"relida": outcome.reread, "rodadas_extras": outcome.extra_rounds,
+                            "alteracoes_aplicadas": outcome.extra_writes,
+                            "mudou": [str(m) for m in outcome.moved], "ainda_mudando": outcome.still_moving},
         "espera_despertar_s": round(outcome.waited_s, 1),
     })
     return doc
@@ -5210,6 +6122,9 @@ class TextReport:
             self.users(outcome, [r for r in results if r.action.kind == CREATE_USER])
             self.licenses(outcome, [r for r in results if r.action.kind != CREATE_USER])
         self.differences(outcome)
+        extra = extra_rounds_text(outcome)
+        if extra:
+            rep.say(f"   {extra}")
         for warning in outcome.warnings:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
@@ -5302,6 +6217,12 @@ class TextReport:
             rep.say(f"   ℹ️  {plural(len(plan.not_restored), 'licença')} apagada(s) no principal depois de "
                     "sincronizada(s) não foi(ram) recriada(s): " + sample(plan.not_restored)
                     + " (--forcar recria).")
+        if plan.unblocked:
+            rep.say(f"   ℹ️  {plural(len(plan.unblocked), 'licença')} que a ferramenta tinha bloqueado no backup "
+                    "(por ter sumido do principal) volta(m) ao principal como era(m) antes do bloqueio, LIBERADA(S): "
+                    + sample(plan.unblocked) + ". No backup ela(s) segue(m) bloqueada(s) até a próxima "
+                    f"sincronização: rode {PY} sincronizar_bancos.py --backup {outcome.direction.backup.url} "
+                    "para liberá-la(s) lá também.")
         self.conflicts(plan)
         if plan.held_deletions:
             rep.say(f"   🛑 {plural(len(plan.held_deletions), 'exclusão retida', 'exclusões retidas')}: "
@@ -5361,7 +6282,7 @@ class TextReport:
         rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
         for pair in run.pairs:
             rep.say(self.summary_line(pair))
-        for warning in run.warnings:
+        for warning in run.warnings + run.notes:
             rep.say(f"   ⚠️  {warning}")
         if run.interrupted and not self.simulate:
             writes = sum(confirmed_writes(p) for p in run.pairs)
@@ -5513,7 +6434,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
                  + ("." if config.simulate else " (a falha fica no histórico e no painel)."))
     backups = [{"backup": p.direction.backup.url, "situacao": p.status, "codigo_saida": p.code, "erro": p.error}
                for p in outcome.pairs]
-    return fail("\n".join(lines), code, meaning=outcome.meaning,
+    return fail(lines, code, meaning=outcome.meaning,
                 servidores=[{"papel": s.role, "url": s.url, "erro": _error_text(exc)} for s, exc in errors],
                 principal={"url": outcome.primary_url, "erro": outcome.primary_error}, backups=backups)
 
@@ -5522,6 +6443,19 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
         return SECRETS.mask(exc)
     return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
+
+
+def _duration_text(delta: dt.timedelta) -> str:
+    """"2 dias e 3 h", "3 h e 12 min", "7 min"."""
+    minutes = int(delta.total_seconds() // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return plural(days, "dia") + (f" e {hours} h" if hours else "")
+    return f"{hours} h e {minutes} min" if hours else f"{minutes} min"
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%d/%m/%Y %H:%M")
 
 
 def local_date(moment: dt.datetime, zone: str) -> dt.date:
@@ -5560,6 +6494,7 @@ class RunOutcome:
     check: bool = False
     stopped_code: int = ExitCode.OK  # parada antes dos pares: configuração sem pares legíveis, erros no login
     recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
+    notes: list[str] = dataclasses.field(default_factory=list)  # avisos que não mudam o código (relógio do PC)
 
     @property
     def interrupted(self) -> ExitCode | None:
@@ -5592,7 +6527,7 @@ def run_json(run: RunOutcome, simulate: bool, check: bool, limit: int | None = J
         "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
         "modo": Mode.CHECK if check else run.mode, "simulacao": simulate,
         "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
-        "avisos": run.warnings,
+        "avisos": run.warnings + run.notes,
         "principal": {"url": run.primary_url,
                       "usuarios": run.primary_counts[0] if run.primary_counts else None,
                       "licencas": run.primary_counts[1] if run.primary_counts else None,
@@ -5618,7 +6553,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
                         "escritas": {"principal": pair.write_total(Role.PRIMARY),
                                      "backup": pair.write_total(Role.BACKUP)}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": run.code.meaning, "avisos": run.warnings, "servidores": servers,
+            "mensagem": run.code.meaning, "avisos": run.warnings + run.notes, "servidores": servers,
             "registrada_no_historico": run.recorded}
 
 
@@ -5626,6 +6561,46 @@ def users_present(source: Snapshot, target: Snapshot) -> int:
     """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
     listed = set(target.users) | {p.key for p in target.problems if p.kind == RecordKind.USER}
     return len(set(source.users) & listed)
+
+
+MAX_EXTRA_ROUNDS = 2  # rodadas extras da releitura final para o que mudou nos servidores durante a execução
+
+
+def changed_during_run(before: Snapshot, after: Snapshot, written: set[str]) -> set[tuple[RecordKind, str]]:
+    """Registros de um lado que mudaram entre duas leituras sem que esta execução tenha escrito neles nesse
+    intervalo (`written`: as chaves em que ela escreveu nesse lado): o vendedor (ou outro programa) mexeu."""
+    keys = set(before.licenses) | set(after.licenses) | set(before.rejected) | set(after.rejected)
+    licenses = {k for k in keys - written if before.licenses.get(k) != after.licenses.get(k)
+                or (k in before.rejected) != (k in after.rejected) or before.rejected.get(k) != after.rejected.get(k)}
+    users = {u for u in (set(before.users) | set(after.users)) - written if before.users.get(u) != after.users.get(u)}
+    return {(RecordKind.LICENSE, k) for k in licenses} | {(RecordKind.USER, u) for u in users}
+
+
+def moved_by(action: Action, moved: dict[Side, set[tuple[RecordKind, str]]]) -> list[Side]:
+    """Os lados (do plano) cuja mudança durante a execução (changed_during_run) pede esta ação."""
+    kind = RecordKind.USER if action.kind == CREATE_USER else RecordKind.LICENSE
+    return [side for side in Side if (kind, action.key) in moved[side]]
+
+
+def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool) -> str:
+    """O aviso do que ainda mudava depois da última rodada extra permitida (as chaves, e o que fazer)."""
+    who = (f"o {roles[0]} continuou mudando" if len(roles) == 1 else
+           "o principal e o backup continuaram mudando" if roles else
+           "a data mudou de novo" if date_moved else "os servidores continuaram mudando")
+    rounds = plural(outcome.extra_rounds, "rodada extra", "rodadas extras")
+    left = plural(len(outcome.still_moving), "registro ainda diferente", "registros ainda diferentes")
+    return (f"{who} durante a execução: {left} depois de {rounds} ({sample(outcome.still_moving)}); a próxima "
+            "execução continua de onde parou.")
+
+
+def date_moved_text(before: Clock, after: Clock) -> str:
+    """A linha da data que mudou: as datas esperadas (fuso configurado), ou, quando elas são as mesmas, a virada
+    de dia num dos fusos possíveis (de UTC−12 a UTC+14; veja Clock), que também muda o que se pode afirmar."""
+    if (before.primary, before.backup) == (after.primary, after.backup):
+        return ("A data virou em algum fuso possível dos servidores durante a execução (a margem de fusos de "
+                "UTC−12 a UTC+14 mudou)")
+    return (f"A data mudou durante a execução ({before.primary} → {after.primary} no principal, "
+            f"{before.backup} → {after.backup} no backup)")
 
 
 class Run:
@@ -5637,7 +6612,7 @@ class Run:
         self.text = TextReport(rep, config.simulate, config.check, config.force)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.started = now_iso()
-        self.now = (config.now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        self._fixed_now = config.now.astimezone(dt.timezone.utc) if config.now else None  # --agora (testes)
         self.clock_start = time.monotonic()
         self.directions = directions(config)
         servers = [config.primary] + [d.backup for d in self.directions]
@@ -5647,6 +6622,7 @@ class Run:
         self.history: History | None = None
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # avisos que não mudam o código de saída (relógio do PC)
         self.failover: FailoverReport | None = None  # rota de falha
         self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
 
@@ -5669,19 +6645,65 @@ class Run:
                 self.rep.warn(f"   ⚠️  {message}")
             return None
 
-    def instant(self) -> dt.datetime:
-        """Agora: o relógio de parede, ou o --agora mais o tempo que esta execução já levou (assim uma execução
-        que atravessa a meia-noite também a atravessa com --agora)."""
-        if self.config.now:
-            return self.now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+    @property
+    def now(self) -> dt.datetime:
+        """O instante da execução: o --agora (testes) ou a hora dos servidores agora (instant())."""
+        return self._fixed_now or self.instant()
+
+    def server_now(self, url: str, *fallback: str) -> dt.datetime:
+        """A hora UTC do servidor `url` pelo relógio dele (cabeçalho Date); sem nenhuma leitura dele, a dos
+        servidores `fallback` (o outro lado do par), depois a de qualquer servidor e, por último, a do PC."""
+        others = [c.server.url for c in self.clients.values()]
+        for candidate in (url, *fallback, *others):
+            client = self.clients.get(candidate)
+            moment = client.clock.now() if client else None
+            if moment is not None:
+                return moment
         return dt.datetime.now(dt.timezone.utc)
 
+    def instant(self) -> dt.datetime:
+        """Agora: a hora dos servidores (a do principal; sem ela, a de um backup; sem nenhuma, a do PC), ou o
+        --agora mais o tempo que esta execução já levou (assim uma execução que atravessa a meia-noite também a
+        atravessa com --agora). Nunca o relógio de parede do PC quando algum servidor respondeu."""
+        if self._fixed_now:
+            return self._fixed_now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+        return self.server_now(self.config.primary.url)
+
     def clock_for(self, direction: Direction, moment: dt.datetime | None = None) -> Clock:
+        """As datas do par no instante `moment` (padrão: agora) da execução: o lado de origem pelo relógio do
+        servidor de origem, o de destino pelo do destino (sem Date de um, o do outro), com a margem de fusos
+        (Clock.at). --hoje fixa as datas (sem margem); --agora fixa o instante dos dois."""
         if self.config.today:
             return Clock.of(self.config.today)
-        moment = moment or self.now
-        return Clock(moment.date(), local_date(moment, direction.source.time_zone),
-                     local_date(moment, direction.target.time_zone))
+        source, target = direction.source, direction.target
+        if self._fixed_now:
+            moment = moment or self.now
+            return Clock.at(moment, moment, source.time_zone, target.time_zone)
+        reference = self.instant()
+        moment = moment or reference
+        return Clock.at(moment + (self.server_now(source.url, target.url) - reference),
+                        moment + (self.server_now(target.url, source.url) - reference),
+                        source.time_zone, target.time_zone)
+
+    PC_CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+
+    def check_pc_clock(self) -> None:
+        """Compara o relógio do PC com o dos servidores (uma vez, depois das leituras). Mais de 5 minutos de
+        diferença viram um aviso (texto e --json), que nunca muda veredito nem código de saída: as datas vêm
+        dos servidores."""
+        pc = dt.datetime.now(dt.timezone.utc)
+        readings = [(c.server, c.clock.now()) for c in self.clients.values()]
+        off = [(server, moment - pc) for server, moment in readings
+               if moment is not None and abs(moment - pc) > self.PC_CLOCK_TOLERANCE]
+        if not off or self.notes:
+            return
+        server, delta = max(off, key=lambda item: abs(item[1]))
+        note = (f"o relógio deste computador está {_duration_text(abs(delta))} "
+                f"{'atrasado' if delta > dt.timedelta(0) else 'adiantado'} em relação ao do servidor "
+                f"{server.label} ({_utc_text(pc + delta)} UTC no servidor, {_utc_text(pc)} UTC no PC). As datas das "
+                "licenças (vencimento, renovação e conferência) seguem o relógio dos servidores, não o do PC; "
+                "acerte a data e a hora deste computador (os horários do histórico e do painel usam o relógio dele)")
+        self.notes.append(SECRETS.mask(note))  # sai uma vez, no resumo (texto) e em "avisos" (--json)
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -5739,6 +6761,7 @@ class Run:
         self.failover = finish_failover()  # rota de falha
         for client in ready:
             self._report_fetch(client)
+        self.check_pc_clock()
 
     def _report_fetch(self, client: ApiClient) -> None:
         where = "principal" if client.server.role == Role.PRIMARY else f"backup ({client.server.url})"
@@ -5821,14 +6844,20 @@ class Run:
             outcome.error_code = ExitCode.SAFETY
             return
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
+        if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
+            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url])
+            if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
+                outcome.error, outcome.error_code = SECRETS.mask(foreign_backup_error(found, d)), ExitCode.CONFIG
+                return
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
             outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
-        if cfg.mode == Mode.TWO_WAY:
+        if not d.restore:  # bidirecional: termina cadeias cortadas; nos dois: o que ficou liberado vai primeiro
             options.journal, warning = load_journal_checked(cfg.data_dir, d.primary.url, d.backup.url,
                                                             set_aside=not cfg.simulate)
             if warning:
                 outcome.warnings.append(SECRETS.mask(warning))
+        seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
             source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
@@ -5846,7 +6875,7 @@ class Run:
             if cfg.simulate and not cfg.check:  # simulação: a paridade é a prevista pelo plano
                 outcome.parity = plan.parity_predicted()
             elif cfg.check and not plan.halted:
-                self.judge_at_final_instant(outcome, state, options)
+                self.settle(outcome, state, options, seen)
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
             with STOP.shielded():
@@ -5855,56 +6884,116 @@ class Run:
             outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
             if STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
                 return
-            self.read_back(outcome, new_state, options)
         if not STOP.requested:
-            self.judge_at_final_instant(outcome, new_state, options)
+            self.settle(outcome, new_state, options, seen)
 
-    def judge_at_final_instant(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions) -> None:
-        """A paridade vale no instante da leitura final: se a data local de algum lado mudou durante a execução
-        (meia-noite), relê os dois lados e replaneja na data nova antes de relatar. Licenças que venceram à
-        meia-noite no principal e seguem liberadas no backup são bloqueadas (uma rodada a mais); no verificar,
-        a comparação passa a ser a da data nova."""
+    def settle(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions,
+               seen: tuple[Snapshot, Snapshot]) -> None:
+        """A releitura final (a única; usada por sincronizar, bidirecional, meia-noite, restaurar e verificar).
+        Acredita nos servidores, não no plano: depois da última escrita, relê os DOIS lados (2 requisições por
+        servidor, em paralelo) e replaneja com as mesmas opções (plan_pair é o único que decide). O que mudou
+        durante a execução (num lado, fora das escritas desta execução, ou a data) e o novo plano corrige vai
+        numa rodada extra, pelo mesmo caminho da primeira (diário antes, estado e diário depois, a cada rodada),
+        e os dois lados são relidos de novo; no máximo MAX_EXTRA_ROUNDS rodadas. O que ainda muda depois disso
+        é nomeado num aviso (código 1). Paridade, divergências, pendências e usuários relatados são os da
+        ÚLTIMA releitura. Sem escrita e na mesma data, a primeira leitura já é a final. No verificar, só compara.
+        `seen`: os retratos crus (origem, destino) de que o plano da primeira rodada foi feito."""
         cfg, d = self.config, outcome.direction
         later = self.clock_for(d, self.instant())
-        if later == outcome.clock:
-            return
-        self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
-                     f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo "
-                     "na data nova")
-        fresh = {}
-        for server in (d.source, d.target):
-            try:
-                fresh[server.url] = fetch_snapshot(self.clients[server.url])
-            except Exception as exc:  # noqa: BLE001 - sem a releitura, a paridade não está conferida
-                outcome.parity = None
-                outcome.warnings.append(f"a data mudou durante a execução e não foi possível reler {server.url} "
-                                        f"para conferir na data nova: {_error_text(exc)}")
+        if not outcome.results and later == outcome.clock:
+            return  # nada foi escrito e a data é a mesma: a primeira leitura já foi feita depois da última escrita
+        written = outcome.results or []  # as escritas da rodada que acabou (não contam como "mudou")
+        while True:
+            date_moved = later != outcome.clock
+            if date_moved:
+                self.rep.say(f"   🕛 {date_moved_text(outcome.clock, later)}: relendo e conferindo na data nova")
+            fresh = self.reread_pair(outcome, date_moved)
+            if fresh is None:
                 return
-            self.snapshots[server.url] = fresh[server.url]
-        source, target = fresh[d.source.url], fresh[d.target.url]
-        check = dataclasses.replace(options, journal=None, force=False)
+            source, target = fresh
+            moved = {side: changed_during_run(before, now, {r.action.key for r in written if r.action.side == side})
+                     for side, before, now in ((Side.PRIMARY, seen[0], source), (Side.BACKUP, seen[1], target))}
+            again = self.replan(outcome, state, options, source, target, later)
+            outcome.reread = True
+            if cfg.check:  # verificar: tudo passa a ser o que se vê agora (nada é gravado)
+                outcome.plan, outcome.clock = again, later
+                outcome.parity = outcome.parity_before = again.parity_now()
+                return
+            plan = outcome.plan
+            assert plan is not None  # settle só é chamado depois do plano
+            carry_safety(plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
+            failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
+            moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
+            chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
+            outcome.clock, outcome.parity, outcome.divergences = later, again.parity_now(), again.divergences
+            outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
+                                if id(a) not in chosen and a.key not in failed | in_conflict]
+            outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
+            if not moving or again.halted or STOP.requested or outcome.extra_rounds >= MAX_EXTRA_ROUNDS:
+                if moving and not again.halted and not STOP.requested:
+                    outcome.still_moving = sorted({a.key for a in moving})
+                    outcome.warnings.append(still_moving_text(outcome, sorted(
+                        {d.role_of(side) for a in moving for side in moved_by(a, moved)}), date_moved))
+                return
+            # rodada extra: só o que mudou; o resto fica como pendência (não é apagado do estado como feito)
+            left = {a.key for a in outcome.leftover}
+            extra = dataclasses.replace(
+                again, user_actions=[a for a in again.user_actions if id(a) in chosen],
+                license_chains=[c for c in again.license_chains if id(c[0]) in chosen],
+                deletions=[a for a in again.deletions if id(a) in chosen],
+                expected={k: v for k, v in again.expected.items() if k not in left})
+            round_outcome = PairOutcome(d, started=outcome.started, clock=later, plan=extra)
+            carried = {} if d.restore else self.guard_local(
+                "ler o diário do par", load_journal, cfg.data_dir, d.primary.url, d.backup.url) or {}
+            outcome.reread, outcome.parity = False, None  # as escritas vêm depois desta releitura
+            written, state = self.execute_and_record(round_outcome, state, source, target, carried)
+            outcome.results = (outcome.results or []) + written
+            outcome.not_run += round_outcome.not_run
+            outcome.warnings += round_outcome.warnings
+            known = {c.key for c in plan.conflicts}  # os que a releitura do principal achou (recheck_primary)
+            plan.conflicts += [c for c in extra.conflicts if c.key not in known]
+            outcome.extra_rounds += 1
+            outcome.extra_writes += sum(1 for r in written if r.ok and not r.unsyncable)
+            for who in [*(d.role_of(side) for a in moving for side in moved_by(a, moved)),
+                        *(["data"] if date_moved else [])]:
+                if who not in outcome.moved:
+                    outcome.moved.append(who)
+            seen = fresh
+            if STOP.requested:  # interrompida durante a rodada extra: sem releitura (paridade não conferida)
+                return
+            later = self.clock_for(d, self.instant())
+
+    def reread_pair(self, outcome: PairOutcome, date_moved: bool) -> tuple[Snapshot, Snapshot] | None:
+        """Relê os dois lados do par em paralelo (usuários e licenças: 2 requisições por servidor). Uma falha
+        vira "paridade não conferida" (None)."""
+        d = outcome.direction
+        servers = (d.source, d.target)
+        answers = parallel_map(fetch_snapshot, [self.clients[s.url] for s in servers])
+        for server, answer in zip(servers, answers, strict=True):
+            if isinstance(answer, BaseException):
+                outcome.parity, outcome.reread = None, False
+                why = "a data mudou durante a execução e " if date_moved else ""
+                outcome.warnings.append(f"{why}não foi possível reler {server.url} para conferir: "
+                                        f"{_error_text(answer)}")
+                return None
+        for server, answer in zip(servers, answers, strict=True):
+            self.snapshots[server.url] = answer
+        return answers[0], answers[1]
+
+    def replan(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions, source: Snapshot,
+               target: Snapshot, clock: Clock) -> Plan:
+        """O plano sobre uma releitura, com as mesmas opções da primeira rodada (o diário da execução anterior
+        já foi usado por ela) e os mesmos limites do backup (learn_limits)."""
+        d = outcome.direction
+        again_options = dataclasses.replace(options, journal=None)
         limits: list[Divergence] = []
         if not d.restore:
-            source, target, limits = self.learn_limits(d, source, target, later, check)
-        with collector_paused():
-            again = plan_pair(source, target, later, swap_state(state) if d.restore and state else state, check)
+            source, target, limits = self.learn_limits(d, source, target, clock, again_options)
+        with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
+            again = plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
+                              again_options)
         again.divergences = limits + again.divergences
-        if cfg.check:  # verificar: tudo passa a ser o que se vê na data nova
-            outcome.plan, outcome.clock = again, later
-            outcome.parity = outcome.parity_before = again.parity_now()
-            return
-        round2 = PairOutcome(d, started=outcome.started, clock=later, plan=again)
-        if again.actions and not again.halted:
-            round2.results, new_state = self.execute_and_record(round2, state, source, target)
-            self.read_back(round2, new_state, options)
-        else:
-            round2.parity = again.parity_now()
-        outcome.clock, outcome.parity, outcome.reread = later, round2.parity, True
-        outcome.results = (outcome.results or []) + (round2.results or [])
-        outcome.leftover, outcome.divergences = round2.leftover, round2.divergences
-        outcome.warnings += round2.warnings
-        carry_safety(outcome.plan, again)
-
+        return again
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
                      options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
@@ -5924,7 +7013,7 @@ class Run:
         return source, target, groups + limits
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
-        """O que os servidores têm agora, lido antes de qualquer escrita (read_back refaz depois delas)."""
+        """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
         outcome.parity = outcome.parity_before
         outcome.divergences = plan.divergences
         outcome.users_total = len(source.users)
@@ -5934,21 +7023,25 @@ class Run:
                                          if a.kind == CREATE_USER and a.side == Side.BACKUP)
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
-                           target: Snapshot) -> tuple[list[Result], PairState | None]:
+                           target: Snapshot, carried: dict[str, Any] | None = None
+                           ) -> tuple[list[Result], PairState | None]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
-        par e, no diário, só as sequências que falharam (a próxima execução as termina)."""
+        par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
+        uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
-            if not d.restore:  # antes: as sequências que vão começar
-                self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                                 journal_entries(plan, source, target, write_day))
-            results = self.execute(outcome)
+            journaled = False
+            if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
+                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(
+                    cfg.data_dir, d.primary.url, d.backup.url,
+                    {**(carried or {}), **journal_entries(plan, source, target, write_day)}) or True) is True
+            results = self.execute(outcome, undo_journaled=journaled)
             # o que a interrupção deixou por fazer conta como não feito (fica no diário; a próxima execução faz)
             undone = [Result(a, False, "não feita: execução interrompida") for a in outcome.not_run]
-            return results, self.save_pair_files(outcome, state, source, target, results + undone)
+            return results, self.save_pair_files(outcome, state, source, target, results + undone, carried)
 
     def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
-                        results: list[Result]) -> PairState:
+                        results: list[Result], carried: dict[str, Any] | None = None) -> PairState:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
@@ -5958,34 +7051,54 @@ class Run:
         else:
             new_state = next_state(plan, results, state, source, target, d.primary.url, d.backup.url)
             failed_keys = {r.action.key for r in results if not r.ok}
+            left = {r.action.key for r in results if r.left_allowed}  # a primeira coisa da próxima execução
+            planned = {id(a) for a in plan.deletions}  # as outras exclusões desfazem uma cadeia (compensate)
+            undone = {r.action.key for r in results if r.action.kind == DELETE and id(r.action) not in planned}
             self.guard_local("gravar o diário do par", save_journal, cfg.data_dir, d.primary.url, d.backup.url,
-                             journal_entries(plan, source, target, outcome.clock.utc, only=failed_keys))
+                             {**(carried or {}), **journal_entries(plan, source, target, outcome.clock.utc,
+                                                                   only=failed_keys, left_allowed=left,
+                                                                   undone=undone)})
         self.guard_local("gravar o estado do par", save_state, cfg.data_dir, new_state)
         return new_state
 
-    def execute(self, outcome: PairOutcome) -> list[Result]:
-        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente."""
+    def execute(self, outcome: PairOutcome, undo_journaled: bool = False) -> list[Result]:
+        """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente. Antes de tudo, as
+        cadeias urgentes do backup (uma licença que uma cadeia nossa deixou liberada lá)."""
         plan, d = outcome.plan, outcome.direction
         clients = {side: self.clients[d.server(side).url] for side in Side}
+        executors: dict[Side, Executor] = {}
         results: list[Result] = []
+
+        def executor_for(side: Side) -> Executor:
+            if side not in executors:
+                url = clients[side].server.url
+                on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
+                executors[side] = Executor(clients[side], self.credentials, self.config,
+                                           on_result=lambda result, url=url: self.audit(url, result),
+                                           backup=on_backup, undo_journaled=undo_journaled)
+            return executors[side]
+
+        def apply(side: Side, users: list[Action], chains: list[list[Action]], deletions: list[Action]) -> None:
+            nonlocal results
+            if not STOP.requested:
+                results += executor_for(side).run(users, chains, deletions)
+            done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
+            # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
+            groups = [[a] for a in users] + chains + [[a] for a in deletions]
+            outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
+
+        first = [c for c in plan.license_chains if c[0].urgent and d.role_of(c[0].side) == Role.BACKUP]
+        if first:
+            apply(first[0][0].side, [], first, [])
         for side in (Side.PRIMARY, Side.BACKUP):
             users = [a for a in plan.user_actions if a.side == side]
-            chains = [c for c in plan.license_chains if c[0].side == side]
+            chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
             if not (users or chains or deletions):
                 continue
             if d.role_of(side) == Role.PRIMARY and (chains or deletions):
                 chains, deletions = self.recheck_primary(outcome, side, chains, deletions)
-            url = clients[side].server.url
-            on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
-            executor = Executor(clients[side], self.credentials, self.config,
-                                on_result=lambda result, url=url: self.audit(url, result), backup=on_backup)
-            if not STOP.requested:
-                results += executor.run(users, chains, deletions)
-            done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
-            # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
-            groups = [[a] for a in users] + chains + [[a] for a in deletions]
-            outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
+            apply(side, users, chains, deletions)
         return results
 
     def recheck_primary(self, outcome: PairOutcome, side: Side, chains: list[list[Action]],
@@ -6012,39 +7125,6 @@ class Run:
         if self.history:
             self.guard_local("gravar a auditoria", self.history.audit, self.run_id, url, result)
 
-    def read_back(self, outcome: PairOutcome, new_state: PairState | None, options: PlanOptions) -> None:
-        """Acredita nos servidores, não no plano: relê quem recebeu escritas e refaz paridade,
-        divergências e pendências a partir do que eles guardam agora (2 requisições por servidor)."""
-        d, plan = outcome.direction, outcome.plan
-        written = {r.action.side for r in outcome.results or []}
-        fresh = {}
-        for side in (Side.PRIMARY, Side.BACKUP):
-            server = d.server(side)
-            if side not in written:
-                fresh[side] = self.snapshots[server.url]
-                continue
-            try:
-                fresh[side] = fetch_snapshot(self.clients[server.url])
-            except Exception as exc:  # noqa: BLE001 - qualquer falha vira "paridade não conferida"
-                outcome.parity = None
-                outcome.warnings.append(f"não foi possível reler {server.url} para conferir: {_error_text(exc)}")
-                return
-        check = dataclasses.replace(options, journal=None, force=False)
-        limits: list[Divergence] = []
-        if not d.restore:
-            fresh[Side.PRIMARY], fresh[Side.BACKUP], limits = self.learn_limits(d, fresh[Side.PRIMARY],
-                                                                                fresh[Side.BACKUP], outcome.clock,
-                                                                                check)
-        with collector_paused():
-            again = plan_pair(fresh[Side.PRIMARY], fresh[Side.BACKUP], outcome.clock,
-                              swap_state(new_state) if d.restore and new_state else new_state, check)
-        outcome.reread = True
-        outcome.parity = again.parity_now()
-        outcome.divergences = limits + again.divergences
-        skip = {r.action.key for r in outcome.failures} | {c.key for c in plan.conflicts}
-        outcome.leftover = [a for a in again.actions if a.key not in skip]
-        outcome.users_present = users_present(fresh[Side.PRIMARY], fresh[Side.BACKUP])
-
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)
         if self.credentials and self.credentials.warning:  # arquivo de senhas danificado, guardado ao lado
@@ -6059,7 +7139,7 @@ class Run:
             primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
             credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
             ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings,
-            failover=self.failover, check=self.config.check)
+            failover=self.failover, check=self.config.check, notes=self.notes)
         if run.credentials_file:
             self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
         return run
@@ -6193,8 +7273,8 @@ def record_failure(args: argparse.Namespace, message: str, code: ExitCode = Exit
     try:
         _record_failure(args, data_dir, pairs, mask_free_text(message), code)
     except Exception as exc:  # noqa: BLE001 - registrar é o melhor possível; nunca um traceback por cima do erro
-        sys.stderr.write(mask_free_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
-                                        f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
+        sys.stderr.write(terminal_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
+                                       f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
     finally:
         lock.release()
 
@@ -6886,7 +7966,7 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
         timeout = PANEL_IDLE_TIMEOUT  # cada leitura e escrita da conexão (um cliente que para no meio é largado)
 
         def log_message(self, fmt: str, *args: Any) -> None:  # sem token nos logs
-            sys.stderr.write(SECRETS.mask(f"   painel: {self.address_string()} {fmt % args}") + "\n")
+            sys.stderr.write(terminal_text(f"   painel: {self.address_string()} {fmt % args}") + "\n")
 
         def _authorized(self) -> bool:
             if not token:
@@ -7263,6 +8343,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
     parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")
     parser.add_argument("--de", metavar="URL", help="restaurar: backup de origem (padrão: o primeiro backup)")
+    parser.add_argument("--aceitar-backup-desconhecido", metavar="URL", action="append",
+                        help="sincroniza (ou restaura) mesmo assim um backup sem estado salvo que tem muitos "
+                             "registros e nenhum do principal (por padrão recusado com código 2: parece ser o "
+                             "servidor de outro vendedor); repita para vários")
     parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
     parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
     parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
@@ -7282,7 +8366,8 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
                    "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
                    "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
                    "causa e o conserto), 2 configuração, 4 servidor fora do ar."),
-                  _CONNECTION_OPTIONS + ["--bidirecional", "--json", "--sem-progresso", "--hoje", "--agora"]),
+                  _CONNECTION_OPTIONS + ["--bidirecional", "--aceitar-backup-desconhecido", "--json",
+                                         "--sem-progresso", "--hoje", "--agora"]),
     "historico": (("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
                    "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
                    "cada escrita, em qual servidor e com qual resultado."),
@@ -7294,8 +8379,8 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
     "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
                    "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
                    "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
-                  _CONNECTION_OPTIONS + ["--de", "--forcar", "--simular", "--dados-dir", "--paralelo", "--json",
-                                         "--sem-progresso"]),
+                  _CONNECTION_OPTIONS + ["--de", "--aceitar-backup-desconhecido", "--forcar", "--simular",
+                                         "--dados-dir", "--paralelo", "--json", "--sem-progresso"]),
 }
 
 
@@ -7524,13 +8609,18 @@ def error_document(code: int, message: str, meaning: str | None = None, **extra:
 _OUTPUT = {"json": False}  # main() anota se --json foi pedido (fail() usa quando não lhe dizem)
 
 
-def fail(message: str, code: int, json_mode: bool | None = None, meaning: str | None = None, **extra: Any) -> int:
-    """Erro que encerra a execução: uma linha (ou mais) em stderr e, no modo --json, o documento de erro."""
+def fail(message: str | list[str], code: int, json_mode: bool | None = None, meaning: str | None = None,
+         **extra: Any) -> int:
+    """Erro que encerra a execução: uma linha (ou uma lista de linhas) em stderr e, no modo --json, o
+    documento de erro com a primeira. Cada linha sai à vista (terminal_text): uma quebra de linha num texto
+    do servidor não vira outra linha."""
     json_mode = _OUTPUT["json"] if json_mode is None else json_mode
-    sys.stderr.write(mask_free_text(f"❌ {message}") + "\n")
+    lines = [message] if isinstance(message, str) else list(message)
+    sys.stderr.write("\n".join(terminal_text(("❌ " if i == 0 else "") + line) for i, line in enumerate(lines))
+                     + "\n")
     sys.stderr.flush()
     if json_mode:
-        print_json(error_document(code, message.split("\n")[0], meaning, **extra))
+        print_json(error_document(code, lines[0], meaning, **extra))
     return code
 
 
@@ -7579,6 +8669,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     configure_output()
+    private_umask()
     argv = sys.argv[1:] if argv is None else list(argv)
     json_mode = _OUTPUT["json"] = _json_requested(argv)
     parser = build_parser()
@@ -7589,7 +8680,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail(f"Opção inválida: {exc}\n   Veja: {PY} sincronizar_bancos.py --help", ExitCode.CONFIG, json_mode)
+        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"], ExitCode.CONFIG,
+                    json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return ExitCode.CONFIG if exc.code else ExitCode.OK
     args.json = args.json or args.json_completo

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -51,8 +52,8 @@ __all__ = [
     "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
     "TOKENS_VISTOS", "TRABALHADOR", "ZIGOTO", "Execucao", "comando_script",
     "compilar_script", "Par", "ServidorStub", "abrir_painel", "ambiente_limpo",
-    "anotar_saida", "backup_libera_o_que_o_principal_nega", "rodar_json", "rodar_python", "rodar_wrapper",
-    "semear_misto", "texto_anotado", "trocar_backup", "WRAPPER",
+    "anotar_saida", "backup_libera_o_que_o_principal_nega", "iniciar_script", "rodar_json", "rodar_python",
+    "rodar_wrapper", "semear_misto", "texto_anotado", "trocar_backup", "WRAPPER",
     "conferir_arquivos_legiveis", "conferir_convergencia",
     "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
     "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
@@ -250,6 +251,13 @@ def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: 
     """Roda o script como processo filho (como o usuário faria) e guarda a saída (rodar_python)."""
     proc = texto_anotado(rodar_python(script, *args, env=env, cwd=cwd, timeout=timeout), " ".join(args))
     return Execucao(proc.returncode, proc.stdout, proc.stderr)
+
+
+def iniciar_script(par, *args: str) -> subprocess.Popen:
+    """O script como processo filho de um Python novo, sem esperar (para matá-lo no meio: kill -9), no
+    ambiente e na pasta do par; saídas em texto por pipes (anote-as com anotar_saida depois)."""
+    return subprocess.Popen(comando_script(*args), env=par.ambiente(), cwd=par.tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
 
 
 def rodar_wrapper(par, *args: str, env: dict | None = None, timeout: float = 180,
@@ -746,3 +754,20 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+@contextlib.contextmanager
+def umask(mascara: int):
+    """Roda o bloco com esta umask no processo do pytest (os filhos partidos por um Python novo a herdam;
+    peça um Python novo com `ambiente_de_partida_proprio`: o zigoto tem a umask de quando subiu)."""
+    antes = os.umask(mascara)
+    try:
+        yield
+    finally:
+        os.umask(antes)
+
+
+def ambiente_de_partida_proprio(env: dict) -> dict:
+    """O mesmo ambiente com uma variável de partida do Python a mais: o filho é um Python novo, partido deste
+    processo (com a umask, os limites e o resto do estado dele), e não um filho do zigoto."""
+    return {**env, "PYTHONDONTWRITEBYTECODE": "1"}

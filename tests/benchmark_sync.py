@@ -5,6 +5,7 @@
     python tests/benchmark_sync.py                   # tamanhos da issue (~2 minutos)
     python tests/benchmark_sync.py --rapido          # tamanhos reduzidos, conferência rápida
     python tests/benchmark_sync.py --repeticoes 3    # parte 2 vale a mediana de 3 rodadas
+    python tests/benchmark_sync.py --so-mascara      # só a parte 6: textos de 200.000 caracteres (~10 s)
     (opções: --latencia-ms, --paralelo, --licencas; veja --help)
 
 Sobe dois servidores de referência locais (tests/servidor_referencia.py) com latência
@@ -28,6 +29,12 @@ imprime uma tabela com:
     licenças (linhas reais gravadas pela ferramenta, clonadas 35.040 vezes num banco à parte, mais uma
     venda por dia com a lista de divergências mudando) e o tamanho do --json de uma execução sem
     mudanças (e do --json-completo). Só esta parte: --so-crescimento.
+ 6. textos de 200.000 caracteres na listagem (issue 26: a máscara de segredos era quadrática e um id de
+    60.000 caracteres custava 76 s): a máscara sozinha com 200.000 e 400.000 caracteres de cada forma que
+    a deixava lenta (o dobro do texto deve custar o dobro, não o quádruplo) e, de ponta a ponta (processo
+    filho, saída em texto), a 1ª sincronização, o verificar e o historico --detalhes com licenças cujos
+    id e nome têm 200.000 caracteres, ao lado das mesmas execuções sem os textos longos. Só esta parte:
+    --so-mascara.
 
 Termina com uma linha por alvo: ATINGIDA / NÃO ATINGIDA, com os números. Código de
 saída 0 só se todos os alvos forem atingidos.
@@ -86,6 +93,7 @@ ALVO_PLANO_S = 2.0           # planejar 100.000 licenças por lado em < 2 s
 ALVO_PLANO_MB = 300.0        # ... com pico de memória < 300 MB
 ALVO_SEM_MUDANCAS_S = 2.0    # sincronização sem mudanças de 10.000 licenças em < 2 s
 ALVO_HISTORICO_MB = 50.0     # histórico de um ano de execuções a cada 15 min com 1.000 licenças < 50 MB
+ALVO_TEXTO_LONGO_S = 2.0     # o que campos de 200.000 caracteres custam a mais em sincronizar, verificar e historico
 
 # Senha fixa da base "à moda antiga": só existe nos servidores descartáveis deste benchmark.
 SENHA_FIXA_BASE = "mudar123"
@@ -377,7 +385,7 @@ def rodar_filho(comando: list[str], env: dict[str, str] | None, timeout: float,
 
 ROTAS_INICIAIS = (("GET", "/health"), ("POST", "/admin/login"), ("GET", "/admin/users"), ("GET", "/admin/devices"),
                   ("GET", "/servers"))
-RELEITURA = 2  # GET /admin/users + GET /admin/devices de novo: a paridade é conferida no servidor que recebeu escritas
+RELEITURA = 2  # GET /admin/users + GET /admin/devices de novo em cada servidor do par, depois da última escrita
 
 
 @dataclasses.dataclass
@@ -407,7 +415,8 @@ def contar(execucao: str, par: ParDeServidores, conexoes_antes: dict[str, int],
                   if (m, p) not in ROTAS_INICIAIS and m not in ("POST", "DELETE")}
         iniciais = "+".join(str(contagens.get(rota, 0)) for rota in ROTAS_INICIAIS)
         detalhe = f"health+login+users+devices+servers={iniciais}" + (f"; outras leituras: {extras}" if extras else "")
-        conferencia = RELEITURA if esperadas else 0  # depois de escrever, a ferramenta relê o servidor
+        # depois da última escrita no par, a ferramenta relê os DOIS servidores (a releitura final)
+        conferencia = RELEITURA if escritas_esperadas_backup else 0
         linhas.append(Contagem(execucao, nome, total, len(ROTAS_INICIAIS) + conferencia + esperadas,
                                servidor.write_count(), esperadas, servidor.connections_accepted - conexoes_antes[nome],
                                detalhe))
@@ -1108,6 +1117,132 @@ def imprimir_parte_5(r: ResultadoCrescimento) -> bool:
 
 
 # ---------------------------------------------------------------------------
+# Parte 6: textos de 200.000 caracteres (máscara de segredos em tempo linear)
+# ---------------------------------------------------------------------------
+
+TEXTO_LONGO = 200_000
+
+
+def textos_longos(n: int) -> dict[str, str]:
+    """Textos de n caracteres nas formas que faziam a máscara antiga revarrer o texto a cada caractere
+    (letras seguidas, sinais como '!', esquema://, usuário:senha sem @) e com controles do terminal."""
+    def repetir(trecho: str) -> str:
+        return (trecho * (n // len(trecho) + 1))[:n]
+    return {
+        "letras": repetir("a"),
+        "letras e dígitos": repetir("a1"),
+        "sinais": repetir("!"),
+        "esquema://": "x://" + repetir("a")[4:],
+        "usuário:senha sem @": repetir("!:"),
+        "controles (ESC, U+202E)": repetir("ab\x1b[31m\u202e"),
+    }
+
+
+def medir_mascara(n: int, repeticoes: int = 3) -> dict[str, float]:
+    """Segundos de CPU (time.process_time, o melhor de `repeticoes`: a carga da máquina não entra) de
+    sb.terminal_text (máscara + controles à vista) em cada texto, com segredos registrados como numa
+    execução de verdade."""
+    sb.SECRETS.add(secrets.token_urlsafe(16))
+    sb.SECRETS.add("abc1")  # valor curto: a regra da palavra inteira
+    tempos = {}
+    for nome, texto in textos_longos(n).items():
+        melhor = float("inf")
+        for _ in range(repeticoes):
+            inicio = time.process_time()
+            sb.terminal_text(texto)
+            melhor = min(melhor, time.process_time() - inicio)
+        tempos[nome] = melhor
+    return tempos
+
+
+@dataclasses.dataclass
+class ResultadoTextoLongo:
+    mascara: dict[int, dict[str, float]]          # tamanho → forma → segundos
+    longas: int                                   # licenças com id e nome de 200.000 caracteres
+    comuns: int
+    tempos: dict[str, tuple[float, float]]        # execução → (com textos longos, sem eles), em segundos
+    cpu: dict[str, tuple[float, float]]           # o mesmo, em segundos de CPU do processo filho
+    codigos: dict[str, tuple[int, int]]
+
+
+def rodar_texto(par: ParDeServidores, *args: str, timeout: float = 900) -> tuple[float, float, int]:
+    """A ferramenta em modo texto (o que passa pela máscara), como processo filho: (parede, CPU, código)."""
+    comando = [sys.executable, str(SCRIPT), *args]
+    proc, parede, cpu = rodar_filho(comando, par.ambiente(), timeout, par.pasta_dados)
+    return parede, cpu, proc.returncode
+
+
+def execucoes_de_ponta_a_ponta(par: ParDeServidores) -> dict[str, tuple[float, float, int]]:
+    comum = ["--env", par.arquivo_env, "--hoje", par.hoje.isoformat()]
+    resultado = {}
+    for nome, args in (("1ª sincronização", ["--sem-progresso", *comum]),
+                       ("verificar", ["verificar", "--sem-progresso", *comum])):
+        resultado[nome] = rodar_texto(par, *args)
+    with sqlite3.connect(os.path.join(par.pasta_dados, "historico.sqlite3")) as con:
+        [(execucao,)] = con.execute("SELECT execucao FROM execucoes ORDER BY id DESC LIMIT 1").fetchall()
+    resultado["historico --detalhes"] = rodar_texto(par, "historico", "--detalhes", execucao, "--env", par.arquivo_env)
+    return resultado
+
+
+def medir_parte_6(hoje: dt.date, comuns: int = 200) -> ResultadoTextoLongo:
+    mascara = {n: medir_mascara(n) for n in (TEXTO_LONGO, 2 * TEXTO_LONGO)}
+    usuarios = gerar_usuarios(5)
+    licencas = gerar_licencas(comuns, hoje, seed=17, criadores=[u["username"] for u in usuarios] + ["admin"])
+    longas = []
+    for i, texto in enumerate(textos_longos(TEXTO_LONGO).values()):
+        # id e nome do cliente longos (o id começa com o índice: cada um é uma licença); ativa e vitalícia,
+        # como a licença grátis que um revendedor cria (nenhuma escrita por caminho com o id)
+        campos = {"device_id": f"{i}{texto}"[:TEXTO_LONGO], "license_type": "vitalicia", "owner_name": texto,
+                  "address": texto, "created_by": "admin"}
+        longas.append(Registro(campos, "ativa"))
+    tempos: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    codigos: dict[str, list[int]] = {}
+    for com_longas in (True, False):
+        par = ParDeServidores(hoje)
+        try:
+            print(f"   ponta a ponta {'com' if com_longas else 'sem'} os textos longos...", flush=True)
+            semear(par.principal, usuarios, licencas + (longas if com_longas else []))
+            for nome, (segundos, cpu_s, codigo) in execucoes_de_ponta_a_ponta(par).items():
+                tempos.setdefault(nome, []).append(segundos)
+                cpu.setdefault(nome, []).append(cpu_s)
+                codigos.setdefault(nome, []).append(codigo)
+        finally:
+            par.parar()
+    return ResultadoTextoLongo(mascara, len(longas), comuns, {k: (v[0], v[1]) for k, v in tempos.items()},
+                               {k: (v[0], v[1]) for k, v in cpu.items()}, {k: (v[0], v[1]) for k, v in codigos.items()})
+
+
+def imprimir_parte_6(r: ResultadoTextoLongo) -> bool:
+    menor, maior = sorted(r.mascara)
+    linhas = [[forma, f"{num(r.mascara[menor][forma] * 1000, 1)} ms", f"{num(r.mascara[maior][forma] * 1000, 1)} ms",
+               f"{num(r.mascara[maior][forma] / max(r.mascara[menor][forma], 1e-9), 1)}×"]
+              for forma in r.mascara[menor]]
+    print(f"Parte 6: textos de {inteiro(TEXTO_LONGO)} caracteres", flush=True)
+    print("   máscara de segredos + controles à vista (sb.terminal_text), CPU, o melhor de 3:", flush=True)
+    for linha in tabela(["texto", f"{inteiro(menor)} caracteres", f"{inteiro(maior)} caracteres", "razão"], linhas):
+        print("   " + linha, flush=True)
+    print(f"   ponta a ponta (processo filho, saída em texto): {r.longas} licenças com id, nome e endereço de "
+          f"{inteiro(TEXTO_LONGO)} caracteres + {r.comuns} comuns, ao lado das mesmas {r.comuns} sem as longas:",
+          flush=True)
+    linhas = [[nome, f"{num(com, 2)} s", f"{num(sem, 2)} s", f"{num(com - sem, 2)} s",
+               f"{num(r.cpu[nome][0], 2)} s / {num(r.cpu[nome][1], 2)} s",
+               f"{r.codigos[nome][0]} / {r.codigos[nome][1]}"]
+              for nome, (com, sem) in r.tempos.items()]
+    for linha in tabela(["execução", "com os textos longos", "sem eles", "diferença", "CPU com / sem", "códigos"],
+                        linhas):
+        print("   " + linha, flush=True)
+    # códigos iguais com e sem os textos longos (o verificar sai 1 aqui com ou sem eles: os servidores do
+    # benchmark publicam em GET /servers a lista embutida, não a deles); a sincronização sai 0
+    ok = all(com - sem < ALVO_TEXTO_LONGO_S for com, sem in r.tempos.values()) and \
+        all(com == sem for com, sem in r.codigos.values()) and r.codigos["1ª sincronização"][0] == 0
+    pior = max(com - sem for com, sem in r.tempos.values())
+    print(f"   {resultado_alvo(ok):<13} o que os textos de {inteiro(TEXTO_LONGO)} caracteres custam a mais, de ponta a "
+          f"ponta, em cada execução < {num(ALVO_TEXTO_LONGO_S, 0)} s: pior {num(pior, 2)} s", flush=True)
+    return ok
+
+
+# ---------------------------------------------------------------------------
 # Tabela
 # ---------------------------------------------------------------------------
 
@@ -1296,6 +1431,8 @@ def analisar_argumentos(argv: list[str] | None) -> argparse.Namespace:
                         help="rodadas da parte 2 (nossa e base, em servidores novos); vale a mediana (1)")
     parser.add_argument("--so-crescimento", action="store_true",
                         help="só a parte 5 (histórico de um ano e tamanho do --json, 1.000 licenças)")
+    parser.add_argument("--so-mascara", action="store_true",
+                        help="só a parte 6 (textos de 200.000 caracteres: máscara de segredos e ponta a ponta)")
     parser.add_argument("--_base", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_minimo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_planejamento", type=int, default=None, help=argparse.SUPPRESS)
@@ -1324,6 +1461,13 @@ def main(argv: list[str] | None = None) -> int:
         ok = imprimir_parte_5(resultado)
         print(f"(parte 5 em {num(time.perf_counter() - inicio, 0)} s; carga {carga()})", flush=True)
         return 0 if ok else 1
+    if args.so_mascara:
+        inicio = time.perf_counter()
+        for linha in descrever_maquina():
+            print("   " + linha, flush=True)
+        ok = imprimir_parte_6(medir_parte_6(hoje_utc()))
+        print(f"(parte 6 em {num(time.perf_counter() - inicio, 0)} s; carga {carga()})", flush=True)
+        return 0 if ok else 1
     tam = TAMANHOS_RAPIDOS if args.rapido else Tamanhos()
     mudancas = {k: v for k, v in (("latencia_ms", args.latencia_ms), ("paralelo", args.paralelo),
                                   ("licencas_primeira", args.licencas)) if v is not None}
@@ -1343,6 +1487,8 @@ def main(argv: list[str] | None = None) -> int:
     sem_mudancas = medir_parte_4(tam, hoje)
     print("Parte 5: crescimento dos arquivos locais (1.000 licenças)", flush=True)
     crescimento = medir_parte_5(1_000, hoje)
+    print(f"Parte 6: textos de {inteiro(TEXTO_LONGO)} caracteres", flush=True)
+    texto_longo = medir_parte_6(hoje)
     duracao = time.perf_counter() - inicio
     print(f"(benchmark concluído em {num(duracao, 0)} s)", flush=True)
     maquina.append(f"Carga do sistema (loadavg de 1 min): {carga_inicio} no início, {carga()} no fim; benchmark "
@@ -1350,6 +1496,7 @@ def main(argv: list[str] | None = None) -> int:
     tudo_ok = imprimir_relatorio(tam, maquina, contagens, detalhe_inc, tempo, plano, sem_mudancas, problemas,
                                  args.rapido)
     tudo_ok = imprimir_parte_5(crescimento) and tudo_ok
+    tudo_ok = imprimir_parte_6(texto_longo) and tudo_ok
     return 0 if tudo_ok else 1
 
 

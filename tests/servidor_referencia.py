@@ -12,7 +12,9 @@ escrita, host dormindo, respostas enlatadas).
 Comportamentos de produção que os testes de ponta a ponta reproduzem:
 - Relógio e fuso: `set_now(datetime com fuso)` / `set_today(data)` (= 12:00 UTC). As escritas
   carimbam a data UTC (`today()`); o veredito usa a data local do processo, no fuso dado em
-  `ServidorReferencia(fuso="America/Sao_Paulo")` (`local_today()`, `fuso`).
+  `ServidorReferencia(fuso="America/Sao_Paulo")` (`local_today()`, `fuso`). O cabeçalho Date de toda
+  resposta e o GET /ping seguem esse relógio (não o do processo); `sem_date = True` tira o Date das
+  respostas (um proxy que não o manda).
 - Veredito (o que /verify responderia, passos 1 a 5 do contrato), implementado à parte como
   oráculo: `veredito(id)`, `veredito_motivo(id)`, `vereditos()`. A rota /verify não existe aqui.
 - Outros escritores de licenças: POST /payments/pix/create (pendente, custom_interval e features
@@ -21,6 +23,19 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   (`calcular_fim=False`).
 - Falhas por rota: `interstitial_200`, `trickle` (um byte por vez), `delay`, ganchos
   `on_request(..., when="before"|"after", skip=...)` e `clear_hooks()`.
+- Link lento: `limitar_banda(bytes_por_segundo, rota="/admin/devices", metodo="GET", vezes=None,
+  calar_apos=None)`: a aplicação responde normalmente e os cabeçalhos saem na hora (com Content-Length),
+  mas o corpo sai a `bytes_por_segundo` (em fatias de 50 ms, no ritmo de um relógio: a média é exata).
+  `calar_apos=n`: depois de n bytes do corpo o servidor se cala (sem fechar a conexão) até o cliente
+  desistir ou o servidor parar. `respostas_limitadas()`: uma entrada por resposta limitada, com
+  `inicio`, `ultimo_byte` e `fim` (time.monotonic(): fim = corpo inteiro enviado ou cliente que desistiu),
+  `enviados`, `tamanho` e `completa`. `limitar_banda(None)` desfaz.
+- Redirecionamento (o http→https de uma hospedagem, um domínio que mudou): `redirecionar(status, para,
+  rota="*", metodo="*", manter_caminho=True, vezes=None)`: responde `status` (301, 302, 303, 307, 308)
+  com `Location: <para><caminho pedido>` (ou exatamente `para`, com `manter_caminho=False`) e a página
+  HTML de um nginx, antes da aplicação (nada é gravado, o host nem acorda); a requisição é contada.
+  `rota`/`metodo` "*" casam qualquer um. `para` pode ser qualquer texto (outro servidor, https, uma URL
+  com usuário:senha ou token). `redirecionar(None)` desfaz.
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
 - Pausa numa requisição: `pausa = pausar("POST", "/admin/devices/create", skip=9)` segura a 10ª que
   casar (por padrão depois de a aplicação gravar, antes de responder); `pausa.chegou` (Event) avisa que
@@ -28,6 +43,8 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   sequência (criar → bloquear) de forma determinística. Parar o servidor também solta.
 - GET /servers (público): `servidores=[...]` / `set_license_servers(...)`; None = a lista
   embutida `SERVIDORES_PADRAO` (de outro dono); `set_servers_endpoint(False)` = servidor antigo.
+- Eco do corpo recebido: `ecoar_corpo("POST", "/admin/login", 400, forma="json"|"url")` é um proxy ou
+  servidor mal configurado que devolve, na mensagem de erro, o corpo que recebeu (num login: a senha).
 - Variantes dos servidores reais (MySQL com colação e colunas estreitas, datas RFC 1123, versões
   antigas sem rotas, "database is locked", 500 na n-ésima escrita, token revogado): opções do
   construtor, descritas na docstring de `ServidorReferencia`.
@@ -73,6 +90,7 @@ import os
 import random
 import re
 import secrets
+import select
 import signal
 import socket
 import sqlite3
@@ -87,7 +105,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from typing import Any, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # ---------------------------------------------------------------------------
@@ -875,7 +893,7 @@ class LicenseApp:
         return 200, {"status": "ok"}
 
     def ping(self, req: ApiRequest) -> tuple[int, dict]:
-        return 200, {"pong": True, "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+        return 200, {"pong": True, "time": self.clock.now().isoformat()}  # a hora UTC do relógio do servidor
 
 
 # ---------------------------------------------------------------------------
@@ -889,7 +907,7 @@ class Override:
     method: str
     path: str
     status: int
-    body: bytes
+    body: Any  # bytes, ou uma função (corpo recebido → bytes): ecoar_corpo
     content_type: str
     remaining: Optional[int]
 
@@ -1034,7 +1052,7 @@ class FaultInjector:
         with self._lock:
             rules = self._rules.get(kind) or []
             for rule in list(rules):
-                if rule.method != method or rule.path not in (template, path):
+                if rule.method not in ("*", method) or rule.path not in ("*", template, path):
                     continue
                 if rule.skip > 0:
                     rule.skip -= 1
@@ -1047,9 +1065,10 @@ class FaultInjector:
         return taken
 
 
-def _encode_body(body: Any) -> bytes:
-    """Corpo enlatado: bytes e str vão crus; outros valores viram JSON."""
-    if isinstance(body, bytes):
+def _encode_body(body: Any) -> Any:
+    """Corpo enlatado: bytes e str vão crus; uma função (corpo da requisição → bytes) é chamada a cada
+    resposta; outros valores viram JSON."""
+    if isinstance(body, bytes) or callable(body):
         return body
     if isinstance(body, str):
         return body.encode("utf-8")
@@ -1147,6 +1166,18 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - assinatura da stdlib
         """Silencioso: os testes não querem log de acesso no stderr."""
 
+    def send_header(self, keyword, value):
+        if keyword.lower() == "date" and self.owner is not None and self.owner.sem_date:
+            return  # um proxy que não manda o Date
+        super().send_header(keyword, value)
+
+    def date_time_string(self, timestamp=None):
+        """O cabeçalho Date segue o relógio DESTE servidor (o fixado por set_now/set_today, se houver), como o
+        de um servidor real segue o dele: um teste pode ter um servidor dias à frente do processo do teste."""
+        if timestamp is None and self.owner is not None:
+            return email.utils.format_datetime(self.owner.now(), usegmt=True)
+        return super().date_time_string(timestamp)
+
     def do_GET(self):
         self.owner._process(self)
 
@@ -1200,6 +1231,44 @@ class RequestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
         self.close_connection = True
+
+    def send_limited(self, status: int, body: bytes, content_type: str, rate: float, silent_after: int | None,
+                     stop: threading.Event, record: dict) -> None:
+        """Cabeçalhos na hora; o corpo a `rate` bytes por segundo (fatias de 50 ms no ritmo de um relógio).
+        Com `silent_after`, cala-se depois desse tanto do corpo até o cliente desistir (ou stop()).
+        `record` recebe ultimo_byte, enviados, fim e completa."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        limit = len(body) if silent_after is None else min(len(body), max(0, int(silent_after)))
+        start, sent = time.monotonic(), 0
+        try:
+            while sent < limit:
+                due = start + sent / rate
+                if stop.wait(max(0.0, due - time.monotonic())):
+                    break
+                piece = body[sent:min(limit, sent + max(1, int(rate * 0.05)))]
+                self.wfile.write(piece)
+                self.wfile.flush()
+                sent += len(piece)
+                record.update(ultimo_byte=time.monotonic(), enviados=sent)
+            if sent < len(body):
+                self._wait_client_gone(stop)
+        except OSError:
+            pass
+        record.update(fim=time.monotonic(), completa=sent == len(body))
+        if sent < len(body):
+            self.close_connection = True
+
+    def _wait_client_gone(self, stop: threading.Event, limit: float = 300.0) -> None:
+        """Calado: espera o cliente fechar a conexão (leitura de 0 bytes), o stop() ou `limit` s."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end and not stop.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                return
 
     def reset_connection(self) -> None:
         """Fecha com SO_LINGER 0: o cliente recebe um RST, sem resposta."""
@@ -1423,6 +1492,7 @@ class ServidorReferencia:
         self._stopped = False
         self._tls = tls
         self._tls_refused = 0
+        self._limited: list[dict] = []  # limitar_banda: uma entrada por resposta limitada
         self.set_faults(**faults)
 
     @staticmethod
@@ -1523,13 +1593,15 @@ class ServidorReferencia:
         raw_body = handler.read_body()
         match = resolve_route(handler.command, path, self._disabled_actions | self._app.variant.disabled)
         entry = self._stats.arrival(handler.command, match.template)
+        if self._answer_redirect(handler, match.template, path, entry):
+            return None
         self._faults.wait_awake()
         self._faults.apply_latency()
         where = (handler.command, match.template, path)
         self._route_extras("before", *where)
         if self._stop_event.is_set():
             return handler.drop_connection()
-        if self._answer_override(handler, match.template, path, entry):
+        if self._answer_override(handler, match.template, path, entry, raw_body):
             return None
         fault = self._faults.pick_fault(match.template, path)
         if fault in ("503", "html502", "reset", "hang"):
@@ -1565,12 +1637,13 @@ class ServidorReferencia:
         except Exception:  # noqa: BLE001 - o servidor real responde 500 em qualquer erro
             return 500, {"error": "Internal Server Error"}
 
-    def _answer_override(self, handler, template: str, path: str, entry: list) -> bool:
+    def _answer_override(self, handler, template: str, path: str, entry: list, raw_body: bytes = b"") -> bool:
         override = self._faults.take_override(handler.command, template, path)
         if override is None:
             return False
         self._stats.finish(entry, override.status)
-        handler.send_raw(override.status, override.body, override.content_type)
+        body = override.body(raw_body) if callable(override.body) else override.body
+        handler.send_raw(override.status, body, override.content_type)
         return True
 
     def _early_fault(self, handler: RequestHandler, fault: str, entry: list) -> None:
@@ -1604,9 +1677,38 @@ class ServidorReferencia:
             seconds, headers_too = trickles[0].value
             return handler.send_trickled(status, body, content_type, seconds, headers_too,
                                          self._stop_event)
+        limits = self._faults.take_rules("banda", *where)
+        if limits:
+            rate, silent_after = limits[0].value
+            record = {"inicio": time.monotonic(), "ultimo_byte": None, "fim": None, "enviados": 0,
+                      "tamanho": len(body), "completa": False}
+            with self._sockets_lock:
+                self._limited.append(record)
+            return handler.send_limited(status, body, content_type, rate, silent_after, self._stop_event, record)
         return handler.send_raw(status, body, content_type)
 
+    def _answer_redirect(self, handler, template: str, path: str, entry: list) -> bool:
+        """redirecionar(): o 3xx de um proxy na frente do app (a aplicação não vê a requisição)."""
+        rules = self._faults.take_rules("redirect", handler.command, template, path)
+        if not rules:
+            return False
+        status, target, keep_path = rules[0].value
+        location = target.rstrip("/") + handler.path if keep_path else target  # caminho e consulta, como um host
+        phrase = handler.responses.get(status, ("Redirect",))[0]
+        page = (f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n<center><h1>{status} "
+                f"{phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
+        self._stats.finish(entry, status)
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(page)))
+        handler.send_header("Location", location)
+        handler.end_headers()
+        handler.wfile.write(page)
+        return True
+
     # --- "hoje" ---
+
+    sem_date = False  # True: as respostas saem sem o cabeçalho Date
 
     def set_today(self, today: Any) -> None:
         """Fixa a data de hoje (str ISO ou date); None volta à data UTC real."""
@@ -1783,6 +1885,18 @@ class ServidorReferencia:
         self._faults.add_override(Override(
             method.upper(), path_template, int(status), _encode_body(body), content_type, times))
 
+    def ecoar_corpo(self, method: str, path_template: str, status: int = 400, times: Optional[int] = None,
+                    forma: str = "json") -> None:
+        """Um proxy ou servidor mal configurado que devolve, na mensagem de erro, o corpo que recebeu (num
+        login: usuário e senha): {"error": "Requisição recusada: <corpo>"}. `forma` "json": o corpo como o
+        cliente o mandou (JSON escapado, com \\uXXXX); "url": os campos dele codificados como formulário."""
+        def eco(recebido: bytes) -> bytes:
+            texto = recebido.decode("utf-8", errors="replace")
+            if forma == "url":
+                texto = urlencode(json.loads(texto))
+            return json_bytes({"error": "Requisição recusada: " + texto})
+        self.override(method, path_template, status, eco, times=times)
+
     def fail_next(self, method: str, path_template: str, status: int, body_dict: Any,
                   times: int = 1) -> None:
         self.override(method, path_template, status, json_bytes(body_dict), times=times)
@@ -1801,6 +1915,34 @@ class ServidorReferencia:
         o corpo) sai um byte a cada `seconds_per_byte` segundos."""
         value = (float(seconds_per_byte), bool(headers_too))
         self._faults.add_rule("trickle", _rule(method, path_template, value, times))
+
+    def limitar_banda(self, bytes_por_segundo: float | None, rota: str = "/admin/devices", metodo: str = "GET",
+                      vezes: Optional[int] = None, calar_apos: int | None = None) -> None:
+        """Link lento: o corpo da resposta de `metodo rota` sai a `bytes_por_segundo` (os cabeçalhos na
+        hora); `calar_apos` bytes: depois disso, silêncio até o cliente desistir. None desfaz."""
+        self._faults.clear_rules("banda")
+        if bytes_por_segundo is None:
+            return
+        if bytes_por_segundo <= 0:
+            raise ValueError(f"bytes_por_segundo deve ser > 0: {bytes_por_segundo!r}")
+        value = (float(bytes_por_segundo), calar_apos)
+        self._faults.add_rule("banda", _rule(metodo, rota, value, vezes))
+
+    def respostas_limitadas(self) -> list[dict]:
+        """Cópia das entradas de limitar_banda (inicio, ultimo_byte, fim, enviados, tamanho, completa)."""
+        with self._sockets_lock:
+            return [dict(r) for r in self._limited]
+
+    def redirecionar(self, status: int | None, para: str = "", rota: str = "*", metodo: str = "*",
+                     manter_caminho: bool = True, vezes: Optional[int] = None) -> None:
+        """Responde `status` com Location para `para` (+ o caminho pedido, com manter_caminho), antes da
+        aplicação. None desfaz."""
+        self._faults.clear_rules("redirect")
+        if status is None:
+            return
+        if not 300 <= int(status) < 400:
+            raise ValueError(f"status de redirecionamento deve ser 3xx: {status!r}")
+        self._faults.add_rule("redirect", _rule(metodo, rota, (int(status), para, bool(manter_caminho)), vezes))
 
     def on_request(self, method: str, path_template: str, callback, when: str = "after",
                    times: Optional[int] = 1, skip: int = 0) -> None:
@@ -1823,7 +1965,7 @@ class ServidorReferencia:
                               _rule(method, path_template, float(seconds), times))
 
     def clear_route_rules(self) -> None:
-        """Desfaz respostas enlatadas, trickles, atrasos e ganchos por rota."""
+        """Desfaz respostas enlatadas, trickles, atrasos, ganchos, limites de banda e redirecionamentos."""
         self._faults.clear_overrides()
         self._faults.clear_rules()
 

@@ -7,7 +7,11 @@ depois: os registros do principal (devices()) e o veredito do oráculo do servid
 
 from __future__ import annotations
 
+import os
+import signal
 
+import pytest
+from apoio import anotar_saida, backup_libera_o_que_o_principal_nega, iniciar_script, so_escritas
 
 import sincronizar_bancos as sb
 
@@ -138,8 +142,9 @@ def test_bloqueio_feito_no_principal_durante_a_execucao_continua_valendo(par):
     (pair,) = doc["backups"]
     assert "C-1" in [c["chave"] for c in pair["conflitos"]]
     assert any("durante esta execução" in c["descricao"] for c in pair["conflitos"])
-    # a releitura do principal custa uma listagem a mais (antes da primeira escrita nele)
-    assert par.principal.counts[("GET", "/admin/devices")] == 2 + (1 if par.principal.write_count() else 0)
+    # listagens do principal: a primeira leitura, a releitura antes da primeira escrita nele e a releitura final
+    # dos dois lados (depois da última escrita), uma cada
+    assert par.principal.counts[("GET", "/admin/devices")] == 3
     # o backup não fica liberando o que o principal agora nega, e o bloqueio segue nas próximas execuções
     for _ in range(2):
         r, _ = rodar(par)
@@ -230,3 +235,57 @@ def test_bloqueio_durante_a_execucao_ja_bloqueia_o_backup_na_mesma_execucao(par)
     assert par.principal.veredito("C-1") is False and par.backup.veredito("C-1") is False, r.stdout[-2000:]
     (pair,) = r.json()["backups"]
     assert pair["paridade"]["ok"] is True  # conferida contra a releitura do principal
+
+
+# ---------------------------------------------------------------------------
+# Cadeia desfeita no backup e um fim abrupto no meio
+# ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 (SIGKILL) só existe em POSIX")
+@pytest.mark.parametrize("excluiu", [False, True], ids=["antes_da_exclusao", "depois_da_exclusao"])
+def test_morta_entre_o_diario_e_a_exclusao_que_desfaz_nunca_vira_conflito_que_apaga_no_principal(par, excluiu):
+    """Bidirecional: o nome de uma licença bloqueada muda no principal; no backup o bloqueio funciona (a prova da
+    rota) mas falha depois da regravação, que a deixou liberada. A cadeia é desfeita excluindo-a no backup, e o
+    desfazer está no diário ANTES da exclusão. A execução morre com kill -9 quando a exclusão chega ao backup:
+    antes de ela valer (a licença ainda liberada, regravada por nós) ou depois (ausente no backup). A seguinte
+    nunca vê um conflito nem escreve no principal: bloqueia (como primeira escrita) ou recria e bloqueia."""
+    chaves = [f"R-{i}" for i in range(5)]
+    for srv in (par.principal, par.backup):
+        for chave in chaves:
+            srv.add_device(chave, owner_name=f"Cliente {chave}", status="blocked", created_by="sergio")
+    r, _ = rodar(par)
+    assert r.codigo == 0
+    par.principal.set_device_fields("R-0", owner_name="Cliente R-0 (nome corrigido)")
+    principal = registros(par.principal)
+    filho = []
+    # depois da regravação, o bloqueio passa a falhar; quando a exclusão que desfaz chega, a execução morre
+    par.backup.on_request("POST", "/admin/devices/create", lambda s: s.fail_next(
+        "POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha no banco"}, times=None), when="after")
+    if not excluiu:  # a exclusão não chega a valer (morreu antes)
+        par.backup.fail_next("DELETE", "/admin/devices/<id>/delete", 500, {"error": "falha"}, times=None)
+    par.backup.on_request("DELETE", "/admin/devices/<id>/delete",
+                          lambda s: os.kill(filho[0].pid, signal.SIGKILL), when="before")
+    proc = iniciar_script(par, "--bidirecional", "--sem-progresso")
+    filho.append(proc)
+    out, err = proc.communicate(timeout=90)
+    anotar_saida(f"[kill -9 na exclusão que desfaz, excluiu={excluiu}]", proc.returncode, out, err)
+    # morta no meio da cadeia: liberada (só antes da exclusão) até a próxima execução, que a bloqueia primeiro
+    assert backup_libera_o_que_o_principal_nega(par) == ([] if excluiu else ["R-0"]), out[-3000:]
+    assert proc.returncode == -signal.SIGKILL, out[-3000:]
+    assert ("R-0" in par.backup.devices()) is not excluiu
+    par.backup.clear_hooks()
+    par.backup.clear_overrides()
+    par.principal.add_device("A-NOVA", owner_name="Venda nova")  # outra escrita no backup, que vem depois
+    par.zerar_contagens()
+    r, doc = rodar(par)
+    (pair,) = doc["backups"]
+    assert pair["conflitos"] == [] and r.codigo == 0, r.stdout[-3000:]
+    assert par.principal.write_count() == 0 and registros(par.principal) == {
+        **principal, "A-NOVA": registros(par.principal)["A-NOVA"]}
+    if not excluiu:  # a liberada por nós é a primeira escrita (antes da venda nova, que vem antes na ordem)
+        escritas = [(m, c) for m, c, _ in par.backup.requests_log if (m, c) in so_escritas(par.backup.counts)]
+        assert escritas[0] == ("POST", "/admin/devices/<id>/deactivate"), escritas
+    assert par.backup.devices()["R-0"]["owner_name"] == "Cliente R-0 (nome corrigido)"
+    assert par.backup.vereditos() == par.principal.vereditos()
+    texto = par.rodar("--bidirecional", "--sem-progresso")
+    assert texto.codigo == 0 and "--conflito backup" not in texto.stdout

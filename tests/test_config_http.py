@@ -1,7 +1,9 @@
 """Configuração e cliente HTTP, de ponta a ponta (o script como processo filho, servidores reais em
-127.0.0.1): máscara de segredos por lugar, .env lido ao pé da letra, SYNC_TIMEOUT como limite de
-cada requisição inteira, o mesmo servidor configurado duas vezes e configurações erradas que
-falham em segundos.
+127.0.0.1): máscara de segredos por lugar, .env lido ao pé da letra, os prazos de cada requisição
+(SYNC_TIMEOUT é o silêncio máximo; o prazo da resposta inteira cresce com o que chega, a um mínimo de
+5 KB/s em média: uma listagem grande num link lento termina, o conta-gotas não), o mesmo servidor
+configurado duas vezes, redirecionamentos nomeados e nunca seguidos, e configurações erradas que falham
+em segundos.
 
 Os servidores "estranhos" (corpo pingado byte a byte, página que não é da API, JSON de outro
 serviço) são o `ServidorStub` de apoio.py.
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from apoio import (RAIZ, SEGREDOS_USADOS, Par, ServidorStub, ambiente_limpo, enviar, pingar, rodar_cronometrado,
-                   rodar_script, saida, sem_traceback, semear_licencas, semear_usuarios)
+from apoio import (RAIZ, SEGREDOS_USADOS, Par, ServidorStub, ambiente_limpo, backup_libera_o_que_o_principal_nega,
+                   enviar, pingar, rodar_cronometrado, rodar_script, saida, sem_traceback, semear_iguais,
+                   semear_licencas, semear_usuarios)
+from servidor_referencia import ServidorReferencia
 
 import sincronizar_bancos as sb
 
@@ -174,7 +178,7 @@ def stubs():
 
 
 # ---------------------------------------------------------------------------
-# 3. SYNC_TIMEOUT limita cada requisição inteira
+# 3. Resposta a conta-gotas (bem abaixo de 5 KB/s): cai logo depois de SYNC_TIMEOUT
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("como", ["corpo", "cabecalho"])
@@ -437,3 +441,214 @@ def test_same_server_groups_agrupa_so_listagens_cruas_identicas():
     assert grupos == [["https://a", "https://b"]]
     assert sb.same_server_groups({"https://a": ([], []), "https://b": ([{"id": 2}], [])}) == []
     assert sb.same_server_groups({"https://a": ([], []), "https://b": ([], []), "https://c": ([], [])}) == []
+
+
+# ---------------------------------------------------------------------------
+# 6. Link lento: SYNC_TIMEOUT limita o silêncio; o prazo total cresce com o que chega
+# ---------------------------------------------------------------------------
+
+LICENCAS_LINK_LENTO = 1000  # ~425 KB de listagem (~425 bytes por licença)
+
+
+def _estornos_no_principal(par, quantidade: int = LICENCAS_LINK_LENTO, estornos: int = 5) -> list[str]:
+    """As mesmas licenças liberadas nos dois lados; `estornos` delas bloqueadas só no principal (chargeback)."""
+    chaves = [f"LENTA-{i:04d}" for i in range(quantidade)]
+    semear_iguais(par, chaves)
+    bloqueadas = chaves[:: quantidade // estornos][:estornos]
+    for chave in bloqueadas:
+        par.principal.set_status(chave, "blocked")
+    assert all(par.backup.veredito(chave) for chave in bloqueadas)
+    return bloqueadas
+
+
+def _duracao(resposta: dict) -> float:
+    return resposta["fim"] - resposta["inicio"]
+
+
+def test_listagem_grande_em_link_lento_termina_mostra_o_andamento_e_leva_os_estornos(par):
+    """Issue 24 ("Slow links sync"): uma listagem que leva ~10 s num link lento, com SYNC_TIMEOUT=3, termina
+    (o prazo total cresce com o que chega), mostra o andamento no terminal/log e os estornos chegam ao
+    backup. Antes: código 4 em toda execução (o SYNC_TIMEOUT cortava a resposta inteira)."""
+    bloqueadas = _estornos_no_principal(par)
+    par.principal.limitar_banda(37_000, vezes=1)  # 1.000 licenças (~380 KB) em ~10 s: o link lento de 50 KB/s, menor
+    # (só a primeira listagem: a releitura final do principal sai na hora e não confunde a contagem)
+    r = par.rodar(SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="1", timeout=180)
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    [listagem] = par.principal.respostas_limitadas()
+    assert listagem["completa"] and _duracao(listagem) >= 3 * 3, listagem  # bem mais longa que SYNC_TIMEOUT
+    assert not any(par.backup.veredito(chave) for chave in bloqueadas)  # os estornos chegaram (oráculo)
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert par.backup.write_count() == len(bloqueadas)  # só os bloqueios: nada mais mudou
+    # andamento: uma linha a cada ~5 s depois dos primeiros 5 s, com o que chegou e o tamanho declarado
+    linhas = [linha for linha in r.stdout.splitlines() if "recebidos" in linha]
+    assert 1 <= len(linhas) <= 3, r.stdout
+    assert all("GET /admin/devices" in linha and "MB de 0,4 MB recebidos" in linha for linha in linhas), linhas
+    assert par.principal.url in linhas[0]
+
+
+def test_listagem_lenta_no_json_nao_mostra_andamento(par):
+    """--json: a listagem lenta termina e nada de andamento sai (nem no stdout, que é só o JSON, nem no stderr)."""
+    bloqueadas = _estornos_no_principal(par, 600, 3)
+    par.principal.limitar_banda(36_000, vezes=1)  # ~255 KB em ~7 s: passa dos 5 s em que o andamento apareceria
+    r = par.rodar("--json", SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="1", timeout=180)
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert json.loads(r.stdout)["codigo_saida"] == 0
+    [listagem] = par.principal.respostas_limitadas()
+    assert listagem["completa"] and _duracao(listagem) > 6, listagem
+    assert "recebidos" not in r.stdout + r.stderr
+    assert not any(par.backup.veredito(chave) for chave in bloqueadas)
+
+
+def test_resposta_abaixo_de_5_kb_por_segundo_e_cortada_pouco_depois_de_sync_timeout(par):
+    """O prazo total cresce 1 s a cada 5 KB que chegam: a 2 KB/s, com SYNC_TIMEOUT=3, ele acaba em ~5 s
+    (3 + 0,4 × t = t). A mensagem diz que a resposta chegava devagar demais; nada é gravado."""
+    _estornos_no_principal(par, 300, 3)
+    par.principal.limitar_banda(2_000)
+    r = par.rodar("--sem-progresso", SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="0")
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "devagar demais" in saida(r) and "5 KB/s" in saida(r) and "SYNC_TIMEOUT" in saida(r), saida(r)[-3000:]
+    [listagem] = par.principal.respostas_limitadas()
+    assert not listagem["completa"]
+    # medido no servidor; a listagem inteira levaria ~65 s: o teto (15 s) folga para uma máquina ocupada
+    assert 4.5 <= _duracao(listagem) < 15, listagem
+    assert par.backup.write_count() == 0
+
+
+def test_listagem_que_se_cala_no_meio_falha_sync_timeout_depois_do_ultimo_byte(par):
+    """SYNC_TIMEOUT é o silêncio permitido entre dois pedaços da resposta, em qualquer ponto dela: ~5 s de
+    listagem correndo, depois silêncio (conexão aberta, nada chega) → a tentativa cai 3 s depois do último
+    byte (medido no servidor), não 3 s depois do começo."""
+    _estornos_no_principal(par, 600, 3)
+    par.principal.limitar_banda(40_000, calar_apos=200_000)  # 200 KB em 5 s, e o servidor se cala
+    r = par.rodar("--sem-progresso", SYNC_TIMEOUT="3", SYNC_TENTATIVAS_HTTP="0")
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "tempo esgotado" in saida(r) and "3 s sem receber nada" in saida(r), saida(r)[-3000:]
+    [listagem] = par.principal.respostas_limitadas()
+    assert listagem["enviados"] == 200_000, listagem
+    silencio = listagem["fim"] - listagem["ultimo_byte"]
+    assert 2.5 <= silencio < 3 + 1.5, f"desistiu {silencio:.1f} s depois do último byte (SYNC_TIMEOUT=3)"
+    assert par.backup.write_count() == 0
+
+
+def test_servidor_calado_falha_em_sync_timeout(par):
+    """Conexão pendurada (nenhum byte da resposta): a tentativa cai em SYNC_TIMEOUT, como sempre."""
+    par.principal.delay("GET", "/admin/devices", 60, times=None)
+    r, duracao = rodar_cronometrado(par.rodar, "--sem-progresso", SYNC_TIMEOUT="2", SYNC_TENTATIVAS_HTTP="0")
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    assert "tempo esgotado" in saida(r) and "2 s sem receber nada" in saida(r), saida(r)[-3000:]
+    assert 2 <= duracao < 2 + 3, f"levou {duracao:.1f} s com SYNC_TIMEOUT=2"
+    assert par.principal.counts[("GET", "/admin/devices")] == 1
+    assert par.backup.write_count() == 0
+
+
+# ---------------------------------------------------------------------------
+# 7. Redirecionamentos: nomeados (status e Location), código 2, nunca seguidos
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ca_descartavel():
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture
+def destino_https(ca_descartavel):
+    """Um servidor de referência https (o endereço para onde um host manda o http://)."""
+    import ssl
+
+    contexto = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca_descartavel.issue_cert("127.0.0.1", "localhost").configure_cert(contexto)
+    srv = ServidorReferencia(tls=contexto).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def destino():
+    """Outro servidor de referência (outro host: localhost em vez de 127.0.0.1, outra porta)."""
+    srv = ServidorReferencia().start()
+    yield srv
+    srv.stop()
+
+
+def _nada_chegou(srv) -> None:
+    """Nem uma conexão no destino do redirecionamento: a senha e o token nunca saíram para lá."""
+    assert sum(srv.counts.values()) == 0 and srv.connections_accepted == 0, srv.counts
+    assert srv.conexoes_tls_recusadas() == 0
+
+
+def _redirecionado_na_hora(par, r, duracao, lado, status, location, raiz) -> None:
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert duracao < 5, f"levou {duracao:.1f} s"
+    # antes do login: a primeira linha do stderr; numa listagem: a linha do servidor no relatório
+    primeira = next((linha for linha in saida(r).splitlines() if "(redirecionamento" in linha), "")
+    variavel = "SERVIDOR_PRINCIPAL" if lado == "principal" else "SERVIDOR_BACKUP"
+    assert f"respondeu {status} (redirecionamento" in primeira and f"para {location}" in primeira, primeira
+    assert f"use {raiz} em {variavel}" in primeira, primeira
+    assert "HTTP 405" not in primeira and "HTTP 401" not in primeira and "não é a API" not in primeira
+    nada_gravado(par)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("lado", ["principal", "backup"])
+def test_redirecionamento_para_outro_host_sai_com_2_nomeando_o_location(par, destino, status, lado):
+    """Issue 24 ("Redirects are named"): um host que redireciona tudo para outro endereço. O primeiro 3xx
+    (GET /health) para a execução com código 2, nomeando o status e o Location; o endereço a usar no .env
+    é a raiz dele. Nada é mandado ao destino (um 307/308 levaria a senha; um 301/302 viraria o POST do
+    login num GET e a mensagem culparia um 405)."""
+    semear_licencas(par.principal, 3)
+    origem = par.principal if lado == "principal" else par.backup
+    outro = _outro_nome(destino.url)
+    origem.redirecionar(status, outro)
+    r, duracao = _rodar_cronometrado(par)
+    _redirecionado_na_hora(par, r, duracao, lado, status, outro + "/health", outro)
+    assert "(redirecionamento" in _primeira_linha(r.stderr)  # a primeira linha já diz o que é
+    assert origem.counts == {("GET", "/health"): 1}  # uma pergunta só: sem seguir, sem esperar "acordar"
+    _nada_chegou(destino)
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_http_redirecionado_para_https_sai_com_2_dizendo_o_endereco_https(par, destino_https, status):
+    """O http:// que a hospedagem manda para o https://: o Location https é o que vai no .env."""
+    semear_licencas(par.principal, 3)
+    par.principal.redirecionar(status, destino_https.url)
+    r, duracao = _rodar_cronometrado(par)
+    _redirecionado_na_hora(par, r, duracao, "principal", status, destino_https.url + "/health", destino_https.url)
+    assert destino_https.url.startswith("https://")
+    _nada_chegou(destino_https)
+
+
+@pytest.mark.parametrize("status, metodo, rota", [(307, "POST", "/admin/login"), (308, "GET", "/admin/devices"),
+                                                  (302, "GET", "/admin/users")],
+                         ids=["307_no_login", "308_na_listagem", "302_nos_usuarios"])
+def test_redirecionamento_so_numa_rota_sai_com_2_e_a_senha_nao_sai(par, destino, status, metodo, rota):
+    """Só uma rota redirecionada (o login, com a senha no corpo; uma listagem, com o token no cabeçalho):
+    código 2 nomeando status e Location, nada gravado e nenhuma requisição no destino."""
+    semear_licencas(par.principal, 3)
+    outro = _outro_nome(destino.url)
+    par.backup.redirecionar(status, outro, rota=rota, metodo=metodo)
+    r, duracao = _rodar_cronometrado(par)
+    _redirecionado_na_hora(par, r, duracao, "backup", status, outro + rota, outro)
+    assert par.backup.counts[(metodo, rota)] == 1
+    _nada_chegou(destino)
+
+
+def test_location_com_senha_e_token_sai_mascarado(par, destino):
+    """Um Location com usuário:senha e token na consulta (texto do servidor): mostrado sem os dois."""
+    par.principal.redirecionar(302, f"http://usuario:senha-do-link-9@{_outro_nome(destino.url)[7:]}/entrar"
+                                    "?token=tok-secreto-123&volta=1", manter_caminho=False)
+    r, duracao = _rodar_cronometrado(par)
+    sem_traceback(r)
+    assert r.codigo == 2 and duracao < 5, saida(r)[-3000:]
+    texto = saida(r)
+    assert "senha-do-link-9" not in texto and "tok-secreto-123" not in texto and "usuario:" not in texto, texto
+    primeira = _primeira_linha(r.stderr)
+    assert "respondeu 302 (redirecionamento" in primeira and "token=***&volta=***" in primeira, primeira
+    assert "SERVIDOR_PRINCIPAL" in primeira
+    _nada_chegou(destino)

@@ -250,6 +250,28 @@ def test_veredito_com_fim_calculado_pelo_servidor(tipo, inicio, liberada):
     assert sb.allows(licenca, HOJE) is liberada
 
 
+@pytest.mark.parametrize("tipo,inicio,fim", [
+    ("anual ", dt.date(2020, 1, 1), None),          # tipo desconhecido para o servidor: sem fim calculado
+    (" mensal", dt.date(2026, 1, 1), None),
+    ("anual\t", dt.date(2026, 11, 1), None),
+    ("vitalicia ", dt.date(2020, 1, 1), PASSADO),   # não é vitalícia: o fim gravado vale (vencida)
+    ("vitalicia ", dt.date(2020, 1, 1), None),
+    ("trianual ", dt.date(2020, 1, 1), FUTURO),
+    ("anual", dt.date(2020, 1, 1), None),           # sem espaços: fim calculado (vencida)
+])
+def test_veredito_do_tipo_com_espacos_e_o_do_servidor(tipo, inicio, fim):
+    """A listagem traz o tipo como está gravado; o veredito da ferramenta é o do servidor, que compara o
+    texto exato. O tipo sem os espaços continua sendo o que um upsert grava (e o que se compara)."""
+    item = {"device_id": "L1", "license_type": tipo, "status": "active", "start_date": inicio.isoformat(),
+            "end_date": fim and fim.isoformat(), "created_by": "admin"}
+    licencas, problemas, _recusadas = sb.parse_licenses([item])
+    assert not problemas and licencas["L1"].license_type == tipo.strip()
+    assert sb.allows(licencas["L1"], HOJE) is (verdict_reason(item, HOJE) == "liberada")
+    # o backup guarda o tipo sem os espaços: o plano dá a ele o veredito do principal
+    plan = sb.plan_pair(snap(licencas["L1"]), snap(), HOJE)
+    assert plan.parity_mismatches == []
+
+
 def test_fim_calculado_com_dia_limitado_ao_mes():
     assert sb.effective_end(lic(license_type="mensal", end=None, start_date=dt.date(2024, 1, 31))) == \
         dt.date(2024, 2, 29)
@@ -329,3 +351,115 @@ def test_status_com_espaco_no_backup_e_liberado_pelo_servidor_e_corrigido():
     plan = sb.plan_pair(sb.Snapshot("p", {}, {"S": lic("blocked")}),
                         sb.Snapshot("b", {}, {"S": licencas["S"]}), HOJE)
     assert [(a.kind, a.key) for a in plan.actions] == [(sb.BLOCK, "S")]
+
+
+# ---------------------------------------------------------------------------
+# Sumiço do principal: cópia restaurada / listagem cortada × reembolsos (ordem de criação pelos ids locais)
+# ---------------------------------------------------------------------------
+
+CEM = [f"K{i:03d}" for i in range(100)]  # K000 a mais antiga (id 1), K099 a mais nova (id 100)
+
+
+def snap_ids(chaves, ids=None, url="http://x") -> sb.Snapshot:
+    """Retrato com os ids locais da listagem (padrão: K000 → 1 ... K099 → 100), da mais nova para a mais antiga."""
+    ids = ids or {k: CEM.index(k) + 1 for k in chaves}
+    ordem = sorted(chaves, key=lambda k: -ids[k])
+    return sb.Snapshot(url, {}, {k: lic(k) for k in ordem}, login_username="admin",
+                       server_ids={k: ids[k] for k in ordem})
+
+
+def estado_com_ids() -> sb.PairState:
+    p = snap_ids(CEM)
+    b = snap_ids(CEM, {k: 1000 + i for i, k in enumerate(CEM)}, url="http://b")
+    plan = sb.plan_pair(p, b, HOJE)
+    return sb.next_state(plan, [], None, p, b, "http://x", "http://b")
+
+
+# (descrição, sumidas do principal, vendas novas no principal depois: chave → id, o que se espera)
+CASOS_SUMICO = [
+    ("as 8 mais novas juntas → cópia restaurada", CEM[-8:], {}, sb.LossKind.RESTORED),
+    ("as 2 mais novas juntas → cópia restaurada", CEM[-2:], {}, sb.LossKind.RESTORED),
+    ("a mais nova só, e uma venda nova com o id dela → cópia restaurada (contador de ids voltou)",
+     CEM[-1:], {"NOVA": 100}, sb.LossKind.RESTORED),
+    ("a mais nova só → reembolso", CEM[-1:], {}, None),
+    ("a mais nova só e uma venda nova com id novo → reembolso", CEM[-1:], {"NOVA": 101}, None),
+    ("as 5 mais antigas (proxy entregou as 95 primeiras) → listagem cortada", CEM[:5], {}, sb.LossKind.CUT),
+    ("4 seguidas no meio → listagem cortada (página que faltou)", CEM[40:44], {}, sb.LossKind.CUT),
+    ("3 espalhadas → reembolsos", [CEM[10], CEM[50], CEM[90]], {}, None),
+    ("2 vizinhas no meio → reembolsos", CEM[30:32], {}, None),
+    ("2 mais antigas → reembolsos", CEM[:2], {}, None),
+]
+
+
+@pytest.mark.parametrize("descricao,sumidas,novas,esperado", CASOS_SUMICO, ids=[c[0] for c in CASOS_SUMICO])
+def test_sumico_do_principal_separa_copia_restaurada_e_listagem_cortada_de_reembolsos(descricao, sumidas, novas,
+                                                                                       esperado):
+    estado = estado_com_ids()
+    ids = {k: CEM.index(k) + 1 for k in CEM if k not in sumidas} | novas
+    p = snap_ids([k for k in CEM if k not in sumidas] + list(novas), ids)
+    b = snap_ids(CEM, {k: 1000 + i for i, k in enumerate(CEM)}, url="http://b")
+    plan = sb.plan_pair(p, b, HOJE, estado)
+    if esperado is None:  # reembolsos: bloqueados no backup (reversível), o par segue
+        assert not plan.halted and plan.loss is None
+        assert sorted(a.key for a in plan.actions if a.kind == sb.BLOCK) == sorted(sumidas)
+        assert all(a.absence for a in plan.actions if a.kind == sb.BLOCK)
+    else:  # para: nada gravado, e as sumidas nomeadas da mais nova para a mais antiga
+        assert plan.halted and plan.actions == []
+        assert (plan.loss.side, plan.loss.kind) == ("principal", esperado)
+        assert list(plan.loss.keys) == sorted(sumidas, reverse=True)
+        assert plan.loss.reused == tuple(k for k in sumidas if novas.get("NOVA") == CEM.index(k) + 1)
+
+
+@pytest.mark.parametrize("modo", [sb.Mode.ONE_WAY, sb.Mode.TWO_WAY])
+def test_copia_restaurada_para_tambem_no_espelhar_e_no_bidirecional(modo):
+    """Com --espelhar ou no bidirecional o sumiço viraria EXCLUSÃO no backup: a mesma regra para o par."""
+    estado = estado_com_ids()
+    p = snap_ids(CEM[:-8])
+    b = snap_ids(CEM, {k: 1000 + i for i, k in enumerate(CEM)}, url="http://b")
+    plan = sb.plan_pair(p, b, HOJE, estado, sb.PlanOptions(mode=modo, mirror=modo == sb.Mode.ONE_WAY))
+    assert plan.halted and plan.loss.kind == sb.LossKind.RESTORED and plan.actions == []
+
+
+def test_sem_ids_no_estado_o_sumico_segue_a_regra_de_antes():
+    """Estado gravado por uma versão anterior (sem ids): nada a comparar; vale o limite de exclusões."""
+    estado = dataclasses.replace(estado_com_ids(), ids={})
+    plan = sb.plan_pair(snap_ids(CEM[:-8]), snap_ids(CEM, url="http://b"), HOJE, estado)
+    assert not plan.halted and len(plan.actions) == 8
+
+
+def test_estado_guarda_ids_e_status_antes_do_nosso_bloqueio(tmp_path):
+    estado = estado_com_ids()
+    assert estado.ids["K000"] == (1, 1000) and estado.ids["K099"] == (100, 1099)
+    p = snap_ids([k for k in CEM if k != "K050"])
+    b = snap_ids(CEM, {k: 1000 + i for i, k in enumerate(CEM)}, url="http://b")
+    plan = sb.plan_pair(p, b, HOJE, estado)
+    assert kinds(plan) == [(sb.BLOCK, "K050")]
+    novo = sb.next_state(plan, [sb.Result(a, True) for a in plan.actions], estado, p, b, "http://x", "http://b")
+    assert novo.blocked_from == {"K050": "active"}
+    assert novo.ids["K050"] == (51, 1050)  # o id que ela tinha no principal continua lembrado
+    sb.save_state(str(tmp_path), novo)
+    lido, aviso = sb.load_state(str(tmp_path), "http://x", "http://b")
+    assert aviso is None and lido.ids == novo.ids and lido.blocked_from == {"K050": "active"}
+    # ela volta ao principal (restaurada ou vendida de novo) e é sincronizada: o registro é esquecido
+    b2 = dataclasses.replace(b, licenses={**b.licenses, "K050": lic("K050", status="blocked")})
+    plan2 = sb.plan_pair(snap_ids(CEM), b2, HOJE, lido)
+    depois = sb.next_state(plan2, [sb.Result(a, True) for a in plan2.actions], lido, snap_ids(CEM), b2,
+                           "http://x", "http://b")
+    assert depois.blocked_from == {}
+
+
+def test_restaurar_devolve_ao_principal_o_status_de_antes_do_nosso_bloqueio():
+    """Restaurar (lados trocados: a origem é o backup): a licença bloqueada por nós volta ao principal
+    LIBERADA; uma bloqueada no backup por outro motivo (estorno copiado do principal) volta bloqueada."""
+    estado = sb.PairState("http://x", "http://b", 3, 3, set(), {}, blocked_from={"VENDA": "active"})
+    backup = snap(lic("VENDA", status="blocked"), lic("ESTORNO", status="blocked"), lic("OK"))
+    principal = snap(lic("OK"))
+    for forcar in (False, True):
+        opcoes = sb.PlanOptions(protect_target=False, only_missing=not forcar, force=forcar)
+        plan = sb.plan_pair(backup, principal, HOJE, sb.swap_state(estado), opcoes)
+        assert kinds(plan) == [(sb.CREATE, "ESTORNO"), (sb.BLOCK, "ESTORNO"), (sb.CREATE, "VENDA")]
+        assert plan.unblocked == ["VENDA"]
+        # o backup real continua bloqueado até a próxima sincronização: a previsão não esconde a diferença
+        assert plan.expected["VENDA"][0].status == "blocked" and "VENDA" in plan.parity_mismatches
+    sem_estado = sb.plan_pair(backup, principal, HOJE, None, sb.PlanOptions(protect_target=False, only_missing=True))
+    assert (sb.BLOCK, "VENDA") in kinds(sem_estado) and sem_estado.unblocked == []

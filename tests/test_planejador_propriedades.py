@@ -269,3 +269,58 @@ def test_backup_so_libera_o_que_o_principal_nega_numa_cadeia_que_falhou(retratos
             assert sb.allows(modelo.get(chave), relogio.backup) == sb.allows(lic, relogio.primary), (
                 f"veredito diferente em {chave} sem falha nenhuma: principal={lic} backup={modelo.get(chave)}")
         assert plano.parity_mismatches == []
+
+
+# ---------------------------------------------------------------------------
+# Sumiço do principal: reembolsos espalhados seguem; uma cópia restaurada sempre para o par
+# ---------------------------------------------------------------------------
+
+SESSENTA = [f"S{i:02d}" for i in range(60)]  # S00 a mais antiga (id 1), S59 a mais nova (id 60)
+
+
+def _retrato_com_ids(chaves, url, base, novas=()):
+    ids = {k: base + SESSENTA.index(k) for k in chaves}
+    ids.update({k: i for k, i in novas})
+    licencas = {k: sb.License(k, "Ana", None, None, None, "anual", "admin", "active", HOJE,
+                              sb.period_end("anual", HOJE)) for k in sorted(ids, key=lambda k: -ids[k])}
+    return sb.Snapshot(url, {}, licencas, login_username="admin", server_ids=ids)
+
+
+def _sincronizado():
+    p, b = _retrato_com_ids(SESSENTA, "http://p", 1), _retrato_com_ids(SESSENTA, "http://b", 500)
+    return sb.next_state(sb.plan_pair(p, b, HOJE), [], None, p, b, "http://p", "http://b")
+
+
+@st.composite
+def reembolsos_espalhados(draw):
+    """Até 5 exclusões sem duas vizinhas e fora das duas mais novas (o limite padrão de 60 é 6)."""
+    posicoes = sorted(draw(st.sets(st.integers(0, 56), min_size=1, max_size=5)))
+    return [p for i, p in enumerate(posicoes) if i == 0 or p - posicoes[i - 1] > 1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(reembolsos_espalhados(), st.booleans())
+def test_reembolsos_espalhados_seguem_e_sao_bloqueados_no_backup(posicoes, venda_nova):
+    estado = _sincronizado()
+    sumidas = {SESSENTA[p] for p in posicoes}
+    novas = [("NOVA", 61)] if venda_nova else []  # id novo: o contador não voltou
+    p = _retrato_com_ids([k for k in SESSENTA if k not in sumidas], "http://p", 1, novas)
+    plan = sb.plan_pair(p, _retrato_com_ids(SESSENTA, "http://b", 500), HOJE, estado)
+    assert not plan.halted and plan.loss is None
+    assert {a.key for a in plan.actions if a.kind == sb.BLOCK} == sumidas
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 5), reembolsos_espalhados(), st.integers(0, 3))
+def test_copia_restaurada_sempre_para_o_par_sem_gravar_nada(perdidas, posicoes, vendas_depois):
+    """A cópia perde as `perdidas` mais novas (e o que mais tiver sido apagado antes dela); as vendas feitas
+    depois da restauração reusam os ids das perdidas. O par para, em qualquer combinação."""
+    estado = _sincronizado()
+    sumidas = set(SESSENTA[-perdidas:]) | {SESSENTA[p] for p in posicoes}
+    primeiro_id = 61 - perdidas
+    novas = [(f"DEPOIS{i}", primeiro_id + i) for i in range(vendas_depois)]
+    p = _retrato_com_ids([k for k in SESSENTA if k not in sumidas], "http://p", 1, novas)
+    plan = sb.plan_pair(p, _retrato_com_ids(SESSENTA, "http://b", 500), HOJE, estado)
+    assert plan.halted and plan.actions == []
+    assert plan.loss.kind == sb.LossKind.RESTORED
+    assert set(plan.loss.keys) == sumidas

@@ -14,8 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
+import pytest
 
 from apoio import RAIZ, SEGREDOS_USADOS, TOKENS_VISTOS, Par, semear_licencas, semear_usuarios
 from varredura_segredos import LOG, pastas_de_dados, senhas_de_usuarios_criados, varrer
@@ -113,3 +115,79 @@ def test_senha_numa_url_sem_esquema_nunca_aparece_nem_no_ultima_execucao(tmp_pat
         assert "principal.exemplo.test" in r.stdout + r.stderr  # o endereço (sem a senha) continua dito
     gravados = "".join(p.read_text(encoding="utf-8", errors="replace") for p in dados.rglob("*") if p.is_file())
     assert senha not in gravados
+
+
+# ---------------------------------------------------------------------------
+# Um servidor (ou proxy) que devolve o corpo do login na mensagem de erro
+# ---------------------------------------------------------------------------
+
+def _formas(segredo: str) -> set[str]:
+    """O segredo como pode aparecer numa saída: cru, escapado em JSON (uma e duas vezes, com e sem \\uXXXX)
+    e codificado em URL."""
+    escapado = {json.dumps(segredo, ensure_ascii=a)[1:-1] for a in (True, False)}
+    return {segredo, *escapado, *(json.dumps(e)[1:-1] for e in escapado),
+            urllib.parse.quote(segredo, safe=""), urllib.parse.quote_plus(segredo, safe="")}
+
+
+def _pedacos(segredo: str) -> set[str]:
+    """Pedaços de cada forma do segredo que não podem aparecer na saída: de 5 caracteres (de 2, num segredo
+    curto), só os que têm uma letra (um "\\\"" sozinho é só JSON)."""
+    tamanho = 5 if len(segredo) >= 8 else 2
+    pedacos = {f[i:i + tamanho] for f in _formas(segredo) for i in range(max(1, len(f) - tamanho + 1))}
+    return {p for p in pedacos if any(c.isalpha() for c in p)}
+
+
+@pytest.mark.parametrize("senha", [
+    'Pa"9 wörd-Secret#42',  # aspas, espaço e não ASCII: o eco em JSON traz "Pa\"9 w\u00f6rd-Secret#42"
+    '"Zq',  # menos de 4 caracteres: só a regra do campo "password" a esconde
+])
+def test_servidor_que_ecoa_o_corpo_do_login_nao_mostra_pedaco_da_senha(tmp_path, senha):
+    """O login recusado mostra a mensagem do servidor; um servidor ou proxy que põe nela o corpo recebido (em
+    JSON ou como formulário) não pode levar nenhum pedaço da senha, de qualquer tamanho, ao texto, ao --json
+    nem ao verificar."""
+    if len(senha) >= 8:
+        SEGREDOS_USADOS.add(senha)  # a varredura da sessão também a procura
+    inicio_do_log = LOG.stat().st_size if LOG.exists() else 0
+    par = Par(tmp_path, senha=senha)
+    try:
+        for forma in ("json", "url"):
+            par.principal.clear_overrides()
+            par.principal.ecoar_corpo("POST", "/admin/login", 400, forma=forma)
+            for args in (("--sem-progresso",), ("--json",), ("verificar",), ("verificar", "--json")):
+                r = par.rodar(*args)
+                texto = r.stdout + r.stderr
+                assert r.codigo == 2, texto[-3000:]
+                assert "Requisição recusada" in texto and "admin" in texto, texto[-3000:]  # o eco chegou à saída
+                if "--json" in args:
+                    json.loads(r.stdout)
+                vazados = sorted(p for p in _pedacos(senha) if p in texto)
+                assert not vazados, f"{forma} {args}: pedaços da senha na saída: {vazados}\n{texto[-3000:]}"
+                assert ("password=***" if forma == "url" else '"password": "***"') in texto, texto[-3000:]
+    finally:
+        par.parar()
+    achados, _varridos, _texto = varrer(tmp_path, inicio_do_log, set())
+    assert not achados, "segredos encontrados:\n" + "\n".join(achados)
+
+
+def test_campos_de_200_mil_caracteres_sao_mascarados_e_mostrados(par):
+    """A máscara passa por todo texto que sai; com ids e nomes de 200.000 caracteres (um revendedor cria
+    isso) a sincronização termina, o texto mostra os ids com o usuário:senha@ de dentro mascarado e o --json
+    traz os valores exatos. (O tempo, linear, é medido em tests/benchmark_sync.py --so-mascara.)"""
+    longo_a = "x://" + ("a1!b" * 50_000)[:100_000] + " conta:segredo-do-id@host " + "c" * 99_970
+    longo_b = "Ç" * 50_000 + ("https" * 20_000) + "d" * 50_000
+    nome = ("!:" * 100_000)[:200_000]
+    assert len(longo_a) == len(longo_b) == len(nome) == 200_000
+    par.principal.add_device(longo_a, owner_name=nome, license_type="vitalicia")
+    par.principal.add_device(longo_b, owner_name=nome, license_type="anual")
+    semear_licencas(par.principal, 3)
+
+    simulada = par.rodar("--simular", "--json")
+    assert simulada.codigo == 0, simulada.stderr[-2000:]
+    assert {longo_a, longo_b} <= {a["chave"] for a in simulada.json()["backups"][0]["acoes"]}
+    r = par.rodar("--sem-progresso")
+
+    assert r.codigo == 0, (r.stdout + r.stderr)[-2000:]
+    assert par.backup.devices()[longo_a]["owner_name"] == nome and longo_b in par.backup.devices()
+    assert "segredo-do-id" not in r.stdout + r.stderr
+    assert longo_a.replace("conta:segredo-do-id@", "***@") in r.stdout  # o resto do id, inteiro
+    assert longo_b in r.stdout

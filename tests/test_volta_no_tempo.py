@@ -219,3 +219,98 @@ def test_restaurar_respeita_exclusao_feita_no_principal(par):
     assert r.codigo == 0, saida(r)[-3000:]  # a releitura de conferência também respeita a exclusão
     assert "LIC-001" in par.principal.devices() and "LIC-002" in par.principal.devices()
     assert "LIC-007" not in par.principal.devices() and "LIC-007" in r.stdout
+
+
+# ---------------------------------------------------------------------------
+# Cópia restaurada ou listagem cortada × reembolsos (ids locais e ordem de criação guardados no estado)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("modo", [[], ["--bidirecional"]], ids=["unidirecional", "bidirecional"])
+@pytest.mark.parametrize("venda_depois", [False, True], ids=["so_perdeu", "venda_nova_reusa_id"])
+def test_principal_restaurado_de_copia_anterior_para_com_5_e_restaurar_devolve_as_vendas_liberadas(par, venda_depois,
+                                                                                                   modo):
+    """O provedor voltou o banco do principal a uma cópia de uma hora atrás: só as 8 vendas dessa hora somem
+    (menos que o limite de exclusões). Não são reembolsos: o par para sem gravar nada e diz o comando; restaurar
+    as devolve LIBERADAS ao principal."""
+    semear(par.principal, 100)
+    assert par.rodar("--sem-progresso", *modo).codigo == 0
+    copia = par.principal.export_data()
+    vendas = [f"VENDA-{i}" for i in range(8)]
+    for i, chave in enumerate(vendas):
+        par.principal.add_device(chave, owner_name=f"Comprou agora {i}", cpf=f"9{i}")
+    assert par.rodar("--sem-progresso", *modo).codigo == 0
+    assert all(par.backup.veredito(k) for k in vendas)
+    par.principal.import_data(copia)
+    if venda_depois:  # o contador de ids voltou com a cópia: a venda nova recebe o id de uma perdida
+        par.principal.add_device("VENDA-DEPOIS", owner_name="Comprou depois da restauração", cpf="77")
+    par.zerar_contagens()
+    r = par.rodar("--sem-progresso", *modo)
+    sem_traceback(r)
+    assert r.codigo == 5, saida(r)[-3000:]
+    assert par.backup.write_count() == 0 and par.principal.write_count() == 0
+    texto = saida(r)
+    assert f"{sb.python_command()} sincronizar_bancos.py restaurar --de {par.backup.url}" in texto
+    assert "VENDA-0" in texto and "MAIS NOVAS" in texto
+    assert all(par.backup.veredito(k) for k in vendas)  # nenhuma venda paga negada
+    r2 = par.rodar("restaurar", "--de", par.backup.url, "--sem-progresso")
+    assert r2.codigo == 0, saida(r2)[-3000:]
+    assert [k for k in vendas if not par.principal.veredito(k)] == []
+    r3 = par.rodar("--sem-progresso", *modo)
+    assert r3.codigo == 0, saida(r3)[-3000:]
+    assert backup_libera_o_que_o_principal_nega(par) == []
+    assert all(par.backup.veredito(k) for k in vendas)
+
+
+def test_listagem_curta_do_principal_abaixo_do_limite_para_com_5_e_nada_e_bloqueado(par):
+    """Um proxy entrega só as 95 licenças mais novas de 100 (5 somem, abaixo do limite de exclusões de 10): um
+    bloco seguido da listagem, não reembolsos. Nada é bloqueado no backup."""
+    semear(par.principal, 100)
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.cortar_listagem(95)
+    par.zerar_contagens()
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 5, saida(r)[-3000:]
+    assert par.backup.write_count() == 0
+    assert "listagem cortada" in saida(r) and f"restaurar --de {par.backup.url}" in saida(r)
+    assert all(par.backup.vereditos().values()) and len(par.backup.vereditos()) == 100
+    par.principal.cortar_listagem(None)
+    assert par.rodar("--sem-progresso").codigo == 0
+    assert all(par.backup.vereditos().values())
+
+
+def test_reembolsos_espalhados_seguem_bloqueados_no_backup_com_codigo_0(par):
+    """Três exclusões espalhadas numa listagem de 100: reembolsos. Bloqueadas no backup (reversível), como
+    sempre, e listadas; o par não para."""
+    semear(par.principal, 100)
+    assert par.rodar("--sem-progresso").codigo == 0
+    reembolsos = ["LIC-010", "LIC-050", "LIC-090"]
+    for chave in reembolsos:
+        par.principal.remove_device(chave)
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    assert [par.backup.devices()[k]["status"] for k in reembolsos] == ["blocked"] * 3
+    assert all(k in r.stdout for k in reembolsos)
+    assert backup_libera_o_que_o_principal_nega(par) == []
+
+
+def test_restaurar_devolve_a_licenca_como_era_antes_do_nosso_bloqueio(par):
+    """Uma venda que a ferramenta bloqueou no backup porque sumiu do principal (reembolso, numa execução
+    anterior): restaurar a devolve ao principal como ela era antes do bloqueio — liberada, nunca bloqueada —
+    e a sincronização seguinte a libera também no backup."""
+    semear(par.principal, 12)
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.remove_device("LIC-005")
+    assert par.rodar("--sem-progresso").codigo == 0
+    assert par.backup.devices()["LIC-005"]["status"] == "blocked"
+    r = par.rodar("restaurar", "--sem-progresso", "--forcar")
+    sem_traceback(r)
+    assert par.principal.veredito("LIC-005"), saida(r)[-3000:]
+    # o backup ainda nega (o bloqueio é dele até a próxima sincronização): nunca 0 com vereditos diferentes
+    assert r.codigo == 1, saida(r)[-3000:]
+    assert "LIC-005" in r.stdout and "antes do bloqueio" in r.stdout
+    r2 = par.rodar("--sem-progresso")
+    assert r2.codigo == 0, saida(r2)[-3000:]
+    assert par.backup.veredito("LIC-005") and par.principal.veredito("LIC-005")
+    assert backup_libera_o_que_o_principal_nega(par) == []
