@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
@@ -71,6 +72,33 @@ Códigos de saída: a tabela ExitCode logo abaixo (0 tudo certo; 1 problemas a r
 
 from __future__ import annotations
 
+# Python antigo: 2.7, 3.6 e 3.7 nem chegam a executar nada (o arquivo inteiro é lido antes) e mostram a linha
+# de sintaxe abaixo, que já diz o que fazer; 3.8 e 3.9 executam até o teste da versão, antes de qualquer import
+# que eles não têm (zoneinfo, dataclass com slots...). Só sintaxe do 3.8 até o teste.
+_PYTHON_MINIMO = (_ := "ERRO: este programa precisa do Python 3.10 ou mais novo - veja https://www.python.org/downloads/")
+
+import sys
+
+
+def python_antigo_texto(versao, executavel, plataforma):
+    """A linha única para quem roda num Python antes do 3.10 (só sintaxe do 3.8: roda antes dos imports)."""
+    if plataforma.startswith("win"):
+        como = ("baixe o Python 3.12 em https://www.python.org/downloads/ (marque \"Add python.exe to PATH\") e "
+                "rode com py")
+    elif plataforma == "darwin":
+        como = "instale pelo https://www.python.org/downloads/ (ou brew install python@3.12) e rode com python3"
+    else:
+        como = ("o Debian 12 e o Ubuntu 22.04 já trazem um python3 novo; no Debian 11 ou no Ubuntu 20.04, atualize o "
+                "sistema ou instale um Python 3.10+ (ex.: Ubuntu: sudo add-apt-repository ppa:deadsnakes/ppa && "
+                "sudo apt install python3.12 python3.12-venv) e rode com ele")
+    return ("❌ Este programa precisa do Python 3.10 ou mais novo; este é o Python {}.{}.{} ({}). Para "
+            "resolver: {}.".format(versao[0], versao[1], versao[2], executavel or "python", como))
+
+
+if sys.version_info < (3, 10):
+    sys.stderr.write(python_antigo_texto(sys.version_info, sys.executable, sys.platform) + "\n")
+    raise SystemExit(2)
+
 import argparse
 import base64
 import calendar
@@ -109,6 +137,27 @@ import zlib
 import zoneinfo
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
+def python_command() -> str:
+    """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
+    do próprio ambiente virtual quando roda de um (.venv/bin/python, relativo à pasta do script se o ambiente
+    estiver nela), `py` no Windows, `python3` no Linux e no Mac (no Debian 12 não existe `python`)."""
+    executable = sys.executable or ""
+    if executable and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        folder = os.path.dirname(os.path.abspath(__file__))
+        inside = os.path.abspath(executable).startswith(folder + os.sep)
+        shown = os.path.relpath(executable, folder) if inside else executable
+        return f'"{shown}"' if " " in shown else shown
+    return "py" if os.name == "nt" else "python3"
+
+
+def pip_install_command() -> str:
+    """O comando que instala as dependências onde o usuário está: o pip do ambiente virtual em uso; no Linux e no
+    Mac sem um, um ambiente .venv novo (o pip do sistema é recusado no Debian 12, PEP 668); no Windows, py -m pip."""
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.name == "nt":
+        return f"{python_command()} -m pip install -r requirements.txt"
+    return "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+
 try:
     import requests
     from requests.adapters import HTTPAdapter
@@ -118,19 +167,27 @@ try:
     from filelock import FileLock, Timeout as LockTimeout
 except ImportError as _erro:  # pragma: no cover - depende da instalação do usuário
     sys.stderr.write(
-        f"❌ Dependência ausente: {_erro.name}. Instale com:\n"
-        "   pip install -r requirements.txt\n"
+        f"❌ Dependência ausente: {_erro.name}. Instale com (na pasta do sincronizar_bancos.py):\n"
+        f"   {pip_install_command()}\n"
+        + ("" if sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.name == "nt" else
+           "   e rode com .venv/bin/python sincronizar_bancos.py (no Debian/Ubuntu, se faltar o venv: "
+           "sudo apt install python3-venv)\n")
     )
     raise SystemExit(2) from None
 
 VERSAO = "1.0.0"
+# Interface com o sincronizar_automatico.py: os nomes de __all__ que ele usa e o que eles fazem. Suba este número
+# quando mudar algum deles; o invólucro confere antes de tudo e, numa atualização pela metade (só um dos dois
+# arquivos trocado), diz no log e no webhook qual arquivo atualizar (código 2).
+WRAPPER_INTERFACE = 1
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python3 sincronizar_bancos.py ...")
 
 # O que o sincronizar_automatico.py e os testes podem usar (tests/test_tipos.py confere que eles não
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
-    "VERSAO", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
+    "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
@@ -158,6 +215,12 @@ __all__ = [
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
     "Run", "run_sync", "main", "closed_pipe",
+    # pasta de dados (o invólucro diz o mesmo quando a conta do agendador não consegue gravar nela)
+    "lock_file_problem", "data_dir_error",
+    # comandos sugeridos nas mensagens: o Python e o pip que funcionam onde o usuário está
+    "python_command", "pip_install_command",
+    # formato do estado de par (uma versão mais nova recusa a execução: check_state_versions)
+    "STATE_VERSION",
 ]
 
 
@@ -941,6 +1004,32 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: s
     return os.path.abspath(data_dir)
 
 
+def _url_shown(text: str) -> str:
+    """Um valor de URL para mensagens: sem o que vem antes de um @ (pode ser usuário:senha) e mascarado."""
+    return SECRETS.mask(re.sub(r"//[^/@\s;,]*@", "//", text))
+
+
+def backup_urls(raw: Any, where: str = "SERVIDOR_BACKUP") -> list[str]:
+    """As URLs de SERVIDOR_BACKUP (separadas por vírgula). Separadas por espaço ou ';' (erro comum ao
+    copiar uma lista): ConfigError na hora, com a variável, o valor e o separador certo, antes de qualquer
+    acesso à rede (senão um pedaço vira "porta inválida" ou um servidor que não responde, código 4)."""
+    text = str(raw or "").strip()
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    for part in parts:
+        separator = next((name for sep, name in ((";", "ponto e vírgula (;)"), (" ", "espaço"),
+                                                  ("\t", "tabulação")) if sep in part), None)
+        if separator is None and re.search(r"\s", part):
+            separator = "espaço"
+        if separator is None and len(re.findall(r"https?://", part, re.IGNORECASE)) > 1:
+            separator = "nada entre elas"
+        if separator:
+            fixed = ",".join(p for p in re.split(r"[\s;,]+", text) if p)
+            raise ConfigError(
+                f"{where} separa os backups com {separator}: {_url_shown(text)!r}. Separe as URLs com vírgula (,), "
+                f"sem espaços: {where}={_url_shown(fixed)}")
+    return parts
+
+
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
     get = settings_reader(args, env)
@@ -949,6 +1038,10 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
         raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example)." + env_file_hint(get))
+    if re.search(r"[\s;,]", str(primary_url).strip()):
+        where = "--principal" if args.principal else "SERVIDOR_PRINCIPAL"
+        raise ConfigError(f"{where} deve ter uma URL só (recebido: {_url_shown(str(primary_url).strip())!r}). "
+                          "Os backups vão em SERVIDOR_BACKUP, separados por vírgula (,).")
     if not backup_raw:
         raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula)."
                           + env_file_hint(get))
@@ -961,7 +1054,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     backup_password = get("BACKUP_ADMIN_PASSWORD") or admin_password
     backups = [
         _server_config(Role.BACKUP, url, backup_user, backup_password)
-        for url in (part.strip() for part in str(backup_raw).split(",")) if url
+        for url in backup_urls(backup_raw, "--backup" if args.backup else "SERVIDOR_BACKUP")
     ]
     if not backups:
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
@@ -1046,7 +1139,7 @@ def time_zone_setting(name: str, value: str) -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{name} deve ser um fuso horário como America/Sao_Paulo ou UTC (recebido: {value!r}). "
-                          "No Windows, instale as dependências (pip install -r requirements.txt, inclui tzdata).") \
+                          f"No Windows, instale as dependências ({pip_install_command()}, inclui tzdata).") \
             from None
     return value
 
@@ -1334,11 +1427,11 @@ def plain_http_refused(status: int, text: str) -> bool:
 
 
 class Ticker:
-    """Mostra, no terminal, que uma espera longa continua viva (uma linha a cada 10 s)."""
+    """Mostra que uma espera longa continua viva (uma linha a cada 10 s), no terminal e sem ele (cron, log)."""
 
     def __init__(self, label: str, enabled: bool, every: float = 10.0):
         self.label, self.every = label, every
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled  # linhas inteiras: servem ao terminal e ao log do agendador
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -3972,19 +4065,33 @@ class Result:
     left_allowed: bool = False  # a cadeia pode ter deixado a licença LIBERADA onde a origem nega (diário)
 
 
+PROGRESS_LOG_EVERY = 5.0  # sem terminal (cron, systemd, log): uma linha de progresso a cada tantos segundos
+
+
 class Progress:
-    """Contador ao vivo no terminal (só em terminal interativo)."""
+    """Contador ao vivo no terminal (enabled: a mesma linha reescrita); sem terminal (cron, systemd, a saída num
+    arquivo), uma linha inteira a cada PROGRESS_LOG_EVERY segundos com as contagens, para o log não ficar mudo
+    numa primeira sincronização longa. Nunca no --json (config.progress é falso)."""
 
     def __init__(self, label: str, total: int, enabled: bool):
         self.label, self.total, self.done = label, total, 0
-        self.enabled = enabled and total >= 20 and sys.stderr.isatty()
+        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.enabled = enabled and total >= 20 and tty
+        self.log_lines = enabled and total >= 20 and not tty
         self._lock = threading.Lock()
         self._last = 0.0
+        self._started = time.monotonic()
+        self._logged_at = self._started
 
     def step(self) -> None:
         with self._lock:
             self.done += 1
             now = time.monotonic()
+            if self.log_lines and now - self._logged_at >= PROGRESS_LOG_EVERY:
+                self._logged_at = now
+                sys.stderr.write(f"   ⏳ gravando {self.label}: {self.done} de {self.total} "
+                                 f"({100 * self.done // self.total}%), {now - self._started:.0f} s\n")
+                sys.stderr.flush()
             if self.enabled and (now - self._last > 0.2 or self.done == self.total):
                 self._last = now
                 sys.stderr.write(f"\r   {self.label}: {self.done}/{self.total}")
@@ -4821,21 +4928,31 @@ class History:
 
     def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
         """Fecha a linha do par a partir do resultado tipado (contagens, erro e detalhes são renderizados dele)."""
-        parity = outcome.parity
+        values = history_row(outcome, failover)
         with self._lock:
             self._flush()
         with self._lock, self.db:
-            self.db.execute(
-                "UPDATE execucoes SET fim=?, duracao_s=?, situacao=?, codigo_saida=?, contagens=?, falhas=?, "
-                "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
-                "detalhes=? WHERE id=?",
-                (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
-                 json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
-                 len(outcome.failures), len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
-                 None if parity is None else int(parity.ok), None if parity is None else parity.total,
-                 None if parity is None else len(parity.different), pair_error_text(outcome),
-                 dump_json(self._pack({k: self._pack(v) for k, v in pair_details(outcome, failover).items()}),
-                           indent=None), row_id))
+            values["detalhes"] = self._pack_details(values["detalhes"])
+            self.db.execute(f"UPDATE execucoes SET {', '.join(c + '=?' for c in values)} WHERE id=?",
+                            (*values.values(), row_id))
+
+    def _pack_details(self, details: dict[str, Any]) -> str:
+        return dump_json(self._pack({k: self._pack(v) for k, v in details.items()}), indent=None)
+
+    def add_aside(self, doc: dict[str, Any]) -> None:
+        """Grava o registro de uma execução que achou o histórico travado (HistoryAside): as linhas dos pares
+        e a auditoria, como se tivessem sido gravadas na hora."""
+        with self._lock, self.db:
+            for pair in doc.get("pares", []):
+                pair = dict(pair)
+                if isinstance(pair.get("detalhes"), dict):
+                    pair["detalhes"] = self._pack_details(pair["detalhes"])
+                columns = [c for c in HISTORY_ROW_COLUMNS if c in pair]
+                self.db.execute(f"INSERT INTO execucoes ({', '.join(columns)}) VALUES "
+                                f"({', '.join('?' for _ in columns)})", [pair[c] for c in columns])
+            self.db.executemany(
+                "INSERT INTO auditoria (execucao, momento, servidor, chave, acao, ok, mensagem, mudancas) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [tuple(row) for row in doc.get("auditoria", [])])
 
     def _pack(self, value: Any) -> Any:
         """Valor grande → {"ref_conteudo": hash}, com o conteúdo gravado uma vez só (chamar dentro da
@@ -4968,6 +5085,135 @@ STATE_DIR = "estado"
 STATE_VERSION = 1
 
 
+HISTORY_ROW_COLUMNS = ("execucao", "inicio", "modo", "principal", "backup", "situacao", "fim", "duracao_s",
+                       "codigo_saida", "contagens", "falhas", "conflitos", "divergencias", "paridade_ok",
+                       "paridade_total", "paridade_diferentes", "erro", "detalhes")
+
+
+def history_row(outcome: "PairOutcome", failover: FailoverReport | None = None) -> dict[str, Any]:
+    """As colunas do fim de um par no histórico (detalhes ainda como dicionário, sem a compactação do banco)."""
+    parity = outcome.parity
+    return {
+        "fim": outcome.ended, "duracao_s": outcome.duration_s, "situacao": outcome.status.value,
+        "codigo_saida": int(outcome.code),
+        "contagens": json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
+        "falhas": len(outcome.failures), "conflitos": len(outcome.plan.conflicts) if outcome.plan else 0,
+        "divergencias": len(outcome.divergences), "paridade_ok": None if parity is None else int(parity.ok),
+        "paridade_total": None if parity is None else parity.total,
+        "paridade_diferentes": None if parity is None else len(parity.different), "erro": pair_error_text(outcome),
+        "detalhes": pair_details(outcome, failover),
+    }
+
+
+# -- histórico travado por outro programa: nunca impede uma sincronização --------------------------
+# Um programa de backup ou um navegador de SQLite segurando o historico.sqlite3: a execução sincroniza
+# do mesmo jeito, guarda o registro em historico-pendente/EXECUCAO.json (HistoryAside) e o grava no
+# histórico assim que ele estiver livre (no fim desta execução ou na próxima), com um aviso.
+
+HISTORY_ASIDE_DIR = "historico-pendente"
+HISTORY_BUSY_WAIT = 2.0  # segundos esperando o outro programa largar o histórico antes de guardar à parte
+
+
+def history_busy(data_dir: str, wait: float = HISTORY_BUSY_WAIT) -> bool:
+    """Outro programa segura o historico.sqlite3 (não dá para gravar nele em `wait` segundos)? Arquivo ausente
+    ou danificado não é "travado" (History.open_or_replace cuida deles)."""
+    path = os.path.join(data_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return False
+    try:
+        con = sqlite3.connect(path, timeout=wait)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    except sqlite3.Error:
+        return False
+    return False
+
+
+def aside_files(data_dir: str) -> list[str]:
+    folder = os.path.join(data_dir, HISTORY_ASIDE_DIR)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return []
+    return [os.path.join(folder, n) for n in names]
+
+
+def write_aside(history: History, data_dir: str) -> list[str]:
+    """Grava no histórico (livre) os registros guardados à parte; devolve os arquivos gravados (e apagados).
+    Um arquivo ilegível fica onde está (não some um registro por causa de outro)."""
+    done = []
+    for path in aside_files(data_dir):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                doc = json.load(handle)
+            history.add_aside(doc if isinstance(doc, dict) else {})
+            os.unlink(path)
+        except (OSError, ValueError, sqlite3.Error, TypeError):
+            continue
+        done.append(path)
+    return done
+
+
+class HistoryAside:
+    """O histórico desta execução enquanto o historico.sqlite3 está travado por outro programa: a mesma
+    interface do History (start_pair, audit, finish_pair, close), gravando em historico-pendente/EXECUCAO.json.
+    No close, se o histórico já estiver livre, o registro vai para ele na hora."""
+
+    def __init__(self, data_dir: str, run_id: str, warn: Callable[[str], None]):
+        self.data_dir, self.warn = data_dir, warn
+        self.path = os.path.join(data_dir, HISTORY_ASIDE_DIR, f"{run_id}.json")
+        self._lock = threading.Lock()
+        self.pairs: dict[int, dict[str, Any]] = {}
+        self.audits: list[list[Any]] = []
+
+    def _save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        atomic_write(self.path, dump_json({"pares": list(self.pairs.values()), "auditoria": self.audits},
+                                          indent=None), private=True)
+
+    def start_pair(self, run_id: str, started: str, mode: Mode, primary: str, backup: str) -> int:
+        with self._lock:
+            row = len(self.pairs) + 1
+            self.pairs[row] = {"execucao": run_id, "inicio": started, "modo": Mode(mode).value, "principal": primary,
+                               "backup": backup, "situacao": PairStatus.RUNNING.value}
+            self._save()
+            return row
+
+    def audit(self, run_id: str, server: str, result: Result) -> None:
+        changes = [[f, _jsonable(a), _jsonable(b)] for f, a, b in result.action.changes]
+        with self._lock:
+            self.audits.append([run_id, now_iso(), server, result.action.key, str(result.action.kind),
+                                int(result.ok), SECRETS.mask(result.message) or None,
+                                json.dumps(changes, ensure_ascii=False)])
+
+    def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
+        with self._lock:
+            self.pairs[row_id].update(history_row(outcome, failover))
+            self._save()
+
+    def close(self) -> None:
+        with self._lock:
+            self._save()
+        if not history_busy(self.data_dir):
+            history, _ = History.open_or_replace(self.data_dir)
+            if history is not None:
+                try:
+                    write_aside(history, self.data_dir)
+                finally:
+                    history.close()
+        if os.path.exists(self.path):
+            self.warn(f"   ⚠️  O histórico ({os.path.join(self.data_dir, HISTORY_FILE)}) continua travado por outro "
+                      f"programa: o registro desta execução ficou guardado em {self.path} e vai para o histórico na "
+                      "próxima execução em que ele estiver livre.")
+        else:
+            self.warn("   ✅ O histórico ficou livre: o registro desta execução já foi gravado nele.")
+
+
 def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
     digest = hashlib.sha256(f"{primary_url}|{backup_url}".encode("utf-8")).hexdigest()[:16]
     return os.path.join(data_dir, STATE_DIR, f"par-{digest}.json")
@@ -4991,6 +5237,26 @@ def load_state(data_dir: str, primary_url: str, backup_url: str,
     if not set_aside:
         return None, f"estado do par {path} danificado ({reason}): {then}."
     return None, set_aside_damaged(path, "estado do par", reason, then)
+
+
+def check_state_versions(config: Config) -> None:
+    """Antes de qualquer acesso à rede: um estado de par salvo por uma versão MAIS NOVA do script (alguém voltou
+    a uma versão anterior) para a execução com código 2, sem mexer no arquivo. Lido como "danificado", ele seria
+    posto de lado e o bidirecional acusaria conflitos falsos; adivinhar o formato novo seria pior."""
+    for d in directions(config):
+        path = state_path(config.data_dir, d.primary.url, d.backup.url)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                version = json.load(handle).get("versao")
+        except (OSError, ValueError, AttributeError):
+            continue  # ausente ou ilegível: load_state cuida (danificado)
+        if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+            raise ConfigError(
+                f"o estado salvo do par {d.primary.url} → {d.backup.url} ({path}) foi gravado por uma versão mais "
+                f"nova do sincronizar_bancos.py (formato {version}; esta versão, {VERSAO}, entende até o formato "
+                f"{STATE_VERSION}). Nada foi feito e o arquivo não foi alterado. Volte a usar a versão mais nova; "
+                "para recomeçar com esta, mova a pasta de estado para outro lugar (a próxima execução será como a "
+                "primeira sincronização).")
 
 
 def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
@@ -5269,14 +5535,44 @@ def acquire_lock(data_dir: str) -> FileLock:
     try:
         lock.acquire()
     except LockTimeout:
+        problem = lock_file_problem(os.path.join(data_dir, LOCK_FILE))
+        if problem is not None:  # a trava não foi pega porque esta conta não consegue gravar, não por outra execução
+            raise data_dir_error(data_dir, problem) from None
         raise LockBusy() from None
     except OSError as exc:  # pasta somente leitura, disco cheio...
         raise data_dir_error(data_dir, exc) from None
     return lock
 
 
+def lock_file_problem(path: str) -> OSError | None:
+    """Uma trava que não pôde ser pega: o erro de abrir o arquivo dela para gravar (pasta ou arquivo que a conta
+    desta execução não pode gravar; o filelock trata isso como "ocupada"), ou None (é outra execução mesmo)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        return exc
+    os.close(fd)
+    return None
+
+
+def account_name() -> str:
+    """O nome da conta que roda esta execução (a do agendador), para as mensagens de permissão."""
+    try:
+        import pwd  # só POSIX
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        return os.environ.get("USERNAME") or os.environ.get("USER") or "desta execução"
+
+
 def data_dir_error(data_dir: str, exc: BaseException) -> ConfigError:
     """Pasta de dados em que não se consegue gravar: a execução é recusada antes de falar com os servidores."""
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        account = account_name()
+        fix = ("dê a essa conta permissão de gravar na pasta (Propriedades → Segurança → Editar) " if os.name == "nt"
+               else f"dê a essa conta permissão de gravar na pasta (ex.: sudo chown -R {account} {data_dir}) ")
+        return ConfigError(f"a conta {account} não tem permissão de gravar na pasta de dados {data_dir} "
+                           f"({exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}); nada foi enviado aos "
+                           f"servidores. Para resolver, {fix}ou aponte DADOS_DIR para uma pasta dessa conta.")
     return ConfigError(f"não é possível gravar na pasta de dados {data_dir} ({exc.__class__.__name__}: {exc}); "
                        "nada foi enviado aos servidores. Libere espaço ou corrija as permissões.")
 
@@ -5492,8 +5788,8 @@ def refill_command(d: Direction, lost: Role, overwrite: bool = False) -> str:
     partir do backup, que recria o que falta com o status do backup; `overwrite`: também reverte os registros
     que voltaram a uma versão antiga, com --forcar)."""
     if lost == Role.BACKUP:
-        return f"python sincronizar_bancos.py --backup {d.backup.url}"
-    return f"python sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
+        return f"{PY} sincronizar_bancos.py --backup {d.backup.url}"
+    return f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
 
 
 def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
@@ -5504,8 +5800,8 @@ def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
 def backup_only_commands(d: Direction) -> tuple[str, str]:
     """Os dois comandos para licenças liberadas só no backup: levar ao principal (venda) ou bloquear no
     backup (reembolso; reversível)."""
-    return (f"python sincronizar_bancos.py restaurar --de {d.backup.url}",
-            f"python sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
+    return (f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}",
+            f"{PY} sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
 
 
 def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
@@ -5925,7 +6221,7 @@ class TextReport:
             rep.say(f"   ℹ️  {plural(len(plan.unblocked), 'licença')} que a ferramenta tinha bloqueado no backup "
                     "(por ter sumido do principal) volta(m) ao principal como era(m) antes do bloqueio, LIBERADA(S): "
                     + sample(plan.unblocked) + ". No backup ela(s) segue(m) bloqueada(s) até a próxima "
-                    f"sincronização: rode python sincronizar_bancos.py --backup {outcome.direction.backup.url} "
+                    f"sincronização: rode {PY} sincronizar_bancos.py --backup {outcome.direction.backup.url} "
                     "para liberá-la(s) lá também.")
         self.conflicts(plan)
         if plan.held_deletions:
@@ -6057,8 +6353,14 @@ def parallel_map(func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         except Exception as exc:  # devolvida ao chamador, que decide o que fazer
             return exc
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        return list(pool.map(safe, items))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items)))
+    try:
+        results = list(pool.map(safe, items))
+    except BaseException:  # Ctrl+C/SIGTERM nas leituras: não espera o pedido em andamento (até SYNC_TIMEOUT)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _connect(client: ApiClient) -> None:
@@ -6083,21 +6385,23 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     ApiClient._handoff.clear()
     fatal: dict[str, BaseException] = {}
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
-            futures = {pool.submit(_connect, client): client for client in clients}
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    client, exc = futures[future], future.exception()
-                    ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
-                        client.token, client.role, client.waited_seconds)
-                    if exc is not None and _is_fatal(exc):
-                        fatal[client.server.url] = exc
-                        for other in clients:
-                            other.cancel.set()
-            except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já (no máximo WAKE_ATTEMPT s)
-                for client in clients:
-                    client.cancel.set()
-                raise
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(clients))
+        futures = {pool.submit(_connect, client): client for client in clients}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                client, exc = futures[future], future.exception()
+                ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
+                    client.token, client.role, client.waited_seconds)
+                if exc is not None and _is_fatal(exc):
+                    fatal[client.server.url] = exc
+                    for other in clients:
+                        other.cancel.set()
+        except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já, e o pedido em andamento não é
+            for client in clients:  # esperado (nada foi gravado: main sai sem esperar a thread dele)
+                client.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         for client in clients:
             client.close()
@@ -6478,13 +6782,15 @@ class Run:
     def sync_pair(self, direction: Direction) -> PairOutcome:
         outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
         clock = time.monotonic()
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
+        if error is not None:  # a falha veio antes do par (espera, login, leitura): ele durou desde o início
+            outcome.started, clock = self.started, self.clock_start
         if len(self.directions) > 1:
             self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
         row = None
         if self.history:
             row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
                                    outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
-        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
@@ -6846,7 +7152,19 @@ def open_local_files(run: Run, config: Config) -> None:
     try:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
-        run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
+        if history_busy(config.data_dir):  # outro programa segura o histórico: sincroniza e guarda à parte
+            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)  # type: ignore[assignment]
+            run.rep.warn(f"⚠️  O histórico {os.path.join(config.data_dir, HISTORY_FILE)} está travado por outro "
+                         "programa (um backup, um navegador de SQLite?): a sincronização segue e o registro desta "
+                         "execução é guardado à parte, para ir ao histórico quando ele estiver livre.")
+            warning = None
+        else:
+            run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
+            if run.history is not None and aside_files(config.data_dir):
+                written = write_aside(run.history, config.data_dir)
+                if written:
+                    run.rep.warn(f"ℹ️  {plural(len(written), 'registro guardado', 'registros guardados')} enquanto o "
+                                 "histórico estava travado foi(ram) gravado(s) nele agora.")
     except (OSError, sqlite3.Error) as exc:
         raise data_dir_error(config.data_dir, exc) from None
     if warning:
@@ -6893,13 +7211,16 @@ def save_last_run(run: Run, outcome: RunOutcome) -> None:
                         os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
 
 
-def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> RunOutcome:
+def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]],
+                origin: Run | None = None) -> RunOutcome:
     """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve, TLS): a
     execução vira um RunOutcome como qualquer outra, com o código dos pares (pair_verdict), uma linha por
     par no histórico (pela mesma API History dos pares) e o ultima_execucao.json, para o painel e o
     /status.json ficarem vermelhos já nesta execução. Simulação: só o RunOutcome, nada gravado. Não
     imprime nada: o texto e o --json saem dele em report_connection_errors."""
     run = Run(config, Reporter(False, io.StringIO()))
+    if origin is not None:  # a execução começou antes da espera e do login que falharam: a duração conta daí
+        run.started, run.clock_start = origin.started, origin.clock_start
     run.errors = {server.url: exc for server, exc in errors}
     run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
     recorded = not config.simulate
@@ -7642,6 +7963,7 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
     class PanelHandler(http.server.BaseHTTPRequestHandler):
         server_version = "painel-sincronizacao"
         sys_version = ""
+        timeout = PANEL_IDLE_TIMEOUT  # cada leitura e escrita da conexão (um cliente que para no meio é largado)
 
         def log_message(self, fmt: str, *args: Any) -> None:  # sem token nos logs
             sys.stderr.write(terminal_text(f"   painel: {self.address_string()} {fmt % args}") + "\n")
@@ -7713,6 +8035,88 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
     return PanelHandler
 
 
+PANEL_IDLE_TIMEOUT = 10.0  # segundos que uma conexão do painel pode ficar calada (antes do pedido ou no meio)
+PANEL_WORKERS = 8  # threads que respondem pedidos (o painel é leve; o resto espera na fila)
+PANEL_MAX_WAITING = 256  # conexões abertas esperando o pedido chegar; passando disso, a mais antiga é fechada
+
+
+class PanelServer(http.server.HTTPServer):
+    """O servidor do painel: uma thread só espera (com um seletor) o primeiro byte de cada conexão, e só então
+    ela vai para um grupo fixo de PANEL_WORKERS threads. Conexão calada por PANEL_IDLE_TIMEOUT é fechada, e
+    acima de PANEL_MAX_WAITING a mais antiga sai: centenas de conexões mudas (um scanner, um proxy, um
+    ataque) não criam centenas de threads nem esgotam os descritores, e o painel continua respondendo."""
+
+    def __init__(self, address: tuple[str, int], handler: Any, workers: int = PANEL_WORKERS,
+                 idle: float = PANEL_IDLE_TIMEOUT, max_waiting: int = PANEL_MAX_WAITING):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.idle, self.max_waiting = idle, max_waiting
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="painel")
+        self._incoming: list[tuple[Any, Any]] = []  # conexões aceitas, ainda não vistas pela thread de espera
+        self._incoming_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._waiter = threading.Thread(target=self._wait_loop, name="painel-espera", daemon=True)
+        self._waiter.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._incoming_lock:
+            self._incoming.append((request, client_address))
+
+    def _wait_loop(self) -> None:
+        """Só esta thread mexe no seletor: registra as novas, manda as que têm dados para o grupo de threads e
+        fecha as caladas demais (ou as mais antigas, acima do limite)."""
+        import selectors
+        selector = selectors.DefaultSelector()
+        waiting: dict[Any, tuple[Any, float]] = {}  # conexão → (endereço, prazo), na ordem de chegada
+        try:
+            while not self._stopping.is_set():
+                with self._incoming_lock:
+                    incoming, self._incoming = self._incoming, []
+                for conn, address in incoming:
+                    try:
+                        selector.register(conn, selectors.EVENT_READ)
+                    except (OSError, ValueError):
+                        self.shutdown_request(conn)
+                        continue
+                    waiting[conn] = (address, time.monotonic() + self.idle)
+                while len(waiting) > self.max_waiting:
+                    self._drop(selector, waiting, next(iter(waiting)))
+                if not waiting:
+                    time.sleep(0.02)
+                    continue
+                for key, _ in selector.select(0.05):
+                    address, _deadline = waiting.pop(key.fileobj)
+                    selector.unregister(key.fileobj)
+                    self.pool.submit(self._serve, key.fileobj, address)
+                now = time.monotonic()
+                for conn in [c for c, (_a, deadline) in waiting.items() if deadline < now]:
+                    self._drop(selector, waiting, conn)
+        finally:
+            for conn in list(waiting):
+                self._drop(selector, waiting, conn)
+            selector.close()
+
+    def _drop(self, selector: Any, waiting: dict[Any, Any], conn: Any) -> None:
+        waiting.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            selector.unregister(conn)
+        self.shutdown_request(conn)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        self._stopping.set()
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
                 ready: Callable[[Any], None] | None = None,
                 current: Callable[[], list[tuple[str, str]] | None] | None = None,
@@ -7732,11 +8136,10 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
-        httpd = http.server.ThreadingHTTPServer((host, port), handler)
+        httpd = PanelServer((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"Não foi possível abrir o painel em {host}:{port}: {exc.strerror}") from None
     bound["port"] = httpd.server_address[1]  # --porta 0: a porta que o sistema escolheu
-    httpd.daemon_threads = True
     if ready:
         ready(httpd)
     try:
@@ -7893,7 +8296,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog="Ajuda de cada comando: python sincronizar_bancos.py COMANDO --help. Códigos de saída: "
+        epilog=f"Ajuda de cada comando: {PY} sincronizar_bancos.py COMANDO --help. Códigos de saída: "
                + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
     )
     parser._positionals.title = "comando"
@@ -7986,7 +8389,7 @@ def command_help(parser: argparse.ArgumentParser, command: str) -> str:
     description, wanted = COMMAND_HELP[command]
     sub = _Parser(prog=f"sincronizar_bancos.py {command}", add_help=False, formatter_class=_HelpFormatter,
                   description=description, epilog="Todas as opções e os códigos de saída: "
-                                                   "python sincronizar_bancos.py --help")
+                                                   f"{PY} sincronizar_bancos.py --help")
     sub._optionals.title = "opções"
     for action in parser._actions:
         if action.option_strings and (set(action.option_strings) & set(wanted + ["--help"])):
@@ -8142,9 +8545,10 @@ def closed_pipe(exc: OSError, windows: bool = os.name == "nt") -> bool:
 
 
 class _QuietStream:
-    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
-    a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
-    Python para BrokenPipeError: o descritor passa a apontar para os.devnull)."""
+    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head) ou a escrita falhar (disco cheio, /dev/full,
+    console que sumiu), passa a descartar a saída em silêncio: a execução continua até o fim, é registrada e o
+    código de saída não muda (como recomenda a documentação do Python para BrokenPipeError: o descritor passa
+    a apontar para os.devnull). Não conseguir imprimir nunca para uma sincronização."""
 
     def __init__(self, stream: Any):
         self._stream = stream
@@ -8155,18 +8559,14 @@ class _QuietStream:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except OSError as exc:
-            if not closed_pipe(exc):
-                raise
+        except OSError:
             self._silence()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except OSError as exc:
-            if not closed_pipe(exc):
-                raise
+        except OSError:
             self._silence()
 
     def _silence(self) -> None:
@@ -8180,7 +8580,7 @@ class _QuietStream:
 
 def configure_output() -> None:
     """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log; pipe fechado
-    (| head) termina em silêncio."""
+    (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream.isatty():
@@ -8189,9 +8589,13 @@ def configure_output() -> None:
                 stream.reconfigure(encoding="utf-8", errors="replace")
         except (AttributeError, ValueError):
             pass
-    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStream):
+    if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if not isinstance(sys.stdout, _QuietStream):
         sys.stdout = _QuietStream(sys.stdout)
-    if sys.stderr is not None and not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
+    if not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
         sys.stderr = _QuietStream(sys.stderr)
 
 
@@ -8236,6 +8640,7 @@ def _run_command(args: argparse.Namespace) -> int:
         config.check = config.simulate = True
     if args.comando == "restaurar":
         config = restore_mode(config)
+    check_state_versions(config)
     rep = Reporter(config.json_output)
     if config.allow_http:
         rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
@@ -8250,7 +8655,7 @@ def _run_command(args: argparse.Namespace) -> int:
             errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
             if errors:
                 run.close()
-                return report_connection_errors(config, errors, stopped_run(config, errors))
+                return report_connection_errors(config, errors, stopped_run(config, errors, run))
             if lock is not None:
                 remove_stale_temp_files(config.data_dir)
             outcome = run_sync(config, rep, run)
@@ -8275,7 +8680,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail([f"Opção inválida: {exc}", "   Veja: python sincronizar_bancos.py --help"], ExitCode.CONFIG,
+        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"], ExitCode.CONFIG,
                     json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return ExitCode.CONFIG if exc.code else ExitCode.OK
@@ -8309,5 +8714,20 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def exit_without_waiting(code: int) -> None:
+    """Depois de um Ctrl+C/SIGTERM, com tudo já registrado (main voltou): sai na hora, sem esperar as threads de
+    leitura com um pedido em andamento (o Python as espera ao sair, até o SYNC_TIMEOUT de cada pedido). Nada
+    fica pela metade: as escritas são protegidas e já terminaram quando main volta."""
+    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if STOP.code is None or not lingering:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _code = main()
+    exit_without_waiting(_code)
+    sys.exit(_code)
