@@ -6593,6 +6593,16 @@ def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool)
             "execução continua de onde parou.")
 
 
+def new_passwords(plan: Plan, results: list[Result], again: Plan) -> list[Divergence]:
+    """As senhas dos usuários que esta execução criou: a releitura não as vê (a API não expõe senhas), mas a
+    diferença existe de fato (uma senha nova foi gerada). Sem isso, a execução contaria menos divergências
+    que a simulação do mesmo plano."""
+    created = {r.action.key for r in results if r.ok and r.action.kind == CREATE_USER}
+    known = set(again.divergences)
+    return [item for item in plan.divergences
+            if item[0] == RecordKind.USER and item[2] == "senha" and item[1] in created and item not in known]
+
+
 def date_moved_text(before: Clock, after: Clock) -> str:
     """A linha da data que mudou: as datas esperadas (fuso configurado), ou, quando elas são as mesmas, a virada
     de dia num dos fusos possíveis (de UTC−12 a UTC+14; veja Clock), que também muda o que se pode afirmar."""
@@ -6925,7 +6935,8 @@ class Run:
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
-            outcome.clock, outcome.parity, outcome.divergences = later, again.parity_now(), again.divergences
+            outcome.clock, outcome.parity = later, again.parity_now()
+            outcome.divergences = again.divergences + new_passwords(plan, outcome.results or [], again)
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
             outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
