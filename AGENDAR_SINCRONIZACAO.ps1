@@ -32,6 +32,13 @@
     sincronizar_automatico.py ("--informar"), com o Python da tarefa, para que
     valham exatamente as regras da sincronização.
 
+    Modo contínuo (-Continuo): em vez de rodar a cada intervalo, cria a tarefa
+    <NomeTarefa>Continuo, que inicia o "sincronizar_bancos.py vigiar" no login
+    do usuário (ou na inicialização do Windows, com -NaInicializacao) e o deixa
+    rodando: uma venda feita no principal chega aos backups em segundos. Um modo
+    de cada vez: instalar um remove a tarefa do outro (os dois usariam a mesma
+    trava). Veja docs\AGENDAMENTO.md para escolher.
+
 .PARAMETER IntervaloMinutos
     Intervalo entre as execuções, em minutos (1 a 1440). Padrão: 60.
 
@@ -53,6 +60,18 @@
 .PARAMETER ExecutarAgora
     Cria/atualiza a tarefa e a executa imediatamente.
 
+.PARAMETER Continuo
+    Instala o modo contínuo (vigiar) no lugar das execuções a cada intervalo.
+
+.PARAMETER NaInicializacao
+    Com -Continuo: inicia na inicialização do Windows, mesmo sem ninguém
+    conectado (precisa de PowerShell como Administrador). Sem ele, inicia no
+    login do usuário atual.
+
+.PARAMETER IntervaloSegundos
+    Com -Continuo: segundos entre as leituras do principal (5 a 86400; o padrão
+    é o do vigiar, 60 s).
+
 .PARAMETER SomenteFuncoes
     Só carrega as funções, sem executar nada (usado pelos testes Pester).
 
@@ -65,6 +84,10 @@
 .EXAMPLE
     .\AGENDAR_SINCRONIZACAO.ps1 -Status
 .EXAMPLE
+    .\AGENDAR_SINCRONIZACAO.ps1 -Continuo -ExecutarAgora
+.EXAMPLE
+    .\AGENDAR_SINCRONIZACAO.ps1 -Continuo -NaInicializacao
+.EXAMPLE
     .\AGENDAR_SINCRONIZACAO.ps1 -Remover
 #>
 [CmdletBinding()]
@@ -75,6 +98,9 @@ param(
     [switch]$Remover,
     [switch]$Status,
     [switch]$ExecutarAgora,
+    [switch]$Continuo,
+    [switch]$NaInicializacao,
+    [int]$IntervaloSegundos = 0,
     [switch]$SomenteFuncoes
 )
 
@@ -84,6 +110,31 @@ param(
 
 function Get-NomeInvolucro {
     return 'sincronizar_automatico.py'
+}
+
+function Get-NomeScript {
+    return 'sincronizar_bancos.py'
+}
+
+function Get-NomeLancadorContinuo {
+    # O pythonw.exe não tem saída padrão, e o sincronizar_bancos.py pararia na primeira linha que
+    # escrevesse. O lançador manda a saída para DADOS_DIR\logs\vigiar.log e roda o script.
+    return 'agendamento\rodar_sem_console.py'
+}
+
+function Get-NomeTarefaContinua {
+    # A tarefa do modo contínuo tem o nome da tarefa agendada + "Continuo": as duas de uma instalação
+    # andam juntas (-NomeTarefa SincronizarLoja2 -> SincronizarLoja2Continuo).
+    param([string]$NomeTarefa)
+    return "$($NomeTarefa)Continuo"
+}
+
+function Get-RepeticaoContinuoMinutos {
+    # O "reiniciar se falhar" do Agendador só vale quando a tarefa NÃO CONSEGUE INICIAR; se o vigiar
+    # iniciou e depois terminou (queda, falta de memória, código 3), nada o traz de volta. Por isso o
+    # gatilho também se repete a cada 5 minutos: com o vigiar rodando, a repetição é ignorada
+    # (MultipleInstances IgnoreNew); se ele parou, volta em até 5 minutos.
+    return 5
 }
 
 function Get-LimiteExecucaoMinutos {
@@ -337,13 +388,18 @@ function Get-InformacoesInvolucro {
     # código de saída. Este script não lê o .env nem resolve DADOS_DIR por conta
     # própria: quem decide é o Python, com as mesmas regras da sincronização.
     # Devolve ArquivoLog, Codigos (tabela) e Erro ($null quando deu certo).
-    param([string]$Executavel, [string]$PastaProjeto)
+    # -NomeArquivo: quem perguntar (padrão: o invólucro); o lançador do modo contínuo responde do mesmo
+    # jeito, com o log dele.
+    param([string]$Executavel, [string]$PastaProjeto, [string]$NomeArquivo = '')
     $resultado = [pscustomobject]@{ ArquivoLog = $null; Codigos = @{}; Erro = $null }
     if ([string]::IsNullOrWhiteSpace($Executavel)) {
         $resultado.Erro = 'a tarefa não informa qual Python usa.'
         return $resultado
     }
-    $involucro = Join-Path $PastaProjeto (Get-NomeInvolucro)
+    if ([string]::IsNullOrWhiteSpace($NomeArquivo)) {
+        $NomeArquivo = Get-NomeInvolucro
+    }
+    $involucro = Join-Path $PastaProjeto $NomeArquivo
     $resposta = Invoke-InformarInvolucro -Executavel (Get-PythonComConsole -Executavel $Executavel) -Involucro $involucro
     if ($resposta.Codigo -ne 0) {
         $resultado.Erro = "$($resposta.Texto)".Trim()
@@ -447,6 +503,85 @@ function New-DefinicaoTarefa {
     }
 }
 
+function New-DefinicaoTarefaContinua {
+    # A tarefa do modo contínuo: pythonw.exe (sem janela) com o lançador e "vigiar", iniciada no login
+    # do usuário (ou na inicialização, com -NaInicializacao), sem tempo máximo de execução.
+    param(
+        [string]$PastaProjeto,
+        [string]$ExecutavelPython,
+        [int]$IntervaloSegundos = 0,
+        [switch]$NaInicializacao
+    )
+    $lancador = Join-Path $PastaProjeto (Get-NomeLancadorContinuo)
+    $argumentos = '"' + $lancador + '" vigiar'
+    if ($IntervaloSegundos -gt 0) {
+        $argumentos = $argumentos + " --intervalo $IntervaloSegundos"
+    }
+    $acao = New-ScheduledTaskAction -Execute $ExecutavelPython -Argument $argumentos -WorkingDirectory $PastaProjeto
+
+    if ($NaInicializacao) {
+        # Antes de qualquer login: roda como o usuário atual sem guardar a senha (S4U).
+        $gatilho = New-ScheduledTaskTrigger -AtStartup
+        $usuario = New-ScheduledTaskPrincipal -UserId (Get-UsuarioAtual) -LogonType S4U -RunLevel Limited
+    }
+    else {
+        $gatilho = New-ScheduledTaskTrigger -AtLogOn -User (Get-UsuarioAtual)
+        $usuario = New-ScheduledTaskPrincipal -UserId (Get-UsuarioAtual) -LogonType Interactive -RunLevel Limited
+    }
+    # Repetição sem fim (sem -RepetitionDuration) que traz o vigiar de volta se ele parar.
+    $repeticao = New-ScheduledTaskTrigger -Once -At (Get-Date) -RepetitionInterval (New-TimeSpan -Minutes (Get-RepeticaoContinuoMinutos))
+    $gatilho.Repetition = $repeticao.Repetition
+
+    # ExecutionTimeLimit zero: sem limite (o padrão do Windows encerraria o vigiar depois de 72 horas).
+    # RestartCount/RestartInterval: novas tentativas quando a tarefa não consegue iniciar.
+    $configuracoes = New-ScheduledTaskSettingsSet -MultipleInstances IgnoreNew -ExecutionTimeLimit (New-TimeSpan -Seconds 0) -RestartCount 3 -RestartInterval (New-TimeSpan -Minutes 1) -StartWhenAvailable -AllowStartIfOnBattery -DontStopIfGoingOnBatteries
+
+    return [pscustomobject]@{
+        Acao          = $acao
+        Gatilho       = $gatilho
+        Configuracoes = $configuracoes
+        Usuario       = $usuario
+        Lancador      = $lancador
+        Argumentos    = $argumentos
+    }
+}
+
+function Test-PodeRemoverOutroModo {
+    # Antes de registrar um modo: a tarefa do outro modo, se existir, precisa poder ser removida.
+    param([string]$NomeOutra)
+    $outra = Get-TarefaExistente -NomeTarefa $NomeOutra
+    if ($null -ne $outra -and (Test-PrecisaAdministrador $outra) -and -not (Test-Administrador)) {
+        Write-MensagemAdministrador 'remover'
+        Write-Mensagem ("A tarefa '$NomeOutra' é do outro modo e precisa sair antes: as execuções agendadas e " +
+            'o modo contínuo usam a mesma trava e não rodam juntos.') 'Yellow'
+        return $false
+    }
+    return $true
+}
+
+function Remove-TarefaOutroModo {
+    # Um modo de cada vez: depois de registrar um, a tarefa do outro sai (parada antes, se estiver rodando).
+    param([string]$NomeOutra, [string]$Explicacao)
+    $outra = Get-TarefaExistente -NomeTarefa $NomeOutra
+    if ($null -eq $outra) {
+        return 0
+    }
+    try {
+        if ("$($outra.State)" -eq 'Running') {
+            Stop-ScheduledTask -TaskName $NomeOutra -ErrorAction Stop
+        }
+        Unregister-ScheduledTask -TaskName $NomeOutra -Confirm:$false -ErrorAction Stop
+    }
+    catch {
+        Write-Mensagem ("A tarefa '$NomeOutra' (o outro modo) não pôde ser removida: $($_.Exception.Message). " +
+            'As duas ficaram instaladas e disputam a mesma trava. Remova a outra com ' +
+            '-Remover e instale de novo o modo que quer.') 'Red'
+        return 1
+    }
+    Write-Mensagem "Tarefa '$NomeOutra' removida: $Explicacao" 'Yellow'
+    return 0
+}
+
 function Install-TarefaSincronizacao {
     param(
         [int]$IntervaloMinutos,
@@ -475,6 +610,10 @@ function Install-TarefaSincronizacao {
     $existente = Get-TarefaExistente -NomeTarefa $NomeTarefa
     if ($null -ne $existente -and (Test-PrecisaAdministrador $existente) -and -not (Test-Administrador)) {
         Write-MensagemAdministrador 'substituir'
+        return 1
+    }
+    $nomeContinua = Get-NomeTarefaContinua -NomeTarefa $NomeTarefa
+    if (-not (Test-PodeRemoverOutroModo -NomeOutra $nomeContinua)) {
         return 1
     }
 
@@ -515,6 +654,10 @@ function Install-TarefaSincronizacao {
         Write-Mensagem 'ATENÇÃO: com este Python, o sincronizar_automatico.py não consegue rodar; cada execução da tarefa vai falhar até isto ser corrigido:' 'Yellow'
         Write-Mensagem "  $($informacoes.Erro)" 'Yellow'
     }
+    $explicacao = 'as execuções a cada intervalo substituem o modo contínuo (um modo de cada vez).'
+    if ((Remove-TarefaOutroModo -NomeOutra $nomeContinua -Explicacao $explicacao) -ne 0) {
+        return 1
+    }
 
     if ($ExecutarAgora) {
         try {
@@ -529,8 +672,117 @@ function Install-TarefaSincronizacao {
     return 0
 }
 
+function Install-TarefaContinua {
+    # Modo contínuo: registra (ou substitui) <NomeTarefa>Continuo e remove a tarefa a cada intervalo.
+    param(
+        [string]$NomeTarefa,
+        [string]$Python,
+        [string]$PastaProjeto,
+        [int]$IntervaloSegundos = 0,
+        [switch]$NaInicializacao,
+        [switch]$ExecutarAgora
+    )
+    $nomeContinua = Get-NomeTarefaContinua -NomeTarefa $NomeTarefa
+    foreach ($nome in @((Get-NomeScript), (Get-NomeLancadorContinuo))) {
+        $arquivo = Join-Path $PastaProjeto $nome
+        if (-not (Test-Path -LiteralPath $arquivo -PathType Leaf)) {
+            Write-Mensagem "Arquivo não encontrado: $arquivo" 'Red'
+            Write-Mensagem ('O modo contínuo precisa do sincronizar_bancos.py e da pasta agendamento ao lado do ' +
+                'AGENDAR_SINCRONIZACAO.ps1 (copie a pasta inteira da ferramenta).') 'Yellow'
+            return 1
+        }
+    }
+    if ($NaInicializacao -and -not (Test-Administrador)) {
+        Write-Mensagem ('-NaInicializacao cria uma tarefa que roda antes de qualquer login, e isso só um ' +
+            'Administrador pode fazer.') 'Red'
+        Write-Mensagem ('Abra o PowerShell como Administrador (clique direito > "Executar como administrador") ' +
+            'e execute este script de novo, ou use só -Continuo (inicia no seu login, sem Administrador).') 'Yellow'
+        return 1
+    }
+
+    try {
+        $escolhido = Resolve-Python -Python $Python -PastaProjeto $PastaProjeto
+    }
+    catch {
+        Write-Mensagem $_.Exception.Message 'Red'
+        return 1
+    }
+    $executavel = Get-PythonSemJanela -Executavel $escolhido.Executavel
+
+    $existente = Get-TarefaExistente -NomeTarefa $nomeContinua
+    if ($null -ne $existente -and (Test-PrecisaAdministrador $existente) -and -not (Test-Administrador)) {
+        Write-MensagemAdministrador 'substituir'
+        return 1
+    }
+    if (-not (Test-PodeRemoverOutroModo -NomeOutra $NomeTarefa)) {
+        return 1
+    }
+
+    $definicao = New-DefinicaoTarefaContinua -PastaProjeto $PastaProjeto -ExecutavelPython $executavel -IntervaloSegundos $IntervaloSegundos -NaInicializacao:$NaInicializacao
+    $quando = 'no login do usuário'
+    if ($NaInicializacao) {
+        $quando = 'na inicialização do Windows'
+    }
+    $descricao = "Modo contínuo (vigiar): mantém os backups dos servidores de licença em dia em segundos. " +
+        "Inicia $quando. Pasta: $PastaProjeto. Criada por AGENDAR_SINCRONIZACAO.ps1 -Continuo."
+
+    try {
+        # -Force substitui a tarefa se ela já existir: rodar de novo não duplica.
+        Register-ScheduledTask -TaskName $nomeContinua -Action $definicao.Acao -Trigger $definicao.Gatilho -Settings $definicao.Configuracoes -Principal $definicao.Usuario -Description $descricao -Force -ErrorAction Stop | Out-Null
+    }
+    catch {
+        if (Test-AcessoNegado $_) {
+            Write-MensagemAdministrador 'criar ou substituir'
+        }
+        else {
+            Write-Mensagem "Falha ao registrar a tarefa '$nomeContinua': $($_.Exception.Message)" 'Red'
+        }
+        return 1
+    }
+
+    if ($null -ne $existente) {
+        Write-Mensagem "Tarefa '$nomeContinua' (modo contínuo) atualizada (a anterior foi substituída)." 'Green'
+    }
+    else {
+        Write-Mensagem "Tarefa '$nomeContinua' (modo contínuo) criada." 'Green'
+    }
+    Write-Mensagem "  Python:        $executavel ($($escolhido.Origem), versão $($escolhido.Versao))"
+    Write-Mensagem "  Comando:       $($definicao.Argumentos)"
+    Write-Mensagem "  Pasta:         $PastaProjeto"
+    Write-Mensagem "  Início:        $quando; fica rodando, sem tempo máximo"
+    Write-Mensagem "  Se parar:      volta em até $(Get-RepeticaoContinuoMinutos) minutos (uma cópia por vez)"
+    $informacoes = Get-InformacoesInvolucro -Executavel $escolhido.Executavel -PastaProjeto $PastaProjeto -NomeArquivo (Get-NomeLancadorContinuo)
+    Write-Mensagem "  Log:           $(Format-ArquivoLog $informacoes)"
+    Write-Mensagem '  Está vivo? Abra o painel (python sincronizar_bancos.py painel) ou o /status.json.'
+    Write-Mensagem "Para ver o estado: .\AGENDAR_SINCRONIZACAO.ps1 -Status"
+    if ($null -ne $informacoes.Erro) {
+        Write-Mensagem 'ATENÇÃO: com este Python, a sincronização não consegue rodar; a tarefa vai falhar até isto ser corrigido:' 'Yellow'
+        Write-Mensagem "  $($informacoes.Erro)" 'Yellow'
+    }
+    $explicacao = 'o modo contínuo substitui as execuções a cada intervalo (um modo de cada vez).'
+    if ((Remove-TarefaOutroModo -NomeOutra $NomeTarefa -Explicacao $explicacao) -ne 0) {
+        return 1
+    }
+
+    if ($ExecutarAgora) {
+        try {
+            Start-ScheduledTask -TaskName $nomeContinua -ErrorAction Stop
+            Write-Mensagem 'Modo contínuo iniciado agora. Acompanhe com -Status, no log ou no painel.' 'Green'
+        }
+        catch {
+            Write-Mensagem "Não foi possível iniciar a tarefa agora: $($_.Exception.Message)" 'Red'
+            return 1
+        }
+    }
+    else {
+        Write-Mensagem "Começa $quando. Para começar já: .\AGENDAR_SINCRONIZACAO.ps1 -Continuo -ExecutarAgora"
+    }
+    return 0
+}
+
 function Uninstall-TarefaSincronizacao {
-    param([string]$NomeTarefa)
+    # -Parar: a tarefa do modo contínuo fica rodando; ela é parada antes de sair do Agendador.
+    param([string]$NomeTarefa, [switch]$Parar)
     $existente = Get-TarefaExistente -NomeTarefa $NomeTarefa
     if ($null -eq $existente) {
         Write-Mensagem "A tarefa '$NomeTarefa' não existe; nada a remover." 'Yellow'
@@ -541,6 +793,9 @@ function Uninstall-TarefaSincronizacao {
         return 1
     }
     try {
+        if ($Parar -and "$($existente.State)" -eq 'Running') {
+            Stop-ScheduledTask -TaskName $NomeTarefa -ErrorAction Stop
+        }
         Unregister-ScheduledTask -TaskName $NomeTarefa -Confirm:$false -ErrorAction Stop
     }
     catch {
@@ -592,7 +847,10 @@ function Get-StatusTarefa {
         $acao = @($tarefa.Actions)[0]
     }
     $executavel = $(if ($null -ne $acao) { $acao.Execute } else { $null })
-    $informacoes = Get-InformacoesInvolucro -Executavel $executavel -PastaProjeto $PastaProjeto
+    $argumentosAcao = $(if ($null -ne $acao) { "$($acao.Arguments)" } else { '' })
+    $continuo = $argumentosAcao -like "*$(Get-NomeLancadorContinuo)*"
+    $perguntarA = $(if ($continuo) { Get-NomeLancadorContinuo } else { Get-NomeInvolucro })
+    $informacoes = Get-InformacoesInvolucro -Executavel $executavel -PastaProjeto $PastaProjeto -NomeArquivo $perguntarA
     $significado = 'sem informação'
     if ($null -eq $ultimaExecucao) {
         $significado = 'a tarefa ainda não foi executada'
@@ -619,6 +877,7 @@ function Get-StatusTarefa {
         Argumentos         = $(if ($null -ne $acao) { $acao.Arguments } else { $null })
         DiretorioTrabalho  = $(if ($null -ne $acao) { $acao.WorkingDirectory } else { $null })
         Intervalo          = $intervalo
+        Continuo           = $continuo
         ArquivoLog         = $informacoes.ArquivoLog
         ErroInvolucro      = $informacoes.Erro
     }
@@ -647,7 +906,12 @@ function Show-StatusTarefa {
     if ($null -ne $estado.ProximaExecucao) {
         Write-Mensagem "Próxima execução:  $($estado.ProximaExecucao)"
     }
-    Write-Mensagem "Intervalo:         $($estado.Intervalo)"
+    if ($estado.Continuo) {
+        Write-Mensagem "Modo:              contínuo (vigiar); se parar, volta em até $(Get-RepeticaoContinuoMinutos) minutos"
+    }
+    else {
+        Write-Mensagem "Intervalo:         $($estado.Intervalo)"
+    }
     Write-Mensagem "Comando:           $($estado.Executavel) $($estado.Argumentos)"
     Write-Mensagem "Pasta de trabalho: $($estado.DiretorioTrabalho)"
     if ($null -eq $estado.ArquivoLog) {
@@ -671,6 +935,9 @@ function Invoke-AgendarSincronizacao {
         [switch]$Remover,
         [switch]$Status,
         [switch]$ExecutarAgora,
+        [switch]$Continuo,
+        [switch]$NaInicializacao,
+        [int]$IntervaloSegundos = 0,
         [string]$PastaProjeto = ''
     )
 
@@ -690,11 +957,35 @@ function Invoke-AgendarSincronizacao {
         Write-Mensagem 'Use só uma destas opções por vez: -Remover, -Status ou -ExecutarAgora.' 'Red'
         return 1
     }
+    $nomeContinua = Get-NomeTarefaContinua -NomeTarefa $NomeTarefa
     if ($Remover) {
-        return (Uninstall-TarefaSincronizacao -NomeTarefa $NomeTarefa)
+        # Remove os dois modos (a tarefa a cada intervalo e a do modo contínuo).
+        $codigo = Uninstall-TarefaSincronizacao -NomeTarefa $NomeTarefa
+        $codigoContinua = Uninstall-TarefaSincronizacao -NomeTarefa $nomeContinua -Parar
+        return [Math]::Max($codigo, $codigoContinua)
     }
     if ($Status) {
-        return (Show-StatusTarefa -NomeTarefa $NomeTarefa -PastaProjeto $PastaProjeto)
+        # Mostra a tarefa de cada modo que existir.
+        $existentes = @(@($NomeTarefa, $nomeContinua) | Where-Object { $null -ne (Get-TarefaExistente -NomeTarefa $_) })
+        if ($existentes.Count -eq 0) {
+            return (Show-StatusTarefa -NomeTarefa $NomeTarefa -PastaProjeto $PastaProjeto)
+        }
+        $codigo = 0
+        foreach ($nome in $existentes) {
+            $codigo = [Math]::Max($codigo, (Show-StatusTarefa -NomeTarefa $nome -PastaProjeto $PastaProjeto))
+        }
+        return $codigo
+    }
+    if (($NaInicializacao -or $IntervaloSegundos -ne 0) -and -not $Continuo) {
+        Write-Mensagem '-NaInicializacao e -IntervaloSegundos só valem com -Continuo.' 'Red'
+        return 1
+    }
+    if ($Continuo) {
+        if ($IntervaloSegundos -ne 0 -and ($IntervaloSegundos -lt 5 -or $IntervaloSegundos -gt 86400)) {
+            Write-Mensagem "Intervalo inválido: $IntervaloSegundos. Use de 5 a 86400 segundos (o padrão do vigiar é 60)." 'Red'
+            return 1
+        }
+        return (Install-TarefaContinua -NomeTarefa $NomeTarefa -Python $Python -PastaProjeto $PastaProjeto -IntervaloSegundos $IntervaloSegundos -NaInicializacao:$NaInicializacao -ExecutarAgora:$ExecutarAgora)
     }
     if ($IntervaloMinutos -lt 1 -or $IntervaloMinutos -gt 1440) {
         Write-Mensagem "Intervalo inválido: $IntervaloMinutos. Use de 1 a 1440 minutos (24 horas)." 'Red'
@@ -710,6 +1001,6 @@ if (-not $SomenteFuncoes -and $MyInvocation.InvocationName -ne '.') {
     if ([string]::IsNullOrWhiteSpace($pastaDoScript)) {
         $pastaDoScript = (Get-Location).Path
     }
-    $codigoSaida = Invoke-AgendarSincronizacao -IntervaloMinutos $IntervaloMinutos -NomeTarefa $NomeTarefa -Python $Python -Remover:$Remover -Status:$Status -ExecutarAgora:$ExecutarAgora -PastaProjeto $pastaDoScript
+    $codigoSaida = Invoke-AgendarSincronizacao -IntervaloMinutos $IntervaloMinutos -NomeTarefa $NomeTarefa -Python $Python -Remover:$Remover -Status:$Status -ExecutarAgora:$ExecutarAgora -Continuo:$Continuo -NaInicializacao:$NaInicializacao -IntervaloSegundos $IntervaloSegundos -PastaProjeto $pastaDoScript
     exit $codigoSaida
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 """Execução automática (agendada) da sincronização dos servidores de licença.
 
 Este arquivo é o "invólucro" que o Agendador de Tarefas do Windows, o cron ou o
@@ -71,6 +72,33 @@ não instalada), a saída é 2, com a explicação na tela.
 
 from __future__ import annotations
 
+# Python antigo: 2.7, 3.6 e 3.7 nem chegam a executar nada (o arquivo inteiro é lido antes) e mostram a linha
+# de sintaxe abaixo, que já diz o que fazer; 3.8 e 3.9 executam até o teste da versão, antes de qualquer import
+# que eles não têm (zoneinfo, dataclass com slots...). Só sintaxe do 3.8 até o teste.
+_PYTHON_MINIMO = (_ := "ERRO: este programa precisa do Python 3.10 ou mais novo - veja https://www.python.org/downloads/")
+
+import sys
+
+
+def python_antigo_texto(versao, executavel, plataforma):
+    """A linha única para quem roda num Python antes do 3.10 (só sintaxe do 3.8: roda antes dos imports)."""
+    if plataforma.startswith("win"):
+        como = ("baixe o Python 3.12 em https://www.python.org/downloads/ (marque \"Add python.exe to PATH\") e "
+                "rode com py")
+    elif plataforma == "darwin":
+        como = "instale pelo https://www.python.org/downloads/ (ou brew install python@3.12) e rode com python3"
+    else:
+        como = ("o Debian 12 e o Ubuntu 22.04 já trazem um python3 novo; no Debian 11 ou no Ubuntu 20.04, atualize o "
+                "sistema ou instale um Python 3.10+ (ex.: Ubuntu: sudo add-apt-repository ppa:deadsnakes/ppa && "
+                "sudo apt install python3.12 python3.12-venv) e rode com ele")
+    return ("❌ Este programa precisa do Python 3.10 ou mais novo; este é o Python {}.{}.{} ({}). Para "
+            "resolver: {}.".format(versao[0], versao[1], versao[2], executavel or "python", como))
+
+
+if sys.version_info < (3, 10):
+    sys.stderr.write(python_antigo_texto(sys.version_info, sys.executable, sys.platform) + "\n")
+    raise SystemExit(2)
+
 import argparse
 import collections
 import contextlib
@@ -102,13 +130,15 @@ NOME_TRAVA = "sincronizacao_automatica.lock"  # outra que a do sincronizar_banco
 
 ESPERA_MAXIMA = 900.0  # teto de uma espera entre tentativas (15 min)
 GRACA_ENCERRAMENTO = 30.0  # segundos entre SIGTERM e SIGKILL: o filho termina a escrita em andamento (systemd: 90 s)
-TIMEOUT_WEBHOOK = 10.0
+TIMEOUT_WEBHOOK = 10.0  # prazo TOTAL do aviso (conexão, envio e resposta)
 LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
 LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres
 
 # Código de saída quando o sincronizar_bancos.py não pôde ser carregado: é o
 # ExitCode.CONFIG dele (a tabela de códigos mora lá; aqui ela não está disponível).
 CODIGO_SEM_SCRIPT = 2
+# A interface do sincronizar_bancos.py que este arquivo usa (WRAPPER_INTERFACE dele; ausente = mais antigo).
+INTERFACE_DO_SCRIPT = 1
 
 IS_WINDOWS = os.name == "nt"
 
@@ -124,7 +154,7 @@ def _importar_sincronizar_bancos():
     except SystemExit:  # ele já explicou na tela qual dependência falta
         return None, (
             f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado}: falta uma dependência "
-            f"(veja a linha acima). Instale com: pip install -r requirements.txt"
+            "(a linha acima diz qual é e o comando que a instala)."
         )
     except ImportError as erro:
         if erro.name == "sincronizar_bancos":
@@ -134,7 +164,9 @@ def _importar_sincronizar_bancos():
             )
         return None, (
             f"❌ O sincronizar_automatico.py não conseguiu carregar o {ao_lado}: falta o módulo "
-            f"{erro.name or erro}. Instale com: pip install -r requirements.txt"
+            f"{erro.name or erro}. Instale as dependências (requirements.txt) para o Python que roda este "
+            f"arquivo ({sys.executable or 'python3'}); no Linux e no Mac, o mais simples é um ambiente próprio: "
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
         )
     except Exception as erro:  # arquivo corrompido, cópia pela metade...
         return None, (
@@ -146,8 +178,30 @@ def _importar_sincronizar_bancos():
 
 sb, ERRO_AO_CARREGAR = _importar_sincronizar_bancos()
 
+
+def meia_atualizacao(modulo) -> str | None:
+    """Os dois arquivos são de versões diferentes (só um foi trocado numa atualização): o texto que diz qual
+    atualizar, ou None quando combinam. Conferido antes de usar qualquer outro nome do script."""
+    if modulo is None:
+        return None
+    dele = getattr(modulo, "WRAPPER_INTERFACE", 0)
+    if not isinstance(dele, int) or isinstance(dele, bool):
+        dele = 0
+    if dele == INTERFACE_DO_SCRIPT:
+        return None
+    versao = getattr(modulo, "VERSAO", "?")
+    antigo, novo = ((NOME_SCRIPT_PADRAO, "sincronizar_automatico.py") if dele < INTERFACE_DO_SCRIPT
+                    else ("sincronizar_automatico.py", NOME_SCRIPT_PADRAO))
+    return (f"❌ Atualização pela metade em {PASTA_DESTE_ARQUIVO}: o {antigo} é de uma versão mais antiga que a do "
+            f"{novo} (interface {dele} no script da versão {versao}; este invólucro espera a "
+            f"{INTERFACE_DO_SCRIPT}). Atualize o {antigo}: copie-o da mesma versão do {novo} (os dois arquivos "
+            "vão sempre juntos). Nenhuma sincronização foi feita.")
+
+
+ERRO_DE_VERSAO = meia_atualizacao(sb)
+
 # As configurações numéricas deste invólucro: as da tabela do script marcadas wrapper=True.
-CONFIGURACOES_NUMERICAS = () if sb is None else tuple(
+CONFIGURACOES_NUMERICAS = () if sb is None or ERRO_DE_VERSAO else tuple(
     c for c in sb.SETTINGS if c.wrapper and c.kind in (sb.SettingKind.DECIMAL, sb.SettingKind.INTEGER))
 
 
@@ -232,7 +286,7 @@ class _Analisador(argparse.ArgumentParser):
 def criar_analisador() -> argparse.ArgumentParser:
     analisador = _Analisador(
         prog="sincronizar_automatico.py",
-        usage="python %(prog)s [opções] [-- argumentos do sincronizar_bancos.py]",
+        usage=f"{sb.python_command()} %(prog)s [opções] [-- argumentos do sincronizar_bancos.py]",
         description=(
             "Roda o sincronizar_bancos.py com tempo limite, novas tentativas, log com rotação e aviso de\n"
             "falha por webhook. Pensado para o Agendador de Tarefas do Windows, o cron ou o systemd."
@@ -362,7 +416,7 @@ def informar(ajustes: Ajustes) -> int:
         "codigos": {str(codigo.value): significado(codigo) for codigo in sb.ExitCode},
         "erros": [mascarar(erro) for erro in ajustes.erros],
     }
-    print(json.dumps(documento, ensure_ascii=True, indent=2))
+    _imprimir(json.dumps(documento, ensure_ascii=True, indent=2))
     return sb.ExitCode.OK
 
 
@@ -771,7 +825,8 @@ def registrar_inicio(ajustes: Ajustes, registro: Registro, host: str) -> None:
 
 
 def adquirir_trava(pasta_dados: Path, registro: Registro):
-    """Trava desta execução automática; None se outra já está rodando (ou sem como travar)."""
+    """Trava desta execução automática; None se outra já está rodando; False se esta conta não consegue gravar
+    na pasta de dados (o erro já foi registrado)."""
     from filelock import FileLock, Timeout  # dependência do sincronizar_bancos.py, já carregado
 
     caminho = pasta_dados / NOME_TRAVA
@@ -780,14 +835,18 @@ def adquirir_trava(pasta_dados: Path, registro: Registro):
         trava = FileLock(str(caminho), timeout=0, mode=ARQUIVO_PRIVADO)
         trava.acquire()
     except Timeout:
+        problema = sb.lock_file_problem(str(caminho))
+        if problema is not None:  # não é outra execução: esta conta não consegue gravar na pasta de dados
+            registro.erro(str(sb.data_dir_error(str(pasta_dados), problema)))
+            return False
         registro.erro(
             f"outra execução do sincronizar_automatico.py já está em andamento (trava {caminho}); "
             f"esta termina sem rodar a sincronização."
         )
         return None
     except OSError as erro:
-        registro.erro(f"não foi possível criar a trava {caminho}: {erro.strerror or erro}.")
-        return None
+        registro.erro(str(sb.data_dir_error(str(pasta_dados), erro)))
+        return False
     return trava
 
 
@@ -830,6 +889,21 @@ def _problema_antes_de_rodar(ajustes: Ajustes, python: str) -> str | None:
             f"script não encontrado: {ajustes.script}. Coloque o sincronizar_automatico.py na mesma "
             f"pasta do {NOME_SCRIPT_PADRAO} (ou use --script)."
         )
+    return _nao_e_python(ajustes.script)
+
+
+def _nao_e_python(script: Path) -> str | None:
+    """O script indicado não é um programa Python (um .exe, um .ps1, o .env...): senão o Python recusaria com um
+    SyntaxError e código 1, que parece "concluída com problemas". Só compila, não executa nada dele."""
+    try:
+        fonte = script.read_bytes()
+        compile(fonte, str(script), "exec", dont_inherit=True)
+    except OSError as erro:
+        return f"não foi possível ler o script {script}: {erro.strerror or erro}."
+    except (SyntaxError, ValueError, UnicodeDecodeError) as erro:
+        onde = f" (linha {erro.lineno})" if isinstance(erro, SyntaxError) and erro.lineno else ""
+        return (f"o script {script} não é um programa Python{onde}: {type(erro).__name__}. Aponte --script para o "
+                f"{NOME_SCRIPT_PADRAO} (ou tire o --script para usar o que está ao lado deste invólucro).")
     return None
 
 
@@ -907,8 +981,8 @@ def executar(ajustes: Ajustes, argumentos_filho, registro: Registro) -> Desfecho
     with _sigterm_como_excecao():
         try:
             trava = adquirir_trava(ajustes.pasta_dados, registro)
-            if trava is None:
-                desfecho.codigo = sb.ExitCode.BUSY
+            if trava is None or trava is False:  # None: outra execução (3); False: pasta sem permissão (2)
+                desfecho.codigo = sb.ExitCode.BUSY if trava is None else sb.ExitCode.CONFIG
                 return desfecho
             try:
                 rodar_tentativas(ajustes, argumentos_filho, registro, desfecho)
@@ -970,6 +1044,29 @@ def montar_texto_aviso(desfecho: Desfecho, host: str, servidores, timeout, erro=
     return texto
 
 
+def _postar_com_prazo(pedido: urllib.request.Request, prazo: float) -> int:
+    """O POST do aviso com prazo TOTAL (o timeout do urlopen vale por leitura: um servidor que pinga um byte
+    a cada poucos segundos seguraria o invólucro por minutos). Numa thread à parte: passado o prazo, TimeoutError
+    e a thread fica para trás (daemon; o invólucro está terminando)."""
+    resultado: dict = {}
+
+    def postar() -> None:
+        try:
+            with urllib.request.urlopen(pedido, timeout=prazo) as resposta:
+                resultado["status"] = resposta.status
+        except BaseException as erro:  # devolvido a quem chamou
+            resultado["erro"] = erro
+
+    linha = threading.Thread(target=postar, name="webhook", daemon=True)
+    linha.start()
+    linha.join(prazo)
+    if linha.is_alive():
+        raise TimeoutError
+    if "erro" in resultado:
+        raise resultado["erro"]
+    return resultado["status"]
+
+
 def enviar_webhook(url: str, carga: dict, registro: Registro) -> bool:
     """POST do aviso. Qualquer falha é registrada e nunca interrompe o invólucro."""
     try:
@@ -991,8 +1088,11 @@ def enviar_webhook(url: str, carga: dict, registro: Registro) -> bool:
         },
     )
     try:
-        with urllib.request.urlopen(pedido, timeout=TIMEOUT_WEBHOOK) as resposta:
-            status = resposta.status
+        status = _postar_com_prazo(pedido, TIMEOUT_WEBHOOK)
+    except TimeoutError:
+        registro.erro(f"o webhook ({partes.hostname}) não respondeu em {_fmt_segundos(TIMEOUT_WEBHOOK)}; "
+                      "aviso abandonado.")
+        return False
     except urllib.error.HTTPError as erro:
         registro.erro(f"o webhook ({partes.hostname}) recusou o aviso: HTTP {erro.code}.")
         return False
@@ -1059,6 +1159,23 @@ def _preparar_saida_padrao() -> None:
                 pass
 
 
+def _imprimir(texto: str) -> None:
+    """Texto na saída padrão; pipe fechado (`--ajuda | head`), disco cheio ou sem console: descarta em silêncio
+    (o descritor passa a apontar para os.devnull, para o Python não falhar de novo ao sair)."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.write(texto + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            descarte = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(descarte, sys.stdout.fileno())
+            os.close(descarte)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def _imprimir_erro(texto: str) -> None:
     if sys.stderr is not None:
         try:
@@ -1072,19 +1189,50 @@ def _tratar_sigterm(signum, _frame):
     raise Interrompido(128 + signum)
 
 
+def avisar_meia_atualizacao(texto: str) -> int:
+    """Atualização pela metade: o erro vai para a tela, para o log e para o webhook, com o mínimo do script
+    que se pode usar de outra versão (leitor de configurações, pasta de dados, máscara); se até isso falhar,
+    o ambiente e a pasta padrão. Código 2 (configuração: repetir não resolve)."""
+    pasta_dados, url_webhook, mascarar_texto = PASTA_DESTE_ARQUIVO / "dados", os.environ.get("SYNC_WEBHOOK_URL"), str
+    try:
+        get = sb.settings_reader(argparse.Namespace(env=None, dados_dir=None), base_dir=str(PASTA_DESTE_ARQUIVO),
+                                 errors=[])
+        for nome in sb.SECRET_SETTINGS:
+            if get(nome):
+                sb.SECRETS.add(get(nome))
+        pasta_dados = Path(sb.resolve_data_dir(get, None, base_dir=str(PASTA_DESTE_ARQUIVO)))
+        url_webhook = get("SYNC_WEBHOOK_URL")
+        mascarar_texto = mascarar
+    except Exception:  # o script de outra versão não tem mais esses nomes: ficam o ambiente e a pasta padrão
+        pass
+    registro = Registro(mascarar_texto)
+    registro.abrir_arquivo(pasta_dados / "logs" / NOME_LOG, 0, 0)
+    registro.erro(texto)
+    if url_webhook:
+        aviso = mascarar_texto(f"⚠️ Sincronização dos servidores de licença FALHOU em {socket.gethostname()}\n"
+                               f"Código {CODIGO_SEM_SCRIPT}: configuração.\n{texto}")
+        enviar_webhook(url_webhook, {"content": aviso, "text": aviso, "codigo_saida": CODIGO_SEM_SCRIPT,
+                                     "servidores": [], "falhas": [], "tentativas": 0,
+                                     "host": socket.gethostname()}, registro)
+    registro.fechar()
+    return CODIGO_SEM_SCRIPT
+
+
 def main(argv=None) -> int:
     _preparar_saida_padrao()
     umask_privada()
     if sb is None:
         _imprimir_erro(ERRO_AO_CARREGAR)
         return CODIGO_SEM_SCRIPT
+    if ERRO_DE_VERSAO:
+        return avisar_meia_atualizacao(ERRO_DE_VERSAO)
     try:
         opcoes, argumentos_filho = ler_opcoes(sys.argv[1:] if argv is None else argv)
     except ErroUso as erro:
         _imprimir_erro(f"Erro: {erro}\nUse --ajuda para ver as opções.")
         return sb.ExitCode.CONFIG
     if opcoes.ajuda:
-        print(criar_analisador().format_help())
+        _imprimir(criar_analisador().format_help())
         return sb.ExitCode.OK
     try:
         ajustes = ler_ajustes(opcoes, argumentos_filho)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # /// script
 # requires-python = ">=3.10"
 # dependencies = [
@@ -26,8 +27,9 @@ Fluxo (cada etapa é uma seção deste arquivo, na ordem em que os dados passam)
 
 Mapa para quem revisa (onde cada decisão mora):
     Liberada ou negada: allows() — a mesma ordem do servidor (bloqueada, vencida, pendente), julgada na
-        data LOCAL de cada servidor: Clock (Run.clock_for, com SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
-        BACKUP_FUSO_HORARIO). O status que o destino precisa ter sai de target_status().
+        data LOCAL de cada servidor: Clock (Run.clock_for: o relógio de cada servidor, do cabeçalho Date —
+        ServerClock —, e a margem de fusos UTC−12 a UTC+14; SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
+        BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status().
     Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
         Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
@@ -70,6 +72,33 @@ Códigos de saída: a tabela ExitCode logo abaixo (0 tudo certo; 1 problemas a r
 
 from __future__ import annotations
 
+# Python antigo: 2.7, 3.6 e 3.7 nem chegam a executar nada (o arquivo inteiro é lido antes) e mostram a linha
+# de sintaxe abaixo, que já diz o que fazer; 3.8 e 3.9 executam até o teste da versão, antes de qualquer import
+# que eles não têm (zoneinfo, dataclass com slots...). Só sintaxe do 3.8 até o teste.
+_PYTHON_MINIMO = (_ := "ERRO: este programa precisa do Python 3.10 ou mais novo - veja https://www.python.org/downloads/")
+
+import sys
+
+
+def python_antigo_texto(versao, executavel, plataforma):
+    """A linha única para quem roda num Python antes do 3.10 (só sintaxe do 3.8: roda antes dos imports)."""
+    if plataforma.startswith("win"):
+        como = ("baixe o Python 3.12 em https://www.python.org/downloads/ (marque \"Add python.exe to PATH\") e "
+                "rode com py")
+    elif plataforma == "darwin":
+        como = "instale pelo https://www.python.org/downloads/ (ou brew install python@3.12) e rode com python3"
+    else:
+        como = ("o Debian 12 e o Ubuntu 22.04 já trazem um python3 novo; no Debian 11 ou no Ubuntu 20.04, atualize o "
+                "sistema ou instale um Python 3.10+ (ex.: Ubuntu: sudo add-apt-repository ppa:deadsnakes/ppa && "
+                "sudo apt install python3.12 python3.12-venv) e rode com ele")
+    return ("❌ Este programa precisa do Python 3.10 ou mais novo; este é o Python {}.{}.{} ({}). Para "
+            "resolver: {}.".format(versao[0], versao[1], versao[2], executavel or "python", como))
+
+
+if sys.version_info < (3, 10):
+    sys.stderr.write(python_antigo_texto(sys.version_info, sys.executable, sys.platform) + "\n")
+    raise SystemExit(2)
+
 import argparse
 import base64
 import calendar
@@ -108,6 +137,27 @@ import zlib
 import zoneinfo
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
+def python_command() -> str:
+    """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
+    do próprio ambiente virtual quando roda de um (.venv/bin/python, relativo à pasta do script se o ambiente
+    estiver nela), `py` no Windows, `python3` no Linux e no Mac (no Debian 12 não existe `python`)."""
+    executable = sys.executable or ""
+    if executable and sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        folder = os.path.dirname(os.path.abspath(__file__))
+        inside = os.path.abspath(executable).startswith(folder + os.sep)
+        shown = os.path.relpath(executable, folder) if inside else executable
+        return f'"{shown}"' if " " in shown else shown
+    return "py" if os.name == "nt" else "python3"
+
+
+def pip_install_command() -> str:
+    """O comando que instala as dependências onde o usuário está: o pip do ambiente virtual em uso; no Linux e no
+    Mac sem um, um ambiente .venv novo (o pip do sistema é recusado no Debian 12, PEP 668); no Windows, py -m pip."""
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.name == "nt":
+        return f"{python_command()} -m pip install -r requirements.txt"
+    return "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+
+
 try:
     import requests
     from requests.adapters import HTTPAdapter
@@ -117,19 +167,27 @@ try:
     from filelock import FileLock, Timeout as LockTimeout
 except ImportError as _erro:  # pragma: no cover - depende da instalação do usuário
     sys.stderr.write(
-        f"❌ Dependência ausente: {_erro.name}. Instale com:\n"
-        "   pip install -r requirements.txt\n"
+        f"❌ Dependência ausente: {_erro.name}. Instale com (na pasta do sincronizar_bancos.py):\n"
+        f"   {pip_install_command()}\n"
+        + ("" if sys.prefix != getattr(sys, "base_prefix", sys.prefix) or os.name == "nt" else
+           "   e rode com .venv/bin/python sincronizar_bancos.py (no Debian/Ubuntu, se faltar o venv: "
+           "sudo apt install python3-venv)\n")
     )
     raise SystemExit(2) from None
 
 VERSAO = "1.0.0"
+# Interface com o sincronizar_automatico.py: os nomes de __all__ que ele usa e o que eles fazem. Suba este número
+# quando mudar algum deles; o invólucro confere antes de tudo e, numa atualização pela metade (só um dos dois
+# arquivos trocado), diz no log e no webhook qual arquivo atualizar (código 2).
+WRAPPER_INTERFACE = 1
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python3 sincronizar_bancos.py ...")
 
 # O que o sincronizar_automatico.py e os testes podem usar (tests/test_tipos.py confere que eles não
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
-    "VERSAO", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
+    "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
@@ -157,6 +215,12 @@ __all__ = [
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
     "Run", "run_sync", "main", "closed_pipe",
+    # pasta de dados (o invólucro diz o mesmo quando a conta do agendador não consegue gravar nela)
+    "lock_file_problem", "data_dir_error",
+    # comandos sugeridos nas mensagens: o Python e o pip que funcionam onde o usuário está
+    "python_command", "pip_install_command",
+    # formato do estado de par (uma versão mais nova recusa a execução: check_state_versions)
+    "STATE_VERSION",
 ]
 
 
@@ -947,6 +1011,32 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: s
     return os.path.abspath(data_dir)
 
 
+def _url_shown(text: str) -> str:
+    """Um valor de URL para mensagens: sem o que vem antes de um @ (pode ser usuário:senha) e mascarado."""
+    return SECRETS.mask(re.sub(r"//[^/@\s;,]*@", "//", text))
+
+
+def backup_urls(raw: Any, where: str = "SERVIDOR_BACKUP") -> list[str]:
+    """As URLs de SERVIDOR_BACKUP (separadas por vírgula). Separadas por espaço ou ';' (erro comum ao
+    copiar uma lista): ConfigError na hora, com a variável, o valor e o separador certo, antes de qualquer
+    acesso à rede (senão um pedaço vira "porta inválida" ou um servidor que não responde, código 4)."""
+    text = str(raw or "").strip()
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    for part in parts:
+        separator = next((name for sep, name in ((";", "ponto e vírgula (;)"), (" ", "espaço"),
+                                                  ("\t", "tabulação")) if sep in part), None)
+        if separator is None and re.search(r"\s", part):
+            separator = "espaço"
+        if separator is None and len(re.findall(r"https?://", part, re.IGNORECASE)) > 1:
+            separator = "nada entre elas"
+        if separator:
+            fixed = ",".join(p for p in re.split(r"[\s;,]+", text) if p)
+            raise ConfigError(
+                f"{where} separa os backups com {separator}: {_url_shown(text)!r}. Separe as URLs com vírgula (,), "
+                f"sem espaços: {where}={_url_shown(fixed)}")
+    return parts
+
+
 def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     """Monta a configuração: opções da linha de comando > ambiente > arquivo .env."""
     get = settings_reader(args, env)
@@ -955,6 +1045,10 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     backup_raw = get("SERVIDOR_BACKUP", ",".join(args.backup) if args.backup else None)
     if not primary_url:
         raise ConfigError("SERVIDOR_PRINCIPAL não foi configurado (veja o arquivo .env.example)." + env_file_hint(get))
+    if re.search(r"[\s;,]", str(primary_url).strip()):
+        where = "--principal" if args.principal else "SERVIDOR_PRINCIPAL"
+        raise ConfigError(f"{where} deve ter uma URL só (recebido: {_url_shown(str(primary_url).strip())!r}). "
+                          "Os backups vão em SERVIDOR_BACKUP, separados por vírgula (,).")
     if not backup_raw:
         raise ConfigError("SERVIDOR_BACKUP não foi configurado (uma URL ou várias separadas por vírgula)."
                           + env_file_hint(get))
@@ -967,7 +1061,7 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     backup_password = get("BACKUP_ADMIN_PASSWORD") or admin_password
     backups = [
         _server_config(Role.BACKUP, url, backup_user, backup_password)
-        for url in (part.strip() for part in str(backup_raw).split(",")) if url
+        for url in backup_urls(backup_raw, "--backup" if args.backup else "SERVIDOR_BACKUP")
     ]
     if not backups:
         raise ConfigError("SERVIDOR_BACKUP está vazio.")
@@ -1052,7 +1146,7 @@ def time_zone_setting(name: str, value: str) -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{name} deve ser um fuso horário como America/Sao_Paulo ou UTC (recebido: {value!r}). "
-                          "No Windows, instale as dependências (pip install -r requirements.txt, inclui tzdata).") \
+                          f"No Windows, instale as dependências ({pip_install_command()}, inclui tzdata).") \
             from None
     return value
 
@@ -1340,11 +1434,11 @@ def plain_http_refused(status: int, text: str) -> bool:
 
 
 class Ticker:
-    """Mostra, no terminal, que uma espera longa continua viva (uma linha a cada 10 s)."""
+    """Mostra que uma espera longa continua viva (uma linha a cada 10 s), no terminal e sem ele (cron, log)."""
 
     def __init__(self, label: str, enabled: bool, every: float = 10.0):
         self.label, self.every = label, every
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled  # linhas inteiras: servem ao terminal e ao log do agendador
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -1644,6 +1738,47 @@ def _content_kind(resp: Any) -> str:
 TOKEN_MIN_LIFE = 60.0  # um token que caiu antes disso foi revogado (senha trocada, reinício), não venceu
 
 
+class ServerClock:
+    """O relógio UTC de um servidor, lido do cabeçalho Date de cada resposta (resolução de 1 s). Cada leitura
+    guarda o instante monotônico local em que a requisição saiu: a hora do servidor agora é a do Date mais o
+    tempo monotônico passado desde então (erro: o tempo da requisição, e o segundo cortado do Date). Vale a
+    mediana das últimas leituras (um proxy com o relógio errado numa resposta não decide sozinho). O relógio
+    de parede do PC não entra na conta: mudar a hora do PC no meio da execução não muda nada."""
+
+    KEEP = 5
+
+    def __init__(self) -> None:
+        self._readings: list[tuple[float, dt.datetime]] = []
+        self._lock = threading.Lock()
+
+    def record(self, header: Any, sent: float) -> None:
+        """Uma resposta com `Date: <header>` à requisição enviada no instante monotônico `sent`."""
+        if not isinstance(header, str) or len(header) > 100:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(header.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return  # texto do servidor é entrada hostil: um Date ilegível é só uma leitura a menos
+        if moment is None or not 2000 <= moment.year <= 9000:
+            return
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)  # o Date é sempre GMT
+        moment = moment.astimezone(dt.timezone.utc) + dt.timedelta(seconds=0.5)  # meio do segundo cortado
+        with self._lock:
+            self._readings = (self._readings + [(sent, moment)])[-self.KEEP:]
+
+    @property
+    def known(self) -> bool:
+        return bool(self._readings)
+
+    def now(self) -> dt.datetime | None:
+        """A hora UTC do servidor agora (None: nenhuma resposta trouxe um Date legível)."""
+        mono = time.monotonic()
+        with self._lock:
+            estimates = sorted(moment + dt.timedelta(seconds=mono - sent) for sent, moment in self._readings)
+        return estimates[len(estimates) // 2] if estimates else None
+
+
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
 
@@ -1660,6 +1795,7 @@ class ApiClient:
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
+        self.clock = ServerClock()  # o relógio do servidor (cabeçalho Date de cada resposta)
         self._login_lock = threading.Lock()
         self._token_generation = 0
         self.logged_at = time.monotonic()  # quando o token atual foi emitido
@@ -1730,6 +1866,7 @@ class ApiClient:
         started = time.monotonic()
         retried = False
         for attempt in range(attempts):
+            sent = time.monotonic()
             try:
                 resp = self.session.request(method, url, json=payload, headers=headers,
                                             timeout=attempt_timeout(self.config.connect_timeout, limit))
@@ -1738,6 +1875,7 @@ class ApiClient:
                     raise self._host_not_found() from None
                 self._raise_tls_problem(exc)
                 raise ApiError(f"{self.server.label}: {describe_exception(exc, limit)}") from None
+            self.clock.record(resp.headers.get("Date"), sent)
             self._check_scheme(resp)
             history = getattr(getattr(resp.raw, "retries", None), "history", None)
             retried = retried or bool(history)
@@ -1840,8 +1978,10 @@ class ApiClient:
             if self.cancel.is_set():
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
+                sent = time.monotonic()
                 resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
                     self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
                 if verdict is HealthVerdict.OK:
@@ -2980,20 +3120,81 @@ def allows(lic: License | None, today: dt.date) -> bool:
     return lic.status != "pending"
 
 
+# Fusos possíveis de um servidor: a API não revela o fuso (só o relógio UTC, no cabeçalho Date), e os fusos
+# civis vão de UTC−12 a UTC+14. Num instante UTC, a data local de um servidor é uma destas (até três datas).
+PLAUSIBLE_OFFSETS = (dt.timedelta(hours=-12), dt.timedelta(hours=14))
+Span = tuple  # (data mais cedo, data mais tarde) em que o servidor pode estar: tuple[dt.date, dt.date]
+
+
+def plausible_dates(moment: dt.datetime, *known: dt.date) -> tuple[dt.date, dt.date]:
+    """As datas locais possíveis de um servidor cujo relógio UTC marca `moment`, em qualquer fuso de UTC−12 a
+    UTC+14 (e as datas `known`, a do fuso configurado, se ele estiver fora disso)."""
+    utc = moment.astimezone(dt.timezone.utc)
+    dates = [(utc + PLAUSIBLE_OFFSETS[0]).date(), (utc + PLAUSIBLE_OFFSETS[1]).date(), *known]
+    return min(dates), max(dates)
+
+
+def _span(day: "dt.date | Span") -> tuple[dt.date, dt.date]:
+    return day if isinstance(day, tuple) else (day, day)
+
+
 @dataclasses.dataclass(frozen=True)
 class Clock:
     """Datas de uma execução: a UTC (carimbo das escritas da API) e a data local de cada lado
-    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO)."""
+    (o veredito usa a data local do processo do servidor; veja SYNC_FUSO_HORARIO).
+
+    `primary`/`backup` são a data no fuso configurado (a esperada: relatório, comparação de registros). O fuso
+    configurado pode estar errado (ou trocado) e a API não o revela: as decisões de segurança usam a margem
+    `primary_span`/`backup_span`, as datas possíveis em qualquer fuso de UTC−12 a UTC+14 (None = sem margem:
+    a data é exata, como em --hoje). A origem só conta como liberada se libera em TODAS as datas possíveis
+    (sure); o destino conta como liberado se libera em ALGUMA delas (might)."""
     utc: dt.date
     primary: dt.date
     backup: dt.date
+    primary_span: tuple[dt.date, dt.date] | None = None
+    backup_span: tuple[dt.date, dt.date] | None = None
 
     @classmethod
     def of(cls, today: "dt.date | Clock") -> "Clock":
         return today if isinstance(today, Clock) else cls(today, today, today)
 
+    @classmethod
+    def at(cls, primary: dt.datetime, backup: dt.datetime, primary_zone: str, backup_zone: str) -> "Clock":
+        """As datas de um par no instante `primary` do relógio do servidor do lado PRIMARY e `backup` do outro
+        (cada um o seu relógio UTC), com a margem de fusos. A data UTC (a das escritas) é a do lado BACKUP, que
+        recebe as escritas do sentido normal."""
+        local_p = primary.astimezone(zoneinfo.ZoneInfo(primary_zone)).date()
+        local_b = backup.astimezone(zoneinfo.ZoneInfo(backup_zone)).date()
+        return cls(backup.astimezone(dt.timezone.utc).date(), local_p, local_b,
+                   plausible_dates(primary, local_p), plausible_dates(backup, local_b))
+
     def on(self, side: Side) -> dt.date:
         return self.primary if side == Side.PRIMARY else self.backup
+
+    def span(self, side: Side) -> tuple[dt.date, dt.date]:
+        """(data mais cedo, data mais tarde) possíveis do servidor do lado `side`."""
+        span = self.primary_span if side == Side.PRIMARY else self.backup_span
+        return span or _span(self.on(side))
+
+    def sure(self, lic: License | None, side: Side) -> bool:
+        """Libera em todo fuso possível (a data mais tarde ainda está no prazo)?"""
+        return allows(lic, self.span(side)[1])
+
+    def might(self, lic: License | None, side: Side) -> bool:
+        """Libera em algum fuso possível (a data mais cedo ainda está no prazo)?"""
+        return allows(lic, self.span(side)[0])
+
+    def differs(self, p: License | None, b: License | None, role_of: Callable[[Side], Role] = Role) -> bool:
+        """Veredito diferente com a margem de fusos (`p`/`b`: os lados do plano; `role_of`: qual é o principal de
+        verdade): o principal pode negar e o backup pode liberar (o backup liberaria a mais: tem de negar em todo
+        fuso), ou o principal libera em todo fuso e o backup nega em todo fuso. Um backup de veredito incerto
+        diante de um principal que libera em todos é tolerado (no sentido normal ele é renovado). Sem margem:
+        allows(p) != allows(b)."""
+        main = Side.PRIMARY if role_of(Side.PRIMARY) == Role.PRIMARY else Side.BACKUP
+        primary, backup = (p, b) if main == Side.PRIMARY else (b, p)
+        if self.sure(primary, main):
+            return not self.might(backup, main.other)
+        return self.might(backup, main.other)
 
 
 def model_upsert(before: License | None, source: License, today: dt.date) -> License:
@@ -3020,16 +3221,21 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     return lic
 
 
-def target_status(source: License, after: License, source_today: dt.date, target_today: dt.date) -> str:
+def target_status(source: License, after: License, source_today: "dt.date | Span",
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
     que já nega → fica como está. Origem negada e destino que liberaria → 'blocked'
     ('pending' não pode ser definido pela API, e as datas não podem ser copiadas).
+    Com a margem de fusos (datas (mais cedo, mais tarde)): a origem só conta como liberada se libera em todas
+    as datas possíveis; se não, um backup precisa negar em todas (o veredito mais estrito). O principal
+    (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
-    if allows(source, source_today):
-        return after.status if allows(after, target_today) else "active"
-    if not allows(after, target_today):
+    (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
+    if allows(source, source_latest):
+        return after.status if allows(after, target_earliest) else "active"
+    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
         return after.status
     return "blocked"
 
@@ -3068,7 +3274,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     carimbam a data UTC."""
     here, there = role_of(side), role_of(side.other)
     clock = Clock.of(today)
-    source_today, target_today = clock.on(side.other), clock.on(side)
+    source_span, target_span = clock.span(side.other), clock.span(side)
     today = clock.utc
     key = source.device_id
     chain: list[Action] = []
@@ -3091,16 +3297,20 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
-    status = target_status(source, after, source_today, target_today)
-    if allows(source, source_today) and is_expired(after, target_today):
+    status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
+    # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
+    if allows(source, source_span[1]) and is_expired(after, target_span[1]):
         renewed = model_upsert(after, source, today)
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
-        chain.append(Action(kind, key, _status_reason(source, status, there),
-                            changes=(("status", after.status, status),), side=side))
+        why = _status_reason(source, status, there)
+        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+            why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
+                   "fuso) ela já venceu, então o backup nega (margem de fusos)")
+        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
     return chain, after
 
@@ -3288,8 +3498,8 @@ class _Planner:
         return bool(chain)
 
     def differs(self, p: License | None, b: License | None) -> bool:
-        """Veredito diferente entre o principal e o backup (cada um pela sua data local)?"""
-        return allows(p, self.clock.primary) != allows(b, self.clock.backup)
+        """Veredito diferente entre o principal e o backup (cada um pela sua data local, com a margem de fusos)?"""
+        return self.clock.differs(p, b, self.options.role_of)
 
     def resume(self, key: str, p: License | None, b: License | None) -> bool:
         """Cadeia da execução anterior cortada no meio (morta ou com falha): o lado de destino está num
@@ -3326,7 +3536,7 @@ class _Planner:
             return False
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
-        return allows(lic, self.clock.on(target_side)) and not allows(source, self.clock.on(target_side.other))
+        return self.clock.might(lic, target_side) and not self.clock.sure(source, target_side.other)  # margem de fusos
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
@@ -3346,6 +3556,10 @@ class _Planner:
             chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
+        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+                key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
+                self.clock.might(b, Side.BACKUP)):
+            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
@@ -3374,9 +3588,9 @@ class _Planner:
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
             # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-            blocked = not allows(p, self.clock.primary) and self.deny(
+            blocked = not self.clock.sure(p, Side.PRIMARY) and self.deny(
                 key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
-                allows(b, self.clock.backup))
+                self.clock.might(b, Side.BACKUP))
             if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
@@ -3404,7 +3618,7 @@ class _Planner:
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif allows(b, self.clock.backup) and key not in self.denied:
+        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3486,18 +3700,19 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or rejected_verdict(self.primary, key, self.clock.primary):
+        if b is None or rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]):
             return
         self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
-                       "bloqueada para não liberar mais que o principal", b, allows(b, self.clock.backup))
+                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP))
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        if allows(self.primary.licenses.get(key), self.clock.primary):
+        if self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY):
             return
         self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
-                       "o principal", self.backup.rejected[key], rejected_verdict(self.backup, key, self.clock.backup))
+                       "o principal", self.backup.rejected[key],
+                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -3508,7 +3723,7 @@ class _Planner:
             if key in self.primary.licenses or key in self.primary.rejected or b is None:
                 continue
             self.deny(key, f"o principal só tem {raw!r} (com espaços nas pontas, inalcançável: nega); bloqueada "
-                           "para negar igual", b, allows(b, self.clock.backup))
+                           "para negar igual", b, self.clock.might(b, Side.BACKUP))
 
     def find_rolled_back(self) -> list[str]:
         """Registros do backup que voltaram atrás desde a última sincronização (sumiram enquanto o
@@ -3644,7 +3859,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
         unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
         backup_only_allowed=[k for k in backup_only
-                             if allows(backup.licenses[k], clock.backup) and k not in blocked_now],
+                             if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
         divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
@@ -3818,9 +4033,9 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
         plan.conflicts.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != Side.PRIMARY or allows(now, clock.primary) or copy is None:
+        if side != Side.PRIMARY or clock.sure(now, Side.PRIMARY) or copy is None:
             continue
-        block = deny_on_target(key, copy.status, allows(copy, clock.backup),
+        block = deny_on_target(key, copy.status, clock.might(copy, Side.BACKUP),
                                "negada no principal durante esta execução: bloqueada para negar igual")
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
             plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
@@ -3857,19 +4072,33 @@ class Result:
     left_allowed: bool = False  # a cadeia pode ter deixado a licença LIBERADA onde a origem nega (diário)
 
 
+PROGRESS_LOG_EVERY = 5.0  # sem terminal (cron, systemd, log): uma linha de progresso a cada tantos segundos
+
+
 class Progress:
-    """Contador ao vivo no terminal (só em terminal interativo)."""
+    """Contador ao vivo no terminal (enabled: a mesma linha reescrita); sem terminal (cron, systemd, a saída num
+    arquivo), uma linha inteira a cada PROGRESS_LOG_EVERY segundos com as contagens, para o log não ficar mudo
+    numa primeira sincronização longa. Nunca no --json (config.progress é falso)."""
 
     def __init__(self, label: str, total: int, enabled: bool):
         self.label, self.total, self.done = label, total, 0
-        self.enabled = enabled and total >= 20 and sys.stderr.isatty()
+        tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.enabled = enabled and total >= 20 and tty
+        self.log_lines = enabled and total >= 20 and not tty
         self._lock = threading.Lock()
         self._last = 0.0
+        self._started = time.monotonic()
+        self._logged_at = self._started
 
     def step(self) -> None:
         with self._lock:
             self.done += 1
             now = time.monotonic()
+            if self.log_lines and now - self._logged_at >= PROGRESS_LOG_EVERY:
+                self._logged_at = now
+                sys.stderr.write(f"   ⏳ gravando {self.label}: {self.done} de {self.total} "
+                                 f"({100 * self.done // self.total}%), {now - self._started:.0f} s\n")
+                sys.stderr.flush()
             if self.enabled and (now - self._last > 0.2 or self.done == self.total):
                 self._last = now
                 sys.stderr.write(f"\r   {self.label}: {self.done}/{self.total}")
@@ -4451,12 +4680,12 @@ def collation_groups(source: Snapshot, target: Snapshot,
     found = []
     for fold, keys in sorted(groups.items()):
         kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
-        denied = [k for k in keys if not allows(source.licenses[k], clock.primary)]
+        denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
                 del licenses[key]
         record = source.licenses[kept]
-        if denied and allows(record, clock.primary):
+        if denied and clock.might(record, Side.PRIMARY):
             licenses[kept] = dataclasses.replace(record, status="blocked")
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
@@ -4706,21 +4935,31 @@ class History:
 
     def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
         """Fecha a linha do par a partir do resultado tipado (contagens, erro e detalhes são renderizados dele)."""
-        parity = outcome.parity
+        values = history_row(outcome, failover)
         with self._lock:
             self._flush()
         with self._lock, self.db:
-            self.db.execute(
-                "UPDATE execucoes SET fim=?, duracao_s=?, situacao=?, codigo_saida=?, contagens=?, falhas=?, "
-                "conflitos=?, divergencias=?, paridade_ok=?, paridade_total=?, paridade_diferentes=?, erro=?, "
-                "detalhes=? WHERE id=?",
-                (outcome.ended, outcome.duration_s, outcome.status.value, int(outcome.code),
-                 json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
-                 len(outcome.failures), len(outcome.plan.conflicts) if outcome.plan else 0, len(outcome.divergences),
-                 None if parity is None else int(parity.ok), None if parity is None else parity.total,
-                 None if parity is None else len(parity.different), pair_error_text(outcome),
-                 dump_json(self._pack({k: self._pack(v) for k, v in pair_details(outcome, failover).items()}),
-                           indent=None), row_id))
+            values["detalhes"] = self._pack_details(values["detalhes"])
+            self.db.execute(f"UPDATE execucoes SET {', '.join(c + '=?' for c in values)} WHERE id=?",
+                            (*values.values(), row_id))
+
+    def _pack_details(self, details: dict[str, Any]) -> str:
+        return dump_json(self._pack({k: self._pack(v) for k, v in details.items()}), indent=None)
+
+    def add_aside(self, doc: dict[str, Any]) -> None:
+        """Grava o registro de uma execução que achou o histórico travado (HistoryAside): as linhas dos pares
+        e a auditoria, como se tivessem sido gravadas na hora."""
+        with self._lock, self.db:
+            for pair in doc.get("pares", []):
+                pair = dict(pair)
+                if isinstance(pair.get("detalhes"), dict):
+                    pair["detalhes"] = self._pack_details(pair["detalhes"])
+                columns = [c for c in HISTORY_ROW_COLUMNS if c in pair]
+                self.db.execute(f"INSERT INTO execucoes ({', '.join(columns)}) VALUES "
+                                f"({', '.join('?' for _ in columns)})", [pair[c] for c in columns])
+            self.db.executemany(
+                "INSERT INTO auditoria (execucao, momento, servidor, chave, acao, ok, mensagem, mudancas) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [tuple(row) for row in doc.get("auditoria", [])])
 
     def _pack(self, value: Any) -> Any:
         """Valor grande → {"ref_conteudo": hash}, com o conteúdo gravado uma vez só (chamar dentro da
@@ -4853,6 +5092,135 @@ STATE_DIR = "estado"
 STATE_VERSION = 1
 
 
+HISTORY_ROW_COLUMNS = ("execucao", "inicio", "modo", "principal", "backup", "situacao", "fim", "duracao_s",
+                       "codigo_saida", "contagens", "falhas", "conflitos", "divergencias", "paridade_ok",
+                       "paridade_total", "paridade_diferentes", "erro", "detalhes")
+
+
+def history_row(outcome: "PairOutcome", failover: FailoverReport | None = None) -> dict[str, Any]:
+    """As colunas do fim de um par no histórico (detalhes ainda como dicionário, sem a compactação do banco)."""
+    parity = outcome.parity
+    return {
+        "fim": outcome.ended, "duracao_s": outcome.duration_s, "situacao": outcome.status.value,
+        "codigo_saida": int(outcome.code),
+        "contagens": json.dumps(pair_counts_json(outcome) if outcome.plan else {}, ensure_ascii=False),
+        "falhas": len(outcome.failures), "conflitos": len(outcome.plan.conflicts) if outcome.plan else 0,
+        "divergencias": len(outcome.divergences), "paridade_ok": None if parity is None else int(parity.ok),
+        "paridade_total": None if parity is None else parity.total,
+        "paridade_diferentes": None if parity is None else len(parity.different), "erro": pair_error_text(outcome),
+        "detalhes": pair_details(outcome, failover),
+    }
+
+
+# -- histórico travado por outro programa: nunca impede uma sincronização --------------------------
+# Um programa de backup ou um navegador de SQLite segurando o historico.sqlite3: a execução sincroniza
+# do mesmo jeito, guarda o registro em historico-pendente/EXECUCAO.json (HistoryAside) e o grava no
+# histórico assim que ele estiver livre (no fim desta execução ou na próxima), com um aviso.
+
+HISTORY_ASIDE_DIR = "historico-pendente"
+HISTORY_BUSY_WAIT = 2.0  # segundos esperando o outro programa largar o histórico antes de guardar à parte
+
+
+def history_busy(data_dir: str, wait: float = HISTORY_BUSY_WAIT) -> bool:
+    """Outro programa segura o historico.sqlite3 (não dá para gravar nele em `wait` segundos)? Arquivo ausente
+    ou danificado não é "travado" (History.open_or_replace cuida deles)."""
+    path = os.path.join(data_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return False
+    try:
+        con = sqlite3.connect(path, timeout=wait)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.rollback()
+        finally:
+            con.close()
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc) or "busy" in str(exc)
+    except sqlite3.Error:
+        return False
+    return False
+
+
+def aside_files(data_dir: str) -> list[str]:
+    folder = os.path.join(data_dir, HISTORY_ASIDE_DIR)
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return []
+    return [os.path.join(folder, n) for n in names]
+
+
+def write_aside(history: History, data_dir: str) -> list[str]:
+    """Grava no histórico (livre) os registros guardados à parte; devolve os arquivos gravados (e apagados).
+    Um arquivo ilegível fica onde está (não some um registro por causa de outro)."""
+    done = []
+    for path in aside_files(data_dir):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                doc = json.load(handle)
+            history.add_aside(doc if isinstance(doc, dict) else {})
+            os.unlink(path)
+        except (OSError, ValueError, sqlite3.Error, TypeError):
+            continue
+        done.append(path)
+    return done
+
+
+class HistoryAside:
+    """O histórico desta execução enquanto o historico.sqlite3 está travado por outro programa: a mesma
+    interface do History (start_pair, audit, finish_pair, close), gravando em historico-pendente/EXECUCAO.json.
+    No close, se o histórico já estiver livre, o registro vai para ele na hora."""
+
+    def __init__(self, data_dir: str, run_id: str, warn: Callable[[str], None]):
+        self.data_dir, self.warn = data_dir, warn
+        self.path = os.path.join(data_dir, HISTORY_ASIDE_DIR, f"{run_id}.json")
+        self._lock = threading.Lock()
+        self.pairs: dict[int, dict[str, Any]] = {}
+        self.audits: list[list[Any]] = []
+
+    def _save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        atomic_write(self.path, dump_json({"pares": list(self.pairs.values()), "auditoria": self.audits},
+                                          indent=None), private=True)
+
+    def start_pair(self, run_id: str, started: str, mode: Mode, primary: str, backup: str) -> int:
+        with self._lock:
+            row = len(self.pairs) + 1
+            self.pairs[row] = {"execucao": run_id, "inicio": started, "modo": Mode(mode).value, "principal": primary,
+                               "backup": backup, "situacao": PairStatus.RUNNING.value}
+            self._save()
+            return row
+
+    def audit(self, run_id: str, server: str, result: Result) -> None:
+        changes = [[f, _jsonable(a), _jsonable(b)] for f, a, b in result.action.changes]
+        with self._lock:
+            self.audits.append([run_id, now_iso(), server, result.action.key, str(result.action.kind),
+                                int(result.ok), SECRETS.mask(result.message) or None,
+                                json.dumps(changes, ensure_ascii=False)])
+
+    def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
+        with self._lock:
+            self.pairs[row_id].update(history_row(outcome, failover))
+            self._save()
+
+    def close(self) -> None:
+        with self._lock:
+            self._save()
+        if not history_busy(self.data_dir):
+            history, _ = History.open_or_replace(self.data_dir)
+            if history is not None:
+                try:
+                    write_aside(history, self.data_dir)
+                finally:
+                    history.close()
+        if os.path.exists(self.path):
+            self.warn(f"   ⚠️  O histórico ({os.path.join(self.data_dir, HISTORY_FILE)}) continua travado por outro "
+                      f"programa: o registro desta execução ficou guardado em {self.path} e vai para o histórico na "
+                      "próxima execução em que ele estiver livre.")
+        else:
+            self.warn("   ✅ O histórico ficou livre: o registro desta execução já foi gravado nele.")
+
+
 def state_path(data_dir: str, primary_url: str, backup_url: str) -> str:
     digest = hashlib.sha256(f"{primary_url}|{backup_url}".encode("utf-8")).hexdigest()[:16]
     return os.path.join(data_dir, STATE_DIR, f"par-{digest}.json")
@@ -4876,6 +5244,26 @@ def load_state(data_dir: str, primary_url: str, backup_url: str,
     if not set_aside:
         return None, f"estado do par {path} danificado ({reason}): {then}."
     return None, set_aside_damaged(path, "estado do par", reason, then)
+
+
+def check_state_versions(config: Config) -> None:
+    """Antes de qualquer acesso à rede: um estado de par salvo por uma versão MAIS NOVA do script (alguém voltou
+    a uma versão anterior) para a execução com código 2, sem mexer no arquivo. Lido como "danificado", ele seria
+    posto de lado e o bidirecional acusaria conflitos falsos; adivinhar o formato novo seria pior."""
+    for d in directions(config):
+        path = state_path(config.data_dir, d.primary.url, d.backup.url)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                version = json.load(handle).get("versao")
+        except (OSError, ValueError, AttributeError):
+            continue  # ausente ou ilegível: load_state cuida (danificado)
+        if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+            raise ConfigError(
+                f"o estado salvo do par {d.primary.url} → {d.backup.url} ({path}) foi gravado por uma versão mais "
+                f"nova do sincronizar_bancos.py (formato {version}; esta versão, {VERSAO}, entende até o formato "
+                f"{STATE_VERSION}). Nada foi feito e o arquivo não foi alterado. Volte a usar a versão mais nova; "
+                "para recomeçar com esta, mova a pasta de estado para outro lugar (a próxima execução será como a "
+                "primeira sincronização).")
 
 
 def _state_from_json(raw: Any, primary_url: str, backup_url: str) -> PairState:
@@ -5154,14 +5542,44 @@ def acquire_lock(data_dir: str) -> FileLock:
     try:
         lock.acquire()
     except LockTimeout:
+        problem = lock_file_problem(os.path.join(data_dir, LOCK_FILE))
+        if problem is not None:  # a trava não foi pega porque esta conta não consegue gravar, não por outra execução
+            raise data_dir_error(data_dir, problem) from None
         raise LockBusy() from None
     except OSError as exc:  # pasta somente leitura, disco cheio...
         raise data_dir_error(data_dir, exc) from None
     return lock
 
 
+def lock_file_problem(path: str) -> OSError | None:
+    """Uma trava que não pôde ser pega: o erro de abrir o arquivo dela para gravar (pasta ou arquivo que a conta
+    desta execução não pode gravar; o filelock trata isso como "ocupada"), ou None (é outra execução mesmo)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        return exc
+    os.close(fd)
+    return None
+
+
+def account_name() -> str:
+    """O nome da conta que roda esta execução (a do agendador), para as mensagens de permissão."""
+    try:
+        import pwd  # só POSIX
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        return os.environ.get("USERNAME") or os.environ.get("USER") or "desta execução"
+
+
 def data_dir_error(data_dir: str, exc: BaseException) -> ConfigError:
     """Pasta de dados em que não se consegue gravar: a execução é recusada antes de falar com os servidores."""
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        account = account_name()
+        fix = ("dê a essa conta permissão de gravar na pasta (Propriedades → Segurança → Editar) " if os.name == "nt"
+               else f"dê a essa conta permissão de gravar na pasta (ex.: sudo chown -R {account} {data_dir}) ")
+        return ConfigError(f"a conta {account} não tem permissão de gravar na pasta de dados {data_dir} "
+                           f"({exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}); nada foi enviado aos "
+                           f"servidores. Para resolver, {fix}ou aponte DADOS_DIR para uma pasta dessa conta.")
     return ConfigError(f"não é possível gravar na pasta de dados {data_dir} ({exc.__class__.__name__}: {exc}); "
                        "nada foi enviado aos servidores. Libere espaço ou corrija as permissões.")
 
@@ -5377,8 +5795,8 @@ def refill_command(d: Direction, lost: Role, overwrite: bool = False) -> str:
     partir do backup, que recria o que falta com o status do backup; `overwrite`: também reverte os registros
     que voltaram a uma versão antiga, com --forcar)."""
     if lost == Role.BACKUP:
-        return f"python sincronizar_bancos.py --backup {d.backup.url}"
-    return f"python sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
+        return f"{PY} sincronizar_bancos.py --backup {d.backup.url}"
+    return f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
 
 
 def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
@@ -5389,8 +5807,8 @@ def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
 def backup_only_commands(d: Direction) -> tuple[str, str]:
     """Os dois comandos para licenças liberadas só no backup: levar ao principal (venda) ou bloquear no
     backup (reembolso; reversível)."""
-    return (f"python sincronizar_bancos.py restaurar --de {d.backup.url}",
-            f"python sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
+    return (f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}",
+            f"{PY} sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
 
 
 def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
@@ -5810,7 +6228,7 @@ class TextReport:
             rep.say(f"   ℹ️  {plural(len(plan.unblocked), 'licença')} que a ferramenta tinha bloqueado no backup "
                     "(por ter sumido do principal) volta(m) ao principal como era(m) antes do bloqueio, LIBERADA(S): "
                     + sample(plan.unblocked) + ". No backup ela(s) segue(m) bloqueada(s) até a próxima "
-                    f"sincronização: rode python sincronizar_bancos.py --backup {outcome.direction.backup.url} "
+                    f"sincronização: rode {PY} sincronizar_bancos.py --backup {outcome.direction.backup.url} "
                     "para liberá-la(s) lá também.")
         self.conflicts(plan)
         if plan.held_deletions:
@@ -5871,7 +6289,7 @@ class TextReport:
         rep.say("Resumo da restauração:" if any(p.direction.restore for p in run.pairs) else "Resumo por backup:")
         for pair in run.pairs:
             rep.say(self.summary_line(pair))
-        for warning in run.warnings:
+        for warning in run.warnings + run.notes:
             rep.say(f"   ⚠️  {warning}")
         if run.interrupted and not self.simulate:
             writes = sum(confirmed_writes(p) for p in run.pairs)
@@ -5942,8 +6360,14 @@ def parallel_map(func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         except Exception as exc:  # devolvida ao chamador, que decide o que fazer
             return exc
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
-        return list(pool.map(safe, items))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items)))
+    try:
+        results = list(pool.map(safe, items))
+    except BaseException:  # Ctrl+C/SIGTERM nas leituras: não espera o pedido em andamento (até SYNC_TIMEOUT)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _connect(client: ApiClient) -> None:
@@ -5968,21 +6392,23 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     ApiClient._handoff.clear()
     fatal: dict[str, BaseException] = {}
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(clients)) as pool:
-            futures = {pool.submit(_connect, client): client for client in clients}
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    client, exc = futures[future], future.exception()
-                    ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
-                        client.token, client.role, client.waited_seconds)
-                    if exc is not None and _is_fatal(exc):
-                        fatal[client.server.url] = exc
-                        for other in clients:
-                            other.cancel.set()
-            except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já (no máximo WAKE_ATTEMPT s)
-                for client in clients:
-                    client.cancel.set()
-                raise
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(clients))
+        futures = {pool.submit(_connect, client): client for client in clients}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                client, exc = futures[future], future.exception()
+                ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
+                    client.token, client.role, client.waited_seconds)
+                if exc is not None and _is_fatal(exc):
+                    fatal[client.server.url] = exc
+                    for other in clients:
+                        other.cancel.set()
+        except BaseException:  # Ctrl+C/SIGTERM na espera: as esperas param já, e o pedido em andamento não é
+            for client in clients:  # esperado (nada foi gravado: main sai sem esperar a thread dele)
+                client.cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     finally:
         for client in clients:
             client.close()
@@ -6026,6 +6452,19 @@ def _error_text(exc: BaseException) -> str:
     return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
 
 
+def _duration_text(delta: dt.timedelta) -> str:
+    """"2 dias e 3 h", "3 h e 12 min", "7 min"."""
+    minutes = int(delta.total_seconds() // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return plural(days, "dia") + (f" e {hours} h" if hours else "")
+    return f"{hours} h e {minutes} min" if hours else f"{minutes} min"
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%d/%m/%Y %H:%M")
+
+
 def local_date(moment: dt.datetime, zone: str) -> dt.date:
     """Data no fuso horário do servidor (o veredito usa a data local do processo do servidor)."""
     return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
@@ -6062,6 +6501,7 @@ class RunOutcome:
     check: bool = False
     stopped_code: int = ExitCode.OK  # parada antes dos pares: configuração sem pares legíveis, erros no login
     recorded: bool = True  # False: não há linha no histórico (o painel mostra o ultima_execucao.json)
+    notes: list[str] = dataclasses.field(default_factory=list)  # avisos que não mudam o código (relógio do PC)
 
     @property
     def interrupted(self) -> ExitCode | None:
@@ -6094,7 +6534,7 @@ def run_json(run: RunOutcome, simulate: bool, check: bool, limit: int | None = J
         "inicio": run.started, "fim": run.ended, "duracao_s": run.duration_s,
         "modo": Mode.CHECK if check else run.mode, "simulacao": simulate,
         "hoje": run.clock.utc.isoformat(), "codigo_saida": code, "significado": meaning,
-        "avisos": run.warnings,
+        "avisos": run.warnings + run.notes,
         "principal": {"url": run.primary_url,
                       "usuarios": run.primary_counts[0] if run.primary_counts else None,
                       "licencas": run.primary_counts[1] if run.primary_counts else None,
@@ -6120,7 +6560,7 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
                         "escritas": {"principal": pair.write_total(Role.PRIMARY),
                                      "backup": pair.write_total(Role.BACKUP)}})
     return {"versao": 1, "inicio": run.started, "fim": run.ended, "codigo_saida": run.code,
-            "mensagem": run.code.meaning, "avisos": run.warnings, "servidores": servers,
+            "mensagem": run.code.meaning, "avisos": run.warnings + run.notes, "servidores": servers,
             "registrada_no_historico": run.recorded}
 
 
@@ -6160,6 +6600,48 @@ def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool)
             "execução continua de onde parou.")
 
 
+def new_passwords(plan: Plan, results: list[Result], again: Plan) -> list[Divergence]:
+    """As senhas dos usuários que esta execução criou: a releitura não as vê (a API não expõe senhas), mas a
+    diferença existe de fato (uma senha nova foi gerada). Sem isso, a execução contaria menos divergências
+    que a simulação do mesmo plano."""
+    created = {r.action.key for r in results if r.ok and r.action.kind == CREATE_USER}
+    known = set(again.divergences)
+    return [item for item in plan.divergences
+            if item[0] == RecordKind.USER and item[2] == "senha" and item[1] in created and item not in known]
+
+
+def exposed_passwords(config: Config, snapshots: Iterable[Snapshot]) -> list[str]:
+    """Senha de administrador que outros veem: igual ao nome de usuário configurado, ou ao nome de um usuário
+    (revendedor) que a API lista. O nome continua mascarado (ele É a senha: mostrá-lo a poria no log e no
+    histórico); o aviso não diz qual é, só o que aconteceu e o que fazer. É um problema a resolver (código 1)."""
+    names = {name for snap in snapshots for name in snap.users}
+    warnings: list[str] = []
+    for server in [config.primary, *config.backups]:
+        where = f"do servidor {server.role.title.lower()} ({server.url})"
+        if server.password == server.username:
+            text = (f"a senha de administrador {where} é igual ao nome de usuário: quem vê o nome sabe a senha. "
+                    "Troque a senha no painel do servidor e no .env")
+        elif server.password in names:
+            text = (f"a senha de administrador {where} é igual ao nome de um usuário (revendedor) listado pela "
+                    "API: quem vê a lista de usuários sabe a senha, e esse nome aparece como *** nos relatórios. "
+                    "Troque a senha no painel do servidor e no .env")
+        else:
+            continue
+        if text not in warnings:
+            warnings.append(text)
+    return warnings
+
+
+def date_moved_text(before: Clock, after: Clock) -> str:
+    """A linha da data que mudou: as datas esperadas (fuso configurado), ou, quando elas são as mesmas, a virada
+    de dia num dos fusos possíveis (de UTC−12 a UTC+14; veja Clock), que também muda o que se pode afirmar."""
+    if (before.primary, before.backup) == (after.primary, after.backup):
+        return ("A data virou em algum fuso possível dos servidores durante a execução (a margem de fusos de "
+                "UTC−12 a UTC+14 mudou)")
+    return (f"A data mudou durante a execução ({before.primary} → {after.primary} no principal, "
+            f"{before.backup} → {after.backup} no backup)")
+
+
 class Run:
     """Conduz uma execução: conecta, lê, planeja, aplica, confere. Os textos vêm do TextReport."""
 
@@ -6169,7 +6651,7 @@ class Run:
         self.text = TextReport(rep, config.simulate, config.check, config.force)
         self.run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.started = now_iso()
-        self.now = (config.now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        self._fixed_now = config.now.astimezone(dt.timezone.utc) if config.now else None  # --agora (testes)
         self.clock_start = time.monotonic()
         self.directions = directions(config)
         servers = [config.primary] + [d.backup for d in self.directions]
@@ -6179,6 +6661,7 @@ class Run:
         self.history: History | None = None
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # avisos que não mudam o código de saída (relógio do PC)
         self.failover: FailoverReport | None = None  # rota de falha
         self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
 
@@ -6201,19 +6684,65 @@ class Run:
                 self.rep.warn(f"   ⚠️  {message}")
             return None
 
-    def instant(self) -> dt.datetime:
-        """Agora: o relógio de parede, ou o --agora mais o tempo que esta execução já levou (assim uma execução
-        que atravessa a meia-noite também a atravessa com --agora)."""
-        if self.config.now:
-            return self.now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+    @property
+    def now(self) -> dt.datetime:
+        """O instante da execução: o --agora (testes) ou a hora dos servidores agora (instant())."""
+        return self._fixed_now or self.instant()
+
+    def server_now(self, url: str, *fallback: str) -> dt.datetime:
+        """A hora UTC do servidor `url` pelo relógio dele (cabeçalho Date); sem nenhuma leitura dele, a dos
+        servidores `fallback` (o outro lado do par), depois a de qualquer servidor e, por último, a do PC."""
+        others = [c.server.url for c in self.clients.values()]
+        for candidate in (url, *fallback, *others):
+            client = self.clients.get(candidate)
+            moment = client.clock.now() if client else None
+            if moment is not None:
+                return moment
         return dt.datetime.now(dt.timezone.utc)
 
+    def instant(self) -> dt.datetime:
+        """Agora: a hora dos servidores (a do principal; sem ela, a de um backup; sem nenhuma, a do PC), ou o
+        --agora mais o tempo que esta execução já levou (assim uma execução que atravessa a meia-noite também a
+        atravessa com --agora). Nunca o relógio de parede do PC quando algum servidor respondeu."""
+        if self._fixed_now:
+            return self._fixed_now + dt.timedelta(seconds=time.monotonic() - self.clock_start)
+        return self.server_now(self.config.primary.url)
+
     def clock_for(self, direction: Direction, moment: dt.datetime | None = None) -> Clock:
+        """As datas do par no instante `moment` (padrão: agora) da execução: o lado de origem pelo relógio do
+        servidor de origem, o de destino pelo do destino (sem Date de um, o do outro), com a margem de fusos
+        (Clock.at). --hoje fixa as datas (sem margem); --agora fixa o instante dos dois."""
         if self.config.today:
             return Clock.of(self.config.today)
-        moment = moment or self.now
-        return Clock(moment.date(), local_date(moment, direction.source.time_zone),
-                     local_date(moment, direction.target.time_zone))
+        source, target = direction.source, direction.target
+        if self._fixed_now:
+            moment = moment or self.now
+            return Clock.at(moment, moment, source.time_zone, target.time_zone)
+        reference = self.instant()
+        moment = moment or reference
+        return Clock.at(moment + (self.server_now(source.url, target.url) - reference),
+                        moment + (self.server_now(target.url, source.url) - reference),
+                        source.time_zone, target.time_zone)
+
+    PC_CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+
+    def check_pc_clock(self) -> None:
+        """Compara o relógio do PC com o dos servidores (uma vez, depois das leituras). Mais de 5 minutos de
+        diferença viram um aviso (texto e --json), que nunca muda veredito nem código de saída: as datas vêm
+        dos servidores."""
+        pc = dt.datetime.now(dt.timezone.utc)
+        readings = [(c.server, c.clock.now()) for c in self.clients.values()]
+        off = [(server, moment - pc) for server, moment in readings
+               if moment is not None and abs(moment - pc) > self.PC_CLOCK_TOLERANCE]
+        if not off or self.notes:
+            return
+        server, delta = max(off, key=lambda item: abs(item[1]))
+        note = (f"o relógio deste computador está {_duration_text(abs(delta))} "
+                f"{'atrasado' if delta > dt.timedelta(0) else 'adiantado'} em relação ao do servidor "
+                f"{server.label} ({_utc_text(pc + delta)} UTC no servidor, {_utc_text(pc)} UTC no PC). As datas das "
+                "licenças (vencimento, renovação e conferência) seguem o relógio dos servidores, não o do PC; "
+                "acerte a data e a hora deste computador (os horários do histórico e do painel usam o relógio dele)")
+        self.notes.append(SECRETS.mask(note))  # sai uma vez, no resumo (texto) e em "avisos" (--json)
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -6271,6 +6800,10 @@ class Run:
         self.failover = finish_failover()  # rota de falha
         for client in ready:
             self._report_fetch(client)
+        self.check_pc_clock()
+        for warning in exposed_passwords(self.config, self.snapshots.values()):
+            self.warnings.append(warning)
+            self.rep.warn(f"   ⚠️  {warning}")
 
     def _report_fetch(self, client: ApiClient) -> None:
         where = "principal" if client.server.role == Role.PRIMARY else f"backup ({client.server.url})"
@@ -6291,13 +6824,15 @@ class Run:
     def sync_pair(self, direction: Direction) -> PairOutcome:
         outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
         clock = time.monotonic()
+        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
+        if error is not None:  # a falha veio antes do par (espera, login, leitura): ele durou desde o início
+            outcome.started, clock = self.started, self.clock_start
         if len(self.directions) > 1:
             self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
         row = None
         if self.history:
             row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
                                    outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
-        error = self.errors.get(direction.source.url) or self.errors.get(direction.target.url) or self.stopped
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
@@ -6413,9 +6948,7 @@ class Run:
         while True:
             date_moved = later != outcome.clock
             if date_moved:
-                self.rep.say(f"   🕛 A data mudou durante a execução ({outcome.clock.primary} → {later.primary} no "
-                             f"principal, {outcome.clock.backup} → {later.backup} no backup): relendo e conferindo "
-                             "na data nova")
+                self.rep.say(f"   🕛 {date_moved_text(outcome.clock, later)}: relendo e conferindo na data nova")
             fresh = self.reread_pair(outcome, date_moved)
             if fresh is None:
                 return
@@ -6434,7 +6967,8 @@ class Run:
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
-            outcome.clock, outcome.parity, outcome.divergences = later, again.parity_now(), again.divergences
+            outcome.clock, outcome.parity = later, again.parity_now()
+            outcome.divergences = again.divergences + new_passwords(plan, outcome.results or [], again)
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
             outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
@@ -6648,7 +7182,7 @@ class Run:
             primary_waited_s=self.clients[self.config.primary.url].waited_seconds,
             credentials_file=self.credentials.path if self.credentials and self.credentials.used else None,
             ended=now_iso(), duration_s=round(time.monotonic() - self.clock_start, 3), warnings=self.warnings,
-            failover=self.failover, check=self.config.check)
+            failover=self.failover, check=self.config.check, notes=self.notes)
         if run.credentials_file:
             self.rep.say(f"🔑 Senhas dos usuários criados (novas, aleatórias): {run.credentials_file}")
         return run
@@ -6661,7 +7195,19 @@ def open_local_files(run: Run, config: Config) -> None:
     try:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
-        run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
+        if history_busy(config.data_dir):  # outro programa segura o histórico: sincroniza e guarda à parte
+            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)  # type: ignore[assignment]
+            run.rep.warn(f"⚠️  O histórico {os.path.join(config.data_dir, HISTORY_FILE)} está travado por outro "
+                         "programa (um backup, um navegador de SQLite?): a sincronização segue e o registro desta "
+                         "execução é guardado à parte, para ir ao histórico quando ele estiver livre.")
+            warning = None
+        else:
+            run.history, warning = History.open_or_replace(config.data_dir, retention_days=config.history_days)
+            if run.history is not None and aside_files(config.data_dir):
+                written = write_aside(run.history, config.data_dir)
+                if written:
+                    run.rep.warn(f"ℹ️  {plural(len(written), 'registro guardado', 'registros guardados')} enquanto o "
+                                 "histórico estava travado foi(ram) gravado(s) nele agora.")
     except (OSError, sqlite3.Error) as exc:
         raise data_dir_error(config.data_dir, exc) from None
     if warning:
@@ -6708,13 +7254,16 @@ def save_last_run(run: Run, outcome: RunOutcome) -> None:
                         os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
 
 
-def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]) -> RunOutcome:
+def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]],
+                origin: Run | None = None) -> RunOutcome:
     """Falha antes da sincronização (senha, conta, URL que não é a API, nome que não resolve, TLS): a
     execução vira um RunOutcome como qualquer outra, com o código dos pares (pair_verdict), uma linha por
     par no histórico (pela mesma API History dos pares) e o ultima_execucao.json, para o painel e o
     /status.json ficarem vermelhos já nesta execução. Simulação: só o RunOutcome, nada gravado. Não
     imprime nada: o texto e o --json saem dele em report_connection_errors."""
     run = Run(config, Reporter(False, io.StringIO()))
+    if origin is not None:  # a execução começou antes da espera e do login que falharam: a duração conta daí
+        run.started, run.clock_start = origin.started, origin.clock_start
     run.errors = {server.url: exc for server, exc in errors}
     run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
     recorded = not config.simulate
@@ -8145,6 +8694,7 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
     class PanelHandler(http.server.BaseHTTPRequestHandler):
         server_version = "painel-sincronizacao"
         sys_version = ""
+        timeout = PANEL_IDLE_TIMEOUT  # cada leitura e escrita da conexão (um cliente que para no meio é largado)
 
         def log_message(self, fmt: str, *args: Any) -> None:  # sem token nos logs
             sys.stderr.write(terminal_text(f"   painel: {self.address_string()} {fmt % args}") + "\n")
@@ -8216,6 +8766,88 @@ def make_panel_handler(data_dir: str, token: str | None, max_delay_min: float,
     return PanelHandler
 
 
+PANEL_IDLE_TIMEOUT = 10.0  # segundos que uma conexão do painel pode ficar calada (antes do pedido ou no meio)
+PANEL_WORKERS = 8  # threads que respondem pedidos (o painel é leve; o resto espera na fila)
+PANEL_MAX_WAITING = 256  # conexões abertas esperando o pedido chegar; passando disso, a mais antiga é fechada
+
+
+class PanelServer(http.server.HTTPServer):
+    """O servidor do painel: uma thread só espera (com um seletor) o primeiro byte de cada conexão, e só então
+    ela vai para um grupo fixo de PANEL_WORKERS threads. Conexão calada por PANEL_IDLE_TIMEOUT é fechada, e
+    acima de PANEL_MAX_WAITING a mais antiga sai: centenas de conexões mudas (um scanner, um proxy, um
+    ataque) não criam centenas de threads nem esgotam os descritores, e o painel continua respondendo."""
+
+    def __init__(self, address: tuple[str, int], handler: Any, workers: int = PANEL_WORKERS,
+                 idle: float = PANEL_IDLE_TIMEOUT, max_waiting: int = PANEL_MAX_WAITING):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.idle, self.max_waiting = idle, max_waiting
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="painel")
+        self._incoming: list[tuple[Any, Any]] = []  # conexões aceitas, ainda não vistas pela thread de espera
+        self._incoming_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._waiter = threading.Thread(target=self._wait_loop, name="painel-espera", daemon=True)
+        self._waiter.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._incoming_lock:
+            self._incoming.append((request, client_address))
+
+    def _wait_loop(self) -> None:
+        """Só esta thread mexe no seletor: registra as novas, manda as que têm dados para o grupo de threads e
+        fecha as caladas demais (ou as mais antigas, acima do limite)."""
+        import selectors
+        selector = selectors.DefaultSelector()
+        waiting: dict[Any, tuple[Any, float]] = {}  # conexão → (endereço, prazo), na ordem de chegada
+        try:
+            while not self._stopping.is_set():
+                with self._incoming_lock:
+                    incoming, self._incoming = self._incoming, []
+                for conn, address in incoming:
+                    try:
+                        selector.register(conn, selectors.EVENT_READ)
+                    except (OSError, ValueError):
+                        self.shutdown_request(conn)
+                        continue
+                    waiting[conn] = (address, time.monotonic() + self.idle)
+                while len(waiting) > self.max_waiting:
+                    self._drop(selector, waiting, next(iter(waiting)))
+                if not waiting:
+                    time.sleep(0.02)
+                    continue
+                for key, _ in selector.select(0.05):
+                    address, _deadline = waiting.pop(key.fileobj)
+                    selector.unregister(key.fileobj)
+                    self.pool.submit(self._serve, key.fileobj, address)
+                now = time.monotonic()
+                for conn in [c for c, (_a, deadline) in waiting.items() if deadline < now]:
+                    self._drop(selector, waiting, conn)
+        finally:
+            for conn in list(waiting):
+                self._drop(selector, waiting, conn)
+            selector.close()
+
+    def _drop(self, selector: Any, waiting: dict[Any, Any], conn: Any) -> None:
+        waiting.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            selector.unregister(conn)
+        self.shutdown_request(conn)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        self._stopping.set()
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_delay_min: float,
                 ready: Callable[[Any], None] | None = None,
                 current: Callable[[], list[tuple[str, str]] | None] | None = None,
@@ -8235,11 +8867,10 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
-        httpd = http.server.ThreadingHTTPServer((host, port), handler)
+        httpd = PanelServer((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"Não foi possível abrir o painel em {host}:{port}: {exc.strerror}") from None
     bound["port"] = httpd.server_address[1]  # --porta 0: a porta que o sistema escolheu
-    httpd.daemon_threads = True
     if ready:
         ready(httpd)
     try:
@@ -8396,7 +9027,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog="Ajuda de cada comando: python sincronizar_bancos.py COMANDO --help. Códigos de saída: "
+        epilog=f"Ajuda de cada comando: {PY} sincronizar_bancos.py COMANDO --help. Códigos de saída: "
                + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
     )
     parser._positionals.title = "comando"
@@ -8504,7 +9135,7 @@ def command_help(parser: argparse.ArgumentParser, command: str) -> str:
     description, wanted = COMMAND_HELP[command]
     sub = _Parser(prog=f"sincronizar_bancos.py {command}", add_help=False, formatter_class=_HelpFormatter,
                   description=description, epilog="Todas as opções e os códigos de saída: "
-                                                   "python sincronizar_bancos.py --help")
+                                                   f"{PY} sincronizar_bancos.py --help")
     sub._optionals.title = "opções"
     for action in parser._actions:
         if action.option_strings and (set(action.option_strings) & set(wanted + ["--help"])):
@@ -8660,9 +9291,10 @@ def closed_pipe(exc: OSError, windows: bool = os.name == "nt") -> bool:
 
 
 class _QuietStream:
-    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head), passa a descartar a saída em silêncio:
-    a execução continua até o fim e o código de saída não muda (como recomenda a documentação do
-    Python para BrokenPipeError: o descritor passa a apontar para os.devnull)."""
+    """stdout/stderr que, se quem lê fechar o pipe (ex.: | head) ou a escrita falhar (disco cheio, /dev/full,
+    console que sumiu), passa a descartar a saída em silêncio: a execução continua até o fim, é registrada e o
+    código de saída não muda (como recomenda a documentação do Python para BrokenPipeError: o descritor passa
+    a apontar para os.devnull). Não conseguir imprimir nunca para uma sincronização."""
 
     def __init__(self, stream: Any):
         self._stream = stream
@@ -8673,18 +9305,14 @@ class _QuietStream:
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except OSError as exc:
-            if not closed_pipe(exc):
-                raise
+        except OSError:
             self._silence()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except OSError as exc:
-            if not closed_pipe(exc):
-                raise
+        except OSError:
             self._silence()
 
     def _silence(self) -> None:
@@ -8698,7 +9326,7 @@ class _QuietStream:
 
 def configure_output() -> None:
     """Emojis e acentos sem quebrar no console do Windows nem em arquivos de log; pipe fechado
-    (| head) termina em silêncio."""
+    (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream.isatty():
@@ -8707,9 +9335,13 @@ def configure_output() -> None:
                 stream.reconfigure(encoding="utf-8", errors="replace")
         except (AttributeError, ValueError):
             pass
-    if sys.stdout is not None and not isinstance(sys.stdout, _QuietStream):
+    if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if not isinstance(sys.stdout, _QuietStream):
         sys.stdout = _QuietStream(sys.stdout)
-    if sys.stderr is not None and not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
+    if not isinstance(sys.stderr, _QuietStream):  # `2>&1 | head`: o código não muda
         sys.stderr = _QuietStream(sys.stderr)
 
 
@@ -8756,6 +9388,7 @@ def _run_command(args: argparse.Namespace) -> int:
         config.check = config.simulate = True
     if args.comando == "restaurar":
         config = restore_mode(config)
+    check_state_versions(config)
     rep = Reporter(config.json_output)
     if config.allow_http:
         rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
@@ -8776,7 +9409,7 @@ def _run_command(args: argparse.Namespace) -> int:
             errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
             if errors:
                 run.close()
-                return report_connection_errors(config, errors, stopped_run(config, errors))
+                return report_connection_errors(config, errors, stopped_run(config, errors, run))
             if lock is not None:
                 remove_stale_temp_files(config.data_dir)
             outcome = run_sync(config, rep, run)
@@ -8801,7 +9434,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail([f"Opção inválida: {exc}", "   Veja: python sincronizar_bancos.py --help"], ExitCode.CONFIG,
+        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"], ExitCode.CONFIG,
                     json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return ExitCode.CONFIG if exc.code else ExitCode.OK
@@ -8835,5 +9468,20 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def exit_without_waiting(code: int) -> None:
+    """Depois de um Ctrl+C/SIGTERM, com tudo já registrado (main voltou): sai na hora, sem esperar as threads de
+    leitura com um pedido em andamento (o Python as espera ao sair, até o SYNC_TIMEOUT de cada pedido). Nada
+    fica pela metade: as escritas são protegidas e já terminaram quando main volta."""
+    lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if STOP.code is None or not lingering:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _code = main()
+    exit_without_waiting(_code)
+    sys.exit(_code)

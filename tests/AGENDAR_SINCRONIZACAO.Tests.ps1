@@ -1,8 +1,8 @@
 ﻿#Requires -Version 5.1
 # Testes Pester 5 do AGENDAR_SINCRONIZACAO.ps1.
 #
-# Os cmdlets do Agendador (Register-, Unregister-, Get-, Get-...Info e
-# Start-ScheduledTask) são simulados: nenhuma tarefa de verdade é criada. Os
+# Os cmdlets do Agendador (Register-, Unregister-, Get-, Get-...Info, Start- e
+# Stop-ScheduledTask) são simulados: nenhuma tarefa de verdade é criada. Os
 # New-ScheduledTask* reais só montam objetos na memória; num contexto próprio
 # eles também são simulados (repassando ao cmdlet real) para conferir os
 # parâmetros recebidos. Rodam na CI do Windows:
@@ -14,7 +14,7 @@ BeforeAll {
     . $script:CaminhoScript -SomenteFuncoes
 
     function New-ProjetoFalso {
-        param([switch]$ComVenv, [switch]$SemInvolucro)
+        param([switch]$ComVenv, [switch]$SemInvolucro, [switch]$ComLancador)
         $pasta = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
         New-Item -ItemType Directory -Path $pasta | Out-Null
         if (-not $SemInvolucro) {
@@ -25,6 +25,13 @@ BeforeAll {
             New-Item -ItemType Directory -Path $scripts -Force | Out-Null
             Set-Content -LiteralPath (Join-Path $scripts 'python.exe') -Value ''
             Set-Content -LiteralPath (Join-Path $scripts 'pythonw.exe') -Value ''
+        }
+        if ($ComLancador) {
+            # O modo contínuo roda o sincronizar_bancos.py pelo lançador sem console da pasta agendamento.
+            Set-Content -LiteralPath (Join-Path $pasta 'sincronizar_bancos.py') -Value '# falso'
+            $agendamento = Join-Path $pasta 'agendamento'
+            New-Item -ItemType Directory -Path $agendamento -Force | Out-Null
+            Set-Content -LiteralPath (Join-Path $agendamento 'rodar_sem_console.py') -Value '# falso'
         }
         return $pasta
     }
@@ -54,7 +61,8 @@ BeforeAll {
             [string]$Usuario = $env:USERNAME,
             [string]$NivelExecucao = 'Limited',
             [string]$Pasta = 'C:\protecao',
-            [string]$Estado = 'Ready'
+            [string]$Estado = 'Ready',
+            [string]$Argumentos = '"C:\protecao\sincronizar_automatico.py"'
         )
         return [pscustomobject]@{
             TaskName  = 'TesteSinc'
@@ -63,7 +71,7 @@ BeforeAll {
             Principal = [pscustomobject]@{ UserId = $Usuario; RunLevel = $NivelExecucao }
             Actions   = @([pscustomobject]@{
                     Execute          = 'C:\protecao\.venv\Scripts\pythonw.exe'
-                    Arguments        = '"C:\protecao\sincronizar_automatico.py"'
+                    Arguments        = $Argumentos
                     WorkingDirectory = $Pasta
                 })
             Triggers  = @([pscustomobject]@{
@@ -91,6 +99,7 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
         }
         Mock Unregister-ScheduledTask { return }
         Mock Start-ScheduledTask { return }
+        Mock Stop-ScheduledTask { return }
         Mock Get-ScheduledTask { $null }
         Mock Get-ScheduledTaskInfo { $null }
         Mock Test-Administrador { $false }
@@ -165,7 +174,7 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
         It 'rodar duas vezes substitui a tarefa (-Force), sem remover nem duplicar' {
             $pasta = New-ProjetoFalso -ComVenv
             Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
-            Mock Get-ScheduledTask { New-TarefaFalsa }
+            Mock Get-ScheduledTask { New-TarefaFalsa } -ParameterFilter { $TaskName -eq 'TesteSinc' }
             Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
             Should -Invoke Register-ScheduledTask -Times 2 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' -and $Force }
             Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
@@ -419,6 +428,152 @@ Describe 'AGENDAR_SINCRONIZACAO.ps1' {
             $estado.Significado | Should -BeLike '*código 2 do sincronizar_automatico.py*'
             Show-StatusTarefa -NomeTarefa 'TesteSinc' -PastaProjeto $TestDrive | Should -Be 0
             Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Log:*não respondeu*requests*' }
+        }
+    }
+
+    Context 'Modo contínuo' {
+        It 'registra TesteSincContinuo: pythonw.exe com o lançador e vigiar, no login, sem tempo máximo' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Invoke-AgendarSincronizacao -Continuo -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+            $registro = $script:Registros[0]
+            $registro.TaskName | Should -Be 'TesteSincContinuo'
+            $registro.Force | Should -BeTrue
+
+            $acao = @($registro.Action)[0]
+            $acao.Execute | Should -Be (Join-Path $pasta '.venv\Scripts\pythonw.exe')
+            $acao.Arguments | Should -Be ('"' + (Join-Path $pasta 'agendamento\rodar_sem_console.py') + '" vigiar')
+            $acao.WorkingDirectory | Should -Be $pasta
+
+            # No login, e de volta em até 5 minutos se parar (a repetição é ignorada enquanto ele roda).
+            $gatilho = @($registro.Trigger)[0]
+            $gatilho.CimClass.CimClassName | Should -Be 'MSFT_TaskLogonTrigger'
+            $gatilho.Repetition.Interval | Should -Be 'PT5M'
+            $gatilho.Repetition.Duration | Should -BeNullOrEmpty
+
+            # Sem tempo máximo (o padrão, 72 h, encerraria o vigiar), uma cópia por vez, novas tentativas.
+            $registro.Settings.ExecutionTimeLimit | Should -Be 'PT0S'
+            "$($registro.Settings.MultipleInstances)" | Should -BeIn @('IgnoreNew', '2')
+            $registro.Settings.RestartCount | Should -Be 3
+            $registro.Settings.RestartInterval | Should -Be 'PT1M'
+            $registro.Settings.DisallowStartIfOnBatteries | Should -BeFalse
+            $registro.Settings.StopIfGoingOnBatteries | Should -BeFalse
+
+            "$($registro.Principal.LogonType)" | Should -BeIn @('Interactive', '3')
+            "$($registro.Principal.RunLevel)" | Should -BeIn @('Limited', '0')
+            Should -Invoke Start-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Invoke-InformarInvolucro -ParameterFilter {
+                $Involucro -eq (Join-Path $pasta 'agendamento\rodar_sem_console.py')
+            }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*-Continuo -ExecutarAgora*' }
+        }
+
+        It 'rodar de novo substitui a tarefa contínua, sem remover nem duplicar' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Invoke-AgendarSincronizacao -Continuo -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Mock Get-ScheduledTask {
+                New-TarefaFalsa -Argumentos '"C:\protecao\agendamento\rodar_sem_console.py" vigiar'
+            } -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Invoke-AgendarSincronizacao -Continuo -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 2 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' -and $Force }
+            Should -Invoke Unregister-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*modo contínuo*atualizada*' }
+        }
+
+        It '-ExecutarAgora inicia a tarefa contínua' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Invoke-AgendarSincronizacao -Continuo -ExecutarAgora -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Start-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+        }
+
+        It '-IntervaloSegundos vai para o vigiar; fora de 5 a 86400 ou sem -Continuo é recusado' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Invoke-AgendarSincronizacao -Continuo -IntervaloSegundos 30 -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            @($script:Registros[0].Action)[0].Arguments | Should -BeLike '*rodar_sem_console.py" vigiar --intervalo 30'
+            Invoke-AgendarSincronizacao -Continuo -IntervaloSegundos 4 -PastaProjeto $pasta | Should -Be 1
+            Invoke-AgendarSincronizacao -Continuo -IntervaloSegundos 86401 -PastaProjeto $pasta | Should -Be 1
+            Invoke-AgendarSincronizacao -IntervaloSegundos 30 -PastaProjeto $pasta | Should -Be 1
+            Invoke-AgendarSincronizacao -NaInicializacao -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly
+        }
+
+        It '-NaInicializacao sem Administrador é recusado com explicação' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Invoke-AgendarSincronizacao -Continuo -NaInicializacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*como Administrador*' }
+        }
+
+        It '-NaInicializacao como Administrador: na inicialização, sem senha guardada (S4U)' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Mock Test-Administrador { $true }
+            Invoke-AgendarSincronizacao -Continuo -NaInicializacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            $registro = $script:Registros[0]
+            @($registro.Trigger)[0].CimClass.CimClassName | Should -Be 'MSFT_TaskBootTrigger'
+            @($registro.Trigger)[0].Repetition.Interval | Should -Be 'PT5M'
+            "$($registro.Principal.LogonType)" | Should -BeIn @('S4U', '2')
+            "$($registro.Principal.RunLevel)" | Should -BeIn @('Limited', '0')
+        }
+
+        It 'instalar o contínuo para e remove a tarefa a cada intervalo (um modo de cada vez)' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Mock Get-ScheduledTask { New-TarefaFalsa -Estado 'Running' } -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Invoke-AgendarSincronizacao -Continuo -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Should -Invoke Stop-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Should -Invoke Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like "*'TesteSinc' removida*um modo de cada vez*" }
+        }
+
+        It 'instalar a cada intervalo para e remove a tarefa contínua' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Mock Get-ScheduledTask { New-TarefaFalsa -Estado 'Running' } -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Register-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Should -Invoke Stop-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Should -Invoke Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+        }
+
+        It 'a tarefa do outro modo que só um Administrador remove: para antes de registrar' {
+            $pasta = New-ProjetoFalso -ComVenv -ComLancador
+            Mock Get-ScheduledTask { New-TarefaFalsa -NivelExecucao 'Highest' } -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Invoke-AgendarSincronizacao -Continuo -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*mesma trava*' }
+        }
+
+        It 'sem o lançador na pasta, para com mensagem' {
+            $pasta = New-ProjetoFalso -ComVenv
+            Invoke-AgendarSincronizacao -Continuo -NomeTarefa 'TesteSinc' -PastaProjeto $pasta | Should -Be 1
+            Should -Invoke Register-ScheduledTask -Times 0 -Exactly
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*pasta agendamento*' }
+        }
+
+        It '-Remover tira os dois modos e para o vigiar que está rodando' {
+            Mock Get-ScheduledTask { New-TarefaFalsa -Estado 'Running' }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Remover -PastaProjeto $TestDrive | Should -Be 0
+            Should -Invoke Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+            Should -Invoke Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Should -Invoke Stop-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Should -Invoke Stop-ScheduledTask -Times 0 -Exactly -ParameterFilter { $TaskName -eq 'TesteSinc' }
+        }
+
+        It '-Status mostra a tarefa contínua, com o log informado pelo lançador' {
+            $pasta = New-ProjetoFalso
+            Mock Get-ScheduledTask {
+                New-TarefaFalsa -Pasta $pasta -Estado 'Running' -Argumentos '"C:\protecao\agendamento\rodar_sem_console.py" vigiar'
+            } -ParameterFilter { $TaskName -eq 'TesteSincContinuo' }
+            Mock Get-ScheduledTaskInfo {
+                [pscustomobject]@{ LastRunTime = (Get-Date).AddHours(-3); NextRunTime = $null; LastTaskResult = 267009 }
+            }
+            Mock Invoke-InformarInvolucro { New-RespostaInformar -ArquivoLog 'C:\protecao\dados\logs\vigiar.log' }
+            Invoke-AgendarSincronizacao -NomeTarefa 'TesteSinc' -Status -PastaProjeto $pasta | Should -Be 0
+            Should -Invoke Invoke-InformarInvolucro -ParameterFilter {
+                $Involucro -eq (Join-Path $pasta 'agendamento\rodar_sem_console.py')
+            }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Modo:*contínuo*' }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*Log:*vigiar.log' }
+            Should -Invoke Write-Mensagem -ParameterFilter { $Texto -like '*em execução agora*' }
         }
     }
 

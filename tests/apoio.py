@@ -48,7 +48,8 @@ import sincronizar_bancos as sb  # noqa: E402
 from servidor_referencia import ServidorReferencia  # noqa: E402
 
 __all__ = [
-    "ARTEFATOS", "CHROMIUM", "EXIGIR_NAVEGADOR", "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
+    "ARTEFATOS", "CHROMIUM", "EXIGIR_NAVEGADOR", "EXIGIR_PYTHON_ANTIGO", "PYTHON_ANTIGO",
+    "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
     "TOKENS_VISTOS", "TRABALHADOR", "ZIGOTO", "Execucao", "comando_script",
     "compilar_script", "Par", "ServidorStub", "abrir_painel", "ambiente_limpo",
     "anotar_saida", "backup_libera_o_que_o_principal_nega", "iniciar_script", "rodar_json", "rodar_python",
@@ -755,6 +756,29 @@ def conferir_arquivos_legiveis(dados: Path) -> None:
             con.execute("SELECT count(*) FROM auditoria").fetchone()
         finally:
             con.close()
+
+
+# ---------------------------------------------------------------------------
+# Python antigo (um interpretador de verdade anterior ao 3.10)
+# ---------------------------------------------------------------------------
+
+def _python_antigo() -> str | None:
+    """Um Python 3.8/3.9 de verdade na máquina: PYTHON_ANTIGO, python3.9, python3.8 ou o pypy3 do Debian 12
+    (PyPy 7.3.11 = Python 3.9.16). None quando não há nenhum."""
+    for nome in (os.environ.get("PYTHON_ANTIGO"), "python3.9", "python3.8", "pypy3"):
+        caminho = nome and shutil.which(nome)
+        if not caminho:
+            continue
+        versao = subprocess.run([caminho, "-c", "import sys; print(sys.version_info[:2] < (3, 10))"],
+                                capture_output=True, text=True, timeout=60).stdout.strip()
+        if versao == "True":
+            return caminho
+    return None
+
+
+PYTHON_ANTIGO = _python_antigo()
+# O .ci/run instala o pypy3 do Debian e define EXIGIR_PYTHON_ANTIGO=1: lá, Python antigo ausente é falha.
+EXIGIR_PYTHON_ANTIGO = os.environ.get("EXIGIR_PYTHON_ANTIGO") == "1"
 
 
 # ---------------------------------------------------------------------------

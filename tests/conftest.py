@@ -43,6 +43,20 @@ def par_dois_backups(tmp_path):
     p.parar()
 
 
+@pytest.fixture(autouse=True)
+def pasta_do_projeto_fica_limpa():
+    """Nenhum teste deixa a pasta de dados padrão (dados/ ao lado do script) no projeto: um filho sem DADOS_DIR
+    grava ali (a trava, o histórico). Só confere quando ela não existia antes do teste (a de quem usa a
+    ferramenta de dentro do clone fica como está)."""
+    padrao = RAIZ / "dados"
+    existia = padrao.exists()
+    yield
+    if not existia and padrao.exists():
+        criados = sorted(p.name for p in padrao.iterdir())
+        raise AssertionError(f"o teste deixou {padrao} no projeto ({', '.join(criados)}): passe DADOS_DIR a quem "
+                             "roda o script")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def varredura_de_segredos_da_sessao(tmp_path_factory):
     """No fim da sessão (de cada trabalhador), varre o log de saídas deste processo e as pastas de dados

@@ -12,7 +12,9 @@ escrita, host dormindo, respostas enlatadas).
 Comportamentos de produção que os testes de ponta a ponta reproduzem:
 - Relógio e fuso: `set_now(datetime com fuso)` / `set_today(data)` (= 12:00 UTC). As escritas
   carimbam a data UTC (`today()`); o veredito usa a data local do processo, no fuso dado em
-  `ServidorReferencia(fuso="America/Sao_Paulo")` (`local_today()`, `fuso`).
+  `ServidorReferencia(fuso="America/Sao_Paulo")` (`local_today()`, `fuso`). O cabeçalho Date de toda
+  resposta e o GET /ping seguem esse relógio (não o do processo); `sem_date = True` tira o Date das
+  respostas (um proxy que não o manda).
 - Veredito (o que /verify responderia, passos 1 a 5 do contrato), implementado à parte como
   oráculo: `veredito(id)`, `veredito_motivo(id)`, `vereditos()`. A rota /verify não existe aqui.
 - Outros escritores de licenças: POST /payments/pix/create (pendente, custom_interval e features
@@ -894,7 +896,7 @@ class LicenseApp:
         return 200, {"status": "ok"}
 
     def ping(self, req: ApiRequest) -> tuple[int, dict]:
-        return 200, {"pong": True, "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+        return 200, {"pong": True, "time": self.clock.now().isoformat()}  # a hora UTC do relógio do servidor
 
 
 # ---------------------------------------------------------------------------
@@ -1166,6 +1168,18 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - assinatura da stdlib
         """Silencioso: os testes não querem log de acesso no stderr."""
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "date" and self.owner is not None and self.owner.sem_date:
+            return  # um proxy que não manda o Date
+        super().send_header(keyword, value)
+
+    def date_time_string(self, timestamp=None):
+        """O cabeçalho Date segue o relógio DESTE servidor (o fixado por set_now/set_today, se houver), como o
+        de um servidor real segue o dele: um teste pode ter um servidor dias à frente do processo do teste."""
+        if timestamp is None and self.owner is not None:
+            return email.utils.format_datetime(self.owner.now(), usegmt=True)
+        return super().date_time_string(timestamp)
 
     def do_GET(self):
         self.owner._process(self)
@@ -1714,6 +1728,8 @@ class ServidorReferencia:
         return True
 
     # --- "hoje" ---
+
+    sem_date = False  # True: as respostas saem sem o cabeçalho Date
 
     def set_today(self, today: Any) -> None:
         """Fixa a data de hoje (str ISO ou date); None volta à data UTC real."""

@@ -3,7 +3,9 @@
 Não há PowerShell nesta máquina: o script é analisado com tree-sitter +
 tree-sitter-powershell (sem erros de sintaxe) e sua estrutura é conferida
 (parâmetros e padrões, registro idempotente, pasta de trabalho, repetição sem
-limite, configurações da tarefa, recusa do atalho da Microsoft Store). Os
+limite, configurações da tarefa, recusa do atalho da Microsoft Store; e a
+tarefa do modo contínuo: o vigiar sem janela pelo lançador, sem tempo máximo,
+de volta se parar, um modo de cada vez, -Remover tira os dois). Os
 testes de comportamento com os cmdlets simulados ficam no Pester
 (tests/AGENDAR_SINCRONIZACAO.Tests.ps1), que roda no Windows da CI.
 """
@@ -30,7 +32,7 @@ CMDLETS_CONHECIDOS = {
     "Out-Null", "Resolve-Path", "Select-Object", "Split-Path", "Test-Path", "Where-Object", "ForEach-Object",
     "Write-Host", "Get-ScheduledTask", "Get-ScheduledTaskInfo", "Register-ScheduledTask",
     "Unregister-ScheduledTask", "Start-ScheduledTask", "New-ScheduledTaskAction", "New-ScheduledTaskTrigger",
-    "New-ScheduledTaskSettingsSet", "New-ScheduledTaskPrincipal", "ConvertFrom-Json",
+    "New-ScheduledTaskSettingsSet", "New-ScheduledTaskPrincipal", "ConvertFrom-Json", "Stop-ScheduledTask",
 }
 
 
@@ -112,6 +114,11 @@ def funcoes(arvore) -> dict:
         nome = next(c for c in no.children if c.type == "function_name")
         resultado[texto(nome)] = no
     return resultado
+
+
+def comandos_da_funcao(arvore, funcao: str, nome: str):
+    """Os comandos `nome` chamados dentro da função `funcao` do script."""
+    return comandos(funcoes(arvore)[funcao], nome)
 
 
 def funcao_que_contem(arvore, alvo):
@@ -197,13 +204,18 @@ def test_registro_substitui_a_tarefa_existente(arvore):
     assert registros, "Register-ScheduledTask não encontrado"
     for registro in registros:
         assert "force" in registro.parametros, "Register-ScheduledTask sem -Force"
-        assert registro.parametros.get("taskname") == "$NomeTarefa"
+        assert registro.parametros.get("taskname") in ("$NomeTarefa", "$nomeContinua")
         for parte in ("action", "trigger", "settings", "principal"):
             assert parte in registro.parametros, parte
+    # Cada modo registra a sua tarefa (a contínua tem o nome da agendada + "Continuo").
+    assert [r.parametros["taskname"] for r in comandos_da_funcao(arvore, "Install-TarefaSincronizacao",
+                                                                  "Register-ScheduledTask")] == ["$NomeTarefa"]
+    assert [r.parametros["taskname"] for r in comandos_da_funcao(arvore, "Install-TarefaContinua",
+                                                                  "Register-ScheduledTask")] == ["$nomeContinua"]
 
 
 def test_acao_chama_o_involucro_com_a_pasta_de_trabalho(arvore):
-    acoes = comandos(arvore.root_node, "New-ScheduledTaskAction")
+    acoes = comandos_da_funcao(arvore, "New-DefinicaoTarefa", "New-ScheduledTaskAction")
     assert len(acoes) == 1
     acao = acoes[0]
     assert acao.parametros.get("workingdirectory") == "$PastaProjeto"
@@ -222,7 +234,7 @@ def test_acao_chama_o_involucro_com_a_pasta_de_trabalho(arvore):
 
 
 def test_gatilho_repete_sem_limite(arvore, fonte):
-    gatilhos = comandos(arvore.root_node, "New-ScheduledTaskTrigger")
+    gatilhos = comandos_da_funcao(arvore, "New-DefinicaoTarefa", "New-ScheduledTaskTrigger")
     assert len(gatilhos) == 1
     gatilho = gatilhos[0]
     assert "once" in gatilho.parametros
@@ -240,7 +252,7 @@ def test_gatilho_repete_sem_limite(arvore, fonte):
 
 
 def test_configuracoes_da_tarefa(arvore):
-    configuracoes = comandos(arvore.root_node, "New-ScheduledTaskSettingsSet")
+    configuracoes = comandos_da_funcao(arvore, "New-DefinicaoTarefa", "New-ScheduledTaskSettingsSet")
     assert len(configuracoes) == 1
     p = configuracoes[0].parametros
     assert p.get("multipleinstances") == "IgnoreNew"
@@ -254,7 +266,7 @@ def test_configuracoes_da_tarefa(arvore):
 
 
 def test_usuario_atual_com_privilegios_limitados(arvore):
-    principais = comandos(arvore.root_node, "New-ScheduledTaskPrincipal")
+    principais = comandos_da_funcao(arvore, "New-DefinicaoTarefa", "New-ScheduledTaskPrincipal")
     assert len(principais) == 1
     p = principais[0].parametros
     assert p.get("runlevel") == "Limited"
@@ -336,6 +348,11 @@ def test_testes_pester_existem_e_sao_validos():
                    "Get-ScheduledTaskInfo", "Start-ScheduledTask", "New-ScheduledTaskAction"):
         assert f"Mock {cmdlet}" in conteudo, cmdlet
     assert "-SomenteFuncoes" in conteudo
+    # O modo contínuo também é coberto pelo Pester (parar a tarefa que roda é simulado).
+    assert "Mock Stop-ScheduledTask" in conteudo
+    assert "Context 'Modo contínuo'" in conteudo
+    for trecho in ("-Continuo", "-NaInicializacao", "-IntervaloSegundos", "PT0S", "Continuo'"):
+        assert trecho in conteudo, trecho
 
 
 # ---------------------------------------------------------------------------
@@ -385,4 +402,132 @@ def test_campos_lidos_pelo_ps1_existem_na_resposta_do_involucro(arvore, tmp_path
     assert r.stdout.isascii()
     resposta = json.loads(r.stdout)
     assert lidos <= set(resposta)
+    assert all(isinstance(v, str) for v in resposta["codigos"].values())
+
+
+# ---------------------------------------------------------------------------
+# Modo contínuo (-Continuo): o vigiar como tarefa que fica rodando
+# ---------------------------------------------------------------------------
+
+LANCADOR = RAIZ / "agendamento" / "rodar_sem_console.py"
+
+
+def _retorno_literal(arvore, funcao: str) -> str:
+    return re.search(r"return\s+(.+)", texto(funcoes(arvore)[funcao])).group(1).strip()
+
+
+def test_parametros_do_modo_continuo(arvore):
+    parametros = _parametros_do_script(arvore)
+    assert parametros["Continuo"] == ("switch", None)
+    assert parametros["NaInicializacao"] == ("switch", None)
+    assert parametros["IntervaloSegundos"] == ("int", "0")  # 0 = o padrão do próprio vigiar
+    # A execução direta repassa os três ao ponto de entrada.
+    principal = comandos(arvore.root_node, "Invoke-AgendarSincronizacao")[-1].parametros
+    assert principal.get("continuo") == "$Continuo"
+    assert principal.get("nainicializacao") == "$NaInicializacao"
+    assert principal.get("intervalosegundos") == "$IntervaloSegundos"
+
+
+def test_tarefa_continua_roda_o_vigiar_sem_janela_pelo_lancador(arvore):
+    """pythonw.exe não tem saída padrão: a tarefa roda o lançador, que manda a saída para o log."""
+    assert _retorno_literal(arvore, "Get-NomeLancadorContinuo") == "'agendamento\\rodar_sem_console.py'"
+    assert LANCADOR.is_file()
+    acoes = comandos_da_funcao(arvore, "New-DefinicaoTarefaContinua", "New-ScheduledTaskAction")
+    assert len(acoes) == 1
+    acao = acoes[0].parametros
+    assert acao.get("execute") == "$ExecutavelPython"
+    assert acao.get("workingdirectory") == "$PastaProjeto"
+    assert acao.get("argument") == "$argumentos"
+    corpo = texto(funcoes(arvore)["New-DefinicaoTarefaContinua"])
+    assert re.search(r"\$lancador\s*=\s*Join-Path\s+\$PastaProjeto\s+\(Get-NomeLancadorContinuo\)", corpo)
+    assert "$argumentos = '\"' + $lancador + '\" vigiar'" in corpo
+    assert '" --intervalo $IntervaloSegundos"' in corpo
+    # O Python da tarefa é o sem janela (pythonw.exe), como na tarefa a cada intervalo.
+    instalar = funcoes(arvore)["Install-TarefaContinua"]
+    assert comandos(instalar, "Get-PythonSemJanela")
+    definicao = comandos(instalar, "New-DefinicaoTarefaContinua")[0].parametros
+    assert definicao.get("executavelpython") == "$executavel"
+
+
+def test_tarefa_continua_sem_tempo_maximo_e_de_volta_se_parar(arvore):
+    configuracoes = comandos_da_funcao(arvore, "New-DefinicaoTarefaContinua", "New-ScheduledTaskSettingsSet")
+    assert len(configuracoes) == 1
+    p = configuracoes[0].parametros
+    # Zero = sem limite: o padrão do Windows (72 h) encerraria o vigiar no terceiro dia.
+    assert p.get("executiontimelimit") == "(New-TimeSpan -Seconds 0)"
+    assert p.get("multipleinstances") == "IgnoreNew"
+    assert 1 <= int(p["restartcount"]) <= 255  # o esquema do Agendador aceita de 1 a 255
+    assert p.get("restartinterval") == "(New-TimeSpan -Minutes 1)"  # mínimo do Agendador: 1 minuto
+    for chave in ("allowstartifonbattery", "dontstopifgoingonbatteries"):
+        assert chave in p, chave
+    # O "reiniciar se falhar" só cobre a falha ao INICIAR: a repetição do gatilho traz o vigiar de volta.
+    gatilhos = comandos_da_funcao(arvore, "New-DefinicaoTarefaContinua", "New-ScheduledTaskTrigger")
+    tipos = {next(k for k in g.parametros if k in ("atlogon", "atstartup", "once")): g.parametros for g in gatilhos}
+    assert set(tipos) == {"atlogon", "atstartup", "once"}
+    assert tipos["atlogon"].get("user") == "(Get-UsuarioAtual)"
+    assert tipos["once"].get("repetitioninterval") == "(New-TimeSpan -Minutes (Get-RepeticaoContinuoMinutos))"
+    assert "repetitionduration" not in tipos["once"]
+    corpo = texto(funcoes(arvore)["New-DefinicaoTarefaContinua"])
+    assert "$gatilho.Repetition = $repeticao.Repetition" in corpo
+    assert 1 <= int(_retorno_literal(arvore, "Get-RepeticaoContinuoMinutos")) <= 10
+
+
+def test_na_inicializacao_exige_administrador_e_nao_guarda_senha(arvore):
+    principais = comandos_da_funcao(arvore, "New-DefinicaoTarefaContinua", "New-ScheduledTaskPrincipal")
+    tipos = sorted(p.parametros.get("logontype") for p in principais)
+    assert tipos == ["Interactive", "S4U"]  # no login; na inicialização, sem senha guardada
+    assert all(p.parametros.get("runlevel") == "Limited" for p in principais)
+    corpo = texto(funcoes(arvore)["Install-TarefaContinua"])
+    recusa = corpo.index("if ($NaInicializacao -and -not (Test-Administrador))")
+    assert recusa < corpo.index("Register-ScheduledTask")
+    assert "Administrador" in corpo[recusa:corpo.index("return 1", recusa)]
+
+
+def test_um_modo_de_cada_vez(arvore):
+    """Instalar um modo remove a tarefa do outro, e confere antes que pode removê-la."""
+    todas = funcoes(arvore)
+    for funcao, outra in (("Install-TarefaSincronizacao", "$nomeContinua"), ("Install-TarefaContinua", "$NomeTarefa")):
+        corpo = texto(todas[funcao])
+        antes = corpo.index(f"Test-PodeRemoverOutroModo -NomeOutra {outra}")
+        registro = corpo.index("Register-ScheduledTask")
+        depois = corpo.index(f"Remove-TarefaOutroModo -NomeOutra {outra}")
+        assert antes < registro < depois, funcao
+    remover = texto(todas["Remove-TarefaOutroModo"])
+    # A contínua que está rodando é parada antes de sair (senão o vigiar seguiria segurando a trava).
+    assert remover.index("Stop-ScheduledTask") < remover.index("Unregister-ScheduledTask")
+    assert "'Running'" in remover
+    assert _retorno_literal(arvore, "Get-NomeTarefaContinua") == '"$($NomeTarefa)Continuo"'
+
+
+def test_remover_tira_os_dois_modos(arvore):
+    entrada = texto(funcoes(arvore)["Invoke-AgendarSincronizacao"])
+    bloco = entrada[entrada.index("if ($Remover) {"):entrada.index("if ($Status) {")]
+    chamadas = [c.parametros for c in comandos_da_funcao(arvore, "Invoke-AgendarSincronizacao",
+                                                         "Uninstall-TarefaSincronizacao")]
+    assert {c.get("nometarefa") for c in chamadas} == {"$NomeTarefa", "$nomeContinua"}
+    assert "-Parar" in bloco and "$nomeContinua -Parar" in bloco
+    desinstalar = texto(funcoes(arvore)["Uninstall-TarefaSincronizacao"])
+    assert desinstalar.index("Stop-ScheduledTask") < desinstalar.index("Unregister-ScheduledTask")
+
+
+def test_opcoes_do_modo_continuo_validadas(arvore):
+    entrada = texto(funcoes(arvore)["Invoke-AgendarSincronizacao"])
+    assert "if (($NaInicializacao -or $IntervaloSegundos -ne 0) -and -not $Continuo)" in entrada
+    assert "$IntervaloSegundos -lt 5 -or $IntervaloSegundos -gt 86400" in entrada
+
+
+def test_status_do_modo_continuo_pergunta_ao_lancador(arvore, tmp_path):
+    """O -Status da tarefa contínua mostra o log do lançador, informado por ele (--informar)."""
+    import json
+
+    status = texto(funcoes(arvore)["Get-StatusTarefa"])
+    assert "-NomeArquivo $perguntarA" in status and "Get-NomeLancadorContinuo" in status
+    lidos = set(re.findall(r"\$dados\.(\w+)", texto(funcoes(arvore)["Get-InformacoesInvolucro"])))
+    r = rodar_python(LANCADOR, "--informar", env=ambiente_limpo(DADOS_DIR=str(tmp_path / "d")), cwd=tmp_path,
+                     timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.isascii()
+    resposta = json.loads(r.stdout)
+    assert lidos <= set(resposta)
+    assert resposta["arquivo_log"] == str(tmp_path / "d" / "logs" / "vigiar.log")
     assert all(isinstance(v, str) for v in resposta["codigos"].values())

@@ -215,3 +215,31 @@ def test_historico_danificado_que_nao_pode_ser_movido_a_execucao_segue_sem_histo
     assert par.backup.devices()["D-1"]["status"] == "blocked"
     assert "não foi possível movê-lo" in saida_toda and "ficou sem histórico" in saida_toda
     assert historico.read_bytes() == b"lixo" * 1000 and not _guardados(historico)
+
+
+@pytest.mark.parametrize("comando", [["--bidirecional"], [], ["verificar"]], ids=["bidirecional", "ida", "verificar"])
+def test_estado_de_uma_versao_mais_nova_para_com_2_sem_mexer_no_arquivo(par, comando):
+    """Voltar a uma versão anterior do script: ela acha o estado gravado pela mais nova. Não é "danificado" (que
+    seria posto de lado e daria conflitos falsos no bidirecional): diz isso e para, antes da rede."""
+    par.principal.add_device("D-1", owner_name="Padaria Pão de Açúcar")
+    assert par.rodar("--sem-progresso", "--bidirecional").codigo == 0
+    estado = sb.state_path(str(par.dados), par.principal.url, par.backup.url)
+    with open(estado, encoding="utf-8") as arquivo:
+        doc = json.load(arquivo)
+    doc["versao"] = sb.STATE_VERSION + 1
+    doc["campo_novo"] = {"D-1": "algo que esta versão não conhece"}
+    with open(estado, "w", encoding="utf-8") as arquivo:
+        json.dump(doc, arquivo)
+    with open(estado, "rb") as arquivo:
+        antes = arquivo.read()
+    par.principal.add_device("D-2", status="blocked")
+    par.backup.add_device("D-3")
+    par.zerar_contagens()
+    r = par.rodar("--sem-progresso", *comando)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    assert "versão mais nova" in saida(r) and estado in saida(r) and "conflito" not in saida(r).lower()
+    with open(estado, "rb") as arquivo:
+        assert arquivo.read() == antes
+    assert not list(par.dados.glob("estado/*.danificado-*"))
+    assert sum(sum(s.counts.values()) for s in par.servidores) == 0  # parou antes da rede

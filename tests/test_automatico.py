@@ -863,3 +863,78 @@ def test_unidades_systemd_passam_no_systemd_analyze(tmp_path):
         capture_output=True, text=True, timeout=50,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("interface, desatualizado", [(None, "sincronizar_bancos.py"),
+                                                      (99, "sincronizar_automatico.py")],
+                         ids=["script_antigo", "involucro_antigo"])
+def test_atualizacao_pela_metade_diz_qual_arquivo_atualizar_no_log_e_no_webhook(tmp_path, webhook, interface,
+                                                                                desatualizado):
+    url, pedidos = webhook
+    pasta = tmp_path / "protecao"
+    _instalar(pasta, WRAPPER, SCRIPT)
+    script = pasta / SCRIPT.name
+    texto = script.read_text(encoding="utf-8")
+    linha = next(ln for ln in texto.splitlines() if ln.startswith("WRAPPER_INTERFACE = "))
+    # Só um dos dois foi trocado: o script de antes da interface (sem a constante) ou um de uma versão futura.
+    script.write_text(texto.replace(linha, "" if interface is None else f"WRAPPER_INTERFACE = {interface}"),
+                      encoding="utf-8")
+    dados = tmp_path / "dados_da_tarefa"
+    r = texto_anotado(rodar_python(pasta / WRAPPER.name, env=ambiente_base(SYNC_WEBHOOK_URL=url, DADOS_DIR=dados),
+                                   cwd=tmp_path, timeout=60), "[agendador pela metade]")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"Atualize o {desatualizado}" in r.stderr and "Traceback" not in r.stdout + r.stderr, r.stderr
+    log = (dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+    assert f"Atualize o {desatualizado}" in log and "Atualização pela metade" in log
+    assert len(pedidos) == 1
+    aviso = carga(pedidos[0])
+    assert aviso["codigo_saida"] == 2 and f"Atualize o {desatualizado}" in aviso["text"]
+    assert not (dados / "ultima_execucao.json").exists()  # nenhuma sincronização foi tentada
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("conteudo", [b"MZ\x90\x00\x03\x00\x00\x00\x04\x00binario",
+                                      "Write-Host 'PowerShell'\n$x = 1\n".encode(),
+                                      "SERVIDOR_PRINCIPAL=https://a.test\nSERVIDOR_BACKUP=https://b.test\n".encode()],
+                         ids=["exe", "ps1", "env"])
+def test_script_que_nao_e_python_da_codigo_2_com_mensagem_propria(tmp_path, webhook, conteudo):
+    url, pedidos = webhook
+    falso = tmp_path / "sincronizar.exe"
+    falso.write_bytes(conteudo)
+    r = rodar_python(WRAPPER, "--script", str(falso), env=ambiente_base(SYNC_WEBHOOK_URL=url), timeout=60)
+    erro = r.stderr.decode("utf-8")
+    assert r.returncode == 2, erro
+    assert "não é um programa Python" in erro and "Traceback" not in erro and "concluída com problemas" not in erro
+    assert len(pedidos) == 1
+    assert carga(pedidos[0])["codigo_saida"] == 2 and "não é um programa Python" in carga(pedidos[0])["text"]
+
+
+@pytest.mark.timeout(60)
+def test_ajuda_do_involucro_em_pipe_fechado_termina_em_silencio():
+    """Como `python sincronizar_automatico.py --ajuda | head`: quem lê fecha o pipe antes da ajuda chegar."""
+    proc = subprocess.Popen([sys.executable, str(WRAPPER), "--ajuda"], env=ambiente_base(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and err == b"", err
+
+
+@pytest.mark.timeout(120)
+def test_webhook_que_pinga_bytes_nao_segura_o_involucro(tmp_path):
+    """O webhook responde um byte a cada 0,5 s (100 s no total): o aviso tem prazo total, não por leitura."""
+    from apoio import pingar
+
+    def pingado(handler):
+        pingar(b"HTTP/1.1 204 No Content\r\n" + b"X-Lento: " + b"a" * 170 + b"\r\n\r\n", handler, 0.5)
+
+    projeto = Projeto(tmp_path / "proj", [{"codigo": 5}])
+    with ServidorStub({("POST", "*"): pingado}) as lento:
+        inicio = time.monotonic()
+        r = rodar(projeto, env=ambiente_base(SYNC_WEBHOOK_URL=f"{lento.url}/api/webhooks/x"), timeout=110)
+        duracao = time.monotonic() - inicio
+    assert r.returncode == 5, r.erro
+    assert len(lento.pedidos) == 1  # o aviso foi tentado
+    assert duracao < 25, f"o invólucro ficou {duracao:.0f} s preso no webhook"
+    assert "não respondeu em 10 s" in projeto.texto_log()
+    sem_traceback(r)

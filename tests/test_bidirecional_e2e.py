@@ -188,7 +188,7 @@ def test_principal_vazio_nao_apaga_nada_e_sai_com_5(par, modo):
     assert par.principal.devices() == {}
     saida = r.stdout + r.stderr
     assert f"a listagem do PRINCIPAL ({par.principal.url}) está VAZIA (o backup tem 12 licenças)" in saida
-    assert f"python sincronizar_bancos.py restaurar --de {par.backup.url}" in saida
+    assert f"{sb.python_command()} sincronizar_bancos.py restaurar --de {par.backup.url}" in saida
     # o que --forcar faria, em números, e o número explícito que ele exige
     assert "apagaria 12 licenças do BACKUP" in saida and "--forcar --max-exclusoes 12" in saida
     assert "Código de saída: 5" in saida

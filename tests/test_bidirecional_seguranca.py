@@ -68,7 +68,7 @@ def test_backup_restaurado_de_copia_antiga_nao_apaga_nem_reativa_nem_reverte_o_p
     perda = pair["perda_de_dados"]
     assert perda["lado"] == "backup" and perda["tipo"] == "versao_anterior"
     assert set(perda["registros"]) == {"VENDA-1", "VENDA-2", "L01", "L02", "L03"}
-    assert perda["comando"] == f"python sincronizar_bancos.py --backup {par.backup.url}"
+    assert perda["comando"] == f"{sb.python_command()} sincronizar_bancos.py --backup {par.backup.url}"
     texto = par.rodar("--bidirecional", "--sem-progresso")
     assert texto.codigo == 5 and perda["comando"] in texto.stdout and "BACKUP" in texto.stdout
 
@@ -113,7 +113,7 @@ def test_backup_zerado_forcar_nao_apaga_nada_no_principal_e_o_comando_sugerido_r
     assert r.codigo == 5
     assert "apagaria 21 licenças do PRINCIPAL" in r.stdout
     assert "--forcar --max-exclusoes 21" in r.stdout
-    comando = f"python sincronizar_bancos.py --backup {par.backup.url}"
+    comando = f"{sb.python_command()} sincronizar_bancos.py --backup {par.backup.url}"
     assert comando in r.stdout
     # seguir a dica de --forcar sozinho (mesmo com "o backup vence") não apaga nada no principal
     for extra in ([], ["--conflito", "backup"]):

@@ -171,3 +171,42 @@ def test_tabela_de_codigos_do_readme_e_a_do_script():
         assert linhas[codigo.value].startswith(codigo.meaning), (codigo, linhas[codigo.value])
     ordem = ", ".join(str(c.value) for c in sb.ExitCode.by_precedence() if c != sb.ExitCode.OK)
     assert f"nesta ordem: {ordem}." in readme
+
+
+def _execucoes_no_historico(par) -> list[tuple]:
+    import sqlite3
+    con = sqlite3.connect(par.dados / "historico.sqlite3")
+    try:
+        return con.execute("SELECT situacao, codigo_saida FROM execucoes").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="fechar os descritores 1 e 2 antes do exec só em POSIX")
+def test_sem_console_como_no_pythonw_sincroniza_e_registra(par):
+    """pythonw.exe (tarefa agendada sem console) parte o Python com sys.stdout e sys.stderr None; aqui, o mesmo
+    de verdade: o filho começa com os descritores 1 e 2 fechados (o Python os põe em None)."""
+    semear_licencas(par.principal, 4)
+    sonda = par.tmp_path / "sonda.txt"
+    subprocess.run([sys.executable, "-c", f"import sys; open({str(sonda)!r}, 'w').write(str(sys.stdout is None))"],
+                   preexec_fn=lambda: (os.close(1), os.close(2)), timeout=30)
+    assert sonda.read_text() == "True"  # a condição do pythonw: sys.stdout é None
+    proc = subprocess.run(comando_script(), env=par.ambiente(), cwd=par.tmp_path, stdin=subprocess.DEVNULL,
+                          preexec_fn=lambda: (os.close(1), os.close(2)), timeout=120)
+    assert proc.returncode == 0
+    assert set(par.backup.devices()) == set(par.principal.devices())
+    assert _execucoes_no_historico(par) == [("ok", 0)]
+    assert json.loads((par.dados / "ultima_execucao.json").read_text(encoding="utf-8"))["codigo_saida"] == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/dev/full só no Linux")
+def test_saida_num_disco_cheio_nao_para_a_sincronizacao(par):
+    semear_licencas(par.principal, 4)
+    with open("/dev/full", "w") as cheio:
+        proc = subprocess.run(comando_script(), env=par.ambiente(), cwd=par.tmp_path, stdin=subprocess.DEVNULL,
+                              stdout=cheio, stderr=subprocess.PIPE, timeout=120)
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert set(par.backup.devices()) == set(par.principal.devices())
+    assert _execucoes_no_historico(par) == [("ok", 0)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from apoio import RAIZ, SCRIPT, WRAPPER, ambiente_limpo, rodar_script
+from apoio import RAIZ, SCRIPT, WRAPPER, ambiente_limpo, rodar_cronometrado, rodar_script
 
 import sincronizar_bancos as sb
 
@@ -217,3 +217,39 @@ def test_codigos_de_saida_tem_os_valores_de_sempre():
 ], ids=["nada", "tudo_ok", "ok_com_problema", "trava", "servidor", "configuracao", "interrompida"])
 def test_codigo_da_execucao_e_o_mais_grave_pela_precedencia(codigos, problemas, esperado):
     assert sb.run_exit_code(codigos, problems=problemas) == esperado
+
+
+@pytest.mark.parametrize("separador", [" ", ";", " ; ", "\t"])
+def test_backups_separados_por_espaco_ou_ponto_e_virgula_param_com_2_na_hora_nomeando_variavel_e_virgula(
+        par_dois_backups, separador):
+    par = par_dois_backups
+    a, b = (s.url for s in par.backups)
+    valor = f"{a}{separador}{b}"
+    r, segundos = rodar_cronometrado(par.rodar, SERVIDOR_BACKUP=valor)
+    texto = r.stdout + r.stderr
+    assert r.codigo == 2, texto
+    assert "SERVIDOR_BACKUP" in texto and a in texto and b in texto and "vírgula (,)" in texto, texto
+    assert f"SERVIDOR_BACKUP={a},{b}" in texto, texto  # o valor certo, pronto para colar
+    assert segundos < 1.0, segundos
+    assert sum(sum(s.counts.values()) for s in par.servidores) == 0  # parou antes da rede
+
+
+def test_https_separados_por_espaco_nao_viram_servidor_dormindo(tmp_path):
+    env = ambiente_limpo(SERVIDOR_PRINCIPAL="https://principal.minhaempresa.test",
+                         SERVIDOR_BACKUP="https://a.minhaempresa.test https://b.minhaempresa.test",
+                         ADMIN_USER="admin", ADMIN_PASSWORD="s3nha-qualquer-9", DADOS_DIR=str(tmp_path / "dados"),
+                         SYNC_ESPERA_DESPERTAR="90")
+    r, segundos = rodar_cronometrado(rodar_script, env=env, cwd=tmp_path)
+    assert r.codigo == 2 and "SERVIDOR_BACKUP" in r.stdout + r.stderr and "vírgula (,)" in r.stdout + r.stderr
+    assert segundos < 1.0, segundos
+
+
+def test_backups_separados_por_virgula_e_espaco_continuam_valendo(par_dois_backups):
+    par = par_dois_backups
+    r = par.rodar(SERVIDOR_BACKUP=" , ".join(s.url for s in par.backups))
+    assert r.codigo == 0, r.stdout + r.stderr
+
+
+def test_duas_urls_no_principal_param_com_2_nomeando_a_variavel(par):
+    r = par.rodar(SERVIDOR_PRINCIPAL=f"{par.principal.url} {par.backup.url}")
+    assert r.codigo == 2 and "SERVIDOR_PRINCIPAL deve ter uma URL só" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -168,3 +168,56 @@ def test_historico_detalhes_pelo_id_e_id_desconhecido(par):
             assert r.codigo == 2, (desconhecido, r.stdout, r.stderr)
             assert "não encontrada no histórico" in r.stderr and "Traceback" not in r.stderr
             assert "escrita" not in r.stdout
+
+
+def test_historico_travado_por_outro_programa_nao_impede_a_sincronizacao_e_o_registro_chega_depois(par):
+    assert par.rodar().codigo == 0  # o histórico existe (uma execução antes)
+    par.principal.add_device("T-1", owner_name="Travada")
+    par.principal.add_device("T-2", status="blocked")
+    outro = sqlite3.connect(par.dados / "historico.sqlite3", isolation_level=None)  # um navegador de SQLite
+    try:
+        outro.execute("BEGIN EXCLUSIVE")
+        inicio = time.monotonic()
+        r = par.rodar("--sem-progresso")
+        duracao = time.monotonic() - inicio
+        texto = r.stdout + r.stderr
+        assert r.codigo == 0, texto
+        assert "travado por outro programa" in texto and "guardado" in texto, texto
+        assert duracao < 20, duracao  # antes: 40 s esperando e código 2, sem sincronizar
+        assert {"T-1", "T-2"} <= set(par.backup.devices())  # sincronizou mesmo assim
+        pendentes = list((par.dados / "historico-pendente").glob("*.json"))
+        assert len(pendentes) == 1, texto
+    finally:
+        outro.rollback()
+        outro.close()
+    antes = {row["execucao"] for row in linhas(par)[0]}
+    r = par.rodar("--sem-progresso")  # histórico livre: o registro guardado vai para ele
+    assert r.codigo == 0, r.stdout + r.stderr
+    execucoes, auditoria = linhas(par)
+    guardada = pendentes[0].stem
+    assert guardada not in antes and guardada in {row["execucao"] for row in execucoes}
+    linha = next(row for row in execucoes if row["execucao"] == guardada)
+    assert linha["situacao"] == "ok" and linha["codigo_saida"] == 0 and linha["fim"], linha
+    assert {a["chave"] for a in auditoria if a["execucao"] == guardada} >= {"T-1", "T-2"}
+    assert not pendentes[0].exists()
+    h = par.rodar("historico", "--detalhes", guardada, "--json")
+    assert h.codigo == 0, h.stdout + h.stderr
+
+
+@pytest.mark.parametrize("falha", ["dormindo", "senha_errada"])
+def test_duracao_de_execucao_que_falhou_depois_de_esperar_e_a_de_verdade(par, falha):
+    """Uma execução que esperou o backup (3 s) e falhou: o histórico mostra a duração real, não "0,0 s"."""
+    par.principal.add_device("D-1")
+    if falha == "dormindo":  # 503 em /health até desistir da espera (código 4)
+        par.backup.override("GET", "/health", 503, "<html>503 acordando</html>", content_type="text/html")
+        r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="3")
+        esperado = 4
+    else:  # acorda depois de 3 s e recusa a senha (código 2, a execução para no login)
+        par.backup.set_faults(sleep_first_seconds=3)
+        r = par.rodar("--sem-progresso", SYNC_ESPERA_DESPERTAR="30", BACKUP_ADMIN_PASSWORD="senha-errada-123")
+        esperado = 2
+    assert r.codigo == esperado, r.stdout[-2000:] + r.stderr[-2000:]
+    execucoes, _ = linhas(par)
+    assert len(execucoes) == 1 and execucoes[0]["duracao_s"] >= 2.5, execucoes
+    h = par.rodar("historico")
+    assert h.codigo == 0 and " 0,0 s" not in h.stdout, h.stdout

@@ -40,7 +40,9 @@ def test_execucao_que_atravessa_a_meia_noite_confere_na_data_nova(par):
 
 def test_execucao_que_nao_atravessa_a_meia_noite_nao_rele(par):
     _vence_hoje_quase_meia_noite(par)
-    r = par.rodar("--sem-progresso", "--agora", "2026-12-03T12:00:00+00:00")
+    # 09:00 UTC: em nenhum fuso possível (UTC−12 a UTC+14) VENCE-HOJE já venceu; depois das 10:00 UTC ela entra
+    # na margem de fusos e o backup passaria a negá-la (test_fusos)
+    r = par.rodar("--sem-progresso", "--agora", "2026-12-03T09:00:00+00:00")
     assert r.codigo == 0, saida(r)[-3000:]
     assert "A data mudou" not in r.stdout
     assert par.backup.counts[("GET", "/admin/devices")] == 1 and par.backup.write_count() == 0

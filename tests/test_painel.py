@@ -366,3 +366,42 @@ def test_historico_danificado_deixa_o_painel_vermelho_e_a_sincronizacao_o_troca(
     assert list(par.dados.glob("historico.sqlite3.danificado-*"))
     dados = json.loads(get(url + "/status.json")[1])
     assert "historico_danificado" not in dados and dados["pares"][0]["backup"] == par.backup.url
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(linha for linha in status if linha.startswith("Threads:")).split()[1])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="conta as threads do painel por /proc (Linux)")
+def test_conexoes_caladas_nao_criam_threads_e_o_painel_continua_respondendo(par):
+    import socket
+    import time
+    assert par.rodar().codigo == 0
+    proc, url = abrir_painel(par.ambiente())
+    host, porta = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    caladas = []
+    try:
+        for _ in range(300):  # conectam e nunca mandam nada
+            caladas.append(socket.create_connection((host, porta), timeout=5))
+        time.sleep(0.5)
+        inicio = time.monotonic()
+        status, corpo = get(url + "/status.json")
+        assert status == 200 and json.loads(corpo)["ok"] is True
+        assert time.monotonic() - inicio < 3
+        assert _threads(proc.pid) < 30, _threads(proc.pid)  # antes: uma thread por conexão (301)
+        time.sleep(12)  # passado o prazo (10 s), o painel fecha as caladas
+        fechadas = 0
+        for conexao in caladas:
+            conexao.settimeout(2)
+            try:
+                fechadas += conexao.recv(1) == b""
+            except OSError:
+                fechadas += 1
+        assert fechadas == len(caladas)
+        assert get(url + "/status.json")[0] == 200
+    finally:
+        for conexao in caladas:
+            conexao.close()
+        proc.terminate()
+        proc.wait(10)

@@ -4,8 +4,13 @@ dele. Script como processo filho, servidores de referência reais."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
-from apoio import abrir_painel, ambiente_limpo, get, rodar_script
+import pytest
+
+from apoio import (EXIGIR_PYTHON_ANTIGO, PYTHON_ANTIGO, SCRIPT, WRAPPER, abrir_painel, ambiente_limpo, get,
+                   rodar_script)
 
 
 def test_lista_de_fabrica_traz_a_linha_license_servers_com_as_urls_do_usuario(par):
@@ -235,3 +240,62 @@ def test_simulacao_nao_aponta_para_o_historico(par):
     assert not (par.dados / "historico.sqlite3").exists()
     r = par.rodar("--simular", BACKUP_ADMIN_PASSWORD="errada-123456")
     assert r.codigo == 2 and "histórico" not in r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not PYTHON_ANTIGO and not EXIGIR_PYTHON_ANTIGO,
+                    reason="nenhum Python 3.8/3.9 na máquina (o .ci/run instala o pypy3 do Debian)")
+@pytest.mark.parametrize("programa", [SCRIPT, WRAPPER], ids=["script", "involucro"])
+def test_python_antigo_recebe_uma_linha_com_python_310_e_como_obter_e_codigo_2(tmp_path, programa):
+    assert PYTHON_ANTIGO, "EXIGIR_PYTHON_ANTIGO=1, mas não há Python 3.8/3.9 (instale o pypy3 do Debian)"
+    # Um Python 3.9 de verdade, com os pacotes dele (sem requests, sem tzdata): como no Debian 11.
+    proc = subprocess.run([PYTHON_ANTIGO, str(programa), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          env=ambiente_limpo(), stdin=subprocess.DEVNULL, timeout=120)
+    linhas = [linha for linha in (proc.stdout + proc.stderr).splitlines() if linha.strip()]
+    assert proc.returncode == 2, linhas
+    assert len(linhas) == 1, linhas
+    assert "Python 3.10 ou mais novo" in linhas[0] and "python3" in linhas[0], linhas
+    assert "Traceback" not in linhas[0] and "Dependência ausente" not in linhas[0], linhas
+
+
+@pytest.mark.parametrize("programa", [SCRIPT, WRAPPER], ids=["script", "involucro"])
+def test_python_antes_do_38_para_na_linha_que_pede_o_310(programa):
+    """2.7, 3.6 e 3.7 leem o arquivo inteiro antes de executar: o primeiro erro de sintaxe é o que o usuário vê.
+    Sem esses interpretadores na máquina, vale a gramática deles pelo ast do Python atual (feature_version)."""
+    import ast
+    texto = Path(programa).read_text(encoding="utf-8")
+    ast.parse(texto, feature_version=(3, 8))  # 3.8 e 3.9 leem o arquivo todo e executam o teste da versão
+    with pytest.raises(SyntaxError) as erro:
+        ast.parse(texto, feature_version=(3, 7))
+    linha = texto.splitlines()[erro.value.lineno - 1]
+    assert "precisa do Python 3.10 ou mais novo" in linha and linha.isascii(), linha
+    assert texto.splitlines()[1] == "# -*- coding: utf-8 -*-"  # o 2.7 lê os acentos do cabeçalho até essa linha
+
+
+def test_comando_sugerido_funciona_colado_num_shell_do_debian(tmp_path):
+    """O comando que a mensagem sugere, colado num shell com o PATH do Debian 12 (sem `python`) na pasta do
+    script, funciona: é o Python do ambiente virtual em uso, não um `python` qualquer."""
+    import re
+    import shutil
+    r = rodar_script("--xyz", env=ambiente_limpo(), cwd=SCRIPT.parent)
+    assert r.codigo == 2
+    sugerido = re.search(r"Veja: (.+ sincronizar_bancos\.py --help)", r.stdout + r.stderr).group(1)
+    debian = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+              "PYTHONIOENCODING": "utf-8"}
+    colado = subprocess.run(sugerido, shell=True, cwd=SCRIPT.parent, env=debian, capture_output=True, text=True,
+                            timeout=60, executable=shutil.which("sh") or "/bin/sh")
+    assert colado.returncode == 0, (sugerido, colado.stdout[-500:], colado.stderr[-500:])
+    assert "--bidirecional" in colado.stdout  # a ajuda completa
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists() or subprocess.run(
+    ["/usr/bin/python3", "-c", "import requests"], capture_output=True).returncode == 0,
+    reason="precisa do python3 do sistema sem as dependências (como num Debian recém-instalado)")
+def test_python_do_sistema_sem_dependencias_sugere_um_ambiente_virtual(tmp_path):
+    """No Debian 12 o pip do sistema é recusado (PEP 668): a sugestão é um .venv, com o python3 que existe lá."""
+    proc = subprocess.run(["/usr/bin/python3", str(SCRIPT), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, timeout=60)
+    assert proc.returncode == 2
+    linhas = [linha.strip() for linha in proc.stderr.splitlines()]
+    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt" in linhas, proc.stderr
+    assert "pip install -r requirements.txt" not in linhas and " python sincronizar" not in proc.stderr
+    assert any(linha.startswith("e rode com .venv/bin/python sincronizar_bancos.py") for linha in linhas)

@@ -59,3 +59,17 @@ def test_sem_terminal_ou_com_json_nao_ha_progresso(par):
     codigo, saida, terminal = rodar_com_terminal(par, "--json")
     assert codigo == 0 and "licenças: " not in terminal and saida.lstrip().startswith("{")
     assert '"licencas_criadas": 120' in saida
+
+
+def test_sem_terminal_uma_linha_de_progresso_a_cada_poucos_segundos(par):
+    """Sob cron/systemd/arquivo de log (stderr num pipe): uma primeira sincronização longa mostra linhas inteiras
+    com as contagens a cada 5 s; o relatório (stdout) não as tem."""
+    for i in range(200):
+        par.principal.add_device(f"PL-{i:03d}")
+    par.backup.set_faults(latency_ms=40)  # um backup a 40 ms: ~10 s de escritas uma a uma
+    r = par.rodar(SYNC_PARALELO="1")
+    assert r.codigo == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    linhas = [linha for linha in r.stderr.splitlines() if "⏳ gravando licenças:" in linha]
+    assert linhas, r.stderr[-2000:]
+    assert all(" de 200 (" in linha and "\r" not in linha for linha in linhas), linhas
+    assert "gravando" not in r.stdout

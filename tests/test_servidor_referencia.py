@@ -2,6 +2,7 @@
 por HTTP de verdade."""
 
 import datetime as dt
+import email.utils
 import json
 import os
 import re
@@ -183,12 +184,26 @@ def test_barra_no_device_id_nao_casa_com_rota_como_no_werkzeug(srv, admin):
     assert srv.devices()["A/1"]["status"] == "active"
 
 
-def test_health_and_ping_without_auth(anonymous):
+def test_health_and_ping_without_auth(srv, anonymous):
     assert anonymous.get("/health").json() == {"status": "ok"}
     body = anonymous.get("/ping").json()
     assert body["pong"] is True
     moment = dt.datetime.fromisoformat(body["time"])
-    assert abs((dt.datetime.now(dt.timezone.utc) - moment).total_seconds()) < 60
+    assert moment == srv.now()  # a hora UTC do relógio do servidor (fixado pelo teste)
+
+
+def test_date_e_ping_seguem_o_relogio_do_servidor_nao_o_do_processo(srv, anonymous):
+    """Um servidor real manda no cabeçalho Date (e no /ping) o relógio dele: o de referência também, mesmo
+    fixado dias longe do relógio do processo do teste."""
+    longe = dt.datetime(2031, 5, 17, 3, 4, 5, tzinfo=dt.timezone.utc)
+    srv.set_now(longe)
+    for path in ("/health", "/ping", "/admin/devices"):
+        response = anonymous.get(path)
+        assert email.utils.parsedate_to_datetime(response.headers["Date"]) == longe, path
+    assert dt.datetime.fromisoformat(anonymous.get("/ping").json()["time"]) == longe
+    srv.set_now(None)  # relógio real: o Date volta a ser o de agora
+    real = email.utils.parsedate_to_datetime(anonymous.get("/health").headers["Date"])
+    assert abs((dt.datetime.now(dt.timezone.utc) - real).total_seconds()) < 60
 
 
 # ---------------------------------------------------------------------------
@@ -1386,6 +1401,10 @@ def test_tls_fala_so_https_e_conta_os_apertos_de_mao_recusados(tmp_path):
             requests.get(srv.url + "/health", timeout=TIMEOUT)
         with pytest.raises(requests.exceptions.ConnectionError):  # http puro na porta https: fechada sem resposta
             requests.get(srv.url.replace("https://", "http://") + "/health", timeout=TIMEOUT)
+        # o servidor conta o aperto de mão recusado na thread dele, logo depois de o cliente desistir
+        prazo = time.monotonic() + 5
+        while srv.conexoes_tls_recusadas() < 2 and time.monotonic() < prazo:
+            time.sleep(0.01)
         assert srv.conexoes_tls_recusadas() == 2
         assert srv.counts[("POST", "/admin/login")] == 1 and srv.counts[("GET", "/health")] == 0
 

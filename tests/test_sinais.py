@@ -194,3 +194,30 @@ def test_sinal_na_espera_do_despertar_para_na_hora_sem_esperar_o_limite(par, nom
     assert duracao < 5, f"esperou {duracao:.1f} s depois do sinal (a espera do despertar não parou)"
     assert "Traceback" not in out + err and "nada foi gravado" in err, err[-2000:]
     assert par.backup.write_count() == 0 and par.principal.write_count() == 0
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("rota", ["/admin/devices", "/admin/login"])
+def test_sigterm_com_pedido_pendurado_antes_das_escritas_sai_em_2_s(par, rota):
+    """Um pedido que não responde (leitura ou login; SYNC_TIMEOUT de 30 s) quando o SIGTERM chega: nada foi
+    gravado, então a execução sai em até 2 s, sem esperar o pedido (antes: esperava o tempo limite dele)."""
+    _semear_bloqueadas(par, 3)
+    metodo = "POST" if rota == "/admin/login" else "GET"
+    pausa = par.backup.pausar(metodo, rota, when="before")
+    proc = _iniciar(par, SYNC_TIMEOUT="30", SYNC_TENTATIVAS_HTTP="0")
+    try:
+        fim = time.monotonic() + 30
+        while not pausa.chegou.wait(0.05):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < fim, "a execução não chegou ao pedido pendurado"
+        time.sleep(0.3)
+        enviado = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        duracao = time.monotonic() - enviado
+    finally:
+        pausa.liberar()
+    assert proc.returncode == 143, out[-2000:] + err[-2000:]
+    assert duracao < 2, f"levou {duracao:.1f} s para parar depois do SIGTERM"
+    assert "nada foi gravado" in err and "Traceback" not in out + err, err[-2000:]
+    assert par.backup.write_count() == 0 and par.principal.write_count() == 0

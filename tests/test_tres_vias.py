@@ -384,7 +384,7 @@ def test_backup_vazio_tambem_retem_as_exclusoes_no_principal():
         assert forcado.halted and forcado.actions == []
     texto = texto_da_perda(plan)
     assert "BACKUP" in texto and "VAZIA" in texto and "apagaria 10 licenças do PRINCIPAL" in texto
-    assert f"python sincronizar_bancos.py --backup {URL_B}" in texto  # recompleta o backup a partir do principal
+    assert f"{sb.python_command()} sincronizar_bancos.py --backup {URL_B}" in texto  # recompleta o backup
 
 
 def test_espelhar_com_principal_vazio_retem_tudo():

@@ -186,13 +186,15 @@ def test_execucao_agendada_com_o_vigiar_ativo_sai_com_zero_restaurar_com_tres_e_
     assert par.rodar().codigo == 0  # sem o vigiar, a execução agendada volta a sincronizar
 
 
-def test_vigiar_bloqueia_no_backup_a_licenca_que_vence_na_meia_noite_sem_mudanca_na_listagem(tmp_path):
-    """O veredito depende da data: à meia-noite do servidor uma licença que vence hoje passa a negada no
-    principal sem que a listagem mude; o vigiar trata a troca de data como mudança relevante."""
+def test_vigiar_bloqueia_no_backup_a_licenca_no_ultimo_dia_quando_a_data_muda_sem_mudanca_na_listagem(tmp_path):
+    """O veredito depende da data: no último dia de uma licença, às 10:00 UTC já é o dia seguinte em UTC+14, e o
+    backup passa a negar (a margem de fusos: um fuso errado nunca deixa o backup mais permissivo) sem que a
+    listagem do principal mude. O vigiar trata a troca de data (de qualquer fuso possível) como mudança
+    relevante e lê o backup; sem isso, ela só chegaria na leitura periódica."""
     from apoio import Par, hoje_utc
 
     dia = hoje_utc()
-    quase = dt.datetime.combine(dia, dt.time(23, 59, 54), tzinfo=dt.timezone.utc)
+    quase = dt.datetime.combine(dia, dt.time(9, 59, 54), tzinfo=dt.timezone.utc)
     par = Par(tmp_path, agora=quase)
     try:
         par.principal.add_device("VENCE-HOJE", owner_name="Cliente", license_type="mensal",
@@ -200,9 +202,9 @@ def test_vigiar_bloqueia_no_backup_a_licenca_que_vence_na_meia_noite_sem_mudanca
         par.principal.add_device("SEGUE", owner_name="Outro", license_type="anual")
         vigiar = Vigiar(par, "--intervalo", str(INTERVALO), "--agora", quase.strftime("%Y-%m-%dT%H:%M:%S"))
         try:
-            esperar(lambda: par.backup.veredito("VENCE-HOJE") is True, 30)  # hoje ela ainda vale
+            esperar(lambda: par.backup.veredito("VENCE-HOJE") is True, 30)  # em todo fuso, ainda vale
             vigiar.esperar_texto("Paridade de veredito")
-            for servidor in par.servidores:  # os servidores também passam da meia-noite
+            for servidor in par.servidores:
                 servidor.set_now(quase + dt.timedelta(seconds=36))
             listagem = par.principal.devices()
             levou = esperar(lambda: par.backup.veredito("VENCE-HOJE") is False, PRAZO)
@@ -210,7 +212,6 @@ def test_vigiar_bloqueia_no_backup_a_licenca_que_vence_na_meia_noite_sem_mudanca
             assert par.principal.devices() == listagem  # nada mudou na listagem do principal
             assert "a data mudou" in vigiar.saida
             assert par.backup.veredito("SEGUE") is True
-            assert _iguais(par)
         finally:
             codigo, _ = vigiar.parar(signal.SIGTERM)
         assert codigo == 143

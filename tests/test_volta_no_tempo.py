@@ -249,7 +249,7 @@ def test_principal_restaurado_de_copia_anterior_para_com_5_e_restaurar_devolve_a
     assert r.codigo == 5, saida(r)[-3000:]
     assert par.backup.write_count() == 0 and par.principal.write_count() == 0
     texto = saida(r)
-    assert f"python sincronizar_bancos.py restaurar --de {par.backup.url}" in texto
+    assert f"{sb.python_command()} sincronizar_bancos.py restaurar --de {par.backup.url}" in texto
     assert "VENDA-0" in texto and "MAIS NOVAS" in texto
     assert all(par.backup.veredito(k) for k in vendas)  # nenhuma venda paga negada
     r2 = par.rodar("restaurar", "--de", par.backup.url, "--sem-progresso")

@@ -79,7 +79,8 @@ def test_prazo_estourado_mata_o_filho(tmp_path):
         url = f"http://127.0.0.1:{mudo.getsockname()[1]}"
         env = ambiente_limpo(SERVIDOR_PRINCIPAL=url, SERVIDOR_BACKUP=url.replace("127.0.0.1", "localhost"),
                              ADMIN_USER="admin",
-                             ADMIN_PASSWORD="senha-qualquer-123", SYNC_ESPERA_DESPERTAR="60")
+                             ADMIN_PASSWORD="senha-qualquer-123", SYNC_ESPERA_DESPERTAR="60",
+                             DADOS_DIR=str(tmp_path / "dados"))  # morto no meio: a trava fica na pasta do teste
         inicio = time.monotonic()
         with pytest.raises(subprocess.TimeoutExpired):
             ZIGOTO.rodar(SCRIPT, ("--permitir-http",), env, tmp_path, 1.5)
