@@ -70,6 +70,15 @@ def test_vigiar_leva_ao_backup_venda_bloqueio_e_vencimento_sem_falar_com_o_backu
     assert codigo == 143, vigiar.saida[-3000:]
     assert "Traceback" not in vigiar.saida
     assert vigiar.batimento()["ativo"] is False
+    # histórico: uma linha por ciclo que sincronizou (o primeiro e os das escritas), nenhuma por ciclo ocioso
+    historico = sb.History(str(par.dados))
+    try:
+        linhas = historico.runs(100)
+    finally:
+        historico.close()
+    ciclos_com_escrita = vigiar.saida.count(" Ciclo ")
+    assert 2 <= ciclos_com_escrita < vigiar.batimento()["ciclos"]
+    assert len(linhas) == ciclos_com_escrita
 
 
 def test_vigiar_espera_o_principal_fora_do_ar_diz_uma_vez_quando_caiu_e_quando_voltou(par):
@@ -289,6 +298,7 @@ def test_milhares_de_ciclos_ociosos_nao_fazem_a_memoria_crescer_nem_falam_com_o_
         assert par.principal.counts[("GET", "/admin/devices")] == ciclos + 50
         assert ("POST", "/admin/login") not in par.principal.counts
         assert vigiar.write_cycles == 1 and vigiar.last_complete is not None
+        assert len(vigiar.history.runs(100)) == 1  # uma linha: o primeiro ciclo; nenhuma por ciclo ocioso
     finally:
         vigiar.close()
 
