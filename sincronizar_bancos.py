@@ -7363,6 +7363,7 @@ def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[s
 WATCH_FILE = "vigiar.json"  # batimento (atômico) que o painel, o /status.json e uma execução agendada leem
 WATCH_STALE_INTERVALS = 3  # sem ciclo completo em 3 intervalos: /status.json vermelho
 WATCH_PRIMARY_BACKOFF_MAX = 300.0  # principal fora do ar: a espera dobra a cada falha, até 5 min
+WATCH_RETRY_MAX = 600.0  # par com problema (backup fora do ar, falhas): nova tentativa com espera dobrando, até 10 min
 WATCH_READY = "em dia"
 WATCH_PAUSED = "pausado"
 WATCH_PROBLEM = "com problema"
@@ -7712,7 +7713,8 @@ class Watcher:
         reason = pair_error_text(outcome) or "; ".join(outcome.warnings) or ExitCode(outcome.code).meaning
         pair.failures += 1
         pair.unreachable = outcome.error is not None
-        wait = min(self.effective * 2 ** (pair.failures - 1), max(self.backup_read_s, self.effective))
+        longest = max(min(self.backup_read_s, WATCH_RETRY_MAX), self.effective)
+        wait = min(self.effective * 2 ** (pair.failures - 1), longest)
         pair.retry_at = time.monotonic() + wait
         if not parity_ok:
             pair.synced = None
@@ -7878,6 +7880,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             try:
                 with STOP.interruptible():
                     watcher.open()
+                    watcher.beat()  # antes do login (um servidor dormindo pode levar minutos): a trava tem dono
                     remove_stale_temp_files(config.data_dir)
                     rep.say(SEP)
                     rep.say(f"👁️  VIGIAR: mantém os backups em dia com o principal até Ctrl+C (pid {os.getpid()})")
