@@ -7608,7 +7608,8 @@ class Watcher:
             return
         self.count_transfer(*self.meter.take())
         run = self.new_run()
-        self.primary_read_at = run.now.isoformat()
+        # pelo relógio deste PC: o painel compara com o dele (a idade do ponto de recuperação)
+        self.primary_read_at = dt.datetime.now(dt.timezone.utc).isoformat()
         if self.primary_down_since is not None:
             self.rep.say(f"✅ {_hhmmss()} O principal voltou (fora do ar desde "
                          f"{local_time(self.primary_down_since, seconds=True)}).")
