@@ -7457,6 +7457,7 @@ class WatchedPair:
     backup_read: float | None = None  # time.monotonic() da última leitura inteira do backup
     backup_read_at: str | None = None
     paused: str | None = None  # parada de segurança (código 5): o par espera, os outros seguem
+    paused_at: str | None = None  # o resumo do principal quando o par pausou
     problem: str | None = None  # o último ciclo do par não terminou em dia (código 1, 2 ou 4)
     unreachable: bool = False  # o problema é o backup fora do ar (espera crescente)
     failures: int = 0
@@ -7468,8 +7469,8 @@ def watch_due(pair: WatchedPair, fingerprint_now: str, clock: Any, mono: float, 
     A data conta como mudança: uma licença que vence à meia-noite do servidor muda de veredito sem que a
     listagem mude."""
     periodic = pair.backup_read is None or mono - pair.backup_read >= backup_read_s
-    if pair.paused is not None:
-        return "nova leitura do par pausado" if periodic else None
+    if pair.paused is not None:  # relido quando o principal muda (uma listagem cortada uma vez) e na periódica
+        return "nova leitura do par pausado" if periodic or pair.paused_at != fingerprint_now else None
     if pair.problem is not None:
         if mono >= pair.retry_at:
             return "nova tentativa"
@@ -7692,11 +7693,12 @@ class Watcher:
             return
         if outcome.code == ExitCode.SAFETY:
             reason = pair_error_text(outcome) or "parada de segurança"
-            if pair.paused != reason:
+            if pair.paused is None:  # dito uma vez por pausa (o motivo atualizado fica no painel)
                 self.rep.warn(f"⏸️  {_hhmmss()} Par PAUSADO ({url}): {reason} O vigiar segue com os outros "
-                              f"backups e relê este a cada {self.backup_read_s / 60:.0f} min; para rodar o "
-                              "comando indicado, pare o vigiar antes.")
+                              f"backups e relê este quando o principal mudar e a cada "
+                              f"{self.backup_read_s / 60:.0f} min; para rodar o comando indicado, pare o vigiar antes.")
             pair.paused, pair.problem, pair.synced = reason, None, None
+            pair.paused_at = fingerprint_now
             return
         if pair.paused is not None:
             self.rep.say(f"▶️  {_hhmmss()} Par retomado ({url}): a parada de segurança não vale mais.")

@@ -123,6 +123,11 @@ def test_vigiar_pausa_so_o_par_do_backup_apagado_com_o_motivo_e_segue_com_os_out
         par.principal.add_device("VENDA-2", owner_name="Cliente")
         esperar(lambda: outro.veredito("VENDA-2"), PRAZO)  # o outro backup segue
         vigiar.esperar_texto("Par PAUSADO", PRAZO)
+
+        def situacao(url: str) -> str:
+            return next(p for p in vigiar.batimento()["pares"] if p["backup"] == url)["situacao"]
+
+        esperar(lambda: situacao(apagado.url) == "pausado", PRAZO)  # o batimento é gravado no fim do ciclo
         doc = vigiar.batimento()
         pausado = next(p for p in doc["pares"] if p["backup"] == apagado.url)
         assert pausado["situacao"] == "pausado" and pausado["motivo"]
@@ -410,3 +415,25 @@ def test_leitura_periodica_do_backup_conserta_o_que_mudaram_a_mao_nele_sem_mudan
         assert _iguais(par)
     finally:
         vigiar.close()
+
+
+def test_listagem_cortada_uma_vez_pausa_o_par_sem_gravar_e_ele_volta_no_ciclo_seguinte(par):
+    """Um proxy que corta a listagem do principal uma vez (o que numa execução é o código 5) pausa o par sem
+    gravar nada; a leitura seguinte, inteira, muda o resumo do principal e o par volta sem esperar a leitura
+    periódica."""
+    semear_licencas(par.principal, 30)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+    try:
+        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 30, 30)
+        vigiar.esperar_texto("Paridade de veredito")
+        par.backup.reset_counts()
+        par.principal.cortar_listagem(12, vezes=1)  # só as 12 mais novas, uma vez
+        vigiar.esperar_texto("Par PAUSADO", PRAZO)
+        vigiar.esperar_texto("Par retomado", 2 * INTERVALO + 5)
+        assert par.backup.write_count() == 0
+        assert len(par.backup.devices()) == 30 and _iguais(par)
+        par.principal.add_device("VENDA-6", owner_name="Cliente")
+        esperar(lambda: par.backup.veredito("VENDA-6"), PRAZO)
+    finally:
+        codigo, _ = vigiar.parar(signal.SIGTERM)
+    assert codigo == 143
