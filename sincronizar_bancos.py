@@ -221,6 +221,8 @@ __all__ = [
     "python_command", "pip_install_command",
     # formato do estado de par (uma versão mais nova recusa a execução: check_state_versions)
     "STATE_VERSION",
+    # modo contínuo (vigiar): o ciclo, o batimento e o /status.json que o lê
+    "Watcher", "Reporter", "WATCH_FILE", "WATCH_STALE_INTERVALS", "read_watch", "status_document",
 ]
 
 
