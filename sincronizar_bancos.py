@@ -190,6 +190,7 @@ __all__ = [
     "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
+    "LicenseStatus",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
@@ -290,7 +291,6 @@ LICENSE_PERIOD_MONTHS = {
     "trianual": 36,
     "vitalicia": None,
 }
-LICENSE_STATUSES = ("active", "blocked", "pending")
 USER_ROLES = ("admin", "user")
 SETTABLE_FIELDS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
 TEXT_FIELDS = SETTABLE_FIELDS + ("status", "features")
@@ -338,6 +338,23 @@ class Side(TextEnum):
         return Side.BACKUP if self is Side.PRIMARY else Side.PRIMARY
 
 
+class LicenseStatus(TextEnum):
+    """Status de uma licença, lido UMA vez (parse, em parse_license) exatamente como o servidor o compara: só o
+    texto exato é um destes ('blocked ' com espaço não é bloqueada). Um status desconhecido fica como o texto que
+    veio (License.status: LicenseStatus | str): é o que aparece no relatório, e o veredito o libera (allows)."""
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+    PENDING = "pending"
+
+    @classmethod
+    def parse(cls, raw: Any) -> "LicenseStatus | Any":
+        """O membro do texto exato; qualquer outro valor (None, desconhecido, com espaços) fica como veio."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return raw
+
+
 class ActionKind(TextEnum):
     CREATE_USER = "criar_usuario"
     CREATE = "criar_licenca"
@@ -350,6 +367,8 @@ class ActionKind(TextEnum):
 
 
 CREATE_USER, CREATE, UPDATE, RENEW, BLOCK, ACTIVATE, DELETE, SET_CREATED_BY = ActionKind
+LICENSE_STATUSES = tuple(status.value for status in LicenseStatus)
+ACTIVE, BLOCKED, PENDING = LicenseStatus
 UPSERTS = (CREATE, UPDATE, RENEW)
 
 
@@ -412,6 +431,8 @@ def now_iso() -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, LicenseStatus):
+        return value.value  # o texto puro: o repr() do relatório sai igual ao do texto lido do servidor
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
@@ -2307,7 +2328,7 @@ class License:
     address: str | None
     license_type: str | None
     created_by: str | None
-    status: str | None
+    status: LicenseStatus | str | None  # LicenseStatus.parse: o texto cru só quando é desconhecido
     start_date: dt.date | str | None = None  # texto quando o formato é desconhecido (valor opaco)
     end_date: dt.date | None = None
     custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
@@ -2464,7 +2485,8 @@ def parse_license(item: dict[str, Any], key: str) -> License:
     status = item.get("status")
     if status is not None and not isinstance(status, str):
         raise _RecordError(ProblemKind.BAD_TYPE, f"campo 'status' com tipo inesperado ({type(status).__name__})")
-    texts["status"] = status  # como o servidor compara: "blocked " (com espaço) não é bloqueada
+    texts["status"] = status  # para o limite de tamanho; o status do registro é o LicenseStatus.parse
+    status = LicenseStatus.parse(status)  # como o servidor compara: "blocked " (com espaço) não é bloqueada
     start_raw = item.get("start_date")
     try:
         start = parse_date(start_raw)
@@ -2472,7 +2494,7 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         start = opaque(start_raw)
     raw_type = item.get("license_type")
     stored_type = raw_type if texts["license_type"] and raw_type != texts["license_type"] else None
-    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
+    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=status,
                   start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
                   features=opaque(item.get("features")), stored_type=stored_type)
     try:
@@ -2506,7 +2528,7 @@ def rejected_verdict(snap: Snapshot, key: str, today: dt.date) -> bool | None:
     lic = snap.rejected.get(key)
     if lic is None:
         return None
-    if lic.status in ("blocked", "pending"):
+    if lic.status in (BLOCKED, PENDING):
         return False
     if any(p.key == key and p.reason == ProblemKind.BAD_DATE for p in snap.problems):
         return None
@@ -3108,9 +3130,9 @@ def allows(lic: License | None, today: dt.date) -> bool:
     """O veredito que o servidor dá ao programa do cliente (liberado = True), na ordem do servidor:
     bloqueada → negada; vencida (fim gravado ou calculado, antes do `today` LOCAL do servidor) → negada;
     pendente → negada; qualquer outro status (até um desconhecido) → liberada."""
-    if lic is None or lic.status == "blocked" or is_expired(lic, today):
+    if lic is None or lic.status == BLOCKED or is_expired(lic, today):
         return False
-    return lic.status != "pending"
+    return lic.status != PENDING
 
 
 # Fusos possíveis de um servidor: a API não revela o fuso (só o relógio UTC, no cabeçalho Date), e os fusos
@@ -3195,7 +3217,7 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
     fields = dict(zip(SETTABLE_FIELDS, source.desired_settable(), strict=True))
     kept = {"custom_interval": 60, "features": "core"} if before is None else {
         "custom_interval": before.custom_interval, "features": before.features}
-    return License(device_id=source.device_id, **fields, status="active", start_date=today,
+    return License(device_id=source.device_id, **fields, status=ACTIVE, start_date=today,
                    end_date=period_end(source.license_type, today), **kept)
 
 
@@ -3206,11 +3228,11 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
-        return dataclasses.replace(lic, status="blocked")
+        return dataclasses.replace(lic, status=BLOCKED)
     if action.kind == SET_CREATED_BY:
         return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
-        return dataclasses.replace(lic, status="active")
+        return dataclasses.replace(lic, status=ACTIVE)
     return lic
 
 
@@ -3227,10 +3249,10 @@ def target_status(source: License, after: License, source_today: "dt.date | Span
     """
     (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
     if allows(source, source_latest):
-        return after.status if allows(after, target_earliest) else "active"
+        return after.status if allows(after, target_earliest) else ACTIVE
     if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
         return after.status
-    return "blocked"
+    return BLOCKED
 
 
 def deny_on_target(key: str, current_status: str | None, allowed_there: bool | None, why: str,
@@ -3241,7 +3263,7 @@ def deny_on_target(key: str, current_status: str | None, allowed_there: bool | N
     segurança do planejador (e a releitura do principal) passa por aqui."""
     if allowed_there is False or not path_safe(key):
         return []
-    return [Action(BLOCK, key, why, changes=(("status", current_status, "blocked"),), side=side, absence=absence)]
+    return [Action(BLOCK, key, why, changes=(("status", current_status, BLOCKED),), side=side, absence=absence)]
 
 
 def sold_after(lic: License, since: dt.date | None, strict: bool = True) -> bool:
@@ -3298,9 +3320,9 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
     if after.status != status:
-        kind = BLOCK if status == "blocked" else ACTIVATE
+        kind = BLOCK if status == BLOCKED else ACTIVATE
         why = _status_reason(source, status, there)
-        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+        if status == BLOCKED and allows(source, clock.on(side.other)):  # libera no fuso configurado
             why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
                    "fuso) ela já venceu, então o backup nega (margem de fusos)")
         chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
@@ -3309,11 +3331,11 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
 
 
 def _status_reason(source: License, status: str, there: str) -> str:
-    if status == "active":
+    if status == ACTIVE:
         return f"ativa e no prazo no {there}"
-    if source.status == "blocked":
+    if source.status == BLOCKED:
         return f"bloqueada no {there}"
-    if source.status == "pending":
+    if source.status == PENDING:
         return f"pendente no {there} (a API não define 'pending'; bloqueada para negar igual)"
     return f"vencida no {there} (datas não são copiáveis; bloqueada para negar igual)"
 
@@ -3552,7 +3574,7 @@ class _Planner:
         if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
                 key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
                 self.clock.might(b, Side.BACKUP)):
-            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
+            b_after = dataclasses.replace(b, status=BLOCKED)  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
@@ -3873,9 +3895,9 @@ def as_before_our_blocks(source: Snapshot, target: Snapshot, state: PairState | 
     enquanto o backup continua bloqueado e o principal não a tem (com --forcar, também sobre a dele)."""
     if options.protect_target or state is None or not state.blocked_from:
         return source, []
-    changed = {key: dataclasses.replace(source.licenses[key], status=status)
+    changed = {key: dataclasses.replace(source.licenses[key], status=LicenseStatus.parse(status))
                for key, status in state.blocked_from.items()
-               if key in source.licenses and source.licenses[key].status == "blocked"
+               if key in source.licenses and source.licenses[key].status == BLOCKED
                and (key not in target.licenses or not options.only_missing) and key not in target.rejected}
     if not changed:
         return source, []
@@ -4466,9 +4488,9 @@ class Executor:
         if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
                 or STOP.requested:
             return []
-        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
-                       "regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),), side=chain[0].side)
+                       "regravar (o upsert desbloqueia)", changes=(("status", before, BLOCKED),), side=chain[0].side)
         result = self._attempt(probe)
         self._note_block(result)
         if not result.ok:  # o motivo vai na cadeia que não é enviada (route_broken)
@@ -4481,10 +4503,11 @@ class Executor:
         nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
         if not needs_block_proof(chain) or self.client.block_works is not False:
             return None
-        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
                 f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert desbloqueia) "
-                f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
+                f"sem poder bloqueá-la. Fica como estava lá (status {_jsonable(before)!r}); a próxima execução "
+                "tenta de novo")
 
     def _note_block(self, result: Result) -> None:
         """O que um bloqueio diz da rota nesta execução: um que passou a prova (se nenhum falhou antes); um
@@ -4537,7 +4560,7 @@ class Executor:
                 return Result(action, True, "já não existia")  # ex.: nova tentativa após resposta perdida
             return self._result(action, resp, 200)
         path = f"/admin/devices/{quoted}/deactivate"
-        wanted = "blocked" if action.kind == BLOCK else "active"
+        wanted = BLOCKED if action.kind == BLOCK else ACTIVE
         resp = self._write("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
         if action.kind == BLOCK and resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
             return Result(action, False, NOT_THERE)  # não existe lá (ex.: a criação falhou): já nega
@@ -4679,7 +4702,7 @@ def collation_groups(source: Snapshot, target: Snapshot,
                 del licenses[key]
         record = source.licenses[kept]
         if denied and clock.might(record, Side.PRIMARY):
-            licenses[kept] = dataclasses.replace(record, status="blocked")
+            licenses[kept] = dataclasses.replace(record, status=BLOCKED)
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
                 f"lá vale o veredito mais restrito do grupo")
@@ -5435,7 +5458,7 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
         key = result.action.key
         if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
-            licenses[key] = licenses[key]._replace(status_backup="blocked")
+            licenses[key] = licenses[key]._replace(status_backup=BLOCKED)
     deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted, today=today)
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {Side.PRIMARY: 0, Side.BACKUP: 0}
@@ -5482,7 +5505,7 @@ def _blocked_from(old: PairState | None, licenses: dict[str, StateEntry], presen
         action = result.action
         if result.ok and action.kind == BLOCK and action.absence and action.side == Side.BACKUP:
             before = action.changes[0][1] if action.changes else None
-            kept[action.key] = before if isinstance(before, str) and before != "blocked" else "active"
+            kept[action.key] = before if isinstance(before, str) and before != BLOCKED else ACTIVE
     return {key: status for key, status in kept.items() if key in present and not (
         key in licenses and licenses[key].fp_primary is not None and licenses[key].fp_backup is not None)}
 
@@ -8519,7 +8542,7 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
                 f"{audit_outcome(item)}  {changes}")
 
 
-AUDIT_STATUS = {"active": "ativa", "blocked": "bloqueada", "pending": "pendente"}
+AUDIT_STATUS = {ACTIVE: "ativa", BLOCKED: "bloqueada", PENDING: "pendente"}
 
 
 def audit_value(field: str, value: Any) -> str:
