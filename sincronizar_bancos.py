@@ -207,7 +207,7 @@ __all__ = [
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
     "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
-    "primary_went_back", "replan_after_reread", "swap_state",
+    "primary_went_back", "replan_after_reread", "swap_state", "merge_final",
     # executor, estado e histórico
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
@@ -2922,6 +2922,9 @@ class Action:
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
     # termina uma cadeia nossa que deixou a licença LIBERADA onde a origem nega (diário): vai antes de tudo
     urgent: bool = False
+    # o bloqueio do fim de uma cadeia que regrava: o que o Executor faz se ele falhar (chain_undo; None: relata)
+    undo: Action | None = None
+    journaled: bool = False  # um desfazer que só vale se foi gravado no diário antes das escritas
 
 
 class Divergence(tuple):
@@ -3045,8 +3048,11 @@ class DataLoss:
     would_overwrite: int = 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Plan:
+    """O plano de um par como plan_pair o devolve, completo (conflitos, divergências aprendidas, bloqueios de
+    segurança): congelado. Quem junta dois planos (a releitura do principal, a releitura final) faz um novo
+    (replan_after_reread, merge_final), nunca edita este."""
     user_actions: list[Action]
     license_chains: list[list[Action]]
     divergences: list[Divergence]
@@ -3060,7 +3066,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
-    conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    conflicts: tuple[Conflict, ...] = ()
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
@@ -3248,22 +3254,43 @@ def target_status(source: License, after: License, source_today: "dt.date | Span
     (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
     (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
-    if allows(source, source_latest):
-        return after.status if allows(after, target_earliest) else ACTIVE
-    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
-        return after.status
-    return BLOCKED
+    source_allows = allows(source, source_latest) or (primary_target and allows(source, source_earliest))
+    if must_deny(source_allows, allows(after, target_earliest)):
+        return BLOCKED
+    if allows(source, source_latest) and not allows(after, target_earliest):
+        return ACTIVE
+    return after.status
+
+
+def must_deny(source_allows: bool, target_allows: bool | None) -> bool:
+    """A REGRA ÚNICA de negar no destino: a origem nega (ou não tem o registro, ou não libera com certeza) e o
+    destino libera, ou não dá para saber o veredito dele (`target_allows` None) → o destino precisa terminar
+    negado (BLOCKED). Nenhum caminho deixa o destino mais permissivo que a origem. Quem decide o status de um
+    destino passa por aqui: target_status (as cadeias de plan_license), deny_on_target (os bloqueios de
+    segurança do planejador e da releitura do principal) e collation_groups (o registro de um grupo MySQL)."""
+    return not source_allows and target_allows is not False
+
+
+def block_action(key: str, current_status: Any, why: str, side: Side = Side.BACKUP,
+                 absence: bool = False) -> Action:
+    """O bloqueio que leva o destino a BLOCKED (must_deny), anotado com o status de antes (auditoria, estado)."""
+    return Action(BLOCK, key, why, changes=(("status", current_status, BLOCKED),), side=side, absence=absence)
+
+
+def status_after(action: Action) -> Any:
+    """O status em que o plano diz que a ação deixa o registro (a mudança de status que ela anota)."""
+    return next((new for field, _old, new in action.changes if field == "status"), None)
 
 
 def deny_on_target(key: str, current_status: str | None, allowed_there: bool | None, why: str,
-                   side: Side = Side.BACKUP, absence: bool = False) -> list[Action]:
-    """A regra única de "negar no destino por segurança": o destino libera (ou não dá para saber o veredito
-    dele, `allowed_there` None) algo que a origem nega ou não tem → uma cadeia com um bloqueio (reversível;
-    nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista vazia. Todo bloqueio de
-    segurança do planejador (e a releitura do principal) passa por aqui."""
-    if allowed_there is False or not path_safe(key):
+                   side: Side = Side.BACKUP, absence: bool = False, source_allows: bool = False) -> list[Action]:
+    """Negar no destino por segurança (must_deny): o destino libera (ou não dá para saber o veredito dele,
+    `allowed_there` None) algo que a origem nega ou não tem (`source_allows` False) → uma cadeia com um
+    bloqueio (reversível; nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista
+    vazia. Todo bloqueio de segurança do planejador (e a releitura do principal) passa por aqui."""
+    if not must_deny(source_allows, allowed_there) or not path_safe(key):
         return []
-    return [Action(BLOCK, key, why, changes=(("status", current_status, BLOCKED),), side=side, absence=absence)]
+    return [block_action(key, current_status, why, side, absence)]
 
 
 def sold_after(lic: License, since: dt.date | None, strict: bool = True) -> bool:
@@ -3320,14 +3347,36 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
     if after.status != status:
-        kind = BLOCK if status == BLOCKED else ACTIVATE
         why = _status_reason(source, status, there)
         if status == BLOCKED and allows(source, clock.on(side.other)):  # libera no fuso configurado
             why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
                    "fuso) ela já venceu, então o backup nega (margem de fusos)")
-        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
+        chain.append(block_action(key, after.status, why, side) if status == BLOCKED else
+                     Action(ACTIVATE, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
+    undo = chain_undo(chain, here, two_way)
+    if undo is not None:  # se o bloqueio do fim falhar, o Executor faz o que o plano diz aqui
+        chain[-1] = dataclasses.replace(chain[-1], undo=undo)
     return chain, after
+
+
+def chain_undo(chain: list[Action], here: Role, two_way: bool) -> Action | None:
+    """O que desfaz uma cadeia que regrava (o upsert deixa a licença LIBERADA) e termina bloqueando, se o
+    bloqueio falhar: excluir o registro (volta a não existir: negado). O criado pela cadeia, em qualquer lado; o
+    que já existia, só num backup (`here`: o servidor real), e no bidirecional só se o desfazer foi gravado no
+    diário ANTES das escritas (`journaled`: journal_entries grava o estado "ausente" da cadeia), para que um fim
+    abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no principal).
+    No principal nada que já existia é excluído. None: não há desfazer (Executor.compensate só relata)."""
+    if not chain or not unblocks_then_blocks(chain):
+        return None
+    created = chain[0].kind == CREATE
+    if not created and here != Role.BACKUP:
+        return None
+    upserted = next(a for a in chain if a.kind in UPSERTS)
+    what = "criada nesta execução" if created else "regravada nesta execução"
+    return Action(DELETE, chain[-1].key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
+                  "excluída para não ficar liberada onde a origem nega", side=chain[-1].side,
+                  journaled=two_way and not created)
 
 
 def _status_reason(source: License, status: str, there: str) -> str:
@@ -3490,7 +3539,7 @@ class _Planner:
         self.primary, self.backup, self.clock, self.state, self.options = primary, backup, clock, state, options
         self.chains: list[list[Action]] = []
         self.deletions: list[Action] = []
-        self.conflicts: list[dict[str, Any]] = []
+        self.conflicts: list[Conflict] = []
         self.divergences: list[Divergence] = []
         self.expected: dict[str, tuple[License, License]] = {}
         self.mismatches: list[str] = []
@@ -3503,10 +3552,12 @@ class _Planner:
         self.not_restored: list[str] = []
         self.denied: set[str] = set()
 
-    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False) -> bool:
+    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False,
+             source_allows: bool = False) -> bool:
         """Bloqueia no destino (deny_on_target) o registro `lic` do backup, que libera (`allowed`; None = não
-        dá para saber). Devolve se bloqueou."""
-        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence)
+        dá para saber), quando a origem nega (`source_allows` False). Devolve se bloqueou."""
+        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence,
+                               source_allows=source_allows)
         if chain:
             self.chains.append(chain)
             self.denied.add(key)
@@ -3571,9 +3622,9 @@ class _Planner:
             chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
-        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+        if source_side == Side.BACKUP and b is not None and self.deny(
                 key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
-                self.clock.might(b, Side.BACKUP)):
+                self.clock.might(b, Side.BACKUP), source_allows=self.clock.sure(p_after, Side.PRIMARY)):
             b_after = dataclasses.replace(b, status=BLOCKED)  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
@@ -3603,9 +3654,9 @@ class _Planner:
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
             # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-            blocked = not self.clock.sure(p, Side.PRIMARY) and self.deny(
+            blocked = self.deny(
                 key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
-                self.clock.might(b, Side.BACKUP))
+                self.clock.might(b, Side.BACKUP), source_allows=self.clock.sure(p, Side.PRIMARY))
             if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
@@ -3715,19 +3766,19 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]):
+        if b is None:
             return
         self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
-                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP))
+                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP),
+                  source_allows=rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]) is True)
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        if self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY):
-            return
         self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
                        "o principal", self.backup.rejected[key],
-                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]))
+                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]),
+                  source_allows=self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -3832,8 +3883,9 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
 
 
 def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", state: PairState | None = None,
-              options: PlanOptions | None = None) -> Plan:
-    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
+              options: PlanOptions | None = None, learned: Iterable[Divergence] = ()) -> Plan:
+    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos. `learned`: o que
+    o backup não consegue guardar, achado antes do plano (Run.learn_limits); vem antes das divergências do plano."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
     real_primary = primary
@@ -3876,13 +3928,13 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         backup_only_allowed=[k for k in backup_only
                              if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
-        divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
+        divergences=[*learned, *user_divergences, *planner.divergences], backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
         skipped=[p for p in primary.problems if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE],
         unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
-        conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
+        conflicts=tuple(planner.conflicts), expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
     )
 
@@ -4034,44 +4086,56 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
 
 
 def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
-                        chains: list[list[Action]], deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+                        chains: list[list[Action]], deletions: list[Action]
+                        ) -> tuple[Plan, list[list[Action]], list[Action]]:
     """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
     "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
     primeira leitura (`first`) sai e vira conflito (a próxima execução decide); se o principal passou a negar o
-    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Atualiza `plan` e
-    devolve as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem relê é o Run."""
+    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Devolve o plano novo
+    (com esses conflitos e bloqueios) e as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem
+    relê é o Run."""
     changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
                if key in fresh.rejected or fresh.licenses.get(key) != first.licenses.get(key)}
+    found: list[Conflict] = []
+    license_chains = plan.license_chains
     for key in sorted(changed):
         now, copy = fresh.licenses.get(key), other.licenses.get(key)
         p, b = (now, copy) if side == Side.PRIMARY else (copy, now)
-        plan.conflicts.append(Conflict(
+        found.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != Side.PRIMARY or clock.sure(now, Side.PRIMARY) or copy is None:
+        if side != Side.PRIMARY or copy is None:
             continue
         block = deny_on_target(key, copy.status, clock.might(copy, Side.BACKUP),
-                               "negada no principal durante esta execução: bloqueada para negar igual")
+                               "negada no principal durante esta execução: bloqueada para negar igual",
+                               source_allows=clock.sure(now, Side.PRIMARY))
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
-            plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
-            plan.license_chains.append(block)
-    return [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
+            license_chains = [c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
+            license_chains.append(block)
+    new = dataclasses.replace(plan, conflicts=plan.conflicts + tuple(found), license_chains=license_chains)
+    return new, [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
 
 
 
-def carry_safety(plan: Plan, again: Plan) -> None:
+def merge_final(plan: Plan, again: Plan) -> Plan:
     """A releitura final (Run.settle): o replanejamento sobre ela (`again`) também decide o par. Um
     lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
-    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
-    if again.halted:
-        plan.halted, plan.loss = True, again.loss
+    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora. Devolve
+    o plano novo (`plan` não muda)."""
     held = {a.key for a in plan.held_deletions}
-    plan.held_deletions += [a for a in again.held_deletions if a.key not in held]
-    plan.backup_only_allowed = again.backup_only_allowed
-    plan.backup_sales, plan.backup_unknown = again.backup_sales, again.backup_unknown
+    return merge_conflicts(dataclasses.replace(
+        plan, halted=plan.halted or again.halted, loss=again.loss if again.halted else plan.loss,
+        held_deletions=plan.held_deletions + [a for a in again.held_deletions if a.key not in held],
+        backup_only_allowed=again.backup_only_allowed, backup_sales=again.backup_sales,
+        backup_unknown=again.backup_unknown), again.conflicts)
+
+
+def merge_conflicts(plan: Plan, found: Iterable[Conflict]) -> Plan:
+    """O plano com os conflitos `found` de outro plano do mesmo par (uma rodada extra, a releitura final) que ele
+    ainda não tem (pela chave)."""
     known = {c.key for c in plan.conflicts}
-    plan.conflicts += [c for c in again.conflicts if c.key not in known]
+    return dataclasses.replace(plan, conflicts=plan.conflicts + tuple(c for c in found if c.key not in known))
 
 
 # ============================================================================
@@ -4405,7 +4469,7 @@ class Executor:
             if action.kind in UPSERTS:
                 upserted = upserted or action
             if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
-                extra = self.compensate(action, upserted, result)
+                extra = self.compensate(action, result)
                 self._finish(result, results, progress)
                 for undo in extra:
                     results.append(undo)
@@ -4435,26 +4499,19 @@ class Executor:
         except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
             return Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
 
-    def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
+    def compensate(self, block: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
-        nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup: no unidirecional, ou no bidirecional quando o desfazer foi
-        gravado no diário ANTES das escritas (journal_entries: o estado "ausente" da cadeia), para que um fim
-        abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no
-        principal); a próxima execução a recria e bloqueia. No principal nada que já existia é excluído.
+        nega. Faz o desfazer que o plano anotou no bloqueio (chain_undo: excluir o registro; a próxima execução
+        a recria e bloqueia), se houver e se o diário o gravou antes das escritas quando ele precisa disso.
         O que não dá para desfazer fica marcado (left_allowed): relatado, e a primeira coisa da próxima."""
-        created = upserted.kind == CREATE
-        existing_ok = self.backup and (self.config.mode == Mode.ONE_WAY or self.undo_journaled)
-        if not (created or existing_ok) or self._auth_lost is not None:
-            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if not self.backup
+        undo = block.undo
+        if undo is None or (undo.journaled and not self.undo_journaled) or self._auth_lost is not None:
+            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if undo is None
                                       else "o desfazer não pôde ser gravado no diário antes das escritas")
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
                                f"enquanto a origem nega ({why}); a próxima execução a bloqueia antes de tudo")
             failed.left_allowed = True
             return []
-        what = "criada nesta execução" if created else "regravada nesta execução"
-        undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
-                      "excluída para não ficar liberada onde a origem nega", side=block.side)
         result = self._attempt(undo)
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
@@ -4701,7 +4758,7 @@ def collation_groups(source: Snapshot, target: Snapshot,
             if key != kept:
                 del licenses[key]
         record = source.licenses[kept]
-        if denied and clock.might(record, Side.PRIMARY):
+        if must_deny(not denied, clock.might(record, Side.PRIMARY)):  # o registro do grupo nega se algum nega
             licenses[kept] = dataclasses.replace(record, status=BLOCKED)
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
@@ -5387,9 +5444,9 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
 
 
 def undone_by_delete(chain: list[Action]) -> bool:
-    """A cadeia regrava (o upsert desbloqueia) e depois bloqueia, num registro criado por ela ou num backup:
-    se o bloqueio falhar, o Executor a desfaz excluindo o registro (Executor.compensate)."""
-    return unblocks_then_blocks(chain) and (chain[0].kind == CREATE or chain[0].side == Side.BACKUP)
+    """O plano anotou um desfazer na cadeia (chain_undo): se o bloqueio do fim falhar, o Executor a desfaz
+    excluindo o registro (Executor.compensate)."""
+    return chain[-1].undo is not None
 
 
 def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
@@ -5458,7 +5515,7 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
         key = result.action.key
         if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
-            licenses[key] = licenses[key]._replace(status_backup=BLOCKED)
+            licenses[key] = licenses[key]._replace(status_backup=status_after(result.action))
     deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted, today=today)
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {Side.PRIMARY: 0, Side.BACKUP: 0}
@@ -6921,8 +6978,7 @@ class Run:
             source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
-                             options)
-        plan.divergences = limits + plan.divergences
+                             options, limits)
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
@@ -6977,9 +7033,8 @@ class Run:
                 outcome.plan, outcome.clock = again, later
                 outcome.parity = outcome.parity_before = again.parity_now()
                 return
-            plan = outcome.plan
-            assert plan is not None  # settle só é chamado depois do plano
-            carry_safety(plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
+            assert outcome.plan is not None  # settle só é chamado depois do plano
+            outcome.plan = plan = merge_final(outcome.plan, again)  # a releitura também decide: perda, retidas...
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
@@ -7009,8 +7064,8 @@ class Run:
             outcome.results = (outcome.results or []) + written
             outcome.not_run += round_outcome.not_run
             outcome.warnings += round_outcome.warnings
-            known = {c.key for c in plan.conflicts}  # os que a releitura do principal achou (recheck_primary)
-            plan.conflicts += [c for c in extra.conflicts if c.key not in known]
+            # os que a releitura do principal achou (recheck_primary)
+            outcome.plan = plan = merge_conflicts(plan, (round_outcome.plan or extra).conflicts)
             outcome.extra_rounds += 1
             outcome.extra_writes += sum(1 for r in written if r.ok and not r.unsyncable)
             for who in [*(d.role_of(side) for a in moving for side in moved_by(a, moved)),
@@ -7049,10 +7104,8 @@ class Run:
         if not d.restore:
             source, target, limits = self.learn_limits(d, source, target, clock, again_options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
-            again = plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
-                              again_options)
-        again.divergences = limits + again.divergences
-        return again
+            return plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
+                             again_options, limits)
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
                      options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
@@ -7150,6 +7203,7 @@ class Run:
         if first:
             apply(first[0][0].side, [], first, [])
         for side in (Side.PRIMARY, Side.BACKUP):
+            plan = outcome.plan  # a releitura do principal (recheck_primary) pode ter dado um plano novo
             users = [a for a in plan.user_actions if a.side == side]
             chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
@@ -7177,8 +7231,9 @@ class Run:
             return [], []
         other = self.snapshots[d.server(side.other).url]
         self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
-        return replan_after_reread(plan, side, first, self.snapshots[server.url], other, outcome.clock,
-                                   chains, deletions)
+        outcome.plan, chains, deletions = replan_after_reread(plan, side, first, self.snapshots[server.url], other,
+                                                              outcome.clock, chains, deletions)
+        return chains, deletions
 
     def audit(self, url: str, result: Result) -> None:
         if self.history:
