@@ -6975,7 +6975,7 @@ class Run:
         seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
-            source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
+            source, target, limits, options = self.learn_limits(d, source, target, outcome.clock, options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
                              options, limits)
@@ -7102,16 +7102,17 @@ class Run:
         again_options = dataclasses.replace(options, journal=None)
         limits: list[Divergence] = []
         if not d.restore:
-            source, target, limits = self.learn_limits(d, source, target, clock, again_options)
+            source, target, limits, again_options = self.learn_limits(d, source, target, clock, again_options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             return plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
                              again_options, limits)
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
-                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
+                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence], PlanOptions]:
         """backup_limits (a sonda da rota de created_by, um GET, só quando há sinal de servidor antigo) e, num
         backup MySQL, os grupos de ids que ele guarda como um só (collation_groups; no bidirecional, os ids
-        dos grupos ficam em options.one_way_keys: só vão do principal para o backup)."""
+        dos grupos vão em one_way_keys das opções devolvidas: só vão do principal para o backup). O que devolve
+        é a entrada de plan_pair (retratos, divergências aprendidas e opções); `options` não muda."""
         drops = False
         client = self.clients[d.target.url]
         if might_drop_created_by(source, target):
@@ -7120,9 +7121,10 @@ class Run:
         raw = client.listings.get("/admin/devices")
         # backup vazio: não dá para saber se é MySQL; por segurança, como se fosse (a execução seguinte já sabe)
         if not raw or looks_mysql(raw):
-            source, groups, options.one_way_keys = collation_groups(source, target, clock)
+            source, groups, one_way_keys = collation_groups(source, target, clock)
+            options = dataclasses.replace(options, one_way_keys=one_way_keys)
         target, limits = backup_limits(source, target, drops)
-        return source, target, groups + limits
+        return source, target, groups + limits, options
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
