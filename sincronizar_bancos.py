@@ -3243,7 +3243,7 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> LicenseStatus | str | None:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
@@ -3379,7 +3379,7 @@ def chain_undo(chain: list[Action], here: Role, two_way: bool) -> Action | None:
                   journaled=two_way and not created)
 
 
-def _status_reason(source: License, status: str, there: str) -> str:
+def _status_reason(source: License, status: LicenseStatus | str | None, there: str) -> str:
     if status == ACTIVE:
         return f"ativa e no prazo no {there}"
     if source.status == BLOCKED:
