@@ -135,7 +135,7 @@ import unicodedata
 import urllib.parse
 import zlib
 import zoneinfo
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypedDict
 
 def python_command() -> str:
     """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
@@ -231,6 +231,10 @@ class ExitCode(enum.IntEnum):
     `sincronizar_automatico.py --informar`, o AGENDAR_SINCRONIZACAO.ps1 leem esta mesma tabela.
     Quem junta os códigos de uma execução é run_exit_code() (seção do relatório)."""
 
+    meaning: str
+    check_meaning: str
+    precedence: int | None
+
     def __new__(cls, value: int, meaning: str, check_meaning: str | None = None,
                 precedence: int | None = None) -> "ExitCode":
         member = int.__new__(cls, value)
@@ -258,13 +262,16 @@ class ExitCode(enum.IntEnum):
     @classmethod
     def by_precedence(cls) -> tuple["ExitCode", ...]:
         """Os códigos que um par pode dar, do mais grave ao menos grave (o OK por último)."""
-        return tuple(sorted((c for c in cls if c.precedence is not None), key=lambda c: -c.precedence))
+        ranked = [(c.precedence, c) for c in cls if c.precedence is not None]
+        return tuple(c for _, c in sorted(ranked, key=lambda pc: -pc[0]))
 
     @classmethod
     def meaning_of(cls, code: int) -> str:
         """Significado de um código qualquer (inclusive um que não é desta tabela)."""
         try:
-            return cls(code).meaning
+            # O mypy lê cls(code) como uma chamada ao __new__ acima (python/mypy#10573); aqui é a busca
+            # do membro pelo valor, que o Enum faz com um argumento só.
+            return cls(code).meaning  # type: ignore[call-arg]
         except ValueError:
             return "código inesperado"
 
@@ -274,11 +281,11 @@ def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
     conexão). Vale o mais grave pela precedência de ExitCode (2, 4, 5, 1); um código que encerra a execução
     inteira (3, 130, 143) vale sozinho. Sem nada grave, `problems` (avisos sobre os arquivos locais, a rota
     de falha no verificar) faz do 0 um 1."""
-    found = [ExitCode(code) for code in codes]
+    found = [ExitCode(code) for code in codes]  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     whole = [code for code in found if code.precedence is None]
     if whole:
         return whole[0]
-    code = max(found, key=lambda c: c.precedence, default=ExitCode.OK)
+    code = next((c for c in ExitCode.by_precedence() if c in found), ExitCode.OK)  # o mais grave presente
     return ExitCode.FAILURES if code == ExitCode.OK and problems else code
 
 
@@ -321,7 +328,7 @@ class Role(TextEnum):
         return Role.BACKUP if self is Role.PRIMARY else Role.PRIMARY
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # de propósito: o nome para exibir, não o str.title()
         return "Principal" if self is Role.PRIMARY else "Backup"
 
 
@@ -886,7 +893,7 @@ def normalize_url(url: str) -> str:
         port = parts.port
     except ValueError:
         raise ConfigError(f"Porta inválida na URL do servidor {parts.hostname}.") from None
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     default_port = 443 if scheme == "https" else 80
@@ -1263,7 +1270,8 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """A exceção e todas as que ela embrulha (causa, contexto, .reason do urllib3, exceções em args).
     Só exceções: o .reason de um SSLError do urllib3 pode ser um texto."""
-    seen, pending = set(), [exc]
+    seen: set[int] = set()
+    pending: list[object] = [exc]  # causa, contexto e .reason podem ser None ou texto: filtrados abaixo
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
@@ -1376,7 +1384,7 @@ class NoRetryOnTlsProblem(Retry):
     (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
 
     def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+                  _pool: Any = None, _stacktrace: Any = None) -> NoRetryOnTlsProblem:
         retry = self.new(total=0) if error is not None and tls_problem(error) is not None else self
         return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
 
@@ -1546,7 +1554,9 @@ class _DeadlineSocket:
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
         """Como socket.makefile (só binário), mas lendo e escrevendo por este invólucro."""
-        raw = socket.SocketIO(self, mode.replace("b", ""))
+        # O SocketIO aceita qualquer objeto com recv_into e send (o resto vai ao socket por __getattr__); o
+        # modo aqui é sempre "r", "w" ou "rw", que o typeshed pede como Literal e um str calculado não prova.
+        raw = socket.SocketIO(self, mode.replace("b", ""))  # type: ignore[arg-type]
         self._sock._io_refs += 1  # o fechamento real espera o arquivo ser fechado, como no socket
         if buffering == 0:
             return raw
@@ -1557,6 +1567,7 @@ class _DeadlineSocket:
 class _DeadlineConnectionMixin:
     attempt_deadline: float | None = None  # início da tentativa + SYNC_TIMEOUT; cresce com o que chega
     attempt_received = 0  # bytes recebidos na tentativa em curso
+    sock: socket.socket | _DeadlineSocket | None  # o de HTTPConnection, trocado pelo invólucro em connect()
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -1784,7 +1795,7 @@ class ApiClient:
         self.config = config
         self.cancel = threading.Event()
         self.listings: dict[str, list[Any]] = {}
-        self.routes: dict[str, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
+        self.routes: dict[ActionKind, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -1861,8 +1872,11 @@ class ApiClient:
         for attempt in range(attempts):
             sent = time.monotonic()
             try:
+                # O requests aceita um urllib3.Timeout como timeout (HTTPAdapter.send), mas os tipos dele só
+                # descrevem número ou par: o prazo total da tentativa precisa do Timeout.
                 resp = self.session.request(method, url, json=payload, headers=headers,
-                                            timeout=attempt_timeout(self.config.connect_timeout, limit))
+                                            timeout=attempt_timeout(  # type: ignore[arg-type]
+                                                self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
@@ -1936,6 +1950,8 @@ class ApiClient:
     REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
     WAKE_ATTEMPT = 15.0  # cada GET /health: um host que segura a conexão é chamado de novo (e um sinal não espera mais)
 
+    _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
+
     def _explain_wait(self, answer: str, refused: bool) -> None:
         """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
         if self._explained:
@@ -1972,8 +1988,8 @@ class ApiClient:
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 sent = time.monotonic()
-                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
-                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(  # type: ignore[arg-type]
+                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))  # Timeout: ver _send
                 self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
@@ -2370,6 +2386,8 @@ def normalize_text(value: Any, field: str, key: str) -> str | None:
 class _RecordError(Exception):
     """Um registro só não pode ser usado (o resto da listagem segue)."""
 
+    best_effort: License  # só quando _rejected() o põe (quem lê usa getattr com None)
+
     def __init__(self, reason: ProblemKind, text: str):
         super().__init__(text)
         self.reason, self.text = reason, text
@@ -2415,7 +2433,7 @@ def _item_key(item: Any, index: int, key_field: str, strip: bool) -> str:
     return key.strip() if strip else key
 
 
-def _parse_listing(items: list[Any], key_field: str, kind: str, parse_one: Callable[[dict[str, Any], str], Any],
+def _parse_listing(items: list[Any], key_field: str, kind: RecordKind, parse_one: Callable[[dict[str, Any], str], Any],
                    strip_keys: bool) -> tuple[dict[str, Any], list[Problem], dict[str, Any]]:
     """Valida registro a registro: um registro ruim fica de fora (e anotado); o resto segue.
     Devolve (registros bons, problemas, rejeitados: chave → melhor leitura ou None)."""
@@ -2891,7 +2909,7 @@ def configure_demo_failover(*servers: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-    kind: str
+    kind: ActionKind
     key: str
     reason: str
     payload: dict[str, Any] | None = None
@@ -3038,7 +3056,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
-    conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    conflicts: list[Conflict] = dataclasses.field(default_factory=list)
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
@@ -3202,12 +3220,14 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
 def model_apply(lic: License | None, action: Action, today: dt.date, source: License | None = None) -> License | None:
     """Efeito de uma ação sobre a licença do servidor que a recebe (modelo usado pelo planejador e pelos testes)."""
     if action.kind in UPSERTS:
+        assert source is not None, "criar/atualizar/renovar no modelo precisa da licença de origem"
         return model_upsert(lic, source, today)
     if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
         return dataclasses.replace(lic, status="blocked")
     if action.kind == SET_CREATED_BY:
+        assert action.payload is not None  # plan_license sempre manda o created_by no corpo desta ação
         return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
         return dataclasses.replace(lic, status="active")
@@ -3215,7 +3235,7 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str | None:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
@@ -3290,6 +3310,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
+    assert after is not None  # sem registro no destino, o primeiro ramo acima o cria (model_upsert)
     status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
     if allows(source, source_span[1]) and is_expired(after, target_span[1]):
@@ -3308,7 +3329,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     return chain, after
 
 
-def _status_reason(source: License, status: str, there: str) -> str:
+def _status_reason(source: License, status: str | None, there: str) -> str:
     if status == "active":
         return f"ativa e no prazo no {there}"
     if source.status == "blocked":
@@ -3395,7 +3416,9 @@ def fingerprint(lic: License) -> str:
 
 def _renewed(now: dt.date | None, stored: str | None) -> bool:
     """Período renovado desde a última sincronização (o fim andou mais de 2 dias para frente)."""
-    return bool(now and stored) and now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
+    if now is None or not stored:
+        return False
+    return now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
 
 
 def version_of(lic: License) -> str:
@@ -3468,7 +3491,7 @@ class _Planner:
         self.primary, self.backup, self.clock, self.state, self.options = primary, backup, clock, state, options
         self.chains: list[list[Action]] = []
         self.deletions: list[Action] = []
-        self.conflicts: list[dict[str, Any]] = []
+        self.conflicts: list[Conflict] = []
         self.divergences: list[Divergence] = []
         self.expected: dict[str, tuple[License, License]] = {}
         self.mismatches: list[str] = []
@@ -3538,9 +3561,11 @@ class _Planner:
             b = self.backup.rejected.get(key)
         role_of, two_way = self.options.role_of, self.options.mode == Mode.TWO_WAY
         if source_side == Side.PRIMARY:
+            assert p is not None  # sync só é chamado com a origem presente (one_way, conflict, two_way)
             chain, b_after = plan_license(p, b, self.clock, Side.BACKUP, role_of, two_way, rewrite)
             p_after = p
         else:
+            assert b is not None  # idem: a origem (o backup) existe
             chain, p_after = plan_license(b, p, self.clock, Side.PRIMARY, role_of, two_way)
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
@@ -3607,11 +3632,12 @@ class _Planner:
             return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
-        elif self.reappeared(key) and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):
+        elif b is not None and self.state is not None and self.reappeared(key) \
+                and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):  # reappeared exige b e state
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
+        elif b is not None and self.clock.might(b, Side.BACKUP) and key not in self.denied:  # (might(None) é False)
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3787,7 +3813,7 @@ def default_max_deletions(total: int) -> int:
 
 class DeletionLimit(NamedTuple):
     side: Side  # lado do plano que receberia as exclusões
-    count: int
+    count: int  # type: ignore[assignment]  # de propósito: esconde tuple.count (ninguém conta itens daqui)
     limit: int
 
 
@@ -3926,7 +3952,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
     if not gone:
         return None, (), (), 0
     index = 0 if side == Side.PRIMARY else 1
-    stored = {k: pair[index] for k, pair in state.ids.items() if type(pair[index]) is int}
+    stored = {k: local_id for k, pair in state.ids.items() if type(local_id := pair[index]) is int}
     owner_now = {i: k for k, i in snap.server_ids.items()}
     reused = tuple(sorted(k for k in gone if k in stored and owner_now.get(stored[k], k) != k))
     lost = set(gone)
@@ -3949,7 +3975,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
 
 
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
-              rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
+              rolled_back: Sequence[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
               shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
@@ -3989,8 +4015,14 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     return None
 
 
+class _Damage(TypedDict):
+    """Os campos de DataLoss que damage() preenche."""
+    would_delete: int
+    would_overwrite: int
+
+
 def damage(lost_side: Side, state: PairState | None, primary: Snapshot, backup: Snapshot,
-           planner: "_Planner") -> dict[str, int]:
+           planner: "_Planner") -> _Damage:
     """O que seguir apesar da perda poderia fazer no lado BOM: apagar (ou bloquear) o que sumiu do lado que
     perdeu dados — seja por exclusão direta ou por um conflito resolvido a favor dele — e sobrescrever."""
     good = lost_side.other
@@ -4218,7 +4250,7 @@ def fit_widths(payload: dict[str, Any]) -> dict[str, Any]:
             for field, value in payload.items()}
 
 
-def has_route(client: ApiClient, kind: str) -> bool | None:
+def has_route(client: ApiClient, kind: ActionKind) -> bool | None:
     """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
     True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
     como se existisse: a compensação da cadeia cobre)."""
@@ -4275,7 +4307,8 @@ class Executor:
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
-    def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
+    def run(self, user_actions: list[Action], chains: list[list[Action]],
+            deletions: Sequence[Action] = ()) -> list[Result]:
         """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
         as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
         urgent = [c for c in chains if c[0].urgent]
@@ -4283,7 +4316,7 @@ class Executor:
         results += self._run_chains([[a] for a in user_actions], "usuários")
         return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
 
-    def _run_licenses(self, chains: list[list[Action]], deletions: list[Action]) -> list[Result]:
+    def _run_licenses(self, chains: list[list[Action]], deletions: Sequence[Action]) -> list[Result]:
         results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
@@ -4315,7 +4348,7 @@ class Executor:
         return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
-    def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
+    def missing_routes(self, chains: list[list[Action]], deletions: Sequence[Action]) -> set[str]:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
@@ -4516,6 +4549,7 @@ class Executor:
         if action.kind == CREATE_USER:
             return self._create_user(action)
         if action.kind in (*UPSERTS, SET_CREATED_BY):
+            assert action.payload is not None  # estas ações sempre levam o corpo (plan_license)
             path = "/admin/devices/update-created-by" if action.kind == SET_CREATED_BY else "/admin/devices/create"
             resp = self._write("POST", path, action.payload)
             result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
@@ -4563,6 +4597,7 @@ class Executor:
         password = secrets.token_urlsafe(18)  # 24 caracteres aleatórios
         SECRETS.add(password)
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
+        assert action.payload is not None  # _create_user() do planejador sempre monta o corpo
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
         if proven(resp):
             try:
@@ -4672,7 +4707,7 @@ def collation_groups(source: Snapshot, target: Snapshot,
     licenses = dict(source.licenses)
     found = []
     for fold, keys in sorted(groups.items()):
-        kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
+        kept = stored[fold] if stored.get(fold) in keys else keys[0]
         denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
@@ -4902,6 +4937,7 @@ class History:
             cursor = self.db.execute(
                 "INSERT INTO execucoes (execucao, inicio, modo, principal, backup, situacao) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (run_id, started, Mode(mode), primary, backup, PairStatus.RUNNING))
+            assert cursor.lastrowid is not None  # um INSERT que deu certo sempre tem o id da linha
             return cursor.lastrowid
 
     AUDIT_BATCH = 50
