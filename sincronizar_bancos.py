@@ -135,7 +135,7 @@ import unicodedata
 import urllib.parse
 import zlib
 import zoneinfo
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypedDict
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn, Sequence, TypedDict
 
 def python_command() -> str:
     """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
@@ -5033,7 +5033,8 @@ class History:
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
         pairs: só as dos pares (principal, backup) dados."""
-        where, params = "", ()
+        where = ""
+        params: tuple[str, ...] = ()
         if pairs is not None:
             if not pairs:
                 return []
@@ -5377,7 +5378,7 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
     estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
     `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
     cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
-    entries = {}
+    entries: dict[str, dict[str, Any]] = {}
     left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
@@ -5442,7 +5443,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
     conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo).
     `today`: a data UTC da execução (padrão: a do relógio do plano, que segue --agora/--hoje)."""
-    today = today or plan.clock.utc
+    if today is None:
+        assert plan.clock is not None  # plan_pair sempre grava no plano o relógio com que o fez
+        today = plan.clock.utc
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
     keep_old = failed | {c.key for c in plan.conflicts if c.open} | \
         {a.key for a in plan.held_deletions}
@@ -5501,8 +5504,9 @@ def _server_ids(old: PairState | None, licenses: dict[str, StateEntry], primary:
     found = {}
     for key, entry in licenses.items():
         before = old.ids.get(key, (None, None)) if old else (None, None)
-        pair = tuple(snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
-                     for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        primary_id, backup_id = (snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
+                                 for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        pair = (primary_id, backup_id)
         if pair != (None, None):
             found[key] = pair
     return found
@@ -5981,6 +5985,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     plan = outcome.plan
     if plan is None:
         return doc
+    assert outcome.parity_before is not None  # o Run grava a paridade de antes junto com o plano
     divergences = [item.as_dict(d.role_of) for item in outcome.divergences]
     doc.update({
         "contagens": pair_counts_json(outcome),
@@ -6031,6 +6036,7 @@ def counts_json(counts: dict[ActionKind, int]) -> dict[str, int]:
 def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
     """A chave "contagens" do par (--json e coluna do histórico)."""
     plan = outcome.plan
+    assert plan is not None  # só chamada para um par que chegou a planejar (pair_json, o histórico)
     return {**counts_json(outcome.writes(Role.BACKUP)), "falhas": len(outcome.failures),
             "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
             "divergencias": len(outcome.divergences), "conflitos": len(plan.conflicts),
@@ -6148,6 +6154,7 @@ class TextReport:
             return
         if plan is None:  # interrompida antes do plano
             text = interrupted_text(outcome)
+            assert text is not None  # sem erro e sem plano, o par só pode ter sido interrompido
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
             rep.say("")
             return
@@ -6165,6 +6172,7 @@ class TextReport:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
             text = interrupted_text(outcome)
+            assert text is not None  # interrompida: interrupted_text sempre tem o que dizer
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
@@ -6172,7 +6180,8 @@ class TextReport:
         shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
         say_where = d is not None and (two_way or d.restore)  # o modo grava no principal: dizer onde
         for result in shown[:MAX_LINES]:
-            self.rep.say(_action_line(result, self.simulate, d.role_of(result.action.side) if say_where else None))
+            self.rep.say(_action_line(result, self.simulate,
+                                      d.role_of(result.action.side) if d is not None and say_where else None))
         if len(shown) > MAX_LINES:
             where = "com --json" if self.simulate else "com --json ou no histórico"  # simulação não vai ao histórico
             self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa {where})")
@@ -6186,6 +6195,7 @@ class TextReport:
 
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só mostra as licenças de um par com plano
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results, outcome.direction, _writes_primary(outcome))
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
@@ -6194,6 +6204,7 @@ class TextReport:
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
         if self.check:
             before = outcome.parity_before
+            assert before is not None  # gravada junto com o plano
             rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
                     "mesma resposta (liberada/negada) no principal e no backup")
         if outcome.interrupted and outcome.parity is None:
@@ -6221,6 +6232,7 @@ class TextReport:
     def differences(self, outcome: PairOutcome) -> None:
         """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só chega aqui com um plano
         if outcome.leftover:
             rep.say(f"   ❌ Conferência: o servidor não guardou {plural(len(outcome.leftover), 'escrita')} desta "
                     f"execução ({sample([a.key for a in outcome.leftover])}). Ele pode ter reiniciado vazio ou um "
@@ -6457,7 +6469,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     e os pares do --json vêm do RunOutcome (o mesmo do histórico): 2 (configuração, TLS) ou 4 (nome que
     não resolve). No --json, o documento traz também "principal" e "backups" (situacao "erro") como o de
     uma execução, para quem já lê esses campos."""
-    code = ExitCode(outcome.code)
+    code = ExitCode(outcome.code)  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
@@ -6534,7 +6546,8 @@ class RunOutcome:
 
     @property
     def interrupted(self) -> ExitCode | None:
-        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)
+        # ExitCode(x) é a busca pelo valor, não o __new__ da tabela (python/mypy#10573)
+        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)  # type: ignore[call-arg]
 
     @property
     def sync_code(self) -> ExitCode:
@@ -6543,7 +6556,7 @@ class RunOutcome:
         return run_exit_code([*(p.code for p in self.pairs), self.stopped_code], problems=bool(self.warnings))
 
     @property
-    def code(self) -> int:
+    def code(self) -> ExitCode:
         """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
         return failover_check_code(self.failover, self.check, self.sync_code)
 
@@ -6873,6 +6886,7 @@ class Run:
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
@@ -6935,6 +6949,7 @@ class Run:
         ÚLTIMA releitura. Sem escrita e na mesma data, a primeira leitura já é a final. No verificar, só compara.
         `seen`: os retratos crus (origem, destino) de que o plano da primeira rodada foi feito."""
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         later = self.clock_for(d, self.instant())
         if not outcome.results and later == outcome.clock:
             return  # nada foi escrito e a data é a mesma: a primeira leitura já foi feita depois da última escrita
@@ -7060,15 +7075,17 @@ class Run:
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
                            target: Snapshot, carried: dict[str, Any] | None = None
-                           ) -> tuple[list[Result], PairState | None]:
+                           ) -> tuple[list[Result], PairState]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
         uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
+        assert outcome.plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
             journaled = False
             if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
-                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(
+                # `or True`: guard_local devolve None quando a gravação falhou, e save_journal devolve sempre None
+                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(  # type: ignore[func-returns-value]
                     cfg.data_dir, d.primary.url, d.backup.url,
                     {**(carried or {}), **journal_entries(plan, source, target, write_day)}) or True) is True
             results = self.execute(outcome, undo_journaled=journaled)
@@ -7081,6 +7098,7 @@ class Run:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         if d.restore:  # no plano a origem é o backup: o estado é calculado com os lados trocados
             old = swap_state(state) if state else None
             new_state = swap_state(next_state(plan, results, old, source, target, d.backup.url, d.primary.url))
@@ -7101,16 +7119,18 @@ class Run:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente. Antes de tudo, as
         cadeias urgentes do backup (uma licença que uma cadeia nossa deixou liberada lá)."""
         plan, d = outcome.plan, outcome.direction
+        assert plan is not None  # só chamada com um plano a executar
         clients = {side: self.clients[d.server(side).url] for side in Side}
         executors: dict[Side, Executor] = {}
         results: list[Result] = []
 
         def executor_for(side: Side) -> Executor:
             if side not in executors:
+                assert self.credentials is not None  # open_local_files abre o arquivo de senhas antes de escrever
                 url = clients[side].server.url
                 on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
                 executors[side] = Executor(clients[side], self.credentials, self.config,
-                                           on_result=lambda result, url=url: self.audit(url, result),
+                                           on_result=functools.partial(self.audit, url),
                                            backup=on_backup, undo_journaled=undo_journaled)
             return executors[side]
 
@@ -7144,6 +7164,7 @@ class Run:
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
         sobra só o intervalo entre esta releitura e a escrita. Quem decide é o planejador (replan_after_reread)."""
         d, plan = outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # chamada por execute(), com o plano do par
         server = d.server(side)
         first = self.snapshots[server.url]
         try:
@@ -7356,10 +7377,10 @@ PANEL_DEFAULT_PORT = 8765
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
-MODE_LABELS = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
+MODE_LABELS: dict[str, str] = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
                Mode.CHECK: "verificação"}
 RECORD_KINDS = {kind: kind.noun for kind in RecordKind}
-SITUATION_LABELS = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
+SITUATION_LABELS: dict[str, str] = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
                     PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
                     PairStatus.INTERRUPTED: "interrompida"}
 
@@ -7468,8 +7489,8 @@ def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.dateti
     "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     blank = {"ultima": None, "ultimo_sucesso": None, "em_andamento": False}
-    for key in current or []:
-        pairs.setdefault(tuple(key), dict(blank))
+    for primary, backup in current or []:
+        pairs.setdefault((primary, backup), dict(blank))
     for row in rows:
         info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
         if row["situacao"] == PairStatus.RUNNING:
@@ -7586,8 +7607,8 @@ def status_document(history: History, max_delay_min: float,
 
 
 def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
-                stopped: dict[str, Any] | None = None, pairs: list[dict[str, Any]] = (),
-                old_pairs: list[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
+                stopped: dict[str, Any] | None = None, pairs: Sequence[dict[str, Any]] = (),
+                old_pairs: Sequence[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
     """(código HTTP, documento) do /status.json: 200 só quando ok; os mesmos campos em todo caso."""
     body = {"ok": ok, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
             "configuracao_atual": current is not None, "ultima_execucao_parada": stopped, **extra,
@@ -8168,7 +8189,8 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
         if not is_damaged_database(exc):
             raise
         print(f"⚠️  {damaged_history_message(data_dir, exc)}", file=sys.stderr)
-    accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
+    accepted, wildcard = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", "")
+    bound: dict[str, int] = {}  # a porta aberta de fato (conhecida só depois do bind)
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
@@ -8193,6 +8215,7 @@ def load_reference_server():
     if not os.path.exists(path):
         raise ConfigError(f"A demonstração precisa do servidor de referência em {path} (baixe o repositório completo).")
     spec = importlib.util.spec_from_file_location("servidor_referencia", path)
+    assert spec is not None and spec.loader is not None  # um arquivo .py sempre tem especificação e carregador
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("servidor_referencia", module)
     spec.loader.exec_module(module)
@@ -8324,7 +8347,7 @@ def translate_argparse(message: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise OptionError(translate_argparse(message))
 
 
@@ -8359,6 +8382,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
                           ("SYNC_PARALELO", "N")):
         setting = SETTING[name]
+        assert setting.option is not None  # estas quatro têm opção de linha de comando na tabela
         parser.add_argument(setting.option, type=setting.cli_type(), metavar=metavar, help=setting.option_help())
     parser.add_argument("--permitir-http", action="store_true", help=SETTING["SYNC_PERMITIR_HTTP"].option_help())
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
@@ -8619,10 +8643,12 @@ def configure_output() -> None:
     (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
+            # o typeshed diz TextIO (sem reconfigure); na prática é um TextIOWrapper, e o que não for (ou o
+            # None do pythonw) dá o AttributeError tratado abaixo
             if stream.isatty():
-                stream.reconfigure(errors="replace")
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
             else:
-                stream.reconfigure(encoding="utf-8", errors="replace")
+                stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
     if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum
