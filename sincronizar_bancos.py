@@ -6642,6 +6642,38 @@ def still_moving_text(outcome: PairOutcome, roles: list[Role], date_moved: bool)
             "execução continua de onde parou.")
 
 
+def new_passwords(plan: Plan, results: list[Result], again: Plan) -> list[Divergence]:
+    """As senhas dos usuários que esta execução criou: a releitura não as vê (a API não expõe senhas), mas a
+    diferença existe de fato (uma senha nova foi gerada). Sem isso, a execução contaria menos divergências
+    que a simulação do mesmo plano."""
+    created = {r.action.key for r in results if r.ok and r.action.kind == CREATE_USER}
+    known = set(again.divergences)
+    return [item for item in plan.divergences
+            if item[0] == RecordKind.USER and item[2] == "senha" and item[1] in created and item not in known]
+
+
+def exposed_passwords(config: Config, snapshots: Iterable[Snapshot]) -> list[str]:
+    """Senha de administrador que outros veem: igual ao nome de usuário configurado, ou ao nome de um usuário
+    (revendedor) que a API lista. O nome continua mascarado (ele É a senha: mostrá-lo a poria no log e no
+    histórico); o aviso não diz qual é, só o que aconteceu e o que fazer. É um problema a resolver (código 1)."""
+    names = {name for snap in snapshots for name in snap.users}
+    warnings: list[str] = []
+    for server in [config.primary, *config.backups]:
+        where = f"do servidor {server.role.title.lower()} ({server.url})"
+        if server.password == server.username:
+            text = (f"a senha de administrador {where} é igual ao nome de usuário: quem vê o nome sabe a senha. "
+                    "Troque a senha no painel do servidor e no .env")
+        elif server.password in names:
+            text = (f"a senha de administrador {where} é igual ao nome de um usuário (revendedor) listado pela "
+                    "API: quem vê a lista de usuários sabe a senha, e esse nome aparece como *** nos relatórios. "
+                    "Troque a senha no painel do servidor e no .env")
+        else:
+            continue
+        if text not in warnings:
+            warnings.append(text)
+    return warnings
+
+
 def date_moved_text(before: Clock, after: Clock) -> str:
     """A linha da data que mudou: as datas esperadas (fuso configurado), ou, quando elas são as mesmas, a virada
     de dia num dos fusos possíveis (de UTC−12 a UTC+14; veja Clock), que também muda o que se pode afirmar."""
@@ -6811,6 +6843,9 @@ class Run:
         for client in ready:
             self._report_fetch(client)
         self.check_pc_clock()
+        for warning in exposed_passwords(self.config, self.snapshots.values()):
+            self.warnings.append(warning)
+            self.rep.warn(f"   ⚠️  {warning}")
 
     def _report_fetch(self, client: ApiClient) -> None:
         where = "principal" if client.server.role == Role.PRIMARY else f"backup ({client.server.url})"
@@ -6976,7 +7011,8 @@ class Run:
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
-            outcome.clock, outcome.parity, outcome.divergences = later, again.parity_now(), again.divergences
+            outcome.clock, outcome.parity = later, again.parity_now()
+            outcome.divergences = again.divergences + new_passwords(plan, outcome.results or [], again)
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
             outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)

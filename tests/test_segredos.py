@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from apoio import RAIZ, SEGREDOS_USADOS, TOKENS_VISTOS, Par, semear_licencas, semear_usuarios
+from apoio import RAIZ, SEGREDOS_USADOS, TOKENS_VISTOS, Par, saida, semear_licencas, semear_usuarios
 from varredura_segredos import LOG, pastas_de_dados, senhas_de_usuarios_criados, varrer
 
 import sincronizar_bancos as sb
@@ -191,3 +191,35 @@ def test_campos_de_200_mil_caracteres_sao_mascarados_e_mostrados(par):
     assert "segredo-do-id" not in r.stdout + r.stderr
     assert longo_a.replace("conta:segredo-do-id@", "***@") in r.stdout  # o resto do id, inteiro
     assert longo_b in r.stdout
+
+
+def test_senha_igual_a_um_nome_de_usuario_continua_mascarada_e_a_execucao_diz_por_que(tmp_path):
+    """Issue 26: um nome de usuário igual à senha de administrador saía como *** sem explicação. O nome É a senha:
+    mostrá-lo a poria no log. Continua mascarado, e a execução diz o que aconteceu (sem dizer qual nome) e o que
+    fazer; quem lê a lista de usuários do servidor sabe a senha, então é um problema a resolver (código 1)."""
+    par = Par(tmp_path, senha="loja2024x")
+    try:
+        par.principal.add_user("loja2024x", "outra-senha-1")
+        par.principal.add_user("maria", "outra-senha-2")
+        r = par.rodar("--sem-progresso")
+        assert r.codigo == 1, saida(r)[-3000:]
+        assert "loja2024x" not in r.stdout + r.stderr
+        assert "👤 ***: usuário criado" in r.stdout and "maria" in r.stdout
+        avisos = [linha for linha in r.stdout.splitlines() if "igual ao nome de um usuário" in linha]
+        assert avisos and "Troque a senha" in avisos[0], r.stdout[-3000:]
+        doc = par.rodar("--json", "--sem-progresso").json()
+        assert any("igual ao nome de um usuário" in aviso for aviso in doc["avisos"]), doc["avisos"]
+    finally:
+        par.parar()
+
+
+def test_senha_igual_ao_nome_do_administrador_e_avisada(tmp_path):
+    """ADMIN_USER igual à senha: quem vê o nome de usuário (no .env, numa tela) sabe a senha. Aviso e código 1."""
+    par = Par(tmp_path, senha="admin")
+    try:
+        r = par.rodar("--sem-progresso")
+        assert r.codigo == 1, saida(r)[-3000:]
+        assert any("é igual ao nome de usuário" in linha and "Troque a senha" in linha
+                   for linha in r.stdout.splitlines()), r.stdout[-3000:]
+    finally:
+        par.parar()

@@ -589,6 +589,19 @@ def test_simular_nao_grava_nada_e_mostra_o_plano(par):
     assert par.backup.write_count() == 0
 
 
+def test_simular_e_a_execucao_contam_as_mesmas_divergencias_nao_sincronizaveis(par):
+    """Issue 26: a simulação mostrava 7 divergências e a execução de verdade 4 ou 5. A diferença eram as senhas
+    dos usuários criados (a API não as expõe; uma senha nova foi gerada): a releitura final não as vê e as
+    perdia. Um usuário criado nesta execução tem, de fato, senha diferente da do principal."""
+    semear_completo(par)
+    simulada = par.rodar("--simular", "--json").json()["backups"][0]
+    real = par.rodar("--json").json()["backups"][0]
+    assert real["codigo_saida"] == 0
+    chaves = sorted((d["chave"], d["campo"]) for d in simulada["divergencias"])
+    assert ("sergio", "senha") in chaves
+    assert sorted((d["chave"], d["campo"]) for d in real["divergencias"]) == chaves
+
+
 def test_json_e_um_unico_documento_valido_e_nada_mais_no_stdout(par):
     semear_completo(par)
     par.backup.add_user("papel.estranho", "senha-estranha", role="gerente")  # gera um aviso (vai ao stderr)
