@@ -3318,6 +3318,9 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
+        # o upsert da renovação grava 'active': o status a buscar é o de depois dela (sem isso, um status
+        # liberado que não é 'active' — nulo, desconhecido — ganhava uma ativação a mais, com motivo falso)
+        status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
         why = _status_reason(source, status, there)
