@@ -7416,12 +7416,13 @@ PANEL_DEFAULT_PORT = 8765
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
+# MODE_LABELS e SITUATION_LABELS são lidas com o texto gravado no histórico (Mode e PairStatus são str)
 MODE_LABELS: dict[str, str] = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
-               Mode.CHECK: "verificação"}
+                               Mode.CHECK: "verificação"}
 RECORD_KINDS = {kind: kind.noun for kind in RecordKind}
 SITUATION_LABELS: dict[str, str] = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
-                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
-                    PairStatus.INTERRUPTED: "interrompida"}
+                                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
+                                    PairStatus.INTERRUPTED: "interrompida"}
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:
