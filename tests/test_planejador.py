@@ -299,8 +299,9 @@ def test_renovar_ja_deixa_a_licenca_ativa_sem_ativar_de_novo(status):
     de antes, que o servidor não terá."""
     amanha = HOJE + dt.timedelta(days=1)
     relogio = sb.Clock(utc=HOJE, primary=HOJE, backup=HOJE, primary_span=(HOJE, HOJE), backup_span=(HOJE, amanha))
-    cadeia, depois = sb.plan_license(lic(), lic(status=status, end=HOJE), relogio)
-    assert [(a.kind, a.changes) for a in cadeia] == [(sb.RENEW, (("end_date", HOJE, dt.date(2027, 11, 29)),))]
+    plan = sb.plan_pair(snap(lic()), snap(lic(status=status, end=HOJE)), relogio)
+    assert [(a.kind, a.changes) for a in plan.actions] == [(sb.RENEW, (("end_date", HOJE, dt.date(2027, 11, 29)),))]
+    depois = plan.expected["L1"][1]  # o que o plano prevê no backup
     assert depois.status == "active" and sb.allows(depois, amanha)
 
 
