@@ -135,7 +135,7 @@ import unicodedata
 import urllib.parse
 import zlib
 import zoneinfo
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn, Sequence, TypedDict
 
 def python_command() -> str:
     """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
@@ -231,6 +231,10 @@ class ExitCode(enum.IntEnum):
     `sincronizar_automatico.py --informar`, o AGENDAR_SINCRONIZACAO.ps1 leem esta mesma tabela.
     Quem junta os códigos de uma execução é run_exit_code() (seção do relatório)."""
 
+    meaning: str
+    check_meaning: str
+    precedence: int | None
+
     def __new__(cls, value: int, meaning: str, check_meaning: str | None = None,
                 precedence: int | None = None) -> "ExitCode":
         member = int.__new__(cls, value)
@@ -258,13 +262,16 @@ class ExitCode(enum.IntEnum):
     @classmethod
     def by_precedence(cls) -> tuple["ExitCode", ...]:
         """Os códigos que um par pode dar, do mais grave ao menos grave (o OK por último)."""
-        return tuple(sorted((c for c in cls if c.precedence is not None), key=lambda c: -c.precedence))
+        ranked = [(c.precedence, c) for c in cls if c.precedence is not None]
+        return tuple(c for _, c in sorted(ranked, key=lambda pc: -pc[0]))
 
     @classmethod
     def meaning_of(cls, code: int) -> str:
         """Significado de um código qualquer (inclusive um que não é desta tabela)."""
         try:
-            return cls(code).meaning
+            # O mypy lê cls(code) como uma chamada ao __new__ acima (python/mypy#10573); aqui é a busca
+            # do membro pelo valor, que o Enum faz com um argumento só.
+            return cls(code).meaning  # type: ignore[call-arg]
         except ValueError:
             return "código inesperado"
 
@@ -274,11 +281,11 @@ def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
     conexão). Vale o mais grave pela precedência de ExitCode (2, 4, 5, 1); um código que encerra a execução
     inteira (3, 130, 143) vale sozinho. Sem nada grave, `problems` (avisos sobre os arquivos locais, a rota
     de falha no verificar) faz do 0 um 1."""
-    found = [ExitCode(code) for code in codes]
+    found = [ExitCode(code) for code in codes]  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     whole = [code for code in found if code.precedence is None]
     if whole:
         return whole[0]
-    code = max(found, key=lambda c: c.precedence, default=ExitCode.OK)
+    code = next((c for c in ExitCode.by_precedence() if c in found), ExitCode.OK)  # o mais grave presente
     return ExitCode.FAILURES if code == ExitCode.OK and problems else code
 
 
@@ -321,7 +328,7 @@ class Role(TextEnum):
         return Role.BACKUP if self is Role.PRIMARY else Role.PRIMARY
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # de propósito: o nome para exibir, não o str.title()
         return "Principal" if self is Role.PRIMARY else "Backup"
 
 
@@ -886,7 +893,7 @@ def normalize_url(url: str) -> str:
         port = parts.port
     except ValueError:
         raise ConfigError(f"Porta inválida na URL do servidor {parts.hostname}.") from None
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     default_port = 443 if scheme == "https" else 80
@@ -1263,7 +1270,8 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """A exceção e todas as que ela embrulha (causa, contexto, .reason do urllib3, exceções em args).
     Só exceções: o .reason de um SSLError do urllib3 pode ser um texto."""
-    seen, pending = set(), [exc]
+    seen: set[int] = set()
+    pending: list[object] = [exc]  # causa, contexto e .reason podem ser None ou texto: filtrados abaixo
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
@@ -1376,7 +1384,7 @@ class NoRetryOnTlsProblem(Retry):
     (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
 
     def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+                  _pool: Any = None, _stacktrace: Any = None) -> NoRetryOnTlsProblem:
         retry = self.new(total=0) if error is not None and tls_problem(error) is not None else self
         return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
 
@@ -1546,7 +1554,9 @@ class _DeadlineSocket:
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
         """Como socket.makefile (só binário), mas lendo e escrevendo por este invólucro."""
-        raw = socket.SocketIO(self, mode.replace("b", ""))
+        # O SocketIO aceita qualquer objeto com recv_into e send (o resto vai ao socket por __getattr__); o
+        # modo aqui é sempre "r", "w" ou "rw", que o typeshed pede como Literal e um str calculado não prova.
+        raw = socket.SocketIO(self, mode.replace("b", ""))  # type: ignore[arg-type]
         self._sock._io_refs += 1  # o fechamento real espera o arquivo ser fechado, como no socket
         if buffering == 0:
             return raw
@@ -1557,6 +1567,7 @@ class _DeadlineSocket:
 class _DeadlineConnectionMixin:
     attempt_deadline: float | None = None  # início da tentativa + SYNC_TIMEOUT; cresce com o que chega
     attempt_received = 0  # bytes recebidos na tentativa em curso
+    sock: socket.socket | _DeadlineSocket | None  # o de HTTPConnection, trocado pelo invólucro em connect()
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -1784,7 +1795,7 @@ class ApiClient:
         self.config = config
         self.cancel = threading.Event()
         self.listings: dict[str, list[Any]] = {}
-        self.routes: dict[str, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
+        self.routes: dict[ActionKind, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -1861,8 +1872,11 @@ class ApiClient:
         for attempt in range(attempts):
             sent = time.monotonic()
             try:
+                # O requests aceita um urllib3.Timeout como timeout (HTTPAdapter.send), mas os tipos dele só
+                # descrevem número ou par: o prazo total da tentativa precisa do Timeout.
                 resp = self.session.request(method, url, json=payload, headers=headers,
-                                            timeout=attempt_timeout(self.config.connect_timeout, limit))
+                                            timeout=attempt_timeout(  # type: ignore[arg-type]
+                                                self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
@@ -1936,6 +1950,8 @@ class ApiClient:
     REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
     WAKE_ATTEMPT = 15.0  # cada GET /health: um host que segura a conexão é chamado de novo (e um sinal não espera mais)
 
+    _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
+
     def _explain_wait(self, answer: str, refused: bool) -> None:
         """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
         if self._explained:
@@ -1972,8 +1988,8 @@ class ApiClient:
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 sent = time.monotonic()
-                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
-                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(  # type: ignore[arg-type]
+                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))  # Timeout: ver _send
                 self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
@@ -2370,6 +2386,8 @@ def normalize_text(value: Any, field: str, key: str) -> str | None:
 class _RecordError(Exception):
     """Um registro só não pode ser usado (o resto da listagem segue)."""
 
+    best_effort: License  # só quando _rejected() o põe (quem lê usa getattr com None)
+
     def __init__(self, reason: ProblemKind, text: str):
         super().__init__(text)
         self.reason, self.text = reason, text
@@ -2415,7 +2433,7 @@ def _item_key(item: Any, index: int, key_field: str, strip: bool) -> str:
     return key.strip() if strip else key
 
 
-def _parse_listing(items: list[Any], key_field: str, kind: str, parse_one: Callable[[dict[str, Any], str], Any],
+def _parse_listing(items: list[Any], key_field: str, kind: RecordKind, parse_one: Callable[[dict[str, Any], str], Any],
                    strip_keys: bool) -> tuple[dict[str, Any], list[Problem], dict[str, Any]]:
     """Valida registro a registro: um registro ruim fica de fora (e anotado); o resto segue.
     Devolve (registros bons, problemas, rejeitados: chave → melhor leitura ou None)."""
@@ -2891,7 +2909,7 @@ def configure_demo_failover(*servers: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-    kind: str
+    kind: ActionKind
     key: str
     reason: str
     payload: dict[str, Any] | None = None
@@ -3038,7 +3056,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
-    conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    conflicts: list[Conflict] = dataclasses.field(default_factory=list)
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
@@ -3202,12 +3220,14 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
 def model_apply(lic: License | None, action: Action, today: dt.date, source: License | None = None) -> License | None:
     """Efeito de uma ação sobre a licença do servidor que a recebe (modelo usado pelo planejador e pelos testes)."""
     if action.kind in UPSERTS:
+        assert source is not None, "criar/atualizar/renovar no modelo precisa da licença de origem"
         return model_upsert(lic, source, today)
     if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
         return dataclasses.replace(lic, status="blocked")
     if action.kind == SET_CREATED_BY:
+        assert action.payload is not None  # plan_license sempre manda o created_by no corpo desta ação
         return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
         return dataclasses.replace(lic, status="active")
@@ -3215,7 +3235,7 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str | None:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
@@ -3290,6 +3310,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
+    assert after is not None  # sem registro no destino, o primeiro ramo acima o cria (model_upsert)
     status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
     if allows(source, source_span[1]) and is_expired(after, target_span[1]):
@@ -3297,6 +3318,9 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
+        # o upsert da renovação grava 'active': o status a buscar é o de depois dela (sem isso, um status
+        # liberado que não é 'active' — nulo, desconhecido — ganhava uma ativação a mais, com motivo falso)
+        status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
         why = _status_reason(source, status, there)
@@ -3308,7 +3332,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     return chain, after
 
 
-def _status_reason(source: License, status: str, there: str) -> str:
+def _status_reason(source: License, status: str | None, there: str) -> str:
     if status == "active":
         return f"ativa e no prazo no {there}"
     if source.status == "blocked":
@@ -3395,7 +3419,9 @@ def fingerprint(lic: License) -> str:
 
 def _renewed(now: dt.date | None, stored: str | None) -> bool:
     """Período renovado desde a última sincronização (o fim andou mais de 2 dias para frente)."""
-    return bool(now and stored) and now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
+    if now is None or not stored:
+        return False
+    return now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
 
 
 def version_of(lic: License) -> str:
@@ -3468,7 +3494,7 @@ class _Planner:
         self.primary, self.backup, self.clock, self.state, self.options = primary, backup, clock, state, options
         self.chains: list[list[Action]] = []
         self.deletions: list[Action] = []
-        self.conflicts: list[dict[str, Any]] = []
+        self.conflicts: list[Conflict] = []
         self.divergences: list[Divergence] = []
         self.expected: dict[str, tuple[License, License]] = {}
         self.mismatches: list[str] = []
@@ -3538,9 +3564,11 @@ class _Planner:
             b = self.backup.rejected.get(key)
         role_of, two_way = self.options.role_of, self.options.mode == Mode.TWO_WAY
         if source_side == Side.PRIMARY:
+            assert p is not None  # sync só é chamado com a origem presente (one_way, conflict, two_way)
             chain, b_after = plan_license(p, b, self.clock, Side.BACKUP, role_of, two_way, rewrite)
             p_after = p
         else:
+            assert b is not None  # idem: a origem (o backup) existe
             chain, p_after = plan_license(b, p, self.clock, Side.PRIMARY, role_of, two_way)
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
@@ -3607,11 +3635,12 @@ class _Planner:
             return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
-        elif self.reappeared(key) and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):
+        elif b is not None and self.state is not None and self.reappeared(key) \
+                and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):  # reappeared exige b e state
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
+        elif b is not None and self.clock.might(b, Side.BACKUP) and key not in self.denied:  # (might(None) é False)
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3787,7 +3816,7 @@ def default_max_deletions(total: int) -> int:
 
 class DeletionLimit(NamedTuple):
     side: Side  # lado do plano que receberia as exclusões
-    count: int
+    count: int  # type: ignore[assignment]  # de propósito: esconde tuple.count (ninguém conta itens daqui)
     limit: int
 
 
@@ -3926,7 +3955,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
     if not gone:
         return None, (), (), 0
     index = 0 if side == Side.PRIMARY else 1
-    stored = {k: pair[index] for k, pair in state.ids.items() if type(pair[index]) is int}
+    stored = {k: local_id for k, pair in state.ids.items() if type(local_id := pair[index]) is int}
     owner_now = {i: k for k, i in snap.server_ids.items()}
     reused = tuple(sorted(k for k in gone if k in stored and owner_now.get(stored[k], k) != k))
     lost = set(gone)
@@ -3949,7 +3978,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
 
 
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
-              rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
+              rolled_back: Sequence[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
               shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
@@ -3989,8 +4018,14 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     return None
 
 
+class _Damage(TypedDict):
+    """Os campos de DataLoss que damage() preenche."""
+    would_delete: int
+    would_overwrite: int
+
+
 def damage(lost_side: Side, state: PairState | None, primary: Snapshot, backup: Snapshot,
-           planner: "_Planner") -> dict[str, int]:
+           planner: "_Planner") -> _Damage:
     """O que seguir apesar da perda poderia fazer no lado BOM: apagar (ou bloquear) o que sumiu do lado que
     perdeu dados — seja por exclusão direta ou por um conflito resolvido a favor dele — e sobrescrever."""
     good = lost_side.other
@@ -4218,7 +4253,7 @@ def fit_widths(payload: dict[str, Any]) -> dict[str, Any]:
             for field, value in payload.items()}
 
 
-def has_route(client: ApiClient, kind: str) -> bool | None:
+def has_route(client: ApiClient, kind: ActionKind) -> bool | None:
     """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
     True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
     como se existisse: a compensação da cadeia cobre)."""
@@ -4275,7 +4310,8 @@ class Executor:
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
-    def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
+    def run(self, user_actions: list[Action], chains: list[list[Action]],
+            deletions: Sequence[Action] = ()) -> list[Result]:
         """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
         as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
         urgent = [c for c in chains if c[0].urgent]
@@ -4283,7 +4319,7 @@ class Executor:
         results += self._run_chains([[a] for a in user_actions], "usuários")
         return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
 
-    def _run_licenses(self, chains: list[list[Action]], deletions: list[Action]) -> list[Result]:
+    def _run_licenses(self, chains: list[list[Action]], deletions: Sequence[Action]) -> list[Result]:
         results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
@@ -4315,7 +4351,7 @@ class Executor:
         return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
-    def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
+    def missing_routes(self, chains: list[list[Action]], deletions: Sequence[Action]) -> set[str]:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
@@ -4516,6 +4552,7 @@ class Executor:
         if action.kind == CREATE_USER:
             return self._create_user(action)
         if action.kind in (*UPSERTS, SET_CREATED_BY):
+            assert action.payload is not None  # estas ações sempre levam o corpo (plan_license)
             path = "/admin/devices/update-created-by" if action.kind == SET_CREATED_BY else "/admin/devices/create"
             resp = self._write("POST", path, action.payload)
             result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
@@ -4563,6 +4600,7 @@ class Executor:
         password = secrets.token_urlsafe(18)  # 24 caracteres aleatórios
         SECRETS.add(password)
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
+        assert action.payload is not None  # _create_user() do planejador sempre monta o corpo
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
         if proven(resp):
             try:
@@ -4672,7 +4710,7 @@ def collation_groups(source: Snapshot, target: Snapshot,
     licenses = dict(source.licenses)
     found = []
     for fold, keys in sorted(groups.items()):
-        kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
+        kept = stored[fold] if stored.get(fold) in keys else keys[0]
         denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
@@ -4902,6 +4940,7 @@ class History:
             cursor = self.db.execute(
                 "INSERT INTO execucoes (execucao, inicio, modo, principal, backup, situacao) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (run_id, started, Mode(mode), primary, backup, PairStatus.RUNNING))
+            assert cursor.lastrowid is not None  # um INSERT que deu certo sempre tem o id da linha
             return cursor.lastrowid
 
     AUDIT_BATCH = 50
@@ -4997,7 +5036,8 @@ class History:
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
         pairs: só as dos pares (principal, backup) dados."""
-        where, params = "", ()
+        where = ""
+        params: tuple[str, ...] = ()
         if pairs is not None:
             if not pairs:
                 return []
@@ -5341,7 +5381,7 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
     estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
     `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
     cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
-    entries = {}
+    entries: dict[str, dict[str, Any]] = {}
     left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
@@ -5406,7 +5446,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
     conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo).
     `today`: a data UTC da execução (padrão: a do relógio do plano, que segue --agora/--hoje)."""
-    today = today or plan.clock.utc
+    if today is None:
+        assert plan.clock is not None  # plan_pair sempre grava no plano o relógio com que o fez
+        today = plan.clock.utc
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
     keep_old = failed | {c.key for c in plan.conflicts if c.open} | \
         {a.key for a in plan.held_deletions}
@@ -5465,8 +5507,9 @@ def _server_ids(old: PairState | None, licenses: dict[str, StateEntry], primary:
     found = {}
     for key, entry in licenses.items():
         before = old.ids.get(key, (None, None)) if old else (None, None)
-        pair = tuple(snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
-                     for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        primary_id, backup_id = (snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
+                                 for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        pair = (primary_id, backup_id)
         if pair != (None, None):
             found[key] = pair
     return found
@@ -5945,6 +5988,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     plan = outcome.plan
     if plan is None:
         return doc
+    assert outcome.parity_before is not None  # o Run grava a paridade de antes junto com o plano
     divergences = [item.as_dict(d.role_of) for item in outcome.divergences]
     doc.update({
         "contagens": pair_counts_json(outcome),
@@ -5995,6 +6039,7 @@ def counts_json(counts: dict[ActionKind, int]) -> dict[str, int]:
 def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
     """A chave "contagens" do par (--json e coluna do histórico)."""
     plan = outcome.plan
+    assert plan is not None  # só chamada para um par que chegou a planejar (pair_json, o histórico)
     return {**counts_json(outcome.writes(Role.BACKUP)), "falhas": len(outcome.failures),
             "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
             "divergencias": len(outcome.divergences), "conflitos": len(plan.conflicts),
@@ -6112,6 +6157,7 @@ class TextReport:
             return
         if plan is None:  # interrompida antes do plano
             text = interrupted_text(outcome)
+            assert text is not None  # sem erro e sem plano, o par só pode ter sido interrompido
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
             rep.say("")
             return
@@ -6129,6 +6175,7 @@ class TextReport:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
             text = interrupted_text(outcome)
+            assert text is not None  # interrompida: interrupted_text sempre tem o que dizer
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
@@ -6136,7 +6183,8 @@ class TextReport:
         shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
         say_where = d is not None and (two_way or d.restore)  # o modo grava no principal: dizer onde
         for result in shown[:MAX_LINES]:
-            self.rep.say(_action_line(result, self.simulate, d.role_of(result.action.side) if say_where else None))
+            self.rep.say(_action_line(result, self.simulate,
+                                      d.role_of(result.action.side) if d is not None and say_where else None))
         if len(shown) > MAX_LINES:
             where = "com --json" if self.simulate else "com --json ou no histórico"  # simulação não vai ao histórico
             self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa {where})")
@@ -6150,6 +6198,7 @@ class TextReport:
 
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só mostra as licenças de um par com plano
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results, outcome.direction, _writes_primary(outcome))
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
@@ -6158,6 +6207,7 @@ class TextReport:
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
         if self.check:
             before = outcome.parity_before
+            assert before is not None  # gravada junto com o plano
             rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
                     "mesma resposta (liberada/negada) no principal e no backup")
         if outcome.interrupted and outcome.parity is None:
@@ -6185,6 +6235,7 @@ class TextReport:
     def differences(self, outcome: PairOutcome) -> None:
         """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só chega aqui com um plano
         if outcome.leftover:
             rep.say(f"   ❌ Conferência: o servidor não guardou {plural(len(outcome.leftover), 'escrita')} desta "
                     f"execução ({sample([a.key for a in outcome.leftover])}). Ele pode ter reiniciado vazio ou um "
@@ -6421,7 +6472,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     e os pares do --json vêm do RunOutcome (o mesmo do histórico): 2 (configuração, TLS) ou 4 (nome que
     não resolve). No --json, o documento traz também "principal" e "backups" (situacao "erro") como o de
     uma execução, para quem já lê esses campos."""
-    code = ExitCode(outcome.code)
+    code = ExitCode(outcome.code)  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
@@ -6498,7 +6549,8 @@ class RunOutcome:
 
     @property
     def interrupted(self) -> ExitCode | None:
-        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)
+        # ExitCode(x) é a busca pelo valor, não o __new__ da tabela (python/mypy#10573)
+        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)  # type: ignore[call-arg]
 
     @property
     def sync_code(self) -> ExitCode:
@@ -6507,7 +6559,7 @@ class RunOutcome:
         return run_exit_code([*(p.code for p in self.pairs), self.stopped_code], problems=bool(self.warnings))
 
     @property
-    def code(self) -> int:
+    def code(self) -> ExitCode:
         """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
         return failover_check_code(self.failover, self.check, self.sync_code)
 
@@ -6872,6 +6924,7 @@ class Run:
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
@@ -6934,6 +6987,7 @@ class Run:
         ÚLTIMA releitura. Sem escrita e na mesma data, a primeira leitura já é a final. No verificar, só compara.
         `seen`: os retratos crus (origem, destino) de que o plano da primeira rodada foi feito."""
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         later = self.clock_for(d, self.instant())
         if not outcome.results and later == outcome.clock:
             return  # nada foi escrito e a data é a mesma: a primeira leitura já foi feita depois da última escrita
@@ -7060,15 +7114,17 @@ class Run:
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
                            target: Snapshot, carried: dict[str, Any] | None = None
-                           ) -> tuple[list[Result], PairState | None]:
+                           ) -> tuple[list[Result], PairState]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
         uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
+        assert outcome.plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
             journaled = False
             if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
-                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(
+                # `or True`: guard_local devolve None quando a gravação falhou, e save_journal devolve sempre None
+                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(  # type: ignore[func-returns-value]
                     cfg.data_dir, d.primary.url, d.backup.url,
                     {**(carried or {}), **journal_entries(plan, source, target, write_day)}) or True) is True
             results = self.execute(outcome, undo_journaled=journaled)
@@ -7081,6 +7137,7 @@ class Run:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         if d.restore:  # no plano a origem é o backup: o estado é calculado com os lados trocados
             old = swap_state(state) if state else None
             new_state = swap_state(next_state(plan, results, old, source, target, d.backup.url, d.primary.url))
@@ -7101,16 +7158,18 @@ class Run:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente. Antes de tudo, as
         cadeias urgentes do backup (uma licença que uma cadeia nossa deixou liberada lá)."""
         plan, d = outcome.plan, outcome.direction
+        assert plan is not None  # só chamada com um plano a executar
         clients = {side: self.clients[d.server(side).url] for side in Side}
         executors: dict[Side, Executor] = {}
         results: list[Result] = []
 
         def executor_for(side: Side) -> Executor:
             if side not in executors:
+                assert self.credentials is not None  # open_local_files abre o arquivo de senhas antes de escrever
                 url = clients[side].server.url
                 on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
                 executors[side] = Executor(clients[side], self.credentials, self.config,
-                                           on_result=lambda result, url=url: self.audit(url, result),
+                                           on_result=functools.partial(self.audit, url),
                                            backup=on_backup, undo_journaled=undo_journaled)
             return executors[side]
 
@@ -7144,6 +7203,7 @@ class Run:
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
         sobra só o intervalo entre esta releitura e a escrita. Quem decide é o planejador (replan_after_reread)."""
         d, plan = outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # chamada por execute(), com o plano do par
         server = d.server(side)
         first = self.snapshots[server.url]
         try:
@@ -7356,12 +7416,13 @@ PANEL_DEFAULT_PORT = 8765
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
-MODE_LABELS = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
-               Mode.CHECK: "verificação"}
+# MODE_LABELS e SITUATION_LABELS são lidas com o texto gravado no histórico (Mode e PairStatus são str)
+MODE_LABELS: dict[str, str] = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
+                               Mode.CHECK: "verificação"}
 RECORD_KINDS = {kind: kind.noun for kind in RecordKind}
-SITUATION_LABELS = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
-                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
-                    PairStatus.INTERRUPTED: "interrompida"}
+SITUATION_LABELS: dict[str, str] = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
+                                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
+                                    PairStatus.INTERRUPTED: "interrompida"}
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:
@@ -7468,8 +7529,8 @@ def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.dateti
     "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     blank = {"ultima": None, "ultimo_sucesso": None, "em_andamento": False}
-    for key in current or []:
-        pairs.setdefault(tuple(key), dict(blank))
+    for primary, backup in current or []:
+        pairs.setdefault((primary, backup), dict(blank))
     for row in rows:
         info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
         if row["situacao"] == PairStatus.RUNNING:
@@ -7586,8 +7647,8 @@ def status_document(history: History, max_delay_min: float,
 
 
 def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
-                stopped: dict[str, Any] | None = None, pairs: list[dict[str, Any]] = (),
-                old_pairs: list[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
+                stopped: dict[str, Any] | None = None, pairs: Sequence[dict[str, Any]] = (),
+                old_pairs: Sequence[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
     """(código HTTP, documento) do /status.json: 200 só quando ok; os mesmos campos em todo caso."""
     body = {"ok": ok, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
             "configuracao_atual": current is not None, "ultima_execucao_parada": stopped, **extra,
@@ -8168,7 +8229,8 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
         if not is_damaged_database(exc):
             raise
         print(f"⚠️  {damaged_history_message(data_dir, exc)}", file=sys.stderr)
-    accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
+    accepted, wildcard = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", "")
+    bound: dict[str, int] = {}  # a porta aberta de fato (conhecida só depois do bind)
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
@@ -8193,6 +8255,7 @@ def load_reference_server():
     if not os.path.exists(path):
         raise ConfigError(f"A demonstração precisa do servidor de referência em {path} (baixe o repositório completo).")
     spec = importlib.util.spec_from_file_location("servidor_referencia", path)
+    assert spec is not None and spec.loader is not None  # um arquivo .py sempre tem especificação e carregador
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("servidor_referencia", module)
     spec.loader.exec_module(module)
@@ -8324,7 +8387,7 @@ def translate_argparse(message: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise OptionError(translate_argparse(message))
 
 
@@ -8359,6 +8422,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
                           ("SYNC_PARALELO", "N")):
         setting = SETTING[name]
+        assert setting.option is not None  # estas quatro têm opção de linha de comando na tabela
         parser.add_argument(setting.option, type=setting.cli_type(), metavar=metavar, help=setting.option_help())
     parser.add_argument("--permitir-http", action="store_true", help=SETTING["SYNC_PERMITIR_HTTP"].option_help())
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
@@ -8619,10 +8683,12 @@ def configure_output() -> None:
     (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
+            # o typeshed diz TextIO (sem reconfigure); na prática é um TextIOWrapper, e o que não for (ou o
+            # None do pythonw) dá o AttributeError tratado abaixo
             if stream.isatty():
-                stream.reconfigure(errors="replace")
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
             else:
-                stream.reconfigure(encoding="utf-8", errors="replace")
+                stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
     if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum
