@@ -135,7 +135,7 @@ import unicodedata
 import urllib.parse
 import zlib
 import zoneinfo
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn, Sequence, TypedDict
 
 def python_command() -> str:
     """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
@@ -190,6 +190,7 @@ __all__ = [
     "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
+    "LicenseStatus",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
@@ -206,7 +207,7 @@ __all__ = [
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
     "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
-    "primary_went_back", "replan_after_reread", "swap_state",
+    "primary_went_back", "replan_after_reread", "swap_state", "merge_final",
     # executor, estado e histórico
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
@@ -232,6 +233,10 @@ class ExitCode(enum.IntEnum):
     sincronizar_automatico.py, o --help, o ultima_execucao.json, o --json e, por meio do
     `sincronizar_automatico.py --informar`, o AGENDAR_SINCRONIZACAO.ps1 leem esta mesma tabela.
     Quem junta os códigos de uma execução é run_exit_code() (seção do relatório)."""
+
+    meaning: str
+    check_meaning: str
+    precedence: int | None
 
     def __new__(cls, value: int, meaning: str, check_meaning: str | None = None,
                 precedence: int | None = None) -> "ExitCode":
@@ -260,13 +265,16 @@ class ExitCode(enum.IntEnum):
     @classmethod
     def by_precedence(cls) -> tuple["ExitCode", ...]:
         """Os códigos que um par pode dar, do mais grave ao menos grave (o OK por último)."""
-        return tuple(sorted((c for c in cls if c.precedence is not None), key=lambda c: -c.precedence))
+        ranked = [(c.precedence, c) for c in cls if c.precedence is not None]
+        return tuple(c for _, c in sorted(ranked, key=lambda pc: -pc[0]))
 
     @classmethod
     def meaning_of(cls, code: int) -> str:
         """Significado de um código qualquer (inclusive um que não é desta tabela)."""
         try:
-            return cls(code).meaning
+            # O mypy lê cls(code) como uma chamada ao __new__ acima (python/mypy#10573); aqui é a busca
+            # do membro pelo valor, que o Enum faz com um argumento só.
+            return cls(code).meaning  # type: ignore[call-arg]
         except ValueError:
             return "código inesperado"
 
@@ -276,11 +284,11 @@ def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
     conexão). Vale o mais grave pela precedência de ExitCode (2, 4, 5, 1); um código que encerra a execução
     inteira (3, 130, 143) vale sozinho. Sem nada grave, `problems` (avisos sobre os arquivos locais, a rota
     de falha no verificar) faz do 0 um 1."""
-    found = [ExitCode(code) for code in codes]
+    found = [ExitCode(code) for code in codes]  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     whole = [code for code in found if code.precedence is None]
     if whole:
         return whole[0]
-    code = max(found, key=lambda c: c.precedence, default=ExitCode.OK)
+    code = next((c for c in ExitCode.by_precedence() if c in found), ExitCode.OK)  # o mais grave presente
     return ExitCode.FAILURES if code == ExitCode.OK and problems else code
 
 
@@ -292,7 +300,6 @@ LICENSE_PERIOD_MONTHS = {
     "trianual": 36,
     "vitalicia": None,
 }
-LICENSE_STATUSES = ("active", "blocked", "pending")
 USER_ROLES = ("admin", "user")
 SETTABLE_FIELDS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
 TEXT_FIELDS = SETTABLE_FIELDS + ("status", "features")
@@ -323,7 +330,7 @@ class Role(TextEnum):
         return Role.BACKUP if self is Role.PRIMARY else Role.PRIMARY
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # de propósito: o nome para exibir, não o str.title()
         return "Principal" if self is Role.PRIMARY else "Backup"
 
 
@@ -340,6 +347,23 @@ class Side(TextEnum):
         return Side.BACKUP if self is Side.PRIMARY else Side.PRIMARY
 
 
+class LicenseStatus(TextEnum):
+    """Status de uma licença, lido UMA vez (parse, em parse_license) exatamente como o servidor o compara: só o
+    texto exato é um destes ('blocked ' com espaço não é bloqueada). Um status desconhecido fica como o texto que
+    veio (License.status: LicenseStatus | str): é o que aparece no relatório, e o veredito o libera (allows)."""
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+    PENDING = "pending"
+
+    @classmethod
+    def parse(cls, raw: Any) -> "LicenseStatus | Any":
+        """O membro do texto exato; qualquer outro valor (None, desconhecido, com espaços) fica como veio."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return raw
+
+
 class ActionKind(TextEnum):
     CREATE_USER = "criar_usuario"
     CREATE = "criar_licenca"
@@ -352,6 +376,8 @@ class ActionKind(TextEnum):
 
 
 CREATE_USER, CREATE, UPDATE, RENEW, BLOCK, ACTIVATE, DELETE, SET_CREATED_BY = ActionKind
+LICENSE_STATUSES = tuple(status.value for status in LicenseStatus)
+ACTIVE, BLOCKED, PENDING = LicenseStatus
 UPSERTS = (CREATE, UPDATE, RENEW)
 
 
@@ -414,6 +440,8 @@ def now_iso() -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, LicenseStatus):
+        return value.value  # o texto puro: o repr() do relatório sai igual ao do texto lido do servidor
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
@@ -895,7 +923,7 @@ def normalize_url(url: str) -> str:
         port = parts.port
     except ValueError:
         raise ConfigError(f"Porta inválida na URL do servidor {parts.hostname}.") from None
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     default_port = 443 if scheme == "https" else 80
@@ -1272,7 +1300,8 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """A exceção e todas as que ela embrulha (causa, contexto, .reason do urllib3, exceções em args).
     Só exceções: o .reason de um SSLError do urllib3 pode ser um texto."""
-    seen, pending = set(), [exc]
+    seen: set[int] = set()
+    pending: list[object] = [exc]  # causa, contexto e .reason podem ser None ou texto: filtrados abaixo
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
@@ -1385,7 +1414,7 @@ class NoRetryOnTlsProblem(Retry):
     (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
 
     def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+                  _pool: Any = None, _stacktrace: Any = None) -> NoRetryOnTlsProblem:
         retry = self.new(total=0) if error is not None and tls_problem(error) is not None else self
         return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
 
@@ -1555,7 +1584,9 @@ class _DeadlineSocket:
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
         """Como socket.makefile (só binário), mas lendo e escrevendo por este invólucro."""
-        raw = socket.SocketIO(self, mode.replace("b", ""))
+        # O SocketIO aceita qualquer objeto com recv_into e send (o resto vai ao socket por __getattr__); o
+        # modo aqui é sempre "r", "w" ou "rw", que o typeshed pede como Literal e um str calculado não prova.
+        raw = socket.SocketIO(self, mode.replace("b", ""))  # type: ignore[arg-type]
         self._sock._io_refs += 1  # o fechamento real espera o arquivo ser fechado, como no socket
         if buffering == 0:
             return raw
@@ -1566,6 +1597,7 @@ class _DeadlineSocket:
 class _DeadlineConnectionMixin:
     attempt_deadline: float | None = None  # início da tentativa + SYNC_TIMEOUT; cresce com o que chega
     attempt_received = 0  # bytes recebidos na tentativa em curso
+    sock: socket.socket | _DeadlineSocket | None  # o de HTTPConnection, trocado pelo invólucro em connect()
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -1793,7 +1825,7 @@ class ApiClient:
         self.config = config
         self.cancel = threading.Event()
         self.listings: dict[str, list[Any]] = {}
-        self.routes: dict[str, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
+        self.routes: dict[ActionKind, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -1870,8 +1902,11 @@ class ApiClient:
         for attempt in range(attempts):
             sent = time.monotonic()
             try:
+                # O requests aceita um urllib3.Timeout como timeout (HTTPAdapter.send), mas os tipos dele só
+                # descrevem número ou par: o prazo total da tentativa precisa do Timeout.
                 resp = self.session.request(method, url, json=payload, headers=headers,
-                                            timeout=attempt_timeout(self.config.connect_timeout, limit))
+                                            timeout=attempt_timeout(  # type: ignore[arg-type]
+                                                self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
@@ -1945,6 +1980,8 @@ class ApiClient:
     REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
     WAKE_ATTEMPT = 15.0  # cada GET /health: um host que segura a conexão é chamado de novo (e um sinal não espera mais)
 
+    _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
+
     def _explain_wait(self, answer: str, refused: bool) -> None:
         """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
         if self._explained:
@@ -1981,8 +2018,8 @@ class ApiClient:
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 sent = time.monotonic()
-                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
-                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(  # type: ignore[arg-type]
+                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))  # Timeout: ver _send
                 self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
@@ -2316,7 +2353,7 @@ class License:
     address: str | None
     license_type: str | None
     created_by: str | None
-    status: str | None
+    status: LicenseStatus | str | None  # LicenseStatus.parse: o texto cru só quando é desconhecido
     start_date: dt.date | str | None = None  # texto quando o formato é desconhecido (valor opaco)
     end_date: dt.date | None = None
     custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
@@ -2379,6 +2416,8 @@ def normalize_text(value: Any, field: str, key: str) -> str | None:
 class _RecordError(Exception):
     """Um registro só não pode ser usado (o resto da listagem segue)."""
 
+    best_effort: License  # só quando _rejected() o põe (quem lê usa getattr com None)
+
     def __init__(self, reason: ProblemKind, text: str):
         super().__init__(text)
         self.reason, self.text = reason, text
@@ -2424,7 +2463,7 @@ def _item_key(item: Any, index: int, key_field: str, strip: bool) -> str:
     return key.strip() if strip else key
 
 
-def _parse_listing(items: list[Any], key_field: str, kind: str, parse_one: Callable[[dict[str, Any], str], Any],
+def _parse_listing(items: list[Any], key_field: str, kind: RecordKind, parse_one: Callable[[dict[str, Any], str], Any],
                    strip_keys: bool) -> tuple[dict[str, Any], list[Problem], dict[str, Any]]:
     """Valida registro a registro: um registro ruim fica de fora (e anotado); o resto segue.
     Devolve (registros bons, problemas, rejeitados: chave → melhor leitura ou None)."""
@@ -2473,7 +2512,8 @@ def parse_license(item: dict[str, Any], key: str) -> License:
     status = item.get("status")
     if status is not None and not isinstance(status, str):
         raise _RecordError(ProblemKind.BAD_TYPE, f"campo 'status' com tipo inesperado ({type(status).__name__})")
-    texts["status"] = status  # como o servidor compara: "blocked " (com espaço) não é bloqueada
+    texts["status"] = status  # para o limite de tamanho; o status do registro é o LicenseStatus.parse
+    status = LicenseStatus.parse(status)  # como o servidor compara: "blocked " (com espaço) não é bloqueada
     start_raw = item.get("start_date")
     try:
         start = parse_date(start_raw)
@@ -2481,7 +2521,7 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         start = opaque(start_raw)
     raw_type = item.get("license_type")
     stored_type = raw_type if texts["license_type"] and raw_type != texts["license_type"] else None
-    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
+    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=status,
                   start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
                   features=opaque(item.get("features")), stored_type=stored_type)
     try:
@@ -2515,7 +2555,7 @@ def rejected_verdict(snap: Snapshot, key: str, today: dt.date) -> bool | None:
     lic = snap.rejected.get(key)
     if lic is None:
         return None
-    if lic.status in ("blocked", "pending"):
+    if lic.status in (BLOCKED, PENDING):
         return False
     if any(p.key == key and p.reason == ProblemKind.BAD_DATE for p in snap.problems):
         return None
@@ -2900,7 +2940,7 @@ def configure_demo_failover(*servers: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-    kind: str
+    kind: ActionKind
     key: str
     reason: str
     payload: dict[str, Any] | None = None
@@ -2909,6 +2949,9 @@ class Action:
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
     # termina uma cadeia nossa que deixou a licença LIBERADA onde a origem nega (diário): vai antes de tudo
     urgent: bool = False
+    # o bloqueio do fim de uma cadeia que regrava: o que o Executor faz se ele falhar (chain_undo; None: relata)
+    undo: Action | None = None
+    journaled: bool = False  # um desfazer que só vale se foi gravado no diário antes das escritas
 
 
 class Divergence(tuple):
@@ -3032,8 +3075,11 @@ class DataLoss:
     would_overwrite: int = 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Plan:
+    """O plano de um par como plan_pair o devolve, completo (conflitos, divergências aprendidas, bloqueios de
+    segurança): congelado. Quem junta dois planos (a releitura do principal, a releitura final) faz um novo
+    (replan_after_reread, merge_final), nunca edita este."""
     user_actions: list[Action]
     license_chains: list[list[Action]]
     divergences: list[Divergence]
@@ -3047,7 +3093,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
-    conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    conflicts: tuple[Conflict, ...] = ()
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
@@ -3117,9 +3163,9 @@ def allows(lic: License | None, today: dt.date) -> bool:
     """O veredito que o servidor dá ao programa do cliente (liberado = True), na ordem do servidor:
     bloqueada → negada; vencida (fim gravado ou calculado, antes do `today` LOCAL do servidor) → negada;
     pendente → negada; qualquer outro status (até um desconhecido) → liberada."""
-    if lic is None or lic.status == "blocked" or is_expired(lic, today):
+    if lic is None or lic.status == BLOCKED or is_expired(lic, today):
         return False
-    return lic.status != "pending"
+    return lic.status != PENDING
 
 
 # Fusos possíveis de um servidor: a API não revela o fuso (só o relógio UTC, no cabeçalho Date), e os fusos
@@ -3204,27 +3250,29 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
     fields = dict(zip(SETTABLE_FIELDS, source.desired_settable(), strict=True))
     kept = {"custom_interval": 60, "features": "core"} if before is None else {
         "custom_interval": before.custom_interval, "features": before.features}
-    return License(device_id=source.device_id, **fields, status="active", start_date=today,
+    return License(device_id=source.device_id, **fields, status=ACTIVE, start_date=today,
                    end_date=period_end(source.license_type, today), **kept)
 
 
 def model_apply(lic: License | None, action: Action, today: dt.date, source: License | None = None) -> License | None:
     """Efeito de uma ação sobre a licença do servidor que a recebe (modelo usado pelo planejador e pelos testes)."""
     if action.kind in UPSERTS:
+        assert source is not None, "criar/atualizar/renovar no modelo precisa da licença de origem"
         return model_upsert(lic, source, today)
     if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
-        return dataclasses.replace(lic, status="blocked")
+        return dataclasses.replace(lic, status=BLOCKED)
     if action.kind == SET_CREATED_BY:
+        assert action.payload is not None  # plan_license sempre manda o created_by no corpo desta ação
         return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
-        return dataclasses.replace(lic, status="active")
+        return dataclasses.replace(lic, status=ACTIVE)
     return lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> LicenseStatus | str | None:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
@@ -3235,22 +3283,43 @@ def target_status(source: License, after: License, source_today: "dt.date | Span
     (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
     (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
-    if allows(source, source_latest):
-        return after.status if allows(after, target_earliest) else "active"
-    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
-        return after.status
-    return "blocked"
+    source_allows = allows(source, source_latest) or (primary_target and allows(source, source_earliest))
+    if must_deny(source_allows, allows(after, target_earliest)):
+        return BLOCKED
+    if allows(source, source_latest) and not allows(after, target_earliest):
+        return ACTIVE
+    return after.status
+
+
+def must_deny(source_allows: bool, target_allows: bool | None) -> bool:
+    """A REGRA ÚNICA de negar no destino: a origem nega (ou não tem o registro, ou não libera com certeza) e o
+    destino libera, ou não dá para saber o veredito dele (`target_allows` None) → o destino precisa terminar
+    negado (BLOCKED). Nenhum caminho deixa o destino mais permissivo que a origem. Quem decide o status de um
+    destino passa por aqui: target_status (as cadeias de plan_license), deny_on_target (os bloqueios de
+    segurança do planejador e da releitura do principal) e collation_groups (o registro de um grupo MySQL)."""
+    return not source_allows and target_allows is not False
+
+
+def block_action(key: str, current_status: Any, why: str, side: Side = Side.BACKUP,
+                 absence: bool = False) -> Action:
+    """O bloqueio que leva o destino a BLOCKED (must_deny), anotado com o status de antes (auditoria, estado)."""
+    return Action(BLOCK, key, why, changes=(("status", current_status, BLOCKED),), side=side, absence=absence)
+
+
+def status_after(action: Action) -> Any:
+    """O status em que o plano diz que a ação deixa o registro (a mudança de status que ela anota)."""
+    return next((new for field, _old, new in action.changes if field == "status"), None)
 
 
 def deny_on_target(key: str, current_status: str | None, allowed_there: bool | None, why: str,
-                   side: Side = Side.BACKUP, absence: bool = False) -> list[Action]:
-    """A regra única de "negar no destino por segurança": o destino libera (ou não dá para saber o veredito
-    dele, `allowed_there` None) algo que a origem nega ou não tem → uma cadeia com um bloqueio (reversível;
-    nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista vazia. Todo bloqueio de
-    segurança do planejador (e a releitura do principal) passa por aqui."""
-    if allowed_there is False or not path_safe(key):
+                   side: Side = Side.BACKUP, absence: bool = False, source_allows: bool = False) -> list[Action]:
+    """Negar no destino por segurança (must_deny): o destino libera (ou não dá para saber o veredito dele,
+    `allowed_there` None) algo que a origem nega ou não tem (`source_allows` False) → uma cadeia com um
+    bloqueio (reversível; nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista
+    vazia. Todo bloqueio de segurança do planejador (e a releitura do principal) passa por aqui."""
+    if not must_deny(source_allows, allowed_there) or not path_safe(key):
         return []
-    return [Action(BLOCK, key, why, changes=(("status", current_status, "blocked"),), side=side, absence=absence)]
+    return [block_action(key, current_status, why, side, absence)]
 
 
 def sold_after(lic: License, since: dt.date | None, strict: bool = True) -> bool:
@@ -3299,6 +3368,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
+    assert after is not None  # sem registro no destino, o primeiro ramo acima o cria (model_upsert)
     status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
     if allows(source, source_span[1]) and is_expired(after, target_span[1]):
@@ -3306,23 +3376,48 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
+        # o upsert da renovação grava 'active': o status a buscar é o de depois dela (sem isso, um status
+        # liberado que não é 'active' — nulo, desconhecido — ganhava uma ativação a mais, com motivo falso)
+        status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     if after.status != status:
-        kind = BLOCK if status == "blocked" else ACTIVATE
         why = _status_reason(source, status, there)
-        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+        if status == BLOCKED and allows(source, clock.on(side.other)):  # libera no fuso configurado
             why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
                    "fuso) ela já venceu, então o backup nega (margem de fusos)")
-        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
+        chain.append(block_action(key, after.status, why, side) if status == BLOCKED else
+                     Action(ACTIVATE, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
+    undo = chain_undo(chain, here, two_way)
+    if undo is not None:  # se o bloqueio do fim falhar, o Executor faz o que o plano diz aqui
+        chain[-1] = dataclasses.replace(chain[-1], undo=undo)
     return chain, after
 
 
-def _status_reason(source: License, status: str, there: str) -> str:
-    if status == "active":
+def chain_undo(chain: list[Action], here: Role, two_way: bool) -> Action | None:
+    """O que desfaz uma cadeia que regrava (o upsert deixa a licença LIBERADA) e termina bloqueando, se o
+    bloqueio falhar: excluir o registro (volta a não existir: negado). O criado pela cadeia, em qualquer lado; o
+    que já existia, só num backup (`here`: o servidor real), e no bidirecional só se o desfazer foi gravado no
+    diário ANTES das escritas (`journaled`: journal_entries grava o estado "ausente" da cadeia), para que um fim
+    abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no principal).
+    No principal nada que já existia é excluído. None: não há desfazer (Executor.compensate só relata)."""
+    if not chain or not unblocks_then_blocks(chain):
+        return None
+    created = chain[0].kind == CREATE
+    if not created and here != Role.BACKUP:
+        return None
+    upserted = next(a for a in chain if a.kind in UPSERTS)
+    what = "criada nesta execução" if created else "regravada nesta execução"
+    return Action(DELETE, chain[-1].key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
+                  "excluída para não ficar liberada onde a origem nega", side=chain[-1].side,
+                  journaled=two_way and not created)
+
+
+def _status_reason(source: License, status: LicenseStatus | str | None, there: str) -> str:
+    if status == ACTIVE:
         return f"ativa e no prazo no {there}"
-    if source.status == "blocked":
+    if source.status == BLOCKED:
         return f"bloqueada no {there}"
-    if source.status == "pending":
+    if source.status == PENDING:
         return f"pendente no {there} (a API não define 'pending'; bloqueada para negar igual)"
     return f"vencida no {there} (datas não são copiáveis; bloqueada para negar igual)"
 
@@ -3404,7 +3499,9 @@ def fingerprint(lic: License) -> str:
 
 def _renewed(now: dt.date | None, stored: str | None) -> bool:
     """Período renovado desde a última sincronização (o fim andou mais de 2 dias para frente)."""
-    return bool(now and stored) and now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
+    if now is None or not stored:
+        return False
+    return now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
 
 
 def version_of(lic: License) -> str:
@@ -3477,7 +3574,7 @@ class _Planner:
         self.primary, self.backup, self.clock, self.state, self.options = primary, backup, clock, state, options
         self.chains: list[list[Action]] = []
         self.deletions: list[Action] = []
-        self.conflicts: list[dict[str, Any]] = []
+        self.conflicts: list[Conflict] = []
         self.divergences: list[Divergence] = []
         self.expected: dict[str, tuple[License, License]] = {}
         self.mismatches: list[str] = []
@@ -3490,10 +3587,12 @@ class _Planner:
         self.not_restored: list[str] = []
         self.denied: set[str] = set()
 
-    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False) -> bool:
+    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False,
+             source_allows: bool = False) -> bool:
         """Bloqueia no destino (deny_on_target) o registro `lic` do backup, que libera (`allowed`; None = não
-        dá para saber). Devolve se bloqueou."""
-        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence)
+        dá para saber), quando a origem nega (`source_allows` False). Devolve se bloqueou."""
+        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence,
+                               source_allows=source_allows)
         if chain:
             self.chains.append(chain)
             self.denied.add(key)
@@ -3547,9 +3646,11 @@ class _Planner:
             b = self.backup.rejected.get(key)
         role_of, two_way = self.options.role_of, self.options.mode == Mode.TWO_WAY
         if source_side == Side.PRIMARY:
+            assert p is not None  # sync só é chamado com a origem presente (one_way, conflict, two_way)
             chain, b_after = plan_license(p, b, self.clock, Side.BACKUP, role_of, two_way, rewrite)
             p_after = p
         else:
+            assert b is not None  # idem: a origem (o backup) existe
             chain, p_after = plan_license(b, p, self.clock, Side.PRIMARY, role_of, two_way)
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
@@ -3558,10 +3659,10 @@ class _Planner:
             chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
-        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+        if source_side == Side.BACKUP and b is not None and self.deny(
                 key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
-                self.clock.might(b, Side.BACKUP)):
-            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
+                self.clock.might(b, Side.BACKUP), source_allows=self.clock.sure(p_after, Side.PRIMARY)):
+            b_after = dataclasses.replace(b, status=BLOCKED)  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
@@ -3590,9 +3691,9 @@ class _Planner:
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
             # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-            blocked = not self.clock.sure(p, Side.PRIMARY) and self.deny(
+            blocked = self.deny(
                 key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
-                self.clock.might(b, Side.BACKUP))
+                self.clock.might(b, Side.BACKUP), source_allows=self.clock.sure(p, Side.PRIMARY))
             if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
@@ -3616,11 +3717,12 @@ class _Planner:
             return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
-        elif self.reappeared(key) and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):
+        elif b is not None and self.state is not None and self.reappeared(key) \
+                and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):  # reappeared exige b e state
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
+        elif b is not None and self.clock.might(b, Side.BACKUP) and key not in self.denied:  # (might(None) é False)
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3702,19 +3804,19 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]):
+        if b is None:
             return
         self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
-                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP))
+                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP),
+                  source_allows=rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]) is True)
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        if self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY):
-            return
         self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
                        "o principal", self.backup.rejected[key],
-                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]))
+                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]),
+                  source_allows=self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -3796,7 +3898,7 @@ def default_max_deletions(total: int) -> int:
 
 class DeletionLimit(NamedTuple):
     side: Side  # lado do plano que receberia as exclusões
-    count: int
+    count: int  # type: ignore[assignment]  # de propósito: esconde tuple.count (ninguém conta itens daqui)
     limit: int
 
 
@@ -3819,8 +3921,9 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
 
 
 def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", state: PairState | None = None,
-              options: PlanOptions | None = None) -> Plan:
-    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
+              options: PlanOptions | None = None, learned: Iterable[Divergence] = ()) -> Plan:
+    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos. `learned`: o que
+    o backup não consegue guardar, achado antes do plano (Run.learn_limits); vem antes das divergências do plano."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
     real_primary = primary
@@ -3863,13 +3966,13 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         backup_only_allowed=[k for k in backup_only
                              if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
-        divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
+        divergences=[*learned, *user_divergences, *planner.divergences], backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
         skipped=[p for p in primary.problems if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE],
         unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
-        conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
+        conflicts=tuple(planner.conflicts), expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
     )
 
@@ -3882,9 +3985,9 @@ def as_before_our_blocks(source: Snapshot, target: Snapshot, state: PairState | 
     enquanto o backup continua bloqueado e o principal não a tem (com --forcar, também sobre a dele)."""
     if options.protect_target or state is None or not state.blocked_from:
         return source, []
-    changed = {key: dataclasses.replace(source.licenses[key], status=status)
+    changed = {key: dataclasses.replace(source.licenses[key], status=LicenseStatus.parse(status))
                for key, status in state.blocked_from.items()
-               if key in source.licenses and source.licenses[key].status == "blocked"
+               if key in source.licenses and source.licenses[key].status == BLOCKED
                and (key not in target.licenses or not options.only_missing) and key not in target.rejected}
     if not changed:
         return source, []
@@ -3935,7 +4038,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
     if not gone:
         return None, (), (), 0
     index = 0 if side == Side.PRIMARY else 1
-    stored = {k: pair[index] for k, pair in state.ids.items() if type(pair[index]) is int}
+    stored = {k: local_id for k, pair in state.ids.items() if type(local_id := pair[index]) is int}
     owner_now = {i: k for k, i in snap.server_ids.items()}
     reused = tuple(sorted(k for k in gone if k in stored and owner_now.get(stored[k], k) != k))
     lost = set(gone)
@@ -3958,7 +4061,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
 
 
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
-              rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
+              rolled_back: Sequence[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
               shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
@@ -3998,8 +4101,14 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     return None
 
 
+class _Damage(TypedDict):
+    """Os campos de DataLoss que damage() preenche."""
+    would_delete: int
+    would_overwrite: int
+
+
 def damage(lost_side: Side, state: PairState | None, primary: Snapshot, backup: Snapshot,
-           planner: "_Planner") -> dict[str, int]:
+           planner: "_Planner") -> _Damage:
     """O que seguir apesar da perda poderia fazer no lado BOM: apagar (ou bloquear) o que sumiu do lado que
     perdeu dados — seja por exclusão direta ou por um conflito resolvido a favor dele — e sobrescrever."""
     good = lost_side.other
@@ -4021,44 +4130,56 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
 
 
 def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
-                        chains: list[list[Action]], deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+                        chains: list[list[Action]], deletions: list[Action]
+                        ) -> tuple[Plan, list[list[Action]], list[Action]]:
     """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
     "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
     primeira leitura (`first`) sai e vira conflito (a próxima execução decide); se o principal passou a negar o
-    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Atualiza `plan` e
-    devolve as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem relê é o Run."""
+    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Devolve o plano novo
+    (com esses conflitos e bloqueios) e as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem
+    relê é o Run."""
     changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
                if key in fresh.rejected or fresh.licenses.get(key) != first.licenses.get(key)}
+    found: list[Conflict] = []
+    license_chains = plan.license_chains
     for key in sorted(changed):
         now, copy = fresh.licenses.get(key), other.licenses.get(key)
         p, b = (now, copy) if side == Side.PRIMARY else (copy, now)
-        plan.conflicts.append(Conflict(
+        found.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != Side.PRIMARY or clock.sure(now, Side.PRIMARY) or copy is None:
+        if side != Side.PRIMARY or copy is None:
             continue
         block = deny_on_target(key, copy.status, clock.might(copy, Side.BACKUP),
-                               "negada no principal durante esta execução: bloqueada para negar igual")
+                               "negada no principal durante esta execução: bloqueada para negar igual",
+                               source_allows=clock.sure(now, Side.PRIMARY))
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
-            plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
-            plan.license_chains.append(block)
-    return [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
+            license_chains = [c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
+            license_chains.append(block)
+    new = dataclasses.replace(plan, conflicts=plan.conflicts + tuple(found), license_chains=license_chains)
+    return new, [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
 
 
 
-def carry_safety(plan: Plan, again: Plan) -> None:
+def merge_final(plan: Plan, again: Plan) -> Plan:
     """A releitura final (Run.settle): o replanejamento sobre ela (`again`) também decide o par. Um
     lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
-    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
-    if again.halted:
-        plan.halted, plan.loss = True, again.loss
+    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora. Devolve
+    o plano novo (`plan` não muda)."""
     held = {a.key for a in plan.held_deletions}
-    plan.held_deletions += [a for a in again.held_deletions if a.key not in held]
-    plan.backup_only_allowed = again.backup_only_allowed
-    plan.backup_sales, plan.backup_unknown = again.backup_sales, again.backup_unknown
+    return merge_conflicts(dataclasses.replace(
+        plan, halted=plan.halted or again.halted, loss=again.loss if again.halted else plan.loss,
+        held_deletions=plan.held_deletions + [a for a in again.held_deletions if a.key not in held],
+        backup_only_allowed=again.backup_only_allowed, backup_sales=again.backup_sales,
+        backup_unknown=again.backup_unknown), again.conflicts)
+
+
+def merge_conflicts(plan: Plan, found: Iterable[Conflict]) -> Plan:
+    """O plano com os conflitos `found` de outro plano do mesmo par (uma rodada extra, a releitura final) que ele
+    ainda não tem (pela chave)."""
     known = {c.key for c in plan.conflicts}
-    plan.conflicts += [c for c in again.conflicts if c.key not in known]
+    return dataclasses.replace(plan, conflicts=plan.conflicts + tuple(c for c in found if c.key not in known))
 
 
 # ============================================================================
@@ -4227,7 +4348,7 @@ def fit_widths(payload: dict[str, Any]) -> dict[str, Any]:
             for field, value in payload.items()}
 
 
-def has_route(client: ApiClient, kind: str) -> bool | None:
+def has_route(client: ApiClient, kind: ActionKind) -> bool | None:
     """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
     True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
     como se existisse: a compensação da cadeia cobre)."""
@@ -4284,7 +4405,8 @@ class Executor:
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
-    def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
+    def run(self, user_actions: list[Action], chains: list[list[Action]],
+            deletions: Sequence[Action] = ()) -> list[Result]:
         """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
         as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
         urgent = [c for c in chains if c[0].urgent]
@@ -4292,7 +4414,7 @@ class Executor:
         results += self._run_chains([[a] for a in user_actions], "usuários")
         return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
 
-    def _run_licenses(self, chains: list[list[Action]], deletions: list[Action]) -> list[Result]:
+    def _run_licenses(self, chains: list[list[Action]], deletions: Sequence[Action]) -> list[Result]:
         results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
@@ -4324,7 +4446,7 @@ class Executor:
         return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
-    def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
+    def missing_routes(self, chains: list[list[Action]], deletions: Sequence[Action]) -> set[str]:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
@@ -4392,7 +4514,7 @@ class Executor:
             if action.kind in UPSERTS:
                 upserted = upserted or action
             if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
-                extra = self.compensate(action, upserted, result)
+                extra = self.compensate(action, result)
                 self._finish(result, results, progress)
                 for undo in extra:
                     results.append(undo)
@@ -4422,26 +4544,19 @@ class Executor:
         except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
             return Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
 
-    def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
+    def compensate(self, block: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
-        nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup: no unidirecional, ou no bidirecional quando o desfazer foi
-        gravado no diário ANTES das escritas (journal_entries: o estado "ausente" da cadeia), para que um fim
-        abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no
-        principal); a próxima execução a recria e bloqueia. No principal nada que já existia é excluído.
+        nega. Faz o desfazer que o plano anotou no bloqueio (chain_undo: excluir o registro; a próxima execução
+        a recria e bloqueia), se houver e se o diário o gravou antes das escritas quando ele precisa disso.
         O que não dá para desfazer fica marcado (left_allowed): relatado, e a primeira coisa da próxima."""
-        created = upserted.kind == CREATE
-        existing_ok = self.backup and (self.config.mode == Mode.ONE_WAY or self.undo_journaled)
-        if not (created or existing_ok) or self._auth_lost is not None:
-            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if not self.backup
+        undo = block.undo
+        if undo is None or (undo.journaled and not self.undo_journaled) or self._auth_lost is not None:
+            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if undo is None
                                       else "o desfazer não pôde ser gravado no diário antes das escritas")
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
                                f"enquanto a origem nega ({why}); a próxima execução a bloqueia antes de tudo")
             failed.left_allowed = True
             return []
-        what = "criada nesta execução" if created else "regravada nesta execução"
-        undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
-                      "excluída para não ficar liberada onde a origem nega", side=block.side)
         result = self._attempt(undo)
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
@@ -4475,9 +4590,9 @@ class Executor:
         if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
                 or STOP.requested:
             return []
-        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
-                       "regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),), side=chain[0].side)
+                       "regravar (o upsert desbloqueia)", changes=(("status", before, BLOCKED),), side=chain[0].side)
         result = self._attempt(probe)
         self._note_block(result)
         if not result.ok:  # o motivo vai na cadeia que não é enviada (route_broken)
@@ -4490,10 +4605,11 @@ class Executor:
         nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
         if not needs_block_proof(chain) or self.client.block_works is not False:
             return None
-        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
                 f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert desbloqueia) "
-                f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
+                f"sem poder bloqueá-la. Fica como estava lá (status {_jsonable(before)!r}); a próxima execução "
+                "tenta de novo")
 
     def _note_block(self, result: Result) -> None:
         """O que um bloqueio diz da rota nesta execução: um que passou a prova (se nenhum falhou antes); um
@@ -4525,6 +4641,7 @@ class Executor:
         if action.kind == CREATE_USER:
             return self._create_user(action)
         if action.kind in (*UPSERTS, SET_CREATED_BY):
+            assert action.payload is not None  # estas ações sempre levam o corpo (plan_license)
             path = "/admin/devices/update-created-by" if action.kind == SET_CREATED_BY else "/admin/devices/create"
             resp = self._write("POST", path, action.payload)
             result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
@@ -4546,7 +4663,7 @@ class Executor:
                 return Result(action, True, "já não existia")  # ex.: nova tentativa após resposta perdida
             return self._result(action, resp, 200)
         path = f"/admin/devices/{quoted}/deactivate"
-        wanted = "blocked" if action.kind == BLOCK else "active"
+        wanted = BLOCKED if action.kind == BLOCK else ACTIVE
         resp = self._write("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
         if action.kind == BLOCK and resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
             return Result(action, False, NOT_THERE)  # não existe lá (ex.: a criação falhou): já nega
@@ -4572,6 +4689,7 @@ class Executor:
         password = secrets.token_urlsafe(18)  # 24 caracteres aleatórios
         SECRETS.add(password)
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
+        assert action.payload is not None  # _create_user() do planejador sempre monta o corpo
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
         if proven(resp):
             try:
@@ -4681,14 +4799,14 @@ def collation_groups(source: Snapshot, target: Snapshot,
     licenses = dict(source.licenses)
     found = []
     for fold, keys in sorted(groups.items()):
-        kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
+        kept = stored[fold] if stored.get(fold) in keys else keys[0]
         denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
                 del licenses[key]
         record = source.licenses[kept]
-        if denied and clock.might(record, Side.PRIMARY):
-            licenses[kept] = dataclasses.replace(record, status="blocked")
+        if must_deny(not denied, clock.might(record, Side.PRIMARY)):  # o registro do grupo nega se algum nega
+            licenses[kept] = dataclasses.replace(record, status=BLOCKED)
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
                 f"lá vale o veredito mais restrito do grupo")
@@ -4911,6 +5029,7 @@ class History:
             cursor = self.db.execute(
                 "INSERT INTO execucoes (execucao, inicio, modo, principal, backup, situacao) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (run_id, started, Mode(mode), primary, backup, PairStatus.RUNNING))
+            assert cursor.lastrowid is not None  # um INSERT que deu certo sempre tem o id da linha
             return cursor.lastrowid
 
     AUDIT_BATCH = 50
@@ -5006,7 +5125,8 @@ class History:
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
         pairs: só as dos pares (principal, backup) dados."""
-        where, params = "", ()
+        where = ""
+        params: tuple[str, ...] = ()
         if pairs is not None:
             if not pairs:
                 return []
@@ -5350,7 +5470,7 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
     estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
     `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
     cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
-    entries = {}
+    entries: dict[str, dict[str, Any]] = {}
     left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
@@ -5373,9 +5493,9 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
 
 
 def undone_by_delete(chain: list[Action]) -> bool:
-    """A cadeia regrava (o upsert desbloqueia) e depois bloqueia, num registro criado por ela ou num backup:
-    se o bloqueio falhar, o Executor a desfaz excluindo o registro (Executor.compensate)."""
-    return unblocks_then_blocks(chain) and (chain[0].kind == CREATE or chain[0].side == Side.BACKUP)
+    """O plano anotou um desfazer na cadeia (chain_undo): se o bloqueio do fim falhar, o Executor a desfaz
+    excluindo o registro (Executor.compensate)."""
+    return chain[-1].undo is not None
 
 
 def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
@@ -5415,7 +5535,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
     conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo).
     `today`: a data UTC da execução (padrão: a do relógio do plano, que segue --agora/--hoje)."""
-    today = today or plan.clock.utc
+    if today is None:
+        assert plan.clock is not None  # plan_pair sempre grava no plano o relógio com que o fez
+        today = plan.clock.utc
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
     keep_old = failed | {c.key for c in plan.conflicts if c.open} | \
         {a.key for a in plan.held_deletions}
@@ -5444,7 +5566,7 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
         key = result.action.key
         if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
-            licenses[key] = licenses[key]._replace(status_backup="blocked")
+            licenses[key] = licenses[key]._replace(status_backup=status_after(result.action))
     deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted, today=today)
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {Side.PRIMARY: 0, Side.BACKUP: 0}
@@ -5474,8 +5596,9 @@ def _server_ids(old: PairState | None, licenses: dict[str, StateEntry], primary:
     found = {}
     for key, entry in licenses.items():
         before = old.ids.get(key, (None, None)) if old else (None, None)
-        pair = tuple(snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
-                     for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        primary_id, backup_id = (snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
+                                 for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        pair = (primary_id, backup_id)
         if pair != (None, None):
             found[key] = pair
     return found
@@ -5491,7 +5614,7 @@ def _blocked_from(old: PairState | None, licenses: dict[str, StateEntry], presen
         action = result.action
         if result.ok and action.kind == BLOCK and action.absence and action.side == Side.BACKUP:
             before = action.changes[0][1] if action.changes else None
-            kept[action.key] = before if isinstance(before, str) and before != "blocked" else "active"
+            kept[action.key] = before if isinstance(before, str) and before != BLOCKED else ACTIVE
     return {key: status for key, status in kept.items() if key in present and not (
         key in licenses and licenses[key].fp_primary is not None and licenses[key].fp_backup is not None)}
 
@@ -5954,6 +6077,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     plan = outcome.plan
     if plan is None:
         return doc
+    assert outcome.parity_before is not None  # o Run grava a paridade de antes junto com o plano
     divergences = [item.as_dict(d.role_of) for item in outcome.divergences]
     doc.update({
         "contagens": pair_counts_json(outcome),
@@ -6004,6 +6128,7 @@ def counts_json(counts: dict[ActionKind, int]) -> dict[str, int]:
 def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
     """A chave "contagens" do par (--json e coluna do histórico)."""
     plan = outcome.plan
+    assert plan is not None  # só chamada para um par que chegou a planejar (pair_json, o histórico)
     return {**counts_json(outcome.writes(Role.BACKUP)), "falhas": len(outcome.failures),
             "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
             "divergencias": len(outcome.divergences), "conflitos": len(plan.conflicts),
@@ -6121,6 +6246,7 @@ class TextReport:
             return
         if plan is None:  # interrompida antes do plano
             text = interrupted_text(outcome)
+            assert text is not None  # sem erro e sem plano, o par só pode ter sido interrompido
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
             rep.say("")
             return
@@ -6138,6 +6264,7 @@ class TextReport:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
             text = interrupted_text(outcome)
+            assert text is not None  # interrompida: interrupted_text sempre tem o que dizer
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
@@ -6145,7 +6272,8 @@ class TextReport:
         shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
         say_where = d is not None and (two_way or d.restore)  # o modo grava no principal: dizer onde
         for result in shown[:MAX_LINES]:
-            self.rep.say(_action_line(result, self.simulate, d.role_of(result.action.side) if say_where else None))
+            self.rep.say(_action_line(result, self.simulate,
+                                      d.role_of(result.action.side) if d is not None and say_where else None))
         if len(shown) > MAX_LINES:
             where = "com --json" if self.simulate else "com --json ou no histórico"  # simulação não vai ao histórico
             self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa {where})")
@@ -6159,6 +6287,7 @@ class TextReport:
 
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só mostra as licenças de um par com plano
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results, outcome.direction, _writes_primary(outcome))
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
@@ -6167,6 +6296,7 @@ class TextReport:
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
         if self.check:
             before = outcome.parity_before
+            assert before is not None  # gravada junto com o plano
             rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
                     "mesma resposta (liberada/negada) no principal e no backup")
         if outcome.interrupted and outcome.parity is None:
@@ -6194,6 +6324,7 @@ class TextReport:
     def differences(self, outcome: PairOutcome) -> None:
         """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só chega aqui com um plano
         if outcome.leftover:
             rep.say(f"   ❌ Conferência: o servidor não guardou {plural(len(outcome.leftover), 'escrita')} desta "
                     f"execução ({sample([a.key for a in outcome.leftover])}). Ele pode ter reiniciado vazio ou um "
@@ -6430,7 +6561,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     e os pares do --json vêm do RunOutcome (o mesmo do histórico): 2 (configuração, TLS) ou 4 (nome que
     não resolve). No --json, o documento traz também "principal" e "backups" (situacao "erro") como o de
     uma execução, para quem já lê esses campos."""
-    code = ExitCode(outcome.code)
+    code = ExitCode(outcome.code)  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
@@ -6507,7 +6638,8 @@ class RunOutcome:
 
     @property
     def interrupted(self) -> ExitCode | None:
-        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)
+        # ExitCode(x) é a busca pelo valor, não o __new__ da tabela (python/mypy#10573)
+        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)  # type: ignore[call-arg]
 
     @property
     def sync_code(self) -> ExitCode:
@@ -6516,7 +6648,7 @@ class RunOutcome:
         return run_exit_code([*(p.code for p in self.pairs), self.stopped_code], problems=bool(self.warnings))
 
     @property
-    def code(self) -> int:
+    def code(self) -> ExitCode:
         """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
         return failover_check_code(self.failover, self.check, self.sync_code)
 
@@ -6881,6 +7013,7 @@ class Run:
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
@@ -6904,11 +7037,10 @@ class Run:
         seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
-            source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
+            source, target, limits, options = self.learn_limits(d, source, target, outcome.clock, options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
-                             options)
-        plan.divergences = limits + plan.divergences
+                             options, limits)
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
@@ -6943,6 +7075,7 @@ class Run:
         ÚLTIMA releitura. Sem escrita e na mesma data, a primeira leitura já é a final. No verificar, só compara.
         `seen`: os retratos crus (origem, destino) de que o plano da primeira rodada foi feito."""
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         later = self.clock_for(d, self.instant())
         if not outcome.results and later == outcome.clock:
             return  # nada foi escrito e a data é a mesma: a primeira leitura já foi feita depois da última escrita
@@ -6963,9 +7096,8 @@ class Run:
                 outcome.plan, outcome.clock = again, later
                 outcome.parity = outcome.parity_before = again.parity_now()
                 return
-            plan = outcome.plan
-            assert plan is not None  # settle só é chamado depois do plano
-            carry_safety(plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
+            assert outcome.plan is not None  # settle só é chamado depois do plano
+            outcome.plan = plan = merge_final(outcome.plan, again)  # a releitura também decide: perda, retidas...
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
@@ -6995,8 +7127,8 @@ class Run:
             outcome.results = (outcome.results or []) + written
             outcome.not_run += round_outcome.not_run
             outcome.warnings += round_outcome.warnings
-            known = {c.key for c in plan.conflicts}  # os que a releitura do principal achou (recheck_primary)
-            plan.conflicts += [c for c in extra.conflicts if c.key not in known]
+            # os que a releitura do principal achou (recheck_primary)
+            outcome.plan = plan = merge_conflicts(plan, (round_outcome.plan or extra).conflicts)
             outcome.extra_rounds += 1
             outcome.extra_writes += sum(1 for r in written if r.ok and not r.unsyncable)
             for who in [*(d.role_of(side) for a in moving for side in moved_by(a, moved)),
@@ -7033,18 +7165,17 @@ class Run:
         again_options = dataclasses.replace(options, journal=None)
         limits: list[Divergence] = []
         if not d.restore:
-            source, target, limits = self.learn_limits(d, source, target, clock, again_options)
+            source, target, limits, again_options = self.learn_limits(d, source, target, clock, again_options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
-            again = plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
-                              again_options)
-        again.divergences = limits + again.divergences
-        return again
+            return plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
+                             again_options, limits)
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
-                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
+                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence], PlanOptions]:
         """backup_limits (a sonda da rota de created_by, um GET, só quando há sinal de servidor antigo) e, num
         backup MySQL, os grupos de ids que ele guarda como um só (collation_groups; no bidirecional, os ids
-        dos grupos ficam em options.one_way_keys: só vão do principal para o backup)."""
+        dos grupos vão em one_way_keys das opções devolvidas: só vão do principal para o backup). O que devolve
+        é a entrada de plan_pair (retratos, divergências aprendidas e opções); `options` não muda."""
         drops = False
         client = self.clients[d.target.url]
         if might_drop_created_by(source, target):
@@ -7053,9 +7184,10 @@ class Run:
         raw = client.listings.get("/admin/devices")
         # backup vazio: não dá para saber se é MySQL; por segurança, como se fosse (a execução seguinte já sabe)
         if not raw or looks_mysql(raw):
-            source, groups, options.one_way_keys = collation_groups(source, target, clock)
+            source, groups, one_way_keys = collation_groups(source, target, clock)
+            options = dataclasses.replace(options, one_way_keys=one_way_keys)
         target, limits = backup_limits(source, target, drops)
-        return source, target, groups + limits
+        return source, target, groups + limits, options
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
@@ -7069,15 +7201,17 @@ class Run:
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
                            target: Snapshot, carried: dict[str, Any] | None = None
-                           ) -> tuple[list[Result], PairState | None]:
+                           ) -> tuple[list[Result], PairState]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
         uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
+        assert outcome.plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
             journaled = False
             if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
-                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(
+                # `or True`: guard_local devolve None quando a gravação falhou, e save_journal devolve sempre None
+                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(  # type: ignore[func-returns-value]
                     cfg.data_dir, d.primary.url, d.backup.url,
                     {**(carried or {}), **journal_entries(plan, source, target, write_day)}) or True) is True
             results = self.execute(outcome, undo_journaled=journaled)
@@ -7090,6 +7224,7 @@ class Run:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         if d.restore:  # no plano a origem é o backup: o estado é calculado com os lados trocados
             old = swap_state(state) if state else None
             new_state = swap_state(next_state(plan, results, old, source, target, d.backup.url, d.primary.url))
@@ -7110,16 +7245,18 @@ class Run:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente. Antes de tudo, as
         cadeias urgentes do backup (uma licença que uma cadeia nossa deixou liberada lá)."""
         plan, d = outcome.plan, outcome.direction
+        assert plan is not None  # só chamada com um plano a executar
         clients = {side: self.clients[d.server(side).url] for side in Side}
         executors: dict[Side, Executor] = {}
         results: list[Result] = []
 
         def executor_for(side: Side) -> Executor:
             if side not in executors:
+                assert self.credentials is not None  # open_local_files abre o arquivo de senhas antes de escrever
                 url = clients[side].server.url
                 on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
                 executors[side] = Executor(clients[side], self.credentials, self.config,
-                                           on_result=lambda result, url=url: self.audit(url, result),
+                                           on_result=functools.partial(self.audit, url),
                                            backup=on_backup, undo_journaled=undo_journaled)
             return executors[side]
 
@@ -7136,6 +7273,8 @@ class Run:
         if first:
             apply(first[0][0].side, [], first, [])
         for side in (Side.PRIMARY, Side.BACKUP):
+            plan = outcome.plan  # a releitura do principal (recheck_primary) pode ter dado um plano novo
+            assert plan is not None
             users = [a for a in plan.user_actions if a.side == side]
             chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
@@ -7153,6 +7292,7 @@ class Run:
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
         sobra só o intervalo entre esta releitura e a escrita. Quem decide é o planejador (replan_after_reread)."""
         d, plan = outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # chamada por execute(), com o plano do par
         server = d.server(side)
         first = self.snapshots[server.url]
         try:
@@ -7163,8 +7303,9 @@ class Run:
             return [], []
         other = self.snapshots[d.server(side.other).url]
         self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
-        return replan_after_reread(plan, side, first, self.snapshots[server.url], other, outcome.clock,
-                                   chains, deletions)
+        outcome.plan, chains, deletions = replan_after_reread(plan, side, first, self.snapshots[server.url], other,
+                                                              outcome.clock, chains, deletions)
+        return chains, deletions
 
     def audit(self, url: str, result: Result) -> None:
         if self.history:
@@ -8055,12 +8196,13 @@ PANEL_DEFAULT_PORT = 8765
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
-MODE_LABELS = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
-               Mode.CHECK: "verificação"}
+# MODE_LABELS e SITUATION_LABELS são lidas com o texto gravado no histórico (Mode e PairStatus são str)
+MODE_LABELS: dict[str, str] = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
+                               Mode.CHECK: "verificação"}
 RECORD_KINDS = {kind: kind.noun for kind in RecordKind}
-SITUATION_LABELS = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
-                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
-                    PairStatus.INTERRUPTED: "interrompida"}
+SITUATION_LABELS: dict[str, str] = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
+                                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
+                                    PairStatus.INTERRUPTED: "interrompida"}
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:
@@ -8167,8 +8309,8 @@ def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.dateti
     "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     blank = {"ultima": None, "ultimo_sucesso": None, "em_andamento": False}
-    for key in current or []:
-        pairs.setdefault(tuple(key), dict(blank))
+    for primary, backup in current or []:
+        pairs.setdefault((primary, backup), dict(blank))
     for row in rows:
         info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
         if row["situacao"] == PairStatus.RUNNING:
@@ -8289,8 +8431,8 @@ def status_document(history: History, max_delay_min: float,
 
 
 def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
-                stopped: dict[str, Any] | None = None, pairs: list[dict[str, Any]] = (),
-                old_pairs: list[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
+                stopped: dict[str, Any] | None = None, pairs: Sequence[dict[str, Any]] = (),
+                old_pairs: Sequence[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
     """(código HTTP, documento) do /status.json: 200 só quando ok; os mesmos campos em todo caso."""
     body = {"ok": ok, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
             "configuracao_atual": current is not None, "ultima_execucao_parada": stopped, **extra,
@@ -8871,7 +9013,8 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
         if not is_damaged_database(exc):
             raise
         print(f"⚠️  {damaged_history_message(data_dir, exc)}", file=sys.stderr)
-    accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
+    accepted, wildcard = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", "")
+    bound: dict[str, int] = {}  # a porta aberta de fato (conhecida só depois do bind)
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
@@ -8896,6 +9039,7 @@ def load_reference_server():
     if not os.path.exists(path):
         raise ConfigError(f"A demonstração precisa do servidor de referência em {path} (baixe o repositório completo).")
     spec = importlib.util.spec_from_file_location("servidor_referencia", path)
+    assert spec is not None and spec.loader is not None  # um arquivo .py sempre tem especificação e carregador
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("servidor_referencia", module)
     spec.loader.exec_module(module)
@@ -9027,7 +9171,7 @@ def translate_argparse(message: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise OptionError(translate_argparse(message))
 
 
@@ -9063,6 +9207,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
                           ("SYNC_PARALELO", "N")):
         setting = SETTING[name]
+        assert setting.option is not None  # estas quatro têm opção de linha de comando na tabela
         parser.add_argument(setting.option, type=setting.cli_type(), metavar=metavar, help=setting.option_help())
     parser.add_argument("--permitir-http", action="store_true", help=SETTING["SYNC_PERMITIR_HTTP"].option_help())
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
@@ -9237,7 +9382,7 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
                 f"{audit_outcome(item)}  {changes}")
 
 
-AUDIT_STATUS = {"active": "ativa", "blocked": "bloqueada", "pending": "pendente"}
+AUDIT_STATUS = {ACTIVE: "ativa", BLOCKED: "bloqueada", PENDING: "pendente"}
 
 
 def audit_value(field: str, value: Any) -> str:
@@ -9337,10 +9482,12 @@ def configure_output() -> None:
     (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
+            # o typeshed diz TextIO (sem reconfigure); na prática é um TextIOWrapper, e o que não for (ou o
+            # None do pythonw) dá o AttributeError tratado abaixo
             if stream.isatty():
-                stream.reconfigure(errors="replace")
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
             else:
-                stream.reconfigure(encoding="utf-8", errors="replace")
+                stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
     if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum

@@ -55,6 +55,7 @@ def test_ci_roda_exatamente_o_comando_de_testes_do_readme():
     linhas_do_ci = [linha.strip() for linha in CI.splitlines()]
     assert comando in linhas_do_ci, f"o .ci/run não roda a linha do README: {comando!r}"
     assert "ruff check ." in CI
+    assert "if ! .venv/bin/mypy; then" in CI  # os tipos: arquivos e regras no mypy.ini
 
 
 def test_windows_instala_e_roda_o_mesmo_que_o_linux():
