@@ -7856,7 +7856,7 @@ class Watcher:
                 self.rep.say(f"✅ {_hhmmss()} Backup {url} em dia de novo.")
             pair.problem, pair.unreachable, pair.failures = None, False, 0
             return
-        reason = pair_error_text(outcome) or "; ".join(outcome.warnings) or ExitCode(outcome.code).meaning
+        reason = pair_error_text(outcome) or "; ".join(outcome.warnings) or ExitCode.meaning_of(outcome.code)
         pair.failures += 1
         pair.unreachable = outcome.error is not None
         longest = max(min(self.backup_read_s, WATCH_RETRY_MAX), self.effective)
