@@ -223,7 +223,8 @@ __all__ = [
     # formato do estado de par (uma versão mais nova recusa a execução: check_state_versions)
     "STATE_VERSION",
     # modo contínuo (vigiar): o ciclo, o batimento e o /status.json que o lê
-    "Watcher", "Reporter", "WATCH_FILE", "WATCH_STALE_INTERVALS", "read_watch", "status_document",
+    "Watcher", "Reporter", "WATCH_FILE", "WATCH_STALE_INTERVALS", "read_watch", "WatchBeat", "status_document",
+    "render_panel",
 ]
 
 
@@ -8058,133 +8059,181 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return code
 
 
-def read_watch(data_dir: str) -> dict[str, Any] | None:
-    """O batimento do vigiar (vigiar.json), ou None quando não há (ou não é legível)."""
+@dataclasses.dataclass(frozen=True)
+class WatchedPairBeat:
+    """Um par no batimento do vigiar."""
+    primary: str
+    backup: str
+    state: str  # WATCH_READY, WATCH_PAUSED, WATCH_PROBLEM ou WATCH_WAITING
+    reason: str | None
+    reflects: dt.datetime | None  # quando foi lido o principal que o backup reflete
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchBeat:
+    """O batimento do vigiar (vigiar.json), lido uma vez por read_watch; as decisões (painel, /status.json,
+    execução que achou a trava ocupada) leem daqui, nunca das chaves do arquivo."""
+    pid: int | None
+    active: bool
+    started: dt.datetime | None
+    last_complete: dt.datetime | None
+    interval_s: float
+    effective_s: float
+    budget_mb: float
+    budget_note: str | None
+    stopped_by: str | None
+    last_read_bytes: int
+    compressed: bool
+    day_bytes: int
+    primary: dict[str, Any]  # só mostrado (url, no_ar, fora_desde, erro, ultima_leitura)
+    transfer: dict[str, Any]  # só mostrado
+    pairs: tuple[WatchedPairBeat, ...]
+
+    def alive(self, now: dt.datetime) -> bool:
+        """Ativo e com um ciclo completo nos últimos WATCH_STALE_INTERVALS intervalos (ou começou há menos)."""
+        last = self.last_complete or self.started
+        return self.active and last is not None and \
+            (now - last).total_seconds() <= WATCH_STALE_INTERVALS * self.effective_s
+
+    def stale_text(self, now: dt.datetime) -> str:
+        last = self.last_complete or self.started
+        since = "" if last is None else f" há {age_text((now - last).total_seconds() / 60)}"
+        return (f"o vigiar (pid {self.pid}) não completa um ciclo{since} (intervalo de {self.effective_s:.0f} s): "
+                "veja a janela ou o log dele")
+
+    def last_text(self) -> str:
+        last = self.last_complete or self.started
+        return local_time(last.isoformat() if last else None, seconds=True)
+
+    def summary(self, now: dt.datetime) -> dict[str, Any]:
+        """A chave "vigiar" do /status.json."""
+        return {"ativo": self.active, "em_dia": self.alive(now), "pid": self.pid,
+                "ultimo_ciclo_completo": self.last_complete.isoformat() if self.last_complete else None,
+                "intervalo_s": self.interval_s, "intervalo_efetivo_s": self.effective_s,
+                "aviso_orcamento": self.budget_note, "principal": self.primary, "transferencia": self.transfer,
+                "orcamento_mb_dia": self.budget_mb, "encerrado_por": self.stopped_by}
+
+
+def _beat_number(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
+
+
+def _beat_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def read_watch(data_dir: str) -> WatchBeat | None:
+    """O batimento do vigiar (vigiar.json) tipado, ou None quando não há (ou não é legível)."""
     try:
         with open(os.path.join(data_dir, WATCH_FILE), encoding="utf-8") as handle:
             doc = json.load(handle)
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) and doc.get("versao") == 1 else None
-
-
-def watch_alive(doc: dict[str, Any] | None, now: dt.datetime) -> bool:
-    """O vigiar está ativo e completou um ciclo nos últimos WATCH_STALE_INTERVALS intervalos (ou começou há
-    menos que isso)."""
-    if not doc or not doc.get("ativo"):
-        return False
-    interval = float(doc.get("intervalo_efetivo_s") or doc.get("intervalo_s") or 60)
-    last = _parse_iso(doc.get("ultimo_ciclo_completo")) or _parse_iso(doc.get("inicio"))
-    return last is not None and (now - last).total_seconds() <= WATCH_STALE_INTERVALS * interval
+    if not isinstance(doc, dict) or doc.get("versao") != 1:
+        return None
+    found_transfer, found_primary = doc.get("transferencia"), doc.get("principal")
+    transfer: dict[str, Any] = found_transfer if isinstance(found_transfer, dict) else {}
+    primary: dict[str, Any] = found_primary if isinstance(found_primary, dict) else {}
+    pairs = tuple(WatchedPairBeat(str(p.get("principal")), str(p.get("backup")), str(p.get("situacao")),
+                                  _beat_text(p.get("motivo")), _parse_iso(_beat_text(p.get("reflete_o_principal_de"))))
+                  for p in doc.get("pares") or [] if isinstance(p, dict))
+    interval = _beat_number(doc.get("intervalo_s"), 60.0)
+    pid = doc.get("pid")
+    return WatchBeat(
+        pid=pid if isinstance(pid, int) else None, active=doc.get("ativo") is True,
+        started=_parse_iso(_beat_text(doc.get("inicio"))),
+        last_complete=_parse_iso(_beat_text(doc.get("ultimo_ciclo_completo"))), interval_s=interval,
+        effective_s=_beat_number(doc.get("intervalo_efetivo_s"), interval),
+        budget_mb=_beat_number(doc.get("orcamento_mb_dia"), 0.0), budget_note=_beat_text(doc.get("aviso_orcamento")),
+        stopped_by=_beat_text(doc.get("encerrado_por")),
+        last_read_bytes=int(_beat_number(transfer.get("ultima_leitura_bytes"), 0)),
+        compressed=transfer.get("comprimida") is True, day_bytes=int(_beat_number(transfer.get("bytes_no_dia"), 0)),
+        primary=primary, transfer=transfer,
+        pairs=pairs)
 
 
 def watcher_holds_lock(config: Config, command: str) -> int | None:
     """Uma execução que achou a trava ocupada: se quem a segura é um vigiar ativo, o código e a mensagem
     (sincronizar: 0, "nada a fazer", para o agendador não ficar vermelho; restaurar: 3, pare o vigiar antes);
     None quando não é um vigiar (a mensagem de sempre, código 3)."""
-    doc = read_watch(config.data_dir)
-    if not doc or not doc.get("ativo"):
+    beat = read_watch(config.data_dir)
+    if beat is None or not beat.active:
         return None
-    pid = doc.get("pid")
     now = dt.datetime.now(dt.timezone.utc)
     if command == "restaurar":
-        return fail(f"vigiar está ativo (pid {pid}) e mantém os backups iguais ao principal: pare o vigiar "
+        return fail(f"vigiar está ativo (pid {beat.pid}) e mantém os backups iguais ao principal: pare o vigiar "
                     "antes de restaurar (Ctrl+C na janela dele, ou pare o serviço) e rode restaurar de novo.",
                     ExitCode.BUSY, meaning="o vigiar está ativo; restaurar não roda junto com ele")
-    if not watch_alive(doc, now):
-        return fail(f"vigiar (pid {pid}) segura a trava, mas não completa um ciclo desde "
-                    f"{local_time(doc.get('ultimo_ciclo_completo') or doc.get('inicio'), seconds=True)}: veja a "
-                    "janela ou o log dele (ou o painel).", ExitCode.BUSY,
+    if not beat.alive(now):
+        return fail(f"vigiar (pid {beat.pid}) segura a trava, mas não completa um ciclo desde {beat.last_text()}: "
+                    "veja a janela ou o log dele (ou o painel).", ExitCode.BUSY,
                     meaning="o vigiar segura a trava sem completar ciclos")
-    message = (f"vigiar está ativo (pid {pid}): nada a fazer. Ele mantém os backups em dia (último ciclo às "
-               f"{local_time(doc.get('ultimo_ciclo_completo') or doc.get('inicio'), seconds=True)}).")
+    message = (f"vigiar está ativo (pid {beat.pid}): nada a fazer. Ele mantém os backups em dia (último ciclo às "
+               f"{beat.last_text()}).")
     if config.json_output:
         print_json({"versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "codigo_saida": 0,
-                    "significado": message, "vigiar": {"pid": pid, "ultimo_ciclo": doc.get("ultimo_ciclo_completo")},
-                    "backups": []})
+                    "significado": message, "vigiar": beat.summary(now), "backups": []})
     else:
         sys.stdout.write(terminal_text(f"ℹ️  {message}") + "\n")
         sys.stdout.flush()
     return ExitCode.OK
 
 
-def watch_pairs(pairs: list[dict[str, Any]], doc: dict[str, Any] | None, now: dt.datetime,
+def watch_pairs(pairs: list[dict[str, Any]], beat: WatchBeat | None, now: dt.datetime,
                 max_delay_min: float) -> list[dict[str, Any]]:
     """Os pares do painel com o que o batimento de um vigiar ativo diz (ele só grava histórico nos ciclos que
     escreveram, pararam ou falharam): em dia → saudável enquanto o principal refletido tiver menos de
     PAINEL_MAX_ATRASO; pausado ou com problema → falhando, com o motivo; vigiar sem ciclo completo em
     WATCH_STALE_INTERVALS intervalos → atrasado. Sem vigiar ativo, os pares ficam como o histórico diz."""
-    if not doc or not doc.get("ativo"):
+    if beat is None or not beat.active:
         return pairs
-    alive = watch_alive(doc, now)
-    by_pair = {(w.get("principal"), w.get("backup")): w for w in doc.get("pares") or [] if isinstance(w, dict)}
+    alive = beat.alive(now)
+    by_pair = {(w.primary, w.backup): w for w in beat.pairs}
     for pair in pairs:
         watched = by_pair.get((pair["principal"], pair["backup"]))
         if watched is None:
             continue
-        reflects = _parse_iso(watched.get("reflete_o_principal_de"))
-        age_s = None if reflects is None else max(0.0, (now - reflects).total_seconds())
-        pair["vigiar"] = {"situacao": watched.get("situacao"), "motivo": watched.get("motivo"),
-                          "reflete_o_principal_de": watched.get("reflete_o_principal_de"),
+        age_s = None if watched.reflects is None else max(0.0, (now - watched.reflects).total_seconds())
+        pair["vigiar"] = {"situacao": watched.state, "motivo": watched.reason,
+                          "reflete_o_principal_de": watched.reflects.isoformat() if watched.reflects else None,
                           "ponto_de_recuperacao_s": None if age_s is None else round(age_s, 1)}
         if not alive:
             pair["estado"], pair["saudavel"] = PanelState.LATE, False
-            pair["ultimo_erro"] = watch_stale_text(doc, now)
-        elif watched.get("situacao") == WATCH_READY and age_s is not None:
+            pair["ultimo_erro"] = beat.stale_text(now)
+        elif watched.state == WATCH_READY and age_s is not None:
             late = age_s / 60 > max_delay_min
             pair["estado"] = PanelState.LATE if late else PanelState.HEALTHY
             pair["saudavel"], pair["atraso_min"] = not late, round(age_s / 60, 1)
             pair["ultimo_erro"] = None
-        elif watched.get("situacao") in (WATCH_PAUSED, WATCH_PROBLEM):
+        elif watched.state in (WATCH_PAUSED, WATCH_PROBLEM):
             pair["estado"], pair["saudavel"] = PanelState.FAILING, False
-            pair["ultimo_erro"] = f"vigiar: par {watched.get('situacao')}: {watched.get('motivo')}"
+            pair["ultimo_erro"] = f"vigiar: par {watched.state}: {watched.reason}"
     return pairs
 
 
-def watch_stale_text(doc: dict[str, Any], now: dt.datetime) -> str:
-    last = _parse_iso(doc.get("ultimo_ciclo_completo")) or _parse_iso(doc.get("inicio"))
-    since = "" if last is None else f" há {age_text((now - last).total_seconds() / 60)}"
-    return (f"o vigiar (pid {doc.get('pid')}) não completa um ciclo{since} (intervalo de "
-            f"{float(doc.get('intervalo_efetivo_s') or 0):.0f} s): veja a janela ou o log dele")
-
-
-def watch_summary(doc: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any] | None:
-    """A chave "vigiar" do /status.json: ativo, vivo, ponto de recuperação de cada par e transferência."""
-    if not doc:
-        return None
-    return {"ativo": bool(doc.get("ativo")), "em_dia": watch_alive(doc, now), "pid": doc.get("pid"),
-            "ultimo_ciclo_completo": doc.get("ultimo_ciclo_completo"), "intervalo_s": doc.get("intervalo_s"),
-            "intervalo_efetivo_s": doc.get("intervalo_efetivo_s"), "aviso_orcamento": doc.get("aviso_orcamento"),
-            "principal": doc.get("principal"), "transferencia": doc.get("transferencia"),
-            "orcamento_mb_dia": doc.get("orcamento_mb_dia"), "encerrado_por": doc.get("encerrado_por")}
-
-
-def _render_watch(doc: dict[str, Any] | None, pairs: list[dict[str, Any]], now: dt.datetime) -> str:
+def _render_watch(beat: WatchBeat | None, pairs: list[dict[str, Any]], now: dt.datetime) -> str:
     """Cartão do modo contínuo: ciclo, ponto de recuperação de cada backup e transferência do principal."""
-    if not doc or not doc.get("ativo"):
+    if beat is None or not beat.active:
         return ""
-    alive = watch_alive(doc, now)
-    transfer = doc.get("transferencia") or {}
-    wire = int(transfer.get("ultima_leitura_bytes") or 0)
-    kind = "comprimida" if transfer.get("comprimida") else "sem compressão"
+    alive = beat.alive(now)
+    kind = "comprimida" if beat.compressed else "sem compressão"
     lines = [f'<div class="estado">VIGIAR {"ATIVO" if alive else "SEM CICLO"}</div>',
-             f"<div>pid {_esc(doc.get('pid'))} · último ciclo completo: "
-             f"{_esc(local_time(doc.get('ultimo_ciclo_completo'), seconds=True))} · intervalo "
-             f"{float(doc.get('intervalo_efetivo_s') or 0):.0f} s</div>",
-             f"<div>Transferência do principal: {wire / 1000:.0f} KB por leitura ({_esc(kind)}); hoje "
-             f"{int(transfer.get('bytes_no_dia') or 0) / 1_000_000:.1f} MB de "
-             f"{float(doc.get('orcamento_mb_dia') or 0):.0f} MB</div>"]
+             f"<div>pid {_esc(beat.pid)} · último ciclo completo: {_esc(beat.last_text())} · intervalo "
+             f"{beat.effective_s:.0f} s</div>",
+             f"<div>Transferência do principal: {beat.last_read_bytes / 1000:.0f} KB por leitura ({_esc(kind)}); "
+             f"hoje {beat.day_bytes / 1_000_000:.1f} MB de {beat.budget_mb:.0f} MB</div>"]
+    by_pair = {(w.primary, w.backup): w for w in beat.pairs}
     for pair in pairs:
-        watched = pair.get("vigiar")
-        if watched:
-            age = watched.get("ponto_de_recuperacao_s")
+        watched = by_pair.get((pair["principal"], pair["backup"]))
+        if watched is not None:
+            age = None if watched.reflects is None else max(0.0, (now - watched.reflects).total_seconds())
             point = "—" if age is None else f"{age:.0f} s"
-            lines.append(f"<div>Backup {_esc(pair['backup'])}: {_esc(watched.get('situacao'))} · ponto de "
-                         f"recuperação (idade do principal que ele reflete): {_esc(point)}</div>")
+            lines.append(f"<div>Backup {_esc(pair['backup'])}: {_esc(watched.state)} · ponto de recuperação "
+                         f"(idade do principal que ele reflete): {_esc(point)}</div>")
     if not alive:
-        lines.append(f'<div class="erro">{_esc(watch_stale_text(doc, now))}</div>')
-    if doc.get("aviso_orcamento"):
-        lines.append(f'<div class="nota">{_esc(doc["aviso_orcamento"])}</div>')
+        lines.append(f'<div class="erro">{_esc(beat.stale_text(now))}</div>')
+    if beat.budget_note:
+        lines.append(f'<div class="nota">{_esc(beat.budget_note)}</div>')
     return f'<div class="par {"saudavel" if alive else "falhando"} vigiar">' + "".join(lines) + "</div>"
 
 
@@ -8421,11 +8470,12 @@ def status_document(history: History, max_delay_min: float,
     ok = bool(judged) and all(p["saudavel"] for p in judged) and stopped is None
     message = status_message(judged)
     watch = read_watch(os.path.dirname(history.path))
-    if watch and watch.get("ativo") and not watch_alive(watch, now):
-        message = watch_stale_text(watch, now)
+    if watch is not None and watch.active and not watch.alive(now):
+        message = watch.stale_text(now)
     if stopped:
         message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
-    return status_body(ok, message, max_delay_min, current, stopped=stopped, vigiar=watch_summary(watch, now),
+    return status_body(ok, message, max_delay_min, current, stopped=stopped,
+                       vigiar=watch.summary(now) if watch else None,
                        pairs=[_public_pair(p) for p in judged],
                        old_pairs=[_public_pair(p) for p in pairs if not p["atual"]])
 

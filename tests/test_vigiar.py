@@ -245,6 +245,12 @@ def test_status_json_mostra_o_ponto_de_recuperacao_do_vigiar_e_fica_vermelho_sem
         ponto = status["pares"][0]["vigiar"]["ponto_de_recuperacao_s"]
         assert ponto is not None and ponto <= INTERVALO + 2
         assert status["vigiar"]["em_dia"] is True and status["vigiar"]["transferencia"]["ultima_leitura_bytes"] > 0
+        historico = sb.History(str(par.dados))
+        try:  # a página do painel: o cartão do vigiar com o ponto de recuperação do backup
+            pagina = sb.render_panel(historico, 120, 60, [(par.principal.url, par.backup.url)])
+        finally:
+            historico.close()
+        assert "VIGIAR ATIVO" in pagina and "ponto de recuperação" in pagina and par.backup.url in pagina
         vigiar.proc.send_signal(signal.SIGSTOP)  # travado (não morto): a trava e o batimento ficam
         try:
             esperar(lambda: _status(par)[0] == 503, sb.WATCH_STALE_INTERVALS * INTERVALO + 10)
