@@ -6410,9 +6410,29 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     return [(server, fatal[server.url]) for server in servers if server.url in fatal]
 
 
-def error_exit_code(exc: BaseException) -> ExitCode:
-    """Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch) e TLS (TlsError): 2; o resto: 4."""
-    return ExitCode.CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else ExitCode.SERVER
+class SafetyStop(Exception):
+    """Um par recusado por uma trava de segurança antes de qualquer escrita (o texto diz qual)."""
+
+
+def error_exit_code(exc: BaseException, connecting: bool = True) -> ExitCode:
+    """A ÚNICA tradução de exceção em código (o desfecho que ela vira; quem junta os desfechos é
+    run_exit_code). Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch), TLS (TlsError),
+    configuração e opção inválida: 2; trava de segurança: 5; outra execução com a trava: 3; Ctrl+C/SIGTERM:
+    130/143. O resto: 4 ao conectar e ler (`connecting`), senão 1 (erro de arquivo ou inesperado: a
+    sincronização não terminou)."""
+    if isinstance(exc, Interrupted):
+        return ExitCode(exc.code)
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, SystemExit):  # o argparse: --help/--version (0) ou uso errado
+        return ExitCode.CONFIG if exc.code else ExitCode.OK
+    if isinstance(exc, LockBusy):
+        return ExitCode.BUSY
+    if isinstance(exc, SafetyStop):
+        return ExitCode.SAFETY
+    if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError, OptionError)):
+        return ExitCode.CONFIG
+    return ExitCode.SERVER if connecting or isinstance(exc, ApiError) else ExitCode.FAILURES
 
 
 def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]],
@@ -6651,12 +6671,21 @@ class Run:
         self.clients = {s.url: ApiClient(s, config) for s in servers}
         self.errors: dict[str, BaseException] = {}
         self.snapshots: dict[str, Snapshot] = {}
-        self.history: History | None = None
+        self.record = RunRecord(None if config.simulate else config.data_dir, self.guard_local)
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
         self.notes: list[str] = []  # avisos que não mudam o código de saída (relógio do PC)
         self.failover: FailoverReport | None = None  # rota de falha
         self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
+
+    @property
+    def history(self) -> History | None:
+        """O histórico aberto desta execução (guardado no registro dela, RunRecord)."""
+        return self.record.history
+
+    @history.setter
+    def history(self, value: History | None) -> None:
+        self.record.history = value
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -6822,10 +6851,7 @@ class Run:
             outcome.started, clock = self.started, self.clock_start
         if len(self.directions) > 1:
             self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
-        row = None
-        if self.history:
-            row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
-                                   outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
+        self.record.start(outcome, self.run_id, self.config.mode)
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
@@ -6834,14 +6860,14 @@ class Run:
                     self.plan_and_apply(outcome)
             except Interrupted:
                 pass  # o que foi feito até aqui está em outcome
+            except (ConfigError, SafetyStop) as exc:  # par recusado antes de qualquer escrita (os outros seguem)
+                outcome.error, outcome.error_code = str(exc), error_exit_code(exc)
         if STOP.requested:
             self.mark_interrupted(outcome)
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
         outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
         self.text.pair(outcome)
-        if self.history and row is not None:
-            self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
-                             self.failover)
+        self.record.finish(outcome, self.failover)  # já agora: um kill -9 no próximo par não apaga este
         return outcome
 
     def mark_interrupted(self, outcome: PairOutcome) -> None:
@@ -6875,15 +6901,12 @@ class Run:
         source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
-            outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
-            outcome.error_code = ExitCode.SAFETY
-            return
+            raise SafetyStop(f"o backup de origem {d.source.url} também está vazio: nada a restaurar")
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
         if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
             found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url])
             if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
-                outcome.error, outcome.error_code = SECRETS.mask(foreign_backup_error(found, d)), ExitCode.CONFIG
-                return
+                raise ConfigError(SECRETS.mask(foreign_backup_error(found, d)))
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
             outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
@@ -7235,16 +7258,46 @@ def run_sync(config: Config, rep: Reporter, run: Run | None = None) -> RunOutcom
             outcome = run.finish(pairs)
         finally:
             run.close()
-        save_last_run(run, outcome)
+        record_run(outcome, run.record)
         run.text.summary(outcome)
         return outcome
 
 
-def save_last_run(run: Run, outcome: RunOutcome) -> None:
-    """ultima_execucao.json de uma execução que gravou (simulação e verificação não gravam)."""
-    if not run.config.simulate:
-        run.guard_local("gravar o resumo da última execução", atomic_write,
-                        os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
+@dataclasses.dataclass
+class RunRecord:
+    """Onde uma execução fica registrada: o histórico (uma linha por par) e o ultima_execucao.json, que o
+    painel e o /status.json leem. Só ele escreve esse registro, para uma execução que terminou, parou no
+    login ou falhou (configuração, erro inesperado): record_run. A linha de um par é aberta quando o par
+    começa ("em andamento": uma execução morta com kill -9 fica assim e a próxima a marca "interrompida")
+    e fechada quando ele termina (um kill -9 no par seguinte não a desfaz); record_run fecha o que ainda
+    estiver aberto e grava o resumo."""
+    data_dir: str | None  # None: nada é gravado (simulação, verificação, pasta de dados sem escrita)
+    guard: Callable[..., Any]  # (o que, função, *args): a falha num arquivo local vira aviso, não exceção
+    history: Any = None  # History, HistoryAside ou None (sem histórico: fica só o ultima_execucao.json)
+    open_rows: dict[int, int] = dataclasses.field(default_factory=dict)  # id(PairOutcome) → linha aberta
+
+    def start(self, pair: "PairOutcome", run_id: str, mode: Mode) -> None:
+        if self.history:
+            d = pair.direction
+            row = self.guard("registrar o início do par no histórico", self.history.start_pair, run_id,
+                             pair.started, mode, d.primary.url, d.backup.url)
+            if row is not None:
+                self.open_rows[id(pair)] = row
+
+    def finish(self, pair: "PairOutcome", failover: FailoverReport | None) -> None:
+        row = self.open_rows.pop(id(pair), None)
+        if self.history and row is not None:
+            self.guard("gravar o par no histórico", self.history.finish_pair, row, pair, failover)
+
+
+def record_run(outcome: RunOutcome, record: RunRecord) -> None:
+    """O registro de uma execução, a partir do RunOutcome (o mesmo do texto e do --json): fecha a linha de
+    cada par ainda aberta no histórico e grava o ultima_execucao.json. O único que escreve esse registro."""
+    for pair in outcome.pairs:
+        record.finish(pair, outcome.failover)
+    if record.data_dir is not None:
+        record.guard("gravar o resumo da última execução", atomic_write,
+                     os.path.join(record.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
 
 
 def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]],
@@ -7259,21 +7312,19 @@ def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]
         run.started, run.clock_start = origin.started, origin.clock_start
     run.errors = {server.url: exc for server, exc in errors}
     run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
-    recorded = not config.simulate
     try:
-        if recorded:
+        if not config.simulate:
             try:
                 open_local_files(run, config)
             except ConfigError:  # pasta de dados sem escrita: não há onde registrar (o erro já diz o que fazer)
-                recorded = False
+                run.record.data_dir = None
         outcome = run.finish([run.sync_pair(d) for d in run.directions])
     finally:
         run.close()
     # Cada par mostra um erro só (o da origem, o do destino ou "parou no login"); o código conta TODOS os
     # erros fatais: uma senha errada num backup fora dos pares (restaurar --de outro) ainda é 2, não 4.
     outcome.stopped_code = run_exit_code(error_exit_code(exc) for _, exc in errors)
-    if recorded:
-        save_last_run(run, outcome)
+    record_run(outcome, run.record)
     return outcome
 
 
@@ -7283,7 +7334,7 @@ def _run_mode(args: argparse.Namespace) -> Mode:
     return Mode.TWO_WAY if getattr(args, "bidirecional", False) else Mode.ONE_WAY
 
 
-def record_failure(args: argparse.Namespace, message: str, code: ExitCode = ExitCode.CONFIG) -> None:
+def record_failure(args: argparse.Namespace, message: str, code: ExitCode) -> None:
     """Erro de configuração (ou erro inesperado no meio da execução) num sincronizar/restaurar: também é uma
     execução registrada, com o código dado (linha no histórico
     para cada par que a configuração ainda deixa ler, e o ultima_execucao.json). Quando nem DADOS_DIR
@@ -7321,31 +7372,37 @@ def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[s
     today = dt.datetime.now(dt.timezone.utc).date()
     outcomes: list[PairOutcome] = []
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    try:
-        history = History(data_dir)
+    failed: list[str] = []
+
+    def best_effort(what: str, func: Callable[..., Any], *func_args: Any) -> Any:
+        """Registrar é o melhor possível: o erro já foi dito na tela."""
         try:
-            for primary, backup in pairs:
-                direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""),
-                                      ServerConfig(Role.BACKUP, backup, "", ""))
-                outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
-                                      error_code=code)
-                outcome.code, outcome.status = pair_verdict(outcome, False)
-                outcome.ended = now_iso()
-                row = history.start_pair(run_id, started, _run_mode(args), primary, backup)
-                history.finish_pair(row, outcome, None)
-                outcomes.append(outcome)
-        finally:
-            history.close()
-    except (OSError, sqlite3.Error):
-        outcomes = []  # histórico ilegível: fica só o ultima_execucao.json (o painel o mostra)
-    run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
-                     pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
-                     primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
-                     stopped_code=code, recorded=bool(outcomes))
+            return func(*func_args)
+        except (OSError, sqlite3.Error):
+            failed.append(what)
+            return None
+
+    record = RunRecord(data_dir, best_effort, history=best_effort("abrir o histórico", History, data_dir))
     try:
-        atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
-    except OSError:
-        pass  # registrar é o melhor possível: o erro de configuração já foi dito na tela
+        for primary, backup in pairs if record.history else []:
+            direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""),
+                                  ServerConfig(Role.BACKUP, backup, "", ""))
+            outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
+                                  error_code=code)
+            outcome.code, outcome.status = pair_verdict(outcome, False)
+            outcome.ended = now_iso()
+            record.start(outcome, run_id, _run_mode(args))
+            outcomes.append(outcome)
+        if failed:
+            outcomes = []  # histórico ilegível: fica só o ultima_execucao.json (o painel o mostra)
+        run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
+                         pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
+                         primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
+                         stopped_code=code, recorded=bool(outcomes))
+        record_run(run, record)
+    finally:
+        if record.history:
+            best_effort("fechar o histórico", record.history.close)
 
 
 # ============================================================================
@@ -8265,8 +8322,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"primeira_execucao": run_json(first, False, False),
                     "segunda_execucao": run_json(second, False, False), "escritas_na_segunda": writes})
-    ok = first.code == ExitCode.OK and second.code == ExitCode.OK and writes == 0 and same
-    return ExitCode.OK if ok else ExitCode.FAILURES
+    return run_exit_code([first.code, second.code], problems=writes != 0 or not same)
 
 
 def demo_verdicts_match(primary, backup) -> bool:
@@ -8716,38 +8772,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"], ExitCode.CONFIG,
-                    json_mode)
+        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"],
+                    stopped_code(exc), json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
-        return ExitCode.CONFIG if exc.code else ExitCode.OK
+        return stopped_code(exc)
     args.json = args.json or args.json_completo
     try:
         return _run_command(args)
     except ConfigError as exc:
-        code = fail(f"Configuração: {exc}", ExitCode.CONFIG, json_mode)
-        record_failure(args, f"Configuração: {exc}")  # depois da mensagem: ela é a primeira linha
-        return code
-    except LockBusy:
+        message, meaning, error = f"Configuração: {exc}", None, exc
+    except LockBusy as exc:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
-                    ExitCode.BUSY, json_mode)
+                    stopped_code(exc), json_mode)
     except Interrupted as exc:  # fora das escritas: nenhuma escrita desta execução tinha começado
         what = "Encerrada pelo sistema (SIGTERM)" if exc.code == ExitCode.TERMINATED \
             else "Interrompida pelo usuário (Ctrl+C)"
         return fail(f"{what} antes de escrever nos servidores: nada foi gravado. Rode de novo para sincronizar.",
-                    exc.code, json_mode)
-    except KeyboardInterrupt:
-        return fail("Interrompido pelo usuário.", ExitCode.INTERRUPTED, json_mode)
+                    stopped_code(exc), json_mode)
+    except KeyboardInterrupt as exc:
+        return fail("Interrompido pelo usuário.", stopped_code(exc), json_mode)
     except OSError as exc:
         message = f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} " \
                   f"({getattr(exc, 'filename', '') or ''})"
-        code = fail(message, ExitCode.FAILURES, json_mode,
-                    meaning="erro de arquivo ou sistema; a sincronização não terminou")
+        meaning, error = "erro de arquivo ou sistema; a sincronização não terminou", exc
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
         message = f"Erro inesperado ({exc.__class__.__name__}): {exc}"
-        code = fail(message, ExitCode.FAILURES, json_mode,
-                    meaning="erro inesperado; a sincronização não terminou")
-    record_failure(args, message, ExitCode.FAILURES)  # o painel e o /status.json ficam vermelhos já nesta execução
+        meaning, error = "erro inesperado; a sincronização não terminou", exc
+    code = fail(message, stopped_code(error), json_mode, meaning=meaning)
+    record_failure(args, message, code)  # depois da mensagem; o painel e o /status.json ficam vermelhos já agora
     return code
+
+
+def stopped_code(exc: BaseException) -> ExitCode:
+    """O código de uma execução que parou numa exceção antes de ter pares: o desfecho dela (error_exit_code)
+    julgado pela regra de sempre (run_exit_code)."""
+    return run_exit_code([error_exit_code(exc, connecting=False)])
 
 
 def exit_without_waiting(code: int) -> None:
