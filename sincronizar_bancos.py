@@ -208,6 +208,7 @@ __all__ = [
     "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
     "primary_went_back", "replan_after_reread", "swap_state",
     # executor, estado e histórico
+    "read_last_run", "LastRun", "LastRunServer", "JournalEntry",  # nossos arquivos lidos de volta, tipados
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
@@ -2928,7 +2929,7 @@ class PlanOptions:
     role_of: Callable[[Side], Role] = Role  # nome real de cada lado nos motivos (Run passa Direction.role_of)
     only_missing: bool = False  # restaurar sem --forcar: só cria o que falta, não sobrescreve o destino
     protect_target: bool = True  # bloquear no destino o que a origem nega mas não pode copiar (não em restaurar)
-    journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
+    journal: "dict[str, JournalEntry] | None" = None  # cadeias da execução anterior que podem ter ficado pela metade
     block_backup_only: bool = False  # --bloquear-so-no-backup: licenças só no backup de origem desconhecida
     # ids que o bidirecional trata como unidirecionais (principal → backup; nada é escrito no principal): os de
     # um grupo que o backup MySQL guarda como um registro só (collation_groups)
@@ -3501,26 +3502,26 @@ class _Planner:
         entry = self.journal.get(key)
         if not entry or key in self.rolled_back:
             return False
-        origin = Side(entry["origem"])
+        origin = entry.origin
         source = p if origin == Side.PRIMARY else b
         if source is None or self.ours(key, origin.other) is None:
             return False
         # a origem mudou (ou voltou atrás) desde então: só segue se a cadeia deixou a licença LIBERADA onde a
         # origem (agora) nega — o destino é obra nossa e não pode continuar liberando
-        if entry.get("fonte") != version_of(source) and not self.left_allowed(key, origin.other):
+        if entry.source != version_of(source) and not self.left_allowed(key, origin.other):
             return False
         self.sync(key, origin)
         return True
 
-    def ours(self, key: str, target_side: Side) -> dict[str, Any] | None:
+    def ours(self, key: str, target_side: Side) -> "JournalEntry | None":
         """A entrada do diário, se o registro do lado `target_side` está num dos estados que uma cadeia nossa
         (da execução anterior) produz lá — inclusive ausente, quando ela podia ser desfeita excluindo-o. Esse
         estado é obra nossa: não é uma mudança de quem usa nem uma cópia antiga restaurada."""
         entry = self.journal.get(key)
-        if not entry or entry["origem"] != target_side.other.value:
+        if not entry or entry.origin != target_side.other:
             return None
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
-        return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry["alvo"] else None
+        return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry.targets else None
 
     def left_allowed(self, key: str, target_side: Side) -> bool:
         """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega: é a primeira
@@ -5334,7 +5335,7 @@ def journal_path(data_dir: str, primary_url: str, backup_url: str) -> str:
 
 def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt.date,
                     only: set[str] | None = None, left_allowed: Iterable[str] = (),
-                    undone: set[str] | None = None) -> dict[str, Any]:
+                    undone: set[str] | None = None) -> dict[str, JournalEntry]:
     """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa. O desfazer
     entra ANTES da escrita que ele desfaz: uma cadeia que o Executor pode desfazer excluindo o registro
     (undone_by_delete) tem também o estado "ausente" ([None, None]), e um fim abrupto entre a exclusão e o
@@ -5356,11 +5357,36 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
         if undone_by_delete(chain) and (undone is None or key in undone):
             states.append([None, None])
         origin = source.licenses.get(key)
-        entries[key] = {"origem": side.other, "alvo": states,
-                        "fonte": version_of(origin) if origin else None}
-        if key in left_allowed:
-            entries[key]["liberada"] = True
+        entries[key] = JournalEntry(side.other, states, version_of(origin) if origin else None, key in left_allowed)
     return entries
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalEntry:
+    """Uma cadeia no diário do par (arquivo ESTADO.diario.json): o lado de origem dela ("origem"), os
+    estados [hash, status] por que o destino passa ("alvo"), a versão da origem quando ela foi planejada
+    ("fonte") e se ela deixou a licença LIBERADA onde a origem nega ("liberada"). journal_entries a cria,
+    journal_json a grava e journal_entry (a ÚNICA leitura) a lê de volta."""
+    origin: Side
+    targets: list[list[Any]]
+    source: str | None = None
+    left_allowed: bool = False
+
+
+def journal_json(entry: JournalEntry) -> dict[str, Any]:
+    doc: dict[str, Any] = {"origem": entry.origin, "alvo": entry.targets, "fonte": entry.source}
+    if entry.left_allowed:
+        doc["liberada"] = True
+    return doc
+
+
+def journal_entry(raw: Any) -> JournalEntry | None:
+    """A ÚNICA leitura de uma entrada do diário: None se ela não é uma entrada (origem ou alvo inválidos)."""
+    if not isinstance(raw, dict) or raw.get("origem") not in tuple(Side) or not isinstance(raw.get("alvo"), list):
+        return None
+    source = raw.get("fonte")
+    return JournalEntry(Side(raw["origem"]), raw["alvo"], source if isinstance(source, str) else None,
+                        raw.get("liberada") is True)
 
 
 def undone_by_delete(chain: list[Action]) -> bool:
@@ -5369,18 +5395,18 @@ def undone_by_delete(chain: list[Action]) -> bool:
     return unblocks_then_blocks(chain) and (chain[0].kind == CREATE or chain[0].side == Side.BACKUP)
 
 
-def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
+def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, JournalEntry]) -> None:
     path = journal_path(data_dir, primary_url, backup_url)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    atomic_write(path, json.dumps(entries, ensure_ascii=False))
+    atomic_write(path, json.dumps({key: journal_json(e) for key, e in entries.items()}, ensure_ascii=False))
 
 
-def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, Any]:
+def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, JournalEntry]:
     return load_journal_checked(data_dir, primary_url, backup_url, set_aside=False)[0]
 
 
 def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
-                         set_aside: bool = True) -> tuple[dict[str, Any], str | None]:
+                         set_aside: bool = True) -> tuple[dict[str, JournalEntry], str | None]:
     """O diário do par e um aviso: ausente → ({}, None); danificado (JSON ilegível ou que não é um
     objeto) → ({}, aviso) e, com set_aside, o arquivo é guardado com a data no nome."""
     path = journal_path(data_dir, primary_url, backup_url)
@@ -5391,8 +5417,8 @@ def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
             raw = json.load(handle)
         if not isinstance(raw, dict):
             raise TypeError(f"esperado um objeto JSON, veio {type(raw).__name__}")
-        return {k: dict(v, origem=Side(v["origem"])) for k, v in raw.items() if isinstance(v, dict)
-                and v.get("origem") in tuple(Side) and isinstance(v.get("alvo"), list)}, None
+        entries = {k: journal_entry(v) for k, v in raw.items()}
+        return {k: e for k, e in entries.items() if e is not None}, None
     except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado"
         reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
     then = "este par seguiu sem ele (escritas interrompidas numa execução anterior não são retomadas por ele)"
@@ -6577,6 +6603,58 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
             "registrada_no_historico": run.recorded}
 
 
+@dataclasses.dataclass(frozen=True)
+class LastRunServer:
+    """Um servidor do ultima_execucao.json, tipado (read_last_run)."""
+    role: str
+    url: str
+    ok: bool
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LastRun:
+    """O ultima_execucao.json lido de volta (read_last_run): o que o painel, o /status.json e o
+    sincronizar_automatico.py usam dele. Um campo ausente ou de outro tipo vem None (ou vazio)."""
+    started: str | None
+    ended: str | None
+    code: int | None
+    message: str | None
+    servers: tuple[LastRunServer, ...]
+    recorded: bool | None  # registrada_no_historico (False: só este arquivo conta a execução)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((s.error for s in self.servers if s.error), None)
+
+
+def read_last_run(path: str | os.PathLike[str]) -> LastRun | None:
+    """A ÚNICA leitura do ultima_execucao.json (last_run_json o escreve): None se não existe ou não é um
+    objeto JSON. Nenhuma decisão lê as chaves do arquivo: todas leem o LastRun."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    servers = tuple(
+        LastRunServer(role=text(item.get("papel")) or "", url=text(item.get("url")) or "", ok=item.get("ok") is True,
+                      error=None if item.get("erro") in (None, "") else str(item.get("erro")))
+        for item in (doc.get("servidores") if isinstance(doc.get("servidores"), list) else [])
+        if isinstance(item, dict))
+    code = doc.get("codigo_saida")
+    recorded = doc.get("registrada_no_historico")
+    return LastRun(started=text(doc.get("inicio")), ended=text(doc.get("fim")),
+                   code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                   message=text(doc.get("mensagem")), servers=servers,
+                   recorded=recorded if isinstance(recorded, bool) else None)
+
+
 def users_present(source: Snapshot, target: Snapshot) -> int:
     """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
     listed = set(target.users) | {p.key for p in target.problems if p.kind == RecordKind.USER}
@@ -7082,7 +7160,7 @@ class Run:
                                          if a.kind == CREATE_USER and a.side == Side.BACKUP)
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
-                           target: Snapshot, carried: dict[str, Any] | None = None
+                           target: Snapshot, carried: dict[str, JournalEntry] | None = None
                            ) -> tuple[list[Result], PairState | None]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
@@ -7100,7 +7178,7 @@ class Run:
             return results, self.save_pair_files(outcome, state, source, target, results + undone, carried)
 
     def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
-                        results: list[Result], carried: dict[str, Any] | None = None) -> PairState:
+                        results: list[Result], carried: dict[str, JournalEntry] | None = None) -> PairState:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
@@ -7611,17 +7689,13 @@ def status_message(judged: list[dict[str, Any]]) -> str:
 
 def unrecorded_failure(history: History) -> dict[str, Any] | None:
     """A última execução, quando ela falhou sem linha no histórico (configuração sem nenhum par legível):
-    o ultima_execucao.json dela; None quando a última execução está no histórico (o caso comum)."""
-    try:
-        with open(os.path.join(os.path.dirname(history.path), LAST_RUN_FILE), encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
+    o que o painel e o /status.json mostram dela (do LastRun); None quando a última execução está no
+    histórico (o caso comum)."""
+    last = read_last_run(os.path.join(os.path.dirname(history.path), LAST_RUN_FILE))
+    if last is None or last.recorded is not False or not last.code:
         return None
-    if not isinstance(doc, dict) or doc.get("registrada_no_historico") is not False or not doc.get("codigo_saida"):
-        return None
-    errors = [s.get("erro") for s in doc.get("servidores") or [] if isinstance(s, dict) and s.get("erro")]
-    return {"fim": doc.get("fim"), "codigo_saida": doc.get("codigo_saida"),
-            "erro": mask_free_text(errors[0] if errors else doc.get("mensagem") or "")}
+    return {"fim": last.ended, "codigo_saida": last.code,
+            "erro": mask_free_text(last.first_error or last.message or "")}
 
 
 def status_document(history: History, max_delay_min: float,
