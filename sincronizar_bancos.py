@@ -208,7 +208,7 @@ __all__ = [
     "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
     "primary_went_back", "replan_after_reread", "swap_state",
     # executor, estado e histórico
-    "read_last_run", "LastRun", "LastRunServer", "JournalEntry",  # nossos arquivos lidos de volta, tipados
+    "read_last_run", "LastRun", "LastRunServer", "last_run_json", "JournalEntry", "journal_json",  # nossos arquivos
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
@@ -2845,11 +2845,11 @@ def failover_json(report: FailoverReport | None) -> dict[str, Any] | None:
     }
 
 
-def latest_failover(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def latest_failover(pairs: list["PanelPair"]) -> dict[str, Any] | None:
     """A rota de falha registrada na execução mais recente (detalhes dos pares do painel)."""
-    found = [p for p in pairs if (p.get("detalhes") or {}).get("rota_de_falha")]
-    newest = max(found, key=lambda p: p["ultima_execucao"] or "", default=None)
-    return newest["detalhes"]["rota_de_falha"] if newest else None
+    found = [p for p in pairs if p.last and p.last.failover]
+    newest = max(found, key=lambda p: p.last.ended or "", default=None)
+    return newest.last.failover if newest else None
 
 
 def render_failover_card(details: dict[str, Any] | None) -> str:
@@ -4995,7 +4995,7 @@ class History:
         return {k: self._load(v, cache) for k, v in value.items()} if isinstance(value, dict) else value
 
     # -- leitura (historico, painel) ------------------------------------------
-    def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list["HistoryRow"]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
         pairs: só as dos pares (principal, backup) dados."""
         where, params = "", ()
@@ -5006,7 +5006,7 @@ class History:
             params = tuple(url for pair in pairs for url in pair)
         return self._decoded(f"SELECT * FROM execucoes {where} ORDER BY id DESC LIMIT ?", params + (limit,))
 
-    def latest(self, primary: str, backup: str, ok_only: bool = False) -> dict[str, Any] | None:
+    def latest(self, primary: str, backup: str, ok_only: bool = False) -> "HistoryRow | None":
         """Última execução concluída do par (ou o último sucesso), sem contar as verificações."""
         only_ok = "AND situacao = ?" if ok_only else ""
         rows = self._decoded(
@@ -5015,7 +5015,7 @@ class History:
             (primary, backup, PairStatus.RUNNING, Mode.CHECK) + ((PairStatus.OK,) if ok_only else ()))
         return rows[0] if rows else None
 
-    def find_runs(self, ident: str) -> list[dict[str, Any]]:
+    def find_runs(self, ident: str) -> list["HistoryRow"]:
         """Linhas de uma execução: pelo número da linha (id) ou pelo identificador da execução."""
         ident = ident.strip()
         if ident.isdigit():
@@ -5024,9 +5024,9 @@ class History:
                 return rows
         return self._decoded("SELECT * FROM execucoes WHERE execucao = ? ORDER BY id", (ident,))
 
-    def _decoded(self, sql: str, params: tuple) -> list[dict[str, Any]]:
-        """Linhas lidas de volta já tipadas: situacao é um PairStatus e modo um Mode (texto desconhecido,
-        de uma versão futura, fica como texto e não passa por nenhuma regra)."""
+    def _decoded(self, sql: str, params: tuple) -> list["HistoryRow"]:
+        """A ÚNICA leitura das linhas de execucoes: cada uma vira um HistoryRow (situacao é um PairStatus e
+        modo um Mode; texto desconhecido, de uma versão futura, fica como texto e não passa por nenhuma regra)."""
         rows = self._dicts(sql, params)
         cache: dict[str, str] = {}
         for row in rows:
@@ -5035,7 +5035,7 @@ class History:
             row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
             details = self._unpack(json.loads(row["detalhes"] or "{}"), cache)
             row["detalhes"] = details if isinstance(details, dict) else {}
-        return rows
+        return [HistoryRow.from_columns(row) for row in rows]
 
     def _dicts(self, sql: str, params: tuple) -> list[dict[str, Any]]:
         with self._lock:
@@ -5043,13 +5043,14 @@ class History:
             names = [c[0] for c in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+    def audit_trail(self, run_id: str) -> list["AuditEntry"]:
+        """A ÚNICA leitura da auditoria: cada escrita vira um AuditEntry."""
         rows = self._dicts("SELECT momento, servidor, chave, acao, ok, mensagem, mudancas FROM auditoria "
                            "WHERE execucao = ? ORDER BY servidor, chave, id", (run_id,))
         for row in rows:
             row["ok"] = bool(row["ok"])
             row["mudancas"] = json.loads(row["mudancas"] or "[]")
-        return rows
+        return [AuditEntry(row["servidor"], row["acao"], row["ok"], row) for row in rows]
 
     def prune(self) -> int:
         if self.retention_days <= 0:
@@ -5158,6 +5159,61 @@ def write_aside(history: History, data_dir: str) -> list[str]:
             continue
         done.append(path)
     return done
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryRow:
+    """Uma linha de execucoes lida de volta (History._decoded): as decisões (painel, /status.json,
+    historico) leem os campos tipados; o texto e o --json mostram as colunas com os nomes do arquivo
+    (`columns`, também por row["coluna"])."""
+    id: int
+    run_id: str
+    started: str
+    ended: str | None
+    mode: Mode | str
+    primary: str
+    backup: str
+    status: PairStatus | str
+    error: str | None
+    failures: int
+    conflicts: int
+    divergences: int
+    parity_total: int | None
+    parity_different: int
+    writes: tuple[int, int]  # (no backup, no principal)
+    backup_only_allowed: list[str]  # licenças só no backup e liberadas lá
+    failover: dict[str, Any] | None  # a rota de falha registrada (detalhes)
+    details: dict[str, Any]
+    columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_columns(cls, row: dict[str, Any]) -> "HistoryRow":
+        counts, details = row["contagens"], row["detalhes"]
+        backup_only = details.get("so_no_backup") or {}
+        return cls(id=row["id"], run_id=row["execucao"], started=row["inicio"], ended=row["fim"], mode=row["modo"],
+                   primary=row["principal"], backup=row["backup"], status=row["situacao"], error=row["erro"] or None,
+                   failures=int(row["falhas"] or 0), conflicts=row["conflitos"] or 0,
+                   divergences=row["divergencias"] or 0, parity_total=row["paridade_total"],
+                   parity_different=row["paridade_diferentes"] or 0,
+                   writes=(count_changes(counts), count_changes(counts.get("no_principal") or {})),
+                   backup_only_allowed=list(backup_only.get("licencas_liberadas") or []),
+                   failover=details.get("rota_de_falha") or None, details=details, columns=row)
+
+    def __getitem__(self, column: str) -> Any:
+        return self.columns[column]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    """Uma escrita da auditoria lida de volta (History.audit_trail): as decisões leem os campos; o texto e o
+    --json mostram as colunas (`columns`, também por item["coluna"])."""
+    server: str
+    action: str
+    ok: bool
+    columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    def __getitem__(self, column: str) -> Any:
+        return self.columns[column]
 
 
 class HistoryAside:
@@ -7549,10 +7605,9 @@ def situation_label(situation: str | None) -> str:
     return SITUATION_LABELS.get(situation or "", situation or "—")
 
 
-def writes_by_side(row: dict[str, Any]) -> tuple[int, int]:
+def writes_by_side(row: HistoryRow) -> tuple[int, int]:
     """(escritas no backup, escritas no principal) de uma linha do histórico."""
-    counts = row.get("contagens") or {}
-    return count_changes(counts), count_changes(counts.get("no_principal") or {})
+    return row.writes
 
 
 def writes_phrase(backup: int, primary: int, mode: Mode | str | None) -> str:
@@ -7567,17 +7622,17 @@ def writes_phrase(backup: int, primary: int, mode: Mode | str | None) -> str:
     return " · ".join(parts)
 
 
-def writes_text(row: dict[str, Any]) -> str:
-    return writes_phrase(*writes_by_side(row), row.get("modo"))
+def writes_text(row: HistoryRow) -> str:
+    return writes_phrase(*writes_by_side(row), row.mode)
 
 
-def parity_text(row: dict[str, Any]) -> str:
-    total = row.get("paridade_total")
-    return "—" if total is None else f"{total - (row.get('paridade_diferentes') or 0)}/{total}"
+def parity_text(row: HistoryRow) -> str:
+    total = row.parity_total
+    return "—" if total is None else f"{total - row.parity_different}/{total}"
 
 
-def failures_of(row: dict[str, Any]) -> int:
-    return int(row.get("falhas") or 0)
+def failures_of(row: HistoryRow) -> int:
+    return row.failures
 
 
 def duration_text(seconds: float | None) -> str:
@@ -7596,87 +7651,115 @@ def configured_pairs(get: Callable[..., Any], primary_cli: str | None = None,
     return [(primary_url, normalize_url(url)) for url in backups]
 
 
-def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.datetime,
-                current: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+def pair_health(rows: list[HistoryRow], max_delay_min: float, now: dt.datetime,
+                current: list[tuple[str, str]] | None = None) -> list["PanelPair"]:
     """Estado de cada par (principal → backup) a partir das execuções, da mais nova para a mais antiga.
     current: pares da configuração atual ("atual": True, mesmo sem execução); os demais saem com
     "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
-    blank = {"ultima": None, "ultimo_sucesso": None, "em_andamento": False}
+    pairs: dict[tuple[str, str], _PairRuns] = {}
     for key in current or []:
-        pairs.setdefault(tuple(key), dict(blank))
+        pairs.setdefault(tuple(key), _PairRuns())
     for row in rows:
-        info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
-        if row["situacao"] == PairStatus.RUNNING:
-            info["em_andamento"] = True
-        elif row["modo"] != Mode.CHECK:
-            info["ultima"] = info["ultima"] or row
-            if row["situacao"] == PairStatus.OK:
-                info["ultimo_sucesso"] = info["ultimo_sucesso"] or row
+        info = pairs.setdefault((row.primary, row.backup), _PairRuns())
+        if row.status == PairStatus.RUNNING:
+            info.running = True
+        elif row.mode != Mode.CHECK:
+            info.last = info.last or row
+            if row.status == PairStatus.OK:
+                info.success = info.success or row
     wanted = None if current is None else {tuple(key) for key in current}
     return [_pair_state(key, info, max_delay_min, now, wanted is None or key in wanted)
             for key, info in pairs.items()]
 
 
-def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float, now: dt.datetime,
-                current: bool) -> dict[str, Any]:
-    last, success = info["ultima"], info["ultimo_sucesso"]
-    ended = _parse_iso(success["fim"]) if success else None
+@dataclasses.dataclass
+class _PairRuns:
+    """As execuções de um par que decidem o estado dele (pair_health)."""
+    last: HistoryRow | None = None
+    success: HistoryRow | None = None
+    running: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelPair:
+    """O estado de um par no painel e no /status.json (pair_health): as decisões (vermelho/verde, o status
+    503, os cartões) leem os campos; o /status.json e o HTML mostram `doc` (também por pair["chave"])."""
+    primary: str
+    backup: str
+    current: bool
+    state: PanelState
+    last: HistoryRow | None
+    success: HistoryRow | None
+    delay_min: float | None  # minutos desde o último sucesso (arredondado como no /status.json)
+    doc: dict[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == PanelState.HEALTHY
+
+    def __getitem__(self, key: str) -> Any:
+        return self.doc[key]
+
+
+def _pair_state(key: tuple[str, str], info: _PairRuns, max_delay_min: float, now: dt.datetime,
+                current: bool) -> PanelPair:
+    last, success = info.last, info.success
+    ended = _parse_iso(success.ended) if success else None
     delay = (now - ended).total_seconds() / 60 if ended else None
     if last is None:
-        state = PanelState.FIRST_RUNNING if info["em_andamento"] else PanelState.NEVER
-    elif last["situacao"] != PairStatus.OK:
+        state = PanelState.FIRST_RUNNING if info.running else PanelState.NEVER
+    elif last.status != PairStatus.OK:
         state = PanelState.FAILING
     elif delay is None or delay > max_delay_min:
         state = PanelState.LATE
     else:
         state = PanelState.HEALTHY
     backup_writes, primary_writes = writes_by_side(last) if last else (0, 0)
-    return {
+    delay_min = None if delay is None else round(delay, 1)
+    return PanelPair(key[0], key[1], current, state, last, success, delay_min, {
         "principal": key[0], "backup": key[1], "atual": current, "estado": state,
         "saudavel": state == PanelState.HEALTHY,
-        "ultima_execucao": last["fim"] if last else None, "ultima_situacao": last["situacao"] if last else None,
-        "ultimo_modo": last["modo"] if last else None, "ultimo_erro": last["erro"] if last else None,
-        "ultimo_sucesso": success["fim"] if success else None,
-        "atraso_min": None if delay is None else round(delay, 1),
+        "ultima_execucao": last.ended if last else None, "ultima_situacao": last.status if last else None,
+        "ultimo_modo": last.mode if last else None, "ultimo_erro": last.columns["erro"] if last else None,
+        "ultimo_sucesso": success.ended if success else None,
+        "atraso_min": delay_min,
         "escritas": {"backup": backup_writes, "principal": primary_writes},
-        "paridade": parity_text(last) if last and last["paridade_total"] is not None else None,
-        "conflitos": (last["conflitos"] or 0) if last else 0,
-        "liberadas_so_no_backup": len(((last["detalhes"] or {}).get("so_no_backup") or {})
-                                      .get("licencas_liberadas") or []) if last else 0,
-        "divergencias": (last["divergencias"] or 0) if last else 0,
-        "detalhes": last["detalhes"] if last else {}, "ultima": last,
-    }
+        "paridade": parity_text(last) if last and last.parity_total is not None else None,
+        "conflitos": last.conflicts if last else 0,
+        "liberadas_so_no_backup": len(last.backup_only_allowed) if last else 0,
+        "divergencias": last.divergences if last else 0,
+        "detalhes": last.details if last else {}, "ultima": last,
+    })
 
 
 def panel_pairs(history: History, max_delay_min: float, now: dt.datetime,
-                current: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
+                current: list[tuple[str, str]] | None) -> list[PanelPair]:
     """pair_health sobre as execuções recentes mais a última e o último sucesso de cada par atual
     (por mais antigos que sejam)."""
     rows = history.runs(300)
-    seen = {row["id"] for row in rows}
+    seen = {row.id for row in rows}
     for primary, backup in current or []:
         for ok_only in (False, True):
             row = history.latest(primary, backup, ok_only)
-            if row is not None and row["id"] not in seen:
+            if row is not None and row.id not in seen:
                 rows.append(row)
-                seen.add(row["id"])
-    rows.sort(key=lambda row: row["id"], reverse=True)
+                seen.add(row.id)
+    rows.sort(key=lambda row: row.id, reverse=True)
     return pair_health(rows, max_delay_min, now, current)
 
 
-def _public_pair(pair: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in pair.items() if k not in ("detalhes", "ultima")}
+def _public_pair(pair: PanelPair) -> dict[str, Any]:
+    return {k: v for k, v in pair.doc.items() if k not in ("detalhes", "ultima")}
 
 
-def status_message(judged: list[dict[str, Any]]) -> str:
+def status_message(judged: list[PanelPair]) -> str:
     if not judged:
         return "nenhuma execução registrada"
     problems = []
     for p in judged:
-        if p["saudavel"]:
+        if p.healthy:
             continue
-        if p["estado"] == PanelState.NEVER:
+        if p.state == PanelState.NEVER:
             problems.append(f"{p['backup']}: nenhuma execução registrada com a configuração atual "
                             "(o status fica 503 até a primeira sincronização deste backup)")
         else:
@@ -7705,15 +7788,15 @@ def status_document(history: History, max_delay_min: float,
     que parou antes de ter pares (configuração ilegível) também deixa 503."""
     now = dt.datetime.now(dt.timezone.utc)
     pairs = panel_pairs(history, max_delay_min, now, current)
-    judged = [p for p in pairs if p["atual"]]
+    judged = [p for p in pairs if p.current]
     stopped = unrecorded_failure(history)
-    ok = bool(judged) and all(p["saudavel"] for p in judged) and stopped is None
+    ok = bool(judged) and all(p.healthy for p in judged) and stopped is None
     message = status_message(judged)
     if stopped:
         message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
     return status_body(ok, message, max_delay_min, current, stopped=stopped,
                        pairs=[_public_pair(p) for p in judged],
-                       old_pairs=[_public_pair(p) for p in pairs if not p["atual"]])
+                       old_pairs=[_public_pair(p) for p in pairs if not p.current])
 
 
 def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
@@ -7730,21 +7813,21 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def chart_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def chart_points(rows: list[HistoryRow]) -> list[dict[str, Any]]:
     """Uma entrada por execução (somando os pares dela), da mais antiga à mais nova."""
     points: dict[str, dict[str, Any]] = {}
     for row in reversed(rows):
-        if row["situacao"] == PairStatus.RUNNING:
+        if row.status == PairStatus.RUNNING:
             continue
-        point = points.setdefault(row["execucao"], {"inicio": row["inicio"], "modo": row["modo"], "backup": 0,
-                                                    "principal": 0, "falhou": False, "iguais": 0, "total": None})
+        point = points.setdefault(row.run_id, {"inicio": row.started, "modo": row.mode, "backup": 0,
+                                               "principal": 0, "falhou": False, "iguais": 0, "total": None})
         backup, primary = writes_by_side(row)
         point["backup"] += backup
         point["principal"] += primary
-        point["falhou"] = point["falhou"] or row["situacao"] != PairStatus.OK or failures_of(row) > 0
-        if row["paridade_total"] is not None:
-            point["total"] = (point["total"] or 0) + row["paridade_total"]
-            point["iguais"] += row["paridade_total"] - (row["paridade_diferentes"] or 0)
+        point["falhou"] = point["falhou"] or row.status != PairStatus.OK or failures_of(row) > 0
+        if row.parity_total is not None:
+            point["total"] = (point["total"] or 0) + row.parity_total
+            point["iguais"] += row.parity_total - row.parity_different
     return list(points.values())[-CHART_RUNS:]
 
 
@@ -7887,7 +7970,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
                  current: list[tuple[str, str]] | None = None) -> str:
     now = dt.datetime.now(dt.timezone.utc)
     pairs = panel_pairs(history, max_delay_min, now, current)
-    present = [p for p in pairs if p["atual"]]
+    present = [p for p in pairs if p.current]
     rows = history.runs(200, current)
     parts = [
         _panel_head(refresh_s),
@@ -7898,7 +7981,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
         "<h2>Conflitos abertos</h2>", _render_conflicts(present),
         "<h2>Divergências não sincronizáveis (última execução)</h2>", _render_divergences(present),
-        _render_old_pairs([p for p in pairs if not p["atual"]], history),
+        _render_old_pairs([p for p in pairs if not p.current], history),
         f"<footer>Atualizado em {_esc(local_time(now.isoformat(), seconds=True))} · horários no fuso desta "
         f"máquina · recarrega a cada {refresh_s} s · atraso máximo aceito: {max_delay_min:.0f} min · "
         "<a href=\"status.json\">status.json</a></footer>",
@@ -7946,16 +8029,16 @@ def _render_stopped(stopped: dict[str, Any] | None) -> str:
             "última execução que chegou até eles.</div></div>")
 
 
-def _render_failover(pairs: list[dict[str, Any]]) -> str:
+def _render_failover(pairs: list[PanelPair]) -> str:
     """Cartão da rota de falha (detalhes["rota_de_falha"] da última execução); vazio quando nenhum par a tem."""
-    if not any(p["detalhes"].get("rota_de_falha") for p in pairs):
+    if not any(p.last and p.last.failover for p in pairs):
         return ""
     return "<h2>Rota de falha dos clientes</h2>" + render_failover_card(latest_failover(pairs))
 
 
-def backup_only_allowed(pair: dict[str, Any]) -> list[str]:
+def backup_only_allowed(pair: PanelPair) -> list[str]:
     """Licenças que a última execução do par viu só no backup e LIBERADAS lá (o principal negaria)."""
-    return list(((pair.get("detalhes") or {}).get("so_no_backup") or {}).get("licencas_liberadas") or [])
+    return list(pair.last.backup_only_allowed) if pair.last else []
 
 
 def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
@@ -7981,26 +8064,26 @@ def _render_pairs(pairs: list[dict[str, Any]]) -> str:
     return f'<div class="pares">{"".join(_render_pair_card(p) for p in pairs)}</div>'
 
 
-def _render_pair_card(p: dict[str, Any]) -> str:
+def _render_pair_card(p: PanelPair) -> str:
     css = {PanelState.HEALTHY: "saudavel", PanelState.LATE: "atrasado",
-           PanelState.FAILING: "falhando"}.get(p["estado"], "sem-execucoes")
+           PanelState.FAILING: "falhando"}.get(p.state, "sem-execucoes")
     lines = [f'<div class="estado">{_esc(p["estado"]).upper()}</div>',
              f'<div class="url"><span class="papel">Principal</span> {_esc(p["principal"])}</div>',
              f'<div class="url"><span class="papel">Backup</span> {_esc(p["backup"])}</div>']
-    last = p["ultima"]
+    last = p.last
     if last is None:
-        note = ("a primeira execução ainda não terminou" if p["estado"] != PanelState.NEVER else
+        note = ("a primeira execução ainda não terminou" if p.state != PanelState.NEVER else
                 "nenhuma execução registrada para este par; o status.json fica 503 (vermelho) até a primeira "
                 "sincronização dele")
         lines.append(f'<div class="nota">{note}.</div>')
     else:
-        delay = "" if p["atraso_min"] is None else f" ({age_text(p['atraso_min'])})"
-        success = local_time(p["ultimo_sucesso"]) if p["ultimo_sucesso"] else "nunca"
+        delay = "" if p.delay_min is None else f" ({age_text(p.delay_min)})"
+        success = local_time(p.success.ended) if p.success and p.success.ended else "nunca"
         lines += [f'<div>Última execução: {_esc(local_time(p["ultima_execucao"]))} — '
                   f'{_esc(situation_label(p["ultima_situacao"]))} ({_esc(mode_label(p["ultimo_modo"]))})</div>',
                   f'<div>Mudanças: {_esc(writes_text(last))} · paridade {_esc(parity_text(last))}</div>',
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
-        if p["ultimo_erro"]:
+        if last.error:
             lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
         allowed = backup_only_allowed(p)
         if allowed:
@@ -8032,7 +8115,7 @@ def _render_runs(rows: list[dict[str, Any]]) -> str:
         return '<p class="vazio">Nenhuma execução.</p>'
     lines = []
     for r in rows:
-        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r["erro"] else ""
+        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r.error else ""
         lines.append(("execucao", [
             _esc(local_time(r["inicio"])), f"{_esc(r['principal'])}<br>→ {_esc(r['backup'])}",
             _esc(mode_label(r["modo"])), _esc(situation_label(r["situacao"])) + error, _esc(writes_text(r)),
@@ -8061,7 +8144,7 @@ def _render_divergences(pairs: list[dict[str, Any]]) -> str:
     total = max(len(items), sum(p["divergencias"] for p in pairs))
     totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(
         f"{_esc(k)} {v}" for k, v in p["detalhes"].get("divergencias_por_campo", {}).items())
-        for p in pairs if p["detalhes"].get("divergencias_por_campo"))
+        for p in pairs if p.last and p.last.details.get("divergencias_por_campo"))
     rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
                              f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
                              _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
@@ -8582,7 +8665,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return fail(f"O histórico {os.path.join(data_dir, HISTORY_FILE)} está danificado ({exc}). A próxima "
                     "sincronização o guarda ao lado, com a data no nome, e começa um novo.", ExitCode.CONFIG)
     if args.json:
-        print_json({"execucoes": rows})
+        print_json({"execucoes": [row.columns for row in rows]})
     else:
         print_history(rows)
     return ExitCode.OK
@@ -8594,11 +8677,12 @@ def show_run(history: History, ident: str, as_json: bool) -> int:
     if not rows:
         return fail(f"Execução {ident.strip()!r} não encontrada no histórico. Use o ID (número) ou o código da "
                     "execução que aparecem em 'historico' ou 'historico --json'.", ExitCode.CONFIG)
-    trail = history.audit_trail(rows[0]["execucao"])
-    if len(rows) == 1 and ident.strip() == str(rows[0]["id"]):  # uma linha: só as escritas deste par
-        trail = [item for item in trail if item["servidor"] in (rows[0]["principal"], rows[0]["backup"])]
+    trail = history.audit_trail(rows[0].run_id)
+    if len(rows) == 1 and ident.strip() == str(rows[0].id):  # uma linha: só as escritas deste par
+        trail = [item for item in trail if item.server in (rows[0].primary, rows[0].backup)]
     if as_json:
-        print_json({"execucao": rows[0]["execucao"], "execucoes": rows, "auditoria": trail})
+        print_json({"execucao": rows[0].run_id, "execucoes": [row.columns for row in rows],
+                    "auditoria": [item.columns for item in trail]})
     else:
         print_audit(rows, trail)
     return ExitCode.OK
@@ -8607,7 +8691,7 @@ def show_run(history: History, ident: str, as_json: bool) -> int:
 HISTORY_WIDTHS = (5, 23, 13, 17, 22, 6, 9)
 
 
-def print_history(rows: list[dict[str, Any]]) -> None:
+def print_history(rows: list[HistoryRow]) -> None:
     rep = Reporter(False)
     if not rows:
         rep.say("Nenhuma execução registrada.")
@@ -8621,14 +8705,14 @@ def print_history(rows: list[dict[str, Any]]) -> None:
                 f"{parity_text(r):>{w[6]}}")
         rep.say(f"{'':>{w[0]}}  {r['principal']} → {r['backup']} · {duration_text(r['duracao_s'])} · "
                 f"execução {r['execucao']}")
-        if r["erro"]:
+        if r.error:
             rep.say(f"{'':>{w[0]}}  ↳ {r['erro']}")
     rep.say("")
     rep.say("Horários no fuso desta máquina. Mudanças: escritas feitas no backup e no principal. "
             "Detalhes: historico --detalhes ID")
 
 
-def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None:
+def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
     rep = Reporter(False)
     first = rows[0]
     rep.say(f"Execução {first['execucao']} · {local_time(first['inicio'])} · {mode_label(first['modo'])}")
@@ -8636,14 +8720,14 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
         rep.say(f"   #{r['id']} {r['principal']} → {r['backup']}: {situation_label(r['situacao'])} · mudanças: "
                 f"{writes_text(r)} · {with_count(failures_of(r), 'falha')} · paridade {parity_text(r)} · "
                 f"{duration_text(r['duracao_s'])}")
-        if r["erro"]:
+        if r.error:
             rep.say(f"      ↳ {r['erro']}")
-    primaries = {r["principal"] for r in rows}
-    on_primary = sum(1 for item in trail if item["servidor"] in primaries)
+    primaries = {r.primary for r in rows}
+    on_primary = sum(1 for item in trail if item.server in primaries)
     sides = f" ({on_primary} no principal, {len(trail) - on_primary} no backup)" if trail else ""
     rep.say(f"Auditoria: {with_count(len(trail), 'escrita')}{sides}")
     for item in trail:
-        side = Role.PRIMARY if item["servidor"] in primaries else Role.BACKUP
+        side = Role.PRIMARY if item.server in primaries else Role.BACKUP
         changes = "; ".join(f"{f}: {audit_value(f, a)} → {audit_value(f, b)}" for f, a, b in item["mudancas"])
         rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
@@ -8665,10 +8749,10 @@ def audit_value(field: str, value: Any) -> str:
     return str(value)
 
 
-def audit_outcome(item: dict[str, Any]) -> str:
+def audit_outcome(item: AuditEntry) -> str:
     """"bloqueada ✅" ou "❌ não foi possível bloquear: motivo" (o código da ação fica no --json)."""
-    label = ACTION_LABELS.get(item["acao"])
-    if item["ok"]:
+    label = ACTION_LABELS.get(item.action)
+    if item.ok:
         return f"{label[1] if label else item['acao']} ✅"
     return f"❌ não foi possível {label[3] if label else item['acao']}: {item['mensagem']}"
 
