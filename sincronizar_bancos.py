@@ -36,8 +36,9 @@ Mapa para quem revisa (onde cada decisão mora):
         plan_pair() → Plan.halted: nada é gravado no par e ele sai com o código 5.
     Código de saída: por par em pair_verdict(); da execução em RunOutcome.code (o pior dos pares,
         run_exit_code(), a única regra que junta códigos, e a rota de falha no verificar); main() devolve
-        RunOutcome.code. Falhas antes da execução: stopped_run() (um RunOutcome) e os except de main(). A tabela
-        (significado, significado no verificar, precedência) é o enum ExitCode.
+        RunOutcome.code. Uma exceção vira desfecho em error_exit_code() (a única tradução exceção → código),
+        julgado por run_exit_code(): login (stopped_run, um RunOutcome), travas do par (SafetyStop) e os except
+        de main() (stopped_code). A tabela (significado, significado no verificar, precedência) é o enum ExitCode.
     Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
         _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
         depois de prontos (dump_json): cada texto dentro deles já nasceu mascarado.
@@ -47,8 +48,11 @@ Mapa para quem revisa (onde cada decisão mora):
         melhor leitura); o planejador nunca o copia, mas bloqueia no backup o que o principal nega ou cujo
         veredito não dá para saber (keep_denied, keep_backup_denied, rejected_verdict). Só a listagem
         inteira fora do formato (ApiError em fetch_snapshot) pula o par (código 4).
-    Saídas: texto (TextReport), --json (run_json/pair_json), histórico (History.finish_pair), painel e
-        ultima_execucao.json são renderizações do PairOutcome/RunOutcome; nenhuma decisão relê o JSON.
+    Saídas: texto (TextReport), --json (run_json/pair_json), histórico, painel e ultima_execucao.json são
+        renderizações do PairOutcome/RunOutcome; quem grava o registro (histórico e ultima_execucao.json) de
+        toda execução, concluída, parada ou com falha, é record_run() (RunRecord). Nenhuma decisão relê o JSON:
+        cada arquivo nosso volta tipado por uma leitura só (read_last_run → LastRun, History._decoded →
+        HistoryRow, audit_trail → AuditEntry, journal_entry → JournalEntry; o painel decide por PanelPair).
 
 Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
 um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
@@ -188,13 +192,14 @@ PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
     "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
+    "error_exit_code", "stopped_code", "SafetyStop",  # exceção → desfecho (o código sai de run_exit_code)
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
-    "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
+    "resolve_data_dir", "normalize_url", "build_parser", "OptionError", "LockBusy",
     "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
@@ -8926,7 +8931,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in COMMAND_HELP), None)
     if command and {"-h", "--help"} & set(argv):
         sys.stdout.write(command_help(parser, command))
-        return ExitCode.OK
+        return stopped_code(SystemExit(0))  # como o --help do argparse
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)

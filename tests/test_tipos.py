@@ -286,3 +286,30 @@ def test_varredura_pega_decisao_por_chave_e_deixa_a_renderizacao_e_o_leitor():
               '    return doc.get("ok") is True\n')                      # o leitor do arquivo: não pega
     assert leituras_de_chaves_nossas(codigo, chaves) == [
         "linha 2 (painel): decide lendo a chave 'situacao'", "linha 3 (painel): decide lendo a chave 'ok'"]
+
+
+# Onde uma exceção ou uma trava vira desfecho: nenhuma delas escolhe um ExitCode (error_exit_code traduz,
+# run_exit_code julga). Comparar com um código (para escolher o texto) não é escolher.
+SEM_CODIGO_PROPRIO = {"main", "run_demo", "plan_and_apply", "sync_pair", "stopped_run", "record_failure",
+                      "_record_failure"}
+
+
+def test_excecao_vira_desfecho_e_o_codigo_sai_de_run_exit_code():
+    """As exceções que param uma execução viram um código em UM lugar (error_exit_code) e a execução o julga
+    pela regra de sempre (run_exit_code, via stopped_code): main, a demonstração, as travas do par, o login e o
+    registro da falha não escrevem ExitCode.X nenhum."""
+    assert [sb.stopped_code(exc) for exc in (
+        sb.ConfigError("x"), sb.LockBusy(), KeyboardInterrupt(), OSError("x"), RuntimeError("x"),
+        sb.SafetyStop("x"), SystemExit(0), SystemExit(2), sb.OptionError("x"))] == [
+        sb.ExitCode.CONFIG, sb.ExitCode.BUSY, sb.ExitCode.INTERRUPTED, sb.ExitCode.FAILURES, sb.ExitCode.FAILURES,
+        sb.ExitCode.SAFETY, sb.ExitCode.OK, sb.ExitCode.CONFIG, sb.ExitCode.CONFIG]
+    assert sb.error_exit_code(RuntimeError("x")) is sb.ExitCode.SERVER  # no login, o resto é servidor (4)
+    arvore = ast.parse(TEXTO_DO_SCRIPT)
+    dono = _funcao_de_cada_no(arvore)
+    assert SEM_CODIGO_PROPRIO <= set(dono.values()), "renomeou uma função? atualize SEM_CODIGO_PROPRIO"
+    comparados = {id(o) for no in ast.walk(arvore) if isinstance(no, ast.Compare)
+                  for o in [no.left, *no.comparators]}
+    escolhidos = [f"linha {no.lineno} ({dono[no]}): ExitCode.{no.attr}" for no in ast.walk(arvore)
+                  if isinstance(no, ast.Attribute) and isinstance(no.value, ast.Name) and no.value.id == "ExitCode"
+                  and dono.get(no) in SEM_CODIGO_PROPRIO and id(no) not in comparados]
+    assert not escolhidos, "o código vem de error_exit_code/run_exit_code:\n" + "\n".join(escolhidos)
