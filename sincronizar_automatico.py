@@ -120,7 +120,10 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from sincronizar_bancos import LastRun
 
 PASTA_DESTE_ARQUIVO = Path(__file__).resolve().parent
 NOME_SCRIPT_PADRAO = "sincronizar_bancos.py"
@@ -483,13 +486,13 @@ class Registro:
 
     def __init__(self, mascarar: Callable[[object], str]) -> None:
         self.mascarar = lambda texto: visivel(mascarar(texto))
-        self.caminho_log = None
+        self.caminho_log: Path | None = None
         self._trava = threading.Lock()
         self._logger = logging.getLogger(f"sincronizar_automatico.{id(self)}")
         self._logger.setLevel(logging.INFO)
         self._logger.propagate = False
         self._eco = sys.stdout is not None
-        self.ultimo_erro = None
+        self.ultimo_erro: str | None = None
 
     def abrir_arquivo(self, caminho: Path, max_bytes: int, backups: int) -> None:
         try:
@@ -638,7 +641,8 @@ def _iniciar_filho(comando, pasta: Path) -> subprocess.Popen:
     ambiente["PYTHONIOENCODING"] = "utf-8"
     extras = {}
     if IS_WINDOWS:
-        extras["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(
+        # só existe no Windows (IS_WINDOWS); o mypy confere como Linux (platform no mypy.ini)
+        extras["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(  # type: ignore[attr-defined]
             subprocess, "CREATE_NO_WINDOW", 0
         )
     else:
@@ -681,7 +685,7 @@ def _codigo_do_filho(proc: subprocess.Popen, tempo_esgotado: bool):
 def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro, tentativa: int):
     """Roda o filho uma vez. Devolve ResultadoTentativa; erros de início sobem como OSError."""
     inicio = datetime.now().astimezone()
-    ultimas = collections.deque(maxlen=LINHAS_GUARDADAS)
+    ultimas: collections.deque[str] = collections.deque(maxlen=LINHAS_GUARDADAS)
     proc = _iniciar_filho(comando, pasta)
     leitor = threading.Thread(
         target=_ler_saida, args=(proc.stdout, registro, tentativa, ultimas), daemon=True
@@ -706,6 +710,7 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         registro.aviso("processos deixados pelo script ainda estavam ativos; encerrando-os.")
         encerrar_arvore(proc)
         leitor.join(timeout=2)
+    assert proc.stdout is not None  # _iniciar_filho abre o filho com stdout=PIPE
     try:
         proc.stdout.close()
     except (OSError, ValueError):
@@ -859,7 +864,7 @@ class Desfecho:
     codigo: int
     feitas: int = 0
     resultado: ResultadoTentativa | None = None
-    resumo: "sb.LastRun | None" = None
+    resumo: "LastRun | None" = None
     interrompido: bool = False
 
 
@@ -918,6 +923,7 @@ def uma_tentativa(ajustes: Ajustes, comando, tentativa: int, registro: Registro,
     antes = assinatura_arquivo(arquivo_resumo)
     desfecho.feitas = tentativa
     registro.info(f"tentativa {tentativa} de {ajustes.tentativas}: iniciando {ajustes.script.name}.")
+    assert ajustes.timeout is not None  # um valor inválido (None) para antes, em _problema_antes_de_rodar
     resultado = executar_tentativa(comando, ajustes.pasta_script, ajustes.timeout, registro, tentativa)
     desfecho.codigo, desfecho.resultado = resultado.codigo, resultado
     desfecho.resumo = ler_ultima_execucao(arquivo_resumo, antes, resultado.inicio)
@@ -934,6 +940,8 @@ def rodar_tentativas(ajustes: Ajustes, argumentos_filho, registro: Registro, des
     if problema:
         registro.erro(problema)
         return
+    # sem erros de configuração (conferidos acima), os números foram lidos: nenhum é None
+    assert ajustes.tentativas is not None and ajustes.espera_inicial is not None
     comando = [python, str(ajustes.script), *argumentos_filho]
     for tentativa in range(1, ajustes.tentativas + 1):
         try:
@@ -1190,7 +1198,8 @@ def avisar_meia_atualizacao(texto: str) -> int:
     """Atualização pela metade: o erro vai para a tela, para o log e para o webhook, com o mínimo do script
     que se pode usar de outra versão (leitor de configurações, pasta de dados, máscara); se até isso falhar,
     o ambiente e a pasta padrão. Código 2 (configuração: repetir não resolve)."""
-    pasta_dados, url_webhook, mascarar_texto = PASTA_DESTE_ARQUIVO / "dados", os.environ.get("SYNC_WEBHOOK_URL"), str
+    pasta_dados, url_webhook = PASTA_DESTE_ARQUIVO / "dados", os.environ.get("SYNC_WEBHOOK_URL")
+    mascarar_texto: Callable[[object], str] = str
     try:
         get = sb.settings_reader(argparse.Namespace(env=None, dados_dir=None), base_dir=str(PASTA_DESTE_ARQUIVO),
                                  errors=[])

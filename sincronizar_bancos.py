@@ -139,7 +139,7 @@ import unicodedata
 import urllib.parse
 import zlib
 import zoneinfo
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, NoReturn, Sequence, TypedDict
 
 def python_command() -> str:
     """Como chamar o Python nos comandos que as mensagens sugerem, o que funciona onde o usuário está: o Python
@@ -237,6 +237,10 @@ class ExitCode(enum.IntEnum):
     `sincronizar_automatico.py --informar`, o AGENDAR_SINCRONIZACAO.ps1 leem esta mesma tabela.
     Quem junta os códigos de uma execução é run_exit_code() (seção do relatório)."""
 
+    meaning: str
+    check_meaning: str
+    precedence: int | None
+
     def __new__(cls, value: int, meaning: str, check_meaning: str | None = None,
                 precedence: int | None = None) -> "ExitCode":
         member = int.__new__(cls, value)
@@ -264,13 +268,16 @@ class ExitCode(enum.IntEnum):
     @classmethod
     def by_precedence(cls) -> tuple["ExitCode", ...]:
         """Os códigos que um par pode dar, do mais grave ao menos grave (o OK por último)."""
-        return tuple(sorted((c for c in cls if c.precedence is not None), key=lambda c: -c.precedence))
+        ranked = [(c.precedence, c) for c in cls if c.precedence is not None]
+        return tuple(c for _, c in sorted(ranked, key=lambda pc: -pc[0]))
 
     @classmethod
     def meaning_of(cls, code: int) -> str:
         """Significado de um código qualquer (inclusive um que não é desta tabela)."""
         try:
-            return cls(code).meaning
+            # O mypy lê cls(code) como uma chamada ao __new__ acima (python/mypy#10573); aqui é a busca
+            # do membro pelo valor, que o Enum faz com um argumento só.
+            return cls(code).meaning  # type: ignore[call-arg]
         except ValueError:
             return "código inesperado"
 
@@ -280,11 +287,11 @@ def run_exit_code(codes: Iterable[int], problems: bool = False) -> ExitCode:
     conexão). Vale o mais grave pela precedência de ExitCode (2, 4, 5, 1); um código que encerra a execução
     inteira (3, 130, 143) vale sozinho. Sem nada grave, `problems` (avisos sobre os arquivos locais, a rota
     de falha no verificar) faz do 0 um 1."""
-    found = [ExitCode(code) for code in codes]
+    found = [ExitCode(code) for code in codes]  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     whole = [code for code in found if code.precedence is None]
     if whole:
         return whole[0]
-    code = max(found, key=lambda c: c.precedence, default=ExitCode.OK)
+    code = next((c for c in ExitCode.by_precedence() if c in found), ExitCode.OK)  # o mais grave presente
     return ExitCode.FAILURES if code == ExitCode.OK and problems else code
 
 
@@ -327,7 +334,7 @@ class Role(TextEnum):
         return Role.BACKUP if self is Role.PRIMARY else Role.PRIMARY
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # de propósito: o nome para exibir, não o str.title()
         return "Principal" if self is Role.PRIMARY else "Backup"
 
 
@@ -892,7 +899,7 @@ def normalize_url(url: str) -> str:
         port = parts.port
     except ValueError:
         raise ConfigError(f"Porta inválida na URL do servidor {parts.hostname}.") from None
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     default_port = 443 if scheme == "https" else 80
@@ -1269,7 +1276,8 @@ def describe_exception(exc: BaseException, limit: float | None = None) -> str:
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """A exceção e todas as que ela embrulha (causa, contexto, .reason do urllib3, exceções em args).
     Só exceções: o .reason de um SSLError do urllib3 pode ser um texto."""
-    seen, pending = set(), [exc]
+    seen: set[int] = set()
+    pending: list[object] = [exc]  # causa, contexto e .reason podem ser None ou texto: filtrados abaixo
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
@@ -1382,7 +1390,7 @@ class NoRetryOnTlsProblem(Retry):
     (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
 
     def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
-                  _pool: Any = None, _stacktrace: Any = None) -> Retry:
+                  _pool: Any = None, _stacktrace: Any = None) -> NoRetryOnTlsProblem:
         retry = self.new(total=0) if error is not None and tls_problem(error) is not None else self
         return Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
 
@@ -1552,7 +1560,9 @@ class _DeadlineSocket:
 
     def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
         """Como socket.makefile (só binário), mas lendo e escrevendo por este invólucro."""
-        raw = socket.SocketIO(self, mode.replace("b", ""))
+        # O SocketIO aceita qualquer objeto com recv_into e send (o resto vai ao socket por __getattr__); o
+        # modo aqui é sempre "r", "w" ou "rw", que o typeshed pede como Literal e um str calculado não prova.
+        raw = socket.SocketIO(self, mode.replace("b", ""))  # type: ignore[arg-type]
         self._sock._io_refs += 1  # o fechamento real espera o arquivo ser fechado, como no socket
         if buffering == 0:
             return raw
@@ -1563,6 +1573,7 @@ class _DeadlineSocket:
 class _DeadlineConnectionMixin:
     attempt_deadline: float | None = None  # início da tentativa + SYNC_TIMEOUT; cresce com o que chega
     attempt_received = 0  # bytes recebidos na tentativa em curso
+    sock: socket.socket | _DeadlineSocket | None  # o de HTTPConnection, trocado pelo invólucro em connect()
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -1790,7 +1801,7 @@ class ApiClient:
         self.config = config
         self.cancel = threading.Event()
         self.listings: dict[str, list[Any]] = {}
-        self.routes: dict[str, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
+        self.routes: dict[ActionKind, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
         self.role: str | None = None
         self.waited_seconds = 0.0
@@ -1867,8 +1878,11 @@ class ApiClient:
         for attempt in range(attempts):
             sent = time.monotonic()
             try:
+                # O requests aceita um urllib3.Timeout como timeout (HTTPAdapter.send), mas os tipos dele só
+                # descrevem número ou par: o prazo total da tentativa precisa do Timeout.
                 resp = self.session.request(method, url, json=payload, headers=headers,
-                                            timeout=attempt_timeout(self.config.connect_timeout, limit))
+                                            timeout=attempt_timeout(  # type: ignore[arg-type]
+                                                self.config.connect_timeout, limit))
             except requests.exceptions.RequestException as exc:
                 if is_dns_failure(exc):
                     raise self._host_not_found() from None
@@ -1942,6 +1956,8 @@ class ApiClient:
     REFUSED_WAIT = 10.0  # conexão recusada não é host dormindo: espera curta (um app que reinicia)
     WAKE_ATTEMPT = 15.0  # cada GET /health: um host que segura a conexão é chamado de novo (e um sinal não espera mais)
 
+    _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
+
     def _explain_wait(self, answer: str, refused: bool) -> None:
         """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
         if self._explained:
@@ -1978,8 +1994,8 @@ class ApiClient:
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 sent = time.monotonic()
-                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(
-                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))
+                resp = self.session.get(self.server.url + "/health", timeout=attempt_timeout(  # type: ignore[arg-type]
+                    self.config.connect_timeout, max(min(remaining, self.WAKE_ATTEMPT), 0.5)))  # Timeout: ver _send
                 self.clock.record(resp.headers.get("Date"), sent)
                 self._check_scheme(resp)
                 verdict, what = health_verdict(resp)
@@ -2376,6 +2392,8 @@ def normalize_text(value: Any, field: str, key: str) -> str | None:
 class _RecordError(Exception):
     """Um registro só não pode ser usado (o resto da listagem segue)."""
 
+    best_effort: License  # só quando _rejected() o põe (quem lê usa getattr com None)
+
     def __init__(self, reason: ProblemKind, text: str):
         super().__init__(text)
         self.reason, self.text = reason, text
@@ -2421,7 +2439,7 @@ def _item_key(item: Any, index: int, key_field: str, strip: bool) -> str:
     return key.strip() if strip else key
 
 
-def _parse_listing(items: list[Any], key_field: str, kind: str, parse_one: Callable[[dict[str, Any], str], Any],
+def _parse_listing(items: list[Any], key_field: str, kind: RecordKind, parse_one: Callable[[dict[str, Any], str], Any],
                    strip_keys: bool) -> tuple[dict[str, Any], list[Problem], dict[str, Any]]:
     """Valida registro a registro: um registro ruim fica de fora (e anotado); o resto segue.
     Devolve (registros bons, problemas, rejeitados: chave → melhor leitura ou None)."""
@@ -2852,9 +2870,9 @@ def failover_json(report: FailoverReport | None) -> dict[str, Any] | None:
 
 def latest_failover(pairs: list["PanelPair"]) -> dict[str, Any] | None:
     """A rota de falha registrada na execução mais recente (detalhes dos pares do painel)."""
-    found = [p for p in pairs if p.last and p.last.failover]
-    newest = max(found, key=lambda p: p.last.ended or "", default=None)
-    return newest.last.failover if newest else None
+    found = [p.last for p in pairs if p.last and p.last.failover]
+    newest = max(found, key=lambda row: row.ended or "", default=None)
+    return newest.failover if newest else None
 
 
 def render_failover_card(details: dict[str, Any] | None) -> str:
@@ -2897,7 +2915,7 @@ def configure_demo_failover(*servers: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-    kind: str
+    kind: ActionKind
     key: str
     reason: str
     payload: dict[str, Any] | None = None
@@ -3044,7 +3062,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
-    conflicts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    conflicts: list[Conflict] = dataclasses.field(default_factory=list)
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
@@ -3208,12 +3226,14 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
 def model_apply(lic: License | None, action: Action, today: dt.date, source: License | None = None) -> License | None:
     """Efeito de uma ação sobre a licença do servidor que a recebe (modelo usado pelo planejador e pelos testes)."""
     if action.kind in UPSERTS:
+        assert source is not None, "criar/atualizar/renovar no modelo precisa da licença de origem"
         return model_upsert(lic, source, today)
     if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
         return dataclasses.replace(lic, status="blocked")
     if action.kind == SET_CREATED_BY:
+        assert action.payload is not None  # plan_license sempre manda o created_by no corpo desta ação
         return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
         return dataclasses.replace(lic, status="active")
@@ -3221,7 +3241,7 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span", primary_target: bool = False) -> str:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> str | None:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
@@ -3296,6 +3316,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         changed = ", ".join(f for f, _, _ in _changes(target, after) if f != "status")
         chain.append(Action(UPDATE, key, f"dados diferentes ({changed})", source.payload(),
                             _changes(target, after), side))
+    assert after is not None  # sem registro no destino, o primeiro ramo acima o cria (model_upsert)
     status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     # renovar (um período novo) só quando a origem libera em TODO fuso possível e o destino pode estar vencido
     if allows(source, source_span[1]) and is_expired(after, target_span[1]):
@@ -3303,6 +3324,9 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         chain.append(Action(RENEW, key, f"vencida no {here} e válida no {there}: o período recomeça",
                             source.payload(), (("end_date", after.end_date, renewed.end_date),), side))
         after = renewed
+        # o upsert da renovação grava 'active': o status a buscar é o de depois dela (sem isso, um status
+        # liberado que não é 'active' — nulo, desconhecido — ganhava uma ativação a mais, com motivo falso)
+        status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     if after.status != status:
         kind = BLOCK if status == "blocked" else ACTIVATE
         why = _status_reason(source, status, there)
@@ -3314,7 +3338,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     return chain, after
 
 
-def _status_reason(source: License, status: str, there: str) -> str:
+def _status_reason(source: License, status: str | None, there: str) -> str:
     if status == "active":
         return f"ativa e no prazo no {there}"
     if source.status == "blocked":
@@ -3401,7 +3425,9 @@ def fingerprint(lic: License) -> str:
 
 def _renewed(now: dt.date | None, stored: str | None) -> bool:
     """Período renovado desde a última sincronização (o fim andou mais de 2 dias para frente)."""
-    return bool(now and stored) and now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
+    if now is None or not stored:
+        return False
+    return now > dt.date.fromisoformat(stored) + dt.timedelta(days=2)
 
 
 def version_of(lic: License) -> str:
@@ -3474,7 +3500,7 @@ class _Planner:
         self.primary, self.backup, self.clock, self.state, self.options = primary, backup, clock, state, options
         self.chains: list[list[Action]] = []
         self.deletions: list[Action] = []
-        self.conflicts: list[dict[str, Any]] = []
+        self.conflicts: list[Conflict] = []
         self.divergences: list[Divergence] = []
         self.expected: dict[str, tuple[License, License]] = {}
         self.mismatches: list[str] = []
@@ -3544,9 +3570,11 @@ class _Planner:
             b = self.backup.rejected.get(key)
         role_of, two_way = self.options.role_of, self.options.mode == Mode.TWO_WAY
         if source_side == Side.PRIMARY:
+            assert p is not None  # sync só é chamado com a origem presente (one_way, conflict, two_way)
             chain, b_after = plan_license(p, b, self.clock, Side.BACKUP, role_of, two_way, rewrite)
             p_after = p
         else:
+            assert b is not None  # idem: a origem (o backup) existe
             chain, p_after = plan_license(b, p, self.clock, Side.PRIMARY, role_of, two_way)
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
@@ -3613,11 +3641,12 @@ class _Planner:
             return
         elif self.options.mirror and self.state is not None:
             self.delete(key, Side.BACKUP, "não existe no principal (--espelhar)")
-        elif self.reappeared(key) and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):
+        elif b is not None and self.state is not None and self.reappeared(key) \
+                and not sold_after(b, dt.date.fromisoformat(self.state.deleted[key][0])):  # reappeared exige b e state
             # a exclusão já feita dos dois lados (pelo vendedor) volta a valer numa cópia antiga do backup
             self.delete(key, Side.BACKUP, "apagada dos dois lados e de volta no backup (cópia antiga restaurada): "
                                        "apagada de novo")
-        elif self.clock.might(b, Side.BACKUP) and key not in self.denied:
+        elif b is not None and self.clock.might(b, Side.BACKUP) and key not in self.denied:  # (might(None) é False)
             # apagada e vendida de novo no backup (começou depois da exclusão): venda, fica liberada
             self.backup_only(key, b)
 
@@ -3793,7 +3822,7 @@ def default_max_deletions(total: int) -> int:
 
 class DeletionLimit(NamedTuple):
     side: Side  # lado do plano que receberia as exclusões
-    count: int
+    count: int  # type: ignore[assignment]  # de propósito: esconde tuple.count (ninguém conta itens daqui)
     limit: int
 
 
@@ -3932,7 +3961,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
     if not gone:
         return None, (), (), 0
     index = 0 if side == Side.PRIMARY else 1
-    stored = {k: pair[index] for k, pair in state.ids.items() if type(pair[index]) is int}
+    stored = {k: local_id for k, pair in state.ids.items() if type(local_id := pair[index]) is int}
     owner_now = {i: k for k, i in snap.server_ids.items()}
     reused = tuple(sorted(k for k in gone if k in stored and owner_now.get(stored[k], k) != k))
     lost = set(gone)
@@ -3955,7 +3984,7 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
 
 
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
-              rolled_back: list[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
+              rolled_back: Sequence[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
               shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
@@ -3995,8 +4024,14 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     return None
 
 
+class _Damage(TypedDict):
+    """Os campos de DataLoss que damage() preenche."""
+    would_delete: int
+    would_overwrite: int
+
+
 def damage(lost_side: Side, state: PairState | None, primary: Snapshot, backup: Snapshot,
-           planner: "_Planner") -> dict[str, int]:
+           planner: "_Planner") -> _Damage:
     """O que seguir apesar da perda poderia fazer no lado BOM: apagar (ou bloquear) o que sumiu do lado que
     perdeu dados — seja por exclusão direta ou por um conflito resolvido a favor dele — e sobrescrever."""
     good = lost_side.other
@@ -4224,7 +4259,7 @@ def fit_widths(payload: dict[str, Any]) -> dict[str, Any]:
             for field, value in payload.items()}
 
 
-def has_route(client: ApiClient, kind: str) -> bool | None:
+def has_route(client: ApiClient, kind: ActionKind) -> bool | None:
     """A rota de escrita de `kind` existe nesse servidor? Sondada uma vez por execução (um GET, nada gravado):
     True = 405 (existe); False = 404 que não é JSON da API (versão antiga); None = não deu para saber (segue
     como se existisse: a compensação da cadeia cobre)."""
@@ -4281,7 +4316,8 @@ class Executor:
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
-    def run(self, user_actions: list[Action], chains: list[list[Action]], deletions: list[Action] = ()) -> list[Result]:
+    def run(self, user_actions: list[Action], chains: list[list[Action]],
+            deletions: Sequence[Action] = ()) -> list[Result]:
         """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
         as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
         urgent = [c for c in chains if c[0].urgent]
@@ -4289,7 +4325,7 @@ class Executor:
         results += self._run_chains([[a] for a in user_actions], "usuários")
         return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
 
-    def _run_licenses(self, chains: list[list[Action]], deletions: list[Action]) -> list[Result]:
+    def _run_licenses(self, chains: list[list[Action]], deletions: Sequence[Action]) -> list[Result]:
         results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
@@ -4321,7 +4357,7 @@ class Executor:
         return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
-    def missing_routes(self, chains: list[list[Action]], deletions: list[Action]) -> set[str]:
+    def missing_routes(self, chains: list[list[Action]], deletions: Sequence[Action]) -> set[str]:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
@@ -4522,6 +4558,7 @@ class Executor:
         if action.kind == CREATE_USER:
             return self._create_user(action)
         if action.kind in (*UPSERTS, SET_CREATED_BY):
+            assert action.payload is not None  # estas ações sempre levam o corpo (plan_license)
             path = "/admin/devices/update-created-by" if action.kind == SET_CREATED_BY else "/admin/devices/create"
             resp = self._write("POST", path, action.payload)
             result = self._result(action, resp, 200 if action.kind == SET_CREATED_BY else 201)
@@ -4569,6 +4606,7 @@ class Executor:
         password = secrets.token_urlsafe(18)  # 24 caracteres aleatórios
         SECRETS.add(password)
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
+        assert action.payload is not None  # _create_user() do planejador sempre monta o corpo
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
         if proven(resp):
             try:
@@ -4678,7 +4716,7 @@ def collation_groups(source: Snapshot, target: Snapshot,
     licenses = dict(source.licenses)
     found = []
     for fold, keys in sorted(groups.items()):
-        kept = stored.get(fold) if stored.get(fold) in keys else keys[0]
+        kept = stored[fold] if stored.get(fold) in keys else keys[0]
         denied = [k for k in keys if not clock.sure(source.licenses[k], Side.PRIMARY)]
         for key in keys:
             if key != kept:
@@ -4908,6 +4946,7 @@ class History:
             cursor = self.db.execute(
                 "INSERT INTO execucoes (execucao, inicio, modo, principal, backup, situacao) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (run_id, started, Mode(mode), primary, backup, PairStatus.RUNNING))
+            assert cursor.lastrowid is not None  # um INSERT que deu certo sempre tem o id da linha
             return cursor.lastrowid
 
     AUDIT_BATCH = 50
@@ -5003,7 +5042,8 @@ class History:
     def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list["HistoryRow"]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
         pairs: só as dos pares (principal, backup) dados."""
-        where, params = "", ()
+        where = ""
+        params: tuple[str, ...] = ()
         if pairs is not None:
             if not pairs:
                 return []
@@ -5055,7 +5095,7 @@ class History:
         for row in rows:
             row["ok"] = bool(row["ok"])
             row["mudancas"] = json.loads(row["mudancas"] or "[]")
-        return [AuditEntry(row["servidor"], row["acao"], row["ok"], row) for row in rows]
+        return [AuditEntry(row["servidor"], row["ok"], row) for row in rows]
 
     def prune(self) -> int:
         if self.retention_days <= 0:
@@ -5213,7 +5253,6 @@ class AuditEntry:
     """Uma escrita da auditoria lida de volta (History.audit_trail): as decisões leem os campos; o texto e o
     --json mostram as colunas (`columns`, também por item["coluna"])."""
     server: str
-    action: str
     ok: bool
     columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
 
@@ -5403,7 +5442,7 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
     estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
     `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
     cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
-    entries = {}
+    entries: dict[str, JournalEntry] = {}
     left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
@@ -5493,7 +5532,9 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     """Estado depois da execução: o que ficou igual nos dois lados. Registros com falha,
     conflito não resolvido ou exclusão retida mantêm a versão antiga (serão vistos de novo).
     `today`: a data UTC da execução (padrão: a do relógio do plano, que segue --agora/--hoje)."""
-    today = today or plan.clock.utc
+    if today is None:
+        assert plan.clock is not None  # plan_pair sempre grava no plano o relógio com que o fez
+        today = plan.clock.utc
     failed = {r.action.key for r in results if not r.ok and r.action.kind != CREATE_USER}
     keep_old = failed | {c.key for c in plan.conflicts if c.open} | \
         {a.key for a in plan.held_deletions}
@@ -5552,8 +5593,9 @@ def _server_ids(old: PairState | None, licenses: dict[str, StateEntry], primary:
     found = {}
     for key, entry in licenses.items():
         before = old.ids.get(key, (None, None)) if old else (None, None)
-        pair = tuple(snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
-                     for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        primary_id, backup_id = (snap.server_ids.get(key, before[i] if entry.fp(side) is None else None)
+                                 for i, (side, snap) in enumerate(((Side.PRIMARY, primary), (Side.BACKUP, backup))))
+        pair = (primary_id, backup_id)
         if pair != (None, None):
             found[key] = pair
     return found
@@ -6032,6 +6074,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
     plan = outcome.plan
     if plan is None:
         return doc
+    assert outcome.parity_before is not None  # o Run grava a paridade de antes junto com o plano
     divergences = [item.as_dict(d.role_of) for item in outcome.divergences]
     doc.update({
         "contagens": pair_counts_json(outcome),
@@ -6082,6 +6125,7 @@ def counts_json(counts: dict[ActionKind, int]) -> dict[str, int]:
 def pair_counts_json(outcome: PairOutcome) -> dict[str, Any]:
     """A chave "contagens" do par (--json e coluna do histórico)."""
     plan = outcome.plan
+    assert plan is not None  # só chamada para um par que chegou a planejar (pair_json, o histórico)
     return {**counts_json(outcome.writes(Role.BACKUP)), "falhas": len(outcome.failures),
             "licencas_sem_mudanca": plan.licenses_compared - len(plan.license_chains),
             "divergencias": len(outcome.divergences), "conflitos": len(plan.conflicts),
@@ -6199,6 +6243,7 @@ class TextReport:
             return
         if plan is None:  # interrompida antes do plano
             text = interrupted_text(outcome)
+            assert text is not None  # sem erro e sem plano, o par só pode ter sido interrompido
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
             rep.say("")
             return
@@ -6216,6 +6261,7 @@ class TextReport:
             rep.say(f"   ⚠️  {warning}")
         if outcome.interrupted:
             text = interrupted_text(outcome)
+            assert text is not None  # interrompida: interrupted_text sempre tem o que dizer
             rep.say(f"   ⏹️  {text[0].upper()}{text[1:]}")
         rep.say("")
 
@@ -6223,7 +6269,8 @@ class TextReport:
         shown = [r for r in results if not r.ok] + [r for r in results if r.ok]
         say_where = d is not None and (two_way or d.restore)  # o modo grava no principal: dizer onde
         for result in shown[:MAX_LINES]:
-            self.rep.say(_action_line(result, self.simulate, d.role_of(result.action.side) if say_where else None))
+            self.rep.say(_action_line(result, self.simulate,
+                                      d.role_of(result.action.side) if d is not None and say_where else None))
         if len(shown) > MAX_LINES:
             where = "com --json" if self.simulate else "com --json ou no histórico"  # simulação não vai ao histórico
             self.rep.say(f"   … e mais {len(shown) - MAX_LINES} ações (lista completa {where})")
@@ -6237,6 +6284,7 @@ class TextReport:
 
     def licenses(self, outcome: PairOutcome, results: list[Result]) -> None:
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só mostra as licenças de um par com plano
         rep.say("📋 Licenças" if self.check else "📋 Sincronizando licenças...")
         self.actions(results, outcome.direction, _writes_primary(outcome))
         failed = {r.action.key for r in outcome.failures} | {a.key for a in outcome.leftover} | \
@@ -6245,6 +6293,7 @@ class TextReport:
         rep.say(f"   ✅ {plan.licenses_compared - len(failed)}/{plan.licenses_compared} licenças {done}")
         if self.check:
             before = outcome.parity_before
+            assert before is not None  # gravada junto com o plano
             rep.say(f"   {'✅' if before.ok else '❌'} Veredito agora: {before.equal}/{before.total} licenças com a "
                     "mesma resposta (liberada/negada) no principal e no backup")
         if outcome.interrupted and outcome.parity is None:
@@ -6272,6 +6321,7 @@ class TextReport:
     def differences(self, outcome: PairOutcome) -> None:
         """O que continua diferente: limitações da API, registros só no backup, conflitos, exclusões."""
         rep, plan = self.rep, outcome.plan
+        assert plan is not None  # pair() só chega aqui com um plano
         if outcome.leftover:
             rep.say(f"   ❌ Conferência: o servidor não guardou {plural(len(outcome.leftover), 'escrita')} desta "
                     f"execução ({sample([a.key for a in outcome.leftover])}). Ele pode ter reiniciado vazio ou um "
@@ -6508,7 +6558,7 @@ def error_exit_code(exc: BaseException, connecting: bool = True) -> ExitCode:
     130/143. O resto: 4 ao conectar e ler (`connecting`), senão 1 (erro de arquivo ou inesperado: a
     sincronização não terminou)."""
     if isinstance(exc, Interrupted):
-        return ExitCode(exc.code)
+        return ExitCode(exc.code)  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     if isinstance(exc, SystemExit):  # o argparse: --help/--version (0) ou uso errado
@@ -6528,7 +6578,7 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
     e os pares do --json vêm do RunOutcome (o mesmo do histórico): 2 (configuração, TLS) ou 4 (nome que
     não resolve). No --json, o documento traz também "principal" e "backups" (situacao "erro") como o de
     uma execução, para quem já lê esses campos."""
-    code = ExitCode(outcome.code)
+    code = ExitCode(outcome.code)  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
     lines = [("" if i == 0 else "❌ ") + _error_text(exc) for i, (_, exc) in enumerate(errors)]
     refused = [server for server, exc in errors if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401]
     if refused:
@@ -6605,7 +6655,8 @@ class RunOutcome:
 
     @property
     def interrupted(self) -> ExitCode | None:
-        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)
+        # ExitCode(x) é a busca pelo valor, não o __new__ da tabela (python/mypy#10573)
+        return next((ExitCode(p.interrupted) for p in self.pairs if p.interrupted), None)  # type: ignore[call-arg]
 
     @property
     def sync_code(self) -> ExitCode:
@@ -6614,7 +6665,7 @@ class RunOutcome:
         return run_exit_code([*(p.code for p in self.pairs), self.stopped_code], problems=bool(self.warnings))
 
     @property
-    def code(self) -> int:
+    def code(self) -> ExitCode:
         """O código da execução: o pior dos pares; no verificar, a rota de falha também conta."""
         return failover_check_code(self.failover, self.check, self.sync_code)
 
@@ -6703,11 +6754,11 @@ def read_last_run(path: str | os.PathLike[str]) -> LastRun | None:
     def text(value: Any) -> str | None:
         return value if isinstance(value, str) else None
 
+    items = doc.get("servidores")
     servers = tuple(
         LastRunServer(role=text(item.get("papel")) or "", url=text(item.get("url")) or "", ok=item.get("ok") is True,
                       error=None if item.get("erro") in (None, "") else str(item.get("erro")))
-        for item in (doc.get("servidores") if isinstance(doc.get("servidores"), list) else [])
-        if isinstance(item, dict))
+        for item in (items if isinstance(items, list) else []) if isinstance(item, dict))
     code = doc.get("codigo_saida")
     recorded = doc.get("registrada_no_historico")
     return LastRun(started=text(doc.get("inicio")), ended=text(doc.get("fim")),
@@ -7037,6 +7088,7 @@ class Run:
 
     def plan_and_apply(self, outcome: PairOutcome) -> None:
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
@@ -7096,6 +7148,7 @@ class Run:
         ÚLTIMA releitura. Sem escrita e na mesma data, a primeira leitura já é a final. No verificar, só compara.
         `seen`: os retratos crus (origem, destino) de que o plano da primeira rodada foi feito."""
         cfg, d = self.config, outcome.direction
+        assert outcome.clock is not None  # o Run cria o resultado do par já com o relógio (clock_for)
         later = self.clock_for(d, self.instant())
         if not outcome.results and later == outcome.clock:
             return  # nada foi escrito e a data é a mesma: a primeira leitura já foi feita depois da última escrita
@@ -7222,15 +7275,17 @@ class Run:
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
                            target: Snapshot, carried: dict[str, JournalEntry] | None = None
-                           ) -> tuple[list[Result], PairState | None]:
+                           ) -> tuple[list[Result], PairState]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
         uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
+        assert outcome.plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
         with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
             journaled = False
             if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
-                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(
+                # `or True`: guard_local devolve None quando a gravação falhou, e save_journal devolve sempre None
+                journaled = self.guard_local("gravar o diário do par", lambda: save_journal(  # type: ignore[func-returns-value]
                     cfg.data_dir, d.primary.url, d.backup.url,
                     {**(carried or {}), **journal_entries(plan, source, target, write_day)}) or True) is True
             results = self.execute(outcome, undo_journaled=journaled)
@@ -7243,6 +7298,7 @@ class Run:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         if d.restore:  # no plano a origem é o backup: o estado é calculado com os lados trocados
             old = swap_state(state) if state else None
             new_state = swap_state(next_state(plan, results, old, source, target, d.backup.url, d.primary.url))
@@ -7263,16 +7319,18 @@ class Run:
         """Escritas na origem (bidirecional) e depois no destino, cada lado com seu cliente. Antes de tudo, as
         cadeias urgentes do backup (uma licença que uma cadeia nossa deixou liberada lá)."""
         plan, d = outcome.plan, outcome.direction
+        assert plan is not None  # só chamada com um plano a executar
         clients = {side: self.clients[d.server(side).url] for side in Side}
         executors: dict[Side, Executor] = {}
         results: list[Result] = []
 
         def executor_for(side: Side) -> Executor:
             if side not in executors:
+                assert self.credentials is not None  # open_local_files abre o arquivo de senhas antes de escrever
                 url = clients[side].server.url
                 on_backup = d.role_of(side) == Role.BACKUP  # desfazer excluindo e gravar cortado: só num backup
                 executors[side] = Executor(clients[side], self.credentials, self.config,
-                                           on_result=lambda result, url=url: self.audit(url, result),
+                                           on_result=functools.partial(self.audit, url),
                                            backup=on_backup, undo_journaled=undo_journaled)
             return executors[side]
 
@@ -7306,6 +7364,7 @@ class Run:
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
         sobra só o intervalo entre esta releitura e a escrita. Quem decide é o planejador (replan_after_reread)."""
         d, plan = outcome.direction, outcome.plan
+        assert plan is not None and outcome.clock is not None  # chamada por execute(), com o plano do par
         server = d.server(side)
         first = self.snapshots[server.url]
         try:
@@ -7552,12 +7611,13 @@ PANEL_DEFAULT_PORT = 8765
 PANEL_LIST_LIMIT = 200  # itens por lista no painel; o resto vira "… e mais N"
 CHART_RUNS = 30  # execuções no gráfico
 
-MODE_LABELS = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
-               Mode.CHECK: "verificação"}
+# MODE_LABELS e SITUATION_LABELS são lidas com o texto gravado no histórico (Mode e PairStatus são str)
+MODE_LABELS: dict[str, str] = {Mode.ONE_WAY: "unidirecional", Mode.TWO_WAY: "bidirecional", Mode.RESTORE: "restauração",
+                               Mode.CHECK: "verificação"}
 RECORD_KINDS = {kind: kind.noun for kind in RecordKind}
-SITUATION_LABELS = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
-                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
-                    PairStatus.INTERRUPTED: "interrompida"}
+SITUATION_LABELS: dict[str, str] = {PairStatus.OK: "ok", PairStatus.FAILURES: "com falhas", PairStatus.ERROR: "erro",
+                                    PairStatus.HELD: "exclusões retidas", PairStatus.RUNNING: "em andamento",
+                                    PairStatus.INTERRUPTED: "interrompida"}
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:
@@ -7662,8 +7722,8 @@ def pair_health(rows: list[HistoryRow], max_delay_min: float, now: dt.datetime,
     current: pares da configuração atual ("atual": True, mesmo sem execução); os demais saem com
     "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
     pairs: dict[tuple[str, str], _PairRuns] = {}
-    for key in current or []:
-        pairs.setdefault(tuple(key), _PairRuns())
+    for primary, backup in current or []:
+        pairs.setdefault((primary, backup), _PairRuns())
     for row in rows:
         info = pairs.setdefault((row.primary, row.backup), _PairRuns())
         if row.status == PairStatus.RUNNING:
@@ -7805,8 +7865,8 @@ def status_document(history: History, max_delay_min: float,
 
 
 def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
-                stopped: dict[str, Any] | None = None, pairs: list[dict[str, Any]] = (),
-                old_pairs: list[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
+                stopped: dict[str, Any] | None = None, pairs: Sequence[dict[str, Any]] = (),
+                old_pairs: Sequence[dict[str, Any]] = (), **extra: Any) -> tuple[int, dict[str, Any]]:
     """(código HTTP, documento) do /status.json: 200 só quando ok; os mesmos campos em todo caso."""
     body = {"ok": ok, "gerado_em": now_iso(), "max_atraso_min": max_delay_min, "mensagem": message,
             "configuracao_atual": current is not None, "ultima_execucao_parada": stopped, **extra,
@@ -7857,7 +7917,7 @@ def _label_indexes(count: int, most: int = 4) -> list[int]:
     return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
 
 
-def render_chart(rows: list[dict[str, Any]], width: int = 480, height: int = 210) -> str:
+def render_chart(rows: list[HistoryRow], width: int = 480, height: int = 210) -> str:
     """Gráfico SVG das execuções (da mais antiga à mais nova): barras com as escritas no backup e no
     principal, linha com a paridade depois de cada execução e datas no eixo. A legenda fica fora do SVG."""
     points = chart_points(rows)
@@ -8046,7 +8106,7 @@ def backup_only_allowed(pair: PanelPair) -> list[str]:
     return list(pair.last.backup_only_allowed) if pair.last else []
 
 
-def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
+def _render_backup_only(pairs: list[PanelPair]) -> str:
     """O mesmo aviso do terminal: licença só no backup e liberada lá (o principal não a conhece e negaria)."""
     items = [(p, backup_only_allowed(p)) for p in pairs]
     items = [(p, keys) for p, keys in items if keys]
@@ -8063,7 +8123,7 @@ def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
             + _table(["Principal → Backup", "Quantas", "Licenças"], rows, "so-no-backup"))
 
 
-def _render_pairs(pairs: list[dict[str, Any]]) -> str:
+def _render_pairs(pairs: list[PanelPair]) -> str:
     if not pairs:
         return '<p class="vazio">Nenhuma sincronização registrada ainda.</p>'
     return f'<div class="pares">{"".join(_render_pair_card(p) for p in pairs)}</div>'
@@ -8115,7 +8175,7 @@ RUN_HEADERS = ["Início", "Principal → Backup", "Modo", "Situação", "Mudanç
                "Execução"]
 
 
-def _render_runs(rows: list[dict[str, Any]]) -> str:
+def _render_runs(rows: list[HistoryRow]) -> str:
     if not rows:
         return '<p class="vazio">Nenhuma execução.</p>'
     lines = []
@@ -8129,7 +8189,7 @@ def _render_runs(rows: list[dict[str, Any]]) -> str:
     return _table(RUN_HEADERS, lines, "execucoes")
 
 
-def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
+def _render_conflicts(pairs: list[PanelPair]) -> str:
     items = [(p, c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
@@ -8142,7 +8202,7 @@ def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
     return _table(["Principal → Backup", "Registro", "Conflito"], rows, "conflitos", total - len(rows))
 
 
-def _render_divergences(pairs: list[dict[str, Any]]) -> str:
+def _render_divergences(pairs: list[PanelPair]) -> str:
     items = [(p, d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
@@ -8160,7 +8220,7 @@ def _render_divergences(pairs: list[dict[str, Any]]) -> str:
                    total - len(rows)))
 
 
-def _render_old_pairs(old: list[dict[str, Any]], history: History) -> str:
+def _render_old_pairs(old: list[PanelPair], history: History) -> str:
     """Pares que não estão mais na configuração: dobrados, informativos, fora do status.json."""
     if not old:
         return ""
@@ -8387,7 +8447,8 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
         if not is_damaged_database(exc):
             raise
         print(f"⚠️  {damaged_history_message(data_dir, exc)}", file=sys.stderr)
-    accepted, wildcard, bound = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", ""), {}
+    accepted, wildcard = panel_host_names(host, names), host.strip("[]") in ("0.0.0.0", "::", "")
+    bound: dict[str, int] = {}  # a porta aberta de fato (conhecida só depois do bind)
     handler = make_panel_handler(data_dir, token, max_delay_min, current,
                                  lambda header: panel_host_ok(header, accepted, bound["port"], wildcard))
     try:
@@ -8412,6 +8473,7 @@ def load_reference_server():
     if not os.path.exists(path):
         raise ConfigError(f"A demonstração precisa do servidor de referência em {path} (baixe o repositório completo).")
     spec = importlib.util.spec_from_file_location("servidor_referencia", path)
+    assert spec is not None and spec.loader is not None  # um arquivo .py sempre tem especificação e carregador
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("servidor_referencia", module)
     spec.loader.exec_module(module)
@@ -8542,7 +8604,7 @@ def translate_argparse(message: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise OptionError(translate_argparse(message))
 
 
@@ -8577,6 +8639,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
                           ("SYNC_PARALELO", "N")):
         setting = SETTING[name]
+        assert setting.option is not None  # estas quatro têm opção de linha de comando na tabela
         parser.add_argument(setting.option, type=setting.cli_type(), metavar=metavar, help=setting.option_help())
     parser.add_argument("--permitir-http", action="store_true", help=SETTING["SYNC_PERMITIR_HTTP"].option_help())
     parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
@@ -8756,7 +8819,7 @@ def audit_value(field: str, value: Any) -> str:
 
 def audit_outcome(item: AuditEntry) -> str:
     """"bloqueada ✅" ou "❌ não foi possível bloquear: motivo" (o código da ação fica no --json)."""
-    label = ACTION_LABELS.get(item.action)
+    label = ACTION_LABELS.get(item["acao"])
     if item.ok:
         return f"{label[1] if label else item['acao']} ✅"
     return f"❌ não foi possível {label[3] if label else item['acao']}: {item['mensagem']}"
@@ -8838,10 +8901,12 @@ def configure_output() -> None:
     (| head), disco cheio e falta de console (pythonw: sys.stdout é None) terminam em silêncio."""
     for stream in (sys.stdout, sys.stderr):
         try:
+            # o typeshed diz TextIO (sem reconfigure); na prática é um TextIOWrapper, e o que não for (ou o
+            # None do pythonw) dá o AttributeError tratado abaixo
             if stream.isatty():
-                stream.reconfigure(errors="replace")
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
             else:
-                stream.reconfigure(encoding="utf-8", errors="replace")
+                stream.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
         except (AttributeError, ValueError):
             pass
     if sys.stdout is None:  # pythonw.exe (tarefa agendada sem console): a saída vai para lugar nenhum
@@ -8940,6 +9005,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return stopped_code(exc)
     args.json = args.json or args.json_completo
+    error: BaseException
     try:
         return _run_command(args)
     except ConfigError as exc:
@@ -8961,7 +9027,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
         message = f"Erro inesperado ({exc.__class__.__name__}): {exc}"
         meaning, error = "erro inesperado; a sincronização não terminou", exc
-    code = fail(message, stopped_code(error), json_mode, meaning=meaning)
+    code = stopped_code(error)
+    fail(message, code, json_mode, meaning=meaning)
     record_failure(args, message, code)  # depois da mensagem; o painel e o /status.json ficam vermelhos já agora
     return code
 

@@ -1928,10 +1928,17 @@ class ServidorReferencia:
         value = (float(bytes_por_segundo), calar_apos)
         self._faults.add_rule("banda", _rule(metodo, rota, value, vezes))
 
-    def respostas_limitadas(self) -> list[dict]:
-        """Cópia das entradas de limitar_banda (inicio, ultimo_byte, fim, enviados, tamanho, completa)."""
-        with self._sockets_lock:
-            return [dict(r) for r in self._limited]
+    def respostas_limitadas(self, esperar: float = 5.0) -> list[dict]:
+        """Cópia das entradas de limitar_banda (inicio, ultimo_byte, fim, enviados, tamanho, completa). Espera
+        até `esperar` s que as respostas em andamento terminem (o `fim` é anotado pela thread do servidor
+        quando ela nota que o cliente desistiu, um instante depois de o cliente ter saído)."""
+        prazo = time.monotonic() + esperar
+        while True:
+            with self._sockets_lock:
+                copia = [dict(r) for r in self._limited]
+            if all(r["fim"] is not None for r in copia) or time.monotonic() >= prazo:
+                return copia
+            time.sleep(0.02)
 
     def redirecionar(self, status: int | None, para: str = "", rota: str = "*", metodo: str = "*",
                      manter_caminho: bool = True, vezes: Optional[int] = None) -> None:

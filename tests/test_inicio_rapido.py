@@ -5,9 +5,10 @@ script (PEP 723, para `uv run`/`pipx run`) iguais às do requirements.txt."""
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 
-from apoio import RAIZ
+from apoio import RAIZ, SCRIPT, ambiente_limpo, rodar_script
 
 README = (RAIZ / "README.md").read_text(encoding="utf-8")
 CI = (RAIZ / ".ci" / "run").read_text(encoding="utf-8")
@@ -54,6 +55,7 @@ def test_ci_roda_exatamente_o_comando_de_testes_do_readme():
     linhas_do_ci = [linha.strip() for linha in CI.splitlines()]
     assert comando in linhas_do_ci, f"o .ci/run não roda a linha do README: {comando!r}"
     assert "ruff check ." in CI
+    assert "if ! .venv/bin/mypy; then" in CI  # os tipos: arquivos e regras no mypy.ini
 
 
 def test_windows_instala_e_roda_o_mesmo_que_o_linux():
@@ -78,3 +80,15 @@ def test_dependencias_do_cabecalho_pep_723_sao_as_do_requirements():
     requisitos = (RAIZ / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert dependencias(declaradas) == dependencias(requisitos)
     assert versao == ">=3.10"
+
+
+def test_demo_do_script_copiado_sozinho_diz_que_precisa_do_repositorio_e_sai_com_2(tmp_path):
+    """O README diz que `uv run`/`pipx run` rodam a demonstração na pasta do projeto, e que o script copiado
+    sozinho para outra pasta (C:\\protecao) não a roda: diz de onde vem o servidor de referência, código 2."""
+    copia = tmp_path / "sincronizar_bancos.py"
+    shutil.copy(SCRIPT, copia)
+    r = rodar_script("demo", env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, script=copia)
+    assert r.codigo == 2, r.stdout + r.stderr
+    assert "servidor_referencia.py" in r.stdout + r.stderr and "repositório completo" in r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert "na pasta do projeto" in inicio_rapido() and "repositório completo" in inicio_rapido()

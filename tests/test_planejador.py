@@ -291,6 +291,20 @@ def test_cada_lado_julgado_pela_sua_data_local():
     assert kinds(plan) == [(sb.BLOCK, "L1")]
 
 
+@pytest.mark.parametrize("status", [None, "suspensa"])
+def test_renovar_ja_deixa_a_licenca_ativa_sem_ativar_de_novo(status):
+    """Backup com um status que o servidor libera sem ser 'active' (nulo, desconhecido), no último dia dentro
+    da margem de fusos: a renovação (upsert) já grava 'active'. Nada de uma ativação a mais depois dela (com o
+    motivo falso "vencida no principal... bloqueada para negar igual") nem de um estado previsto com o status
+    de antes, que o servidor não terá."""
+    amanha = HOJE + dt.timedelta(days=1)
+    relogio = sb.Clock(utc=HOJE, primary=HOJE, backup=HOJE, primary_span=(HOJE, HOJE), backup_span=(HOJE, amanha))
+    plan = sb.plan_pair(snap(lic()), snap(lic(status=status, end=HOJE)), relogio)
+    assert [(a.kind, a.changes) for a in plan.actions] == [(sb.RENEW, (("end_date", HOJE, dt.date(2027, 11, 29)),))]
+    depois = plan.expected["L1"][1]  # o que o plano prevê no backup
+    assert depois.status == "active" and sb.allows(depois, amanha)
+
+
 def test_principal_com_fim_nulo_e_inicio_antigo_bloqueia_o_backup():
     antiga = lic(license_type="mensal", end=None, start_date=dt.date(2024, 3, 10))
     plan = sb.plan_pair(snap(antiga), snap(lic(license_type="mensal")), HOJE)
