@@ -195,6 +195,7 @@ __all__ = [
     "error_exit_code", "stopped_code", "SafetyStop",  # exceção → desfecho (o código sai de run_exit_code)
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
+    "LicenseStatus",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
@@ -211,7 +212,7 @@ __all__ = [
     "Action", "Divergence", "PlanOptions", "Plan", "StateEntry", "PairState", "LossKind", "DeletionLimit",
     "Clock", "Conflict", "plan_pair", "allows", "effective_end", "period_end", "model_upsert", "model_apply",
     "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
-    "primary_went_back", "replan_after_reread", "swap_state",
+    "primary_went_back", "replan_after_reread", "swap_state", "merge_final",
     # executor, estado e histórico
     "read_last_run", "LastRun", "LastRunServer", "last_run_json", "JournalEntry", "journal_json",  # nossos arquivos
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
@@ -303,7 +304,6 @@ LICENSE_PERIOD_MONTHS = {
     "trianual": 36,
     "vitalicia": None,
 }
-LICENSE_STATUSES = ("active", "blocked", "pending")
 USER_ROLES = ("admin", "user")
 SETTABLE_FIELDS = ("owner_name", "cpf", "email", "address", "license_type", "created_by")
 TEXT_FIELDS = SETTABLE_FIELDS + ("status", "features")
@@ -351,6 +351,23 @@ class Side(TextEnum):
         return Side.BACKUP if self is Side.PRIMARY else Side.PRIMARY
 
 
+class LicenseStatus(TextEnum):
+    """Status de uma licença, lido UMA vez (parse, em parse_license) exatamente como o servidor o compara: só o
+    texto exato é um destes ('blocked ' com espaço não é bloqueada). Um status desconhecido fica como o texto que
+    veio (License.status: LicenseStatus | str): é o que aparece no relatório, e o veredito o libera (allows)."""
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+    PENDING = "pending"
+
+    @classmethod
+    def parse(cls, raw: Any) -> "LicenseStatus | Any":
+        """O membro do texto exato; qualquer outro valor (None, desconhecido, com espaços) fica como veio."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return raw
+
+
 class ActionKind(TextEnum):
     CREATE_USER = "criar_usuario"
     CREATE = "criar_licenca"
@@ -363,6 +380,8 @@ class ActionKind(TextEnum):
 
 
 CREATE_USER, CREATE, UPDATE, RENEW, BLOCK, ACTIVATE, DELETE, SET_CREATED_BY = ActionKind
+LICENSE_STATUSES = tuple(status.value for status in LicenseStatus)
+ACTIVE, BLOCKED, PENDING = LicenseStatus
 UPSERTS = (CREATE, UPDATE, RENEW)
 
 
@@ -425,6 +444,8 @@ def now_iso() -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, LicenseStatus):
+        return value.value  # o texto puro: o repr() do relatório sai igual ao do texto lido do servidor
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
@@ -2329,7 +2350,7 @@ class License:
     address: str | None
     license_type: str | None
     created_by: str | None
-    status: str | None
+    status: LicenseStatus | str | None  # LicenseStatus.parse: o texto cru só quando é desconhecido
     start_date: dt.date | str | None = None  # texto quando o formato é desconhecido (valor opaco)
     end_date: dt.date | None = None
     custom_interval: Any = None  # opaco: o PIX grava o que recebe ("30min", 60...)
@@ -2488,7 +2509,8 @@ def parse_license(item: dict[str, Any], key: str) -> License:
     status = item.get("status")
     if status is not None and not isinstance(status, str):
         raise _RecordError(ProblemKind.BAD_TYPE, f"campo 'status' com tipo inesperado ({type(status).__name__})")
-    texts["status"] = status  # como o servidor compara: "blocked " (com espaço) não é bloqueada
+    texts["status"] = status  # para o limite de tamanho; o status do registro é o LicenseStatus.parse
+    status = LicenseStatus.parse(status)  # como o servidor compara: "blocked " (com espaço) não é bloqueada
     start_raw = item.get("start_date")
     try:
         start = parse_date(start_raw)
@@ -2496,7 +2518,7 @@ def parse_license(item: dict[str, Any], key: str) -> License:
         start = opaque(start_raw)
     raw_type = item.get("license_type")
     stored_type = raw_type if texts["license_type"] and raw_type != texts["license_type"] else None
-    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=texts["status"],
+    lic = License(device_id=key, **{name: texts[name] for name in SETTABLE_FIELDS}, status=status,
                   start_date=start, end_date=None, custom_interval=opaque(item.get("custom_interval")),
                   features=opaque(item.get("features")), stored_type=stored_type)
     try:
@@ -2530,7 +2552,7 @@ def rejected_verdict(snap: Snapshot, key: str, today: dt.date) -> bool | None:
     lic = snap.rejected.get(key)
     if lic is None:
         return None
-    if lic.status in ("blocked", "pending"):
+    if lic.status in (BLOCKED, PENDING):
         return False
     if any(p.key == key and p.reason == ProblemKind.BAD_DATE for p in snap.problems):
         return None
@@ -2924,6 +2946,9 @@ class Action:
     absence: bool = False  # exclusão ou bloqueio deduzido da AUSÊNCIA do registro no outro lado
     # termina uma cadeia nossa que deixou a licença LIBERADA onde a origem nega (diário): vai antes de tudo
     urgent: bool = False
+    # o bloqueio do fim de uma cadeia que regrava: o que o Executor faz se ele falhar (chain_undo; None: relata)
+    undo: Action | None = None
+    journaled: bool = False  # um desfazer que só vale se foi gravado no diário antes das escritas
 
 
 class Divergence(tuple):
@@ -3047,8 +3072,11 @@ class DataLoss:
     would_overwrite: int = 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Plan:
+    """O plano de um par como plan_pair o devolve, completo (conflitos, divergências aprendidas, bloqueios de
+    segurança): congelado. Quem junta dois planos (a releitura do principal, a releitura final) faz um novo
+    (replan_after_reread, merge_final), nunca edita este."""
     user_actions: list[Action]
     license_chains: list[list[Action]]
     divergences: list[Divergence]
@@ -3062,7 +3090,7 @@ class Plan:
     held_deletions: list[Action] = dataclasses.field(default_factory=list)
     limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
-    conflicts: list[Conflict] = dataclasses.field(default_factory=list)
+    conflicts: tuple[Conflict, ...] = ()
     skipped_users: list[Problem] = dataclasses.field(default_factory=list)
     unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
@@ -3132,9 +3160,9 @@ def allows(lic: License | None, today: dt.date) -> bool:
     """O veredito que o servidor dá ao programa do cliente (liberado = True), na ordem do servidor:
     bloqueada → negada; vencida (fim gravado ou calculado, antes do `today` LOCAL do servidor) → negada;
     pendente → negada; qualquer outro status (até um desconhecido) → liberada."""
-    if lic is None or lic.status == "blocked" or is_expired(lic, today):
+    if lic is None or lic.status == BLOCKED or is_expired(lic, today):
         return False
-    return lic.status != "pending"
+    return lic.status != PENDING
 
 
 # Fusos possíveis de um servidor: a API não revela o fuso (só o relógio UTC, no cabeçalho Date), e os fusos
@@ -3219,7 +3247,7 @@ def model_upsert(before: License | None, source: License, today: dt.date) -> Lic
     fields = dict(zip(SETTABLE_FIELDS, source.desired_settable(), strict=True))
     kept = {"custom_interval": 60, "features": "core"} if before is None else {
         "custom_interval": before.custom_interval, "features": before.features}
-    return License(device_id=source.device_id, **fields, status="active", start_date=today,
+    return License(device_id=source.device_id, **fields, status=ACTIVE, start_date=today,
                    end_date=period_end(source.license_type, today), **kept)
 
 
@@ -3231,17 +3259,17 @@ def model_apply(lic: License | None, action: Action, today: dt.date, source: Lic
     if action.kind == DELETE or lic is None:
         return None
     if action.kind == BLOCK:
-        return dataclasses.replace(lic, status="blocked")
+        return dataclasses.replace(lic, status=BLOCKED)
     if action.kind == SET_CREATED_BY:
         assert action.payload is not None  # plan_license sempre manda o created_by no corpo desta ação
         return dataclasses.replace(lic, created_by=action.payload["created_by"])
     if action.kind == ACTIVATE:
-        return dataclasses.replace(lic, status="active")
+        return dataclasses.replace(lic, status=ACTIVE)
     return lic
 
 
 def target_status(source: License, after: License, source_today: "dt.date | Span",
-                  target_today: "dt.date | Span", primary_target: bool = False) -> str | None:
+                  target_today: "dt.date | Span", primary_target: bool = False) -> LicenseStatus | str | None:
     """Status que o destino deve ter para dar o mesmo veredito da origem, com o mínimo de escritas.
 
     Origem liberada → 'active'. Origem negada (bloqueada, pendente ou vencida) e destino
@@ -3252,22 +3280,43 @@ def target_status(source: License, after: License, source_today: "dt.date | Span
     (`primary_target`: bidirecional, restaurar) nunca é bloqueado pela margem: só quando a origem nega em todas.
     """
     (source_earliest, source_latest), target_earliest = _span(source_today), _span(target_today)[0]
-    if allows(source, source_latest):
-        return after.status if allows(after, target_earliest) else "active"
-    if not allows(after, target_earliest) or (primary_target and allows(source, source_earliest)):
-        return after.status
-    return "blocked"
+    source_allows = allows(source, source_latest) or (primary_target and allows(source, source_earliest))
+    if must_deny(source_allows, allows(after, target_earliest)):
+        return BLOCKED
+    if allows(source, source_latest) and not allows(after, target_earliest):
+        return ACTIVE
+    return after.status
+
+
+def must_deny(source_allows: bool, target_allows: bool | None) -> bool:
+    """A REGRA ÚNICA de negar no destino: a origem nega (ou não tem o registro, ou não libera com certeza) e o
+    destino libera, ou não dá para saber o veredito dele (`target_allows` None) → o destino precisa terminar
+    negado (BLOCKED). Nenhum caminho deixa o destino mais permissivo que a origem. Quem decide o status de um
+    destino passa por aqui: target_status (as cadeias de plan_license), deny_on_target (os bloqueios de
+    segurança do planejador e da releitura do principal) e collation_groups (o registro de um grupo MySQL)."""
+    return not source_allows and target_allows is not False
+
+
+def block_action(key: str, current_status: Any, why: str, side: Side = Side.BACKUP,
+                 absence: bool = False) -> Action:
+    """O bloqueio que leva o destino a BLOCKED (must_deny), anotado com o status de antes (auditoria, estado)."""
+    return Action(BLOCK, key, why, changes=(("status", current_status, BLOCKED),), side=side, absence=absence)
+
+
+def status_after(action: Action) -> Any:
+    """O status em que o plano diz que a ação deixa o registro (a mudança de status que ela anota)."""
+    return next((new for field, _old, new in action.changes if field == "status"), None)
 
 
 def deny_on_target(key: str, current_status: str | None, allowed_there: bool | None, why: str,
-                   side: Side = Side.BACKUP, absence: bool = False) -> list[Action]:
-    """A regra única de "negar no destino por segurança": o destino libera (ou não dá para saber o veredito
-    dele, `allowed_there` None) algo que a origem nega ou não tem → uma cadeia com um bloqueio (reversível;
-    nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista vazia. Todo bloqueio de
-    segurança do planejador (e a releitura do principal) passa por aqui."""
-    if allowed_there is False or not path_safe(key):
+                   side: Side = Side.BACKUP, absence: bool = False, source_allows: bool = False) -> list[Action]:
+    """Negar no destino por segurança (must_deny): o destino libera (ou não dá para saber o veredito dele,
+    `allowed_there` None) algo que a origem nega ou não tem (`source_allows` False) → uma cadeia com um
+    bloqueio (reversível; nada é apagado). Id que não cabe no caminho da URL não pode ser bloqueado: lista
+    vazia. Todo bloqueio de segurança do planejador (e a releitura do principal) passa por aqui."""
+    if not must_deny(source_allows, allowed_there) or not path_safe(key):
         return []
-    return [Action(BLOCK, key, why, changes=(("status", current_status, "blocked"),), side=side, absence=absence)]
+    return [block_action(key, current_status, why, side, absence)]
 
 
 def sold_after(lic: License, since: dt.date | None, strict: bool = True) -> bool:
@@ -3328,22 +3377,44 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
         # liberado que não é 'active' — nulo, desconhecido — ganhava uma ativação a mais, com motivo falso)
         status = target_status(source, after, source_span, target_span, primary_target=here == Role.PRIMARY)
     if after.status != status:
-        kind = BLOCK if status == "blocked" else ACTIVATE
         why = _status_reason(source, status, there)
-        if status == "blocked" and allows(source, clock.on(side.other)):  # libera no fuso configurado
+        if status == BLOCKED and allows(source, clock.on(side.other)):  # libera no fuso configurado
             why = (f"último dia no {there}: num fuso possível do {there} (UTC−12 a UTC+14; a API não informa o "
                    "fuso) ela já venceu, então o backup nega (margem de fusos)")
-        chain.append(Action(kind, key, why, changes=(("status", after.status, status),), side=side))
+        chain.append(block_action(key, after.status, why, side) if status == BLOCKED else
+                     Action(ACTIVATE, key, why, changes=(("status", after.status, status),), side=side))
         after = dataclasses.replace(after, status=status)
+    undo = chain_undo(chain, here, two_way)
+    if undo is not None:  # se o bloqueio do fim falhar, o Executor faz o que o plano diz aqui
+        chain[-1] = dataclasses.replace(chain[-1], undo=undo)
     return chain, after
 
 
-def _status_reason(source: License, status: str | None, there: str) -> str:
-    if status == "active":
+def chain_undo(chain: list[Action], here: Role, two_way: bool) -> Action | None:
+    """O que desfaz uma cadeia que regrava (o upsert deixa a licença LIBERADA) e termina bloqueando, se o
+    bloqueio falhar: excluir o registro (volta a não existir: negado). O criado pela cadeia, em qualquer lado; o
+    que já existia, só num backup (`here`: o servidor real), e no bidirecional só se o desfazer foi gravado no
+    diário ANTES das escritas (`journaled`: journal_entries grava o estado "ausente" da cadeia), para que um fim
+    abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no principal).
+    No principal nada que já existia é excluído. None: não há desfazer (Executor.compensate só relata)."""
+    if not chain or not unblocks_then_blocks(chain):
+        return None
+    created = chain[0].kind == CREATE
+    if not created and here != Role.BACKUP:
+        return None
+    upserted = next(a for a in chain if a.kind in UPSERTS)
+    what = "criada nesta execução" if created else "regravada nesta execução"
+    return Action(DELETE, chain[-1].key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
+                  "excluída para não ficar liberada onde a origem nega", side=chain[-1].side,
+                  journaled=two_way and not created)
+
+
+def _status_reason(source: License, status: LicenseStatus | str | None, there: str) -> str:
+    if status == ACTIVE:
         return f"ativa e no prazo no {there}"
-    if source.status == "blocked":
+    if source.status == BLOCKED:
         return f"bloqueada no {there}"
-    if source.status == "pending":
+    if source.status == PENDING:
         return f"pendente no {there} (a API não define 'pending'; bloqueada para negar igual)"
     return f"vencida no {there} (datas não são copiáveis; bloqueada para negar igual)"
 
@@ -3513,10 +3584,12 @@ class _Planner:
         self.not_restored: list[str] = []
         self.denied: set[str] = set()
 
-    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False) -> bool:
+    def deny(self, key: str, why: str, lic: License | None, allowed: bool | None, absence: bool = False,
+             source_allows: bool = False) -> bool:
         """Bloqueia no destino (deny_on_target) o registro `lic` do backup, que libera (`allowed`; None = não
-        dá para saber). Devolve se bloqueou."""
-        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence)
+        dá para saber), quando a origem nega (`source_allows` False). Devolve se bloqueou."""
+        chain = deny_on_target(key, lic.status if lic else None, allowed, why, absence=absence,
+                               source_allows=source_allows)
         if chain:
             self.chains.append(chain)
             self.denied.add(key)
@@ -3583,10 +3656,10 @@ class _Planner:
             chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
-        if source_side == Side.BACKUP and b is not None and not self.clock.sure(p_after, Side.PRIMARY) and self.deny(
+        if source_side == Side.BACKUP and b is not None and self.deny(
                 key, "veredito do principal incerto no fuso dele (margem de fusos): bloqueada no backup", b,
-                self.clock.might(b, Side.BACKUP)):
-            b_after = dataclasses.replace(b, status="blocked")  # o principal não é bloqueado pela margem; o backup, sim
+                self.clock.might(b, Side.BACKUP), source_allows=self.clock.sure(p_after, Side.PRIMARY)):
+            b_after = dataclasses.replace(b, status=BLOCKED)  # o principal não é bloqueado pela margem; o backup, sim
         self._settle(key, p_after, b_after)
 
     def _unreachable(self, key: str, p: License | None, b: License | None) -> None:
@@ -3615,9 +3688,9 @@ class _Planner:
         self.conflicts.append(Conflict(key, why, ConflictPolicy(winner), p, b))
         if winner == ConflictPolicy.REPORT:
             # enquanto o conflito não é resolvido, o backup não libera o que o principal nega
-            blocked = not self.clock.sure(p, Side.PRIMARY) and self.deny(
+            blocked = self.deny(
                 key, "conflito em aberto: bloqueada enquanto não for resolvido (o principal nega)", b,
-                self.clock.might(b, Side.BACKUP))
+                self.clock.might(b, Side.BACKUP), source_allows=self.clock.sure(p, Side.PRIMARY))
             if not blocked and self.differs(p, b):
                 self.mismatches.append(key)
             return
@@ -3728,19 +3801,19 @@ class _Planner:
         """Registro do principal fora do plano (ilegível, grande demais...): não é copiado, mas o backup
         não pode liberar o que o principal nega (ou cujo veredito não dá para saber)."""
         b = self.backup.licenses.get(key)
-        if b is None or rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]):
+        if b is None:
             return
         self.deny(key, "registro do principal não sincronizável e negado lá (ou de veredito desconhecido): "
-                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP))
+                       "bloqueada para não liberar mais que o principal", b, self.clock.might(b, Side.BACKUP),
+                  source_allows=rejected_verdict(self.primary, key, self.clock.span(Side.PRIMARY)[1]) is True)
 
     def keep_backup_denied(self, key: str) -> None:
         """Bidirecional: registro do backup fora do plano (ilegível). Não vai para o principal, mas se o
         principal nega (ou não o tem), o backup não pode liberar: bloqueado lá."""
-        if self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY):
-            return
         self.deny(key, "registro ilegível no backup e negado no principal: bloqueado para não liberar mais que "
                        "o principal", self.backup.rejected[key],
-                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]))
+                  rejected_verdict(self.backup, key, self.clock.span(Side.BACKUP)[0]),
+                  source_allows=self.clock.sure(self.primary.licenses.get(key), Side.PRIMARY))
 
     def block_trimmed_twins(self) -> None:
         """Id com espaços nas pontas no principal: o cliente pergunta pelo id sem espaços e o principal
@@ -3845,8 +3918,9 @@ def guard_deletions(deletions: list[Action], primary: Snapshot, backup: Snapshot
 
 
 def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", state: PairState | None = None,
-              options: PlanOptions | None = None) -> Plan:
-    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos."""
+              options: PlanOptions | None = None, learned: Iterable[Divergence] = ()) -> Plan:
+    """Planeja a sincronização de um par (principal, backup). Puro: sem rede e sem arquivos. `learned`: o que
+    o backup não consegue guardar, achado antes do plano (Run.learn_limits); vem antes das divergências do plano."""
     options = options or PlanOptions()
     two_way = options.mode == Mode.TWO_WAY
     real_primary = primary
@@ -3889,13 +3963,13 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         backup_only_allowed=[k for k in backup_only
                              if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
-        divergences=user_divergences + planner.divergences, backup_only_users=backup_only_users,
+        divergences=[*learned, *user_divergences, *planner.divergences], backup_only_users=backup_only_users,
         backup_only_licenses=backup_only,
         skipped=[p for p in primary.problems if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE],
         unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
         licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
         current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
-        conflicts=planner.conflicts, expected=planner.expected, first_sync=state is None,
+        conflicts=tuple(planner.conflicts), expected=planner.expected, first_sync=state is None,
         skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
     )
 
@@ -3908,9 +3982,9 @@ def as_before_our_blocks(source: Snapshot, target: Snapshot, state: PairState | 
     enquanto o backup continua bloqueado e o principal não a tem (com --forcar, também sobre a dele)."""
     if options.protect_target or state is None or not state.blocked_from:
         return source, []
-    changed = {key: dataclasses.replace(source.licenses[key], status=status)
+    changed = {key: dataclasses.replace(source.licenses[key], status=LicenseStatus.parse(status))
                for key, status in state.blocked_from.items()
-               if key in source.licenses and source.licenses[key].status == "blocked"
+               if key in source.licenses and source.licenses[key].status == BLOCKED
                and (key not in target.licenses or not options.only_missing) and key not in target.rejected}
     if not changed:
         return source, []
@@ -4053,44 +4127,56 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
 
 
 def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
-                        chains: list[list[Action]], deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+                        chains: list[list[Action]], deletions: list[Action]
+                        ) -> tuple[Plan, list[list[Action]], list[Action]]:
     """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
     "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
     primeira leitura (`first`) sai e vira conflito (a próxima execução decide); se o principal passou a negar o
-    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Atualiza `plan` e
-    devolve as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem relê é o Run."""
+    que o backup (`other`) libera, a cadeia do backup vira um bloqueio (deny_on_target). Devolve o plano novo
+    (com esses conflitos e bloqueios) e as (cadeias, exclusões) que ainda podem ir ao principal. Puro: quem
+    relê é o Run."""
     changed = {key for key in {c[0].key for c in chains} | {a.key for a in deletions}
                if key in fresh.rejected or fresh.licenses.get(key) != first.licenses.get(key)}
+    found: list[Conflict] = []
+    license_chains = plan.license_chains
     for key in sorted(changed):
         now, copy = fresh.licenses.get(key), other.licenses.get(key)
         p, b = (now, copy) if side == Side.PRIMARY else (copy, now)
-        plan.conflicts.append(Conflict(
+        found.append(Conflict(
             key, "mudou no principal durante esta execução (depois da leitura e antes da escrita): nada foi "
             "escrito nele; a próxima execução decide", ConflictPolicy.REPORT, p, b))
-        if side != Side.PRIMARY or clock.sure(now, Side.PRIMARY) or copy is None:
+        if side != Side.PRIMARY or copy is None:
             continue
         block = deny_on_target(key, copy.status, clock.might(copy, Side.BACKUP),
-                               "negada no principal durante esta execução: bloqueada para negar igual")
+                               "negada no principal durante esta execução: bloqueada para negar igual",
+                               source_allows=clock.sure(now, Side.PRIMARY))
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
-            plan.license_chains = [c for c in plan.license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
-            plan.license_chains.append(block)
-    return [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
+            license_chains = [c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
+            license_chains.append(block)
+    new = dataclasses.replace(plan, conflicts=plan.conflicts + tuple(found), license_chains=license_chains)
+    return new, [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
 
 
 
-def carry_safety(plan: Plan, again: Plan) -> None:
+def merge_final(plan: Plan, again: Plan) -> Plan:
     """A releitura final (Run.settle): o replanejamento sobre ela (`again`) também decide o par. Um
     lado que perdeu dados lá para o par (código 5) mesmo que a primeira rodada não tenha visto; exclusões
-    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora."""
-    if again.halted:
-        plan.halted, plan.loss = True, again.loss
+    retidas se somam; as licenças liberadas só no backup e os conflitos passam a ser os de agora. Devolve
+    o plano novo (`plan` não muda)."""
     held = {a.key for a in plan.held_deletions}
-    plan.held_deletions += [a for a in again.held_deletions if a.key not in held]
-    plan.backup_only_allowed = again.backup_only_allowed
-    plan.backup_sales, plan.backup_unknown = again.backup_sales, again.backup_unknown
+    return merge_conflicts(dataclasses.replace(
+        plan, halted=plan.halted or again.halted, loss=again.loss if again.halted else plan.loss,
+        held_deletions=plan.held_deletions + [a for a in again.held_deletions if a.key not in held],
+        backup_only_allowed=again.backup_only_allowed, backup_sales=again.backup_sales,
+        backup_unknown=again.backup_unknown), again.conflicts)
+
+
+def merge_conflicts(plan: Plan, found: Iterable[Conflict]) -> Plan:
+    """O plano com os conflitos `found` de outro plano do mesmo par (uma rodada extra, a releitura final) que ele
+    ainda não tem (pela chave)."""
     known = {c.key for c in plan.conflicts}
-    plan.conflicts += [c for c in again.conflicts if c.key not in known]
+    return dataclasses.replace(plan, conflicts=plan.conflicts + tuple(c for c in found if c.key not in known))
 
 
 # ============================================================================
@@ -4425,7 +4511,7 @@ class Executor:
             if action.kind in UPSERTS:
                 upserted = upserted or action
             if action.kind == BLOCK and not result.ok and upserted is not None and result.message != NOT_THERE:
-                extra = self.compensate(action, upserted, result)
+                extra = self.compensate(action, result)
                 self._finish(result, results, progress)
                 for undo in extra:
                     results.append(undo)
@@ -4455,26 +4541,19 @@ class Executor:
         except OSError as exc:  # ex.: arquivo de senhas sem permissão: essa ação não é feita
             return Result(action, False, f"erro de arquivo: {exc.strerror or exc.__class__.__name__}")
 
-    def compensate(self, block: Action, upserted: Action, failed: Result) -> list[Result]:
+    def compensate(self, block: Action, failed: Result) -> list[Result]:
         """O bloqueio (já repetido) falhou depois de um upsert: a licença pode estar LIBERADA onde a origem
-        nega. Uma licença criada nesta execução é excluída (volta a não existir: negada, como antes); uma
-        que já existia só é excluída num backup: no unidirecional, ou no bidirecional quando o desfazer foi
-        gravado no diário ANTES das escritas (journal_entries: o estado "ausente" da cadeia), para que um fim
-        abrupto entre a exclusão e o estado não vire "apagada no backup" (um conflito que apagaria no
-        principal); a próxima execução a recria e bloqueia. No principal nada que já existia é excluído.
+        nega. Faz o desfazer que o plano anotou no bloqueio (chain_undo: excluir o registro; a próxima execução
+        a recria e bloqueia), se houver e se o diário o gravou antes das escritas quando ele precisa disso.
         O que não dá para desfazer fica marcado (left_allowed): relatado, e a primeira coisa da próxima."""
-        created = upserted.kind == CREATE
-        existing_ok = self.backup and (self.config.mode == Mode.ONE_WAY or self.undo_journaled)
-        if not (created or existing_ok) or self._auth_lost is not None:
-            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if not self.backup
+        undo = block.undo
+        if undo is None or (undo.journaled and not self.undo_journaled) or self._auth_lost is not None:
+            why = self._auth_lost or ("um registro que já existia não é excluído no principal" if undo is None
                                       else "o desfazer não pôde ser gravado no diário antes das escritas")
             failed.message += (f"; ATENÇÃO: a licença pode ter ficado LIBERADA em {self.client.server.label} "
                                f"enquanto a origem nega ({why}); a próxima execução a bloqueia antes de tudo")
             failed.left_allowed = True
             return []
-        what = "criada nesta execução" if created else "regravada nesta execução"
-        undo = Action(DELETE, block.key, f"o bloqueio falhou depois de {upserted.kind}: a licença {what} foi "
-                      "excluída para não ficar liberada onde a origem nega", side=block.side)
         result = self._attempt(undo)
         failed.message += ("; a licença foi excluída de novo (negada, como na origem); a próxima execução a "
                            "recria e bloqueia" if result.ok else
@@ -4508,9 +4587,9 @@ class Executor:
         if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
                 or STOP.requested:
             return []
-        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
-                       "regravar (o upsert desbloqueia)", changes=(("status", before, "blocked"),), side=chain[0].side)
+                       "regravar (o upsert desbloqueia)", changes=(("status", before, BLOCKED),), side=chain[0].side)
         result = self._attempt(probe)
         self._note_block(result)
         if not result.ok:  # o motivo vai na cadeia que não é enviada (route_broken)
@@ -4523,10 +4602,11 @@ class Executor:
         nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
         if not needs_block_proof(chain) or self.client.block_works is not False:
             return None
-        before = next((old for field, old, _new in chain[0].changes if field == "status"), "active")
+        before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         return (f"não enviada: a rota de bloqueio de {self.client.server.label} falhou nesta execução "
                 f"({self.client.block_failure}); regravar a licença a deixaria LIBERADA (o upsert desbloqueia) "
-                f"sem poder bloqueá-la. Fica como estava lá (status {before!r}); a próxima execução tenta de novo")
+                f"sem poder bloqueá-la. Fica como estava lá (status {_jsonable(before)!r}); a próxima execução "
+                "tenta de novo")
 
     def _note_block(self, result: Result) -> None:
         """O que um bloqueio diz da rota nesta execução: um que passou a prova (se nenhum falhou antes); um
@@ -4580,7 +4660,7 @@ class Executor:
                 return Result(action, True, "já não existia")  # ex.: nova tentativa após resposta perdida
             return self._result(action, resp, 200)
         path = f"/admin/devices/{quoted}/deactivate"
-        wanted = "blocked" if action.kind == BLOCK else "active"
+        wanted = BLOCKED if action.kind == BLOCK else ACTIVE
         resp = self._write("POST", path, {"action": "block" if action.kind == BLOCK else "activate"})
         if action.kind == BLOCK and resp.status == 404 and _api_error(resp) == "Licença não encontrada.":
             return Result(action, False, NOT_THERE)  # não existe lá (ex.: a criação falhou): já nega
@@ -4722,8 +4802,8 @@ def collation_groups(source: Snapshot, target: Snapshot,
             if key != kept:
                 del licenses[key]
         record = source.licenses[kept]
-        if denied and clock.might(record, Side.PRIMARY):
-            licenses[kept] = dataclasses.replace(record, status="blocked")
+        if must_deny(not denied, clock.might(record, Side.PRIMARY)):  # o registro do grupo nega se algum nega
+            licenses[kept] = dataclasses.replace(record, status=BLOCKED)
         losers = [k for k in keys if k not in denied] if denied else []
         note = (f"o backup ({target.server_url}) é MySQL e guarda {', '.join(keys)} como UMA licença ('{kept}'): "
                 f"lá vale o veredito mais restrito do grupo")
@@ -5490,9 +5570,9 @@ def journal_entry(raw: Any) -> JournalEntry | None:
 
 
 def undone_by_delete(chain: list[Action]) -> bool:
-    """A cadeia regrava (o upsert desbloqueia) e depois bloqueia, num registro criado por ela ou num backup:
-    se o bloqueio falhar, o Executor a desfaz excluindo o registro (Executor.compensate)."""
-    return unblocks_then_blocks(chain) and (chain[0].kind == CREATE or chain[0].side == Side.BACKUP)
+    """O plano anotou um desfazer na cadeia (chain_undo): se o bloqueio do fim falhar, o Executor a desfaz
+    excluindo o registro (Executor.compensate)."""
+    return chain[-1].undo is not None
 
 
 def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, JournalEntry]) -> None:
@@ -5563,7 +5643,7 @@ def next_state(plan: Plan, results: list[Result], old: PairState | None, primary
     for result in results:  # bloqueio derivado de uma licença que só restou no backup: não é "mudança do backup"
         key = result.action.key
         if result.ok and result.action.kind == BLOCK and key not in plan.expected and key in licenses:
-            licenses[key] = licenses[key]._replace(status_backup="blocked")
+            licenses[key] = licenses[key]._replace(status_backup=status_after(result.action))
     deleted_both = _tombstones(old, licenses, (set(primary.licenses) | set(backup.licenses)) - deleted, today=today)
     done = [r.action for r in results if r.ok and not r.unsyncable]
     delta = {Side.PRIMARY: 0, Side.BACKUP: 0}
@@ -5611,7 +5691,7 @@ def _blocked_from(old: PairState | None, licenses: dict[str, StateEntry], presen
         action = result.action
         if result.ok and action.kind == BLOCK and action.absence and action.side == Side.BACKUP:
             before = action.changes[0][1] if action.changes else None
-            kept[action.key] = before if isinstance(before, str) and before != "blocked" else "active"
+            kept[action.key] = before if isinstance(before, str) and before != BLOCKED else ACTIVE
     return {key: status for key, status in kept.items() if key in present and not (
         key in licenses and licenses[key].fp_primary is not None and licenses[key].fp_backup is not None)}
 
@@ -7109,11 +7189,10 @@ class Run:
         seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
         limits: list[Divergence] = []
         if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
-            source, target, limits = self.learn_limits(d, source, target, outcome.clock, options)
+            source, target, limits, options = self.learn_limits(d, source, target, outcome.clock, options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
             plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
-                             options)
-        plan.divergences = limits + plan.divergences
+                             options, limits)
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
@@ -7169,9 +7248,8 @@ class Run:
                 outcome.plan, outcome.clock = again, later
                 outcome.parity = outcome.parity_before = again.parity_now()
                 return
-            plan = outcome.plan
-            assert plan is not None  # settle só é chamado depois do plano
-            carry_safety(plan, again)  # a releitura também decide: perda de dados, retidas, conflitos
+            assert outcome.plan is not None  # settle só é chamado depois do plano
+            outcome.plan = plan = merge_final(outcome.plan, again)  # a releitura também decide: perda, retidas...
             failed = {r.action.key for r in outcome.failures}  # com falha: ficam no diário para a próxima execução
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
@@ -7201,8 +7279,8 @@ class Run:
             outcome.results = (outcome.results or []) + written
             outcome.not_run += round_outcome.not_run
             outcome.warnings += round_outcome.warnings
-            known = {c.key for c in plan.conflicts}  # os que a releitura do principal achou (recheck_primary)
-            plan.conflicts += [c for c in extra.conflicts if c.key not in known]
+            # os que a releitura do principal achou (recheck_primary)
+            outcome.plan = plan = merge_conflicts(plan, (round_outcome.plan or extra).conflicts)
             outcome.extra_rounds += 1
             outcome.extra_writes += sum(1 for r in written if r.ok and not r.unsyncable)
             for who in [*(d.role_of(side) for a in moving for side in moved_by(a, moved)),
@@ -7239,18 +7317,17 @@ class Run:
         again_options = dataclasses.replace(options, journal=None)
         limits: list[Divergence] = []
         if not d.restore:
-            source, target, limits = self.learn_limits(d, source, target, clock, again_options)
+            source, target, limits, again_options = self.learn_limits(d, source, target, clock, again_options)
         with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
-            again = plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
-                              again_options)
-        again.divergences = limits + again.divergences
-        return again
+            return plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
+                             again_options, limits)
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
-                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence]]:
+                     options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence], PlanOptions]:
         """backup_limits (a sonda da rota de created_by, um GET, só quando há sinal de servidor antigo) e, num
         backup MySQL, os grupos de ids que ele guarda como um só (collation_groups; no bidirecional, os ids
-        dos grupos ficam em options.one_way_keys: só vão do principal para o backup)."""
+        dos grupos vão em one_way_keys das opções devolvidas: só vão do principal para o backup). O que devolve
+        é a entrada de plan_pair (retratos, divergências aprendidas e opções); `options` não muda."""
         drops = False
         client = self.clients[d.target.url]
         if might_drop_created_by(source, target):
@@ -7259,9 +7336,10 @@ class Run:
         raw = client.listings.get("/admin/devices")
         # backup vazio: não dá para saber se é MySQL; por segurança, como se fosse (a execução seguinte já sabe)
         if not raw or looks_mysql(raw):
-            source, groups, options.one_way_keys = collation_groups(source, target, clock)
+            source, groups, one_way_keys = collation_groups(source, target, clock)
+            options = dataclasses.replace(options, one_way_keys=one_way_keys)
         target, limits = backup_limits(source, target, drops)
-        return source, target, groups + limits
+        return source, target, groups + limits, options
 
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
@@ -7347,6 +7425,8 @@ class Run:
         if first:
             apply(first[0][0].side, [], first, [])
         for side in (Side.PRIMARY, Side.BACKUP):
+            plan = outcome.plan  # a releitura do principal (recheck_primary) pode ter dado um plano novo
+            assert plan is not None
             users = [a for a in plan.user_actions if a.side == side]
             chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
@@ -7375,8 +7455,9 @@ class Run:
             return [], []
         other = self.snapshots[d.server(side.other).url]
         self.snapshots[server.url] = dataclasses.replace(first, licenses=fresh, rejected=rejected)  # a releitura
-        return replan_after_reread(plan, side, first, self.snapshots[server.url], other, outcome.clock,
-                                   chains, deletions)
+        outcome.plan, chains, deletions = replan_after_reread(plan, side, first, self.snapshots[server.url], other,
+                                                              outcome.clock, chains, deletions)
+        return chains, deletions
 
     def audit(self, url: str, result: Result) -> None:
         if self.history:
@@ -8801,7 +8882,7 @@ def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
                 f"{audit_outcome(item)}  {changes}")
 
 
-AUDIT_STATUS = {"active": "ativa", "blocked": "bloqueada", "pending": "pendente"}
+AUDIT_STATUS = {ACTIVE: "ativa", BLOCKED: "bloqueada", PENDING: "pendente"}
 
 
 def audit_value(field: str, value: Any) -> str:

@@ -163,7 +163,7 @@ def test_edicoes_nos_dois_lados_convergem_ou_viram_conflito(cenario):
     opcoes = sb.PlanOptions(mode="bidirecional", conflict=conflito, force=True, max_deletions=1000)
     lados = {lado: {ln.device_id: ln for ln in iniciais} for lado in LADOS}
     plan, lados, state = sincronizar(lados, None, opcoes)  # primeira sincronização de lados iguais
-    assert plan.actions == [] and plan.conflicts == []
+    assert plan.actions == [] and plan.conflicts == ()
     abertos: set[str] = set()  # conflitos relatados e ainda não resolvidos (relatar)
 
     for numero, rodada in enumerate(rodadas):
@@ -230,10 +230,10 @@ def test_lados_iguais_com_estado_nao_planejam_nada(licencas):
     opcoes = sb.PlanOptions(mode="bidirecional")
     lados = {lado: {ln.device_id: ln for ln in licencas} for lado in LADOS}
     plan, lados, state = sincronizar(lados, None, opcoes)
-    assert plan.actions == [] and plan.conflicts == []
+    assert plan.actions == [] and plan.conflicts == ()
     assert set(state.licenses) == set(CHAVES)
     plan, _lados, state2 = sincronizar(lados, state, opcoes)
-    assert plan.actions == [] and plan.conflicts == [] and state2.licenses == state.licenses
+    assert plan.actions == [] and plan.conflicts == () and state2.licenses == state.licenses
 
 
 # ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import os
@@ -220,8 +221,8 @@ def gravar(historico, principal: str, backup: str, modo: str, situacao: str, err
     direcao = sb.Direction(sb.ServerConfig("principal", principal, "admin", "x"),
                            sb.ServerConfig("backup", backup, "admin", "x"), restore=modo == "restauracao")
     plano = sb.plan_pair(sb.Snapshot("p", {}, {}), sb.Snapshot("b", {}, {}), dt.date.today())
-    plano.conflicts = [sb.Conflict(chave, "mudou nos dois lados", sb.ConflictPolicy.REPORT, None, None)
-                       for chave in conflitos]
+    plano = dataclasses.replace(plano, conflicts=tuple(
+        sb.Conflict(chave, "mudou nos dois lados", sb.ConflictPolicy.REPORT, None, None) for chave in conflitos))
     lado_do_principal = next(lado for lado in sb.Side if direcao.role_of(lado) == sb.Role.PRIMARY)
     escritas = [sb.Result(sb.Action(sb.CREATE, f"R-{i}", "teste", side=lado_do_principal), True)
                 for i in range(escritas_no_principal)]

@@ -11,6 +11,8 @@ import json
 import re
 import sqlite3
 
+import pytest
+
 import sincronizar_bancos as sb
 
 from caminhos import RAIZ, SCRIPT, WRAPPER  # noqa: E402
@@ -313,3 +315,73 @@ def test_excecao_vira_desfecho_e_o_codigo_sai_de_run_exit_code():
                   if isinstance(no, ast.Attribute) and isinstance(no.value, ast.Name) and no.value.id == "ExitCode"
                   and dono.get(no) in SEM_CODIGO_PROPRIO and id(no) not in comparados]
     assert not escolhidos, "o código vem de error_exit_code/run_exit_code:\n" + "\n".join(escolhidos)
+
+
+def test_plano_e_congelado_e_os_conflitos_sao_uma_tupla_de_conflict():
+    """O plano sai completo do planejador: quem junta dois planos faz um novo (merge_final), nunca edita."""
+    p = sb.Snapshot("https://p.test", {}, {})
+    plano = sb.plan_pair(p, sb.Snapshot("https://b.test", {}, {}), dt.date(2026, 6, 1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plano.conflicts = ()  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plano.halted = True  # type: ignore[misc]
+    conflito = sb.Conflict("X", "teste", sb.ConflictPolicy.REPORT, None, None)
+    de_novo = dataclasses.replace(plano, conflicts=(conflito,), halted=True)
+    junto = sb.merge_final(plano, de_novo)
+    assert junto.conflicts == (conflito,) and junto.halted and plano.conflicts == () and not plano.halted
+
+
+PALAVRAS_DE_STATUS = {"active", "blocked", "pending"}  # os valores de LicenseStatus
+
+
+def _comparacoes_com_palavras_de_status(arvore: ast.AST) -> list[int]:
+    """Linhas de comparações com "blocked"/"active"/"pending" fora da classe LicenseStatus."""
+    achados = []
+
+    def visitar(no: ast.AST) -> None:
+        for filho in ast.iter_child_nodes(no):
+            if isinstance(filho, ast.ClassDef) and filho.name == "LicenseStatus":
+                continue
+            textos = [t for o in [filho.left, *filho.comparators] for t in _literais(o)] \
+                if isinstance(filho, ast.Compare) else []
+            if PALAVRAS_DE_STATUS & set(textos):
+                achados.append(filho.lineno)
+            visitar(filho)
+    visitar(arvore)
+    return achados
+
+
+def test_status_da_licenca_e_lido_uma_vez_e_as_decisoes_comparam_o_enum():
+    achados = _comparacoes_com_palavras_de_status(ast.parse(TEXTO_DO_SCRIPT))
+    assert len(achados) <= 1, f"compare com LicenseStatus, não com o texto (linhas {achados})"
+    # a varredura pega o que deve pegar
+    assert _comparacoes_com_palavras_de_status(ast.parse('x = s == "blocked" or s in ("pending", "y")')) == [1, 1]
+    # lido uma vez, literalmente como o servidor compara: o desconhecido fica como veio (e o veredito libera)
+    licencas, problemas, _ = sb.parse_licenses([
+        {"device_id": "A", "license_type": "anual", "status": "blocked"},
+        {"device_id": "B", "license_type": "anual", "status": "blocked "},
+        {"device_id": "C", "license_type": "anual", "status": "ativo"}])
+    assert not problemas and licencas["A"].status is sb.LicenseStatus.BLOCKED
+    assert [type(licencas[k].status) for k in "BC"] == [str, str] and licencas["B"].status == "blocked "
+    assert [sb.allows(licencas[k], dt.date(2026, 6, 1)) for k in "ABC"] == [False, True, True]
+    # o mesmo texto em JSON, f-strings e no que o relatório mostra
+    assert json.dumps([sb.LicenseStatus.ACTIVE, licencas["B"].status]) == '["active", "blocked "]'
+    assert f"{sb.LicenseStatus.PENDING}|{sb.LicenseStatus.BLOCKED:>8}" == "pending| blocked"
+
+
+def test_o_desfazer_de_uma_cadeia_e_decisao_do_plano_e_nao_do_executor():
+    """Executor.compensate só faz o desfazer que o plano anotou (chain_undo): não olha o modo nem o lado."""
+    import inspect
+    fonte = inspect.getsource(sb.Executor.compensate)
+    assert "mode" not in fonte and "self.backup" not in fonte and "CREATE" not in fonte
+    hoje = dt.date(2026, 6, 1)
+    bloqueada = sb.License("K", "Nome", None, None, None, "anual", "admin", sb.LicenseStatus.BLOCKED)
+    velha = dataclasses.replace(bloqueada, owner_name="Antigo", status=sb.LicenseStatus.ACTIVE)
+    for alvo, modo, desfaz, diario in ((None, sb.Mode.ONE_WAY, True, False), (velha, sb.Mode.ONE_WAY, True, False),
+                                       (velha, sb.Mode.TWO_WAY, True, True)):
+        p = sb.Snapshot("https://p.test", {}, {"K": bloqueada})
+        b = sb.Snapshot("https://b.test", {}, {"K": alvo} if alvo else {})
+        opcoes = sb.PlanOptions(mode=modo, conflict=sb.ConflictPolicy.PRIMARY)
+        [cadeia] = sb.plan_pair(p, b, hoje, None, opcoes).license_chains
+        assert cadeia[-1].kind == sb.BLOCK and (cadeia[-1].undo is not None) == desfaz
+        assert cadeia[-1].undo.kind == sb.DELETE and cadeia[-1].undo.journaled == diario

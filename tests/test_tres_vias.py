@@ -73,7 +73,7 @@ def sincronizado(principal: list[sb.License], backup: list[sb.License] | None = 
     p = snap(principal, users)
     b = snap(principal if backup is None else backup, users, url=URL_B)
     plan = sb.plan_pair(p, b, HOJE, old, opcoes(force=True, mode=modo))
-    assert plan.conflicts == []
+    assert plan.conflicts == ()
     p2, b2 = aplicar(plan, p, b)
     state = sb.next_state(plan, ok(plan), old, p, b, URL_P, URL_B)
     return state, p2, b2
@@ -243,11 +243,11 @@ def test_bloqueio_derivado_nao_volta_como_mudanca_do_backup(principal):
     assert b.licenses["L1"].status == "blocked"
     assert state.licenses["L1"][3] == "blocked"  # o estado guarda o que a ferramenta derivou
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
-    assert acoes(plan) == [] and plan.conflicts == []
+    assert acoes(plan) == [] and plan.conflicts == ()
     # Uma edição posterior no principal ainda chega ao backup, sem conflito, mantendo a negação.
     editado = dataclasses.replace(p.licenses["L1"], owner_name="Nome Novo")
     plan = sb.plan_pair(snap([editado]), b, HOJE, state, opcoes())
-    assert plan.conflicts == []
+    assert plan.conflicts == ()
     assert [k for k, _c, lado in acoes(plan)] == [ATUALIZAR, BLOQUEAR] and {lado for *_, lado in acoes(plan)} == {B}
 
 
@@ -256,20 +256,20 @@ def test_periodo_reiniciado_pela_ferramenta_nao_volta_como_mudanca():
     assert acoes(planejar([lic()], [lic(end=PASSADO)], estado_base(lic()))) == [(RENOVAR, "L1", B)]
     assert b.licenses["L1"].end_date > HOJE
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
-    assert acoes(plan) == [] and plan.conflicts == []
+    assert acoes(plan) == [] and plan.conflicts == ()
 
 
 def test_pendente_ativada_no_principal_ativa_o_backup_bloqueado_pela_ferramenta():
     state, p, b = sincronizado([lic(status="pending")], [lic()], old=estado_base(lic()))
     plan = sb.plan_pair(snap([lic()]), b, HOJE, state, opcoes())
-    assert acoes(plan) == [(ATIVAR, "L1", B)] and plan.conflicts == []
+    assert acoes(plan) == [(ATIVAR, "L1", B)] and plan.conflicts == ()
 
 
 def test_vencida_renovada_no_principal_ativa_o_backup_bloqueado_pela_ferramenta():
     state, p, b = sincronizado([lic(end=PASSADO)], [lic()], old=estado_base(lic()))
     renovada = dataclasses.replace(p.licenses["L1"], end_date=dt.date(2027, 6, 1))
     plan = sb.plan_pair(snap([renovada]), b, HOJE, state, opcoes())
-    assert acoes(plan) == [(ATIVAR, "L1", B)] and plan.conflicts == []
+    assert acoes(plan) == [(ATIVAR, "L1", B)] and plan.conflicts == ()
 
 
 @pytest.mark.parametrize("lado", [P, B])
@@ -278,7 +278,7 @@ def test_ativar_uma_licenca_bloqueada_dos_dois_lados_propaga(lado):
     principal = lic() if lado == P else lic(status="blocked")
     backup = lic() if lado == B else lic(status="blocked")
     plan = planejar([principal], [backup], state)
-    assert acoes(plan) == [(ATIVAR, "L1", B if lado == P else P)] and plan.conflicts == []
+    assert acoes(plan) == [(ATIVAR, "L1", B if lado == P else P)] and plan.conflicts == ()
 
 
 # ---------------------------------------------------------------------------
@@ -516,10 +516,10 @@ def test_execucao_sem_mudancas_nao_planeja_nada():
     assert set(b.licenses) == {"A", "B", "C", "D", "E", "X"}
     # passando a usar --bidirecional: X (só no backup e fora do estado) é criada no principal, e só isso
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
-    assert acoes(plan) == [(CRIAR, "X", P)] and plan.conflicts == []
+    assert acoes(plan) == [(CRIAR, "X", P)] and plan.conflicts == ()
     state, p, b = sb.next_state(plan, ok(plan), state, p, b, URL_P, URL_B), *aplicar(plan, p, b)
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
-    assert acoes(plan) == [] and plan.conflicts == [] and plan.deletions == []
+    assert acoes(plan) == [] and plan.conflicts == () and plan.deletions == []
     assert plan.parity_mismatches == [] and plan.current_mismatches == []
 
 

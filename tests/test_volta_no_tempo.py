@@ -136,8 +136,10 @@ def test_releitura_do_principal_e_decisao_do_planejador():
     antes = [c.key for c in plan.conflicts]
     fresco = snap([lic("A", status="blocked"), lic("B")])
     cadeia_falsa = [[sb.Action(sb.UPDATE, "A", "x", side="principal")]]
-    cadeias, exclusoes = sb.replan_after_reread(plan, "principal", p, fresco, b, sb.Clock.of(HOJE),
-                                                no_principal + cadeia_falsa, [])
+    novo, cadeias, exclusoes = sb.replan_after_reread(plan, "principal", p, fresco, b, sb.Clock.of(HOJE),
+                                                      no_principal + cadeia_falsa, [])
+    assert [c.key for c in plan.conflicts] == antes  # o plano é congelado: a releitura dá um plano novo
+    plan = novo
     assert cadeias == no_principal and exclusoes == []
     assert [c.key for c in plan.conflicts] == antes + ["A"] and plan.conflicts[-1].open
     assert [(c[0].kind, c[0].key, c[0].side) for c in plan.license_chains if c[0].key == "A"] == \
