@@ -385,3 +385,19 @@ def test_o_desfazer_de_uma_cadeia_e_decisao_do_plano_e_nao_do_executor():
         [cadeia] = sb.plan_pair(p, b, hoje, None, opcoes).license_chains
         assert cadeia[-1].kind == sb.BLOCK and (cadeia[-1].undo is not None) == desfaz
         assert cadeia[-1].undo.kind == sb.DELETE and cadeia[-1].undo.journaled == diario
+
+
+def test_um_so_escritor_do_registro_da_execucao():
+    """Uma execução concluída, parada no login ou com falha (configuração, erro inesperado) é registrada pelo mesmo
+    caminho: só o RunRecord abre e fecha a linha do par no histórico (start_pair no começo do par, para que uma
+    execução morta com kill -9 fique "interrompida"; finish_pair no fim dele) e só record_run grava o
+    ultima_execucao.json (last_run_json). Nenhum outro lugar do script usa (chama ou passa adiante)
+    start_pair/finish_pair ou last_run_json."""
+    arvore = ast.parse(TEXTO_DO_SCRIPT)
+    dono = _funcao_de_cada_no(arvore)
+    usos = sorted({(no.attr if isinstance(no, ast.Attribute) else no.id, dono[no]) for no in ast.walk(arvore)
+                   if (isinstance(no, ast.Attribute) and no.attr in ("start_pair", "finish_pair"))
+                   or (isinstance(no, ast.Name) and no.id == "last_run_json")})
+    assert usos == [("finish_pair", "finish"), ("last_run_json", "record_run"), ("start_pair", "start")]
+    assert {"start", "finish"} <= {f.name for f in ast.walk(arvore) if isinstance(f, ast.ClassDef)
+                                   and f.name == "RunRecord" for f in f.body if isinstance(f, ast.FunctionDef)}
