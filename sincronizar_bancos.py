@@ -6949,12 +6949,12 @@ class Run:
         self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
 
     @property
-    def history(self) -> History | None:
+    def history(self) -> "History | HistoryAside | None":
         """O histórico aberto desta execução (guardado no registro dela, RunRecord)."""
         return self.record.history
 
     @history.setter
-    def history(self, value: History | None) -> None:
+    def history(self, value: "History | HistoryAside | None") -> None:
         self.record.history = value
 
     def close(self) -> None:
@@ -7491,7 +7491,7 @@ def open_local_files(run: Run, config: Config) -> None:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
         if history_busy(config.data_dir):  # outro programa segura o histórico: sincroniza e guarda à parte
-            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)  # type: ignore[assignment]
+            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)
             run.rep.warn(f"⚠️  O histórico {os.path.join(config.data_dir, HISTORY_FILE)} está travado por outro "
                          "programa (um backup, um navegador de SQLite?): a sincronização segue e o registro desta "
                          "execução é guardado à parte, para ir ao histórico quando ele estiver livre.")
@@ -7552,7 +7552,7 @@ class RunRecord:
     estiver aberto e grava o resumo."""
     data_dir: str | None  # None: nada é gravado (simulação, verificação, pasta de dados sem escrita)
     guard: Callable[..., Any]  # (o que, função, *args): a falha num arquivo local vira aviso, não exceção
-    history: Any = None  # History, HistoryAside ou None (sem histórico: fica só o ultima_execucao.json)
+    history: "History | HistoryAside | None" = None  # sem histórico: fica só o ultima_execucao.json
     open_rows: dict[int, int] = dataclasses.field(default_factory=dict)  # id(PairOutcome) → linha aberta
 
     def start(self, pair: "PairOutcome", run_id: str, mode: Mode) -> None:
