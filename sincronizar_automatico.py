@@ -120,7 +120,10 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from sincronizar_bancos import LastRun
 
 PASTA_DESTE_ARQUIVO = Path(__file__).resolve().parent
 NOME_SCRIPT_PADRAO = "sincronizar_bancos.py"
@@ -746,23 +749,20 @@ def _data(texto):
 
 
 def ler_ultima_execucao(caminho: Path, assinatura_antes, inicio_tentativa: datetime):
-    """O resumo, só se foi gravado DURANTE esta tentativa; senão None.
+    """O resumo (sb.LastRun, lido por sb.read_last_run: o invólucro não lê as chaves do arquivo), só se foi
+    gravado DURANTE esta tentativa; senão None.
 
     Um arquivo que não mudou é de uma tentativa ou execução anterior e citaria
     servidores que talvez nem tenham falhado desta vez."""
     if assinatura_arquivo(caminho) in (None, assinatura_antes):
         return None
-    try:
-        with open(caminho, encoding="utf-8") as arquivo:
-            dados = json.load(arquivo)
-    except (OSError, ValueError):
+    resumo = sb.read_last_run(caminho)
+    if resumo is None:
         return None
-    if not isinstance(dados, dict):
-        return None
-    referencia = _data(dados.get("fim")) or _data(dados.get("inicio"))
+    referencia = _data(resumo.ended) or _data(resumo.started)
     if referencia is not None and referencia < inicio_tentativa - timedelta(seconds=2):
         return None  # datas de outra execução (relógio, cópia de arquivo...)
-    return dados
+    return resumo
 
 
 def _sem_credenciais(url) -> str:
@@ -780,24 +780,24 @@ def _sem_credenciais(url) -> str:
     return urllib.parse.urlunsplit(partes)
 
 
-def servidores_do_resumo(resumo):
-    """Os servidores do resumo, na ordem dele, com papel, URL, ok e erro (mascarados)."""
-    if not resumo or not isinstance(resumo.get("servidores"), list):
+def servidores_do_resumo(resumo) -> list:
+    """Os servidores do resumo (sb.LastRunServer), na ordem dele, com papel, URL e erro mascarados."""
+    if not resumo:
         return []
-    servidores = []
-    for item in resumo["servidores"]:
-        if not isinstance(item, dict):
-            continue
-        erro = item.get("erro")
-        servidores.append(
-            {
-                "papel": mascarar(item.get("papel") or ""),
-                "url": mascarar(_sem_credenciais(item.get("url"))),
-                "ok": item.get("ok") is True,
-                "erro": None if erro in (None, "") else mascarar(erro),
-            }
+    return [
+        dataclasses.replace(
+            item,
+            role=mascarar(item.role),
+            url=mascarar(_sem_credenciais(item.url)),
+            error=None if item.error is None else mascarar(item.error),
         )
-    return servidores
+        for item in resumo.servers
+    ]
+
+
+def servidor_json(servidor) -> dict:
+    """Um servidor no corpo do aviso (webhook)."""
+    return {"papel": servidor.role, "url": servidor.url, "ok": servidor.ok, "erro": servidor.error}
 
 
 # ---------------------------------------------------------------------------
@@ -864,7 +864,7 @@ class Desfecho:
     codigo: int
     feitas: int = 0
     resultado: ResultadoTentativa | None = None
-    resumo: dict | None = None
+    resumo: "LastRun | None" = None
     interrompido: bool = False
 
 
@@ -928,8 +928,8 @@ def uma_tentativa(ajustes: Ajustes, comando, tentativa: int, registro: Registro,
     desfecho.codigo, desfecho.resultado = resultado.codigo, resultado
     desfecho.resumo = ler_ultima_execucao(arquivo_resumo, antes, resultado.inicio)
     registro.info(f"tentativa {tentativa} terminou com código {resultado.codigo} ({_descrever(resultado)}).")
-    if desfecho.resumo and isinstance(desfecho.resumo.get("mensagem"), str):
-        registro.info(f"resumo: {desfecho.resumo['mensagem']}")
+    if desfecho.resumo and desfecho.resumo.message is not None:
+        registro.info(f"resumo: {desfecho.resumo.message}")
     elif not resultado.tempo_esgotado:
         registro.aviso(f"{NOME_ULTIMA_EXECUCAO} ausente ou desatualizado após a tentativa {tentativa}.")
 
@@ -1011,8 +1011,8 @@ def executar(ajustes: Ajustes, argumentos_filho, registro: Registro) -> Desfecho
 
 
 def _motivo(desfecho: Desfecho, timeout, erro) -> str:
-    mensagem = desfecho.resumo.get("mensagem") if desfecho.resumo else None
-    if isinstance(mensagem, str) and mensagem.strip():
+    mensagem = desfecho.resumo.message if desfecho.resumo else None
+    if mensagem and mensagem.strip():
         return f"Motivo: {mensagem.strip()}"
     if desfecho.resultado is not None and desfecho.resultado.tempo_esgotado:
         return f"Motivo: a sincronização passou do tempo limite de {_fmt_segundos(timeout or 0)} e foi encerrada."
@@ -1021,8 +1021,8 @@ def _motivo(desfecho: Desfecho, timeout, erro) -> str:
     return "Motivo: o resumo da última execução não está disponível (ausente ou desatualizado)."
 
 
-def _linha_servidor(servidor: dict) -> str:
-    return f"{servidor['papel'] or 'servidor'} {servidor['url']}"
+def _linha_servidor(servidor) -> str:
+    return f"{servidor.role or 'servidor'} {servidor.url}"
 
 
 def montar_texto_aviso(desfecho: Desfecho, host: str, servidores, timeout, erro=None) -> str:
@@ -1032,13 +1032,13 @@ def montar_texto_aviso(desfecho: Desfecho, host: str, servidores, timeout, erro=
         f"Tentativas: {desfecho.feitas}.",
         _motivo(desfecho, timeout, erro),
     ]
-    falhas = [s for s in servidores if not s["ok"]]
+    falhas = [s for s in servidores if not s.ok]
     if falhas:
         linhas.append("Com falha: " + "; ".join(_linha_servidor(s) for s in falhas))
     if servidores:
         linhas.append("Servidores:")
         for servidor in servidores:
-            estado = "OK" if servidor["ok"] else f"ERRO — {servidor['erro'] or 'sem detalhe'}"
+            estado = "OK" if servidor.ok else f"ERRO — {servidor.error or 'sem detalhe'}"
             linhas.append(f"• {_linha_servidor(servidor)}: {estado}")
     if not desfecho.resumo and desfecho.resultado is not None and desfecho.resultado.linhas:
         linhas.append("Últimas linhas da saída:")
@@ -1120,8 +1120,8 @@ def avisar_falha(ajustes: Ajustes, desfecho: Desfecho, registro: Registro, host:
             "content": texto,
             "text": texto,
             "codigo_saida": desfecho.codigo,
-            "servidores": servidores,
-            "falhas": [s for s in servidores if not s["ok"]],
+            "servidores": [servidor_json(s) for s in servidores],
+            "falhas": [servidor_json(s) for s in servidores if not s.ok],
             "tentativas": desfecho.feitas,
             "host": host,
         }

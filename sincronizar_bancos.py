@@ -36,8 +36,9 @@ Mapa para quem revisa (onde cada decisão mora):
         plan_pair() → Plan.halted: nada é gravado no par e ele sai com o código 5.
     Código de saída: por par em pair_verdict(); da execução em RunOutcome.code (o pior dos pares,
         run_exit_code(), a única regra que junta códigos, e a rota de falha no verificar); main() devolve
-        RunOutcome.code. Falhas antes da execução: stopped_run() (um RunOutcome) e os except de main(). A tabela
-        (significado, significado no verificar, precedência) é o enum ExitCode.
+        RunOutcome.code. Uma exceção vira desfecho em error_exit_code() (a única tradução exceção → código),
+        julgado por run_exit_code(): login (stopped_run, um RunOutcome), travas do par (SafetyStop) e os except
+        de main() (stopped_code). A tabela (significado, significado no verificar, precedência) é o enum ExitCode.
     Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
         _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
         depois de prontos (dump_json): cada texto dentro deles já nasceu mascarado.
@@ -47,8 +48,11 @@ Mapa para quem revisa (onde cada decisão mora):
         melhor leitura); o planejador nunca o copia, mas bloqueia no backup o que o principal nega ou cujo
         veredito não dá para saber (keep_denied, keep_backup_denied, rejected_verdict). Só a listagem
         inteira fora do formato (ApiError em fetch_snapshot) pula o par (código 4).
-    Saídas: texto (TextReport), --json (run_json/pair_json), histórico (History.finish_pair), painel e
-        ultima_execucao.json são renderizações do PairOutcome/RunOutcome; nenhuma decisão relê o JSON.
+    Saídas: texto (TextReport), --json (run_json/pair_json), histórico, painel e ultima_execucao.json são
+        renderizações do PairOutcome/RunOutcome; quem grava o registro (histórico e ultima_execucao.json) de
+        toda execução, concluída, parada ou com falha, é record_run() (RunRecord). Nenhuma decisão relê o JSON:
+        cada arquivo nosso volta tipado por uma leitura só (read_last_run → LastRun, History._decoded →
+        HistoryRow, audit_trail → AuditEntry, journal_entry → JournalEntry; o painel decide por PanelPair).
 
 Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
 um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
@@ -188,6 +192,7 @@ PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações
     "VERSAO", "WRAPPER_INTERFACE", "ExitCode", "run_exit_code", "FAILOVER_CHECK_MEANING",
+    "error_exit_code", "stopped_code", "SafetyStop",  # exceção → desfecho (o código sai de run_exit_code)
     "LICENSE_PERIOD_MONTHS", "LICENSE_STATUSES", "SETTABLE_FIELDS", "DEFAULT_CREATED_BY",
     "Role", "Side", "ActionKind", "Mode", "PairStatus", "HealthVerdict", "PanelState", "ConflictPolicy",
     "LicenseStatus",
@@ -195,7 +200,7 @@ __all__ = [
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
-    "resolve_data_dir", "normalize_url", "build_parser", "OptionError",
+    "resolve_data_dir", "normalize_url", "build_parser", "OptionError", "LockBusy",
     "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
@@ -209,6 +214,7 @@ __all__ = [
     "fingerprint", "version_of", "default_max_deletions", "collector_paused", "deny_on_target",
     "primary_went_back", "replan_after_reread", "swap_state", "merge_final",
     # executor, estado e histórico
+    "read_last_run", "LastRun", "LastRunServer", "last_run_json", "JournalEntry", "journal_json",  # nossos arquivos
     "Result", "Executor", "CredentialStore", "History", "load_state", "save_state", "state_path", "next_state",
     "journal_path", "STATE_DIR", "DAMAGED_MARK", "HISTORY_FILE", "LAST_RUN_FILE", "LOCK_FILE", "CREDENTIALS_FILE",
     # resultado tipado e suas renderizações
@@ -2894,11 +2900,11 @@ def failover_json(report: FailoverReport | None) -> dict[str, Any] | None:
     }
 
 
-def latest_failover(pairs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def latest_failover(pairs: list["PanelPair"]) -> dict[str, Any] | None:
     """A rota de falha registrada na execução mais recente (detalhes dos pares do painel)."""
-    found = [p for p in pairs if (p.get("detalhes") or {}).get("rota_de_falha")]
-    newest = max(found, key=lambda p: p["ultima_execucao"] or "", default=None)
-    return newest["detalhes"]["rota_de_falha"] if newest else None
+    found = [p.last for p in pairs if p.last and p.last.failover]
+    newest = max(found, key=lambda row: row.ended or "", default=None)
+    return newest.failover if newest else None
 
 
 def render_failover_card(details: dict[str, Any] | None) -> str:
@@ -2981,7 +2987,7 @@ class PlanOptions:
     role_of: Callable[[Side], Role] = Role  # nome real de cada lado nos motivos (Run passa Direction.role_of)
     only_missing: bool = False  # restaurar sem --forcar: só cria o que falta, não sobrescreve o destino
     protect_target: bool = True  # bloquear no destino o que a origem nega mas não pode copiar (não em restaurar)
-    journal: dict[str, Any] | None = None  # cadeias da execução anterior que podem ter ficado pela metade
+    journal: "dict[str, JournalEntry] | None" = None  # cadeias da execução anterior que podem ter ficado pela metade
     block_backup_only: bool = False  # --bloquear-so-no-backup: licenças só no backup de origem desconhecida
     # ids que o bidirecional trata como unidirecionais (principal → backup; nada é escrito no principal): os de
     # um grupo que o backup MySQL guarda como um registro só (collation_groups)
@@ -3610,26 +3616,26 @@ class _Planner:
         entry = self.journal.get(key)
         if not entry or key in self.rolled_back:
             return False
-        origin = Side(entry["origem"])
+        origin = entry.origin
         source = p if origin == Side.PRIMARY else b
         if source is None or self.ours(key, origin.other) is None:
             return False
         # a origem mudou (ou voltou atrás) desde então: só segue se a cadeia deixou a licença LIBERADA onde a
         # origem (agora) nega — o destino é obra nossa e não pode continuar liberando
-        if entry.get("fonte") != version_of(source) and not self.left_allowed(key, origin.other):
+        if entry.source != version_of(source) and not self.left_allowed(key, origin.other):
             return False
         self.sync(key, origin)
         return True
 
-    def ours(self, key: str, target_side: Side) -> dict[str, Any] | None:
+    def ours(self, key: str, target_side: Side) -> "JournalEntry | None":
         """A entrada do diário, se o registro do lado `target_side` está num dos estados que uma cadeia nossa
         (da execução anterior) produz lá — inclusive ausente, quando ela podia ser desfeita excluindo-o. Esse
         estado é obra nossa: não é uma mudança de quem usa nem uma cópia antiga restaurada."""
         entry = self.journal.get(key)
-        if not entry or entry["origem"] != target_side.other.value:
+        if not entry or entry.origin != target_side.other:
             return None
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
-        return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry["alvo"] else None
+        return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry.targets else None
 
     def left_allowed(self, key: str, target_side: Side) -> bool:
         """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega: é a primeira
@@ -5123,7 +5129,7 @@ class History:
         return {k: self._load(v, cache) for k, v in value.items()} if isinstance(value, dict) else value
 
     # -- leitura (historico, painel) ------------------------------------------
-    def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    def runs(self, limit: int = 20, pairs: list[tuple[str, str]] | None = None) -> list["HistoryRow"]:
         """Últimas execuções (uma linha por par), da mais nova para a mais antiga.
         pairs: só as dos pares (principal, backup) dados."""
         where = ""
@@ -5135,7 +5141,7 @@ class History:
             params = tuple(url for pair in pairs for url in pair)
         return self._decoded(f"SELECT * FROM execucoes {where} ORDER BY id DESC LIMIT ?", params + (limit,))
 
-    def latest(self, primary: str, backup: str, ok_only: bool = False) -> dict[str, Any] | None:
+    def latest(self, primary: str, backup: str, ok_only: bool = False) -> "HistoryRow | None":
         """Última execução concluída do par (ou o último sucesso), sem contar as verificações."""
         only_ok = "AND situacao = ?" if ok_only else ""
         rows = self._decoded(
@@ -5144,7 +5150,7 @@ class History:
             (primary, backup, PairStatus.RUNNING, Mode.CHECK) + ((PairStatus.OK,) if ok_only else ()))
         return rows[0] if rows else None
 
-    def find_runs(self, ident: str) -> list[dict[str, Any]]:
+    def find_runs(self, ident: str) -> list["HistoryRow"]:
         """Linhas de uma execução: pelo número da linha (id) ou pelo identificador da execução."""
         ident = ident.strip()
         if ident.isdigit():
@@ -5153,9 +5159,9 @@ class History:
                 return rows
         return self._decoded("SELECT * FROM execucoes WHERE execucao = ? ORDER BY id", (ident,))
 
-    def _decoded(self, sql: str, params: tuple) -> list[dict[str, Any]]:
-        """Linhas lidas de volta já tipadas: situacao é um PairStatus e modo um Mode (texto desconhecido,
-        de uma versão futura, fica como texto e não passa por nenhuma regra)."""
+    def _decoded(self, sql: str, params: tuple) -> list["HistoryRow"]:
+        """A ÚNICA leitura das linhas de execucoes: cada uma vira um HistoryRow (situacao é um PairStatus e
+        modo um Mode; texto desconhecido, de uma versão futura, fica como texto e não passa por nenhuma regra)."""
         rows = self._dicts(sql, params)
         cache: dict[str, str] = {}
         for row in rows:
@@ -5164,7 +5170,7 @@ class History:
             row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
             details = self._unpack(json.loads(row["detalhes"] or "{}"), cache)
             row["detalhes"] = details if isinstance(details, dict) else {}
-        return rows
+        return [HistoryRow.from_columns(row) for row in rows]
 
     def _dicts(self, sql: str, params: tuple) -> list[dict[str, Any]]:
         with self._lock:
@@ -5172,13 +5178,14 @@ class History:
             names = [c[0] for c in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def audit_trail(self, run_id: str) -> list[dict[str, Any]]:
+    def audit_trail(self, run_id: str) -> list["AuditEntry"]:
+        """A ÚNICA leitura da auditoria: cada escrita vira um AuditEntry."""
         rows = self._dicts("SELECT momento, servidor, chave, acao, ok, mensagem, mudancas FROM auditoria "
                            "WHERE execucao = ? ORDER BY servidor, chave, id", (run_id,))
         for row in rows:
             row["ok"] = bool(row["ok"])
             row["mudancas"] = json.loads(row["mudancas"] or "[]")
-        return rows
+        return [AuditEntry(row["servidor"], row["ok"], row) for row in rows]
 
     def prune(self) -> int:
         if self.retention_days <= 0:
@@ -5287,6 +5294,60 @@ def write_aside(history: History, data_dir: str) -> list[str]:
             continue
         done.append(path)
     return done
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryRow:
+    """Uma linha de execucoes lida de volta (History._decoded): as decisões (painel, /status.json,
+    historico) leem os campos tipados; o texto e o --json mostram as colunas com os nomes do arquivo
+    (`columns`, também por row["coluna"])."""
+    id: int
+    run_id: str
+    started: str
+    ended: str | None
+    mode: Mode | str
+    primary: str
+    backup: str
+    status: PairStatus | str
+    error: str | None
+    failures: int
+    conflicts: int
+    divergences: int
+    parity_total: int | None
+    parity_different: int
+    writes: tuple[int, int]  # (no backup, no principal)
+    backup_only_allowed: list[str]  # licenças só no backup e liberadas lá
+    failover: dict[str, Any] | None  # a rota de falha registrada (detalhes)
+    details: dict[str, Any]
+    columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_columns(cls, row: dict[str, Any]) -> "HistoryRow":
+        counts, details = row["contagens"], row["detalhes"]
+        backup_only = details.get("so_no_backup") or {}
+        return cls(id=row["id"], run_id=row["execucao"], started=row["inicio"], ended=row["fim"], mode=row["modo"],
+                   primary=row["principal"], backup=row["backup"], status=row["situacao"], error=row["erro"] or None,
+                   failures=int(row["falhas"] or 0), conflicts=row["conflitos"] or 0,
+                   divergences=row["divergencias"] or 0, parity_total=row["paridade_total"],
+                   parity_different=row["paridade_diferentes"] or 0,
+                   writes=(count_changes(counts), count_changes(counts.get("no_principal") or {})),
+                   backup_only_allowed=list(backup_only.get("licencas_liberadas") or []),
+                   failover=details.get("rota_de_falha") or None, details=details, columns=row)
+
+    def __getitem__(self, column: str) -> Any:
+        return self.columns[column]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    """Uma escrita da auditoria lida de volta (History.audit_trail): as decisões leem os campos; o texto e o
+    --json mostram as colunas (`columns`, também por item["coluna"])."""
+    server: str
+    ok: bool
+    columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    def __getitem__(self, column: str) -> Any:
+        return self.columns[column]
 
 
 class HistoryAside:
@@ -5464,14 +5525,14 @@ def journal_path(data_dir: str, primary_url: str, backup_url: str) -> str:
 
 def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt.date,
                     only: set[str] | None = None, left_allowed: Iterable[str] = (),
-                    undone: set[str] | None = None) -> dict[str, Any]:
+                    undone: set[str] | None = None) -> dict[str, JournalEntry]:
     """Para cada cadeia: lado de origem e os estados (hash, status) por que o destino passa. O desfazer
     entra ANTES da escrita que ele desfaz: uma cadeia que o Executor pode desfazer excluindo o registro
     (undone_by_delete) tem também o estado "ausente" ([None, None]), e um fim abrupto entre a exclusão e o
     estado do par não vira "apagada no backup" (conflito que apagaria no principal). Depois das escritas,
     `undone` limita o "ausente" às que foram mesmo desfeitas assim. `left_allowed`: as licenças que uma
     cadeia deixou LIBERADAS onde a origem nega ("liberada": a primeira coisa da próxima execução)."""
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[str, JournalEntry] = {}
     left_allowed = set(left_allowed)
     for chain in plan.license_chains:
         key, side = chain[0].key, chain[0].side
@@ -5486,11 +5547,36 @@ def journal_entries(plan: "Plan", primary: Snapshot, backup: Snapshot, today: dt
         if undone_by_delete(chain) and (undone is None or key in undone):
             states.append([None, None])
         origin = source.licenses.get(key)
-        entries[key] = {"origem": side.other, "alvo": states,
-                        "fonte": version_of(origin) if origin else None}
-        if key in left_allowed:
-            entries[key]["liberada"] = True
+        entries[key] = JournalEntry(side.other, states, version_of(origin) if origin else None, key in left_allowed)
     return entries
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalEntry:
+    """Uma cadeia no diário do par (arquivo ESTADO.diario.json): o lado de origem dela ("origem"), os
+    estados [hash, status] por que o destino passa ("alvo"), a versão da origem quando ela foi planejada
+    ("fonte") e se ela deixou a licença LIBERADA onde a origem nega ("liberada"). journal_entries a cria,
+    journal_json a grava e journal_entry (a ÚNICA leitura) a lê de volta."""
+    origin: Side
+    targets: list[list[Any]]
+    source: str | None = None
+    left_allowed: bool = False
+
+
+def journal_json(entry: JournalEntry) -> dict[str, Any]:
+    doc: dict[str, Any] = {"origem": entry.origin, "alvo": entry.targets, "fonte": entry.source}
+    if entry.left_allowed:
+        doc["liberada"] = True
+    return doc
+
+
+def journal_entry(raw: Any) -> JournalEntry | None:
+    """A ÚNICA leitura de uma entrada do diário: None se ela não é uma entrada (origem ou alvo inválidos)."""
+    if not isinstance(raw, dict) or raw.get("origem") not in tuple(Side) or not isinstance(raw.get("alvo"), list):
+        return None
+    source = raw.get("fonte")
+    return JournalEntry(Side(raw["origem"]), raw["alvo"], source if isinstance(source, str) else None,
+                        raw.get("liberada") is True)
 
 
 def undone_by_delete(chain: list[Action]) -> bool:
@@ -5499,18 +5585,18 @@ def undone_by_delete(chain: list[Action]) -> bool:
     return chain[-1].undo is not None
 
 
-def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, Any]) -> None:
+def save_journal(data_dir: str, primary_url: str, backup_url: str, entries: dict[str, JournalEntry]) -> None:
     path = journal_path(data_dir, primary_url, backup_url)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    atomic_write(path, json.dumps(entries, ensure_ascii=False))
+    atomic_write(path, json.dumps({key: journal_json(e) for key, e in entries.items()}, ensure_ascii=False))
 
 
-def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, Any]:
+def load_journal(data_dir: str, primary_url: str, backup_url: str) -> dict[str, JournalEntry]:
     return load_journal_checked(data_dir, primary_url, backup_url, set_aside=False)[0]
 
 
 def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
-                         set_aside: bool = True) -> tuple[dict[str, Any], str | None]:
+                         set_aside: bool = True) -> tuple[dict[str, JournalEntry], str | None]:
     """O diário do par e um aviso: ausente → ({}, None); danificado (JSON ilegível ou que não é um
     objeto) → ({}, aviso) e, com set_aside, o arquivo é guardado com a data no nome."""
     path = journal_path(data_dir, primary_url, backup_url)
@@ -5521,8 +5607,8 @@ def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
             raw = json.load(handle)
         if not isinstance(raw, dict):
             raise TypeError(f"esperado um objeto JSON, veio {type(raw).__name__}")
-        return {k: dict(v, origem=Side(v["origem"])) for k, v in raw.items() if isinstance(v, dict)
-                and v.get("origem") in tuple(Side) and isinstance(v.get("alvo"), list)}, None
+        entries = {k: journal_entry(v) for k, v in raw.items()}
+        return {k: e for k, e in entries.items() if e is not None}, None
     except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado"
         reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
     then = "este par seguiu sem ele (escritas interrompidas numa execução anterior não são retomadas por ele)"
@@ -6551,9 +6637,29 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     return [(server, fatal[server.url]) for server in servers if server.url in fatal]
 
 
-def error_exit_code(exc: BaseException) -> ExitCode:
-    """Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch) e TLS (TlsError): 2; o resto: 4."""
-    return ExitCode.CONFIG if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError)) else ExitCode.SERVER
+class SafetyStop(Exception):
+    """Um par recusado por uma trava de segurança antes de qualquer escrita (o texto diz qual)."""
+
+
+def error_exit_code(exc: BaseException, connecting: bool = True) -> ExitCode:
+    """A ÚNICA tradução de exceção em código (o desfecho que ela vira; quem junta os desfechos é
+    run_exit_code). Credenciais, conta sem papel admin, URL que não é a API (ServerMismatch), TLS (TlsError),
+    configuração e opção inválida: 2; trava de segurança: 5; outra execução com a trava: 3; Ctrl+C/SIGTERM:
+    130/143. O resto: 4 ao conectar e ler (`connecting`), senão 1 (erro de arquivo ou inesperado: a
+    sincronização não terminou)."""
+    if isinstance(exc, Interrupted):
+        return ExitCode(exc.code)  # type: ignore[call-arg]  # busca pelo valor: python/mypy#10573
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, SystemExit):  # o argparse: --help/--version (0) ou uso errado
+        return ExitCode.CONFIG if exc.code else ExitCode.OK
+    if isinstance(exc, LockBusy):
+        return ExitCode.BUSY
+    if isinstance(exc, SafetyStop):
+        return ExitCode.SAFETY
+    if isinstance(exc, (AuthError, ServerMismatch, ConfigError, TlsError, OptionError)):
+        return ExitCode.CONFIG
+    return ExitCode.SERVER if connecting or isinstance(exc, ApiError) else ExitCode.FAILURES
 
 
 def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, BaseException]],
@@ -6699,6 +6805,58 @@ def last_run_json(run: RunOutcome) -> dict[str, Any]:
             "registrada_no_historico": run.recorded}
 
 
+@dataclasses.dataclass(frozen=True)
+class LastRunServer:
+    """Um servidor do ultima_execucao.json, tipado (read_last_run)."""
+    role: str
+    url: str
+    ok: bool
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LastRun:
+    """O ultima_execucao.json lido de volta (read_last_run): o que o painel, o /status.json e o
+    sincronizar_automatico.py usam dele. Um campo ausente ou de outro tipo vem None (ou vazio)."""
+    started: str | None
+    ended: str | None
+    code: int | None
+    message: str | None
+    servers: tuple[LastRunServer, ...]
+    recorded: bool | None  # registrada_no_historico (False: só este arquivo conta a execução)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((s.error for s in self.servers if s.error), None)
+
+
+def read_last_run(path: str | os.PathLike[str]) -> LastRun | None:
+    """A ÚNICA leitura do ultima_execucao.json (last_run_json o escreve): None se não existe ou não é um
+    objeto JSON. Nenhuma decisão lê as chaves do arquivo: todas leem o LastRun."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    items = doc.get("servidores")
+    servers = tuple(
+        LastRunServer(role=text(item.get("papel")) or "", url=text(item.get("url")) or "", ok=item.get("ok") is True,
+                      error=None if item.get("erro") in (None, "") else str(item.get("erro")))
+        for item in (items if isinstance(items, list) else []) if isinstance(item, dict))
+    code = doc.get("codigo_saida")
+    recorded = doc.get("registrada_no_historico")
+    return LastRun(started=text(doc.get("inicio")), ended=text(doc.get("fim")),
+                   code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                   message=text(doc.get("mensagem")), servers=servers,
+                   recorded=recorded if isinstance(recorded, bool) else None)
+
+
 def users_present(source: Snapshot, target: Snapshot) -> int:
     """Usuários da origem que o destino tem (mesmo os que a listagem dele trouxe com problema)."""
     listed = set(target.users) | {p.key for p in target.problems if p.kind == RecordKind.USER}
@@ -6793,12 +6951,21 @@ class Run:
         self.clients = {s.url: ApiClient(s, config) for s in servers}
         self.errors: dict[str, BaseException] = {}
         self.snapshots: dict[str, Snapshot] = {}
-        self.history: History | None = None
+        self.record = RunRecord(None if config.simulate else config.data_dir, self.guard_local)
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
         self.notes: list[str] = []  # avisos que não mudam o código de saída (relógio do PC)
         self.failover: FailoverReport | None = None  # rota de falha
         self.stopped: BaseException | None = None  # parada antes dos pares: vale para todo par sem erro próprio
+
+    @property
+    def history(self) -> "History | HistoryAside | None":
+        """O histórico aberto desta execução (guardado no registro dela, RunRecord)."""
+        return self.record.history
+
+    @history.setter
+    def history(self, value: "History | HistoryAside | None") -> None:
+        self.record.history = value
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -6964,10 +7131,7 @@ class Run:
             outcome.started, clock = self.started, self.clock_start
         if len(self.directions) > 1:
             self.rep.say(f"🔄 Principal → Backup {direction.backup.url}")
-        row = None
-        if self.history:
-            row = self.guard_local("registrar o início do par no histórico", self.history.start_pair, self.run_id,
-                                   outcome.started, self.config.mode, direction.primary.url, direction.backup.url)
+        self.record.start(outcome, self.run_id, self.config.mode)
         if error is not None:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
@@ -6976,14 +7140,14 @@ class Run:
                     self.plan_and_apply(outcome)
             except Interrupted:
                 pass  # o que foi feito até aqui está em outcome
+            except (ConfigError, SafetyStop) as exc:  # par recusado antes de qualquer escrita (os outros seguem)
+                outcome.error, outcome.error_code = str(exc), error_exit_code(exc)
         if STOP.requested:
             self.mark_interrupted(outcome)
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
         outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
         self.text.pair(outcome)
-        if self.history and row is not None:
-            self.guard_local("gravar o par no histórico", self.history.finish_pair, row, outcome,
-                             self.failover)
+        self.record.finish(outcome, self.failover)  # já agora: um kill -9 no próximo par não apaga este
         return outcome
 
     def mark_interrupted(self, outcome: PairOutcome) -> None:
@@ -7018,15 +7182,12 @@ class Run:
         source, target = self.snapshots[d.source.url], self.snapshots[d.target.url]
         outcome.waited_s = self.clients[d.backup.url].waited_seconds
         if d.restore and not source.license_count and not source.users:
-            outcome.error = f"o backup de origem {d.source.url} também está vazio: nada a restaurar"
-            outcome.error_code = ExitCode.SAFETY
-            return
+            raise SafetyStop(f"o backup de origem {d.source.url} também está vazio: nada a restaurar")
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
         if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
             found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url])
             if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
-                outcome.error, outcome.error_code = SECRETS.mask(foreign_backup_error(found, d)), ExitCode.CONFIG
-                return
+                raise ConfigError(SECRETS.mask(foreign_backup_error(found, d)))
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
             outcome.warnings.append(SECRETS.mask(warning))
         options = self.plan_options(d)
@@ -7201,7 +7362,7 @@ class Run:
                                          if a.kind == CREATE_USER and a.side == Side.BACKUP)
 
     def execute_and_record(self, outcome: PairOutcome, state: PairState | None, source: Snapshot,
-                           target: Snapshot, carried: dict[str, Any] | None = None
+                           target: Snapshot, carried: dict[str, JournalEntry] | None = None
                            ) -> tuple[list[Result], PairState]:
         """Aplica o plano. Antes, grava no diário as sequências que vão começar; depois, o estado do
         par e, no diário, só as sequências que falharam (a próxima execução as termina). `carried`: o que
@@ -7221,7 +7382,7 @@ class Run:
             return results, self.save_pair_files(outcome, state, source, target, results + undone, carried)
 
     def save_pair_files(self, outcome: PairOutcome, state: PairState | None, source: Snapshot, target: Snapshot,
-                        results: list[Result], carried: dict[str, Any] | None = None) -> PairState:
+                        results: list[Result], carried: dict[str, JournalEntry] | None = None) -> PairState:
         """Estado do par depois da execução (a base da próxima comparação) e, no diário, só as sequências
         que falharam (a próxima execução as termina)."""
         cfg, d, plan = self.config, outcome.direction, outcome.plan
@@ -7340,7 +7501,7 @@ def open_local_files(run: Run, config: Config) -> None:
         atomic_write(os.path.join(config.data_dir, ".teste-de-escrita"), "ok\n")
         os.unlink(os.path.join(config.data_dir, ".teste-de-escrita"))
         if history_busy(config.data_dir):  # outro programa segura o histórico: sincroniza e guarda à parte
-            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)  # type: ignore[assignment]
+            run.history = HistoryAside(config.data_dir, run.run_id, run.rep.warn)
             run.rep.warn(f"⚠️  O histórico {os.path.join(config.data_dir, HISTORY_FILE)} está travado por outro "
                          "programa (um backup, um navegador de SQLite?): a sincronização segue e o registro desta "
                          "execução é guardado à parte, para ir ao histórico quando ele estiver livre.")
@@ -7386,16 +7547,46 @@ def run_sync(config: Config, rep: Reporter, run: Run | None = None) -> RunOutcom
             outcome = run.finish(pairs)
         finally:
             run.close()
-        save_last_run(run, outcome)
+        record_run(outcome, run.record)
         run.text.summary(outcome)
         return outcome
 
 
-def save_last_run(run: Run, outcome: RunOutcome) -> None:
-    """ultima_execucao.json de uma execução que gravou (simulação e verificação não gravam)."""
-    if not run.config.simulate:
-        run.guard_local("gravar o resumo da última execução", atomic_write,
-                        os.path.join(run.config.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
+@dataclasses.dataclass
+class RunRecord:
+    """Onde uma execução fica registrada: o histórico (uma linha por par) e o ultima_execucao.json, que o
+    painel e o /status.json leem. Só ele escreve esse registro, para uma execução que terminou, parou no
+    login ou falhou (configuração, erro inesperado): record_run. A linha de um par é aberta quando o par
+    começa ("em andamento": uma execução morta com kill -9 fica assim e a próxima a marca "interrompida")
+    e fechada quando ele termina (um kill -9 no par seguinte não a desfaz); record_run fecha o que ainda
+    estiver aberto e grava o resumo."""
+    data_dir: str | None  # None: nada é gravado (simulação, verificação, pasta de dados sem escrita)
+    guard: Callable[..., Any]  # (o que, função, *args): a falha num arquivo local vira aviso, não exceção
+    history: "History | HistoryAside | None" = None  # sem histórico: fica só o ultima_execucao.json
+    open_rows: dict[int, int] = dataclasses.field(default_factory=dict)  # id(PairOutcome) → linha aberta
+
+    def start(self, pair: "PairOutcome", run_id: str, mode: Mode) -> None:
+        if self.history:
+            d = pair.direction
+            row = self.guard("registrar o início do par no histórico", self.history.start_pair, run_id,
+                             pair.started, mode, d.primary.url, d.backup.url)
+            if row is not None:
+                self.open_rows[id(pair)] = row
+
+    def finish(self, pair: "PairOutcome", failover: FailoverReport | None) -> None:
+        row = self.open_rows.pop(id(pair), None)
+        if self.history and row is not None:
+            self.guard("gravar o par no histórico", self.history.finish_pair, row, pair, failover)
+
+
+def record_run(outcome: RunOutcome, record: RunRecord) -> None:
+    """O registro de uma execução, a partir do RunOutcome (o mesmo do texto e do --json): fecha a linha de
+    cada par ainda aberta no histórico e grava o ultima_execucao.json. O único que escreve esse registro."""
+    for pair in outcome.pairs:
+        record.finish(pair, outcome.failover)
+    if record.data_dir is not None:
+        record.guard("gravar o resumo da última execução", atomic_write,
+                     os.path.join(record.data_dir, LAST_RUN_FILE), dump_json(last_run_json(outcome)))
 
 
 def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]],
@@ -7410,21 +7601,19 @@ def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]
         run.started, run.clock_start = origin.started, origin.clock_start
     run.errors = {server.url: exc for server, exc in errors}
     run.stopped = ApiError("não sincronizado: a execução parou no login (veja o erro do outro servidor)")
-    recorded = not config.simulate
     try:
-        if recorded:
+        if not config.simulate:
             try:
                 open_local_files(run, config)
             except ConfigError:  # pasta de dados sem escrita: não há onde registrar (o erro já diz o que fazer)
-                recorded = False
+                run.record.data_dir = None
         outcome = run.finish([run.sync_pair(d) for d in run.directions])
     finally:
         run.close()
     # Cada par mostra um erro só (o da origem, o do destino ou "parou no login"); o código conta TODOS os
     # erros fatais: uma senha errada num backup fora dos pares (restaurar --de outro) ainda é 2, não 4.
     outcome.stopped_code = run_exit_code(error_exit_code(exc) for _, exc in errors)
-    if recorded:
-        save_last_run(run, outcome)
+    record_run(outcome, run.record)
     return outcome
 
 
@@ -7434,7 +7623,7 @@ def _run_mode(args: argparse.Namespace) -> Mode:
     return Mode.TWO_WAY if getattr(args, "bidirecional", False) else Mode.ONE_WAY
 
 
-def record_failure(args: argparse.Namespace, message: str, code: ExitCode = ExitCode.CONFIG) -> None:
+def record_failure(args: argparse.Namespace, message: str, code: ExitCode) -> None:
     """Erro de configuração (ou erro inesperado no meio da execução) num sincronizar/restaurar: também é uma
     execução registrada, com o código dado (linha no histórico
     para cada par que a configuração ainda deixa ler, e o ultima_execucao.json). Quando nem DADOS_DIR
@@ -7472,31 +7661,37 @@ def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[s
     today = dt.datetime.now(dt.timezone.utc).date()
     outcomes: list[PairOutcome] = []
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    try:
-        history = History(data_dir)
+    failed: list[str] = []
+
+    def best_effort(what: str, func: Callable[..., Any], *func_args: Any) -> Any:
+        """Registrar é o melhor possível: o erro já foi dito na tela."""
         try:
-            for primary, backup in pairs:
-                direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""),
-                                      ServerConfig(Role.BACKUP, backup, "", ""))
-                outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
-                                      error_code=code)
-                outcome.code, outcome.status = pair_verdict(outcome, False)
-                outcome.ended = now_iso()
-                row = history.start_pair(run_id, started, _run_mode(args), primary, backup)
-                history.finish_pair(row, outcome, None)
-                outcomes.append(outcome)
-        finally:
-            history.close()
-    except (OSError, sqlite3.Error):
-        outcomes = []  # histórico ilegível: fica só o ultima_execucao.json (o painel o mostra)
-    run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
-                     pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
-                     primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
-                     stopped_code=code, recorded=bool(outcomes))
+            return func(*func_args)
+        except (OSError, sqlite3.Error):
+            failed.append(what)
+            return None
+
+    record = RunRecord(data_dir, best_effort, history=best_effort("abrir o histórico", History, data_dir))
     try:
-        atomic_write(os.path.join(data_dir, LAST_RUN_FILE), dump_json(last_run_json(run)))
-    except OSError:
-        pass  # registrar é o melhor possível: o erro de configuração já foi dito na tela
+        for primary, backup in pairs if record.history else []:
+            direction = Direction(ServerConfig(Role.PRIMARY, primary, "", ""),
+                                  ServerConfig(Role.BACKUP, backup, "", ""))
+            outcome = PairOutcome(direction, started=started, clock=Clock.of(today), error=error,
+                                  error_code=code)
+            outcome.code, outcome.status = pair_verdict(outcome, False)
+            outcome.ended = now_iso()
+            record.start(outcome, run_id, _run_mode(args))
+            outcomes.append(outcome)
+        if failed:
+            outcomes = []  # histórico ilegível: fica só o ultima_execucao.json (o painel o mostra)
+        run = RunOutcome(run_id=run_id, started=started, mode=_run_mode(args), clock=Clock.of(today),
+                         pairs=outcomes, primary_url=pairs[0][0] if pairs else "", primary_error=error,
+                         primary_counts=None, primary_waited_s=0.0, credentials_file=None, ended=now_iso(),
+                         stopped_code=code, recorded=bool(outcomes))
+        record_run(run, record)
+    finally:
+        if record.history:
+            best_effort("fechar o histórico", record.history.close)
 
 
 # ============================================================================
@@ -7564,32 +7759,31 @@ class TransferMeter:
         return wire, body, compressed
 
 
-class _CycleRows:
-    """O histórico visto por um ciclo do vigiar: a linha de um par só é gravada quando o ciclo escreveu,
-    parou, falhou ou é o primeiro do par (um ciclo sem nada a fazer não enche o histórico). A auditoria de
-    cada escrita passa direto."""
+@dataclasses.dataclass
+class CycleRecord(RunRecord):
+    """O registro de um ciclo do vigiar: o mesmo RunRecord (o único que abre e fecha linhas no histórico), mas a
+    linha de um par só é aberta e fechada quando o ciclo escreveu, parou, falhou ou é o primeiro do par; um
+    ciclo sem nada a fazer não enche o histórico. (Por isso a linha de um ciclo morto com kill -9 no meio não
+    fica "em andamento": o diário do par cobre a sequência, como sempre.) A auditoria passa direto."""
+    first: set[str] = dataclasses.field(default_factory=set)  # backups ainda sem linha deste vigiar
+    recorded: list["PairOutcome"] = dataclasses.field(default_factory=list)
+    begun: dict[int, tuple[str, Mode]] = dataclasses.field(default_factory=dict)
 
-    def __init__(self, history: History, first: set[str]):
-        self.history = history
-        self.first = first  # backups ainda sem linha deste vigiar
-        self.recorded: list[PairOutcome] = []
+    def start(self, pair: "PairOutcome", run_id: str, mode: Mode) -> None:
+        self.begun[id(pair)] = (run_id, mode)
 
-    def start_pair(self, run_id: str, started: str, mode: Mode, primary: str, backup: str) -> Any:
-        return (run_id, started, mode, primary, backup)
-
-    def finish_pair(self, row: Any, outcome: PairOutcome, failover: FailoverReport | None = None) -> None:
-        wrote = any(r.ok and not r.unsyncable for r in outcome.results or [])
-        if not (wrote or outcome.code != ExitCode.OK or row[4] in self.first):
+    def finish(self, pair: "PairOutcome", failover: FailoverReport | None) -> None:
+        begun = self.begun.pop(id(pair), None)
+        if begun is None:
             return
-        self.first.discard(row[4])
-        self.history.finish_pair(self.history.start_pair(*row), outcome, failover)
-        self.recorded.append(outcome)
-
-    def audit(self, run_id: str, server: str, result: Result) -> None:
-        self.history.audit(run_id, server, result)
-
-    def close(self) -> None:
-        """O histórico é do vigiar inteiro: um ciclo não o fecha."""
+        url = pair.direction.backup.url
+        wrote = any(r.ok and not r.unsyncable for r in pair.results or [])
+        if not (wrote or pair.code != ExitCode.OK or url in self.first):
+            return
+        self.first.discard(url)
+        super().start(pair, *begun)
+        super().finish(pair, failover)
+        self.recorded.append(pair)
 
 
 @dataclasses.dataclass
@@ -7652,7 +7846,7 @@ class Watcher:
         self.primary_client.session.hooks["response"].append(self.meter.hook)
         self.pairs = [WatchedPair(d) for d in directions(config)]
         self.first_rows = {p.direction.backup.url for p in self.pairs}
-        self.history: History | None = None
+        self.history: History | HistoryAside | None = None
         self.credentials: CredentialStore | None = None
         self.warnings: list[str] = []
         self.started, self.mono_start = now_iso(), time.monotonic()
@@ -7701,7 +7895,7 @@ class Watcher:
         for client in run.clients.values():
             client.close()
         run.clients = self.clients
-        run.history = _CycleRows(self.history, self.first_rows) if self.history else None  # type: ignore[assignment]
+        run.record = CycleRecord(self.config.data_dir, run.guard_local, history=self.history, first=self.first_rows)
         run.credentials = self.credentials
         return run
 
@@ -7823,9 +8017,9 @@ class Watcher:
 
     def finish_run(self, run: Run, outcomes: list[PairOutcome]) -> None:
         """ultima_execucao.json quando o ciclo gravou linha no histórico (o agendador e os monitores o leem)."""
-        rows = run.history
-        if isinstance(rows, _CycleRows) and rows.recorded:
-            save_last_run(run, run.finish(rows.recorded))
+        record = run.record
+        if isinstance(record, CycleRecord) and record.recorded:
+            record_run(run.finish(record.recorded), record)  # as linhas já fechadas; grava o ultima_execucao.json
         self.warnings = (self.warnings + [w for w in run.warnings if w not in self.warnings])[-20:]  # memória plana
 
     def judge(self, pair: WatchedPair, outcome: PairOutcome, run: Run, fingerprint_now: str) -> None:
@@ -8179,8 +8373,8 @@ def watcher_holds_lock(config: Config, command: str) -> int | None:
     return ExitCode.OK
 
 
-def watch_pairs(pairs: list[dict[str, Any]], beat: WatchBeat | None, now: dt.datetime,
-                max_delay_min: float) -> list[dict[str, Any]]:
+def watch_pairs(pairs: list[PanelPair], beat: WatchBeat | None, now: dt.datetime,
+                max_delay_min: float) -> list[PanelPair]:
     """Os pares do painel com o que o batimento de um vigiar ativo diz (ele só grava histórico nos ciclos que
     escreveram, pararam ou falharam): em dia → saudável enquanto o principal refletido tiver menos de
     PAINEL_MAX_ATRASO; pausado ou com problema → falhando, com o motivo; vigiar sem ciclo completo em
@@ -8189,29 +8383,31 @@ def watch_pairs(pairs: list[dict[str, Any]], beat: WatchBeat | None, now: dt.dat
         return pairs
     alive = beat.alive(now)
     by_pair = {(w.primary, w.backup): w for w in beat.pairs}
+    judged: list[PanelPair] = []
     for pair in pairs:
-        watched = by_pair.get((pair["principal"], pair["backup"]))
+        watched = by_pair.get((pair.primary, pair.backup))
         if watched is None:
+            judged.append(pair)
             continue
         age_s = None if watched.reflects is None else max(0.0, (now - watched.reflects).total_seconds())
-        pair["vigiar"] = {"situacao": watched.state, "motivo": watched.reason,
-                          "reflete_o_principal_de": watched.reflects.isoformat() if watched.reflects else None,
-                          "ponto_de_recuperacao_s": None if age_s is None else round(age_s, 1)}
+        state, delay, error = pair.state, pair.delay_min, pair.doc.get("ultimo_erro")
         if not alive:
-            pair["estado"], pair["saudavel"] = PanelState.LATE, False
-            pair["ultimo_erro"] = beat.stale_text(now)
+            state, error = PanelState.LATE, beat.stale_text(now)
         elif watched.state == WATCH_READY and age_s is not None:
-            late = age_s / 60 > max_delay_min
-            pair["estado"] = PanelState.LATE if late else PanelState.HEALTHY
-            pair["saudavel"], pair["atraso_min"] = not late, round(age_s / 60, 1)
-            pair["ultimo_erro"] = None
+            delay, error = round(age_s / 60, 1), None
+            state = PanelState.LATE if age_s / 60 > max_delay_min else PanelState.HEALTHY
         elif watched.state in (WATCH_PAUSED, WATCH_PROBLEM):
-            pair["estado"], pair["saudavel"] = PanelState.FAILING, False
-            pair["ultimo_erro"] = f"vigiar: par {watched.state}: {watched.reason}"
-    return pairs
+            state, error = PanelState.FAILING, f"vigiar: par {watched.state}: {watched.reason}"
+        doc = {**pair.doc, "estado": state, "saudavel": state == PanelState.HEALTHY, "atraso_min": delay,
+               "ultimo_erro": error,
+               "vigiar": {"situacao": watched.state, "motivo": watched.reason,
+                          "reflete_o_principal_de": watched.reflects.isoformat() if watched.reflects else None,
+                          "ponto_de_recuperacao_s": None if age_s is None else round(age_s, 1)}}
+        judged.append(dataclasses.replace(pair, state=state, delay_min=delay, doc=doc))
+    return judged
 
 
-def _render_watch(beat: WatchBeat | None, pairs: list[dict[str, Any]], now: dt.datetime) -> str:
+def _render_watch(beat: WatchBeat | None, pairs: list[PanelPair], now: dt.datetime) -> str:
     """Cartão do modo contínuo: ciclo, ponto de recuperação de cada backup e transferência do principal."""
     if beat is None or not beat.active:
         return ""
@@ -8224,11 +8420,11 @@ def _render_watch(beat: WatchBeat | None, pairs: list[dict[str, Any]], now: dt.d
              f"hoje {beat.day_bytes / 1_000_000:.1f} MB de {beat.budget_mb:.0f} MB</div>"]
     by_pair = {(w.primary, w.backup): w for w in beat.pairs}
     for pair in pairs:
-        watched = by_pair.get((pair["principal"], pair["backup"]))
+        watched = by_pair.get((pair.primary, pair.backup))
         if watched is not None:
             age = None if watched.reflects is None else max(0.0, (now - watched.reflects).total_seconds())
             point = "—" if age is None else f"{age:.0f} s"
-            lines.append(f"<div>Backup {_esc(pair['backup'])}: {_esc(watched.state)} · ponto de recuperação "
+            lines.append(f"<div>Backup {_esc(pair.backup)}: {_esc(watched.state)} · ponto de recuperação "
                          f"(idade do principal que ele reflete): {_esc(point)}</div>")
     if not alive:
         lines.append(f'<div class="erro">{_esc(beat.stale_text(now))}</div>')
@@ -8304,10 +8500,9 @@ def situation_label(situation: str | None) -> str:
     return SITUATION_LABELS.get(situation or "", situation or "—")
 
 
-def writes_by_side(row: dict[str, Any]) -> tuple[int, int]:
+def writes_by_side(row: HistoryRow) -> tuple[int, int]:
     """(escritas no backup, escritas no principal) de uma linha do histórico."""
-    counts = row.get("contagens") or {}
-    return count_changes(counts), count_changes(counts.get("no_principal") or {})
+    return row.writes
 
 
 def writes_phrase(backup: int, primary: int, mode: Mode | str | None) -> str:
@@ -8322,17 +8517,17 @@ def writes_phrase(backup: int, primary: int, mode: Mode | str | None) -> str:
     return " · ".join(parts)
 
 
-def writes_text(row: dict[str, Any]) -> str:
-    return writes_phrase(*writes_by_side(row), row.get("modo"))
+def writes_text(row: HistoryRow) -> str:
+    return writes_phrase(*writes_by_side(row), row.mode)
 
 
-def parity_text(row: dict[str, Any]) -> str:
-    total = row.get("paridade_total")
-    return "—" if total is None else f"{total - (row.get('paridade_diferentes') or 0)}/{total}"
+def parity_text(row: HistoryRow) -> str:
+    total = row.parity_total
+    return "—" if total is None else f"{total - row.parity_different}/{total}"
 
 
-def failures_of(row: dict[str, Any]) -> int:
-    return int(row.get("falhas") or 0)
+def failures_of(row: HistoryRow) -> int:
+    return row.failures
 
 
 def duration_text(seconds: float | None) -> str:
@@ -8351,88 +8546,116 @@ def configured_pairs(get: Callable[..., Any], primary_cli: str | None = None,
     return [(primary_url, normalize_url(url)) for url in backups]
 
 
-def pair_health(rows: list[dict[str, Any]], max_delay_min: float, now: dt.datetime,
-                current: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+def pair_health(rows: list[HistoryRow], max_delay_min: float, now: dt.datetime,
+                current: list[tuple[str, str]] | None = None) -> list["PanelPair"]:
     """Estado de cada par (principal → backup) a partir das execuções, da mais nova para a mais antiga.
     current: pares da configuração atual ("atual": True, mesmo sem execução); os demais saem com
     "atual": False. None: todos os pares do histórico contam. Verificações não mudam o estado."""
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
-    blank = {"ultima": None, "ultimo_sucesso": None, "em_andamento": False}
+    pairs: dict[tuple[str, str], _PairRuns] = {}
     for primary, backup in current or []:
-        pairs.setdefault((primary, backup), dict(blank))
+        pairs.setdefault((primary, backup), _PairRuns())
     for row in rows:
-        info = pairs.setdefault((row["principal"], row["backup"]), dict(blank))
-        if row["situacao"] == PairStatus.RUNNING:
-            info["em_andamento"] = True
-        elif row["modo"] != Mode.CHECK:
-            info["ultima"] = info["ultima"] or row
-            if row["situacao"] == PairStatus.OK:
-                info["ultimo_sucesso"] = info["ultimo_sucesso"] or row
+        info = pairs.setdefault((row.primary, row.backup), _PairRuns())
+        if row.status == PairStatus.RUNNING:
+            info.running = True
+        elif row.mode != Mode.CHECK:
+            info.last = info.last or row
+            if row.status == PairStatus.OK:
+                info.success = info.success or row
     wanted = None if current is None else {tuple(key) for key in current}
     return [_pair_state(key, info, max_delay_min, now, wanted is None or key in wanted)
             for key, info in pairs.items()]
 
 
-def _pair_state(key: tuple[str, str], info: dict[str, Any], max_delay_min: float, now: dt.datetime,
-                current: bool) -> dict[str, Any]:
-    last, success = info["ultima"], info["ultimo_sucesso"]
-    ended = _parse_iso(success["fim"]) if success else None
+@dataclasses.dataclass
+class _PairRuns:
+    """As execuções de um par que decidem o estado dele (pair_health)."""
+    last: HistoryRow | None = None
+    success: HistoryRow | None = None
+    running: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelPair:
+    """O estado de um par no painel e no /status.json (pair_health): as decisões (vermelho/verde, o status
+    503, os cartões) leem os campos; o /status.json e o HTML mostram `doc` (também por pair["chave"])."""
+    primary: str
+    backup: str
+    current: bool
+    state: PanelState
+    last: HistoryRow | None
+    success: HistoryRow | None
+    delay_min: float | None  # minutos desde o último sucesso (arredondado como no /status.json)
+    doc: dict[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == PanelState.HEALTHY
+
+    def __getitem__(self, key: str) -> Any:
+        return self.doc[key]
+
+
+def _pair_state(key: tuple[str, str], info: _PairRuns, max_delay_min: float, now: dt.datetime,
+                current: bool) -> PanelPair:
+    last, success = info.last, info.success
+    ended = _parse_iso(success.ended) if success else None
     delay = (now - ended).total_seconds() / 60 if ended else None
     if last is None:
-        state = PanelState.FIRST_RUNNING if info["em_andamento"] else PanelState.NEVER
-    elif last["situacao"] != PairStatus.OK:
+        state = PanelState.FIRST_RUNNING if info.running else PanelState.NEVER
+    elif last.status != PairStatus.OK:
         state = PanelState.FAILING
     elif delay is None or delay > max_delay_min:
         state = PanelState.LATE
     else:
         state = PanelState.HEALTHY
     backup_writes, primary_writes = writes_by_side(last) if last else (0, 0)
-    return {
+    delay_min = None if delay is None else round(delay, 1)
+    return PanelPair(key[0], key[1], current, state, last, success, delay_min, {
         "principal": key[0], "backup": key[1], "atual": current, "estado": state,
         "saudavel": state == PanelState.HEALTHY,
-        "ultima_execucao": last["fim"] if last else None, "ultima_situacao": last["situacao"] if last else None,
-        "ultimo_modo": last["modo"] if last else None, "ultimo_erro": last["erro"] if last else None,
-        "ultimo_sucesso": success["fim"] if success else None,
-        "atraso_min": None if delay is None else round(delay, 1),
+        "ultima_execucao": last.ended if last else None, "ultima_situacao": last.status if last else None,
+        "ultimo_modo": last.mode if last else None, "ultimo_erro": last.columns["erro"] if last else None,
+        "ultimo_sucesso": success.ended if success else None,
+        "atraso_min": delay_min,
         "escritas": {"backup": backup_writes, "principal": primary_writes},
-        "paridade": parity_text(last) if last and last["paridade_total"] is not None else None,
-        "conflitos": (last["conflitos"] or 0) if last else 0,
-        "liberadas_so_no_backup": len(((last["detalhes"] or {}).get("so_no_backup") or {})
-                                      .get("licencas_liberadas") or []) if last else 0,
-        "divergencias": (last["divergencias"] or 0) if last else 0,
-        "detalhes": last["detalhes"] if last else {}, "ultima": last,
-    }
+        "paridade": parity_text(last) if last and last.parity_total is not None else None,
+        "conflitos": last.conflicts if last else 0,
+        "liberadas_so_no_backup": len(last.backup_only_allowed) if last else 0,
+        "divergencias": last.divergences if last else 0,
+        "detalhes": last.details if last else {}, "ultima": last,
+    })
 
 
 def panel_pairs(history: History, max_delay_min: float, now: dt.datetime,
-                current: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
+                current: list[tuple[str, str]] | None) -> list[PanelPair]:
     """pair_health sobre as execuções recentes mais a última e o último sucesso de cada par atual
     (por mais antigos que sejam)."""
     rows = history.runs(300)
-    seen = {row["id"] for row in rows}
+    seen = {row.id for row in rows}
     for primary, backup in current or []:
         for ok_only in (False, True):
             row = history.latest(primary, backup, ok_only)
-            if row is not None and row["id"] not in seen:
+            if row is not None and row.id not in seen:
                 rows.append(row)
-                seen.add(row["id"])
-    rows.sort(key=lambda row: row["id"], reverse=True)
+                seen.add(row.id)
+    rows.sort(key=lambda row: row.id, reverse=True)
     return watch_pairs(pair_health(rows, max_delay_min, now, current), read_watch(os.path.dirname(history.path)),
                        now, max_delay_min)
 
 
-def _public_pair(pair: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in pair.items() if k not in ("detalhes", "ultima")}
+def _public_pair(pair: PanelPair) -> dict[str, Any]:
+    return {k: v for k, v in pair.doc.items() if k not in ("detalhes", "ultima")}
 
 
-def status_message(judged: list[dict[str, Any]]) -> str:
+def status_message(judged: list[PanelPair]) -> str:
     if not judged:
         return "nenhuma execução registrada"
     problems = []
     for p in judged:
-        if p["saudavel"]:
+        if p.healthy:
             continue
-        if p["estado"] == PanelState.NEVER:
+        if p.state == PanelState.NEVER:
             problems.append(f"{p['backup']}: nenhuma execução registrada com a configuração atual "
                             "(o status fica 503 até a primeira sincronização deste backup)")
         else:
@@ -8445,17 +8668,13 @@ def status_message(judged: list[dict[str, Any]]) -> str:
 
 def unrecorded_failure(history: History) -> dict[str, Any] | None:
     """A última execução, quando ela falhou sem linha no histórico (configuração sem nenhum par legível):
-    o ultima_execucao.json dela; None quando a última execução está no histórico (o caso comum)."""
-    try:
-        with open(os.path.join(os.path.dirname(history.path), LAST_RUN_FILE), encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
+    o que o painel e o /status.json mostram dela (do LastRun); None quando a última execução está no
+    histórico (o caso comum)."""
+    last = read_last_run(os.path.join(os.path.dirname(history.path), LAST_RUN_FILE))
+    if last is None or last.recorded is not False or not last.code:
         return None
-    if not isinstance(doc, dict) or doc.get("registrada_no_historico") is not False or not doc.get("codigo_saida"):
-        return None
-    errors = [s.get("erro") for s in doc.get("servidores") or [] if isinstance(s, dict) and s.get("erro")]
-    return {"fim": doc.get("fim"), "codigo_saida": doc.get("codigo_saida"),
-            "erro": mask_free_text(errors[0] if errors else doc.get("mensagem") or "")}
+    return {"fim": last.ended, "codigo_saida": last.code,
+            "erro": mask_free_text(last.first_error or last.message or "")}
 
 
 def status_document(history: History, max_delay_min: float,
@@ -8465,9 +8684,9 @@ def status_document(history: History, max_delay_min: float,
     que parou antes de ter pares (configuração ilegível) também deixa 503."""
     now = dt.datetime.now(dt.timezone.utc)
     pairs = panel_pairs(history, max_delay_min, now, current)
-    judged = [p for p in pairs if p["atual"]]
+    judged = [p for p in pairs if p.current]
     stopped = unrecorded_failure(history)
-    ok = bool(judged) and all(p["saudavel"] for p in judged) and stopped is None
+    ok = bool(judged) and all(p.healthy for p in judged) and stopped is None
     message = status_message(judged)
     watch = read_watch(os.path.dirname(history.path))
     if watch is not None and watch.active and not watch.alive(now):
@@ -8477,7 +8696,7 @@ def status_document(history: History, max_delay_min: float,
     return status_body(ok, message, max_delay_min, current, stopped=stopped,
                        vigiar=watch.summary(now) if watch else None,
                        pairs=[_public_pair(p) for p in judged],
-                       old_pairs=[_public_pair(p) for p in pairs if not p["atual"]])
+                       old_pairs=[_public_pair(p) for p in pairs if not p.current])
 
 
 def status_body(ok: bool, message: str, max_delay_min: float, current: list[tuple[str, str]] | None,
@@ -8494,21 +8713,21 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def chart_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def chart_points(rows: list[HistoryRow]) -> list[dict[str, Any]]:
     """Uma entrada por execução (somando os pares dela), da mais antiga à mais nova."""
     points: dict[str, dict[str, Any]] = {}
     for row in reversed(rows):
-        if row["situacao"] == PairStatus.RUNNING:
+        if row.status == PairStatus.RUNNING:
             continue
-        point = points.setdefault(row["execucao"], {"inicio": row["inicio"], "modo": row["modo"], "backup": 0,
-                                                    "principal": 0, "falhou": False, "iguais": 0, "total": None})
+        point = points.setdefault(row.run_id, {"inicio": row.started, "modo": row.mode, "backup": 0,
+                                               "principal": 0, "falhou": False, "iguais": 0, "total": None})
         backup, primary = writes_by_side(row)
         point["backup"] += backup
         point["principal"] += primary
-        point["falhou"] = point["falhou"] or row["situacao"] != PairStatus.OK or failures_of(row) > 0
-        if row["paridade_total"] is not None:
-            point["total"] = (point["total"] or 0) + row["paridade_total"]
-            point["iguais"] += row["paridade_total"] - (row["paridade_diferentes"] or 0)
+        point["falhou"] = point["falhou"] or row.status != PairStatus.OK or failures_of(row) > 0
+        if row.parity_total is not None:
+            point["total"] = (point["total"] or 0) + row.parity_total
+            point["iguais"] += row.parity_total - row.parity_different
     return list(points.values())[-CHART_RUNS:]
 
 
@@ -8533,7 +8752,7 @@ def _label_indexes(count: int, most: int = 4) -> list[int]:
     return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
 
 
-def render_chart(rows: list[dict[str, Any]], width: int = 480, height: int = 210) -> str:
+def render_chart(rows: list[HistoryRow], width: int = 480, height: int = 210) -> str:
     """Gráfico SVG das execuções (da mais antiga à mais nova): barras com as escritas no backup e no
     principal, linha com a paridade depois de cada execução e datas no eixo. A legenda fica fora do SVG."""
     points = chart_points(rows)
@@ -8651,7 +8870,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
                  current: list[tuple[str, str]] | None = None) -> str:
     now = dt.datetime.now(dt.timezone.utc)
     pairs = panel_pairs(history, max_delay_min, now, current)
-    present = [p for p in pairs if p["atual"]]
+    present = [p for p in pairs if p.current]
     rows = history.runs(200, current)
     parts = [
         _panel_head(refresh_s),
@@ -8662,7 +8881,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
         "<h2>Conflitos abertos</h2>", _render_conflicts(present),
         "<h2>Divergências não sincronizáveis (última execução)</h2>", _render_divergences(present),
-        _render_old_pairs([p for p in pairs if not p["atual"]], history),
+        _render_old_pairs([p for p in pairs if not p.current], history),
         f"<footer>Atualizado em {_esc(local_time(now.isoformat(), seconds=True))} · horários no fuso desta "
         f"máquina · recarrega a cada {refresh_s} s · atraso máximo aceito: {max_delay_min:.0f} min · "
         "<a href=\"status.json\">status.json</a></footer>",
@@ -8710,19 +8929,19 @@ def _render_stopped(stopped: dict[str, Any] | None) -> str:
             "última execução que chegou até eles.</div></div>")
 
 
-def _render_failover(pairs: list[dict[str, Any]]) -> str:
+def _render_failover(pairs: list[PanelPair]) -> str:
     """Cartão da rota de falha (detalhes["rota_de_falha"] da última execução); vazio quando nenhum par a tem."""
-    if not any(p["detalhes"].get("rota_de_falha") for p in pairs):
+    if not any(p.last and p.last.failover for p in pairs):
         return ""
     return "<h2>Rota de falha dos clientes</h2>" + render_failover_card(latest_failover(pairs))
 
 
-def backup_only_allowed(pair: dict[str, Any]) -> list[str]:
+def backup_only_allowed(pair: PanelPair) -> list[str]:
     """Licenças que a última execução do par viu só no backup e LIBERADAS lá (o principal negaria)."""
-    return list(((pair.get("detalhes") or {}).get("so_no_backup") or {}).get("licencas_liberadas") or [])
+    return list(pair.last.backup_only_allowed) if pair.last else []
 
 
-def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
+def _render_backup_only(pairs: list[PanelPair]) -> str:
     """O mesmo aviso do terminal: licença só no backup e liberada lá (o principal não a conhece e negaria)."""
     items = [(p, backup_only_allowed(p)) for p in pairs]
     items = [(p, keys) for p, keys in items if keys]
@@ -8739,32 +8958,32 @@ def _render_backup_only(pairs: list[dict[str, Any]]) -> str:
             + _table(["Principal → Backup", "Quantas", "Licenças"], rows, "so-no-backup"))
 
 
-def _render_pairs(pairs: list[dict[str, Any]]) -> str:
+def _render_pairs(pairs: list[PanelPair]) -> str:
     if not pairs:
         return '<p class="vazio">Nenhuma sincronização registrada ainda.</p>'
     return f'<div class="pares">{"".join(_render_pair_card(p) for p in pairs)}</div>'
 
 
-def _render_pair_card(p: dict[str, Any]) -> str:
+def _render_pair_card(p: PanelPair) -> str:
     css = {PanelState.HEALTHY: "saudavel", PanelState.LATE: "atrasado",
-           PanelState.FAILING: "falhando"}.get(p["estado"], "sem-execucoes")
+           PanelState.FAILING: "falhando"}.get(p.state, "sem-execucoes")
     lines = [f'<div class="estado">{_esc(p["estado"]).upper()}</div>',
              f'<div class="url"><span class="papel">Principal</span> {_esc(p["principal"])}</div>',
              f'<div class="url"><span class="papel">Backup</span> {_esc(p["backup"])}</div>']
-    last = p["ultima"]
+    last = p.last
     if last is None:
-        note = ("a primeira execução ainda não terminou" if p["estado"] != PanelState.NEVER else
+        note = ("a primeira execução ainda não terminou" if p.state != PanelState.NEVER else
                 "nenhuma execução registrada para este par; o status.json fica 503 (vermelho) até a primeira "
                 "sincronização dele")
         lines.append(f'<div class="nota">{note}.</div>')
     else:
-        delay = "" if p["atraso_min"] is None else f" ({age_text(p['atraso_min'])})"
-        success = local_time(p["ultimo_sucesso"]) if p["ultimo_sucesso"] else "nunca"
+        delay = "" if p.delay_min is None else f" ({age_text(p.delay_min)})"
+        success = local_time(p.success.ended) if p.success and p.success.ended else "nunca"
         lines += [f'<div>Última execução: {_esc(local_time(p["ultima_execucao"]))} — '
                   f'{_esc(situation_label(p["ultima_situacao"]))} ({_esc(mode_label(p["ultimo_modo"]))})</div>',
                   f'<div>Mudanças: {_esc(writes_text(last))} · paridade {_esc(parity_text(last))}</div>',
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
-        if p["ultimo_erro"]:
+        if last.error:
             lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
         allowed = backup_only_allowed(p)
         if allowed:
@@ -8791,12 +9010,12 @@ RUN_HEADERS = ["Início", "Principal → Backup", "Modo", "Situação", "Mudanç
                "Execução"]
 
 
-def _render_runs(rows: list[dict[str, Any]]) -> str:
+def _render_runs(rows: list[HistoryRow]) -> str:
     if not rows:
         return '<p class="vazio">Nenhuma execução.</p>'
     lines = []
     for r in rows:
-        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r["erro"] else ""
+        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r.error else ""
         lines.append(("execucao", [
             _esc(local_time(r["inicio"])), f"{_esc(r['principal'])}<br>→ {_esc(r['backup'])}",
             _esc(mode_label(r["modo"])), _esc(situation_label(r["situacao"])) + error, _esc(writes_text(r)),
@@ -8805,7 +9024,7 @@ def _render_runs(rows: list[dict[str, Any]]) -> str:
     return _table(RUN_HEADERS, lines, "execucoes")
 
 
-def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
+def _render_conflicts(pairs: list[PanelPair]) -> str:
     items = [(p, c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
@@ -8818,14 +9037,14 @@ def _render_conflicts(pairs: list[dict[str, Any]]) -> str:
     return _table(["Principal → Backup", "Registro", "Conflito"], rows, "conflitos", total - len(rows))
 
 
-def _render_divergences(pairs: list[dict[str, Any]]) -> str:
+def _render_divergences(pairs: list[PanelPair]) -> str:
     items = [(p, d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
     total = max(len(items), sum(p["divergencias"] for p in pairs))
     totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(
         f"{_esc(k)} {v}" for k, v in p["detalhes"].get("divergencias_por_campo", {}).items())
-        for p in pairs if p["detalhes"].get("divergencias_por_campo"))
+        for p in pairs if p.last and p.last.details.get("divergencias_por_campo"))
     rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
                              f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
                              _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
@@ -8836,7 +9055,7 @@ def _render_divergences(pairs: list[dict[str, Any]]) -> str:
                    total - len(rows)))
 
 
-def _render_old_pairs(old: list[dict[str, Any]], history: History) -> str:
+def _render_old_pairs(old: list[PanelPair], history: History) -> str:
     """Pares que não estão mais na configuração: dobrados, informativos, fora do status.json."""
     if not old:
         return ""
@@ -9162,8 +9381,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"primeira_execucao": run_json(first, False, False),
                     "segunda_execucao": run_json(second, False, False), "escritas_na_segunda": writes})
-    ok = first.code == ExitCode.OK and second.code == ExitCode.OK and writes == 0 and same
-    return ExitCode.OK if ok else ExitCode.FAILURES
+    return run_exit_code([first.code, second.code], problems=writes != 0 or not same)
 
 
 def demo_verdicts_match(primary, backup) -> bool:
@@ -9365,7 +9583,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return fail(f"O histórico {os.path.join(data_dir, HISTORY_FILE)} está danificado ({exc}). A próxima "
                     "sincronização o guarda ao lado, com a data no nome, e começa um novo.", ExitCode.CONFIG)
     if args.json:
-        print_json({"execucoes": rows})
+        print_json({"execucoes": [row.columns for row in rows]})
     else:
         print_history(rows)
     return ExitCode.OK
@@ -9377,11 +9595,12 @@ def show_run(history: History, ident: str, as_json: bool) -> int:
     if not rows:
         return fail(f"Execução {ident.strip()!r} não encontrada no histórico. Use o ID (número) ou o código da "
                     "execução que aparecem em 'historico' ou 'historico --json'.", ExitCode.CONFIG)
-    trail = history.audit_trail(rows[0]["execucao"])
-    if len(rows) == 1 and ident.strip() == str(rows[0]["id"]):  # uma linha: só as escritas deste par
-        trail = [item for item in trail if item["servidor"] in (rows[0]["principal"], rows[0]["backup"])]
+    trail = history.audit_trail(rows[0].run_id)
+    if len(rows) == 1 and ident.strip() == str(rows[0].id):  # uma linha: só as escritas deste par
+        trail = [item for item in trail if item.server in (rows[0].primary, rows[0].backup)]
     if as_json:
-        print_json({"execucao": rows[0]["execucao"], "execucoes": rows, "auditoria": trail})
+        print_json({"execucao": rows[0].run_id, "execucoes": [row.columns for row in rows],
+                    "auditoria": [item.columns for item in trail]})
     else:
         print_audit(rows, trail)
     return ExitCode.OK
@@ -9390,7 +9609,7 @@ def show_run(history: History, ident: str, as_json: bool) -> int:
 HISTORY_WIDTHS = (5, 23, 13, 17, 22, 6, 9)
 
 
-def print_history(rows: list[dict[str, Any]]) -> None:
+def print_history(rows: list[HistoryRow]) -> None:
     rep = Reporter(False)
     if not rows:
         rep.say("Nenhuma execução registrada.")
@@ -9404,14 +9623,14 @@ def print_history(rows: list[dict[str, Any]]) -> None:
                 f"{parity_text(r):>{w[6]}}")
         rep.say(f"{'':>{w[0]}}  {r['principal']} → {r['backup']} · {duration_text(r['duracao_s'])} · "
                 f"execução {r['execucao']}")
-        if r["erro"]:
+        if r.error:
             rep.say(f"{'':>{w[0]}}  ↳ {r['erro']}")
     rep.say("")
     rep.say("Horários no fuso desta máquina. Mudanças: escritas feitas no backup e no principal. "
             "Detalhes: historico --detalhes ID")
 
 
-def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None:
+def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
     rep = Reporter(False)
     first = rows[0]
     rep.say(f"Execução {first['execucao']} · {local_time(first['inicio'])} · {mode_label(first['modo'])}")
@@ -9419,14 +9638,14 @@ def print_audit(rows: list[dict[str, Any]], trail: list[dict[str, Any]]) -> None
         rep.say(f"   #{r['id']} {r['principal']} → {r['backup']}: {situation_label(r['situacao'])} · mudanças: "
                 f"{writes_text(r)} · {with_count(failures_of(r), 'falha')} · paridade {parity_text(r)} · "
                 f"{duration_text(r['duracao_s'])}")
-        if r["erro"]:
+        if r.error:
             rep.say(f"      ↳ {r['erro']}")
-    primaries = {r["principal"] for r in rows}
-    on_primary = sum(1 for item in trail if item["servidor"] in primaries)
+    primaries = {r.primary for r in rows}
+    on_primary = sum(1 for item in trail if item.server in primaries)
     sides = f" ({on_primary} no principal, {len(trail) - on_primary} no backup)" if trail else ""
     rep.say(f"Auditoria: {with_count(len(trail), 'escrita')}{sides}")
     for item in trail:
-        side = Role.PRIMARY if item["servidor"] in primaries else Role.BACKUP
+        side = Role.PRIMARY if item.server in primaries else Role.BACKUP
         changes = "; ".join(f"{f}: {audit_value(f, a)} → {audit_value(f, b)}" for f, a, b in item["mudancas"])
         rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
@@ -9448,10 +9667,10 @@ def audit_value(field: str, value: Any) -> str:
     return str(value)
 
 
-def audit_outcome(item: dict[str, Any]) -> str:
+def audit_outcome(item: AuditEntry) -> str:
     """"bloqueada ✅" ou "❌ não foi possível bloquear: motivo" (o código da ação fica no --json)."""
     label = ACTION_LABELS.get(item["acao"])
-    if item["ok"]:
+    if item.ok:
         return f"{label[1] if label else item['acao']} ✅"
     return f"❌ não foi possível {label[3] if label else item['acao']}: {item['mensagem']}"
 
@@ -9635,42 +9854,47 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in COMMAND_HELP), None)
     if command and {"-h", "--help"} & set(argv):
         sys.stdout.write(command_help(parser, command))
-        return ExitCode.OK
+        return stopped_code(SystemExit(0))  # como o --help do argparse
     try:
         args = parser.parse_args(argv)
     except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"], ExitCode.CONFIG,
-                    json_mode)
+        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"],
+                    stopped_code(exc), json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
-        return ExitCode.CONFIG if exc.code else ExitCode.OK
+        return stopped_code(exc)
     args.json = args.json or args.json_completo
+    error: BaseException
     try:
         return _run_command(args)
     except ConfigError as exc:
-        code = fail(f"Configuração: {exc}", ExitCode.CONFIG, json_mode)
-        record_failure(args, f"Configuração: {exc}")  # depois da mensagem: ela é a primeira linha
-        return code
-    except LockBusy:
+        message, meaning, error = f"Configuração: {exc}", None, exc
+    except LockBusy as exc:
         return fail("Outra sincronização já está em andamento (trava em DADOS_DIR). Tente de novo mais tarde.",
-                    ExitCode.BUSY, json_mode)
+                    stopped_code(exc), json_mode)
     except Interrupted as exc:  # fora das escritas: nenhuma escrita desta execução tinha começado
         what = "Encerrada pelo sistema (SIGTERM)" if exc.code == ExitCode.TERMINATED \
             else "Interrompida pelo usuário (Ctrl+C)"
         return fail(f"{what} antes de escrever nos servidores: nada foi gravado. Rode de novo para sincronizar.",
-                    exc.code, json_mode)
-    except KeyboardInterrupt:
-        return fail("Interrompido pelo usuário.", ExitCode.INTERRUPTED, json_mode)
+                    stopped_code(exc), json_mode)
+    except KeyboardInterrupt as exc:
+        return fail("Interrompido pelo usuário.", stopped_code(exc), json_mode)
     except OSError as exc:
         message = f"Erro de arquivo ou sistema: {exc.strerror or exc.__class__.__name__} " \
                   f"({getattr(exc, 'filename', '') or ''})"
-        code = fail(message, ExitCode.FAILURES, json_mode,
-                    meaning="erro de arquivo ou sistema; a sincronização não terminou")
+        meaning, error = "erro de arquivo ou sistema; a sincronização não terminou", exc
     except Exception as exc:  # última barreira: mensagem clara, sem traceback nem segredo
         message = f"Erro inesperado ({exc.__class__.__name__}): {exc}"
-        code = fail(message, ExitCode.FAILURES, json_mode,
-                    meaning="erro inesperado; a sincronização não terminou")
-    record_failure(args, message, ExitCode.FAILURES)  # o painel e o /status.json ficam vermelhos já nesta execução
+        meaning, error = "erro inesperado; a sincronização não terminou", exc
+    code = stopped_code(error)
+    fail(message, code, json_mode, meaning=meaning)
+    record_failure(args, message, code)  # depois da mensagem; o painel e o /status.json ficam vermelhos já agora
     return code
+
+
+def stopped_code(exc: BaseException) -> ExitCode:
+    """O código de uma execução que parou numa exceção antes de ter pares: o desfecho dela (error_exit_code)
+    julgado pela regra de sempre (run_exit_code)."""
+    return run_exit_code([error_exit_code(exc, connecting=False)])
 
 
 def exit_without_waiting(code: int) -> None:

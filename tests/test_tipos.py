@@ -181,6 +181,143 @@ def test_all_cobre_o_que_o_involucro_e_os_testes_usam():
     assert not fora, f"acrescente ao __all__ do script (ou não use de fora): {fora}"
 
 
+# --- Leituras tipadas dos nossos próprios arquivos ----------------------------------------------------------------
+
+# A única função que lê cada arquivo nosso (as chaves dele só aparecem aqui; todo o resto lê o objeto tipado).
+LEITORES_DOS_NOSSOS_ARQUIVOS = {
+    "read_last_run": "ultima_execucao.json → LastRun",
+    "journal_entry": "uma entrada do diário do par (ESTADO.diario.json) → JournalEntry",
+    "_decoded": "linhas de execucoes no historico.sqlite3 (desempacota contagens/detalhes) → HistoryRow",
+    "from_columns": "HistoryRow.from_columns, chamado só por History._decoded (a mesma leitura)",
+    "audit_trail": "linhas da auditoria no historico.sqlite3 → AuditEntry",
+    "_state_from_json": "o estado do par (ESTADO.json) → PairState",
+    "read_watch": "o batimento do vigiar (vigiar.json) → WatchBeat",
+    "add_aside": "o registro guardado à parte (historico-pendente/*.json) → linhas do histórico",
+}
+# Funções que leem chaves com os mesmos nomes em documentos que NÃO são nossos, e por quê.
+OUTRAS_LEITURAS = {
+    "proven": "o corpo da resposta de escrita do SERVIDOR ({'ok': true} é o formato da API)",
+    "server_ids": "os itens de /admin/devices do SERVIDOR ('id' é o campo da API)",
+    "render_failover_card": "a rota de falha gravada nos detalhes (failover_json) ainda é lida por chave: fica "
+                            "para quando ela tiver o seu tipo",
+}
+
+
+def _chaves_dos_nossos_arquivos(pasta) -> set[str]:
+    """As chaves que os NOSSOS arquivos e o /status.json gravam, tiradas de quem os escreve (não de uma lista à mão):
+    o ultima_execucao.json (last_run_json), a entrada do diário (journal_json), as colunas das tabelas do histórico
+    e as chaves de um par no painel e no /status.json (pair_health)."""
+    resumo = sb.last_run_json(sb.RunOutcome(
+        run_id="x", started="", mode=sb.Mode.ONE_WAY, clock=sb.Clock.of(dt.date(2026, 1, 1)), pairs=[],
+        primary_url="", primary_error=None, primary_counts=None, primary_waited_s=0.0, credentials_file=None))
+    chaves = set(resumo) | {k for servidor in resumo["servidores"] for k in servidor} | {"escritas"}
+    chaves |= set(sb.journal_json(sb.JournalEntry(sb.Side.BACKUP, [], "v", left_allowed=True)))
+    historico = sb.History(str(pasta))
+    try:
+        for tabela in ("execucoes", "auditoria"):
+            chaves |= {linha[1] for linha in historico.db.execute(f"PRAGMA table_info({tabela})")}
+    finally:
+        historico.close()
+    chaves |= set(sb.pair_health([], 120, dt.datetime.now(dt.timezone.utc), [("p", "b")])[0].doc)
+    return chaves
+
+
+def _chave_lida(no: ast.AST) -> str | None:
+    """x["chave"] (leitura) ou x.get("chave", ...): a chave constante lida; None para o resto."""
+    if isinstance(no, ast.Subscript) and isinstance(no.ctx, ast.Load) and isinstance(no.slice, ast.Constant) \
+            and isinstance(no.slice.value, str):
+        return no.slice.value
+    if isinstance(no, ast.Call) and isinstance(no.func, ast.Attribute) and no.func.attr == "get" and no.args \
+            and isinstance(no.args[0], ast.Constant) and isinstance(no.args[0].value, str):
+        return no.args[0].value
+    return None
+
+
+def _condicoes(arvore: ast.AST):
+    """Onde o programa DECIDE: o teste de if/while/assert/expressão condicional, o filtro de uma compreensão e
+    toda comparação, and/or e not."""
+    for no in ast.walk(arvore):
+        if isinstance(no, (ast.If, ast.While, ast.IfExp, ast.Assert)):
+            yield no.test
+        elif isinstance(no, ast.comprehension):
+            yield from no.ifs
+        elif isinstance(no, (ast.Compare, ast.BoolOp)) or (isinstance(no, ast.UnaryOp) and isinstance(no.op, ast.Not)):
+            yield no
+
+
+def leituras_de_chaves_nossas(texto: str, chaves: set[str]) -> list[str]:
+    """A varredura: uma leitura `x["chave"]` ou `x.get("chave")` DENTRO de uma condição (veja _condicoes), com uma
+    chave que os nossos arquivos gravam, fora da função leitora daquele arquivo (LEITORES_DOS_NOSSOS_ARQUIVOS) e
+    fora das que leem documentos alheios com nomes iguais (OUTRAS_LEITURAS). Montar um texto ou um JSON com o valor
+    de uma coluna (renderizar) não é decidir e não conta."""
+    arvore = ast.parse(texto)
+    dono = _funcao_de_cada_no(arvore)
+    achados: dict[int, str] = {}
+    for condicao in _condicoes(arvore):
+        for no in ast.walk(condicao):
+            chave = _chave_lida(no)
+            funcao = dono.get(no) or "módulo"
+            if chave in chaves and funcao not in LEITORES_DOS_NOSSOS_ARQUIVOS and funcao not in OUTRAS_LEITURAS:
+                achados[id(no)] = f"linha {no.lineno} ({funcao}): decide lendo a chave {chave!r}"
+    return sorted(set(achados.values()))
+
+
+def test_nenhuma_decisao_le_chave_dos_nossos_arquivos_fora_do_leitor_dele(tmp_path):
+    """Histórico (linhas e auditoria), ultima_execucao.json, diário do par e o estado de cada par no painel são
+    lidos para um objeto tipado por UMA função cada (LEITORES_DOS_NOSSOS_ARQUIVOS); as decisões dos dois scripts
+    (o painel vermelho/verde, o /status.json 200/503, o historico, o planejador com o diário, o invólucro com o
+    resumo) leem os campos desses objetos. A varredura (leituras_de_chaves_nossas) acha 0 leituras de chave nossa
+    numa decisão, no script e no invólucro."""
+    chaves = _chaves_dos_nossos_arquivos(tmp_path)
+    assert {"situacao", "codigo_saida", "registrada_no_historico", "origem", "alvo", "fonte", "saudavel"} <= chaves
+    assert set(LEITORES_DOS_NOSSOS_ARQUIVOS) | set(OUTRAS_LEITURAS) <= set(_funcao_de_cada_no(
+        ast.parse(TEXTO_DO_SCRIPT)).values()), "renomeou um leitor? atualize LEITORES_DOS_NOSSOS_ARQUIVOS"
+    achados = {caminho.name: leituras_de_chaves_nossas(caminho.read_text(encoding="utf-8"), chaves)
+               for caminho in (SCRIPT, WRAPPER)}
+    assert achados == {SCRIPT.name: [], WRAPPER.name: []}, "leia o objeto tipado (LastRun, HistoryRow, JournalEntry, " \
+        "PanelPair, AuditEntry), não a chave:\n" + "\n".join(f"{a}: {x}" for a, xs in achados.items() for x in xs)
+
+
+def test_varredura_pega_decisao_por_chave_e_deixa_a_renderizacao_e_o_leitor():
+    """A varredura acima pega o que deve pegar (senão passaria sempre) e só isso."""
+    chaves = {"situacao", "servidores", "ok"}
+    codigo = ('def painel(linha, resumo):\n'
+              '    if linha["situacao"] != "ok":\n'                      # decide por chave: pega
+              '        return [s for s in resumo["servidores"] if not s.get("ok")]\n'  # filtro por chave: pega
+              '    return f"situação {linha[\'situacao\']}"\n'           # só mostra: não pega
+              'def read_last_run(doc):\n'
+              '    return doc.get("ok") is True\n')                      # o leitor do arquivo: não pega
+    assert leituras_de_chaves_nossas(codigo, chaves) == [
+        "linha 2 (painel): decide lendo a chave 'situacao'", "linha 3 (painel): decide lendo a chave 'ok'"]
+
+
+# Onde uma exceção ou uma trava vira desfecho: nenhuma delas escolhe um ExitCode (error_exit_code traduz,
+# run_exit_code julga). Comparar com um código (para escolher o texto) não é escolher.
+SEM_CODIGO_PROPRIO = {"main", "run_demo", "plan_and_apply", "sync_pair", "stopped_run", "record_failure",
+                      "_record_failure"}
+
+
+def test_excecao_vira_desfecho_e_o_codigo_sai_de_run_exit_code():
+    """As exceções que param uma execução viram um código em UM lugar (error_exit_code) e a execução o julga
+    pela regra de sempre (run_exit_code, via stopped_code): main, a demonstração, as travas do par, o login e o
+    registro da falha não escrevem ExitCode.X nenhum."""
+    assert [sb.stopped_code(exc) for exc in (
+        sb.ConfigError("x"), sb.LockBusy(), KeyboardInterrupt(), OSError("x"), RuntimeError("x"),
+        sb.SafetyStop("x"), SystemExit(0), SystemExit(2), sb.OptionError("x"))] == [
+        sb.ExitCode.CONFIG, sb.ExitCode.BUSY, sb.ExitCode.INTERRUPTED, sb.ExitCode.FAILURES, sb.ExitCode.FAILURES,
+        sb.ExitCode.SAFETY, sb.ExitCode.OK, sb.ExitCode.CONFIG, sb.ExitCode.CONFIG]
+    assert sb.error_exit_code(RuntimeError("x")) is sb.ExitCode.SERVER  # no login, o resto é servidor (4)
+    arvore = ast.parse(TEXTO_DO_SCRIPT)
+    dono = _funcao_de_cada_no(arvore)
+    assert SEM_CODIGO_PROPRIO <= set(dono.values()), "renomeou uma função? atualize SEM_CODIGO_PROPRIO"
+    comparados = {id(o) for no in ast.walk(arvore) if isinstance(no, ast.Compare)
+                  for o in [no.left, *no.comparators]}
+    escolhidos = [f"linha {no.lineno} ({dono[no]}): ExitCode.{no.attr}" for no in ast.walk(arvore)
+                  if isinstance(no, ast.Attribute) and isinstance(no.value, ast.Name) and no.value.id == "ExitCode"
+                  and dono.get(no) in SEM_CODIGO_PROPRIO and id(no) not in comparados]
+    assert not escolhidos, "o código vem de error_exit_code/run_exit_code:\n" + "\n".join(escolhidos)
+
+
 def test_plano_e_congelado_e_os_conflitos_sao_uma_tupla_de_conflict():
     """O plano sai completo do planejador: quem junta dois planos faz um novo (merge_final), nunca edita."""
     p = sb.Snapshot("https://p.test", {}, {})
@@ -249,3 +386,19 @@ def test_o_desfazer_de_uma_cadeia_e_decisao_do_plano_e_nao_do_executor():
         [cadeia] = sb.plan_pair(p, b, hoje, None, opcoes).license_chains
         assert cadeia[-1].kind == sb.BLOCK and (cadeia[-1].undo is not None) == desfaz
         assert cadeia[-1].undo.kind == sb.DELETE and cadeia[-1].undo.journaled == diario
+
+
+def test_um_so_escritor_do_registro_da_execucao():
+    """Uma execução concluída, parada no login ou com falha (configuração, erro inesperado) é registrada pelo mesmo
+    caminho: só o RunRecord abre e fecha a linha do par no histórico (start_pair no começo do par, para que uma
+    execução morta com kill -9 fique "interrompida"; finish_pair no fim dele) e só record_run grava o
+    ultima_execucao.json (last_run_json). Nenhum outro lugar do script usa (chama ou passa adiante)
+    start_pair/finish_pair ou last_run_json."""
+    arvore = ast.parse(TEXTO_DO_SCRIPT)
+    dono = _funcao_de_cada_no(arvore)
+    usos = sorted({(no.attr if isinstance(no, ast.Attribute) else no.id, dono[no]) for no in ast.walk(arvore)
+                   if (isinstance(no, ast.Attribute) and no.attr in ("start_pair", "finish_pair"))
+                   or (isinstance(no, ast.Name) and no.id == "last_run_json")})
+    assert usos == [("finish_pair", "finish"), ("last_run_json", "record_run"), ("start_pair", "start")]
+    assert {"start", "finish"} <= {f.name for f in ast.walk(arvore) if isinstance(f, ast.ClassDef)
+                                   and f.name == "RunRecord" for f in f.body if isinstance(f, ast.FunctionDef)}

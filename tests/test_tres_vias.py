@@ -575,7 +575,7 @@ def test_diario_antigo_nao_leva_versao_de_copia_antiga_para_o_principal():
     base = sb.StateEntry(sb.fingerprint(v1), sb.fingerprint(v1), "active", "active", None, None)
     estado = sb.PairState("p", "b", 1, 1, set(), {"K": base})
     # uma execução anterior escreveu v2 no principal (do backup) e perdeu a resposta; o backup voltou a v1
-    diario = {"K": {"origem": "backup", "alvo": [[sb.fingerprint(v2), "active"]], "fonte": sb.version_of(v2)}}
+    diario = {"K": sb.JournalEntry(sb.Side.BACKUP, [[sb.fingerprint(v2), "active"]], sb.version_of(v2))}
     plan = sb.plan_pair(sb.Snapshot("p", {}, {"K": v2}), sb.Snapshot("b", {}, {"K": v1}), HOJE, estado,
                         sb.PlanOptions(mode=sb.Mode.TWO_WAY, journal=diario))
     assert not [a for a in plan.actions if a.side == "principal"]
