@@ -8030,7 +8030,7 @@ class Watcher:
         if outcome.interrupted:
             return
         if outcome.code == ExitCode.SAFETY:
-            reason = pair_error_text(outcome) or "parada de segurança"
+            reason = SECRETS.mask(pair_error_text(outcome) or "parada de segurança")
             if pair.paused is None:  # dito uma vez por pausa (o motivo atualizado fica no painel)
                 self.rep.warn(f"⏸️  {_hhmmss()} Par PAUSADO ({url}): {reason} O vigiar segue com os outros "
                               f"backups e relê este quando o principal mudar e a cada "
