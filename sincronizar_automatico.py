@@ -1162,10 +1162,15 @@ def _fmt_segundos(segundos: float) -> str:
 
 
 def _preparar_saida_padrao() -> None:
+    """Como no sincronizar_bancos.py: no console, a codificação dele (nunca quebrar por acento ou emoji); fora
+    dele (pipe, arquivo), UTF-8: no Windows seria a página de código local (cp1252), que troca ✅ e ❌ por '?'."""
     for fluxo in (sys.stdout, sys.stderr):
         if fluxo is not None and hasattr(fluxo, "reconfigure"):
-            try:  # console do Windows (cp1252/cp850): nunca quebrar por acento ou emoji
-                fluxo.reconfigure(errors="replace")
+            try:
+                if fluxo.isatty():
+                    fluxo.reconfigure(errors="replace")
+                else:
+                    fluxo.reconfigure(encoding="utf-8", errors="replace")
             except (OSError, ValueError):
                 pass
 

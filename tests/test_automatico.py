@@ -379,6 +379,19 @@ def test_filho_morto_por_sinal_vira_codigo_4(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_saida_fora_do_terminal_sai_em_utf8_como_a_do_script(tmp_path):
+    """Fora de um terminal (pipe, arquivo), o Python do Windows escreve na página de código local (cp1252): o
+    invólucro trocava ✅ e ❌ por '?', e o sincronizar_bancos.py, no mesmo lugar, escreve UTF-8. Aqui a
+    página local é imitada com PYTHONIOENCODING=cp1252 (visto sob o Wine com o Python oficial do Windows)."""
+    projeto = Projeto(tmp_path / "proj", [{"imprimir": ["✅ Sincronização concluída!", "❌ backup com falha"]}])
+    r = rodar(projeto, "--tentativas", "1", env=ambiente_base(PYTHONIOENCODING="cp1252"))
+    assert r.returncode == 0, r.saida + r.erro
+    saida = r.stdout.decode("utf-8")  # UnicodeDecodeError se saísse em cp1252 (o 'á' de [automático])
+    assert "✅ Sincronização concluída!" in saida and "❌ backup com falha" in saida
+    assert "[automático]" in saida and "?" not in saida
+
+
+@pytest.mark.timeout(120)
 def test_log_um_cabecalho_por_execucao_e_nenhum_segredo(tmp_path, webhook):
     url, pedidos = webhook
     senha = "S3nh@-" + secrets.token_urlsafe(16)
