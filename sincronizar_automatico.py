@@ -624,9 +624,11 @@ class ResultadoTentativa:
         self.linhas = list(linhas)
 
 
-def _ler_saida(fluxo, registro: Registro, tentativa: int, ultimas) -> None:
+def _ler_saida(fluxo, registro: Registro, tentativa: int, ultimas, encerrada: threading.Event | None = None) -> None:
     try:
         for bruto in iter(fluxo.readline, b""):
+            if encerrada is not None and encerrada.is_set():
+                continue  # a tentativa já terminou: o que um processo deixado para trás ainda escreve é descartado
             linha = bruto.decode("utf-8", errors="replace").rstrip("\r\n")
             registro.saida_filho(linha, tentativa)
             ultimas.append(registro.mascarar(linha))
@@ -686,9 +688,10 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
     """Roda o filho uma vez. Devolve ResultadoTentativa; erros de início sobem como OSError."""
     inicio = datetime.now().astimezone()
     ultimas: collections.deque[str] = collections.deque(maxlen=LINHAS_GUARDADAS)
+    encerrada = threading.Event()
     proc = _iniciar_filho(comando, pasta)
     leitor = threading.Thread(
-        target=_ler_saida, args=(proc.stdout, registro, tentativa, ultimas), daemon=True
+        target=_ler_saida, args=(proc.stdout, registro, tentativa, ultimas, encerrada), daemon=True
     )
     leitor.start()
     try:
@@ -710,11 +713,19 @@ def executar_tentativa(comando, pasta: Path, timeout: float, registro: Registro,
         registro.aviso("processos deixados pelo script ainda estavam ativos; encerrando-os.")
         encerrar_arvore(proc)
         leitor.join(timeout=2)
-    assert proc.stdout is not None  # _iniciar_filho abre o filho com stdout=PIPE
-    try:
-        proc.stdout.close()
-    except (OSError, ValueError):
-        pass
+    if leitor.is_alive():
+        # Um processo aberto pelo script escapou do encerramento (numa sessão própria; no Windows, órfão: o
+        # taskkill /T não o acha sem o pai) e segura a saída. Fechar o pipe esperaria por ele (o close aguarda
+        # a leitura em andamento), talvez para sempre: a tentativa termina sem ele.
+        encerrada.set()
+        registro.aviso("um processo aberto pelo script continua ativo e segura a saída dele; a tentativa termina "
+                       "sem esperar por ele (o que ele ainda escrever não vai para o log).")
+    else:
+        assert proc.stdout is not None  # _iniciar_filho abre o filho com stdout=PIPE
+        try:
+            proc.stdout.close()
+        except (OSError, ValueError):
+            pass
     codigo, sinal = _codigo_do_filho(proc, tempo_esgotado)
     return ResultadoTentativa(codigo, tempo_esgotado, sinal, inicio, ultimas)
 
@@ -1156,10 +1167,15 @@ def _fmt_segundos(segundos: float) -> str:
 
 
 def _preparar_saida_padrao() -> None:
+    """Como no sincronizar_bancos.py: no console, a codificação dele (nunca quebrar por acento ou emoji); fora
+    dele (pipe, arquivo), UTF-8: no Windows seria a página de código local (cp1252), que troca ✅ e ❌ por '?'."""
     for fluxo in (sys.stdout, sys.stderr):
         if fluxo is not None and hasattr(fluxo, "reconfigure"):
-            try:  # console do Windows (cp1252/cp850): nunca quebrar por acento ou emoji
-                fluxo.reconfigure(errors="replace")
+            try:
+                if fluxo.isatty():
+                    fluxo.reconfigure(errors="replace")
+                else:
+                    fluxo.reconfigure(encoding="utf-8", errors="replace")
             except (OSError, ValueError):
                 pass
 

@@ -9,6 +9,7 @@ execuções em ``contador.txt`` e registra argumentos, pasta e horário em
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -70,7 +71,9 @@ if passo.get("neto"):
     codigo_neto = "import time; time.sleep(60)"
     if passo.get("neto_teimoso"):  # ignora SIGTERM: só SIGKILL o encerra
         codigo_neto = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    neto = subprocess.Popen([sys.executable, "-c", codigo_neto])
+    # neto_fora_do_grupo: numa sessão própria, longe do grupo que o invólucro encerra (como um órfão no Windows)
+    fora = bool(passo.get("neto_fora_do_grupo"))
+    neto = subprocess.Popen([sys.executable, "-c", codigo_neto], start_new_session=fora)
     with open(os.path.join(aqui, "netos.txt"), "a") as f:
         f.write(str(neto.pid) + "\n")
 if passo.get("pendurar"):
@@ -342,6 +345,30 @@ def test_travado_e_encerrado_no_tempo_limite_com_os_netos_e_repetido(tmp_path, w
     sem_traceback(r)
 
 
+@pytest.mark.timeout(120)
+def test_processo_deixado_fora_do_alcance_nao_prende_o_involucro(tmp_path):
+    """O filho termina com 0, mas um processo que ele abriu (fora do grupo encerrável: numa sessão própria, ou
+    órfão no Windows, onde o taskkill /T não o acha sem o pai) segue vivo por 60 s segurando a saída. O
+    invólucro não pode esperar por ele: antes, ficava preso até o neto sair (fechar o pipe aguarda a leitura)."""
+    projeto = Projeto(tmp_path / "proj", [{"neto": True, "neto_fora_do_grupo": True, "imprimir": ["feito"]}])
+    inicio = time.monotonic()
+    try:
+        r = rodar(projeto, "--tentativas", "1", timeout=90)
+        duracao = time.monotonic() - inicio
+    finally:
+        for pid in projeto.netos:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL if POSIX else signal.SIGTERM)
+    assert r.returncode == 0, r.saida + r.erro
+    assert duracao < 30, f"o invólucro esperou {duracao:.0f} s pelo processo deixado para trás"
+    assert len(projeto.netos) == 1
+    texto = projeto.texto_log()
+    assert "feito" in texto
+    assert "continua ativo e segura a saída" in texto
+    assert "código de saída 0" in texto
+    sem_traceback(r)
+
+
 @pytest.mark.skipif(not POSIX, reason="sinais POSIX")
 @pytest.mark.timeout(120)
 def test_filho_morto_por_sinal_vira_codigo_4(tmp_path):
@@ -349,6 +376,19 @@ def test_filho_morto_por_sinal_vira_codigo_4(tmp_path):
     r = rodar(projeto, "--tentativas", "1")
     assert r.returncode == 4
     assert "encerrado pelo sinal 9" in projeto.texto_log()
+
+
+@pytest.mark.timeout(120)
+def test_saida_fora_do_terminal_sai_em_utf8_como_a_do_script(tmp_path):
+    """Fora de um terminal (pipe, arquivo), o Python do Windows escreve na página de código local (cp1252): o
+    invólucro trocava ✅ e ❌ por '?', e o sincronizar_bancos.py, no mesmo lugar, escreve UTF-8. Aqui a
+    página local é imitada com PYTHONIOENCODING=cp1252 (visto sob o Wine com o Python oficial do Windows)."""
+    projeto = Projeto(tmp_path / "proj", [{"imprimir": ["✅ Sincronização concluída!", "❌ backup com falha"]}])
+    r = rodar(projeto, "--tentativas", "1", env=ambiente_base(PYTHONIOENCODING="cp1252"))
+    assert r.returncode == 0, r.saida + r.erro
+    saida = r.stdout.decode("utf-8")  # UnicodeDecodeError se saísse em cp1252 (o 'á' de [automático])
+    assert "✅ Sincronização concluída!" in saida and "❌ backup com falha" in saida
+    assert "[automático]" in saida and "?" not in saida
 
 
 @pytest.mark.timeout(120)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,15 @@ def atividade(draw):
                          min_size=1, max_size=5))
 
 
+_UM_VENDEDOR = threading.Lock()  # os ganchos rodam nas threads do servidor, em paralelo: um clique de cada vez
+
+
 def _agir(par, acao: str, chave: str, n: int) -> None:
+    with _UM_VENDEDOR:  # sem isto, "existe?" e a ação podiam ter uma exclusão de outro gancho no meio
+        _agir_sozinho(par, acao, chave, n)
+
+
+def _agir_sozinho(par, acao: str, chave: str, n: int) -> None:
     srv = par.principal
     existe = chave in srv.devices()
     if acao == "vender":
