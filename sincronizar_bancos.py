@@ -228,6 +228,9 @@ __all__ = [
     "python_command", "pip_install_command",
     # formato do estado de par (uma versão mais nova recusa a execução: check_state_versions)
     "STATE_VERSION",
+    # modo contínuo (vigiar): o ciclo, o batimento e o /status.json que o lê
+    "Watcher", "Reporter", "WATCH_FILE", "WATCH_STALE_INTERVALS", "read_watch", "WatchBeat", "status_document",
+    "render_panel",
 ]
 
 
@@ -834,6 +837,13 @@ SETTINGS = (
     # Painel web
     Setting("PAINEL_TOKEN", _TEXT, "token do painel", secret=True),
     Setting("PAINEL_MAX_ATRASO", _DECIMAL, "minutos sem sucesso até /status.json responder 503", 120.0, 1),
+    # Modo contínuo (python sincronizar_bancos.py vigiar)
+    Setting("SYNC_VIGIAR_INTERVALO", _DECIMAL, "vigiar: segundos entre as leituras do principal", 60.0, 5,
+            "--intervalo"),
+    Setting("SYNC_VIGIAR_LEITURA_BACKUP_MIN", _DECIMAL,
+            "vigiar: minutos no máximo sem ler cada backup inteiro (mesmo sem mudança no principal)", 60.0, 1),
+    Setting("SYNC_VIGIAR_MB_DIA", _DECIMAL, "vigiar: orçamento diário de transferência do principal, em MB",
+            1000.0, 1),
     # Execução agendada (sincronizar_automatico.py)
     Setting("SYNC_WEBHOOK_URL", _TEXT, "webhook do Discord ou do Slack para avisar uma falha final",
             example="https://discord.com/api/webhooks/0000000000/xxxxxxxxxxxxxxxx", secret=True, wrapper=True),
@@ -7685,6 +7695,745 @@ def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[s
 
 
 # ============================================================================
+# Modo contínuo (vigiar): ciclos do MESMO caminho da sincronização (Run.sync_pair: plano, cadeias, releitura
+# final dos dois lados, diário, histórico); um ciclo sem mudança relevante no principal não fala com os backups
+# ============================================================================
+
+WATCH_FILE = "vigiar.json"  # batimento (atômico) que o painel, o /status.json e uma execução agendada leem
+WATCH_STALE_INTERVALS = 3  # sem ciclo completo em 3 intervalos: /status.json vermelho
+WATCH_PRIMARY_BACKOFF_MAX = 300.0  # principal fora do ar: a espera dobra a cada falha, até 5 min
+WATCH_RETRY_MAX = 600.0  # par com problema (backup fora do ar, falhas): nova tentativa com espera dobrando, até 10 min
+WATCH_READY = "em dia"
+WATCH_PAUSED = "pausado"
+WATCH_PROBLEM = "com problema"
+WATCH_WAITING = "aguardando o primeiro ciclo"
+
+
+def snapshot_fingerprint(snap: Snapshot) -> str:
+    """Resumo do que o planejador usa de um retrato: usuários, licenças (os campos do License; last_seen_*
+    nunca entram nele), as fora do plano, os problemas e os ids locais (uma cópia restaurada os reusa). Duas
+    leituras com o mesmo resumo, na mesma data, dão o mesmo plano: o vigiar não precisa ler os backups."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(snap.users):
+        digest.update(repr(snap.users[name]).encode("utf-8", "surrogatepass"))
+    for key in sorted(snap.licenses):
+        digest.update(repr(snap.licenses[key]).encode("utf-8", "surrogatepass"))
+    for key in sorted(snap.rejected):
+        digest.update(repr((key, snap.rejected[key])).encode("utf-8", "surrogatepass"))
+    digest.update(repr(sorted(repr(p) for p in snap.problems)).encode("utf-8", "surrogatepass"))
+    digest.update(repr(sorted(snap.server_ids.items())).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+class TransferMeter:
+    """O que chega de um servidor: bytes no fio (comprimidos, quando o servidor comprime: o requests pede
+    gzip sempre) e depois de descomprimidos. Um gancho de resposta guarda as respostas; take() soma e esquece
+    (a memória não cresce de um ciclo para o outro)."""
+
+    def __init__(self) -> None:
+        self._responses: list[Any] = []
+        self._lock = threading.Lock()
+
+    def hook(self, resp: Any, **_: Any) -> None:
+        with self._lock:
+            self._responses.append(resp)
+
+    def take(self) -> tuple[int, int, bool]:
+        """(bytes no fio, bytes descomprimidos, veio comprimido) desde a última chamada."""
+        with self._lock:
+            responses, self._responses = self._responses, []
+        wire = body = 0
+        compressed = False
+        for resp in responses:
+            try:
+                size = len(resp.content or b"")
+            except Exception:  # noqa: BLE001 - corpo que não chegou inteiro: conta o que o fio trouxe
+                size = 0
+            body += size
+            try:
+                wire += int(resp.raw.tell())
+            except (AttributeError, TypeError, ValueError, OSError):
+                wire += size
+            if (resp.headers.get("Content-Encoding") or "identity").lower() != "identity":
+                compressed = True
+        return wire, body, compressed
+
+
+@dataclasses.dataclass
+class CycleRecord(RunRecord):
+    """O registro de um ciclo do vigiar: o mesmo RunRecord (o único que abre e fecha linhas no histórico), mas a
+    linha de um par só é aberta e fechada quando o ciclo escreveu, parou, falhou ou é o primeiro do par; um
+    ciclo sem nada a fazer não enche o histórico. (Por isso a linha de um ciclo morto com kill -9 no meio não
+    fica "em andamento": o diário do par cobre a sequência, como sempre.) A auditoria passa direto."""
+    first: set[str] = dataclasses.field(default_factory=set)  # backups ainda sem linha deste vigiar
+    recorded: list["PairOutcome"] = dataclasses.field(default_factory=list)
+    begun: dict[int, tuple[str, Mode]] = dataclasses.field(default_factory=dict)
+
+    def start(self, pair: "PairOutcome", run_id: str, mode: Mode) -> None:
+        self.begun[id(pair)] = (run_id, mode)
+
+    def finish(self, pair: "PairOutcome", failover: FailoverReport | None) -> None:
+        begun = self.begun.pop(id(pair), None)
+        if begun is None:
+            return
+        url = pair.direction.backup.url
+        wrote = any(r.ok and not r.unsyncable for r in pair.results or [])
+        if not (wrote or pair.code != ExitCode.OK or url in self.first):
+            return
+        self.first.discard(url)
+        super().start(pair, *begun)
+        super().finish(pair, failover)
+        self.recorded.append(pair)
+
+
+@dataclasses.dataclass
+class WatchedPair:
+    """O que o vigiar sabe de um par entre os ciclos."""
+    direction: Direction
+    synced: tuple[str, Any] | None = None  # (resumo do principal, datas) que o backup reflete, conferido
+    reflects: str | None = None  # quando foi lido o principal que o backup reflete (o ponto de recuperação)
+    backup_read: float | None = None  # time.monotonic() da última leitura inteira do backup
+    backup_read_at: str | None = None
+    paused: str | None = None  # parada de segurança (código 5): o par espera, os outros seguem
+    paused_at: str | None = None  # o resumo do principal quando o par pausou
+    problem: str | None = None  # o último ciclo do par não terminou em dia (código 1, 2 ou 4)
+    unreachable: bool = False  # o problema é o backup fora do ar (espera crescente)
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+def watch_due(pair: WatchedPair, fingerprint_now: str, clock: Any, mono: float, backup_read_s: float) -> str | None:
+    """Por que este par precisa de um ciclo de sincronização agora (None: nada a fazer, nem a ler no backup).
+    A data conta como mudança: uma licença que vence à meia-noite do servidor muda de veredito sem que a
+    listagem mude."""
+    periodic = pair.backup_read is None or mono - pair.backup_read >= backup_read_s
+    if pair.paused is not None:  # relido quando o principal muda (uma listagem cortada uma vez) e na periódica
+        return "nova leitura do par pausado" if periodic or pair.paused_at != fingerprint_now else None
+    if pair.problem is not None:
+        if mono >= pair.retry_at:
+            return "nova tentativa"
+        if pair.unreachable or pair.synced is None:
+            return None
+    if pair.synced is None:
+        return "primeiro ciclo"
+    if pair.synced[0] != fingerprint_now:
+        return "mudança no principal"
+    if pair.synced[1] != clock:
+        return "a data mudou"
+    if periodic:
+        return "leitura periódica do backup"
+    return None
+
+
+def _hhmmss() -> str:
+    return dt.datetime.now().astimezone().strftime("%H:%M:%S")
+
+
+class Watcher:
+    """O vigiar: um login por servidor para a vida do processo (renovado num 401 ou perto do prazo, como em
+    qualquer execução), ciclos a cada `interval` segundos. Cada ciclo lê só o principal; um par passa pelo
+    caminho da sincronização (Run.sync_pair) só quando o que importa mudou (watch_due)."""
+
+    def __init__(self, config: Config, rep: Reporter, interval: float, backup_read_min: float, budget_mb: float):
+        self.config, self.rep = config, rep
+        self.interval = self.effective = float(interval)
+        self.backup_read_s = float(backup_read_min) * 60
+        self.budget_bytes = float(budget_mb) * 1_000_000
+        ApiClient._handoff.clear()
+        self.clients = {s.url: ApiClient(s, config) for s in [config.primary] + config.backups}
+        self.primary_client = self.clients[config.primary.url]
+        self.meter = TransferMeter()
+        self.primary_client.session.hooks["response"].append(self.meter.hook)
+        self.pairs = [WatchedPair(d) for d in directions(config)]
+        self.first_rows = {p.direction.backup.url for p in self.pairs}
+        self.history: History | HistoryAside | None = None
+        self.credentials: CredentialStore | None = None
+        self.warnings: list[str] = []
+        self.started, self.mono_start = now_iso(), time.monotonic()
+        self.cycles = self.write_cycles = 0
+        self.last_complete: str | None = None
+        self.primary_down_since: str | None = None
+        self.primary_error: str | None = None
+        self.primary_failures = 0
+        self.primary_read_at: str | None = None
+        self.last_wire = self.last_body = 0
+        self.compressed = False
+        self.day: str | None = None
+        self.day_bytes = 0
+        self.budget_note: str | None = None
+        self.stopped_by: int | None = None
+
+    # -- arquivos e clientes ------------------------------------------------
+    def open(self) -> None:
+        """Histórico e arquivo de senhas, uma vez para a vida do processo (como open_local_files)."""
+        holder = Run(self.config, Reporter(False, io.StringIO()))
+        for client in holder.clients.values():
+            client.close()
+        open_local_files(holder, self.config)
+        self.history, self.credentials, self.warnings = holder.history, holder.credentials, holder.warnings
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        if self.history is not None:
+            try:
+                self.history.close()
+            except (OSError, sqlite3.Error):
+                pass
+
+    def cycle_config(self) -> Config:
+        """Com --agora (testes), o instante anda com o processo: um vigiar atravessa a meia-noite."""
+        if self.config.now is None:
+            return self.config
+        return dataclasses.replace(self.config, now=self.config.now + dt.timedelta(
+            seconds=time.monotonic() - self.mono_start))
+
+    def new_run(self, quiet: bool = False) -> Run:
+        """Uma execução por ciclo (id, relógio e retratos novos) com os clientes, o histórico e o arquivo de
+        senhas do vigiar."""
+        run = Run(self.cycle_config(), Reporter(False, io.StringIO()) if quiet else self.rep)
+        for client in run.clients.values():
+            client.close()
+        run.clients = self.clients
+        run.record = CycleRecord(self.config.data_dir, run.guard_local, history=self.history, first=self.first_rows)
+        run.credentials = self.credentials
+        return run
+
+    def connect(self) -> None:
+        """Acorda e entra em todos os servidores (em paralelo). Senha, conta, TLS, redirecionamento e URL que
+        não é a API: ConfigError (código 2). Servidor fora do ar: o vigiar começa assim mesmo e tenta de novo."""
+        clients = list(self.clients.values())
+        try:
+            outcomes = parallel_map(_connect, clients)
+        except BaseException:  # Ctrl+C/SIGTERM na espera de um servidor dormindo: as esperas param já
+            for client in clients:
+                client.cancel.set()
+            raise
+        for client, outcome in zip(clients, outcomes, strict=True):
+            if isinstance(outcome, AuthError) or isinstance(outcome, TlsError):
+                raise ConfigError(_error_text(outcome))
+            if isinstance(outcome, BaseException):
+                self.rep.warn(f"   ⚠️  {client.server.label}: {_error_text(outcome)} (o vigiar tenta de novo)")
+            else:
+                self.rep.say(f"   ✅ {client.server.label}: login feito")
+
+    @staticmethod
+    def read_backup(client: ApiClient) -> Snapshot:
+        """Leitura inteira de um backup: acorda-o (um backup gratuito dorme entre as leituras) e entra se
+        ainda não entrou (o mesmo token serve os ciclos seguintes)."""
+        client.wake()
+        if client.token is None:
+            client.login()
+        return fetch_snapshot(client)
+
+    # -- ciclo ---------------------------------------------------------------
+    def cycle(self) -> None:
+        """Um ciclo: lê o principal (usuários e licenças); só os pares em que algo relevante mudou (ou cuja
+        leitura periódica venceu, ou que esperam nova tentativa) passam por Run.sync_pair."""
+        self.cycles += 1
+        client = self.primary_client
+        try:
+            with STOP.interruptible():
+                if self.primary_failures:
+                    client.wake()  # dormindo: espera acordar (até SYNC_ESPERA_DESPERTAR)
+                if client.token is None:
+                    client.login()
+                primary = fetch_snapshot(client)
+        except Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - principal fora do ar: o vigiar espera e tenta de novo
+            self.count_transfer(*self.meter.take(), listing=False)  # uma página de erro não é a medida da listagem
+            self.primary_failed(exc)
+            return
+        self.count_transfer(*self.meter.take())
+        run = self.new_run()
+        # pelo relógio deste PC: o painel compara com o dele (a idade do ponto de recuperação)
+        self.primary_read_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        if self.primary_down_since is not None:
+            self.rep.say(f"✅ {_hhmmss()} O principal voltou (fora do ar desde "
+                         f"{local_time(self.primary_down_since, seconds=True)}).")
+            self.primary_down_since = self.primary_error = None
+        self.primary_failures = 0
+        fingerprint_now = snapshot_fingerprint(primary)
+        mono = time.monotonic()
+        due: list[tuple[WatchedPair, str]] = []
+        for pair in self.pairs:
+            clock = run.clock_for(pair.direction)
+            why = watch_due(pair, fingerprint_now, clock, mono, self.backup_read_s)
+            if why:
+                due.append((pair, why))
+            elif pair.synced == (fingerprint_now, clock) and pair.problem is None and pair.paused is None:
+                pair.reflects = self.primary_read_at  # nada mudou: o backup reflete esta leitura do principal
+        if due:
+            self.sync_due(run, primary, fingerprint_now, due)
+            self.count_transfer(*self.meter.take(), listing=False)  # releituras do principal no ciclo
+        if not STOP.requested:
+            self.last_complete = now_iso()
+        self.adjust_interval()
+
+    def sync_due(self, run: Run, primary: Snapshot, fingerprint_now: str, due: list[tuple[WatchedPair, str]]) -> None:
+        """Os pares que precisam: lê cada backup inteiro (em paralelo) e roda o par pelo caminho da
+        sincronização. O estado do vigiar de cada par sai do PairOutcome (código 0, 5 ou outro)."""
+        primary_url = self.config.primary.url
+        run.snapshots[primary_url] = primary
+        self.write_cycles += 1
+        whys = sorted({why for _, why in due})
+        self.rep.say(f"🔄 {_hhmmss()} Ciclo {self.cycles}: {', '.join(whys)} → "
+                     + ", ".join(p.direction.backup.url for p, _ in due))
+        # Leituras em paralelo; cada par sincroniza assim que o backup dele respondeu: um backup fora do ar
+        # (ou dormindo até SYNC_ESPERA_DESPERTAR) não segura os outros.
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(due))
+        futures = {pool.submit(self.read_backup, self.clients[p.direction.backup.url]): p for p, _ in due}
+        outcomes: list[PairOutcome] = []
+        try:
+            pending = set(futures)
+            while pending and not STOP.requested:
+                with STOP.interruptible():
+                    done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    pair = futures[future]
+                    url = pair.direction.backup.url
+                    failure = future.exception()
+                    if failure is not None:
+                        run.errors[url] = failure
+                    else:
+                        run.snapshots[url] = future.result()
+                        pair.backup_read, pair.backup_read_at = time.monotonic(), now_iso()
+                        check_distinct_servers([c for c in self.clients.values() if c.server.url in run.snapshots])
+                    if STOP.requested:
+                        break
+                    self.clients[url].block_works, self.clients[url].block_failure = None, ""  # provada a cada ciclo
+                    outcome = run.sync_pair(pair.direction)
+                    outcomes.append(outcome)
+                    self.judge(pair, outcome, run, fingerprint_now)
+        except BaseException:  # Ctrl+C/SIGTERM numa leitura: as esperas de despertar param já
+            for client in self.clients.values():
+                if client is not self.primary_client:
+                    client.cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=False)
+        self.finish_run(run, outcomes)
+
+    def finish_run(self, run: Run, outcomes: list[PairOutcome]) -> None:
+        """ultima_execucao.json quando o ciclo gravou linha no histórico (o agendador e os monitores o leem)."""
+        record = run.record
+        if isinstance(record, CycleRecord) and record.recorded:
+            record_run(run.finish(record.recorded), record)  # as linhas já fechadas; grava o ultima_execucao.json
+        self.warnings = (self.warnings + [w for w in run.warnings if w not in self.warnings])[-20:]  # memória plana
+
+    def judge(self, pair: WatchedPair, outcome: PairOutcome, run: Run, fingerprint_now: str) -> None:
+        """O que o ciclo deixou no par: em dia (reflete a leitura do principal), pausado (código 5: nada é
+        gravado até a trava sair; os outros pares seguem) ou com problema (nova tentativa com espera
+        crescente, até a leitura periódica)."""
+        url = pair.direction.backup.url
+        if outcome.interrupted:
+            return
+        if outcome.code == ExitCode.SAFETY:
+            reason = SECRETS.mask(pair_error_text(outcome) or "parada de segurança")
+            if pair.paused is None:  # dito uma vez por pausa (o motivo atualizado fica no painel)
+                self.rep.warn(f"⏸️  {_hhmmss()} Par PAUSADO ({url}): {reason} O vigiar segue com os outros "
+                              f"backups e relê este quando o principal mudar e a cada "
+                              f"{self.backup_read_s / 60:.0f} min; para rodar o comando indicado, pare o vigiar antes.")
+            pair.paused, pair.problem, pair.synced = reason, None, None
+            pair.paused_at = fingerprint_now
+            return
+        if pair.paused is not None:
+            self.rep.say(f"▶️  {_hhmmss()} Par retomado ({url}): a parada de segurança não vale mais.")
+            pair.paused = None
+        final = run.snapshots.get(self.config.primary.url)
+        parity_ok = outcome.parity is not None and outcome.parity.ok and outcome.error is None
+        if parity_ok and final is not None:
+            pair.synced = (snapshot_fingerprint(final), outcome.clock)
+            pair.reflects = self.primary_read_at
+        if outcome.code == ExitCode.OK:
+            if pair.problem is not None:
+                self.rep.say(f"✅ {_hhmmss()} Backup {url} em dia de novo.")
+            pair.problem, pair.unreachable, pair.failures = None, False, 0
+            return
+        reason = pair_error_text(outcome) or "; ".join(outcome.warnings) or ExitCode.meaning_of(outcome.code)
+        pair.failures += 1
+        pair.unreachable = outcome.error is not None
+        longest = max(min(self.backup_read_s, WATCH_RETRY_MAX), self.effective)
+        wait = min(self.effective * 2 ** (pair.failures - 1), longest)
+        pair.retry_at = time.monotonic() + wait
+        if not parity_ok:
+            pair.synced = None
+        if pair.problem is None:
+            self.rep.warn(f"⚠️  {_hhmmss()} Backup {url}: {reason} (nova tentativa em {wait:.0f} s; os outros "
+                          "backups seguem)")
+        pair.problem = SECRETS.mask(reason)
+
+    def primary_failed(self, exc: BaseException) -> None:
+        """Principal fora do ar, dormindo ou recusando: diz uma vez, registra a falha de cada par (o mesmo
+        caminho de uma execução que não leu o principal) e espera cada vez mais (até WATCH_PRIMARY_BACKOFF_MAX)."""
+        self.primary_failures += 1
+        self.primary_error = _error_text(exc)
+        if self.primary_down_since is None:
+            self.primary_down_since = now_iso()
+            self.rep.warn(f"⚠️  {_hhmmss()} Principal sem resposta: {self.primary_error} O vigiar continua e "
+                          f"tenta de novo (espera crescente, até {self.backoff_max():.0f} s); nada é enviado "
+                          "aos backups enquanto isso.")
+        run = self.new_run(quiet=True)
+        run.errors[self.config.primary.url] = exc
+        outcomes = [run.sync_pair(p.direction) for p in self.pairs if p.paused is None]
+        self.finish_run(run, outcomes)
+
+    def cycle_failed(self, exc: BaseException) -> None:
+        """Erro inesperado num ciclo (disco cheio, histórico que não grava...): dito uma vez por mensagem, o
+        ciclo não conta como completo (o painel fica vermelho se isso se repetir) e o próximo tenta de novo."""
+        message = SECRETS.mask(f"erro inesperado no ciclo {self.cycles} ({exc.__class__.__name__}): {exc}")
+        key = f"{exc.__class__.__name__}: {exc}"
+        if key not in self.warnings:
+            self.warnings = (self.warnings + [key])[-20:]
+            self.rep.warn(f"⚠️  {_hhmmss()} {message}; o vigiar continua.")
+
+    def backoff_max(self) -> float:
+        return max(WATCH_PRIMARY_BACKOFF_MAX, self.effective)
+
+    def next_wait(self) -> float:
+        if self.primary_failures:
+            return min(self.effective * 2 ** (self.primary_failures - 1), self.backoff_max())
+        return self.effective
+
+    # -- transferência e orçamento ----------------------------------------------
+    def count_transfer(self, wire: int, body: int, compressed: bool, listing: bool = True) -> None:
+        """Soma ao dia (UTC) o que veio do principal; `listing`: é a leitura do ciclo (a medida do orçamento)."""
+        day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        if day != self.day:
+            self.day, self.day_bytes = day, 0
+        self.day_bytes += wire
+        if wire and listing:
+            self.last_wire, self.last_body, self.compressed = wire, body, compressed
+
+    def adjust_interval(self) -> None:
+        """Com a listagem do principal grande demais para o intervalo dentro do orçamento diário, o intervalo
+        aumenta (e o vigiar diz uma vez o ponto de recuperação que o orçamento permite); volta quando cabe."""
+        if not self.last_wire or self.budget_bytes <= 0:
+            return
+        needed = self.last_wire * 86400 / self.budget_bytes
+        wanted = max(self.interval, round(needed, 1))
+        if wanted > self.interval and (self.budget_note is None or abs(wanted - self.effective) > 0.2 * self.effective):
+            self.effective = wanted
+            kind = "comprimida" if self.compressed else "sem compressão"
+            self.budget_note = (
+                f"a listagem do principal tem {self.last_wire / 1000:.0f} KB por leitura ({kind}); com "
+                f"SYNC_VIGIAR_MB_DIA={number_text(self.budget_bytes / 1_000_000)}, o intervalo passa de "
+                f"{self.interval:.0f} s para {wanted:.0f} s: uma venda chega aos backups em até ~{wanted:.0f} s "
+                "mais a duração do ciclo (ponto de recuperação). Aumente SYNC_VIGIAR_MB_DIA para um intervalo menor.")
+            self.rep.warn(f"⚠️  {_hhmmss()} {self.budget_note}")
+        elif wanted <= self.interval and self.effective != self.interval:
+            self.effective, self.budget_note = self.interval, None
+            self.rep.say(f"ℹ️  {_hhmmss()} A listagem cabe no orçamento: intervalo de volta a {self.interval:.0f} s.")
+
+    # -- batimento ---------------------------------------------------------------
+    def heartbeat(self, active: bool = True) -> dict[str, Any]:
+        now = dt.datetime.now(dt.timezone.utc)
+
+        def age(text: str | None) -> float | None:
+            moment = _parse_iso(text)
+            return None if moment is None else round((now - moment).total_seconds(), 1)
+
+        pairs = []
+        for pair in self.pairs:
+            state = (WATCH_PAUSED if pair.paused else WATCH_PROBLEM if pair.problem
+                     else WATCH_READY if pair.synced else WATCH_WAITING)
+            pairs.append({"principal": pair.direction.primary.url, "backup": pair.direction.backup.url,
+                          "situacao": state, "motivo": pair.paused or pair.problem,
+                          "reflete_o_principal_de": pair.reflects, "ponto_de_recuperacao_s": age(pair.reflects),
+                          "ultima_leitura_do_backup": pair.backup_read_at})
+        return {
+            "versao": 1, "pid": os.getpid(), "ativo": active, "inicio": self.started, "atualizado_em": now_iso(),
+            "ultimo_ciclo_completo": self.last_complete, "intervalo_s": self.interval,
+            "intervalo_efetivo_s": self.effective, "leitura_backup_min": self.backup_read_s / 60,
+            "orcamento_mb_dia": self.budget_bytes / 1_000_000, "aviso_orcamento": self.budget_note,
+            "ciclos": self.cycles, "ciclos_com_sincronizacao": self.write_cycles,
+            "principal": {"url": self.config.primary.url, "no_ar": self.primary_down_since is None,
+                          "fora_desde": self.primary_down_since, "erro": self.primary_error,
+                          "ultima_leitura": self.primary_read_at},
+            "transferencia": {"ultima_leitura_bytes": self.last_wire,
+                              "ultima_leitura_bytes_descomprimidos": self.last_body, "comprimida": self.compressed,
+                              "dia": self.day, "bytes_no_dia": self.day_bytes},
+            "encerrado_por": stop_label(self.stopped_by) if self.stopped_by else None,
+            "pares": pairs,
+        }
+
+    def beat(self, active: bool = True) -> None:
+        try:
+            atomic_write(os.path.join(self.config.data_dir, WATCH_FILE), dump_json(self.heartbeat(active)),
+                         private=True)
+        except OSError as exc:
+            message = f"não foi possível gravar {WATCH_FILE} em {self.config.data_dir}: {exc.strerror or exc}"
+            if message not in self.warnings:
+                self.warnings.append(message)
+                self.rep.warn(f"⚠️  {message} (o painel não vê o vigiar)")
+
+    # -- laço ----------------------------------------------------------------
+    def loop(self, max_cycles: int | None = None) -> int:
+        """Ciclos até Ctrl+C ou SIGTERM (130 ou 143, depois da sequência em andamento). Dentro do laço só um
+        erro de configuração (ConfigError, código 2) termina o processo."""
+        with STOP.shielded():  # como run_sync: sinais param na hora nas leituras e na espera, não nas escritas
+            try:
+                while max_cycles is None or self.cycles < max_cycles:
+                    started = time.monotonic()
+                    try:
+                        self.cycle()
+                    except (Interrupted, ConfigError):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - um ciclo que quebrou não termina dias de vigília
+                        self.cycle_failed(exc)
+                    self.beat()
+                    if STOP.requested:
+                        break
+                    with STOP.interruptible():
+                        STOP.event.wait(max(0.0, started + self.next_wait() - time.monotonic()))
+            except Interrupted:
+                pass
+            self.stopped_by = STOP.code
+            self.beat(active=False)
+        return STOP.code or ExitCode.OK
+
+
+def watch_settings(args: argparse.Namespace) -> tuple[float, float, float]:
+    """(intervalo em s, leitura periódica dos backups em min, orçamento em MB/dia), da linha de comando, do
+    ambiente ou do .env (lidos uma vez, no início)."""
+    get = settings_reader(args)
+    return (setting_value(get, "SYNC_VIGIAR_INTERVALO", getattr(args, "intervalo", None)),
+            setting_value(get, "SYNC_VIGIAR_LEITURA_BACKUP_MIN"), setting_value(get, "SYNC_VIGIAR_MB_DIA"))
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """vigiar: a trava da sincronização fica com este processo a vida toda; código 2 (configuração), 3 (outra
+    execução com a trava), 130/143 (Ctrl+C/SIGTERM). Nada mais o termina."""
+    config = build_config(args)
+    if config.simulate:
+        raise ConfigError("vigiar não combina com --simular (use verificar para só comparar).")
+    interval, backup_read_min, budget_mb = watch_settings(args)
+    config.json_output = False
+    rep = Reporter(False)
+    if config.allow_http:
+        rep.warn("⚠️  ATENÇÃO: --permitir-http ativo: senha e token podem trafegar sem criptografia.")
+    ensure_data_dir(config.data_dir)
+    lock = acquire_lock(config.data_dir)
+    watcher = Watcher(config, rep, interval, backup_read_min, budget_mb)
+    try:
+        with STOP.installed():
+            try:
+                with STOP.interruptible():
+                    watcher.open()
+                    watcher.beat()  # antes do login (um servidor dormindo pode levar minutos): a trava tem dono
+                    remove_stale_temp_files(config.data_dir)
+                    rep.say(SEP)
+                    rep.say(f"👁️  VIGIAR: mantém os backups em dia com o principal até Ctrl+C (pid {os.getpid()})")
+                    rep.say(SEP)
+                    rep.say(f"Principal: {config.primary.url}")
+                    for backup in config.backups:
+                        rep.say(f"Backup: {backup.url}")
+                    rep.say(f"Intervalo: {interval:.0f} s · cada backup é lido inteiro a cada "
+                            f"{backup_read_min:.0f} min ou quando o principal muda · orçamento: "
+                            f"{number_text(budget_mb)} MB/dia do principal")
+                    rep.say("A configuração (.env) foi lida agora: para mudá-la, reinicie o vigiar.")
+                    rep.say("")
+                    watcher.connect()
+                    watcher.beat()
+            except Interrupted:
+                watcher.stopped_by = STOP.code
+                watcher.beat(active=False)
+                return STOP.code or ExitCode.INTERRUPTED
+            try:
+                code = watcher.loop()
+            except BaseException:  # configuração (código 2) ou erro inesperado: o painel não o vê mais ativo
+                watcher.beat(active=False)
+                raise
+    finally:
+        watcher.close()
+        lock.release()
+    rep.say(f"⏹️  {_hhmmss()} Vigiar encerrado ({stop_label(code)}) depois de {watcher.cycles} ciclos "
+            f"({watcher.write_cycles} com sincronização). Código de saída: {code}")
+    return code
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchedPairBeat:
+    """Um par no batimento do vigiar."""
+    primary: str
+    backup: str
+    state: str  # WATCH_READY, WATCH_PAUSED, WATCH_PROBLEM ou WATCH_WAITING
+    reason: str | None
+    reflects: dt.datetime | None  # quando foi lido o principal que o backup reflete
+
+
+@dataclasses.dataclass(frozen=True)
+class WatchBeat:
+    """O batimento do vigiar (vigiar.json), lido uma vez por read_watch; as decisões (painel, /status.json,
+    execução que achou a trava ocupada) leem daqui, nunca das chaves do arquivo."""
+    pid: int | None
+    active: bool
+    started: dt.datetime | None
+    last_complete: dt.datetime | None
+    interval_s: float
+    effective_s: float
+    budget_mb: float
+    budget_note: str | None
+    stopped_by: str | None
+    last_read_bytes: int
+    compressed: bool
+    day_bytes: int
+    primary: dict[str, Any]  # só mostrado (url, no_ar, fora_desde, erro, ultima_leitura)
+    transfer: dict[str, Any]  # só mostrado
+    pairs: tuple[WatchedPairBeat, ...]
+
+    def alive(self, now: dt.datetime) -> bool:
+        """Ativo e com um ciclo completo nos últimos WATCH_STALE_INTERVALS intervalos (ou começou há menos)."""
+        last = self.last_complete or self.started
+        return self.active and last is not None and \
+            (now - last).total_seconds() <= WATCH_STALE_INTERVALS * self.effective_s
+
+    def stale_text(self, now: dt.datetime) -> str:
+        last = self.last_complete or self.started
+        since = "" if last is None else f" há {age_text((now - last).total_seconds() / 60)}"
+        return (f"o vigiar (pid {self.pid}) não completa um ciclo{since} (intervalo de {self.effective_s:.0f} s): "
+                "veja a janela ou o log dele")
+
+    def last_text(self) -> str:
+        last = self.last_complete or self.started
+        return local_time(last.isoformat() if last else None, seconds=True)
+
+    def summary(self, now: dt.datetime) -> dict[str, Any]:
+        """A chave "vigiar" do /status.json."""
+        return {"ativo": self.active, "em_dia": self.alive(now), "pid": self.pid,
+                "ultimo_ciclo_completo": self.last_complete.isoformat() if self.last_complete else None,
+                "intervalo_s": self.interval_s, "intervalo_efetivo_s": self.effective_s,
+                "aviso_orcamento": self.budget_note, "principal": self.primary, "transferencia": self.transfer,
+                "orcamento_mb_dia": self.budget_mb, "encerrado_por": self.stopped_by}
+
+
+def _beat_number(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else default
+
+
+def _beat_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def read_watch(data_dir: str) -> WatchBeat | None:
+    """O batimento do vigiar (vigiar.json) tipado, ou None quando não há (ou não é legível)."""
+    try:
+        with open(os.path.join(data_dir, WATCH_FILE), encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("versao") != 1:
+        return None
+    found_transfer, found_primary = doc.get("transferencia"), doc.get("principal")
+    transfer: dict[str, Any] = found_transfer if isinstance(found_transfer, dict) else {}
+    primary: dict[str, Any] = found_primary if isinstance(found_primary, dict) else {}
+    pairs = tuple(WatchedPairBeat(str(p.get("principal")), str(p.get("backup")), str(p.get("situacao")),
+                                  _beat_text(p.get("motivo")), _parse_iso(_beat_text(p.get("reflete_o_principal_de"))))
+                  for p in doc.get("pares") or [] if isinstance(p, dict))
+    interval = _beat_number(doc.get("intervalo_s"), 60.0)
+    pid = doc.get("pid")
+    return WatchBeat(
+        pid=pid if isinstance(pid, int) else None, active=doc.get("ativo") is True,
+        started=_parse_iso(_beat_text(doc.get("inicio"))),
+        last_complete=_parse_iso(_beat_text(doc.get("ultimo_ciclo_completo"))), interval_s=interval,
+        effective_s=_beat_number(doc.get("intervalo_efetivo_s"), interval),
+        budget_mb=_beat_number(doc.get("orcamento_mb_dia"), 0.0), budget_note=_beat_text(doc.get("aviso_orcamento")),
+        stopped_by=_beat_text(doc.get("encerrado_por")),
+        last_read_bytes=int(_beat_number(transfer.get("ultima_leitura_bytes"), 0)),
+        compressed=transfer.get("comprimida") is True, day_bytes=int(_beat_number(transfer.get("bytes_no_dia"), 0)),
+        primary=primary, transfer=transfer,
+        pairs=pairs)
+
+
+def watcher_holds_lock(config: Config, command: str) -> int | None:
+    """Uma execução que achou a trava ocupada: se quem a segura é um vigiar ativo, o código e a mensagem
+    (sincronizar: 0, "nada a fazer", para o agendador não ficar vermelho; restaurar: 3, pare o vigiar antes);
+    None quando não é um vigiar (a mensagem de sempre, código 3)."""
+    beat = read_watch(config.data_dir)
+    if beat is None or not beat.active:
+        return None
+    now = dt.datetime.now(dt.timezone.utc)
+    if command == "restaurar":
+        return fail(f"vigiar está ativo (pid {beat.pid}) e mantém os backups iguais ao principal: pare o vigiar "
+                    "antes de restaurar (Ctrl+C na janela dele, ou pare o serviço) e rode restaurar de novo.",
+                    ExitCode.BUSY, meaning="o vigiar está ativo; restaurar não roda junto com ele")
+    if not beat.alive(now):
+        return fail(f"vigiar (pid {beat.pid}) segura a trava, mas não completa um ciclo desde {beat.last_text()}: "
+                    "veja a janela ou o log dele (ou o painel).", ExitCode.BUSY,
+                    meaning="o vigiar segura a trava sem completar ciclos")
+    message = (f"vigiar está ativo (pid {beat.pid}): nada a fazer. Ele mantém os backups em dia (último ciclo às "
+               f"{beat.last_text()}).")
+    if config.json_output:
+        print_json({"versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "codigo_saida": 0,
+                    "significado": message, "vigiar": beat.summary(now), "backups": []})
+    else:
+        sys.stdout.write(terminal_text(f"ℹ️  {message}") + "\n")
+        sys.stdout.flush()
+    return ExitCode.OK
+
+
+def watch_pairs(pairs: list[PanelPair], beat: WatchBeat | None, now: dt.datetime,
+                max_delay_min: float) -> list[PanelPair]:
+    """Os pares do painel com o que o batimento de um vigiar ativo diz (ele só grava histórico nos ciclos que
+    escreveram, pararam ou falharam): em dia → saudável enquanto o principal refletido tiver menos de
+    PAINEL_MAX_ATRASO; pausado ou com problema → falhando, com o motivo; vigiar sem ciclo completo em
+    WATCH_STALE_INTERVALS intervalos → atrasado. Sem vigiar ativo, os pares ficam como o histórico diz."""
+    if beat is None or not beat.active:
+        return pairs
+    alive = beat.alive(now)
+    by_pair = {(w.primary, w.backup): w for w in beat.pairs}
+    judged: list[PanelPair] = []
+    for pair in pairs:
+        watched = by_pair.get((pair.primary, pair.backup))
+        if watched is None:
+            judged.append(pair)
+            continue
+        age_s = None if watched.reflects is None else max(0.0, (now - watched.reflects).total_seconds())
+        state, delay, error = pair.state, pair.delay_min, pair.doc.get("ultimo_erro")
+        if not alive:
+            state, error = PanelState.LATE, beat.stale_text(now)
+        elif watched.state == WATCH_READY and age_s is not None:
+            delay, error = round(age_s / 60, 1), None
+            state = PanelState.LATE if age_s / 60 > max_delay_min else PanelState.HEALTHY
+        elif watched.state in (WATCH_PAUSED, WATCH_PROBLEM):
+            state, error = PanelState.FAILING, f"vigiar: par {watched.state}: {watched.reason}"
+        doc = {**pair.doc, "estado": state, "saudavel": state == PanelState.HEALTHY, "atraso_min": delay,
+               "ultimo_erro": error,
+               "vigiar": {"situacao": watched.state, "motivo": watched.reason,
+                          "reflete_o_principal_de": watched.reflects.isoformat() if watched.reflects else None,
+                          "ponto_de_recuperacao_s": None if age_s is None else round(age_s, 1)}}
+        judged.append(dataclasses.replace(pair, state=state, delay_min=delay, doc=doc))
+    return judged
+
+
+def _render_watch(beat: WatchBeat | None, pairs: list[PanelPair], now: dt.datetime) -> str:
+    """Cartão do modo contínuo: ciclo, ponto de recuperação de cada backup e transferência do principal."""
+    if beat is None or not beat.active:
+        return ""
+    alive = beat.alive(now)
+    kind = "comprimida" if beat.compressed else "sem compressão"
+    lines = [f'<div class="estado">VIGIAR {"ATIVO" if alive else "SEM CICLO"}</div>',
+             f"<div>pid {_esc(beat.pid)} · último ciclo completo: {_esc(beat.last_text())} · intervalo "
+             f"{beat.effective_s:.0f} s</div>",
+             f"<div>Transferência do principal: {beat.last_read_bytes / 1000:.0f} KB por leitura ({_esc(kind)}); "
+             f"hoje {beat.day_bytes / 1_000_000:.1f} MB de {beat.budget_mb:.0f} MB</div>"]
+    by_pair = {(w.primary, w.backup): w for w in beat.pairs}
+    for pair in pairs:
+        watched = by_pair.get((pair.primary, pair.backup))
+        if watched is not None:
+            age = None if watched.reflects is None else max(0.0, (now - watched.reflects).total_seconds())
+            point = "—" if age is None else f"{age:.0f} s"
+            lines.append(f"<div>Backup {_esc(pair.backup)}: {_esc(watched.state)} · ponto de recuperação "
+                         f"(idade do principal que ele reflete): {_esc(point)}</div>")
+    if not alive:
+        lines.append(f'<div class="erro">{_esc(beat.stale_text(now))}</div>')
+    if beat.budget_note:
+        lines.append(f'<div class="nota">{_esc(beat.budget_note)}</div>')
+    return f'<div class="par {"saudavel" if alive else "falhando"} vigiar">' + "".join(lines) + "</div>"
+
+
+# ============================================================================
 # Painel web e /status.json (bloco à parte, antes da linha de comando) (servidor HTTP da biblioteca padrão)
 # ============================================================================
 
@@ -7891,7 +8640,8 @@ def panel_pairs(history: History, max_delay_min: float, now: dt.datetime,
                 rows.append(row)
                 seen.add(row.id)
     rows.sort(key=lambda row: row.id, reverse=True)
-    return pair_health(rows, max_delay_min, now, current)
+    return watch_pairs(pair_health(rows, max_delay_min, now, current), read_watch(os.path.dirname(history.path)),
+                       now, max_delay_min)
 
 
 def _public_pair(pair: PanelPair) -> dict[str, Any]:
@@ -7938,9 +8688,13 @@ def status_document(history: History, max_delay_min: float,
     stopped = unrecorded_failure(history)
     ok = bool(judged) and all(p.healthy for p in judged) and stopped is None
     message = status_message(judged)
+    watch = read_watch(os.path.dirname(history.path))
+    if watch is not None and watch.active and not watch.alive(now):
+        message = watch.stale_text(now)
     if stopped:
         message = f"a última execução parou antes de sincronizar: {stopped['erro']}"
     return status_body(ok, message, max_delay_min, current, stopped=stopped,
+                       vigiar=watch.summary(now) if watch else None,
                        pairs=[_public_pair(p) for p in judged],
                        old_pairs=[_public_pair(p) for p in pairs if not p.current])
 
@@ -8121,7 +8875,7 @@ def render_panel(history: History, max_delay_min: float, refresh_s: int = 60,
     parts = [
         _panel_head(refresh_s),
         "<h2>Estado agora</h2>", _render_config_note(current), _render_stopped(unrecorded_failure(history)),
-        _render_pairs(present),
+        _render_pairs(present), _render_watch(read_watch(os.path.dirname(history.path)), present, now),
         _render_failover(present), _render_backup_only(present),
         "<h2>Mudanças e paridade por execução</h2>", render_chart(rows),
         "<h2>Últimas execuções</h2>", _render_runs(rows[:25]),
@@ -8702,10 +9456,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSAO}",
                         help="mostra a versão e sai")
     parser.add_argument("comando", nargs="?", default="sincronizar",
-                        choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar"],
+                        choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar", "vigiar"],
                         help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
                              "(só compara, nunca grava); historico (últimas execuções); painel (página web); "
-                             "restaurar (copia um backup de volta para o principal que perdeu dados)")
+                             "restaurar (copia um backup de volta para o principal que perdeu dados); vigiar "
+                             "(modo contínuo: mantém os backups em dia até Ctrl+C)")
     parser.add_argument("--env", metavar="ARQUIVO", help="arquivo .env a usar (padrão: .env ao lado do script)")
     parser.add_argument("--principal", metavar="URL", help=SETTING["SERVIDOR_PRINCIPAL"].option_help())
     parser.add_argument("--backup", metavar="URL", action="append", help=SETTING["SERVIDOR_BACKUP"].option_help())
@@ -8745,6 +9500,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sincroniza (ou restaura) mesmo assim um backup sem estado salvo que tem muitos "
                              "registros e nenhum do principal (por padrão recusado com código 2: parece ser o "
                              "servidor de outro vendedor); repita para vários")
+    parser.add_argument("--intervalo", type=SETTING["SYNC_VIGIAR_INTERVALO"].cli_type(), metavar="SEG",
+                        help=SETTING["SYNC_VIGIAR_INTERVALO"].option_help())
     parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
     parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
     parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
@@ -8774,6 +9531,18 @@ COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opç�
                 "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
                 "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES."),
                ["--env", "--dados-dir", "--porta", "--host", "--principal", "--backup"]),
+    "vigiar": (("Modo contínuo: fica rodando e mantém cada backup igual ao principal até Ctrl+C ou SIGTERM "
+                "(sai com 130/143 depois da sequência em andamento). A cada intervalo lê só o principal; "
+                "só quando algo que a sincronização usa mudou (ou a data) lê o backup e sincroniza, pelo mesmo "
+                "caminho de sincronizar; cada backup também é lido inteiro a cada SYNC_VIGIAR_LEITURA_BACKUP_MIN "
+                "minutos. Principal ou backup fora do ar: espera e tenta de novo; uma parada de segurança "
+                "(código 5) pausa só aquele par. Segura a trava de DADOS_DIR enquanto roda: uma sincronização "
+                "agendada sai com 0 (nada a fazer), restaurar sai com 3. A configuração (.env) é lida uma vez, "
+                "no início: depois de mudá-la, reinicie o vigiar. Só termina sozinho com 2 (configuração) ou 3 "
+                "(outra execução segura a trava)."),
+               _CONNECTION_OPTIONS + ["--intervalo", "--dados-dir", "--paralelo", "--bidirecional", "--conflito",
+                                      "--espelhar", "--bloquear-so-no-backup", "--max-exclusoes",
+                                      "--aceitar-backup-desconhecido", "--sem-progresso"]),
     "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
                    "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
                    "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
@@ -9036,6 +9805,8 @@ def _run_command(args: argparse.Namespace) -> int:
         return cmd_history(args)
     if args.comando == "painel":
         return cmd_panel(args)
+    if args.comando == "vigiar":
+        return cmd_watch(args)
     config = build_config(args)
     if args.comando == "verificar":
         config.check = config.simulate = True
@@ -9048,7 +9819,13 @@ def _run_command(args: argparse.Namespace) -> int:
     lock = None
     if not config.simulate:
         ensure_data_dir(config.data_dir)
-        lock = acquire_lock(config.data_dir)
+        try:
+            lock = acquire_lock(config.data_dir)
+        except LockBusy:  # um vigiar ativo: sincronizar sai com 0 (nada a fazer), restaurar com 3
+            code = watcher_holds_lock(config, args.comando)
+            if code is None:
+                raise
+            return code
     run = Run(config, rep)
     run.header()  # antes do login: a espera de um servidor dormindo já aparece com os servidores na tela
     try:

@@ -58,7 +58,7 @@ __all__ = [
     "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
     "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
     "saida", "sem_traceback", "semear_iguais", "semear_licencas", "semear_usuarios", "sessao_admin", "so_escritas",
-    "utc", "vereditos",
+    "utc", "vereditos", "Vigiar", "esperar",
 ]
 
 # ---------------------------------------------------------------------------
@@ -258,6 +258,64 @@ def iniciar_script(par, *args: str) -> subprocess.Popen:
     ambiente e na pasta do par; saídas em texto por pipes (anote-as com anotar_saida depois)."""
     return subprocess.Popen(comando_script(*args), env=par.ambiente(), cwd=par.tmp_path, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+
+
+def esperar(condicao, limite: float, passo: float = 0.1) -> float:
+    """Espera `condicao()` ficar verdadeira; devolve quantos segundos levou (AssertionError no limite)."""
+    inicio = time.monotonic()
+    while not condicao():
+        assert time.monotonic() - inicio < limite, f"condição não atendida em {limite} s"
+        time.sleep(passo)
+    return time.monotonic() - inicio
+
+
+class Vigiar:
+    """`sincronizar_bancos.py vigiar` como processo filho (o processo é o assunto: sinais, código de saída,
+    ciclos), no ambiente e na pasta do par. A saída (stdout e stderr juntos) é lida numa thread enquanto ele
+    roda (um pipe cheio o travaria) e anotada no log da varredura de segredos ao terminar."""
+
+    def __init__(self, par, *args: str, **extra: str):
+        self.par = par
+        self.proc = subprocess.Popen(comando_script("vigiar", *args), env=par.ambiente(**extra), cwd=par.tmp_path,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, encoding="utf-8")
+        self.linhas: list[str] = []
+        self._leitor = threading.Thread(target=self._ler, daemon=True)
+        self._leitor.start()
+
+    def _ler(self) -> None:
+        for linha in self.proc.stdout:
+            self.linhas.append(linha)
+
+    @property
+    def saida(self) -> str:
+        return "".join(self.linhas)
+
+    def esperar_texto(self, texto: str, limite: float = 30, vezes: int = 1) -> float:
+        """Espera `texto` aparecer `vezes` vezes na saída (o processo não pode ter terminado antes)."""
+        def chegou() -> bool:
+            assert self.proc.poll() is None or self.saida.count(texto) >= vezes, self.saida[-3000:]
+            return self.saida.count(texto) >= vezes
+        return esperar(chegou, limite)
+
+    def batimento(self) -> dict:
+        """O vigiar.json da pasta de dados (o que o painel lê)."""
+        return json.loads((self.par.dados / "vigiar.json").read_text(encoding="utf-8"))
+
+    def parar(self, sinal: int = signal.SIGTERM, limite: float = 20) -> tuple[int, float]:
+        """Manda o sinal e espera o fim: (código de saída, segundos até sair)."""
+        inicio = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sinal)
+        try:
+            self.proc.wait(timeout=limite)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._leitor.join(5)
+            anotar_saida("vigiar", self.proc.returncode, self.saida, "")
+        return self.proc.returncode, time.monotonic() - inicio
 
 
 def rodar_wrapper(par, *args: str, env: dict | None = None, timeout: float = 180,

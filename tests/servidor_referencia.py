@@ -36,6 +36,8 @@ Comportamentos de produção que os testes de ponta a ponta reproduzem:
   HTML de um nginx, antes da aplicação (nada é gravado, o host nem acorda); a requisição é contada.
   `rota`/`metodo` "*" casam qualquer um. `para` pode ser qualquer texto (outro servidor, https, uma URL
   com usuário:senha ou token). `redirecionar(None)` desfaz.
+- Compressão: `comprimir()` responde com gzip (Content-Encoding: gzip) a quem pede Accept-Encoding: gzip,
+  como o proxy de uma hospedagem na frente do Flask; `comprimir(False)` desfaz.
 - Cópia de segurança: `export_data()` / `import_data(copia)` ("voltei o backup de ontem").
 - Pausa numa requisição: `pausa = pausar("POST", "/admin/devices/create", skip=9)` segura a 10ª que
   casar (por padrão depois de a aplicação gravar, antes de responder); `pausa.chegou` (Event) avisa que
@@ -82,6 +84,7 @@ import collections
 import copy
 import datetime as dt
 import email.utils
+import gzip
 import hashlib
 import hmac
 import io
@@ -1210,6 +1213,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_gzip(self, status: int, body: bytes, content_type: str) -> None:
+        """Como send_raw, com o corpo comprimido (gzip) e Content-Length do comprimido."""
+        packed = gzip.compress(body, compresslevel=6)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Vary", "Accept-Encoding")
+        self.send_header("Content-Length", str(len(packed)))
+        self.end_headers()
+        self.wfile.write(packed)
+
     def send_trickled(self, status: int, body: bytes, content_type: str, seconds_per_byte: float,
                       headers_too: bool, stop: threading.Event) -> None:
         """Envia a resposta um byte por vez; cliente que desiste ou stop() só encerram a conexão."""
@@ -1685,7 +1699,14 @@ class ServidorReferencia:
             with self._sockets_lock:
                 self._limited.append(record)
             return handler.send_limited(status, body, content_type, rate, silent_after, self._stop_event, record)
+        if getattr(self, "_gzip", False) and "gzip" in (handler.headers.get("Accept-Encoding") or "").lower():
+            return handler.send_gzip(status, body, content_type)
         return handler.send_raw(status, body, content_type)
+
+    def comprimir(self, ligar: bool = True) -> None:
+        """Respostas da aplicação comprimidas com gzip (Content-Encoding: gzip) para quem pede
+        Accept-Encoding: gzip, como o proxy de uma hospedagem (Render, Cloudflare) faz na frente do Flask."""
+        self._gzip = bool(ligar)
 
     def _answer_redirect(self, handler, template: str, path: str, entry: list) -> bool:
         """redirecionar(): o 3xx de um proxy na frente do app (a aplicação não vê a requisição)."""

@@ -191,6 +191,7 @@ LEITORES_DOS_NOSSOS_ARQUIVOS = {
     "from_columns": "HistoryRow.from_columns, chamado só por History._decoded (a mesma leitura)",
     "audit_trail": "linhas da auditoria no historico.sqlite3 → AuditEntry",
     "_state_from_json": "o estado do par (ESTADO.json) → PairState",
+    "read_watch": "o batimento do vigiar (vigiar.json) → WatchBeat",
     "add_aside": "o registro guardado à parte (historico-pendente/*.json) → linhas do histórico",
 }
 # Funções que leem chaves com os mesmos nomes em documentos que NÃO são nossos, e por quê.
