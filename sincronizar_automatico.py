@@ -928,6 +928,13 @@ def _descrever(resultado: ResultadoTentativa) -> str:
     return significado(resultado.codigo)
 
 
+def _vigiar_ativo(pasta_dados) -> bool:
+    """O vigiar segura a trava e completa ciclos (o batimento dele, lido pelo leitor tipado do script)? Então
+    a execução agendada sai com 0 sem resumo novo, e isso não é aviso."""
+    batimento = sb.read_watch(str(pasta_dados))
+    return batimento is not None and batimento.active and batimento.alive(datetime.now().astimezone())
+
+
 def uma_tentativa(ajustes: Ajustes, comando, tentativa: int, registro: Registro, desfecho: Desfecho) -> None:
     """Roda o filho uma vez e anota em `desfecho` o código, o resultado e o resumo desta tentativa."""
     arquivo_resumo = ajustes.pasta_dados / NOME_ULTIMA_EXECUCAO
@@ -941,6 +948,9 @@ def uma_tentativa(ajustes: Ajustes, comando, tentativa: int, registro: Registro,
     registro.info(f"tentativa {tentativa} terminou com código {resultado.codigo} ({_descrever(resultado)}).")
     if desfecho.resumo and desfecho.resumo.message is not None:
         registro.info(f"resumo: {desfecho.resumo.message}")
+    elif resultado.codigo == 0 and _vigiar_ativo(ajustes.pasta_dados):
+        registro.info("o vigiar (modo contínuo) está ativo e mantém os backups em dia: esta execução agendada não "
+                      "tinha nada a fazer (não há resumo novo).")
     elif not resultado.tempo_esgotado:
         registro.aviso(f"{NOME_ULTIMA_EXECUCAO} ausente ou desatualizado após a tentativa {tentativa}.")
 

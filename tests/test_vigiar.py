@@ -15,7 +15,7 @@ import time
 
 import pytest
 import sincronizar_bancos as sb
-from apoio import Vigiar, esperar, semear_licencas
+from apoio import Vigiar, esperar, rodar_wrapper, semear_licencas
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sinais a um filho só em POSIX")
 
@@ -186,6 +186,10 @@ def test_execucao_agendada_com_o_vigiar_ativo_sai_com_zero_restaurar_com_tres_e_
         agendada = par.rodar()
         assert agendada.codigo == 0, agendada.stderr
         assert f"vigiar está ativo (pid {pid}): nada a fazer" in agendada.stdout
+        involucro = rodar_wrapper(par)  # o agendador: 0, e o log diz por que não há resumo novo (não é aviso)
+        assert involucro.returncode == 0, involucro.stdout[-2000:]
+        log = (par.dados / "logs" / "sincronizacao.log").read_text(encoding="utf-8")
+        assert "o vigiar (modo contínuo) está ativo" in log and "ausente ou desatualizado" not in log, log[-2000:]
         restaurar = par.rodar("restaurar")
         assert restaurar.codigo == 3
         assert f"vigiar está ativo (pid {pid})" in restaurar.stderr and "pare o vigiar" in restaurar.stderr
