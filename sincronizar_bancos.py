@@ -7197,12 +7197,7 @@ class Run:
             if warning:
                 outcome.warnings.append(SECRETS.mask(warning))
         seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
-        limits: list[Divergence] = []
-        if not d.restore:  # o que o backup não consegue guardar (MySQL, versão antiga) não é regravado
-            source, target, limits, options = self.learn_limits(d, source, target, outcome.clock, options)
-        with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
-            plan = plan_pair(source, target, outcome.clock, swap_state(state) if d.restore and state else state,
-                             options, limits)
+        plan, source, target = self.plan_on(d, state, options, source, target, outcome.clock)
         outcome.plan = plan
         outcome.parity_before = plan.parity_now()
         self.observe(outcome, source, target, plan)
@@ -7319,18 +7314,25 @@ class Run:
             self.snapshots[server.url] = answer
         return answers[0], answers[1]
 
+    def plan_on(self, d: Direction, state: PairState | None, options: PlanOptions, source: Snapshot,
+                target: Snapshot, clock: Clock) -> tuple[Plan, Snapshot, Snapshot]:
+        """O único caminho até o planejador (primeira rodada e releituras): os limites do backup (learn_limits:
+        o que ele não consegue guardar não é regravado) e plan_pair, com o estado como o plano o vê (em
+        restaurar, com os lados trocados: a origem é o backup). Devolve o plano e os retratos que ele leu."""
+        limits: list[Divergence] = []
+        if not d.restore:
+            source, target, limits, options = self.learn_limits(d, source, target, clock, options)
+        with collector_paused():
+            plan = plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
+                             options, limits)
+        return plan, source, target
+
     def replan(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions, source: Snapshot,
                target: Snapshot, clock: Clock) -> Plan:
         """O plano sobre uma releitura, com as mesmas opções da primeira rodada (o diário da execução anterior
-        já foi usado por ela) e os mesmos limites do backup (learn_limits)."""
-        d = outcome.direction
-        again_options = dataclasses.replace(options, journal=None)
-        limits: list[Divergence] = []
-        if not d.restore:
-            source, target, limits, again_options = self.learn_limits(d, source, target, clock, again_options)
-        with collector_paused():  # restaurar: o estado com os lados trocados (a origem é o backup)
-            return plan_pair(source, target, clock, swap_state(state) if d.restore and state else state,
-                             again_options, limits)
+        já foi usado por ela)."""
+        return self.plan_on(outcome.direction, state, dataclasses.replace(options, journal=None), source, target,
+                            clock)[0]
 
     def learn_limits(self, d: Direction, source: Snapshot, target: Snapshot, clock: Clock,
                      options: PlanOptions) -> tuple[Snapshot, Snapshot, list[Divergence], PlanOptions]:
