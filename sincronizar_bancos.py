@@ -2234,7 +2234,7 @@ def _shared_keys(snap: "Snapshot") -> tuple[set[str], set[str]]:
             {mysql_key(u.strip()) for u in snap.users})
 
 
-def foreign_backup(primary: "Snapshot", backup: "Snapshot", restore: bool = False) -> str | None:
+def foreign_backup(primary: "Snapshot", backup: "Snapshot", into_primary: bool = False) -> str | None:
     """O que foi achado, quando o `backup` não parece ser um backup deste `primary` (None quando parece).
     Quem chama só pergunta quando não há estado salvo do par (com estado, valem as travas de perda de dados).
 
@@ -2245,11 +2245,12 @@ def foreign_backup(primary: "Snapshot", backup: "Snapshot", restore: bool = Fals
     backup que já recebeu algo do principal tem pelo menos uma chave em comum. Muitos registros e nada em comum
     é o servidor de outro vendedor (uma URL copiada por engano): sincronizar escreveria nele e as licenças dele
     pareceriam "vendas feitas no backup" a levar ao principal. Um principal sem nenhum registro fica de fora ao
-    sincronizar: é a regra da perda de dados (voltou vazio), que para o par e diz como recompletá-lo. Em
-    restaurar (`restore`) não: nada prova que um servidor cheio é backup de um principal vazio sem estado do par,
-    e restaurar copiaria para o principal tudo o que ele tem."""
+    sincronizar num sentido só: é a regra da perda de dados (voltou vazio), que para o par e diz como
+    recompletá-lo. Quando o par grava no principal (`into_primary`: restaurar e bidirecional) não: nada prova que
+    um servidor cheio é backup de um principal vazio sem estado do par, e o par copiaria para o principal tudo o
+    que ele tem (no bidirecional sem estado, um lado vazio é só a primeira sincronização para a trava de perda)."""
     empty = not primary.license_count and not primary.users
-    if empty and not restore:
+    if empty and not into_primary:
         return None
     total = backup.license_count + len(backup.users)
     if total < FOREIGN_MIN_RECORDS:
@@ -7182,7 +7183,8 @@ class Run:
             raise SafetyStop(f"o backup de origem {d.source.url} também está vazio: nada a restaurar")
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
         if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
-            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url], d.restore)
+            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url],
+                                   into_primary=d.restore or cfg.mode == Mode.TWO_WAY)
             if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
                 raise ConfigError(SECRETS.mask(foreign_backup_error(found, d)))
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1

@@ -234,3 +234,16 @@ def test_principal_vazio_e_backup_de_outro_vendedor_nunca_sugere_nem_faz_copia_p
     assert r2.codigo == 2, saida(r2)[-3000:]
     _sem_escritas(par.principal, par.backup)
     assert "--aceitar-backup-desconhecido" in saida(r2)
+
+
+def test_bidirecional_com_principal_vazio_e_backup_de_outro_vendedor_e_recusado_antes_de_gravar(par):
+    """Revisão: no bidirecional sem estado, um principal vazio não cai na trava de perda de dados (é a 'primeira
+    sincronização'), e foreign_backup pulava o principal vazio: as 40 licenças e os 2 usuários de outro vendedor
+    eram copiados para o principal, com código 0. O par é recusado antes de qualquer escrita (código 2)."""
+    _servidor_de_outro_vendedor(par.backup, licencas=40, usuarios=2)
+    r = par.rodar("--bidirecional", "--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    _sem_escritas(par.principal, par.backup)
+    assert par.principal.devices() == {}
+    _sem_sugestao_de_copiar_para_o_principal(r)
