@@ -2244,7 +2244,7 @@ def _shared_keys(snap: "Snapshot") -> tuple[set[str], set[str]]:
             {mysql_key(u.strip()) for u in snap.users})
 
 
-def foreign_backup(primary: "Snapshot", backup: "Snapshot") -> str | None:
+def foreign_backup(primary: "Snapshot", backup: "Snapshot", into_primary: bool = False) -> str | None:
     """O que foi achado, quando o `backup` não parece ser um backup deste `primary` (None quando parece).
     Quem chama só pergunta quando não há estado salvo do par (com estado, valem as travas de perda de dados).
 
@@ -2254,13 +2254,21 @@ def foreign_backup(primary: "Snapshot", backup: "Snapshot") -> str | None:
     nele enquanto o principal estava fora: menos de 10 passa e elas são relatadas como "só no backup"); um
     backup que já recebeu algo do principal tem pelo menos uma chave em comum. Muitos registros e nada em comum
     é o servidor de outro vendedor (uma URL copiada por engano): sincronizar escreveria nele e as licenças dele
-    pareceriam "vendas feitas no backup" a levar ao principal. Um principal sem nenhum registro fica de fora:
-    é a regra da perda de dados (voltou vazio), que para o par e diz como recompletá-lo."""
-    if not primary.license_count and not primary.users:
+    pareceriam "vendas feitas no backup" a levar ao principal. Um principal sem nenhum registro fica de fora ao
+    sincronizar num sentido só: é a regra da perda de dados (voltou vazio), que para o par e diz como
+    recompletá-lo. Quando o par grava no principal (`into_primary`: restaurar e bidirecional) não: nada prova que
+    um servidor cheio é backup de um principal vazio sem estado do par, e o par copiaria para o principal tudo o
+    que ele tem (no bidirecional sem estado, um lado vazio é só a primeira sincronização para a trava de perda)."""
+    empty = not primary.license_count and not primary.users
+    if empty and not into_primary:
         return None
     total = backup.license_count + len(backup.users)
     if total < FOREIGN_MIN_RECORDS:
         return None
+    if empty:
+        return (f"o principal está vazio, o backup {backup.server_url} tem "
+                f"{plural(backup.license_count, 'licença')} e {plural(len(backup.users), 'usuário')}, e não há "
+                "estado salvo deste par: nada prova que ele é um backup deste principal")
     (p_licenses, p_users), (b_licenses, b_users) = _shared_keys(primary), _shared_keys(backup)
     if p_licenses & b_licenses or p_users & b_users:
         return None
@@ -7185,7 +7193,8 @@ class Run:
             raise SafetyStop(f"o backup de origem {d.source.url} também está vazio: nada a restaurar")
         state, warning = load_state(cfg.data_dir, d.primary.url, d.backup.url, set_aside=not cfg.simulate)
         if state is None and warning is None and d.backup.url not in cfg.accept_unknown:
-            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url])
+            found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url],
+                                   into_primary=d.restore or cfg.mode == Mode.TWO_WAY)
             if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
                 raise ConfigError(SECRETS.mask(foreign_backup_error(found, d)))
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1

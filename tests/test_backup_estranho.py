@@ -215,3 +215,35 @@ def _snap(url, licencas=(), usuarios=()):
 def test_regra_do_backup_estranho(principal, backup, estranho):
     p, b = _snap("https://p", *principal), _snap("https://b", *backup)
     assert (sb.foreign_backup(p, b) is not None) is estranho
+
+
+def test_principal_vazio_e_backup_de_outro_vendedor_nunca_sugere_nem_faz_copia_para_o_principal(par):
+    """Revisão: o principal novo (ou que voltou vazio do disco efêmero) com a URL de outro vendedor como backup
+    e nenhum estado do par. foreign_backup não olha um principal vazio (fica para a regra da perda de dados), e
+    essa regra sugere `restaurar --de <servidor de outro vendedor>`; restaurar também não recusa (o principal
+    vazio passa em foreign_backup) e copia 40 licenças e 2 usuários de outro vendedor para o principal."""
+    _servidor_de_outro_vendedor(par.backup, licencas=40, usuarios=2)
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo in (2, 5), saida(r)[-3000:]
+    _sem_escritas(par.principal, par.backup)
+    # o comando que a parada sugere (restaurar --de <esse servidor>) é recusado antes de qualquer escrita
+    r2 = par.rodar("restaurar", "--de", par.backup.url, "--sem-progresso")
+    sem_traceback(r2)
+    assert not [k for k in par.principal.devices() if k.startswith("OUTRO")], saida(r2)[-3000:]
+    assert r2.codigo == 2, saida(r2)[-3000:]
+    _sem_escritas(par.principal, par.backup)
+    assert "--aceitar-backup-desconhecido" in saida(r2)
+
+
+def test_bidirecional_com_principal_vazio_e_backup_de_outro_vendedor_e_recusado_antes_de_gravar(par):
+    """Revisão: no bidirecional sem estado, um principal vazio não cai na trava de perda de dados (é a 'primeira
+    sincronização'), e foreign_backup pulava o principal vazio: as 40 licenças e os 2 usuários de outro vendedor
+    eram copiados para o principal, com código 0. O par é recusado antes de qualquer escrita (código 2)."""
+    _servidor_de_outro_vendedor(par.backup, licencas=40, usuarios=2)
+    r = par.rodar("--bidirecional", "--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)[-3000:]
+    _sem_escritas(par.principal, par.backup)
+    assert par.principal.devices() == {}
+    _sem_sugestao_de_copiar_para_o_principal(r)

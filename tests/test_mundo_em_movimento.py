@@ -229,3 +229,23 @@ def test_atividade_do_vendedor_durante_a_execucao_nunca_termina_com_0_e_veredito
                 assert par.principal.write_count() == 0
         finally:
             par.parar()
+
+
+def test_perda_vista_so_na_releitura_final_nao_diz_que_nada_foi_gravado(par):
+    """Revisão: a releitura final (settle → merge_final) acha uma perda de dados no principal (as duas mais
+    novas somem durante as escritas) e para o par com 5 — mas a primeira rodada já gravou (o estorno de L05 no
+    backup). O texto não pode dizer 'NADA foi gravado neste par' (loss_text só conhece a parada antes das
+    escritas)."""
+    _semear(par, [f"L{i:02d}" for i in range(20)])
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.set_status("L05", "blocked")
+
+    def some_as_mais_novas(_srv) -> None:
+        par.principal.remove_device("L19")
+        par.principal.remove_device("L18")
+    par.backup.on_request("POST", "/admin/devices/<id>/deactivate", some_as_mais_novas, when="before")
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    assert r.codigo == 5, saida(r)[-3000:]
+    assert par.backup.devices()["L05"]["status"] == "blocked"  # houve escrita neste par
+    assert "NADA foi gravado neste par" not in saida(r), saida(r)[-3000:]

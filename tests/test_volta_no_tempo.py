@@ -316,3 +316,26 @@ def test_restaurar_devolve_a_licenca_como_era_antes_do_nosso_bloqueio(par):
     assert r2.codigo == 0, saida(r2)[-3000:]
     assert par.backup.veredito("LIC-005") and par.principal.veredito("LIC-005")
     assert backup_libera_o_que_o_principal_nega(par) == []
+
+
+def test_reembolso_das_duas_vendas_mais_novas_nao_para_o_par_nem_sugere_restaura_las(par):
+    """Revisão: o vendedor estorna (apaga) as duas vendas mais novas, já sincronizadas, sem cópia restaurada
+    (nenhum id reusado). São reembolsos: bloqueadas no backup e o par segue. Hoje vanished_together chama de
+    'cópia anterior restaurada' (VANISHED_NEWEST_MIN = 2), para com 5 a cada execução e sugere restaurar, que
+    devolve ao principal, LIBERADAS, as duas licenças reembolsadas."""
+    semear(par.principal, 100)
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.add_device("VENDA-A", owner_name="Comprou A", cpf="1")
+    par.principal.add_device("VENDA-B", owner_name="Comprou B", cpf="2")
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.remove_device("VENDA-A")  # estornos
+    par.principal.remove_device("VENDA-B")
+    r = par.rodar("--sem-progresso")
+    sem_traceback(r)
+    texto = saida(r)
+    # o comando sugerido não pode ser o que traz os reembolsos de volta, liberados, ao principal
+    if f"restaurar --de {par.backup.url}" in texto:
+        r2 = par.rodar("restaurar", "--de", par.backup.url, "--sem-progresso")
+        assert not par.principal.veredito("VENDA-A") and not par.principal.veredito("VENDA-B"), saida(r2)[-3000:]
+    assert r.codigo == 0, texto[-3000:]
+    assert backup_libera_o_que_o_principal_nega(par) == []
