@@ -3116,6 +3116,9 @@ class Plan:
     backup_sales: list[str] = dataclasses.field(default_factory=list)  # ... criadas lá depois da última sincronização
     backup_unknown: list[str] = dataclasses.field(default_factory=list)  # ... sem como saber se venda ou reembolso
     not_restored: list[str] = dataclasses.field(default_factory=list)  # restaurar: apagadas no principal, não recriadas
+    # as mais novas do principal que sumiram juntas, poucas para chamar de cópia restaurada (VANISHED_NEWEST_DOUBT):
+    # bloqueadas no backup como reembolsos, e o par sai com 1 dizendo como devolvê-las se eram vendas
+    newest_vanished: list[str] = dataclasses.field(default_factory=list)
     # restaurar: bloqueadas no backup pela ferramenta (sumiram do principal) que voltam ao principal como eram
     # antes do bloqueio (liberadas); o backup segue bloqueado até a próxima sincronização normal
     unblocked: list[str] = dataclasses.field(default_factory=list)
@@ -3966,8 +3969,12 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
         shrink_limit = options.max_deletions if options.max_deletions is not None else \
             default_max_deletions(state.count_primary)
     # restaurar não bloqueia nem apaga no destino o que sumiu da origem: lá o sumiço não é perda
-    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back),
-                     primary_went_back(state, primary, backup), shrink_limit, guard_vanished=options.protect_target)
+    went_back = primary_went_back(state, primary, backup)
+    reversible = not two_way and not options.mirror  # o sumiço vira bloqueio no backup, não exclusão
+    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back), went_back, shrink_limit,
+                     guard_vanished=options.protect_target, reversible=reversible)
+    newest_vanished = doubtful_newest(state, primary, went_back[1]) \
+        if loss is None and options.protect_target and reversible else []
     if loss is not None:
         loss = dataclasses.replace(loss, **damage(loss.side, state, primary, backup, planner))
     halted = loss is not None and not forced_past(loss, options)
@@ -3977,7 +3984,7 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     return Plan(
         halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
         backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
-        unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
+        newest_vanished=newest_vanished, unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
         backup_only_allowed=[k for k in backup_only
                              if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
         user_actions=user_actions, license_chains=planner.chains,
@@ -4037,12 +4044,16 @@ def primary_went_back(state: PairState | None, primary: Snapshot, backup: Snapsh
     return sorted(back), sorted(gone)
 
 
-VANISHED_NEWEST_MIN = 2  # as mais novas sumidas juntas a partir daqui: cópia anterior restaurada
+VANISHED_NEWEST_MIN = 3  # as mais novas sumidas juntas a partir daqui: cópia anterior restaurada
+# duas mais novas juntas (sem id reusado): reembolsos OU uma cópia de pouco antes. Bloqueadas no backup como
+# reembolsos (reversível: o status de antes fica no estado) e o par sai com 1, com os dois comandos
+VANISHED_NEWEST_DOUBT = 2
 VANISHED_BLOCK_MIN = 3  # um bloco seguido da listagem (meio ou fim) a partir daqui: listagem cortada
 
 
-def vanished_together(state: PairState, side: Side, snap: Snapshot,
-                      gone: list[str]) -> tuple[LossKind | None, tuple[str, ...], tuple[str, ...], int]:
+def vanished_together(state: PairState, side: Side, snap: Snapshot, gone: list[str],
+                      newest_min: int = VANISHED_NEWEST_MIN
+                      ) -> tuple[LossKind | None, tuple[str, ...], tuple[str, ...], int]:
     """Como sumiram do lado `side` (`snap`) as licenças `gone` (presentes nele na última sincronização e ainda
     no outro lado). A ordem de criação é o `id` local guardado no estado (a listagem vem da mais nova para a
     mais antiga). Uma cópia anterior restaurada pelo provedor perde as MAIS NOVAS, juntas, e devolve o contador
@@ -4068,16 +4079,29 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot,
         run = run + 1 if mark else 0
         longest = max(longest, run)
     ordered = tuple(k for k in order if k in lost) + tuple(sorted(lost - set(order)))
-    if reused or newest >= VANISHED_NEWEST_MIN:
+    if reused or newest >= newest_min:
         return LossKind.RESTORED, ordered, reused, newest
     if longest >= VANISHED_BLOCK_MIN:
         return LossKind.CUT, ordered, (), newest
     return None, ordered, (), newest
 
 
+def doubtful_newest(state: PairState | None, primary: Snapshot, gone: list[str]) -> list[str]:
+    """As licenças mais novas do principal que sumiram juntas quando são poucas para parar o par
+    (VANISHED_NEWEST_DOUBT até VANISHED_NEWEST_MIN − 1, sem id reusado): reembolsos das últimas vendas ou uma
+    cópia de pouco antes, sem como saber. Da mais nova para a mais antiga; vazio quando não é o caso."""
+    if state is None or not gone:
+        return []
+    kind, ordered, _reused, newest = vanished_together(state, Side.PRIMARY, primary, gone)
+    if kind is not None or newest < VANISHED_NEWEST_DOUBT:
+        return []
+    return list(ordered[:newest])
+
+
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
               rolled_back: Sequence[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
-              shrink_limit: int | None = None, guard_vanished: bool = False) -> DataLoss | None:
+              shrink_limit: int | None = None, guard_vanished: bool = False,
+              reversible: bool = True) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
     da metade das licenças desde a última sincronização, voltou a uma cópia antiga (`primary_back`: algum
@@ -4102,7 +4126,9 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     if back and len(back) + len(gone) >= ROLLBACK_MIN:
         return DataLoss(Side.PRIMARY, LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
                         tuple(sorted(back + gone)))
-    together, ordered, reused, newest = vanished_together(state, Side.PRIMARY, primary, gone) \
+    # o sumiço vira bloqueio (reversível) só no unidirecional sem --espelhar; senão, exclusão: lá duas já param
+    newest_min = VANISHED_NEWEST_MIN if reversible else VANISHED_NEWEST_DOUBT
+    together, ordered, reused, newest = vanished_together(state, Side.PRIMARY, primary, gone, newest_min) \
         if guard_vanished and state else (None, (), (), 0)
     if together is not None:
         return DataLoss(Side.PRIMARY, together, primary.license_count, before_p, backup.license_count,
@@ -6003,7 +6029,8 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
     in_conflict = {c.key for c in outcome.open_conflicts}
     parity_problem = outcome.parity is None or outcome.parity.ignored or set(outcome.parity.different) - in_conflict
     if outcome.failures or outcome.leftover or outcome.warnings or parity_problem or plan.skipped_users \
-            or plan.backup_sales or plan.backup_unknown:  # liberada só no backup: nunca sai com 0
+            or plan.backup_sales or plan.backup_unknown \
+            or plan.newest_vanished:  # liberada só no backup, venda talvez negada por nós: nunca sai com 0
         return ExitCode.FAILURES, PairStatus.FAILURES
     if outcome.open_conflicts:
         return ExitCode.FAILURES, PairStatus.CONFLICTS
@@ -6197,6 +6224,7 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
         "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
                                              backup_only_commands(d), strict=True)),
         "nao_restauradas": plan.not_restored,
+        "mais_novas_sumidas": plan.newest_vanished,
         "restauradas_como_antes_do_bloqueio": plan.unblocked,
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
@@ -6442,6 +6470,12 @@ class TextReport:
                     "se é venda feita lá ou licença apagada no principal (estado salvo ausente ou de outra URL): "
                     + sample(plan.backup_unknown) + f". Se são vendas: {bring}. Se foram apagadas no principal "
                     f"(reembolso): {block} (bloqueio reversível; --espelhar apagaria).")
+        if plan.newest_vanished and not plan.halted:
+            rep.say(f"   ⚠️  As {plural(len(plan.newest_vanished), 'licença mais nova', 'licenças mais novas')} do "
+                    "principal sumiram juntas desde a última sincronização e foram bloqueadas no backup como "
+                    f"reembolsos (bloqueio reversível): {sample(plan.newest_vanished)}. Se foram reembolsos, nada a "
+                    "fazer. Se o principal voltou de uma cópia de segurança e elas eram vendas, devolva-as ao "
+                    f"principal como eram antes do bloqueio: {refill_command(outcome.direction, Role.PRIMARY)}.")
         other_allowed = sorted(set(plan.backup_only_allowed) - set(plan.backup_sales) - set(plan.backup_unknown))
         if other_allowed and not outcome.direction.restore:
             rep.say(f"   ⚠️  {plural(len(other_allowed), 'licença')} só no backup "

@@ -392,7 +392,8 @@ def estado_com_ids() -> sb.PairState:
 # (descrição, sumidas do principal, vendas novas no principal depois: chave → id, o que se espera)
 CASOS_SUMICO = [
     ("as 8 mais novas juntas → cópia restaurada", CEM[-8:], {}, sb.LossKind.RESTORED),
-    ("as 2 mais novas juntas → cópia restaurada", CEM[-2:], {}, sb.LossKind.RESTORED),
+    ("as 3 mais novas juntas → cópia restaurada", CEM[-3:], {}, sb.LossKind.RESTORED),
+    ("as 2 mais novas juntas → reembolsos, mas o par sai com 1 (newest_vanished)", CEM[-2:], {}, None),
     ("a mais nova só, e uma venda nova com o id dela → cópia restaurada (contador de ids voltou)",
      CEM[-1:], {"NOVA": 100}, sb.LossKind.RESTORED),
     ("a mais nova só → reembolso", CEM[-1:], {}, None),
@@ -417,6 +418,7 @@ def test_sumico_do_principal_separa_copia_restaurada_e_listagem_cortada_de_reemb
         assert not plan.halted and plan.loss is None
         assert sorted(a.key for a in plan.actions if a.kind == sb.BLOCK) == sorted(sumidas)
         assert all(a.absence for a in plan.actions if a.kind == sb.BLOCK)
+        assert plan.newest_vanished == (sorted(sumidas, reverse=True) if sumidas == CEM[-2:] else [])
     else:  # para: nada gravado, e as sumidas nomeadas da mais nova para a mais antiga
         assert plan.halted and plan.actions == []
         assert (plan.loss.side, plan.loss.kind) == ("principal", esperado)
@@ -428,10 +430,11 @@ def test_sumico_do_principal_separa_copia_restaurada_e_listagem_cortada_de_reemb
 def test_copia_restaurada_para_tambem_no_espelhar_e_no_bidirecional(modo):
     """Com --espelhar ou no bidirecional o sumiço viraria EXCLUSÃO no backup: a mesma regra para o par."""
     estado = estado_com_ids()
-    p = snap_ids(CEM[:-8])
     b = snap_ids(CEM, {k: 1000 + i for i, k in enumerate(CEM)}, url="http://b")
-    plan = sb.plan_pair(p, b, HOJE, estado, sb.PlanOptions(mode=modo, mirror=modo == sb.Mode.ONE_WAY))
-    assert plan.halted and plan.loss.kind == sb.LossKind.RESTORED and plan.actions == []
+    for perdidas in (8, 2):  # lá até as 2 mais novas param: seriam excluídas, não bloqueadas (irreversível)
+        p = snap_ids(CEM[:-perdidas])
+        plan = sb.plan_pair(p, b, HOJE, estado, sb.PlanOptions(mode=modo, mirror=modo == sb.Mode.ONE_WAY))
+        assert plan.halted and plan.loss.kind == sb.LossKind.RESTORED and plan.actions == [], perdidas
 
 
 def test_sem_ids_no_estado_o_sumico_segue_a_regra_de_antes():

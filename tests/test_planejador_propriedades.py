@@ -311,10 +311,11 @@ def test_reembolsos_espalhados_seguem_e_sao_bloqueados_no_backup(posicoes, venda
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(2, 5), reembolsos_espalhados(), st.integers(0, 3))
+@given(st.integers(3, 5), reembolsos_espalhados(), st.integers(0, 3))
 def test_copia_restaurada_sempre_para_o_par_sem_gravar_nada(perdidas, posicoes, vendas_depois):
-    """A cópia perde as `perdidas` mais novas (e o que mais tiver sido apagado antes dela); as vendas feitas
-    depois da restauração reusam os ids das perdidas. O par para, em qualquer combinação."""
+    """A cópia perde as `perdidas` mais novas, 3 ou mais (e o que mais tiver sido apagado antes dela); as vendas
+    feitas depois da restauração reusam os ids das perdidas. O par para, em qualquer combinação. (Duas mais novas
+    sem id reusado são reembolsos ou uma cópia de pouco antes: bloqueadas, código 1 — test_planejador.)"""
     estado = _sincronizado()
     sumidas = set(SESSENTA[-perdidas:]) | {SESSENTA[p] for p in posicoes}
     primeiro_id = 61 - perdidas
