@@ -4213,7 +4213,9 @@ def merge_final(plan: Plan, again: Plan) -> Plan:
         plan, halted=plan.halted or again.halted, loss=again.loss if again.halted else plan.loss,
         held_deletions=plan.held_deletions + [a for a in again.held_deletions if a.key not in held],
         backup_only_allowed=again.backup_only_allowed, backup_sales=again.backup_sales,
-        backup_unknown=again.backup_unknown), again.conflicts)
+        backup_unknown=again.backup_unknown,
+        newest_vanished=plan.newest_vanished + [k for k in again.newest_vanished if k not in plan.newest_vanished]),
+        again.conflicts)
 
 
 def merge_conflicts(plan: Plan, found: Iterable[Conflict]) -> Plan:
@@ -6058,8 +6060,9 @@ def backup_only_commands(d: Direction) -> tuple[str, str]:
             f"{PY} sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
 
 
-def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
-    """A perda de dados de um lado, em português, com os números e o comando que resolve."""
+def loss_text(loss: DataLoss, d: Direction, halted: bool, written: int = 0) -> str:
+    """A perda de dados de um lado, em português, com os números e o comando que resolve. `written`: escritas
+    já confirmadas neste par quando a perda só apareceu na releitura final (a primeira rodada gravou)."""
     lost = d.role_of(loss.side)
     good = lost.other
     url = d.with_role(lost).url
@@ -6116,7 +6119,9 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool) -> str:
     elif loss.kind == LossKind.RESTORED:
         check = (f" (restaurar só cria no {lost} o que falta, com o status que cada licença tem no {good}; "
                  "nada é apagado).")
-    return (f"NADA foi gravado neste par: {what}. Para recompletar o {lost} a partir do {good}, rode: "
+    done = (f"Depois de {plural(written, 'escrita confirmada', 'escritas confirmadas')} neste par, nada mais "
+            "foi gravado" if written else "NADA foi gravado neste par")
+    return (f"{done}: {what}. Para recompletar o {lost} a partir do {good}, rode: "
             f"{refill_command(d, lost, restore_overwrites(loss, d))}{check or '.'}{forced}")
 
 
@@ -6125,7 +6130,7 @@ def safety_text(outcome: "PairOutcome") -> str | None:
     plan = outcome.plan
     if plan is None:
         return None
-    texts = [loss_text(plan.loss, outcome.direction, plan.halted)] if plan.loss else []
+    texts = [loss_text(plan.loss, outcome.direction, plan.halted, confirmed_writes(outcome))] if plan.loss else []
     if plan.limits:
         texts.append(limits_text(plan, outcome.direction))
     return " ".join(texts) or None
