@@ -6752,11 +6752,6 @@ def _utc_text(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%d/%m/%Y %H:%M")
 
 
-def local_date(moment: dt.datetime, zone: str) -> dt.date:
-    """Data no fuso horário do servidor (o veredito usa a data local do processo do servidor)."""
-    return moment.astimezone(zoneinfo.ZoneInfo(zone)).date()
-
-
 def directions(config: Config) -> list[Direction]:
     """Os pares da execução, com os papéis reais; restaurar usa um par só (backup escolhido → principal)."""
     if config.mode != Mode.RESTORE:
