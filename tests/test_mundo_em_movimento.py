@@ -231,20 +231,26 @@ def test_atividade_do_vendedor_durante_a_execucao_nunca_termina_com_0_e_veredito
             par.parar()
 
 
+def _sumir_do_principal_no_estorno(par, chaves) -> None:
+    """Sincroniza 20 licenças, estorna L05 no principal e, no estorno de L05 que a execução seguinte manda ao
+    backup (a primeira escrita dela), apaga `chaves` do principal (a execução vê isso só na releitura final)."""
+    _semear(par, [f"L{i:02d}" for i in range(20)])
+    assert par.rodar("--sem-progresso").codigo == 0
+    par.principal.set_status("L05", "blocked")
+
+    def sumir(_srv) -> None:
+        for chave in chaves:
+            if chave in par.principal.devices():
+                par.principal.remove_device(chave)
+    par.backup.on_request("POST", "/admin/devices/<id>/deactivate", sumir, when="before")
+
+
 def test_perda_vista_so_na_releitura_final_nao_diz_que_nada_foi_gravado(par):
     """Revisão: a releitura final (settle → merge_final) acha uma perda de dados no principal (as três mais
     novas somem durante as escritas: cópia restaurada) e para o par com 5 — mas a primeira rodada já gravou (o
     estorno de L05 no backup). O texto não pode dizer 'NADA foi gravado neste par' (loss_text só conhecia a
     parada antes das escritas)."""
-    _semear(par, [f"L{i:02d}" for i in range(20)])
-    assert par.rodar("--sem-progresso").codigo == 0
-    par.principal.set_status("L05", "blocked")
-
-    def some_as_mais_novas(_srv) -> None:
-        for chave in ("L19", "L18", "L17"):
-            if chave in par.principal.devices():
-                par.principal.remove_device(chave)
-    par.backup.on_request("POST", "/admin/devices/<id>/deactivate", some_as_mais_novas, when="before")
+    _sumir_do_principal_no_estorno(par, ("L19", "L18", "L17"))
     r = par.rodar("--sem-progresso")
     sem_traceback(r)
     assert r.codigo == 5, saida(r)[-3000:]
@@ -256,15 +262,7 @@ def test_perda_vista_so_na_releitura_final_nao_diz_que_nada_foi_gravado(par):
 def test_duas_mais_novas_sumidas_durante_as_escritas_nao_saem_com_0(par):
     """As duas mais novas somem do principal durante as escritas: a releitura final as bloqueia no backup como
     reembolsos (rodada extra) — mas podem ser vendas de uma cópia de pouco antes, então o par sai com 1, nunca 0."""
-    _semear(par, [f"L{i:02d}" for i in range(20)])
-    assert par.rodar("--sem-progresso").codigo == 0
-    par.principal.set_status("L05", "blocked")
-
-    def some_as_duas_mais_novas(_srv) -> None:
-        for chave in ("L19", "L18"):
-            if chave in par.principal.devices():
-                par.principal.remove_device(chave)
-    par.backup.on_request("POST", "/admin/devices/<id>/deactivate", some_as_duas_mais_novas, when="before")
+    _sumir_do_principal_no_estorno(par, ("L19", "L18"))
     r = par.rodar("--sem-progresso")
     sem_traceback(r)
     assert r.codigo == 1, saida(r)[-3000:]
