@@ -29,7 +29,15 @@ Mapa para quem revisa (onde cada decisão mora):
     Liberada ou negada: allows() — a mesma ordem do servidor (bloqueada, vencida, pendente), julgada na
         data LOCAL de cada servidor: Clock (Run.clock_for: o relógio de cada servidor, do cabeçalho Date —
         ServerClock —, e a margem de fusos UTC−12 a UTC+14; SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
-        BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status().
+        BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status();
+        a regra de negar (o destino termina NEGADO se a origem nega ou é incerta) é must_deny(), a única, usada
+        por target_status(), deny_on_target() (toda trava de segurança) e collation_groups().
+    Configuração: cada variável ou opção é uma linha da tabela SETTINGS (tipo, padrão, mínimo, ajuda, opção);
+        Setting.parse valida, setting_value() transforma o erro em ConfigError (código 2).
+    Escrita que falha no meio de uma cadeia (criar → bloquear): Executor._run_chain segue até o bloqueio;
+        se ele falha, Executor.compensate() executa o desfazer que o PLANO decidiu (chain_undo, Action.undo,
+        anotado no diário antes da escrita); sem desfazer possível, Result.left_allowed: relatado (código 1)
+        e a primeira escrita da execução seguinte.
     Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
         Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
@@ -52,7 +60,10 @@ Mapa para quem revisa (onde cada decisão mora):
         renderizações do PairOutcome/RunOutcome; quem grava o registro (histórico e ultima_execucao.json) de
         toda execução, concluída, parada ou com falha, é record_run() (RunRecord). Nenhuma decisão relê o JSON:
         cada arquivo nosso volta tipado por uma leitura só (read_last_run → LastRun, History._decoded →
-        HistoryRow, audit_trail → AuditEntry, journal_entry → JournalEntry; o painel decide por PanelPair).
+        HistoryRow, audit_trail → AuditEntry, journal_entry → JournalEntry, read_watch → WatchBeat).
+    Painel vermelho: _pair_state() julga cada par (PanelPair, de pair_health; o batimento do vigiar pode
+        sobrepor em watch_pairs()); status_document() dá 503 quando algum par não está em dia ou a execução
+        parou antes dos pares.
 
 Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
 um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
@@ -5919,11 +5930,11 @@ class Direction:
 
     @property
     def source(self) -> ServerConfig:
-        return self.backup if self.restore else self.primary
+        return self.server(Side.PRIMARY)
 
     @property
     def target(self) -> ServerConfig:
-        return self.primary if self.restore else self.backup
+        return self.server(Side.BACKUP)
 
     def role_of(self, side: Side) -> Role:
         """O servidor real (principal ou backup) que o plano chama de `side`."""
