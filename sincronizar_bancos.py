@@ -6050,13 +6050,15 @@ def pair_verdict(outcome: PairOutcome, check: bool) -> tuple[int, PairStatus]:
     return ExitCode.OK, PairStatus.OK
 
 
-def refill_command(d: Direction, lost: Role, overwrite: bool = False) -> str:
+def refill_command(d: Direction, lost: Role, overwrite: bool = False, unknown_pair: bool = False) -> str:
     """O comando que recompleta o servidor que perdeu dados a partir do outro (para o principal: restaurar a
     partir do backup, que recria o que falta com o status do backup; `overwrite`: também reverte os registros
-    que voltaram a uma versão antiga, com --forcar)."""
+    que voltaram a uma versão antiga, com --forcar; `unknown_pair`: sem estado salvo do par, restaurar de um
+    principal vazio só é aceito com --aceitar-backup-desconhecido, depois de quem usa conferir o backup)."""
     if lost == Role.BACKUP:
         return f"{PY} sincronizar_bancos.py --backup {d.backup.url}"
-    return f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
+    return (f"{PY} sincronizar_bancos.py restaurar --de {d.backup.url}" + (" --forcar" if overwrite else "")
+            + (f" --aceitar-backup-desconhecido {d.backup.url}" if unknown_pair else ""))
 
 
 def restore_overwrites(loss: DataLoss, d: Direction) -> bool:
@@ -6071,9 +6073,10 @@ def backup_only_commands(d: Direction) -> tuple[str, str]:
             f"{PY} sincronizar_bancos.py --backup {d.backup.url} --bloquear-so-no-backup")
 
 
-def loss_text(loss: DataLoss, d: Direction, halted: bool, written: int = 0) -> str:
+def loss_text(loss: DataLoss, d: Direction, halted: bool, written: int = 0, first_sync: bool = False) -> str:
     """A perda de dados de um lado, em português, com os números e o comando que resolve. `written`: escritas
-    já confirmadas neste par quando a perda só apareceu na releitura final (a primeira rodada gravou)."""
+    já confirmadas neste par quando a perda só apareceu na releitura final (a primeira rodada gravou);
+    `first_sync`: não há estado salvo do par (o backup pode nem ser deste principal: confira antes)."""
     lost = d.role_of(loss.side)
     good = lost.other
     url = d.with_role(lost).url
@@ -6132,8 +6135,13 @@ def loss_text(loss: DataLoss, d: Direction, halted: bool, written: int = 0) -> s
                  "nada é apagado).")
     done = (f"Depois de {plural(written, 'escrita confirmada', 'escritas confirmadas')} neste par, nada mais "
             "foi gravado" if written else "NADA foi gravado neste par")
+    unknown = first_sync and lost == Role.PRIMARY
+    if unknown:  # um principal vazio não diz de quem é o backup: copiar um servidor alheio seria o pior erro
+        check = (f" (não há estado salvo deste par: antes, confira no painel de {d.backup.url} que ele é mesmo o "
+                 "backup deste principal; se for de outro vendedor, restaurar copiaria as licenças dele para o seu "
+                 "principal).")
     return (f"{done}: {what}. Para recompletar o {lost} a partir do {good}, rode: "
-            f"{refill_command(d, lost, restore_overwrites(loss, d))}{check or '.'}{forced}")
+            f"{refill_command(d, lost, restore_overwrites(loss, d), unknown)}{check or '.'}{forced}")
 
 
 def safety_text(outcome: "PairOutcome") -> str | None:
@@ -6141,7 +6149,8 @@ def safety_text(outcome: "PairOutcome") -> str | None:
     plan = outcome.plan
     if plan is None:
         return None
-    texts = [loss_text(plan.loss, outcome.direction, plan.halted, confirmed_writes(outcome))] if plan.loss else []
+    texts = [loss_text(plan.loss, outcome.direction, plan.halted, confirmed_writes(outcome), plan.first_sync)] \
+        if plan.loss else []
     if plan.limits:
         texts.append(limits_text(plan, outcome.direction))
     return " ".join(texts) or None
@@ -6232,7 +6241,8 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
             "lado": d.role_of(plan.loss.side), "tipo": plan.loss.kind.value, "agora": plan.loss.now,
             "antes": plan.loss.before, "registros": list(plan.loss.keys), "apagaria": plan.loss.would_delete,
             "sobrescreveria": plan.loss.would_overwrite, "ids_reusados": list(plan.loss.reused),
-            "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d))},
+            "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d),
+                                      plan.first_sync and d.role_of(plan.loss.side) == Role.PRIMARY)},
         "primeira_sincronizacao": plan.first_sync,
         "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
                          "licencas_liberadas": plan.backup_only_allowed, "vendas_no_backup": plan.backup_sales,
