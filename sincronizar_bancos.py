@@ -3981,11 +3981,13 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
             default_max_deletions(state.count_primary)
     # restaurar não bloqueia nem apaga no destino o que sumiu da origem: lá o sumiço não é perda
     went_back = primary_went_back(state, primary, backup)
-    reversible = not two_way and not options.mirror  # o sumiço vira bloqueio no backup, não exclusão
-    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back), went_back, shrink_limit,
-                     guard_vanished=options.protect_target, reversible=reversible)
-    newest_vanished = doubtful_newest(state, primary, went_back[1]) \
-        if loss is None and options.protect_target and reversible else []
+    # o sumiço vira bloqueio (reversível) só no unidirecional sem --espelhar; senão, exclusão: lá duas já param
+    reversible = not two_way and not options.mirror
+    vanished = vanished_together(state, Side.PRIMARY, primary, went_back[1],
+                                 VANISHED_NEWEST_MIN if reversible else VANISHED_NEWEST_DOUBT) \
+        if options.protect_target and state else None
+    loss = data_loss(primary, backup, state, two_way, sorted(planner.rolled_back), went_back, shrink_limit, vanished)
+    newest_vanished = doubtful_newest(vanished) if loss is None and reversible else []
     if loss is not None:
         loss = dataclasses.replace(loss, **damage(loss.side, state, primary, backup, planner))
     halted = loss is not None and not forced_past(loss, options)
@@ -4063,8 +4065,7 @@ VANISHED_BLOCK_MIN = 3  # um bloco seguido da listagem (meio ou fim) a partir da
 
 
 def vanished_together(state: PairState, side: Side, snap: Snapshot, gone: list[str],
-                      newest_min: int = VANISHED_NEWEST_MIN
-                      ) -> tuple[LossKind | None, tuple[str, ...], tuple[str, ...], int]:
+                      newest_min: int = VANISHED_NEWEST_MIN) -> "Vanished":
     """Como sumiram do lado `side` (`snap`) as licenças `gone` (presentes nele na última sincronização e ainda
     no outro lado). A ordem de criação é o `id` local guardado no estado (a listagem vem da mais nova para a
     mais antiga). Uma cópia anterior restaurada pelo provedor perde as MAIS NOVAS, juntas, e devolve o contador
@@ -4097,30 +4098,31 @@ def vanished_together(state: PairState, side: Side, snap: Snapshot, gone: list[s
     return None, ordered, (), newest
 
 
-def doubtful_newest(state: PairState | None, primary: Snapshot, gone: list[str]) -> list[str]:
-    """As licenças mais novas do principal que sumiram juntas quando são poucas para parar o par
-    (VANISHED_NEWEST_DOUBT até VANISHED_NEWEST_MIN − 1, sem id reusado): reembolsos das últimas vendas ou uma
-    cópia de pouco antes, sem como saber. Da mais nova para a mais antiga; vazio quando não é o caso."""
-    if state is None or not gone:
+Vanished = tuple[LossKind | None, tuple[str, ...], tuple[str, ...], int]  # o que vanished_together devolve
+
+
+def doubtful_newest(vanished: Vanished | None) -> list[str]:
+    """Do sumiço já classificado (vanished_together): as licenças mais novas do principal que sumiram juntas
+    quando são poucas para parar o par (VANISHED_NEWEST_DOUBT até VANISHED_NEWEST_MIN − 1, sem id reusado):
+    reembolsos das últimas vendas ou uma cópia de pouco antes, sem como saber. Da mais nova para a mais
+    antiga; vazio quando não é o caso."""
+    if vanished is None:
         return []
-    kind, ordered, _reused, newest = vanished_together(state, Side.PRIMARY, primary, gone)
-    if kind is not None or newest < VANISHED_NEWEST_DOUBT:
-        return []
-    return list(ordered[:newest])
+    kind, ordered, _reused, newest = vanished
+    return list(ordered[:newest]) if kind is None and newest >= VANISHED_NEWEST_DOUBT else []
 
 
 def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_way: bool,
               rolled_back: Sequence[str] = (), primary_back: tuple[list[str], list[str]] = ([], []),
-              shrink_limit: int | None = None, guard_vanished: bool = False,
-              reversible: bool = True) -> DataLoss | None:
+              shrink_limit: int | None = None, vanished: Vanished | None = None) -> DataLoss | None:
     """A regra única de "um lado perdeu dados", usada em todos os modos (restaurar inclusive: lá a origem é o
     backup). Um lado que serve de modelo (a origem; no bidirecional, os dois) e que voltou vazio, perdeu mais
     da metade das licenças desde a última sincronização, voltou a uma cópia antiga (`primary_back`: algum
     registro numa versão anterior e, com os que sumiram, ROLLBACK_MIN ou mais; o backup no bidirecional:
-    `rolled_back`), perdeu juntas as licenças mais novas ou um bloco seguido da listagem (`guard_vanished`:
-    cópia anterior restaurada ou listagem cortada, vanished_together — reembolsos são exclusões esparsas e
-    seguem) ou encolheu além do limite de exclusões (`shrink_limit`: bloquear por ausência também é excluir
-    para o cliente) não pode servir de modelo."""
+    `rolled_back`), perdeu juntas as licenças mais novas ou um bloco seguido da listagem (`vanished`: o sumiço
+    do principal já classificado por vanished_together — cópia anterior restaurada ou listagem cortada;
+    reembolsos são exclusões esparsas e seguem; None: não se olha) ou encolheu além do limite de exclusões
+    (`shrink_limit`: bloquear por ausência também é excluir para o cliente) não pode servir de modelo."""
     sides = [(Side.PRIMARY, primary, backup, state.count_primary if state else 0)]
     if two_way:
         sides.append((Side.BACKUP, backup, primary, state.count_backup if state else 0))
@@ -4137,10 +4139,7 @@ def data_loss(primary: Snapshot, backup: Snapshot, state: PairState | None, two_
     if back and len(back) + len(gone) >= ROLLBACK_MIN:
         return DataLoss(Side.PRIMARY, LossKind.ROLLED_BACK, primary.license_count, before_p, backup.license_count,
                         tuple(sorted(back + gone)))
-    # o sumiço vira bloqueio (reversível) só no unidirecional sem --espelhar; senão, exclusão: lá duas já param
-    newest_min = VANISHED_NEWEST_MIN if reversible else VANISHED_NEWEST_DOUBT
-    together, ordered, reused, newest = vanished_together(state, Side.PRIMARY, primary, gone, newest_min) \
-        if guard_vanished and state else (None, (), (), 0)
+    together, ordered, reused, newest = vanished or (None, (), (), 0)
     if together is not None:
         return DataLoss(Side.PRIMARY, together, primary.license_count, before_p, backup.license_count,
                         ordered, reused=reused, newest=newest)
