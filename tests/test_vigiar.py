@@ -36,12 +36,22 @@ def _iguais(par) -> bool:
     return par.principal.vereditos() == par.backup.vereditos()
 
 
-def test_vigiar_leva_ao_backup_venda_bloqueio_e_vencimento_sem_falar_com_o_backup_nos_ciclos_ociosos(par):
-    semear_licencas(par.principal, 30)
-    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+def _vigiar_em_dia(par, licencas: int, *args: str, **env: str) -> Vigiar:
+    """Semeia `licencas` no principal, parte o vigiar e espera o primeiro ciclo deixar o backup igual (se a
+    espera falha, o processo é parado antes do erro subir)."""
+    semear_licencas(par.principal, licencas)
+    vigiar = Vigiar(par, "--intervalo", str(INTERVALO), *args, **env)
     try:
-        esperar(lambda: set(par.backup.devices()) == set(par.principal.devices()) and _iguais(par), 30)
+        esperar(lambda: _iguais(par) and len(par.backup.devices()) == licencas, 30)
         vigiar.esperar_texto("Paridade de veredito")
+    except BaseException:
+        vigiar.parar()
+        raise
+    return vigiar
+
+def test_vigiar_leva_ao_backup_venda_bloqueio_e_vencimento_sem_falar_com_o_backup_nos_ciclos_ociosos(par):
+    vigiar = _vigiar_em_dia(par, 30)
+    try:
         # ciclos ociosos: nenhuma requisição ao backup, nem com um cliente conferindo a licença (last_seen_*)
         par.zerar_contagens()
         par.principal.set_device_fields("LIC-0001", last_seen_at="2026-12-01 10:00:00", last_seen_ip="10.0.0.9",
@@ -82,11 +92,8 @@ def test_vigiar_leva_ao_backup_venda_bloqueio_e_vencimento_sem_falar_com_o_backu
 
 
 def test_vigiar_espera_o_principal_fora_do_ar_diz_uma_vez_quando_caiu_e_quando_voltou(par):
-    semear_licencas(par.principal, 10)
-    vigiar = Vigiar(par, "--intervalo", str(INTERVALO), SYNC_TENTATIVAS_HTTP="0", SYNC_ESPERA_DESPERTAR="1")
+    vigiar = _vigiar_em_dia(par, 10, SYNC_TENTATIVAS_HTTP="0", SYNC_ESPERA_DESPERTAR="1")
     try:
-        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 10, 30)
-        vigiar.esperar_texto("Paridade de veredito")
         par.principal.set_faults(fail_rate=1.0, fail_modes=["503"])  # fora do ar (ou dormindo) para tudo
         par.zerar_contagens()
         ciclos = vigiar.batimento()["ciclos"]
@@ -177,11 +184,8 @@ def test_sinal_no_meio_de_uma_sequencia_do_vigiar_termina_a_sequencia_e_sai_com_
 
 
 def test_execucao_agendada_com_o_vigiar_ativo_sai_com_zero_restaurar_com_tres_e_verificar_roda(par):
-    semear_licencas(par.principal, 5)
-    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+    vigiar = _vigiar_em_dia(par, 5)
     try:
-        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 5, 30)
-        vigiar.esperar_texto("Paridade de veredito")
         pid = vigiar.proc.pid
         agendada = par.rodar()
         assert agendada.codigo == 0, agendada.stderr
@@ -238,11 +242,8 @@ def test_vigiar_bloqueia_no_backup_a_licenca_no_ultimo_dia_quando_a_data_muda_se
 
 
 def test_status_json_mostra_o_ponto_de_recuperacao_do_vigiar_e_fica_vermelho_sem_ciclo_em_tres_intervalos(par):
-    semear_licencas(par.principal, 5)
-    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+    vigiar = _vigiar_em_dia(par, 5)
     try:
-        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 5, 30)
-        vigiar.esperar_texto("Paridade de veredito")
         esperar(lambda: vigiar.batimento()["ciclos"] >= 3, 3 * INTERVALO + 5)  # ciclos ociosos, sem linha nova
         codigo_http, status = _status(par)
         assert codigo_http == 200, status["mensagem"]
@@ -431,11 +432,8 @@ def test_listagem_cortada_uma_vez_pausa_o_par_sem_gravar_e_ele_volta_no_ciclo_se
     """Um proxy que corta a listagem do principal uma vez (o que numa execução é o código 5) pausa o par sem
     gravar nada; a leitura seguinte, inteira, muda o resumo do principal e o par volta sem esperar a leitura
     periódica."""
-    semear_licencas(par.principal, 30)
-    vigiar = Vigiar(par, "--intervalo", str(INTERVALO))
+    vigiar = _vigiar_em_dia(par, 30)
     try:
-        esperar(lambda: _iguais(par) and len(par.backup.devices()) == 30, 30)
-        vigiar.esperar_texto("Paridade de veredito")
         par.backup.reset_counts()
         par.principal.cortar_listagem(12, vezes=1)  # só as 12 mais novas, uma vez
         vigiar.esperar_texto("Par PAUSADO", PRAZO)
