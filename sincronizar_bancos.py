@@ -198,7 +198,7 @@ WRAPPER_INTERFACE = 1
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python3 sincronizar_bancos.py ...")
 
-# O que o sincronizar_automatico.py e os testes podem usar (tests/test_tipos.py confere que eles não
+# O que o sincronizar_automatico.py e os testes podem usar (tests/contrato/test_tipos.py confere que eles não
 # usam nada fora daqui). O resto é interno e pode mudar sem aviso.
 __all__ = [
     # contrato: códigos de saída, papéis, lados, modos, situações

@@ -175,7 +175,7 @@ def _nomes_usados(texto: str) -> set[str]:
 
 def test_all_cobre_o_que_o_involucro_e_os_testes_usam():
     assert len(sb.__all__) == len(set(sb.__all__)) and all(hasattr(sb, nome) for nome in sb.__all__)
-    arquivos = [WRAPPER, *sorted((RAIZ / "tests").glob("*.py"))]
+    arquivos = [WRAPPER, *sorted((RAIZ / "tests").rglob("*.py"))]
     usados = {nome: arquivo.name for arquivo in arquivos for nome in _nomes_usados(arquivo.read_text(encoding="utf-8"))}
     fora = {nome: arquivo for nome, arquivo in usados.items() if nome not in sb.__all__ and not nome.startswith("__")}
     assert not fora, f"acrescente ao __all__ do script (ou não use de fora): {fora}"

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from caminhos import PASTA_TESTES
 from servidor_referencia import (
     HTML_TYPE, SERVIDORES_PADRAO, HtmlPage, ServidorReferencia, add_months)
 
@@ -737,7 +738,7 @@ def test_ecoar_corpo_devolve_o_corpo_recebido_na_mensagem_de_erro(srv):
 
 @pytest.mark.skipif(os.name != "posix", reason="Ctrl+C (SIGINT) num processo filho só se envia em POSIX")
 def test_cli_answers_and_exits_cleanly_on_sigint():
-    script = Path(__file__).with_name("servidor_referencia.py")
+    script = PASTA_TESTES / "servidor_referencia.py"
     process = subprocess.Popen(
         [sys.executable, str(script), "--porta", "0", "--hoje", "2026-12-01",
          "--latencia-ms", "1"],
@@ -1201,7 +1202,7 @@ def test_servers_endpoint_disabled_is_flask_404(srv, anonymous):
 
 
 def test_cli_zone_and_servers():
-    script = Path(__file__).with_name("servidor_referencia.py")
+    script = PASTA_TESTES / "servidor_referencia.py"
     bad = subprocess.run([sys.executable, str(script), "--fuso", "Marte/Base"],
                          capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2 and "Fuso horário desconhecido" in bad.stderr
