@@ -9681,6 +9681,20 @@ COMMANDS: dict[Command, CommandSpec] = {
 }
 
 
+class _SubcommandAction(argparse._SubParsersAction):
+    """O COMANDO e as opções depois dele. O argparse as lê num resultado novo, que substitui o valor de uma opção
+    dada também antes do comando: uma opção repetível (--backup A verificar --backup B) fica com as duas."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        before = {k: v for k, v in vars(namespace).items() if isinstance(v, list) and not k.startswith("_")}
+        super().__call__(parser, namespace, values, option_string)
+        for key, value in before.items():
+            after = getattr(namespace, key)
+            if after is not value:
+                setattr(namespace, key, value + after)
+
+
 class _CommandLine(_Parser):
     """O analisador geral. Cada comando é um subanalisador do argparse, com a sua ajuda e só as suas opções;
     este aceita também, ANTES do comando, as opções de todos (`--json verificar` como `verificar --json`;
@@ -9752,7 +9766,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mostra esta ajuda e sai")
     version: dict[str, Any] = {"action": "version", "version": f"{PROG} {VERSAO}", "help": "mostra a versão e sai"}
     parser.add_argument("--version", **version)
-    subparsers = parser.add_subparsers(dest="comando", metavar="COMANDO", prog=PROG, parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="comando", metavar="COMANDO", prog=PROG, parser_class=_Parser,
+                                       action=_SubcommandAction)
     for command, spec in COMMANDS.items():
         sub = subparsers.add_parser(command.value, help=spec.summary, description=spec.description, **common,
                                     epilog=f"Os outros comandos e os códigos de saída: {PY} {PROG} --help")

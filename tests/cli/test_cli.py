@@ -121,7 +121,9 @@ def test_opcao_de_outro_comando_com_json_imprime_documento(tmp_path):
     (["--backup", "http://b", "--timeout", "7", "restaurar", "--de", "http://b"],
      ["restaurar", "--de", "http://b", "--timeout", "7", "--backup", "http://b"]),
     (["--intervalo", "9", "vigiar"], ["vigiar", "--intervalo", "9"]),
-], ids=["verificar", "historico", "restaurar", "vigiar"])
+    (["--backup", "http://a", "verificar", "--backup", "http://b"], ["verificar", "--backup", "http://a", "--backup",
+                                                                    "http://b"]),
+], ids=["verificar", "historico", "restaurar", "vigiar", "repetida_dos_dois_lados"])
 def test_opcoes_antes_ou_depois_do_comando_dao_o_mesmo(antes, depois):
     a, b = sb.build_parser().parse_args(antes), sb.build_parser().parse_args(depois)
     assert vars(a) == vars(b)
