@@ -9727,8 +9727,9 @@ class _CommandLine(_Parser):
         """(opções, o que sobrou, o analisador de quem é o erro: o do comando dado, ou este sem comando)."""
         parsed, extras = super().parse_known_args(args, namespace)
         given: dict[str, Any] = parsed.__dict__
-        owner = self.command_parsers[given["comando"]] if given.get("comando") else self
-        command = Command(given.pop("comando", None) or Command.SYNC)
+        name = given.pop("comando", None)
+        command = Command(name) if name else Command.SYNC
+        owner = self.command_parsers[command] if name else self
         if given.pop("ajuda", False):  # `--help verificar`: a ajuda do comando, como `verificar --help`
             owner.print_help()
             self.exit(0)
