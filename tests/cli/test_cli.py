@@ -60,8 +60,9 @@ def _opcoes_da_ajuda(texto: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^  (?:-h, )?(--[a-z-]+)", texto, re.M)}
 
 
-@pytest.mark.parametrize("comando", list(sb.Command), ids=str)
-def test_ajuda_do_comando_descreve_exatamente_as_opcoes_dele(tmp_path, comando):
+@pytest.mark.parametrize("nome", ["sincronizar", "demo", "verificar", "historico", "painel", "restaurar", "vigiar"])
+def test_ajuda_do_comando_descreve_exatamente_as_opcoes_dele(tmp_path, nome):
+    comando = sb.Command(nome)
     r = rodar_script(comando.value, "--help", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
     assert r.codigo == 0 and r.stderr == "", saida(r)
     assert r.stdout.startswith(f"uso: sincronizar_bancos.py {comando.value} ")
