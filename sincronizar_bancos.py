@@ -211,7 +211,7 @@ __all__ = [
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
-    "resolve_data_dir", "normalize_url", "build_parser", "OptionError", "LockBusy",
+    "resolve_data_dir", "normalize_url", "build_parser", "Command", "COMMANDS", "OptionError", "LockBusy",
     "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
     # cliente HTTP, retrato e rota de falha
     "ApiClient", "License", "User", "Snapshot", "Problem", "ProblemKind", "RecordKind", "parse_licenses",
@@ -7683,7 +7683,7 @@ def stopped_run(config: Config, errors: list[tuple[ServerConfig, BaseException]]
 
 
 def _run_mode(args: argparse.Namespace) -> Mode:
-    if args.comando == "restaurar":
+    if args.comando == Command.RESTORE:
         return Mode.RESTORE
     return Mode.TWO_WAY if getattr(args, "bidirecional", False) else Mode.ONE_WAY
 
@@ -7694,7 +7694,7 @@ def record_failure(args: argparse.Namespace, message: str, code: ExitCode) -> No
     para cada par que a configuração ainda deixa ler, e o ultima_execucao.json). Quando nem DADOS_DIR
     pode ser lido (o .env ilegível, por exemplo), não há onde registrar e nada é gravado. Sem pasta de dados
     ainda (nenhuma execução antes: o painel não tem verde a mostrar), nada é criado."""
-    if args.comando not in ("sincronizar", "restaurar") or getattr(args, "simular", False):
+    if args.comando not in (Command.SYNC, Command.RESTORE) or getattr(args, "simular", False):
         return
     try:
         get = settings_reader(args)
@@ -8411,7 +8411,7 @@ def read_watch(data_dir: str) -> WatchBeat | None:
         pairs=pairs)
 
 
-def watcher_holds_lock(config: Config, command: str) -> int | None:
+def watcher_holds_lock(config: Config, command: Command) -> int | None:
     """Uma execução que achou a trava ocupada: se quem a segura é um vigiar ativo, o código e a mensagem
     (sincronizar: 0, "nada a fazer", para o agendador não ficar vermelho; restaurar: 3, pare o vigiar antes);
     None quando não é um vigiar (a mensagem de sempre, código 3)."""
@@ -8419,7 +8419,7 @@ def watcher_holds_lock(config: Config, command: str) -> int | None:
     if beat is None or not beat.active:
         return None
     now = dt.datetime.now(dt.timezone.utc)
-    if command == "restaurar":
+    if command == Command.RESTORE:
         return fail(f"vigiar está ativo (pid {beat.pid}) e mantém os backups iguais ao principal: pare o vigiar "
                     "antes de restaurar (Ctrl+C na janela dele, ou pare o serviço) e rode restaurar de novo.",
                     ExitCode.BUSY, meaning="o vigiar está ativo; restaurar não roda junto com ele")
@@ -9469,7 +9469,12 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 class OptionError(Exception):
-    """Opção de linha de comando inválida (código 2); a mensagem já está em português."""
+    """Opção de linha de comando inválida (código 2); a mensagem já está em português. `prog`: de quem é a
+    opção ("sincronizar_bancos.py" ou "sincronizar_bancos.py historico"), para a mensagem indicar a ajuda certa."""
+
+    def __init__(self, message: str, prog: str = "sincronizar_bancos.py"):
+        super().__init__(message)
+        self.prog = prog
 
 
 # Mensagens do argparse (em inglês) → português. A primeira regra que casar vale.
@@ -9505,128 +9510,275 @@ class _Parser(argparse.ArgumentParser):
     """argparse com textos em português (ajuda e erros); o erro vira OptionError, tratado em main()."""
 
     def error(self, message: str) -> NoReturn:
-        raise OptionError(translate_argparse(message))
+        raise OptionError(translate_argparse(message), self.prog)
+
+
+PROG = "sincronizar_bancos.py"
+
+
+class Command(TextEnum):
+    """Os subcomandos; o valor é a palavra da linha de comando. Sem comando: SYNC."""
+    SYNC = "sincronizar"
+    DEMO = "demo"
+    CHECK = "verificar"
+    HISTORY = "historico"
+    PANEL = "painel"
+    RESTORE = "restaurar"
+    WATCH = "vigiar"
+
+
+def _setting_option(name: str, metavar: str | None = None, **extra: Any) -> tuple[str, dict[str, Any]]:
+    """Uma opção que é uma configuração da tabela SETTINGS: a ajuda (com a variável e o padrão) e o tipo vêm
+    de lá. O valor padrão da opção é None (ou False): sem a opção, vale a variável, o .env ou o padrão."""
+    setting = SETTING[name]
+    assert setting.option is not None  # só as configurações com opção de linha de comando na tabela
+    spec: dict[str, Any] = {"help": setting.option_help()}
+    if setting.kind == SettingKind.FLAG:
+        spec["action"] = "store_true"
+    else:
+        spec["metavar"] = metavar
+        if setting.kind in (SettingKind.DECIMAL, SettingKind.INTEGER):
+            spec["type"] = setting.cli_type()
+    return setting.option, {**spec, **extra}
+
+
+def cli_options() -> dict[str, dict[str, Any]]:
+    """Cada opção da linha de comando, uma vez só: a opção → os argumentos do add_argument ("default" quando
+    não é None nem False). A ajuda geral as lista nesta ordem; a de cada comando, só as dele (COMMANDS)."""
+    return dict([
+        ("--env", {"metavar": "ARQUIVO", "help": "arquivo .env a usar (padrão: .env ao lado do script)"}),
+        _setting_option("SERVIDOR_PRINCIPAL", "URL"),
+        _setting_option("SERVIDOR_BACKUP", "URL", action="append"),
+        _setting_option("ADMIN_USER", "NOME"),
+        _setting_option("DADOS_DIR", "PASTA"),
+        ("--simular", {"action": "store_true", "help": "mostra o plano e não grava nada"}),
+        ("--json", {"action": "store_true",
+                    "help": f"imprime só um documento JSON no stdout (listas com até {JSON_LIST_LIMIT} itens; o "
+                            "total das cortadas fica em listas_truncadas)"}),
+        ("--json-completo", {"action": "store_true", "help": "como --json, mas com as listas inteiras (pode ter "
+                                                             "vários MB com milhares de licenças)"}),
+        _setting_option("SYNC_TIMEOUT", "SEG"),
+        _setting_option("SYNC_ESPERA_DESPERTAR", "SEG"),
+        _setting_option("SYNC_TENTATIVAS_HTTP", "N"),
+        _setting_option("SYNC_PARALELO", "N"),
+        _setting_option("SYNC_PERMITIR_HTTP"),
+        ("--hoje", {"metavar": "AAAA-MM-DD", "help": "data de referência para vencimentos (testes)"}),
+        ("--agora", {"metavar": "AAAA-MM-DDTHH:MM", "help": "instante de referência (UTC se sem fuso) para a data "
+                                                            "local de cada servidor (testes)"}),
+        ("--sem-progresso", {"action": "store_true", "help": "não mostra o contador de progresso"}),
+        ("--bidirecional", {"action": "store_true",
+                            "help": "sincroniza nos dois sentidos (comparação em três vias com o estado salvo)"}),
+        ("--conflito", {"choices": [p.value for p in ConflictPolicy], "default": ConflictPolicy.REPORT.value,
+                        "help": "bidirecional: o que fazer quando os dois lados mudaram o mesmo registro "
+                                "(relatar: não mexe em nenhum e sai com 1)"}),
+        ("--espelhar", {"action": "store_true",
+                        "help": "unidirecional: apaga no backup as licenças que não existem no principal"}),
+        ("--bloquear-so-no-backup", {"action": "store_true",
+                                     "help": "unidirecional: bloqueia no backup (reversível) as licenças liberadas "
+                                             "que só existem lá e que o estado salvo não diz se são vendas ou "
+                                             "licenças apagadas no principal"}),
+        ("--max-exclusoes", {"type": number_type(integer=True, minimum=0), "metavar": "N",
+                             "help": "máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)"}),
+        ("--forcar", {"action": "store_true", "help": "aplica exclusões mesmo quando as travas as reteriam"}),
+        ("--de", {"metavar": "URL", "help": "restaurar: backup de origem (padrão: o primeiro backup)"}),
+        ("--aceitar-backup-desconhecido", {"metavar": "URL", "action": "append",
+                                           "help": "sincroniza (ou restaura) mesmo assim um backup sem estado salvo "
+                                                   "que tem muitos registros e nenhum do principal (por padrão "
+                                                   "recusado com código 2: parece ser o servidor de outro "
+                                                   "vendedor); repita para vários"}),
+        _setting_option("SYNC_VIGIAR_INTERVALO", "SEG"),
+        ("--limite", {"type": int, "default": 20, "metavar": "N", "help": "historico: quantas execuções (20)"}),
+        ("--detalhes", {"metavar": "EXECUCAO", "help": "historico: auditoria de uma execução"}),
+        ("--porta", {"type": int, "default": PANEL_DEFAULT_PORT, "metavar": "N", "help": "painel: porta (8765)"}),
+        ("--host", {"default": "127.0.0.1",
+                    "help": "painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)"}),
+    ])
+
+
+def option_dest(option: str) -> str:
+    """O nome do atributo de uma opção no resultado do argparse: --dados-dir → dados_dir."""
+    return option.removeprefix("--").replace("-", "_")
+
+
+def option_default(spec: dict[str, Any]) -> Any:
+    """O valor de uma opção não dada (o argparse a define como SUPPRESS; main() recebe este)."""
+    return spec.get("default", False if spec.get("action") == "store_true" else None)
+
+
+# Grupos de opções que vários comandos compartilham (cada opção é definida uma vez, em cli_options)
+_CONNECTION_OPTIONS = ("--env", "--principal", "--backup", "--usuario", "--timeout", "--espera-despertar",
+                       "--tentativas-http", "--permitir-http")
+_JSON_OPTIONS = ("--json", "--json-completo")
+_CLOCK_OPTIONS = ("--hoje", "--agora")  # data e instante de referência (testes)
+_PLAN_OPTIONS = ("--bidirecional", "--conflito", "--espelhar", "--bloquear-so-no-backup", "--max-exclusoes")
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandSpec:
+    """Um subcomando: a linha dele na ajuda geral, o texto da ajuda dele (COMANDO --help) e as opções que
+    valem para ele (as outras são recusadas com código 2)."""
+    summary: str
+    description: str
+    options: tuple[str, ...]
+
+
+COMMANDS: dict[Command, CommandSpec] = {
+    Command.SYNC: CommandSpec(
+        "sincroniza os backups com o principal (o padrão, sem COMANDO)",
+        "Sincroniza cada backup com o principal (é o que roda sem COMANDO): lê os dois lados, grava só o que "
+        "falta ou difere, relê os dois depois da última escrita e confere a resposta (liberada/negada) licença "
+        "a licença. Com --simular, mostra o plano e não grava nada; com --bidirecional, as mudanças feitas em "
+        "qualquer lado vão para o outro.",
+        _CONNECTION_OPTIONS + ("--dados-dir", "--paralelo", "--simular") + _JSON_OPTIONS + ("--sem-progresso",)
+        + _CLOCK_OPTIONS + _PLAN_OPTIONS + ("--forcar", "--aceitar-backup-desconhecido")),
+    Command.DEMO: CommandSpec(
+        "dois servidores locais de referência",
+        "Demonstração sem configurar nada: sobe dois servidores de referência nesta máquina (portas "
+        "livres, senhas aleatórias), roda uma sincronização real entre eles, roda de novo (não deve "
+        "sobrar nada a fazer) e confere o veredito licença a licença. Não lê o .env, não usa a internet "
+        "e apaga tudo ao terminar. Sai com 0 quando tudo confere.",
+        ("--json",)),
+    Command.CHECK: CommandSpec(
+        "só compara, nunca grava",
+        "Só compara o principal com cada backup e diz o que a sincronização faria; nunca grava nada "
+        "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
+        "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
+        "causa e o conserto), 2 configuração, 4 servidor fora do ar.",
+        _CONNECTION_OPTIONS + ("--dados-dir", "--bidirecional", "--aceitar-backup-desconhecido") + _JSON_OPTIONS
+        + ("--sem-progresso",) + _CLOCK_OPTIONS),
+    Command.HISTORY: CommandSpec(
+        "últimas execuções",
+        "Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
+        "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
+        "cada escrita, em qual servidor e com qual resultado.",
+        ("--env", "--dados-dir", "--limite", "--detalhes", "--json")),
+    Command.PANEL: CommandSpec(
+        "página web de acompanhamento",
+        "Abre uma página de acompanhamento (e /status.json para monitores) feita a partir do histórico "
+        "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
+        "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES.",
+        ("--env", "--dados-dir", "--porta", "--host", "--principal", "--backup")),
+    Command.RESTORE: CommandSpec(
+        "copia um backup de volta para o principal que perdeu dados",
+        "Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
+        "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
+        "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular.",
+        _CONNECTION_OPTIONS + ("--de", "--aceitar-backup-desconhecido", "--forcar", "--simular", "--dados-dir",
+                               "--paralelo") + _JSON_OPTIONS + ("--sem-progresso",) + _CLOCK_OPTIONS),
+    Command.WATCH: CommandSpec(
+        "modo contínuo: mantém os backups em dia até Ctrl+C",
+        "Modo contínuo: fica rodando e mantém cada backup igual ao principal até Ctrl+C ou SIGTERM "
+        "(sai com 130/143 depois da sequência em andamento). A cada intervalo lê só o principal; "
+        "só quando algo que a sincronização usa mudou (ou a data) lê o backup e sincroniza, pelo mesmo "
+        "caminho de sincronizar; cada backup também é lido inteiro a cada SYNC_VIGIAR_LEITURA_BACKUP_MIN "
+        "minutos. Principal ou backup fora do ar: espera e tenta de novo; uma parada de segurança "
+        "(código 5) pausa só aquele par. Segura a trava de DADOS_DIR enquanto roda: uma sincronização "
+        "agendada sai com 0 (nada a fazer), restaurar sai com 3. A configuração (.env) é lida uma vez, "
+        "no início: depois de mudá-la, reinicie o vigiar. Só termina sozinho com 2 (configuração) ou 3 "
+        "(outra execução segura a trava).",
+        _CONNECTION_OPTIONS + ("--intervalo", "--dados-dir", "--paralelo") + _PLAN_OPTIONS
+        + ("--aceitar-backup-desconhecido", "--sem-progresso") + _CLOCK_OPTIONS),
+}
+
+
+class _SubcommandAction(argparse._SubParsersAction):
+    """O COMANDO e as opções depois dele. O argparse as lê num resultado novo, que substitui o valor de uma opção
+    dada também antes do comando: uma opção repetível (--backup A verificar --backup B) fica com as duas."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        before = {k: v for k, v in vars(namespace).items() if isinstance(v, list) and not k.startswith("_")}
+        super().__call__(parser, namespace, values, option_string)
+        for key, value in before.items():
+            after = getattr(namespace, key)
+            if after is not value:
+                setattr(namespace, key, value + after)
+
+
+class _CommandLine(_Parser):
+    """O analisador geral. Cada comando é um subanalisador do argparse, com a sua ajuda e só as suas opções;
+    este aceita também, ANTES do comando, as opções de todos (`--json verificar` como `verificar --json`;
+    sem comando, são as de sincronizar) e confere depois que cada opção dada vale para o comando. Nos dois,
+    o padrão de cada opção é SUPPRESS (o do subanalisador apagaria a opção dada antes do comando); os padrões
+    de verdade (option_default) entram no fim, para todas as opções, e `comando` sai como Command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = cli_options()
+        self.command_parsers: dict[Command, argparse.ArgumentParser] = {}
+
+    def add_options(self, parser: argparse.ArgumentParser, wanted: tuple[str, ...] | None = None) -> None:
+        for option, spec in self.options.items():
+            if wanted is None or option in wanted:
+                parser.add_argument(option, **{k: v for k, v in spec.items() if k != "default"},
+                                    default=argparse.SUPPRESS)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras, _ = self._parse(args, namespace)
+        return parsed, extras
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras, owner = self._parse(args, namespace)
+        if extras:
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _parse(self, args: Any, namespace: Any) -> tuple[argparse.Namespace, list[str], argparse.ArgumentParser]:
+        """(opções, o que sobrou, o analisador de quem é o erro: o do comando dado, ou este sem comando)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        given: dict[str, Any] = parsed.__dict__
+        name = given.pop("comando", None)
+        command = Command(name) if name else Command.SYNC
+        owner = self.command_parsers[command] if name else self
+        if given.pop("ajuda", False):  # `--help verificar`: a ajuda do comando, como `verificar --help`
+            owner.print_help()
+            self.exit(0)
+        for option in self.options:
+            if option_dest(option) in given and option not in COMMANDS[command].options:
+                self.refuse(owner, command, option)
+        foreign = next((e.split("=", 1)[0] for e in extras if e.split("=", 1)[0] in self.options), None)
+        if foreign:
+            self.refuse(owner, command, foreign)
+        for option, spec in self.options.items():
+            given.setdefault(option_dest(option), option_default(spec))
+        parsed.comando = command
+        return parsed, extras, owner
+
+    def refuse(self, owner: argparse.ArgumentParser, command: Command, option: str) -> NoReturn:
+        """Uma opção de outro comando: código 2, com o comando e onde ver as opções dele."""
+        where = ", ".join(c.value for c, spec in COMMANDS.items() if option in spec.options)
+        this = f"o comando {command}" if owner is not self else f"{command} (o comando padrão)"
+        owner.error(f"{option} não vale para {this}; vale para: {where}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="sincronizar_bancos.py", add_help=False, formatter_class=_HelpFormatter, allow_abbrev=False,
+    """A linha de comando: um subanalisador por Command, montado da tabela COMMANDS e das opções de
+    cli_options (nenhuma opção escrita duas vezes)."""
+    common: dict[str, Any] = {"add_help": False, "formatter_class": _HelpFormatter, "allow_abbrev": False}
+    parser = _CommandLine(
+        prog=PROG, **common,
         description="Sincroniza os servidores de backup da API de licenças com o principal.",
-        epilog=f"Ajuda de cada comando: {PY} sincronizar_bancos.py COMANDO --help. Códigos de saída: "
+        epilog=f"Ajuda de cada comando: {PY} {PROG} COMANDO --help. Códigos de saída: "
                + "; ".join(f"{c.value} = {c.meaning}" for c in ExitCode),
     )
     parser._positionals.title = "comando"
     parser._optionals.title = "opções"
-    parser.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSAO}",
-                        help="mostra a versão e sai")
-    parser.add_argument("comando", nargs="?", default="sincronizar",
-                        choices=["sincronizar", "demo", "verificar", "historico", "painel", "restaurar", "vigiar"],
-                        help="sincronizar (padrão); demo (dois servidores locais de referência); verificar "
-                             "(só compara, nunca grava); historico (últimas execuções); painel (página web); "
-                             "restaurar (copia um backup de volta para o principal que perdeu dados); vigiar "
-                             "(modo contínuo: mantém os backups em dia até Ctrl+C)")
-    parser.add_argument("--env", metavar="ARQUIVO", help="arquivo .env a usar (padrão: .env ao lado do script)")
-    parser.add_argument("--principal", metavar="URL", help=SETTING["SERVIDOR_PRINCIPAL"].option_help())
-    parser.add_argument("--backup", metavar="URL", action="append", help=SETTING["SERVIDOR_BACKUP"].option_help())
-    parser.add_argument("--usuario", metavar="NOME", help=SETTING["ADMIN_USER"].option_help())
-    parser.add_argument("--dados-dir", metavar="PASTA", help=SETTING["DADOS_DIR"].option_help())
-    parser.add_argument("--simular", action="store_true", help="mostra o plano e não grava nada")
-    parser.add_argument("--json", action="store_true",
-                        help=f"imprime só um documento JSON no stdout (listas com até {JSON_LIST_LIMIT} itens; o "
-                             "total das cortadas fica em listas_truncadas)")
-    parser.add_argument("--json-completo", action="store_true",
-                        help="como --json, mas com as listas inteiras (pode ter vários MB com milhares de licenças)")
-    for name, metavar in (("SYNC_TIMEOUT", "SEG"), ("SYNC_ESPERA_DESPERTAR", "SEG"), ("SYNC_TENTATIVAS_HTTP", "N"),
-                          ("SYNC_PARALELO", "N")):
-        setting = SETTING[name]
-        assert setting.option is not None  # estas quatro têm opção de linha de comando na tabela
-        parser.add_argument(setting.option, type=setting.cli_type(), metavar=metavar, help=setting.option_help())
-    parser.add_argument("--permitir-http", action="store_true", help=SETTING["SYNC_PERMITIR_HTTP"].option_help())
-    parser.add_argument("--hoje", metavar="AAAA-MM-DD", help="data de referência para vencimentos (testes)")
-    parser.add_argument("--agora", metavar="AAAA-MM-DDTHH:MM",
-                        help="instante de referência (UTC se sem fuso) para a data local de cada servidor (testes)")
-    parser.add_argument("--sem-progresso", action="store_true", help="não mostra o contador de progresso")
-    parser.add_argument("--bidirecional", action="store_true",
-                        help="sincroniza nos dois sentidos (comparação em três vias com o estado salvo)")
-    parser.add_argument("--conflito", choices=[p.value for p in ConflictPolicy], default=ConflictPolicy.REPORT.value,
-                        help="bidirecional: o que fazer quando os dois lados mudaram o mesmo registro "
-                             "(relatar: não mexe em nenhum e sai com 1)")
-    parser.add_argument("--espelhar", action="store_true",
-                        help="unidirecional: apaga no backup as licenças que não existem no principal")
-    parser.add_argument("--bloquear-so-no-backup", action="store_true",
-                        help="unidirecional: bloqueia no backup (reversível) as licenças liberadas que só existem lá "
-                             "e que o estado salvo não diz se são vendas ou licenças apagadas no principal")
-    parser.add_argument("--max-exclusoes", type=number_type(integer=True, minimum=0), metavar="N",
-                        help="máximo de exclusões por lado (padrão: 10%% das licenças do lado, até 50)")
-    parser.add_argument("--forcar", action="store_true", help="aplica exclusões mesmo quando as travas as reteriam")
-    parser.add_argument("--de", metavar="URL", help="restaurar: backup de origem (padrão: o primeiro backup)")
-    parser.add_argument("--aceitar-backup-desconhecido", metavar="URL", action="append",
-                        help="sincroniza (ou restaura) mesmo assim um backup sem estado salvo que tem muitos "
-                             "registros e nenhum do principal (por padrão recusado com código 2: parece ser o "
-                             "servidor de outro vendedor); repita para vários")
-    parser.add_argument("--intervalo", type=SETTING["SYNC_VIGIAR_INTERVALO"].cli_type(), metavar="SEG",
-                        help=SETTING["SYNC_VIGIAR_INTERVALO"].option_help())
-    parser.add_argument("--limite", type=int, default=20, metavar="N", help="historico: quantas execuções (20)")
-    parser.add_argument("--detalhes", metavar="EXECUCAO", help="historico: auditoria de uma execução")
-    parser.add_argument("--porta", type=int, default=PANEL_DEFAULT_PORT, metavar="N", help="painel: porta (8765)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="painel: endereço (127.0.0.1; outro endereço exige PAINEL_TOKEN)")
+    parser.add_argument("-h", "--help", action="store_true", dest="ajuda", default=argparse.SUPPRESS,
+                        help="mostra esta ajuda e sai")
+    version: dict[str, Any] = {"action": "version", "version": f"{PROG} {VERSAO}", "help": "mostra a versão e sai"}
+    parser.add_argument("--version", **version)
+    subparsers = parser.add_subparsers(dest="comando", metavar="COMANDO", prog=PROG, parser_class=_Parser,
+                                       action=_SubcommandAction)
+    for command, spec in COMMANDS.items():
+        sub = subparsers.add_parser(command.value, help=spec.summary, description=spec.description, **common,
+                                    epilog=f"Os outros comandos e os códigos de saída: {PY} {PROG} --help")
+        sub._optionals.title = "opções"
+        sub.add_argument("-h", "--help", action="help", help="mostra esta ajuda e sai")
+        sub.add_argument("--version", **version)
+        parser.add_options(sub, spec.options)
+        parser.command_parsers[command] = sub
+    parser.add_options(parser)
     return parser
-
-
-_CONNECTION_OPTIONS = ["--env", "--principal", "--backup", "--usuario", "--timeout", "--espera-despertar",
-                       "--tentativas-http", "--permitir-http"]
-COMMAND_HELP: dict[str, tuple[str, list[str]]] = {  # comando: (o que faz, opções que valem para ele)
-    "demo": (("Demonstração sem configurar nada: sobe dois servidores de referência nesta máquina (portas "
-              "livres, senhas aleatórias), roda uma sincronização real entre eles, roda de novo (não deve "
-              "sobrar nada a fazer) e confere o veredito licença a licença. Não lê o .env, não usa a internet "
-              "e apaga tudo ao terminar. Sai com 0 quando tudo confere."), ["--json"]),
-    "verificar": (("Só compara o principal com cada backup e diz o que a sincronização faria; nunca grava nada "
-                   "(nem nos servidores, nem em DADOS_DIR). Sai com 0 quando todos os backups estão em dia e "
-                   "dão a mesma resposta (liberada/negada) que o principal, 1 quando não (a última linha diz a "
-                   "causa e o conserto), 2 configuração, 4 servidor fora do ar."),
-                  _CONNECTION_OPTIONS + ["--bidirecional", "--aceitar-backup-desconhecido", "--json",
-                                         "--sem-progresso", "--hoje", "--agora"]),
-    "historico": (("Mostra as últimas execuções registradas em DADOS_DIR (uma linha por backup: modo, situação, "
-                   "escritas em cada servidor, falhas, paridade). Com --detalhes, a auditoria de uma execução: "
-                   "cada escrita, em qual servidor e com qual resultado."),
-                  ["--env", "--dados-dir", "--limite", "--detalhes", "--json"]),
-    "painel": (("Abre uma página de acompanhamento (e /status.json para monitores) feita a partir do histórico "
-                "em DADOS_DIR; não fala com os servidores de licença. Fica aberta até Ctrl+C. Fora desta "
-                "máquina (--host 0.0.0.0) exige PAINEL_TOKEN; nomes extras aceitos no endereço: PAINEL_NOMES."),
-               ["--env", "--dados-dir", "--porta", "--host", "--principal", "--backup"]),
-    "vigiar": (("Modo contínuo: fica rodando e mantém cada backup igual ao principal até Ctrl+C ou SIGTERM "
-                "(sai com 130/143 depois da sequência em andamento). A cada intervalo lê só o principal; "
-                "só quando algo que a sincronização usa mudou (ou a data) lê o backup e sincroniza, pelo mesmo "
-                "caminho de sincronizar; cada backup também é lido inteiro a cada SYNC_VIGIAR_LEITURA_BACKUP_MIN "
-                "minutos. Principal ou backup fora do ar: espera e tenta de novo; uma parada de segurança "
-                "(código 5) pausa só aquele par. Segura a trava de DADOS_DIR enquanto roda: uma sincronização "
-                "agendada sai com 0 (nada a fazer), restaurar sai com 3. A configuração (.env) é lida uma vez, "
-                "no início: depois de mudá-la, reinicie o vigiar. Só termina sozinho com 2 (configuração) ou 3 "
-                "(outra execução segura a trava)."),
-               _CONNECTION_OPTIONS + ["--intervalo", "--dados-dir", "--paralelo", "--bidirecional", "--conflito",
-                                      "--espelhar", "--bloquear-so-no-backup", "--max-exclusoes",
-                                      "--aceitar-backup-desconhecido", "--sem-progresso"]),
-    "restaurar": (("Copia um backup de volta para o PRINCIPAL que perdeu dados (por exemplo, voltou vazio depois "
-                   "de reiniciar): cria no principal só o que falta nele; o que já existe lá fica como está "
-                   "(--forcar sobrescreve com a versão do backup). Rode primeiro com --simular."),
-                  _CONNECTION_OPTIONS + ["--de", "--aceitar-backup-desconhecido", "--forcar", "--simular",
-                                         "--dados-dir", "--paralelo", "--json", "--sem-progresso"]),
-}
-
-
-def command_help(parser: argparse.ArgumentParser, command: str) -> str:
-    """A ajuda de um subcomando: o que ele faz e só as opções que valem para ele."""
-    description, wanted = COMMAND_HELP[command]
-    sub = _Parser(prog=f"sincronizar_bancos.py {command}", add_help=False, formatter_class=_HelpFormatter,
-                  description=description, epilog="Todas as opções e os códigos de saída: "
-                                                   f"{PY} sincronizar_bancos.py --help")
-    sub._optionals.title = "opções"
-    for action in parser._actions:
-        if action.option_strings and (set(action.option_strings) & set(wanted + ["--help"])):
-            sub._add_action(action)
-    return sub.format_help()
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -9864,18 +10016,18 @@ def _json_requested(argv: list[str]) -> bool:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    if args.comando == "demo":
+    if args.comando == Command.DEMO:
         return run_demo(args)
-    if args.comando == "historico":
+    if args.comando == Command.HISTORY:
         return cmd_history(args)
-    if args.comando == "painel":
+    if args.comando == Command.PANEL:
         return cmd_panel(args)
-    if args.comando == "vigiar":
+    if args.comando == Command.WATCH:
         return cmd_watch(args)
     config = build_config(args)
-    if args.comando == "verificar":
+    if args.comando == Command.CHECK:
         config.check = config.simulate = True
-    if args.comando == "restaurar":
+    if args.comando == Command.RESTORE:
         config = restore_mode(config)
     check_state_versions(config)
     rep = Reporter(config.json_output)
@@ -9916,14 +10068,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     json_mode = _OUTPUT["json"] = _json_requested(argv)
     parser = build_parser()
-    command = next((a for a in argv if a in COMMAND_HELP), None)
-    if command and {"-h", "--help"} & set(argv):
-        sys.stdout.write(command_help(parser, command))
-        return stopped_code(SystemExit(0))  # como o --help do argparse
     try:
         args = parser.parse_args(argv)
-    except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help)
-        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} sincronizar_bancos.py --help"],
+    except OptionError as exc:  # primeira linha: o que está errado (o uso completo fica no --help do comando)
+        return fail([f"Opção inválida: {exc}", f"   Veja: {PY} {exc.prog} --help"],
                     stopped_code(exc), json_mode)
     except SystemExit as exc:  # --help e --version já escreveram o que tinham a escrever
         return stopped_code(exc)

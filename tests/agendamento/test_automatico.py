@@ -625,6 +625,10 @@ def test_informar_mostra_pasta_log_e_codigos_em_json_ascii(tmp_path):
     # --dados-dir repassado ao filho também vale para o invólucro.
     r = rodar(projeto, "--informar", "--", "--dados-dir", str(tmp_path / "outra"))
     assert Path(json.loads(r.saida)["pasta_dados"]) == tmp_path / "outra"
+    for filho in (["verificar", "--dados-dir", str(tmp_path / "apos")], ["--dados-dir", str(tmp_path / "apos"),
+                                                                        "verificar"]):  # antes ou depois do comando
+        r = rodar(projeto, "--informar", "--", *filho)
+        assert Path(json.loads(r.saida)["pasta_dados"]) == tmp_path / "apos", filho
 
 
 @pytest.mark.timeout(120)

@@ -313,9 +313,9 @@ def test_restaurar_de_escolhe_o_backup_de_origem(par_dois_backups):
     r = par.rodar("restaurar", "--de", "http://127.0.0.1:9/")
     assert r.codigo == 2 and "não é um dos backups configurados" in r.stderr
     assert par.principal.write_count() == 0
-    # restaurar não combina com --bidirecional
+    # restaurar não combina com --bidirecional: a opção nem é do comando
     r = par.rodar("restaurar", "--bidirecional")
-    assert r.codigo == 2 and "restaurar não combina" in r.stderr
+    assert r.codigo == 2 and "--bidirecional não vale para o comando restaurar" in r.stderr
 
 
 def test_restaurar_de_backup_vazio_nao_faz_nada_e_sai_com_5(par):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -48,6 +49,116 @@ def test_erro_de_opcao_em_portugues_codigo_2_primeira_linha(tmp_path, args, trec
         assert palavra not in r.stderr, f"{palavra!r} em inglês: {r.stderr}"
     assert r.stdout == ""
     assert not (tmp_path / "dados").exists()
+
+
+# ---------------------------------------------------------------------------
+# Subcomandos: cada um com a sua ajuda e só as suas opções (sb.COMMANDS)
+# ---------------------------------------------------------------------------
+
+def _opcoes_da_ajuda(texto: str) -> set[str]:
+    """As opções que a ajuda descreve (as linhas da seção "opções", não o uso)."""
+    return {m.group(1) for m in re.finditer(r"^  (?:-h, )?(--[a-z-]+)", texto, re.M)}
+
+
+@pytest.mark.parametrize("nome", ["sincronizar", "demo", "verificar", "historico", "painel", "restaurar", "vigiar"])
+def test_ajuda_do_comando_descreve_exatamente_as_opcoes_dele(tmp_path, nome):
+    comando = sb.Command(nome)
+    r = rodar_script(comando.value, "--help", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
+    assert r.codigo == 0 and r.stderr == "", saida(r)
+    assert r.stdout.startswith(f"uso: sincronizar_bancos.py {comando.value} ")
+    assert _opcoes_da_ajuda(r.stdout) == set(sb.COMMANDS[comando].options) | {"--help", "--version"}
+    assert "".join(sb.COMMANDS[comando].description.split()) in "".join(r.stdout.split())
+
+
+def test_cada_opcao_vale_para_algum_comando_e_a_ajuda_geral_lista_todas(tmp_path):
+    geral = rodar_script("--help", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
+    assert geral.codigo == 0
+    de_algum = set().union(*(spec.options for spec in sb.COMMANDS.values()))
+    assert _opcoes_da_ajuda(geral.stdout) == de_algum | {"--help", "--version"}
+    for comando, spec in sb.COMMANDS.items():  # os comandos, cada um com a sua linha
+        assert re.search(rf"^    {comando.value} +{re.escape(spec.summary.split()[0])}", geral.stdout, re.M), comando
+
+
+@pytest.mark.parametrize("args, opcao, comando, ajuda", [
+    (["historico", "--bidirecional"], "--bidirecional", "o comando historico", "historico"),
+    (["--bidirecional", "historico"], "--bidirecional", "o comando historico", "historico"),
+    (["painel", "--espelhar"], "--espelhar", "o comando painel", "painel"),
+    (["verificar", "--forcar"], "--forcar", "o comando verificar", "verificar"),
+    (["demo", "--principal", "http://127.0.0.1:9"], "--principal", "o comando demo", "demo"),
+    (["historico", "--de=http://127.0.0.1:9"], "--de", "o comando historico", "historico"),
+    (["restaurar", "--bidirecional"], "--bidirecional", "o comando restaurar", "restaurar"),
+    (["--porta", "9000"], "--porta", "sincronizar (o comando padrão)", ""),
+], ids=["depois", "antes", "painel", "verificar", "demo", "com_igual", "restaurar", "sem_comando"])
+def test_opcao_de_outro_comando_e_recusada_com_codigo_2(tmp_path, args, opcao, comando, ajuda):
+    r = rodar_script(*args, env=ambiente_limpo(DADOS_DIR=str(tmp_path / "dados")), cwd=tmp_path, timeout=30)
+    sem_traceback(r)
+    assert r.codigo == 2, saida(r)
+    linhas = r.stderr.strip().splitlines()
+    assert linhas[0].startswith(f"❌ Opção inválida: {opcao} não vale para {comando}; vale para: "), r.stderr
+    donos = linhas[0].split("vale para: ")[1].split(", ")
+    assert donos == [c.value for c, spec in sb.COMMANDS.items() if opcao in spec.options]
+    assert linhas[1].endswith(f"sincronizar_bancos.py {ajuda} --help".replace("  ", " ")), r.stderr
+    for palavra in INGLES:
+        assert palavra not in r.stderr, f"{palavra!r} em inglês: {r.stderr}"
+    assert r.stdout == "" and not (tmp_path / "dados").exists()
+
+
+def test_erro_do_proprio_comando_indica_a_ajuda_dele(tmp_path):
+    r = rodar_script("verificar", "--timeout", "trinta", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
+    assert r.codigo == 2
+    assert r.stderr.startswith("❌ Opção inválida: --timeout: deve ser um número (recebido: 'trinta')")
+    assert r.stderr.strip().splitlines()[1].endswith("sincronizar_bancos.py verificar --help")
+
+
+def test_opcao_de_outro_comando_com_json_imprime_documento(tmp_path):
+    r = rodar_script("--json", "historico", "--espelhar", env=ambiente_limpo(), cwd=tmp_path, timeout=30)
+    doc = _documento_de_erro(r, 2)
+    assert doc["erro"].startswith("Opção inválida: --espelhar não vale para o comando historico")
+
+
+@pytest.mark.parametrize("antes, depois", [
+    (["--json", "verificar"], ["verificar", "--json"]),
+    (["--dados-dir", "d", "--limite", "3", "historico"], ["historico", "--limite", "3", "--dados-dir", "d"]),
+    (["--backup", "http://b", "--timeout", "7", "restaurar", "--de", "http://b"],
+     ["restaurar", "--de", "http://b", "--timeout", "7", "--backup", "http://b"]),
+    (["--intervalo", "9", "vigiar"], ["vigiar", "--intervalo", "9"]),
+    (["--backup", "http://a", "verificar", "--backup", "http://b"], ["verificar", "--backup", "http://a", "--backup",
+                                                                    "http://b"]),
+], ids=["verificar", "historico", "restaurar", "vigiar", "repetida_dos_dois_lados"])
+def test_opcoes_antes_ou_depois_do_comando_dao_o_mesmo(antes, depois):
+    a, b = sb.build_parser().parse_args(antes), sb.build_parser().parse_args(depois)
+    assert vars(a) == vars(b)
+    assert a.comando is sb.Command(depois[0])
+    padrao = sb.build_parser().parse_args([depois[0]])
+    assert {k for k in vars(a) if vars(a)[k] != vars(padrao)[k]} == \
+        {o.lstrip("-").replace("-", "_") for o in depois if o.startswith("--")}
+
+
+def test_sem_comando_e_sincronizar_com_as_mesmas_opcoes():
+    for args in ([], ["--simular", "--bidirecional"], ["--json", "--backup", "http://b"]):
+        sem = sb.build_parser().parse_args(args)
+        com = sb.build_parser().parse_args(["sincronizar", *args])
+        assert sem.comando is sb.Command.SYNC and vars(sem) == vars(com)
+    # todas as opções estão no resultado, com o padrão (build_config e os comandos as leem sem getattr)
+    assert sb.build_parser().parse_args(["historico"]).conflito == "relatar"
+    assert sb.build_parser().parse_args([]).limite == 20
+
+
+def test_sem_comando_sincroniza(par):
+    semear_licencas(par.principal, 3)
+    r = par.rodar("--sem-progresso", "--json")
+    assert r.codigo == 0, saida(r)
+    assert r.json()["modo"] == sb.Mode.ONE_WAY and par.backup.write_count() > 0
+    assert set(par.backup.devices()) == set(par.principal.devices())
+
+
+def test_json_antes_de_verificar_e_visto_pelo_verificar(par):
+    semear_licencas(par.principal, 3)
+    for args in (["--json", "verificar", "--sem-progresso"], ["verificar", "--sem-progresso", "--json"]):
+        r = par.rodar(*args)
+        assert r.codigo == 1, saida(r)  # o backup vazio não está em dia
+        assert r.json()["modo"] == sb.Mode.CHECK
+    assert par.backup.write_count() == 0
 
 
 def test_version():
