@@ -108,7 +108,6 @@ import json
 import logging
 import logging.handlers
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -131,7 +130,6 @@ NOME_LOG = "sincronizacao.log"
 NOME_ULTIMA_EXECUCAO = "ultima_execucao.json"
 NOME_TRAVA = "sincronizacao_automatica.lock"  # outra que a do sincronizar_bancos.py
 
-ESPERA_MAXIMA = 900.0  # teto de uma espera entre tentativas (15 min)
 GRACA_ENCERRAMENTO = 30.0  # segundos entre SIGTERM e SIGKILL: o filho termina a escrita em andamento (systemd: 90 s)
 TIMEOUT_WEBHOOK = 10.0  # prazo TOTAL do aviso (conexão, envio e resposta)
 LINHAS_GUARDADAS = 15  # últimas linhas da saída usadas no aviso
@@ -141,7 +139,7 @@ LIMITE_TEXTO_AVISO = 1900  # o Discord aceita até 2000 caracteres
 # ExitCode.CONFIG dele (a tabela de códigos mora lá; aqui ela não está disponível).
 CODIGO_SEM_SCRIPT = 2
 # A interface do sincronizar_bancos.py que este arquivo usa (WRAPPER_INTERFACE dele; ausente = mais antigo).
-INTERFACE_DO_SCRIPT = 1
+INTERFACE_DO_SCRIPT = 2
 
 IS_WINDOWS = os.name == "nt"
 
@@ -880,16 +878,15 @@ class Desfecho:
 
 
 def calcular_espera(base: float, tentativa: int) -> float:
-    """Espera antes da próxima tentativa: base × 2^(n-1), ±25%, com teto."""
-    espera = base * (2 ** (tentativa - 1))
-    espera = min(espera, ESPERA_MAXIMA)
-    return espera * random.uniform(0.75, 1.25)
+    """Espera antes da tentativa `tentativa` + 1: a política do script (sb.SCHEDULED_BACKOFF) começando em `base`
+    (SYNC_ESPERA_INICIAL): base × 2^(n-1), ±25%, nunca mais que o teto dela (15 min)."""
+    return dataclasses.replace(sb.SCHEDULED_BACKOFF, first=base).delay(tentativa)
 
 
 def deve_repetir(codigo: int) -> bool:
-    """Só servidor inacessível (ou tempo esgotado, que vira 4) pode se resolver sozinho.
+    """Só servidor inacessível (ou tempo esgotado, que vira 4) pode se resolver sozinho (sb.RETRIED_EXIT_CODES).
     Configuração (2), trava ocupada (3) e os demais não mudam repetindo."""
-    return codigo == sb.ExitCode.SERVER
+    return codigo in sb.RETRIED_EXIT_CODES
 
 
 def _problema_antes_de_rodar(ajustes: Ajustes, python: str) -> str | None:

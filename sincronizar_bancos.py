@@ -133,9 +133,11 @@ import http.server
 import importlib.util
 import io
 import ipaddress
+import itertools
 import json
 import math
 import os
+import random
 import re
 import secrets
 import signal
@@ -194,7 +196,7 @@ VERSAO = "1.0.0"
 # Interface com o sincronizar_automatico.py: os nomes de __all__ que ele usa e o que eles fazem. Suba este número
 # quando mudar algum deles; o invólucro confere antes de tudo e, numa atualização pela metade (só um dos dois
 # arquivos trocado), diz no log e no webhook qual arquivo atualizar (código 2).
-WRAPPER_INTERFACE = 1
+WRAPPER_INTERFACE = 2
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python3 sincronizar_bancos.py ...")
 
@@ -233,6 +235,10 @@ __all__ = [
     "pair_json", "pair_health", "zone_label", "dump_json",
     # execução e linha de comando
     "Run", "run_sync", "main", "closed_pipe",
+    # novas tentativas: o que é repetido, quantas vezes e com que espera (o invólucro usa as duas últimas)
+    "Backoff", "HTTP_RETRY_STATUSES", "RETRY_AFTER_MAX", "HTTP_BACKOFF", "UNREADABLE_BACKOFF", "WRITE_RETRIES",
+    "WRITE_BACKOFF", "WAKE_POLL", "WATCH_PRIMARY_BACKOFF", "WATCH_PAIR_BACKOFF", "RETRIED_EXIT_CODES",
+    "SCHEDULED_BACKOFF",
     # pasta de dados (o invólucro diz o mesmo quando a conta do agendador não consegue gravar nela)
     "lock_file_problem", "data_dir_error",
     # comandos sugeridos nas mensagens: o Python e o pip que funcionam onde o usuário está
@@ -1243,6 +1249,79 @@ def _check_distinct(primary: ServerConfig, backups: list[ServerConfig]) -> None:
 
 
 # ============================================================================
+# Novas tentativas: o que é repetido, quantas vezes e com que espera (a única definição; a mesma tabela, para
+# o usuário, está em docs/API_DOS_SERVIDORES.md, "Novas tentativas")
+# ============================================================================
+
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """A espera antes da nova tentativa `n` (n = 1: a primeira nova tentativa). As `immediate` primeiras saem
+    na hora; depois, first × factor^k (k = 0, 1, 2...), no máximo `cap`. Com `jitter` j, cada espera é sorteada
+    entre (1 − j) e (1 + j) vezes esse valor, sem nunca passar de `cap` (quem espera junto não volta junto)."""
+
+    first: float
+    factor: float = 2.0
+    cap: float = math.inf
+    jitter: float = 0.0
+    immediate: int = 0
+
+    def delay(self, attempt: int, draw: Callable[[], float] = random.random) -> float:
+        """Segundos antes da nova tentativa `attempt` (1, 2, ...); `draw` sorteia em [0, 1)."""
+        if attempt <= self.immediate:
+            return 0.0
+        try:  # dias de falhas seguidas (o vigiar): o expoente passa do que um float guarda, e a espera é o teto
+            wait = min(self.first * self.factor ** (attempt - self.immediate - 1), self.cap)
+        except OverflowError:
+            wait = self.cap
+        if self.jitter:
+            wait = min(wait * (1 + self.jitter * (2 * draw() - 1)), self.cap)
+        return wait
+
+    def scaled(self, times: float) -> Backoff:
+        """A mesma política com a primeira espera `times` vezes maior (Config.backoff; os tetos não mudam)."""
+        return dataclasses.replace(self, first=self.first * times)
+
+    def starting_at(self, first: float) -> Backoff:
+        """A mesma política começando em `first`; o teto nunca fica abaixo da primeira espera."""
+        return dataclasses.replace(self, first=first, cap=max(self.cap, first))
+
+    def capped_at(self, cap: float) -> Backoff:
+        """A mesma política com um teto mais baixo (se `cap` for menor que o dela)."""
+        return dataclasses.replace(self, cap=min(self.cap, cap))
+
+
+# HTTP, por requisição (o urllib3 repete; NoRetryOnTlsProblem): falha de conexão, tempo esgotado e as respostas
+# abaixo, em qualquer método (todas as nossas requisições podem ser repetidas). SYNC_TENTATIVAS_HTTP novas
+# tentativas; a 1ª na hora, depois 1 s, 2 s, 4 s... (±12,5 %, até 30 s); um Retry-After do servidor vale no
+# lugar da espera, até RETRY_AFTER_MAX. Um problema de TLS nunca é repetido (não muda repetindo).
+HTTP_RETRY_STATUSES = (429, 502, 503, 504)
+RETRY_AFTER_MAX = 120  # um Retry-After de 1 hora não segura a execução
+HTTP_BACKOFF = Backoff(first=1.0, cap=30.0, jitter=0.125, immediate=1)
+# Resposta 2xx com corpo ilegível (cortada no meio; ApiClient._send): SYNC_TENTATIVAS_HTTP novas tentativas,
+# 0,5 s, 1 s, 2 s... até 10 s, dentro do prazo da requisição.
+UNREADABLE_BACKOFF = Backoff(first=0.5, cap=10.0)
+# Escrita que levou HTTP 500 ou "database is locked" (Executor._write; transient_failure): WRITE_RETRIES novas
+# tentativas, 0,25 s, 0,5 s e 1 s. Nunca um 500 de texto largo demais para o MySQL (too_wide): repetir não muda.
+WRITE_RETRIES = 3
+WRITE_BACKOFF = Backoff(first=0.25)
+# Servidor dormindo (ApiClient._wake_loop): GET /health a cada 2 s até SYNC_ESPERA_DESPERTAR (conexão recusada:
+# só ApiClient.REFUSED_WAIT; cada GET no máximo ApiClient.WAKE_ATTEMPT).
+WAKE_POLL = Backoff(first=2.0, factor=1.0)
+# Estas esperas curtas estão escritas para Config.backoff = SHORT_WAIT_UNIT (os testes o encolhem: scaled).
+SHORT_WAIT_UNIT = 0.5
+# Vigiar (Watcher.next_wait, Watcher.pair_done): a espera começa no intervalo efetivo e dobra a cada falha.
+WATCH_PRIMARY_BACKOFF_MAX = 300.0  # principal fora do ar: até 5 min
+WATCH_RETRY_MAX = 600.0  # par com problema (backup fora do ar, falhas): até 10 min (e até a leitura do backup)
+WATCH_PRIMARY_BACKOFF = Backoff(first=SETTING["SYNC_VIGIAR_INTERVALO"].default, cap=WATCH_PRIMARY_BACKOFF_MAX)
+WATCH_PAIR_BACKOFF = Backoff(first=SETTING["SYNC_VIGIAR_INTERVALO"].default, cap=WATCH_RETRY_MAX)
+# Execução agendada (sincronizar_automatico.py): só o código 4 (servidor inacessível ou tempo esgotado) pode se
+# resolver sozinho; SYNC_TENTATIVAS tentativas, a espera começa em SYNC_ESPERA_INICIAL (o `first` desta) e
+# dobra, ±25 %, até 15 min (mesmo com SYNC_ESPERA_INICIAL maior).
+RETRIED_EXIT_CODES = (ExitCode.SERVER,)
+SCHEDULED_BACKOFF = Backoff(first=SETTING["SYNC_ESPERA_INICIAL"].default, cap=900.0, jitter=0.25)
+
+
+# ============================================================================
 # Cliente HTTP (uma requests.Session por servidor)
 # ============================================================================
 
@@ -1429,7 +1508,32 @@ def tls_error(server: ServerConfig, kind: str, detail: str = "", ca_bundle: str 
 
 class NoRetryOnTlsProblem(Retry):
     """As novas tentativas do urllib3, menos para um problema de TLS que não muda repetindo
-    (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa."""
+    (tls_problem: certificado recusado, http/https trocados): esse falha na primeira tentativa. O urllib3
+    decide o que repetir e quantas vezes (e respeita o Retry-After); a espera entre elas é a de `policy`."""
+
+    policy: Backoff = HTTP_BACKOFF
+
+    @classmethod
+    def for_config(cls, config: Config) -> NoRetryOnTlsProblem:
+        """As novas tentativas HTTP de uma execução: SYNC_TENTATIVAS_HTTP de cada tipo, HTTP_BACKOFF."""
+        retry = cls(total=config.http_retries, connect=config.http_retries, read=config.http_retries,
+                    status=config.http_retries, other=config.http_retries,
+                    status_forcelist=HTTP_RETRY_STATUSES,
+                    allowed_methods=None,  # todas as escritas que fazemos podem ser repetidas com segurança
+                    respect_retry_after_header=True, retry_after_max=RETRY_AFTER_MAX,
+                    raise_on_status=False, raise_on_redirect=False)
+        retry.policy = HTTP_BACKOFF.scaled(config.backoff / SHORT_WAIT_UNIT)
+        return retry
+
+    def new(self, **kw: Any) -> NoRetryOnTlsProblem:  # o urllib3 copia o Retry a cada tentativa: a política vai junto
+        retry = super().new(**kw)
+        retry.policy = self.policy
+        return retry
+
+    def get_backoff_time(self) -> float:
+        """A espera antes desta nova tentativa: policy.delay(falhas seguidas até aqui, sem redirecionamentos)."""
+        failures = len(list(itertools.takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
+        return self.policy.delay(failures) if failures else 0.0
 
     def increment(self, method: Any = None, url: Any = None, response: Any = None, error: Any = None,
                   _pool: Any = None, _stacktrace: Any = None) -> NoRetryOnTlsProblem:
@@ -1871,22 +1975,7 @@ class ApiClient:
             self.session.verify = True
             pool_options["ssl_context"] = tls_context(config.ca_bundle, base_ca_bundle())
         self._heard = False  # já veio alguma resposta HTTP deste servidor (então a porta fala o esquema da URL)
-        retry = NoRetryOnTlsProblem(
-            total=config.http_retries,
-            connect=config.http_retries,
-            read=config.http_retries,
-            status=config.http_retries,
-            other=config.http_retries,
-            backoff_factor=config.backoff,
-            backoff_max=30,
-            backoff_jitter=config.backoff / 2,
-            status_forcelist=(429, 502, 503, 504),
-            allowed_methods=None,  # todas as escritas que fazemos podem ser repetidas com segurança
-            respect_retry_after_header=True,
-            retry_after_max=120,  # um Retry-After de 1 hora não segura a execução
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
+        retry = NoRetryOnTlsProblem.for_config(config)  # o que é repetido e a espera: HTTP_BACKOFF
         adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(config.parallel, 2),
                                   **pool_options)
         self.session.mount("http://", adapter)
@@ -1907,7 +1996,8 @@ class ApiClient:
               timeout: float | None = None, token: str | None = None) -> Response:
         """Uma requisição, com as novas tentativas do urllib3. Cada tentativa inteira (conexão, envio,
         cabeçalhos e corpo) dura no máximo SYNC_TIMEOUT; no total, no máximo (SYNC_TENTATIVAS_HTTP + 1)
-        tentativas, com as esperas entre elas (até 30 s cada, ou o Retry-After até 120 s)."""
+        tentativas, com as esperas entre elas (HTTP_BACKOFF, ou o Retry-After até RETRY_AFTER_MAX).
+        Um 2xx ilegível é pedido de novo (UNREADABLE_BACKOFF)."""
         headers = {"Accept": "application/json"}
         token = token or (self.token if auth else None)
         if token:
@@ -1944,7 +2034,7 @@ class ApiClient:
             # Resposta 2xx ilegível (cortada no meio): repete; todas as nossas
             # requisições podem ser repetidas com segurança.
             retried = True
-            time.sleep(min(self.config.backoff * (2 ** attempt), 10))
+            time.sleep(UNREADABLE_BACKOFF.scaled(self.config.backoff / SHORT_WAIT_UNIT).delay(attempt + 1))
         raise AssertionError("inalcançável")
 
     def request(self, method: str, path: str, payload: Any = None) -> Response:
@@ -2020,7 +2110,7 @@ class ApiClient:
     def _wake_loop(self, deadline: float) -> None:
         last_error, refused_since = "sem resposta", None
         self._explained = False
-        while True:
+        for poll in itertools.count(1):
             remaining = deadline - time.monotonic()
             if refused_since is not None and time.monotonic() - refused_since >= self.REFUSED_WAIT:
                 raise ApiError(
@@ -2058,7 +2148,7 @@ class ApiClient:
                 elif not refused:
                     refused_since = None
                 self._explain_wait(last_error, refused=refused)
-            self.cancel.wait(min(2.0, max(deadline - time.monotonic(), 0)))
+            self.cancel.wait(min(WAKE_POLL.delay(poll), max(deadline - time.monotonic(), 0)))
 
     def _mismatch(self, request: str, what: str) -> ServerMismatch:
         return ServerMismatch(
@@ -4371,8 +4461,6 @@ def stop_label(code: int | None) -> str:
     return "SIGTERM" if code == ExitCode.TERMINATED else "Ctrl+C"
 
 
-WRITE_RETRIES = 3  # novas tentativas de uma escrita idempotente que levou HTTP 500 ou "database is locked"
-WRITE_RETRY_WAIT = (0.25, 0.5, 1.0)  # segundos entre elas (× SYNC_BACKOFF / 0,5)
 NOT_THERE = "não bloqueada: a licença não existe nesse servidor (negada lá, como na origem)"
 PROBE_ID = "sincronizar-bancos-sonda"  # id que só aparece no caminho de uma sonda GET (nada é gravado)
 # Rota de escrita → caminho da sonda. Um GET numa rota que só aceita POST/DELETE responde 405 num servidor
@@ -4679,14 +4767,15 @@ class Executor:
 
     # -- uma ação ---------------------------------------------------------------
     def _write(self, method: str, path: str, payload: Any = None) -> Response:
-        """Uma escrita idempotente, repetida em HTTP 500 / "database is locked" (até WRITE_RETRIES vezes)."""
+        """Uma escrita idempotente, repetida em HTTP 500 / "database is locked" (WRITE_RETRIES vezes, WRITE_BACKOFF)."""
         resp = self.client.request(method, path, payload)
-        for wait in WRITE_RETRY_WAIT[:WRITE_RETRIES]:
+        backoff = WRITE_BACKOFF.scaled(self.config.backoff / SHORT_WAIT_UNIT)
+        for retry in range(1, WRITE_RETRIES + 1):
             if not transient_failure(resp) or self._stopping.is_set():
                 break
             if "database is locked" not in (_api_error(resp) or "").lower() and too_wide(payload):
                 break  # MySQL estrito recusando texto longo: repetir não muda nada
-            time.sleep(wait * self.config.backoff / 0.5)
+            time.sleep(backoff.delay(retry))
             resp = self.client.request(method, path, payload)
         return resp
 
@@ -7766,8 +7855,6 @@ def _record_failure(args: argparse.Namespace, data_dir: str, pairs: list[tuple[s
 
 WATCH_FILE = "vigiar.json"  # batimento (atômico) que o painel, o /status.json e uma execução agendada leem
 WATCH_STALE_INTERVALS = 3  # sem ciclo completo em 3 intervalos: /status.json vermelho
-WATCH_PRIMARY_BACKOFF_MAX = 300.0  # principal fora do ar: a espera dobra a cada falha, até 5 min
-WATCH_RETRY_MAX = 600.0  # par com problema (backup fora do ar, falhas): nova tentativa com espera dobrando, até 10 min
 WATCH_READY = "em dia"
 WATCH_PAUSED = "pausado"
 WATCH_PROBLEM = "com problema"
@@ -8119,8 +8206,7 @@ class Watcher:
         reason = pair_error_text(outcome) or "; ".join(outcome.warnings) or ExitCode.meaning_of(outcome.code)
         pair.failures += 1
         pair.unreachable = outcome.error is not None
-        longest = max(min(self.backup_read_s, WATCH_RETRY_MAX), self.effective)
-        wait = min(self.effective * 2 ** (pair.failures - 1), longest)
+        wait = WATCH_PAIR_BACKOFF.capped_at(self.backup_read_s).starting_at(self.effective).delay(pair.failures)
         pair.retry_at = time.monotonic() + wait
         if not parity_ok:
             pair.synced = None
@@ -8154,11 +8240,11 @@ class Watcher:
             self.rep.warn(f"⚠️  {_hhmmss()} {message}; o vigiar continua.")
 
     def backoff_max(self) -> float:
-        return max(WATCH_PRIMARY_BACKOFF_MAX, self.effective)
+        return WATCH_PRIMARY_BACKOFF.starting_at(self.effective).cap
 
     def next_wait(self) -> float:
         if self.primary_failures:
-            return min(self.effective * 2 ** (self.primary_failures - 1), self.backoff_max())
+            return WATCH_PRIMARY_BACKOFF.starting_at(self.effective).delay(self.primary_failures)
         return self.effective
 
     # -- transferência e orçamento ----------------------------------------------

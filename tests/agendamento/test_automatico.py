@@ -817,11 +817,14 @@ def test_involucro_usa_a_tabela_e_a_mascara_do_sincronizar_bancos():
     assert sb.SECRETS.mask(f"x {segredo} y") == "x *** y"
 
 
-def test_espera_dobra_com_variacao_e_teto():
+def test_espera_dobra_com_variacao_e_nunca_passa_do_teto_de_15_minutos():
     for tentativa, base in ((1, 30), (2, 60), (3, 120)):
         valor = MODULO.calcular_espera(30, tentativa)
         assert base * 0.75 <= valor <= base * 1.25
-    assert MODULO.calcular_espera(30, 20) <= MODULO.ESPERA_MAXIMA * 1.25
+    # o teto documentado (--espera-inicial: "teto de 15 minutos") vale depois da variação: antes, 900 × 1,25
+    esperas = [MODULO.calcular_espera(30, tentativa) for tentativa in (6, 20, 2000) for _ in range(100)]
+    assert max(esperas) <= 900 and min(esperas) >= 900 * 0.75
+    assert all(675 <= MODULO.calcular_espera(1200, 1) <= 900 for _ in range(50))  # espera inicial acima do teto
 
 
 def test_significados_em_portugues_para_todos_os_codigos_do_contrato():

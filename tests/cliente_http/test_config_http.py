@@ -11,6 +11,7 @@ serviço) são o `ServidorStub` de apoio.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -210,6 +211,23 @@ def test_resposta_pingada_com_novas_tentativas_tem_limite(par, stubs):
     logins = lento.terminados("/admin/login")
     duracao = logins[-1]["fim"] - logins[0]["inicio"]  # medido no servidor, sem a partida do processo
     assert 3 * 2 <= duracao < 3 * 2 + 2 + 4, f"levou {duracao:.1f} s"
+
+
+def test_503_e_repetido_sync_tentativas_http_vezes_com_as_esperas_da_politica(par, stubs):
+    """As novas tentativas do urllib3 esperam o que sb.HTTP_BACKOFF diz (a 1ª na hora, depois 1 s, 2 s...,
+    ±12,5 %), contado e cronometrado no servidor."""
+    fora = stubs({("GET", "/health"): health_ok,
+                  ("POST", "/admin/login"): lambda h: enviar(h, 503, {"error": "Service Unavailable"})})
+    r = par.rodar("--sem-progresso", SERVIDOR_PRINCIPAL=fora.url, SYNC_TENTATIVAS_HTTP="3")
+    sem_traceback(r)
+    assert r.codigo == 4, saida(r)[-3000:]
+    logins = fora.terminados("/admin/login")
+    assert len(logins) == 4  # 1 + SYNC_TENTATIVAS_HTTP, contadas no servidor
+    esperas = [depois["inicio"] - antes["fim"] for antes, depois in itertools.pairwise(logins)]
+    for tentativa, espera in enumerate(esperas, start=1):
+        menor = sb.HTTP_BACKOFF.delay(tentativa, draw=lambda: 0.0)
+        maior = sb.HTTP_BACKOFF.delay(tentativa, draw=lambda: 1.0)
+        assert menor - 0.05 <= espera <= maior + 0.3, f"nova tentativa {tentativa}: {espera:.2f} s ({esperas})"
 
 
 # ---------------------------------------------------------------------------

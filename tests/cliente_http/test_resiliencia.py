@@ -19,6 +19,7 @@ import time
 import pytest
 from filelock import FileLock
 
+import sincronizar_bancos as sb
 from apoio import (SCRIPT, anotar_saida, comando_script, conferir_arquivos_legiveis, conferir_convergencia,
                    guardar_tokens, licencas_cruas, rodar_cronometrado, saida, sem_traceback, semear_licencas,
                    semear_usuarios)
@@ -77,6 +78,48 @@ def test_falhas_mistas_nos_dois_servidores_convergem_numa_execucao(par, semente)
     r2 = par.rodar("--sem-progresso")
     assert r2.codigo == 0, saida(r2)[-3000:]
     assert par.backup.write_count() == 0
+
+
+# ---------------------------------------------------------------------------
+# Novas tentativas: a política única (sb.Backoff) que todas as esperas usam
+# ---------------------------------------------------------------------------
+
+def _extremos(politica, tentativa):
+    """A menor e a maior espera que a política pode sortear antes da nova tentativa `tentativa`."""
+    return politica.delay(tentativa, draw=lambda: 0.0), politica.delay(tentativa, draw=lambda: 1.0)
+
+
+def test_espera_entre_tentativas_dobra_ate_o_teto_e_a_variacao_fica_nos_limites():
+    politica = sb.Backoff(first=1.0, factor=2.0, cap=30.0, jitter=0.25)
+    assert [_extremos(politica, n) for n in (1, 2, 3)] == [(0.75, 1.25), (1.5, 2.5), (3.0, 5.0)]
+    assert _extremos(politica, 5) == (12.0, 20.0)
+    assert _extremos(politica, 6) == _extremos(politica, 40) == (22.5, 30.0)  # 32 passa do teto: ±25 % abaixo dele
+    rng = random.Random(7)
+    sorteios = [politica.delay(3, draw=rng.random) for _ in range(2000)]
+    assert 3.0 <= min(sorteios) < 3.1 and 4.9 < max(sorteios) <= 5.0  # espalha por toda a faixa de ±25 %
+    assert all(politica.delay(n) <= 30.0 for n in range(1, 60))  # o teto nunca é passado, nem com a variação
+    # as primeiras `immediate` saem na hora (o urllib3 repete a 1ª sem esperar); sem variação, exata
+    http = sb.Backoff(first=1.0, cap=30.0, immediate=1)
+    assert [http.delay(n) for n in range(1, 8)] == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    # dias de falhas seguidas (vigiar): o teto, não um OverflowError
+    assert sb.Backoff(first=60.0, cap=300.0).delay(5000) == 300.0
+    # escalada (Config.backoff) só na primeira espera; começando mais alto, o teto sobe junto
+    assert http.scaled(0.01).delay(3) == pytest.approx(0.02) and http.scaled(100).delay(3) == 30.0
+    assert sb.Backoff(first=60.0, cap=300.0).starting_at(900.0).delay(4) == 900.0
+    assert sb.Backoff(first=60.0, cap=600.0).capped_at(120.0).delay(4) == 120.0
+
+
+def test_cada_espera_da_ferramenta_e_a_da_politica_declarada():
+    """O que é repetido, quantas vezes e com que espera: a tabela de docs/API_DOS_SERVIDORES.md, em números."""
+    assert sb.HTTP_RETRY_STATUSES == (429, 502, 503, 504) and sb.RETRY_AFTER_MAX == 120
+    assert [sb.HTTP_BACKOFF.delay(n, draw=lambda: 0.5) for n in range(1, 6)] == [0.0, 1.0, 2.0, 4.0, 8.0]
+    assert _extremos(sb.HTTP_BACKOFF, 2) == (0.875, 1.125) and sb.HTTP_BACKOFF.delay(20) <= 30.0
+    assert [sb.UNREADABLE_BACKOFF.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+    assert sb.WRITE_RETRIES == 3 and [sb.WRITE_BACKOFF.delay(n) for n in (1, 2, 3)] == [0.25, 0.5, 1.0]
+    assert {sb.WAKE_POLL.delay(n) for n in range(1, 50)} == {2.0}
+    assert sb.RETRIED_EXIT_CODES == (sb.ExitCode.SERVER,)
+    agendada = sb.SCHEDULED_BACKOFF
+    assert [_extremos(agendada, n) for n in (1, 2)] == [(22.5, 37.5), (45.0, 75.0)] and agendada.delay(30) <= 900.0
 
 
 # ---------------------------------------------------------------------------

@@ -319,12 +319,12 @@ def test_milhares_de_ciclos_ociosos_nao_fazem_a_memoria_crescer_nem_falam_com_o_
         vigiar.close()
 
 
-def _vigiar_no_processo(par, orcamento_mb: float = 1000, saida=None):
+def _vigiar_no_processo(par, orcamento_mb: float = 1000, saida=None, **ajustes):
     import io
 
     config = sb.Config(primary=sb.ServerConfig(sb.Role.PRIMARY, par.principal.url, "admin", par.senha_principal),
                        backups=[sb.ServerConfig(sb.Role.BACKUP, par.backup.url, "admin", par.senhas_backup)],
-                       data_dir=str(par.dados), wake_wait=5, timeout=5)
+                       data_dir=str(par.dados), **{"wake_wait": 5, "timeout": 5, **ajustes})
     vigiar = sb.Watcher(config, sb.Reporter(False, saida if saida is not None else io.StringIO()), INTERVALO, 60,
                         orcamento_mb)
     vigiar.open()
@@ -360,6 +360,31 @@ def test_vigiar_conta_o_que_chega_comprimido_e_alarga_o_intervalo_quando_a_lista
         assert transferencia["comprimida"] is False
         assert transferencia["ultima_leitura_bytes"] == transferencia["ultima_leitura_bytes_descomprimidos"]
         assert _iguais(par)
+    finally:
+        vigiar.close()
+
+
+def test_principal_ou_backup_fora_do_ar_por_dias_o_vigiar_espera_o_teto_sem_quebrar(par):
+    """Umas 1.025 falhas seguidas (3,5 dias de principal fora do ar com esperas de 5 min, 7 dias de um backup com
+    esperas de 10 min): intervalo × 2^(falhas − 1) não cabe num float. A espera é o teto, não um OverflowError
+    (que derrubava o vigiar, no principal, ou virava "erro inesperado" a cada ciclo, no backup)."""
+    semear_licencas(par.principal, 3)
+    vigiar = _vigiar_no_processo(par, wake_wait=0, http_retries=0)
+    try:
+        vigiar.cycle()
+        assert _iguais(par)
+        [par_vigiado] = vigiar.pairs
+        par.backup.set_faults(fail_rate=1.0, fail_modes=["503"])
+        par.principal.add_device("VENDA-NA-QUEDA", owner_name="Cliente")  # mudou: o par vai ao backup, que falha
+        par_vigiado.failures = 1100
+        vigiar.cycle()
+        assert par_vigiado.failures == 1101 and par_vigiado.problem
+        assert par_vigiado.retry_at - time.monotonic() == pytest.approx(sb.WATCH_PAIR_BACKOFF.cap, abs=5)
+        par.principal.set_faults(fail_rate=1.0, fail_modes=["503"])
+        vigiar.primary_failures = 1100
+        vigiar.cycle()
+        assert vigiar.primary_failures == 1101 and vigiar.primary_error
+        assert vigiar.next_wait() == vigiar.backoff_max() == sb.WATCH_PRIMARY_BACKOFF.cap == 300
     finally:
         vigiar.close()
 
