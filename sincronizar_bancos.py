@@ -148,6 +148,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import unicodedata
 import urllib.parse
 import zlib
@@ -3196,44 +3197,46 @@ class Plan:
     """O plano de um par como plan_pair o devolve, completo (conflitos, divergências aprendidas, bloqueios de
     segurança): congelado. Quem junta dois planos (a releitura do principal, a releitura final) faz um novo
     (replan_after_reread, merge_final), nunca edita este."""
-    user_actions: list[Action]
-    license_chains: list[list[Action]]
-    divergences: list[Divergence]
-    backup_only_users: list[str]
-    backup_only_licenses: list[str]
-    skipped: list[Problem]  # licenças do principal fora do plano (dados ilegíveis)
+    user_actions: tuple[Action, ...]
+    license_chains: tuple[tuple[Action, ...], ...]
+    divergences: tuple[Divergence, ...]
+    backup_only_users: tuple[str, ...]
+    backup_only_licenses: tuple[str, ...]
+    skipped: tuple[Problem, ...]  # licenças do principal fora do plano (dados ilegíveis)
     licenses_compared: int
-    parity_mismatches: list[str]  # veredito diferente mesmo depois do plano (não deveria acontecer)
-    current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
-    deletions: list[Action] = dataclasses.field(default_factory=list)
-    held_deletions: list[Action] = dataclasses.field(default_factory=list)
-    limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
+    parity_mismatches: tuple[str, ...]  # veredito diferente mesmo depois do plano (não deveria acontecer)
+    current_mismatches: tuple[str, ...] = ()  # diferente agora, antes do plano
+    deletions: tuple[Action, ...] = ()
+    held_deletions: tuple[Action, ...] = ()
+    limits: tuple["DeletionLimit", ...] = ()  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
     conflicts: tuple[Conflict, ...] = ()
-    skipped_users: list[Problem] = dataclasses.field(default_factory=list)
-    unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
+    skipped_users: tuple[Problem, ...] = ()
+    unreachable: tuple[Problem, ...] = ()  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
-    backup_only_allowed: list[str] = dataclasses.field(default_factory=list)  # só no backup e liberadas lá
-    backup_sales: list[str] = dataclasses.field(default_factory=list)  # ... criadas lá depois da última sincronização
-    backup_unknown: list[str] = dataclasses.field(default_factory=list)  # ... sem como saber se venda ou reembolso
-    not_restored: list[str] = dataclasses.field(default_factory=list)  # restaurar: apagadas no principal, não recriadas
+    backup_only_allowed: tuple[str, ...] = ()  # só no backup e liberadas lá
+    backup_sales: tuple[str, ...] = ()  # ... criadas lá depois da última sincronização
+    backup_unknown: tuple[str, ...] = ()  # ... sem como saber se venda ou reembolso
+    not_restored: tuple[str, ...] = ()  # restaurar: apagadas no principal, não recriadas
     # as mais novas do principal que sumiram juntas, poucas para chamar de cópia restaurada (VANISHED_NEWEST_DOUBT):
     # bloqueadas no backup como reembolsos, e o par sai com 1 dizendo como devolvê-las se eram vendas
-    newest_vanished: list[str] = dataclasses.field(default_factory=list)
+    newest_vanished: tuple[str, ...] = ()
     # restaurar: bloqueadas no backup pela ferramenta (sumiram do principal) que voltam ao principal como eram
     # antes do bloqueio (liberadas); o backup segue bloqueado até a próxima sincronização normal
-    unblocked: list[str] = dataclasses.field(default_factory=list)
-    expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
+    unblocked: tuple[str, ...] = ()
+    # chave → (principal, backup) como devem ficar depois do plano; só leitura (dict só dentro do planejador)
+    expected: types.MappingProxyType[str, tuple[License, License]] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
     first_sync: bool = True
     clock: Clock | None = None  # as datas com que o plano foi feito (next_state usa a UTC; nada de relógio de parede)
 
     @property
     def actions(self) -> list[Action]:
-        return self.user_actions + [a for chain in self.license_chains for a in chain] + self.deletions
+        return [*self.user_actions, *(a for chain in self.license_chains for a in chain), *self.deletions]
 
     def parity_now(self) -> "Parity":
         """Veredito igual dos dois lados nos retratos lidos (o que os servidores têm agora)."""
-        return Parity(self.licenses_compared, self.current_mismatches, len(self.skipped))
+        return Parity(self.licenses_compared, list(self.current_mismatches), len(self.skipped))
 
     def parity_predicted(self) -> "Parity":
         """O que o plano promete depois de aplicado (simulação: previsão, não conferência)."""
@@ -3512,7 +3515,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     return chain, after
 
 
-def chain_undo(chain: list[Action], here: Role, two_way: bool) -> Action | None:
+def chain_undo(chain: Sequence[Action], here: Role, two_way: bool) -> Action | None:
     """O que desfaz uma cadeia que regrava (o upsert deixa a licença LIBERADA) e termina bloqueando, se o
     bloqueio falhar: excluir o registro (volta a não existir: negado). O criado pela cadeia, em qualquer lado; o
     que já existia, só num backup (`here`: o servidor real), e no bidirecional só se o desfazer foi gravado no
@@ -4084,21 +4087,24 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     if halted:  # nada é gravado; as exclusões que haveria aparecem como retidas, e a paridade é a de agora
         user_actions, planner.chains, allowed, held = [], [], [], allowed + held
         planner.mismatches = list(planner.current)
+    # o plano sai congelado: as listas do planejador viram tuplas (na mesma ordem) e o esperado, só leitura
     return Plan(
-        halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
-        backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
-        newest_vanished=newest_vanished, unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
-        backup_only_allowed=[k for k in backup_only
-                             if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
-        user_actions=user_actions, license_chains=planner.chains,
-        divergences=[*learned, *user_divergences, *planner.divergences], backup_only_users=backup_only_users,
-        backup_only_licenses=backup_only,
-        skipped=[p for p in primary.problems if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE],
-        unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
-        licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
-        current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
-        conflicts=tuple(planner.conflicts), expected=planner.expected, first_sync=state is None,
-        skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
+        halted=halted, loss=loss, clock=clock, backup_sales=tuple(sorted(planner.sales)),
+        backup_unknown=tuple(sorted(planner.unknown)), not_restored=tuple(sorted(planner.not_restored)),
+        newest_vanished=tuple(newest_vanished),
+        unblocked=tuple(k for k in unblocked if any(c[0].key == k for c in planner.chains)),
+        backup_only_allowed=tuple(k for k in backup_only
+                                  if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now),
+        user_actions=tuple(user_actions), license_chains=tuple(tuple(c) for c in planner.chains),
+        divergences=(*learned, *user_divergences, *planner.divergences), backup_only_users=tuple(backup_only_users),
+        backup_only_licenses=tuple(backup_only),
+        skipped=tuple(p for p in primary.problems
+                      if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE),
+        unreachable=tuple(p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE),
+        licenses_compared=planner.compared, parity_mismatches=tuple(planner.mismatches),
+        current_mismatches=tuple(planner.current), deletions=tuple(allowed), held_deletions=tuple(held),
+        limits=tuple(limits), conflicts=tuple(planner.conflicts), expected=types.MappingProxyType(planner.expected),
+        first_sync=state is None, skipped_users=tuple(p for p in primary.problems if p.kind == RecordKind.USER),
     )
 
 
@@ -4271,8 +4277,8 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
 
 
 def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
-                        chains: list[list[Action]], deletions: list[Action]
-                        ) -> tuple[Plan, list[list[Action]], list[Action]]:
+                        chains: Sequence[Sequence[Action]], deletions: list[Action]
+                        ) -> tuple[Plan, Sequence[Sequence[Action]], list[Action]]:
     """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
     "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
     primeira leitura (`first`) sai e vira conflito (a próxima execução decide); se o principal passou a negar o
@@ -4295,8 +4301,8 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
                                "negada no principal durante esta execução: bloqueada para negar igual",
                                source_allows=clock.sure(now, Side.PRIMARY))
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
-            license_chains = [c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
-            license_chains.append(block)
+            license_chains = (*(c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)),
+                              tuple(block))
     new = dataclasses.replace(plan, conflicts=plan.conflicts + tuple(found), license_chains=license_chains)
     return new, [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
@@ -4311,10 +4317,10 @@ def merge_final(plan: Plan, again: Plan) -> Plan:
     held = {a.key for a in plan.held_deletions}
     return merge_conflicts(dataclasses.replace(
         plan, halted=plan.halted or again.halted, loss=again.loss if again.halted else plan.loss,
-        held_deletions=plan.held_deletions + [a for a in again.held_deletions if a.key not in held],
+        held_deletions=(*plan.held_deletions, *(a for a in again.held_deletions if a.key not in held)),
         backup_only_allowed=again.backup_only_allowed, backup_sales=again.backup_sales,
         backup_unknown=again.backup_unknown,
-        newest_vanished=plan.newest_vanished + [k for k in again.newest_vanished if k not in plan.newest_vanished]),
+        newest_vanished=(*plan.newest_vanished, *(k for k in again.newest_vanished if k not in plan.newest_vanished))),
         again.conflicts)
 
 
@@ -4503,12 +4509,12 @@ def has_route(client: ApiClient, kind: ActionKind) -> bool | None:
     return client.routes[kind]
 
 
-def unblocks_then_blocks(chain: list[Action]) -> bool:
+def unblocks_then_blocks(chain: Sequence[Action]) -> bool:
     """Cadeia que cria ou regrava (o upsert deixa a licença ativa: liberada) e termina bloqueando."""
     return chain[-1].kind == BLOCK and any(a.kind in UPSERTS for a in chain)
 
 
-def needs_block_proof(chain: list[Action]) -> bool:
+def needs_block_proof(chain: Sequence[Action]) -> bool:
     """Regrava um registro que JÁ EXISTE no destino e precisa terminar negado: só com a rota de bloqueio
     provada nesta execução (uma criação sem bloqueio é desfeita excluindo o que ela criou)."""
     return unblocks_then_blocks(chain) and chain[0].kind != CREATE
@@ -4546,7 +4552,7 @@ class Executor:
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
-    def run(self, user_actions: list[Action], chains: list[list[Action]],
+    def run(self, user_actions: list[Action], chains: Sequence[Sequence[Action]],
             deletions: Sequence[Action] = ()) -> list[Result]:
         """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
         as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
@@ -4555,7 +4561,7 @@ class Executor:
         results += self._run_chains([[a] for a in user_actions], "usuários")
         return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
 
-    def _run_licenses(self, chains: list[list[Action]], deletions: Sequence[Action]) -> list[Result]:
+    def _run_licenses(self, chains: Sequence[Sequence[Action]], deletions: Sequence[Action]) -> list[Result]:
         results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
@@ -4568,7 +4574,7 @@ class Executor:
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
 
-    def _run_license_chains(self, chains: list[list[Action]]) -> list[Result]:
+    def _run_license_chains(self, chains: Sequence[Sequence[Action]]) -> list[Result]:
         """As cadeias que regravam um registro que já existe e precisa terminar negado (needs_block_proof) vão
         depois das outras: um bloqueio delas prova a rota; sem nenhum, uma prova só (prove_block_route). Os
         resultados voltam na ordem das cadeias (a mesma com --paralelo 1 ou 8)."""
@@ -4587,13 +4593,13 @@ class Executor:
         return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
-    def missing_routes(self, chains: list[list[Action]], deletions: Sequence[Action]) -> set[str]:
+    def missing_routes(self, chains: Sequence[Sequence[Action]], deletions: Sequence[Action]) -> set[str]:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
         return {kind for kind in needed if has_route(self.client, kind) is False}
 
-    def _old_version_text(self, chain: list[Action], missing: set[str]) -> str:
+    def _old_version_text(self, chain: Sequence[Action], missing: set[str]) -> str:
         kinds = {a.kind for a in chain} & missing
         routes = " e ".join(ROUTE_NAMES[k] for k in sorted(kinds))
         text = f"não enviada: {self.client.server.label} é de uma versão antiga, sem a rota de {routes}"
@@ -4605,7 +4611,7 @@ class Executor:
                     "no painel desse servidor ou atualize-o para a versão atual")
         return text
 
-    def _not_sent(self, chain: list[Action], message: str) -> list[Result]:
+    def _not_sent(self, chain: Sequence[Action], message: str) -> list[Result]:
         results = [Result(a, False, message or f"não enviada: {self.client.server.label} não tem a rota de "
                           f"{ROUTE_NAMES.get(a.kind, a.kind)} (versão antiga)", unsyncable=True) for a in chain]
         for result in results:
@@ -4613,7 +4619,7 @@ class Executor:
         return results
 
     # -- cadeias ------------------------------------------------------------------
-    def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
+    def _run_chains(self, chains: Sequence[Sequence[Action]], label: str) -> list[Result]:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
         try:
             return self._run_all(chains, progress)
@@ -4621,7 +4627,7 @@ class Executor:
             if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
                 sys.stderr.write("\n")
 
-    def _run_all(self, chains: list[list[Action]], progress: Progress) -> list[Result]:
+    def _run_all(self, chains: Sequence[Sequence[Action]], progress: Progress) -> list[Result]:
         if self.config.parallel <= 1 or len(chains) <= 1:
             return [r for chain in chains for r in self._run_chain(chain, progress)]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel)
@@ -4635,7 +4641,7 @@ class Executor:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run_chain(self, chain: list[Action], progress: Progress) -> list[Result]:
+    def _run_chain(self, chain: Sequence[Action], progress: Progress) -> list[Result]:
         """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
         depois de um upsert incerto é o que mantém o backup negando como o principal. Se o bloqueio
         falha (já repetido), desfaz o que a cadeia liberou (compensate)."""
@@ -4722,7 +4728,7 @@ class Executor:
             return f"não enviada: o novo login antes da sequência falhou ({exc})"
         return None
 
-    def prove_block_route(self, chain: list[Action]) -> list[Result]:
+    def prove_block_route(self, chain: Sequence[Action]) -> list[Result]:
         """Antes das cadeias que regravam um registro que já existe e precisa terminar negado: o upsert o
         desbloqueia, e só o bloqueio seguinte o nega de novo. A rota de bloqueio precisa ter funcionado NESTA
         execução neste servidor (um bloqueio que passou). Sem nenhum ainda, a prova é bloquear o registro da
@@ -4741,7 +4747,7 @@ class Executor:
         self.on_result(result)
         return [result]
 
-    def route_broken(self, chain: list[Action]) -> str | None:
+    def route_broken(self, chain: Sequence[Action]) -> str | None:
         """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: um bloqueio falhou
         nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
         if not needs_block_proof(chain) or self.client.block_works is not False:
@@ -5714,7 +5720,7 @@ def journal_entry(raw: Any) -> JournalEntry | None:
                         raw.get("liberada") is True)
 
 
-def undone_by_delete(chain: list[Action]) -> bool:
+def undone_by_delete(chain: Sequence[Action]) -> bool:
     """O plano anotou um desfazer na cadeia (chain_undo): se o bloqueio do fim falhar, o Executor a desfaz
     excluindo o registro (Executor.compensate)."""
     return chain[-1].undo is not None
@@ -6332,14 +6338,15 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
             "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d),
                                       plan.first_sync and d.role_of(plan.loss.side) == Role.PRIMARY)},
         "primeira_sincronizacao": plan.first_sync,
-        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
-                         "licencas_liberadas": plan.backup_only_allowed, "vendas_no_backup": plan.backup_sales,
-                         "origem_desconhecida": plan.backup_unknown},
+        # listas (não as tuplas do plano): bound_lists corta as listas do --json
+        "so_no_backup": {"usuarios": list(plan.backup_only_users), "licencas": list(plan.backup_only_licenses),
+                         "licencas_liberadas": list(plan.backup_only_allowed),
+                         "vendas_no_backup": list(plan.backup_sales), "origem_desconhecida": list(plan.backup_unknown)},
         "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
                                              backup_only_commands(d), strict=True)),
-        "nao_restauradas": plan.not_restored,
-        "mais_novas_sumidas": plan.newest_vanished,
-        "restauradas_como_antes_do_bloqueio": plan.unblocked,
+        "nao_restauradas": list(plan.not_restored),
+        "mais_novas_sumidas": list(plan.newest_vanished),
+        "restauradas_como_antes_do_bloqueio": list(plan.unblocked),
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
         "paridade": _parity_json(outcome.parity),
@@ -6451,7 +6458,7 @@ def summarize_divergences(divergences: list[Divergence]) -> list[str]:
     return lines
 
 
-def sample(keys: list[str], limit: int = 10) -> str:
+def sample(keys: Sequence[str], limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + (f", … e mais {len(keys) - limit}" if len(keys) > limit else "")
 
 
@@ -7411,7 +7418,7 @@ class Run:
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
             outcome.clock, outcome.parity = later, again.parity_now()
-            outcome.divergences = again.divergences + new_passwords(plan, outcome.results or [], again)
+            outcome.divergences = [*again.divergences, *new_passwords(plan, outcome.results or [], again)]
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
             outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
@@ -7424,10 +7431,10 @@ class Run:
             # rodada extra: só o que mudou; o resto fica como pendência (não é apagado do estado como feito)
             left = {a.key for a in outcome.leftover}
             extra = dataclasses.replace(
-                again, user_actions=[a for a in again.user_actions if id(a) in chosen],
-                license_chains=[c for c in again.license_chains if id(c[0]) in chosen],
-                deletions=[a for a in again.deletions if id(a) in chosen],
-                expected={k: v for k, v in again.expected.items() if k not in left})
+                again, user_actions=tuple(a for a in again.user_actions if id(a) in chosen),
+                license_chains=tuple(c for c in again.license_chains if id(c[0]) in chosen),
+                deletions=tuple(a for a in again.deletions if id(a) in chosen),
+                expected=types.MappingProxyType({k: v for k, v in again.expected.items() if k not in left}))
             round_outcome = PairOutcome(d, started=outcome.started, clock=later, plan=extra)
             carried = {} if d.restore else self.guard_local(
                 "ler o diário do par", load_journal, cfg.data_dir, d.primary.url, d.backup.url) or {}
@@ -7508,7 +7515,7 @@ class Run:
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
         outcome.parity = outcome.parity_before
-        outcome.divergences = plan.divergences
+        outcome.divergences = list(plan.divergences)
         outcome.users_total = len(source.users)
         outcome.users_present = users_present(source, target)
         if self.config.simulate:  # simulação: conta os que o plano criaria
@@ -7576,13 +7583,14 @@ class Run:
                                            backup=on_backup, undo_journaled=undo_journaled)
             return executors[side]
 
-        def apply(side: Side, users: list[Action], chains: list[list[Action]], deletions: list[Action]) -> None:
+        def apply(side: Side, users: list[Action], chains: Sequence[Sequence[Action]],
+                  deletions: list[Action]) -> None:
             nonlocal results
             if not STOP.requested:
                 results += executor_for(side).run(users, chains, deletions)
             done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
             # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
-            groups = [[a] for a in users] + chains + [[a] for a in deletions]
+            groups = [*([a] for a in users), *chains, *([a] for a in deletions)]
             outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
 
         first = [c for c in plan.license_chains if c[0].urgent and d.role_of(c[0].side) == Role.BACKUP]
@@ -7592,7 +7600,8 @@ class Run:
             plan = outcome.plan  # a releitura do principal (recheck_primary) pode ter dado um plano novo
             assert plan is not None
             users = [a for a in plan.user_actions if a.side == side]
-            chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
+            chains: Sequence[Sequence[Action]] = [c for c in plan.license_chains
+                                                  if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
             if not (users or chains or deletions):
                 continue
@@ -7601,8 +7610,8 @@ class Run:
             apply(side, users, chains, deletions)
         return results
 
-    def recheck_primary(self, outcome: PairOutcome, side: Side, chains: list[list[Action]],
-                        deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+    def recheck_primary(self, outcome: PairOutcome, side: Side, chains: Sequence[Sequence[Action]],
+                        deletions: list[Action]) -> tuple[Sequence[Sequence[Action]], list[Action]]:
         """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
         toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:

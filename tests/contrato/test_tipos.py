@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import re
 import sqlite3
+import types
 
 import pytest
 
@@ -330,6 +331,50 @@ def test_plano_e_congelado_e_os_conflitos_sao_uma_tupla_de_conflict():
     de_novo = dataclasses.replace(plano, conflicts=(conflito,), halted=True)
     junto = sb.merge_final(plano, de_novo)
     assert junto.conflicts == (conflito,) and junto.halted and plano.conflicts == () and not plano.halted
+
+
+def _planos_de_cada_construtor() -> dict[str, sb.Plan]:
+    """Um plano com todas as listas cheias de algo, saído de cada lugar que faz um Plan: plan_pair, a releitura do
+    principal (replan_after_reread: o bloqueio entra no lugar da cadeia do backup) e a releitura final
+    (merge_final)."""
+    hoje = dt.date(2026, 6, 1)
+    ativa = _licenca("K", "Loja")
+    bloqueada = dataclasses.replace(ativa, status=sb.LicenseStatus.BLOCKED)
+    p = sb.Snapshot("https://p.test", {"ana": sb.User("ana", None, "user")}, {"K": ativa, "N": _licenca("N", "Nova")})
+    b = sb.Snapshot("https://b.test", {"bia": sb.User("bia", None, "user")},
+                    {"K": dataclasses.replace(ativa, owner_name="Antigo"), "Z": _licenca("Z", "Só no backup")})
+    plano = sb.plan_pair(p, b, hoje)
+    assert plano.user_actions and plano.license_chains and plano.expected and plano.backup_only_licenses
+    relido = dataclasses.replace(p, licenses={**p.licenses, "K": bloqueada})
+    replanejado, _cadeias, _exclusoes = sb.replan_after_reread(
+        plano, sb.Side.PRIMARY, p, relido, b, sb.Clock.of(hoje), list(plano.license_chains), [])
+    assert replanejado.conflicts and replanejado.license_chains != plano.license_chains
+    return {"plan_pair": plano, "replan_after_reread": replanejado,
+            "merge_final": sb.merge_final(plano, sb.plan_pair(relido, b, hoje))}
+
+
+def test_plano_planejado_nao_muda_por_dentro():
+    """Congelado de verdade: todo campo coleção de um Plan é uma tupla (as cadeias também) e o esperado é um
+    mapeamento só de leitura; nenhum .append, += ou atribuição por chave muda um plano já feito."""
+    coisa = sb.Action(sb.BLOCK, "X", "teste")
+    for origem, plano in _planos_de_cada_construtor().items():
+        for campo in dataclasses.fields(plano):
+            valor = getattr(plano, campo.name)
+            if not isinstance(valor, (list, dict, set, tuple, types.MappingProxyType)):
+                continue  # escalares (e objetos congelados: DataLoss, Clock)
+            assert isinstance(valor, (tuple, types.MappingProxyType)), f"{origem}: Plan.{campo.name} é {type(valor)}"
+            if isinstance(valor, types.MappingProxyType):
+                with pytest.raises(TypeError):
+                    valor["X"] = (None, None)
+                continue
+            with pytest.raises(AttributeError):
+                valor.append(coisa)
+            antes = valor
+            valor += (coisa,)
+            assert getattr(plano, campo.name) is antes, f"{origem}: += mudou Plan.{campo.name}"
+        assert all(isinstance(cadeia, tuple) for cadeia in plano.license_chains), origem
+        with pytest.raises(AttributeError):
+            plano.license_chains[0].append(coisa)
 
 
 PALAVRAS_DE_STATUS = {"active", "blocked", "pending"}  # os valores de LicenseStatus
