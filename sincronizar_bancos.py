@@ -3010,30 +3010,97 @@ def failover_json(report: FailoverReport | None) -> dict[str, Any] | None:
     }
 
 
-def latest_failover(pairs: list["PanelPair"]) -> dict[str, Any] | None:
+@dataclasses.dataclass(frozen=True)
+class StoredServerList:
+    """Um item de "servidores" da rota de falha gravada (failover_json), como foi gravado."""
+    url: str
+    role: str  # o papel como texto ("principal"/"backup"): só é mostrado
+    state_text: str  # o estado como foi gravado (o painel mostra este texto)
+    published: tuple[str, ...] | None  # a lista publicada; None: não lida
+
+    @property
+    def state(self) -> ListState | str:
+        return _parse_enum(ListState, self.state_text)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFinding:
+    """Um achado da rota de falha gravada: se é grave e a mensagem do dia em que foi gravado."""
+    serious: bool
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFailover:
+    """A rota de falha de uma execução lida de volta do histórico (detalhes["rota_de_falha"], gravada por
+    failover_json), por stored_failover: o cartão do painel decide pelos campos (grave → vermelho; algum achado
+    ou lista desconhecida → atenção; senão, verde)."""
+    serious: bool
+    configured: tuple[str, ...]  # o principal e os backups sincronizados, nessa ordem
+    aliases: tuple[tuple[str, str], ...]
+    lists: tuple[StoredServerList, ...]
+    findings: tuple[StoredFinding, ...]
+
+    @property
+    def unknown(self) -> tuple[StoredServerList, ...]:
+        """Servidores cuja lista não foi lida (sem /servers ou fora do formato): rota não conferida neles."""
+        return tuple(item for item in self.lists if item.state == ListState.UNKNOWN)
+
+
+def stored_text(value: Any) -> str:
+    """Um texto lido de um arquivo nosso: o próprio texto; qualquer outra coisa (campo ausente ou danificado), ""."""
+    return value if isinstance(value, str) else ""
+
+
+def stored_failover(doc: Any) -> StoredFailover | None:
+    """A ÚNICA leitura da rota de falha gravada (chamada por HistoryRow.from_columns). Linha de antes da rota
+    de falha (ou de restaurar): None. Campo danificado (tipo errado, item que não é objeto): o padrão dele —
+    nunca "grave" por engano nem exceção no painel; um registro que nem é objeto vale como não gravado."""
+    if not isinstance(doc, dict) or not doc:
+        return None
+
+    def texts(value: Any) -> tuple[str, ...]:
+        return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+    servers, findings, aliases = doc.get("servidores"), doc.get("achados"), doc.get("apelidos")
+    return StoredFailover(
+        serious=doc.get("grave") is True, configured=texts(doc.get("sincronizados")),
+        aliases=tuple((alias, server) for alias, server in aliases.items() if isinstance(server, str))
+        if isinstance(aliases, dict) else (),
+        lists=tuple(StoredServerList(stored_text(item.get("url")), stored_text(item.get("papel")),
+                                     stored_text(item.get("estado")),
+                                     texts(item["lista"]) if isinstance(item.get("lista"), list) else None)
+                    for item in (servers if isinstance(servers, list) else []) if isinstance(item, dict)),
+        findings=tuple(StoredFinding(item.get("grave") is True, stored_text(item.get("mensagem")))
+                       for item in (findings if isinstance(findings, list) else []) if isinstance(item, dict)))
+
+
+def latest_failover(pairs: list["PanelPair"]) -> StoredFailover | None:
     """A rota de falha registrada na execução mais recente (detalhes dos pares do painel)."""
     found = [p.last for p in pairs if p.last and p.last.failover]
     newest = max(found, key=lambda row: row.ended or "", default=None)
     return newest.failover if newest else None
 
 
-def render_failover_card(details: dict[str, Any] | None) -> str:
-    """Cartão "rota de falha dos clientes" do painel (a partir de failover_json; tudo escapado)."""
-    if not details:
+def render_failover_card(record: StoredFailover | None) -> str:
+    """Cartão "rota de falha dos clientes" do painel (a rota gravada, lida por stored_failover; tudo escapado).
+    Vermelho quando algum achado é grave (clientes caem em servidor não sincronizado); amarelo com qualquer
+    outro achado ou lista não lida; verde sem nenhum."""
+    if not record:
         return '<p class="vazio">Rota de falha dos clientes ainda não conferida (nenhuma execução registrada).</p>'
-    unknown = [s for s in details.get("servidores", []) if s.get("estado") == ListState.UNKNOWN.value]
-    css, state = (("falhando", "clientes caem em servidor não sincronizado") if details.get("grave") else
-                  ("atrasado", "atenção") if details.get("achados") or unknown else ("saudavel", "como configurada"))
+    unknown = record.unknown
+    css, state = (("falhando", "clientes caem em servidor não sincronizado") if record.serious else
+                  ("atrasado", "atenção") if record.findings or unknown else ("saudavel", "como configurada"))
     servers = "".join(
-        f'<li><span class="url">{_esc(s.get("url"))}</span> ({_esc(s.get("papel"))}): '
-        + (_esc(_failover_route(tuple(s["lista"]))) if s.get("lista") is not None else _esc(s.get("estado")))
-        + "</li>" for s in details.get("servidores", []))
-    findings = "".join(f'<li class="{"grave" if f.get("grave") else "aviso"}">{_esc(f.get("mensagem"))}</li>'
-                       for f in details.get("achados", []))
-    findings += "".join(f"<li>{_esc(s.get('url'))}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
+        f'<li><span class="url">{_esc(s.url)}</span> ({_esc(s.role)}): '
+        + (_esc(_failover_route(s.published)) if s.published is not None else _esc(s.state_text))
+        + "</li>" for s in record.lists)
+    findings = "".join(f'<li class="{"grave" if f.serious else "aviso"}">{_esc(f.message)}</li>'
+                       for f in record.findings)
+    findings += "".join(f"<li>{_esc(s.url)}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
     fix = ""
-    if details.get("achados") and details.get("sincronizados"):
-        line = license_servers_line(details["sincronizados"], (details.get("apelidos") or {}).items())
+    if record.findings and record.configured:
+        line = license_servers_line(record.configured, record.aliases)
         fix = ('<div class="nota">Em cada servidor (variáveis de ambiente do app), deixe exatamente esta linha e '
                f'reinicie-o:</div><div class="url linha-license-servers"><code>{_esc(line)}</code></div>')
     return (f'<div class="pares"><div class="par {css} rota-de-falha">'
@@ -5458,14 +5525,19 @@ class HistoryRow:
     parity_different: int
     writes: tuple[int, int]  # (no backup, no principal)
     backup_only_allowed: list[str]  # licenças só no backup e liberadas lá
-    failover: dict[str, Any] | None  # a rota de falha registrada (detalhes)
+    failover: StoredFailover | None  # a rota de falha registrada (detalhes; stored_failover)
+    conflict_samples: tuple["StoredConflict", ...]  # os primeiros conflitos do par (detalhes)
+    divergences_by_field: tuple[tuple[str, int], ...]  # divergências não sincronizáveis por campo (detalhes)
     details: dict[str, Any]
     columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
 
     @classmethod
     def from_columns(cls, row: dict[str, Any]) -> "HistoryRow":
+        """A leitura de uma linha (History._decoded): campo ausente (linha de uma versão antiga) ou danificado
+        (tipo errado) fica com o padrão dele."""
         counts, details = row["contagens"], row["detalhes"]
         backup_only = details.get("so_no_backup") or {}
+        by_field, conflicts = details.get("divergencias_por_campo"), details.get("conflitos")
         return cls(id=row["id"], run_id=row["execucao"], started=row["inicio"], ended=row["fim"], mode=row["modo"],
                    primary=row["principal"], backup=row["backup"], status=row["situacao"], error=row["erro"] or None,
                    failures=int(row["falhas"] or 0), conflicts=row["conflitos"] or 0,
@@ -5473,10 +5545,26 @@ class HistoryRow:
                    parity_different=row["paridade_diferentes"] or 0,
                    writes=(count_changes(counts), count_changes(counts.get("no_principal") or {})),
                    backup_only_allowed=list(backup_only.get("licencas_liberadas") or []),
-                   failover=details.get("rota_de_falha") or None, details=details, columns=row)
+                   failover=stored_failover(details.get("rota_de_falha")),
+                   conflict_samples=tuple(
+                       StoredConflict(_parse_enum(RecordKind, stored_text(c.get("tipo"))), stored_text(c.get("chave")),
+                                      stored_text(c.get("descricao")), stored_text(c.get("resolucao")))
+                       for c in (conflicts if isinstance(conflicts, list) else []) if isinstance(c, dict)),
+                   divergences_by_field=tuple((k, v) for k, v in by_field.items() if type(v) is int)
+                   if isinstance(by_field, dict) else (),
+                   details=details, columns=row)
 
     def __getitem__(self, column: str) -> Any:
         return self.columns[column]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredConflict:
+    """Um conflito gravado nos detalhes de uma linha do histórico (Conflict.as_dict), como o painel o mostra."""
+    kind: RecordKind | str  # texto desconhecido (de uma versão futura) fica como veio
+    key: str
+    description: str
+    resolution: str  # a política com que foi resolvido (ConflictPolicy) como texto; "" em linhas sem ela
 
 
 @dataclasses.dataclass(frozen=True)
@@ -9185,14 +9273,14 @@ def _render_runs(rows: list[HistoryRow]) -> str:
 
 
 def _render_conflicts(pairs: list[PanelPair]) -> str:
-    items = [(p, c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
+    items = [(p, c) for p in pairs if p.last for c in p.last.conflict_samples]
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
-    total = max(len(items), sum(p["conflitos"] for p in pairs))
+    total = max(len(items), sum(p.last.conflicts for p in pairs if p.last))
     rows = [("conflito", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
-                          f"{_esc(RECORD_KINDS.get(c.get('tipo'), c.get('tipo') or ''))} {_esc(c.get('chave'))}",
-                          _esc(c.get("descricao", c)) + (f'<div class="nota">{_esc(c["resolucao"])}</div>'
-                                                         if c.get("resolucao") else "")])
+                          f"{_esc(c.kind.noun if isinstance(c.kind, RecordKind) else c.kind)} {_esc(c.key)}",
+                          _esc(c.description) + (f'<div class="nota">{_esc(c.resolution)}</div>'
+                                                 if c.resolution else "")])
             for p, c in items[:PANEL_LIST_LIMIT]]
     return _table(["Principal → Backup", "Registro", "Conflito"], rows, "conflitos", total - len(rows))
 
@@ -9201,10 +9289,9 @@ def _render_divergences(pairs: list[PanelPair]) -> str:
     items = [(p, d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
-    total = max(len(items), sum(p["divergencias"] for p in pairs))
-    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(
-        f"{_esc(k)} {v}" for k, v in p["detalhes"].get("divergencias_por_campo", {}).items())
-        for p in pairs if p.last and p.last.details.get("divergencias_por_campo"))
+    total = max(len(items), sum(p.last.divergences for p in pairs if p.last))
+    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(f"{_esc(k)} {v}" for k, v in p.last.divergences_by_field)
+                       for p in pairs if p.last and p.last.divergences_by_field)
     rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
                              f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
                              _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
