@@ -8904,10 +8904,10 @@ def status_message(judged: list[PanelPair]) -> str:
         if p.healthy:
             continue
         if p.state == PanelState.NEVER:
-            problems.append(f"{p['backup']}: nenhuma execução registrada com a configuração atual "
+            problems.append(f"{p.backup}: nenhuma execução registrada com a configuração atual "
                             "(o status fica 503 até a primeira sincronização deste backup)")
         else:
-            problems.append(f"{p['backup']}: {p['estado']}")
+            problems.append(f"{p.backup}: {p.state}")
     if not problems:
         return "todos os backups sincronizados"
     more = f"; … e mais {len(problems) - 5}" if len(problems) > 5 else ""
@@ -9195,7 +9195,7 @@ def _render_backup_only(pairs: list[PanelPair]) -> str:
     items = [(p, keys) for p, keys in items if keys]
     if not items:
         return ""
-    rows = [("so-no-backup", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+    rows = [("so-no-backup", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
                               _esc(with_count(len(keys), "licença")),
                               _esc(", ".join(keys[:PANEL_LIST_LIMIT])
                                    + (" …" if len(keys) > PANEL_LIST_LIMIT else ""))])
@@ -9215,9 +9215,9 @@ def _render_pairs(pairs: list[PanelPair]) -> str:
 def _render_pair_card(p: PanelPair) -> str:
     css = {PanelState.HEALTHY: "saudavel", PanelState.LATE: "atrasado",
            PanelState.FAILING: "falhando"}.get(p.state, "sem-execucoes")
-    lines = [f'<div class="estado">{_esc(p["estado"]).upper()}</div>',
-             f'<div class="url"><span class="papel">Principal</span> {_esc(p["principal"])}</div>',
-             f'<div class="url"><span class="papel">Backup</span> {_esc(p["backup"])}</div>']
+    lines = [f'<div class="estado">{_esc(p.state).upper()}</div>',
+             f'<div class="url"><span class="papel">Principal</span> {_esc(p.primary)}</div>',
+             f'<div class="url"><span class="papel">Backup</span> {_esc(p.backup)}</div>']
     last = p.last
     if last is None:
         note = ("a primeira execução ainda não terminou" if p.state != PanelState.NEVER else
@@ -9227,17 +9227,17 @@ def _render_pair_card(p: PanelPair) -> str:
     else:
         delay = "" if p.delay_min is None else f" ({age_text(p.delay_min)})"
         success = local_time(p.success.ended) if p.success and p.success.ended else "nunca"
-        lines += [f'<div>Última execução: {_esc(local_time(p["ultima_execucao"]))} — '
-                  f'{_esc(situation_label(p["ultima_situacao"]))} ({_esc(mode_label(p["ultimo_modo"]))})</div>',
+        lines += [f'<div>Última execução: {_esc(local_time(last.ended))} — '
+                  f'{_esc(situation_label(last.status))} ({_esc(mode_label(last.mode))})</div>',
                   f'<div>Mudanças: {_esc(writes_text(last))} · paridade {_esc(parity_text(last))}</div>',
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
         if last.error:
-            lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
+            lines.append(f'<div class="erro">Erro: {_esc(last.error)}</div>')
         allowed = backup_only_allowed(p)
         if allowed:
             lines.append(f'<div class="erro">⚠️ {_esc(with_count(len(allowed), "licença"))} só no backup e '
                          "liberada(s) lá (o principal negaria)</div>")
-    return (f'<div class="par {css}" data-principal="{_esc(p["principal"])}" data-backup="{_esc(p["backup"])}">'
+    return (f'<div class="par {css}" data-principal="{_esc(p.primary)}" data-backup="{_esc(p.backup)}">'
             + "".join(lines) + "</div>")
 
 
@@ -9263,12 +9263,12 @@ def _render_runs(rows: list[HistoryRow]) -> str:
         return '<p class="vazio">Nenhuma execução.</p>'
     lines = []
     for r in rows:
-        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r.error else ""
+        error = f'<div class="erro">{_esc(r.error[:300])}</div>' if r.error else ""
         lines.append(("execucao", [
-            _esc(local_time(r["inicio"])), f"{_esc(r['principal'])}<br>→ {_esc(r['backup'])}",
-            _esc(mode_label(r["modo"])), _esc(situation_label(r["situacao"])) + error, _esc(writes_text(r)),
+            _esc(local_time(r.started)), f"{_esc(r.primary)}<br>→ {_esc(r.backup)}",
+            _esc(mode_label(r.mode)), _esc(situation_label(r.status)) + error, _esc(writes_text(r)),
             str(failures_of(r)), _esc(parity_text(r)), _esc(duration_text(r["duracao_s"])),
-            f'<span class="id">#{r["id"]}</span> {_esc(r["execucao"])}']))
+            f'<span class="id">#{r.id}</span> {_esc(r.run_id)}']))
     return _table(RUN_HEADERS, lines, "execucoes")
 
 
@@ -9277,7 +9277,7 @@ def _render_conflicts(pairs: list[PanelPair]) -> str:
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
     total = max(len(items), sum(p.last.conflicts for p in pairs if p.last))
-    rows = [("conflito", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+    rows = [("conflito", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
                           f"{_esc(c.kind.noun if isinstance(c.kind, RecordKind) else c.kind)} {_esc(c.key)}",
                           _esc(c.description) + (f'<div class="nota">{_esc(c.resolution)}</div>'
                                                  if c.resolution else "")])
@@ -9290,9 +9290,9 @@ def _render_divergences(pairs: list[PanelPair]) -> str:
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
     total = max(len(items), sum(p.last.divergences for p in pairs if p.last))
-    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(f"{_esc(k)} {v}" for k, v in p.last.divergences_by_field)
+    totals = "; ".join(f"{_esc(p.backup)}: " + ", ".join(f"{_esc(k)} {v}" for k, v in p.last.divergences_by_field)
                        for p in pairs if p.last and p.last.divergences_by_field)
-    rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+    rows = [("divergencia", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
                              f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
                              _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
             for p, d in items[:PANEL_LIST_LIMIT]]
@@ -9306,7 +9306,7 @@ def _render_old_pairs(old: list[PanelPair], history: History) -> str:
     """Pares que não estão mais na configuração: dobrados, informativos, fora do status.json."""
     if not old:
         return ""
-    rows = history.runs(10, [(p["principal"], p["backup"]) for p in old])
+    rows = history.runs(10, [(p.primary, p.backup) for p in old])
     return (f'<details class="antigas"><summary>Configurações antigas (fora do status.json): '
             f'{with_count(len(old), "par", "pares")}</summary>'
             '<p class="nota">Servidores que já foram sincronizados mas não estão mais em SERVIDOR_PRINCIPAL / '
@@ -10017,13 +10017,13 @@ def print_history(rows: list[HistoryRow]) -> None:
     rep.say(f"{'ID':>{w[0]}}  {'Início':<{w[1]}} {'Modo':<{w[2]}} {'Situação':<{w[3]}} {'Mudanças':<{w[4]}} "
             f"{'Falhas':>{w[5]}} {'Paridade':>{w[6]}}")
     for r in rows:
-        rep.say(f"{r['id']:>{w[0]}}  {local_time(r['inicio']):<{w[1]}} {mode_label(r['modo']):<{w[2]}} "
-                f"{situation_label(r['situacao']):<{w[3]}} {writes_text(r):<{w[4]}} {failures_of(r):>{w[5]}} "
+        rep.say(f"{r.id:>{w[0]}}  {local_time(r.started):<{w[1]}} {mode_label(r.mode):<{w[2]}} "
+                f"{situation_label(r.status):<{w[3]}} {writes_text(r):<{w[4]}} {failures_of(r):>{w[5]}} "
                 f"{parity_text(r):>{w[6]}}")
-        rep.say(f"{'':>{w[0]}}  {r['principal']} → {r['backup']} · {duration_text(r['duracao_s'])} · "
-                f"execução {r['execucao']}")
+        rep.say(f"{'':>{w[0]}}  {r.primary} → {r.backup} · {duration_text(r['duracao_s'])} · "
+                f"execução {r.run_id}")
         if r.error:
-            rep.say(f"{'':>{w[0]}}  ↳ {r['erro']}")
+            rep.say(f"{'':>{w[0]}}  ↳ {r.error}")
     rep.say("")
     rep.say("Horários no fuso desta máquina. Mudanças: escritas feitas no backup e no principal. "
             "Detalhes: historico --detalhes ID")
@@ -10032,13 +10032,13 @@ def print_history(rows: list[HistoryRow]) -> None:
 def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
     rep = Reporter(False)
     first = rows[0]
-    rep.say(f"Execução {first['execucao']} · {local_time(first['inicio'])} · {mode_label(first['modo'])}")
+    rep.say(f"Execução {first.run_id} · {local_time(first.started)} · {mode_label(first.mode)}")
     for r in rows:
-        rep.say(f"   #{r['id']} {r['principal']} → {r['backup']}: {situation_label(r['situacao'])} · mudanças: "
+        rep.say(f"   #{r.id} {r.primary} → {r.backup}: {situation_label(r.status)} · mudanças: "
                 f"{writes_text(r)} · {with_count(failures_of(r), 'falha')} · paridade {parity_text(r)} · "
                 f"{duration_text(r['duracao_s'])}")
         if r.error:
-            rep.say(f"      ↳ {r['erro']}")
+            rep.say(f"      ↳ {r.error}")
     primaries = {r.primary for r in rows}
     on_primary = sum(1 for item in trail if item.server in primaries)
     sides = f" ({on_primary} no principal, {len(trail) - on_primary} no backup)" if trail else ""
@@ -10046,7 +10046,7 @@ def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
     for item in trail:
         side = Role.PRIMARY if item.server in primaries else Role.BACKUP
         changes = "; ".join(f"{f}: {audit_value(f, a)} → {audit_value(f, b)}" for f, a, b in item["mudancas"])
-        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
+        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item.server} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
 
 
