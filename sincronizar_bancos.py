@@ -60,10 +60,13 @@ Mapa para quem revisa (onde cada decisão mora):
         renderizações do PairOutcome/RunOutcome; quem grava o registro (histórico e ultima_execucao.json) de
         toda execução, concluída, parada ou com falha, é record_run() (RunRecord). Nenhuma decisão relê o JSON:
         cada arquivo nosso volta tipado por uma leitura só (read_last_run → LastRun, History._decoded →
-        HistoryRow, audit_trail → AuditEntry, journal_entry → JournalEntry, read_watch → WatchBeat).
+        HistoryRow, com a rota de falha gravada → StoredFailover, audit_trail → AuditEntry, journal_entry →
+        JournalEntry, read_watch → WatchBeat).
     Painel vermelho: _pair_state() julga cada par (PanelPair, de pair_health; o batimento do vigiar pode
         sobrepor em watch_pairs()); status_document() dá 503 quando algum par não está em dia ou a execução
-        parou antes dos pares.
+        parou antes dos pares. O cartão da rota de falha: render_failover_card() (StoredFailover.serious).
+    Plano congelado: Plan sai de plan_pair (e de replan_after_reread/merge_final) com tuplas e o esperado só
+        de leitura; quem muda o plano faz outro (dataclasses.replace), nunca edita.
 
 Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
 um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
