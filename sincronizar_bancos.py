@@ -9235,7 +9235,7 @@ def _render_pair_card(p: PanelPair) -> str:
                   f'<div>Mudanças: {_esc(writes_text(last))} · paridade {_esc(parity_text(last))}</div>',
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
         if last.error:
-            lines.append(f'<div class="erro">Erro: {_esc(last.error)}</div>')
+            lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')  # o vigiar pode trocá-lo
         allowed = backup_only_allowed(p)
         if allowed:
             lines.append(f'<div class="erro">⚠️ {_esc(with_count(len(allowed), "licença"))} só no backup e '
