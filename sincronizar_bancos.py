@@ -3300,6 +3300,13 @@ class Plan:
     first_sync: bool = True
     clock: Clock | None = None  # as datas com que o plano foi feito (next_state usa a UTC; nada de relógio de parede)
 
+    def __post_init__(self) -> None:
+        """Congelado também por dentro, para quem o monta sem passar pelo mypy: lista, dict ou set num campo (ou
+        uma cadeia que não é tupla) é erro de programação, não dado."""
+        mutable = [f.name for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), (list, dict, set))]
+        if mutable or not all(isinstance(chain, tuple) for chain in self.license_chains):
+            raise TypeError(f"Plan congelado: use tuplas (e MappingProxyType no esperado), não {mutable or 'listas'}")
+
     @property
     def actions(self) -> list[Action]:
         return [*self.user_actions, *(a for chain in self.license_chains for a in chain), *self.deletions]

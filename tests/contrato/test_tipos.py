@@ -417,6 +417,9 @@ def test_plano_planejado_nao_muda_por_dentro():
         assert all(isinstance(cadeia, tuple) for cadeia in plano.license_chains), origem
         with pytest.raises(AttributeError):
             plano.license_chains[0].append(coisa)
+        for campo, lista in (("deletions", [coisa]), ("expected", {}), ("license_chains", ([coisa],))):
+            with pytest.raises(TypeError, match="Plan congelado"):  # nem montado de novo com algo mutável
+                dataclasses.replace(plano, **{campo: lista})
 
 
 PALAVRAS_DE_STATUS = {"active", "blocked", "pending"}  # os valores de LicenseStatus
