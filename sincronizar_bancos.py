@@ -5537,6 +5537,7 @@ class HistoryRow:
     backup_only_allowed: list[str]  # licenças só no backup e liberadas lá
     failover: StoredFailover | None  # a rota de falha registrada (detalhes; stored_failover)
     conflict_samples: tuple["StoredConflict", ...]  # os primeiros conflitos do par (detalhes)
+    divergence_samples: tuple["StoredDivergence", ...]  # as primeiras divergências não sincronizáveis (detalhes)
     divergences_by_field: tuple[tuple[str, int], ...]  # divergências não sincronizáveis por campo (detalhes)
     details: dict[str, Any]
     columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
@@ -5546,20 +5547,27 @@ class HistoryRow:
         """A leitura de uma linha (History._decoded): campo ausente (linha de uma versão antiga) ou danificado
         (tipo errado) fica com o padrão dele."""
         counts, details = row["contagens"], row["detalhes"]
-        backup_only = details.get("so_no_backup") or {}
+        backup_only = details.get("so_no_backup")
+        allowed = backup_only.get("licencas_liberadas") if isinstance(backup_only, dict) else None
         by_field, conflicts = details.get("divergencias_por_campo"), details.get("conflitos")
+        divergences = details.get("divergencias")
         return cls(id=row["id"], run_id=row["execucao"], started=row["inicio"], ended=row["fim"], mode=row["modo"],
                    primary=row["principal"], backup=row["backup"], status=row["situacao"], error=row["erro"] or None,
                    failures=int(row["falhas"] or 0), conflicts=row["conflitos"] or 0,
                    divergences=row["divergencias"] or 0, parity_total=row["paridade_total"],
                    parity_different=row["paridade_diferentes"] or 0,
                    writes=(count_changes(counts), count_changes(counts.get("no_principal") or {})),
-                   backup_only_allowed=list(backup_only.get("licencas_liberadas") or []),
+                   backup_only_allowed=[k for k in allowed if isinstance(k, str)] if isinstance(allowed, list) else [],
                    failover=stored_failover(details.get("rota_de_falha")),
                    conflict_samples=tuple(
                        StoredConflict(_parse_enum(RecordKind, stored_text(c.get("tipo"))), stored_text(c.get("chave")),
                                       stored_text(c.get("descricao")), stored_text(c.get("resolucao")))
                        for c in (conflicts if isinstance(conflicts, list) else []) if isinstance(c, dict)),
+                   divergence_samples=tuple(
+                       StoredDivergence(_parse_enum(RecordKind, stored_text(d.get("tipo"))),
+                                        stored_text(d.get("chave")), stored_text(d.get("campo")), d.get("principal"),
+                                        d.get("backup"), stored_text(d.get("observacao")))
+                       for d in (divergences if isinstance(divergences, list) else []) if isinstance(d, dict)),
                    divergences_by_field=tuple((k, v) for k, v in by_field.items() if type(v) is int)
                    if isinstance(by_field, dict) else (),
                    details=details, columns=row)
@@ -5575,6 +5583,17 @@ class StoredConflict:
     key: str
     description: str
     resolution: str  # a política com que foi resolvido (ConflictPolicy) como texto; "" em linhas sem ela
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredDivergence:
+    """Uma divergência não sincronizável gravada nos detalhes (Divergence.as_dict), como o painel a mostra."""
+    kind: RecordKind | str
+    key: str
+    field: str
+    primary: Any  # o valor no principal, como foi gravado (texto, número, lista... ou None)
+    backup: Any
+    note: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -9296,15 +9315,15 @@ def _render_conflicts(pairs: list[PanelPair]) -> str:
 
 
 def _render_divergences(pairs: list[PanelPair]) -> str:
-    items = [(p, d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
+    items = [(p, d) for p in pairs if p.last for d in p.last.divergence_samples]
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
     total = max(len(items), sum(p.last.divergences for p in pairs if p.last))
     totals = "; ".join(f"{_esc(p.backup)}: " + ", ".join(f"{_esc(k)} {v}" for k, v in p.last.divergences_by_field)
                        for p in pairs if p.last and p.last.divergences_by_field)
     rows = [("divergencia", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
-                             f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
-                             _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
+                             f"{_esc(d.kind.noun if isinstance(d.kind, RecordKind) else d.kind)} {_esc(d.key)}",
+                             _esc(d.field), _esc(d.primary), _esc(d.backup), _esc(d.note)])
             for p, d in items[:PANEL_LIST_LIMIT]]
     return (f"<p>Totais por campo — {totals}</p>" +
             _table(["Principal → Backup", "Registro", "Campo", "No principal", "No backup", "Por quê"], rows,

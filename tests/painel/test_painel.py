@@ -424,6 +424,11 @@ DETALHES_ANTIGOS_OU_DANIFICADOS = [
     ("conflitos e totais por campo danificados",
      {"conflitos": [None, {"chave": "C-1", "tipo": 7}], "divergencias_por_campo": {"status": "x"}}, None,
      ("C-1",)),
+    ("divergências e só no backup danificados",
+     {"divergencias": ["x", {"chave": "D-1", "campo": "status", "principal": ["a"]}], "so_no_backup": ["Z"]}, None,
+     ("D-1", "Nenhum conflito aberto")),
+    ("só no backup com itens que não são texto", {"so_no_backup": {"licencas_liberadas": ["Z-1", 2, None]}}, None,
+     ("Z-1", "1 licença")),
 ]
 
 
