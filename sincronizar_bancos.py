@@ -5385,8 +5385,9 @@ class History:
         for row in rows:
             row["situacao"] = _parse_enum(PairStatus, row["situacao"])
             row["modo"] = _parse_enum(Mode, row["modo"])
-            row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
-            details = self._unpack(json.loads(row["detalhes"] or "{}"), cache)
+            counts = self._unpack(_json_or_none(row["contagens"]), cache)
+            row["contagens"] = counts if isinstance(counts, dict) else {}
+            details = self._unpack(_json_or_none(row["detalhes"]), cache)
             row["detalhes"] = details if isinstance(details, dict) else {}
         return [HistoryRow.from_columns(row) for row in rows]
 
@@ -5512,6 +5513,15 @@ def write_aside(history: History, data_dir: str) -> list[str]:
             continue
         done.append(path)
     return done
+
+
+def _json_or_none(text: Any) -> Any:
+    """Uma coluna JSON do histórico: vazia ou danificada (texto que não é JSON) → None (a linha fica com os
+    padrões, em vez de derrubar o painel e o historico)."""
+    try:
+        return json.loads(text) if text else None
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -427,6 +427,7 @@ DETALHES_ANTIGOS_OU_DANIFICADOS = [
     ("divergências e só no backup danificados",
      {"divergencias": ["x", {"chave": "D-1", "campo": "status", "principal": ["a"]}], "so_no_backup": ["Z"]}, None,
      ("D-1", "Nenhum conflito aberto")),
+    ("detalhes que nem são JSON", "{não é json", None, ("Nenhum conflito aberto", "Nenhuma divergência")),
     ("só no backup com itens que não são texto", {"so_no_backup": {"licencas_liberadas": ["Z-1", 2, None]}}, None,
      ("Z-1", "1 licença")),
 ]
@@ -446,7 +447,8 @@ def test_detalhes_antigos_ou_danificados_no_historico_nao_quebram_o_painel(tmp_p
     try:
         gravar(historico, "https://p.test", "https://b.test", "unidirecional", "ok")
         with sqlite3.connect(tmp_path / sb.HISTORY_FILE) as banco:
-            banco.execute("UPDATE execucoes SET detalhes = ?", (json.dumps(detalhes),))
+            banco.execute("UPDATE execucoes SET detalhes = ?",
+                          (detalhes if isinstance(detalhes, str) else json.dumps(detalhes),))
         html = sb.render_panel(historico, 120, current=[("https://p.test", "https://b.test")])
         codigo, _doc = sb.status_document(historico, 120, [("https://p.test", "https://b.test")])
     finally:
