@@ -60,10 +60,13 @@ Mapa para quem revisa (onde cada decisão mora):
         renderizações do PairOutcome/RunOutcome; quem grava o registro (histórico e ultima_execucao.json) de
         toda execução, concluída, parada ou com falha, é record_run() (RunRecord). Nenhuma decisão relê o JSON:
         cada arquivo nosso volta tipado por uma leitura só (read_last_run → LastRun, History._decoded →
-        HistoryRow, audit_trail → AuditEntry, journal_entry → JournalEntry, read_watch → WatchBeat).
+        HistoryRow, com a rota de falha gravada → StoredFailover, audit_trail → AuditEntry, journal_entry →
+        JournalEntry, read_watch → WatchBeat).
     Painel vermelho: _pair_state() julga cada par (PanelPair, de pair_health; o batimento do vigiar pode
         sobrepor em watch_pairs()); status_document() dá 503 quando algum par não está em dia ou a execução
-        parou antes dos pares.
+        parou antes dos pares. O cartão da rota de falha: render_failover_card() (StoredFailover.serious).
+    Plano congelado: Plan sai de plan_pair (e de replan_after_reread/merge_final) com tuplas e o esperado só
+        de leitura; quem muda o plano faz outro (dataclasses.replace), nunca edita.
 
 Regra de ouro: acreditar nos servidores, não no plano. Depois de uma execução, o programa de
 um cliente que cair no backup recebe a MESMA resposta (liberado / negado) que receberia do
@@ -148,6 +151,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import unicodedata
 import urllib.parse
 import zlib
@@ -3009,30 +3013,97 @@ def failover_json(report: FailoverReport | None) -> dict[str, Any] | None:
     }
 
 
-def latest_failover(pairs: list["PanelPair"]) -> dict[str, Any] | None:
+@dataclasses.dataclass(frozen=True)
+class StoredServerList:
+    """Um item de "servidores" da rota de falha gravada (failover_json), como foi gravado."""
+    url: str
+    role: str  # o papel como texto ("principal"/"backup"): só é mostrado
+    state_text: str  # o estado como foi gravado (o painel mostra este texto)
+    published: tuple[str, ...] | None  # a lista publicada; None: não lida
+
+    @property
+    def state(self) -> ListState | str:
+        return _parse_enum(ListState, self.state_text)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFinding:
+    """Um achado da rota de falha gravada: se é grave e a mensagem do dia em que foi gravado."""
+    serious: bool
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFailover:
+    """A rota de falha de uma execução lida de volta do histórico (detalhes["rota_de_falha"], gravada por
+    failover_json), por stored_failover: o cartão do painel decide pelos campos (grave → vermelho; algum achado
+    ou lista desconhecida → atenção; senão, verde)."""
+    serious: bool
+    configured: tuple[str, ...]  # o principal e os backups sincronizados, nessa ordem
+    aliases: tuple[tuple[str, str], ...]
+    lists: tuple[StoredServerList, ...]
+    findings: tuple[StoredFinding, ...]
+
+    @property
+    def unknown(self) -> tuple[StoredServerList, ...]:
+        """Servidores cuja lista não foi lida (sem /servers ou fora do formato): rota não conferida neles."""
+        return tuple(item for item in self.lists if item.state == ListState.UNKNOWN)
+
+
+def stored_text(value: Any) -> str:
+    """Um texto lido de um arquivo nosso: o próprio texto; qualquer outra coisa (campo ausente ou danificado), ""."""
+    return value if isinstance(value, str) else ""
+
+
+def stored_failover(doc: Any) -> StoredFailover | None:
+    """A ÚNICA leitura da rota de falha gravada (chamada por HistoryRow.from_columns). Linha de antes da rota
+    de falha (ou de restaurar): None. Campo danificado (tipo errado, item que não é objeto): o padrão dele —
+    nunca "grave" por engano nem exceção no painel; um registro que nem é objeto vale como não gravado."""
+    if not isinstance(doc, dict) or not doc:
+        return None
+
+    def texts(value: Any) -> tuple[str, ...]:
+        return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+    servers, findings, aliases = doc.get("servidores"), doc.get("achados"), doc.get("apelidos")
+    return StoredFailover(
+        serious=doc.get("grave") is True, configured=texts(doc.get("sincronizados")),
+        aliases=tuple((alias, server) for alias, server in aliases.items() if isinstance(server, str))
+        if isinstance(aliases, dict) else (),
+        lists=tuple(StoredServerList(stored_text(item.get("url")), stored_text(item.get("papel")),
+                                     stored_text(item.get("estado")),
+                                     texts(item["lista"]) if isinstance(item.get("lista"), list) else None)
+                    for item in (servers if isinstance(servers, list) else []) if isinstance(item, dict)),
+        findings=tuple(StoredFinding(item.get("grave") is True, stored_text(item.get("mensagem")))
+                       for item in (findings if isinstance(findings, list) else []) if isinstance(item, dict)))
+
+
+def latest_failover(pairs: list["PanelPair"]) -> StoredFailover | None:
     """A rota de falha registrada na execução mais recente (detalhes dos pares do painel)."""
     found = [p.last for p in pairs if p.last and p.last.failover]
     newest = max(found, key=lambda row: row.ended or "", default=None)
     return newest.failover if newest else None
 
 
-def render_failover_card(details: dict[str, Any] | None) -> str:
-    """Cartão "rota de falha dos clientes" do painel (a partir de failover_json; tudo escapado)."""
-    if not details:
+def render_failover_card(record: StoredFailover | None) -> str:
+    """Cartão "rota de falha dos clientes" do painel (a rota gravada, lida por stored_failover; tudo escapado).
+    Vermelho quando algum achado é grave (clientes caem em servidor não sincronizado); amarelo com qualquer
+    outro achado ou lista não lida; verde sem nenhum."""
+    if not record:
         return '<p class="vazio">Rota de falha dos clientes ainda não conferida (nenhuma execução registrada).</p>'
-    unknown = [s for s in details.get("servidores", []) if s.get("estado") == ListState.UNKNOWN.value]
-    css, state = (("falhando", "clientes caem em servidor não sincronizado") if details.get("grave") else
-                  ("atrasado", "atenção") if details.get("achados") or unknown else ("saudavel", "como configurada"))
+    unknown = record.unknown
+    css, state = (("falhando", "clientes caem em servidor não sincronizado") if record.serious else
+                  ("atrasado", "atenção") if record.findings or unknown else ("saudavel", "como configurada"))
     servers = "".join(
-        f'<li><span class="url">{_esc(s.get("url"))}</span> ({_esc(s.get("papel"))}): '
-        + (_esc(_failover_route(tuple(s["lista"]))) if s.get("lista") is not None else _esc(s.get("estado")))
-        + "</li>" for s in details.get("servidores", []))
-    findings = "".join(f'<li class="{"grave" if f.get("grave") else "aviso"}">{_esc(f.get("mensagem"))}</li>'
-                       for f in details.get("achados", []))
-    findings += "".join(f"<li>{_esc(s.get('url'))}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
+        f'<li><span class="url">{_esc(s.url)}</span> ({_esc(s.role)}): '
+        + (_esc(_failover_route(s.published)) if s.published is not None else _esc(s.state_text))
+        + "</li>" for s in record.lists)
+    findings = "".join(f'<li class="{"grave" if f.serious else "aviso"}">{_esc(f.message)}</li>'
+                       for f in record.findings)
+    findings += "".join(f"<li>{_esc(s.url)}: {_esc(_UNKNOWN_TEXT)}</li>" for s in unknown)
     fix = ""
-    if details.get("achados") and details.get("sincronizados"):
-        line = license_servers_line(details["sincronizados"], (details.get("apelidos") or {}).items())
+    if record.findings and record.configured:
+        line = license_servers_line(record.configured, record.aliases)
         fix = ('<div class="nota">Em cada servidor (variáveis de ambiente do app), deixe exatamente esta linha e '
                f'reinicie-o:</div><div class="url linha-license-servers"><code>{_esc(line)}</code></div>')
     return (f'<div class="pares"><div class="par {css} rota-de-falha">'
@@ -3196,44 +3267,53 @@ class Plan:
     """O plano de um par como plan_pair o devolve, completo (conflitos, divergências aprendidas, bloqueios de
     segurança): congelado. Quem junta dois planos (a releitura do principal, a releitura final) faz um novo
     (replan_after_reread, merge_final), nunca edita este."""
-    user_actions: list[Action]
-    license_chains: list[list[Action]]
-    divergences: list[Divergence]
-    backup_only_users: list[str]
-    backup_only_licenses: list[str]
-    skipped: list[Problem]  # licenças do principal fora do plano (dados ilegíveis)
+    user_actions: tuple[Action, ...]
+    license_chains: tuple[tuple[Action, ...], ...]
+    divergences: tuple[Divergence, ...]
+    backup_only_users: tuple[str, ...]
+    backup_only_licenses: tuple[str, ...]
+    skipped: tuple[Problem, ...]  # licenças do principal fora do plano (dados ilegíveis)
     licenses_compared: int
-    parity_mismatches: list[str]  # veredito diferente mesmo depois do plano (não deveria acontecer)
-    current_mismatches: list[str] = dataclasses.field(default_factory=list)  # diferente agora, antes do plano
-    deletions: list[Action] = dataclasses.field(default_factory=list)
-    held_deletions: list[Action] = dataclasses.field(default_factory=list)
-    limits: list["DeletionLimit"] = dataclasses.field(default_factory=list)  # limites de exclusão ultrapassados
+    parity_mismatches: tuple[str, ...]  # veredito diferente mesmo depois do plano (não deveria acontecer)
+    current_mismatches: tuple[str, ...] = ()  # diferente agora, antes do plano
+    deletions: tuple[Action, ...] = ()
+    held_deletions: tuple[Action, ...] = ()
+    limits: tuple["DeletionLimit", ...] = ()  # limites de exclusão ultrapassados
     loss: DataLoss | None = None
     conflicts: tuple[Conflict, ...] = ()
-    skipped_users: list[Problem] = dataclasses.field(default_factory=list)
-    unreachable: list[Problem] = dataclasses.field(default_factory=list)  # ids que nenhum cliente alcança
+    skipped_users: tuple[Problem, ...] = ()
+    unreachable: tuple[Problem, ...] = ()  # ids que nenhum cliente alcança
     halted: bool = False  # um lado perdeu dados: nada é gravado neste par
-    backup_only_allowed: list[str] = dataclasses.field(default_factory=list)  # só no backup e liberadas lá
-    backup_sales: list[str] = dataclasses.field(default_factory=list)  # ... criadas lá depois da última sincronização
-    backup_unknown: list[str] = dataclasses.field(default_factory=list)  # ... sem como saber se venda ou reembolso
-    not_restored: list[str] = dataclasses.field(default_factory=list)  # restaurar: apagadas no principal, não recriadas
+    backup_only_allowed: tuple[str, ...] = ()  # só no backup e liberadas lá
+    backup_sales: tuple[str, ...] = ()  # ... criadas lá depois da última sincronização
+    backup_unknown: tuple[str, ...] = ()  # ... sem como saber se venda ou reembolso
+    not_restored: tuple[str, ...] = ()  # restaurar: apagadas no principal, não recriadas
     # as mais novas do principal que sumiram juntas, poucas para chamar de cópia restaurada (VANISHED_NEWEST_DOUBT):
     # bloqueadas no backup como reembolsos, e o par sai com 1 dizendo como devolvê-las se eram vendas
-    newest_vanished: list[str] = dataclasses.field(default_factory=list)
+    newest_vanished: tuple[str, ...] = ()
     # restaurar: bloqueadas no backup pela ferramenta (sumiram do principal) que voltam ao principal como eram
     # antes do bloqueio (liberadas); o backup segue bloqueado até a próxima sincronização normal
-    unblocked: list[str] = dataclasses.field(default_factory=list)
-    expected: dict[str, tuple[License, License]] = dataclasses.field(default_factory=dict)
+    unblocked: tuple[str, ...] = ()
+    # chave → (principal, backup) como devem ficar depois do plano; só leitura (dict só dentro do planejador)
+    expected: types.MappingProxyType[str, tuple[License, License]] = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
     first_sync: bool = True
     clock: Clock | None = None  # as datas com que o plano foi feito (next_state usa a UTC; nada de relógio de parede)
 
+    def __post_init__(self) -> None:
+        """Congelado também por dentro, para quem o monta sem passar pelo mypy: lista, dict ou set num campo (ou
+        uma cadeia que não é tupla) é erro de programação, não dado."""
+        mutable = [f.name for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), (list, dict, set))]
+        if mutable or not all(isinstance(chain, tuple) for chain in self.license_chains):
+            raise TypeError(f"Plan congelado: use tuplas (e MappingProxyType no esperado), não {mutable or 'listas'}")
+
     @property
     def actions(self) -> list[Action]:
-        return self.user_actions + [a for chain in self.license_chains for a in chain] + self.deletions
+        return [*self.user_actions, *(a for chain in self.license_chains for a in chain), *self.deletions]
 
     def parity_now(self) -> "Parity":
         """Veredito igual dos dois lados nos retratos lidos (o que os servidores têm agora)."""
-        return Parity(self.licenses_compared, self.current_mismatches, len(self.skipped))
+        return Parity(self.licenses_compared, list(self.current_mismatches), len(self.skipped))
 
     def parity_predicted(self) -> "Parity":
         """O que o plano promete depois de aplicado (simulação: previsão, não conferência)."""
@@ -3512,7 +3592,7 @@ def plan_license(source: License, target: License | None, today: "dt.date | Cloc
     return chain, after
 
 
-def chain_undo(chain: list[Action], here: Role, two_way: bool) -> Action | None:
+def chain_undo(chain: Sequence[Action], here: Role, two_way: bool) -> Action | None:
     """O que desfaz uma cadeia que regrava (o upsert deixa a licença LIBERADA) e termina bloqueando, se o
     bloqueio falhar: excluir o registro (volta a não existir: negado). O criado pela cadeia, em qualquer lado; o
     que já existia, só num backup (`here`: o servidor real), e no bidirecional só se o desfazer foi gravado no
@@ -4084,21 +4164,24 @@ def plan_pair(primary: Snapshot, backup: Snapshot, today: "dt.date | Clock", sta
     if halted:  # nada é gravado; as exclusões que haveria aparecem como retidas, e a paridade é a de agora
         user_actions, planner.chains, allowed, held = [], [], [], allowed + held
         planner.mismatches = list(planner.current)
+    # o plano sai congelado: as listas do planejador viram tuplas (na mesma ordem) e o esperado, só leitura
     return Plan(
-        halted=halted, loss=loss, clock=clock, backup_sales=sorted(planner.sales),
-        backup_unknown=sorted(planner.unknown), not_restored=sorted(planner.not_restored),
-        newest_vanished=newest_vanished, unblocked=[k for k in unblocked if any(c[0].key == k for c in planner.chains)],
-        backup_only_allowed=[k for k in backup_only
-                             if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now],
-        user_actions=user_actions, license_chains=planner.chains,
-        divergences=[*learned, *user_divergences, *planner.divergences], backup_only_users=backup_only_users,
-        backup_only_licenses=backup_only,
-        skipped=[p for p in primary.problems if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE],
-        unreachable=[p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE],
-        licenses_compared=planner.compared, parity_mismatches=planner.mismatches,
-        current_mismatches=planner.current, deletions=allowed, held_deletions=held, limits=limits,
-        conflicts=tuple(planner.conflicts), expected=planner.expected, first_sync=state is None,
-        skipped_users=[p for p in primary.problems if p.kind == RecordKind.USER],
+        halted=halted, loss=loss, clock=clock, backup_sales=tuple(sorted(planner.sales)),
+        backup_unknown=tuple(sorted(planner.unknown)), not_restored=tuple(sorted(planner.not_restored)),
+        newest_vanished=tuple(newest_vanished),
+        unblocked=tuple(k for k in unblocked if any(c[0].key == k for c in planner.chains)),
+        backup_only_allowed=tuple(k for k in backup_only
+                                  if clock.might(backup.licenses[k], Side.BACKUP) and k not in blocked_now),
+        user_actions=tuple(user_actions), license_chains=tuple(tuple(c) for c in planner.chains),
+        divergences=(*learned, *user_divergences, *planner.divergences), backup_only_users=tuple(backup_only_users),
+        backup_only_licenses=tuple(backup_only),
+        skipped=tuple(p for p in primary.problems
+                      if p.kind == RecordKind.LICENSE and p.reason != ProblemKind.UNREACHABLE),
+        unreachable=tuple(p for p in primary.problems if p.reason == ProblemKind.UNREACHABLE),
+        licenses_compared=planner.compared, parity_mismatches=tuple(planner.mismatches),
+        current_mismatches=tuple(planner.current), deletions=tuple(allowed), held_deletions=tuple(held),
+        limits=tuple(limits), conflicts=tuple(planner.conflicts), expected=types.MappingProxyType(planner.expected),
+        first_sync=state is None, skipped_users=tuple(p for p in primary.problems if p.kind == RecordKind.USER),
     )
 
 
@@ -4271,8 +4354,8 @@ def forced_past(loss: DataLoss, options: PlanOptions) -> bool:
 
 
 def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot, other: Snapshot, clock: Clock,
-                        chains: list[list[Action]], deletions: list[Action]
-                        ) -> tuple[Plan, list[list[Action]], list[Action]]:
+                        chains: Sequence[Sequence[Action]], deletions: list[Action]
+                        ) -> tuple[Plan, Sequence[Sequence[Action]], list[Action]]:
     """O principal relido logo antes da primeira escrita nele (`fresh`; `side` = o lado do plano que ele é:
     "principal" no bidirecional, "backup" em restaurar). Toda escrita planejada num registro que mudou desde a
     primeira leitura (`first`) sai e vira conflito (a próxima execução decide); se o principal passou a negar o
@@ -4295,8 +4378,8 @@ def replan_after_reread(plan: Plan, side: Side, first: Snapshot, fresh: Snapshot
                                "negada no principal durante esta execução: bloqueada para negar igual",
                                source_allows=clock.sure(now, Side.PRIMARY))
         if block:  # aplicado na vez do backup, no lugar do que estava planejado para ele
-            license_chains = [c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)]
-            license_chains.append(block)
+            license_chains = (*(c for c in license_chains if not (c[0].key == key and c[0].side == Side.BACKUP)),
+                              tuple(block))
     new = dataclasses.replace(plan, conflicts=plan.conflicts + tuple(found), license_chains=license_chains)
     return new, [c for c in chains if c[0].key not in changed], [a for a in deletions if a.key not in changed]
 
@@ -4311,10 +4394,10 @@ def merge_final(plan: Plan, again: Plan) -> Plan:
     held = {a.key for a in plan.held_deletions}
     return merge_conflicts(dataclasses.replace(
         plan, halted=plan.halted or again.halted, loss=again.loss if again.halted else plan.loss,
-        held_deletions=plan.held_deletions + [a for a in again.held_deletions if a.key not in held],
+        held_deletions=(*plan.held_deletions, *(a for a in again.held_deletions if a.key not in held)),
         backup_only_allowed=again.backup_only_allowed, backup_sales=again.backup_sales,
         backup_unknown=again.backup_unknown,
-        newest_vanished=plan.newest_vanished + [k for k in again.newest_vanished if k not in plan.newest_vanished]),
+        newest_vanished=(*plan.newest_vanished, *(k for k in again.newest_vanished if k not in plan.newest_vanished))),
         again.conflicts)
 
 
@@ -4503,12 +4586,12 @@ def has_route(client: ApiClient, kind: ActionKind) -> bool | None:
     return client.routes[kind]
 
 
-def unblocks_then_blocks(chain: list[Action]) -> bool:
+def unblocks_then_blocks(chain: Sequence[Action]) -> bool:
     """Cadeia que cria ou regrava (o upsert deixa a licença ativa: liberada) e termina bloqueando."""
     return chain[-1].kind == BLOCK and any(a.kind in UPSERTS for a in chain)
 
 
-def needs_block_proof(chain: list[Action]) -> bool:
+def needs_block_proof(chain: Sequence[Action]) -> bool:
     """Regrava um registro que JÁ EXISTE no destino e precisa terminar negado: só com a rota de bloqueio
     provada nesta execução (uma criação sem bloqueio é desfeita excluindo o que ela criou)."""
     return unblocks_then_blocks(chain) and chain[0].kind != CREATE
@@ -4546,7 +4629,7 @@ class Executor:
         self._stopping = threading.Event()
         self._auth_lost: str | None = None  # novo login recusado: nada mais é enviado a este servidor
 
-    def run(self, user_actions: list[Action], chains: list[list[Action]],
+    def run(self, user_actions: list[Action], chains: Sequence[Sequence[Action]],
             deletions: Sequence[Action] = ()) -> list[Result]:
         """Cadeias urgentes (uma licença que uma cadeia nossa deixou liberada) primeiro, depois usuários,
         as outras licenças (cada cadeia em ordem) e, por último, as exclusões."""
@@ -4555,7 +4638,7 @@ class Executor:
         results += self._run_chains([[a] for a in user_actions], "usuários")
         return results + self._run_licenses([c for c in chains if not c[0].urgent], deletions)
 
-    def _run_licenses(self, chains: list[list[Action]], deletions: Sequence[Action]) -> list[Result]:
+    def _run_licenses(self, chains: Sequence[Sequence[Action]], deletions: Sequence[Action]) -> list[Result]:
         results: list[Result] = []
         missing = self.missing_routes(chains, deletions)
         held = [c for c in chains if any(a.kind in missing for a in c)]
@@ -4568,7 +4651,7 @@ class Executor:
         results += self._run_chains([[a] for a in deletions], "exclusões")
         return results
 
-    def _run_license_chains(self, chains: list[list[Action]]) -> list[Result]:
+    def _run_license_chains(self, chains: Sequence[Sequence[Action]]) -> list[Result]:
         """As cadeias que regravam um registro que já existe e precisa terminar negado (needs_block_proof) vão
         depois das outras: um bloqueio delas prova a rota; sem nenhum, uma prova só (prove_block_route). Os
         resultados voltam na ordem das cadeias (a mesma com --paralelo 1 ou 8)."""
@@ -4587,13 +4670,13 @@ class Executor:
         return sorted(results, key=lambda r: order.get(r.action.key, len(order)))  # estável: a cadeia em ordem
 
     # -- rotas que faltam (versões antigas do servidor) ---------------------------
-    def missing_routes(self, chains: list[list[Action]], deletions: Sequence[Action]) -> set[str]:
+    def missing_routes(self, chains: Sequence[Sequence[Action]], deletions: Sequence[Action]) -> set[str]:
         """Sonda (um GET cada, sem gravar nada) as rotas de que as cadeias precisam; devolve as que faltam.
         O resultado fica no cliente: uma sonda por rota e por servidor em toda a execução."""
         needed = ({a.kind for chain in chains for a in chain} | {a.kind for a in deletions}) & set(PROBED_ROUTES)
         return {kind for kind in needed if has_route(self.client, kind) is False}
 
-    def _old_version_text(self, chain: list[Action], missing: set[str]) -> str:
+    def _old_version_text(self, chain: Sequence[Action], missing: set[str]) -> str:
         kinds = {a.kind for a in chain} & missing
         routes = " e ".join(ROUTE_NAMES[k] for k in sorted(kinds))
         text = f"não enviada: {self.client.server.label} é de uma versão antiga, sem a rota de {routes}"
@@ -4605,7 +4688,7 @@ class Executor:
                     "no painel desse servidor ou atualize-o para a versão atual")
         return text
 
-    def _not_sent(self, chain: list[Action], message: str) -> list[Result]:
+    def _not_sent(self, chain: Sequence[Action], message: str) -> list[Result]:
         results = [Result(a, False, message or f"não enviada: {self.client.server.label} não tem a rota de "
                           f"{ROUTE_NAMES.get(a.kind, a.kind)} (versão antiga)", unsyncable=True) for a in chain]
         for result in results:
@@ -4613,7 +4696,7 @@ class Executor:
         return results
 
     # -- cadeias ------------------------------------------------------------------
-    def _run_chains(self, chains: list[list[Action]], label: str) -> list[Result]:
+    def _run_chains(self, chains: Sequence[Sequence[Action]], label: str) -> list[Result]:
         progress = Progress(label, sum(len(c) for c in chains), self.config.progress)
         try:
             return self._run_all(chains, progress)
@@ -4621,7 +4704,7 @@ class Executor:
             if progress.enabled and 0 < progress.done < progress.total:  # parou no meio: fecha a linha "95/400"
                 sys.stderr.write("\n")
 
-    def _run_all(self, chains: list[list[Action]], progress: Progress) -> list[Result]:
+    def _run_all(self, chains: Sequence[Sequence[Action]], progress: Progress) -> list[Result]:
         if self.config.parallel <= 1 or len(chains) <= 1:
             return [r for chain in chains for r in self._run_chain(chain, progress)]
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.config.parallel)
@@ -4635,7 +4718,7 @@ class Executor:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run_chain(self, chain: list[Action], progress: Progress) -> list[Result]:
+    def _run_chain(self, chain: Sequence[Action], progress: Progress) -> list[Result]:
         """Ações de um mesmo registro, em ordem. Segue mesmo após falha: um bloqueio
         depois de um upsert incerto é o que mantém o backup negando como o principal. Se o bloqueio
         falha (já repetido), desfaz o que a cadeia liberou (compensate)."""
@@ -4722,7 +4805,7 @@ class Executor:
             return f"não enviada: o novo login antes da sequência falhou ({exc})"
         return None
 
-    def prove_block_route(self, chain: list[Action]) -> list[Result]:
+    def prove_block_route(self, chain: Sequence[Action]) -> list[Result]:
         """Antes das cadeias que regravam um registro que já existe e precisa terminar negado: o upsert o
         desbloqueia, e só o bloqueio seguinte o nega de novo. A rota de bloqueio precisa ter funcionado NESTA
         execução neste servidor (um bloqueio que passou). Sem nenhum ainda, a prova é bloquear o registro da
@@ -4741,7 +4824,7 @@ class Executor:
         self.on_result(result)
         return [result]
 
-    def route_broken(self, chain: list[Action]) -> str | None:
+    def route_broken(self, chain: Sequence[Action]) -> str | None:
         """O motivo para não enviar uma cadeia que regrava o que precisa terminar negado: um bloqueio falhou
         nesta execução neste servidor (_note_block). Fica como estava lá; a próxima execução tenta."""
         if not needs_block_proof(chain) or self.client.block_works is not False:
@@ -5302,8 +5385,9 @@ class History:
         for row in rows:
             row["situacao"] = _parse_enum(PairStatus, row["situacao"])
             row["modo"] = _parse_enum(Mode, row["modo"])
-            row["contagens"] = self._unpack(json.loads(row["contagens"] or "{}"), cache) or {}
-            details = self._unpack(json.loads(row["detalhes"] or "{}"), cache)
+            counts = self._unpack(_json_or_none(row["contagens"]), cache)
+            row["contagens"] = counts if isinstance(counts, dict) else {}
+            details = self._unpack(_json_or_none(row["detalhes"]), cache)
             row["detalhes"] = details if isinstance(details, dict) else {}
         return [HistoryRow.from_columns(row) for row in rows]
 
@@ -5431,6 +5515,15 @@ def write_aside(history: History, data_dir: str) -> list[str]:
     return done
 
 
+def _json_or_none(text: Any) -> Any:
+    """Uma coluna JSON do histórico: vazia ou danificada (texto que não é JSON) → None (a linha fica com os
+    padrões, em vez de derrubar o painel e o historico)."""
+    try:
+        return json.loads(text) if text else None
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
 class HistoryRow:
     """Uma linha de execucoes lida de volta (History._decoded): as decisões (painel, /status.json,
@@ -5452,25 +5545,65 @@ class HistoryRow:
     parity_different: int
     writes: tuple[int, int]  # (no backup, no principal)
     backup_only_allowed: list[str]  # licenças só no backup e liberadas lá
-    failover: dict[str, Any] | None  # a rota de falha registrada (detalhes)
+    failover: StoredFailover | None  # a rota de falha registrada (detalhes; stored_failover)
+    conflict_samples: tuple["StoredConflict", ...]  # os primeiros conflitos do par (detalhes)
+    divergence_samples: tuple["StoredDivergence", ...]  # as primeiras divergências não sincronizáveis (detalhes)
+    divergences_by_field: tuple[tuple[str, int], ...]  # divergências não sincronizáveis por campo (detalhes)
     details: dict[str, Any]
     columns: dict[str, Any] = dataclasses.field(repr=False, compare=False)
 
     @classmethod
     def from_columns(cls, row: dict[str, Any]) -> "HistoryRow":
+        """A leitura de uma linha (History._decoded): campo ausente (linha de uma versão antiga) ou danificado
+        (tipo errado) fica com o padrão dele."""
         counts, details = row["contagens"], row["detalhes"]
-        backup_only = details.get("so_no_backup") or {}
+        backup_only = details.get("so_no_backup")
+        allowed = backup_only.get("licencas_liberadas") if isinstance(backup_only, dict) else None
+        by_field, conflicts = details.get("divergencias_por_campo"), details.get("conflitos")
+        divergences = details.get("divergencias")
         return cls(id=row["id"], run_id=row["execucao"], started=row["inicio"], ended=row["fim"], mode=row["modo"],
                    primary=row["principal"], backup=row["backup"], status=row["situacao"], error=row["erro"] or None,
                    failures=int(row["falhas"] or 0), conflicts=row["conflitos"] or 0,
                    divergences=row["divergencias"] or 0, parity_total=row["paridade_total"],
                    parity_different=row["paridade_diferentes"] or 0,
                    writes=(count_changes(counts), count_changes(counts.get("no_principal") or {})),
-                   backup_only_allowed=list(backup_only.get("licencas_liberadas") or []),
-                   failover=details.get("rota_de_falha") or None, details=details, columns=row)
+                   backup_only_allowed=[k for k in allowed if isinstance(k, str)] if isinstance(allowed, list) else [],
+                   failover=stored_failover(details.get("rota_de_falha")),
+                   conflict_samples=tuple(
+                       StoredConflict(_parse_enum(RecordKind, stored_text(c.get("tipo"))), stored_text(c.get("chave")),
+                                      stored_text(c.get("descricao")), stored_text(c.get("resolucao")))
+                       for c in (conflicts if isinstance(conflicts, list) else []) if isinstance(c, dict)),
+                   divergence_samples=tuple(
+                       StoredDivergence(_parse_enum(RecordKind, stored_text(d.get("tipo"))),
+                                        stored_text(d.get("chave")), stored_text(d.get("campo")), d.get("principal"),
+                                        d.get("backup"), stored_text(d.get("observacao")))
+                       for d in (divergences if isinstance(divergences, list) else []) if isinstance(d, dict)),
+                   divergences_by_field=tuple((k, v) for k, v in by_field.items() if type(v) is int)
+                   if isinstance(by_field, dict) else (),
+                   details=details, columns=row)
 
     def __getitem__(self, column: str) -> Any:
         return self.columns[column]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredConflict:
+    """Um conflito gravado nos detalhes de uma linha do histórico (Conflict.as_dict), como o painel o mostra."""
+    kind: RecordKind | str  # texto desconhecido (de uma versão futura) fica como veio
+    key: str
+    description: str
+    resolution: str  # a política com que foi resolvido (ConflictPolicy) como texto; "" em linhas sem ela
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredDivergence:
+    """Uma divergência não sincronizável gravada nos detalhes (Divergence.as_dict), como o painel a mostra."""
+    kind: RecordKind | str
+    key: str
+    field: str
+    primary: Any  # o valor no principal, como foi gravado (texto, número, lista... ou None)
+    backup: Any
+    note: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -5714,7 +5847,7 @@ def journal_entry(raw: Any) -> JournalEntry | None:
                         raw.get("liberada") is True)
 
 
-def undone_by_delete(chain: list[Action]) -> bool:
+def undone_by_delete(chain: Sequence[Action]) -> bool:
     """O plano anotou um desfazer na cadeia (chain_undo): se o bloqueio do fim falhar, o Executor a desfaz
     excluindo o registro (Executor.compensate)."""
     return chain[-1].undo is not None
@@ -6332,14 +6465,15 @@ def pair_json(outcome: PairOutcome, simulate: bool) -> dict[str, Any]:
             "comando": refill_command(d, d.role_of(plan.loss.side), restore_overwrites(plan.loss, d),
                                       plan.first_sync and d.role_of(plan.loss.side) == Role.PRIMARY)},
         "primeira_sincronizacao": plan.first_sync,
-        "so_no_backup": {"usuarios": plan.backup_only_users, "licencas": plan.backup_only_licenses,
-                         "licencas_liberadas": plan.backup_only_allowed, "vendas_no_backup": plan.backup_sales,
-                         "origem_desconhecida": plan.backup_unknown},
+        # listas (não as tuplas do plano): bound_lists corta as listas do --json
+        "so_no_backup": {"usuarios": list(plan.backup_only_users), "licencas": list(plan.backup_only_licenses),
+                         "licencas_liberadas": list(plan.backup_only_allowed),
+                         "vendas_no_backup": list(plan.backup_sales), "origem_desconhecida": list(plan.backup_unknown)},
         "comandos_so_no_backup": dict(zip(("levar_ao_principal", "bloquear_no_backup"),
                                              backup_only_commands(d), strict=True)),
-        "nao_restauradas": plan.not_restored,
-        "mais_novas_sumidas": plan.newest_vanished,
-        "restauradas_como_antes_do_bloqueio": plan.unblocked,
+        "nao_restauradas": list(plan.not_restored),
+        "mais_novas_sumidas": list(plan.newest_vanished),
+        "restauradas_como_antes_do_bloqueio": list(plan.unblocked),
         "parado_por_perda_de_dados": plan.halted,
         "registros_ignorados": [p.as_dict() for p in plan.skipped + plan.skipped_users + plan.unreachable],
         "paridade": _parity_json(outcome.parity),
@@ -6451,7 +6585,7 @@ def summarize_divergences(divergences: list[Divergence]) -> list[str]:
     return lines
 
 
-def sample(keys: list[str], limit: int = 10) -> str:
+def sample(keys: Sequence[str], limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + (f", … e mais {len(keys) - limit}" if len(keys) > limit else "")
 
 
@@ -7411,7 +7545,7 @@ class Run:
             moving = [a for a in again.actions if a.key not in failed and (date_moved or moved_by(a, moved))]
             chosen, in_conflict = {id(a) for a in moving}, {c.key for c in plan.conflicts}
             outcome.clock, outcome.parity = later, again.parity_now()
-            outcome.divergences = again.divergences + new_passwords(plan, outcome.results or [], again)
+            outcome.divergences = [*again.divergences, *new_passwords(plan, outcome.results or [], again)]
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
             outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
@@ -7424,10 +7558,10 @@ class Run:
             # rodada extra: só o que mudou; o resto fica como pendência (não é apagado do estado como feito)
             left = {a.key for a in outcome.leftover}
             extra = dataclasses.replace(
-                again, user_actions=[a for a in again.user_actions if id(a) in chosen],
-                license_chains=[c for c in again.license_chains if id(c[0]) in chosen],
-                deletions=[a for a in again.deletions if id(a) in chosen],
-                expected={k: v for k, v in again.expected.items() if k not in left})
+                again, user_actions=tuple(a for a in again.user_actions if id(a) in chosen),
+                license_chains=tuple(c for c in again.license_chains if id(c[0]) in chosen),
+                deletions=tuple(a for a in again.deletions if id(a) in chosen),
+                expected=types.MappingProxyType({k: v for k, v in again.expected.items() if k not in left}))
             round_outcome = PairOutcome(d, started=outcome.started, clock=later, plan=extra)
             carried = {} if d.restore else self.guard_local(
                 "ler o diário do par", load_journal, cfg.data_dir, d.primary.url, d.backup.url) or {}
@@ -7508,7 +7642,7 @@ class Run:
     def observe(self, outcome: PairOutcome, source: Snapshot, target: Snapshot, plan: Plan) -> None:
         """O que os servidores têm agora, lido antes de qualquer escrita (settle refaz depois delas)."""
         outcome.parity = outcome.parity_before
-        outcome.divergences = plan.divergences
+        outcome.divergences = list(plan.divergences)
         outcome.users_total = len(source.users)
         outcome.users_present = users_present(source, target)
         if self.config.simulate:  # simulação: conta os que o plano criaria
@@ -7576,13 +7710,14 @@ class Run:
                                            backup=on_backup, undo_journaled=undo_journaled)
             return executors[side]
 
-        def apply(side: Side, users: list[Action], chains: list[list[Action]], deletions: list[Action]) -> None:
+        def apply(side: Side, users: list[Action], chains: Sequence[Sequence[Action]],
+                  deletions: list[Action]) -> None:
             nonlocal results
             if not STOP.requested:
                 results += executor_for(side).run(users, chains, deletions)
             done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
             # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
-            groups = [[a] for a in users] + chains + [[a] for a in deletions]
+            groups = [*([a] for a in users), *chains, *([a] for a in deletions)]
             outcome.not_run += [a for group in groups if not any(id(x) in done for x in group) for a in group]
 
         first = [c for c in plan.license_chains if c[0].urgent and d.role_of(c[0].side) == Role.BACKUP]
@@ -7592,7 +7727,8 @@ class Run:
             plan = outcome.plan  # a releitura do principal (recheck_primary) pode ter dado um plano novo
             assert plan is not None
             users = [a for a in plan.user_actions if a.side == side]
-            chains = [c for c in plan.license_chains if c[0].side == side and not any(c is f for f in first)]
+            chains: Sequence[Sequence[Action]] = [c for c in plan.license_chains
+                                                  if c[0].side == side and not any(c is f for f in first)]
             deletions = [a for a in plan.deletions if a.side == side]
             if not (users or chains or deletions):
                 continue
@@ -7601,8 +7737,8 @@ class Run:
             apply(side, users, chains, deletions)
         return results
 
-    def recheck_primary(self, outcome: PairOutcome, side: Side, chains: list[list[Action]],
-                        deletions: list[Action]) -> tuple[list[list[Action]], list[Action]]:
+    def recheck_primary(self, outcome: PairOutcome, side: Side, chains: Sequence[Sequence[Action]],
+                        deletions: list[Action]) -> tuple[Sequence[Sequence[Action]], list[Action]]:
         """Logo antes da primeira escrita no PRINCIPAL, relê as licenças dele (1 requisição) e deixa de fora
         toda escrita planejada num registro que mudou desde a primeira leitura (o vendedor mexeu nele
         durante a execução): vira conflito e a próxima execução decide. A API não tem escrita condicional:
@@ -8807,10 +8943,10 @@ def status_message(judged: list[PanelPair]) -> str:
         if p.healthy:
             continue
         if p.state == PanelState.NEVER:
-            problems.append(f"{p['backup']}: nenhuma execução registrada com a configuração atual "
+            problems.append(f"{p.backup}: nenhuma execução registrada com a configuração atual "
                             "(o status fica 503 até a primeira sincronização deste backup)")
         else:
-            problems.append(f"{p['backup']}: {p['estado']}")
+            problems.append(f"{p.backup}: {p.state}")
     if not problems:
         return "todos os backups sincronizados"
     more = f"; … e mais {len(problems) - 5}" if len(problems) > 5 else ""
@@ -9098,7 +9234,7 @@ def _render_backup_only(pairs: list[PanelPair]) -> str:
     items = [(p, keys) for p, keys in items if keys]
     if not items:
         return ""
-    rows = [("so-no-backup", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
+    rows = [("so-no-backup", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
                               _esc(with_count(len(keys), "licença")),
                               _esc(", ".join(keys[:PANEL_LIST_LIMIT])
                                    + (" …" if len(keys) > PANEL_LIST_LIMIT else ""))])
@@ -9118,9 +9254,9 @@ def _render_pairs(pairs: list[PanelPair]) -> str:
 def _render_pair_card(p: PanelPair) -> str:
     css = {PanelState.HEALTHY: "saudavel", PanelState.LATE: "atrasado",
            PanelState.FAILING: "falhando"}.get(p.state, "sem-execucoes")
-    lines = [f'<div class="estado">{_esc(p["estado"]).upper()}</div>',
-             f'<div class="url"><span class="papel">Principal</span> {_esc(p["principal"])}</div>',
-             f'<div class="url"><span class="papel">Backup</span> {_esc(p["backup"])}</div>']
+    lines = [f'<div class="estado">{_esc(p.state).upper()}</div>',
+             f'<div class="url"><span class="papel">Principal</span> {_esc(p.primary)}</div>',
+             f'<div class="url"><span class="papel">Backup</span> {_esc(p.backup)}</div>']
     last = p.last
     if last is None:
         note = ("a primeira execução ainda não terminou" if p.state != PanelState.NEVER else
@@ -9130,17 +9266,17 @@ def _render_pair_card(p: PanelPair) -> str:
     else:
         delay = "" if p.delay_min is None else f" ({age_text(p.delay_min)})"
         success = local_time(p.success.ended) if p.success and p.success.ended else "nunca"
-        lines += [f'<div>Última execução: {_esc(local_time(p["ultima_execucao"]))} — '
-                  f'{_esc(situation_label(p["ultima_situacao"]))} ({_esc(mode_label(p["ultimo_modo"]))})</div>',
+        lines += [f'<div>Última execução: {_esc(local_time(last.ended))} — '
+                  f'{_esc(situation_label(last.status))} ({_esc(mode_label(last.mode))})</div>',
                   f'<div>Mudanças: {_esc(writes_text(last))} · paridade {_esc(parity_text(last))}</div>',
                   f'<div>Último sucesso: {_esc(success)}{_esc(delay)}</div>']
         if last.error:
-            lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')
+            lines.append(f'<div class="erro">Erro: {_esc(p["ultimo_erro"])}</div>')  # o vigiar pode trocá-lo
         allowed = backup_only_allowed(p)
         if allowed:
             lines.append(f'<div class="erro">⚠️ {_esc(with_count(len(allowed), "licença"))} só no backup e '
                          "liberada(s) lá (o principal negaria)</div>")
-    return (f'<div class="par {css}" data-principal="{_esc(p["principal"])}" data-backup="{_esc(p["backup"])}">'
+    return (f'<div class="par {css}" data-principal="{_esc(p.primary)}" data-backup="{_esc(p.backup)}">'
             + "".join(lines) + "</div>")
 
 
@@ -9166,39 +9302,38 @@ def _render_runs(rows: list[HistoryRow]) -> str:
         return '<p class="vazio">Nenhuma execução.</p>'
     lines = []
     for r in rows:
-        error = f'<div class="erro">{_esc(r["erro"][:300])}</div>' if r.error else ""
+        error = f'<div class="erro">{_esc(r.error[:300])}</div>' if r.error else ""
         lines.append(("execucao", [
-            _esc(local_time(r["inicio"])), f"{_esc(r['principal'])}<br>→ {_esc(r['backup'])}",
-            _esc(mode_label(r["modo"])), _esc(situation_label(r["situacao"])) + error, _esc(writes_text(r)),
+            _esc(local_time(r.started)), f"{_esc(r.primary)}<br>→ {_esc(r.backup)}",
+            _esc(mode_label(r.mode)), _esc(situation_label(r.status)) + error, _esc(writes_text(r)),
             str(failures_of(r)), _esc(parity_text(r)), _esc(duration_text(r["duracao_s"])),
-            f'<span class="id">#{r["id"]}</span> {_esc(r["execucao"])}']))
+            f'<span class="id">#{r.id}</span> {_esc(r.run_id)}']))
     return _table(RUN_HEADERS, lines, "execucoes")
 
 
 def _render_conflicts(pairs: list[PanelPair]) -> str:
-    items = [(p, c) for p in pairs for c in p["detalhes"].get("conflitos", [])]
+    items = [(p, c) for p in pairs if p.last for c in p.last.conflict_samples]
     if not items:
         return '<p class="vazio">Nenhum conflito aberto.</p>'
-    total = max(len(items), sum(p["conflitos"] for p in pairs))
-    rows = [("conflito", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
-                          f"{_esc(RECORD_KINDS.get(c.get('tipo'), c.get('tipo') or ''))} {_esc(c.get('chave'))}",
-                          _esc(c.get("descricao", c)) + (f'<div class="nota">{_esc(c["resolucao"])}</div>'
-                                                         if c.get("resolucao") else "")])
+    total = max(len(items), sum(p.last.conflicts for p in pairs if p.last))
+    rows = [("conflito", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
+                          f"{_esc(c.kind.noun if isinstance(c.kind, RecordKind) else c.kind)} {_esc(c.key)}",
+                          _esc(c.description) + (f'<div class="nota">{_esc(c.resolution)}</div>'
+                                                 if c.resolution else "")])
             for p, c in items[:PANEL_LIST_LIMIT]]
     return _table(["Principal → Backup", "Registro", "Conflito"], rows, "conflitos", total - len(rows))
 
 
 def _render_divergences(pairs: list[PanelPair]) -> str:
-    items = [(p, d) for p in pairs for d in p["detalhes"].get("divergencias", [])]
+    items = [(p, d) for p in pairs if p.last for d in p.last.divergence_samples]
     if not items:
         return '<p class="vazio">Nenhuma divergência registrada.</p>'
-    total = max(len(items), sum(p["divergencias"] for p in pairs))
-    totals = "; ".join(f"{_esc(p['backup'])}: " + ", ".join(
-        f"{_esc(k)} {v}" for k, v in p["detalhes"].get("divergencias_por_campo", {}).items())
-        for p in pairs if p.last and p.last.details.get("divergencias_por_campo"))
-    rows = [("divergencia", [f"{_esc(p['principal'])}<br>→ {_esc(p['backup'])}",
-                             f"{_esc(RECORD_KINDS.get(d['tipo'], d['tipo']))} {_esc(d['chave'])}", _esc(d["campo"]),
-                             _esc(d["principal"]), _esc(d["backup"]), _esc(d["observacao"])])
+    total = max(len(items), sum(p.last.divergences for p in pairs if p.last))
+    totals = "; ".join(f"{_esc(p.backup)}: " + ", ".join(f"{_esc(k)} {v}" for k, v in p.last.divergences_by_field)
+                       for p in pairs if p.last and p.last.divergences_by_field)
+    rows = [("divergencia", [f"{_esc(p.primary)}<br>→ {_esc(p.backup)}",
+                             f"{_esc(d.kind.noun if isinstance(d.kind, RecordKind) else d.kind)} {_esc(d.key)}",
+                             _esc(d.field), _esc(d.primary), _esc(d.backup), _esc(d.note)])
             for p, d in items[:PANEL_LIST_LIMIT]]
     return (f"<p>Totais por campo — {totals}</p>" +
             _table(["Principal → Backup", "Registro", "Campo", "No principal", "No backup", "Por quê"], rows,
@@ -9210,7 +9345,7 @@ def _render_old_pairs(old: list[PanelPair], history: History) -> str:
     """Pares que não estão mais na configuração: dobrados, informativos, fora do status.json."""
     if not old:
         return ""
-    rows = history.runs(10, [(p["principal"], p["backup"]) for p in old])
+    rows = history.runs(10, [(p.primary, p.backup) for p in old])
     return (f'<details class="antigas"><summary>Configurações antigas (fora do status.json): '
             f'{with_count(len(old), "par", "pares")}</summary>'
             '<p class="nota">Servidores que já foram sincronizados mas não estão mais em SERVIDOR_PRINCIPAL / '
@@ -9921,13 +10056,13 @@ def print_history(rows: list[HistoryRow]) -> None:
     rep.say(f"{'ID':>{w[0]}}  {'Início':<{w[1]}} {'Modo':<{w[2]}} {'Situação':<{w[3]}} {'Mudanças':<{w[4]}} "
             f"{'Falhas':>{w[5]}} {'Paridade':>{w[6]}}")
     for r in rows:
-        rep.say(f"{r['id']:>{w[0]}}  {local_time(r['inicio']):<{w[1]}} {mode_label(r['modo']):<{w[2]}} "
-                f"{situation_label(r['situacao']):<{w[3]}} {writes_text(r):<{w[4]}} {failures_of(r):>{w[5]}} "
+        rep.say(f"{r.id:>{w[0]}}  {local_time(r.started):<{w[1]}} {mode_label(r.mode):<{w[2]}} "
+                f"{situation_label(r.status):<{w[3]}} {writes_text(r):<{w[4]}} {failures_of(r):>{w[5]}} "
                 f"{parity_text(r):>{w[6]}}")
-        rep.say(f"{'':>{w[0]}}  {r['principal']} → {r['backup']} · {duration_text(r['duracao_s'])} · "
-                f"execução {r['execucao']}")
+        rep.say(f"{'':>{w[0]}}  {r.primary} → {r.backup} · {duration_text(r['duracao_s'])} · "
+                f"execução {r.run_id}")
         if r.error:
-            rep.say(f"{'':>{w[0]}}  ↳ {r['erro']}")
+            rep.say(f"{'':>{w[0]}}  ↳ {r.error}")
     rep.say("")
     rep.say("Horários no fuso desta máquina. Mudanças: escritas feitas no backup e no principal. "
             "Detalhes: historico --detalhes ID")
@@ -9936,13 +10071,13 @@ def print_history(rows: list[HistoryRow]) -> None:
 def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
     rep = Reporter(False)
     first = rows[0]
-    rep.say(f"Execução {first['execucao']} · {local_time(first['inicio'])} · {mode_label(first['modo'])}")
+    rep.say(f"Execução {first.run_id} · {local_time(first.started)} · {mode_label(first.mode)}")
     for r in rows:
-        rep.say(f"   #{r['id']} {r['principal']} → {r['backup']}: {situation_label(r['situacao'])} · mudanças: "
+        rep.say(f"   #{r.id} {r.primary} → {r.backup}: {situation_label(r.status)} · mudanças: "
                 f"{writes_text(r)} · {with_count(failures_of(r), 'falha')} · paridade {parity_text(r)} · "
                 f"{duration_text(r['duracao_s'])}")
         if r.error:
-            rep.say(f"      ↳ {r['erro']}")
+            rep.say(f"      ↳ {r.error}")
     primaries = {r.primary for r in rows}
     on_primary = sum(1 for item in trail if item.server in primaries)
     sides = f" ({on_primary} no principal, {len(trail) - on_primary} no backup)" if trail else ""
@@ -9950,7 +10085,7 @@ def print_audit(rows: list[HistoryRow], trail: list[AuditEntry]) -> None:
     for item in trail:
         side = Role.PRIMARY if item.server in primaries else Role.BACKUP
         changes = "; ".join(f"{f}: {audit_value(f, a)} → {audit_value(f, b)}" for f, a, b in item["mudancas"])
-        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item['servidor']} {item['chave']}: "
+        rep.say(f"   {local_time(item['momento'], seconds=True)} {side} {item.server} {item['chave']}: "
                 f"{audit_outcome(item)}  {changes}")
 
 

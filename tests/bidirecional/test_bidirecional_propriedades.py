@@ -177,7 +177,7 @@ def test_edicoes_nos_dois_lados_convergem_ou_viram_conflito(cenario):
         note(f"  ações={[(a.kind, a.key, a.side) for a in plan.actions]}")
         note(f"  conflitos={[(c.key, c.why) for c in plan.conflicts]}")
         em_conflito = {c.key for c in plan.conflicts}
-        assert plan.held_deletions == []
+        assert plan.held_deletions == ()
         assert all(c.resolution == conflito for c in plan.conflicts)
 
         # 1. nenhuma edição perdida sem ser relatada. Uma chave em conflito aberto desde a execução anterior já

@@ -162,7 +162,7 @@ def test_tres_vias(descricao, principal, backup, conflito, esperado, tem_conflit
     assert acoes(plan) == esperado
     assert [c.key for c in plan.conflicts] == (["L1"] if tem_conflito else [])
     assert all(c.resolution == conflito for c in plan.conflicts)
-    assert plan.held_deletions == [] and plan.limits == []
+    assert plan.held_deletions == () and plan.limits == ()
     assert not plan.first_sync
     # Sem conflito aberto, os dois lados terminam iguais (dados definíveis e veredito), ou ambos sem a licença.
     if not tem_conflito or conflito != "relatar":
@@ -207,7 +207,7 @@ def test_criadas_desde_o_estado(descricao, principal, backup, esperado, tem_conf
     plan = planejar([BASE, principal], [BASE, backup], state)
     assert acoes(plan) == esperado
     assert [c.key for c in plan.conflicts] == (["N"] if tem_conflito else [])
-    assert plan.deletions == [] and plan.held_deletions == []
+    assert plan.deletions == () and plan.held_deletions == ()
 
 
 def test_conflito_lista_as_duas_versoes_campo_a_campo():
@@ -294,7 +294,7 @@ def test_primeira_sincronizacao_nao_apaga_e_relata_diferencas_como_conflito():
     assert acoes(plan) == [(BLOQUEAR, "BLQ", B), (CRIAR, "SO_B", P), (CRIAR, "SO_P", B)]
     assert sorted(c.key for c in plan.conflicts) == ["BLQ", "DIF"]
     assert all("primeira sincronização" in c.why for c in plan.conflicts)
-    assert plan.deletions == [] and plan.held_deletions == []
+    assert plan.deletions == () and plan.held_deletions == ()
     # os registros em conflito aberto não entram no estado: serão comparados de novo
     state = sb.next_state(plan, ok(plan), None, snap(principal), snap(backup, url=URL_B), URL_P, URL_B)
     assert set(state.licenses) == {"IGUAL", "SO_P", "SO_B"}
@@ -304,8 +304,8 @@ def test_primeira_sincronizacao_nao_apaga_e_relata_diferencas_como_conflito():
 def test_primeira_sincronizacao_unidirecional_nunca_apaga(espelhar):
     plan = sb.plan_pair(snap([lic("A")]), snap([lic("A"), lic("Z")], url=URL_B), HOJE, None,
                         sb.PlanOptions(mirror=espelhar))
-    assert plan.deletions == [] and plan.held_deletions == []
-    assert plan.backup_only_licenses == ["Z"]
+    assert plan.deletions == () and plan.held_deletions == ()
+    assert plan.backup_only_licenses == ("Z",)
 
 
 def test_espelhar_apaga_so_do_backup_quando_ha_estado():
@@ -320,8 +320,8 @@ def test_espelhar_apaga_so_do_backup_quando_ha_estado():
     # sincronizada (Z: apagada no principal) é bloqueada para negar igual; a nunca sincronizada fica
     # como está e é listada como liberada só no backup
     plan = sb.plan_pair(snap(principal), snap(backup, url=URL_B), HOJE, state, sb.PlanOptions())
-    assert acoes(plan) == [(BLOQUEAR, "Z", B)] and plan.backup_only_licenses == ["NOVA_NO_BACKUP", "Z"]
-    assert plan.backup_only_allowed == ["NOVA_NO_BACKUP"] and plan.deletions == []
+    assert acoes(plan) == [(BLOQUEAR, "Z", B)] and plan.backup_only_licenses == ("NOVA_NO_BACKUP", "Z")
+    assert plan.backup_only_allowed == ("NOVA_NO_BACKUP",) and plan.deletions == ()
 
 
 def test_estado_corrompido_e_tratado_como_primeira_sincronizacao(tmp_path):
@@ -360,7 +360,7 @@ def test_outro_lado_vazio_retem_todas_as_exclusoes_e_sugere_restaurar():
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert plan.halted and plan.deletions == [] and plan.actions == []
+    assert plan.halted and plan.deletions == () and plan.actions == []
     assert sorted(a.key for a in plan.held_deletions) == _chaves(10)
     assert {a.side for a in plan.held_deletions} == {B}
     assert (plan.loss.side, plan.loss.kind, plan.loss.would_delete) == (P, sb.LossKind.EMPTY, 10)
@@ -376,7 +376,7 @@ def test_backup_vazio_tambem_retem_as_exclusoes_no_principal():
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap(todas), snap([], url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert plan.halted and plan.deletions == [] and plan.actions == []
+    assert plan.halted and plan.deletions == () and plan.actions == []
     assert (plan.loss.side, plan.loss.kind, plan.loss.would_delete) == (B, sb.LossKind.EMPTY, 10)
     # nem --forcar sozinho, nem --forcar com --conflito backup apagam o principal sem o número explícito
     for conflito in ("relatar", "backup"):
@@ -392,7 +392,7 @@ def test_espelhar_com_principal_vazio_retem_tudo():
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state,
                         sb.PlanOptions(mirror=True, max_deletions=1000))
-    assert plan.halted and plan.deletions == [] and len(plan.held_deletions) == 10
+    assert plan.halted and plan.deletions == () and len(plan.held_deletions) == 10
     assert "restaurar" in texto_da_perda(plan)
 
 
@@ -400,25 +400,25 @@ def test_perdeu_mais_da_metade_desde_o_estado_retem():
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap(todas[:4]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert plan.deletions == [] and len(plan.held_deletions) == 6
+    assert plan.deletions == () and len(plan.held_deletions) == 6
     assert plan.loss.kind == sb.LossKind.HALF
     assert "mais da metade" in texto_da_perda(plan) and "10 → 4" in texto_da_perda(plan)
     # exatamente a metade não é "mais da metade"
     plan = sb.plan_pair(snap(todas[:5]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1000))
-    assert len(plan.deletions) == 5 and plan.held_deletions == [] and plan.loss is None
+    assert len(plan.deletions) == 5 and plan.held_deletions == () and plan.loss is None
 
 
 def test_acima_de_max_exclusoes_retem():
     todas = [lic(k) for k in _chaves(10)]
     state, _p, _b = sincronizado(todas)
     plan = sb.plan_pair(snap(todas[:8]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=1))
-    assert plan.deletions == [] and len(plan.held_deletions) == 2
-    assert plan.limits == [sb.DeletionLimit(B, 2, 1)]
+    assert plan.deletions == () and len(plan.held_deletions) == 2
+    assert plan.limits == (sb.DeletionLimit(B, 2, 1),)
     assert "limite de 1" in sb.limits_text(plan, DIRECAO) and "--max-exclusoes" in sb.limits_text(plan, DIRECAO)
     plan = sb.plan_pair(snap(todas[:8]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=2))
-    assert sorted(a.key for a in plan.deletions) == _chaves(10)[8:] and plan.held_deletions == []
+    assert sorted(a.key for a in plan.deletions) == _chaves(10)[8:] and plan.held_deletions == ()
     plan = sb.plan_pair(snap(todas[:9]), snap(todas, url=URL_B), HOJE, state, opcoes(max_deletions=0))
-    assert plan.deletions == [] and len(plan.held_deletions) == 1
+    assert plan.deletions == () and len(plan.held_deletions) == 1
 
 
 @pytest.mark.parametrize("total,limite", [(0, 1), (1, 1), (5, 1), (10, 1), (11, 2), (30, 3), (31, 4), (100, 10),
@@ -444,7 +444,7 @@ def test_forcar_sozinho_nunca_apaga_o_que_um_lado_vazio_sugere():
     state, _p, _b = sincronizado(todas)
     for opcoes_forcar in (opcoes(force=True), opcoes(force=True, max_deletions=9)):
         plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes_forcar)
-        assert plan.halted and plan.deletions == [] and plan.actions == []
+        assert plan.halted and plan.deletions == () and plan.actions == []
     plan = sb.plan_pair(snap([]), snap(todas, url=URL_B), HOJE, state, opcoes(force=True, max_deletions=10))
     assert not plan.halted and sorted(a.key for a in plan.deletions) == _chaves(10)
     assert "--forcar: seguindo apesar de" in texto_da_perda(plan) and "VAZIA" in texto_da_perda(plan)
@@ -455,7 +455,7 @@ def test_trava_retem_tudo_dos_dois_lados_quando_um_lado_passa_do_limite():
     state, _p, _b = sincronizado(todas)
     # 3 apagadas no principal (acima do limite de 2 no backup); a apagada no backup vira conflito
     plan = sb.plan_pair(snap(todas[3:]), snap(todas[:19], url=URL_B), HOJE, state, opcoes())
-    assert plan.deletions == []
+    assert plan.deletions == ()
     assert sorted((a.key, a.side) for a in plan.held_deletions) == [("K000", B), ("K001", B), ("K002", B)]
     assert [c.key for c in plan.conflicts] == ["K019"]
 
@@ -466,10 +466,10 @@ def test_trava_de_metade_continua_valendo_na_execucao_seguinte():
     principal, backup = snap(todas[:4]), snap(todas, url=URL_B)
     opts = opcoes(max_deletions=1000)  # isola a trava de "perdeu mais da metade"
     plan = sb.plan_pair(principal, backup, HOJE, state, opts)
-    assert plan.deletions == [] and len(plan.held_deletions) == 16
+    assert plan.deletions == () and len(plan.held_deletions) == 16
     state2 = sb.next_state(plan, ok(plan), state, principal, backup, URL_P, URL_B)
     plan2 = sb.plan_pair(principal, backup, HOJE, state2, opts)  # nada mudou nos servidores
-    assert plan2.deletions == [] and len(plan2.held_deletions) == 16
+    assert plan2.deletions == () and len(plan2.held_deletions) == 16
 
 
 # ---------------------------------------------------------------------------
@@ -485,7 +485,7 @@ def test_usuarios_criados_no_lado_que_nao_os_tem():
                     users_b=[U("ana", None, "user"), U("caio", None, "user")])
     assert acoes(plan) == [(CRIAR_USUARIO, "bia", B), (CRIAR_USUARIO, "caio", P)]
     assert plan.user_actions[0].payload == {"username": "bia", "email": "b@x.com", "role": "admin"}
-    assert plan.backup_only_users == []
+    assert plan.backup_only_users == ()
 
 
 def test_usuario_apagado_de_um_lado_nao_e_apagado_nem_recriado():
@@ -501,7 +501,7 @@ def test_unidirecional_nao_cria_usuario_no_principal_e_nunca_apaga():
     plan = sb.plan_pair(snap([], [U("ana", None, "user")]), snap([], [U("zeca", None, "user")], url=URL_B), HOJE,
                         None, sb.PlanOptions(mirror=True))
     assert acoes(plan) == [(CRIAR_USUARIO, "ana", B)]
-    assert plan.backup_only_users == ["zeca"]
+    assert plan.backup_only_users == ("zeca",)
 
 
 # ---------------------------------------------------------------------------
@@ -519,8 +519,8 @@ def test_execucao_sem_mudancas_nao_planeja_nada():
     assert acoes(plan) == [(CRIAR, "X", P)] and plan.conflicts == ()
     state, p, b = sb.next_state(plan, ok(plan), state, p, b, URL_P, URL_B), *aplicar(plan, p, b)
     plan = sb.plan_pair(p, b, HOJE, state, opcoes())
-    assert acoes(plan) == [] and plan.conflicts == () and plan.deletions == []
-    assert plan.parity_mismatches == [] and plan.current_mismatches == []
+    assert acoes(plan) == [] and plan.conflicts == () and plan.deletions == ()
+    assert plan.parity_mismatches == () and plan.current_mismatches == ()
 
 
 def test_estado_mantem_versao_antiga_de_conflito_falha_e_exclusao_retida():

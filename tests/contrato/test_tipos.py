@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import re
 import sqlite3
+import types
 
 import pytest
 
@@ -189,6 +190,8 @@ LEITORES_DOS_NOSSOS_ARQUIVOS = {
     "journal_entry": "uma entrada do diário do par (ESTADO.diario.json) → JournalEntry",
     "_decoded": "linhas de execucoes no historico.sqlite3 (desempacota contagens/detalhes) → HistoryRow",
     "from_columns": "HistoryRow.from_columns, chamado só por History._decoded (a mesma leitura)",
+    "stored_failover": "a rota de falha gravada nos detalhes (failover_json) → StoredFailover, chamado só por "
+                       "HistoryRow.from_columns",
     "audit_trail": "linhas da auditoria no historico.sqlite3 → AuditEntry",
     "_state_from_json": "o estado do par (ESTADO.json) → PairState",
     "read_watch": "o batimento do vigiar (vigiar.json) → WatchBeat",
@@ -198,8 +201,6 @@ LEITORES_DOS_NOSSOS_ARQUIVOS = {
 OUTRAS_LEITURAS = {
     "proven": "o corpo da resposta de escrita do SERVIDOR ({'ok': true} é o formato da API)",
     "server_ids": "os itens de /admin/devices do SERVIDOR ('id' é o campo da API)",
-    "render_failover_card": "a rota de falha gravada nos detalhes (failover_json) ainda é lida por chave: fica "
-                            "para quando ela tiver o seu tipo",
 }
 
 
@@ -219,7 +220,49 @@ def _chaves_dos_nossos_arquivos(pasta) -> set[str]:
     finally:
         historico.close()
     chaves |= set(sb.pair_health([], 120, dt.datetime.now(dt.timezone.utc), [("p", "b")])[0].doc)
+    chaves |= _chaves_dos_detalhes(pasta / "detalhes")
     return chaves
+
+
+def _todas_as_chaves(doc) -> set[str]:
+    """As chaves de um documento JSON, em qualquer nível (dicts dentro de listas inclusive)."""
+    if isinstance(doc, dict):
+        return set(doc) | {k for valor in doc.values() for k in _todas_as_chaves(valor)}
+    if isinstance(doc, (list, tuple)):
+        return {k for item in doc for k in _todas_as_chaves(item)}
+    return set()
+
+
+def _chaves_dos_detalhes(pasta) -> set[str]:
+    """As chaves da coluna detalhes do histórico em qualquer nível (conflitos, divergências, falhas, só no backup e
+    a rota de falha gravada por failover_json), tiradas de um par com um de cada, gravado e lido de volta."""
+    hoje = dt.date(2026, 6, 1)
+    ativa = _licenca("K", "Loja")
+    p = sb.Snapshot("https://p.test", {}, {"K": ativa})
+    b = sb.Snapshot("https://b.test", {}, {"K": dataclasses.replace(ativa, owner_name="Outra"),
+                                            "Z": _licenca("Z", "Só no backup")})
+    plano = sb.plan_pair(p, b, hoje, None, sb.PlanOptions(mode=sb.Mode.TWO_WAY))
+    plano = dataclasses.replace(plano, backup_only_allowed=("Z",))
+    assert plano.conflicts
+    direcao = sb.Direction(*_servidores())
+    acao = sb.Action(sb.UPDATE, "K", "teste", changes=(("owner_name", "Loja", "Outra"),))
+    divergencia = sb.Divergence(sb.RecordKind.LICENSE, "K", "features", "a", "b", "a API não define")
+    resultado = sb.PairOutcome(direcao, started="2026-06-01T00:00:00+00:00", plan=plano,
+                               results=[sb.Result(acao, False, "recusada")], divergences=[divergencia],
+                               parity_before=plano.parity_now(), leftover=[acao], warnings=["aviso"])
+    rota = sb.check_failover(["https://p.test", "https://b.test"],
+                             {"https://p.test": ["https://x.test"], "https://b.test": None}, {"https://c.test": "p"})
+    pasta.mkdir()
+    historico = sb.History(str(pasta))
+    try:
+        historico.finish_pair(historico.start_pair("x", "2026-06-01T00:00:00+00:00", sb.Mode.TWO_WAY, "https://p.test",
+                                                   "https://b.test"), resultado, rota)
+        [linha] = historico.runs()
+    finally:
+        historico.close()
+    detalhes = linha.details
+    assert detalhes["rota_de_falha"]["achados"] and detalhes["falhas"] and detalhes["conflitos"]
+    return _todas_as_chaves(detalhes)
 
 
 def _chave_lida(no: ast.AST) -> str | None:
@@ -330,6 +373,53 @@ def test_plano_e_congelado_e_os_conflitos_sao_uma_tupla_de_conflict():
     de_novo = dataclasses.replace(plano, conflicts=(conflito,), halted=True)
     junto = sb.merge_final(plano, de_novo)
     assert junto.conflicts == (conflito,) and junto.halted and plano.conflicts == () and not plano.halted
+
+
+def _planos_de_cada_construtor() -> dict[str, sb.Plan]:
+    """Um plano com todas as listas cheias de algo, saído de cada lugar que faz um Plan: plan_pair, a releitura do
+    principal (replan_after_reread: o bloqueio entra no lugar da cadeia do backup) e a releitura final
+    (merge_final)."""
+    hoje = dt.date(2026, 6, 1)
+    ativa = _licenca("K", "Loja")
+    bloqueada = dataclasses.replace(ativa, status=sb.LicenseStatus.BLOCKED)
+    p = sb.Snapshot("https://p.test", {"ana": sb.User("ana", None, "user")}, {"K": ativa, "N": _licenca("N", "Nova")})
+    b = sb.Snapshot("https://b.test", {"bia": sb.User("bia", None, "user")},
+                    {"K": dataclasses.replace(ativa, owner_name="Antigo"), "Z": _licenca("Z", "Só no backup")})
+    plano = sb.plan_pair(p, b, hoje)
+    assert plano.user_actions and plano.license_chains and plano.expected and plano.backup_only_licenses
+    relido = dataclasses.replace(p, licenses={**p.licenses, "K": bloqueada})
+    replanejado, _cadeias, _exclusoes = sb.replan_after_reread(
+        plano, sb.Side.PRIMARY, p, relido, b, sb.Clock.of(hoje), list(plano.license_chains), [])
+    assert replanejado.conflicts and replanejado.license_chains != plano.license_chains
+    return {"plan_pair": plano, "replan_after_reread": replanejado,
+            "merge_final": sb.merge_final(plano, sb.plan_pair(relido, b, hoje))}
+
+
+def test_plano_planejado_nao_muda_por_dentro():
+    """Congelado de verdade: todo campo coleção de um Plan é uma tupla (as cadeias também) e o esperado é um
+    mapeamento só de leitura; nenhum .append, += ou atribuição por chave muda um plano já feito."""
+    coisa = sb.Action(sb.BLOCK, "X", "teste")
+    for origem, plano in _planos_de_cada_construtor().items():
+        for campo in dataclasses.fields(plano):
+            valor = getattr(plano, campo.name)
+            if not isinstance(valor, (list, dict, set, tuple, types.MappingProxyType)):
+                continue  # escalares (e objetos congelados: DataLoss, Clock)
+            assert isinstance(valor, (tuple, types.MappingProxyType)), f"{origem}: Plan.{campo.name} é {type(valor)}"
+            if isinstance(valor, types.MappingProxyType):
+                with pytest.raises(TypeError):
+                    valor["X"] = (None, None)
+                continue
+            with pytest.raises(AttributeError):
+                valor.append(coisa)
+            antes = valor
+            valor += (coisa,)
+            assert getattr(plano, campo.name) is antes, f"{origem}: += mudou Plan.{campo.name}"
+        assert all(isinstance(cadeia, tuple) for cadeia in plano.license_chains), origem
+        with pytest.raises(AttributeError):
+            plano.license_chains[0].append(coisa)
+        for campo, lista in (("deletions", [coisa]), ("expected", {}), ("license_chains", ([coisa],))):
+            with pytest.raises(TypeError, match="Plan congelado"):  # nem montado de novo com algo mutável
+                dataclasses.replace(plano, **{campo: lista})
 
 
 PALAVRAS_DE_STATUS = {"active", "blocked", "pending"}  # os valores de LicenseStatus

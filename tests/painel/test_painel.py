@@ -406,3 +406,56 @@ def test_conexoes_caladas_nao_criam_threads_e_o_painel_continua_respondendo(par)
             conexao.close()
         proc.terminate()
         proc.wait(10)
+
+
+
+# (caso, detalhes gravados na linha, classe do cartão da rota de falha (None: sem cartão), trechos do HTML)
+DETALHES_ANTIGOS_OU_DANIFICADOS = [
+    ("linha antiga, sem rota de falha", {"conflitos": []}, None, ("Nenhum conflito aberto",)),
+    ("rota de falha que nem é objeto", {"rota_de_falha": "texto"}, None, ()),
+    ("rota de falha com campos de tipo errado",
+     {"rota_de_falha": {"grave": "sim", "servidores": "x", "apelidos": ["a"], "sincronizados": ["https://p.test", 3],
+                        "achados": [1, {"grave": True, "mensagem": "M<b>"}]}}, "atrasado",
+     ('<li class="grave">M&lt;b&gt;</li>', "<code>LICENSE_SERVERS=https://p.test</code>")),
+    ("rota de falha com servidor sem lista legível",
+     {"rota_de_falha": {"grave": False, "servidores": [None, {"url": "https://b.test", "papel": "backup",
+                                                             "estado": "desconhecida", "lista": "x"}],
+                        "achados": []}}, "atrasado", ("(backup): desconhecida</li>", "https://b.test: lista não lida")),
+    ("conflitos e totais por campo danificados",
+     {"conflitos": [None, {"chave": "C-1", "tipo": 7}], "divergencias_por_campo": {"status": "x"}}, None,
+     ("C-1",)),
+    ("divergências e só no backup danificados",
+     {"divergencias": ["x", {"chave": "D-1", "campo": "status", "principal": ["a"]}], "so_no_backup": ["Z"]}, None,
+     ("D-1", "Nenhum conflito aberto")),
+    ("detalhes que nem são JSON", "{não é json", None, ("Nenhum conflito aberto", "Nenhuma divergência")),
+    ("só no backup com itens que não são texto", {"so_no_backup": {"licencas_liberadas": ["Z-1", 2, None]}}, None,
+     ("Z-1", "1 licença")),
+]
+
+
+@pytest.mark.parametrize("caso,detalhes,cartao,trechos", DETALHES_ANTIGOS_OU_DANIFICADOS,
+                         ids=[c[0] for c in DETALHES_ANTIGOS_OU_DANIFICADOS])
+def test_detalhes_antigos_ou_danificados_no_historico_nao_quebram_o_painel(tmp_path, caso, detalhes, cartao, trechos):
+    """Os detalhes de uma linha (a rota de falha, os conflitos) são lidos uma vez para campos tipados, com o
+    padrão de cada campo para uma linha antiga ou danificada: o painel mostra o resto e nunca decide "grave"
+    (vermelho) por um campo que não é true; um registro que nem é objeto vale como não gravado."""
+    import sqlite3
+
+    import sincronizar_bancos as sb
+
+    historico = sb.History(str(tmp_path))
+    try:
+        gravar(historico, "https://p.test", "https://b.test", "unidirecional", "ok")
+        with sqlite3.connect(tmp_path / sb.HISTORY_FILE) as banco:
+            banco.execute("UPDATE execucoes SET detalhes = ?",
+                          (detalhes if isinstance(detalhes, str) else json.dumps(detalhes),))
+        html = sb.render_panel(historico, 120, current=[("https://p.test", "https://b.test")])
+        codigo, _doc = sb.status_document(historico, 120, [("https://p.test", "https://b.test")])
+    finally:
+        historico.close()
+    assert codigo == 200 and 'class="par saudavel"' in html
+    if cartao is None:
+        assert "rota-de-falha" not in html
+    else:
+        assert f'class="par {cartao} rota-de-falha"' in html
+    assert all(trecho in html for trecho in trechos), [t for t in trechos if t not in html]

@@ -79,11 +79,11 @@ def test_licenca_liberada_so_no_backup_tem_sempre_um_destino(descricao, estado, 
     bloqueios = [(a.kind, a.key) for a in plan.actions]
     assert not plan.halted
     if esperado == "bloqueia":
-        assert bloqueios == [(sb.BLOCK, "L1")] and plan.backup_sales == plan.backup_unknown == []
+        assert bloqueios == [(sb.BLOCK, "L1")] and plan.backup_sales == plan.backup_unknown == ()
     elif esperado == "venda":
-        assert bloqueios == [] and plan.backup_sales == ["L1"] and plan.backup_unknown == []
+        assert bloqueios == [] and plan.backup_sales == ("L1",) and plan.backup_unknown == ()
     else:
-        assert bloqueios == [] and plan.backup_unknown == ["L1"] and plan.backup_sales == []
+        assert bloqueios == [] and plan.backup_unknown == ("L1",) and plan.backup_sales == ()
     # nunca sai com 0 enquanto o backup liberar o que o principal não tem
     outcome = sb.PairOutcome(sb.Direction(sb.ServerConfig("principal", URL_P, "a", "x"),
                                           sb.ServerConfig("backup", URL_B, "a", "x")), started="",
@@ -95,14 +95,14 @@ def test_licenca_liberada_so_no_backup_tem_sempre_um_destino(descricao, estado, 
 def test_licenca_negada_so_no_backup_nao_pede_nada():
     plan = sb.plan_pair(snap(*FILLERS), snap(lic(status="blocked"), lic("P2", status="pending"), *FILLERS,
                                              url=URL_B), HOJE, None)
-    assert plan.actions == [] and plan.backup_sales == plan.backup_unknown == []
+    assert plan.actions == [] and plan.backup_sales == plan.backup_unknown == ()
 
 
 def test_restaurar_nao_classifica_o_que_so_o_principal_tem():
     """Em restaurar a origem é o backup: o que só o principal tem não é "só no backup"."""
     opcoes = sb.PlanOptions(protect_target=False, only_missing=True)
     plan = sb.plan_pair(snap(*FILLERS, url=URL_B), snap(lic(), *FILLERS), HOJE, None, opcoes)
-    assert plan.actions == [] and plan.backup_sales == plan.backup_unknown == []
+    assert plan.actions == [] and plan.backup_sales == plan.backup_unknown == ()
 
 
 def test_estado_guarda_a_data_da_sincronizacao_do_relogio_do_plano(tmp_path):

@@ -80,7 +80,7 @@ CASOS_LICENCA = [
 def test_plano_por_licenca(descricao, principal, backup, esperado):
     plan = sb.plan_pair(snap(principal), snap(*([backup] if backup else [])), HOJE)
     assert [a.kind for a in plan.actions] == esperado
-    assert plan.parity_mismatches == []
+    assert plan.parity_mismatches == ()
     # O modelo do backup depois do plano dá o mesmo veredito do principal.
     estado = backup
     for acao in plan.actions:
@@ -98,7 +98,7 @@ def test_upsert_envia_registro_completo_com_created_by():
 
 def test_licencas_so_no_backup_sao_mantidas_e_listadas():
     plan = sb.plan_pair(snap(lic("A")), snap(lic("A"), lic("Z")), HOJE)
-    assert plan.actions == [] and plan.backup_only_licenses == ["Z"]
+    assert plan.actions == [] and plan.backup_only_licenses == ("Z",)
 
 
 def rejeitado(snapshot: sb.Snapshot, licenca: sb.License | None, chave: str | None = None,
@@ -149,7 +149,7 @@ def test_registro_ilegivel_no_backup_nao_vira_exclusao_no_bidirecional():
     estado = sb.PairState("http://x", "http://x", 1, 1, set(), {"L1": base})
     backup = rejeitado(snap(), None, chave="L1", motivo=sb.ProblemKind.BAD_DATE)
     plan = sb.plan_pair(snap(lic()), backup, HOJE, estado, sb.PlanOptions(mode="bidirecional"))
-    assert plan.actions == [] and plan.deletions == [] and plan.held_deletions == []
+    assert plan.actions == [] and plan.deletions == () and plan.held_deletions == ()
 
 
 def test_id_com_espacos_nunca_e_copiado_e_a_copia_aparada_liberada_e_bloqueada():
@@ -157,7 +157,7 @@ def test_id_com_espacos_nunca_e_copiado_e_a_copia_aparada_liberada_e_bloqueada()
     principal.problems.append(sb.Problem(sb.RecordKind.LICENSE, " ABC", sb.ProblemKind.UNREACHABLE, "espaços"))
     plan = sb.plan_pair(principal, snap(lic("ABC"), lic("B")), HOJE)
     assert kinds(plan) == [(sb.BLOCK, "ABC")]
-    assert [p.key for p in plan.unreachable] == [" ABC"] and plan.skipped == []
+    assert [p.key for p in plan.unreachable] == [" ABC"] and plan.skipped == ()
 
 
 def test_listagem_com_registros_ruins_recusa_so_esses_registros():
@@ -201,7 +201,7 @@ def test_usuarios():
     assert "password" not in plan.actions[0].payload
     div = {(d[1], d[2]) for d in plan.divergences}
     assert {("bia", "email"), ("bia", "role"), ("admin", "username"), ("ana", "senha")} <= div
-    assert plan.backup_only_users == ["caio"]
+    assert plan.backup_only_users == ("caio",)
 
 
 @pytest.mark.parametrize("inicio,tipo,fim", [
@@ -269,7 +269,7 @@ def test_veredito_do_tipo_com_espacos_e_o_do_servidor(tipo, inicio, fim):
     assert sb.allows(licencas["L1"], HOJE) is (verdict_reason(item, HOJE) == "liberada")
     # o backup guarda o tipo sem os espaços: o plano dá a ele o veredito do principal
     plan = sb.plan_pair(snap(licencas["L1"]), snap(), HOJE)
-    assert plan.parity_mismatches == []
+    assert plan.parity_mismatches == ()
 
 
 def test_fim_calculado_com_dia_limitado_ao_mes():
@@ -284,7 +284,7 @@ def test_cada_lado_julgado_pela_sua_data_local():
     venc = dt.date(2026, 11, 30)
     plan = sb.plan_pair(snap(lic(end=venc)), snap(lic(end=venc)), relogio)
     assert kinds(plan) == [(sb.RENEW, "L1")]
-    assert plan.parity_mismatches == []
+    assert plan.parity_mismatches == ()
     # o inverso: principal já em 01/12 (nega) e backup ainda em 30/11 (libera) → bloqueia no backup
     relogio = sb.Clock(utc=dt.date(2026, 12, 1), primary=dt.date(2026, 12, 1), backup=dt.date(2026, 11, 30))
     plan = sb.plan_pair(snap(lic(end=venc)), snap(lic(end=venc)), relogio)
@@ -346,7 +346,7 @@ def test_device_id_com_barra_nao_e_criado_se_precisaria_de_bloqueio():
     plan = sb.plan_pair(snap(lic("A/1", status="blocked"), lic("B/2")), snap(), HOJE)
     assert kinds(plan) == [(sb.CREATE, "B/2")]  # liberada no principal: criar basta, sem rota por id
     assert ("A/1", "device_id") in {(d[1], d[2]) for d in plan.divergences}
-    assert plan.parity_mismatches == []  # ausente no backup também nega
+    assert plan.parity_mismatches == ()  # ausente no backup também nega
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +418,7 @@ def test_sumico_do_principal_separa_copia_restaurada_e_listagem_cortada_de_reemb
         assert not plan.halted and plan.loss is None
         assert sorted(a.key for a in plan.actions if a.kind == sb.BLOCK) == sorted(sumidas)
         assert all(a.absence for a in plan.actions if a.kind == sb.BLOCK)
-        assert plan.newest_vanished == (sorted(sumidas, reverse=True) if sumidas == CEM[-2:] else [])
+        assert list(plan.newest_vanished) == (sorted(sumidas, reverse=True) if sumidas == CEM[-2:] else [])
     else:  # para: nada gravado, e as sumidas nomeadas da mais nova para a mais antiga
         assert plan.halted and plan.actions == []
         assert (plan.loss.side, plan.loss.kind) == ("principal", esperado)
@@ -475,8 +475,8 @@ def test_restaurar_devolve_ao_principal_o_status_de_antes_do_nosso_bloqueio():
         opcoes = sb.PlanOptions(protect_target=False, only_missing=not forcar, force=forcar)
         plan = sb.plan_pair(backup, principal, HOJE, sb.swap_state(estado), opcoes)
         assert kinds(plan) == [(sb.CREATE, "ESTORNO"), (sb.BLOCK, "ESTORNO"), (sb.CREATE, "VENDA")]
-        assert plan.unblocked == ["VENDA"]
+        assert plan.unblocked == ("VENDA",)
         # o backup real continua bloqueado até a próxima sincronização: a previsão não esconde a diferença
         assert plan.expected["VENDA"][0].status == "blocked" and "VENDA" in plan.parity_mismatches
     sem_estado = sb.plan_pair(backup, principal, HOJE, None, sb.PlanOptions(protect_target=False, only_missing=True))
-    assert (sb.BLOCK, "VENDA") in kinds(sem_estado) and sem_estado.unblocked == []
+    assert (sb.BLOCK, "VENDA") in kinds(sem_estado) and sem_estado.unblocked == ()

@@ -174,7 +174,7 @@ def test_plano_aplicado_da_paridade_sem_apagar_nem_mexer_no_que_e_so_do_backup(r
             f"veredito diferente em {chave}: principal={lic} backup_depois={modelo[chave]}")
         assert modelo[chave].settable() == lic.desired_settable(), f"dados não copiados em {chave}"
     # o planejador não promete paridade que o modelo não entrega, nem o contrário
-    assert plano.parity_mismatches == []
+    assert plano.parity_mismatches == ()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -187,7 +187,7 @@ def test_planejar_de_novo_sobre_o_resultado_nao_tem_nada_a_fazer(retratos):
     segundo = _planejar(principal, depois)
     note(f"primeiro: {[(a.kind, a.key) for a in plano.actions]}")
     assert [(a.kind, a.key) for a in segundo.actions] == []
-    assert segundo.parity_mismatches == []
+    assert segundo.parity_mismatches == ()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -268,7 +268,7 @@ def test_backup_so_libera_o_que_o_principal_nega_numa_cadeia_que_falhou(retratos
         for chave, lic in principal.licenses.items():
             assert sb.allows(modelo.get(chave), relogio.backup) == sb.allows(lic, relogio.primary), (
                 f"veredito diferente em {chave} sem falha nenhuma: principal={lic} backup={modelo.get(chave)}")
-        assert plano.parity_mismatches == []
+        assert plano.parity_mismatches == ()
 
 
 # ---------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def test_id_vazio_depois_do_strip_nunca_chega_ao_backup(par):
     r = par.rodar("--sem-progresso", "--json")
 
     sem_traceback(r)
-    assert r.codigo in (0, 1), saida(r)[-3000:]
+    # 0: os dois ids em branco são inalcançáveis (o /verify tira os espaços e não acha nada: o principal nega) e o
+    # backup não os tem (também nega): ficam fora do plano, no relatório, sem falha nem diferença de veredito
+    assert r.codigo == 0, saida(r)[-3000:]
     backup = par.backup.devices()
     assert not [k for k in backup if not k.strip()], backup.keys()
     assert not diferentes_no_oraculo(par)

@@ -113,7 +113,7 @@ def test_restaurar_nao_recria_o_que_o_principal_apagou_depois_de_sincronizado():
     opcoes = sb.PlanOptions(protect_target=False, only_missing=True)
     plan = sb.plan_pair(snap(bloq, URL_B), snap(perdeu), HOJE, sb.swap_state(estado), opcoes)
     assert sorted(a.key for a in plan.actions if a.kind == sb.CREATE) == ["L10", "L11"]
-    assert plan.not_restored == ["L05"]
+    assert plan.not_restored == ("L05",)
     forcado = sb.plan_pair(snap(bloq, URL_B), snap(perdeu), HOJE, sb.swap_state(estado),
                            sb.PlanOptions(protect_target=False, force=True))
     assert "L05" in {a.key for a in forcado.actions if a.kind == sb.CREATE}

@@ -33,7 +33,9 @@ def _execucao_isca(tmp_path: Path) -> None:
         par.backup.fail_next("POST", "/admin/devices/create", 401, {"error": "Unauthorized"})
         par.backup.fail_next("POST", "/admin/devices/<id>/deactivate", 500, {"error": "falha simulada"})
         r1 = par.rodar("--sem-progresso")
-        assert r1.codigo in (0, 1), r1.stdout[-2000:] + r1.stderr[-2000:]
+        # 0: o 401 no meio renova o token e repete a escrita; o 500 (falha do aplicativo) é repetido uma vez e
+        # passa (transient_failure). Nada falha, e a paridade é conferida nos dois servidores
+        assert r1.codigo == 0, r1.stdout[-2000:] + r1.stderr[-2000:]
         semear_usuarios(par.principal, ["isca.dora", "isca.eva", "isca.fabio"])  # mais senhas novas, em --json
         r2 = par.rodar("--json")
         json.loads(r2.stdout)
