@@ -411,3 +411,33 @@ def test_conexoes_caladas_nao_criam_threads_e_o_painel_continua_respondendo(par)
             conexao.close()
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGSTOP só em POSIX")
+def test_rajada_de_conexoes_e_aceita_pelo_sistema_mesmo_com_o_painel_sem_cpu(par):
+    """Com o painel parado (SIGSTOP: uma máquina ocupada, ou ele no meio de outra coisa), o sistema completa uma
+    rajada de conexões na fila do accept (request_queue_size = PANEL_MAX_WAITING) e o painel as atende quando
+    volta. Com a fila padrão do socketserver (5), a 7ª em diante tinha o SYN descartado e só tentava de novo 1 s
+    depois (e 3, 7 s...): 300 conexões mudas levavam 30 s numa máquina ocupada, e o navegador esperava atrás."""
+    import signal
+    import socket
+
+    proc, url = abrir_painel(par.ambiente())
+    host, porta = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    conexoes = []
+    try:
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(100):  # cada uma só completa se couber na fila (0,5 s: bem menos que a 1ª repetição do SYN)
+                conexoes.append(socket.create_connection((host, porta), timeout=0.5))
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        conexoes[-1].sendall(f"GET /status.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        conexoes[-1].settimeout(10)
+        assert conexoes[-1].recv(64).startswith(b"HTTP/1.0 "), "a última da rajada não foi atendida"
+        assert get(url + "/status.json")[0] in (200, 503)
+    finally:
+        for conexao in conexoes:
+            conexao.close()
+        proc.terminate()
+        proc.wait(10)
