@@ -247,7 +247,15 @@ def test_vigiar_bloqueia_no_backup_a_licenca_no_ultimo_dia_quando_a_data_muda_se
 def test_status_json_mostra_o_ponto_de_recuperacao_do_vigiar_e_fica_vermelho_sem_ciclo_em_tres_intervalos(par):
     vigiar = _vigiar_em_dia(par, 5)
     try:
-        esperar(lambda: vigiar.batimento()["ciclos"] >= 3, 3 * INTERVALO + 5)  # ciclos ociosos, sem linha nova
+        def reflete() -> str | None:
+            return vigiar.batimento()["pares"][0]["reflete_o_principal_de"]
+
+        esperar(lambda: reflete() is not None, 10)  # o batimento do fim do 1º ciclo
+        primeiro = reflete()
+        # um ciclo ocioso (sem linha nova) já move o ponto de recuperação: conferido direto no batimento, em vez de
+        # esperar três ciclos para que um ponto parado passasse do limite abaixo (um intervalo a menos de espera)
+        esperar(lambda: vigiar.batimento()["ciclos"] >= 2, 2 * INTERVALO + 5)
+        assert reflete() > primeiro, (primeiro, reflete())
         codigo_http, status = _status(par)
         assert codigo_http == 200, status["mensagem"]
         ponto = status["pares"][0]["vigiar"]["ponto_de_recuperacao_s"]
