@@ -9482,6 +9482,11 @@ class PanelServer(http.server.HTTPServer):
     acima de PANEL_MAX_WAITING a mais antiga sai: centenas de conexões mudas (um scanner, um proxy, um
     ataque) não criam centenas de threads nem esgotam os descritores, e o painel continua respondendo."""
 
+    # fila de conexões que o sistema completa antes do accept (o padrão do socketserver é 5): numa rajada, com
+    # ela cheia, o sistema descarta o SYN e o cliente só tenta de novo 1 s depois (e 3, 7 s...): o navegador
+    # esperava atrás de uma rajada de conexões mudas
+    request_queue_size = PANEL_MAX_WAITING
+
     def __init__(self, address: tuple[str, int], handler: Any, workers: int = PANEL_WORKERS,
                  idle: float = PANEL_IDLE_TIMEOUT, max_waiting: int = PANEL_MAX_WAITING):
         if ":" in address[0]:

@@ -58,7 +58,7 @@ __all__ = [
     "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
     "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
     "saida", "sem_traceback", "semear_iguais", "semear_licencas", "semear_usuarios", "sessao_admin", "so_escritas",
-    "utc", "vereditos", "Vigiar", "esperar",
+    "utc", "vereditos", "Vigiar", "esperar", "ctrl_c_no_padrao",
 ]
 
 # ---------------------------------------------------------------------------
@@ -260,6 +260,19 @@ def iniciar_script(par, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
 
 
+def _sigint_no_padrao() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def ctrl_c_no_padrao() -> dict:
+    """Argumentos do Popen de um filho que vai receber SIGINT (o Ctrl+C do teste): ele começa com o SIGINT no
+    padrão. Um pytest partido em segundo plano por um shell não interativo (`pytest ... &` num script, num
+    agendador) tem o SIGINT ignorado, e o filho herdaria o "ignorado": o Python dele não instala o
+    KeyboardInterrupt e o Ctrl+C do teste não faria nada (o teste esperaria até o limite). Só em POSIX (no
+    Windows não se manda SIGINT a um filho). O preexec_fn só troca um sinal entre o fork e o exec."""
+    return {"preexec_fn": _sigint_no_padrao} if os.name == "posix" else {}
+
+
 def esperar(condicao, limite: float, passo: float = 0.1) -> float:
     """Espera `condicao()` ficar verdadeira; devolve quantos segundos levou (AssertionError no limite)."""
     inicio = time.monotonic()
@@ -278,7 +291,7 @@ class Vigiar:
         self.par = par
         self.proc = subprocess.Popen(comando_script("vigiar", *args), env=par.ambiente(**extra), cwd=par.tmp_path,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, encoding="utf-8")
+                                     text=True, encoding="utf-8", **ctrl_c_no_padrao())
         self.linhas: list[str] = []
         self._leitor = threading.Thread(target=self._ler, daemon=True)
         self._leitor.start()
@@ -794,7 +807,8 @@ EXIGIR_NAVEGADOR = os.environ.get("EXIGIR_NAVEGADOR") == "1"
 def abrir_painel(env: dict, *args: str) -> tuple[subprocess.Popen, str]:
     """Abre `sincronizar_bancos.py painel` numa porta livre; devolve o processo e a URL."""
     proc = subprocess.Popen(comando_script("painel", "--porta", "0", *args), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                            **ctrl_c_no_padrao())
     linha = proc.stdout.readline()
     achado = re.search(r"http://([^/\s]+)/", linha)
     if not achado:

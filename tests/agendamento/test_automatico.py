@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apoio import RAIZ, SCRIPT, WRAPPER, ServidorStub, enviar, rodar_python, texto_anotado
+from apoio import RAIZ, SCRIPT, WRAPPER, ServidorStub, ctrl_c_no_padrao, enviar, rodar_python, texto_anotado
 
 POSIX = os.name == "posix"
 
@@ -739,6 +739,7 @@ def test_ctrl_c_encerra_a_arvore_e_sai_com_130(tmp_path, webhook):
     proc = subprocess.Popen(
         [sys.executable, str(WRAPPER), "--script", str(projeto.script), "--timeout-total", "60"],
         env=ambiente_base(SYNC_WEBHOOK_URL=url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        **ctrl_c_no_padrao(),
     )
     try:
         limite = time.monotonic() + 15

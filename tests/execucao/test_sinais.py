@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from apoio import ARTEFATOS, WRAPPER, comando_script
+from apoio import ARTEFATOS, WRAPPER, comando_script, ctrl_c_no_padrao
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="envio de SIGTERM/SIGINT a um filho só em POSIX")
 
@@ -33,7 +33,7 @@ def _semear_bloqueadas(par, total: int = TOTAL) -> list[str]:
 def _iniciar(par, *args: str, comando: list[str] | None = None, **extra: str) -> subprocess.Popen:
     return subprocess.Popen(comando or comando_script("--sem-progresso", *args),
                             env=par.ambiente(**extra), cwd=par.tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, encoding="utf-8")
+                            stderr=subprocess.PIPE, text=True, encoding="utf-8", **ctrl_c_no_padrao())
 
 
 def _sinal_no_meio(proc: subprocess.Popen, pausa, sinal: int) -> tuple[str, str]:

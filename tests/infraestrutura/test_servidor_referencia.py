@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from apoio import ctrl_c_no_padrao
 from caminhos import PASTA_TESTES
 from servidor_referencia import (
     HTML_TYPE, SERVIDORES_PADRAO, HtmlPage, ServidorReferencia, add_months)
@@ -742,7 +743,7 @@ def test_cli_answers_and_exits_cleanly_on_sigint():
     process = subprocess.Popen(
         [sys.executable, str(script), "--porta", "0", "--hoje", "2026-12-01",
          "--latencia-ms", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **ctrl_c_no_padrao())
     try:
         line = process.stdout.readline()
         url = re.search(r"http://\S+", line).group(0)
@@ -1210,7 +1211,7 @@ def test_cli_zone_and_servers():
     process = subprocess.Popen(
         [sys.executable, str(script), "--porta", "0", "--fuso", SAO_PAULO,
          "--servidores", "https://a.example, https://b.example"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **ctrl_c_no_padrao())
     try:
         url = re.search(r"http://\S+", process.stdout.readline()).group(0)
         body = requests.get(f"{url}/servers", timeout=TIMEOUT).json()
