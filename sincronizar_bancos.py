@@ -251,7 +251,7 @@ __all__ = [
     "STATE_VERSION",
     # modo contínuo (vigiar): o ciclo, o batimento e o /status.json que o lê
     "Watcher", "Reporter", "WATCH_FILE", "WATCH_STALE_INTERVALS", "read_watch", "WatchBeat", "status_document",
-    "render_panel",
+    "render_panel", "PANEL_IDLE_TIMEOUT",
 ]
 
 
