@@ -31,22 +31,27 @@ Mapa para quem revisa (onde cada decisão mora):
         ServerClock —, e a margem de fusos UTC−12 a UTC+14; SYNC_FUSO_HORARIO / PRINCIPAL_FUSO_HORARIO /
         BACKUP_FUSO_HORARIO só dão a data esperada). O status que o destino precisa ter sai de target_status();
         a regra de negar (o destino termina NEGADO se a origem nega ou é incerta) é must_deny(), a única, usada
-        por target_status(), deny_on_target() (toda trava de segurança) e collation_groups().
+        por target_status(), deny_on_target() (toda trava de segurança), collation_groups() e
+        Planner.ours_left_allowed() (o que uma cadeia nossa deixou liberado).
     Configuração: cada variável ou opção é uma linha da tabela SETTINGS (tipo, padrão, mínimo, ajuda, opção);
-        Setting.parse valida, setting_value() transforma o erro em ConfigError (código 2).
+        Setting.parse valida, setting_value() transforma o erro em ConfigError (código 2); build_config()
+        junta opção > ambiente > .env > padrão num Config; a opção de linha de comando sai de _setting_option().
     Escrita que falha no meio de uma cadeia (criar → bloquear): Executor._run_chain segue até o bloqueio;
         se ele falha, Executor.compensate() executa o desfazer que o PLANO decidiu (chain_undo, Action.undo,
         anotado no diário antes da escrita); sem desfazer possível, Result.left_allowed: relatado (código 1)
         e a primeira escrita da execução seguinte.
     Papéis e lados: Role é o servidor real (principal/backup); Side é o lado do plano (PRIMARY = origem).
-        Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução; "o outro" é .other.
+        Em restaurar a origem é um backup: Direction.role_of(side) é a única tradução de lado para servidor;
+        "o outro" é .other. O estado salvo é gravado por papel real e virado para os lados do plano (e de
+        volta) por swap_state(), só em Run.plan_on (o plano) e Run.save_pair_files (o estado novo).
     Lado que perdeu dados (vazio, menos da metade, cópia antiga): data_loss() + forced_past() dentro de
         plan_pair() → Plan.halted: nada é gravado no par e ele sai com o código 5.
-    Código de saída: por par em pair_verdict(); da execução em RunOutcome.code (o pior dos pares,
-        run_exit_code(), a única regra que junta códigos, e a rota de falha no verificar); main() devolve
-        RunOutcome.code. Uma exceção vira desfecho em error_exit_code() (a única tradução exceção → código),
-        julgado por run_exit_code(): login (stopped_run, um RunOutcome), travas do par (SafetyStop) e os except
-        de main() (stopped_code). A tabela (significado, significado no verificar, precedência) é o enum ExitCode.
+    Código de saída: por par em pair_verdict(); da execução em RunOutcome.code = failover_check_code() sobre
+        sync_code (o pior dos pares por run_exit_code(), a única regra que junta códigos; no verificar, a rota
+        de falha também conta); main() → _run_command() devolve RunOutcome.code. Uma exceção vira desfecho
+        em error_exit_code() (a única tradução exceção → código), julgado por run_exit_code(): login
+        (stopped_run, um RunOutcome), travas do par (SafetyStop) e os except de main() (stopped_code). A
+        tabela (significado, significado no verificar, precedência) é o enum ExitCode.
     Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
         _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
         depois de prontos (dump_json): cada texto dentro deles já nasceu mascarado.
@@ -64,7 +69,8 @@ Mapa para quem revisa (onde cada decisão mora):
         JournalEntry, read_watch → WatchBeat).
     Painel vermelho: _pair_state() julga cada par (PanelPair, de pair_health; o batimento do vigiar pode
         sobrepor em watch_pairs()); status_document() dá 503 quando algum par não está em dia ou a execução
-        parou antes dos pares. O cartão da rota de falha: render_failover_card() (StoredFailover.serious).
+        parou antes dos pares. A cor do cartão: _render_pair_card() (FAILING = vermelho, classe "falhando";
+        LATE = laranja, "atrasado"). O cartão da rota de falha: render_failover_card() (StoredFailover.serious).
     Plano congelado: Plan sai de plan_pair (e de replan_after_reread/merge_final) com tuplas e o esperado só
         de leitura; quem muda o plano faz outro (dataclasses.replace), nunca edita.
 
@@ -2837,7 +2843,7 @@ def fetch_failover_list(client: ApiClient) -> list[str] | None:
 
 def start_failover_check(config: Config, clients: list[ApiClient]) -> Callable[[], FailoverReport | None]:
     """Começa as GET /servers em paralelo (junto com os retratos) e devolve a função que espera por
-    elas e monta o relatório. Em restaurar (a configuração é virada ao contrário) nada é consultado."""
+    elas e monta o relatório. Em restaurar (a origem é um backup: Direction.role_of) nada é consultado."""
     if config.mode == Mode.RESTORE:
         return lambda: None
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(clients)))
@@ -3495,7 +3501,8 @@ def must_deny(source_allows: bool, target_allows: bool | None) -> bool:
     destino libera, ou não dá para saber o veredito dele (`target_allows` None) → o destino precisa terminar
     negado (BLOCKED). Nenhum caminho deixa o destino mais permissivo que a origem. Quem decide o status de um
     destino passa por aqui: target_status (as cadeias de plan_license), deny_on_target (os bloqueios de
-    segurança do planejador e da releitura do principal) e collation_groups (o registro de um grupo MySQL)."""
+    segurança do planejador e da releitura do principal), collation_groups (o registro de um grupo MySQL) e
+    Planner.ours_left_allowed (o que uma cadeia nossa deixou liberado vem primeiro)."""
     return not source_allows and target_allows is not False
 
 
@@ -3814,7 +3821,7 @@ class _Planner:
             return False
         # a origem mudou (ou voltou atrás) desde então: só segue se a cadeia deixou a licença LIBERADA onde a
         # origem (agora) nega — o destino é obra nossa e não pode continuar liberando
-        if entry.source != version_of(source) and not self.left_allowed(key, origin.other):
+        if entry.source != version_of(source) and not self.ours_left_allowed(key, origin.other):
             return False
         self.sync(key, origin)
         return True
@@ -3829,14 +3836,15 @@ class _Planner:
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         return entry if ([fingerprint(lic), lic.status] if lic else [None, None]) in entry.targets else None
 
-    def left_allowed(self, key: str, target_side: Side) -> bool:
-        """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega: é a primeira
-        coisa a consertar (Action.urgent)."""
+    def ours_left_allowed(self, key: str, target_side: Side) -> bool:
+        """Uma cadeia nossa deixou o registro LIBERADO no lado `target_side` e a origem nega (must_deny, com a
+        margem de fusos: a origem não libera com certeza e o destino pode liberar): é a primeira coisa a
+        consertar (Action.urgent)."""
         if key not in self.journal or self.ours(key, target_side) is None:
             return False
         lic = (self.primary if target_side == Side.PRIMARY else self.backup).licenses.get(key)
         source = (self.backup if target_side == Side.PRIMARY else self.primary).licenses.get(key)
-        return self.clock.might(lic, target_side) and not self.clock.sure(source, target_side.other)  # margem de fusos
+        return must_deny(self.clock.sure(source, target_side.other), self.clock.might(lic, target_side))
 
     def sync(self, key: str, source_side: Side, rewrite: bool = False) -> None:
         """Leva o outro lado ao registro de `source_side` (criação, atualização, status)."""
@@ -3854,7 +3862,7 @@ class _Planner:
             b_after = b
         if any(a.kind in (BLOCK, ACTIVATE) for a in chain) and not path_safe(key):
             return self._unreachable(key, p, b)
-        if chain and chain[-1].kind == BLOCK and self.left_allowed(key, source_side.other):
+        if chain and chain[-1].kind == BLOCK and self.ours_left_allowed(key, source_side.other):
             chain = [dataclasses.replace(a, urgent=True) for a in chain]  # a primeira coisa desta execução
         if chain:
             self.chains.append(chain)
