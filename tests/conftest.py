@@ -8,6 +8,7 @@ da sessão roda em cada trabalhador e varre exatamente o que ELE imprimiu e grav
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,8 +18,8 @@ PASTA_TESTES = str(Path(__file__).resolve().parent)
 if PASTA_TESTES not in sys.path:
     sys.path.insert(0, PASTA_TESTES)
 
-from apoio import (ARTEFATOS, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
-                   ZIGOTO, Execucao, Par, compilar_script, rodar_script)
+from apoio import (ARTEFATOS, EXECUCOES, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
+                   TRABALHADOR, ZIGOTO, Execucao, Par, compilar_script, rodar_script)
 
 __all__ = ["ARTEFATOS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS", "Execucao", "Par", "rodar_script"]
 
@@ -67,5 +68,6 @@ def varredura_de_segredos_da_sessao(tmp_path_factory):
     LOG_SAIDAS.write_text("", encoding="utf-8")  # o log é deste trabalhador e desta sessão
     yield
     ZIGOTO.parar()
+    (ARTEFATOS / f"execucoes.{TRABALHADOR}.json").write_text(json.dumps(EXECUCOES), encoding="utf-8")
     achados, _varridos, _texto = varrer(tmp_path_factory.getbasetemp(), 0, TOKENS_VISTOS)
     assert not achados, "varredura de segredos da sessão: segredos encontrados:\n" + "\n".join(achados)
