@@ -2053,8 +2053,11 @@ class ApiClient:
     _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
 
     def _explain_wait(self, answer: str, refused: bool) -> None:
-        """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
-        if self._explained:
+        """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera. Uma
+        espera já cancelada (Ctrl+C/SIGTERM ou outro servidor com erro de configuração) não se explica: ela
+        termina na volta seguinte do laço, e a execução que a pediu pode já ter terminado (main() seguinte
+        no mesmo processo)."""
+        if self._explained or self.cancel.is_set():
             return
         self._explained = True
         if refused:
