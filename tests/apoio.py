@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -119,6 +120,7 @@ LANCADOR = ("import runpy, sys; sys.path.insert(0, {raiz!r}); "
 
 def comando_script(*args: str, script: Path = SCRIPT) -> list[str]:
     """A linha de comando que parte o script com estes argumentos (outro arquivo: pelo caminho dele)."""
+    EXECUCOES["Python novo (comando_script)"] += 1
     if Path(script) != SCRIPT:
         return [sys.executable, str(script), *args]
     return [sys.executable, "-c", LANCADOR.format(raiz=str(RAIZ)), *args]
@@ -226,10 +228,12 @@ def rodar_python(programa: Path, *args: str, env: dict, cwd=None, timeout: float
     """`python programa args` como processo filho, com a entrada em /dev/null: pelo zigoto quando ele atende,
     senão por um Python novo (comando_script). Saídas em bytes. O único caminho por onde os testes partem a
     ferramenta, o invólucro e cópias do script; os filhos que ELES partem são sempre Pythons novos."""
-    comando = comando_script(*args, script=programa)
     if ZIGOTO.atende(env):
+        nome = {SCRIPT: "script", WRAPPER: "invólucro"}.get(Path(programa), "outro arquivo")
+        EXECUCOES[f"{nome} por um filho do zigoto"] += 1
         codigo, stdout, stderr = ZIGOTO.rodar(Path(programa), args, env, cwd, timeout)
-        return subprocess.CompletedProcess(comando, codigo, stdout, stderr)
+        return subprocess.CompletedProcess([str(programa), *args], codigo, stdout, stderr)
+    comando = comando_script(*args, script=programa)
     return subprocess.run(comando, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
@@ -245,9 +249,11 @@ def texto_anotado(proc: subprocess.CompletedProcess, rotulo: str) -> subprocess.
     return proc
 
 
-# Execuções do script nesta sessão do pytest (deste trabalhador): no processo e por um processo filho (o
-# conftest as grava em artefatos/execucoes.<trabalhador>.json no fim da sessão).
-EXECUCOES = {"no_processo": 0, "processo_filho": 0}
+# Execuções nesta sessão do pytest (deste trabalhador), contadas pelo caminho que tomaram: o script no processo
+# (main), o script, o invólucro ou outro arquivo por um filho do zigoto, e as partidas de um Python novo
+# (comando_script: rodar_python sem o zigoto, iniciar_script, Vigiar, abrir_painel e os Popen dos testes). O
+# conftest as grava em artefatos/execucoes.<trabalhador>.json no fim da sessão.
+EXECUCOES: collections.Counter[str] = collections.Counter()
 # SEM_EXECUCAO_NO_PROCESSO=1 no ambiente do pytest: toda execução por um processo filho (para comparar ou depurar).
 SEM_EXECUCAO_NO_PROCESSO = os.environ.get("SEM_EXECUCAO_NO_PROCESSO") == "1"
 # Uma execução no processo por vez: o ambiente, a pasta, a umask e sys.stdout são do processo inteiro. Uma
@@ -268,13 +274,12 @@ def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: 
     if (not processo and not SEM_EXECUCAO_NO_PROCESSO and Path(script) == SCRIPT and _partida_padrao(env)
             and _NO_PROCESSO.acquire(blocking=False)):
         try:
-            EXECUCOES["no_processo"] += 1
+            EXECUCOES["script no processo"] += 1
             execucao = rodar_no_processo(args, env=env, cwd=cwd, timeout=timeout)
         finally:
             _NO_PROCESSO.release()
         anotar_saida(" ".join(args), execucao.codigo, execucao.stdout, execucao.stderr)
         return execucao
-    EXECUCOES["processo_filho"] += 1
     proc = texto_anotado(rodar_python(script, *args, env=env, cwd=cwd, timeout=timeout), " ".join(args))
     return Execucao(proc.returncode, proc.stdout, proc.stderr)
 
