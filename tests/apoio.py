@@ -2,9 +2,13 @@
 
 - Caminhos e artefatos: cada trabalhador do pytest-xdist grava no SEU log de saídas
   (artefatos/saidas_dos_testes.<trabalhador>.log), sem intercalar com os outros.
-- Execução: `rodar_script` roda a ferramenta e `rodar_python` outro arquivo Python (o invólucro, cópias do
-  script) como processo filho (criado por fork do zigoto, `zigoto.py`, que já importou as dependências);
-  `rodar_wrapper` é o invólucro na pasta de um par; `comando_script` é a linha de comando de um Python novo.
+- Execução: `rodar_script` roda a ferramenta NO PROCESSO do pytest, por `sincronizar_bancos.main(argv)`
+  (`rodar_no_processo`: ambiente, fuso, pasta, umask e saídas de cada execução trocados e devolvidos; o estado
+  da execução é do RunContext de cada main()), e como processo filho só quando o processo é o assunto
+  (`processo=True`, outro arquivo, outras variáveis de partida do Python). `rodar_python` roda um arquivo
+  Python (o script, o invólucro, cópias do script) como processo filho (criado por fork do zigoto,
+  `zigoto.py`, que já importou as dependências); `rodar_wrapper` é o invólucro na pasta de um par;
+  `comando_script` é a linha de comando de um Python novo (sinais, kill -9, vigiar, painel).
 - Servidores: `Par` sobe um principal e backups de referência reais (127.0.0.1, portas efêmeras,
   senhas aleatórias), com fuso, instante e senha opcionais; `ServidorStub` é o servidor mínimo para o que
   não é a API (webhook, proxy, página de host, resposta pingada).
@@ -226,8 +230,9 @@ class _Linhas:
 
 def rodar_python(programa: Path, *args: str, env: dict, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`python programa args` como processo filho, com a entrada em /dev/null: pelo zigoto quando ele atende,
-    senão por um Python novo (comando_script). Saídas em bytes. O único caminho por onde os testes partem a
-    ferramenta, o invólucro e cópias do script; os filhos que ELES partem são sempre Pythons novos."""
+    senão por um Python novo (comando_script). Saídas em bytes. O caminho por onde os testes partem o
+    invólucro, cópias do script e o script quando rodar_script não o roda no processo; os filhos que ELES
+    partem são sempre Pythons novos."""
     if ZIGOTO.atende(env):
         nome = {SCRIPT: "script", WRAPPER: "invólucro"}.get(Path(programa), "outro arquivo")
         EXECUCOES[f"{nome} por um filho do zigoto"] += 1
@@ -327,7 +332,7 @@ def rodar_no_processo(args, env: dict, cwd=None, timeout: float = 120) -> Execuc
     try:
         os.environ.clear()
         os.environ.update(env)
-        time.tzset()
+        _tzset()
         os.chdir(cwd or antes[1])
         sys.argv = [str(SCRIPT), *map(str, args)]
         sys.stdin = io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8")
@@ -345,13 +350,19 @@ def rodar_no_processo(args, env: dict, cwd=None, timeout: float = 120) -> Execuc
         os.chdir(antes[1])
         os.environ.clear()
         os.environ.update(antes[0])
-        time.tzset()
+        _tzset()
     duracao = time.monotonic() - inicio
     execucao = Execucao(int(codigo), saida.texto(), erro.texto())
     if duracao > timeout:
         anotar_saida(" ".join(map(str, args)), execucao.codigo, execucao.stdout, execucao.stderr)
         raise subprocess.TimeoutExpired([str(SCRIPT), *map(str, args)], timeout, execucao.stdout, execucao.stderr)
     return execucao
+
+
+def _tzset() -> None:
+    """O fuso de TZ no ambiente atual vale para o horário local (time.tzset; não existe no Windows)."""
+    if hasattr(time, "tzset"):
+        time.tzset()
 
 
 def _codigo_de_saida(exc: SystemExit, erro) -> int:
@@ -928,8 +939,9 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 @contextlib.contextmanager
 def umask(mascara: int):
-    """Roda o bloco com esta umask no processo do pytest (os filhos partidos por um Python novo a herdam;
-    peça um Python novo com `ambiente_de_partida_proprio`: o zigoto tem a umask de quando subiu)."""
+    """Roda o bloco com esta umask no processo do pytest (as execuções no processo e os filhos partidos por um
+    Python novo a herdam; o zigoto tem a umask de quando subiu: peça um Python novo com
+    `ambiente_de_partida_proprio`)."""
     antes = os.umask(mascara)
     try:
         yield

@@ -1,6 +1,9 @@
 """Configuração comum do pytest: põe a pasta tests/ no sys.path e oferece, como fixtures, servidores
 de referência reais (portas efêmeras em 127.0.0.1). Os ajudantes moram em `apoio.py` (`Par`,
 `rodar_script`, `Execucao`, `SCRIPT`, `ARTEFATOS`, `SEGREDOS_USADOS` continuam importáveis daqui).
+`rodar_script` roda o script no próprio processo do trabalhador (sincronizar_bancos.main), e só como processo
+filho quando o processo é o assunto; no fim da sessão, as contagens de cada caminho vão para
+artefatos/execucoes.<trabalhador>.json.
 
 Com o pytest-xdist, cada trabalhador é um processo com seus próprios servidores, seu log de saídas
 (artefatos/saidas_dos_testes.<trabalhador>.log) e sua pasta temporária; a varredura de segredos do fim
@@ -25,7 +28,7 @@ __all__ = ["ARTEFATOS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS", "Execucao", "Par", 
 
 
 def pytest_configure(config):
-    """O bytecode do script, uma vez por processo do pytest (os filhos partem por apoio.comando_script)."""
+    """O bytecode do script, uma vez por processo do pytest (para os processos filhos: apoio.comando_script)."""
     compilar_script()
 
 

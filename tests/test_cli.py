@@ -1,6 +1,7 @@
-"""Linha de comando, de ponta a ponta (o script como processo filho): erros de opção em português,
-sem abreviações silenciosas, --version, --json que SEMPRE imprime um documento JSON (erros
-inclusive) e saída em pipe fechado (| head) que termina em silêncio."""
+"""Linha de comando, de ponta a ponta (main() no processo do pytest; como processo filho onde o processo é o
+assunto: pipes fechados, sem console, disco cheio): erros de opção em português, sem abreviações silenciosas,
+--version, --json que SEMPRE imprime um documento JSON (erros inclusive), saída em pipe fechado (| head) que
+termina em silêncio e main() reentrante (cada chamada com o seu RunContext)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """TLS de verdade: o servidor de referência falando https com certificados de uma CA descartável
-(trustme), e o script como processo filho. Cada problema de TLS que não se resolve repetindo
+(trustme), e o script de verdade (no processo do pytest, por main()). Cada problema de TLS que não se resolve repetindo
 (certificado não confiável, de outro nome, vencido; http e https trocados) sai com código 2 e a sua
 própria mensagem, sem novas tentativas e sem a senha ter saído da máquina; a verificação nunca é
 desligada; com SYNC_CA_BUNDLE, uma sincronização inteira por https funciona."""
