@@ -267,3 +267,15 @@ def test_duas_execucoes_no_mesmo_processo_nao_dividem_segredos_parada_nem_json(t
     demo = rodar_no_processo(["demo"], env=ambiente_limpo(DADOS_DIR=str(tmp_path / "d")), cwd=tmp_path)
     assert demo.codigo == 0, saida(demo)
     assert "SIGTERM" not in saida(demo) and "Escritas no backup durante a segunda execução: 0" in demo.stdout
+
+
+@pytest.mark.parametrize("args", [("--help",), ("verificar", "--help"), ("--json",), ("historico",), ("--xyz",),
+                                  ("--simular", "--principal", "ftp://x")])
+def test_execucao_no_processo_e_igual_a_um_python_novo(tmp_path, args):
+    """rodar_script roda main() no processo do pytest: mesma saída, mesma saída de erro e mesmo código que
+    `python sincronizar_bancos.py` num Python novo, com o mesmo ambiente e a mesma pasta."""
+    env = ambiente_limpo(DADOS_DIR=str(tmp_path / "dados"))
+    novo = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, cwd=tmp_path, capture_output=True,
+                          stdin=subprocess.DEVNULL, text=True, encoding="utf-8", timeout=60)
+    no_processo = rodar_no_processo(args, env=env, cwd=tmp_path)
+    assert (no_processo.codigo, no_processo.stdout, no_processo.stderr) == (novo.returncode, novo.stdout, novo.stderr)
