@@ -318,8 +318,8 @@ class _SaidaCapturada(io.TextIOWrapper):
 def rodar_no_processo(args, env: dict, cwd=None, timeout: float = 120) -> Execucao:
     """`sincronizar_bancos.main(args)` neste processo, como um Python novo o rodaria: os.environ trocado pelo
     `env` (e time.tzset()), a pasta `cwd`, sys.argv[0] = o caminho do script, a entrada vazia e stdout/stderr
-    capturados como pipes (_SaidaCapturada). SystemExit vira o código dele; uma exceção que escape de main()
-    vira o traceback em stderr e o código 1, como no Python. Ao sair, o ambiente, o fuso, a pasta, a umask
+    capturados como pipes (_SaidaCapturada). SystemExit vira o código dele; uma exceção (Exception) que escape
+    de main() vira o traceback em stderr e o código 1, como no Python. Ao sair, o ambiente, o fuso, a pasta, a umask
     (o script a restringe: private_umask), sys.argv e os fluxos padrão voltam a ser os de antes; o resto
     (segredos, sinais de parada, --json, login entregue) é do RunContext de cada chamada de main().
     Uma execução que passe de `timeout` não é interrompida (não há processo para matar): termina e então
@@ -341,8 +341,8 @@ def rodar_no_processo(args, env: dict, cwd=None, timeout: float = 120) -> Execuc
             codigo = sb.main([str(a) for a in args])
         except SystemExit as exc:
             codigo = _codigo_de_saida(exc, erro)
-        except BaseException:  # noqa: B036 - como o Python no topo: o traceback em stderr e o código 1
-            traceback.print_exc(file=erro)
+        except Exception:  # como o Python no topo: o traceback em stderr e o código 1 (o prazo do pytest-timeout,
+            traceback.print_exc(file=erro)  # um BaseException, passa direto e derruba o teste)
             codigo = 1
     finally:
         sys.argv, sys.stdin, sys.stdout, sys.stderr = antes[2:]
