@@ -145,8 +145,11 @@ class Zigoto:
     dependências do script. Só atende pedidos cujas variáveis lidas na PARTIDA do Python (PYTHON*, LANG,
     LC_*) são as dele; os outros partem um Python novo (comando_script, ou `python arquivo` em rodar_python).
     Só em POSIX. SEM_ZIGOTO=1 no ambiente do pytest faz todos partirem um Python novo (para comparar ou
-    depurar). Medido na suíte inteira (2
-    núcleos, CPU da máquina toda, rodadas seguidas): sem o zigoto 538 s de CPU e 279 s; com ele, 417 s e 231 s."""
+    depurar). Com o script rodando no processo (rodar_script), quem ainda passa por aqui é sobretudo o
+    invólucro (rodar_wrapper) e as cópias do script; medido nos arquivos deles (test_automatico*,
+    test_agendar_ps1, test_arquivos_*, test_configuracao, test_servicos, test_texto_do_servidor; -n 2, 2
+    núcleos divididos com outros processos, rodadas alternadas): com o zigoto 42 s e 38 s de parede, sem ele
+    56 s e 83 s. Por isso ele fica."""
 
     def __init__(self) -> None:
         self._trava = threading.Lock()
