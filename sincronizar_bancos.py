@@ -209,8 +209,8 @@ __all__ = [
     "LicenseStatus",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
-    "Secrets", "RunContext", "run_context", "ConfigError", "ServerConfig", "Config", "settings_reader",
-    "build_config", "SETTINGS",
+    "Secrets", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
+    "RunContext", "run_context", "using_run_context",  # o estado de uma execução (um por chamada de main())
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "OptionError", "LockBusy",
     "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
