@@ -227,7 +227,7 @@ class Interrompido(BaseException):
 
 
 # ---------------------------------------------------------------------------
-# Segredos: a máscara é a do sincronizar_bancos.py (sb.SECRETS)
+# Segredos: a máscara é a do sincronizar_bancos.py (a do contexto deste processo: sb.run_context().secrets)
 # ---------------------------------------------------------------------------
 
 
@@ -242,9 +242,24 @@ def variantes(valor: str) -> set[str]:
     }
 
 
+_MASCARA_SEM_CONTEXTO: list = []  # num script de antes da interface 2: uma máscara (sb.Secrets) só do invólucro
+
+
+def mascara_do_script():
+    """A máscara de segredos do sincronizar_bancos.py neste processo (a do contexto de fora de uma execução,
+    que o invólucro usa do começo ao fim). Num script de antes da interface 2 (atualização pela metade), uma
+    máscara própria, da mesma classe: o invólucro só mascara os textos dele."""
+    contexto = getattr(sb, "run_context", None)
+    if contexto is not None:
+        return contexto().secrets
+    if not _MASCARA_SEM_CONTEXTO:
+        _MASCARA_SEM_CONTEXTO.append(sb.Secrets())
+    return _MASCARA_SEM_CONTEXTO[0]
+
+
 def registrar_segredos(valores, destino=None) -> None:
     """Acrescenta os segredos (e suas variantes) à máscara do sincronizar_bancos.py."""
-    destino = sb.SECRETS if destino is None else destino
+    destino = mascara_do_script() if destino is None else destino
     for valor in valores:
         if valor:
             for variante in variantes(str(valor)):
@@ -252,7 +267,7 @@ def registrar_segredos(valores, destino=None) -> None:
 
 
 def mascarar(texto) -> str:
-    return sb.SECRETS.mask("" if texto is None else texto)
+    return mascara_do_script().mask("" if texto is None else texto)
 
 
 def visivel(texto: str) -> str:
@@ -1228,7 +1243,7 @@ def avisar_meia_atualizacao(texto: str) -> int:
                                  errors=[])
         for nome in sb.SECRET_SETTINGS:
             if get(nome):
-                sb.SECRETS.add(get(nome))
+                mascara_do_script().add(get(nome))
         pasta_dados = Path(sb.resolve_data_dir(get, None, base_dir=str(PASTA_DESTE_ARQUIVO)))
         url_webhook = get("SYNC_WEBHOOK_URL")
         mascarar_texto = mascarar

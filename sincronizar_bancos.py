@@ -52,7 +52,7 @@ Mapa para quem revisa (onde cada decisão mora):
         em error_exit_code() (a única tradução exceção → código), julgado por run_exit_code(): login
         (stopped_run, um RunOutcome), travas do par (SafetyStop) e os except de main() (stopped_code). A
         tabela (significado, significado no verificar, precedência) é o enum ExitCode.
-    Segredos: Secrets.mask() (SECRETS, mask_free_text) em todo texto livre — ApiError na criação,
+    Segredos: Secrets.mask() (mask(), do RunContext da execução) em todo texto livre — ApiError na criação,
         _error_text, Reporter.say/warn, auditoria do histórico; documentos JSON nunca são mascarados
         depois de prontos (dump_json): cada texto dentro deles já nasceu mascarado.
     Configurações do invólucro: sincronizar_automatico.py chama settings_reader() e resolve_data_dir()
@@ -206,7 +206,7 @@ VERSAO = "1.0.0"
 # Interface com o sincronizar_automatico.py: os nomes de __all__ que ele usa e o que eles fazem. Suba este número
 # quando mudar algum deles; o invólucro confere antes de tudo e, numa atualização pela metade (só um dos dois
 # arquivos trocado), diz no log e no webhook qual arquivo atualizar (código 2).
-WRAPPER_INTERFACE = 2
+WRAPPER_INTERFACE = 2  # 2: a máscara do contexto da execução (run_context) e as esperas de SCHEDULED_BACKOFF
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 PY = python_command()  # o início dos comandos sugeridos nas mensagens ("python3 sincronizar_bancos.py ...")
 
@@ -221,7 +221,8 @@ __all__ = [
     "LicenseStatus",
     "CREATE_USER", "CREATE", "UPDATE", "RENEW", "BLOCK", "ACTIVATE", "DELETE", "SET_CREATED_BY",
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
-    "Secrets", "SECRETS", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
+    "Secrets", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
+    "RunContext", "run_context", "using_run_context",  # o estado de uma execução (um por chamada de main())
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "Command", "COMMANDS", "OptionError", "LockBusy",
     "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
@@ -675,12 +676,67 @@ class Secrets:
         return "".join(parts) + text[last:] if parts else text
 
 
-SECRETS = Secrets()
+@dataclasses.dataclass
+class RunContext:
+    """O estado de UMA execução de main(): a máscara de segredos (as senhas e os tokens desta execução), os
+    sinais de parada (Ctrl+C/SIGTERM), se a saída é --json (fail() usa quando não lhe dizem) e o que
+    connect_servers entrega aos clientes (handoff: despertar + login já feitos, ou a falha).
+
+    Nada disso mora no módulo: main() cria um contexto novo a cada chamada e o torna o atual só enquanto ela
+    dura (using_run_context), devolvendo o anterior ao sair. Duas chamadas seguidas no mesmo processo não veem
+    nada uma da outra, e uma chamada dentro de outra volta ao contexto de fora. As threads da execução (executor,
+    leituras em paralelo, painel) veem o mesmo contexto: a referência é do módulo, não da thread (um
+    contextvars não passaria sozinho para as threads de um ThreadPoolExecutor). Fora de main() (o invólucro,
+    funções chamadas soltas), vale o contexto do processo, criado no primeiro uso."""
+
+    secrets: Secrets = dataclasses.field(default_factory=Secrets)
+    stop: StopSignals = dataclasses.field(default_factory=lambda: StopSignals())  # StopSignals vem depois
+    json_output: bool = False
+    handoff: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict)
+
+
+_current_run: RunContext | None = None  # o contexto atual (None: nenhum ainda, nem o do processo)
+_current_run_lock = threading.Lock()
+
+
+def run_context() -> RunContext:
+    """O contexto da execução em andamento; fora de main(), o do processo (criado no primeiro uso)."""
+    global _current_run
+    context = _current_run
+    if context is None:
+        with _current_run_lock:
+            if _current_run is None:
+                _current_run = RunContext()
+            context = _current_run
+    return context
+
+
+@contextlib.contextmanager
+def using_run_context(context: RunContext) -> Iterator[RunContext]:
+    """`context` é o atual enquanto o bloco dura; ao sair, volta o anterior (mesmo numa exceção)."""
+    global _current_run
+    with _current_run_lock:
+        previous, _current_run = _current_run, context
+    try:
+        yield context
+    finally:
+        with _current_run_lock:
+            _current_run = previous
+
+
+def mask(text: Any) -> str:
+    """Texto livre sem os segredos desta execução (Secrets.mask do contexto atual)."""
+    return run_context().secrets.mask(text)
+
+
+def add_secret(value: str | None) -> None:
+    """Uma senha ou um token a mais para a máscara desta execução (Secrets.add do contexto atual)."""
+    run_context().secrets.add(value)
 
 
 def mask_free_text(text: Any) -> str:
     """Texto livre sem segredos (mensagens de erro, textos vindos do servidor)."""
-    return SECRETS.mask(text)
+    return mask(text)
 
 
 # Caracteres que mexem no terminal em vez de aparecer: controles C0 (ESC, BEL, quebra de linha...), DEL,
@@ -710,7 +766,7 @@ def visible_text(text: Any) -> str:
 
 def terminal_text(text: Any) -> str:
     """Uma linha de saída em texto: sem segredos e sem caracteres que mexem no terminal."""
-    return visible_text(SECRETS.mask(text))
+    return visible_text(mask(text))
 
 
 def dump_json(doc: Any, indent: int | None = 2) -> str:
@@ -947,7 +1003,7 @@ def normalize_url(url: str) -> str:
     if scheme not in ("http", "https") or not hostname:
         shown = raw.rsplit("@", 1)[-1]  # o que vem antes de um @ pode ser usuário:senha: nunca é mostrado
         raise ConfigError(
-            f"URL inválida: {SECRETS.mask(shown)!r}. Use o formato https://servidor.exemplo.com"
+            f"URL inválida: {mask(shown)!r}. Use o formato https://servidor.exemplo.com"
         )
     if parts.username or parts.password:
         raise ConfigError("Não coloque usuário ou senha dentro da URL; use ADMIN_USER e ADMIN_PASSWORD.")
@@ -1049,9 +1105,9 @@ def setting_value(get: Callable[..., Any], name: str, cli: Any = None) -> Any:
 
 
 def register_secrets(get: Callable[..., Any], add: Callable[[Any], None] | None = None) -> None:
-    """Registra na máscara (SECRETS.add, ou `add`) o valor de cada variável secreta da tabela."""
+    """Registra na máscara (add_secret, ou `add`) o valor de cada variável secreta da tabela."""
     for name in SECRET_SETTINGS:
-        (add or SECRETS.add)(get(name))
+        (add or add_secret)(get(name))
 
 
 def env_file_hint(get: Callable[..., Any]) -> str:
@@ -1077,7 +1133,7 @@ def resolve_data_dir(get: Callable[..., Any], cli_value: str | None, base_dir: s
 
 def _url_shown(text: str) -> str:
     """Um valor de URL para mensagens: sem o que vem antes de um @ (pode ser usuário:senha) e mascarado."""
-    return SECRETS.mask(re.sub(r"//[^/@\s;,]*@", "//", text))
+    return mask(re.sub(r"//[^/@\s;,]*@", "//", text))
 
 
 def backup_urls(raw: Any, where: str = "SERVIDOR_BACKUP") -> list[str]:
@@ -1222,7 +1278,7 @@ def _server_config(role: Role, url: str, username: str | None, password: str | N
         raise ConfigError(f"Usuário administrador do servidor {who} não configurado (ADMIN_USER).")
     if not password:
         raise ConfigError(f"Senha do servidor {who} não configurada (ADMIN_PASSWORD).")
-    SECRETS.add(password)
+    add_secret(password)
     return ServerConfig(role=role, url=normalized, username=username, password=password)
 
 
@@ -1339,7 +1395,7 @@ class ApiError(Exception):
     """Falha ao falar com um servidor; a mensagem já está em português e sem segredos."""
 
     def __init__(self, message: str, status: int | None = None, server_message: str | None = None):
-        super().__init__(SECRETS.mask(message))
+        super().__init__(mask(message))
         self.status = status
         self.server_message = server_message
 
@@ -1608,7 +1664,7 @@ class Ticker:
     def _run(self) -> None:
         start = time.monotonic()
         while not self._stop.wait(self.every):
-            sys.stderr.write(SECRETS.mask(f"   ⏳ {self.label}... {time.monotonic() - start:.0f} s") + "\n")
+            sys.stderr.write(mask(f"   ⏳ {self.label}... {time.monotonic() - start:.0f} s") + "\n")
             sys.stderr.flush()
 
     def __enter__(self) -> "Ticker":
@@ -1877,7 +1933,7 @@ def watch_body(raw: Any, label: str, total: int | None, stream: Any,
         next_line = now + every
         of = f" de {megabytes(total)}" if total else ""
         try:
-            stream.write(SECRETS.mask(f"   ⏳ {label}: {megabytes(raw.tell())}{of} recebidos "
+            stream.write(mask(f"   ⏳ {label}: {megabytes(raw.tell())}{of} recebidos "
                                       f"({now - start:.0f} s)") + "\n")
             stream.flush()
         except (OSError, ValueError):  # saída fechada: o andamento some, a leitura segue
@@ -1947,10 +2003,6 @@ class ServerClock:
 
 class ApiClient:
     """Fala com um servidor da API de licenças: login, listagens e escritas."""
-
-    # Resultado de connect_servers (despertar + login já feitos, ou a falha), entregue uma vez ao
-    # primeiro cliente do mesmo servidor: a execução não repete /health nem o login.
-    _handoff: dict[tuple[str, str], Any] = {}
 
     def __init__(self, server: ServerConfig, config: Config):
         self.server = server
@@ -2079,9 +2131,9 @@ class ApiClient:
     # -- operações ---------------------------------------------------------
     def wake(self) -> float:
         """Acorda um servidor que dorme (hospedagem gratuita) com GET /health."""
-        handed = ApiClient._handoff.get(self._handoff_key())
+        handed = run_context().handoff.get(self._handoff_key())
         if isinstance(handed, BaseException):  # connect_servers já tentou: mesma falha, sem esperar de novo
-            ApiClient._handoff.pop(self._handoff_key(), None)
+            run_context().handoff.pop(self._handoff_key(), None)
             raise handed
         if handed is not None:
             self.waited_seconds = handed[2]
@@ -2101,8 +2153,11 @@ class ApiClient:
     _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
 
     def _explain_wait(self, answer: str, refused: bool) -> None:
-        """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera."""
-        if self._explained:
+        """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera. Uma
+        espera já cancelada (Ctrl+C/SIGTERM ou outro servidor com erro de configuração) não se explica: ela
+        termina na volta seguinte do laço, e a execução que a pediu pode já ter terminado (main() seguinte
+        no mesmo processo)."""
+        if self._explained or self.cancel.is_set():
             return
         self._explained = True
         if refused:
@@ -2114,7 +2169,7 @@ class ApiClient:
             why = (f"{answer}: é o que um servidor gratuito dormindo responde enquanto acorda (30 a 60 s ou mais); "
                    f"espero até {self.config.wake_wait:.0f} s (SYNC_ESPERA_DESPERTAR)")
         stream = sys.stderr if self.config.json_output else sys.stdout  # logo abaixo do cabeçalho
-        stream.write(SECRETS.mask(f"   ⏳ {self.server.label}: {why}...") + "\n")
+        stream.write(mask(f"   ⏳ {self.server.label}: {why}...") + "\n")
         stream.flush()
 
     def _wake_loop(self, deadline: float) -> None:
@@ -2221,7 +2276,7 @@ class ApiClient:
         )
 
     def login(self) -> str:
-        handed = ApiClient._handoff.pop(self._handoff_key(), None) if self.token is None else None
+        handed = run_context().handoff.pop(self._handoff_key(), None) if self.token is None else None
         if handed is not None and not isinstance(handed, BaseException):  # login já feito em connect_servers
             self.token, self.role, self.waited_seconds = handed
             self._token_generation += 1
@@ -2242,7 +2297,7 @@ class ApiClient:
         if resp.status != 200 or not isinstance(token, str) or not token:
             raise ApiError(f"{self.server.label}: resposta inesperada ao fazer login ({_status_text(resp)}).",
                            resp.status)
-        SECRETS.add(token)
+        add_secret(token)
         role = body.get("role")
         if role != "admin":
             raise AuthError(
@@ -4545,7 +4600,10 @@ class StopSignals:
                     pass
 
 
-STOP = StopSignals()
+
+def stop_signals() -> StopSignals:
+    """Os sinais de parada da execução em andamento (RunContext.stop: um por chamada de main())."""
+    return run_context().stop
 
 
 def stop_label(code: int | None) -> str:
@@ -4731,7 +4789,7 @@ class Executor:
         depois de um upsert incerto é o que mantém o backup negando como o principal. Se o bloqueio
         falha (já repetido), desfaz o que a cadeia liberou (compensate)."""
         results: list[Result] = []
-        if self._stopping.is_set() or STOP.requested:  # parando: nenhuma sequência nova começa
+        if self._stopping.is_set() or stop_signals().requested:  # parando: nenhuma sequência nova começa
             return results
         if unblocks_then_blocks(chain):  # o upsert desbloqueia: só com token bom e rota de bloqueio provada
             held = self.renew_token() or self.route_broken(chain)
@@ -4820,7 +4878,7 @@ class Executor:
         primeira dessas cadeias (idempotente se já está bloqueado lá; se não está, é o que a cadeia faz no
         fim): uma escrita por servidor e por execução. Devolve o resultado da prova, se ela passou."""
         if self.client.block_works is not None or self._auth_lost is not None or self._stopping.is_set() \
-                or STOP.requested:
+                or stop_signals().requested:
             return []
         before = next((old for field, old, _new in chain[0].changes if field == "status"), ACTIVE)
         probe = Action(BLOCK, chain[0].key, "prova de que a rota de bloqueio funciona nesta execução, antes de "
@@ -4920,7 +4978,7 @@ class Executor:
 
     def _create_user(self, action: Action) -> Result:
         password = secrets.token_urlsafe(18)  # 24 caracteres aleatórios
-        SECRETS.add(password)
+        add_secret(password)
         entry = self.credentials.record(self.client.server.url, action.key, password, "solicitado")
         assert action.payload is not None  # _create_user() do planejador sempre monta o corpo
         resp = self.client.request("POST", "/admin/users/create", {**action.payload, "password": password})
@@ -5272,7 +5330,7 @@ class History:
         perde no máximo esse último pedaço da auditoria; os dados nos servidores não dependem dela)."""
         changes = [[f, _jsonable(a), _jsonable(b)] for f, a, b in result.action.changes]
         row = (run_id, now_iso(), server, result.action.key, result.action.kind, int(result.ok),
-               SECRETS.mask(result.message) or None, json.dumps(changes, ensure_ascii=False))
+               mask(result.message) or None, json.dumps(changes, ensure_ascii=False))
         with self._lock:
             self._pending.append(row)
             if len(self._pending) >= self.AUDIT_BATCH or time.monotonic() - self._flushed_at > 1.0:
@@ -5655,7 +5713,7 @@ class HistoryAside:
         changes = [[f, _jsonable(a), _jsonable(b)] for f, a, b in result.action.changes]
         with self._lock:
             self.audits.append([run_id, now_iso(), server, result.action.key, str(result.action.kind),
-                                int(result.ok), SECRETS.mask(result.message) or None,
+                                int(result.ok), mask(result.message) or None,
                                 json.dumps(changes, ensure_ascii=False)])
 
     def finish_pair(self, row_id: int, outcome: "PairOutcome", failover: FailoverReport | None = None) -> None:
@@ -6903,11 +6961,11 @@ def _is_fatal(exc: BaseException) -> bool:
 def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
     """Acorda e faz login em todos os servidores, em paralelo, antes da execução. Devolve as falhas
     fatais (na ordem da configuração); o resto (token, espera, ou a falha) fica para os clientes da
-    execução (ApiClient._handoff), que não repetem /health nem o login. Na primeira falha fatal, as
+    execução (RunContext.handoff), que não repetem /health nem o login. Na primeira falha fatal, as
     esperas dos outros servidores são interrompidas."""
     servers = [config.primary] + config.backups
     clients = [ApiClient(server, config) for server in servers]
-    ApiClient._handoff.clear()
+    run_context().handoff.clear()
     fatal: dict[str, BaseException] = {}
     try:
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(clients))
@@ -6915,7 +6973,7 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
         try:
             for future in concurrent.futures.as_completed(futures):
                 client, exc = futures[future], future.exception()
-                ApiClient._handoff[client._handoff_key()] = exc if exc is not None else (
+                run_context().handoff[client._handoff_key()] = exc if exc is not None else (
                     client.token, client.role, client.waited_seconds)
                 if exc is not None and _is_fatal(exc):
                     fatal[client.server.url] = exc
@@ -6931,7 +6989,7 @@ def connect_servers(config: Config) -> list[tuple[ServerConfig, BaseException]]:
         for client in clients:
             client.close()
     if fatal:
-        ApiClient._handoff.clear()
+        run_context().handoff.clear()
     return [(server, fatal[server.url]) for server in servers if server.url in fatal]
 
 
@@ -6986,8 +7044,8 @@ def report_connection_errors(config: Config, errors: list[tuple[ServerConfig, Ba
 
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
-        return SECRETS.mask(exc)
-    return SECRETS.mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
+        return mask(exc)
+    return mask(f"erro inesperado ({exc.__class__.__name__}): {exc}")
 
 
 def _duration_text(delta: dt.timedelta) -> str:
@@ -7272,7 +7330,7 @@ class Run:
         try:
             return func(*args)
         except (OSError, sqlite3.Error) as exc:
-            message = SECRETS.mask(f"não foi possível {what} em {self.config.data_dir}: "
+            message = mask(f"não foi possível {what} em {self.config.data_dir}: "
                                    f"{exc.__class__.__name__}: {exc}")
             if message not in self.warnings:  # a mesma falha a cada escrita vira um aviso só
                 self.warnings.append(message)
@@ -7337,7 +7395,7 @@ class Run:
                 f"{server.label} ({_utc_text(pc + delta)} UTC no servidor, {_utc_text(pc)} UTC no PC). As datas das "
                 "licenças (vencimento, renovação e conferência) seguem o relógio dos servidores, não o do PC; "
                 "acerte a data e a hora deste computador (os horários do histórico e do painel usam o relógio dele)")
-        self.notes.append(SECRETS.mask(note))  # sai uma vez, no resumo (texto) e em "avisos" (--json)
+        self.notes.append(mask(note))  # sai uma vez, no resumo (texto) e em "avisos" (--json)
 
     # -- fases -------------------------------------------------------------
     def header(self) -> None:
@@ -7429,13 +7487,13 @@ class Run:
             outcome.error, outcome.error_code = _error_text(error), error_exit_code(error)
         else:
             try:
-                with STOP.interruptible():  # leituras e planejamento param na hora; as escritas, não
+                with stop_signals().interruptible():  # leituras e planejamento param na hora; as escritas, não
                     self.plan_and_apply(outcome)
             except Interrupted:
                 pass  # o que foi feito até aqui está em outcome
             except (ConfigError, SafetyStop) as exc:  # par recusado antes de qualquer escrita (os outros seguem)
                 outcome.error, outcome.error_code = str(exc), error_exit_code(exc)
-        if STOP.requested:
+        if stop_signals().requested:
             self.mark_interrupted(outcome)
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
         outcome.ended, outcome.duration_s = now_iso(), round(time.monotonic() - clock, 3)
@@ -7445,7 +7503,7 @@ class Run:
 
     def mark_interrupted(self, outcome: PairOutcome) -> None:
         """Ctrl+C ou SIGTERM durante o par: valem só as escritas que os servidores confirmaram."""
-        outcome.interrupted = STOP.code
+        outcome.interrupted = stop_signals().code
         if outcome.results is None:  # nada foi escrito neste par (o plano não é "feito")
             outcome.results = []
         elif not outcome.reread:  # escritas feitas e paridade não conferida depois delas
@@ -7455,7 +7513,7 @@ class Run:
         """Backup que ficou para depois porque a execução foi interrompida antes dele."""
         outcome = PairOutcome(direction, started=now_iso(), clock=self.clock_for(direction))
         outcome.error = "não sincronizado: a execução foi interrompida antes deste backup"
-        outcome.interrupted = STOP.code
+        outcome.interrupted = stop_signals().code
         outcome.code, outcome.status = pair_verdict(outcome, self.config.check)
         outcome.ended = now_iso()
         self.text.pair(outcome)
@@ -7481,15 +7539,15 @@ class Run:
             found = foreign_backup(self.snapshots[d.primary.url], self.snapshots[d.backup.url],
                                    into_primary=d.restore or cfg.mode == Mode.TWO_WAY)
             if found:  # servidor de outro vendedor: recusado antes de qualquer escrita (os outros pares seguem)
-                raise ConfigError(SECRETS.mask(foreign_backup_error(found, d)))
+                raise ConfigError(mask(foreign_backup_error(found, d)))
         if warning:  # arquivo nosso danificado: a execução segue sem ele, e o par termina com código 1
-            outcome.warnings.append(SECRETS.mask(warning))
+            outcome.warnings.append(mask(warning))
         options = self.plan_options(d)
         if not d.restore:  # bidirecional: termina cadeias cortadas; nos dois: o que ficou liberado vai primeiro
             options.journal, warning = load_journal_checked(cfg.data_dir, d.primary.url, d.backup.url,
                                                             set_aside=not cfg.simulate)
             if warning:
-                outcome.warnings.append(SECRETS.mask(warning))
+                outcome.warnings.append(mask(warning))
         seen = (source, target)  # o que o plano lê: a base do "mudou durante a execução" (settle)
         plan, source, target = self.plan_on(d, state, options, source, target, outcome.clock)
         outcome.plan = plan
@@ -7505,13 +7563,13 @@ class Run:
                 self.settle(outcome, state, options, seen)
             return
         if not plan.actions:  # nada a escrever: o estado do par é gravado mesmo assim (é a nova base)
-            with STOP.shielded():
+            with stop_signals().shielded():
                 new_state = self.save_pair_files(outcome, state, source, target, [])
         else:
             outcome.results, new_state = self.execute_and_record(outcome, state, source, target)
-            if STOP.requested:  # interrompida durante as escritas: sem releitura, registra e sai
+            if stop_signals().requested:  # interrompida durante as escritas: sem releitura, registra e sai
                 return
-        if not STOP.requested:
+        if not stop_signals().requested:
             self.settle(outcome, new_state, options, seen)
 
     def settle(self, outcome: PairOutcome, state: PairState | None, options: PlanOptions,
@@ -7557,8 +7615,8 @@ class Run:
             outcome.leftover = [a for a in again.actions  # o que foi escrito e o servidor não guardou
                                 if id(a) not in chosen and a.key not in failed | in_conflict]
             outcome.users_total, outcome.users_present = len(source.users), users_present(source, target)
-            if not moving or again.halted or STOP.requested or outcome.extra_rounds >= MAX_EXTRA_ROUNDS:
-                if moving and not again.halted and not STOP.requested:
+            if not moving or again.halted or stop_signals().requested or outcome.extra_rounds >= MAX_EXTRA_ROUNDS:
+                if moving and not again.halted and not stop_signals().requested:
                     outcome.still_moving = sorted({a.key for a in moving})
                     outcome.warnings.append(still_moving_text(outcome, sorted(
                         {d.role_of(side) for a in moving for side in moved_by(a, moved)}), date_moved))
@@ -7587,7 +7645,7 @@ class Run:
                 if who not in outcome.moved:
                     outcome.moved.append(who)
             seen = fresh
-            if STOP.requested:  # interrompida durante a rodada extra: sem releitura (paridade não conferida)
+            if stop_signals().requested:  # interrompida durante a rodada extra: sem releitura (paridade não conferida)
                 return
             later = self.clock_for(d, self.instant())
 
@@ -7665,7 +7723,7 @@ class Run:
         uma rodada anterior desta execução deixou no diário (uma rodada extra não o apaga)."""
         assert outcome.plan is not None and outcome.clock is not None  # só chamada depois de plan_and_apply planejar
         cfg, d, plan, write_day = self.config, outcome.direction, outcome.plan, outcome.clock.utc
-        with STOP.shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
+        with stop_signals().shielded():  # Ctrl+C/SIGTERM: as sequências no meio terminam e o estado fica certo
             journaled = False
             if not d.restore:  # antes: as sequências que vão começar (e o desfazer de cada uma)
                 # `or True`: guard_local devolve None quando a gravação falhou, e save_journal devolve sempre None
@@ -7721,7 +7779,7 @@ class Run:
         def apply(side: Side, users: list[Action], chains: Sequence[Sequence[Action]],
                   deletions: list[Action]) -> None:
             nonlocal results
-            if not STOP.requested:
+            if not stop_signals().requested:
                 results += executor_for(side).run(users, chains, deletions)
             done = {id(r.action) for r in results}  # uma cadeia começada (ou não enviada a um servidor antigo)
             # conta inteira: só as que a interrupção deixou sem começar ficam "por fazer"
@@ -7774,7 +7832,7 @@ class Run:
     def finish(self, pairs: list[PairOutcome]) -> RunOutcome:
         primary = self.snapshots.get(self.config.primary.url)
         if self.credentials and self.credentials.warning:  # arquivo de senhas danificado, guardado ao lado
-            self.warnings.append(SECRETS.mask(self.credentials.warning))
+            self.warnings.append(mask(self.credentials.warning))
         run = RunOutcome(
             run_id=self.run_id, started=self.started, mode=self.config.mode,
             clock=Clock.of(self.config.today or self.now.date()), pairs=pairs,
@@ -7814,7 +7872,7 @@ def open_local_files(run: Run, config: Config) -> None:
     except (OSError, sqlite3.Error) as exc:
         raise data_dir_error(config.data_dir, exc) from None
     if warning:
-        run.warnings.append(SECRETS.mask(warning))
+        run.warnings.append(mask(warning))
     run.credentials = CredentialStore(config.data_dir)
 
 
@@ -7832,16 +7890,16 @@ def run_sync(config: Config, rep: Reporter, run: Run | None = None) -> RunOutcom
     run: a execução cujo cabeçalho já foi impresso (antes do login e da espera do despertar)."""
     header = run is None
     run = run or Run(config, rep)
-    with STOP.shielded():  # Ctrl+C/SIGTERM só param na hora nas etapas interruptible (leituras)
+    with stop_signals().shielded():  # Ctrl+C/SIGTERM só param na hora nas etapas interruptible (leituras)
         try:
-            with STOP.interruptible():  # antes de qualquer escrita: para na hora, nada foi gravado
+            with stop_signals().interruptible():  # antes de qualquer escrita: para na hora, nada foi gravado
                 if not config.simulate:
                     open_local_files(run, config)
                 if header:
                     run.header()
                 run.connect_all()
                 run.fetch_all()
-            pairs = [run.skipped_pair(d) if STOP.requested else run.sync_pair(d) for d in run.directions]
+            pairs = [run.skipped_pair(d) if stop_signals().requested else run.sync_pair(d) for d in run.directions]
             outcome = run.finish(pairs)
         finally:
             run.close()
@@ -8135,7 +8193,7 @@ class Watcher:
         self.interval = self.effective = float(interval)
         self.backup_read_s = float(backup_read_min) * 60
         self.budget_bytes = float(budget_mb) * 1_000_000
-        ApiClient._handoff.clear()
+        run_context().handoff.clear()
         self.clients = {s.url: ApiClient(s, config) for s in [config.primary] + config.backups}
         self.primary_client = self.clients[config.primary.url]
         self.meter = TransferMeter()
@@ -8229,7 +8287,7 @@ class Watcher:
         self.cycles += 1
         client = self.primary_client
         try:
-            with STOP.interruptible():
+            with stop_signals().interruptible():
                 if self.primary_failures:
                     client.wake()  # dormindo: espera acordar (até SYNC_ESPERA_DESPERTAR)
                 if client.token is None:
@@ -8263,7 +8321,7 @@ class Watcher:
         if due:
             self.sync_due(run, primary, fingerprint_now, due)
             self.count_transfer(*self.meter.take(), listing=False)  # releituras do principal no ciclo
-        if not STOP.requested:
+        if not stop_signals().requested:
             self.last_complete = now_iso()
         self.adjust_interval()
 
@@ -8283,8 +8341,8 @@ class Watcher:
         outcomes: list[PairOutcome] = []
         try:
             pending = set(futures)
-            while pending and not STOP.requested:
-                with STOP.interruptible():
+            while pending and not stop_signals().requested:
+                with stop_signals().interruptible():
                     done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
                     pair = futures[future]
@@ -8296,7 +8354,7 @@ class Watcher:
                         run.snapshots[url] = future.result()
                         pair.backup_read, pair.backup_read_at = time.monotonic(), now_iso()
                         check_distinct_servers([c for c in self.clients.values() if c.server.url in run.snapshots])
-                    if STOP.requested:
+                    if stop_signals().requested:
                         break
                     self.clients[url].block_works, self.clients[url].block_failure = None, ""  # provada a cada ciclo
                     outcome = run.sync_pair(pair.direction)
@@ -8326,7 +8384,7 @@ class Watcher:
         if outcome.interrupted:
             return
         if outcome.code == ExitCode.SAFETY:
-            reason = SECRETS.mask(pair_error_text(outcome) or "parada de segurança")
+            reason = mask(pair_error_text(outcome) or "parada de segurança")
             if pair.paused is None:  # dito uma vez por pausa (o motivo atualizado fica no painel)
                 self.rep.warn(f"⏸️  {_hhmmss()} Par PAUSADO ({url}): {reason} O vigiar segue com os outros "
                               f"backups e relê este quando o principal mudar e a cada "
@@ -8357,7 +8415,7 @@ class Watcher:
         if pair.problem is None:
             self.rep.warn(f"⚠️  {_hhmmss()} Backup {url}: {reason} (nova tentativa em {wait:.0f} s; os outros "
                           "backups seguem)")
-        pair.problem = SECRETS.mask(reason)
+        pair.problem = mask(reason)
 
     def primary_failed(self, exc: BaseException) -> None:
         """Principal fora do ar, dormindo ou recusando: diz uma vez, registra a falha de cada par (o mesmo
@@ -8377,7 +8435,7 @@ class Watcher:
     def cycle_failed(self, exc: BaseException) -> None:
         """Erro inesperado num ciclo (disco cheio, histórico que não grava...): dito uma vez por mensagem, o
         ciclo não conta como completo (o painel fica vermelho se isso se repetir) e o próximo tenta de novo."""
-        message = SECRETS.mask(f"erro inesperado no ciclo {self.cycles} ({exc.__class__.__name__}): {exc}")
+        message = mask(f"erro inesperado no ciclo {self.cycles} ({exc.__class__.__name__}): {exc}")
         key = f"{exc.__class__.__name__}: {exc}"
         if key not in self.warnings:
             self.warnings = (self.warnings + [key])[-20:]
@@ -8467,7 +8525,7 @@ class Watcher:
     def loop(self, max_cycles: int | None = None) -> int:
         """Ciclos até Ctrl+C ou SIGTERM (130 ou 143, depois da sequência em andamento). Dentro do laço só um
         erro de configuração (ConfigError, código 2) termina o processo."""
-        with STOP.shielded():  # como run_sync: sinais param na hora nas leituras e na espera, não nas escritas
+        with stop_signals().shielded():  # como run_sync: sinais param na hora nas leituras e na espera, não escrevendo
             try:
                 while max_cycles is None or self.cycles < max_cycles:
                     started = time.monotonic()
@@ -8478,15 +8536,15 @@ class Watcher:
                     except Exception as exc:  # noqa: BLE001 - um ciclo que quebrou não termina dias de vigília
                         self.cycle_failed(exc)
                     self.beat()
-                    if STOP.requested:
+                    if stop_signals().requested:
                         break
-                    with STOP.interruptible():
-                        STOP.event.wait(max(0.0, started + self.next_wait() - time.monotonic()))
+                    with stop_signals().interruptible():
+                        stop_signals().event.wait(max(0.0, started + self.next_wait() - time.monotonic()))
             except Interrupted:
                 pass
-            self.stopped_by = STOP.code
+            self.stopped_by = stop_signals().code
             self.beat(active=False)
-        return STOP.code or ExitCode.OK
+        return stop_signals().code or ExitCode.OK
 
 
 def watch_settings(args: argparse.Namespace) -> tuple[float, float, float]:
@@ -8512,9 +8570,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     lock = acquire_lock(config.data_dir)
     watcher = Watcher(config, rep, interval, backup_read_min, budget_mb)
     try:
-        with STOP.installed():
+        with stop_signals().installed():
             try:
-                with STOP.interruptible():
+                with stop_signals().interruptible():
                     watcher.open()
                     watcher.beat()  # antes do login (um servidor dormindo pode levar minutos): a trava tem dono
                     remove_stale_temp_files(config.data_dir)
@@ -8532,9 +8590,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     watcher.connect()
                     watcher.beat()
             except Interrupted:
-                watcher.stopped_by = STOP.code
+                watcher.stopped_by = stop_signals().code
                 watcher.beat(active=False)
-                return STOP.code or ExitCode.INTERRUPTED
+                return stop_signals().code or ExitCode.INTERRUPTED
             try:
                 code = watcher.loop()
             except BaseException:  # configuração (código 2) ou erro inesperado: o painel não o vê mais ativo
@@ -9573,7 +9631,7 @@ def serve_panel(data_dir: str, host: str, port: int, token: str | None, max_dela
     if not token and not is_loopback(f"http://{host}/"):
         raise ConfigError(f"Para abrir o painel em {host} (fora desta máquina) defina PAINEL_TOKEN; "
                           "o token será exigido em toda requisição.")
-    SECRETS.add(token)
+    add_secret(token)
     ensure_data_dir(data_dir)
     try:
         History(data_dir).close()  # cria o banco vazio se ainda não existir
@@ -9653,7 +9711,7 @@ def run_demo(args: argparse.Namespace) -> int:
     today = dt.datetime.now(dt.timezone.utc).date()
     passwords = [secrets.token_urlsafe(16), secrets.token_urlsafe(16)]  # nunca uma senha fixa
     for password in passwords:
-        SECRETS.add(password)
+        add_secret(password)
     with module.ServidorReferencia(admins={"admin": passwords[0]}) as primary, \
             module.ServidorReferencia(admins={"admin": passwords[1]}) as backup, \
             tempfile.TemporaryDirectory(prefix="demo-sincronizar-") as data_dir:
@@ -10227,15 +10285,12 @@ def error_document(code: int, message: str, meaning: str | None = None, **extra:
             "erro": mask_free_text(message), **extra}
 
 
-_OUTPUT = {"json": False}  # main() anota se --json foi pedido (fail() usa quando não lhe dizem)
-
-
 def fail(message: str | list[str], code: int, json_mode: bool | None = None, meaning: str | None = None,
          **extra: Any) -> int:
     """Erro que encerra a execução: uma linha (ou uma lista de linhas) em stderr e, no modo --json, o
     documento de erro com a primeira. Cada linha sai à vista (terminal_text): uma quebra de linha num texto
     do servidor não vira outra linha."""
-    json_mode = _OUTPUT["json"] if json_mode is None else json_mode
+    json_mode = run_context().json_output if json_mode is None else json_mode
     lines = [message] if isinstance(message, str) else list(message)
     sys.stderr.write("\n".join(terminal_text(("❌ " if i == 0 else "") + line) for i, line in enumerate(lines))
                      + "\n")
@@ -10280,7 +10335,7 @@ def _run_command(args: argparse.Namespace) -> int:
     run = Run(config, rep)
     run.header()  # antes do login: a espera de um servidor dormindo já aparece com os servidores na tela
     try:
-        with STOP.installed():  # Ctrl+C e SIGTERM: param na hora fora das escritas; nas escritas, param limpo
+        with stop_signals().installed():  # Ctrl+C e SIGTERM: param na hora fora das escritas; nas escritas, param limpo
             errors = connect_servers(config)  # senha, URL e DNS errados param aqui, antes de gravar qualquer coisa
             if errors:
                 run.close()
@@ -10296,11 +10351,23 @@ def _run_command(args: argparse.Namespace) -> int:
     return outcome.code
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, context: RunContext | None = None) -> int:
+    """Uma execução da linha de comando (argv: sem o nome do programa; None = sys.argv[1:]), com um RunContext
+    novo (ou `context`, para quem quer ler depois os sinais que ela recebeu), o atual só enquanto ela dura:
+    nada desta chamada passa para a seguinte no mesmo processo. O cache dos contextos TLS (por arquivo de CA)
+    também é desta execução: a chamada seguinte relê os arquivos."""
+    try:
+        with using_run_context(RunContext() if context is None else context):
+            return _main(argv)
+    finally:
+        tls_context.cache_clear()
+
+
+def _main(argv: list[str] | None) -> int:
     configure_output()
     private_umask()
     argv = sys.argv[1:] if argv is None else list(argv)
-    json_mode = _OUTPUT["json"] = _json_requested(argv)
+    json_mode = run_context().json_output = _json_requested(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -10344,12 +10411,13 @@ def stopped_code(exc: BaseException) -> ExitCode:
     return run_exit_code([error_exit_code(exc, connecting=False)])
 
 
-def exit_without_waiting(code: int) -> None:
-    """Depois de um Ctrl+C/SIGTERM, com tudo já registrado (main voltou): sai na hora, sem esperar as threads de
-    leitura com um pedido em andamento (o Python as espera ao sair, até o SYNC_TIMEOUT de cada pedido). Nada
-    fica pela metade: as escritas são protegidas e já terminaram quando main volta."""
+def exit_without_waiting(code: int, stopped_by: int | None) -> None:
+    """Depois de um Ctrl+C/SIGTERM (stopped_by: o RunContext.stop.code da execução), com tudo já registrado
+    (main voltou): sai na hora, sem esperar as threads de leitura com um pedido em andamento (o Python as
+    espera ao sair, até o SYNC_TIMEOUT de cada pedido). Nada fica pela metade: as escritas são protegidas e já
+    terminaram quando main volta."""
     lingering = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
-    if STOP.code is None or not lingering:
+    if stopped_by is None or not lingering:
         return
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -10358,6 +10426,7 @@ def exit_without_waiting(code: int) -> None:
 
 
 if __name__ == "__main__":
-    _code = main()
-    exit_without_waiting(_code)
+    _context = RunContext()
+    _code = main(context=_context)
+    exit_without_waiting(_code, _context.stop.code)
     sys.exit(_code)

@@ -2,9 +2,13 @@
 
 - Caminhos e artefatos: cada trabalhador do pytest-xdist grava no SEU log de saídas
   (artefatos/saidas_dos_testes.<trabalhador>.log), sem intercalar com os outros.
-- Execução: `rodar_script` roda a ferramenta e `rodar_python` outro arquivo Python (o invólucro, cópias do
-  script) como processo filho (criado por fork do zigoto, `zigoto.py`, que já importou as dependências);
-  `rodar_wrapper` é o invólucro na pasta de um par; `comando_script` é a linha de comando de um Python novo.
+- Execução: `rodar_script` roda a ferramenta NO PROCESSO do pytest, por `sincronizar_bancos.main(argv)`
+  (`rodar_no_processo`: ambiente, fuso, pasta, umask e saídas de cada execução trocados e devolvidos; o estado
+  da execução é do RunContext de cada main()), e como processo filho só quando o processo é o assunto
+  (`processo=True`, outro arquivo, outras variáveis de partida do Python). `rodar_python` roda um arquivo
+  Python (o script, o invólucro, cópias do script) como processo filho (criado por fork do zigoto,
+  `zigoto.py`, que já importou as dependências); `rodar_wrapper` é o invólucro na pasta de um par;
+  `comando_script` é a linha de comando de um Python novo (sinais, kill -9, vigiar, painel).
 - Servidores: `Par` sobe um principal e backups de referência reais (127.0.0.1, portas efêmeras,
   senhas aleatórias), com fuso, instante e senha opcionais; `ServidorStub` é o servidor mínimo para o que
   não é a API (webhook, proxy, página de host, resposta pingada).
@@ -17,8 +21,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import py_compile
@@ -34,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -50,7 +57,7 @@ from servidor_referencia import ServidorReferencia  # noqa: E402
 __all__ = [
     "ARTEFATOS", "CHROMIUM", "EXIGIR_NAVEGADOR", "EXIGIR_PYTHON_ANTIGO", "PYTHON_ANTIGO",
     "FLASK_404", "LOG_SAIDAS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS",
-    "TOKENS_VISTOS", "TRABALHADOR", "ZIGOTO", "Execucao", "comando_script",
+    "TOKENS_VISTOS", "TRABALHADOR", "ZIGOTO", "EXECUCOES", "Execucao", "comando_script", "rodar_no_processo",
     "compilar_script", "Par", "ServidorStub", "abrir_painel", "ambiente_limpo",
     "anotar_saida", "backup_libera_o_que_o_principal_nega", "iniciar_script", "rodar_json", "rodar_python",
     "rodar_wrapper", "semear_misto", "texto_anotado", "trocar_backup", "WRAPPER",
@@ -117,6 +124,7 @@ LANCADOR = ("import runpy, sys; sys.path.insert(0, {raiz!r}); "
 
 def comando_script(*args: str, script: Path = SCRIPT) -> list[str]:
     """A linha de comando que parte o script com estes argumentos (outro arquivo: pelo caminho dele)."""
+    EXECUCOES["Python novo (comando_script)"] += 1
     if Path(script) != SCRIPT:
         return [sys.executable, str(script), *args]
     return [sys.executable, "-c", LANCADOR.format(raiz=str(RAIZ)), *args]
@@ -137,8 +145,11 @@ class Zigoto:
     dependências do script. Só atende pedidos cujas variáveis lidas na PARTIDA do Python (PYTHON*, LANG,
     LC_*) são as dele; os outros partem um Python novo (comando_script, ou `python arquivo` em rodar_python).
     Só em POSIX. SEM_ZIGOTO=1 no ambiente do pytest faz todos partirem um Python novo (para comparar ou
-    depurar). Medido na suíte inteira (2
-    núcleos, CPU da máquina toda, rodadas seguidas): sem o zigoto 538 s de CPU e 279 s; com ele, 417 s e 231 s."""
+    depurar). Com o script rodando no processo (rodar_script), quem ainda passa por aqui é sobretudo o
+    invólucro (rodar_wrapper) e as cópias do script; medido nos arquivos deles (test_automatico*,
+    test_agendar_ps1, test_arquivos_*, test_configuracao, test_servicos, test_texto_do_servidor; -n 2, 2
+    núcleos divididos com outros processos, rodadas alternadas): com o zigoto 42 s e 38 s de parede, sem ele
+    56 s e 83 s. Por isso ele fica."""
 
     def __init__(self) -> None:
         self._trava = threading.Lock()
@@ -148,16 +159,12 @@ class Zigoto:
         self.ambiente = ambiente_limpo()
 
     @staticmethod
-    def _de_partida(env: dict) -> dict:
-        return {k: v for k, v in env.items() if k.startswith(("PYTHON", "LC_")) or k == "LANG"}
-
-    @staticmethod
     def ligado() -> bool:
         """Só em POSIX (fork e descritores passados por socket; no Windows, todo filho é um Python novo)."""
         return os.environ.get("SEM_ZIGOTO") != "1" and os.name == "posix" and hasattr(socket, "send_fds")
 
     def atende(self, env: dict) -> bool:
-        return self.ligado() and self._de_partida(env) == self._de_partida(self.ambiente)
+        return self.ligado() and _de_partida(env) == _de_partida(self.ambiente)
 
     def _subir(self) -> socket.socket:
         if self._proc is not None and self._proc.poll() is None and self._dono == os.getpid():
@@ -226,12 +233,15 @@ class _Linhas:
 
 def rodar_python(programa: Path, *args: str, env: dict, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     """`python programa args` como processo filho, com a entrada em /dev/null: pelo zigoto quando ele atende,
-    senão por um Python novo (comando_script). Saídas em bytes. O único caminho por onde os testes partem a
-    ferramenta, o invólucro e cópias do script; os filhos que ELES partem são sempre Pythons novos."""
-    comando = comando_script(*args, script=programa)
+    senão por um Python novo (comando_script). Saídas em bytes. O caminho por onde os testes partem o
+    invólucro, cópias do script e o script quando rodar_script não o roda no processo; os filhos que ELES
+    partem são sempre Pythons novos."""
     if ZIGOTO.atende(env):
+        nome = {SCRIPT: "script", WRAPPER: "invólucro"}.get(Path(programa), "outro arquivo")
+        EXECUCOES[f"{nome} por um filho do zigoto"] += 1
         codigo, stdout, stderr = ZIGOTO.rodar(Path(programa), args, env, cwd, timeout)
-        return subprocess.CompletedProcess(comando, codigo, stdout, stderr)
+        return subprocess.CompletedProcess([str(programa), *args], codigo, stdout, stderr)
+    comando = comando_script(*args, script=programa)
     return subprocess.run(comando, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
@@ -247,10 +257,126 @@ def texto_anotado(proc: subprocess.CompletedProcess, rotulo: str) -> subprocess.
     return proc
 
 
-def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT) -> Execucao:
-    """Roda o script como processo filho (como o usuário faria) e guarda a saída (rodar_python)."""
+# Execuções nesta sessão do pytest (deste trabalhador), contadas pelo caminho que tomaram: o script no processo
+# (main), o script, o invólucro ou outro arquivo por um filho do zigoto, e as partidas de um Python novo
+# (comando_script: rodar_python sem o zigoto, iniciar_script, Vigiar, abrir_painel e os Popen dos testes). O
+# conftest as grava em artefatos/execucoes.<trabalhador>.json no fim da sessão.
+EXECUCOES: collections.Counter[str] = collections.Counter()
+# SEM_EXECUCAO_NO_PROCESSO=1 no ambiente do pytest: toda execução por um processo filho (para comparar ou depurar).
+SEM_EXECUCAO_NO_PROCESSO = os.environ.get("SEM_EXECUCAO_NO_PROCESSO") == "1"
+# Uma execução no processo por vez: o ambiente, a pasta, a umask e sys.stdout são do processo inteiro. Uma
+# segunda, pedida por outra thread enquanto a primeira roda (duas execuções ao mesmo tempo: a trava), vai por
+# um processo filho.
+_NO_PROCESSO = threading.Lock()
+
+
+def rodar_script(*args: str, env: dict, timeout: float = 120, cwd=None, script: Path = SCRIPT,
+                 processo: bool = False) -> Execucao:
+    """Roda o script com estes argumentos e guarda a saída (anotar_saida). Por padrão NO PROCESSO do pytest,
+    por `sincronizar_bancos.main(args)` (rodar_no_processo: servidores, arquivos e rede de verdade; ~0,02 s
+    contra ~0,12 s de um filho do zigoto). Vai por um processo filho (rodar_python) quando o processo é o
+    assunto ou o processo do pytest não seria igual a um Python novo: `processo=True`; outro arquivo
+    (`script=`: uma cópia do script noutra pasta); um ambiente cujas variáveis lidas na PARTIDA do Python
+    (PYTHON*, LANG, LC_*) não são as de ambiente_limpo(); ou outra execução no processo em andamento (de outra
+    thread). O resultado é o mesmo Execucao nos dois caminhos."""
+    if (not processo and not SEM_EXECUCAO_NO_PROCESSO and Path(script) == SCRIPT and _partida_padrao(env)
+            and _NO_PROCESSO.acquire(blocking=False)):
+        try:
+            EXECUCOES["script no processo"] += 1
+            execucao = rodar_no_processo(args, env=env, cwd=cwd, timeout=timeout)
+        finally:
+            _NO_PROCESSO.release()
+        anotar_saida(" ".join(args), execucao.codigo, execucao.stdout, execucao.stderr)
+        return execucao
     proc = texto_anotado(rodar_python(script, *args, env=env, cwd=cwd, timeout=timeout), " ".join(args))
     return Execucao(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _de_partida(env: dict) -> dict:
+    """As variáveis que o Python lê ao partir (codificação da saída, semente de hash, caminhos, locale)."""
+    return {k: v for k, v in env.items() if k.startswith(("PYTHON", "LC_")) or k == "LANG"}
+
+
+def _partida_padrao(env: dict) -> bool:
+    """As variáveis de partida do pedido são as do processo do pytest com ambiente_limpo() (as de um Python
+    novo partido por este processo): só então rodar no processo dá o mesmo que um Python novo."""
+    return _de_partida(env) == _de_partida(ambiente_limpo())
+
+
+class _SaidaCapturada(io.TextIOWrapper):
+    """stdout/stderr de uma execução no processo: texto UTF-8 sobre bytes em memória, como o pipe de um filho
+    partido com PYTHONIOENCODING=utf-8: não é um terminal (isatty() falso), tem .buffer e .reconfigure(); não
+    tem fileno() (io.UnsupportedOperation, que é OSError e ValueError: o _QuietStream._silence do script já
+    o trata como "não há descritor para silenciar")."""
+
+    def __init__(self) -> None:
+        self.bytes = io.BytesIO()
+        super().__init__(self.bytes, encoding="utf-8", errors="strict", newline="\n", write_through=True)
+
+    def texto(self) -> str:
+        self.flush()
+        return _texto(self.bytes.getvalue())
+
+
+def rodar_no_processo(args, env: dict, cwd=None, timeout: float = 120) -> Execucao:
+    """`sincronizar_bancos.main(args)` neste processo, como um Python novo o rodaria: os.environ trocado pelo
+    `env` (e time.tzset()), a pasta `cwd`, sys.argv[0] = o caminho do script, a entrada vazia e stdout/stderr
+    capturados como pipes (_SaidaCapturada). SystemExit vira o código dele; uma exceção (Exception) que escape
+    de main() vira o traceback em stderr e o código 1, como no Python. Ao sair, o ambiente, o fuso, a pasta, a umask
+    (o script a restringe: private_umask), sys.argv e os fluxos padrão voltam a ser os de antes; o resto
+    (segredos, sinais de parada, --json, login entregue) é do RunContext de cada chamada de main().
+    Uma execução que passe de `timeout` não é interrompida (não há processo para matar): termina e então
+    levanta subprocess.TimeoutExpired, como o caminho do processo filho."""
+    saida, erro = _SaidaCapturada(), _SaidaCapturada()
+    antes = (dict(os.environ), os.getcwd(), sys.argv, sys.stdin, sys.stdout, sys.stderr)
+    mascara = os.umask(0o077)
+    os.umask(mascara)
+    inicio = time.monotonic()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        _tzset()
+        os.chdir(cwd or antes[1])
+        sys.argv = [str(SCRIPT), *map(str, args)]
+        sys.stdin = io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8")
+        sys.stdout, sys.stderr = saida, erro
+        try:
+            codigo = sb.main([str(a) for a in args])
+        except SystemExit as exc:
+            codigo = _codigo_de_saida(exc, erro)
+        except Exception:  # como o Python no topo: o traceback em stderr e o código 1 (o prazo do pytest-timeout,
+            traceback.print_exc(file=erro)  # um BaseException, passa direto e derruba o teste)
+            codigo = 1
+    finally:
+        sys.argv, sys.stdin, sys.stdout, sys.stderr = antes[2:]
+        os.umask(mascara)
+        os.chdir(antes[1])
+        os.environ.clear()
+        os.environ.update(antes[0])
+        _tzset()
+    duracao = time.monotonic() - inicio
+    execucao = Execucao(int(codigo), saida.texto(), erro.texto())
+    if duracao > timeout:
+        anotar_saida(" ".join(map(str, args)), execucao.codigo, execucao.stdout, execucao.stderr)
+        raise subprocess.TimeoutExpired([str(SCRIPT), *map(str, args)], timeout, execucao.stdout, execucao.stderr)
+    return execucao
+
+
+def _tzset() -> None:
+    """O fuso de TZ no ambiente atual vale para o horário local (time.tzset; não existe no Windows)."""
+    if hasattr(time, "tzset"):
+        time.tzset()
+
+
+def _codigo_de_saida(exc: SystemExit, erro) -> int:
+    """O código de um SystemExit como o Python o dá no topo: None é 0, um número é ele, outro valor vai para
+    stderr e o código é 1."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=erro)
+    return 1
 
 
 def iniciar_script(par, *args: str) -> subprocess.Popen:
@@ -830,8 +956,9 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 @contextlib.contextmanager
 def umask(mascara: int):
-    """Roda o bloco com esta umask no processo do pytest (os filhos partidos por um Python novo a herdam;
-    peça um Python novo com `ambiente_de_partida_proprio`: o zigoto tem a umask de quando subiu)."""
+    """Roda o bloco com esta umask no processo do pytest (as execuções no processo e os filhos partidos por um
+    Python novo a herdam; o zigoto tem a umask de quando subiu: peça um Python novo com
+    `ambiente_de_partida_proprio`)."""
     antes = os.umask(mascara)
     try:
         yield

@@ -1142,8 +1142,8 @@ def medir_mascara(n: int, repeticoes: int = 3) -> dict[str, float]:
     """Segundos de CPU (time.process_time, o melhor de `repeticoes`: a carga da máquina não entra) de
     sb.terminal_text (máscara + controles à vista) em cada texto, com segredos registrados como numa
     execução de verdade."""
-    sb.SECRETS.add(secrets.token_urlsafe(16))
-    sb.SECRETS.add("abc1")  # valor curto: a regra da palavra inteira
+    sb.run_context().secrets.add(secrets.token_urlsafe(16))
+    sb.run_context().secrets.add("abc1")  # valor curto: a regra da palavra inteira
     tempos = {}
     for nome, texto in textos_longos(n).items():
         melhor = float("inf")

@@ -1,6 +1,9 @@
 """Configuração comum do pytest: põe a pasta tests/ no sys.path e oferece, como fixtures, servidores
 de referência reais (portas efêmeras em 127.0.0.1). Os ajudantes moram em `apoio.py` (`Par`,
 `rodar_script`, `Execucao`, `SCRIPT`, `ARTEFATOS`, `SEGREDOS_USADOS` continuam importáveis daqui).
+`rodar_script` roda o script no próprio processo do trabalhador (sincronizar_bancos.main), e só como processo
+filho quando o processo é o assunto; no fim da sessão, as contagens de cada caminho vão para
+artefatos/execucoes.<trabalhador>.json.
 
 Com o pytest-xdist, cada trabalhador é um processo com seus próprios servidores, seu log de saídas
 (artefatos/saidas_dos_testes.<trabalhador>.log) e sua pasta temporária; a varredura de segredos do fim
@@ -8,6 +11,7 @@ da sessão roda em cada trabalhador e varre exatamente o que ELE imprimiu e grav
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,14 +21,14 @@ PASTA_TESTES = str(Path(__file__).resolve().parent)
 if PASTA_TESTES not in sys.path:
     sys.path.insert(0, PASTA_TESTES)
 
-from apoio import (ARTEFATOS, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
-                   ZIGOTO, Execucao, Par, compilar_script, rodar_script)
+from apoio import (ARTEFATOS, EXECUCOES, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
+                   TRABALHADOR, ZIGOTO, Execucao, Par, compilar_script, rodar_script)
 
 __all__ = ["ARTEFATOS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS", "Execucao", "Par", "rodar_script"]
 
 
 def pytest_configure(config):
-    """O bytecode do script, uma vez por processo do pytest (os filhos partem por apoio.comando_script)."""
+    """O bytecode do script, uma vez por processo do pytest (para os processos filhos: apoio.comando_script)."""
     compilar_script()
 
 
@@ -67,5 +71,6 @@ def varredura_de_segredos_da_sessao(tmp_path_factory):
     LOG_SAIDAS.write_text("", encoding="utf-8")  # o log é deste trabalhador e desta sessão
     yield
     ZIGOTO.parar()
+    (ARTEFATOS / f"execucoes.{TRABALHADOR}.json").write_text(json.dumps(EXECUCOES), encoding="utf-8")
     achados, _varridos, _texto = varrer(tmp_path_factory.getbasetemp(), 0, TOKENS_VISTOS)
     assert not achados, "varredura de segredos da sessão: segredos encontrados:\n" + "\n".join(achados)

@@ -815,7 +815,7 @@ def test_involucro_usa_a_tabela_e_a_mascara_do_sincronizar_bancos():
         assert MODULO.significado(codigo).startswith(codigo.meaning)
     segredo = secrets.token_urlsafe(12)
     MODULO.registrar_segredos([segredo])
-    assert sb.SECRETS.mask(f"x {segredo} y") == "x *** y"
+    assert sb.run_context().secrets.mask(f"x {segredo} y") == "x *** y"
 
 
 def test_espera_dobra_com_variacao_e_nunca_passa_do_teto_de_15_minutos():

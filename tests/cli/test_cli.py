@@ -1,19 +1,25 @@
-"""Linha de comando, de ponta a ponta (o script como processo filho): erros de opção em português,
-sem abreviações silenciosas, --version, --json que SEMPRE imprime um documento JSON (erros
-inclusive) e saída em pipe fechado (| head) que termina em silêncio."""
+"""Linha de comando, de ponta a ponta (main() no processo do pytest; como processo filho onde o processo é o
+assunto: pipes fechados, sem console, disco cheio): erros de opção em português, sem abreviações silenciosas,
+--version, --json que SEMPRE imprime um documento JSON (erros inclusive), saída em pipe fechado (| head) que
+termina em silêncio e main() reentrante (cada chamada com o seu RunContext)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from filelock import FileLock
 
-from apoio import SCRIPT, comando_script, ambiente_limpo, rodar_script, saida, sem_traceback, semear_licencas
+from apoio import (SCRIPT, ambiente_limpo, comando_script, rodar_no_processo, rodar_script, saida, sem_traceback,
+                   semear_licencas)
 
 import sincronizar_bancos as sb
 
@@ -321,3 +327,66 @@ def test_saida_num_disco_cheio_nao_para_a_sincronizacao(par):
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert set(par.backup.devices()) == set(par.principal.devices())
     assert _execucoes_no_historico(par) == [("ok", 0)]
+
+
+# ---------------------------------------------------------------------------
+# main(argv) reentrante: cada chamada com o seu RunContext
+# ---------------------------------------------------------------------------
+
+def _sigterm_quando_o_tratador_estiver_ligado(limite: float = 20) -> threading.Thread:
+    """Uma thread que espera main() ligar o tratador de SIGTERM (StopSignals.handle) e então manda SIGTERM a
+    este processo: o tratador o recebe na thread principal, no meio da execução."""
+    original = signal.getsignal(signal.SIGTERM)
+
+    def mandar() -> None:
+        fim = time.monotonic() + limite
+        while time.monotonic() < fim:
+            tratador = signal.getsignal(signal.SIGTERM)
+            if tratador is not original and getattr(tratador, "__name__", "") == "handle":
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=mandar, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_duas_execucoes_no_mesmo_processo_nao_dividem_segredos_parada_nem_json(tmp_path):
+    """Uma execução com --json, uma senha e um SIGTERM no meio (código 143) não deixa nada para as seguintes
+    no mesmo processo: a senha dela não é mascarada na seguinte (não é um segredo desta), a seguinte não sai em
+    JSON e a demonstração depois dela não se dá por interrompida (a parada era da primeira)."""
+    senha = "senha-so-da-primeira-execucao"
+    with socket.create_server(("127.0.0.1", 0)) as mudo:  # aceita e nunca responde: a primeira fica no login
+        url = f"http://127.0.0.1:{mudo.getsockname()[1]}"
+        env = ambiente_limpo(SERVIDOR_PRINCIPAL=url, SERVIDOR_BACKUP=url.replace("127.0.0.1", "localhost"),
+                             ADMIN_USER="admin", ADMIN_PASSWORD=senha, SYNC_ESPERA_DESPERTAR="60",
+                             SYNC_TIMEOUT="2", DADOS_DIR=str(tmp_path / "dados"))
+        sinal = _sigterm_quando_o_tratador_estiver_ligado()
+        primeira = rodar_no_processo(["--json", "--permitir-http", "--sem-progresso"], env=env, cwd=tmp_path)
+        sinal.join(5)
+    assert primeira.codigo == sb.ExitCode.TERMINATED, saida(primeira)
+    assert json.loads(primeira.stdout)["codigo_saida"] == sb.ExitCode.TERMINATED
+
+    pasta = tmp_path / senha  # o caminho tem o texto da senha da primeira: a segunda não o conhece como segredo
+    segunda = rodar_no_processo(["historico"], env=ambiente_limpo(DADOS_DIR=str(pasta)), cwd=tmp_path)
+    assert segunda.codigo == sb.ExitCode.CONFIG, saida(segunda)
+    assert str(pasta) in segunda.stderr and "***" not in segunda.stderr, segunda.stderr
+    assert len(segunda.stderr.splitlines()) == 1, "nada da espera da primeira (já cancelada) na saída da segunda"
+    assert segunda.stdout == "", "a segunda não pediu --json"
+
+    demo = rodar_no_processo(["demo"], env=ambiente_limpo(DADOS_DIR=str(tmp_path / "d")), cwd=tmp_path)
+    assert demo.codigo == 0, saida(demo)
+    assert "SIGTERM" not in saida(demo) and "Escritas no backup durante a segunda execução: 0" in demo.stdout
+
+
+@pytest.mark.parametrize("args", [("--help",), ("verificar", "--help"), ("--json",), ("historico",), ("--xyz",),
+                                  ("--simular", "--principal", "ftp://x")])
+def test_execucao_no_processo_e_igual_a_um_python_novo(tmp_path, args):
+    """rodar_script roda main() no processo do pytest: mesma saída, mesma saída de erro e mesmo código que
+    `python sincronizar_bancos.py` num Python novo, com o mesmo ambiente e a mesma pasta."""
+    env = ambiente_limpo(DADOS_DIR=str(tmp_path / "dados"))
+    novo = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, cwd=tmp_path, capture_output=True,
+                          stdin=subprocess.DEVNULL, text=True, encoding="utf-8", timeout=60)
+    no_processo = rodar_no_processo(args, env=env, cwd=tmp_path)
+    assert (no_processo.codigo, no_processo.stdout, no_processo.stderr) == (novo.returncode, novo.stdout, novo.stderr)

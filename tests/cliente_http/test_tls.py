@@ -1,5 +1,5 @@
 """TLS de verdade: o servidor de referência falando https com certificados de uma CA descartável
-(trustme), e o script como processo filho. Cada problema de TLS que não se resolve repetindo
+(trustme), e o script de verdade (no processo do pytest, por main()). Cada problema de TLS que não se resolve repetindo
 (certificado não confiável, de outro nome, vencido; http e https trocados) sai com código 2 e a sua
 própria mensagem, sem novas tentativas e sem a senha ter saído da máquina; a verificação nunca é
 desligada; com SYNC_CA_BUNDLE, uma sincronização inteira por https funciona."""
@@ -13,7 +13,7 @@ import time
 import pytest
 import trustme
 
-from apoio import Par, conferir_convergencia, rodar_wrapper, saida, sem_traceback, semear_licencas
+from apoio import Par, conferir_convergencia, conferir_paridade, rodar_wrapper, saida, sem_traceback, semear_licencas
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +220,18 @@ def test_sync_ca_bundle_soma_a_ca_propria_as_autoridades_de_sempre(tmp_path, ca)
         assert r.codigo == 2 and par.backup.url in r.stderr and "não confiável" in r.stderr
     finally:
         par.parar()
+
+
+def test_ca_trocada_no_mesmo_arquivo_vale_na_execucao_seguinte(montar, ca, tmp_path):
+    """O vendedor corrige o arquivo de SYNC_CA_BUNDLE (mesmo caminho) e roda de novo no mesmo processo (os
+    testes rodam main() no processo): a execução seguinte relê o arquivo, não usa o contexto TLS da anterior."""
+    par = montar()
+    arquivo = tmp_path / "ca-do-vendedor.pem"
+    trustme.CA().cert_pem.write_to_path(str(arquivo))  # a CA errada primeiro
+    r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(arquivo))
+    assert r.codigo == 2 and "não confiável" in r.stderr, saida(r)[-3000:]
+    ca.cert_pem.write_to_path(str(arquivo))  # a certa, no mesmo arquivo
+    r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(arquivo))
+    sem_traceback(r)
+    assert r.codigo == 0, saida(r)[-3000:]
+    conferir_paridade(par.principal, par.backup)

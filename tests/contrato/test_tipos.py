@@ -492,3 +492,84 @@ def test_um_so_escritor_do_registro_da_execucao():
     assert usos == [("finish_pair", "finish"), ("last_run_json", "record_run"), ("start_pair", "start")]
     assert {"start", "finish"} <= {f.name for f in ast.walk(arvore) if isinstance(f, ast.ClassDef)
                                    and f.name == "RunRecord" for f in f.body if isinstance(f, ast.FunctionDef)}
+
+
+# --- Estado de uma execução: no RunContext, nunca no módulo --------------------------------------------------------
+
+# As únicas funções que trocam um nome do módulo: a referência ao contexto atual (criar o do processo no primeiro
+# uso; trocar e devolver o de uma chamada de main()).
+TROCAM_O_CONTEXTO = {"run_context", "using_run_context"}
+MUTACOES = {"append", "add", "update", "pop", "clear", "setdefault", "extend", "remove", "discard", "insert",
+            "popitem"}
+
+
+def _mudancas_de_nomes_do_modulo(texto: str) -> dict[str, set[str]]:
+    """Função → nomes do módulo que ela muda (global, item atribuído ou método que muda um dict/lista/set), e
+    atributos de classe mudados de fora (Classe.atributo[...] = / Classe.atributo.append(...))."""
+    arvore = ast.parse(texto)
+    do_modulo = {alvo.id for no in arvore.body if isinstance(no, (ast.Assign, ast.AnnAssign))
+                 for alvo in (no.targets if isinstance(no, ast.Assign) else [no.target]) if isinstance(alvo, ast.Name)}
+    classes = {no.name for no in arvore.body if isinstance(no, ast.ClassDef)}
+    achados: dict[str, set[str]] = {}
+    for funcao in ast.walk(arvore):
+        if not isinstance(funcao, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for no in ast.walk(funcao):
+            mudou = []
+            if isinstance(no, ast.Global):
+                mudou += no.names
+            alvos = (no.targets if isinstance(no, ast.Assign) else [no.target]
+                     if isinstance(no, (ast.AugAssign, ast.AnnAssign)) else [])
+            for alvo in alvos:
+                base = alvo.value if isinstance(alvo, (ast.Subscript, ast.Attribute)) else None
+                if isinstance(base, ast.Name) and isinstance(alvo, ast.Subscript) and base.id in do_modulo:
+                    mudou.append(base.id)
+                if isinstance(alvo, ast.Attribute) and isinstance(base, ast.Name) and base.id in classes:
+                    mudou.append(f"{base.id}.{alvo.attr}")
+                if (isinstance(alvo, ast.Subscript) and isinstance(base, ast.Attribute)
+                        and isinstance(base.value, ast.Name) and base.value.id in classes):
+                    mudou.append(f"{base.value.id}.{base.attr}")
+            if isinstance(no, ast.Call) and isinstance(no.func, ast.Attribute) and no.func.attr in MUTACOES:
+                dono = no.func.value
+                if isinstance(dono, ast.Name) and dono.id in do_modulo:
+                    mudou.append(dono.id)
+                if isinstance(dono, ast.Attribute) and isinstance(dono.value, ast.Name) and dono.value.id in classes:
+                    mudou.append(f"{dono.value.id}.{dono.attr}")
+            if mudou:
+                achados.setdefault(funcao.name, set()).update(mudou)
+    return achados
+
+
+def test_nada_de_uma_execucao_mora_no_modulo():
+    """Segredos, sinais de parada, --json e o login entregue são do RunContext de cada main(): nenhuma função
+    muda um nome do módulo ou um atributo de classe, fora a troca do contexto atual."""
+    achados = _mudancas_de_nomes_do_modulo(TEXTO_DO_SCRIPT)
+    assert set(achados) == TROCAM_O_CONTEXTO, achados
+    assert all(nomes == {"_current_run"} for nomes in achados.values()), achados
+
+
+def test_varredura_pega_estado_no_modulo_e_em_atributo_de_classe():
+    texto = ("SEGREDOS = set()\nUSADO = {}\nclass Cliente:\n    entregue = {}\n"
+             "def a(x):\n    SEGREDOS.add(x)\n"
+             "def b(k):\n    Cliente.entregue[k] = 1\n"
+             "def c():\n    global USADO\n    USADO = {}\n"
+             "def d():\n    local = {}\n    local.update(a=1)\n    return dict(USADO)\n")
+    assert _mudancas_de_nomes_do_modulo(texto) == {"a": {"SEGREDOS"}, "b": {"Cliente.entregue"}, "c": {"USADO"}}
+
+
+def test_as_threads_da_execucao_veem_o_contexto_dela_e_ele_sai_com_ela():
+    """O executor e as leituras em paralelo rodam em threads de um ThreadPoolExecutor: elas veem o contexto da
+    execução (a referência é do módulo; um contextvars não passaria sozinho para elas). Ao sair, volta o de fora,
+    sem nada do de dentro."""
+    import concurrent.futures
+
+    fora = sb.run_context()
+    dentro = sb.RunContext()
+    with sb.using_run_context(dentro):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            vistos = list(pool.map(lambda _: sb.run_context(), range(16)))
+        dentro.secrets.add("segredo-so-de-dentro")
+        dentro.stop.event.set()
+    assert all(visto is dentro for visto in vistos)
+    assert sb.run_context() is fora
+    assert fora.secrets.mask("segredo-so-de-dentro") == "segredo-so-de-dentro" and not fora.stop.requested

@@ -891,7 +891,9 @@ def test_demo_roda_sozinha_e_a_segunda_execucao_nao_escreve(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SERVIDOR_", "ADMIN_", "PRINCIPAL_", "BACKUP_", "SYNC_", "DADOS_DIR"))}
     env["PYTHONIOENCODING"] = "utf-8"
-    r = rodar_script("demo", env=env, cwd=tmp_path, timeout=60)
+    # processo=True: a demonstração como o usuário a roda, num Python novo (ela carrega o servidor de referência
+    # pelo caminho, e no processo do pytest ele já está importado)
+    r = rodar_script("demo", env=env, cwd=tmp_path, timeout=60, processo=True)
     assert r.codigo == 0, r.stdout + r.stderr
     assert "Escritas no backup durante a segunda execução: 0" in r.stdout
     assert "DIFERENTE" not in r.stdout
