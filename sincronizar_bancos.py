@@ -2008,6 +2008,7 @@ class ApiClient:
         self.server = server
         self.config = config
         self.cancel = threading.Event()
+        self.context = run_context()  # a execução dona deste cliente (main() seguinte no mesmo processo: outra)
         self.listings: dict[str, list[Any]] = {}
         self.routes: dict[ActionKind, bool | None] = {}  # rotas de escrita sondadas (Executor.missing_routes)
         self.token: str | None = None
@@ -2152,12 +2153,17 @@ class ApiClient:
 
     _explained: bool  # já explicou a espera nesta chamada de _wake_loop (que o zera)
 
+    def abandoned(self) -> bool:
+        """A espera deste cliente não interessa mais: foi cancelada (Ctrl+C/SIGTERM, outro servidor com erro de
+        configuração) ou a execução que o criou já terminou (outra chamada de main() no mesmo processo)."""
+        return self.cancel.is_set() or run_context() is not self.context
+
     def _explain_wait(self, answer: str, refused: bool) -> None:
         """Uma linha (stderr), na primeira resposta ruim, dizendo por que e até quando a ferramenta espera. Uma
         espera já cancelada (Ctrl+C/SIGTERM ou outro servidor com erro de configuração) não se explica: ela
         termina na volta seguinte do laço, e a execução que a pediu pode já ter terminado (main() seguinte
         no mesmo processo)."""
-        if self._explained or self.cancel.is_set():
+        if self._explained or self.abandoned():
             return
         self._explained = True
         if refused:
@@ -2187,7 +2193,7 @@ class ApiClient:
                     f"{self.server.label} não respondeu a /health em {self.config.wake_wait:.0f} s "
                     f"({last_error})."
                 )
-            if self.cancel.is_set():
+            if self.abandoned():
                 raise ApiError(f"{self.server.label}: espera interrompida (outro servidor com erro de configuração).")
             try:
                 sent = time.monotonic()
