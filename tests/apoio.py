@@ -35,6 +35,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ __all__ = [
     "conferir_paridade", "convergir", "diferentes_no_oraculo", "enviar", "get", "guardar_tokens", "hoje_utc",
     "ler_credenciais", "licencas_cruas", "listar", "login_http", "pingar", "rodar_cronometrado", "rodar_script",
     "saida", "sem_traceback", "semear_iguais", "semear_licencas", "semear_usuarios", "sessao_admin", "so_escritas",
-    "utc", "vereditos", "Vigiar", "esperar", "ctrl_c_no_padrao",
+    "utc", "vereditos", "Vigiar", "contexto_tls", "esperar", "ctrl_c_no_padrao",
 ]
 
 # ---------------------------------------------------------------------------
@@ -397,6 +398,13 @@ def ctrl_c_no_padrao() -> dict:
     KeyboardInterrupt e o Ctrl+C do teste não faria nada (o teste esperaria até o limite). Só em POSIX (no
     Windows não se manda SIGINT a um filho). O preexec_fn só troca um sinal entre o fork e o exec."""
     return {"preexec_fn": _sigint_no_padrao} if os.name == "posix" else {}
+
+
+def contexto_tls(certificado) -> ssl.SSLContext:
+    """O contexto de servidor https de um certificado do trustme (para Par(tls_principal=..., tls_backup=...))."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificado.configure_cert(ctx)
+    return ctx
 
 
 def esperar(condicao, limite: float, passo: float = 0.1) -> float:

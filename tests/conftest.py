@@ -11,18 +11,21 @@ da sessão roda em cada trabalhador e varre exatamente o que ELE imprimiu e grav
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 
 import pytest
+import trustme
 
 PASTA_TESTES = str(Path(__file__).resolve().parent)
 if PASTA_TESTES not in sys.path:
     sys.path.insert(0, PASTA_TESTES)
 
 from apoio import (ARTEFATOS, EXECUCOES, LOG_SAIDAS, RAIZ, SCRIPT, SEGREDOS_USADOS, TOKENS_VISTOS,  # noqa: E402
-                   TRABALHADOR, ZIGOTO, Execucao, Par, compilar_script, rodar_script)
+                   TRABALHADOR, ZIGOTO, Execucao, Par, compilar_script, contexto_tls, rodar_script,
+                   semear_licencas)
 
 __all__ = ["ARTEFATOS", "RAIZ", "SCRIPT", "SEGREDOS_USADOS", "Execucao", "Par", "rodar_script"]
 
@@ -74,3 +77,38 @@ def varredura_de_segredos_da_sessao(tmp_path_factory):
     (ARTEFATOS / f"execucoes.{TRABALHADOR}.json").write_text(json.dumps(EXECUCOES), encoding="utf-8")
     achados, _varridos, _texto = varrer(tmp_path_factory.getbasetemp(), 0, TOKENS_VISTOS)
     assert not achados, "varredura de segredos da sessão: segredos encontrados:\n" + "\n".join(achados)
+
+
+# TLS de verdade (CA descartável do trustme): usados por cliente_http/test_tls.py e historico/
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """CA descartável; o .pem dela fica num arquivo para SYNC_CA_BUNDLE."""
+    autoridade = trustme.CA()
+    arquivo = tmp_path_factory.mktemp("ca") / "minha-ca.pem"
+    autoridade.cert_pem.write_to_path(str(arquivo))
+    autoridade.arquivo = arquivo
+    return autoridade
+
+
+@pytest.fixture
+def certificados(ca):
+    return {
+        "bom": contexto_tls(ca.issue_cert("127.0.0.1", "localhost")),
+        "outro_nome": contexto_tls(ca.issue_cert("licencas.outro-nome.test")),
+        "vencido": contexto_tls(ca.issue_cert("127.0.0.1", not_after=dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc))),
+        "autoassinado": contexto_tls(trustme.CA().issue_cert("127.0.0.1")),  # de uma CA que ninguém conhece
+    }
+
+
+@pytest.fixture
+def montar(tmp_path, certificados):
+    pares = []
+
+    def _montar(backup="bom", principal="bom"):
+        par = Par(tmp_path, tls_principal=certificados[principal], tls_backup=certificados[backup])
+        pares.append(par)
+        semear_licencas(par.principal, 6)
+        return par
+    yield _montar
+    for par in pares:
+        par.parar()  # anota os tokens emitidos

@@ -6,54 +6,12 @@ desligada; com SYNC_CA_BUNDLE, uma sincronização inteira por https funciona.""
 
 from __future__ import annotations
 
-import datetime as dt
-import ssl
 import time
 
-import pytest
 import trustme
 
-from apoio import Par, conferir_convergencia, conferir_paridade, rodar_wrapper, saida, sem_traceback, semear_licencas
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    """CA descartável; o .pem dela fica num arquivo para SYNC_CA_BUNDLE."""
-    autoridade = trustme.CA()
-    arquivo = tmp_path_factory.mktemp("ca") / "minha-ca.pem"
-    autoridade.cert_pem.write_to_path(str(arquivo))
-    autoridade.arquivo = arquivo
-    return autoridade
-
-
-def contexto(certificado) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificado.configure_cert(ctx)
-    return ctx
-
-
-@pytest.fixture
-def certificados(ca):
-    return {
-        "bom": contexto(ca.issue_cert("127.0.0.1", "localhost")),
-        "outro_nome": contexto(ca.issue_cert("licencas.outro-nome.test")),
-        "vencido": contexto(ca.issue_cert("127.0.0.1", not_after=dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc))),
-        "autoassinado": contexto(trustme.CA().issue_cert("127.0.0.1")),  # de uma CA que ninguém conhece
-    }
-
-
-@pytest.fixture
-def montar(tmp_path, certificados):
-    pares = []
-
-    def _montar(backup="bom", principal="bom"):
-        par = Par(tmp_path, tls_principal=certificados[principal], tls_backup=certificados[backup])
-        pares.append(par)
-        semear_licencas(par.principal, 6)
-        return par
-    yield _montar
-    for par in pares:
-        par.parar()  # anota os tokens emitidos
+from apoio import (Par, conferir_convergencia, conferir_paridade, contexto_tls, rodar_wrapper, saida,
+                   sem_traceback, semear_licencas)
 
 
 def _requisicoes(srv) -> int:
@@ -206,8 +164,8 @@ def test_sync_ca_bundle_soma_a_ca_propria_as_autoridades_de_sempre(tmp_path, ca)
     publica = trustme.CA()
     arquivo_publica = tmp_path / "autoridades-de-sempre.pem"
     publica.cert_pem.write_to_path(str(arquivo_publica))
-    par = Par(tmp_path, tls_principal=contexto(publica.issue_cert("127.0.0.1")),
-              tls_backup=contexto(ca.issue_cert("127.0.0.1")))
+    par = Par(tmp_path, tls_principal=contexto_tls(publica.issue_cert("127.0.0.1")),
+              tls_backup=contexto_tls(ca.issue_cert("127.0.0.1")))
     try:
         semear_licencas(par.principal, 4)
         r = par.rodar("--sem-progresso", SYNC_CA_BUNDLE=str(ca.arquivo), REQUESTS_CA_BUNDLE=str(arquivo_publica))

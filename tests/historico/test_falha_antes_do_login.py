@@ -9,7 +9,6 @@ import sqlite3
 import pytest
 
 from apoio import abrir_painel, get
-from cliente_http.test_tls import ca, certificados, montar  # noqa: F401 (fixtures do TLS de verdade, de outra pasta)
 
 
 def status(url: str) -> tuple[int, dict]:
@@ -112,7 +111,7 @@ def test_simulacao_com_senha_errada_nao_grava_nada(par):
     assert not (par.dados / "historico.sqlite3").exists() and not (par.dados / "ultima_execucao.json").exists()
 
 
-def test_certificado_tls_recusado_fica_no_historico(montar, ca):  # noqa: F811 (fixtures de cliente_http/test_tls.py)
+def test_certificado_tls_recusado_fica_no_historico(montar, ca):  # fixtures do TLS: tests/conftest.py
     par = montar(backup="autoassinado")
     ambiente = par.ambiente(SYNC_CA_BUNDLE=str(ca.arquivo))
     r = par.rodar(env=ambiente)
