@@ -1,4 +1,4 @@
-"""Configuração e cliente HTTP, de ponta a ponta (o script como processo filho, servidores reais em
+"""Configuração e cliente HTTP, de ponta a ponta (o script por main() no processo do pytest, servidores reais em
 127.0.0.1): máscara de segredos por lugar, .env lido ao pé da letra, os prazos de cada requisição
 (SYNC_TIMEOUT é o silêncio máximo; o prazo da resposta inteira cresce com o que chega, a um mínimo de
 5 KB/s em média: uma listagem grande num link lento termina, o conta-gotas não), o mesmo servidor

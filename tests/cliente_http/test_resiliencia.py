@@ -1,8 +1,8 @@
 """Resiliência: rede ruim, host dormindo, 401 no meio, trava, kill -9, http:// e CA.
 
-Tudo com servidores de referência reais (portas efêmeras em 127.0.0.1) e a ferramenta
-rodando como processo filho, do jeito que o agendador a roda. A conferência final é
-sempre feita direto nos servidores (apoio.conferir_convergencia).
+Tudo com servidores de referência reais (portas efêmeras em 127.0.0.1) e a ferramenta rodando por
+main() no processo do pytest (o kill -9, num processo filho, como o agendador a roda). A conferência
+final é sempre feita direto nos servidores (apoio.conferir_convergencia).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Rota de falha dos clientes: a lista de GET /servers de cada servidor × os servidores que a
-ferramenta mantém sincronizados. Servidores de referência reais e o script como processo filho."""
+ferramenta mantém sincronizados. Servidores de referência reais e o script por main() no processo do pytest."""
 
 from __future__ import annotations
 

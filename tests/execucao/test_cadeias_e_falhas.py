@@ -1,6 +1,6 @@
 """Cadeias de escrita que falham no meio: nenhuma deixa um backup liberando o que o principal nega.
 
-De ponta a ponta (script como processo filho, servidores de referência reais). O veredito é sempre o do
+De ponta a ponta (o script por main() no processo do pytest, servidores de referência reais). O veredito é sempre o do
 próprio servidor (`ServidorReferencia.veredito`, o oráculo de /verify), nunca o modelo da ferramenta.
 Casos: bloqueio que falha depois da criação (500 sempre), "database is locked" que passa repetido,
 500 na n-ésima escrita, token revogado (novo login aceito ou recusado, inclusive entre criar e bloquear),

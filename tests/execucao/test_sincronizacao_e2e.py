@@ -1,7 +1,7 @@
 """Testes de ponta a ponta de sincronizar_bancos.py.
 
 Cada teste sobe servidores de referência reais (HTTP em 127.0.0.1, portas efêmeras),
-roda o script como processo filho (como o usuário faria, sem mock de requests) e confere
+roda o script por main(argv) no processo do pytest (sem mock de requests) e confere
 o resultado DIRETO no banco dos servidores (devices(), users(), counts, requests_log).
 
 O veredito (liberada/negada) vem do oráculo do servidor de referência (`ServidorReferencia.veredito`, os

@@ -3,7 +3,7 @@
 Histórico (com a auditoria), estado e diário de um par que não se consegue ler são guardados com a
 data no nome (ARQUIVO.danificado-AAAAMMDDTHHMMSS), um novo é iniciado, a execução segue e grava nos
 servidores, o aviso (uma vez) diz o nome do arquivo guardado, e o código de saída é 1. Tudo com o
-script como processo filho e servidores de referência reais."""
+script por main() no processo do pytest e servidores de referência reais."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A primeira hora de um vendedor novo: mensagens que dizem a causa real e o conserto exato, com as URLs
-dele. Script como processo filho, servidores de referência reais."""
+dele. Script por main() no processo do pytest, servidores de referência reais."""
 
 from __future__ import annotations
 
