@@ -1,8 +1,8 @@
 """O modo bidirecional nunca estraga o principal: backup restaurado de uma cópia antiga, backup zerado,
 --forcar, bloqueio feito no principal durante a execução e contagens por lado.
 
-Servidores de referência reais e o script de verdade (main() no processo do pytest). O que vale é o que está NOS SERVIDORES
-depois: os registros do principal (devices()) e o veredito do oráculo do servidor de referência.
+Servidores de referência reais e o script por main() no processo do pytest. O que vale é o que está
+NOS SERVIDORES depois: os registros do principal (devices()) e o veredito do oráculo do servidor de referência.
 """
 
 from __future__ import annotations
