@@ -223,6 +223,7 @@ __all__ = [
     # segredos e configuração (o invólucro lê as configurações com estas mesmas funções)
     "Secrets", "ConfigError", "ServerConfig", "Config", "settings_reader", "build_config", "SETTINGS",
     "RunContext", "run_context", "using_run_context",  # o estado de uma execução (um por chamada de main())
+    "SECRETS",  # só repassa à máscara da execução atual: para o invólucro de antes da interface 2
     "SETTING", "Setting", "SettingKind", "SECRET_SETTINGS", "setting_value", "parse_number", "translate_argparse",
     "resolve_data_dir", "normalize_url", "build_parser", "Command", "COMMANDS", "OptionError", "LockBusy",
     "visible_text", "terminal_text",  # texto à vista (o invólucro usa visible_text no log e na saída)
@@ -721,7 +722,23 @@ def using_run_context(context: RunContext) -> Iterator[RunContext]:
         yield context
     finally:
         with _current_run_lock:
-            _current_run = previous
+            if _current_run is context:  # outra execução que começou depois (outra thread) segue atual
+                _current_run = previous
+
+
+class _CurrentSecrets:
+    """SECRETS: só repassa add/mask à máscara do contexto atual (não guarda nada). Existe para um invólucro de
+    antes da interface 2 (atualização pela metade): o aviso dele ainda chama sb.SECRETS.add antes de dizer
+    qual arquivo atualizar. O código novo usa mask()/add_secret()."""
+
+    def add(self, value: Any) -> None:
+        run_context().secrets.add(value)
+
+    def mask(self, text: Any) -> str:
+        return run_context().secrets.mask(text)
+
+
+SECRETS = _CurrentSecrets()
 
 
 def mask(text: Any) -> str:
@@ -989,6 +1006,10 @@ class Config:
     restore_from: str | None = None  # restaurar --de URL (padrão: o primeiro backup)
     accept_unknown: tuple[str, ...] = ()  # --aceitar-backup-desconhecido URL: backups que o vendedor garante serem seus
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # rota de falha: {apelido: servidor}
+
+    def paced(self, policy: Backoff) -> Backoff:
+        """A política de novas tentativas no passo desta execução (`backoff`; os testes a encurtam)."""
+        return policy.scaled(self.backoff / SHORT_WAIT_UNIT)
 
 
 def normalize_url(url: str) -> str:
@@ -1588,7 +1609,7 @@ class NoRetryOnTlsProblem(Retry):
                     allowed_methods=None,  # todas as escritas que fazemos podem ser repetidas com segurança
                     respect_retry_after_header=True, retry_after_max=RETRY_AFTER_MAX,
                     raise_on_status=False, raise_on_redirect=False)
-        retry.policy = HTTP_BACKOFF.scaled(config.backoff / SHORT_WAIT_UNIT)
+        retry.policy = config.paced(HTTP_BACKOFF)
         return retry
 
     def new(self, **kw: Any) -> NoRetryOnTlsProblem:  # o urllib3 copia o Retry a cada tentativa: a política vai junto
@@ -2097,7 +2118,7 @@ class ApiClient:
             # Resposta 2xx ilegível (cortada no meio): repete; todas as nossas
             # requisições podem ser repetidas com segurança.
             retried = True
-            time.sleep(UNREADABLE_BACKOFF.scaled(self.config.backoff / SHORT_WAIT_UNIT).delay(attempt + 1))
+            time.sleep(self.config.paced(UNREADABLE_BACKOFF).delay(attempt + 1))
         raise AssertionError("inalcançável")
 
     def request(self, method: str, path: str, payload: Any = None) -> Response:
@@ -4924,7 +4945,7 @@ class Executor:
     def _write(self, method: str, path: str, payload: Any = None) -> Response:
         """Uma escrita idempotente, repetida em HTTP 500 / "database is locked" (WRITE_RETRIES vezes, WRITE_BACKOFF)."""
         resp = self.client.request(method, path, payload)
-        backoff = WRITE_BACKOFF.scaled(self.config.backoff / SHORT_WAIT_UNIT)
+        backoff = self.config.paced(WRITE_BACKOFF)
         for retry in range(1, WRITE_RETRIES + 1):
             if not transient_failure(resp) or self._stopping.is_set():
                 break
@@ -9563,6 +9584,7 @@ class PanelServer(http.server.HTTPServer):
                  idle: float = PANEL_IDLE_TIMEOUT, max_waiting: int = PANEL_MAX_WAITING):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.request_queue_size = max_waiting  # antes do listen (em super().__init__)
         super().__init__(address, handler)
         self.idle, self.max_waiting = idle, max_waiting
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="painel")
@@ -10012,17 +10034,21 @@ class _CommandLine(_Parser):
                                     default=argparse.SUPPRESS)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        parsed, extras, _ = self._parse(args, namespace)
+        """Sem recusar a opção de outro comando (ela volta lida, ou em `extras`): o invólucro só quer achar
+        --env e --dados-dir na linha do filho; quem recusa é o próprio filho, com a mensagem dele."""
+        parsed, extras, _ = self._parse(args, namespace, strict=False)
         return parsed, extras
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
-        parsed, extras, owner = self._parse(args, namespace)
+        parsed, extras, owner = self._parse(args, namespace, strict=True)
         if extras:
             owner.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
 
-    def _parse(self, args: Any, namespace: Any) -> tuple[argparse.Namespace, list[str], argparse.ArgumentParser]:
-        """(opções, o que sobrou, o analisador de quem é o erro: o do comando dado, ou este sem comando)."""
+    def _parse(self, args: Any, namespace: Any,
+               strict: bool) -> tuple[argparse.Namespace, list[str], argparse.ArgumentParser]:
+        """(opções, o que sobrou, o analisador de quem é o erro: o do comando dado, ou este sem comando);
+        `strict`: a opção de outro comando é recusada (código 2)."""
         parsed, extras = super().parse_known_args(args, namespace)
         given: dict[str, Any] = parsed.__dict__
         name = given.pop("comando", None)
@@ -10031,11 +10057,11 @@ class _CommandLine(_Parser):
         if given.pop("ajuda", False):  # `--help verificar`: a ajuda do comando, como `verificar --help`
             owner.print_help()
             self.exit(0)
-        for option in self.options:
+        for option in self.options if strict else ():
             if option_dest(option) in given and option not in COMMANDS[command].options:
                 self.refuse(owner, command, option)
         foreign = next((e.split("=", 1)[0] for e in extras if e.split("=", 1)[0] in self.options), None)
-        if foreign:
+        if foreign and strict:
             self.refuse(owner, command, foreign)
         for option, spec in self.options.items():
             given.setdefault(option_dest(option), option_default(spec))

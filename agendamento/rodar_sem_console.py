@@ -112,7 +112,8 @@ def rodar_no_log(argumentos: list[str]) -> int:
     saida, erros = _LinhasParaRegistro(registro, erro=False), _LinhasParaRegistro(registro, erro=True)
     sys.stdout, sys.stderr = saida, erros
     try:
-        codigo = sa.sb.main(argumentos)
+        # a máscara da execução é a do invólucro (a que o log usa), também para o que sair depois dela
+        codigo = sa.sb.main(argumentos, context=sa.sb.RunContext(secrets=sa.mascara_do_script()))
     except SystemExit as fim:  # erro de uso do argparse (código 2) e saídas diretas
         codigo = _codigo_de(fim)
     except KeyboardInterrupt:

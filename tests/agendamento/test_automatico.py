@@ -629,6 +629,12 @@ def test_informar_mostra_pasta_log_e_codigos_em_json_ascii(tmp_path):
                                                                         "verificar"]):  # antes ou depois do comando
         r = rodar(projeto, "--informar", "--", *filho)
         assert Path(json.loads(r.saida)["pasta_dados"]) == tmp_path / "apos", filho
+    # uma opção de outro comando na linha do filho (ele a recusa com código 2, sem repetir) não faz o invólucro
+    # esquecer a pasta de dados: o log e o aviso dessa recusa vão para a pasta que o vendedor escolheu
+    for filho in (["--dados-dir", str(tmp_path / "mista"), "verificar", "--paralelo", "2"],
+                  ["historico", "--dados-dir", str(tmp_path / "mista"), "--timeout", "5"]):
+        r = rodar(projeto, "--informar", "--", *filho)
+        assert Path(json.loads(r.saida)["pasta_dados"]) == tmp_path / "mista", filho
 
 
 @pytest.mark.timeout(120)

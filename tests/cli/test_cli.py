@@ -333,14 +333,15 @@ def test_saida_num_disco_cheio_nao_para_a_sincronizacao(par):
 # main(argv) reentrante: cada chamada com o seu RunContext
 # ---------------------------------------------------------------------------
 
-def _sigterm_quando_o_tratador_estiver_ligado(limite: float = 20) -> threading.Thread:
+def _sigterm_quando_o_tratador_estiver_ligado(parar: threading.Event, limite: float = 20) -> threading.Thread:
     """Uma thread que espera main() ligar o tratador de SIGTERM (StopSignals.handle) e então manda SIGTERM a
-    este processo: o tratador o recebe na thread principal, no meio da execução."""
+    este processo: o tratador o recebe na thread principal, no meio da execução. `parar` a encerra (o teste
+    acabou sem o tratador ligado: ela não pode sobrar para a execução de outro teste neste processo)."""
     original = signal.getsignal(signal.SIGTERM)
 
     def mandar() -> None:
         fim = time.monotonic() + limite
-        while time.monotonic() < fim:
+        while time.monotonic() < fim and not parar.is_set():
             tratador = signal.getsignal(signal.SIGTERM)
             if tratador is not original and getattr(tratador, "__name__", "") == "handle":
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -362,9 +363,13 @@ def test_duas_execucoes_no_mesmo_processo_nao_dividem_segredos_parada_nem_json(t
         env = ambiente_limpo(SERVIDOR_PRINCIPAL=url, SERVIDOR_BACKUP=url.replace("127.0.0.1", "localhost"),
                              ADMIN_USER="admin", ADMIN_PASSWORD=senha, SYNC_ESPERA_DESPERTAR="60",
                              SYNC_TIMEOUT="2", DADOS_DIR=str(tmp_path / "dados"))
-        sinal = _sigterm_quando_o_tratador_estiver_ligado()
-        primeira = rodar_no_processo(["--json", "--permitir-http", "--sem-progresso"], env=env, cwd=tmp_path)
-        sinal.join(5)
+        parar = threading.Event()
+        sinal = _sigterm_quando_o_tratador_estiver_ligado(parar)
+        try:
+            primeira = rodar_no_processo(["--json", "--permitir-http", "--sem-progresso"], env=env, cwd=tmp_path)
+        finally:
+            parar.set()
+            sinal.join(5)
     assert primeira.codigo == sb.ExitCode.TERMINATED, saida(primeira)
     assert json.loads(primeira.stdout)["codigo_saida"] == sb.ExitCode.TERMINATED
 

@@ -573,3 +573,18 @@ def test_as_threads_da_execucao_veem_o_contexto_dela_e_ele_sai_com_ela():
     assert all(visto is dentro for visto in vistos)
     assert sb.run_context() is fora
     assert fora.secrets.mask("segredo-so-de-dentro") == "segredo-so-de-dentro" and not fora.stop.requested
+
+
+def test_invólucro_de_antes_da_interface_2_ainda_mascara_por_sb_secrets():
+    """Numa atualização pela metade (invólucro antigo, script novo), o aviso do invólucro chama sb.SECRETS.add e
+    .mask antes de dizer qual arquivo atualizar: SECRETS continua existindo, sem estado próprio, repassando à
+    máscara da execução atual (antes, AttributeError, e o invólucro antigo perdia a pasta de dados e o webhook)."""
+    import sincronizar_bancos as sb
+
+    contexto = sb.RunContext()
+    with sb.using_run_context(contexto):
+        sb.SECRETS.add("segredo-do-invólucro-antigo")
+        assert sb.SECRETS.mask("x segredo-do-invólucro-antigo y") == "x *** y"
+        assert contexto.secrets.mask("segredo-do-invólucro-antigo") == "***"
+    assert "segredo-do-invólucro-antigo" in sb.SECRETS.mask("segredo-do-invólucro-antigo")  # só daquela execução
+
