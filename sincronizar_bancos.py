@@ -731,29 +731,25 @@ class _CurrentSecrets:
     antes da interface 2 (atualização pela metade): o aviso dele ainda chama sb.SECRETS.add antes de dizer
     qual arquivo atualizar. O código novo usa mask()/add_secret()."""
 
-    def add(self, value: Any) -> None:
-        run_context().secrets.add(value)
+    def add(self, value: str | None) -> None:
+        add_secret(value)
 
     def mask(self, text: Any) -> str:
-        return run_context().secrets.mask(text)
+        return mask(text)
 
 
 SECRETS = _CurrentSecrets()
 
 
 def mask(text: Any) -> str:
-    """Texto livre sem os segredos desta execução (Secrets.mask do contexto atual)."""
+    """Texto livre (mensagens de erro, textos vindos do servidor) sem os segredos desta execução (Secrets.mask
+    do contexto atual)."""
     return run_context().secrets.mask(text)
 
 
 def add_secret(value: str | None) -> None:
     """Uma senha ou um token a mais para a máscara desta execução (Secrets.add do contexto atual)."""
     run_context().secrets.add(value)
-
-
-def mask_free_text(text: Any) -> str:
-    """Texto livre sem segredos (mensagens de erro, textos vindos do servidor)."""
-    return mask(text)
 
 
 # Caracteres que mexem no terminal em vez de aparecer: controles C0 (ESC, BEL, quebra de linha...), DEL,
@@ -1589,7 +1585,7 @@ def tls_error(server: ServerConfig, kind: str, detail: str = "", ca_bundle: str 
     if ca_bundle and kind in ("nao_confiavel", "recusado"):
         note = f" (nem a CA de {ca_bundle} reconhece este certificado)"
     advice = advice.format(host=host, env=env_name(server), arquivo=ca_bundle or "",
-                           detalhe=mask_free_text(detail[:200]) or summary)
+                           detalhe=mask(detail[:200]) or summary)
     return TlsError(f"{server.label}: {summary}{note}: {advice}")
 
 
@@ -2381,7 +2377,7 @@ def health_verdict(resp: Any) -> tuple[HealthVerdict, str]:
         return HealthVerdict.WAIT, f"HTTP {status} com página de espera do host"
     if body is not None:
         return HealthVerdict.OTHER, describe_answer(status, "json",
-                                                    f" que não é o da API ({mask_free_text(resp.text[:80])!r})")
+                                                    f" que não é o da API ({mask(resp.text[:80])!r})")
     return HealthVerdict.OTHER, describe_answer(status, kind)
 
 
@@ -2488,7 +2484,7 @@ def foreign_backup_error(found: str, d: "Direction") -> str:
 def _api_error(resp: Response) -> str | None:
     """Mensagem de erro do servidor (texto livre: mascarada aqui, onde nasce)."""
     message = resp.body.get("error") if isinstance(resp.body, dict) else None
-    return None if message is None else mask_free_text(message)
+    return None if message is None else mask(message)
 
 
 def _status_text(resp: Response) -> str:
@@ -5784,7 +5780,7 @@ def load_state(data_dir: str, primary_url: str, backup_url: str,
             raw = json.load(handle)
         return _state_from_json(raw, primary_url, backup_url), None
     except Exception as exc:  # noqa: BLE001 - conteúdo inesperado é "danificado", nunca um erro da execução
-        reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
+        reason = f"{exc.__class__.__name__}: {mask(str(exc)[:120])}"
     then = "este par seguiu sem estado salvo, como numa primeira sincronização"
     if not set_aside:
         return None, f"estado do par {path} danificado ({reason}): {then}."
@@ -5971,7 +5967,7 @@ def load_journal_checked(data_dir: str, primary_url: str, backup_url: str,
         entries = {k: journal_entry(v) for k, v in raw.items()}
         return {k: e for k, e in entries.items() if e is not None}, None
     except Exception as exc:  # noqa: BLE001 - qualquer conteúdo inesperado é "danificado"
-        reason = f"{exc.__class__.__name__}: {mask_free_text(str(exc)[:120])}"
+        reason = f"{exc.__class__.__name__}: {mask(str(exc)[:120])}"
     then = "este par seguiu sem ele (escritas interrompidas numa execução anterior não são retomadas por ele)"
     if not set_aside:
         return {}, f"diário do par {path} danificado ({reason}): {then}."
@@ -8030,7 +8026,7 @@ def record_failure(args: argparse.Namespace, message: str, code: ExitCode) -> No
     except (LockBusy, ConfigError, OSError):
         return  # outra execução em andamento registra a dela
     try:
-        _record_failure(args, data_dir, pairs, mask_free_text(message), code)
+        _record_failure(args, data_dir, pairs, mask(message), code)
     except Exception as exc:  # noqa: BLE001 - registrar é o melhor possível; nunca um traceback por cima do erro
         sys.stderr.write(terminal_text(f"   ⚠️  a falha não pôde ser registrada em {data_dir} "
                                        f"({exc.__class__.__name__}); o painel não a mostra.") + "\n")
@@ -9054,7 +9050,7 @@ def unrecorded_failure(history: History) -> dict[str, Any] | None:
     if last is None or last.recorded is not False or not last.code:
         return None
     return {"fim": last.ended, "codigo_saida": last.code,
-            "erro": mask_free_text(last.first_error or last.message or "")}
+            "erro": mask(last.first_error or last.message or "")}
 
 
 def status_document(history: History, max_delay_min: float,
@@ -9788,11 +9784,14 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super().add_usage(usage, actions, groups, prefix="uso: ")
 
 
+PROG = "sincronizar_bancos.py"
+
+
 class OptionError(Exception):
     """Opção de linha de comando inválida (código 2); a mensagem já está em português. `prog`: de quem é a
     opção ("sincronizar_bancos.py" ou "sincronizar_bancos.py historico"), para a mensagem indicar a ajuda certa."""
 
-    def __init__(self, message: str, prog: str = "sincronizar_bancos.py"):
+    def __init__(self, message: str, prog: str = PROG):
         super().__init__(message)
         self.prog = prog
 
@@ -9831,9 +9830,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise OptionError(translate_argparse(message), self.prog)
-
-
-PROG = "sincronizar_bancos.py"
 
 
 class Command(TextEnum):
@@ -10314,7 +10310,7 @@ def error_document(code: int, message: str, meaning: str | None = None, **extra:
     """Documento --json de uma execução que parou antes de sincronizar (sempre um JSON no stdout)."""
     return {"versao": 1, "ferramenta": f"sincronizar_bancos {VERSAO}", "codigo_saida": code,
             "significado": meaning or ExitCode.meaning_of(code),
-            "erro": mask_free_text(message), **extra}
+            "erro": mask(message), **extra}
 
 
 def fail(message: str | list[str], code: int, json_mode: bool | None = None, meaning: str | None = None,
