@@ -3139,27 +3139,33 @@ def stored_text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def stored_texts(value: Any) -> tuple[str, ...]:
+    """Uma lista de textos lida de um arquivo nosso: só os itens que são texto; campo que não é lista: ()."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
+def stored_objects(value: Any) -> list[dict[str, Any]]:
+    """Uma lista de objetos lida de um arquivo nosso: só os itens que são objeto; campo que não é lista: []."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def stored_failover(doc: Any) -> StoredFailover | None:
     """A ÚNICA leitura da rota de falha gravada (chamada por HistoryRow.from_columns). Linha de antes da rota
     de falha (ou de restaurar): None. Campo danificado (tipo errado, item que não é objeto): o padrão dele —
     nunca "grave" por engano nem exceção no painel; um registro que nem é objeto vale como não gravado."""
     if not isinstance(doc, dict) or not doc:
         return None
-
-    def texts(value: Any) -> tuple[str, ...]:
-        return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
-
-    servers, findings, aliases = doc.get("servidores"), doc.get("achados"), doc.get("apelidos")
+    aliases = doc.get("apelidos")
     return StoredFailover(
-        serious=doc.get("grave") is True, configured=texts(doc.get("sincronizados")),
+        serious=doc.get("grave") is True, configured=stored_texts(doc.get("sincronizados")),
         aliases=tuple((alias, server) for alias, server in aliases.items() if isinstance(server, str))
         if isinstance(aliases, dict) else (),
         lists=tuple(StoredServerList(stored_text(item.get("url")), stored_text(item.get("papel")),
                                      stored_text(item.get("estado")),
-                                     texts(item["lista"]) if isinstance(item.get("lista"), list) else None)
-                    for item in (servers if isinstance(servers, list) else []) if isinstance(item, dict)),
+                                     stored_texts(item["lista"]) if isinstance(item.get("lista"), list) else None)
+                    for item in stored_objects(doc.get("servidores"))),
         findings=tuple(StoredFinding(item.get("grave") is True, stored_text(item.get("mensagem")))
-                       for item in (findings if isinstance(findings, list) else []) if isinstance(item, dict)))
+                       for item in stored_objects(doc.get("achados"))))
 
 
 def latest_failover(pairs: list["PanelPair"]) -> StoredFailover | None:
@@ -5648,25 +5654,24 @@ class HistoryRow:
         counts, details = row["contagens"], row["detalhes"]
         backup_only = details.get("so_no_backup")
         allowed = backup_only.get("licencas_liberadas") if isinstance(backup_only, dict) else None
-        by_field, conflicts = details.get("divergencias_por_campo"), details.get("conflitos")
-        divergences = details.get("divergencias")
+        by_field = details.get("divergencias_por_campo")
         return cls(id=row["id"], run_id=row["execucao"], started=row["inicio"], ended=row["fim"], mode=row["modo"],
                    primary=row["principal"], backup=row["backup"], status=row["situacao"], error=row["erro"] or None,
                    failures=int(row["falhas"] or 0), conflicts=row["conflitos"] or 0,
                    divergences=row["divergencias"] or 0, parity_total=row["paridade_total"],
                    parity_different=row["paridade_diferentes"] or 0,
                    writes=(count_changes(counts), count_changes(counts.get("no_principal") or {})),
-                   backup_only_allowed=[k for k in allowed if isinstance(k, str)] if isinstance(allowed, list) else [],
+                   backup_only_allowed=list(stored_texts(allowed)),
                    failover=stored_failover(details.get("rota_de_falha")),
                    conflict_samples=tuple(
                        StoredConflict(_parse_enum(RecordKind, stored_text(c.get("tipo"))), stored_text(c.get("chave")),
                                       stored_text(c.get("descricao")), stored_text(c.get("resolucao")))
-                       for c in (conflicts if isinstance(conflicts, list) else []) if isinstance(c, dict)),
+                       for c in stored_objects(details.get("conflitos"))),
                    divergence_samples=tuple(
                        StoredDivergence(_parse_enum(RecordKind, stored_text(d.get("tipo"))),
                                         stored_text(d.get("chave")), stored_text(d.get("campo")), d.get("principal"),
                                         d.get("backup"), stored_text(d.get("observacao")))
-                       for d in (divergences if isinstance(divergences, list) else []) if isinstance(d, dict)),
+                       for d in stored_objects(details.get("divergencias"))),
                    divergences_by_field=tuple((k, v) for k, v in by_field.items() if type(v) is int)
                    if isinstance(by_field, dict) else (),
                    details=details, columns=row)
@@ -7218,11 +7223,10 @@ def read_last_run(path: str | os.PathLike[str]) -> LastRun | None:
     def text(value: Any) -> str | None:
         return value if isinstance(value, str) else None
 
-    items = doc.get("servidores")
     servers = tuple(
         LastRunServer(role=text(item.get("papel")) or "", url=text(item.get("url")) or "", ok=item.get("ok") is True,
                       error=None if item.get("erro") in (None, "") else str(item.get("erro")))
-        for item in (items if isinstance(items, list) else []) if isinstance(item, dict))
+        for item in stored_objects(doc.get("servidores")))
     code = doc.get("codigo_saida")
     recorded = doc.get("registrada_no_historico")
     return LastRun(started=text(doc.get("inicio")), ended=text(doc.get("fim")),
