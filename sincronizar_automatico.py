@@ -242,19 +242,12 @@ def variantes(valor: str) -> set[str]:
     }
 
 
-_MASCARA_SEM_CONTEXTO: list = []  # num script de antes da interface 2: uma máscara (sb.Secrets) só do invólucro
-
-
 def mascara_do_script():
     """A máscara de segredos do sincronizar_bancos.py neste processo (a do contexto de fora de uma execução,
-    que o invólucro usa do começo ao fim). Num script de antes da interface 2 (atualização pela metade), uma
-    máscara própria, da mesma classe: o invólucro só mascara os textos dele."""
+    que o invólucro usa do começo ao fim). Num script de antes da interface 2 (atualização pela metade), a
+    máscara do módulo dele (sb.SECRETS, que lá ainda é a máscara mesma)."""
     contexto = getattr(sb, "run_context", None)
-    if contexto is not None:
-        return contexto().secrets
-    if not _MASCARA_SEM_CONTEXTO:
-        _MASCARA_SEM_CONTEXTO.append(sb.Secrets())
-    return _MASCARA_SEM_CONTEXTO[0]
+    return contexto().secrets if contexto is not None else sb.SECRETS
 
 
 def registrar_segredos(valores, destino=None) -> None:
